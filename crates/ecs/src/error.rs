@@ -1,0 +1,76 @@
+//! ECS errors and their one mapping to AWS's wire codes.
+
+use store::StoreError;
+use wire::AwsError;
+
+/// Everything an ECS operation can refuse or fail with. Each variant is one modeled
+/// exception of botocore's ECS model (or a protocol-level error), carrying the message.
+#[derive(Debug, thiserror::Error)]
+pub enum EcsError {
+    /// The target names an operation ECS does not have (or Stevedore does not serve yet).
+    #[error("{0}")]
+    UnknownOperation(String),
+    /// The body is not JSON, or a member has the wrong JSON type.
+    #[error("{0}")]
+    Serialization(String),
+    /// A parameter is missing, out of range or malformed.
+    #[error("{0}")]
+    InvalidParameter(String),
+    /// The request is refused for a reason of the caller's (AWS's catch-all).
+    #[error("{0}")]
+    Client(String),
+    /// The named cluster does not exist.
+    #[error("Cluster not found.")]
+    ClusterNotFound,
+    /// DeleteCluster while container instances are registered.
+    #[error("The Cluster cannot be deleted while Container Instances are active or draining.")]
+    ClusterContainsContainerInstances,
+    /// DeleteCluster while services are active.
+    #[error("The Cluster cannot be deleted while Services are active.")]
+    ClusterContainsServices,
+    /// DeleteCluster while tasks are active.
+    #[error("The Cluster cannot be deleted while Tasks are active.")]
+    ClusterContainsTasks,
+    /// PutAttributes/DeleteAttributes on an unknown target.
+    #[error("{0}")]
+    TargetNotFound(String),
+    /// Too many custom attributes.
+    #[error("{0}")]
+    AttributeLimitExceeded(String),
+    /// A tagged resource does not exist.
+    #[error("{0}")]
+    ResourceNotFound(String),
+    /// The state store failed.
+    #[error("The state store failed: {0}")]
+    Store(#[from] StoreError),
+    /// Compare-and-swap kept losing to concurrent writers.
+    #[error("Too many concurrent updates to {0}; retry the request.")]
+    Contention(String),
+}
+
+impl EcsError {
+    /// The AWS error this is reported as.
+    pub fn to_aws(&self) -> AwsError {
+        let msg = self.to_string();
+        let code = match self {
+            Self::UnknownOperation(_) => "UnknownOperationException",
+            Self::Serialization(_) => "SerializationException",
+            Self::InvalidParameter(_) => "InvalidParameterException",
+            Self::Client(_) => "ClientException",
+            Self::ClusterNotFound => "ClusterNotFoundException",
+            Self::ClusterContainsContainerInstances => "ClusterContainsContainerInstancesException",
+            Self::ClusterContainsServices => "ClusterContainsServicesException",
+            Self::ClusterContainsTasks => "ClusterContainsTasksException",
+            Self::TargetNotFound(_) => "TargetNotFoundException",
+            Self::AttributeLimitExceeded(_) => "AttributeLimitExceededException",
+            Self::ResourceNotFound(_) => "ResourceNotFoundException",
+            Self::Store(_) | Self::Contention(_) => return AwsError::server("ServerException", msg),
+        };
+        AwsError::client(code, msg)
+    }
+}
+
+/// Shorthand for the common refusal.
+pub(crate) fn invalid<T>(msg: impl Into<String>) -> Result<T, EcsError> {
+    Err(EcsError::InvalidParameter(msg.into()))
+}

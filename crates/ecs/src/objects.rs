@@ -1,0 +1,150 @@
+//! How ECS objects sit in the store: the key layout, typed reads and the
+//! compare-and-swap retry loop every write goes through.
+//!
+//! Layout (values are JSON):
+//! - `ecs/cluster/<name>` → [`Cluster`](model::ecs::shapes::Cluster)
+//! - `ecs/family/<family>` → [`FamilyRecord`]
+//! - `ecs/taskdef/<family>/<revision, 10 digits>` → [`StoredTaskDefinition`]
+//! - `ecs/instance/<cluster>/<id>` → [`ContainerInstance`](model::ecs::shapes::ContainerInstance)
+//! - `ecs/setting/<principal ARN>/<name>` → [`Setting`](model::ecs::shapes::Setting)
+
+use crate::error::EcsError;
+use model::ecs::shapes::{TaskDefinition, Tag};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use store::{Revision, Store, Txn, TxnOutcome};
+
+/// Key of a cluster.
+pub fn cluster_key(name: &str) -> String {
+    format!("ecs/cluster/{name}")
+}
+/// Key of a family's revision counter.
+pub fn family_key(family: &str) -> String {
+    format!("ecs/family/{family}")
+}
+/// Prefix of all revisions of a family.
+pub fn taskdef_prefix(family: &str) -> String {
+    format!("ecs/taskdef/{family}/")
+}
+/// Key of one task definition revision; zero-padded so key order is revision order.
+pub fn taskdef_key(family: &str, revision: i32) -> String {
+    format!("ecs/taskdef/{family}/{revision:010}")
+}
+/// Prefix of a cluster's container instances.
+pub fn instance_prefix(cluster: &str) -> String {
+    format!("ecs/instance/{cluster}/")
+}
+/// Key of a container instance.
+pub fn instance_key(cluster: &str, id: &str) -> String {
+    format!("ecs/instance/{cluster}/{id}")
+}
+/// Key of an account setting for a principal.
+pub fn setting_key(principal: &str, name: &str) -> String {
+    format!("ecs/setting/{principal}/{name}")
+}
+
+/// A family's bookkeeping: revisions are never reused, even after deletion.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct FamilyRecord {
+    /// Highest revision ever registered.
+    pub last_revision: i32,
+    /// Highest ACTIVE revision, which a bare family name resolves to.
+    #[serde(default)]
+    pub latest_active: Option<i32>,
+}
+
+/// A stored task definition and its tags (AWS returns them beside, not inside, it).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StoredTaskDefinition {
+    /// The definition as DescribeTaskDefinition returns it.
+    pub task_definition: TaskDefinition,
+    /// Its tags.
+    #[serde(default)]
+    pub tags: Vec<Tag>,
+}
+
+/// How many times a write re-reads and retries after losing a compare-and-swap race.
+const MAX_ATTEMPTS: usize = 64;
+
+/// Typed access to the store.
+#[derive(Clone)]
+pub struct Objects {
+    store: std::sync::Arc<dyn Store>,
+}
+
+impl Objects {
+    /// Wraps a store.
+    pub fn new(store: std::sync::Arc<dyn Store>) -> Self {
+        Self { store }
+    }
+
+    /// Reads and decodes one object with its revision.
+    pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<(T, Revision)>, EcsError> {
+        match self.store.get(key).await? {
+            None => Ok(None),
+            Some(kv) => Ok(Some((decode(&kv.key, &kv.value)?, kv.mod_revision))),
+        }
+    }
+
+    /// Reads and decodes every object under `prefix`, in key order.
+    pub async fn list<T: DeserializeOwned>(&self, prefix: &str) -> Result<Vec<(String, T, Revision)>, EcsError> {
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.store.range(prefix, after.as_deref(), 1024).await?;
+            for kv in &page.items {
+                out.push((kv.key.clone(), decode(&kv.key, &kv.value)?, kv.mod_revision));
+            }
+            if !page.more {
+                return Ok(out);
+            }
+            after = page.items.last().map(|kv| kv.key.clone());
+        }
+    }
+
+
+    /// Commits `txn`; `Ok(false)` when a compare failed.
+    pub async fn commit(&self, txn: Txn) -> Result<bool, EcsError> {
+        Ok(matches!(self.store.txn(txn).await?, TxnOutcome::Committed { .. }))
+    }
+
+    /// Runs `attempt` until it commits: each attempt re-reads what it needs and returns
+    /// either a finished result or a transaction plus the result to give once it commits.
+    pub async fn retry<R, F, Fut>(&self, what: &str, mut attempt: F) -> Result<R, EcsError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<Step<R>, EcsError>>,
+    {
+        for _ in 0..MAX_ATTEMPTS {
+            match attempt().await? {
+                Step::Done(r) => return Ok(r),
+                Step::Commit(txn, r) => {
+                    if self.commit(txn).await? {
+                        return Ok(r);
+                    }
+                    tracing::debug!(object = what, "Compare-and-swap lost a race; retrying.");
+                }
+            }
+        }
+        Err(EcsError::Contention(what.to_owned()))
+    }
+}
+
+/// What one attempt of a write decided.
+pub enum Step<R> {
+    /// Nothing to write; answer with this.
+    Done(R),
+    /// Write this, then answer with the result.
+    Commit(Txn, R),
+}
+
+/// JSON-encodes a value for the store.
+pub fn encode<T: Serialize>(value: &T) -> Result<bytes::Bytes, EcsError> {
+    serde_json::to_vec(value)
+        .map(bytes::Bytes::from)
+        .map_err(|e| EcsError::Store(store::StoreError::Backend(format!("encoding failed: {e}"))))
+}
+
+fn decode<T: DeserializeOwned>(key: &str, value: &[u8]) -> Result<T, EcsError> {
+    serde_json::from_slice(value)
+        .map_err(|e| EcsError::Store(store::StoreError::Backend(format!("stored object {key} is unreadable: {e}"))))
+}

@@ -1,0 +1,8 @@
+//! `model` owns the shapes Stevedore speaks and stores: the AWS request/response types
+//! (generated from botocore's models, so member names and types are AWS's), ARNs and
+//! identifiers, and the pure validation rules AWS applies to them.
+//!
+//! It must stay pure: no I/O, no async runtime, no clock. Time and randomness come in as
+//! arguments.
+
+pub mod ecs;

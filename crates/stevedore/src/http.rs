@@ -1,0 +1,177 @@
+//! The HTTP front door: `/health`, then for every API request SigV4 verification,
+//! dispatch by `X-Amz-Target` (JSON protocols) or `Action` (query protocols), and the
+//! AWS error envelope for whatever goes wrong. No request can make it answer 500 for the
+//! caller's mistake, and none is read past the body limit.
+
+use crate::credentials::AccessKey;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use ecs::{Caller, Ecs};
+use http::{HeaderMap, HeaderValue, StatusCode};
+use model::ecs::arn::ArnScope;
+use std::sync::Arc;
+use store::Store;
+use wire::{AwsError, JsonVersion, Target};
+
+/// The largest API request body accepted. ECS's largest requests (task definitions) are
+/// well under this; the registry streams its blobs and does not go through here.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Shared state of the HTTP layer.
+pub struct App {
+    ecs: Ecs,
+    admin: AccessKey,
+    principal: String,
+}
+
+impl App {
+    pub fn new(store: Arc<dyn Store>, scope: ArnScope, admin: AccessKey) -> Self {
+        let principal = scope.root_principal();
+        Self { ecs: Ecs::new(store, scope), admin, principal }
+    }
+
+    fn secret_for(&self, access_key_id: &str) -> Option<String> {
+        (access_key_id == self.admin.access_key_id).then(|| self.admin.secret_access_key.clone())
+    }
+}
+
+pub fn router(app: Arc<App>) -> Router {
+    Router::new().route("/health", get(health)).fallback(api).with_state(app)
+}
+
+async fn health() -> impl IntoResponse {
+    ([(http::header::CONTENT_TYPE, "application/json")], "{\"status\":\"ok\"}")
+}
+
+/// How the caller expects errors to be encoded.
+#[derive(Clone, Copy)]
+enum Protocol {
+    Json(JsonVersion),
+    Query,
+}
+
+fn request_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+fn error_response(err: &AwsError, protocol: Protocol, rid: &str) -> Response {
+    let status = StatusCode::from_u16(err.status).unwrap_or(StatusCode::BAD_REQUEST);
+    let mut resp = match protocol {
+        Protocol::Json(v) => {
+            let mut r = Response::new(Body::from(err.json_body()));
+            r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static(v.content_type()));
+            r
+        }
+        Protocol::Query => {
+            let kind = if err.status >= 500 { "Receiver" } else { "Sender" };
+            let body = format!(
+                "<ErrorResponse><Error><Type>{kind}</Type><Code>{}</Code><Message>{}</Message></Error><RequestId>{rid}</RequestId></ErrorResponse>",
+                xml_escape(&err.code),
+                xml_escape(&err.message)
+            );
+            let mut r = Response::new(Body::from(body));
+            r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/xml"));
+            r
+        }
+    };
+    *resp.status_mut() = status;
+    if let Ok(v) = HeaderValue::from_str(&err.code) {
+        resp.headers_mut().insert("x-amzn-ErrorType", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(rid) {
+        resp.headers_mut().insert("x-amzn-RequestId", v);
+    }
+    resp
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+fn protocol_of(headers: &HeaderMap) -> Protocol {
+    let ct = headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if ct.starts_with("application/x-www-form-urlencoded") {
+        Protocol::Query
+    } else if ct.starts_with("application/x-amz-json-1.0") {
+        Protocol::Json(JsonVersion::V1_0)
+    } else {
+        Protocol::Json(JsonVersion::V1_1)
+    }
+}
+
+async fn api(State(app): State<Arc<App>>, req: Request) -> Response {
+    let rid = request_id();
+    let (parts, body) = req.into_parts();
+    let protocol = protocol_of(&parts.headers);
+    let declared = parts
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let too_large = || {
+        AwsError::client("SerializationException", format!("The request body is larger than the {MAX_BODY_BYTES}-byte limit.")).with_status(413)
+    };
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return error_response(&too_large(), protocol, &rid);
+    }
+    let body: Bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(b) => b,
+        Err(_) => return error_response(&too_large(), protocol, &rid),
+    };
+    let signed = wire::sigv4::SignedRequest {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: parts.uri.query(),
+        headers: &parts.headers,
+        body: &body,
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0);
+    let verified = match wire::sigv4::verify(&signed, &|id| app.secret_for(id), now) {
+        Ok(v) => v,
+        Err(e) => {
+            let status = if e.aws_code() == "MissingAuthenticationTokenException" { 403 } else { 400 };
+            let err = AwsError::client(e.aws_code(), e.to_string()).with_status(status);
+            tracing::debug!(error = %e, "Request refused by signature verification.");
+            return error_response(&err, protocol, &rid);
+        }
+    };
+    let caller = Caller { principal_arn: app.principal.clone() };
+    let target = parts.headers.get("x-amz-target").and_then(|v| v.to_str().ok()).and_then(Target::parse);
+    let result = match (target, protocol) {
+        (Some(t), Protocol::Json(v)) if t.prefix == model::ecs::TARGET_PREFIX => {
+            let out = app.ecs.handle(t.operation, &body, &caller).await.map_err(|e| e.to_aws());
+            if let Err(e) = &out {
+                if e.status >= 500 {
+                    tracing::error!(operation = t.operation, error = %e, "ECS operation failed.");
+                }
+            }
+            out.map(|b| (b, v))
+        }
+        (Some(t), Protocol::Json(_)) => Err(AwsError::client(
+            "UnknownOperationException",
+            format!("Operation {}.{} is not served by this endpoint (signed for service '{}').", t.prefix, t.operation, verified.service),
+        )),
+        (_, Protocol::Query) => Err(AwsError::client("InvalidAction", "This endpoint does not serve that query-protocol action yet.")),
+        (None, Protocol::Json(_)) => Err(AwsError::client(
+            "UnknownOperationException",
+            "The request names no operation: send an X-Amz-Target header (AWS JSON protocols) or an Action parameter (query protocols).",
+        )),
+    };
+    match result {
+        Ok((bytes, version)) => {
+            let mut resp = Response::new(Body::from(bytes));
+            resp.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static(version.content_type()));
+            if let Ok(v) = HeaderValue::from_str(&rid) {
+                resp.headers_mut().insert("x-amzn-RequestId", v);
+            }
+            resp
+        }
+        Err(e) => error_response(&e, protocol, &rid),
+    }
+}

@@ -1,0 +1,56 @@
+//! `stevedore`: the one binary. It parses the command line, sets up logging and runs the
+//! role asked for. Each role's wiring lives in its own module.
+
+mod credentials;
+mod http;
+mod server;
+
+use clap::{Parser, Subcommand};
+
+/// Stevedore: Amazon ECS, ECR and Fargate's APIs on your own machines.
+#[derive(Parser, Debug)]
+#[command(name = "stevedore", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the control plane: every AWS API on one port, over durable embedded state.
+    Server(server::ServerArgs),
+    /// Run everything on this machine with the embedded defaults (the quick start).
+    Up(server::ServerArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("STEVEDORE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(error) => {
+            tracing::error!(%error, "Could not start the async runtime.");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Server(args) => server::run(args, false).await,
+            Command::Up(args) => server::run(args, true).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(error = %format!("{error:#}"), "Stevedore stopped on an error.");
+            eprintln!("stevedore: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! The `server` role: opens the state store, loads the admin key, and serves every API on
+//! one port until SIGINT or SIGTERM.
+
+use crate::credentials::{load_admin_key, KeySource};
+use crate::http::{router, App};
+use anyhow::Context;
+use model::ecs::arn::ArnScope;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Options of `stevedore server` (and `stevedore up`).
+#[derive(clap::Args, Debug)]
+pub struct ServerArgs {
+    /// Address to serve every API on.
+    #[arg(long, env = "STEVEDORE_LISTEN", default_value = "127.0.0.1:4747")]
+    listen: SocketAddr,
+    /// Directory holding the state database and the admin key.
+    #[arg(long, env = "STEVEDORE_DATA_DIR", default_value = "./.stevedore")]
+    data_dir: PathBuf,
+    /// Region that ARNs and credential scopes use.
+    #[arg(long, env = "STEVEDORE_REGION", default_value = "us-east-1")]
+    region: String,
+    /// Twelve-digit account id that ARNs use.
+    #[arg(long, env = "STEVEDORE_ACCOUNT_ID", default_value = "000000000000")]
+    account_id: String,
+}
+
+pub async fn run(args: ServerArgs, quick_start: bool) -> anyhow::Result<()> {
+    if args.account_id.len() != 12 || !args.account_id.bytes().all(|b| b.is_ascii_digit()) {
+        anyhow::bail!("--account-id must be 12 digits, got '{}'", args.account_id);
+    }
+    if args.region.is_empty() || !args.region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+        anyhow::bail!("--region must look like an AWS region (e.g. us-east-1), got '{}'", args.region);
+    }
+    std::fs::create_dir_all(&args.data_dir).with_context(|| format!("creating data directory {}", args.data_dir.display()))?;
+    let (key, source) = load_admin_key(
+        &args.data_dir,
+        std::env::var("STEVEDORE_ADMIN_ACCESS_KEY_ID").ok(),
+        std::env::var("STEVEDORE_ADMIN_SECRET_ACCESS_KEY").ok(),
+    )?;
+    let db = args.data_dir.join("state.db");
+    let store = tokio::task::spawn_blocking(move || store::SqliteStore::open(store::SqliteConfig::new(db)))
+        .await
+        .context("opening the state store")?
+        .context("opening the state store")?;
+    let scope = ArnScope { region: args.region.clone(), account_id: args.account_id.clone() };
+    let app = Arc::new(App::new(Arc::new(store), scope, key));
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(listen = %addr, data_dir = %args.data_dir.display(), region = %args.region, "Stevedore server ready.");
+    print_banner(&addr, &args, &source, quick_start);
+    axum::serve(listener, router(app))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving HTTP")?;
+    tracing::info!("Stevedore server stopped.");
+    Ok(())
+}
+
+fn print_banner(addr: &SocketAddr, args: &ServerArgs, source: &KeySource, quick_start: bool) {
+    let creds = match source {
+        KeySource::Environment => "the admin key is the one in STEVEDORE_ADMIN_ACCESS_KEY_ID / STEVEDORE_ADMIN_SECRET_ACCESS_KEY".to_owned(),
+        KeySource::DataDir(p) => {
+            let abs = std::fs::canonicalize(p).unwrap_or_else(|_| p.clone());
+            format!("export AWS_SHARED_CREDENTIALS_FILE={}", abs.display())
+        }
+    };
+    println!("Stevedore is serving the ECS API on http://{addr}");
+    println!("  {creds}");
+    println!("  export AWS_ENDPOINT_URL=http://{addr} AWS_DEFAULT_REGION={}", args.region);
+    println!("  aws ecs create-cluster --cluster-name demo");
+    if quick_start {
+        println!("  (containers need the agent role, which is not part of this build yet: the control plane runs alone)");
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::warn!(%error, "Could not listen for Ctrl-C.");
+            std::future::pending::<()>().await;
+        }
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "Could not listen for SIGTERM.");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! { () = ctrl_c => {}, () = term => {} }
+    tracing::info!("Shutdown requested; finishing in-flight requests.");
+}

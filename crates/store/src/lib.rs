@@ -1,0 +1,181 @@
+//! `store` owns Stevedore's durable state: a revisioned key-value space with
+//! compare-and-swap transactions, shaped after etcd v3 so that an etcd backend can
+//! sit behind the same trait later.
+//!
+//! Every key carries `create_revision` and `mod_revision`; the store keeps one global
+//! revision that grows by one per committed transaction. A [`Txn`] commits only if all
+//! of its [`Compare`]s hold, so two writers can never both win a race for the same
+//! object. A write is acknowledged only once it is durable (fsync'd).
+//!
+//! This crate must not know ECS: values are opaque bytes and keys are strings that the
+//! services lay out.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+mod sqlite;
+pub use sqlite::{SqliteConfig, SqliteStore};
+
+#[cfg(feature = "testsuite")]
+pub mod testsuite;
+
+/// A point in the store's history. Revision 0 means "never existed".
+pub type Revision = u64;
+
+/// One stored object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyValue {
+    /// The key, as laid out by the owning service (for example `ecs/clusters/default`).
+    pub key: String,
+    /// Opaque value bytes.
+    pub value: Bytes,
+    /// Revision of the transaction that created this key (since its last deletion).
+    pub create_revision: Revision,
+    /// Revision of the transaction that last wrote this key.
+    pub mod_revision: Revision,
+}
+
+/// A condition a transaction checks before it applies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Compare {
+    /// The key's `mod_revision` equals `revision`; `revision == 0` means the key must be absent.
+    ModRevision {
+        /// Key to check.
+        key: String,
+        /// Expected `mod_revision` (0 = absent).
+        revision: Revision,
+    },
+}
+
+/// One write in a transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// Create or replace a key.
+    Put {
+        /// Key to write.
+        key: String,
+        /// New value.
+        value: Bytes,
+    },
+    /// Remove a key; removing an absent key is not an error.
+    Delete {
+        /// Key to remove.
+        key: String,
+    },
+}
+
+/// An atomic compare-and-swap transaction: if every compare holds, every op applies.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Txn {
+    /// Conditions that must all hold.
+    pub compares: Vec<Compare>,
+    /// Writes applied atomically when they do.
+    pub ops: Vec<Op>,
+}
+
+impl Txn {
+    /// An empty transaction.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Requires `key` to be at `revision` (0 = absent).
+    #[must_use]
+    pub fn when(mut self, key: impl Into<String>, revision: Revision) -> Self {
+        self.compares.push(Compare::ModRevision {
+            key: key.into(),
+            revision,
+        });
+        self
+    }
+    /// Writes `value` at `key`.
+    #[must_use]
+    pub fn put(mut self, key: impl Into<String>, value: impl Into<Bytes>) -> Self {
+        self.ops.push(Op::Put {
+            key: key.into(),
+            value: value.into(),
+        });
+        self
+    }
+    /// Deletes `key`.
+    #[must_use]
+    pub fn delete(mut self, key: impl Into<String>) -> Self {
+        self.ops.push(Op::Delete { key: key.into() });
+        self
+    }
+}
+
+/// What a transaction did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TxnOutcome {
+    /// All compares held; the writes are durable at this revision.
+    Committed {
+        /// The store revision this transaction created.
+        revision: Revision,
+    },
+    /// A compare failed; nothing was written.
+    Conflict {
+        /// The first key whose compare failed.
+        key: String,
+    },
+}
+
+/// A page of keys in key order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RangePage {
+    /// Matching objects, sorted by key.
+    pub items: Vec<KeyValue>,
+    /// True when more keys match after the last one returned.
+    pub more: bool,
+    /// The store revision this page was read at.
+    pub revision: Revision,
+}
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backend's database failed.
+    #[error("the state database failed: {0}")]
+    Backend(String),
+    /// The stored schema is newer than this binary understands.
+    #[error("the state database has schema version {found}, newer than the {supported} this binary supports")]
+    SchemaTooNew {
+        /// Version found on disk.
+        found: u32,
+        /// Highest version this binary knows.
+        supported: u32,
+    },
+    /// The store has been closed (shutdown in progress).
+    #[error("the state store is shut down")]
+    Closed,
+}
+
+/// A revisioned key-value store with compare-and-swap transactions.
+///
+/// Reads are linearizable with respect to acknowledged writes: once `txn` returns
+/// `Committed`, every later read sees it.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Reads one key.
+    async fn get(&self, key: &str) -> Result<Option<KeyValue>, StoreError>;
+    /// Reads up to `limit` keys starting with `prefix`, in key order, strictly after
+    /// `start_after` when given.
+    ///
+    /// `limit == 0` returns no items (it does not mean "unlimited" as in etcd); `more`
+    /// then says whether any key matches.
+    async fn range(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<RangePage, StoreError>;
+    /// Counts the keys starting with `prefix`.
+    async fn count(&self, prefix: &str) -> Result<usize, StoreError>;
+    /// Applies `txn` atomically if its compares hold; returns once durable.
+    ///
+    /// A txn with at least one op gets its own new revision. A txn with no ops whose
+    /// compares hold commits at the current revision without creating a new one (as
+    /// etcd does).
+    async fn txn(&self, txn: Txn) -> Result<TxnOutcome, StoreError>;
+    /// The latest committed revision.
+    async fn revision(&self) -> Result<Revision, StoreError>;
+}
