@@ -7,8 +7,8 @@ use crate::pagination::{page_size, paginate};
 use crate::{Caller, Ecs};
 use model::ecs::shapes::{
     ListAccountSettingsRequest, ListAccountSettingsResponse, PutAccountSettingDefaultRequest,
-    PutAccountSettingDefaultResponse, PutAccountSettingRequest, PutAccountSettingResponse,
-    Setting, SettingName, SettingType,
+    PutAccountSettingDefaultResponse, PutAccountSettingRequest, PutAccountSettingResponse, Setting,
+    SettingName, SettingType,
 };
 use store::Txn;
 
@@ -29,8 +29,12 @@ const ALL: [SettingName; 11] = [
 /// The values a setting accepts, the first being AWS's default.
 fn allowed(name: SettingName) -> &'static [&'static str] {
     match name {
-        SettingName::ServiceLongArnFormat | SettingName::TaskLongArnFormat | SettingName::ContainerInstanceLongArnFormat => &["enabled", "disabled"],
-        SettingName::AwsvpcTrunking | SettingName::FargateFIPSMode | SettingName::FargateEventWindows => &["disabled", "enabled"],
+        SettingName::ServiceLongArnFormat
+        | SettingName::TaskLongArnFormat
+        | SettingName::ContainerInstanceLongArnFormat => &["enabled", "disabled"],
+        SettingName::AwsvpcTrunking
+        | SettingName::FargateFIPSMode
+        | SettingName::FargateEventWindows => &["disabled", "enabled"],
         SettingName::ContainerInsights => &["disabled", "enabled", "enhanced"],
         SettingName::TagResourceAuthorization => &["on", "off"],
         SettingName::GuardDutyActivate => &["off", "on"],
@@ -44,18 +48,41 @@ fn check_value(name: SettingName, value: &str) -> Result<(), EcsError> {
     if ok.contains(&value) {
         Ok(())
     } else {
-        invalid(format!("Invalid value '{value}' for account setting {}: use one of {}.", name.as_str(), ok.join(", ")))
+        invalid(format!(
+            "Invalid value '{value}' for account setting {}: use one of {}.",
+            name.as_str(),
+            ok.join(", ")
+        ))
     }
 }
 
-async fn put(ecs: &Ecs, principal: String, name: SettingName, value: String) -> Result<Setting, EcsError> {
+async fn put(
+    ecs: &Ecs,
+    principal: String,
+    name: SettingName,
+    value: String,
+) -> Result<Setting, EcsError> {
     check_value(name, &value)?;
     let key = setting_key(&principal, name.as_str());
-    let setting = Setting { name: Some(name), value: Some(value), principal_arn: Some(principal), type_: Some(SettingType::User) };
+    let setting = Setting {
+        name: Some(name),
+        value: Some(value),
+        principal_arn: Some(principal),
+        type_: Some(SettingType::User),
+    };
     ecs.objects
         .retry(&key, || async {
-            let rev = ecs.objects.get::<Setting>(&key).await?.map_or(0, |(_, r)| r);
-            Ok(Step::Commit(Txn::new().when(key.clone(), rev).put(key.clone(), encode(&setting)?), setting.clone()))
+            let rev = ecs
+                .objects
+                .get::<Setting>(&key)
+                .await?
+                .map_or(0, |(_, r)| r);
+            Ok(Step::Commit(
+                Txn::new()
+                    .when(key.clone(), rev)
+                    .put(key.clone(), encode(&setting)?),
+                setting.clone(),
+            ))
         })
         .await
 }
@@ -64,28 +91,48 @@ fn check_principal(p: &str) -> Result<(), EcsError> {
     if p.starts_with("arn:aws:iam::") && p.len() > "arn:aws:iam::".len() {
         Ok(())
     } else {
-        invalid(format!("principalArn '{p}' is not an IAM user, role or root ARN."))
+        invalid(format!(
+            "principalArn '{p}' is not an IAM user, role or root ARN."
+        ))
     }
 }
 
-pub(crate) async fn put_account_setting(ecs: &Ecs, req: PutAccountSettingRequest, caller: &Caller) -> Result<PutAccountSettingResponse, EcsError> {
-    let principal = req.principal_arn.clone().unwrap_or_else(|| caller.principal_arn.clone());
+pub(crate) async fn put_account_setting(
+    ecs: &Ecs,
+    req: PutAccountSettingRequest,
+    caller: &Caller,
+) -> Result<PutAccountSettingResponse, EcsError> {
+    let principal = req
+        .principal_arn
+        .clone()
+        .unwrap_or_else(|| caller.principal_arn.clone());
     check_principal(&principal)?;
     let s = put(ecs, principal, req.name, req.value).await?;
     Ok(PutAccountSettingResponse { setting: Some(s) })
 }
 
-pub(crate) async fn put_account_setting_default(ecs: &Ecs, req: PutAccountSettingDefaultRequest, _: &Caller) -> Result<PutAccountSettingDefaultResponse, EcsError> {
+pub(crate) async fn put_account_setting_default(
+    ecs: &Ecs,
+    req: PutAccountSettingDefaultRequest,
+    _: &Caller,
+) -> Result<PutAccountSettingDefaultResponse, EcsError> {
     let s = put(ecs, ecs.scope.root_principal(), req.name, req.value).await?;
     Ok(PutAccountSettingDefaultResponse { setting: Some(s) })
 }
 
-pub(crate) async fn list_account_settings(ecs: &Ecs, req: ListAccountSettingsRequest, caller: &Caller) -> Result<ListAccountSettingsResponse, EcsError> {
+pub(crate) async fn list_account_settings(
+    ecs: &Ecs,
+    req: ListAccountSettingsRequest,
+    caller: &Caller,
+) -> Result<ListAccountSettingsResponse, EcsError> {
     let size = match req.max_results {
         None => 10,
         Some(n) => page_size(Some(n), 10)?,
     };
-    let principal = req.principal_arn.clone().unwrap_or_else(|| caller.principal_arn.clone());
+    let principal = req
+        .principal_arn
+        .clone()
+        .unwrap_or_else(|| caller.principal_arn.clone());
     let root = ecs.scope.root_principal();
     let names: Vec<SettingName> = match req.name {
         Some(n) => vec![n],
@@ -93,9 +140,17 @@ pub(crate) async fn list_account_settings(ecs: &Ecs, req: ListAccountSettingsReq
     };
     let mut items = Vec::new();
     for name in names {
-        let own = ecs.objects.get::<Setting>(&setting_key(&principal, name.as_str())).await?.map(|(s, _)| s);
+        let own = ecs
+            .objects
+            .get::<Setting>(&setting_key(&principal, name.as_str()))
+            .await?
+            .map(|(s, _)| s);
         let setting = if req.effective_settings == Some(true) {
-            let fallback = ecs.objects.get::<Setting>(&setting_key(&root, name.as_str())).await?.map(|(s, _)| s);
+            let fallback = ecs
+                .objects
+                .get::<Setting>(&setting_key(&root, name.as_str()))
+                .await?
+                .map(|(s, _)| s);
             own.or(fallback).or_else(|| {
                 Some(Setting {
                     name: Some(name),
@@ -116,5 +171,8 @@ pub(crate) async fn list_account_settings(ecs: &Ecs, req: ListAccountSettingsReq
     }
     items.sort_by(|a, b| a.0.cmp(&b.0));
     let page = paginate(items, req.next_token.as_deref(), size, false)?;
-    Ok(ListAccountSettingsResponse { settings: Some(page.items), next_token: page.next_token })
+    Ok(ListAccountSettingsResponse {
+        settings: Some(page.items),
+        next_token: page.next_token,
+    })
 }

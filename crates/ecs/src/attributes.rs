@@ -20,19 +20,28 @@ fn by_target(attrs: &[Attribute]) -> Result<BTreeMap<String, Vec<Attribute>>, Ec
         return invalid("attributes must contain at least one attribute.");
     }
     if attrs.len() > MAX_CUSTOM_ATTRIBUTES {
-        return Err(EcsError::AttributeLimitExceeded(format!("At most {MAX_CUSTOM_ATTRIBUTES} attributes can be given in one call.")));
+        return Err(EcsError::AttributeLimitExceeded(format!(
+            "At most {MAX_CUSTOM_ATTRIBUTES} attributes can be given in one call."
+        )));
     }
     let mut out: BTreeMap<String, Vec<Attribute>> = BTreeMap::new();
     for a in attrs {
         let Some(target) = a.target_id.clone().filter(|t| !t.is_empty()) else {
-            return invalid(format!("Attribute '{}' needs a targetId: the ARN or id of a container instance.", a.name));
+            return invalid(format!(
+                "Attribute '{}' needs a targetId: the ARN or id of a container instance.",
+                a.name
+            ));
         };
         out.entry(target).or_default().push(a.clone());
     }
     Ok(out)
 }
 
-pub(crate) async fn put_attributes(ecs: &Ecs, req: PutAttributesRequest, _: &Caller) -> Result<PutAttributesResponse, EcsError> {
+pub(crate) async fn put_attributes(
+    ecs: &Ecs,
+    req: PutAttributesRequest,
+    _: &Caller,
+) -> Result<PutAttributesResponse, EcsError> {
     let (cluster, _, _) = ecs.active_cluster(req.cluster.as_deref()).await?;
     for a in &req.attributes {
         check_attribute_name(&a.name).map_err(EcsError::InvalidParameter)?;
@@ -59,36 +68,60 @@ pub(crate) async fn put_attributes(ecs: &Ecs, req: PutAttributesRequest, _: &Cal
         })
         .await?;
         if changed.is_none() {
-            return Err(EcsError::TargetNotFound(format!("Could not find the target '{target}' in cluster '{cluster}'.")));
+            return Err(EcsError::TargetNotFound(format!(
+                "Could not find the target '{target}' in cluster '{cluster}'."
+            )));
         }
     }
-    Ok(PutAttributesResponse { attributes: Some(req.attributes) })
+    Ok(PutAttributesResponse {
+        attributes: Some(req.attributes),
+    })
 }
 
-pub(crate) async fn delete_attributes(ecs: &Ecs, req: DeleteAttributesRequest, _: &Caller) -> Result<DeleteAttributesResponse, EcsError> {
+pub(crate) async fn delete_attributes(
+    ecs: &Ecs,
+    req: DeleteAttributesRequest,
+    _: &Caller,
+) -> Result<DeleteAttributesResponse, EcsError> {
     let (cluster, _, _) = ecs.active_cluster(req.cluster.as_deref()).await?;
     for (target, attrs) in by_target(&req.attributes)? {
         let changed = modify_instance(ecs, &cluster, &target, |i| {
             let list = i.attributes.get_or_insert_with(Vec::new);
-            list.retain(|e| !attrs.iter().any(|a| a.name == e.name && (a.value.is_none() || a.value == e.value)));
+            list.retain(|e| {
+                !attrs
+                    .iter()
+                    .any(|a| a.name == e.name && (a.value.is_none() || a.value == e.value))
+            });
             Ok(())
         })
         .await?;
         if changed.is_none() {
-            return Err(EcsError::TargetNotFound(format!("Could not find the target '{target}' in cluster '{cluster}'.")));
+            return Err(EcsError::TargetNotFound(format!(
+                "Could not find the target '{target}' in cluster '{cluster}'."
+            )));
         }
     }
-    Ok(DeleteAttributesResponse { attributes: Some(req.attributes) })
+    Ok(DeleteAttributesResponse {
+        attributes: Some(req.attributes),
+    })
 }
 
-pub(crate) async fn list_attributes(ecs: &Ecs, req: ListAttributesRequest, _: &Caller) -> Result<ListAttributesResponse, EcsError> {
+pub(crate) async fn list_attributes(
+    ecs: &Ecs,
+    req: ListAttributesRequest,
+    _: &Caller,
+) -> Result<ListAttributesResponse, EcsError> {
     let (cluster, _, _) = ecs.active_cluster(req.cluster.as_deref()).await?;
     let size = page_size(req.max_results, 100)?;
     if req.attribute_value.is_some() && req.attribute_name.is_none() {
         return invalid("attributeValue can only be used together with attributeName.");
     }
     let mut items = Vec::new();
-    for (_, i, _) in ecs.objects.list::<ContainerInstance>(&instance_prefix(&cluster)).await? {
+    for (_, i, _) in ecs
+        .objects
+        .list::<ContainerInstance>(&instance_prefix(&cluster))
+        .await?
+    {
         if i.status.as_deref() == Some("INACTIVE") {
             continue;
         }
@@ -101,10 +134,20 @@ pub(crate) async fn list_attributes(ecs: &Ecs, req: ListAttributesRequest, _: &C
                 continue;
             }
             let key = format!("{arn}\u{0}{}", a.name);
-            items.push((key, Attribute { target_type: Some(TargetType::ContainerInstance), target_id: Some(arn.clone()), ..a }));
+            items.push((
+                key,
+                Attribute {
+                    target_type: Some(TargetType::ContainerInstance),
+                    target_id: Some(arn.clone()),
+                    ..a
+                },
+            ));
         }
     }
     items.sort_by(|a, b| a.0.cmp(&b.0));
     let page = paginate(items, req.next_token.as_deref(), size, false)?;
-    Ok(ListAttributesResponse { attributes: Some(page.items), next_token: page.next_token })
+    Ok(ListAttributesResponse {
+        attributes: Some(page.items),
+        next_token: page.next_token,
+    })
 }

@@ -10,10 +10,9 @@ use crate::{cluster_name, Caller, Ecs};
 use model::ecs::names::check_cluster_name;
 use model::ecs::shapes::{
     Cluster, ClusterField, ContainerInstance, CreateClusterRequest, CreateClusterResponse,
-    DeleteClusterRequest, DeleteClusterResponse, DescribeClustersRequest,
-    DescribeClustersResponse, Failure, KeyValuePair, ListClustersRequest, ListClustersResponse,
-    UpdateClusterRequest, UpdateClusterResponse, UpdateClusterSettingsRequest,
-    UpdateClusterSettingsResponse,
+    DeleteClusterRequest, DeleteClusterResponse, DescribeClustersRequest, DescribeClustersResponse,
+    Failure, KeyValuePair, ListClustersRequest, ListClustersResponse, UpdateClusterRequest,
+    UpdateClusterResponse, UpdateClusterSettingsRequest, UpdateClusterSettingsResponse,
 };
 use store::Txn;
 
@@ -22,7 +21,10 @@ const INACTIVE: &str = "INACTIVE";
 
 impl Ecs {
     /// Loads an ACTIVE cluster by name or ARN, or fails with ClusterNotFoundException.
-    pub(crate) async fn active_cluster(&self, reference: Option<&str>) -> Result<(String, Cluster, u64), EcsError> {
+    pub(crate) async fn active_cluster(
+        &self,
+        reference: Option<&str>,
+    ) -> Result<(String, Cluster, u64), EcsError> {
         let name = cluster_name(reference).to_owned();
         match self.objects.get::<Cluster>(&cluster_key(&name)).await? {
             Some((c, rev)) if c.status.as_deref() == Some(ACTIVE) => Ok((name, c, rev)),
@@ -31,25 +33,41 @@ impl Ecs {
     }
 
     /// Counts and, when asked, statistics, as DescribeClusters shows them.
-    async fn present_cluster(&self, mut c: Cluster, include: &[ClusterField]) -> Result<Cluster, EcsError> {
+    async fn present_cluster(
+        &self,
+        mut c: Cluster,
+        include: &[ClusterField],
+    ) -> Result<Cluster, EcsError> {
         let name = c.cluster_name.clone().unwrap_or_default();
-        let instances = self.objects.list::<ContainerInstance>(&instance_prefix(&name)).await?;
+        let instances = self
+            .objects
+            .list::<ContainerInstance>(&instance_prefix(&name))
+            .await?;
         let registered = instances
             .iter()
             .filter(|(_, i, _)| matches!(i.status.as_deref(), Some("ACTIVE" | "DRAINING")))
             .count();
-        c.registered_container_instances_count = Some(i32::try_from(registered).unwrap_or(i32::MAX));
+        c.registered_container_instances_count =
+            Some(i32::try_from(registered).unwrap_or(i32::MAX));
         c.running_tasks_count = Some(0);
         c.pending_tasks_count = Some(0);
         c.active_services_count = Some(0);
         c.statistics = Some(if include.contains(&ClusterField::Statistics) {
             [
-                "runningEC2TasksCount", "runningFargateTasksCount", "pendingEC2TasksCount",
-                "pendingFargateTasksCount", "activeEC2ServiceCount", "activeFargateServiceCount",
-                "drainingEC2ServiceCount", "drainingFargateServiceCount",
+                "runningEC2TasksCount",
+                "runningFargateTasksCount",
+                "pendingEC2TasksCount",
+                "pendingFargateTasksCount",
+                "activeEC2ServiceCount",
+                "activeFargateServiceCount",
+                "drainingEC2ServiceCount",
+                "drainingFargateServiceCount",
             ]
             .iter()
-            .map(|n| KeyValuePair { name: Some((*n).to_owned()), value: Some("0".into()) })
+            .map(|n| KeyValuePair {
+                name: Some((*n).to_owned()),
+                value: Some("0".into()),
+            })
             .collect()
         } else {
             Vec::new()
@@ -70,13 +88,24 @@ impl Ecs {
     }
 }
 
-pub(crate) async fn create_cluster(ecs: &Ecs, req: CreateClusterRequest, _: &Caller) -> Result<CreateClusterResponse, EcsError> {
-    let name = req.cluster_name.clone().unwrap_or_else(|| "default".to_owned());
+pub(crate) async fn create_cluster(
+    ecs: &Ecs,
+    req: CreateClusterRequest,
+    _: &Caller,
+) -> Result<CreateClusterResponse, EcsError> {
+    let name = req
+        .cluster_name
+        .clone()
+        .unwrap_or_else(|| "default".to_owned());
     check_cluster_name(&name).map_err(EcsError::InvalidParameter)?;
     if let Some(tags) = &req.tags {
         model::ecs::names::check_tags(tags).map_err(EcsError::InvalidParameter)?;
     }
-    if req.capacity_providers.as_ref().is_some_and(|c| !c.is_empty()) {
+    if req
+        .capacity_providers
+        .as_ref()
+        .is_some_and(|c| !c.is_empty())
+    {
         return invalid("Capacity providers are not supported by Stevedore yet; create the cluster without capacityProviders.");
     }
     let key = cluster_key(&name);
@@ -100,14 +129,25 @@ pub(crate) async fn create_cluster(ecs: &Ecs, req: CreateClusterRequest, _: &Cal
                         ..Cluster::default()
                     };
                     let rev = other.map_or(0, |(_, r)| r);
-                    Ok(Step::Commit(Txn::new().when(key.clone(), rev).put(key.clone(), encode(&c)?), c))
+                    Ok(Step::Commit(
+                        Txn::new()
+                            .when(key.clone(), rev)
+                            .put(key.clone(), encode(&c)?),
+                        c,
+                    ))
                 }
             }
         })
         .await?;
     tracing::info!(cluster = %name, "Cluster created.");
-    let all = [ClusterField::Tags, ClusterField::Settings, ClusterField::Configurations];
-    Ok(CreateClusterResponse { cluster: Some(ecs.present_cluster(cluster, &all).await?) })
+    let all = [
+        ClusterField::Tags,
+        ClusterField::Settings,
+        ClusterField::Configurations,
+    ];
+    Ok(CreateClusterResponse {
+        cluster: Some(ecs.present_cluster(cluster, &all).await?),
+    })
 }
 
 fn default_settings() -> Vec<model::ecs::shapes::ClusterSetting> {
@@ -117,8 +157,15 @@ fn default_settings() -> Vec<model::ecs::shapes::ClusterSetting> {
     }]
 }
 
-pub(crate) async fn describe_clusters(ecs: &Ecs, req: DescribeClustersRequest, _: &Caller) -> Result<DescribeClustersResponse, EcsError> {
-    let refs = req.clusters.clone().unwrap_or_else(|| vec!["default".to_owned()]);
+pub(crate) async fn describe_clusters(
+    ecs: &Ecs,
+    req: DescribeClustersRequest,
+    _: &Caller,
+) -> Result<DescribeClustersResponse, EcsError> {
+    let refs = req
+        .clusters
+        .clone()
+        .unwrap_or_else(|| vec!["default".to_owned()]);
     if refs.len() > 100 {
         return invalid("At most 100 clusters can be described in one call.");
     }
@@ -130,16 +177,27 @@ pub(crate) async fn describe_clusters(ecs: &Ecs, req: DescribeClustersRequest, _
         match ecs.objects.get::<Cluster>(&cluster_key(&name)).await? {
             Some((c, _)) => clusters.push(ecs.present_cluster(c, &include).await?),
             None => failures.push(Failure {
-                arn: Some(if r.starts_with("arn:") { r.clone() } else { ecs.scope.cluster(&name) }),
+                arn: Some(if r.starts_with("arn:") {
+                    r.clone()
+                } else {
+                    ecs.scope.cluster(&name)
+                }),
                 reason: Some("MISSING".into()),
                 detail: None,
             }),
         }
     }
-    Ok(DescribeClustersResponse { clusters: Some(clusters), failures: Some(failures) })
+    Ok(DescribeClustersResponse {
+        clusters: Some(clusters),
+        failures: Some(failures),
+    })
 }
 
-pub(crate) async fn list_clusters(ecs: &Ecs, req: ListClustersRequest, _: &Caller) -> Result<ListClustersResponse, EcsError> {
+pub(crate) async fn list_clusters(
+    ecs: &Ecs,
+    req: ListClustersRequest,
+    _: &Caller,
+) -> Result<ListClustersResponse, EcsError> {
     let size = page_size(req.max_results, 100)?;
     let all = ecs.objects.list::<Cluster>("ecs/cluster/").await?;
     let items = all
@@ -148,7 +206,10 @@ pub(crate) async fn list_clusters(ecs: &Ecs, req: ListClustersRequest, _: &Calle
         .map(|(k, c, _)| (k, c.cluster_arn.unwrap_or_default()))
         .collect();
     let page = paginate(items, req.next_token.as_deref(), size, false)?;
-    Ok(ListClustersResponse { cluster_arns: Some(page.items), next_token: page.next_token })
+    Ok(ListClustersResponse {
+        cluster_arns: Some(page.items),
+        next_token: page.next_token,
+    })
 }
 
 /// Applies `change` to an active cluster with compare-and-swap.
@@ -163,12 +224,21 @@ async fn modify_cluster(
         .retry(&key, || async {
             let (_, mut c, rev) = ecs.active_cluster(Some(&name)).await?;
             change(&mut c);
-            Ok(Step::Commit(Txn::new().when(key.clone(), rev).put(key.clone(), encode(&c)?), c))
+            Ok(Step::Commit(
+                Txn::new()
+                    .when(key.clone(), rev)
+                    .put(key.clone(), encode(&c)?),
+                c,
+            ))
         })
         .await
 }
 
-pub(crate) async fn update_cluster(ecs: &Ecs, req: UpdateClusterRequest, _: &Caller) -> Result<UpdateClusterResponse, EcsError> {
+pub(crate) async fn update_cluster(
+    ecs: &Ecs,
+    req: UpdateClusterRequest,
+    _: &Caller,
+) -> Result<UpdateClusterResponse, EcsError> {
     let c = modify_cluster(ecs, &req.cluster, |c| {
         if let Some(s) = &req.settings {
             merge_settings(c, s);
@@ -177,13 +247,20 @@ pub(crate) async fn update_cluster(ecs: &Ecs, req: UpdateClusterRequest, _: &Cal
             c.configuration = Some(conf.clone());
         }
         if let Some(d) = &req.service_connect_defaults {
-            c.service_connect_defaults =
-                Some(model::ecs::shapes::ClusterServiceConnectDefaults { namespace: Some(d.namespace.clone()) });
+            c.service_connect_defaults = Some(model::ecs::shapes::ClusterServiceConnectDefaults {
+                namespace: Some(d.namespace.clone()),
+            });
         }
     })
     .await?;
-    let all = [ClusterField::Tags, ClusterField::Settings, ClusterField::Configurations];
-    Ok(UpdateClusterResponse { cluster: Some(ecs.present_cluster(c, &all).await?) })
+    let all = [
+        ClusterField::Tags,
+        ClusterField::Settings,
+        ClusterField::Configurations,
+    ];
+    Ok(UpdateClusterResponse {
+        cluster: Some(ecs.present_cluster(c, &all).await?),
+    })
 }
 
 fn merge_settings(c: &mut Cluster, new: &[model::ecs::shapes::ClusterSetting]) {
@@ -196,7 +273,11 @@ fn merge_settings(c: &mut Cluster, new: &[model::ecs::shapes::ClusterSetting]) {
     }
 }
 
-pub(crate) async fn update_cluster_settings(ecs: &Ecs, req: UpdateClusterSettingsRequest, _: &Caller) -> Result<UpdateClusterSettingsResponse, EcsError> {
+pub(crate) async fn update_cluster_settings(
+    ecs: &Ecs,
+    req: UpdateClusterSettingsRequest,
+    _: &Caller,
+) -> Result<UpdateClusterSettingsResponse, EcsError> {
     for s in &req.settings {
         let v = s.value.as_deref().unwrap_or("");
         if !matches!(v, "enabled" | "disabled" | "enhanced") {
@@ -204,27 +285,50 @@ pub(crate) async fn update_cluster_settings(ecs: &Ecs, req: UpdateClusterSetting
         }
     }
     let c = modify_cluster(ecs, &req.cluster, |c| merge_settings(c, &req.settings)).await?;
-    let all = [ClusterField::Tags, ClusterField::Settings, ClusterField::Configurations];
-    Ok(UpdateClusterSettingsResponse { cluster: Some(ecs.present_cluster(c, &all).await?) })
+    let all = [
+        ClusterField::Tags,
+        ClusterField::Settings,
+        ClusterField::Configurations,
+    ];
+    Ok(UpdateClusterSettingsResponse {
+        cluster: Some(ecs.present_cluster(c, &all).await?),
+    })
 }
 
-pub(crate) async fn delete_cluster(ecs: &Ecs, req: DeleteClusterRequest, _: &Caller) -> Result<DeleteClusterResponse, EcsError> {
+pub(crate) async fn delete_cluster(
+    ecs: &Ecs,
+    req: DeleteClusterRequest,
+    _: &Caller,
+) -> Result<DeleteClusterResponse, EcsError> {
     let name = cluster_name(Some(&req.cluster)).to_owned();
     let key = cluster_key(&name);
     let c = ecs
         .objects
         .retry(&key, || async {
             let (_, mut c, rev) = ecs.active_cluster(Some(&name)).await?;
-            let instances = ecs.objects.list::<ContainerInstance>(&instance_prefix(&name)).await?;
-            if instances.iter().any(|(_, i, _)| matches!(i.status.as_deref(), Some("ACTIVE" | "DRAINING"))) {
+            let instances = ecs
+                .objects
+                .list::<ContainerInstance>(&instance_prefix(&name))
+                .await?;
+            if instances
+                .iter()
+                .any(|(_, i, _)| matches!(i.status.as_deref(), Some("ACTIVE" | "DRAINING")))
+            {
                 return Err(EcsError::ClusterContainsContainerInstances);
             }
             c.status = Some(INACTIVE.into());
-            Ok(Step::Commit(Txn::new().when(key.clone(), rev).put(key.clone(), encode(&c)?), c))
+            Ok(Step::Commit(
+                Txn::new()
+                    .when(key.clone(), rev)
+                    .put(key.clone(), encode(&c)?),
+                c,
+            ))
         })
         .await?;
     tracing::info!(cluster = %name, "Cluster deleted.");
-    let mut c = ecs.present_cluster(c, &[ClusterField::Tags, ClusterField::Settings]).await?;
+    let mut c = ecs
+        .present_cluster(c, &[ClusterField::Tags, ClusterField::Settings])
+        .await?;
     c.registered_container_instances_count = Some(0);
     Ok(DeleteClusterResponse { cluster: Some(c) })
 }

@@ -8,10 +8,11 @@ use crate::pagination::{page_size, paginate};
 use crate::{cluster_name, now, Caller, Ecs};
 use model::ecs::arn::{short_name, EcsResource};
 use model::ecs::shapes::{
-    ContainerInstance, ContainerInstanceField, ContainerInstanceHealthStatus, ContainerInstanceStatus,
-    DeregisterContainerInstanceRequest, DeregisterContainerInstanceResponse,
-    DescribeContainerInstancesRequest, DescribeContainerInstancesResponse, Failure,
-    InstanceHealthCheckState, ListContainerInstancesRequest, ListContainerInstancesResponse,
+    ContainerInstance, ContainerInstanceField, ContainerInstanceHealthStatus,
+    ContainerInstanceStatus, DeregisterContainerInstanceRequest,
+    DeregisterContainerInstanceResponse, DescribeContainerInstancesRequest,
+    DescribeContainerInstancesResponse, Failure, InstanceHealthCheckState,
+    ListContainerInstancesRequest, ListContainerInstancesResponse,
     RegisterContainerInstanceRequest, RegisterContainerInstanceResponse, Resource,
     UpdateContainerInstancesStateRequest, UpdateContainerInstancesStateResponse,
 };
@@ -39,10 +40,20 @@ impl Ecs {
     }
 
     /// Loads an instance of `cluster` by ARN or id.
-    pub(crate) async fn load_instance(&self, cluster: &str, reference: &str) -> Result<Option<(ContainerInstance, u64, String)>, EcsError> {
-        let Some(id) = self.instance_id(cluster, reference) else { return Ok(None) };
+    pub(crate) async fn load_instance(
+        &self,
+        cluster: &str,
+        reference: &str,
+    ) -> Result<Option<(ContainerInstance, u64, String)>, EcsError> {
+        let Some(id) = self.instance_id(cluster, reference) else {
+            return Ok(None);
+        };
         let key = instance_key(cluster, &id);
-        Ok(self.objects.get::<ContainerInstance>(&key).await?.map(|(i, r)| (i, r, key)))
+        Ok(self
+            .objects
+            .get::<ContainerInstance>(&key)
+            .await?
+            .map(|(i, r)| (i, r, key)))
     }
 }
 
@@ -50,15 +61,26 @@ fn check_resources(resources: &[Resource]) -> Result<(), EcsError> {
     for name in ["CPU", "MEMORY"] {
         match resources.iter().find(|r| r.name.as_deref() == Some(name)) {
             Some(r) if r.integer_value.is_some_and(|v| v >= 0) => {}
-            Some(_) => return invalid(format!("Resource {name} must have type INTEGER and a non-negative integerValue.")),
-            None => return invalid(format!("totalResources must include {name} (type INTEGER).")),
+            Some(_) => {
+                return invalid(format!(
+                    "Resource {name} must have type INTEGER and a non-negative integerValue."
+                ))
+            }
+            None => {
+                return invalid(format!(
+                    "totalResources must include {name} (type INTEGER)."
+                ))
+            }
         }
     }
     for r in resources {
         if matches!(r.name.as_deref(), Some("PORTS" | "PORTS_UDP")) {
             for p in r.string_set_value.iter().flatten() {
                 if p.parse::<u16>().map_or(true, |v| v == 0) {
-                    return invalid(format!("Invalid port '{p}' in resource {}: ports are 1 to 65535.", r.name.as_deref().unwrap_or("")));
+                    return invalid(format!(
+                        "Invalid port '{p}' in resource {}: ports are 1 to 65535.",
+                        r.name.as_deref().unwrap_or("")
+                    ));
                 }
             }
             if r.string_set_value.as_ref().is_some_and(|s| s.len() > 100) {
@@ -78,7 +100,11 @@ struct IdentityDocument {
     instance_type: Option<String>,
 }
 
-pub(crate) async fn register_container_instance(ecs: &Ecs, req: RegisterContainerInstanceRequest, _: &Caller) -> Result<RegisterContainerInstanceResponse, EcsError> {
+pub(crate) async fn register_container_instance(
+    ecs: &Ecs,
+    req: RegisterContainerInstanceRequest,
+    _: &Caller,
+) -> Result<RegisterContainerInstanceResponse, EcsError> {
     let (cluster, _, _) = ecs.active_cluster(req.cluster.as_deref()).await?;
     let resources = req.total_resources.clone().unwrap_or_default();
     check_resources(&resources)?;
@@ -91,25 +117,45 @@ pub(crate) async fn register_container_instance(ecs: &Ecs, req: RegisterContaine
             model::ecs::names::check_attribute_name(&a.name).map_err(EcsError::InvalidParameter)?;
         }
     }
-    if attributes.iter().filter(|a| !is_builtin_attribute(&a.name)).count() > MAX_CUSTOM_ATTRIBUTES {
-        return Err(EcsError::AttributeLimitExceeded(format!("A container instance can have at most {MAX_CUSTOM_ATTRIBUTES} custom attributes.")));
+    if attributes
+        .iter()
+        .filter(|a| !is_builtin_attribute(&a.name))
+        .count()
+        > MAX_CUSTOM_ATTRIBUTES
+    {
+        return Err(EcsError::AttributeLimitExceeded(format!(
+            "A container instance can have at most {MAX_CUSTOM_ATTRIBUTES} custom attributes."
+        )));
     }
     let doc: IdentityDocument = match req.instance_identity_document.as_deref() {
-        Some(d) if !d.trim().is_empty() => serde_json::from_str(d)
-            .map_err(|e| EcsError::InvalidParameter(format!("instanceIdentityDocument is not a valid identity document: {e}.")))?,
+        Some(d) if !d.trim().is_empty() => serde_json::from_str(d).map_err(|e| {
+            EcsError::InvalidParameter(format!(
+                "instanceIdentityDocument is not a valid identity document: {e}."
+            ))
+        })?,
         _ => IdentityDocument::default(),
     };
-    for (name, value) in [("ecs.availability-zone", &doc.availability_zone), ("ecs.instance-type", &doc.instance_type)] {
+    for (name, value) in [
+        ("ecs.availability-zone", &doc.availability_zone),
+        ("ecs.instance-type", &doc.instance_type),
+    ] {
         if let Some(v) = value {
             if !attributes.iter().any(|a| a.name == name) {
-                attributes.push(model::ecs::shapes::Attribute { name: name.into(), value: Some(v.clone()), target_type: None, target_id: None });
+                attributes.push(model::ecs::shapes::Attribute {
+                    name: name.into(),
+                    value: Some(v.clone()),
+                    target_type: None,
+                    target_id: None,
+                });
             }
         }
     }
     let id = match &req.container_instance_arn {
-        Some(arn) => ecs
-            .instance_id(&cluster, arn)
-            .ok_or_else(|| EcsError::InvalidParameter(format!("containerInstanceArn '{arn}' is not a container instance of cluster '{cluster}'.")))?,
+        Some(arn) => ecs.instance_id(&cluster, arn).ok_or_else(|| {
+            EcsError::InvalidParameter(format!(
+                "containerInstanceArn '{arn}' is not a container instance of cluster '{cluster}'."
+            ))
+        })?,
         None => uuid::Uuid::new_v4().simple().to_string(),
     };
     let key = instance_key(&cluster, &id);
@@ -118,13 +164,19 @@ pub(crate) async fn register_container_instance(ecs: &Ecs, req: RegisterContaine
         .retry(&key, || async {
             let existing = ecs.objects.get::<ContainerInstance>(&key).await?;
             if req.container_instance_arn.is_some() && existing.is_none() {
-                return invalid(format!("Container instance '{id}' is not registered in cluster '{cluster}'."));
+                return invalid(format!(
+                    "Container instance '{id}' is not registered in cluster '{cluster}'."
+                ));
             }
             let rev = existing.as_ref().map_or(0, |(_, r)| *r);
             let prior = existing.map(|(i, _)| i);
             let instance = ContainerInstance {
                 container_instance_arn: Some(ecs.scope.container_instance(&cluster, &id)),
-                ec2_instance_id: doc.instance_id.clone().or_else(|| prior.as_ref().and_then(|p| p.ec2_instance_id.clone())).or_else(|| Some(format!("i-{}", &id[..17.min(id.len())]))),
+                ec2_instance_id: doc
+                    .instance_id
+                    .clone()
+                    .or_else(|| prior.as_ref().and_then(|p| p.ec2_instance_id.clone()))
+                    .or_else(|| Some(format!("i-{}", &id[..17.min(id.len())]))),
                 version: Some(prior.as_ref().and_then(|p| p.version).unwrap_or(0) + 1),
                 version_info: req.version_info.clone(),
                 remaining_resources: Some(resources.clone()),
@@ -134,16 +186,33 @@ pub(crate) async fn register_container_instance(ecs: &Ecs, req: RegisterContaine
                 running_tasks_count: Some(0),
                 pending_tasks_count: Some(0),
                 attributes: Some(attributes.clone()),
-                registered_at: Some(prior.as_ref().and_then(|p| p.registered_at).unwrap_or_else(now)),
+                registered_at: Some(
+                    prior
+                        .as_ref()
+                        .and_then(|p| p.registered_at)
+                        .unwrap_or_else(now),
+                ),
                 attachments: Some(Vec::new()),
-                tags: Some(req.tags.clone().or_else(|| prior.as_ref().and_then(|p| p.tags.clone())).unwrap_or_default()),
+                tags: Some(
+                    req.tags
+                        .clone()
+                        .or_else(|| prior.as_ref().and_then(|p| p.tags.clone()))
+                        .unwrap_or_default(),
+                ),
                 ..ContainerInstance::default()
             };
-            Ok(Step::Commit(Txn::new().when(key.clone(), rev).put(key.clone(), encode(&instance)?), instance))
+            Ok(Step::Commit(
+                Txn::new()
+                    .when(key.clone(), rev)
+                    .put(key.clone(), encode(&instance)?),
+                instance,
+            ))
         })
         .await?;
     tracing::info!(cluster = %cluster, instance = %id, "Container instance registered.");
-    Ok(RegisterContainerInstanceResponse { container_instance: Some(instance) })
+    Ok(RegisterContainerInstanceResponse {
+        container_instance: Some(instance),
+    })
 }
 
 /// Applies `change` to one instance with compare-and-swap; `None` if it does not exist.
@@ -160,12 +229,19 @@ pub(crate) async fn modify_instance(
             };
             change(&mut i)?;
             i.version = Some(i.version.unwrap_or(0) + 1);
-            Ok(Step::Commit(Txn::new().when(key.clone(), rev).put(key, encode(&i)?), Some(i)))
+            Ok(Step::Commit(
+                Txn::new().when(key.clone(), rev).put(key, encode(&i)?),
+                Some(i),
+            ))
         })
         .await
 }
 
-pub(crate) async fn deregister_container_instance(ecs: &Ecs, req: DeregisterContainerInstanceRequest, _: &Caller) -> Result<DeregisterContainerInstanceResponse, EcsError> {
+pub(crate) async fn deregister_container_instance(
+    ecs: &Ecs,
+    req: DeregisterContainerInstanceRequest,
+    _: &Caller,
+) -> Result<DeregisterContainerInstanceResponse, EcsError> {
     let (cluster, _, _) = ecs.active_cluster(req.cluster.as_deref()).await?;
     let i = modify_instance(ecs, &cluster, &req.container_instance, |i| {
         if i.status.as_deref() == Some("INACTIVE") {
@@ -176,9 +252,16 @@ pub(crate) async fn deregister_container_instance(ecs: &Ecs, req: DeregisterCont
         Ok(())
     })
     .await?
-    .ok_or_else(|| EcsError::InvalidParameter(format!("Container instance '{}' not found in cluster '{cluster}'.", req.container_instance)))?;
+    .ok_or_else(|| {
+        EcsError::InvalidParameter(format!(
+            "Container instance '{}' not found in cluster '{cluster}'.",
+            req.container_instance
+        ))
+    })?;
     tracing::info!(cluster = %cluster, instance = %req.container_instance, "Container instance deregistered.");
-    Ok(DeregisterContainerInstanceResponse { container_instance: Some(i) })
+    Ok(DeregisterContainerInstanceResponse {
+        container_instance: Some(i),
+    })
 }
 
 fn present(mut i: ContainerInstance, include: &[ContainerInstanceField]) -> ContainerInstance {
@@ -187,12 +270,19 @@ fn present(mut i: ContainerInstance, include: &[ContainerInstanceField]) -> Cont
     }
     if include.contains(&ContainerInstanceField::ContainerInstanceHealth) {
         // No health checks run against instances yet, so there is nothing to report.
-        i.health_status = Some(ContainerInstanceHealthStatus { overall_status: Some(InstanceHealthCheckState::InsufficientData), details: Some(Vec::new()) });
+        i.health_status = Some(ContainerInstanceHealthStatus {
+            overall_status: Some(InstanceHealthCheckState::InsufficientData),
+            details: Some(Vec::new()),
+        });
     }
     i
 }
 
-pub(crate) async fn describe_container_instances(ecs: &Ecs, req: DescribeContainerInstancesRequest, _: &Caller) -> Result<DescribeContainerInstancesResponse, EcsError> {
+pub(crate) async fn describe_container_instances(
+    ecs: &Ecs,
+    req: DescribeContainerInstancesRequest,
+    _: &Caller,
+) -> Result<DescribeContainerInstancesResponse, EcsError> {
     let (cluster, _, _) = ecs.active_cluster(req.cluster.as_deref()).await?;
     if req.container_instances.is_empty() || req.container_instances.len() > 100 {
         return invalid("containerInstances must name between 1 and 100 container instances.");
@@ -204,16 +294,27 @@ pub(crate) async fn describe_container_instances(ecs: &Ecs, req: DescribeContain
         match ecs.load_instance(&cluster, r).await? {
             Some((i, _, _)) => out.push(present(i, &include)),
             None => failures.push(Failure {
-                arn: Some(if r.starts_with("arn:") { r.clone() } else { ecs.scope.container_instance(&cluster, r) }),
+                arn: Some(if r.starts_with("arn:") {
+                    r.clone()
+                } else {
+                    ecs.scope.container_instance(&cluster, r)
+                }),
                 reason: Some("MISSING".into()),
                 detail: None,
             }),
         }
     }
-    Ok(DescribeContainerInstancesResponse { container_instances: Some(out), failures: Some(failures) })
+    Ok(DescribeContainerInstancesResponse {
+        container_instances: Some(out),
+        failures: Some(failures),
+    })
 }
 
-pub(crate) async fn list_container_instances(ecs: &Ecs, req: ListContainerInstancesRequest, _: &Caller) -> Result<ListContainerInstancesResponse, EcsError> {
+pub(crate) async fn list_container_instances(
+    ecs: &Ecs,
+    req: ListContainerInstancesRequest,
+    _: &Caller,
+) -> Result<ListContainerInstancesResponse, EcsError> {
     let cluster = cluster_name(req.cluster.as_deref()).to_owned();
     ecs.active_cluster(Some(&cluster)).await?;
     let size = page_size(req.max_results, 100)?;
@@ -233,14 +334,26 @@ pub(crate) async fn list_container_instances(ecs: &Ecs, req: ListContainerInstan
         .map(|(k, i, _)| (k, i.container_instance_arn.unwrap_or_default()))
         .collect();
     let page = paginate(items, req.next_token.as_deref(), size, false)?;
-    Ok(ListContainerInstancesResponse { container_instance_arns: Some(page.items), next_token: page.next_token })
+    Ok(ListContainerInstancesResponse {
+        container_instance_arns: Some(page.items),
+        next_token: page.next_token,
+    })
 }
 
-pub(crate) async fn update_container_instances_state(ecs: &Ecs, req: UpdateContainerInstancesStateRequest, _: &Caller) -> Result<UpdateContainerInstancesStateResponse, EcsError> {
+pub(crate) async fn update_container_instances_state(
+    ecs: &Ecs,
+    req: UpdateContainerInstancesStateRequest,
+    _: &Caller,
+) -> Result<UpdateContainerInstancesStateResponse, EcsError> {
     let (cluster, _, _) = ecs.active_cluster(req.cluster.as_deref()).await?;
     let target = match req.status {
         ContainerInstanceStatus::Active | ContainerInstanceStatus::Draining => req.status.as_str(),
-        other => return invalid(format!("Container instance status can only be set to ACTIVE or DRAINING, not {}.", other.as_str())),
+        other => {
+            return invalid(format!(
+                "Container instance status can only be set to ACTIVE or DRAINING, not {}.",
+                other.as_str()
+            ))
+        }
     };
     if req.container_instances.is_empty() || req.container_instances.len() > 10 {
         return invalid("containerInstances must name between 1 and 10 container instances.");
@@ -250,7 +363,9 @@ pub(crate) async fn update_container_instances_state(ecs: &Ecs, req: UpdateConta
     for r in &req.container_instances {
         let changed = modify_instance(ecs, &cluster, r, |i| {
             if i.status.as_deref() == Some("INACTIVE") {
-                return invalid(format!("Container instance '{r}' is deregistered; its state cannot change."));
+                return invalid(format!(
+                    "Container instance '{r}' is deregistered; its state cannot change."
+                ));
             }
             i.status = Some(target.to_owned());
             Ok(())
@@ -258,8 +373,15 @@ pub(crate) async fn update_container_instances_state(ecs: &Ecs, req: UpdateConta
         .await?;
         match changed {
             Some(i) => out.push(present(i, &[])),
-            None => failures.push(Failure { arn: Some(r.clone()), reason: Some("MISSING".into()), detail: None }),
+            None => failures.push(Failure {
+                arn: Some(r.clone()),
+                reason: Some("MISSING".into()),
+                detail: None,
+            }),
         }
     }
-    Ok(UpdateContainerInstancesStateResponse { container_instances: Some(out), failures: Some(failures) })
+    Ok(UpdateContainerInstancesStateResponse {
+        container_instances: Some(out),
+        failures: Some(failures),
+    })
 }

@@ -7,7 +7,11 @@ use serde::de::DeserializeOwned;
 /// Decodes an AWS JSON body. An empty body is `{}` (botocore sends `{}`, other clients
 /// sometimes nothing).
 pub fn parse_request<T: DeserializeOwned>(body: &[u8]) -> Result<T, EcsError> {
-    let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { body };
+    let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        body
+    };
     let de = &mut serde_json::Deserializer::from_slice(body);
     match serde_path_to_error::deserialize::<_, T>(de) {
         Ok(v) => Ok(v),
@@ -30,12 +34,18 @@ fn classify(path: &str, e: &serde_json::Error) -> EcsError {
         Category::Data => {
             if let Some(field) = detail.strip_prefix("missing field ") {
                 let field = field.trim_matches('`');
-                let full = if path == "." || path.is_empty() { field.to_owned() } else { format!("{path}.{field}") };
+                let full = if path == "." || path.is_empty() {
+                    field.to_owned()
+                } else {
+                    format!("{path}.{field}")
+                };
                 EcsError::InvalidParameter(format!("Missing required parameter: '{full}'."))
             } else if detail.starts_with("unknown variant") {
                 EcsError::InvalidParameter(format!("Invalid value for '{path}': {detail}."))
             } else if path == "." {
-                EcsError::Serialization(format!("The request body must be a JSON object: {detail}."))
+                EcsError::Serialization(format!(
+                    "The request body must be a JSON object: {detail}."
+                ))
             } else {
                 EcsError::Serialization(format!("Invalid type for member '{path}': {detail}."))
             }
@@ -74,10 +84,15 @@ mod tests {
 
     #[test]
     fn missing_required_member_is_invalid_parameter_naming_it() {
-        let e = parse_request::<RegisterTaskDefinitionRequest>(br#"{"family": "f"}"#).expect_err("bad");
+        let e =
+            parse_request::<RegisterTaskDefinitionRequest>(br#"{"family": "f"}"#).expect_err("bad");
         let aws = e.to_aws();
         assert_eq!(aws.code, "InvalidParameterException");
-        assert!(aws.message.contains("containerDefinitions"), "{}", aws.message);
+        assert!(
+            aws.message.contains("containerDefinitions"),
+            "{}",
+            aws.message
+        );
     }
 
     #[test]

@@ -64,7 +64,9 @@ impl EcsError {
             Self::TargetNotFound(_) => "TargetNotFoundException",
             Self::AttributeLimitExceeded(_) => "AttributeLimitExceededException",
             Self::ResourceNotFound(_) => "ResourceNotFoundException",
-            Self::Store(_) | Self::Contention(_) => return AwsError::server("ServerException", msg),
+            Self::Store(_) | Self::Contention(_) => {
+                return AwsError::server("ServerException", msg)
+            }
         };
         AwsError::client(code, msg)
     }

@@ -99,17 +99,29 @@ operations! {
 }
 
 fn respond<T: Serialize>(out: &T) -> Result<Vec<u8>, EcsError> {
-    serde_json::to_vec(out).map_err(|e| EcsError::Store(store::StoreError::Backend(format!("response encoding failed: {e}"))))
+    serde_json::to_vec(out).map_err(|e| {
+        EcsError::Store(store::StoreError::Backend(format!(
+            "response encoding failed: {e}"
+        )))
+    })
 }
 
 impl Ecs {
     /// An ECS service whose ARNs use `scope`, over `store`.
     pub fn new(store: Arc<dyn Store>, scope: ArnScope) -> Self {
-        Self { objects: Objects::new(store), scope }
+        Self {
+            objects: Objects::new(store),
+            scope,
+        }
     }
 
     /// Runs the operation named `operation` on a JSON `body`; returns the JSON response.
-    pub async fn handle(&self, operation: &str, body: &[u8], caller: &Caller) -> Result<Vec<u8>, EcsError> {
+    pub async fn handle(
+        &self,
+        operation: &str,
+        body: &[u8],
+        caller: &Caller,
+    ) -> Result<Vec<u8>, EcsError> {
         let Some(op) = Operation::from_name(operation) else {
             return Err(EcsError::UnknownOperation(format!(
                 "Operation {operation} is not supported by this Amazon ECS endpoint."
@@ -126,7 +138,9 @@ impl Ecs {
 
 /// Epoch seconds now, with millisecond precision as AWS returns.
 pub(crate) fn now() -> f64 {
-    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     (d.as_millis() as f64) / 1000.0
 }
 

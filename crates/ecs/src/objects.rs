@@ -9,7 +9,7 @@
 //! - `ecs/setting/<principal ARN>/<name>` → [`Setting`](model::ecs::shapes::Setting)
 
 use crate::error::EcsError;
-use model::ecs::shapes::{TaskDefinition, Tag};
+use model::ecs::shapes::{Tag, TaskDefinition};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use store::{Revision, Store, Txn, TxnOutcome};
 
@@ -78,7 +78,10 @@ impl Objects {
     }
 
     /// Reads and decodes one object with its revision.
-    pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<(T, Revision)>, EcsError> {
+    pub async fn get<T: DeserializeOwned>(
+        &self,
+        key: &str,
+    ) -> Result<Option<(T, Revision)>, EcsError> {
         match self.store.get(key).await? {
             None => Ok(None),
             Some(kv) => Ok(Some((decode(&kv.key, &kv.value)?, kv.mod_revision))),
@@ -86,7 +89,10 @@ impl Objects {
     }
 
     /// Reads and decodes every object under `prefix`, in key order.
-    pub async fn list<T: DeserializeOwned>(&self, prefix: &str) -> Result<Vec<(String, T, Revision)>, EcsError> {
+    pub async fn list<T: DeserializeOwned>(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<(String, T, Revision)>, EcsError> {
         let mut out = Vec::new();
         let mut after: Option<String> = None;
         loop {
@@ -101,10 +107,12 @@ impl Objects {
         }
     }
 
-
     /// Commits `txn`; `Ok(false)` when a compare failed.
     pub async fn commit(&self, txn: Txn) -> Result<bool, EcsError> {
-        Ok(matches!(self.store.txn(txn).await?, TxnOutcome::Committed { .. }))
+        Ok(matches!(
+            self.store.txn(txn).await?,
+            TxnOutcome::Committed { .. }
+        ))
     }
 
     /// Runs `attempt` until it commits: each attempt re-reads what it needs and returns
@@ -145,6 +153,9 @@ pub fn encode<T: Serialize>(value: &T) -> Result<bytes::Bytes, EcsError> {
 }
 
 fn decode<T: DeserializeOwned>(key: &str, value: &[u8]) -> Result<T, EcsError> {
-    serde_json::from_slice(value)
-        .map_err(|e| EcsError::Store(store::StoreError::Backend(format!("stored object {key} is unreadable: {e}"))))
+    serde_json::from_slice(value).map_err(|e| {
+        EcsError::Store(store::StoreError::Backend(format!(
+            "stored object {key} is unreadable: {e}"
+        )))
+    })
 }

@@ -17,7 +17,9 @@ pub struct Page<T> {
 pub fn page_size(max_results: Option<i32>, max: usize) -> Result<usize, EcsError> {
     match max_results {
         None => Ok(max),
-        Some(n) if n >= 1 && usize::try_from(n).is_ok_and(|n| n <= max) => Ok(usize::try_from(n).unwrap_or(max)),
+        Some(n) if n >= 1 && usize::try_from(n).is_ok_and(|n| n <= max) => {
+            Ok(usize::try_from(n).unwrap_or(max))
+        }
         Some(n) => invalid(format!("maxResults must be between 1 and {max}; got {n}.")),
     }
 }
@@ -27,8 +29,14 @@ fn encode(key: &str) -> String {
 }
 
 fn decode(token: &str) -> Result<String, EcsError> {
-    let bad = || EcsError::InvalidParameter("Invalid nextToken: it was not returned by a previous call of this operation.".into());
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token).map_err(|_| bad())?;
+    let bad = || {
+        EcsError::InvalidParameter(
+            "Invalid nextToken: it was not returned by a previous call of this operation.".into(),
+        )
+    };
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .map_err(|_| bad())?;
     let text = String::from_utf8(raw).map_err(|_| bad())?;
     text.strip_prefix("v1:").map(str::to_owned).ok_or_else(bad)
 }
@@ -41,13 +49,20 @@ pub fn paginate<T>(
     size: usize,
     descending: bool,
 ) -> Result<Page<T>, EcsError> {
-    let after = next_token.filter(|t| !t.is_empty()).map(decode).transpose()?;
+    let after = next_token
+        .filter(|t| !t.is_empty())
+        .map(decode)
+        .transpose()?;
     let mut out = Vec::new();
     let mut last_key = None;
     let mut more = false;
     for (key, item) in items {
         if let Some(a) = &after {
-            let past = if descending { key.as_str() < a.as_str() } else { key.as_str() > a.as_str() };
+            let past = if descending {
+                key.as_str() < a.as_str()
+            } else {
+                key.as_str() > a.as_str()
+            };
             if !past {
                 continue;
             }
@@ -59,8 +74,15 @@ pub fn paginate<T>(
         last_key = Some(key);
         out.push(item);
     }
-    let next_token = if more { last_key.as_deref().map(encode) } else { None };
-    Ok(Page { items: out, next_token })
+    let next_token = if more {
+        last_key.as_deref().map(encode)
+    } else {
+        None
+    };
+    Ok(Page {
+        items: out,
+        next_token,
+    })
 }
 
 #[cfg(test)]

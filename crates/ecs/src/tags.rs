@@ -39,7 +39,10 @@ fn not_found(arn: &str) -> EcsError {
 
 /// Reads (with `None`) or changes the tags of the resource `arn` names.
 async fn with_tags(ecs: &Ecs, arn: &str, change: Option<Change<'_>>) -> Result<Vec<Tag>, EcsError> {
-    let resource = ecs.scope.parse(arn).map_err(|e| EcsError::InvalidParameter(e.to_string()))?;
+    let resource = ecs
+        .scope
+        .parse(arn)
+        .map_err(|e| EcsError::InvalidParameter(e.to_string()))?;
     match resource {
         EcsResource::Cluster { name } => {
             let key = cluster_key(&name);
@@ -47,10 +50,17 @@ async fn with_tags(ecs: &Ecs, arn: &str, change: Option<Change<'_>>) -> Result<V
                 .retry(&key, || async {
                     let (_, mut c, rev) = ecs.active_cluster(Some(&name)).await?;
                     let mut tags = c.tags.clone().unwrap_or_default();
-                    let Some(change) = &change else { return Ok(Step::Done(tags)) };
+                    let Some(change) = &change else {
+                        return Ok(Step::Done(tags));
+                    };
                     change.apply(&mut tags)?;
                     c.tags = Some(tags.clone());
-                    Ok(Step::Commit(Txn::new().when(key.clone(), rev).put(key.clone(), encode::<Cluster>(&c)?), tags))
+                    Ok(Step::Commit(
+                        Txn::new()
+                            .when(key.clone(), rev)
+                            .put(key.clone(), encode::<Cluster>(&c)?),
+                        tags,
+                    ))
                 })
                 .await
         }
@@ -58,12 +68,20 @@ async fn with_tags(ecs: &Ecs, arn: &str, change: Option<Change<'_>>) -> Result<V
             let key = taskdef_key(&family, revision);
             ecs.objects
                 .retry(&key, || async {
-                    let Some((mut s, rev)) = ecs.objects.get::<StoredTaskDefinition>(&key).await? else {
+                    let Some((mut s, rev)) = ecs.objects.get::<StoredTaskDefinition>(&key).await?
+                    else {
                         return Err(not_found(arn));
                     };
-                    let Some(change) = &change else { return Ok(Step::Done(s.tags)) };
+                    let Some(change) = &change else {
+                        return Ok(Step::Done(s.tags));
+                    };
                     change.apply(&mut s.tags)?;
-                    Ok(Step::Commit(Txn::new().when(key.clone(), rev).put(key.clone(), encode(&s)?), s.tags))
+                    Ok(Step::Commit(
+                        Txn::new()
+                            .when(key.clone(), rev)
+                            .put(key.clone(), encode(&s)?),
+                        s.tags,
+                    ))
                 })
                 .await
         }
@@ -82,13 +100,19 @@ async fn with_tags(ecs: &Ecs, arn: &str, change: Option<Change<'_>>) -> Result<V
                     None => Err(not_found(arn)),
                 };
             }
-            out.await?.map(|i| i.tags.unwrap_or_default()).ok_or_else(|| not_found(arn))
+            out.await?
+                .map(|i| i.tags.unwrap_or_default())
+                .ok_or_else(|| not_found(arn))
         }
         EcsResource::Task { .. } | EcsResource::Service { .. } => Err(not_found(arn)),
     }
 }
 
-pub(crate) async fn tag_resource(ecs: &Ecs, req: TagResourceRequest, _: &Caller) -> Result<TagResourceResponse, EcsError> {
+pub(crate) async fn tag_resource(
+    ecs: &Ecs,
+    req: TagResourceRequest,
+    _: &Caller,
+) -> Result<TagResourceResponse, EcsError> {
     if req.tags.is_empty() {
         return invalid("tags must contain at least one tag.");
     }
@@ -97,12 +121,20 @@ pub(crate) async fn tag_resource(ecs: &Ecs, req: TagResourceRequest, _: &Caller)
     Ok(TagResourceResponse {})
 }
 
-pub(crate) async fn untag_resource(ecs: &Ecs, req: UntagResourceRequest, _: &Caller) -> Result<UntagResourceResponse, EcsError> {
+pub(crate) async fn untag_resource(
+    ecs: &Ecs,
+    req: UntagResourceRequest,
+    _: &Caller,
+) -> Result<UntagResourceResponse, EcsError> {
     with_tags(ecs, &req.resource_arn, Some(Change::Remove(&req.tag_keys))).await?;
     Ok(UntagResourceResponse {})
 }
 
-pub(crate) async fn list_tags_for_resource(ecs: &Ecs, req: ListTagsForResourceRequest, _: &Caller) -> Result<ListTagsForResourceResponse, EcsError> {
+pub(crate) async fn list_tags_for_resource(
+    ecs: &Ecs,
+    req: ListTagsForResourceRequest,
+    _: &Caller,
+) -> Result<ListTagsForResourceResponse, EcsError> {
     let tags = with_tags(ecs, &req.resource_arn, None).await?;
     Ok(ListTagsForResourceResponse { tags: Some(tags) })
 }

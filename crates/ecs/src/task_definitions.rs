@@ -3,7 +3,9 @@
 //! one family get distinct revisions and none is lost.
 
 use crate::error::EcsError;
-use crate::objects::{encode, family_key, taskdef_key, taskdef_prefix, FamilyRecord, Step, StoredTaskDefinition};
+use crate::objects::{
+    encode, family_key, taskdef_key, taskdef_prefix, FamilyRecord, Step, StoredTaskDefinition,
+};
 use crate::pagination::{page_size, paginate};
 use crate::{now, Caller, Ecs};
 use model::ecs::arn::EcsResource;
@@ -31,10 +33,15 @@ pub(crate) struct TaskDefRef {
 impl Ecs {
     /// Parses `family`, `family:revision` or a task definition ARN.
     pub(crate) fn parse_task_def_ref(&self, s: &str) -> Result<TaskDefRef, EcsError> {
-        let bad = || EcsError::Client(format!("Invalid task definition reference '{s}': use family, family:revision or a task definition ARN."));
+        let bad = || {
+            EcsError::Client(format!("Invalid task definition reference '{s}': use family, family:revision or a task definition ARN."))
+        };
         if s.starts_with("arn:") {
             return match self.scope.parse(s) {
-                Ok(EcsResource::TaskDefinition { family, revision }) => Ok(TaskDefRef { family, revision: Some(revision) }),
+                Ok(EcsResource::TaskDefinition { family, revision }) => Ok(TaskDefRef {
+                    family,
+                    revision: Some(revision),
+                }),
                 _ => Err(bad()),
             };
         }
@@ -44,18 +51,31 @@ impl Ecs {
                 if f.is_empty() || revision < 1 {
                     return Err(bad());
                 }
-                Ok(TaskDefRef { family: f.to_owned(), revision: Some(revision) })
+                Ok(TaskDefRef {
+                    family: f.to_owned(),
+                    revision: Some(revision),
+                })
             }
-            None if !s.is_empty() => Ok(TaskDefRef { family: s.to_owned(), revision: None }),
+            None if !s.is_empty() => Ok(TaskDefRef {
+                family: s.to_owned(),
+                revision: None,
+            }),
             None => Err(bad()),
         }
     }
 
     /// Resolves a reference (a bare family means its latest ACTIVE revision).
-    pub(crate) async fn load_task_definition(&self, r: &TaskDefRef) -> Result<Option<(StoredTaskDefinition, u64)>, EcsError> {
+    pub(crate) async fn load_task_definition(
+        &self,
+        r: &TaskDefRef,
+    ) -> Result<Option<(StoredTaskDefinition, u64)>, EcsError> {
         let revision = match r.revision {
             Some(rev) => rev,
-            None => match self.objects.get::<FamilyRecord>(&family_key(&r.family)).await? {
+            None => match self
+                .objects
+                .get::<FamilyRecord>(&family_key(&r.family))
+                .await?
+            {
                 Some((fam, _)) => match fam.latest_active {
                     Some(rev) => rev,
                     None => return Ok(None),
@@ -63,21 +83,36 @@ impl Ecs {
                 None => return Ok(None),
             },
         };
-        self.objects.get::<StoredTaskDefinition>(&taskdef_key(&r.family, revision)).await
+        self.objects
+            .get::<StoredTaskDefinition>(&taskdef_key(&r.family, revision))
+            .await
     }
 }
 
-pub(crate) async fn register_task_definition(ecs: &Ecs, req: RegisterTaskDefinitionRequest, caller: &Caller) -> Result<RegisterTaskDefinitionResponse, EcsError> {
+pub(crate) async fn register_task_definition(
+    ecs: &Ecs,
+    req: RegisterTaskDefinitionRequest,
+    caller: &Caller,
+) -> Result<RegisterTaskDefinitionResponse, EcsError> {
     let size = serde_json::to_vec(&req).map(|v| v.len()).unwrap_or(0);
     if size > MAX_DEFINITION_BYTES {
-        return Err(EcsError::Client(format!("The task definition is {size} bytes; the limit is {MAX_DEFINITION_BYTES} bytes.")));
+        return Err(EcsError::Client(format!(
+            "The task definition is {size} bytes; the limit is {MAX_DEFINITION_BYTES} bytes."
+        )));
     }
     let fkey = family_key(&req.family);
     let stored = ecs
         .objects
         .retry(&fkey, || async {
-            let (mut fam, fam_rev) = ecs.objects.get::<FamilyRecord>(&fkey).await?.unwrap_or_default();
-            let revision = fam.last_revision.checked_add(1).ok_or_else(|| EcsError::Client("This family has no revisions left.".into()))?;
+            let (mut fam, fam_rev) = ecs
+                .objects
+                .get::<FamilyRecord>(&fkey)
+                .await?
+                .unwrap_or_default();
+            let revision = fam
+                .last_revision
+                .checked_add(1)
+                .ok_or_else(|| EcsError::Client("This family has no revisions left.".into()))?;
             let reg = Registration {
                 revision,
                 arn: ecs.scope.task_definition(&req.family, revision),
@@ -85,7 +120,10 @@ pub(crate) async fn register_task_definition(ecs: &Ecs, req: RegisterTaskDefinit
                 registered_by: &caller.principal_arn,
             };
             let td = compute_task_definition(&req, &reg).map_err(|e| EcsError::Client(e.0))?;
-            let stored = StoredTaskDefinition { task_definition: td, tags: req.tags.clone().unwrap_or_default() };
+            let stored = StoredTaskDefinition {
+                task_definition: td,
+                tags: req.tags.clone().unwrap_or_default(),
+            };
             fam.last_revision = revision;
             fam.latest_active = Some(revision);
             let txn = Txn::new()
@@ -102,12 +140,21 @@ pub(crate) async fn register_task_definition(ecs: &Ecs, req: RegisterTaskDefinit
     })
 }
 
-pub(crate) async fn describe_task_definition(ecs: &Ecs, req: DescribeTaskDefinitionRequest, _: &Caller) -> Result<DescribeTaskDefinitionResponse, EcsError> {
+pub(crate) async fn describe_task_definition(
+    ecs: &Ecs,
+    req: DescribeTaskDefinitionRequest,
+    _: &Caller,
+) -> Result<DescribeTaskDefinitionResponse, EcsError> {
     let r = ecs.parse_task_def_ref(&req.task_definition)?;
     let Some((stored, _)) = ecs.load_task_definition(&r).await? else {
-        return Err(EcsError::Client("Unable to describe task definition.".into()));
+        return Err(EcsError::Client(
+            "Unable to describe task definition.".into(),
+        ));
     };
-    let with_tags = req.include.unwrap_or_default().contains(&TaskDefinitionField::Tags);
+    let with_tags = req
+        .include
+        .unwrap_or_default()
+        .contains(&TaskDefinitionField::Tags);
     Ok(DescribeTaskDefinitionResponse {
         task_definition: Some(stored.task_definition),
         tags: with_tags.then_some(stored.tags),
@@ -116,10 +163,18 @@ pub(crate) async fn describe_task_definition(ecs: &Ecs, req: DescribeTaskDefinit
 
 /// Sort key that orders by family name, then revision, as AWS lists them.
 fn sort_key(td: &TaskDefinition) -> String {
-    format!("{}\u{0}{:010}", td.family.as_deref().unwrap_or(""), td.revision.unwrap_or(0))
+    format!(
+        "{}\u{0}{:010}",
+        td.family.as_deref().unwrap_or(""),
+        td.revision.unwrap_or(0)
+    )
 }
 
-pub(crate) async fn list_task_definitions(ecs: &Ecs, req: ListTaskDefinitionsRequest, _: &Caller) -> Result<ListTaskDefinitionsResponse, EcsError> {
+pub(crate) async fn list_task_definitions(
+    ecs: &Ecs,
+    req: ListTaskDefinitionsRequest,
+    _: &Caller,
+) -> Result<ListTaskDefinitionsResponse, EcsError> {
     let size = page_size(req.max_results, 100)?;
     let status = req.status.unwrap_or(TaskDefinitionStatus::Active);
     let prefix = format!("ecs/taskdef/{}", req.family_prefix.as_deref().unwrap_or(""));
@@ -129,7 +184,12 @@ pub(crate) async fn list_task_definitions(ecs: &Ecs, req: ListTaskDefinitionsReq
         .await?
         .into_iter()
         .filter(|(_, s, _)| s.task_definition.status == Some(status))
-        .map(|(_, s, _)| (sort_key(&s.task_definition), s.task_definition.task_definition_arn.unwrap_or_default()))
+        .map(|(_, s, _)| {
+            (
+                sort_key(&s.task_definition),
+                s.task_definition.task_definition_arn.unwrap_or_default(),
+            )
+        })
         .collect();
     items.sort();
     let descending = req.sort == Some(SortOrder::Desc);
@@ -137,10 +197,17 @@ pub(crate) async fn list_task_definitions(ecs: &Ecs, req: ListTaskDefinitionsReq
         items.reverse();
     }
     let page = paginate(items, req.next_token.as_deref(), size, descending)?;
-    Ok(ListTaskDefinitionsResponse { task_definition_arns: Some(page.items), next_token: page.next_token })
+    Ok(ListTaskDefinitionsResponse {
+        task_definition_arns: Some(page.items),
+        next_token: page.next_token,
+    })
 }
 
-pub(crate) async fn list_task_definition_families(ecs: &Ecs, req: ListTaskDefinitionFamiliesRequest, _: &Caller) -> Result<ListTaskDefinitionFamiliesResponse, EcsError> {
+pub(crate) async fn list_task_definition_families(
+    ecs: &Ecs,
+    req: ListTaskDefinitionFamiliesRequest,
+    _: &Caller,
+) -> Result<ListTaskDefinitionFamiliesResponse, EcsError> {
     let size = page_size(req.max_results, 100)?;
     let status = req.status.unwrap_or(TaskDefinitionFamilyStatus::Active);
     let prefix = format!("ecs/family/{}", req.family_prefix.as_deref().unwrap_or(""));
@@ -162,28 +229,50 @@ pub(crate) async fn list_task_definition_families(ecs: &Ecs, req: ListTaskDefini
     let mut items = items;
     items.sort();
     let page = paginate(items, req.next_token.as_deref(), size, false)?;
-    Ok(ListTaskDefinitionFamiliesResponse { families: Some(page.items), next_token: page.next_token })
+    Ok(ListTaskDefinitionFamiliesResponse {
+        families: Some(page.items),
+        next_token: page.next_token,
+    })
 }
 
 /// Changes one revision's status and keeps the family's `latest_active` true.
-async fn set_status(ecs: &Ecs, family: &str, revision: i32, change: impl Fn(&mut TaskDefinition) -> bool) -> Result<Option<TaskDefinition>, EcsError> {
+async fn set_status(
+    ecs: &Ecs,
+    family: &str,
+    revision: i32,
+    change: impl Fn(&mut TaskDefinition) -> bool,
+) -> Result<Option<TaskDefinition>, EcsError> {
     let fkey = family_key(family);
     let tkey = taskdef_key(family, revision);
     ecs.objects
         .retry(&tkey, || async {
-            let Some((mut stored, trev)) = ecs.objects.get::<StoredTaskDefinition>(&tkey).await? else {
+            let Some((mut stored, trev)) = ecs.objects.get::<StoredTaskDefinition>(&tkey).await?
+            else {
                 return Ok(Step::Done(None));
             };
             if !change(&mut stored.task_definition) {
                 return Ok(Step::Done(Some(stored.task_definition)));
             }
-            let (mut fam, frev) = ecs.objects.get::<FamilyRecord>(&fkey).await?.unwrap_or_default();
-            let revisions = ecs.objects.list::<StoredTaskDefinition>(&taskdef_prefix(family)).await?;
+            let (mut fam, frev) = ecs
+                .objects
+                .get::<FamilyRecord>(&fkey)
+                .await?
+                .unwrap_or_default();
+            let revisions = ecs
+                .objects
+                .list::<StoredTaskDefinition>(&taskdef_prefix(family))
+                .await?;
             fam.latest_active = revisions
                 .iter()
-                .filter(|(_, s, _)| s.task_definition.revision != Some(revision) && s.task_definition.status == Some(TaskDefinitionStatus::Active))
+                .filter(|(_, s, _)| {
+                    s.task_definition.revision != Some(revision)
+                        && s.task_definition.status == Some(TaskDefinitionStatus::Active)
+                })
                 .filter_map(|(_, s, _)| s.task_definition.revision)
-                .chain((stored.task_definition.status == Some(TaskDefinitionStatus::Active)).then_some(revision))
+                .chain(
+                    (stored.task_definition.status == Some(TaskDefinitionStatus::Active))
+                        .then_some(revision),
+                )
                 .max();
             let txn = Txn::new()
                 .when(tkey.clone(), trev)
@@ -195,10 +284,16 @@ async fn set_status(ecs: &Ecs, family: &str, revision: i32, change: impl Fn(&mut
         .await
 }
 
-pub(crate) async fn deregister_task_definition(ecs: &Ecs, req: DeregisterTaskDefinitionRequest, _: &Caller) -> Result<DeregisterTaskDefinitionResponse, EcsError> {
+pub(crate) async fn deregister_task_definition(
+    ecs: &Ecs,
+    req: DeregisterTaskDefinitionRequest,
+    _: &Caller,
+) -> Result<DeregisterTaskDefinitionResponse, EcsError> {
     let r = ecs.parse_task_def_ref(&req.task_definition)?;
     let Some(revision) = r.revision else {
-        return Err(EcsError::Client("A revision is required: deregister 'family:revision' or a task definition ARN.".into()));
+        return Err(EcsError::Client(
+            "A revision is required: deregister 'family:revision' or a task definition ARN.".into(),
+        ));
     };
     let td = set_status(ecs, &r.family, revision, |td| {
         if td.status != Some(TaskDefinitionStatus::Active) {
@@ -210,19 +305,34 @@ pub(crate) async fn deregister_task_definition(ecs: &Ecs, req: DeregisterTaskDef
     })
     .await?
     .ok_or_else(|| EcsError::Client("The specified task definition does not exist.".into()))?;
-    Ok(DeregisterTaskDefinitionResponse { task_definition: Some(td) })
+    Ok(DeregisterTaskDefinitionResponse {
+        task_definition: Some(td),
+    })
 }
 
-pub(crate) async fn delete_task_definitions(ecs: &Ecs, req: DeleteTaskDefinitionsRequest, _: &Caller) -> Result<DeleteTaskDefinitionsResponse, EcsError> {
+pub(crate) async fn delete_task_definitions(
+    ecs: &Ecs,
+    req: DeleteTaskDefinitionsRequest,
+    _: &Caller,
+) -> Result<DeleteTaskDefinitionsResponse, EcsError> {
     if req.task_definitions.is_empty() || req.task_definitions.len() > 10 {
-        return Err(EcsError::InvalidParameter("taskDefinitions must name between 1 and 10 task definition revisions.".into()));
+        return Err(EcsError::InvalidParameter(
+            "taskDefinitions must name between 1 and 10 task definition revisions.".into(),
+        ));
     }
     let mut deleted = Vec::new();
     let mut failures = Vec::new();
     for reference in &req.task_definitions {
-        let failure = |reason: &str| Failure { arn: Some(reference.clone()), reason: Some(reason.to_owned()), detail: None };
+        let failure = |reason: &str| Failure {
+            arn: Some(reference.clone()),
+            reason: Some(reason.to_owned()),
+            detail: None,
+        };
         let r = match ecs.parse_task_def_ref(reference) {
-            Ok(TaskDefRef { family, revision: Some(rev) }) => (family, rev),
+            Ok(TaskDefRef {
+                family,
+                revision: Some(rev),
+            }) => (family, rev),
             _ => {
                 failures.push(failure("The specified task definition identifier is invalid. Specify a valid name or ARN and try again."));
                 continue;
@@ -243,5 +353,8 @@ pub(crate) async fn delete_task_definitions(ecs: &Ecs, req: DeleteTaskDefinition
             Some(td) => deleted.push(td),
         }
     }
-    Ok(DeleteTaskDefinitionsResponse { task_definitions: Some(deleted), failures: Some(failures) })
+    Ok(DeleteTaskDefinitionsResponse {
+        task_definitions: Some(deleted),
+        failures: Some(failures),
+    })
 }

@@ -10,13 +10,22 @@ struct Fixture {
 
 fn fixture() -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = store::SqliteStore::open(store::SqliteConfig::new(dir.path().join("state.db"))).expect("store opens");
-    let scope = ArnScope { region: "us-east-1".into(), account_id: "000000000000".into() };
-    Fixture { ecs: Ecs::new(Arc::new(store), scope), _dir: dir }
+    let store = store::SqliteStore::open(store::SqliteConfig::new(dir.path().join("state.db")))
+        .expect("store opens");
+    let scope = ArnScope {
+        region: "us-east-1".into(),
+        account_id: "000000000000".into(),
+    };
+    Fixture {
+        ecs: Ecs::new(Arc::new(store), scope),
+        _dir: dir,
+    }
 }
 
 fn caller() -> Caller {
-    Caller { principal_arn: "arn:aws:iam::000000000000:root".into() }
+    Caller {
+        principal_arn: "arn:aws:iam::000000000000:root".into(),
+    }
 }
 
 async fn call(ecs: &Ecs, op: &str, body: Value) -> Result<Value, wire::AwsError> {
@@ -37,7 +46,9 @@ async fn concurrent_registrations_of_one_family_get_distinct_revisions() {
     let mut handles = Vec::new();
     for _ in 0..16 {
         let ecs = f.ecs.clone();
-        handles.push(tokio::spawn(async move { call(&ecs, "RegisterTaskDefinition", td("race")).await }));
+        handles.push(tokio::spawn(async move {
+            call(&ecs, "RegisterTaskDefinition", td("race")).await
+        }));
     }
     let mut revisions = Vec::new();
     for h in handles {
@@ -52,67 +63,147 @@ async fn concurrent_registrations_of_one_family_get_distinct_revisions() {
 async fn bare_family_resolves_to_latest_active_revision() {
     let f = fixture();
     for _ in 0..3 {
-        call(&f.ecs, "RegisterTaskDefinition", td("web")).await.expect("registered");
+        call(&f.ecs, "RegisterTaskDefinition", td("web"))
+            .await
+            .expect("registered");
     }
-    call(&f.ecs, "DeregisterTaskDefinition", json!({"taskDefinition": "web:3"})).await.expect("deregistered");
-    let v = call(&f.ecs, "DescribeTaskDefinition", json!({"taskDefinition": "web"})).await.expect("described");
+    call(
+        &f.ecs,
+        "DeregisterTaskDefinition",
+        json!({"taskDefinition": "web:3"}),
+    )
+    .await
+    .expect("deregistered");
+    let v = call(
+        &f.ecs,
+        "DescribeTaskDefinition",
+        json!({"taskDefinition": "web"}),
+    )
+    .await
+    .expect("described");
     assert_eq!(v["taskDefinition"]["revision"], 2);
-    let v = call(&f.ecs, "DescribeTaskDefinition", json!({"taskDefinition": "web:3"})).await.expect("described");
+    let v = call(
+        &f.ecs,
+        "DescribeTaskDefinition",
+        json!({"taskDefinition": "web:3"}),
+    )
+    .await
+    .expect("described");
     assert_eq!(v["taskDefinition"]["status"], "INACTIVE");
 }
 
 #[tokio::test]
 async fn revisions_are_never_reused_after_deletion() {
     let f = fixture();
-    call(&f.ecs, "RegisterTaskDefinition", td("once")).await.expect("registered");
-    call(&f.ecs, "DeregisterTaskDefinition", json!({"taskDefinition": "once:1"})).await.expect("deregistered");
-    let v = call(&f.ecs, "DeleteTaskDefinitions", json!({"taskDefinitions": ["once:1"]})).await.expect("deleted");
+    call(&f.ecs, "RegisterTaskDefinition", td("once"))
+        .await
+        .expect("registered");
+    call(
+        &f.ecs,
+        "DeregisterTaskDefinition",
+        json!({"taskDefinition": "once:1"}),
+    )
+    .await
+    .expect("deregistered");
+    let v = call(
+        &f.ecs,
+        "DeleteTaskDefinitions",
+        json!({"taskDefinitions": ["once:1"]}),
+    )
+    .await
+    .expect("deleted");
     assert_eq!(v["taskDefinitions"][0]["status"], "DELETE_IN_PROGRESS");
-    let v = call(&f.ecs, "RegisterTaskDefinition", td("once")).await.expect("registered");
+    let v = call(&f.ecs, "RegisterTaskDefinition", td("once"))
+        .await
+        .expect("registered");
     assert_eq!(v["taskDefinition"]["revision"], 2);
 }
 
 #[tokio::test]
 async fn delete_cluster_is_refused_while_instances_are_registered() {
     let f = fixture();
-    call(&f.ecs, "CreateCluster", json!({"clusterName": "c"})).await.expect("created");
+    call(&f.ecs, "CreateCluster", json!({"clusterName": "c"}))
+        .await
+        .expect("created");
     let reg = json!({"cluster": "c", "totalResources": [
         {"name": "CPU", "type": "INTEGER", "integerValue": 2048},
         {"name": "MEMORY", "type": "INTEGER", "integerValue": 4096}]});
-    let inst = call(&f.ecs, "RegisterContainerInstance", reg).await.expect("registered");
-    let arn = inst["containerInstance"]["containerInstanceArn"].as_str().expect("arn").to_owned();
-    let err = call(&f.ecs, "DeleteCluster", json!({"cluster": "c"})).await.expect_err("refused");
+    let inst = call(&f.ecs, "RegisterContainerInstance", reg)
+        .await
+        .expect("registered");
+    let arn = inst["containerInstance"]["containerInstanceArn"]
+        .as_str()
+        .expect("arn")
+        .to_owned();
+    let err = call(&f.ecs, "DeleteCluster", json!({"cluster": "c"}))
+        .await
+        .expect_err("refused");
     assert_eq!(err.code, "ClusterContainsContainerInstancesException");
-    call(&f.ecs, "DeregisterContainerInstance", json!({"cluster": "c", "containerInstance": arn})).await.expect("deregistered");
-    let v = call(&f.ecs, "DeleteCluster", json!({"cluster": "c"})).await.expect("deleted");
+    call(
+        &f.ecs,
+        "DeregisterContainerInstance",
+        json!({"cluster": "c", "containerInstance": arn}),
+    )
+    .await
+    .expect("deregistered");
+    let v = call(&f.ecs, "DeleteCluster", json!({"cluster": "c"}))
+        .await
+        .expect("deleted");
     assert_eq!(v["cluster"]["status"], "INACTIVE");
-    let v = call(&f.ecs, "DescribeClusters", json!({"clusters": ["c"]})).await.expect("described");
+    let v = call(&f.ecs, "DescribeClusters", json!({"clusters": ["c"]}))
+        .await
+        .expect("described");
     assert_eq!(v["clusters"][0]["status"], "INACTIVE");
 }
 
 #[tokio::test]
 async fn custom_attribute_limit_is_enforced_per_instance() {
     let f = fixture();
-    call(&f.ecs, "CreateCluster", json!({})).await.expect("created");
+    call(&f.ecs, "CreateCluster", json!({}))
+        .await
+        .expect("created");
     let reg = json!({"totalResources": [
         {"name": "CPU", "type": "INTEGER", "integerValue": 1024},
         {"name": "MEMORY", "type": "INTEGER", "integerValue": 1024}]});
-    let inst = call(&f.ecs, "RegisterContainerInstance", reg).await.expect("registered");
-    let arn = inst["containerInstance"]["containerInstanceArn"].as_str().expect("arn").to_owned();
+    let inst = call(&f.ecs, "RegisterContainerInstance", reg)
+        .await
+        .expect("registered");
+    let arn = inst["containerInstance"]["containerInstanceArn"]
+        .as_str()
+        .expect("arn")
+        .to_owned();
     for batch in 0..2 {
-        let attrs: Vec<Value> = (0..5).map(|i| json!({"name": format!("a{batch}{i}"), "value": "v", "targetId": arn})).collect();
-        call(&f.ecs, "PutAttributes", json!({"attributes": attrs})).await.expect("put");
+        let attrs: Vec<Value> = (0..5)
+            .map(|i| json!({"name": format!("a{batch}{i}"), "value": "v", "targetId": arn}))
+            .collect();
+        call(&f.ecs, "PutAttributes", json!({"attributes": attrs}))
+            .await
+            .expect("put");
     }
-    let err = call(&f.ecs, "PutAttributes", json!({"attributes": [{"name": "one-more", "targetId": arn}]})).await.expect_err("limit");
+    let err = call(
+        &f.ecs,
+        "PutAttributes",
+        json!({"attributes": [{"name": "one-more", "targetId": arn}]}),
+    )
+    .await
+    .expect_err("limit");
     assert_eq!(err.code, "AttributeLimitExceededException");
-    let v = call(&f.ecs, "ListAttributes", json!({"targetType": "container-instance", "attributeName": "a00"})).await.expect("listed");
+    let v = call(
+        &f.ecs,
+        "ListAttributes",
+        json!({"targetType": "container-instance", "attributeName": "a00"}),
+    )
+    .await
+    .expect("listed");
     assert_eq!(v["attributes"][0]["targetId"], arn.as_str());
 }
 
 #[tokio::test]
 async fn unknown_operation_is_reported_as_such() {
     let f = fixture();
-    let err = call(&f.ecs, "LaunchRockets", json!({})).await.expect_err("unknown");
+    let err = call(&f.ecs, "LaunchRockets", json!({}))
+        .await
+        .expect_err("unknown");
     assert_eq!(err.code, "UnknownOperationException");
 }
 

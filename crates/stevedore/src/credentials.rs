@@ -18,7 +18,9 @@ pub struct AccessKey {
 
 impl std::fmt::Debug for AccessKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AccessKey").field("access_key_id", &self.access_key_id).finish_non_exhaustive()
+        f.debug_struct("AccessKey")
+            .field("access_key_id", &self.access_key_id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -36,9 +38,14 @@ const SECRET_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstu
 fn generate() -> AccessKey {
     let mut rng = rand::thread_rng();
     let mut pick = |alphabet: &[u8], n: usize| -> String {
-        (0..n).map(|_| char::from(alphabet[rng.gen_range(0..alphabet.len())])).collect()
+        (0..n)
+            .map(|_| char::from(alphabet[rng.gen_range(0..alphabet.len())]))
+            .collect()
     };
-    AccessKey { access_key_id: format!("AKIA{}", pick(ID_ALPHABET, 16)), secret_access_key: pick(SECRET_ALPHABET, 40) }
+    AccessKey {
+        access_key_id: format!("AKIA{}", pick(ID_ALPHABET, 16)),
+        secret_access_key: pick(SECRET_ALPHABET, 40),
+    }
 }
 
 /// Writes `contents` to `path` atomically with mode 0600: a crash leaves the old file or
@@ -53,18 +60,31 @@ fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
         .mode(0o600)
         .open(&tmp)
         .with_context(|| format!("creating {}", tmp.display()))?;
-    f.write_all(contents).with_context(|| format!("writing {}", tmp.display()))?;
-    f.sync_all().with_context(|| format!("syncing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} into place", path.display()))?;
+    f.write_all(contents)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    f.sync_all()
+        .with_context(|| format!("syncing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("renaming {} into place", path.display()))?;
     Ok(())
 }
 
 /// The admin key, from the environment when both variables are set, else from (or newly
 /// generated into) `data_dir`.
-pub fn load_admin_key(data_dir: &Path, env_id: Option<String>, env_secret: Option<String>) -> anyhow::Result<(AccessKey, KeySource)> {
+pub fn load_admin_key(
+    data_dir: &Path,
+    env_id: Option<String>,
+    env_secret: Option<String>,
+) -> anyhow::Result<(AccessKey, KeySource)> {
     match (env_id, env_secret) {
         (Some(id), Some(secret)) if !id.is_empty() && !secret.is_empty() => {
-            return Ok((AccessKey { access_key_id: id, secret_access_key: secret }, KeySource::Environment));
+            return Ok((
+                AccessKey {
+                    access_key_id: id,
+                    secret_access_key: secret,
+                },
+                KeySource::Environment,
+            ));
         }
         (Some(_), None) | (None, Some(_)) => {
             anyhow::bail!("set both STEVEDORE_ADMIN_ACCESS_KEY_ID and STEVEDORE_ADMIN_SECRET_ACCESS_KEY, or neither");
@@ -73,8 +93,12 @@ pub fn load_admin_key(data_dir: &Path, env_id: Option<String>, env_secret: Optio
     }
     let key_path = data_dir.join("admin-key.json");
     let key = match std::fs::read(&key_path) {
-        Ok(bytes) => serde_json::from_slice::<AccessKey>(&bytes)
-            .with_context(|| format!("{} is not a valid admin key file; remove it to generate a new key", key_path.display()))?,
+        Ok(bytes) => serde_json::from_slice::<AccessKey>(&bytes).with_context(|| {
+            format!(
+                "{} is not a valid admin key file; remove it to generate a new key",
+                key_path.display()
+            )
+        })?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key = generate();
             write_private(&key_path, &serde_json::to_vec_pretty(&key)?)?;
@@ -106,7 +130,10 @@ mod tests {
         assert_eq!(a.access_key_id.len(), 20);
         assert_eq!(a.secret_access_key.len(), 40);
         for f in ["admin-key.json", "credentials"] {
-            let mode = std::fs::metadata(dir.path().join(f)).expect("exists").permissions().mode();
+            let mode = std::fs::metadata(dir.path().join(f))
+                .expect("exists")
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600, "{f}");
         }
         let ini = std::fs::read_to_string(dir.path().join("credentials")).expect("ini");
@@ -116,7 +143,8 @@ mod tests {
     #[test]
     fn environment_key_wins_and_half_a_key_is_refused() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (k, _) = load_admin_key(dir.path(), Some("AKIDX".into()), Some("s".into())).expect("env");
+        let (k, _) =
+            load_admin_key(dir.path(), Some("AKIDX".into()), Some("s".into())).expect("env");
         assert_eq!(k.access_key_id, "AKIDX");
         assert!(load_admin_key(dir.path(), Some("AKIDX".into()), None).is_err());
     }

@@ -30,7 +30,11 @@ pub struct App {
 impl App {
     pub fn new(store: Arc<dyn Store>, scope: ArnScope, admin: AccessKey) -> Self {
         let principal = scope.root_principal();
-        Self { ecs: Ecs::new(store, scope), admin, principal }
+        Self {
+            ecs: Ecs::new(store, scope),
+            admin,
+            principal,
+        }
     }
 
     fn secret_for(&self, access_key_id: &str) -> Option<String> {
@@ -39,11 +43,17 @@ impl App {
 }
 
 pub fn router(app: Arc<App>) -> Router {
-    Router::new().route("/health", get(health)).fallback(api).with_state(app)
+    Router::new()
+        .route("/health", get(health))
+        .fallback(api)
+        .with_state(app)
 }
 
 async fn health() -> impl IntoResponse {
-    ([(http::header::CONTENT_TYPE, "application/json")], "{\"status\":\"ok\"}")
+    (
+        [(http::header::CONTENT_TYPE, "application/json")],
+        "{\"status\":\"ok\"}",
+    )
 }
 
 /// How the caller expects errors to be encoded.
@@ -62,18 +72,28 @@ fn error_response(err: &AwsError, protocol: Protocol, rid: &str) -> Response {
     let mut resp = match protocol {
         Protocol::Json(v) => {
             let mut r = Response::new(Body::from(err.json_body()));
-            r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static(v.content_type()));
+            r.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static(v.content_type()),
+            );
             r
         }
         Protocol::Query => {
-            let kind = if err.status >= 500 { "Receiver" } else { "Sender" };
+            let kind = if err.status >= 500 {
+                "Receiver"
+            } else {
+                "Sender"
+            };
             let body = format!(
                 "<ErrorResponse><Error><Type>{kind}</Type><Code>{}</Code><Message>{}</Message></Error><RequestId>{rid}</RequestId></ErrorResponse>",
                 xml_escape(&err.code),
                 xml_escape(&err.message)
             );
             let mut r = Response::new(Body::from(body));
-            r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/xml"));
+            r.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("text/xml"),
+            );
             r
         }
     };
@@ -88,11 +108,17 @@ fn error_response(err: &AwsError, protocol: Protocol, rid: &str) -> Response {
 }
 
 fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 fn protocol_of(headers: &HeaderMap) -> Protocol {
-    let ct = headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let ct = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     if ct.starts_with("application/x-www-form-urlencoded") {
         Protocol::Query
     } else if ct.starts_with("application/x-amz-json-1.0") {
@@ -112,7 +138,11 @@ async fn api(State(app): State<Arc<App>>, req: Request) -> Response {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     let too_large = || {
-        AwsError::client("SerializationException", format!("The request body is larger than the {MAX_BODY_BYTES}-byte limit.")).with_status(413)
+        AwsError::client(
+            "SerializationException",
+            format!("The request body is larger than the {MAX_BODY_BYTES}-byte limit."),
+        )
+        .with_status(413)
     };
     if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
         return error_response(&too_large(), protocol, &rid);
@@ -135,14 +165,24 @@ async fn api(State(app): State<Arc<App>>, req: Request) -> Response {
     let verified = match wire::sigv4::verify(&signed, &|id| app.secret_for(id), now) {
         Ok(v) => v,
         Err(e) => {
-            let status = if e.aws_code() == "MissingAuthenticationTokenException" { 403 } else { 400 };
+            let status = if e.aws_code() == "MissingAuthenticationTokenException" {
+                403
+            } else {
+                400
+            };
             let err = AwsError::client(e.aws_code(), e.to_string()).with_status(status);
             tracing::debug!(error = %e, "Request refused by signature verification.");
             return error_response(&err, protocol, &rid);
         }
     };
-    let caller = Caller { principal_arn: app.principal.clone() };
-    let target = parts.headers.get("x-amz-target").and_then(|v| v.to_str().ok()).and_then(Target::parse);
+    let caller = Caller {
+        principal_arn: app.principal.clone(),
+    };
+    let target = parts
+        .headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .and_then(Target::parse);
     let result = match (target, protocol) {
         (Some(t), Protocol::Json(v)) if t.prefix == model::ecs::TARGET_PREFIX => {
             let out = app.ecs.handle(t.operation, &body, &caller).await.map_err(|e| e.to_aws());
@@ -166,7 +206,10 @@ async fn api(State(app): State<Arc<App>>, req: Request) -> Response {
     match result {
         Ok((bytes, version)) => {
             let mut resp = Response::new(Body::from(bytes));
-            resp.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static(version.content_type()));
+            resp.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static(version.content_type()),
+            );
             if let Ok(v) = HeaderValue::from_str(&rid) {
                 resp.headers_mut().insert("x-amzn-RequestId", v);
             }

@@ -30,21 +30,34 @@ pub async fn run(args: ServerArgs, quick_start: bool) -> anyhow::Result<()> {
     if args.account_id.len() != 12 || !args.account_id.bytes().all(|b| b.is_ascii_digit()) {
         anyhow::bail!("--account-id must be 12 digits, got '{}'", args.account_id);
     }
-    if args.region.is_empty() || !args.region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
-        anyhow::bail!("--region must look like an AWS region (e.g. us-east-1), got '{}'", args.region);
+    if args.region.is_empty()
+        || !args
+            .region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        anyhow::bail!(
+            "--region must look like an AWS region (e.g. us-east-1), got '{}'",
+            args.region
+        );
     }
-    std::fs::create_dir_all(&args.data_dir).with_context(|| format!("creating data directory {}", args.data_dir.display()))?;
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating data directory {}", args.data_dir.display()))?;
     let (key, source) = load_admin_key(
         &args.data_dir,
         std::env::var("STEVEDORE_ADMIN_ACCESS_KEY_ID").ok(),
         std::env::var("STEVEDORE_ADMIN_SECRET_ACCESS_KEY").ok(),
     )?;
     let db = args.data_dir.join("state.db");
-    let store = tokio::task::spawn_blocking(move || store::SqliteStore::open(store::SqliteConfig::new(db)))
-        .await
-        .context("opening the state store")?
-        .context("opening the state store")?;
-    let scope = ArnScope { region: args.region.clone(), account_id: args.account_id.clone() };
+    let store =
+        tokio::task::spawn_blocking(move || store::SqliteStore::open(store::SqliteConfig::new(db)))
+            .await
+            .context("opening the state store")?
+            .context("opening the state store")?;
+    let scope = ArnScope {
+        region: args.region.clone(),
+        account_id: args.account_id.clone(),
+    };
     let app = Arc::new(App::new(Arc::new(store), scope, key));
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -70,7 +83,10 @@ fn print_banner(addr: &SocketAddr, args: &ServerArgs, source: &KeySource, quick_
     };
     println!("Stevedore is serving the ECS API on http://{addr}");
     println!("  {creds}");
-    println!("  export AWS_ENDPOINT_URL=http://{addr} AWS_DEFAULT_REGION={}", args.region);
+    println!(
+        "  export AWS_ENDPOINT_URL=http://{addr} AWS_DEFAULT_REGION={}",
+        args.region
+    );
     println!("  aws ecs create-cluster --cluster-name demo");
     if quick_start {
         println!("  (containers need the agent role, which is not part of this build yet: the control plane runs alone)");

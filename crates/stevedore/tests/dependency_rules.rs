@@ -14,7 +14,17 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("wire", &[]),
     ("store", &["model"]),
     ("blobstore", &["oci"]),
-    ("ecs", &["wire", "model", "placement", "reconcile", "lifecycle", "store"]),
+    (
+        "ecs",
+        &[
+            "wire",
+            "model",
+            "placement",
+            "reconcile",
+            "lifecycle",
+            "store",
+        ],
+    ),
     ("registry", &["wire", "model", "oci", "blobstore", "store"]),
     ("elb", &["wire", "model", "store"]),
     ("lb", &["model"]),
@@ -22,13 +32,23 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("iam", &["wire", "model", "store"]),
     ("autoscaling", &["wire", "model", "store"]),
     ("agent", &["model", "lifecycle", "oci", "wire"]),
-    ("testkit", &["model", "store", "placement", "reconcile", "lifecycle"]),
+    (
+        "testkit",
+        &["model", "store", "placement", "reconcile", "lifecycle"],
+    ),
     ("loadgen", &[]),
 ];
 
 /// Crates that must stay free of I/O runtimes, even transitively.
 const PURE: &[&str] = &["model", "oci", "placement", "reconcile", "lifecycle"];
-const IO_CRATES: &[&str] = &["tokio", "hyper", "axum", "bollard", "rusqlite", "etcd-client"];
+const IO_CRATES: &[&str] = &[
+    "tokio",
+    "hyper",
+    "axum",
+    "bollard",
+    "rusqlite",
+    "etcd-client",
+];
 
 fn metadata() -> Value {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../Cargo.toml");
@@ -37,14 +57,22 @@ fn metadata() -> Value {
         .args(["metadata", "--format-version", "1", "--manifest-path", root])
         .output()
         .expect("cargo metadata runs");
-    assert!(out.status.success(), "cargo metadata failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "cargo metadata failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("cargo metadata prints JSON")
 }
 
 /// Workspace member name → its normal (non-dev, non-build) dependencies' names.
 fn normal_deps(meta: &Value) -> BTreeMap<String, BTreeSet<String>> {
-    let members: BTreeSet<&str> =
-        meta["workspace_members"].as_array().expect("members").iter().filter_map(Value::as_str).collect();
+    let members: BTreeSet<&str> = meta["workspace_members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
     let mut out = BTreeMap::new();
     for p in meta["packages"].as_array().expect("packages") {
         if !members.contains(p["id"].as_str().unwrap_or("")) {
@@ -75,7 +103,10 @@ fn every_crate_depends_only_on_allowed_internal_crates() {
             panic!("crate {name} has no entry in the dependency rules; add it to docs/ARCHITECTURE.md and this test")
         });
         for d in ds.iter().filter(|d| members.contains(d)) {
-            assert!(ok.contains(&d.as_str()), "crate {name} must not depend on {d}");
+            assert!(
+                ok.contains(&d.as_str()),
+                "crate {name} must not depend on {d}"
+            );
         }
     }
 }
@@ -84,16 +115,26 @@ fn every_crate_depends_only_on_allowed_internal_crates() {
 fn pure_crates_never_reach_an_io_runtime() {
     let meta = metadata();
     let resolve = meta["resolve"]["nodes"].as_array().expect("resolve");
-    let by_id: BTreeMap<&str, &Value> = resolve.iter().map(|n| (n["id"].as_str().expect("id"), n)).collect();
+    let by_id: BTreeMap<&str, &Value> = resolve
+        .iter()
+        .map(|n| (n["id"].as_str().expect("id"), n))
+        .collect();
     let name_of: BTreeMap<&str, &str> = meta["packages"]
         .as_array()
         .expect("packages")
         .iter()
-        .map(|p| (p["id"].as_str().expect("id"), p["name"].as_str().expect("name")))
+        .map(|p| {
+            (
+                p["id"].as_str().expect("id"),
+                p["name"].as_str().expect("name"),
+            )
+        })
         .collect();
     let mut checked = 0;
     for pure in PURE {
-        let Some((start, _)) = name_of.iter().find(|(_, n)| *n == pure) else { continue };
+        let Some((start, _)) = name_of.iter().find(|(_, n)| *n == pure) else {
+            continue;
+        };
         checked += 1;
         let mut stack = vec![*start];
         let mut seen = BTreeSet::new();
@@ -102,9 +143,19 @@ fn pure_crates_never_reach_an_io_runtime() {
                 continue;
             }
             let name = name_of.get(id).copied().unwrap_or("");
-            assert!(!IO_CRATES.contains(&name), "pure crate {pure} reaches {name}");
-            for d in by_id.get(id).and_then(|n| n["deps"].as_array()).into_iter().flatten() {
-                let normal = d["dep_kinds"].as_array().is_some_and(|ks| ks.iter().any(|k| k["kind"].is_null()));
+            assert!(
+                !IO_CRATES.contains(&name),
+                "pure crate {pure} reaches {name}"
+            );
+            for d in by_id
+                .get(id)
+                .and_then(|n| n["deps"].as_array())
+                .into_iter()
+                .flatten()
+            {
+                let normal = d["dep_kinds"]
+                    .as_array()
+                    .is_some_and(|ks| ks.iter().any(|k| k["kind"].is_null()));
                 if let (true, Some(pkg)) = (normal, d["pkg"].as_str()) {
                     stack.push(pkg);
                 }
@@ -116,11 +167,23 @@ fn pure_crates_never_reach_an_io_runtime() {
 
 #[test]
 fn services_never_depend_on_each_other() {
-    let services = ["ecs", "registry", "elb", "lb", "logs", "iam", "autoscaling", "agent"];
+    let services = [
+        "ecs",
+        "registry",
+        "elb",
+        "lb",
+        "logs",
+        "iam",
+        "autoscaling",
+        "agent",
+    ];
     let deps = normal_deps(&metadata());
     for s in services {
         for d in deps.get(s).into_iter().flatten() {
-            assert!(!services.contains(&d.as_str()), "service {s} depends on service {d}");
+            assert!(
+                !services.contains(&d.as_str()),
+                "service {s} depends on service {d}"
+            );
         }
     }
 }
@@ -129,6 +192,9 @@ fn services_never_depend_on_each_other() {
 fn agent_never_depends_on_server_internals() {
     let deps = normal_deps(&metadata());
     for d in deps.get("agent").into_iter().flatten() {
-        assert!(!["store", "ecs", "registry"].contains(&d.as_str()), "agent depends on {d}");
+        assert!(
+            !["store", "ecs", "registry"].contains(&d.as_str()),
+            "agent depends on {d}"
+        );
     }
 }

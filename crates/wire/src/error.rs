@@ -20,11 +20,21 @@ pub struct AwsError {
 impl AwsError {
     /// A 400 error with `code`.
     pub fn client(code: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { status: 400, code: code.into(), message: message.into(), extra: Map::new() }
+        Self {
+            status: 400,
+            code: code.into(),
+            message: message.into(),
+            extra: Map::new(),
+        }
     }
     /// A 500 error with `code`: only for faults that are not the caller's.
     pub fn server(code: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { status: 500, code: code.into(), message: message.into(), extra: Map::new() }
+        Self {
+            status: 500,
+            code: code.into(),
+            message: message.into(),
+            extra: Map::new(),
+        }
     }
     /// Replaces the HTTP status.
     #[must_use]
@@ -55,7 +65,8 @@ mod tests {
     #[test]
     fn json_body_carries_type_message_and_extras() {
         let mut e = AwsError::client("ConflictException", "busy");
-        e.extra.insert("resourceIds".into(), serde_json::json!(["a"]));
+        e.extra
+            .insert("resourceIds".into(), serde_json::json!(["a"]));
         let v: Value = serde_json::from_slice(&e.json_body()).expect("json");
         assert_eq!(v["__type"], "ConflictException");
         assert_eq!(v["message"], "busy");

@@ -91,24 +91,34 @@ impl ArnScope {
         let parts: Vec<&str> = path.split('/').collect();
         let nonempty = |s: &&str| !s.is_empty();
         match (kind, parts.as_slice()) {
-            ("cluster", [name]) if nonempty(name) => Ok(EcsResource::Cluster { name: (*name).to_owned() }),
+            ("cluster", [name]) if nonempty(name) => Ok(EcsResource::Cluster {
+                name: (*name).to_owned(),
+            }),
             ("task-definition", [fr]) => {
                 let (family, rev) = fr.rsplit_once(':').ok_or_else(err)?;
                 let revision: i32 = rev.parse().map_err(|_| err())?;
                 if family.is_empty() || revision < 1 {
                     return Err(err());
                 }
-                Ok(EcsResource::TaskDefinition { family: family.to_owned(), revision })
+                Ok(EcsResource::TaskDefinition {
+                    family: family.to_owned(),
+                    revision,
+                })
             }
             ("container-instance", [c, id]) if nonempty(c) && nonempty(id) => {
-                Ok(EcsResource::ContainerInstance { cluster: (*c).to_owned(), id: (*id).to_owned() })
+                Ok(EcsResource::ContainerInstance {
+                    cluster: (*c).to_owned(),
+                    id: (*id).to_owned(),
+                })
             }
-            ("task", [c, id]) if nonempty(c) && nonempty(id) => {
-                Ok(EcsResource::Task { cluster: (*c).to_owned(), id: (*id).to_owned() })
-            }
-            ("service", [c, n]) if nonempty(c) && nonempty(n) => {
-                Ok(EcsResource::Service { cluster: (*c).to_owned(), name: (*n).to_owned() })
-            }
+            ("task", [c, id]) if nonempty(c) && nonempty(id) => Ok(EcsResource::Task {
+                cluster: (*c).to_owned(),
+                id: (*id).to_owned(),
+            }),
+            ("service", [c, n]) if nonempty(c) && nonempty(n) => Ok(EcsResource::Service {
+                cluster: (*c).to_owned(),
+                name: (*n).to_owned(),
+            }),
             _ => Err(err()),
         }
     }
@@ -135,29 +145,47 @@ mod tests {
     use super::*;
 
     fn scope() -> ArnScope {
-        ArnScope { region: "us-east-1".into(), account_id: "000000000000".into() }
+        ArnScope {
+            region: "us-east-1".into(),
+            account_id: "000000000000".into(),
+        }
     }
 
     #[test]
     fn built_arns_parse_back_to_their_resource() {
         let s = scope();
-        assert_eq!(s.parse(&s.cluster("web")), Ok(EcsResource::Cluster { name: "web".into() }));
+        assert_eq!(
+            s.parse(&s.cluster("web")),
+            Ok(EcsResource::Cluster { name: "web".into() })
+        );
         assert_eq!(
             s.parse(&s.task_definition("fam", 3)),
-            Ok(EcsResource::TaskDefinition { family: "fam".into(), revision: 3 })
+            Ok(EcsResource::TaskDefinition {
+                family: "fam".into(),
+                revision: 3
+            })
         );
         assert_eq!(
             s.parse(&s.container_instance("c", "abc")),
-            Ok(EcsResource::ContainerInstance { cluster: "c".into(), id: "abc".into() })
+            Ok(EcsResource::ContainerInstance {
+                cluster: "c".into(),
+                id: "abc".into()
+            })
         );
     }
 
     #[test]
     fn arns_of_other_accounts_or_kinds_are_refused() {
         let s = scope();
-        assert!(s.parse("arn:aws:ecs:us-east-1:111111111111:cluster/x").is_err());
-        assert!(s.parse("arn:aws:ecs:us-east-1:000000000000:widget/x").is_err());
-        assert!(s.parse("arn:aws:ecs:us-east-1:000000000000:task-definition/x:0").is_err());
+        assert!(s
+            .parse("arn:aws:ecs:us-east-1:111111111111:cluster/x")
+            .is_err());
+        assert!(s
+            .parse("arn:aws:ecs:us-east-1:000000000000:widget/x")
+            .is_err());
+        assert!(s
+            .parse("arn:aws:ecs:us-east-1:000000000000:task-definition/x:0")
+            .is_err());
         assert!(s.parse("cluster/x").is_err());
     }
 

@@ -7,7 +7,8 @@ use super::shapes::Tag;
 pub fn is_simple_name(s: &str, max: usize) -> bool {
     !s.is_empty()
         && s.len() <= max
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// Checks a cluster name (1–255 letters, digits, hyphens, underscores).
@@ -25,7 +26,9 @@ pub fn check_cluster_name(name: &str) -> Result<(), String> {
 pub fn check_attribute_name(name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
         && name.len() <= 128
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_/\\.".contains(&b));
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_/\\.".contains(&b));
     if ok {
         Ok(())
     } else {
@@ -39,7 +42,9 @@ pub fn check_attribute_value(value: &str) -> Result<(), String> {
     let ok = !value.is_empty()
         && value.len() <= 128
         && value.trim() == value
-        && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.@/\\: ".contains(&b));
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.@/\\: ".contains(&b));
     if ok {
         Ok(())
     } else {
@@ -54,20 +59,29 @@ pub const MAX_TAGS: usize = 50;
 /// prefix, no duplicate keys.
 pub fn check_tags(tags: &[Tag]) -> Result<(), String> {
     if tags.len() > MAX_TAGS {
-        return Err(format!("Too many tags: {} given, a resource can have at most {MAX_TAGS}.", tags.len()));
+        return Err(format!(
+            "Too many tags: {} given, a resource can have at most {MAX_TAGS}.",
+            tags.len()
+        ));
     }
     let mut seen = std::collections::BTreeSet::new();
     for t in tags {
         let key = t.key.as_deref().unwrap_or("");
         if key.is_empty() || key.chars().count() > 128 {
-            return Err(format!("Tag key '{key}' is invalid: keys must be 1 to 128 characters long."));
+            return Err(format!(
+                "Tag key '{key}' is invalid: keys must be 1 to 128 characters long."
+            ));
         }
         let value = t.value.as_deref().unwrap_or("");
         if value.chars().count() > 256 {
-            return Err(format!("Tag value for key '{key}' is too long: values can be at most 256 characters."));
+            return Err(format!(
+                "Tag value for key '{key}' is too long: values can be at most 256 characters."
+            ));
         }
         if key.to_ascii_lowercase().starts_with("aws:") {
-            return Err(format!("Tag key '{key}' is invalid: the 'aws:' prefix is reserved for AWS use."));
+            return Err(format!(
+                "Tag key '{key}' is invalid: the 'aws:' prefix is reserved for AWS use."
+            ));
         }
         if !seen.insert(key) {
             return Err(format!("Tag key '{key}' appears more than once."));
@@ -91,7 +105,10 @@ mod tests {
     use super::*;
 
     fn tag(k: &str, v: &str) -> Tag {
-        Tag { key: Some(k.into()), value: Some(v.into()) }
+        Tag {
+            key: Some(k.into()),
+            value: Some(v.into()),
+        }
     }
 
     #[test]

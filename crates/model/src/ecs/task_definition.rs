@@ -35,7 +35,8 @@ pub struct Registration<'a> {
 
 /// The Fargate table of valid (cpu units, memory MiB) pairs.
 pub fn fargate_size_is_valid(cpu: i64, memory: i64) -> bool {
-    let steps = |lo: i64, hi: i64, step: i64| memory >= lo && memory <= hi && (memory - lo) % step == 0;
+    let steps =
+        |lo: i64, hi: i64, step: i64| memory >= lo && memory <= hi && (memory - lo) % step == 0;
     match cpu {
         256 => matches!(memory, 512 | 1024 | 2048),
         512 => steps(1024, 4096, 1024),
@@ -54,7 +55,8 @@ pub fn parse_task_cpu(s: &str) -> Option<i64> {
     if let Some(v) = t.strip_suffix("vcpu") {
         let vcpu: f64 = v.trim().parse().ok()?;
         let units = vcpu * 1024.0;
-        return (units.is_finite() && units > 0.0 && units.fract() == 0.0 && units <= 1e9).then_some(units as i64);
+        return (units.is_finite() && units > 0.0 && units.fract() == 0.0 && units <= 1e9)
+            .then_some(units as i64);
     }
     t.parse::<i64>().ok().filter(|v| *v > 0)
 }
@@ -65,7 +67,8 @@ pub fn parse_task_memory(s: &str) -> Option<i64> {
     if let Some(v) = t.strip_suffix("gb") {
         let gb: f64 = v.trim().parse().ok()?;
         let mib = gb * 1024.0;
-        return (mib.is_finite() && mib > 0.0 && mib.fract() == 0.0 && mib <= 1e12).then_some(mib as i64);
+        return (mib.is_finite() && mib > 0.0 && mib.fract() == 0.0 && mib <= 1e12)
+            .then_some(mib as i64);
     }
     t.parse::<i64>().ok().filter(|v| *v > 0)
 }
@@ -82,7 +85,9 @@ pub fn compute_task_definition(
         return fail("Container list cannot be empty.");
     }
     if req.container_definitions.len() > 10 {
-        return fail("Too many containers: a task definition can have at most 10 container definitions.");
+        return fail(
+            "Too many containers: a task definition can have at most 10 container definitions.",
+        );
     }
     if let Some(tags) = &req.tags {
         check_tags(tags).map_err(TaskDefinitionError)?;
@@ -121,7 +126,9 @@ pub fn compute_task_definition(
     }
     if let Some(es) = &req.ephemeral_storage {
         if !(21..=200).contains(&es.size_in_gi_b) {
-            return fail("Invalid 'ephemeralStorage.sizeInGiB' setting. It must be between 21 and 200 GiB.");
+            return fail(
+                "Invalid 'ephemeralStorage.sizeInGiB' setting. It must be between 21 and 200 GiB.",
+            );
         }
     }
 
@@ -134,7 +141,12 @@ pub fn compute_task_definition(
         if !volume_names.insert(name.to_owned()) {
             return fail(format!("Volume name '{name}' is used more than once."));
         }
-        if fargate && v.host.as_ref().and_then(|h| h.source_path.as_ref()).is_some() {
+        if fargate
+            && v.host
+                .as_ref()
+                .and_then(|h| h.source_path.as_ref())
+                .is_some()
+        {
             return fail("Host volumes with a sourcePath are not supported on Fargate.");
         }
     }
@@ -146,22 +158,43 @@ pub fn compute_task_definition(
             return fail("A memberOf placement constraint requires an expression.");
         }
     }
-    if req.placement_constraints.as_ref().is_some_and(|p| p.len() > 10) {
+    if req
+        .placement_constraints
+        .as_ref()
+        .is_some_and(|p| p.len() > 10)
+    {
         return fail("Too many placement constraints: at most 10 are allowed.");
     }
-    if fargate && req.placement_constraints.as_ref().is_some_and(|p| !p.is_empty()) {
+    if fargate
+        && req
+            .placement_constraints
+            .as_ref()
+            .is_some_and(|p| !p.is_empty())
+    {
         return fail("Placement constraints are not supported on Fargate.");
     }
 
-    let names: BTreeSet<&str> =
-        req.container_definitions.iter().filter_map(|c| c.name.as_deref()).collect();
+    let names: BTreeSet<&str> = req
+        .container_definitions
+        .iter()
+        .filter_map(|c| c.name.as_deref())
+        .collect();
     let mut seen_names = BTreeSet::new();
     let mut static_host_ports = BTreeSet::new();
     let mut containers = Vec::with_capacity(req.container_definitions.len());
     let mut cpu_sum: i64 = 0;
     let mut mem_sum: i64 = 0;
     for c in &req.container_definitions {
-        let c = compute_container(c, &Ctx { network_mode, fargate, task_memory, volume_names: &volume_names, names: &names })?;
+        let c = compute_container(
+            c,
+            &Ctx {
+                network_mode,
+                fargate,
+                task_memory,
+                volume_names: &volume_names,
+                names: &names,
+            },
+        )?;
         let name = c.name.clone().unwrap_or_default();
         if !seen_names.insert(name.clone()) {
             return fail(format!("Container names must be unique within a task definition; '{name}' is used more than once."));
@@ -170,7 +203,10 @@ pub fn compute_task_definition(
             if let Some(hp) = pm.host_port.filter(|p| *p != 0) {
                 let proto = pm.protocol.unwrap_or(TransportProtocol::Tcp);
                 if !static_host_ports.insert((hp, proto)) {
-                    return fail(format!("The host port {hp}/{} is mapped more than once in this task definition.", proto.as_str()));
+                    return fail(format!(
+                        "The host port {hp}/{} is mapped more than once in this task definition.",
+                        proto.as_str()
+                    ));
                 }
             }
         }
@@ -193,8 +229,12 @@ pub fn compute_task_definition(
     }
     for c in &containers {
         for d in c.depends_on.iter().flatten() {
-            let dep = containers.iter().find(|o| o.name.as_deref() == Some(d.container_name.as_str()));
-            if d.condition == ContainerCondition::Complete && dep.is_some_and(|o| o.essential.unwrap_or(true)) {
+            let dep = containers
+                .iter()
+                .find(|o| o.name.as_deref() == Some(d.container_name.as_str()));
+            if d.condition == ContainerCondition::Complete
+                && dep.is_some_and(|o| o.essential.unwrap_or(true))
+            {
                 return fail(format!("Invalid dependsOn in container '{}': the COMPLETE condition cannot be used on essential container '{}'.", c.name.as_deref().unwrap_or(""), d.container_name));
             }
         }
@@ -245,7 +285,10 @@ struct Ctx<'a> {
     names: &'a BTreeSet<&'a str>,
 }
 
-fn compute_container(c: &ContainerDefinition, cx: &Ctx<'_>) -> Result<ContainerDefinition, TaskDefinitionError> {
+fn compute_container(
+    c: &ContainerDefinition,
+    cx: &Ctx<'_>,
+) -> Result<ContainerDefinition, TaskDefinitionError> {
     let name = c.name.as_deref().unwrap_or("");
     if name.is_empty() {
         return fail("Container.name should not be null or empty.");
@@ -255,17 +298,24 @@ fn compute_container(c: &ContainerDefinition, cx: &Ctx<'_>) -> Result<ContainerD
     }
     let image = c.image.as_deref().unwrap_or("");
     if image.trim().is_empty() {
-        return fail(format!("Container.image should not be null or empty (container '{name}')."));
+        return fail(format!(
+            "Container.image should not be null or empty (container '{name}')."
+        ));
     }
     if image.len() > 1024 || image.chars().any(char::is_whitespace) {
-        return fail(format!("Invalid image reference '{image}' in container '{name}'."));
+        return fail(format!(
+            "Invalid image reference '{image}' in container '{name}'."
+        ));
     }
     if let Some(cpu) = c.cpu {
         if !(0..=10240).contains(&cpu) {
             return fail(format!("Invalid 'cpu' setting for container '{name}': {cpu}. It must be between 0 and 10240 CPU units."));
         }
     }
-    for (field, v) in [("memory", c.memory), ("memoryReservation", c.memory_reservation)] {
+    for (field, v) in [
+        ("memory", c.memory),
+        ("memoryReservation", c.memory_reservation),
+    ] {
         if let Some(v) = v {
             if v < 6 {
                 return fail(format!("Invalid '{field}' setting for container '{name}': {v} MiB. The minimum is 6 MiB."));
@@ -277,7 +327,11 @@ fn compute_container(c: &ContainerDefinition, cx: &Ctx<'_>) -> Result<ContainerD
             return fail(format!("Invalid setting for container '{name}'. 'memory' must be greater than 'memoryReservation'."));
         }
     }
-    if cx.task_memory.is_none() && !cx.fargate && c.memory.is_none() && c.memory_reservation.is_none() {
+    if cx.task_memory.is_none()
+        && !cx.fargate
+        && c.memory.is_none()
+        && c.memory_reservation.is_none()
+    {
         return fail(format!("Invalid setting for container '{name}'. At least one of 'memory' or 'memoryReservation' must be specified."));
     }
     if let (Some(tm), Some(m)) = (cx.task_memory, c.memory) {
@@ -292,7 +346,11 @@ fn compute_container(c: &ContainerDefinition, cx: &Ctx<'_>) -> Result<ContainerD
         let mut pm = pm.clone();
         match (pm.container_port, &pm.container_port_range) {
             (Some(p), None) if (1..=65535).contains(&p) => {}
-            (Some(p), None) => return fail(format!("Invalid containerPort {p} in container '{name}': ports are 1 to 65535.")),
+            (Some(p), None) => {
+                return fail(format!(
+                    "Invalid containerPort {p} in container '{name}': ports are 1 to 65535."
+                ))
+            }
             (None, Some(range)) => {
                 if parse_port_range(range).is_none() {
                     return fail(format!("Invalid containerPortRange '{range}' in container '{name}': use 'first-last' with 1 ≤ first < last ≤ 65535."));
@@ -301,12 +359,20 @@ fn compute_container(c: &ContainerDefinition, cx: &Ctx<'_>) -> Result<ContainerD
                     return fail(format!("Container '{name}': hostPort cannot be set together with containerPortRange."));
                 }
             }
-            (Some(_), Some(_)) => return fail(format!("Container '{name}': containerPort and containerPortRange cannot both be set.")),
-            (None, None) => return fail(format!("Container '{name}': a port mapping needs a containerPort or a containerPortRange.")),
+            (Some(_), Some(_)) => {
+                return fail(format!(
+                    "Container '{name}': containerPort and containerPortRange cannot both be set."
+                ))
+            }
+            (None, None) => return fail(format!(
+                "Container '{name}': a port mapping needs a containerPort or a containerPortRange."
+            )),
         }
         if let Some(hp) = pm.host_port {
             if !(0..=65535).contains(&hp) {
-                return fail(format!("Invalid hostPort {hp} in container '{name}': ports are 0 to 65535."));
+                return fail(format!(
+                    "Invalid hostPort {hp} in container '{name}': ports are 0 to 65535."
+                ));
             }
         }
         match mode {
@@ -331,10 +397,14 @@ fn compute_container(c: &ContainerDefinition, cx: &Ctx<'_>) -> Result<ContainerD
         mappings.push(pm);
     }
     if c.links.as_ref().is_some_and(|l| !l.is_empty()) && mode != NetworkMode::Bridge {
-        return fail(format!("Container '{name}': links are only supported when networkMode=bridge."));
+        return fail(format!(
+            "Container '{name}': links are only supported when networkMode=bridge."
+        ));
     }
     if cx.fargate && c.privileged == Some(true) {
-        return fail(format!("Container '{name}': privileged mode is not supported on Fargate."));
+        return fail(format!(
+            "Container '{name}': privileged mode is not supported on Fargate."
+        ));
     }
     for mp in c.mount_points.iter().flatten() {
         let src = mp.source_volume.as_deref().unwrap_or("");
@@ -342,7 +412,9 @@ fn compute_container(c: &ContainerDefinition, cx: &Ctx<'_>) -> Result<ContainerD
             return fail(format!("Invalid mountPoint in container '{name}': the source volume '{src}' is not a volume of this task definition."));
         }
         if mp.container_path.as_deref().unwrap_or("").is_empty() {
-            return fail(format!("Invalid mountPoint in container '{name}': containerPath is required."));
+            return fail(format!(
+                "Invalid mountPoint in container '{name}': containerPath is required."
+            ));
         }
     }
     for d in c.depends_on.iter().flatten() {
@@ -355,7 +427,9 @@ fn compute_container(c: &ContainerDefinition, cx: &Ctx<'_>) -> Result<ContainerD
     }
     for e in c.environment.iter().flatten() {
         if e.name.as_deref().unwrap_or("").is_empty() {
-            return fail(format!("Container '{name}': environment variable names cannot be empty."));
+            return fail(format!(
+                "Container '{name}': environment variable names cannot be empty."
+            ));
         }
     }
     if let Some(t) = c.stop_timeout {
@@ -374,7 +448,10 @@ fn compute_container(c: &ContainerDefinition, cx: &Ctx<'_>) -> Result<ContainerD
     Ok(out)
 }
 
-fn check_health_check(name: &str, hc: &super::shapes::HealthCheck) -> Result<(), TaskDefinitionError> {
+fn check_health_check(
+    name: &str,
+    hc: &super::shapes::HealthCheck,
+) -> Result<(), TaskDefinitionError> {
     let first = hc.command.first().map(String::as_str).unwrap_or("");
     if !matches!(first, "CMD" | "CMD-SHELL" | "NONE") {
         return fail(format!("Invalid healthCheck in container '{name}': the command must start with CMD, CMD-SHELL or NONE."));
@@ -404,7 +481,10 @@ pub fn parse_port_range(s: &str) -> Option<(u16, u16)> {
 
 /// The agent capabilities a definition needs, as ECS derives them; placement later
 /// requires an instance to advertise each.
-fn compute_requires_attributes(req: &RegisterTaskDefinitionRequest, containers: &[ContainerDefinition]) -> Vec<Attribute> {
+fn compute_requires_attributes(
+    req: &RegisterTaskDefinitionRequest,
+    containers: &[ContainerDefinition],
+) -> Vec<Attribute> {
     let mut names = BTreeSet::new();
     if req.network_mode == Some(NetworkMode::Awsvpc) {
         names.insert("ecs.capability.task-eni");
@@ -440,13 +520,21 @@ fn compute_requires_attributes(req: &RegisterTaskDefinitionRequest, containers: 
     }
     names
         .into_iter()
-        .map(|n| Attribute { name: n.to_owned(), value: None, target_type: None, target_id: None })
+        .map(|n| Attribute {
+            name: n.to_owned(),
+            value: None,
+            target_type: None,
+            target_id: None,
+        })
         .collect()
 }
 
 impl ContainerDefinition {
     fn container_port_range_used(&self) -> bool {
-        self.port_mappings.iter().flatten().any(|p| p.container_port_range.is_some())
+        self.port_mappings
+            .iter()
+            .flatten()
+            .any(|p| p.container_port_range.is_some())
     }
 }
 

@@ -6,7 +6,12 @@ fn req(v: serde_json::Value) -> RegisterTaskDefinitionRequest {
 }
 
 fn reg() -> Registration<'static> {
-    Registration { revision: 1, arn: "arn:aws:ecs:us-east-1:0:task-definition/f:1".into(), now: 1.0, registered_by: "arn:aws:iam::0:root" }
+    Registration {
+        revision: 1,
+        arn: "arn:aws:ecs:us-east-1:0:task-definition/f:1".into(),
+        now: 1.0,
+        registered_by: "arn:aws:iam::0:root",
+    }
 }
 
 fn err(v: serde_json::Value) -> String {
@@ -34,20 +39,32 @@ fn minimal_ec2_definition_gets_ecs_defaults() {
 #[test]
 fn ec2_container_without_memory_is_refused_unless_task_memory_is_set() {
     let m = err(json!({"family": "f", "containerDefinitions": [{"name": "a", "image": "i"}]}));
-    assert!(m.contains("At least one of 'memory' or 'memoryReservation'"), "{m}");
-    let ok = req(json!({"family": "f", "memory": "512", "containerDefinitions": [{"name": "a", "image": "i"}]}));
+    assert!(
+        m.contains("At least one of 'memory' or 'memoryReservation'"),
+        "{m}"
+    );
+    let ok = req(
+        json!({"family": "f", "memory": "512", "containerDefinitions": [{"name": "a", "image": "i"}]}),
+    );
     assert!(compute_task_definition(&ok, &reg()).is_ok());
 }
 
 #[test]
 fn memory_must_exceed_memory_reservation() {
-    let m = err(json!({"family": "f", "containerDefinitions": [{"name": "a", "image": "i", "memory": 64, "memoryReservation": 64}]}));
-    assert!(m.contains("'memory' must be greater than 'memoryReservation'"), "{m}");
+    let m = err(
+        json!({"family": "f", "containerDefinitions": [{"name": "a", "image": "i", "memory": 64, "memoryReservation": 64}]}),
+    );
+    assert!(
+        m.contains("'memory' must be greater than 'memoryReservation'"),
+        "{m}"
+    );
 }
 
 #[test]
 fn awsvpc_host_port_must_match_container_port() {
-    let m = err(json!({"family": "f", "networkMode": "awsvpc", "containerDefinitions": [{"name": "a", "image": "i", "memory": 64, "portMappings": [{"containerPort": 80, "hostPort": 8080}]}]}));
+    let m = err(
+        json!({"family": "f", "networkMode": "awsvpc", "containerDefinitions": [{"name": "a", "image": "i", "memory": 64, "portMappings": [{"containerPort": 80, "hostPort": 8080}]}]}),
+    );
     assert!(m.contains("must match"), "{m}");
 }
 
@@ -56,32 +73,45 @@ fn fargate_requires_awsvpc_and_a_valid_size() {
     let base = |cpu: &str, mem: &str, mode: &str| json!({"family": "f", "requiresCompatibilities": ["FARGATE"], "networkMode": mode, "cpu": cpu, "memory": mem, "containerDefinitions": [{"name": "a", "image": "i"}]});
     assert!(err(base("256", "512", "bridge")).contains("awsvpc"));
     assert!(err(base("256", "4096", "awsvpc")).contains("No Fargate configuration exists"));
-    let td = compute_task_definition(&req(base("1 vCPU", "2 GB", "awsvpc")), &reg()).expect("valid");
+    let td =
+        compute_task_definition(&req(base("1 vCPU", "2 GB", "awsvpc")), &reg()).expect("valid");
     assert_eq!(td.cpu.as_deref(), Some("1024"));
     assert_eq!(td.memory.as_deref(), Some("2048"));
-    assert!(td.compatibilities.expect("set").contains(&Compatibility::Fargate));
+    assert!(td
+        .compatibilities
+        .expect("set")
+        .contains(&Compatibility::Fargate));
 }
 
 #[test]
 fn duplicate_container_names_are_refused() {
-    let m = err(json!({"family": "f", "containerDefinitions": [{"name": "a", "image": "i", "memory": 8}, {"name": "a", "image": "i", "memory": 8}]}));
+    let m = err(
+        json!({"family": "f", "containerDefinitions": [{"name": "a", "image": "i", "memory": 8}, {"name": "a", "image": "i", "memory": 8}]}),
+    );
     assert!(m.contains("unique"), "{m}");
 }
 
 #[test]
 fn family_with_invalid_characters_is_refused() {
-    assert!(err(json!({"family": "a b", "containerDefinitions": [{"name": "a", "image": "i", "memory": 8}]})).contains("Family"));
+    assert!(err(
+        json!({"family": "a b", "containerDefinitions": [{"name": "a", "image": "i", "memory": 8}]})
+    )
+    .contains("Family"));
 }
 
 #[test]
 fn a_definition_needs_an_essential_container() {
-    let m = err(json!({"family": "f", "containerDefinitions": [{"name": "a", "image": "i", "memory": 8, "essential": false}]}));
+    let m = err(
+        json!({"family": "f", "containerDefinitions": [{"name": "a", "image": "i", "memory": 8, "essential": false}]}),
+    );
     assert!(m.contains("essential"), "{m}");
 }
 
 #[test]
 fn depends_on_must_name_another_container() {
-    let m = err(json!({"family": "f", "containerDefinitions": [{"name": "a", "image": "i", "memory": 8, "dependsOn": [{"containerName": "zz", "condition": "START"}]}]}));
+    let m = err(
+        json!({"family": "f", "containerDefinitions": [{"name": "a", "image": "i", "memory": 8, "dependsOn": [{"containerName": "zz", "condition": "START"}]}]}),
+    );
     assert!(m.contains("dependsOn"), "{m}");
 }
 
