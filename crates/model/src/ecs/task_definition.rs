@@ -364,9 +364,11 @@ fn compute_container(
                     "Container '{name}': containerPort and containerPortRange cannot both be set."
                 ))
             }
-            (None, None) => return fail(format!(
+            (None, None) => {
+                return fail(format!(
                 "Container '{name}': a port mapping needs a containerPort or a containerPortRange."
-            )),
+            ))
+            }
         }
         if let Some(hp) = pm.host_port {
             if !(0..=65535).contains(&hp) {
