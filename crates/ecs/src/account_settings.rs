@@ -125,6 +125,9 @@ pub(crate) async fn list_account_settings(
     req: ListAccountSettingsRequest,
     caller: &Caller,
 ) -> Result<ListAccountSettingsResponse, EcsError> {
+    if req.value.is_some() && req.name.is_none() {
+        return invalid("value can only be used together with name.");
+    }
     let size = match req.max_results {
         None => 10,
         Some(n) => page_size(Some(n), 10)?,

@@ -8,9 +8,8 @@ use crate::pagination::{page_size, paginate};
 use crate::{Caller, Ecs};
 use model::ecs::names::{check_attribute_name, check_attribute_value};
 use model::ecs::shapes::{
-    Attribute, ContainerInstance, DeleteAttributesRequest, DeleteAttributesResponse,
-    ListAttributesRequest, ListAttributesResponse, PutAttributesRequest, PutAttributesResponse,
-    TargetType,
+    Attribute, DeleteAttributesRequest, DeleteAttributesResponse, ListAttributesRequest,
+    ListAttributesResponse, PutAttributesRequest, PutAttributesResponse, TargetType,
 };
 use std::collections::BTreeMap;
 
@@ -117,11 +116,12 @@ pub(crate) async fn list_attributes(
         return invalid("attributeValue can only be used together with attributeName.");
     }
     let mut items = Vec::new();
-    for (_, i, _) in ecs
+    for (_, si, _) in ecs
         .objects
-        .list::<ContainerInstance>(&instance_prefix(&cluster))
+        .list::<crate::objects::StoredInstance>(&instance_prefix(&cluster))
         .await?
     {
+        let i = si.instance;
         if i.status.as_deref() == Some("INACTIVE") {
             continue;
         }

@@ -9,9 +9,9 @@ use crate::pagination::{page_size, paginate};
 use crate::{cluster_name, Caller, Ecs};
 use model::ecs::names::check_cluster_name;
 use model::ecs::shapes::{
-    Cluster, ClusterField, ContainerInstance, CreateClusterRequest, CreateClusterResponse,
-    DeleteClusterRequest, DeleteClusterResponse, DescribeClustersRequest, DescribeClustersResponse,
-    Failure, KeyValuePair, ListClustersRequest, ListClustersResponse, UpdateClusterRequest,
+    Cluster, ClusterField, CreateClusterRequest, CreateClusterResponse, DeleteClusterRequest,
+    DeleteClusterResponse, DescribeClustersRequest, DescribeClustersResponse, Failure,
+    KeyValuePair, ListClustersRequest, ListClustersResponse, UpdateClusterRequest,
     UpdateClusterResponse, UpdateClusterSettingsRequest, UpdateClusterSettingsResponse,
 };
 use store::Txn;
@@ -41,16 +41,27 @@ impl Ecs {
         let name = c.cluster_name.clone().unwrap_or_default();
         let instances = self
             .objects
-            .list::<ContainerInstance>(&instance_prefix(&name))
+            .list::<crate::objects::StoredInstance>(&instance_prefix(&name))
             .await?;
         let registered = instances
             .iter()
-            .filter(|(_, i, _)| matches!(i.status.as_deref(), Some("ACTIVE" | "DRAINING")))
+            .filter(|(_, si, _)| {
+                matches!(si.instance.status.as_deref(), Some("ACTIVE" | "DRAINING"))
+            })
             .count();
+        let running: u64 = instances
+            .iter()
+            .map(|(_, si, _)| u64::from(si.usage.running))
+            .sum();
+        let pending: u64 = instances
+            .iter()
+            .map(|(_, si, _)| u64::from(si.usage.pending))
+            .sum();
+        let count = |n: u64| i32::try_from(n).unwrap_or(i32::MAX);
         c.registered_container_instances_count =
             Some(i32::try_from(registered).unwrap_or(i32::MAX));
-        c.running_tasks_count = Some(0);
-        c.pending_tasks_count = Some(0);
+        c.running_tasks_count = Some(count(running));
+        c.pending_tasks_count = Some(count(pending));
         c.active_services_count = Some(0);
         c.statistics = Some(if include.contains(&ClusterField::Statistics) {
             [
@@ -66,7 +77,11 @@ impl Ecs {
             .iter()
             .map(|n| KeyValuePair {
                 name: Some((*n).to_owned()),
-                value: Some("0".into()),
+                value: Some(match *n {
+                    "runningEC2TasksCount" => running.to_string(),
+                    "pendingEC2TasksCount" => pending.to_string(),
+                    _ => "0".to_owned(),
+                }),
             })
             .collect()
         } else {
@@ -308,12 +323,11 @@ pub(crate) async fn delete_cluster(
             let (_, mut c, rev) = ecs.active_cluster(Some(&name)).await?;
             let instances = ecs
                 .objects
-                .list::<ContainerInstance>(&instance_prefix(&name))
+                .list::<crate::objects::StoredInstance>(&instance_prefix(&name))
                 .await?;
-            if instances
-                .iter()
-                .any(|(_, i, _)| matches!(i.status.as_deref(), Some("ACTIVE" | "DRAINING")))
-            {
+            if instances.iter().any(|(_, si, _)| {
+                matches!(si.instance.status.as_deref(), Some("ACTIVE" | "DRAINING"))
+            }) {
                 return Err(EcsError::ClusterContainsContainerInstances);
             }
             c.status = Some(INACTIVE.into());
@@ -331,4 +345,20 @@ pub(crate) async fn delete_cluster(
         .await?;
     c.registered_container_instances_count = Some(0);
     Ok(DeleteClusterResponse { cluster: Some(c) })
+}
+
+pub(crate) async fn discover_poll_endpoint(
+    ecs: &Ecs,
+    req: model::ecs::shapes::DiscoverPollEndpointRequest,
+    _: &Caller,
+) -> Result<model::ecs::shapes::DiscoverPollEndpointResponse, EcsError> {
+    if let Some(c) = &req.cluster {
+        ecs.active_cluster(Some(c)).await?;
+    }
+    let endpoint = ecs.poll_endpoint().to_owned();
+    Ok(model::ecs::shapes::DiscoverPollEndpointResponse {
+        endpoint: Some(endpoint.clone()),
+        telemetry_endpoint: Some(endpoint.clone()),
+        service_connect_endpoint: Some(endpoint),
+    })
 }

@@ -3,7 +3,7 @@
 //! re-registration so a restarted agent stays the same instance.
 
 use crate::error::{invalid, EcsError};
-use crate::objects::{encode, instance_key, instance_prefix, Step};
+use crate::objects::{encode, instance_key, instance_prefix, Step, StoredInstance};
 use crate::pagination::{page_size, paginate};
 use crate::{cluster_name, now, Caller, Ecs};
 use model::ecs::arn::{short_name, EcsResource};
@@ -44,17 +44,63 @@ impl Ecs {
         &self,
         cluster: &str,
         reference: &str,
-    ) -> Result<Option<(ContainerInstance, u64, String)>, EcsError> {
+    ) -> Result<Option<(StoredInstance, u64, String)>, EcsError> {
         let Some(id) = self.instance_id(cluster, reference) else {
             return Ok(None);
         };
         let key = instance_key(cluster, &id);
         Ok(self
             .objects
-            .get::<ContainerInstance>(&key)
+            .get::<StoredInstance>(&key)
             .await?
             .map(|(i, r)| (i, r, key)))
     }
+}
+
+/// The instance as the API shows it: counts and remaining resources from its books.
+pub(crate) fn show(si: &StoredInstance) -> ContainerInstance {
+    let mut i = si.instance.clone();
+    let u = &si.usage;
+    i.running_tasks_count = Some(i32::try_from(u.running).unwrap_or(i32::MAX));
+    i.pending_tasks_count = Some(i32::try_from(u.pending).unwrap_or(i32::MAX));
+    let remaining = i
+        .registered_resources
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|mut r| {
+            match r.name.as_deref() {
+                Some("CPU") => {
+                    r.integer_value = r
+                        .integer_value
+                        .map(|v| v.saturating_sub(i32::try_from(u.cpu).unwrap_or(i32::MAX)))
+                }
+                Some("MEMORY") => {
+                    r.integer_value = r
+                        .integer_value
+                        .map(|v| v.saturating_sub(i32::try_from(u.memory).unwrap_or(i32::MAX)))
+                }
+                Some(name @ ("PORTS" | "PORTS_UDP")) => {
+                    let used = if name == "PORTS" {
+                        &u.tcp_ports
+                    } else {
+                        &u.udp_ports
+                    };
+                    let set = r.string_set_value.get_or_insert_with(Vec::new);
+                    for p in used {
+                        let p = p.to_string();
+                        if !set.contains(&p) {
+                            set.push(p);
+                        }
+                    }
+                }
+                _ => {}
+            }
+            r
+        })
+        .collect();
+    i.remaining_resources = Some(remaining);
+    i
 }
 
 fn check_resources(resources: &[Resource]) -> Result<(), EcsError> {
@@ -162,14 +208,17 @@ pub(crate) async fn register_container_instance(
     let instance = ecs
         .objects
         .retry(&key, || async {
-            let existing = ecs.objects.get::<ContainerInstance>(&key).await?;
+            let existing = ecs.objects.get::<StoredInstance>(&key).await?;
             if req.container_instance_arn.is_some() && existing.is_none() {
                 return invalid(format!(
                     "Container instance '{id}' is not registered in cluster '{cluster}'."
                 ));
             }
             let rev = existing.as_ref().map_or(0, |(_, r)| *r);
-            let prior = existing.map(|(i, _)| i);
+            let (prior, usage) = match existing {
+                Some((si, _)) => (Some(si.instance), si.usage),
+                None => (None, Default::default()),
+            };
             let instance = ContainerInstance {
                 container_instance_arn: Some(ecs.scope.container_instance(&cluster, &id)),
                 ec2_instance_id: doc
@@ -201,11 +250,15 @@ pub(crate) async fn register_container_instance(
                 ),
                 ..ContainerInstance::default()
             };
+            let stored = StoredInstance {
+                instance,
+                usage: usage.clone(),
+            };
             Ok(Step::Commit(
                 Txn::new()
                     .when(key.clone(), rev)
-                    .put(key.clone(), encode(&instance)?),
-                instance,
+                    .put(key.clone(), encode(&stored)?),
+                show(&stored),
             ))
         })
         .await?;
@@ -224,14 +277,14 @@ pub(crate) async fn modify_instance(
 ) -> Result<Option<ContainerInstance>, EcsError> {
     ecs.objects
         .retry(reference, || async {
-            let Some((mut i, rev, key)) = ecs.load_instance(cluster, reference).await? else {
+            let Some((mut si, rev, key)) = ecs.load_instance(cluster, reference).await? else {
                 return Ok(Step::Done(None));
             };
-            change(&mut i)?;
-            i.version = Some(i.version.unwrap_or(0) + 1);
+            change(&mut si.instance)?;
+            si.instance.version = Some(si.instance.version.unwrap_or(0) + 1);
             Ok(Step::Commit(
-                Txn::new().when(key.clone(), rev).put(key, encode(&i)?),
-                Some(i),
+                Txn::new().when(key.clone(), rev).put(key, encode(&si)?),
+                Some(show(&si)),
             ))
         })
         .await
@@ -292,7 +345,7 @@ pub(crate) async fn describe_container_instances(
     let mut failures = Vec::new();
     for r in &req.container_instances {
         match ecs.load_instance(&cluster, r).await? {
-            Some((i, _, _)) => out.push(present(i, &include)),
+            Some((si, _, _)) => out.push(present(show(&si), &include)),
             None => failures.push(Failure {
                 arn: Some(if r.starts_with("arn:") {
                     r.clone()
@@ -324,14 +377,14 @@ pub(crate) async fn list_container_instances(
     let status = req.status.map(ContainerInstanceStatus::as_str);
     let items = ecs
         .objects
-        .list::<ContainerInstance>(&instance_prefix(&cluster))
+        .list::<StoredInstance>(&instance_prefix(&cluster))
         .await?
         .into_iter()
-        .filter(|(_, i, _)| match status {
-            Some(s) => i.status.as_deref() == Some(s),
-            None => i.status.as_deref() != Some("INACTIVE"),
+        .filter(|(_, si, _)| match status {
+            Some(s) => si.instance.status.as_deref() == Some(s),
+            None => si.instance.status.as_deref() != Some("INACTIVE"),
         })
-        .map(|(k, i, _)| (k, i.container_instance_arn.unwrap_or_default()))
+        .map(|(k, si, _)| (k, si.instance.container_instance_arn.unwrap_or_default()))
         .collect();
     let page = paginate(items, req.next_token.as_deref(), size, false)?;
     Ok(ListContainerInstancesResponse {

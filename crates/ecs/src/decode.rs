@@ -12,6 +12,12 @@ pub fn parse_request<T: DeserializeOwned>(body: &[u8]) -> Result<T, EcsError> {
     } else {
         body
     };
+    // serde accepts a JSON array for a struct; AWS wants an object.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(EcsError::Serialization(
+            "The request body must be a JSON object.".into(),
+        ));
+    }
     let de = &mut serde_json::Deserializer::from_slice(body);
     match serde_path_to_error::deserialize::<_, T>(de) {
         Ok(v) => Ok(v),

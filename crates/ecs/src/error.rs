@@ -40,6 +40,14 @@ pub enum EcsError {
     /// A tagged resource does not exist.
     #[error("{0}")]
     ResourceNotFound(String),
+    /// A request conflicts with an earlier one (e.g. a reused RunTask clientToken).
+    #[error("{message}")]
+    Conflict {
+        /// What conflicts.
+        message: String,
+        /// The resources of the earlier request.
+        resource_ids: Vec<String>,
+    },
     /// The state store failed.
     #[error("The state store failed: {0}")]
     Store(#[from] StoreError),
@@ -64,6 +72,12 @@ impl EcsError {
             Self::TargetNotFound(_) => "TargetNotFoundException",
             Self::AttributeLimitExceeded(_) => "AttributeLimitExceededException",
             Self::ResourceNotFound(_) => "ResourceNotFoundException",
+            Self::Conflict { resource_ids, .. } => {
+                let mut e = AwsError::client("ConflictException", msg);
+                e.extra
+                    .insert("resourceIds".into(), serde_json::json!(resource_ids));
+                return e;
+            }
             Self::Store(_) | Self::Contention(_) => {
                 return AwsError::server("ServerException", msg)
             }

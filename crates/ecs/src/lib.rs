@@ -6,6 +6,7 @@
 
 mod account_settings;
 mod attributes;
+pub mod channel;
 mod clusters;
 mod container_instances;
 mod decode;
@@ -14,7 +15,10 @@ mod objects;
 mod pagination;
 mod tags;
 mod task_definitions;
+mod tasks;
+mod view;
 
+pub use channel::Session;
 pub use error::EcsError;
 
 use model::ecs::arn::ArnScope;
@@ -35,10 +39,18 @@ pub struct Caller {
 pub struct Ecs {
     objects: Objects,
     scope: ArnScope,
+    /// Where agents open their channel (DiscoverPollEndpoint's answer).
+    endpoint: String,
+    views: Arc<
+        std::sync::Mutex<
+            std::collections::HashMap<String, Arc<tokio::sync::Mutex<view::ClusterView>>>,
+        >,
+    >,
+    channels: Arc<channel::Channels>,
 }
 
 macro_rules! operations {
-    ($($name:ident => $module:ident :: $handler:ident),* $(,)?) => {
+    ($($name:ident => $handler:path),* $(,)?) => {
         /// Every ECS operation Stevedore serves.
         #[derive(Clone, Copy, Debug, PartialEq, Eq)]
         pub enum Operation { $(
@@ -62,7 +74,7 @@ macro_rules! operations {
         impl Ecs {
             async fn execute(&self, op: Operation, body: &[u8], caller: &Caller) -> Result<Vec<u8>, EcsError> {
                 match op { $(
-                    Operation::$name => respond(&$module::$handler(self, decode::parse_request(body)?, caller).await?),
+                    Operation::$name => respond(&$handler(self, decode::parse_request(body)?, caller).await?),
                 )* }
             }
         }
@@ -96,6 +108,14 @@ operations! {
     ListAccountSettings => account_settings::list_account_settings,
     PutAccountSetting => account_settings::put_account_setting,
     PutAccountSettingDefault => account_settings::put_account_setting_default,
+    RunTask => tasks::launch::run_task,
+    StartTask => tasks::launch::start_task,
+    StopTask => tasks::report::stop_task,
+    DescribeTasks => tasks::query::describe_tasks,
+    ListTasks => tasks::query::list_tasks,
+    SubmitTaskStateChange => tasks::report::submit_task_state_change,
+    SubmitContainerStateChange => tasks::report::submit_container_state_change,
+    DiscoverPollEndpoint => clusters::discover_poll_endpoint,
 }
 
 fn respond<T: Serialize>(out: &T) -> Result<Vec<u8>, EcsError> {
@@ -107,11 +127,15 @@ fn respond<T: Serialize>(out: &T) -> Result<Vec<u8>, EcsError> {
 }
 
 impl Ecs {
-    /// An ECS service whose ARNs use `scope`, over `store`.
-    pub fn new(store: Arc<dyn Store>, scope: ArnScope) -> Self {
+    /// An ECS service whose ARNs use `scope`, over `store`; agents are told to open their
+    /// channel at `endpoint` (e.g. `http://127.0.0.1:4747/`).
+    pub fn new(store: Arc<dyn Store>, scope: ArnScope, endpoint: String) -> Self {
         Self {
             objects: Objects::new(store),
             scope,
+            endpoint,
+            views: Arc::default(),
+            channels: Arc::default(),
         }
     }
 

@@ -7,10 +7,16 @@
 //! - `ecs/taskdef/<family>/<revision, 10 digits>` → [`StoredTaskDefinition`]
 //! - `ecs/instance/<cluster>/<id>` → [`ContainerInstance`](model::ecs::shapes::ContainerInstance)
 //! - `ecs/setting/<principal ARN>/<name>` → [`Setting`](model::ecs::shapes::Setting)
+//! - `ecs/task/<cluster>/<id>` → [`StoredTask`]
+//! - `ecs/instance-task/<cluster>/<instance id>/<task id>` → empty: the tasks an instance
+//!   holds resources for (until they are STOPPED), so its channel and accounting never
+//!   scan the whole cluster
+//! - `ecs/task-token/<cluster>/<clientToken>` → [`TokenRecord`]: RunTask idempotency
 
 use crate::error::EcsError;
-use model::ecs::shapes::{Tag, TaskDefinition};
+use model::ecs::shapes::{ContainerDefinition, ContainerInstance, Tag, Task, TaskDefinition};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
 use store::{Revision, Store, Txn, TxnOutcome};
 
 /// Key of a cluster.
@@ -40,6 +46,110 @@ pub fn instance_key(cluster: &str, id: &str) -> String {
 /// Key of an account setting for a principal.
 pub fn setting_key(principal: &str, name: &str) -> String {
     format!("ecs/setting/{principal}/{name}")
+}
+
+/// Key of a task.
+pub fn task_key(cluster: &str, id: &str) -> String {
+    format!("ecs/task/{cluster}/{id}")
+}
+/// Prefix of a cluster's tasks.
+pub fn task_prefix(cluster: &str) -> String {
+    format!("ecs/task/{cluster}/")
+}
+/// Prefix of the index of tasks holding resources on an instance.
+pub fn instance_task_prefix(cluster: &str, instance_id: &str) -> String {
+    format!("ecs/instance-task/{cluster}/{instance_id}/")
+}
+/// Index entry of a task on an instance.
+pub fn instance_task_key(cluster: &str, instance_id: &str, task_id: &str) -> String {
+    format!("ecs/instance-task/{cluster}/{instance_id}/{task_id}")
+}
+/// Key of a RunTask client token.
+pub fn token_key(cluster: &str, token: &str) -> String {
+    format!("ecs/task-token/{cluster}/{token}")
+}
+
+/// What the tasks on an instance hold: the books placement reads and RunTask and task
+/// state changes write, always in the same transaction as the task records.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    /// CPU units reserved.
+    pub cpu: i64,
+    /// Memory MiB reserved.
+    pub memory: i64,
+    /// Static TCP host ports taken.
+    #[serde(default)]
+    pub tcp_ports: BTreeSet<u16>,
+    /// Static UDP host ports taken.
+    #[serde(default)]
+    pub udp_ports: BTreeSet<u16>,
+    /// GPU ids taken.
+    #[serde(default)]
+    pub gpus: BTreeSet<String>,
+    /// Tasks per task group.
+    #[serde(default)]
+    pub groups: BTreeMap<String, u32>,
+    /// Tasks not yet RUNNING.
+    pub pending: u32,
+    /// Tasks RUNNING.
+    pub running: u32,
+}
+
+/// A stored container instance: the API shape plus its books.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StoredInstance {
+    /// The instance as DescribeContainerInstances shows it (counts and remaining
+    /// resources are recomputed from `usage` when shown).
+    pub instance: ContainerInstance,
+    /// What its tasks hold.
+    #[serde(default)]
+    pub usage: Usage,
+}
+
+/// What a task reserves on its instance.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reservation {
+    /// CPU units.
+    pub cpu: i64,
+    /// Memory MiB.
+    pub memory: i64,
+    /// Static TCP host ports.
+    #[serde(default)]
+    pub tcp_ports: Vec<u16>,
+    /// Static UDP host ports.
+    #[serde(default)]
+    pub udp_ports: Vec<u16>,
+}
+
+/// A stored task.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StoredTask {
+    /// The task as DescribeTasks shows it.
+    pub task: Task,
+    /// The instance it was placed on.
+    pub instance_id: String,
+    /// What it holds there until STOPPED.
+    pub reservation: Reservation,
+    /// The container definitions with the RunTask overrides applied: what the agent runs.
+    pub containers: Vec<ContainerDefinition>,
+    /// Whether the resources have been given back (the task reached STOPPED).
+    #[serde(default)]
+    pub released: bool,
+    /// The definition's network mode (absent = bridge).
+    #[serde(default)]
+    pub network_mode: Option<model::ecs::shapes::NetworkMode>,
+    /// The definition's volumes.
+    #[serde(default)]
+    pub volumes: Vec<model::ecs::shapes::Volume>,
+}
+
+/// A RunTask client token: the request it answered.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TokenRecord {
+    /// Hash of the request without the token.
+    pub request_hash: String,
+    /// The tasks it started.
+    pub task_arns: Vec<String>,
 }
 
 /// A family's bookkeeping: revisions are never reused, even after deletion.
@@ -75,6 +185,11 @@ impl Objects {
     /// Wraps a store.
     pub fn new(store: std::sync::Arc<dyn Store>) -> Self {
         Self { store }
+    }
+
+    /// The store itself, for raw range reads.
+    pub fn store(&self) -> &dyn Store {
+        self.store.as_ref()
     }
 
     /// Reads and decodes one object with its revision.

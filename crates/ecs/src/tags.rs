@@ -96,7 +96,7 @@ async fn with_tags(ecs: &Ecs, arn: &str, change: Option<Change<'_>>) -> Result<V
             });
             if change.is_none() {
                 return match ecs.load_instance(&cluster, &id).await? {
-                    Some((i, _, _)) => Ok(i.tags.unwrap_or_default()),
+                    Some((si, _, _)) => Ok(si.instance.tags.unwrap_or_default()),
                     None => Err(not_found(arn)),
                 };
             }

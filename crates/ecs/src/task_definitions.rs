@@ -177,7 +177,11 @@ pub(crate) async fn list_task_definitions(
 ) -> Result<ListTaskDefinitionsResponse, EcsError> {
     let size = page_size(req.max_results, 100)?;
     let status = req.status.unwrap_or(TaskDefinitionStatus::Active);
-    let prefix = format!("ecs/taskdef/{}", req.family_prefix.as_deref().unwrap_or(""));
+    // Despite its name, ListTaskDefinitions' familyPrefix is the full family name.
+    let prefix = match req.family_prefix.as_deref() {
+        Some(f) => taskdef_prefix(f),
+        None => "ecs/taskdef/".to_owned(),
+    };
     let mut items: Vec<(String, String)> = ecs
         .objects
         .list::<StoredTaskDefinition>(&prefix)
@@ -323,8 +327,15 @@ pub(crate) async fn delete_task_definitions(
     let mut deleted = Vec::new();
     let mut failures = Vec::new();
     for reference in &req.task_definitions {
+        let arn = match ecs.parse_task_def_ref(reference) {
+            Ok(TaskDefRef {
+                family,
+                revision: Some(rev),
+            }) => ecs.scope.task_definition(&family, rev),
+            _ => reference.clone(),
+        };
         let failure = |reason: &str| Failure {
-            arn: Some(reference.clone()),
+            arn: Some(arn.clone()),
             reason: Some(reason.to_owned()),
             detail: None,
         };

@@ -17,7 +17,7 @@ fn fixture() -> Fixture {
         account_id: "000000000000".into(),
     };
     Fixture {
-        ecs: Ecs::new(Arc::new(store), scope),
+        ecs: Ecs::new(Arc::new(store), scope, "http://127.0.0.1:1/".into()),
         _dir: dir,
     }
 }

@@ -5,4 +5,6 @@
 //! It must stay pure: no I/O, no async runtime, no clock. Time and randomness come in as
 //! arguments.
 
+pub mod acs;
+pub mod ecr;
 pub mod ecs;

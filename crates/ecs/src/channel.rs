@@ -1,0 +1,444 @@
+//! The server side of the agent channel: one [`Session`] per connected instance decides
+//! which tasks the instance still has to be told about and turns them into ACS
+//! `PayloadMessage`s. The binary pumps a session's payloads and acknowledgements over the
+//! WebSocket; this module knows nothing of HTTP.
+//!
+//! Delivery is at least once: a task is sent until the agent acknowledges the payload
+//! that carried it with its current desired status, and everything unacknowledged is sent
+//! again on reconnect or after [`RESEND_AFTER`]. The agent treats repeats as no-ops.
+
+use crate::container_instances::modify_instance;
+use crate::error::EcsError;
+use crate::objects::{instance_task_prefix, task_key, StoredTask};
+use crate::{cluster_name, Ecs};
+use model::acs;
+use model::ecs::shapes::{ContainerDefinition, NetworkMode};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+
+/// How long a payload may stay unacknowledged before its tasks are sent again.
+pub const RESEND_AFTER: Duration = Duration::from_secs(10);
+
+#[derive(Default)]
+struct Entry {
+    notify: Notify,
+    generation: AtomicU64,
+}
+
+/// Wake-ups for connected instances: a placement or stop pokes the instance's session.
+#[derive(Default)]
+pub(crate) struct Channels {
+    entries: Mutex<HashMap<(String, String), Arc<Entry>>>,
+}
+
+impl Channels {
+    fn entry(&self, cluster: &str, instance_id: &str) -> Arc<Entry> {
+        let mut map = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        map.entry((cluster.to_owned(), instance_id.to_owned()))
+            .or_default()
+            .clone()
+    }
+
+    /// Tells the instance's session (if any) that its tasks changed.
+    pub(crate) fn notify(&self, cluster: &str, instance_id: &str) {
+        let map = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(e) = map.get(&(cluster.to_owned(), instance_id.to_owned())) {
+            e.notify.notify_one();
+        }
+    }
+}
+
+/// One connected instance's view of the channel.
+pub struct Session {
+    ecs: Ecs,
+    cluster: String,
+    cluster_arn: String,
+    instance_id: String,
+    instance_arn: String,
+    entry: Arc<Entry>,
+    generation: u64,
+    /// Task id → desired status the agent has acknowledged.
+    delivered: HashMap<String, String>,
+    /// Message id → (when sent, [(task id, desired status)]).
+    in_flight: HashMap<String, (Instant, Vec<(String, String)>)>,
+    seq: i32,
+}
+
+impl Ecs {
+    /// Opens the channel of an instance (cluster and instance by name, id or ARN) and marks
+    /// its agent connected.
+    pub async fn open_session(&self, cluster: &str, instance: &str) -> Result<Session, EcsError> {
+        let name = cluster_name(Some(cluster)).to_owned();
+        self.active_cluster(Some(&name)).await?;
+        let Some(id) = self.instance_id(&name, instance) else {
+            return Err(EcsError::InvalidParameter(format!(
+                "'{instance}' is not a container instance of cluster '{name}'."
+            )));
+        };
+        let found = modify_instance(self, &name, &id, |i| {
+            if i.status.as_deref() == Some("INACTIVE") {
+                return Err(EcsError::Client(
+                    "The container instance is deregistered; register it again.".into(),
+                ));
+            }
+            i.agent_connected = Some(true);
+            Ok(())
+        })
+        .await?;
+        if found.is_none() {
+            return Err(EcsError::InvalidParameter(format!(
+                "Container instance '{instance}' not found in cluster '{name}'."
+            )));
+        }
+        let entry = self.channels.entry(&name, &id);
+        let generation = entry.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        tracing::info!(cluster = %name, instance = %id, "Agent connected.");
+        Ok(Session {
+            ecs: self.clone(),
+            cluster_arn: self.scope.cluster(&name),
+            instance_arn: self.scope.container_instance(&name, &id),
+            cluster: name,
+            instance_id: id,
+            entry,
+            generation,
+            delivered: HashMap::new(),
+            in_flight: HashMap::new(),
+            seq: 0,
+        })
+    }
+
+    /// The endpoint agents open their channel on.
+    pub fn poll_endpoint(&self) -> &str {
+        &self.endpoint
+    }
+}
+
+impl Session {
+    /// Waits until this instance's tasks may have changed.
+    pub async fn changed(&self) {
+        self.entry.notify.notified().await;
+    }
+
+    /// The instance's cluster ARN.
+    pub fn cluster_arn(&self) -> &str {
+        &self.cluster_arn
+    }
+
+    /// The instance's ARN.
+    pub fn instance_arn(&self) -> &str {
+        &self.instance_arn
+    }
+
+    /// The next payload to send: every task of the instance whose current desired status
+    /// the agent has not acknowledged and that is not already in flight. `None` when the
+    /// agent is up to date.
+    pub async fn next_payload(&mut self) -> Result<Option<acs::PayloadMessage>, EcsError> {
+        let now = Instant::now();
+        self.in_flight
+            .retain(|_, (sent, _)| now.duration_since(*sent) < RESEND_AFTER);
+        let prefix = instance_task_prefix(&self.cluster, &self.instance_id);
+        let page = self
+            .ecs
+            .objects
+            .store()
+            .range(&prefix, None, usize::MAX)
+            .await?;
+        let mut tasks = Vec::new();
+        let mut carried = Vec::new();
+        for kv in page.items {
+            let task_id = kv.key.rsplit('/').next().unwrap_or_default().to_owned();
+            let Some((st, _)) = self
+                .ecs
+                .objects
+                .get::<StoredTask>(&task_key(&self.cluster, &task_id))
+                .await?
+            else {
+                continue;
+            };
+            if st.released {
+                continue;
+            }
+            let desired = st
+                .task
+                .desired_status
+                .clone()
+                .unwrap_or_else(|| "RUNNING".into());
+            let acked = self.delivered.get(&task_id) == Some(&desired);
+            let flying = self
+                .in_flight
+                .values()
+                .any(|(_, l)| l.iter().any(|(t, d)| *t == task_id && *d == desired));
+            if acked || flying {
+                continue;
+            }
+            tasks.push(payload_task(&st, &self.cluster_arn, &desired));
+            carried.push((task_id, desired));
+        }
+        if tasks.is_empty() {
+            return Ok(None);
+        }
+        self.seq += 1;
+        let message_id = uuid::Uuid::new_v4().to_string();
+        self.in_flight.insert(message_id.clone(), (now, carried));
+        let generated_at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+            .unwrap_or(0);
+        Ok(Some(acs::PayloadMessage {
+            container_instance_arn: Some(self.instance_arn.clone()),
+            cluster_arn: Some(self.cluster_arn.clone()),
+            tasks,
+            generated_at: Some(generated_at),
+            message_id,
+            seq_num: Some(self.seq),
+        }))
+    }
+
+    /// Records the agent's acknowledgement of a payload.
+    pub fn ack(&mut self, message_id: &str) {
+        if let Some((_, carried)) = self.in_flight.remove(message_id) {
+            for (task, desired) in carried {
+                self.delivered.insert(task, desired);
+            }
+        }
+    }
+
+    /// Records a refusal: the payload's tasks will be sent again.
+    pub fn nack(&mut self, message_id: &str) {
+        self.in_flight.remove(message_id);
+    }
+
+    /// Closes the session; the agent counts as disconnected unless it already reconnected.
+    pub async fn close(self) {
+        if self.entry.generation.load(Ordering::SeqCst) != self.generation {
+            return;
+        }
+        let result = modify_instance(&self.ecs, &self.cluster, &self.instance_id, |i| {
+            i.agent_connected = Some(false);
+            Ok(())
+        })
+        .await;
+        match result {
+            Ok(_) => {
+                tracing::info!(cluster = %self.cluster, instance = %self.instance_id, "Agent disconnected.")
+            }
+            Err(error) => {
+                tracing::warn!(cluster = %self.cluster, instance = %self.instance_id, %error, "Could not record the agent's disconnection.")
+            }
+        }
+    }
+}
+
+fn ns(seconds: Option<i32>) -> Option<i64> {
+    seconds.map(|s| i64::from(s) * 1_000_000_000)
+}
+
+/// Docker Engine API fragments for the options ACS has no member for.
+fn docker_config(c: &ContainerDefinition) -> Option<acs::DockerConfig> {
+    use serde_json::{json, Map, Value};
+    let mut config = Map::new();
+    if let Some(l) = &c.docker_labels {
+        config.insert("Labels".into(), json!(l));
+    }
+    if let Some(h) = &c.health_check {
+        config.insert(
+            "Healthcheck".into(),
+            json!({"Test": h.command, "Interval": ns(h.interval.or(Some(30))), "Timeout": ns(h.timeout.or(Some(5))), "Retries": h.retries.unwrap_or(3), "StartPeriod": ns(h.start_period)}),
+        );
+    }
+    for (k, v) in [
+        ("User", &c.user),
+        ("WorkingDir", &c.working_directory),
+        ("Hostname", &c.hostname),
+    ] {
+        if let Some(v) = v {
+            config.insert(k.into(), json!(v));
+        }
+    }
+    let mut host = Map::new();
+    if let Some(lc) = &c.log_configuration {
+        host.insert("LogConfig".into(), json!({"Type": lc.log_driver.as_str(), "Config": lc.options.clone().unwrap_or_default()}));
+    }
+    if let Some(r) = c.memory_reservation {
+        host.insert(
+            "MemoryReservation".into(),
+            json!(i64::from(r) * 1024 * 1024),
+        );
+    }
+    if let Some(u) = &c.ulimits {
+        let list: Vec<Value> = u
+            .iter()
+            .map(|u| json!({"Name": u.name.as_str(), "Soft": u.soft_limit, "Hard": u.hard_limit}))
+            .collect();
+        host.insert("Ulimits".into(), Value::Array(list));
+    }
+    if let Some(lp) = &c.linux_parameters {
+        if let Some(init) = lp.init_process_enabled {
+            host.insert("Init".into(), json!(init));
+        }
+        if let Some(caps) = &lp.capabilities {
+            host.insert("CapAdd".into(), json!(caps.add.clone().unwrap_or_default()));
+            host.insert(
+                "CapDrop".into(),
+                json!(caps.drop.clone().unwrap_or_default()),
+            );
+        }
+    }
+    for (k, v) in [("ReadonlyRootfs", c.readonly_root_filesystem)] {
+        if let Some(v) = v {
+            host.insert(k.into(), json!(v));
+        }
+    }
+    for (k, v) in [
+        ("Dns", &c.dns_servers),
+        ("DnsSearch", &c.dns_search_domains),
+    ] {
+        if let Some(v) = v {
+            host.insert(k.into(), json!(v));
+        }
+    }
+    if let Some(eh) = &c.extra_hosts {
+        let list: Vec<String> = eh
+            .iter()
+            .map(|h| format!("{}:{}", h.hostname, h.ip_address))
+            .collect();
+        host.insert("ExtraHosts".into(), json!(list));
+    }
+    if config.is_empty() && host.is_empty() {
+        return None;
+    }
+    Some(acs::DockerConfig {
+        version: Some("1.41".into()),
+        config: (!config.is_empty()).then(|| Value::Object(config).to_string()),
+        host_config: (!host.is_empty()).then(|| Value::Object(host).to_string()),
+    })
+}
+
+/// A stored task in the agent's form.
+fn payload_task(st: &StoredTask, cluster_arn: &str, desired: &str) -> acs::Task {
+    let t = &st.task;
+    let (family, version) = t
+        .task_definition_arn
+        .as_deref()
+        .and_then(|a| a.rsplit('/').next())
+        .and_then(|fr| fr.rsplit_once(':'))
+        .map(|(f, r)| (f.to_owned(), r.to_owned()))
+        .unwrap_or_default();
+    let arns: HashMap<&str, &str> = t
+        .containers
+        .iter()
+        .flatten()
+        .filter_map(|c| Some((c.name.as_deref()?, c.container_arn.as_deref()?)))
+        .collect();
+    let containers = st
+        .containers
+        .iter()
+        .map(|c| {
+            let name = c.name.clone().unwrap_or_default();
+            acs::Container {
+                container_arn: arns.get(name.as_str()).map(|a| (*a).to_owned()),
+                image: c.image.clone().unwrap_or_default(),
+                cpu: c.cpu,
+                memory: c.memory,
+                essential: c.essential.unwrap_or(true),
+                command: c.command.clone(),
+                entry_point: c.entry_point.clone(),
+                environment: crate::tasks::launch::env_map(c.environment.as_deref()),
+                port_mappings: c
+                    .port_mappings
+                    .iter()
+                    .flatten()
+                    .map(|p| acs::PortMapping {
+                        container_port: p.container_port,
+                        host_port: p.host_port,
+                        container_port_range: p.container_port_range.clone(),
+                        protocol: p.protocol.map(|p| p.as_str().to_owned()),
+                    })
+                    .collect(),
+                mount_points: c
+                    .mount_points
+                    .iter()
+                    .flatten()
+                    .map(|m| acs::MountPoint {
+                        source_volume: m.source_volume.clone(),
+                        container_path: m.container_path.clone(),
+                        read_only: m.read_only,
+                    })
+                    .collect(),
+                volumes_from: c
+                    .volumes_from
+                    .iter()
+                    .flatten()
+                    .map(|v| acs::VolumeFrom {
+                        source_container: v.source_container.clone(),
+                        read_only: v.read_only,
+                    })
+                    .collect(),
+                links: c.links.clone(),
+                depends_on: c
+                    .depends_on
+                    .iter()
+                    .flatten()
+                    .map(|d| acs::ContainerDependency {
+                        container_name: d.container_name.clone(),
+                        condition: d.condition.as_str().to_owned(),
+                    })
+                    .collect(),
+                start_timeout: c.start_timeout,
+                stop_timeout: c.stop_timeout,
+                privileged: c.privileged,
+                docker_config: docker_config(c),
+                health_check_type: c.health_check.as_ref().map(|_| "docker".to_owned()),
+                name,
+            }
+        })
+        .collect();
+    acs::Task {
+        arn: t.task_arn.clone().unwrap_or_default(),
+        task_cluster_arn: Some(cluster_arn.to_owned()),
+        desired_status: desired.to_owned(),
+        family,
+        version,
+        cpu: t
+            .cpu
+            .as_deref()
+            .and_then(|c| c.parse::<f64>().ok())
+            .map(|c| c / 1024.0),
+        memory: t.memory.as_deref().and_then(|m| m.parse().ok()),
+        network_mode: Some(
+            st.network_mode
+                .unwrap_or(NetworkMode::Bridge)
+                .as_str()
+                .to_owned(),
+        ),
+        launch_type: t.launch_type.map(|l| l.as_str().to_owned()),
+        group: t.group.clone(),
+        service_name: t
+            .group
+            .as_deref()
+            .and_then(|g| g.strip_prefix("service:"))
+            .map(str::to_owned),
+        volumes: st
+            .volumes
+            .iter()
+            .map(|v| acs::Volume {
+                name: v.name.clone().unwrap_or_default(),
+                type_: Some(
+                    if v.docker_volume_configuration.is_some() {
+                        "docker"
+                    } else {
+                        "host"
+                    }
+                    .to_owned(),
+                ),
+                host: v.host.as_ref().map(|h| acs::HostVolumeProperties {
+                    source_path: h.source_path.clone(),
+                }),
+            })
+            .collect(),
+        containers,
+    }
+}

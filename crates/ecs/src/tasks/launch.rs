@@ -1,0 +1,727 @@
+//! RunTask and StartTask: resolve the task definition, apply overrides, compute what the
+//! task reserves, place it (RunTask) or check the named instances (StartTask), and commit
+//! tasks and instance bookings in one compare-and-swap transaction.
+
+use super::book;
+use crate::error::{invalid, EcsError};
+use crate::objects::{
+    encode, instance_prefix, instance_task_key, task_key, token_key, Reservation, StoredTask,
+    TokenRecord,
+};
+use crate::view::ClusterView;
+use crate::{Caller, Ecs};
+use model::ecs::shapes::{
+    Container, ContainerDefinition, ContainerOverride, Failure, KeyValuePair, LaunchType,
+    NetworkConfiguration, NetworkMode, PlacementConstraint, PlacementStrategy, PropagateTags,
+    RunTaskRequest, RunTaskResponse, StartTaskRequest, StartTaskResponse, Tag, Task,
+    TaskDefinition, TaskDefinitionStatus, TaskOverride, TransportProtocol,
+};
+use model::ecs::task_definition::{parse_task_cpu, parse_task_memory};
+use placement::{Constraint, Plan, Strategy};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use store::Txn;
+
+/// The most tasks one RunTask may start.
+const MAX_COUNT: i32 = 10;
+/// How often a launch re-plans after losing a compare-and-swap race.
+const MAX_ATTEMPTS: usize = 16;
+
+/// Everything about the tasks to start that does not depend on where they go.
+pub(crate) struct Launch {
+    pub cluster: String,
+    pub td: TaskDefinition,
+    pub containers: Vec<ContainerDefinition>,
+    pub overrides: TaskOverride,
+    pub reservation: Reservation,
+    pub request: placement::TaskRequest,
+    pub task_cpu: Option<i64>,
+    pub task_memory: Option<i64>,
+    pub group: String,
+    pub started_by: Option<String>,
+    pub tags: Vec<Tag>,
+    pub enable_execute_command: bool,
+}
+
+/// Caller-supplied launch parameters shared by RunTask and StartTask.
+pub(crate) struct LaunchParams<'a> {
+    pub cluster: Option<&'a str>,
+    pub task_definition: &'a str,
+    pub overrides: Option<&'a TaskOverride>,
+    pub group: Option<&'a str>,
+    pub started_by: Option<&'a str>,
+    pub tags: Option<&'a [Tag]>,
+    pub propagate_tags: Option<PropagateTags>,
+    pub network_configuration: Option<&'a NetworkConfiguration>,
+    pub enable_execute_command: Option<bool>,
+}
+
+fn check_started_by(s: &str) -> Result<(), EcsError> {
+    let ok = s.len() <= 128
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_/".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        invalid("startedBy can be up to 128 letters (uppercase and lowercase), numbers, hyphens, underscores, and forward slashes.")
+    }
+}
+
+/// Applies `containerOverrides` to the definition's containers.
+fn compute_containers(
+    td: &TaskDefinition,
+    ov: Option<&TaskOverride>,
+) -> Result<(Vec<ContainerDefinition>, Vec<ContainerOverride>), EcsError> {
+    let mut containers = td.container_definitions.clone().unwrap_or_default();
+    let given = ov
+        .and_then(|o| o.container_overrides.clone())
+        .unwrap_or_default();
+    for o in &given {
+        let name = o.name.as_deref().unwrap_or("");
+        let Some(c) = containers
+            .iter_mut()
+            .find(|c| c.name.as_deref() == Some(name))
+        else {
+            return invalid(format!(
+                "Container override '{name}' does not match any container in the task definition."
+            ));
+        };
+        if let Some(cmd) = &o.command {
+            c.command = Some(cmd.clone());
+        }
+        if let Some(env) = &o.environment {
+            let list = c.environment.get_or_insert_with(Vec::new);
+            for e in env {
+                match list.iter_mut().find(|x| x.name == e.name) {
+                    Some(x) => x.value = e.value.clone(),
+                    None => list.push(e.clone()),
+                }
+            }
+        }
+        for (field, v) in [
+            ("cpu", o.cpu),
+            ("memory", o.memory),
+            ("memoryReservation", o.memory_reservation),
+        ] {
+            if v.is_some_and(|v| v < 0) {
+                return invalid(format!(
+                    "Container override '{name}': {field} cannot be negative."
+                ));
+            }
+        }
+        if o.cpu.is_some() {
+            c.cpu = o.cpu;
+        }
+        if o.memory.is_some() {
+            c.memory = o.memory;
+        }
+        if o.memory_reservation.is_some() {
+            c.memory_reservation = o.memory_reservation;
+        }
+        if let (Some(h), Some(s)) = (c.memory, c.memory_reservation) {
+            if h <= s {
+                return invalid(format!(
+                    "Container override '{name}': memory must be greater than memoryReservation."
+                ));
+            }
+        }
+    }
+    // AWS lists every container in the task's overrides, overridden or not.
+    let shown = containers
+        .iter()
+        .map(|c| {
+            given
+                .iter()
+                .find(|o| o.name == c.name)
+                .cloned()
+                .unwrap_or(ContainerOverride {
+                    name: c.name.clone(),
+                    ..ContainerOverride::default()
+                })
+        })
+        .collect();
+    Ok((containers, shown))
+}
+
+/// What the task reserves on an instance: task-level cpu/memory when set, else the sum of
+/// its containers'; static host ports by protocol.
+fn compute_reservation(
+    mode: NetworkMode,
+    containers: &[ContainerDefinition],
+    cpu: Option<i64>,
+    memory: Option<i64>,
+) -> Reservation {
+    let mut r = Reservation {
+        cpu: cpu.unwrap_or_else(|| {
+            containers
+                .iter()
+                .map(|c| i64::from(c.cpu.unwrap_or(0)))
+                .sum()
+        }),
+        memory: memory.unwrap_or_else(|| {
+            containers
+                .iter()
+                .map(|c| i64::from(c.memory_reservation.or(c.memory).unwrap_or(0)))
+                .sum()
+        }),
+        ..Reservation::default()
+    };
+    for pm in containers
+        .iter()
+        .flat_map(|c| c.port_mappings.iter().flatten())
+    {
+        let port = match mode {
+            NetworkMode::Bridge => pm.host_port.filter(|p| *p > 0),
+            NetworkMode::Host => pm.host_port.or(pm.container_port).filter(|p| *p > 0),
+            // awsvpc tasks have their own network namespace and address: no host port.
+            NetworkMode::Awsvpc | NetworkMode::None => None,
+        };
+        if let Some(p) = port.and_then(|p| u16::try_from(p).ok()) {
+            match pm.protocol.unwrap_or(TransportProtocol::Tcp) {
+                TransportProtocol::Tcp => r.tcp_ports.push(p),
+                TransportProtocol::Udp => r.udp_ports.push(p),
+            }
+        }
+    }
+    r
+}
+
+impl Ecs {
+    /// Resolves and validates everything about a launch that does not depend on placement.
+    pub(crate) async fn prepare_launch(&self, p: &LaunchParams<'_>) -> Result<Launch, EcsError> {
+        let (cluster, _, _) = self.active_cluster(p.cluster).await?;
+        let r = self.parse_task_def_ref(p.task_definition)?;
+        let Some((stored, _)) = self.load_task_definition(&r).await? else {
+            return Err(EcsError::Client("TaskDefinition not found.".into()));
+        };
+        let td = stored.task_definition;
+        if td.status != Some(TaskDefinitionStatus::Active) {
+            return Err(EcsError::Client("TaskDefinition is inactive".into()));
+        }
+        let mode = td.network_mode.unwrap_or(NetworkMode::Bridge);
+        match (mode, p.network_configuration) {
+            (NetworkMode::Awsvpc, None) => return invalid("Network Configuration must be provided when networkMode 'awsvpc' is specified."),
+            (NetworkMode::Awsvpc, Some(nc)) if nc.awsvpc_configuration.as_ref().is_none_or(|a| a.subnets.is_empty()) => {
+                return invalid("networkConfiguration.awsvpcConfiguration.subnets must name at least one subnet.")
+            }
+            (m, Some(_)) if m != NetworkMode::Awsvpc => {
+                return invalid("Network Configuration is not valid for the given networkMode of this task definition.")
+            }
+            _ => {}
+        }
+        if let Some(s) = p.started_by {
+            check_started_by(s)?;
+        }
+        if let Some(g) = p.group {
+            if g.is_empty() || g.len() > 255 {
+                return invalid("group must be 1 to 255 characters.");
+            }
+        }
+        let mut tags = p.tags.map(<[Tag]>::to_vec).unwrap_or_default();
+        match p.propagate_tags {
+            Some(PropagateTags::TaskDefinition) => {
+                model::ecs::names::merge_tags(&mut tags, &stored.tags)
+            }
+            Some(PropagateTags::Service) => {
+                return invalid("propagateTags SERVICE is only valid for tasks a service starts.")
+            }
+            _ => {}
+        }
+        model::ecs::names::check_tags(&tags).map_err(EcsError::InvalidParameter)?;
+        let (containers, container_overrides) = compute_containers(&td, p.overrides)?;
+        let parse = |s: &Option<String>,
+                     f: fn(&str) -> Option<i64>,
+                     what: &str|
+         -> Result<Option<i64>, EcsError> {
+            match s {
+                Some(v) => f(v).map(Some).ok_or_else(|| {
+                    EcsError::InvalidParameter(format!("Invalid task {what} override '{v}'."))
+                }),
+                None => Ok(None),
+            }
+        };
+        let ov = p.overrides.cloned().unwrap_or_default();
+        let task_cpu = match parse(&ov.cpu, parse_task_cpu, "cpu")? {
+            Some(c) => Some(c),
+            None => td.cpu.as_deref().and_then(parse_task_cpu),
+        };
+        let task_memory = match parse(&ov.memory, parse_task_memory, "memory")? {
+            Some(m) => Some(m),
+            None => td.memory.as_deref().and_then(parse_task_memory),
+        };
+        let reservation = compute_reservation(mode, &containers, task_cpu, task_memory);
+        let group = p
+            .group
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("family:{}", td.family.as_deref().unwrap_or("")));
+        let request = placement::TaskRequest {
+            cpu: reservation.cpu,
+            memory: reservation.memory,
+            tcp_ports: reservation.tcp_ports.clone(),
+            udp_ports: reservation.udp_ports.clone(),
+            gpus: 0,
+            group: group.clone(),
+            required_attributes: td
+                .requires_attributes
+                .iter()
+                .flatten()
+                .map(|a| (a.name.clone(), a.value.clone()))
+                .collect(),
+        };
+        Ok(Launch {
+            cluster,
+            containers,
+            overrides: TaskOverride {
+                container_overrides: Some(container_overrides),
+                ..ov
+            },
+            reservation,
+            request,
+            task_cpu,
+            task_memory,
+            group,
+            started_by: p.started_by.map(str::to_owned),
+            tags,
+            enable_execute_command: p.enable_execute_command.unwrap_or(false),
+            td,
+        })
+    }
+
+    /// The task record for one placement of `l` on `inst`.
+    fn build_task(&self, l: &Launch, inst: &placement::Instance, now: f64) -> StoredTask {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let task_arn = self.scope.task(&l.cluster, &id);
+        let awsvpc = l.td.network_mode == Some(NetworkMode::Awsvpc);
+        let last = if awsvpc { "PROVISIONING" } else { "PENDING" };
+        let containers = l
+            .containers
+            .iter()
+            .map(|c| Container {
+                container_arn: Some(format!(
+                    "arn:aws:ecs:{}:{}:container/{}/{}/{}",
+                    self.scope.region,
+                    self.scope.account_id,
+                    l.cluster,
+                    id,
+                    uuid::Uuid::new_v4()
+                )),
+                task_arn: Some(task_arn.clone()),
+                name: c.name.clone(),
+                image: c.image.clone(),
+                last_status: Some("PENDING".into()),
+                network_interfaces: Some(Vec::new()),
+                health_status: Some(model::ecs::shapes::HealthStatus::Unknown),
+                cpu: c.cpu.map(|v| v.to_string()),
+                memory: c.memory.map(|v| v.to_string()),
+                memory_reservation: c.memory_reservation.map(|v| v.to_string()),
+                ..Container::default()
+            })
+            .collect();
+        let task = Task {
+            attachments: Some(Vec::new()),
+            attributes: Some(vec![model::ecs::shapes::Attribute {
+                name: "ecs.cpu-architecture".into(),
+                value: inst
+                    .attributes
+                    .get("ecs.cpu-architecture")
+                    .cloned()
+                    .flatten()
+                    .or_else(|| Some("x86_64".into())),
+                target_type: None,
+                target_id: None,
+            }]),
+            availability_zone: inst
+                .attributes
+                .get("ecs.availability-zone")
+                .cloned()
+                .flatten(),
+            cluster_arn: Some(self.scope.cluster(&l.cluster)),
+            connectivity: Some(model::ecs::shapes::Connectivity::Connected),
+            connectivity_at: Some(now),
+            container_instance_arn: Some(inst.arn.clone()),
+            containers: Some(containers),
+            cpu: l.task_cpu.map(|v| v.to_string()),
+            created_at: Some(now),
+            desired_status: Some("RUNNING".into()),
+            enable_execute_command: Some(l.enable_execute_command),
+            group: Some(l.group.clone()),
+            health_status: Some(model::ecs::shapes::HealthStatus::Unknown),
+            last_status: Some(last.into()),
+            launch_type: Some(LaunchType::Ec2),
+            memory: l.task_memory.map(|v| v.to_string()),
+            overrides: Some(l.overrides.clone()),
+            started_by: l.started_by.clone(),
+            tags: Some(l.tags.clone()),
+            task_arn: Some(task_arn),
+            task_definition_arn: l.td.task_definition_arn.clone(),
+            version: Some(1),
+            ..Task::default()
+        };
+        StoredTask {
+            task,
+            instance_id: inst.id.clone(),
+            reservation: l.reservation.clone(),
+            containers: l.containers.clone(),
+            released: false,
+            network_mode: l.td.network_mode,
+            volumes: l.td.volumes.clone().unwrap_or_default(),
+        }
+    }
+
+    fn view_for(&self, cluster: &str) -> std::sync::Arc<tokio::sync::Mutex<ClusterView>> {
+        let mut views = self
+            .views
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        views.entry(cluster.to_owned()).or_default().clone()
+    }
+
+    /// Places and commits: the heart of RunTask. `choose` turns the fresh view into a plan.
+    async fn launch(
+        &self,
+        l: &Launch,
+        token: Option<(&str, &str)>,
+        choose: impl Fn(&ClusterView) -> Plan,
+    ) -> Result<(Vec<Task>, Vec<Failure>), EcsError> {
+        let view = self.view_for(&l.cluster);
+        // One placement at a time per cluster: concurrent RunTasks then see each other's
+        // bookings instead of racing for the same instances and retrying.
+        let mut view = view.lock().await;
+        for _ in 0..MAX_ATTEMPTS {
+            if let Some((t, hash)) = token {
+                if let Some(existing) = self.replay_token(&l.cluster, t, hash).await? {
+                    return Ok((existing, Vec::new()));
+                }
+            }
+            let page = self
+                .objects
+                .store()
+                .range(&instance_prefix(&l.cluster), None, usize::MAX)
+                .await?;
+            view.refresh(page.items)?;
+            let plan = choose(&view);
+            let now = crate::now();
+            let mut txn = Txn::new();
+            let mut per_instance: BTreeMap<usize, Vec<StoredTask>> = BTreeMap::new();
+            for &idx in &plan.placements {
+                let Some(inst) = view.instances.get(idx) else {
+                    continue;
+                };
+                per_instance
+                    .entry(idx)
+                    .or_default()
+                    .push(self.build_task(l, inst, now));
+            }
+            let mut tasks = Vec::new();
+            for (idx, list) in &per_instance {
+                let mut si = view.stored[*idx].clone();
+                for t in list {
+                    book(&mut si, &t.reservation, &l.group, 1, false);
+                    let id = t
+                        .task
+                        .task_arn
+                        .as_deref()
+                        .and_then(|a| a.rsplit('/').next())
+                        .unwrap_or_default();
+                    txn = txn.put(task_key(&l.cluster, id), encode(t)?).put(
+                        instance_task_key(&l.cluster, &t.instance_id, id),
+                        bytes::Bytes::new(),
+                    );
+                    tasks.push(t.task.clone());
+                }
+                txn = txn
+                    .when(view.keys[*idx].clone(), view.revisions[*idx])
+                    .put(view.keys[*idx].clone(), encode(&si)?);
+            }
+            if let Some((t, hash)) = token {
+                let rec = TokenRecord {
+                    request_hash: hash.to_owned(),
+                    task_arns: tasks.iter().filter_map(|t| t.task_arn.clone()).collect(),
+                };
+                let key = token_key(&l.cluster, t);
+                txn = txn.when(key.clone(), 0).put(key, encode(&rec)?);
+            }
+            if (!tasks.is_empty() || token.is_some()) && !self.objects.commit(txn).await? {
+                tracing::debug!(cluster = %l.cluster, "Placement lost a compare-and-swap race; re-planning.");
+                continue;
+            }
+            for ex in plan.explanations.iter().take(3) {
+                tracing::debug!(cluster = %l.cluster, feasible = ex.feasible, chosen = ?ex.chosen, rejected = ?ex.rejected, keys = ?ex.keys, "Placement decided.");
+            }
+            let instance_ids: Vec<String> = per_instance
+                .values()
+                .filter_map(|l| l.first())
+                .map(|t| t.instance_id.clone())
+                .collect();
+            for id in instance_ids {
+                self.channels.notify(&l.cluster, &id);
+            }
+            let failures = plan
+                .failures
+                .iter()
+                .map(|f| Failure {
+                    arn: f.arn.clone(),
+                    reason: Some(f.reason.as_str().to_owned()),
+                    detail: f.detail.clone(),
+                })
+                .collect();
+            return Ok((tasks, failures));
+        }
+        Err(EcsError::Contention(format!("cluster {}", l.cluster)))
+    }
+
+    /// Answers a repeated RunTask: the same token with the same request returns its tasks.
+    async fn replay_token(
+        &self,
+        cluster: &str,
+        token: &str,
+        hash: &str,
+    ) -> Result<Option<Vec<Task>>, EcsError> {
+        let Some((rec, _)) = self
+            .objects
+            .get::<TokenRecord>(&token_key(cluster, token))
+            .await?
+        else {
+            return Ok(None);
+        };
+        if rec.request_hash != hash {
+            return Err(EcsError::Conflict {
+                message: "The clientToken was already used by a RunTask request with different parameters.".into(),
+                resource_ids: rec.task_arns,
+            });
+        }
+        let mut tasks = Vec::new();
+        for arn in &rec.task_arns {
+            if let Some(id) = self.task_id(cluster, arn) {
+                if let Some((t, _)) = self
+                    .objects
+                    .get::<StoredTask>(&task_key(cluster, &id))
+                    .await?
+                {
+                    tasks.push(t.task);
+                }
+            }
+        }
+        Ok(Some(tasks))
+    }
+}
+
+fn parse_placement(
+    td: &TaskDefinition,
+    constraints: Option<&[PlacementConstraint]>,
+    strategies: Option<&[PlacementStrategy]>,
+) -> Result<(Vec<Constraint>, Vec<Strategy>), EcsError> {
+    let mut out = Vec::new();
+    for c in td.placement_constraints.iter().flatten() {
+        let kind = c.type_.map(|t| t.as_str()).unwrap_or("memberOf");
+        out.push(
+            placement::parse_constraint(kind, c.expression.as_deref())
+                .map_err(|e| EcsError::InvalidParameter(e.to_string()))?,
+        );
+    }
+    for c in constraints.unwrap_or_default() {
+        out.push(
+            placement::parse_constraint_shape(c)
+                .map_err(|e| EcsError::InvalidParameter(e.to_string()))?,
+        );
+    }
+    if out.len() > 10 {
+        return invalid(
+            "At most 10 placement constraints are allowed, counting the task definition's.",
+        );
+    }
+    let strategies = strategies.unwrap_or_default();
+    if strategies.len() > 5 {
+        return invalid("At most 5 placement strategies are allowed.");
+    }
+    let strategies = strategies
+        .iter()
+        .map(|s| {
+            placement::parse_strategy_shape(s)
+                .map_err(|e| EcsError::InvalidParameter(e.to_string()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((out, strategies))
+}
+
+fn check_client_token(t: &str) -> Result<(), EcsError> {
+    if t.is_empty() || t.len() > 64 || !t.bytes().all(|b| (33..=126).contains(&b)) {
+        return invalid("clientToken must be 1 to 64 printable ASCII characters.");
+    }
+    Ok(())
+}
+
+fn seed_of(token: Option<&str>) -> u64 {
+    let bytes = match token {
+        Some(t) => Sha256::digest(t.as_bytes()),
+        None => Sha256::digest(uuid::Uuid::new_v4().as_bytes()),
+    };
+    u64::from_le_bytes(bytes[..8].try_into().unwrap_or([0; 8]))
+}
+
+pub(crate) async fn run_task(
+    ecs: &Ecs,
+    req: RunTaskRequest,
+    _: &Caller,
+) -> Result<RunTaskResponse, EcsError> {
+    let count = req.count.unwrap_or(1);
+    if !(1..=MAX_COUNT).contains(&count) {
+        return invalid(format!(
+            "count must be between 1 and {MAX_COUNT}; got {count}."
+        ));
+    }
+    if req.launch_type.is_some()
+        && req
+            .capacity_provider_strategy
+            .as_ref()
+            .is_some_and(|c| !c.is_empty())
+    {
+        return invalid(
+            "Specifying both a launchType and capacityProviderStrategy is not supported.",
+        );
+    }
+    match req.launch_type {
+        None | Some(LaunchType::Ec2) => {}
+        Some(other) => {
+            return invalid(format!(
+                "launchType {} is not supported by Stevedore yet; use EC2.",
+                other.as_str()
+            ))
+        }
+    }
+    if req
+        .capacity_provider_strategy
+        .as_ref()
+        .is_some_and(|c| !c.is_empty())
+    {
+        return invalid(
+            "capacityProviderStrategy is not supported by Stevedore yet; use launchType EC2.",
+        );
+    }
+    if let Some(t) = &req.client_token {
+        check_client_token(t)?;
+    }
+    let l = ecs
+        .prepare_launch(&LaunchParams {
+            cluster: req.cluster.as_deref(),
+            task_definition: &req.task_definition,
+            overrides: req.overrides.as_ref(),
+            group: req.group.as_deref(),
+            started_by: req.started_by.as_deref(),
+            tags: req.tags.as_deref(),
+            propagate_tags: req.propagate_tags,
+            network_configuration: req.network_configuration.as_ref(),
+            enable_execute_command: req.enable_execute_command,
+        })
+        .await?;
+    let (constraints, strategies) = parse_placement(
+        &l.td,
+        req.placement_constraints.as_deref(),
+        req.placement_strategy.as_deref(),
+    )?;
+    // With no strategy ECS spreads RunTask's tasks randomly; the seed makes it replayable.
+    let strategies = if strategies.is_empty() {
+        vec![Strategy::Random]
+    } else {
+        strategies
+    };
+    let hash = req.client_token.as_ref().map(|_| {
+        let mut r = req.clone();
+        r.client_token = None;
+        hex::encode(Sha256::digest(serde_json::to_vec(&r).unwrap_or_default()))
+    });
+    let token = req.client_token.as_deref().zip(hash.as_deref());
+    let seed = seed_of(req.client_token.as_deref());
+    let count = usize::try_from(count).unwrap_or(1);
+    let (tasks, failures) = ecs
+        .launch(&l, token, |view| {
+            placement::place(
+                &view.instances,
+                &l.request,
+                count,
+                &constraints,
+                &strategies,
+                seed,
+            )
+        })
+        .await?;
+    tracing::info!(cluster = %l.cluster, placed = tasks.len(), failed = failures.len(), seed, "RunTask placed tasks.");
+    Ok(RunTaskResponse {
+        tasks: Some(tasks),
+        failures: Some(failures),
+    })
+}
+
+pub(crate) async fn start_task(
+    ecs: &Ecs,
+    req: StartTaskRequest,
+    _: &Caller,
+) -> Result<StartTaskResponse, EcsError> {
+    if req.container_instances.is_empty() || req.container_instances.len() > 10 {
+        return invalid("containerInstances must name between 1 and 10 container instances.");
+    }
+    let l = ecs
+        .prepare_launch(&LaunchParams {
+            cluster: req.cluster.as_deref(),
+            task_definition: &req.task_definition,
+            overrides: req.overrides.as_ref(),
+            group: req.group.as_deref(),
+            started_by: req.started_by.as_deref(),
+            tags: req.tags.as_deref(),
+            propagate_tags: req.propagate_tags,
+            network_configuration: req.network_configuration.as_ref(),
+            enable_execute_command: req.enable_execute_command,
+        })
+        .await?;
+    let mut wanted = Vec::new();
+    let mut failures = Vec::new();
+    for r in &req.container_instances {
+        match ecs.instance_id(&l.cluster, r) {
+            // Each instance once: the per-instance check below does not accumulate.
+            Some(id) if wanted.iter().any(|(_, w)| *w == id) => {}
+            Some(id) => wanted.push((r.clone(), id)),
+            None => failures.push(Failure {
+                arn: Some(r.clone()),
+                reason: Some("MISSING".into()),
+                detail: None,
+            }),
+        }
+    }
+    let (tasks, more) = ecs
+        .launch(&l, None, |view| {
+            // StartTask skips the scheduler: each named instance is checked on its own.
+            let mut plan = Plan::default();
+            for (reference, id) in &wanted {
+                let Some(idx) = view.instances.iter().position(|i| &i.id == id) else {
+                    plan.failures.push(placement::Failure {
+                        arn: Some(reference.clone()),
+                        reason: placement::Reason::Missing,
+                        detail: None,
+                    });
+                    continue;
+                };
+                let single = [view.instances[idx].clone()];
+                let p = placement::place(&single, &l.request, 1, &[], &[], 0);
+                if p.placements.is_empty() {
+                    plan.failures.extend(p.failures);
+                } else {
+                    plan.placements.push(idx);
+                }
+            }
+            plan
+        })
+        .await?;
+    failures.extend(more);
+    Ok(StartTaskResponse {
+        tasks: Some(tasks),
+        failures: Some(failures),
+    })
+}
+
+/// Environment as the agent's map form.
+pub(crate) fn env_map(env: Option<&[KeyValuePair]>) -> BTreeMap<String, String> {
+    env.unwrap_or_default()
+        .iter()
+        .filter_map(|e| Some((e.name.clone()?, e.value.clone().unwrap_or_default())))
+        .collect()
+}

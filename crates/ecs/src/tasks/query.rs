@@ -1,0 +1,137 @@
+//! DescribeTasks and ListTasks.
+
+use crate::error::{invalid, EcsError};
+use crate::objects::{task_key, task_prefix, StoredTask};
+use crate::pagination::{page_size, paginate};
+use crate::{cluster_name, Caller, Ecs};
+use model::ecs::shapes::{
+    DescribeTasksRequest, DescribeTasksResponse, DesiredStatus, Failure, ListTasksRequest,
+    ListTasksResponse, TaskField,
+};
+
+pub(crate) async fn describe_tasks(
+    ecs: &Ecs,
+    req: DescribeTasksRequest,
+    _: &Caller,
+) -> Result<DescribeTasksResponse, EcsError> {
+    let (cluster, _, _) = ecs.active_cluster(req.cluster.as_deref()).await?;
+    if req.tasks.is_empty() || req.tasks.len() > 100 {
+        return invalid("tasks must name between 1 and 100 tasks.");
+    }
+    let with_tags = req.include.unwrap_or_default().contains(&TaskField::Tags);
+    let mut tasks = Vec::new();
+    let mut failures = Vec::new();
+    for r in &req.tasks {
+        let found = match ecs.task_id(&cluster, r) {
+            Some(id) => {
+                ecs.objects
+                    .get::<StoredTask>(&task_key(&cluster, &id))
+                    .await?
+            }
+            None => None,
+        };
+        match found {
+            Some((mut st, _)) => {
+                if !with_tags {
+                    st.task.tags = None;
+                }
+                tasks.push(st.task);
+            }
+            None => failures.push(Failure {
+                arn: Some(if r.starts_with("arn:") {
+                    r.clone()
+                } else {
+                    ecs.scope.task(&cluster, r)
+                }),
+                reason: Some("MISSING".into()),
+                detail: None,
+            }),
+        }
+    }
+    Ok(DescribeTasksResponse {
+        tasks: Some(tasks),
+        failures: Some(failures),
+    })
+}
+
+pub(crate) async fn list_tasks(
+    ecs: &Ecs,
+    req: ListTasksRequest,
+    _: &Caller,
+) -> Result<ListTasksResponse, EcsError> {
+    let cluster = cluster_name(req.cluster.as_deref()).to_owned();
+    ecs.active_cluster(Some(&cluster)).await?;
+    let size = page_size(req.max_results, 100)?;
+    if req.service_name.is_some() && req.started_by.is_some() {
+        return invalid("serviceName and startedBy cannot both be given.");
+    }
+    let instance_arn = match &req.container_instance {
+        Some(r) => match ecs.instance_id(&cluster, r) {
+            Some(id) => Some(ecs.scope.container_instance(&cluster, &id)),
+            None => {
+                return invalid(format!(
+                    "containerInstance '{r}' is not a container instance of cluster '{cluster}'."
+                ))
+            }
+        },
+        None => None,
+    };
+    // PENDING is accepted by ListTasks and means "desired RUNNING, not running yet".
+    let desired = req.desired_status.unwrap_or(DesiredStatus::Running);
+    let family_arn_prefix = req.family.as_ref().map(|f| {
+        format!(
+            "{}:",
+            ecs.scope.task_definition(f, 1).trim_end_matches(":1")
+        )
+    });
+    let service_group = req
+        .service_name
+        .as_ref()
+        .map(|s| format!("service:{}", model::ecs::arn::short_name(s)));
+    let items = ecs
+        .objects
+        .list::<StoredTask>(&task_prefix(&cluster))
+        .await?
+        .into_iter()
+        .map(|(k, st, _)| (k, st.task))
+        .filter(|(_, t)| match desired {
+            DesiredStatus::Running => t.desired_status.as_deref() == Some("RUNNING"),
+            DesiredStatus::Stopped => t.desired_status.as_deref() == Some("STOPPED"),
+            DesiredStatus::Pending => {
+                t.desired_status.as_deref() == Some("RUNNING")
+                    && t.last_status
+                        .as_deref()
+                        .is_some_and(|s| super::status_rank(s) < super::status_rank("RUNNING"))
+            }
+        })
+        .filter(|(_, t)| {
+            instance_arn
+                .as_ref()
+                .is_none_or(|a| t.container_instance_arn.as_ref() == Some(a))
+        })
+        .filter(|(_, t)| {
+            family_arn_prefix.as_ref().is_none_or(|p| {
+                t.task_definition_arn
+                    .as_deref()
+                    .is_some_and(|a| a.starts_with(p.as_str()))
+            })
+        })
+        .filter(|(_, t)| {
+            req.started_by
+                .as_ref()
+                .is_none_or(|s| t.started_by.as_ref() == Some(s))
+        })
+        .filter(|(_, t)| {
+            service_group
+                .as_ref()
+                .is_none_or(|g| t.group.as_ref() == Some(g))
+        })
+        .filter(|(_, t)| req.launch_type.is_none_or(|lt| t.launch_type == Some(lt)))
+        .map(|(k, t)| (k, t.task_arn.unwrap_or_default()))
+        .collect();
+    let page = paginate(items, req.next_token.as_deref(), size, false)?;
+    Ok(ListTasksResponse {
+        task_arns: Some(page.items),
+        next_token: page.next_token,
+    })
+}

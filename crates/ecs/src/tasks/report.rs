@@ -1,0 +1,292 @@
+//! StopTask and the agents' reports (SubmitTaskStateChange, SubmitContainerStateChange).
+//!
+//! Reports arrive at least once and possibly out of order: a status only ever moves
+//! forward, so a duplicate or late report is acknowledged and changes nothing. Reaching
+//! STOPPED gives the task's resources back to its instance in the same transaction.
+
+use super::{release_into, status_rank};
+use crate::error::{invalid, EcsError};
+use crate::objects::{encode, instance_key, task_key, Step, StoredInstance, StoredTask};
+use crate::{cluster_name, now, Caller, Ecs};
+use model::ecs::shapes::{
+    Container, ContainerStateChange, StopTaskRequest, StopTaskResponse,
+    SubmitContainerStateChangeRequest, SubmitContainerStateChangeResponse,
+    SubmitTaskStateChangeRequest, SubmitTaskStateChangeResponse, TaskStopCode,
+};
+use store::Txn;
+
+fn not_found() -> EcsError {
+    EcsError::InvalidParameter("The referenced task was not found.".into())
+}
+
+impl Ecs {
+    async fn load_task(
+        &self,
+        cluster: &str,
+        reference: &str,
+    ) -> Result<(StoredTask, u64, String), EcsError> {
+        let id = self.task_id(cluster, reference).ok_or_else(not_found)?;
+        let key = task_key(cluster, &id);
+        let (t, rev) = self
+            .objects
+            .get::<StoredTask>(&key)
+            .await?
+            .ok_or_else(not_found)?;
+        Ok((t, rev, key))
+    }
+
+    async fn load_stored_instance(
+        &self,
+        cluster: &str,
+        id: &str,
+    ) -> Result<Option<(StoredInstance, u64)>, EcsError> {
+        self.objects
+            .get::<StoredInstance>(&instance_key(cluster, id))
+            .await
+    }
+}
+
+/// Marks `st` STOPPED now (keeping an earlier stop code), and returns whether it had been
+/// RUNNING (which side of the instance's books it was on).
+fn mark_stopped(st: &mut StoredTask, code: TaskStopCode, reason: &str) -> bool {
+    let t = &mut st.task;
+    let was_running = t
+        .last_status
+        .as_deref()
+        .is_some_and(|s| status_rank(s) >= status_rank("RUNNING"));
+    let now = now();
+    t.last_status = Some("STOPPED".into());
+    t.desired_status = Some("STOPPED".into());
+    t.stopping_at.get_or_insert(now);
+    t.stopped_at = Some(now);
+    t.execution_stopped_at.get_or_insert(now);
+    t.stop_code.get_or_insert(code);
+    if t.stopped_reason.is_none() {
+        t.stopped_reason = Some(reason.to_owned());
+    }
+    for c in t.containers.iter_mut().flatten() {
+        if c.last_status.as_deref() != Some("STOPPED") {
+            c.last_status = Some("STOPPED".into());
+        }
+    }
+    st.released = true;
+    was_running
+}
+
+pub(crate) async fn stop_task(
+    ecs: &Ecs,
+    req: StopTaskRequest,
+    _: &Caller,
+) -> Result<StopTaskResponse, EcsError> {
+    let (cluster, _, _) = ecs.active_cluster(req.cluster.as_deref()).await?;
+    if req.reason.as_ref().is_some_and(|r| r.len() > 255) {
+        return invalid("reason can be at most 255 characters.");
+    }
+    let reason = req
+        .reason
+        .clone()
+        .unwrap_or_else(|| "Task stopped by user".to_owned());
+    let (task, instance_id) = ecs
+        .objects
+        .retry(&req.task, || async {
+            let (mut st, rev, key) = ecs.load_task(&cluster, &req.task).await?;
+            if st.task.desired_status.as_deref() == Some("STOPPED") {
+                return Ok(Step::Done((st.task, st.instance_id)));
+            }
+            let instance = ecs.load_stored_instance(&cluster, &st.instance_id).await?;
+            let gone = instance
+                .as_ref()
+                .is_none_or(|(si, _)| si.instance.status.as_deref() == Some("INACTIVE"));
+            let mut txn = Txn::new().when(key.clone(), rev);
+            if gone {
+                // No agent will ever stop it: the task is stopped here and now.
+                let was_running = mark_stopped(&mut st, TaskStopCode::UserInitiated, &reason);
+                st.task.version = Some(st.task.version.unwrap_or(0) + 1);
+                txn = release_into(txn, &cluster, &st, instance, was_running)?;
+            } else {
+                let t = &mut st.task;
+                t.desired_status = Some("STOPPED".into());
+                t.stopping_at = Some(now());
+                t.stop_code = Some(TaskStopCode::UserInitiated);
+                t.stopped_reason = Some(reason.clone());
+                t.version = Some(t.version.unwrap_or(0) + 1);
+            }
+            txn = txn.put(key, encode(&st)?);
+            Ok(Step::Commit(txn, (st.task, st.instance_id)))
+        })
+        .await?;
+    ecs.channels.notify(&cluster, &instance_id);
+    tracing::info!(cluster = %cluster, task = %req.task, "Task stop requested.");
+    Ok(StopTaskResponse { task: Some(task) })
+}
+
+/// Applies container reports; true when anything changed.
+fn apply_containers(containers: &mut [Container], changes: &[ContainerStateChange]) -> bool {
+    let mut changed = false;
+    for ch in changes {
+        let Some(c) = containers
+            .iter_mut()
+            .find(|c| c.name.as_deref() == ch.container_name.as_deref())
+        else {
+            continue;
+        };
+        let forward = ch
+            .status
+            .as_deref()
+            .is_some_and(|s| status_rank(s) > c.last_status.as_deref().map_or(0, status_rank));
+        if forward {
+            c.last_status = ch.status.clone();
+            changed = true;
+        }
+        if forward || c.runtime_id.is_none() {
+            for (dst, src) in [
+                (&mut c.runtime_id, &ch.runtime_id),
+                (&mut c.image_digest, &ch.image_digest),
+                (&mut c.reason, &ch.reason),
+            ] {
+                if src.is_some() && dst != src {
+                    dst.clone_from(src);
+                    changed = true;
+                }
+            }
+            if ch.exit_code.is_some() && c.exit_code != ch.exit_code {
+                c.exit_code = ch.exit_code;
+                changed = true;
+            }
+            if ch.network_bindings.as_ref().is_some_and(|b| !b.is_empty())
+                && c.network_bindings != ch.network_bindings
+            {
+                c.network_bindings.clone_from(&ch.network_bindings);
+                changed = true;
+            }
+        }
+    }
+    changed
+}
+
+const ACK: &str = "ACK";
+
+pub(crate) async fn submit_task_state_change(
+    ecs: &Ecs,
+    req: SubmitTaskStateChangeRequest,
+    _: &Caller,
+) -> Result<SubmitTaskStateChangeResponse, EcsError> {
+    let cluster = cluster_name(req.cluster.as_deref()).to_owned();
+    let Some(task_ref) = req.task.clone() else {
+        return invalid("task is required.");
+    };
+    let status = req.status.clone().unwrap_or_default();
+    if !status.is_empty() && status_rank(&status) == 0 {
+        return invalid(format!("Invalid task status '{status}'."));
+    }
+    ecs.objects
+        .retry(&task_ref, || async {
+            let (mut st, rev, key) = ecs.load_task(&cluster, &task_ref).await?;
+            let mut changed = apply_containers(
+                st.task.containers.as_deref_mut().unwrap_or_default(),
+                req.containers.as_deref().unwrap_or_default(),
+            );
+            let t = &mut st.task;
+            for (dst, src) in [
+                (&mut t.pull_started_at, req.pull_started_at),
+                (&mut t.pull_stopped_at, req.pull_stopped_at),
+            ] {
+                if src.is_some() && dst.is_none() {
+                    *dst = src;
+                    changed = true;
+                }
+            }
+            let cur = t.last_status.as_deref().map_or(0, status_rank);
+            let mut txn = Txn::new().when(key.clone(), rev);
+            if !status.is_empty() && status_rank(&status) > cur && !st.released {
+                changed = true;
+                if status == "STOPPED" {
+                    let was_running = cur >= status_rank("RUNNING");
+                    let (code, default_reason) =
+                        if st.task.desired_status.as_deref() == Some("STOPPED") {
+                            (TaskStopCode::UserInitiated, "Task stopped by user")
+                        } else if was_running {
+                            (
+                                TaskStopCode::EssentialContainerExited,
+                                "Essential container in task exited",
+                            )
+                        } else {
+                            (TaskStopCode::TaskFailedToStart, "Task failed to start")
+                        };
+                    if st.task.stopped_reason.is_none() {
+                        st.task.stopped_reason = req
+                            .reason
+                            .clone()
+                            .or_else(|| Some(default_reason.to_owned()));
+                    }
+                    st.task.execution_stopped_at =
+                        req.execution_stopped_at.or(st.task.execution_stopped_at);
+                    mark_stopped(&mut st, code, default_reason);
+                    let instance = ecs.load_stored_instance(&cluster, &st.instance_id).await?;
+                    txn = release_into(txn, &cluster, &st, instance, was_running)?;
+                } else {
+                    let t = &mut st.task;
+                    t.last_status = Some(status.clone());
+                    if status == "RUNNING" {
+                        t.started_at.get_or_insert_with(now);
+                        if let Some((mut si, irev)) =
+                            ecs.load_stored_instance(&cluster, &st.instance_id).await?
+                        {
+                            si.usage.pending = si.usage.pending.saturating_sub(1);
+                            si.usage.running += 1;
+                            let ikey = instance_key(&cluster, &st.instance_id);
+                            txn = txn.when(ikey.clone(), irev).put(ikey, encode(&si)?);
+                        }
+                    }
+                }
+            }
+            if !changed {
+                return Ok(Step::Done(()));
+            }
+            st.task.version = Some(st.task.version.unwrap_or(0) + 1);
+            Ok(Step::Commit(txn.put(key, encode(&st)?), ()))
+        })
+        .await?;
+    Ok(SubmitTaskStateChangeResponse {
+        acknowledgment: Some(ACK.into()),
+    })
+}
+
+pub(crate) async fn submit_container_state_change(
+    ecs: &Ecs,
+    req: SubmitContainerStateChangeRequest,
+    _: &Caller,
+) -> Result<SubmitContainerStateChangeResponse, EcsError> {
+    let cluster = cluster_name(req.cluster.as_deref()).to_owned();
+    let Some(task_ref) = req.task.clone() else {
+        return invalid("task is required.");
+    };
+    let change = ContainerStateChange {
+        container_name: req.container_name.clone(),
+        image_digest: None,
+        runtime_id: req.runtime_id.clone(),
+        exit_code: req.exit_code,
+        network_bindings: req.network_bindings.clone(),
+        reason: req.reason.clone(),
+        status: req.status.clone(),
+    };
+    ecs.objects
+        .retry(&task_ref, || async {
+            let (mut st, rev, key) = ecs.load_task(&cluster, &task_ref).await?;
+            if !apply_containers(
+                st.task.containers.as_deref_mut().unwrap_or_default(),
+                std::slice::from_ref(&change),
+            ) {
+                return Ok(Step::Done(()));
+            }
+            st.task.version = Some(st.task.version.unwrap_or(0) + 1);
+            Ok(Step::Commit(
+                Txn::new().when(key.clone(), rev).put(key, encode(&st)?),
+                (),
+            ))
+        })
+        .await?;
+    Ok(SubmitContainerStateChangeResponse {
+        acknowledgment: Some(ACK.into()),
+    })
+}
