@@ -1,0 +1,73 @@
+//! CloudWatch Logs errors and their one mapping to AWS's wire codes.
+
+use store::StoreError;
+use wire::AwsError;
+
+/// Everything a Logs operation can refuse or fail with. Each variant is one modeled
+/// exception of botocore's Logs model (or a protocol-level error), carrying the message.
+#[derive(Debug, thiserror::Error)]
+pub enum LogsError {
+    /// The target names an operation Logs does not have (or Stevedore does not serve yet).
+    #[error("{0}")]
+    UnknownOperation(String),
+    /// The body is not JSON, or a member has the wrong JSON type.
+    #[error("{0}")]
+    Serialization(String),
+    /// A parameter is missing, out of range or malformed, or a batch breaks a rule.
+    #[error("{0}")]
+    InvalidParameter(String),
+    /// The named log group does not exist.
+    #[error("The specified log group does not exist.")]
+    LogGroupNotFound,
+    /// The named log stream does not exist.
+    #[error("The specified log stream does not exist.")]
+    LogStreamNotFound,
+    /// The named resource (by ARN) does not exist.
+    #[error("{0}")]
+    ResourceNotFound(String),
+    /// CreateLogGroup on an existing group.
+    #[error("The specified log group already exists")]
+    LogGroupAlreadyExists,
+    /// CreateLogStream on an existing stream.
+    #[error("The specified log stream already exists")]
+    LogStreamAlreadyExists,
+    /// A resource would carry more than 50 tags.
+    #[error("{0}")]
+    TooManyTags(String),
+    /// The state store failed.
+    #[error("The state store failed: {0}")]
+    Store(#[from] StoreError),
+    /// Compare-and-swap kept losing to concurrent writers.
+    #[error("Too many concurrent updates to {0}; retry the request.")]
+    Contention(String),
+}
+
+impl LogsError {
+    /// The AWS error this is reported as.
+    pub fn to_aws(&self) -> AwsError {
+        let msg = self.to_string();
+        let code = match self {
+            Self::UnknownOperation(_) => "UnknownOperationException",
+            Self::Serialization(_) => "SerializationException",
+            Self::InvalidParameter(_) => "InvalidParameterException",
+            Self::LogGroupNotFound | Self::LogStreamNotFound | Self::ResourceNotFound(_) => {
+                "ResourceNotFoundException"
+            }
+            Self::LogGroupAlreadyExists | Self::LogStreamAlreadyExists => {
+                "ResourceAlreadyExistsException"
+            }
+            Self::TooManyTags(_) => "TooManyTagsException",
+            // ServiceUnavailableException is the Logs model's only server fault; botocore
+            // retries it, which is right for contention and store hiccups.
+            Self::Store(_) | Self::Contention(_) => {
+                return AwsError::server("ServiceUnavailableException", msg).with_status(503)
+            }
+        };
+        AwsError::client(code, msg)
+    }
+}
+
+/// Shorthand for the common refusal.
+pub(crate) fn invalid<T>(msg: impl Into<String>) -> Result<T, LogsError> {
+    Err(LogsError::InvalidParameter(msg.into()))
+}

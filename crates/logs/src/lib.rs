@@ -1,0 +1,172 @@
+//! `logs` owns the Amazon CloudWatch Logs API: log groups, log streams and their events,
+//! durable in the state store; retention (enforced at read time and by a background
+//! sweeper); tags on log groups; and the mapping of its errors to AWS's exceptions.
+//!
+//! It must not speak HTTP or SigV4 (the binary does, through `wire`), and must not reach
+//! into other services: the awslogs driver and the aws CLI reach it over the wire.
+//!
+//! Times are epoch milliseconds throughout, as the Logs API uses them.
+
+mod decode;
+mod error;
+mod events;
+mod filter;
+mod groups;
+mod objects;
+mod pagination;
+mod pattern;
+mod retention;
+mod streams;
+mod tags;
+
+pub use error::LogsError;
+
+use model::ecs::arn::ArnScope;
+use objects::Objects;
+use serde::Serialize;
+use std::sync::Arc;
+use store::Store;
+
+/// The largest request body the binary should accept for Logs: a full PutLogEvents
+/// batch is 1,048,576 bytes of messages (plus 26 per event) before JSON quoting and
+/// per-event framing, so AWS's 1 MiB batch needs more than 1 MiB of JSON.
+pub const MAX_REQUEST_BYTES: usize = 5 * 1024 * 1024;
+
+/// A source of "now" in epoch milliseconds (the wall clock outside tests).
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// The CloudWatch Logs service over a store.
+#[derive(Clone)]
+pub struct Logs {
+    objects: Objects,
+    scope: ArnScope,
+    clock: Clock,
+}
+
+/// The (empty) response of operations that have no output shape.
+#[derive(Serialize)]
+struct Empty {}
+
+macro_rules! operations {
+    ($($name:ident => $handler:path),* $(,)?) => {
+        /// Every CloudWatch Logs operation Stevedore serves.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum Operation { $(
+            #[doc = concat!("`", stringify!($name), "`")]
+            $name,
+        )* }
+
+        impl Operation {
+            /// Looks an operation up by its AWS name.
+            pub fn from_name(name: &str) -> Option<Self> {
+                match name { $(stringify!($name) => Some(Self::$name),)* _ => None }
+            }
+            /// The AWS name.
+            pub fn name(self) -> &'static str {
+                match self { $(Self::$name => stringify!($name),)* }
+            }
+            /// Every operation.
+            pub const ALL: &'static [Operation] = &[$(Self::$name),*];
+        }
+
+        impl Logs {
+            async fn execute(&self, op: Operation, body: &[u8]) -> Result<Vec<u8>, LogsError> {
+                match op { $(
+                    Operation::$name => respond(&$handler(self, decode::parse_request(body)?).await?),
+                )* }
+            }
+        }
+    };
+}
+
+operations! {
+    CreateLogGroup => groups::create_log_group,
+    DeleteLogGroup => groups::delete_log_group,
+    DescribeLogGroups => groups::describe_log_groups,
+    PutRetentionPolicy => groups::put_retention_policy,
+    DeleteRetentionPolicy => groups::delete_retention_policy,
+    CreateLogStream => streams::create_log_stream,
+    DeleteLogStream => streams::delete_log_stream,
+    DescribeLogStreams => streams::describe_log_streams,
+    PutLogEvents => events::put_log_events,
+    GetLogEvents => events::get_log_events,
+    FilterLogEvents => filter::filter_log_events,
+    TagResource => tags::tag_resource,
+    UntagResource => tags::untag_resource,
+    ListTagsForResource => tags::list_tags_for_resource,
+    TagLogGroup => tags::tag_log_group,
+    UntagLogGroup => tags::untag_log_group,
+    ListTagsLogGroup => tags::list_tags_log_group,
+}
+
+fn respond<T: Serialize>(out: &T) -> Result<Vec<u8>, LogsError> {
+    serde_json::to_vec(out).map_err(|e| {
+        LogsError::Store(store::StoreError::Backend(format!(
+            "response encoding failed: {e}"
+        )))
+    })
+}
+
+impl Logs {
+    /// A Logs service whose ARNs use `scope`, over `store`, on the wall clock.
+    pub fn new(store: Arc<dyn Store>, scope: ArnScope) -> Self {
+        Self {
+            objects: Objects::new(store),
+            scope,
+            clock: Arc::new(wall_clock_ms),
+        }
+    }
+
+    /// The same service reading time from `clock` (tests move time forward with it).
+    #[must_use]
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Runs the operation named `operation` on a JSON `body`; returns the JSON response.
+    pub async fn handle(&self, operation: &str, body: &[u8]) -> Result<Vec<u8>, LogsError> {
+        let Some(op) = Operation::from_name(operation) else {
+            return Err(LogsError::UnknownOperation(format!(
+                "Operation {operation} is not supported by this CloudWatch Logs endpoint."
+            )));
+        };
+        self.execute(op, body).await
+    }
+
+    /// Enforces retention until `shutdown` resolves: once a minute, deletes the events
+    /// older than their group's retention period, and finishes purges of deleted streams.
+    /// Reads already hide expired events, so the sweep only reclaims space.
+    pub async fn run_retention(&self, shutdown: impl std::future::Future<Output = ()>) {
+        retention::run(self, shutdown).await;
+    }
+
+    /// One retention sweep (what [`Logs::run_retention`] does each minute); returns how
+    /// many events it deleted.
+    pub async fn sweep_once(&self) -> Result<u64, LogsError> {
+        retention::sweep(self).await
+    }
+
+    /// Now, in epoch milliseconds.
+    pub(crate) fn now_ms(&self) -> i64 {
+        (self.clock)()
+    }
+}
+
+fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Milliseconds in a day.
+pub(crate) const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// The oldest timestamp still retained under `retention_in_days` at `now`, if limited.
+pub(crate) fn retention_floor(retention_in_days: Option<i32>, now: i64) -> Option<i64> {
+    retention_in_days.map(|d| now.saturating_sub(i64::from(d).saturating_mul(DAY_MS)))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,241 @@
+//! How log groups, streams and events sit in the store: the key layout, typed reads and
+//! the compare-and-swap retry loop every write goes through.
+//!
+//! Layout (values are JSON). Neither group nor stream names may contain `:`, so it
+//! separates them unambiguously, and a group's or stream's keys form one prefix even
+//! though names contain `/`:
+//! - `logs/group/<group>` → [`StoredGroup`]
+//! - `logs/stream/<group>:<stream>` → [`StoredStream`]
+//! - `logs/event/<group>:<stream>:<incarnation, 20 digits>/<timestamp ms, 16 digits>/<seq,
+//!   10 digits>` → [`StoredEvent`]: key order is (timestamp, ingestion order), so a time
+//!   range is a range read from a start key. The incarnation is chosen when the stream is
+//!   created, so events of a deleted stream that were not purged yet never show in a
+//!   stream created later under the same name.
+//! - `logs/purge/<group>:<stream>:<incarnation>` → empty: events left to delete after
+//!   DeleteLogStream/DeleteLogGroup; written in the same transaction as the deletion, and
+//!   removed once the events are gone (the retention sweeper finishes any purge a crash
+//!   interrupted).
+
+use crate::error::LogsError;
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use std::collections::BTreeMap;
+use store::{Revision, Store, Txn, TxnOutcome};
+
+/// Key of a log group.
+pub fn group_key(group: &str) -> String {
+    format!("logs/group/{group}")
+}
+/// Prefix of every log group.
+pub const GROUP_PREFIX: &str = "logs/group/";
+/// Key of a log stream.
+pub fn stream_key(group: &str, stream: &str) -> String {
+    format!("logs/stream/{group}:{stream}")
+}
+/// Prefix of a group's streams.
+pub fn stream_prefix(group: &str) -> String {
+    format!("logs/stream/{group}:")
+}
+/// Prefix of one incarnation of a stream's events.
+pub fn event_prefix(group: &str, stream: &str, incarnation: u64) -> String {
+    format!("logs/event/{group}:{stream}:{incarnation:020}/")
+}
+/// The part of an event key after its stream's prefix.
+pub fn event_suffix(timestamp: i64, seq: u64) -> String {
+    format!("{:016}/{seq:010}", timestamp.max(0))
+}
+/// Key of a purge marker.
+pub fn purge_key(group: &str, stream: &str, incarnation: u64) -> String {
+    format!("{PURGE_PREFIX}{group}:{stream}:{incarnation:020}")
+}
+/// Prefix of every purge marker.
+pub const PURGE_PREFIX: &str = "logs/purge/";
+
+/// Parses `<timestamp>/<seq>` (an event key after its stream prefix).
+pub fn parse_event_suffix(suffix: &str) -> Option<(i64, u64)> {
+    let (ts, seq) = suffix.split_once('/')?;
+    Some((ts.parse().ok()?, seq.parse().ok()?))
+}
+
+/// A stored log group.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct StoredGroup {
+    /// Creation time, epoch milliseconds.
+    pub creation_time: i64,
+    /// Retention in days; `None` keeps events forever.
+    #[serde(default)]
+    pub retention_in_days: Option<i32>,
+    /// Tags.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// The log group class asked for at creation (AWS's default is STANDARD).
+    #[serde(default)]
+    pub log_group_class: Option<model::logs::shapes::LogGroupClass>,
+    /// The KMS key named at creation (recorded and shown, not used).
+    #[serde(default)]
+    pub kms_key_id: Option<String>,
+    /// How many streams the group has. CreateLogStream and DeleteLogStream bump it, so
+    /// DeleteLogGroup's compare-and-swap on the group also catches a stream created
+    /// while it was reading the streams.
+    #[serde(default)]
+    pub stream_count: u64,
+}
+
+/// A stored log stream: its description plus the counters PutLogEvents maintains.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct StoredStream {
+    /// Creation time, epoch milliseconds.
+    pub creation_time: i64,
+    /// Chosen at creation; part of every event key (see the module docs).
+    pub incarnation: u64,
+    /// Timestamp of the earliest event ever accepted.
+    #[serde(default)]
+    pub first_event_timestamp: Option<i64>,
+    /// Timestamp of the latest event ever accepted.
+    #[serde(default)]
+    pub last_event_timestamp: Option<i64>,
+    /// When the last batch was ingested, epoch milliseconds.
+    #[serde(default)]
+    pub last_ingestion_time: Option<i64>,
+    /// Message bytes of the events currently stored.
+    #[serde(default)]
+    pub stored_bytes: i64,
+    /// The next event's ingestion sequence number.
+    #[serde(default)]
+    pub next_seq: u64,
+}
+
+impl StoredStream {
+    /// The upload sequence token AWS would show (ignored on input, as AWS now does).
+    pub fn sequence_token(&self) -> String {
+        format!("{:056}", self.next_seq)
+    }
+}
+
+/// A stored event; its timestamp and sequence number are in its key.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StoredEvent {
+    /// The message.
+    #[serde(rename = "m")]
+    pub message: String,
+    /// Ingestion time, epoch milliseconds.
+    #[serde(rename = "i")]
+    pub ingestion_time: i64,
+}
+
+/// How many times a write re-reads and retries after losing a compare-and-swap race.
+const MAX_ATTEMPTS: usize = 64;
+
+/// Typed access to the store.
+#[derive(Clone)]
+pub struct Objects {
+    store: std::sync::Arc<dyn Store>,
+}
+
+impl Objects {
+    /// Wraps a store.
+    pub fn new(store: std::sync::Arc<dyn Store>) -> Self {
+        Self { store }
+    }
+
+    /// The store itself, for raw range reads.
+    pub fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+
+    /// Reads and decodes one object with its revision.
+    pub async fn get<T: DeserializeOwned>(
+        &self,
+        key: &str,
+    ) -> Result<Option<(T, Revision)>, LogsError> {
+        match self.store.get(key).await? {
+            None => Ok(None),
+            Some(kv) => Ok(Some((decode(&kv.key, &kv.value)?, kv.mod_revision))),
+        }
+    }
+
+    /// Reads and decodes every object under `prefix`, in key order.
+    pub async fn list<T: DeserializeOwned>(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<(String, T, Revision)>, LogsError> {
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.store.range(prefix, after.as_deref(), 1024).await?;
+            for kv in &page.items {
+                out.push((kv.key.clone(), decode(&kv.key, &kv.value)?, kv.mod_revision));
+            }
+            if !page.more {
+                return Ok(out);
+            }
+            after = page.items.last().map(|kv| kv.key.clone());
+        }
+    }
+
+    /// Every key under `prefix`, in key order (for markers whose value is empty).
+    pub async fn keys(&self, prefix: &str) -> Result<Vec<String>, LogsError> {
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.store.range(prefix, after.as_deref(), 1024).await?;
+            out.extend(page.items.iter().map(|kv| kv.key.clone()));
+            if !page.more {
+                return Ok(out);
+            }
+            after = page.items.last().map(|kv| kv.key.clone());
+        }
+    }
+
+    /// Commits `txn`; `Ok(false)` when a compare failed.
+    pub async fn commit(&self, txn: Txn) -> Result<bool, LogsError> {
+        Ok(matches!(
+            self.store.txn(txn).await?,
+            TxnOutcome::Committed { .. }
+        ))
+    }
+
+    /// Runs `attempt` until it commits: each attempt re-reads what it needs and returns
+    /// either a finished result or a transaction plus the result to give once it commits.
+    pub async fn retry<R, F, Fut>(&self, what: &str, mut attempt: F) -> Result<R, LogsError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<Step<R>, LogsError>>,
+    {
+        for _ in 0..MAX_ATTEMPTS {
+            match attempt().await? {
+                Step::Done(r) => return Ok(r),
+                Step::Commit(txn, r) => {
+                    if self.commit(txn).await? {
+                        return Ok(r);
+                    }
+                    tracing::debug!(object = what, "Compare-and-swap lost a race; retrying.");
+                }
+            }
+        }
+        Err(LogsError::Contention(what.to_owned()))
+    }
+}
+
+/// What one attempt of a write decided.
+pub enum Step<R> {
+    /// Nothing to write; answer with this.
+    Done(R),
+    /// Write this, then answer with the result.
+    Commit(Txn, R),
+}
+
+/// JSON-encodes a value for the store.
+pub fn encode<T: Serialize>(value: &T) -> Result<bytes::Bytes, LogsError> {
+    serde_json::to_vec(value)
+        .map(bytes::Bytes::from)
+        .map_err(|e| LogsError::Store(store::StoreError::Backend(format!("encoding failed: {e}"))))
+}
+
+/// Decodes a stored JSON value.
+pub fn decode<T: DeserializeOwned>(key: &str, value: &[u8]) -> Result<T, LogsError> {
+    serde_json::from_slice(value).map_err(|e| {
+        LogsError::Store(store::StoreError::Backend(format!(
+            "stored object {key} is unreadable: {e}"
+        )))
+    })
+}

@@ -1,0 +1,803 @@
+//! Service-level tests: operations through `Logs::handle` over a real SQLite store.
+
+use super::*;
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicI64, Ordering};
+
+/// 2024-11-26T10:00:00Z.
+const T0: i64 = 1_732_615_200_000;
+
+struct Fixture {
+    logs: Logs,
+    now: Arc<AtomicI64>,
+    _dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn advance(&self, ms: i64) {
+        self.now.fetch_add(ms, Ordering::SeqCst);
+    }
+
+    async fn call(&self, op: &str, body: Value) -> Result<Value, wire::AwsError> {
+        let bytes = serde_json::to_vec(&body).expect("json");
+        match self.logs.handle(op, &bytes).await {
+            Ok(out) => Ok(serde_json::from_slice(&out).expect("response is JSON")),
+            Err(e) => Err(e.to_aws()),
+        }
+    }
+
+    async fn ok(&self, op: &str, body: Value) -> Value {
+        match self.call(op, body).await {
+            Ok(v) => v,
+            Err(e) => panic!("{op} failed: {e}"),
+        }
+    }
+
+    async fn err(&self, op: &str, body: Value) -> wire::AwsError {
+        match self.call(op, body).await {
+            Ok(v) => panic!("{op} succeeded unexpectedly: {v}"),
+            Err(e) => e,
+        }
+    }
+
+    async fn stream(&self, group: &str, stream: &str) {
+        let _ = self
+            .call("CreateLogGroup", json!({"logGroupName": group}))
+            .await;
+        self.ok(
+            "CreateLogStream",
+            json!({"logGroupName": group, "logStreamName": stream}),
+        )
+        .await;
+    }
+
+    async fn put(&self, group: &str, stream: &str, events: &[(i64, &str)]) -> Value {
+        let events: Vec<Value> = events
+            .iter()
+            .map(|(t, m)| json!({"timestamp": t, "message": m}))
+            .collect();
+        self.ok(
+            "PutLogEvents",
+            json!({"logGroupName": group, "logStreamName": stream, "logEvents": events}),
+        )
+        .await
+    }
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = store::SqliteStore::open(store::SqliteConfig::new(dir.path().join("state.db")))
+        .expect("store opens");
+    let scope = ArnScope {
+        region: "us-east-1".into(),
+        account_id: "000000000000".into(),
+    };
+    let now = Arc::new(AtomicI64::new(T0));
+    let clock_now = now.clone();
+    let logs = Logs::new(Arc::new(store), scope)
+        .with_clock(Arc::new(move || clock_now.load(Ordering::SeqCst)));
+    Fixture {
+        logs,
+        now,
+        _dir: dir,
+    }
+}
+
+fn messages(v: &Value) -> Vec<String> {
+    v["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| e["message"].as_str().expect("message").to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn groups_and_streams_report_aws_errors() {
+    let f = fixture();
+    f.ok("CreateLogGroup", json!({"logGroupName": "/ecs/web"}))
+        .await;
+    let e = f
+        .err("CreateLogGroup", json!({"logGroupName": "/ecs/web"}))
+        .await;
+    assert_eq!(e.code, "ResourceAlreadyExistsException");
+    assert_eq!(e.message, "The specified log group already exists");
+    let e = f
+        .err("CreateLogGroup", json!({"logGroupName": "bad name"}))
+        .await;
+    assert_eq!(e.code, "InvalidParameterException");
+    let e = f
+        .err(
+            "CreateLogStream",
+            json!({"logGroupName": "/nope", "logStreamName": "s"}),
+        )
+        .await;
+    assert_eq!(e.code, "ResourceNotFoundException");
+    assert_eq!(e.message, "The specified log group does not exist.");
+    let e = f
+        .err(
+            "CreateLogStream",
+            json!({"logGroupName": "/ecs/web", "logStreamName": "a:b"}),
+        )
+        .await;
+    assert_eq!(e.code, "InvalidParameterException");
+    f.stream("/ecs/web", "s").await;
+    let e = f
+        .err(
+            "CreateLogStream",
+            json!({"logGroupName": "/ecs/web", "logStreamName": "s"}),
+        )
+        .await;
+    assert_eq!(e.code, "ResourceAlreadyExistsException");
+    let e = f
+        .err(
+            "PutLogEvents",
+            json!({"logGroupName": "/ecs/web", "logStreamName": "missing", "logEvents": [{"timestamp": T0, "message": "x"}]}),
+        )
+        .await;
+    assert_eq!(e.message, "The specified log stream does not exist.");
+}
+
+#[tokio::test]
+async fn events_out_of_order_refuse_the_whole_batch() {
+    let f = fixture();
+    f.stream("g", "s").await;
+    let e = f
+        .err(
+            "PutLogEvents",
+            json!({"logGroupName": "g", "logStreamName": "s", "logEvents": [
+                {"timestamp": T0, "message": "b"}, {"timestamp": T0 - 1, "message": "a"}]}),
+        )
+        .await;
+    assert_eq!(e.code, "InvalidParameterException");
+    assert_eq!(
+        e.message,
+        "Log events in a single PutLogEvents request must be in chronological order."
+    );
+    let v = f
+        .ok(
+            "GetLogEvents",
+            json!({"logGroupName": "g", "logStreamName": "s"}),
+        )
+        .await;
+    assert!(messages(&v).is_empty());
+}
+
+#[tokio::test]
+async fn batch_limits_are_enforced() {
+    let f = fixture();
+    f.stream("g", "s").await;
+    let put = |events: Vec<Value>| json!({"logGroupName": "g", "logStreamName": "s", "logEvents": events});
+    let too_many: Vec<Value> = (0..10_001)
+        .map(|_| json!({"timestamp": T0, "message": "x"}))
+        .collect();
+    assert_eq!(
+        f.err("PutLogEvents", put(too_many)).await.code,
+        "InvalidParameterException"
+    );
+    // 1,048,576 bytes counts each message plus 26: two events of 524,262 bytes fit exactly.
+    let fits = "x".repeat(524_262);
+    let v = f
+        .ok(
+            "PutLogEvents",
+            put(vec![
+                json!({"timestamp": T0, "message": fits}),
+                json!({"timestamp": T0, "message": fits}),
+            ]),
+        )
+        .await;
+    assert!(v["nextSequenceToken"].is_string());
+    let over = "x".repeat(524_263);
+    let e = f
+        .err(
+            "PutLogEvents",
+            put(vec![
+                json!({"timestamp": T0, "message": over}),
+                json!({"timestamp": T0, "message": fits}),
+            ]),
+        )
+        .await;
+    assert_eq!(e.code, "InvalidParameterException");
+    let e = f
+        .err(
+            "PutLogEvents",
+            put(vec![
+                json!({"timestamp": T0 - DAY_MS - 1, "message": "a"}),
+                json!({"timestamp": T0, "message": "b"}),
+            ]),
+        )
+        .await;
+    assert!(e.message.contains("24 hours"), "{}", e.message);
+    assert_eq!(
+        f.err("PutLogEvents", put(vec![])).await.code,
+        "InvalidParameterException"
+    );
+}
+
+#[tokio::test]
+async fn too_old_and_too_new_events_are_rejected_individually() {
+    let f = fixture();
+    f.stream("g", "s").await;
+    let v = f.put("g", "s", &[(T0, "now")]).await;
+    assert!(v["rejectedLogEventsInfo"].is_null(), "{v}");
+    // One batch may span 24 hours at most, so the too-old and too-new ends are shown
+    // in separate batches, 14 days later.
+    f.advance(14 * DAY_MS);
+    let now = T0 + 14 * DAY_MS;
+    let v = f.put("g", "s", &[(T0 - 1, "old"), (T0 + 1, "kept")]).await;
+    assert_eq!(v["rejectedLogEventsInfo"]["tooOldLogEventEndIndex"], 1);
+    assert!(v["rejectedLogEventsInfo"]["tooNewLogEventStartIndex"].is_null());
+    let v = f
+        .put(
+            "g",
+            "s",
+            &[(now, "fresh"), (now + 2 * 3_600_000 + 1, "future")],
+        )
+        .await;
+    assert_eq!(v["rejectedLogEventsInfo"]["tooNewLogEventStartIndex"], 1);
+    let v = f
+        .ok(
+            "GetLogEvents",
+            json!({"logGroupName": "g", "logStreamName": "s", "startFromHead": true}),
+        )
+        .await;
+    assert_eq!(messages(&v), vec!["now", "kept", "fresh"]);
+}
+
+#[tokio::test]
+async fn sequence_tokens_are_ignored_and_always_returned() {
+    let f = fixture();
+    f.stream("g", "s").await;
+    let a = f.put("g", "s", &[(T0, "a")]).await;
+    let b = f
+        .ok(
+            "PutLogEvents",
+            json!({"logGroupName": "g", "logStreamName": "s", "sequenceToken": "bogus", "logEvents": [{"timestamp": T0, "message": "b"}]}),
+        )
+        .await;
+    assert_ne!(a["nextSequenceToken"], b["nextSequenceToken"]);
+    let d = f
+        .ok("DescribeLogStreams", json!({"logGroupName": "g"}))
+        .await;
+    assert_eq!(
+        d["logStreams"][0]["uploadSequenceToken"],
+        b["nextSequenceToken"]
+    );
+}
+
+#[tokio::test]
+async fn get_log_events_pages_both_ways_until_the_token_repeats() {
+    let f = fixture();
+    f.stream("g", "s").await;
+    let batch: Vec<(i64, String)> = (0..25).map(|i| (T0 + i / 3, format!("m{i:02}"))).collect();
+    let refs: Vec<(i64, &str)> = batch.iter().map(|(t, m)| (*t, m.as_str())).collect();
+    f.put("g", "s", &refs).await;
+    let want: Vec<String> = batch.iter().map(|(_, m)| m.clone()).collect();
+
+    let mut seen = Vec::new();
+    let mut token: Option<String> = None;
+    for _ in 0..20 {
+        let mut req =
+            json!({"logGroupName": "g", "logStreamName": "s", "limit": 7, "startFromHead": true});
+        if let Some(t) = &token {
+            req["nextToken"] = json!(t);
+        }
+        let v = f.ok("GetLogEvents", req).await;
+        seen.extend(messages(&v));
+        let next = v["nextForwardToken"]
+            .as_str()
+            .expect("forward token")
+            .to_owned();
+        assert!(v["nextBackwardToken"].is_string());
+        if token.as_deref() == Some(next.as_str()) {
+            break;
+        }
+        token = Some(next);
+    }
+    assert_eq!(seen, want);
+
+    // Default direction: the newest page first, then backwards.
+    let mut pages = Vec::new();
+    let mut token: Option<String> = None;
+    for _ in 0..20 {
+        let mut req = json!({"logGroupName": "g", "logStreamName": "s", "limit": 10});
+        if let Some(t) = &token {
+            req["nextToken"] = json!(t);
+        }
+        let v = f.ok("GetLogEvents", req).await;
+        pages.push(messages(&v));
+        let next = v["nextBackwardToken"]
+            .as_str()
+            .expect("backward token")
+            .to_owned();
+        if token.as_deref() == Some(next.as_str()) {
+            break;
+        }
+        token = Some(next);
+    }
+    assert_eq!(pages[0], want[15..]);
+    assert_eq!(pages[1], want[5..15]);
+    assert_eq!(pages[2], want[..5]);
+    assert!(pages[3].is_empty());
+}
+
+#[tokio::test]
+async fn get_log_events_respects_the_time_range_and_follows_new_events() {
+    let f = fixture();
+    f.stream("g", "s").await;
+    f.put("g", "s", &[(T0 - 2000, "a"), (T0 - 1000, "b"), (T0, "c")])
+        .await;
+    let v = f
+        .ok(
+            "GetLogEvents",
+            json!({"logGroupName": "g", "logStreamName": "s", "startTime": T0 - 1000, "endTime": T0, "startFromHead": true}),
+        )
+        .await;
+    assert_eq!(messages(&v), vec!["b"]);
+    let v = f
+        .ok(
+            "GetLogEvents",
+            json!({"logGroupName": "g", "logStreamName": "s"}),
+        )
+        .await;
+    let forward = v["nextForwardToken"].as_str().expect("token").to_owned();
+    f.put("g", "s", &[(T0 + 5, "d")]).await;
+    let v = f
+        .ok(
+            "GetLogEvents",
+            json!({"logGroupName": "g", "logStreamName": "s", "nextToken": forward}),
+        )
+        .await;
+    assert_eq!(messages(&v), vec!["d"]);
+}
+
+#[tokio::test]
+async fn events_with_equal_timestamps_keep_ingestion_order() {
+    let f = fixture();
+    f.stream("g", "s").await;
+    f.put("g", "s", &[(T0, "1"), (T0, "2")]).await;
+    f.put("g", "s", &[(T0 - 5, "0"), (T0, "3")]).await;
+    let v = f
+        .ok(
+            "GetLogEvents",
+            json!({"logGroupName": "g", "logStreamName": "s", "startFromHead": true}),
+        )
+        .await;
+    assert_eq!(messages(&v), vec!["0", "1", "2", "3"]);
+}
+
+#[tokio::test]
+async fn retention_hides_expired_events_and_the_sweep_deletes_them() {
+    let f = fixture();
+    f.stream("g", "s").await;
+    f.put("g", "s", &[(T0 - 2 * DAY_MS, "old")]).await;
+    f.put("g", "s", &[(T0, "new")]).await;
+    let e = f
+        .err(
+            "PutRetentionPolicy",
+            json!({"logGroupName": "g", "retentionInDays": 2}),
+        )
+        .await;
+    assert_eq!(e.code, "InvalidParameterException");
+    f.ok(
+        "PutRetentionPolicy",
+        json!({"logGroupName": "g", "retentionInDays": 1}),
+    )
+    .await;
+    let get = json!({"logGroupName": "g", "logStreamName": "s", "startFromHead": true});
+    assert_eq!(
+        messages(&f.ok("GetLogEvents", get.clone()).await),
+        vec!["new"]
+    );
+    let v = f.ok("FilterLogEvents", json!({"logGroupName": "g"})).await;
+    assert_eq!(messages(&v), vec!["new"]);
+    let v = f
+        .put("g", "s", &[(T0 - DAY_MS - 1, "expired"), (T0 - 1, "again")])
+        .await;
+    assert_eq!(v["rejectedLogEventsInfo"]["expiredLogEventEndIndex"], 1);
+    let d = f
+        .ok("DescribeLogGroups", json!({"logGroupNamePrefix": "g"}))
+        .await;
+    assert_eq!(d["logGroups"][0]["retentionInDays"], 1);
+    assert_eq!(d["logGroups"][0]["storedBytes"], 11);
+
+    assert_eq!(f.logs.sweep_once().await.expect("sweep"), 1);
+    f.ok("DeleteRetentionPolicy", json!({"logGroupName": "g"}))
+        .await;
+    // The sweep deleted "old" for good: lifting retention does not bring it back.
+    assert_eq!(
+        messages(&f.ok("GetLogEvents", get).await),
+        vec!["again", "new"]
+    );
+    let d = f
+        .ok("DescribeLogGroups", json!({"logGroupNamePrefix": "g"}))
+        .await;
+    assert!(d["logGroups"][0]["retentionInDays"].is_null());
+    assert_eq!(d["logGroups"][0]["storedBytes"], 8);
+    f.advance(3 * DAY_MS);
+    assert_eq!(f.logs.sweep_once().await.expect("sweep"), 0);
+}
+
+#[tokio::test]
+async fn filter_interleaves_streams_and_applies_patterns() {
+    let f = fixture();
+    f.stream("g", "web/1").await;
+    f.stream("g", "web/2").await;
+    f.stream("g", "worker").await;
+    f.put(
+        "g",
+        "web/1",
+        &[(T0, "GET /health 200"), (T0 + 2, "ERROR db timeout")],
+    )
+    .await;
+    f.put(
+        "g",
+        "web/2",
+        &[(T0 + 1, "WARN slow"), (T0 + 3, "GET /api 200")],
+    )
+    .await;
+    f.put("g", "worker", &[(T0 + 1, "ERROR queue")]).await;
+    let all = f.ok("FilterLogEvents", json!({"logGroupName": "g"})).await;
+    assert_eq!(
+        messages(&all),
+        vec![
+            "GET /health 200",
+            "WARN slow",
+            "ERROR queue",
+            "ERROR db timeout",
+            "GET /api 200"
+        ]
+    );
+    assert_eq!(all["events"][0]["logStreamName"], "web/1");
+    assert!(all["events"][0]["eventId"].is_string());
+    assert_eq!(all["searchedLogStreams"], json!([]));
+    assert!(all["nextToken"].is_null());
+    let pat = |p: &str| json!({"logGroupName": "g", "filterPattern": p});
+    assert_eq!(
+        messages(&f.ok("FilterLogEvents", pat("ERROR")).await),
+        vec!["ERROR queue", "ERROR db timeout"]
+    );
+    assert_eq!(
+        messages(&f.ok("FilterLogEvents", pat("?WARN ?queue")).await),
+        vec!["WARN slow", "ERROR queue"]
+    );
+    assert_eq!(
+        messages(&f.ok("FilterLogEvents", pat("GET -health")).await),
+        vec!["GET /api 200"]
+    );
+    assert_eq!(
+        messages(&f.ok("FilterLogEvents", pat("\"db timeout\"")).await),
+        vec!["ERROR db timeout"]
+    );
+    let v = f
+        .ok("FilterLogEvents", json!({"logGroupName": "g", "logStreamNamePrefix": "web/", "startTime": T0 + 1, "endTime": T0 + 2}))
+        .await;
+    assert_eq!(messages(&v), vec!["WARN slow", "ERROR db timeout"]);
+    let v = f
+        .ok(
+            "FilterLogEvents",
+            json!({"logGroupName": "g", "logStreamNames": ["worker", "web/2"]}),
+        )
+        .await;
+    assert_eq!(
+        messages(&v),
+        vec!["WARN slow", "ERROR queue", "GET /api 200"]
+    );
+    let e = f
+        .err(
+            "FilterLogEvents",
+            json!({"logGroupName": "g", "logStreamNames": ["a"], "logStreamNamePrefix": "a"}),
+        )
+        .await;
+    assert_eq!(e.code, "InvalidParameterException");
+    let e = f.err("FilterLogEvents", pat("{ $.level = \"x\" }")).await;
+    assert_eq!(e.code, "InvalidParameterException");
+}
+
+#[tokio::test]
+async fn filter_pages_cover_every_event_once() {
+    let f = fixture();
+    for s in ["a", "b", "c"] {
+        f.stream("g", s).await;
+        let batch: Vec<(i64, String)> = (0..10).map(|i| (T0 + i / 3, format!("{s}{i}"))).collect();
+        let refs: Vec<(i64, &str)> = batch.iter().map(|(t, m)| (*t, m.as_str())).collect();
+        f.put("g", s, &refs).await;
+    }
+    let mut seen = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut req = json!({"logGroupName": "g", "limit": 4, "interleaved": true});
+        if let Some(t) = &token {
+            req["nextToken"] = json!(t);
+        }
+        let v = f.ok("FilterLogEvents", req).await;
+        seen.extend(messages(&v));
+        match v["nextToken"].as_str() {
+            Some(t) => token = Some(t.to_owned()),
+            None => break,
+        }
+    }
+    let full = messages(&f.ok("FilterLogEvents", json!({"logGroupName": "g"})).await);
+    assert_eq!(seen, full);
+    assert_eq!(seen.len(), 30);
+}
+
+#[tokio::test]
+async fn describe_streams_orders_and_paginates() {
+    let f = fixture();
+    for (s, t) in [("c", T0), ("a", T0 + 2), ("b", T0 + 1), ("x/1", T0 + 3)] {
+        f.stream("g", s).await;
+        f.put("g", s, &[(t, "m")]).await;
+    }
+    let names = |v: &Value| -> Vec<String> {
+        v["logStreams"]
+            .as_array()
+            .expect("streams")
+            .iter()
+            .map(|s| s["logStreamName"].as_str().expect("name").to_owned())
+            .collect()
+    };
+    let v = f
+        .ok(
+            "DescribeLogStreams",
+            json!({"logGroupName": "g", "limit": 2}),
+        )
+        .await;
+    assert_eq!(names(&v), vec!["a", "b"]);
+    let v2 = f
+        .ok(
+            "DescribeLogStreams",
+            json!({"logGroupName": "g", "limit": 2, "nextToken": v["nextToken"]}),
+        )
+        .await;
+    assert_eq!(names(&v2), vec!["c", "x/1"]);
+    assert!(v2["nextToken"].is_null());
+    let v = f
+        .ok(
+            "DescribeLogStreams",
+            json!({"logGroupName": "g", "orderBy": "LastEventTime", "descending": true}),
+        )
+        .await;
+    assert_eq!(names(&v), vec!["x/1", "a", "b", "c"]);
+    let s = &v["logStreams"][0];
+    assert_eq!(s["lastEventTimestamp"], T0 + 3);
+    assert_eq!(s["firstEventTimestamp"], T0 + 3);
+    assert_eq!(
+        s["arn"],
+        "arn:aws:logs:us-east-1:000000000000:log-group:g:log-stream:x/1"
+    );
+    let v = f
+        .ok(
+            "DescribeLogStreams",
+            json!({"logGroupName": "g", "logStreamNamePrefix": "x/"}),
+        )
+        .await;
+    assert_eq!(names(&v), vec!["x/1"]);
+    let e = f
+        .err(
+            "DescribeLogStreams",
+            json!({"logGroupName": "g", "logStreamNamePrefix": "x", "orderBy": "LastEventTime"}),
+        )
+        .await;
+    assert_eq!(e.code, "InvalidParameterException");
+    let v = f
+        .ok("DescribeLogStreams", json!({"logGroupIdentifier": "arn:aws:logs:us-east-1:000000000000:log-group:g:*", "limit": 1}))
+        .await;
+    assert_eq!(names(&v), vec!["a"]);
+}
+
+#[tokio::test]
+async fn describe_groups_filters_and_shows_arns() {
+    let f = fixture();
+    for g in ["/ecs/a", "/ecs/b", "/other", "/ecs/c"] {
+        f.ok("CreateLogGroup", json!({"logGroupName": g})).await;
+    }
+    let names = |v: &Value| -> Vec<String> {
+        v["logGroups"]
+            .as_array()
+            .expect("groups")
+            .iter()
+            .map(|s| s["logGroupName"].as_str().expect("name").to_owned())
+            .collect()
+    };
+    let v = f
+        .ok(
+            "DescribeLogGroups",
+            json!({"logGroupNamePrefix": "/ecs/", "limit": 2}),
+        )
+        .await;
+    assert_eq!(names(&v), vec!["/ecs/a", "/ecs/b"]);
+    let g = &v["logGroups"][0];
+    assert_eq!(
+        g["arn"],
+        "arn:aws:logs:us-east-1:000000000000:log-group:/ecs/a:*"
+    );
+    assert_eq!(
+        g["logGroupArn"],
+        "arn:aws:logs:us-east-1:000000000000:log-group:/ecs/a"
+    );
+    assert_eq!(g["creationTime"], T0);
+    assert_eq!(g["logGroupClass"], "STANDARD");
+    let v = f
+        .ok(
+            "DescribeLogGroups",
+            json!({"logGroupNamePrefix": "/ecs/", "limit": 2, "nextToken": v["nextToken"]}),
+        )
+        .await;
+    assert_eq!(names(&v), vec!["/ecs/c"]);
+    assert!(v["nextToken"].is_null());
+    let v = f
+        .ok("DescribeLogGroups", json!({"logGroupNamePattern": "other"}))
+        .await;
+    assert_eq!(names(&v), vec!["/other"]);
+    let e = f.err("DescribeLogGroups", json!({"limit": 51})).await;
+    assert_eq!(e.code, "InvalidParameterException");
+}
+
+#[tokio::test]
+async fn deleting_a_stream_removes_its_events_even_if_recreated() {
+    let f = fixture();
+    f.stream("g", "s").await;
+    f.put("g", "s", &[(T0, "before")]).await;
+    f.ok(
+        "DeleteLogStream",
+        json!({"logGroupName": "g", "logStreamName": "s"}),
+    )
+    .await;
+    let e = f
+        .err(
+            "GetLogEvents",
+            json!({"logGroupName": "g", "logStreamName": "s"}),
+        )
+        .await;
+    assert_eq!(e.message, "The specified log stream does not exist.");
+    f.ok(
+        "CreateLogStream",
+        json!({"logGroupName": "g", "logStreamName": "s"}),
+    )
+    .await;
+    let v = f
+        .ok(
+            "GetLogEvents",
+            json!({"logGroupName": "g", "logStreamName": "s"}),
+        )
+        .await;
+    assert!(messages(&v).is_empty());
+    assert_eq!(
+        f.logs
+            .objects
+            .keys("logs/event/")
+            .await
+            .expect("keys")
+            .len(),
+        0
+    );
+}
+
+#[tokio::test]
+async fn deleting_a_group_removes_streams_events_and_leaves_no_markers() {
+    let f = fixture();
+    f.stream("/a", "s1").await;
+    f.stream("/a", "s2").await;
+    f.stream("/a/b", "s1").await;
+    f.put("/a", "s1", &[(T0, "x")]).await;
+    f.put("/a/b", "s1", &[(T0, "kept")]).await;
+    f.ok("DeleteLogGroup", json!({"logGroupName": "/a"})).await;
+    let e = f.err("DeleteLogGroup", json!({"logGroupName": "/a"})).await;
+    assert_eq!(e.code, "ResourceNotFoundException");
+    assert_eq!(
+        f.logs
+            .objects
+            .keys("logs/purge/")
+            .await
+            .expect("keys")
+            .len(),
+        0
+    );
+    assert_eq!(
+        f.logs
+            .objects
+            .keys("logs/stream/")
+            .await
+            .expect("keys")
+            .len(),
+        1
+    );
+    let v = f
+        .ok("FilterLogEvents", json!({"logGroupName": "/a/b"}))
+        .await;
+    assert_eq!(messages(&v), vec!["kept"]);
+}
+
+#[tokio::test]
+async fn tags_work_by_arn_in_both_forms_and_by_name() {
+    let f = fixture();
+    f.ok(
+        "CreateLogGroup",
+        json!({"logGroupName": "g", "tags": {"team": "a"}}),
+    )
+    .await;
+    let arn = "arn:aws:logs:us-east-1:000000000000:log-group:g";
+    f.ok(
+        "TagResource",
+        json!({"resourceArn": arn, "tags": {"env": "dev"}}),
+    )
+    .await;
+    f.ok(
+        "TagLogGroup",
+        json!({"logGroupName": "g", "tags": {"x": "1"}}),
+    )
+    .await;
+    let v = f
+        .ok(
+            "ListTagsForResource",
+            json!({"resourceArn": format!("{arn}:*")}),
+        )
+        .await;
+    assert_eq!(v["tags"], json!({"env": "dev", "team": "a", "x": "1"}));
+    f.ok(
+        "UntagResource",
+        json!({"resourceArn": arn, "tagKeys": ["team", "x"]}),
+    )
+    .await;
+    let v = f.ok("ListTagsLogGroup", json!({"logGroupName": "g"})).await;
+    assert_eq!(v["tags"], json!({"env": "dev"}));
+    let e = f
+        .err(
+            "ListTagsForResource",
+            json!({"resourceArn": "arn:aws:logs:us-east-1:000000000000:log-group:nope"}),
+        )
+        .await;
+    assert_eq!(e.code, "ResourceNotFoundException");
+    let many: serde_json::Map<String, Value> =
+        (0..50).map(|i| (format!("k{i}"), json!("v"))).collect();
+    let e = f
+        .err("TagResource", json!({"resourceArn": arn, "tags": many}))
+        .await;
+    assert_eq!(e.code, "TooManyTagsException");
+}
+
+#[tokio::test]
+async fn concurrent_puts_to_one_stream_lose_nothing() {
+    let f = fixture();
+    f.stream("g", "s").await;
+    let mut handles = Vec::new();
+    for i in 0..8 {
+        let logs = f.logs.clone();
+        handles.push(tokio::spawn(async move {
+            let body = json!({"logGroupName": "g", "logStreamName": "s", "logEvents": [
+                {"timestamp": T0, "message": format!("w{i}a")}, {"timestamp": T0, "message": format!("w{i}b")}]});
+            logs.handle("PutLogEvents", &serde_json::to_vec(&body).expect("json")).await
+        }));
+    }
+    for h in handles {
+        h.await.expect("joined").expect("put");
+    }
+    let v = f
+        .ok(
+            "GetLogEvents",
+            json!({"logGroupName": "g", "logStreamName": "s", "startFromHead": true}),
+        )
+        .await;
+    let got = messages(&v);
+    assert_eq!(got.len(), 16);
+    for i in 0..8 {
+        let a = got.iter().position(|m| *m == format!("w{i}a")).expect("a");
+        let b = got.iter().position(|m| *m == format!("w{i}b")).expect("b");
+        assert!(a < b, "a batch keeps its order");
+    }
+}
+
+#[tokio::test]
+async fn unknown_operation_is_reported_as_such() {
+    let f = fixture();
+    let e = f.err("StartLiveTail", json!({})).await;
+    assert_eq!(e.code, "UnknownOperationException");
+}
+
+#[test]
+fn every_operation_name_round_trips() {
+    for op in Operation::ALL {
+        assert_eq!(Operation::from_name(op.name()), Some(*op));
+    }
+}
