@@ -371,9 +371,18 @@ pub(crate) async fn list_container_instances(
     let cluster = cluster_name(req.cluster.as_deref()).to_owned();
     ecs.active_cluster(Some(&cluster)).await?;
     let size = page_size(req.max_results, 100)?;
-    if req.filter.as_deref().is_some_and(|f| !f.trim().is_empty()) {
-        return invalid("The cluster query language 'filter' is not supported by Stevedore yet; list by status instead.");
-    }
+    let filter = match req
+        .filter
+        .as_deref()
+        .map(str::trim)
+        .filter(|f| !f.is_empty())
+    {
+        Some(f) => Some(
+            placement::parse_expression(f)
+                .map_err(|e| EcsError::InvalidParameter(e.to_string()))?,
+        ),
+        None => None,
+    };
     let status = req.status.map(ContainerInstanceStatus::as_str);
     let items = ecs
         .objects
@@ -383,6 +392,11 @@ pub(crate) async fn list_container_instances(
         .filter(|(_, si, _)| match status {
             Some(s) => si.instance.status.as_deref() == Some(s),
             None => si.instance.status.as_deref() != Some("INACTIVE"),
+        })
+        .filter(|(_, si, _)| {
+            filter
+                .as_ref()
+                .is_none_or(|f| f.matches(&crate::view::to_engine(si)))
         })
         .map(|(k, si, _)| (k, si.instance.container_instance_arn.unwrap_or_default()))
         .collect();

@@ -179,12 +179,56 @@ const MAX_ATTEMPTS: usize = 64;
 #[derive(Clone)]
 pub struct Objects {
     store: std::sync::Arc<dyn Store>,
+    changed: std::sync::Arc<ChangedInstances>,
+}
+
+/// Instance keys this process has written since each cluster's placement view last looked:
+/// lets a RunTask refresh only what changed instead of re-reading every instance. Only a
+/// hint: another writer's changes are caught by compare-and-swap and a periodic full
+/// refresh.
+#[derive(Default)]
+pub struct ChangedInstances {
+    by_cluster: std::sync::Mutex<std::collections::HashMap<String, BTreeSet<String>>>,
+}
+
+impl ChangedInstances {
+    fn record(&self, keys: impl IntoIterator<Item = String>) {
+        let mut map = self
+            .by_cluster
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for key in keys {
+            if let Some(cluster) = key
+                .strip_prefix("ecs/instance/")
+                .and_then(|r| r.split('/').next())
+            {
+                map.entry(cluster.to_owned()).or_default().insert(key);
+            }
+        }
+    }
+
+    /// Takes the keys recorded for `cluster`.
+    pub fn take(&self, cluster: &str) -> BTreeSet<String> {
+        let mut map = self
+            .by_cluster
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.remove(cluster).unwrap_or_default()
+    }
 }
 
 impl Objects {
     /// Wraps a store.
     pub fn new(store: std::sync::Arc<dyn Store>) -> Self {
-        Self { store }
+        Self {
+            store,
+            changed: std::sync::Arc::default(),
+        }
+    }
+
+    /// The instance keys written since a view last took them.
+    pub fn changed(&self) -> &ChangedInstances {
+        &self.changed
     }
 
     /// The store itself, for raw range reads.
@@ -224,10 +268,23 @@ impl Objects {
 
     /// Commits `txn`; `Ok(false)` when a compare failed.
     pub async fn commit(&self, txn: Txn) -> Result<bool, EcsError> {
-        Ok(matches!(
-            self.store.txn(txn).await?,
-            TxnOutcome::Committed { .. }
-        ))
+        let instance_keys: Vec<String> = txn
+            .ops
+            .iter()
+            .filter_map(|op| match op {
+                store::Op::Put { key, .. } | store::Op::Delete { key }
+                    if key.starts_with("ecs/instance/") =>
+                {
+                    Some(key.clone())
+                }
+                _ => None,
+            })
+            .collect();
+        let committed = matches!(self.store.txn(txn).await?, TxnOutcome::Committed { .. });
+        if committed {
+            self.changed.record(instance_keys);
+        }
+        Ok(committed)
     }
 
     /// Runs `attempt` until it commits: each attempt re-reads what it needs and returns

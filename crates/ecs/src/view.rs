@@ -22,12 +22,62 @@ pub(crate) struct ClusterView {
     pub stored: Vec<StoredInstance>,
     /// The engine's input, index-aligned with `keys`.
     pub instances: Vec<Instance>,
+    /// When the view last read every instance (None: never).
+    pub full_at: Option<std::time::Instant>,
 }
+
+/// How long a view trusts the changed-keys hint before reading every instance again
+/// (catches writers other than this process).
+pub(crate) const FULL_REFRESH_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl ClusterView {
     /// Brings the view up to date with `kvs` (every instance key of the cluster, in key
     /// order), decoding only what changed.
     pub fn refresh(&mut self, kvs: Vec<KeyValue>) -> Result<(), EcsError> {
+        // The common case: the same instances as last time, a few of them changed.
+        if kvs.len() == self.keys.len() && kvs.iter().zip(&self.keys).all(|(kv, k)| kv.key == *k) {
+            for (i, kv) in kvs.into_iter().enumerate() {
+                if self.revisions[i] != kv.mod_revision {
+                    let si = decode(&kv)?;
+                    self.instances[i] = to_engine(&si);
+                    self.stored[i] = si;
+                    self.revisions[i] = kv.mod_revision;
+                }
+            }
+            return Ok(());
+        }
+        self.rebuild(kvs)
+    }
+
+    /// Whether the next refresh must read every instance.
+    pub fn needs_full(&self) -> bool {
+        self.full_at
+            .is_none_or(|t| t.elapsed() > FULL_REFRESH_EVERY)
+    }
+
+    /// Applies the current values of keys known to have changed; `false` when one of them
+    /// is new to the view (then a full refresh is needed).
+    pub fn apply_changed(
+        &mut self,
+        kvs: Vec<(String, Option<KeyValue>)>,
+    ) -> Result<bool, EcsError> {
+        for (key, kv) in kvs {
+            let Ok(i) = self.keys.binary_search(&key) else {
+                return Ok(false);
+            };
+            let Some(kv) = kv else { return Ok(false) };
+            if self.revisions[i] != kv.mod_revision {
+                let si = decode(&kv)?;
+                self.instances[i] = to_engine(&si);
+                self.stored[i] = si;
+                self.revisions[i] = kv.mod_revision;
+            }
+        }
+        Ok(true)
+    }
+
+    /// Rebuilds the view when instances were added or removed.
+    fn rebuild(&mut self, kvs: Vec<KeyValue>) -> Result<(), EcsError> {
         let mut old: HashMap<String, (u64, StoredInstance, Instance)> =
             HashMap::with_capacity(self.keys.len());
         let keys = std::mem::take(&mut self.keys);
@@ -41,12 +91,7 @@ impl ClusterView {
             let (si, inst) = match old.remove(&kv.key) {
                 Some((rev, si, inst)) if rev == kv.mod_revision => (si, inst),
                 _ => {
-                    let si: StoredInstance = serde_json::from_slice(&kv.value).map_err(|e| {
-                        EcsError::Store(store::StoreError::Backend(format!(
-                            "stored instance {} is unreadable: {e}",
-                            kv.key
-                        )))
-                    })?;
+                    let si = decode(&kv)?;
                     let inst = to_engine(&si);
                     (si, inst)
                 }
@@ -58,6 +103,15 @@ impl ClusterView {
         }
         Ok(())
     }
+}
+
+fn decode(kv: &KeyValue) -> Result<StoredInstance, EcsError> {
+    serde_json::from_slice(&kv.value).map_err(|e| {
+        EcsError::Store(store::StoreError::Backend(format!(
+            "stored instance {} is unreadable: {e}",
+            kv.key
+        )))
+    })
 }
 
 fn ports(r: &[model::ecs::shapes::Resource], name: &str) -> BTreeSet<u16> {

@@ -24,6 +24,8 @@ use store::Txn;
 
 /// The most tasks one RunTask may start.
 const MAX_COUNT: i32 = 10;
+/// The most `failures` entries one launch reports.
+const MAX_FAILURES: usize = 100;
 /// How often a launch re-plans after losing a compare-and-swap race.
 const MAX_ATTEMPTS: usize = 16;
 
@@ -368,6 +370,36 @@ impl Ecs {
         }
     }
 
+    /// Brings a cluster's placement view up to date: only the instances this process
+    /// changed since the last look, or every instance when the view is new, old, or just
+    /// lost a race.
+    async fn refresh_view(
+        &self,
+        cluster: &str,
+        view: &mut ClusterView,
+        force_full: bool,
+    ) -> Result<(), EcsError> {
+        let changed = self.objects.changed().take(cluster);
+        if !force_full && !view.needs_full() {
+            let mut kvs = Vec::with_capacity(changed.len());
+            for key in changed {
+                let kv = self.objects.store().get(&key).await?;
+                kvs.push((key, kv));
+            }
+            if view.apply_changed(kvs)? {
+                return Ok(());
+            }
+        }
+        let page = self
+            .objects
+            .store()
+            .range(&instance_prefix(cluster), None, usize::MAX)
+            .await?;
+        view.refresh(page.items)?;
+        view.full_at = Some(std::time::Instant::now());
+        Ok(())
+    }
+
     fn view_for(&self, cluster: &str) -> std::sync::Arc<tokio::sync::Mutex<ClusterView>> {
         let mut views = self
             .views
@@ -383,25 +415,21 @@ impl Ecs {
         token: Option<(&str, &str)>,
         choose: impl Fn(&ClusterView) -> Plan,
     ) -> Result<(Vec<Task>, Vec<Failure>), EcsError> {
-        let view = self.view_for(&l.cluster);
-        // One placement at a time per cluster: concurrent RunTasks then see each other's
-        // bookings instead of racing for the same instances and retrying.
-        let mut view = view.lock().await;
-        for _ in 0..MAX_ATTEMPTS {
+        let shared = self.view_for(&l.cluster);
+        for attempt in 0..MAX_ATTEMPTS {
             if let Some((t, hash)) = token {
                 if let Some(existing) = self.replay_token(&l.cluster, t, hash).await? {
                     return Ok((existing, Vec::new()));
                 }
             }
-            let page = self
-                .objects
-                .store()
-                .range(&instance_prefix(&l.cluster), None, usize::MAX)
+            // Plan under the cluster's lock, commit after releasing it: the plan's bookings
+            // are written into the engine's view first, so the next RunTask plans around
+            // them instead of racing for the same room while this commit is in flight.
+            let mut view = shared.lock().await;
+            self.refresh_view(&l.cluster, &mut view, attempt > 0)
                 .await?;
-            view.refresh(page.items)?;
             let plan = choose(&view);
             let now = crate::now();
-            let mut txn = Txn::new();
             let mut per_instance: BTreeMap<usize, Vec<StoredTask>> = BTreeMap::new();
             for &idx in &plan.placements {
                 let Some(inst) = view.instances.get(idx) else {
@@ -412,11 +440,15 @@ impl Ecs {
                     .or_default()
                     .push(self.build_task(l, inst, now));
             }
+            let mut txn = Txn::new();
             let mut tasks = Vec::new();
             for (idx, list) in &per_instance {
+                // The stored value is what the store holds: bookings of other in-flight
+                // plans are not in it, so a lost race never leaks their reservations.
                 let mut si = view.stored[*idx].clone();
                 for t in list {
                     book(&mut si, &t.reservation, &l.group, 1, false);
+                    book_engine(&mut view.instances[*idx], &t.reservation, &l.group);
                     let id = t
                         .task
                         .task_arn
@@ -433,6 +465,7 @@ impl Ecs {
                     .when(view.keys[*idx].clone(), view.revisions[*idx])
                     .put(view.keys[*idx].clone(), encode(&si)?);
             }
+            drop(view);
             if let Some((t, hash)) = token {
                 let rec = TokenRecord {
                     request_hash: hash.to_owned(),
@@ -441,9 +474,15 @@ impl Ecs {
                 let key = token_key(&l.cluster, t);
                 txn = txn.when(key.clone(), 0).put(key, encode(&rec)?);
             }
-            if (!tasks.is_empty() || token.is_some()) && !self.objects.commit(txn).await? {
-                tracing::debug!(cluster = %l.cluster, "Placement lost a compare-and-swap race; re-planning.");
-                continue;
+            if !tasks.is_empty() || token.is_some() {
+                let committed = self.objects.commit(txn).await;
+                if !matches!(committed, Ok(true)) {
+                    // The optimistic bookings are wrong now: read everything next time.
+                    shared.lock().await.full_at = None;
+                    committed?;
+                    tracing::debug!(cluster = %l.cluster, "Placement lost a compare-and-swap race; re-planning.");
+                    continue;
+                }
             }
             for ex in plan.explanations.iter().take(3) {
                 tracing::debug!(cluster = %l.cluster, feasible = ex.feasible, chosen = ?ex.chosen, rejected = ?ex.rejected, keys = ?ex.keys, "Placement decided.");
@@ -456,9 +495,11 @@ impl Ecs {
             for id in instance_ids {
                 self.channels.notify(&l.cluster, &id);
             }
+            // A failed placement names every instance it tried; a few are enough to act on.
             let failures = plan
                 .failures
                 .iter()
+                .take(MAX_FAILURES)
                 .map(|f| Failure {
                     arn: f.arn.clone(),
                     reason: Some(f.reason.as_str().to_owned()),
@@ -504,6 +545,15 @@ impl Ecs {
         }
         Ok(Some(tasks))
     }
+}
+
+/// Records a booking in the engine's view (not in the store).
+fn book_engine(inst: &mut placement::Instance, r: &Reservation, group: &str) {
+    inst.used_cpu += r.cpu;
+    inst.used_memory += r.memory;
+    inst.used_tcp_ports.extend(r.tcp_ports.iter().copied());
+    inst.used_udp_ports.extend(r.udp_ports.iter().copied());
+    *inst.groups.entry(group.to_owned()).or_default() += 1;
 }
 
 fn parse_placement(

@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# Task lifecycle end to end on hollow instances: RunTask → placement → channel payload →
+# SubmitTaskStateChange → RUNNING, then StopTask → STOPPED, against a real
+# `stevedore server` and `stevedore sim` (no containers run).
+#
+#   bench/tasks_e2e.sh                          # release build, 1,000 instances, 1,000 tasks
+#   INSTANCES=10000 TASKS=5000 bench/tasks_e2e.sh
+#   SKIP_BUILD=1 STEVEDORE=target/debug/stevedore INSTANCES=100 TASKS=100 bench/tasks_e2e.sh
+#
+# Measures: time for INSTANCES hollow instances to register and connect; the sim's RSS per
+# instance; RunTask throughput (count=10 per call, CONCURRENCY callers) and the time until
+# every task is RUNNING; StopTask throughput and the time until every task is STOPPED;
+# the server's RSS at the end. Prints one JSON line on stdout, progress on stderr.
+# Requirements: python3 with boto3 (or PYTHON=/path/to/python).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+
+INSTANCES=${INSTANCES:-1000}
+TASKS=${TASKS:-1000}
+CONCURRENCY=${CONCURRENCY:-8}
+STEVEDORE=${STEVEDORE:-$ROOT/target/release/stevedore}
+PY=${PYTHON:-python3}
+if ! "$PY" -c 'import boto3' 2>/dev/null; then
+  if [ -x /tmp/venv/bin/python ] && /tmp/venv/bin/python -c 'import boto3' 2>/dev/null; then
+    PY=/tmp/venv/bin/python
+  else
+    echo "boto3 is needed: pip install boto3, or set PYTHON" >&2
+    exit 1
+  fi
+fi
+
+if [ -z "${SKIP_BUILD:-}" ]; then
+  echo "building release binary (cargo build --release -p stevedore)" >&2
+  (cd "$ROOT" && cargo build --release -p stevedore >&2)
+fi
+
+WORK=$(mktemp -d /tmp/stevedore-tasks-e2e.XXXXXX)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]:-}"; do
+    [ -n "$p" ] && kill "$p" 2>/dev/null || true
+  done
+  for p in "${PIDS[@]:-}"; do
+    [ -n "$p" ] && wait "$p" 2>/dev/null || true
+  done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# Each hollow instance holds one socket, and so does the server for it.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+PORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+DATA="$WORK/data"
+EP="http://127.0.0.1:$PORT"
+env -u STEVEDORE_ADMIN_ACCESS_KEY_ID -u STEVEDORE_ADMIN_SECRET_ACCESS_KEY \
+  STEVEDORE_LOG=${STEVEDORE_LOG:-warn} \
+  "$STEVEDORE" server --listen "127.0.0.1:$PORT" --data-dir "$DATA" >"$WORK/server.log" 2>&1 &
+SERVER_PID=$!
+PIDS+=("$SERVER_PID")
+for _ in $(seq 1 300); do
+  [ -s "$DATA/credentials" ] && "$PY" -c "import urllib.request,urllib.error,sys
+try: urllib.request.urlopen('$EP/', timeout=1)
+except urllib.error.HTTPError: pass" 2>/dev/null && break
+  sleep 0.1
+done
+
+export AWS_SHARED_CREDENTIALS_FILE="$DATA/credentials" AWS_DEFAULT_REGION=us-east-1 AWS_ENDPOINT_URL="$EP"
+unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_PROFILE
+CLUSTER=bench
+"$PY" -c "import boto3; boto3.client('ecs').create_cluster(clusterName='$CLUSTER')"
+
+echo "starting $INSTANCES hollow instances..." >&2
+START=$(date +%s.%N)
+STEVEDORE_LOG=${STEVEDORE_LOG:-warn} "$STEVEDORE" sim --cluster "$CLUSTER" --endpoint "$EP" \
+  --instances "$INSTANCES" >"$WORK/sim.out" 2>"$WORK/sim.log" &
+SIM_PID=$!
+PIDS+=("$SIM_PID")
+until grep -q "registered and connected" "$WORK/sim.out" 2>/dev/null; do
+  if ! kill -0 "$SIM_PID" 2>/dev/null; then
+    echo "stevedore sim exited early:" >&2
+    tail -20 "$WORK/sim.log" >&2
+    exit 1
+  fi
+  sleep 0.1
+done
+CONNECTED_S=$("$PY" -c "import time; print(round(time.time() - $START, 2))")
+sleep 2
+SIM_RSS_KIB=$(awk '/^VmRSS:/ {print $2}' "/proc/$SIM_PID/status")
+echo "  all connected after ${CONNECTED_S}s; sim RSS ${SIM_RSS_KIB} KiB" >&2
+
+"$PY" - "$CLUSTER" "$TASKS" "$CONCURRENCY" "$INSTANCES" "$CONNECTED_S" "$SIM_RSS_KIB" "$SERVER_PID" <<'PYEOF'
+import concurrent.futures as cf
+import json, sys, time
+import boto3, botocore.config
+
+cluster, tasks, conc, instances = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+connected_s, sim_rss_kib, server_pid = float(sys.argv[5]), int(sys.argv[6]), sys.argv[7]
+ecs = boto3.client("ecs", config=botocore.config.Config(max_pool_connections=conc * 2, retries={"max_attempts": 10, "mode": "standard"}))
+family = ecs.register_task_definition(
+    family="bench-web",
+    containerDefinitions=[{"name": "web", "image": "nginx", "cpu": 16, "memory": 32, "essential": True,
+                           "portMappings": [{"containerPort": 80, "hostPort": 0}]}],
+)["taskDefinition"]["family"]
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+def wait_all(arns, status, timeout=600):
+    deadline = time.monotonic() + timeout
+    pending = list(arns)
+    while pending and time.monotonic() < deadline:
+        still = []
+        for i in range(0, len(pending), 100):
+            out = ecs.describe_tasks(cluster=cluster, tasks=pending[i:i + 100])
+            still += [t["taskArn"] for t in out["tasks"] if t["lastStatus"] != status]
+        pending = still
+        if pending:
+            time.sleep(0.2)
+    if pending:
+        raise SystemExit(f"{len(pending)} tasks not {status} after {timeout}s")
+
+def run_batch(n):
+    out = ecs.run_task(cluster=cluster, taskDefinition=family, count=n)
+    return [t["taskArn"] for t in out["tasks"]], len(out["failures"])
+
+batches = [10] * (tasks // 10) + ([tasks % 10] if tasks % 10 else [])
+t0 = time.monotonic()
+arns, failures = [], 0
+with cf.ThreadPoolExecutor(conc) as pool:
+    for a, f in pool.map(run_batch, batches):
+        arns += a
+        failures += f
+placed_s = time.monotonic() - t0
+log(f"  placed {len(arns)} tasks ({failures} failures) in {placed_s:.2f}s")
+wait_all(arns, "RUNNING")
+running_s = time.monotonic() - t0
+log(f"  all RUNNING after {running_s:.2f}s")
+
+t1 = time.monotonic()
+with cf.ThreadPoolExecutor(conc) as pool:
+    list(pool.map(lambda a: ecs.stop_task(cluster=cluster, task=a, reason="bench"), arns))
+stop_calls_s = time.monotonic() - t1
+wait_all(arns, "STOPPED")
+stopped_s = time.monotonic() - t1
+log(f"  all STOPPED after {stopped_s:.2f}s")
+
+with open(f"/proc/{server_pid}/status") as f:
+    server_rss_mib = next(int(l.split()[1]) for l in f if l.startswith("VmRSS:")) / 1024
+print(json.dumps({
+    "instances": instances,
+    "tasks": len(arns),
+    "placement_failures": failures,
+    "connect_all_s": connected_s,
+    "sim_rss_kib_per_instance": round(sim_rss_kib / instances, 1),
+    "run_task_calls_per_s": round(len(batches) / placed_s, 1),
+    "run_to_all_running_s": round(running_s, 2),
+    "tasks_running_per_s": round(len(arns) / running_s, 1),
+    "stop_task_calls_per_s": round(len(arns) / stop_calls_s, 1),
+    "stop_to_all_stopped_s": round(stopped_s, 2),
+    "server_rss_mib": round(server_rss_mib, 1),
+}))
+PYEOF

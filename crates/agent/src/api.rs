@@ -1,0 +1,496 @@
+//! A small signed client for the ECS JSON 1.1 API: the calls an instance agent makes
+//! (`RegisterContainerInstance`, `DiscoverPollEndpoint`, `SubmitTaskStateChange`,
+//! `SubmitContainerStateChange`, `CreateCluster`). It owns request signing, keep-alive
+//! connections, per-call timeouts and the classification of failures into transient
+//! (retry) and terminal ([`ApiError::is_transient`]). It does not retry by itself: the
+//! caller decides how long a call is worth retrying.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use model::ecs::shapes::{
+    CreateClusterRequest, CreateClusterResponse, DiscoverPollEndpointRequest,
+    DiscoverPollEndpointResponse, RegisterContainerInstanceRequest,
+    RegisterContainerInstanceResponse, SubmitContainerStateChangeRequest,
+    SubmitContainerStateChangeResponse, SubmitTaskStateChangeRequest,
+    SubmitTaskStateChangeResponse,
+};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::credentials::Credentials;
+use crate::sign::{compute_signature_headers, Scope};
+
+/// The `X-Amz-Target` prefix of the ECS API.
+pub const TARGET_PREFIX: &str = "AmazonEC2ContainerServiceV20141113";
+
+/// A JSON-protocol AWS service: its target prefix, signing name and content type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JsonService {
+    /// `X-Amz-Target` prefix.
+    pub target_prefix: &'static str,
+    /// SigV4 signing name.
+    pub signing_name: &'static str,
+    /// `content-type` of requests.
+    pub content_type: &'static str,
+}
+
+/// ECS.
+pub const ECS_SERVICE: JsonService = JsonService {
+    target_prefix: TARGET_PREFIX,
+    signing_name: "ecs",
+    content_type: "application/x-amz-json-1.1",
+};
+
+/// CloudWatch Logs.
+pub const LOGS_SERVICE: JsonService = JsonService {
+    target_prefix: "Logs_20140328",
+    signing_name: "logs",
+    content_type: "application/x-amz-json-1.1",
+};
+
+/// The default time one call (connect, send, read the whole response) may take.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The largest response body read; ECS responses the agent reads are far smaller.
+const MAX_RESPONSE_BYTES: usize = 4 << 20;
+
+/// How to reach and sign for the ECS API.
+#[derive(Clone, Debug)]
+pub struct ApiConfig {
+    /// Base URL, e.g. `http://127.0.0.1:4747`. Only `http` is supported.
+    pub endpoint: String,
+    /// Signing region.
+    pub region: String,
+    /// Signing credentials.
+    pub credentials: Credentials,
+    /// Time allowed for each call.
+    pub timeout: Duration,
+    /// Idle keep-alive connections kept per host.
+    pub max_idle_connections: usize,
+}
+
+impl ApiConfig {
+    /// A configuration with the default timeout and pool size.
+    pub fn new(
+        endpoint: impl Into<String>,
+        region: impl Into<String>,
+        credentials: Credentials,
+    ) -> Self {
+        Self {
+            endpoint: endpoint.into(),
+            region: region.into(),
+            credentials,
+            timeout: DEFAULT_TIMEOUT,
+            max_idle_connections: 64,
+        }
+    }
+}
+
+/// A signed ECS API client; cheap to clone (clones share the connection pool).
+#[derive(Clone, Debug)]
+pub struct ApiClient {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    http: Client<HttpConnector, Full<Bytes>>,
+    /// Absolute URI requests are posted to.
+    uri: http::Uri,
+    /// The `host` header value (the URI's authority).
+    host: String,
+    region: String,
+    credentials: Credentials,
+    timeout: Duration,
+}
+
+impl ApiClient {
+    /// A client for `config`; fails only on an unusable endpoint.
+    pub fn new(config: ApiConfig) -> Result<Self, ApiError> {
+        let (uri, host) = parse_endpoint(&config.endpoint)?;
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(config.timeout));
+        let http = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(config.max_idle_connections)
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build(connector);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                http,
+                uri,
+                host,
+                region: config.region,
+                credentials: config.credentials,
+                timeout: config.timeout,
+            }),
+        })
+    }
+
+    /// The signing region.
+    pub fn region(&self) -> &str {
+        &self.inner.region
+    }
+
+    /// The signing credentials.
+    pub fn credentials(&self) -> &Credentials {
+        &self.inner.credentials
+    }
+
+    /// `RegisterContainerInstance`.
+    pub async fn register_container_instance(
+        &self,
+        request: &RegisterContainerInstanceRequest,
+    ) -> Result<RegisterContainerInstanceResponse, ApiError> {
+        self.call("RegisterContainerInstance", request).await
+    }
+
+    /// `DiscoverPollEndpoint`: where to open the agent channel.
+    pub async fn discover_poll_endpoint(
+        &self,
+        request: &DiscoverPollEndpointRequest,
+    ) -> Result<DiscoverPollEndpointResponse, ApiError> {
+        self.call("DiscoverPollEndpoint", request).await
+    }
+
+    /// `SubmitTaskStateChange`.
+    pub async fn submit_task_state_change(
+        &self,
+        request: &SubmitTaskStateChangeRequest,
+    ) -> Result<SubmitTaskStateChangeResponse, ApiError> {
+        self.call("SubmitTaskStateChange", request).await
+    }
+
+    /// `SubmitContainerStateChange`.
+    pub async fn submit_container_state_change(
+        &self,
+        request: &SubmitContainerStateChangeRequest,
+    ) -> Result<SubmitContainerStateChangeResponse, ApiError> {
+        self.call("SubmitContainerStateChange", request).await
+    }
+
+    /// `CreateCluster`.
+    pub async fn create_cluster(
+        &self,
+        request: &CreateClusterRequest,
+    ) -> Result<CreateClusterResponse, ApiError> {
+        self.call("CreateCluster", request).await
+    }
+
+    /// Any ECS operation by name: signs, posts, and decodes the response or the AWS error.
+    pub async fn call<Req, Resp>(
+        &self,
+        operation: &'static str,
+        request: &Req,
+    ) -> Result<Resp, ApiError>
+    where
+        Req: Serialize + ?Sized,
+        Resp: DeserializeOwned,
+    {
+        self.call_service(&ECS_SERVICE, operation, request).await
+    }
+
+    /// An operation of another JSON service on the same endpoint (e.g. CloudWatch Logs).
+    pub async fn call_service<Req, Resp>(
+        &self,
+        service: &JsonService,
+        operation: &'static str,
+        request: &Req,
+    ) -> Result<Resp, ApiError>
+    where
+        Req: Serialize + ?Sized,
+        Resp: DeserializeOwned,
+    {
+        let body = serde_json::to_vec(request).map_err(|e| ApiError::Encode {
+            operation,
+            error: e.to_string(),
+        })?;
+        let req = self.build_request(service, operation, body, SystemTime::now())?;
+        let timeout = self.inner.timeout;
+        let exchange = async {
+            let response = self
+                .inner
+                .http
+                .request(req)
+                .await
+                .map_err(|e| ApiError::Transport {
+                    operation,
+                    error: error_chain(&e),
+                })?;
+            let status = response.status().as_u16();
+            let header_type = response
+                .headers()
+                .get("x-amzn-errortype")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let body = http_body_util::Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
+                .collect()
+                .await
+                .map_err(|e| ApiError::Transport {
+                    operation,
+                    error: e.to_string(),
+                })?
+                .to_bytes();
+            Ok::<_, ApiError>((status, header_type, body))
+        };
+        let (status, header_type, body) =
+            tokio::time::timeout(timeout, exchange)
+                .await
+                .map_err(|_| ApiError::Timeout {
+                    operation,
+                    after: timeout,
+                })??;
+        if (200..300).contains(&status) {
+            return serde_json::from_slice(&body).map_err(|e| ApiError::Decode {
+                operation,
+                error: e.to_string(),
+            });
+        }
+        Err(parse_error(
+            operation,
+            status,
+            header_type.as_deref(),
+            &body,
+        ))
+    }
+
+    fn build_request(
+        &self,
+        service: &JsonService,
+        operation: &str,
+        body: Vec<u8>,
+        now: SystemTime,
+    ) -> Result<http::Request<Full<Bytes>>, ApiError> {
+        let inner = &*self.inner;
+        let target = format!("{}.{operation}", service.target_prefix);
+        let uri = inner.uri.to_string();
+        let base: [(&str, &str); 3] = [
+            ("host", &inner.host),
+            ("content-type", service.content_type),
+            ("x-amz-target", &target),
+        ];
+        let signature = compute_signature_headers(
+            &inner.credentials,
+            Scope {
+                service: service.signing_name,
+                region: &inner.region,
+            },
+            "POST",
+            &uri,
+            &base,
+            &body,
+            now,
+        )
+        .map_err(|e| ApiError::Signing(e.to_string()))?;
+        let mut builder = http::Request::builder()
+            .method("POST")
+            .uri(inner.uri.clone());
+        for (k, v) in base.iter().copied() {
+            builder = builder.header(k, v);
+        }
+        for (k, v) in &signature {
+            builder = builder.header(k.as_str(), v.as_str());
+        }
+        builder
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| ApiError::Signing(e.to_string()))
+    }
+}
+
+/// Splits an endpoint URL into the URI to post to and its `host` header.
+fn parse_endpoint(endpoint: &str) -> Result<(http::Uri, String), ApiError> {
+    let invalid = |reason: &str| ApiError::InvalidEndpoint {
+        endpoint: endpoint.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let uri: http::Uri = endpoint.parse().map_err(|_| invalid("not a URL"))?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some("https") => return Err(invalid("https is not supported yet; use http")),
+        _ => return Err(invalid("the scheme must be http")),
+    }
+    let host = uri
+        .authority()
+        .ok_or_else(|| invalid("no host"))?
+        .as_str()
+        .to_owned();
+    let path = match uri.path() {
+        "" => "/",
+        p => p,
+    };
+    let uri = format!("http://{host}{path}")
+        .parse()
+        .map_err(|_| invalid("not a URL"))?;
+    Ok((uri, host))
+}
+
+/// Reads the AWS JSON error envelope (`__type`, `message`), falling back on the
+/// `x-amzn-ErrorType` header and the status code.
+fn parse_error(
+    operation: &'static str,
+    status: u16,
+    header_type: Option<&str>,
+    body: &[u8],
+) -> ApiError {
+    #[derive(serde::Deserialize)]
+    struct Envelope {
+        #[serde(rename = "__type")]
+        type_: Option<String>,
+        #[serde(alias = "Message")]
+        message: Option<String>,
+    }
+    let envelope: Option<Envelope> = serde_json::from_slice(body).ok();
+    let raw_type = envelope
+        .as_ref()
+        .and_then(|e| e.type_.clone())
+        .or_else(|| header_type.map(str::to_owned))
+        .unwrap_or_default();
+    let message = envelope
+        .and_then(|e| e.message)
+        .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned());
+    ApiError::Service {
+        operation,
+        status,
+        aws_type: short_error_type(&raw_type).to_owned(),
+        message,
+    }
+}
+
+/// `com.amazonaws.ecs#ClusterNotFoundException:http://...` → `ClusterNotFoundException`.
+fn short_error_type(raw: &str) -> &str {
+    let after_hash = raw.rsplit_once('#').map_or(raw, |(_, t)| t);
+    after_hash
+        .split_once(':')
+        .map_or(after_hash, |(t, _)| t)
+        .trim()
+}
+
+/// The error with its sources, for a transport failure's message.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut out = error.to_string();
+    let mut source = error.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+/// Why an API call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The endpoint URL cannot be used.
+    #[error("invalid endpoint {endpoint:?}: {reason}")]
+    InvalidEndpoint {
+        /// The URL given.
+        endpoint: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The request could not be signed or built.
+    #[error("{0}")]
+    Signing(String),
+    /// The request could not be serialised.
+    #[error("{operation}: could not encode the request: {error}")]
+    Encode {
+        /// The operation.
+        operation: &'static str,
+        /// The serde error.
+        error: String,
+    },
+    /// Connecting, sending or reading failed.
+    #[error("{operation}: transport error: {error}")]
+    Transport {
+        /// The operation.
+        operation: &'static str,
+        /// What failed.
+        error: String,
+    },
+    /// The call took longer than its timeout.
+    #[error("{operation}: no response within {after:?}")]
+    Timeout {
+        /// The operation.
+        operation: &'static str,
+        /// The timeout.
+        after: Duration,
+    },
+    /// The service answered with an AWS error.
+    #[error("{operation}: {aws_type} (HTTP {status}): {message}")]
+    Service {
+        /// The operation.
+        operation: &'static str,
+        /// HTTP status.
+        status: u16,
+        /// The AWS error code (`__type` without its namespace).
+        aws_type: String,
+        /// The AWS error message.
+        message: String,
+    },
+    /// A success response did not decode as the operation's output.
+    #[error("{operation}: could not decode the response: {error}")]
+    Decode {
+        /// The operation.
+        operation: &'static str,
+        /// The serde error.
+        error: String,
+    },
+}
+
+impl ApiError {
+    /// Whether retrying the same call later may succeed: 5xx, timeouts, connection
+    /// errors, `ThrottlingException`, `ServerException` and `LimitExceededException`.
+    /// Other 4xx errors, bad endpoints and undecodable responses are terminal.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Transport { .. } | Self::Timeout { .. } => true,
+            Self::Service {
+                status, aws_type, ..
+            } => {
+                *status >= 500
+                    || matches!(
+                        aws_type.as_str(),
+                        "ThrottlingException" | "ServerException" | "LimitExceededException"
+                    )
+            }
+            Self::InvalidEndpoint { .. }
+            | Self::Signing(_)
+            | Self::Encode { .. }
+            | Self::Decode { .. } => false,
+        }
+    }
+
+    /// The AWS error code, for a service error.
+    pub fn aws_type(&self) -> Option<&str> {
+        match self {
+            Self::Service { aws_type, .. } => Some(aws_type),
+            _ => None,
+        }
+    }
+
+    /// The AWS error message, for a service error.
+    pub fn aws_message(&self) -> Option<&str> {
+        match self {
+            Self::Service { message, .. } => Some(message),
+            _ => None,
+        }
+    }
+
+    /// Whether the error says the cluster does not exist (as the ECS agent reads it: the
+    /// code `ClusterNotFoundException` or a message containing `Cluster not found.`).
+    pub fn is_cluster_not_found(&self) -> bool {
+        self.aws_type() == Some("ClusterNotFoundException")
+            || self
+                .aws_message()
+                .is_some_and(|m| m.contains("Cluster not found."))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,304 @@
+//! From an ACS container to a Docker Engine API create body (pure): labels, resources,
+//! networking, environment, mounts, and the `dockerConfig` fragments merged in.
+
+use std::collections::BTreeMap;
+
+use model::acs;
+use serde_json::{json, Map, Value};
+
+/// Label: the cluster (ARN) the container's task belongs to.
+pub const LABEL_CLUSTER: &str = "com.amazonaws.ecs.cluster";
+/// Label: the task ARN.
+pub const LABEL_TASK_ARN: &str = "com.amazonaws.ecs.task-arn";
+/// Label: the container's name in the task definition.
+pub const LABEL_CONTAINER_NAME: &str = "com.amazonaws.ecs.container-name";
+/// Label: the task definition family.
+pub const LABEL_FAMILY: &str = "com.amazonaws.ecs.task-definition-family";
+/// Label: the task definition revision.
+pub const LABEL_VERSION: &str = "com.amazonaws.ecs.task-definition-version";
+
+/// The Docker name of a container: `ecs-<family>-<version>-<container>-<random>`, with
+/// characters Docker refuses replaced by `-`.
+pub fn compute_docker_name(task: &acs::Task, container: &str, random: &str) -> String {
+    let raw = format!(
+        "ecs-{}-{}-{}-{}",
+        task.family, task.version, container, random
+    );
+    raw.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+/// The task id (last ARN segment).
+pub fn compute_task_id(arn: &str) -> &str {
+    arn.rsplit('/').next().unwrap_or(arn)
+}
+
+fn fragment(raw: Option<&String>, what: &str) -> Result<Map<String, Value>, String> {
+    match raw.map(String::as_str) {
+        None | Some("") => Ok(Map::new()),
+        Some(s) => match serde_json::from_str::<Value>(s) {
+            Ok(Value::Object(m)) => Ok(m),
+            Ok(Value::Null) => Ok(Map::new()),
+            Ok(_) => Err(format!("dockerConfig.{what} is not a JSON object")),
+            Err(e) => Err(format!("dockerConfig.{what} is not valid JSON: {e}")),
+        },
+    }
+}
+
+/// The create body for `c` of `task`. `names` maps container names to Docker names (for
+/// links and volumesFrom); `env` is added to the container's environment.
+pub fn compute_create_body(
+    cluster: &str,
+    task: &acs::Task,
+    c: &acs::Container,
+    names: &BTreeMap<String, String>,
+    env: &BTreeMap<String, String>,
+) -> Result<Value, String> {
+    let docker = c.docker_config.as_ref();
+    let mut config = fragment(docker.and_then(|d| d.config.as_ref()), "config")?;
+    let mut host = fragment(docker.and_then(|d| d.host_config.as_ref()), "hostConfig")?;
+
+    config.insert("Image".into(), json!(c.image));
+    if let Some(cmd) = &c.command {
+        config.insert("Cmd".into(), json!(cmd));
+    }
+    if let Some(ep) = &c.entry_point {
+        config.insert("Entrypoint".into(), json!(ep));
+    }
+    let mut env_list: Vec<Value> = match config.remove("Env") {
+        Some(Value::Array(a)) => a,
+        _ => Vec::new(),
+    };
+    for (k, v) in c.environment.iter().chain(env.iter()) {
+        env_list.push(json!(format!("{k}={v}")));
+    }
+    config.insert("Env".into(), Value::Array(env_list));
+    let mut labels = match config.remove("Labels") {
+        Some(Value::Object(m)) => m,
+        _ => Map::new(),
+    };
+    labels.insert(LABEL_CLUSTER.into(), json!(cluster));
+    labels.insert(LABEL_TASK_ARN.into(), json!(task.arn));
+    labels.insert(LABEL_CONTAINER_NAME.into(), json!(c.name));
+    labels.insert(LABEL_FAMILY.into(), json!(task.family));
+    labels.insert(LABEL_VERSION.into(), json!(task.version));
+    config.insert("Labels".into(), Value::Object(labels));
+    if let Some(t) = c.stop_timeout {
+        config.insert("StopTimeout".into(), json!(t));
+    }
+
+    // Resources.
+    if let Some(cpu) = c.cpu {
+        host.insert("CpuShares".into(), json!(i64::from(cpu.max(2))));
+    } else {
+        host.insert("CpuShares".into(), json!(2));
+    }
+    if let Some(mib) = c.memory.filter(|m| *m > 0) {
+        host.insert("Memory".into(), json!(i64::from(mib) * 1024 * 1024));
+    }
+    if let Some(vcpu) = task.cpu.filter(|v| *v > 0.0) {
+        // NanoCpus wants an integer; payload vCPUs are small positive numbers.
+        #[allow(clippy::cast_possible_truncation)]
+        let nanos = (vcpu * 1e9).round() as i64;
+        host.insert("NanoCpus".into(), json!(nanos));
+    }
+    if let Some(p) = c.privileged {
+        host.insert("Privileged".into(), json!(p));
+    }
+    // Logs: Docker's awslogs driver would call AWS itself; Stevedore keeps json-file.
+    let awslogs = host
+        .get("LogConfig")
+        .and_then(|l| l.get("Type"))
+        .and_then(Value::as_str)
+        == Some("awslogs");
+    if awslogs {
+        host.insert(
+            "LogConfig".into(),
+            json!({"Type": "json-file", "Config": {}}),
+        );
+    }
+
+    // Networking.
+    let mode = task.network_mode.as_deref().unwrap_or("bridge");
+    match mode {
+        "bridge" | "default" | "" => {
+            host.insert("NetworkMode".into(), json!("bridge"));
+            let mut exposed = Map::new();
+            let mut bindings = Map::new();
+            for pm in &c.port_mappings {
+                let Some(cp) = pm.container_port else {
+                    continue;
+                };
+                let proto = pm.protocol.as_deref().unwrap_or("tcp");
+                let key = format!("{cp}/{proto}");
+                exposed.insert(key.clone(), json!({}));
+                let hp = pm
+                    .host_port
+                    .filter(|p| *p > 0)
+                    .map(|p| p.to_string())
+                    .unwrap_or_default();
+                bindings.insert(key, json!([{"HostIp": "", "HostPort": hp}]));
+            }
+            config.insert("ExposedPorts".into(), Value::Object(exposed));
+            host.insert("PortBindings".into(), Value::Object(bindings));
+            if let Some(links) = &c.links {
+                let mut out = Vec::new();
+                for l in links {
+                    let (name, alias) = l.split_once(':').unwrap_or((l.as_str(), l.as_str()));
+                    let target = names
+                        .get(name)
+                        .ok_or_else(|| format!("link to unknown container {name}"))?;
+                    out.push(json!(format!("{target}:{alias}")));
+                }
+                host.insert("Links".into(), Value::Array(out));
+            }
+        }
+        "host" | "none" => {
+            host.insert("NetworkMode".into(), json!(mode));
+        }
+        other => {
+            return Err(format!(
+                "network mode {other} is not supported by this agent yet"
+            ))
+        }
+    }
+
+    // Volumes.
+    let mut binds = Vec::new();
+    for mp in &c.mount_points {
+        let (Some(vol), Some(path)) = (&mp.source_volume, &mp.container_path) else {
+            continue;
+        };
+        let volume = task
+            .volumes
+            .iter()
+            .find(|v| &v.name == vol)
+            .ok_or_else(|| format!("mount point names unknown volume {vol}"))?;
+        let source = match volume.host.as_ref().and_then(|h| h.source_path.clone()) {
+            Some(p) => p,
+            None => format!("ecs-{}-{}", compute_task_id(&task.arn), volume.name),
+        };
+        let ro = if mp.read_only == Some(true) {
+            ":ro"
+        } else {
+            ""
+        };
+        binds.push(json!(format!("{source}:{path}{ro}")));
+    }
+    if !binds.is_empty() {
+        host.insert("Binds".into(), Value::Array(binds));
+    }
+    let mut from = Vec::new();
+    for vf in &c.volumes_from {
+        let Some(src) = &vf.source_container else {
+            continue;
+        };
+        let target = names
+            .get(src)
+            .ok_or_else(|| format!("volumesFrom names unknown container {src}"))?;
+        let ro = if vf.read_only == Some(true) {
+            ":ro"
+        } else {
+            ""
+        };
+        from.push(json!(format!("{target}{ro}")));
+    }
+    if !from.is_empty() {
+        host.insert("VolumesFrom".into(), Value::Array(from));
+    }
+
+    config.insert("HostConfig".into(), Value::Object(host));
+    Ok(Value::Object(config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task() -> acs::Task {
+        acs::Task {
+            arn: "arn:aws:ecs:us-east-1:000000000000:task/c/abc".into(),
+            desired_status: "RUNNING".into(),
+            family: "web".into(),
+            version: "3".into(),
+            cpu: Some(0.5),
+            containers: vec![acs::Container {
+                name: "app".into(),
+                image: "busybox".into(),
+                cpu: Some(0),
+                memory: Some(64),
+                essential: true,
+                port_mappings: vec![acs::PortMapping {
+                    container_port: Some(80),
+                    host_port: Some(0),
+                    ..acs::PortMapping::default()
+                }],
+                environment: BTreeMap::from([("A".to_owned(), "1".to_owned())]),
+                docker_config: Some(acs::DockerConfig {
+                    config: Some(r#"{"Labels":{"team":"x"},"User":"nobody"}"#.into()),
+                    host_config: Some(r#"{"MemoryReservation":33554432,"LogConfig":{"Type":"awslogs","Config":{}}}"#.into()),
+                    version: None,
+                }),
+                ..acs::Container::default()
+            }],
+            ..acs::Task::default()
+        }
+    }
+
+    #[test]
+    fn create_body_carries_labels_resources_ports_and_fragments() {
+        let t = task();
+        let body = compute_create_body(
+            "arn:c",
+            &t,
+            &t.containers[0],
+            &BTreeMap::new(),
+            &BTreeMap::new(),
+        )
+        .expect("body");
+        assert_eq!(body["Labels"][LABEL_TASK_ARN], t.arn);
+        assert_eq!(body["Labels"]["team"], "x");
+        assert_eq!(body["User"], "nobody");
+        assert_eq!(body["Env"][0], "A=1");
+        let h = &body["HostConfig"];
+        assert_eq!(h["CpuShares"], 2);
+        assert_eq!(h["Memory"], 64 * 1024 * 1024);
+        assert_eq!(h["MemoryReservation"], 33_554_432);
+        assert_eq!(h["NanoCpus"], 500_000_000);
+        assert_eq!(h["LogConfig"]["Type"], "json-file");
+        assert_eq!(h["PortBindings"]["80/tcp"][0]["HostPort"], "");
+        let cfg: bollard::container::Config<String> =
+            serde_json::from_value(body).expect("bollard shape");
+        assert_eq!(cfg.image.as_deref(), Some("busybox"));
+    }
+
+    #[test]
+    fn awsvpc_is_refused_with_a_reason() {
+        let mut t = task();
+        t.network_mode = Some("awsvpc".into());
+        let err = compute_create_body(
+            "c",
+            &t,
+            &t.containers[0],
+            &BTreeMap::new(),
+            &BTreeMap::new(),
+        )
+        .expect_err("refused");
+        assert!(err.contains("awsvpc"));
+    }
+
+    #[test]
+    fn docker_names_follow_the_ecs_pattern() {
+        assert_eq!(
+            compute_docker_name(&task(), "app/x", "r1"),
+            "ecs-web-3-app-x-r1"
+        );
+    }
+}

@@ -1,0 +1,504 @@
+//! One task's actor: it alone owns the task's state, takes messages from its inbox
+//! (payload updates) and, between them, polls Docker on a tick. Each pass asks
+//! `lifecycle::next_step` what every container needs, performs it, then reports the
+//! task's status upstream if it changed.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use lifecycle::{
+    essential_exited, next_step, observe, task_status, Condition, ContainerStatus, Dependency,
+    DesiredStatus, Known, Member as LMember, Step,
+};
+use model::acs;
+use model::ecs::shapes::{
+    ContainerStateChange, NetworkBinding, SubmitTaskStateChangeRequest, TransportProtocol,
+};
+use rand::Rng;
+use tokio::sync::mpsc;
+
+use super::spec::{compute_create_body, compute_docker_name};
+use super::{Shared, SubmitError};
+use crate::runtime::{ContainerInfo, Runtime, RuntimeError};
+
+/// A message to a task actor.
+#[derive(Debug)]
+pub(crate) enum Msg {
+    /// A new payload for the task.
+    Update(Box<acs::Task>),
+}
+
+/// What the actor knows of one container.
+#[derive(Debug)]
+pub(crate) struct Member {
+    pub spec: acs::Container,
+    pub known: Known,
+    pub id: Option<String>,
+    pub reason: Option<String>,
+    pub bindings: Vec<NetworkBinding>,
+}
+
+pub(crate) struct TaskActor<R: Runtime> {
+    pub shared: Arc<Shared<R>>,
+    pub task: acs::Task,
+    pub desired: DesiredStatus,
+    pub members: Vec<Member>,
+    pub sent: Option<ContainerStatus>,
+    pub reason: Option<String>,
+    pub stopped_at: Option<u64>,
+}
+
+fn epoch_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The desired status a payload asks for.
+pub(crate) fn parse_desired(s: &str) -> DesiredStatus {
+    if s == "STOPPED" {
+        DesiredStatus::Stopped
+    } else {
+        DesiredStatus::Running
+    }
+}
+
+/// What Docker's view of a container means for what is known of it.
+pub(crate) fn apply_info(m: &mut Member, info: &ContainerInfo) {
+    m.id = Some(info.id.clone());
+    m.known.health = info.health;
+    if info.running {
+        observe(&mut m.known, ContainerStatus::Running);
+    } else if info.started {
+        m.known.exit_code = info.exit_code;
+        observe(&mut m.known, ContainerStatus::Stopped);
+    } else {
+        observe(&mut m.known, ContainerStatus::Created);
+    }
+    if !info.ports.is_empty() {
+        m.bindings = info
+            .ports
+            .iter()
+            .map(|p| NetworkBinding {
+                bind_ip: Some(if p.host_ip.is_empty() {
+                    "0.0.0.0".into()
+                } else {
+                    p.host_ip.clone()
+                }),
+                container_port: Some(i32::from(p.container_port)),
+                host_port: Some(i32::from(p.host_port)),
+                protocol: Some(if p.protocol == "udp" {
+                    TransportProtocol::Udp
+                } else {
+                    TransportProtocol::Tcp
+                }),
+                ..NetworkBinding::default()
+            })
+            .collect();
+    }
+}
+
+impl<R: Runtime> TaskActor<R> {
+    /// Runs until the task is stopped, reported and cleaned up, or the inbox closes
+    /// (agent shutdown: containers keep running).
+    pub async fn run(mut self, mut inbox: mpsc::Receiver<Msg>) {
+        loop {
+            self.progress().await;
+            self.report().await;
+            if self.sent == Some(ContainerStatus::Stopped) && self.cleanup_if_due().await {
+                return;
+            }
+            tokio::select! {
+                msg = inbox.recv() => match msg {
+                    Some(Msg::Update(t)) => self.apply_update(*t),
+                    None => return,
+                },
+                () = tokio::time::sleep(self.shared.config.poll_interval) => {}
+            }
+            self.poll().await;
+        }
+    }
+
+    fn apply_update(&mut self, task: acs::Task) {
+        let wanted = parse_desired(&task.desired_status);
+        self.desired = self.desired.advance(wanted);
+        if wanted == DesiredStatus::Stopped && self.reason.is_none() {
+            self.reason = Some("Task stopped by user".into());
+        }
+        let arn = self.task.arn.clone();
+        let saved = task.clone();
+        self.persist(move |r| r.task = saved, &arn);
+        self.task = task;
+    }
+
+    fn persist(&self, f: impl FnOnce(&mut crate::state::TaskRecord), arn: &str) {
+        if let Err(error) = self.shared.state.update(|doc| {
+            if let Some(r) = doc.tasks.get_mut(arn) {
+                f(r);
+            }
+        }) {
+            tracing::error!(task = %arn, %error, "Could not write the agent state.");
+        }
+    }
+
+    fn dependencies_of(&self, i: usize) -> Vec<Dependency<'_>> {
+        self.members[i]
+            .spec
+            .depends_on
+            .iter()
+            .filter_map(|d| {
+                let condition = Condition::parse(&d.condition)?;
+                let other = self
+                    .members
+                    .iter()
+                    .find(|m| m.spec.name == d.container_name)?;
+                Some(Dependency {
+                    name: &other.spec.name,
+                    condition,
+                    known: &other.known,
+                })
+            })
+            .collect()
+    }
+
+    fn dependents_of(&self, i: usize) -> Vec<(&str, &Known)> {
+        let name = &self.members[i].spec.name;
+        self.members
+            .iter()
+            .filter(|m| m.spec.depends_on.iter().any(|d| &d.container_name == name))
+            .map(|m| (m.spec.name.as_str(), &m.known))
+            .collect()
+    }
+
+    /// Applies next steps until nothing more can happen now.
+    async fn progress(&mut self) {
+        for _pass in 0..(self.members.len() * 4 + 4) {
+            self.check_essential();
+            let steps: Vec<(usize, Step)> = (0..self.members.len())
+                .map(|i| {
+                    let deps = self.dependencies_of(i);
+                    let dependents = self.dependents_of(i);
+                    (
+                        i,
+                        next_step(&self.members[i].known, self.desired, &deps, &dependents),
+                    )
+                })
+                .collect();
+            let mut changed = false;
+            for (i, step) in steps {
+                match step {
+                    Step::Act(target) => changed |= self.act(i, target).await,
+                    Step::Mark(target) => {
+                        if self.members[i].reason.is_none()
+                            && self.desired == DesiredStatus::Running
+                        {
+                            self.members[i].reason = Some("Dependency can no longer be met".into());
+                        }
+                        changed |= observe(&mut self.members[i].known, target);
+                    }
+                    Step::Wait(_) | Step::Done => {}
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
+    }
+
+    fn check_essential(&mut self) {
+        if self.desired == DesiredStatus::Running {
+            let members: Vec<LMember<'_>> = self
+                .members
+                .iter()
+                .map(|m| LMember {
+                    essential: m.spec.essential,
+                    known: &m.known,
+                })
+                .collect();
+            if essential_exited(&members) {
+                self.desired = DesiredStatus::Stopped;
+                if self.reason.is_none() {
+                    self.reason = Some("Essential container in task exited".into());
+                }
+            }
+        }
+    }
+
+    /// Fails the container for good: it is recorded STOPPED with `error` as its reason,
+    /// and the task stops.
+    fn fail(&mut self, i: usize, error: &RuntimeError) {
+        tracing::warn!(task = %self.task.arn, container = %self.members[i].spec.name, %error, "Container failed.");
+        self.members[i].reason = Some(error.to_string());
+        observe(&mut self.members[i].known, ContainerStatus::Stopped);
+        self.desired = DesiredStatus::Stopped;
+        if self.reason.is_none() {
+            self.reason = Some(error.to_string());
+        }
+    }
+
+    /// Performs the effect toward `target`; returns whether the container moved.
+    async fn act(&mut self, i: usize, target: ContainerStatus) -> bool {
+        let rt = self.shared.runtime.clone();
+        let result = match target {
+            ContainerStatus::Pulled => rt.ensure_image(&self.members[i].spec.image).await,
+            ContainerStatus::Created => self.create(i).await,
+            ContainerStatus::Running => match self.members[i].id.clone() {
+                Some(id) => match rt.start(&id).await {
+                    Ok(()) => match rt.inspect(&id).await {
+                        Ok(info) => {
+                            apply_info(&mut self.members[i], &info);
+                            super::logs::start_if_awslogs(
+                                &self.shared,
+                                &self.task,
+                                &self.members[i].spec,
+                                &id,
+                            );
+                            return true;
+                        }
+                        Err(e) => Err(e),
+                    },
+                    Err(e) => Err(e),
+                },
+                None => Err(RuntimeError::NotFound("container was never created".into())),
+            },
+            ContainerStatus::Stopped => match self.members[i].id.clone() {
+                Some(id) => {
+                    let grace = Duration::from_secs(
+                        self.members[i]
+                            .spec
+                            .stop_timeout
+                            .and_then(|t| u64::try_from(t).ok())
+                            .unwrap_or(self.shared.config.default_stop_timeout.as_secs()),
+                    );
+                    match rt.stop(&id, grace).await.and(rt.inspect(&id).await) {
+                        Ok(info) => {
+                            apply_info(&mut self.members[i], &info);
+                            observe(&mut self.members[i].known, ContainerStatus::Stopped);
+                            return true;
+                        }
+                        Err(RuntimeError::NotFound(_)) => Ok(()),
+                        Err(e) => Err(e),
+                    }
+                }
+                None => Ok(()),
+            },
+            ContainerStatus::None => Ok(()),
+        };
+        match result {
+            Ok(()) => observe(&mut self.members[i].known, target),
+            Err(e) if e.is_transient() => {
+                tracing::debug!(task = %self.task.arn, error = %e, "Transient runtime error; retrying on the next tick.");
+                false
+            }
+            Err(e) => {
+                if target == ContainerStatus::Stopped {
+                    observe(&mut self.members[i].known, ContainerStatus::Stopped);
+                    self.members[i].reason = Some(e.to_string());
+                } else {
+                    self.fail(i, &e);
+                }
+                true
+            }
+        }
+    }
+
+    /// Records the Docker name, then creates (or, after a restart, finds) the container.
+    async fn create(&mut self, i: usize) -> Result<(), RuntimeError> {
+        let arn = self.task.arn.clone();
+        let cname = self.members[i].spec.name.clone();
+        let existing = self
+            .shared
+            .state
+            .snapshot()
+            .tasks
+            .get(&arn)
+            .map(|r| r.docker_names.clone())
+            .unwrap_or_default();
+        let mut names: BTreeMap<String, String> = existing;
+        let docker_name = match names.get(&cname) {
+            Some(n) => n.clone(),
+            None => {
+                let random: String = rand::thread_rng()
+                    .sample_iter(&rand::distributions::Alphanumeric)
+                    .take(12)
+                    .map(|b| char::from(b).to_ascii_lowercase())
+                    .collect();
+                let n = compute_docker_name(&self.task, &cname, &random);
+                names.insert(cname.clone(), n.clone());
+                let (c2, n2) = (cname.clone(), n.clone());
+                // Intent first: a restart must find this name, never create a twin.
+                self.shared
+                    .state
+                    .update(|doc| {
+                        if let Some(r) = doc.tasks.get_mut(&arn) {
+                            r.docker_names.insert(c2, n2);
+                        }
+                    })
+                    .map_err(|e| RuntimeError::CannotCreate(e.to_string()))?;
+                n
+            }
+        };
+        let body = compute_create_body(
+            &self.shared.config.cluster,
+            &self.task,
+            &self.members[i].spec,
+            &names,
+            &BTreeMap::new(),
+        )
+        .map_err(RuntimeError::CannotCreate)?;
+        let rt = self.shared.runtime.clone();
+        match rt.create(&docker_name, body).await {
+            Ok(id) => {
+                self.members[i].id = Some(id);
+                Ok(())
+            }
+            Err(e) => match rt.inspect(&docker_name).await {
+                // Created before a crash: adopt it.
+                Ok(info) => {
+                    apply_info(&mut self.members[i], &info);
+                    Ok(())
+                }
+                Err(_) => Err(e),
+            },
+        }
+    }
+
+    /// Reads what Docker says of the containers that may have moved on their own.
+    async fn poll(&mut self) {
+        let rt = self.shared.runtime.clone();
+        for m in &mut self.members {
+            if m.known.status != ContainerStatus::Running {
+                continue;
+            }
+            let Some(id) = m.id.clone() else { continue };
+            match rt.inspect(&id).await {
+                Ok(info) => apply_info(m, &info),
+                Err(RuntimeError::NotFound(_)) => {
+                    m.reason = Some("The container disappeared from Docker".into());
+                    observe(&mut m.known, ContainerStatus::Stopped);
+                }
+                Err(error) => tracing::debug!(%error, "Could not inspect a container."),
+            }
+        }
+    }
+
+    fn compute_status(&self) -> ContainerStatus {
+        let members: Vec<LMember<'_>> = self
+            .members
+            .iter()
+            .map(|m| LMember {
+                essential: m.spec.essential,
+                known: &m.known,
+            })
+            .collect();
+        task_status(&members)
+    }
+
+    fn compute_request(&self, status: ContainerStatus) -> SubmitTaskStateChangeRequest {
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        let stopped = status == ContainerStatus::Stopped;
+        let containers = self
+            .members
+            .iter()
+            .map(|m| ContainerStateChange {
+                container_name: Some(m.spec.name.clone()),
+                runtime_id: m.id.clone(),
+                status: Some(lifecycle::ecs_status(m.known.status).to_owned()),
+                exit_code: m.known.exit_code.and_then(|c| i32::try_from(c).ok()),
+                network_bindings: Some(m.bindings.clone()),
+                reason: m.reason.clone(),
+                ..ContainerStateChange::default()
+            })
+            .collect();
+        SubmitTaskStateChangeRequest {
+            cluster: Some(self.shared.config.cluster.clone()),
+            task: Some(self.task.arn.clone()),
+            status: Some(lifecycle::ecs_status(status).to_owned()),
+            reason: if stopped { self.reason.clone() } else { None },
+            containers: Some(containers),
+            pull_started_at: if stopped { None } else { Some(now) },
+            pull_stopped_at: if stopped { None } else { Some(now) },
+            execution_stopped_at: if stopped { Some(now) } else { None },
+            ..SubmitTaskStateChangeRequest::default()
+        }
+    }
+
+    /// Sends the task's status if it moved past what the server has; a failed send is
+    /// retried on the next tick.
+    async fn report(&mut self) {
+        let status = self.compute_status();
+        let due = match status {
+            ContainerStatus::Running => self.sent.is_none(),
+            ContainerStatus::Stopped => self.sent != Some(ContainerStatus::Stopped),
+            _ => false,
+        };
+        if !due {
+            return;
+        }
+        let request = self.compute_request(status);
+        let accepted = match self.shared.submit.submit(&request).await {
+            Ok(()) => true,
+            Err(SubmitError { message, transient }) => {
+                tracing::warn!(task = %self.task.arn, error = %message, transient, "Task state change not delivered.");
+                !transient
+            }
+        };
+        if accepted {
+            tracing::info!(task = %self.task.arn, status = lifecycle::ecs_status(status), "Task state reported.");
+            self.sent = Some(status);
+            let sent = lifecycle::ecs_status(status).to_owned();
+            let stopped_at = (status == ContainerStatus::Stopped).then(epoch_secs);
+            if stopped_at.is_some() {
+                self.stopped_at = stopped_at;
+            }
+            let arn = self.task.arn.clone();
+            self.persist(
+                move |r| {
+                    r.sent = Some(sent);
+                    if stopped_at.is_some() {
+                        r.stopped_at = stopped_at;
+                    }
+                },
+                &arn,
+            );
+        }
+    }
+
+    /// Removes the stopped task's containers once the cleanup wait has passed; returns
+    /// whether the task is gone.
+    async fn cleanup_if_due(&mut self) -> bool {
+        let stopped_at = *self.stopped_at.get_or_insert_with(epoch_secs);
+        if epoch_secs() < stopped_at.saturating_add(self.shared.config.cleanup_wait.as_secs()) {
+            return false;
+        }
+        let rt = self.shared.runtime.clone();
+        for m in &self.members {
+            if let Some(id) = &m.id {
+                if let Err(error) = rt.remove(id).await {
+                    tracing::warn!(%error, "Could not remove a stopped container; retrying later.");
+                    return false;
+                }
+            }
+        }
+        let arn = self.task.arn.clone();
+        if let Err(error) = self.shared.state.update(|doc| doc.tasks.remove(&arn)) {
+            tracing::error!(%error, "Could not write the agent state.");
+        }
+        tracing::info!(task = %arn, "Stopped task cleaned up.");
+        true
+    }
+}
+
+/// A fresh member for a payload container.
+pub(crate) fn new_member(spec: acs::Container) -> Member {
+    Member {
+        spec,
+        known: Known::new(),
+        id: None,
+        reason: None,
+        bindings: Vec::new(),
+    }
+}

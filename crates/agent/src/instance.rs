@@ -1,0 +1,227 @@
+//! The real agent on one machine: registers the machine's resources (keeping its
+//! container instance ARN in the state directory, so a restart stays the same instance),
+//! adopts the containers it left running, holds the ACS channel and hands each payload
+//! task to the [`Engine`], acknowledging a payload once every task in it was taken.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use model::ecs::shapes::{
+    Attribute, DiscoverPollEndpointRequest, RegisterContainerInstanceRequest, VersionInfo,
+};
+use tokio::sync::watch;
+
+use crate::api::{ApiClient, ApiError};
+use crate::channel::{Channel, ChannelConfig};
+use crate::engine::{Engine, EngineConfig};
+use crate::hollow::fleet::{compute_cluster_arn, with_retries};
+use crate::hollow::register::{compute_registration, InstanceSpec, RESERVED_PORTS};
+use crate::runtime::{DockerRuntime, Runtime, RuntimeError};
+use crate::state::{StateError, StateFile};
+
+/// The agent version reported to the control plane.
+pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// What the agent needs to run.
+#[derive(Clone, Debug)]
+pub struct InstanceConfig {
+    /// Signed ECS client.
+    pub api: ApiClient,
+    /// Cluster name or ARN.
+    pub cluster: String,
+    /// Where the state file lives.
+    pub state_dir: PathBuf,
+    /// `ecs.availability-zone`, already expanded.
+    pub availability_zone: String,
+    /// Extra custom attributes.
+    pub attributes: Vec<(String, String)>,
+    /// MiB kept back from tasks.
+    pub reserved_memory: i32,
+    /// Host ports kept back from tasks, in addition to the ECS agent's.
+    pub reserved_ports: Vec<u16>,
+    /// How long stopped containers are kept.
+    pub cleanup_wait: Duration,
+}
+
+/// Why the agent stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum InstanceError {
+    /// Docker is not reachable.
+    #[error("Docker is not reachable: {0}")]
+    Docker(#[from] RuntimeError),
+    /// The state directory failed.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// The control plane refused or failed a call.
+    #[error("control plane: {0}")]
+    Api(#[from] ApiError),
+}
+
+/// The machine's CPU units (1024 per core) and memory MiB.
+pub fn compute_machine_resources() -> (i32, i32) {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let cpu = i32::try_from(cores * 1024).unwrap_or(i32::MAX);
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| parse_mem_total_mib(&s))
+        .unwrap_or(1024);
+    (cpu, mem)
+}
+
+/// `MemTotal` of `/proc/meminfo`, in MiB.
+pub fn parse_mem_total_mib(meminfo: &str) -> Option<i32> {
+    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: i64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    i32::try_from(kib / 1024).ok()
+}
+
+/// The registration of this machine.
+pub fn compute_machine_registration(
+    config: &InstanceConfig,
+    saved_arn: Option<String>,
+    docker_version: &str,
+) -> RegisterContainerInstanceRequest {
+    let (cpu, mem) = compute_machine_resources();
+    let spec = InstanceSpec {
+        cluster: config.cluster.clone(),
+        cpu,
+        memory: (mem - config.reserved_memory).max(0),
+        instance_type: "stevedore-local".into(),
+        availability_zone: config.availability_zone.clone(),
+    };
+    let mut req = compute_registration(&spec);
+    let arch = match std::env::consts::ARCH {
+        "aarch64" => "arm64",
+        other => other,
+    };
+    let mut ports: Vec<String> = RESERVED_PORTS.iter().map(|p| (*p).to_owned()).collect();
+    ports.extend(config.reserved_ports.iter().map(u16::to_string));
+    ports.dedup();
+    for r in req.total_resources.iter_mut().flatten() {
+        if r.name.as_deref() == Some("PORTS") {
+            r.string_set_value = Some(ports.clone());
+        }
+    }
+    let attrs = req.attributes.get_or_insert_with(Vec::new);
+    for a in attrs.iter_mut() {
+        if a.name == "ecs.cpu-architecture" {
+            a.value = Some(arch.to_owned());
+        }
+    }
+    for (k, v) in &config.attributes {
+        attrs.push(Attribute {
+            name: k.clone(),
+            value: Some(v.clone()),
+            target_type: None,
+            target_id: None,
+        });
+    }
+    req.version_info = Some(VersionInfo {
+        agent_version: Some(AGENT_VERSION.to_owned()),
+        agent_hash: Some("stevedore".to_owned()),
+        docker_version: Some(format!("DockerVersion: {docker_version}")),
+    });
+    req.container_instance_arn = saved_arn;
+    req
+}
+
+/// Connects to Docker (the first thing the agent needs).
+pub async fn connect_docker() -> Result<DockerRuntime, RuntimeError> {
+    DockerRuntime::connect().await
+}
+
+/// Runs the agent until `shutdown` turns true. Containers keep running after it returns.
+pub async fn run(
+    config: InstanceConfig,
+    runtime: DockerRuntime,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), InstanceError> {
+    let docker_version = runtime.version().await?;
+    let state = Arc::new(StateFile::open(&config.state_dir)?);
+    let api = config.api.clone();
+    let saved = state.snapshot().container_instance_arn;
+    let mut request = compute_machine_registration(&config, saved.clone(), &docker_version);
+    let response = match with_retries(u32::MAX, &mut shutdown, || {
+        api.register_container_instance(&request)
+    })
+    .await
+    {
+        Ok(r) => r,
+        Err(e) if saved.is_some() && !e.is_transient() => {
+            tracing::warn!(error = %e, "The saved container instance was refused; registering anew.");
+            request.container_instance_arn = None;
+            with_retries(u32::MAX, &mut shutdown, || {
+                api.register_container_instance(&request)
+            })
+            .await?
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let instance_arn = response
+        .container_instance
+        .and_then(|ci| ci.container_instance_arn)
+        .ok_or_else(|| ApiError::Decode {
+            operation: "RegisterContainerInstance",
+            error: "the response has no containerInstanceArn".to_owned(),
+        })?;
+    let arn = instance_arn.clone();
+    state.update(|doc| doc.container_instance_arn = Some(arn))?;
+    let cluster_arn = compute_cluster_arn(&config.cluster, &instance_arn);
+    tracing::info!(instance = %instance_arn, cluster = %cluster_arn, "Agent registered.");
+
+    let mut engine_config = EngineConfig::new(cluster_arn.clone());
+    engine_config.cleanup_wait = config.cleanup_wait;
+    let mut engine = Engine::new(
+        Arc::new(runtime),
+        Arc::new(api.clone()),
+        state.clone(),
+        engine_config,
+    )
+    .with_log_sink(Arc::new(api.clone()));
+    let adopted = engine.adopt().await?;
+    tracing::info!(adopted, "Saved tasks resumed.");
+
+    let discover = DiscoverPollEndpointRequest {
+        container_instance: Some(instance_arn.clone()),
+        cluster: Some(cluster_arn.clone()),
+    };
+    let poll = with_retries(u32::MAX, &mut shutdown, || {
+        api.discover_poll_endpoint(&discover)
+    })
+    .await?;
+    let endpoint = poll.endpoint.ok_or_else(|| ApiError::Decode {
+        operation: "DiscoverPollEndpoint",
+        error: "the response has no endpoint".to_owned(),
+    })?;
+    let mut channel_config = ChannelConfig::new(
+        endpoint,
+        cluster_arn,
+        instance_arn,
+        api.credentials().clone(),
+        api.region().to_owned(),
+    );
+    channel_config.agent_version = AGENT_VERSION.to_owned();
+    channel_config.docker_version = docker_version;
+    let (channel, mut deliveries) = Channel::spawn(channel_config, shutdown.clone());
+    loop {
+        tokio::select! {
+            delivery = deliveries.recv() => {
+                let Some(delivery) = delivery else { break };
+                for task in delivery.payload.tasks.clone() {
+                    engine.apply(task).await;
+                }
+                delivery.ack();
+            }
+            () = shutdown_requested(&mut shutdown) => break,
+        }
+    }
+    drop(deliveries);
+    channel.join().await;
+    engine.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_requested(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|s| *s).await;
+}

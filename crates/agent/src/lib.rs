@@ -1,0 +1,24 @@
+//! `agent` is the instance side of Stevedore: what runs on (or simulates) a container
+//! instance. It owns the signed ECS API client ([`api`]), the agent communication channel
+//! client ([`channel`]), credential lookup ([`credentials`]), hollow instances
+//! ([`hollow`]) that register and report like real ones without running containers, and
+//! the real agent: the Docker runtime behind a narrow trait ([`runtime`]), one actor per
+//! task ([`engine`]), the durable state file ([`state`]) and the registration/channel
+//! loop that ties them together ([`instance`]).
+//!
+//! It reaches the control plane only over the wire protocols (ECS JSON 1.1 and the ACS
+//! WebSocket); it must never depend on `store`, `ecs` or `registry`.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod channel;
+pub mod credentials;
+pub mod engine;
+pub mod hollow;
+pub mod instance;
+pub mod runtime;
+mod sign;
+pub mod state;
+
+pub use api::{ApiClient, ApiConfig, ApiError};
+pub use credentials::{Credentials, CredentialsError};

@@ -1,0 +1,106 @@
+//! The agent channel's transport: the SigV4-signed WebSocket upgrade at `/ws` and the
+//! loop that pumps an [`ecs::Session`]'s payloads and heartbeats to the agent and its
+//! acknowledgements back. What to send is the session's business, not this module's.
+
+use crate::http::{verify_request, App};
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, Method, Uri};
+use axum::response::{IntoResponse, Response};
+use model::acs::{Frame, HeartbeatMessage};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often the server tells an idle agent it is alive (the agent gives up after a
+/// minute of silence).
+const HEARTBEAT: Duration = Duration::from_secs(20);
+/// How often unacknowledged payloads are reconsidered for resending.
+const RESEND_TICK: Duration = Duration::from_secs(5);
+
+pub async fn upgrade(
+    State(app): State<Arc<App>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Query(params): Query<HashMap<String, String>>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    if let Err(err) = verify_request(
+        &app,
+        &method,
+        &uri,
+        &headers,
+        &[],
+        Some(model::ecs::SIGNING_NAME),
+    ) {
+        return crate::http::aws_error(&err);
+    }
+    let (Some(cluster), Some(instance)) =
+        (params.get("clusterArn"), params.get("containerInstanceArn"))
+    else {
+        return crate::http::client_error(
+            "InvalidParameterException",
+            "The channel needs clusterArn and containerInstanceArn query parameters.",
+        );
+    };
+    let session = match app.ecs().open_session(cluster, instance).await {
+        Ok(s) => s,
+        Err(e) => return crate::http::aws_error(&e.to_aws()),
+    };
+    // Small buffers: a server holds one socket per instance (10,000 and more), and the
+    // defaults (128 KiB each way) would cost gigabytes. Larger frames still work.
+    ws.read_buffer_size(4096)
+        .write_buffer_size(0)
+        .on_upgrade(move |socket| pump(socket, session))
+        .into_response()
+}
+
+async fn send(socket: &mut WebSocket, frame: &Frame) -> bool {
+    match serde_json::to_string(frame) {
+        Ok(text) => socket.send(Message::Text(text.into())).await.is_ok(),
+        Err(_) => false,
+    }
+}
+
+async fn pump(mut socket: WebSocket, mut session: ecs::Session) {
+    let mut heartbeat = tokio::time::interval(HEARTBEAT);
+    let mut resend = tokio::time::interval(RESEND_TICK);
+    loop {
+        match session.next_payload().await {
+            Ok(Some(p)) => {
+                let count = p.tasks.len();
+                if !send(&mut socket, &Frame::PayloadMessage(p)).await {
+                    break;
+                }
+                tracing::debug!(instance = %session.instance_arn(), tasks = count, "Payload sent to agent.");
+                continue;
+            }
+            Ok(None) => {}
+            Err(error) => {
+                tracing::warn!(%error, instance = %session.instance_arn(), "Could not compute the agent's payload.")
+            }
+        }
+        tokio::select! {
+            () = session.changed() => {}
+            _ = resend.tick() => {}
+            _ = heartbeat.tick() => {
+                let hb = Frame::HeartbeatMessage(HeartbeatMessage { healthy: true, message_id: uuid::Uuid::new_v4().to_string() });
+                if !send(&mut socket, &hb).await {
+                    break;
+                }
+            }
+            msg = socket.recv() => match msg {
+                Some(Ok(Message::Text(text))) => match serde_json::from_str::<Frame>(&text) {
+                    Ok(Frame::AckRequest(a)) => session.ack(&a.message_id),
+                    Ok(Frame::NackRequest(n)) => session.nack(&n.message_id),
+                    Ok(_) => {}
+                    Err(error) => tracing::debug!(%error, "Ignoring an unreadable frame from an agent."),
+                },
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+    session.close().await;
+}
