@@ -325,7 +325,7 @@ def test_policies_and_lifecycle_preview(ecr, repo, v2):
 
 @pytest.fixture
 def gc_server(tmp_path):
-    srv = StevedoreServer(tmp_path / "data", extra_env={"STEVEDORE_REGISTRY_GC_INTERVAL_SECS": "1", "STEVEDORE_REGISTRY_GC_GRACE_SECS": "0"})
+    srv = StevedoreServer(tmp_path / "data", extra_env={"STEVEDORE_REGISTRY_GC_INTERVAL_SECS": "1", "STEVEDORE_REGISTRY_GC_GRACE_SECS": "2"})
     yield srv
     srv.kill()
 
@@ -399,3 +399,147 @@ def test_garbage_collection_keeps_everything_referenced(gc_server):
     blobs_dir = cfg.data_dir / "blobs" / "sha256"
     on_disk = {p.name for p in blobs_dir.rglob("*") if p.is_file()}
     assert kept_layer.split(":")[1] in on_disk and dropped_layer.split(":")[1] not in on_disk
+
+
+def test_layer_parts_larger_than_the_generic_api_body_limit(ecr, repo):
+    data = os.urandom(3 * 1024 * 1024)
+    up = ecr.initiate_layer_upload(repositoryName=repo)["uploadId"]
+    r = ecr.upload_layer_part(repositoryName=repo, uploadId=up, partFirstByte=0, partLastByte=len(data) - 1, layerPartBlob=data)
+    assert r["lastByteReceived"] == len(data) - 1
+    assert ecr.complete_layer_upload(repositoryName=repo, uploadId=up, layerDigests=[sha256(data)])["layerDigest"] == sha256(data)
+
+
+def test_interrupted_patch_keeps_received_bytes_and_resumes(v2, repo):
+    data = os.urandom(3 * 1024 * 1024)
+    loc = v2.req("POST", f"/v2/{repo}/blobs/uploads/").headers["Location"]
+
+    def cut_body():
+        yield data[: 2 * 1024 * 1024]
+        raise RuntimeError("client gives up mid-upload")
+
+    with pytest.raises(Exception):
+        v2.req("PATCH", loc, data=cut_body(), headers={"Content-Type": "application/octet-stream"})
+    # The server may still be draining the cut connection: a resume that races it gets
+    # 416 with the current Range, and the client retries from there (bounded).
+    deadline = time.monotonic() + 10
+    have, r = 0, None
+    while time.monotonic() < deadline:
+        st = v2.req("GET", loc)
+        assert st.status_code == 204
+        have = int(st.headers["Range"].split("-")[1]) + 1
+        r = v2.req("PATCH", loc, data=data[have:], headers={"Content-Range": f"{have}-{len(data) - 1}"})
+        if r.status_code == 202:
+            break
+        assert r.status_code in (400, 416), r.text
+        time.sleep(0.1)
+    assert r is not None and r.status_code == 202
+    assert 0 < have <= 2 * 1024 * 1024
+    r = v2.req("PUT", loc, params={"digest": sha256(data)})
+    assert r.status_code == 201, r.text
+    assert v2.req("GET", f"/v2/{repo}/blobs/{sha256(data)}").content == data
+
+
+def test_tag_mutability_exclusion_filters(ecr, v2, repo):
+    _, b1 = v2.push_image(repo, "release-1", [b"r1"])
+    _, b2 = v2.push_image(repo, "latest", [b"r2"])
+    ecr.put_image_tag_mutability(repositoryName=repo, imageTagMutability="IMMUTABLE_WITH_EXCLUSION",
+                                 imageTagMutabilityExclusionFilters=[{"filterType": "WILDCARD", "filter": "latest*"}])
+    # "latest" is excluded from immutability and may move; "release-1" may not.
+    assert v2.req("PUT", f"/v2/{repo}/manifests/latest", data=b1, headers={"Content-Type": OCI_MANIFEST}).status_code == 201
+    with pytest.raises(ecr.exceptions.ImageTagAlreadyExistsException):
+        ecr.put_image(repositoryName=repo, imageManifest=b2.decode(), imageTag="release-1")
+
+
+def test_batch_delete_refuses_images_an_index_references(ecr, v2, repo):
+    d1, b1 = v2.push_image(repo, "child", [b"c"])
+    index = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                        "manifests": [{"mediaType": OCI_MANIFEST, "digest": d1, "size": len(b1)}]})
+    assert v2.req("PUT", f"/v2/{repo}/manifests/list", data=index, headers={"Content-Type": "application/vnd.oci.image.index.v1+json"}).status_code == 201
+    r = ecr.batch_delete_image(repositoryName=repo, imageIds=[{"imageDigest": d1}])
+    assert r["failures"][0]["failureCode"] == "ImageReferencedByManifestList"
+    r = ecr.batch_delete_image(repositoryName=repo, imageIds=[{"imageTag": "list"}])
+    assert r["failures"] == []
+    r = ecr.batch_delete_image(repositoryName=repo, imageIds=[{"imageDigest": d1}])
+    assert r["failures"] == [] and r["imageIds"][0]["imageDigest"] == d1
+
+
+def test_lifecycle_policy_is_enforced_on_a_schedule(gc_server):
+    cfg = gc_server.start()
+    client, v = connect(cfg)
+    name = repo_name("lc")
+    client.create_repository(repositoryName=name)
+    digests = []
+    for i in range(3):
+        d, _ = v.push_image(name, f"build-{i}", [f"lc-layer-{i}".encode()])
+        digests.append(d)
+        time.sleep(0.05)
+    policy = json.dumps({"rules": [{"rulePriority": 1, "description": "keep the newest build",
+                                    "selection": {"tagStatus": "tagged", "tagPatternList": ["build-*"], "countType": "imageCountMoreThan", "countNumber": 1},
+                                    "action": {"type": "expire"}}]})
+    client.put_lifecycle_policy(repositoryName=name, lifecyclePolicyText=policy)
+    deadline = time.monotonic() + 20
+    tags = []
+    while time.monotonic() < deadline:
+        tags = sorted(i["imageTag"] for i in client.list_images(repositoryName=name)["imageIds"])
+        if tags == ["build-2"]:
+            break
+        time.sleep(0.5)
+    assert tags == ["build-2"]
+    # The expired images' layers are collected too; the kept one's stay.
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and v.req("HEAD", f"/v2/{name}/blobs/{sha256(b'lc-layer-0')}").status_code != 404:
+        time.sleep(0.5)
+    assert v.req("HEAD", f"/v2/{name}/blobs/{sha256(b'lc-layer-0')}").status_code == 404
+    assert v.req("HEAD", f"/v2/{name}/blobs/{sha256(b'lc-layer-2')}").status_code == 200
+
+
+def vm_rss_kib(pid: int) -> int:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_server_memory_does_not_grow_with_blob_size(tmp_path):
+    srv = StevedoreServer(tmp_path / "data")
+    cfg = srv.start()
+    try:
+        client, v = connect(cfg)
+        name = repo_name("rss")
+        client.create_repository(repositoryName=name)
+        v.push_blob(name, b"warm up")
+        before = vm_rss_kib(srv.pid)
+        peak = before
+        chunk = os.urandom(1024 * 1024)
+        total = 256
+
+        def body():
+            nonlocal peak
+            for i in range(total):
+                if i % 16 == 0:
+                    peak = max(peak, vm_rss_kib(srv.pid))
+                yield chunk
+
+        loc = v.req("POST", f"/v2/{name}/blobs/uploads/").headers["Location"]
+        r = v.req("PATCH", loc, data=body(), headers={"Content-Type": "application/octet-stream"}, timeout=300)
+        assert r.status_code == 202
+        import hashlib
+        h = hashlib.sha256()
+        for _ in range(total):
+            h.update(chunk)
+        r = v.req("PUT", loc, params={"digest": "sha256:" + h.hexdigest()})
+        assert r.status_code == 201, r.text
+        peak = max(peak, vm_rss_kib(srv.pid))
+        assert (peak - before) < 32 * 1024, f"RSS grew by {(peak - before) // 1024} MiB during a {total} MiB push"
+    finally:
+        srv.kill()
+
+
+def test_ecr_repository_names_follow_aws_rules(ecr, server):
+    raw = make_client(server, "ecr", parameter_validation=False)
+    for bad in ["a", "Upper/case", "double__underscore", "double--dash", "trailing-", "a//b", "x" * 257]:
+        with pytest.raises(raw.exceptions.InvalidParameterException):
+            raw.create_repository(repositoryName=bad)
+    ok = repo_name("ok") + "/deeper.name_with-seps"
+    ecr.create_repository(repositoryName=ok)
+    ecr.delete_repository(repositoryName=ok)

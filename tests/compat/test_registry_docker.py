@@ -87,3 +87,29 @@ def test_skopeo_copy_both_ways(server, docker, repo, ecr, registry_password, tmp
     assert tags == ["in", "oci"]
     inspect = skopeo("inspect", "--creds", creds, "--tls-verify=false", f"docker://{host}/{repo}:oci")
     assert '"oci"' in inspect
+
+
+def test_docker_push_and_pull_through_the_bearer_token_flow(docker, tmp_path):
+    from conftest import StevedoreServer, make_client
+
+    srv = StevedoreServer(tmp_path / "bearer-data", extra_env={"STEVEDORE_REGISTRY_CHALLENGE": "bearer"})
+    cfg = srv.start()
+    try:
+        host = cfg.endpoint.removeprefix("http://")
+        client = make_client(cfg, "ecr")
+        client.create_repository(repositoryName="bearer/app")
+        import base64
+        import requests
+
+        r = requests.get(cfg.endpoint + "/v2/", timeout=10)
+        assert r.status_code == 401 and r.headers["WWW-Authenticate"].startswith("Bearer realm=")
+        pw = base64.b64decode(client.get_authorization_token()["authorizationData"][0]["authorizationToken"]).decode().split(":")[1]
+        docker.run("login", "--username", "AWS", "--password-stdin", host, input=pw)
+        remote = f"{host}/bearer/app:v1"
+        docker.build(remote, tmp_path, payload=b"bearer")
+        docker.run("push", remote)
+        docker.run("rmi", remote)
+        docker.run("pull", remote)
+        assert [i["imageTags"] for i in client.describe_images(repositoryName="bearer/app")["imageDetails"]] == [["v1"]]
+    finally:
+        srv.kill()

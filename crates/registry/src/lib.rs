@@ -1,0 +1,184 @@
+//! `registry` owns the container registry: the OCI distribution API under `/v2/`
+//! ([`Registry::router`]), the Amazon ECR API ([`Registry::handle`]), authorization
+//! tokens, lifecycle policies and garbage collection.
+//!
+//! Metadata (repositories, manifests, tags, blob links, upload sessions) lives in the
+//! transactional `store`; blob bytes live in a `blobstore`. This crate must not depend on
+//! other services, must never buffer a blob in memory (uploads and downloads stream),
+//! and maps its errors to the wire only in `error.rs`.
+
+#![forbid(unsafe_code)]
+
+mod auth;
+mod decode;
+mod distribution;
+mod ecr;
+mod error;
+mod gc;
+mod images;
+mod lifecycle;
+mod objects;
+
+pub use ecr::OPERATIONS;
+pub use error::RegistryError;
+pub use gc::GcReport;
+
+use blobstore::BlobStore;
+use objects::Objects;
+use std::sync::Arc;
+use std::time::Duration;
+use store::Store;
+
+/// How the registry presents itself and runs its background work.
+#[derive(Clone, Debug)]
+pub struct RegistryConfig {
+    /// `host:port` clients reach the registry at (`repositoryUri` = this + `/` + name).
+    pub host: String,
+    /// `http` or `https`, for `proxyEndpoint`.
+    pub scheme: String,
+    /// Region of ARNs.
+    pub region: String,
+    /// Account id (= registry id).
+    pub account_id: String,
+    /// How often garbage collection and lifecycle policies run.
+    pub gc_interval: Duration,
+    /// How long an unreferenced blob or an idle upload is kept before collection, so a
+    /// push in progress (layers first, manifest last) never loses its blobs.
+    pub gc_grace: Duration,
+    /// Largest blob accepted.
+    pub max_blob_bytes: u64,
+    /// Challenge clients with the bearer-token flow (`WWW-Authenticate: Bearer`, token
+    /// endpoint `/v2/token`) instead of ECR's Basic; both kinds of credentials are
+    /// accepted either way.
+    pub bearer_challenge: bool,
+}
+
+impl RegistryConfig {
+    /// Defaults for a registry at `host` (`127.0.0.1:4747`), overridable through
+    /// `STEVEDORE_REGISTRY_GC_INTERVAL_SECS` and `STEVEDORE_REGISTRY_GC_GRACE_SECS`; `STEVEDORE_REGISTRY_CHALLENGE=bearer`
+    /// selects the bearer-token challenge.
+    pub fn new(host: String, region: String, account_id: String) -> Self {
+        let secs = |var: &str, default: u64| {
+            std::env::var(var)
+                .ok()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(default)
+        };
+        Self {
+            host,
+            scheme: "http".into(),
+            region,
+            account_id,
+            gc_interval: Duration::from_secs(
+                secs("STEVEDORE_REGISTRY_GC_INTERVAL_SECS", 3600).max(1),
+            ),
+            gc_grace: Duration::from_secs(secs("STEVEDORE_REGISTRY_GC_GRACE_SECS", 3600)),
+            max_blob_bytes: 64 * 1024 * 1024 * 1024,
+            bearer_challenge: std::env::var("STEVEDORE_REGISTRY_CHALLENGE")
+                .is_ok_and(|v| v.eq_ignore_ascii_case("bearer")),
+        }
+    }
+}
+
+/// The registry service.
+#[derive(Clone)]
+pub struct Registry {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    objects: Objects,
+    blobs: Arc<dyn BlobStore>,
+    config: RegistryConfig,
+    token_key: tokio::sync::OnceCell<auth::TokenKey>,
+    /// Serialises, per digest stripe, a blob's commit against its collection, so
+    /// garbage collection never deletes a file a commit has just put in place.
+    blob_locks: Vec<tokio::sync::Mutex<()>>,
+}
+
+impl Registry {
+    /// A registry over `store` (metadata) and `blobs` (content).
+    pub fn new(store: Arc<dyn Store>, blobs: Arc<dyn BlobStore>, config: RegistryConfig) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                objects: Objects::new(store),
+                blobs,
+                config,
+                token_key: tokio::sync::OnceCell::new(),
+                blob_locks: (0..64).map(|_| tokio::sync::Mutex::new(())).collect(),
+            }),
+        }
+    }
+
+    /// The `/v2/` router (it authenticates with registry tokens, not SigV4).
+    pub fn router(&self) -> axum::Router {
+        distribution::router(self.clone())
+    }
+
+    /// Runs an ECR operation on a JSON body; returns the JSON response.
+    pub async fn handle(&self, operation: &str, body: &[u8]) -> Result<Vec<u8>, RegistryError> {
+        ecr::handle(self, operation, body).await
+    }
+
+    /// Runs garbage collection and lifecycle policies every `gc_interval`, forever.
+    pub async fn run_background(self) {
+        let mut tick = tokio::time::interval(self.inner.config.gc_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            if let Err(error) = lifecycle::apply_all(&self).await {
+                tracing::warn!(%error, "Lifecycle policy run failed.");
+            }
+            match self.collect_garbage().await {
+                Ok(r) => tracing::info!(
+                    blobs_deleted = r.blobs_deleted,
+                    uploads_deleted = r.uploads_deleted,
+                    "Registry garbage collection finished."
+                ),
+                Err(error) => tracing::warn!(%error, "Registry garbage collection failed."),
+            }
+        }
+    }
+
+    /// Deletes blobs no manifest references and abandoned uploads (older than the grace
+    /// period), online.
+    pub async fn collect_garbage(&self) -> Result<GcReport, RegistryError> {
+        gc::collect(self).await
+    }
+
+    pub(crate) fn objects(&self) -> &Objects {
+        &self.inner.objects
+    }
+    pub(crate) fn blobs(&self) -> &Arc<dyn BlobStore> {
+        &self.inner.blobs
+    }
+    pub(crate) fn config(&self) -> &RegistryConfig {
+        &self.inner.config
+    }
+    pub(crate) async fn token_key(&self) -> Result<&auth::TokenKey, RegistryError> {
+        self.inner
+            .token_key
+            .get_or_try_init(|| auth::TokenKey::load(&self.inner.objects))
+            .await
+    }
+    pub(crate) fn blob_lock(&self, d: &oci::Digest) -> &tokio::sync::Mutex<()> {
+        let i = usize::from(u8::from_str_radix(d.hex().get(..2).unwrap_or("0"), 16).unwrap_or(0))
+            % self.inner.blob_locks.len();
+        &self.inner.blob_locks[i]
+    }
+    pub(crate) fn registry_id(&self) -> &str {
+        &self.inner.config.account_id
+    }
+}
+
+/// Epoch seconds now (whole).
+pub(crate) fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,314 @@
+//! How registry objects sit in the store: the key layout, the records, typed reads and
+//! the compare-and-swap retry loop every write goes through.
+//!
+//! Layout (`#` separates a repository name from what follows, because names contain
+//! `/` but never `#`, so one repository's prefix never matches another's):
+//! - `ecr/repo/<name>` → [`RepoRecord`]
+//! - `ecr/manifest/<name>#<digest>` → [`ManifestRecord`]; `ecr/mbody/<name>#<digest>` →
+//!   the manifest's exact bytes
+//! - `ecr/tag/<name>#<tag>` → [`TagRecord`]
+//! - `ecr/referrer/<name>#<subject digest>#<digest>` → `{}` (referrers index)
+//! - `ecr/blob/<digest>` → [`BlobRecord`]: the blob is committed in the blob store.
+//!   Writers that start to depend on a blob (manifest puts, mounts, commits) rewrite
+//!   this key, so garbage collection's compare-and-swap on it loses to them.
+//! - `ecr/link/<name>#<digest>` → [`LinkRecord`]: the blob was pushed to or mounted in
+//!   the repository
+//! - `ecr/upload/<id>` → [`UploadRecord`]
+//! - `ecr/secret` → the HMAC key of authorization tokens (hex)
+//! - `ecr/preview/<name>` → a lifecycle policy preview
+
+use crate::error::RegistryError;
+use model::ecr::shapes::{LifecyclePolicyPreviewResult, Repository, Tag};
+use oci::Digest;
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use std::sync::Arc;
+use store::{Revision, Store, Txn, TxnOutcome};
+
+/// Key of a repository.
+pub fn repo_key(name: &str) -> String {
+    format!("ecr/repo/{name}")
+}
+/// Prefix of every repository.
+pub const REPO_PREFIX: &str = "ecr/repo/";
+/// Key of a manifest record.
+pub fn manifest_key(name: &str, d: &Digest) -> String {
+    format!("ecr/manifest/{name}#{d}")
+}
+/// Prefix of a repository's manifests.
+pub fn manifest_prefix(name: &str) -> String {
+    format!("ecr/manifest/{name}#")
+}
+/// Prefix of every manifest of every repository.
+pub const ALL_MANIFESTS: &str = "ecr/manifest/";
+/// Key of a manifest's bytes.
+pub fn mbody_key(name: &str, d: &Digest) -> String {
+    format!("ecr/mbody/{name}#{d}")
+}
+/// Key of a tag.
+pub fn tag_key(name: &str, tag: &str) -> String {
+    format!("ecr/tag/{name}#{tag}")
+}
+/// Prefix of a repository's tags.
+pub fn tag_prefix(name: &str) -> String {
+    format!("ecr/tag/{name}#")
+}
+/// Key of a referrer entry.
+pub fn referrer_key(name: &str, subject: &Digest, d: &Digest) -> String {
+    format!("ecr/referrer/{name}#{subject}#{d}")
+}
+/// Prefix of a subject's referrers.
+pub fn referrer_prefix(name: &str, subject: &Digest) -> String {
+    format!("ecr/referrer/{name}#{subject}#")
+}
+/// Key of a committed blob.
+pub fn blob_key(d: &Digest) -> String {
+    format!("ecr/blob/{d}")
+}
+/// Prefix of every blob.
+pub const ALL_BLOBS: &str = "ecr/blob/";
+/// Key of a blob's link into a repository.
+pub fn link_key(name: &str, d: &Digest) -> String {
+    format!("ecr/link/{name}#{d}")
+}
+/// Prefix of every link.
+pub const ALL_LINKS: &str = "ecr/link/";
+/// Key of an upload session.
+pub fn upload_key(id: &str) -> String {
+    format!("ecr/upload/{id}")
+}
+/// Prefix of every upload session.
+pub const ALL_UPLOADS: &str = "ecr/upload/";
+/// Key of the token-signing secret.
+pub const SECRET_KEY: &str = "ecr/secret";
+/// Key of a lifecycle policy preview.
+pub fn preview_key(name: &str) -> String {
+    format!("ecr/preview/{name}")
+}
+
+/// A repository and what ECR keeps beside it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RepoRecord {
+    /// The repository as DescribeRepositories returns it.
+    pub repository: Repository,
+    /// Resource tags.
+    #[serde(default)]
+    pub tags: Vec<Tag>,
+    /// Repository policy text.
+    #[serde(default)]
+    pub policy: Option<String>,
+    /// Lifecycle policy text.
+    #[serde(default)]
+    pub lifecycle_policy: Option<String>,
+    /// When the lifecycle policy was last set (epoch seconds).
+    #[serde(default)]
+    pub lifecycle_updated_at: Option<f64>,
+}
+
+/// A stored manifest.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ManifestRecord {
+    /// Its digest.
+    pub digest: Digest,
+    /// The media type it is served as.
+    pub media_type: String,
+    /// Bytes of the manifest itself.
+    pub size: u64,
+    /// When it was pushed (epoch seconds).
+    pub pushed_at: f64,
+    /// Config and layer blobs.
+    pub blobs: Vec<Digest>,
+    /// Child manifests (indexes).
+    #[serde(default)]
+    pub children: Vec<Digest>,
+    /// Subject (referrers).
+    #[serde(default)]
+    pub subject: Option<Digest>,
+    /// Artifact type reported by the referrers API.
+    #[serde(default)]
+    pub artifact_type: Option<String>,
+    /// The config's media type (ECR's `artifactMediaType`).
+    #[serde(default)]
+    pub config_media_type: Option<String>,
+    /// Annotations, copied into referrers lists.
+    #[serde(default)]
+    pub annotations: Option<std::collections::BTreeMap<String, String>>,
+    /// Sum of layer sizes.
+    pub image_size: i64,
+    /// Last pull (epoch seconds).
+    #[serde(default)]
+    pub last_pulled_at: Option<f64>,
+}
+
+/// Where a tag points.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TagRecord {
+    /// The manifest digest.
+    pub digest: Digest,
+    /// When the tag was last moved.
+    pub updated_at: f64,
+}
+
+/// A committed blob.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BlobRecord {
+    /// Size in bytes.
+    pub size: u64,
+    /// When it was first committed.
+    pub created_at: f64,
+    /// When a writer last started to depend on it.
+    pub touched_at: f64,
+}
+
+/// A blob's presence in a repository.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LinkRecord {
+    /// When it was linked.
+    pub created_at: f64,
+}
+
+/// An upload session.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct UploadRecord {
+    /// The repository it uploads to.
+    pub repository: String,
+    /// When it started.
+    pub created_at: f64,
+}
+
+/// A stored lifecycle preview.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PreviewRecord {
+    /// The policy text previewed.
+    pub policy: String,
+    /// Images it would expire.
+    pub results: Vec<LifecyclePolicyPreviewResult>,
+}
+
+/// How many times a write re-reads and retries after losing a compare-and-swap race.
+const MAX_ATTEMPTS: usize = 64;
+
+/// Typed access to the store.
+#[derive(Clone)]
+pub struct Objects {
+    store: Arc<dyn Store>,
+}
+
+/// What one attempt of a write decided.
+pub enum Step<R> {
+    /// Write this, then answer with the result.
+    Commit(Txn, R),
+}
+
+impl Objects {
+    /// Wraps a store.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self { store }
+    }
+
+    /// Reads and decodes one object with its revision.
+    pub async fn get<T: DeserializeOwned>(
+        &self,
+        key: &str,
+    ) -> Result<Option<(T, Revision)>, RegistryError> {
+        match self.store.get(key).await? {
+            None => Ok(None),
+            Some(kv) => Ok(Some((decode(&kv.key, &kv.value)?, kv.mod_revision))),
+        }
+    }
+
+    /// Reads raw bytes with the revision.
+    pub async fn get_raw(
+        &self,
+        key: &str,
+    ) -> Result<Option<(bytes::Bytes, Revision)>, RegistryError> {
+        Ok(self
+            .store
+            .get(key)
+            .await?
+            .map(|kv| (kv.value, kv.mod_revision)))
+    }
+
+    /// Reads every object under `prefix`, in key order.
+    pub async fn list<T: DeserializeOwned>(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<(String, T, Revision)>, RegistryError> {
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.store.range(prefix, after.as_deref(), 1024).await?;
+            for kv in &page.items {
+                out.push((kv.key.clone(), decode(&kv.key, &kv.value)?, kv.mod_revision));
+            }
+            if !page.more {
+                return Ok(out);
+            }
+            after = page.items.last().map(|kv| kv.key.clone());
+        }
+    }
+
+    /// Lists keys (and revisions) under `prefix`, values ignored.
+    pub async fn keys(&self, prefix: &str) -> Result<Vec<(String, Revision)>, RegistryError> {
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.store.range(prefix, after.as_deref(), 1024).await?;
+            out.extend(
+                page.items
+                    .iter()
+                    .map(|kv| (kv.key.clone(), kv.mod_revision)),
+            );
+            if !page.more {
+                return Ok(out);
+            }
+            after = page.items.last().map(|kv| kv.key.clone());
+        }
+    }
+
+    /// Commits `txn`; `Ok(false)` when a compare failed.
+    pub async fn commit(&self, txn: Txn) -> Result<bool, RegistryError> {
+        Ok(matches!(
+            self.store.txn(txn).await?,
+            TxnOutcome::Committed { .. }
+        ))
+    }
+
+    /// Runs `attempt` until it commits.
+    pub async fn retry<R, F, Fut>(&self, what: &str, mut attempt: F) -> Result<R, RegistryError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<Step<R>, RegistryError>>,
+    {
+        for _ in 0..MAX_ATTEMPTS {
+            match attempt().await? {
+                Step::Commit(txn, r) => {
+                    if self.commit(txn).await? {
+                        return Ok(r);
+                    }
+                    tracing::debug!(object = what, "Compare-and-swap lost a race; retrying.");
+                }
+            }
+        }
+        Err(RegistryError::Contention(what.to_owned()))
+    }
+}
+
+/// JSON-encodes a value for the store.
+pub fn encode<T: Serialize>(value: &T) -> Result<bytes::Bytes, RegistryError> {
+    serde_json::to_vec(value)
+        .map(bytes::Bytes::from)
+        .map_err(|e| RegistryError::Storage(format!("encoding failed: {e}")))
+}
+
+fn decode<T: DeserializeOwned>(key: &str, value: &[u8]) -> Result<T, RegistryError> {
+    serde_json::from_slice(value)
+        .map_err(|e| RegistryError::Storage(format!("stored object {key} is unreadable: {e}")))
+}
+
+/// Epoch seconds now, with millisecond precision as AWS returns.
+pub fn now() -> f64 {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    (d.as_millis() as f64) / 1000.0
+}
