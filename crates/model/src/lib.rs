@@ -8,3 +8,4 @@
 pub mod acs;
 pub mod ecr;
 pub mod ecs;
+pub mod logs;

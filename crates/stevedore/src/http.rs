@@ -20,21 +20,45 @@ use wire::{AwsError, JsonVersion, Target};
 /// well under this; the registry streams its blobs and does not go through here.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
+/// ECR's UploadLayerPart carries up to 20 MiB of layer data base64-encoded in JSON.
+const MAX_LAYER_PART_BODY_BYTES: usize = 28 * 1024 * 1024;
+
 /// Shared state of the HTTP layer.
 pub struct App {
     ecs: Ecs,
+    logs: logs::Logs,
     admin: AccessKey,
     principal: String,
+    registry: Option<registry::Registry>,
 }
 
 impl App {
-    pub fn new(store: Arc<dyn Store>, scope: ArnScope, admin: AccessKey) -> Self {
+    pub fn new(store: Arc<dyn Store>, scope: ArnScope, admin: AccessKey, endpoint: String) -> Self {
         let principal = scope.root_principal();
         Self {
-            ecs: Ecs::new(store, scope),
+            logs: logs::Logs::new(store.clone(), scope.clone()),
+            ecs: Ecs::new(store, scope, endpoint),
             admin,
             principal,
+            registry: None,
         }
+    }
+
+    /// Serves the registry (`/v2/` and the ECR API) too.
+    #[must_use]
+    pub fn with_registry(mut self, registry: registry::Registry) -> Self {
+        self.registry = Some(registry);
+        self
+    }
+
+    /// The ECS service.
+    pub fn ecs(&self) -> &Ecs {
+        &self.ecs
+    }
+
+    /// The CloudWatch Logs service.
+    pub fn logs(&self) -> &logs::Logs {
+        &self.logs
     }
 
     fn secret_for(&self, access_key_id: &str) -> Option<String> {
@@ -43,10 +67,17 @@ impl App {
 }
 
 pub fn router(app: Arc<App>) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/health", get(health))
+        .route("/ws", get(crate::channel::upgrade))
         .fallback(api)
-        .with_state(app)
+        .with_state(app.clone());
+    // The registry's `/v2/` routes authenticate with registry tokens, not SigV4, so they
+    // sit beside the signed fallback rather than behind it.
+    match &app.registry {
+        Some(reg) => router.merge(reg.router()),
+        None => router,
+    }
 }
 
 async fn health() -> impl IntoResponse {
@@ -132,6 +163,19 @@ async fn api(State(app): State<Arc<App>>, req: Request) -> Response {
     let rid = request_id();
     let (parts, body) = req.into_parts();
     let protocol = protocol_of(&parts.headers);
+    let limit = match parts
+        .headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(t) if t == format!("{}.UploadLayerPart", model::ecr::TARGET_PREFIX) => {
+            MAX_LAYER_PART_BODY_BYTES
+        }
+        Some(t) if t == format!("{}.PutLogEvents", model::logs::TARGET_PREFIX) => {
+            logs::MAX_REQUEST_BYTES
+        }
+        _ => MAX_BODY_BYTES,
+    };
     let declared = parts
         .headers
         .get(http::header::CONTENT_LENGTH)
@@ -140,41 +184,22 @@ async fn api(State(app): State<Arc<App>>, req: Request) -> Response {
     let too_large = || {
         AwsError::client(
             "SerializationException",
-            format!("The request body is larger than the {MAX_BODY_BYTES}-byte limit."),
+            format!("The request body is larger than the {limit}-byte limit."),
         )
         .with_status(413)
     };
-    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+    if declared.is_some_and(|n| n > limit as u64) {
         return error_response(&too_large(), protocol, &rid);
     }
-    let body: Bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+    let body: Bytes = match axum::body::to_bytes(body, limit).await {
         Ok(b) => b,
         Err(_) => return error_response(&too_large(), protocol, &rid),
     };
-    let signed = wire::sigv4::SignedRequest {
-        method: parts.method.as_str(),
-        path: parts.uri.path(),
-        query: parts.uri.query(),
-        headers: &parts.headers,
-        body: &body,
-    };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0);
-    let verified = match wire::sigv4::verify(&signed, &|id| app.secret_for(id), now) {
-        Ok(v) => v,
-        Err(e) => {
-            let status = if e.aws_code() == "MissingAuthenticationTokenException" {
-                403
-            } else {
-                400
-            };
-            let err = AwsError::client(e.aws_code(), e.to_string()).with_status(status);
-            tracing::debug!(error = %e, "Request refused by signature verification.");
-            return error_response(&err, protocol, &rid);
-        }
-    };
+    let verified =
+        match check_signature(&app, &parts.method, &parts.uri, &parts.headers, &body, None) {
+            Ok(v) => v,
+            Err(err) => return error_response(&err, protocol, &rid),
+        };
     let caller = Caller {
         principal_arn: app.principal.clone(),
     };
@@ -184,6 +209,34 @@ async fn api(State(app): State<Arc<App>>, req: Request) -> Response {
         .and_then(|v| v.to_str().ok())
         .and_then(Target::parse);
     let result = match (target, protocol) {
+        (Some(t), Protocol::Json(v)) if t.prefix == model::ecr::TARGET_PREFIX => match &app.registry {
+            Some(_) if verified.service != model::ecr::SIGNING_NAME => Err(wrong_service(model::ecr::SIGNING_NAME)),
+            Some(reg) => {
+                let out = reg.handle(t.operation, &body).await.map_err(|e| e.to_aws());
+                if let Err(e) = &out {
+                    if e.status >= 500 {
+                        tracing::error!(operation = t.operation, error = %e, "ECR operation failed.");
+                    }
+                }
+                out.map(|b| (b, v))
+            }
+            None => Err(AwsError::client("UnknownOperationException", "This server does not run the registry.")),
+        },
+        (Some(t), Protocol::Json(_)) if t.prefix == model::logs::TARGET_PREFIX && verified.service != model::logs::SIGNING_NAME => {
+            Err(wrong_service(model::logs::SIGNING_NAME))
+        }
+        (Some(t), Protocol::Json(v)) if t.prefix == model::logs::TARGET_PREFIX => {
+            let out = app.logs.handle(t.operation, &body).await.map_err(|e| e.to_aws());
+            if let Err(e) = &out {
+                if e.status >= 500 {
+                    tracing::error!(operation = t.operation, error = %e, "CloudWatch Logs operation failed.");
+                }
+            }
+            out.map(|b| (b, v))
+        }
+        (Some(_), Protocol::Json(_)) if !scoped_to(&verified, target, model::ecs::TARGET_PREFIX, model::ecs::SIGNING_NAME) => {
+            Err(wrong_service(model::ecs::SIGNING_NAME))
+        }
         (Some(t), Protocol::Json(v)) if t.prefix == model::ecs::TARGET_PREFIX => {
             let out = app.ecs.handle(t.operation, &body, &caller).await.map_err(|e| e.to_aws());
             if let Err(e) = &out {
@@ -217,4 +270,84 @@ async fn api(State(app): State<Arc<App>>, req: Request) -> Response {
         }
         Err(e) => error_response(&e, protocol, &rid),
     }
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Verifies a request's SigV4 signature and, when `service` is given, that its credential
+/// scope names that service.
+fn check_signature(
+    app: &App,
+    method: &http::Method,
+    uri: &http::Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+    service: Option<&str>,
+) -> Result<wire::sigv4::Verified, AwsError> {
+    let signed = wire::sigv4::SignedRequest {
+        method: method.as_str(),
+        path: uri.path(),
+        query: uri.query(),
+        headers,
+        body,
+    };
+    match wire::sigv4::verify(&signed, &|id| app.secret_for(id), now_secs()) {
+        Ok(v) if service.is_some_and(|s| s != v.service) => {
+            Err(wrong_service(service.unwrap_or_default()))
+        }
+        Ok(v) => Ok(v),
+        Err(e) => {
+            tracing::debug!(error = %e, "Request refused by signature verification.");
+            let status = if e.aws_code() == "MissingAuthenticationTokenException" {
+                403
+            } else {
+                400
+            };
+            Err(AwsError::client(e.aws_code(), e.to_string()).with_status(status))
+        }
+    }
+}
+
+/// Verifies a request outside the JSON dispatch (the channel upgrade).
+pub fn verify_request(
+    app: &App,
+    method: &http::Method,
+    uri: &http::Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+    service: Option<&str>,
+) -> Result<wire::sigv4::Verified, AwsError> {
+    check_signature(app, method, uri, headers, body, service)
+}
+
+/// True unless the request targets `prefix` but was signed for another service.
+fn scoped_to(
+    v: &wire::sigv4::Verified,
+    target: Option<Target<'_>>,
+    prefix: &str,
+    signing_name: &str,
+) -> bool {
+    target.is_none_or(|t| t.prefix != prefix || v.service == signing_name)
+}
+
+fn wrong_service(expected: &str) -> AwsError {
+    AwsError::client(
+        "InvalidSignatureException",
+        format!("Credential should be scoped to correct service: '{expected}'."),
+    )
+}
+
+/// An AWS JSON 1.1 error response.
+pub fn aws_error(err: &AwsError) -> Response {
+    error_response(err, Protocol::Json(JsonVersion::V1_1), &request_id())
+}
+
+/// A 400 AWS JSON 1.1 error response.
+pub fn client_error(code: &str, message: &str) -> Response {
+    aws_error(&AwsError::client(code, message))
 }

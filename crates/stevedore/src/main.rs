@@ -1,9 +1,12 @@
 //! `stevedore`: the one binary. It parses the command line, sets up logging and runs the
 //! role asked for. Each role's wiring lives in its own module.
 
+mod agent;
+mod channel;
 mod credentials;
 mod http;
 mod server;
+mod sim;
 
 use clap::{Parser, Subcommand};
 
@@ -21,6 +24,10 @@ enum Command {
     Server(server::ServerArgs),
     /// Run everything on this machine with the embedded defaults (the quick start).
     Up(server::ServerArgs),
+    /// Run the agent: register this machine and run its tasks' containers with Docker.
+    Agent(agent::AgentArgs),
+    /// Run hollow container instances that register and report without running containers.
+    Sim(sim::SimArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -46,6 +53,8 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Server(args) => server::run(args, false).await,
             Command::Up(args) => server::run(args, true).await,
+            Command::Sim(args) => sim::run(args).await,
+            Command::Agent(args) => agent::run(args).await,
         }
     });
     match result {

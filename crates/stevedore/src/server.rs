@@ -58,13 +58,36 @@ pub async fn run(args: ServerArgs, quick_start: bool) -> anyhow::Result<()> {
         region: args.region.clone(),
         account_id: args.account_id.clone(),
     };
-    let app = Arc::new(App::new(Arc::new(store), scope, key));
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr()?;
+    let store: Arc<dyn store::Store> = Arc::new(store);
+    let blobs = blobstore::FsBlobStore::open(args.data_dir.join("blobs"))
+        .context("opening the registry's blob storage")?;
+    let registry = registry::Registry::new(
+        store.clone(),
+        Arc::new(blobs),
+        registry::RegistryConfig::new(
+            addr.to_string(),
+            args.region.clone(),
+            args.account_id.clone(),
+        ),
+    );
+    tokio::spawn(registry.clone().run_background());
+    let agent_key = quick_start.then(|| key.clone());
+    let app =
+        Arc::new(App::new(store, scope, key, format!("http://{addr}/")).with_registry(registry));
+    // CloudWatch Logs retention: the sweep only reclaims space (reads already hide expired
+    // events), so it simply stops with the process.
+    let logs = app.logs().clone();
+    tokio::spawn(async move { logs.run_retention(std::future::pending()).await });
     tracing::info!(listen = %addr, data_dir = %args.data_dir.display(), region = %args.region, "Stevedore server ready.");
     print_banner(&addr, &args, &source, quick_start);
+    if let Some(key) = agent_key {
+        let (region, state_dir) = (args.region.clone(), args.data_dir.join("agent"));
+        tokio::spawn(crate::agent::start_for_up(addr, region, key, state_dir));
+    }
     axum::serve(listener, router(app))
         .with_graceful_shutdown(shutdown_signal())
         .await
@@ -89,7 +112,7 @@ fn print_banner(addr: &SocketAddr, args: &ServerArgs, source: &KeySource, quick_
     );
     println!("  aws ecs create-cluster --cluster-name demo");
     if quick_start {
-        println!("  (containers need the agent role, which is not part of this build yet: the control plane runs alone)");
+        println!("  (starting an agent on this machine in cluster `default`...)");
     }
 }
 

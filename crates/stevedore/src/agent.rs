@@ -1,0 +1,416 @@
+//! `stevedore agent`: the real agent on this machine. It resolves its settings (flag, then
+//! `STEVEDORE_AGENT_*` environment, then the `KEY=VALUE` config file in the style of ECS's
+//! `ecs.config`, then defaults), loads credentials the AWS way, connects to Docker and
+//! runs `agent::instance` until SIGINT or SIGTERM. `stevedore up` starts one in-process
+//! through [`spawn_local`].
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ::agent::credentials::region_from_environment;
+use ::agent::hollow::compute_availability_zone;
+use ::agent::instance::{connect_docker, InstanceConfig};
+use ::agent::{ApiClient, ApiConfig, Credentials};
+use anyhow::Context;
+use tokio::sync::watch;
+
+/// The config file read when `--config` is not given (if it exists).
+pub const DEFAULT_CONFIG: &str = "/etc/stevedore/agent.conf";
+
+/// What to print when Docker does not answer.
+pub const DOCKER_HINT: &str =
+    "Docker is not running: start it with `sudo dockerd &` or `sudo systemctl start docker`";
+
+/// Options of `stevedore agent`.
+#[derive(clap::Args, Debug, Default)]
+pub struct AgentArgs {
+    /// Cluster to join (config file: ECS_CLUSTER; default `default`).
+    #[arg(long, env = "STEVEDORE_AGENT_CLUSTER")]
+    cluster: Option<String>,
+    /// The control plane, e.g. http://127.0.0.1:4747 (config file: STEVEDORE_ENDPOINT).
+    #[arg(long, env = "STEVEDORE_AGENT_ENDPOINT")]
+    endpoint: Option<String>,
+    /// Directory of the agent's durable state (config file: STEVEDORE_STATE_DIR; default
+    /// /var/lib/stevedore/agent).
+    #[arg(long, env = "STEVEDORE_AGENT_STATE_DIR")]
+    state_dir: Option<PathBuf>,
+    /// `ecs.availability-zone`; a single letter is appended to the region (config file:
+    /// ECS_AVAILABILITY_ZONE; default `a`).
+    #[arg(long, env = "STEVEDORE_AGENT_AVAILABILITY_ZONE")]
+    availability_zone: Option<String>,
+    /// Custom attribute `name=value`, repeatable (config file: ECS_INSTANCE_ATTRIBUTES, a
+    /// JSON object).
+    #[arg(
+        long = "attribute",
+        env = "STEVEDORE_AGENT_ATTRIBUTES",
+        value_delimiter = ','
+    )]
+    attributes: Vec<String>,
+    /// MiB of memory kept back from tasks (config file: ECS_RESERVED_MEMORY).
+    #[arg(long, env = "STEVEDORE_AGENT_RESERVED_MEMORY")]
+    reserved_memory: Option<i32>,
+    /// Extra host ports kept back from tasks (config file: ECS_RESERVED_PORTS, a JSON array).
+    #[arg(long, env = "STEVEDORE_AGENT_RESERVED_PORTS", value_delimiter = ',')]
+    reserved_ports: Vec<u16>,
+    /// How long stopped containers are kept, e.g. `3h`, `10m`, `30s` (config file:
+    /// ECS_ENGINE_TASK_CLEANUP_WAIT_DURATION; default 3h).
+    #[arg(long, env = "STEVEDORE_AGENT_CONTAINER_CLEANUP_WAIT")]
+    container_cleanup_wait: Option<String>,
+    /// `KEY=VALUE` config file (default /etc/stevedore/agent.conf when it exists).
+    #[arg(long, env = "STEVEDORE_AGENT_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+/// Settings after every source was consulted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resolved {
+    pub cluster: String,
+    pub endpoint: String,
+    pub state_dir: PathBuf,
+    pub availability_zone: String,
+    pub attributes: Vec<(String, String)>,
+    pub reserved_memory: i32,
+    pub reserved_ports: Vec<u16>,
+    pub cleanup_wait: Duration,
+}
+
+/// Parses a `KEY=VALUE` file: blank lines and `#` comments are skipped, values may be
+/// quoted.
+pub fn parse_config_file(text: &str) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (k, v) = line
+            .split_once('=')
+            .with_context(|| format!("line {}: expected KEY=VALUE", n + 1))?;
+        let v = v.trim();
+        let v = v
+            .strip_prefix('"')
+            .and_then(|s| s.strip_suffix('"'))
+            .unwrap_or(v);
+        out.insert(k.trim().to_owned(), v.to_owned());
+    }
+    Ok(out)
+}
+
+/// `3h`, `10m`, `30s`, `1h30m` or plain seconds.
+pub fn parse_duration(s: &str) -> anyhow::Result<Duration> {
+    let s = s.trim();
+    if let Ok(secs) = s.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    let mut total = 0u64;
+    let mut num = String::new();
+    for ch in s.chars() {
+        if ch.is_ascii_digit() {
+            num.push(ch);
+            continue;
+        }
+        let n: u64 = num.parse().with_context(|| format!("bad duration '{s}'"))?;
+        num.clear();
+        total += n * match ch {
+            'h' => 3600,
+            'm' => 60,
+            's' => 1,
+            _ => anyhow::bail!("bad duration '{s}': unit must be h, m or s"),
+        };
+    }
+    anyhow::ensure!(
+        num.is_empty(),
+        "bad duration '{s}': a unit (h, m, s) is missing"
+    );
+    Ok(Duration::from_secs(total))
+}
+
+/// Merges flags/environment (`args`) over the config file (`file`) over defaults.
+pub fn resolve(args: &AgentArgs, file: &BTreeMap<String, String>) -> anyhow::Result<Resolved> {
+    let get = |k: &str| file.get(k).filter(|v| !v.is_empty()).cloned();
+    let cluster = args
+        .cluster
+        .clone()
+        .or_else(|| get("ECS_CLUSTER"))
+        .unwrap_or_else(|| "default".to_owned());
+    let endpoint = args
+        .endpoint
+        .clone()
+        .or_else(|| get("STEVEDORE_ENDPOINT"))
+        .context("--endpoint (or STEVEDORE_AGENT_ENDPOINT, or STEVEDORE_ENDPOINT in the config file) is required")?;
+    let state_dir = args
+        .state_dir
+        .clone()
+        .or_else(|| get("STEVEDORE_STATE_DIR").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("/var/lib/stevedore/agent"));
+    let availability_zone = args
+        .availability_zone
+        .clone()
+        .or_else(|| get("ECS_AVAILABILITY_ZONE"))
+        .unwrap_or_else(|| "a".to_owned());
+    let mut attributes = Vec::new();
+    if let Some(json) = get("ECS_INSTANCE_ATTRIBUTES") {
+        let map: BTreeMap<String, String> = serde_json::from_str(&json)
+            .context("ECS_INSTANCE_ATTRIBUTES must be a JSON object of strings")?;
+        attributes.extend(map);
+    }
+    for a in &args.attributes {
+        let (k, v) = a
+            .split_once('=')
+            .with_context(|| format!("--attribute '{a}' must be name=value"))?;
+        attributes.retain(|(name, _)| name != k);
+        attributes.push((k.to_owned(), v.to_owned()));
+    }
+    let reserved_memory = match args.reserved_memory {
+        Some(m) => m,
+        None => get("ECS_RESERVED_MEMORY")
+            .map(|v| v.parse::<i32>())
+            .transpose()
+            .context("ECS_RESERVED_MEMORY must be a number of MiB")?
+            .unwrap_or(0),
+    };
+    let mut reserved_ports = args.reserved_ports.clone();
+    if reserved_ports.is_empty() {
+        if let Some(json) = get("ECS_RESERVED_PORTS") {
+            reserved_ports = serde_json::from_str(&json)
+                .context("ECS_RESERVED_PORTS must be a JSON array of ports")?;
+        }
+    }
+    let cleanup_wait = match args
+        .container_cleanup_wait
+        .clone()
+        .or_else(|| get("ECS_ENGINE_TASK_CLEANUP_WAIT_DURATION"))
+    {
+        Some(s) => parse_duration(&s)?,
+        None => Duration::from_secs(3 * 3600),
+    };
+    Ok(Resolved {
+        cluster,
+        endpoint,
+        state_dir,
+        availability_zone,
+        attributes,
+        reserved_memory,
+        reserved_ports,
+        cleanup_wait,
+    })
+}
+
+fn read_config(args: &AgentArgs) -> anyhow::Result<BTreeMap<String, String>> {
+    let (path, required) = match &args.config {
+        Some(p) => (p.clone(), true),
+        None => (PathBuf::from(DEFAULT_CONFIG), false),
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => parse_config_file(&text).with_context(|| format!("reading {}", path.display())),
+        Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+fn instance_config(r: &Resolved, api: ApiClient) -> InstanceConfig {
+    let zone = compute_availability_zone(api.region(), &r.availability_zone);
+    InstanceConfig {
+        api,
+        cluster: r.cluster.clone(),
+        state_dir: r.state_dir.clone(),
+        availability_zone: zone,
+        attributes: r.attributes.clone(),
+        reserved_memory: r.reserved_memory,
+        reserved_ports: r.reserved_ports.clone(),
+        cleanup_wait: r.cleanup_wait,
+    }
+}
+
+/// Runs the agent until SIGINT or SIGTERM.
+pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
+    let file = read_config(&args)?;
+    let resolved = resolve(&args, &file)?;
+    let credentials = Credentials::from_environment().context("loading AWS credentials")?;
+    let region = region_from_environment();
+    let api = ApiClient::new(ApiConfig::new(&resolved.endpoint, &region, credentials))
+        .context("building the ECS client")?;
+    let runtime = connect_docker()
+        .await
+        .map_err(|e| anyhow::anyhow!("{DOCKER_HINT} ({e})"))?;
+    let (tx, shutdown) = watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("Signal received; the agent stops (containers keep running).");
+        tx.send_replace(true);
+    });
+    tracing::info!(cluster = %resolved.cluster, endpoint = %resolved.endpoint, state_dir = %resolved.state_dir.display(), "Stevedore agent starting.");
+    ::agent::instance::run(instance_config(&resolved, api), runtime, shutdown).await?;
+    Ok(())
+}
+
+/// Starts an in-process agent against a local server (for `stevedore up`): creates the
+/// cluster if missing, then runs until the process ends. Returns an error (with what to
+/// do) when Docker does not answer.
+pub async fn spawn_local(
+    endpoint: String,
+    region: String,
+    credentials: Credentials,
+    cluster: String,
+    state_dir: &Path,
+) -> anyhow::Result<()> {
+    let runtime = connect_docker().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let api = ApiClient::new(ApiConfig::new(&endpoint, &region, credentials))
+        .context("building the ECS client")?;
+    let create = model::ecs::shapes::CreateClusterRequest {
+        cluster_name: Some(cluster.clone()),
+        ..Default::default()
+    };
+    api.create_cluster(&create)
+        .await
+        .context("creating the cluster")?;
+    let resolved = Resolved {
+        cluster,
+        endpoint,
+        state_dir: state_dir.to_owned(),
+        availability_zone: "a".into(),
+        attributes: Vec::new(),
+        reserved_memory: 0,
+        reserved_ports: Vec::new(),
+        cleanup_wait: Duration::from_secs(3 * 3600),
+    };
+    let config = instance_config(&resolved, api);
+    let (keep_open, shutdown) = watch::channel(false);
+    tokio::spawn(async move {
+        if let Err(error) = ::agent::instance::run(config, runtime, shutdown).await {
+            tracing::error!(%error, "The in-process agent stopped.");
+        }
+        drop(keep_open);
+    });
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "Cannot listen for SIGTERM.");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => {
+            if let Err(error) = r {
+                tracing::warn!(%error, "Cannot listen for SIGINT.");
+                std::future::pending::<()>().await;
+            }
+        }
+        () = term => {}
+    }
+}
+
+/// For `stevedore up`: waits for the local server's `/health`, then starts the in-process
+/// agent (cluster `default`, state in `state_dir`) and prints how to run a task; when
+/// Docker does not answer, says what to do and leaves the server running alone.
+pub async fn start_for_up(
+    addr: std::net::SocketAddr,
+    region: String,
+    key: crate::credentials::AccessKey,
+    state_dir: PathBuf,
+) {
+    let host = if addr.ip().is_unspecified() {
+        std::net::SocketAddr::from(([127, 0, 0, 1], addr.port()))
+    } else {
+        addr
+    };
+    let endpoint = format!("http://{host}");
+    for _ in 0..100 {
+        if health_ok(host).await {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let credentials = Credentials::new(&key.access_key_id, &key.secret_access_key, None);
+    match spawn_local(endpoint, region, credentials, "default".into(), &state_dir).await {
+        Ok(()) => {
+            println!(
+                "An agent runs on this machine in cluster `default` (state in {}). Try:",
+                state_dir.display()
+            );
+            println!(
+                r#"  aws ecs register-task-definition --family web --network-mode bridge --container-definitions '[{{"name":"web","image":"busybox:latest","memory":64,"essential":true,"command":["httpd","-f","-p","80"],"portMappings":[{{"containerPort":80,"hostPort":0}}]}}]'"#
+            );
+            println!("  aws ecs run-task --cluster default --task-definition web");
+            println!("  aws ecs describe-tasks --cluster default --tasks <taskArn from run-task>   # networkBindings show the host port");
+        }
+        Err(error) if error.to_string().contains("Docker") => {
+            tracing::warn!(error = %format!("{error:#}"), "No agent: Docker does not answer.");
+            println!("{DOCKER_HINT}; the control plane is running without an agent.");
+        }
+        Err(error) => {
+            tracing::error!(error = %format!("{error:#}"), "The in-process agent could not start.");
+            println!("The agent could not start ({error:#}); the control plane is running without an agent.");
+        }
+    }
+}
+
+async fn health_ok(addr: std::net::SocketAddr) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let attempt = async {
+        let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+        s.write_all(b"GET /health HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            .await
+            .ok()?;
+        let mut buf = [0u8; 16];
+        let n = s.read(&mut buf).await.ok()?;
+        Some(buf[..n].starts_with(b"HTTP/1.1 200") || buf[..n].starts_with(b"HTTP/1.0 200"))
+    };
+    matches!(
+        tokio::time::timeout(Duration::from_secs(2), attempt).await,
+        Ok(Some(true))
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_the_config_file_which_wins_over_defaults() {
+        let file = parse_config_file(
+            "# ecs.config style\nECS_CLUSTER=prod\nSTEVEDORE_ENDPOINT=\"http://10.0.0.1:4747\"\nECS_RESERVED_MEMORY=256\nECS_RESERVED_PORTS=[8080, 9090]\nECS_INSTANCE_ATTRIBUTES={\"stack\":\"blue\",\"tier\":\"web\"}\nECS_ENGINE_TASK_CLEANUP_WAIT_DURATION=10m\n",
+        )
+        .expect("parses");
+        let args = AgentArgs {
+            cluster: Some("dev".into()),
+            attributes: vec!["tier=db".into()],
+            ..AgentArgs::default()
+        };
+        let r = resolve(&args, &file).expect("resolves");
+        assert_eq!(r.cluster, "dev");
+        assert_eq!(r.endpoint, "http://10.0.0.1:4747");
+        assert_eq!(r.reserved_memory, 256);
+        assert_eq!(r.reserved_ports, vec![8080, 9090]);
+        assert_eq!(r.cleanup_wait, Duration::from_secs(600));
+        assert_eq!(
+            r.attributes,
+            vec![
+                ("stack".to_owned(), "blue".to_owned()),
+                ("tier".to_owned(), "db".to_owned())
+            ]
+        );
+        assert_eq!(r.availability_zone, "a");
+    }
+
+    #[test]
+    fn the_endpoint_is_required_and_durations_need_units() {
+        assert!(resolve(&AgentArgs::default(), &BTreeMap::new()).is_err());
+        assert_eq!(
+            parse_duration("1h30m").expect("ok"),
+            Duration::from_secs(5400)
+        );
+        assert_eq!(parse_duration("45").expect("ok"), Duration::from_secs(45));
+        assert!(parse_duration("5x").is_err());
+        assert!(parse_duration("1h5").is_err());
+    }
+}
