@@ -32,6 +32,8 @@ enum Op {
     DescribeTaskDefinition,
     /// `RegisterTaskDefinition` with a realistic one-container definition.
     RegisterTaskDefinition,
+    /// `RunTask` of `--family` in `--cluster`, `--count` tasks per call.
+    RunTask,
 }
 
 impl Op {
@@ -39,6 +41,7 @@ impl Op {
         match self {
             Op::DescribeTaskDefinition => "describe-task-definition",
             Op::RegisterTaskDefinition => "register-task-definition",
+            Op::RunTask => "run-task",
         }
     }
 }
@@ -81,6 +84,12 @@ struct Args {
     /// Stop after this many requests in total (0 = run for the full duration).
     #[arg(long, default_value_t = 0)]
     max_requests: u64,
+    /// For run-task: the cluster.
+    #[arg(long, default_value = "default")]
+    cluster: String,
+    /// For run-task: tasks per call (1-10).
+    #[arg(long, default_value_t = 10)]
+    count: u32,
 }
 
 struct Signer {
@@ -185,6 +194,8 @@ struct WorkerResult {
     latencies_us: Vec<u32>,
     errors: u64,
     first_error: Option<String>,
+    /// Tasks a RunTask response listed as started.
+    placed: u64,
 }
 
 async fn worker(shared: Arc<Shared>, id: usize, deadline: Instant) -> WorkerResult {
@@ -192,6 +203,7 @@ async fn worker(shared: Arc<Shared>, id: usize, deadline: Instant) -> WorkerResu
         latencies_us: Vec::with_capacity(1 << 16),
         errors: 0,
         first_error: None,
+        placed: 0,
     };
     let mut i: u64 = 0;
     while Instant::now() < deadline {
@@ -211,6 +223,11 @@ async fn worker(shared: Arc<Shared>, id: usize, deadline: Instant) -> WorkerResu
                 };
                 ("RegisterTaskDefinition", container_definition_body(&family))
             }
+            Op::RunTask => {
+                let family = shared.args.family.as_deref().unwrap_or("lg");
+                let body = json!({"cluster": shared.args.cluster, "taskDefinition": family, "count": shared.args.count});
+                ("RunTask", Bytes::from(body.to_string()))
+            }
         };
         let start = Instant::now();
         let result = call(&shared.client, &shared.signer, op, body).await;
@@ -218,7 +235,12 @@ async fn worker(shared: Arc<Shared>, id: usize, deadline: Instant) -> WorkerResu
         out.latencies_us
             .push(u32::try_from(elapsed.as_micros()).unwrap_or(u32::MAX));
         match result {
-            Ok((status, _)) if (200..300).contains(&status) => {}
+            Ok((status, body)) if (200..300).contains(&status) => {
+                if shared.args.op == Op::RunTask {
+                    let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                    out.placed += v["tasks"].as_array().map_or(0, |t| t.len() as u64);
+                }
+            }
             Ok((status, body)) => {
                 out.errors += 1;
                 if out.first_error.is_none() {
@@ -326,10 +348,12 @@ async fn main() -> anyhow::Result<()> {
     let mut latencies = Vec::new();
     let mut errors = 0;
     let mut first_error = None;
+    let mut placed = 0;
     for h in handles {
         let r = h.await.context("worker panicked")?;
         latencies.extend(r.latencies_us);
         errors += r.errors;
+        placed += r.placed;
         if first_error.is_none() {
             first_error = r.first_error;
         }
@@ -347,6 +371,8 @@ async fn main() -> anyhow::Result<()> {
         "rps": round2(requests as f64 / wall.max(1e-9)),
         "p50_ms": round2(percentile_ms(&latencies, 50.0)),
         "p99_ms": round2(percentile_ms(&latencies, 99.0)),
+        "placed": placed,
+        "wall_s": round2(wall),
     });
     println!("{line}");
     Ok(())

@@ -54,6 +54,13 @@ pub const LOGS_SERVICE: JsonService = JsonService {
     content_type: "application/x-amz-json-1.1",
 };
 
+/// ECR (the registry API; signing name `ecr`).
+pub const ECR_SERVICE: JsonService = JsonService {
+    target_prefix: "AmazonEC2ContainerRegistry_V20150921",
+    signing_name: "ecr",
+    content_type: "application/x-amz-json-1.1",
+};
+
 /// The default time one call (connect, send, read the whole response) may take.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -141,6 +148,11 @@ impl ApiClient {
     /// The signing credentials.
     pub fn credentials(&self) -> &Credentials {
         &self.inner.credentials
+    }
+
+    /// The endpoint's `host:port` (its URI authority), e.g. `127.0.0.1:4747`.
+    pub fn host(&self) -> &str {
+        &self.inner.host
     }
 
     /// `RegisterContainerInstance`.

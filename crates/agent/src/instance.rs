@@ -3,6 +3,7 @@
 //! adopts the containers it left running, holds the ACS channel and hands each payload
 //! task to the [`Engine`], acknowledging a payload once every task in it was taken.
 
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +18,8 @@ use crate::channel::{Channel, ChannelConfig};
 use crate::engine::{Engine, EngineConfig};
 use crate::hollow::fleet::{compute_cluster_arn, with_retries};
 use crate::hollow::register::{compute_registration, InstanceSpec, RESERVED_PORTS};
+use crate::metadata::{self, MetadataEndpoint};
+use crate::registry_auth::EcrAuth;
 use crate::runtime::{DockerRuntime, Runtime, RuntimeError};
 use crate::state::{StateError, StateFile};
 
@@ -42,6 +45,8 @@ pub struct InstanceConfig {
     pub reserved_ports: Vec<u16>,
     /// How long stopped containers are kept.
     pub cleanup_wait: Duration,
+    /// Preferred port of the task metadata endpoint (an ephemeral one if it is taken).
+    pub metadata_port: u16,
 }
 
 /// Why the agent stopped.
@@ -172,13 +177,19 @@ pub async fn run(
 
     let mut engine_config = EngineConfig::new(cluster_arn.clone());
     engine_config.cleanup_wait = config.cleanup_wait;
+    engine_config.availability_zone = config.availability_zone.clone();
+    let metadata = start_metadata(&runtime, config.metadata_port, shutdown.clone()).await;
     let mut engine = Engine::new(
         Arc::new(runtime),
         Arc::new(api.clone()),
         state.clone(),
         engine_config,
     )
-    .with_log_sink(Arc::new(api.clone()));
+    .with_log_sink(Arc::new(api.clone()))
+    .with_registry_auth(Arc::new(EcrAuth::new(api.clone())));
+    if let Some(endpoint) = metadata {
+        engine = engine.with_metadata(endpoint);
+    }
     let adopted = engine.adopt().await?;
     tracing::info!(adopted, "Saved tasks resumed.");
 
@@ -220,6 +231,33 @@ pub async fn run(
     channel.join().await;
     engine.shutdown().await;
     Ok(())
+}
+
+/// Starts the task metadata endpoint on the bridge gateway and loopback; without it
+/// (nothing could be bound) tasks still run, without `ECS_CONTAINER_METADATA_URI_V4`.
+async fn start_metadata(
+    runtime: &DockerRuntime,
+    port: u16,
+    shutdown: watch::Receiver<bool>,
+) -> Option<MetadataEndpoint> {
+    let gateway = match runtime.bridge_gateway().await {
+        Ok(g) => g.and_then(|g| g.parse::<Ipv4Addr>().ok()),
+        Err(error) => {
+            tracing::warn!(%error, "Could not read the bridge network's gateway; metadata on loopback only.");
+            None
+        }
+    };
+    let rt: Arc<dyn Runtime> = Arc::new(runtime.clone());
+    match metadata::serve(rt, gateway, port, shutdown).await {
+        Ok(endpoint) => {
+            tracing::info!(bridge = %endpoint.bridge_base, host = %endpoint.host_base, "Task metadata endpoint started.");
+            Some(endpoint)
+        }
+        Err(error) => {
+            tracing::warn!(%error, "No task metadata endpoint; containers run without one.");
+            None
+        }
+    }
 }
 
 async fn shutdown_requested(shutdown: &mut watch::Receiver<bool>) {

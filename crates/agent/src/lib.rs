@@ -2,8 +2,9 @@
 //! instance. It owns the signed ECS API client ([`api`]), the agent communication channel
 //! client ([`channel`]), credential lookup ([`credentials`]), hollow instances
 //! ([`hollow`]) that register and report like real ones without running containers, and
-//! the real agent: the Docker runtime behind a narrow trait ([`runtime`]), one actor per
-//! task ([`engine`]), the durable state file ([`state`]) and the registration/channel
+//! the real agent: the Docker runtime behind a narrow trait ([`runtime`]), registry
+//! tokens for images on Stevedore's own registry ([`registry_auth`]), one actor per
+//! task ([`engine`]), the task metadata endpoint v4 ([`metadata`]), the durable state file ([`state`]) and the registration/channel
 //! loop that ties them together ([`instance`]).
 //!
 //! It reaches the control plane only over the wire protocols (ECS JSON 1.1 and the ACS
@@ -16,6 +17,8 @@ pub mod credentials;
 pub mod engine;
 pub mod hollow;
 pub mod instance;
+pub mod metadata;
+pub mod registry_auth;
 pub mod runtime;
 mod sign;
 pub mod state;

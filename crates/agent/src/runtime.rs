@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use bollard::auth::DockerCredentials;
 use bollard::container::{
     Config, CreateContainerOptions, ListContainersOptions, RemoveContainerOptions,
     StopContainerOptions,
@@ -41,6 +42,14 @@ pub struct ContainerInfo {
     pub health: Health,
     /// Published ports: (container port, protocol, host ip, host port).
     pub ports: Vec<PortBinding>,
+    /// The image's id (`sha256:...`).
+    pub image_id: String,
+    /// When Docker created it (RFC 3339, as Docker prints it).
+    pub created_at: Option<String>,
+    /// When it last started (RFC 3339), if it ever did.
+    pub started_at: Option<String>,
+    /// Its IPv4 address on each network it is attached to.
+    pub ipv4_addresses: Vec<String>,
 }
 
 /// One published port.
@@ -54,6 +63,27 @@ pub struct PortBinding {
     pub host_ip: String,
     /// Port on the host.
     pub host_port: u16,
+}
+
+/// Credentials for one registry, passed to Docker with a pull.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RegistryAuth {
+    /// User name (`AWS` for ECR-style tokens).
+    pub username: String,
+    /// Password or token.
+    pub password: String,
+    /// The registry's `host:port`.
+    pub server_address: String,
+}
+
+impl std::fmt::Debug for RegistryAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryAuth")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .field("server_address", &self.server_address)
+            .finish()
+    }
 }
 
 /// A runtime failure.
@@ -105,8 +135,15 @@ impl RuntimeError {
 pub trait Runtime: Send + Sync + 'static {
     /// Docker's version string.
     async fn version(&self) -> Result<String, RuntimeError>;
-    /// Makes `image` present locally: uses it if there, pulls it otherwise.
-    async fn ensure_image(&self, image: &str) -> Result<(), RuntimeError>;
+    /// Makes `image` present locally. Without `auth`: uses it if there, pulls it
+    /// anonymously otherwise. With `auth` (an image on Stevedore's own registry): pulls
+    /// with those credentials, falling back to a local copy when the pull fails (ECS's
+    /// `default` pull behaviour).
+    async fn ensure_image(
+        &self,
+        image: &str,
+        auth: Option<&RegistryAuth>,
+    ) -> Result<(), RuntimeError>;
     /// Creates a container named `name` from a Docker Engine API create body; returns its id.
     async fn create(&self, name: &str, body: serde_json::Value) -> Result<String, RuntimeError>;
     /// Starts a created container.
@@ -117,6 +154,11 @@ pub trait Runtime: Send + Sync + 'static {
     async fn remove(&self, id: &str) -> Result<(), RuntimeError>;
     /// Inspects a container by id or name.
     async fn inspect(&self, id: &str) -> Result<ContainerInfo, RuntimeError>;
+    /// One sample of a container's resource statistics, in Docker's stats JSON.
+    async fn stats(&self, id: &str) -> Result<serde_json::Value, RuntimeError>;
+    /// The gateway address of Docker's default `bridge` network (how containers reach
+    /// the host), if there is one.
+    async fn bridge_gateway(&self) -> Result<Option<String>, RuntimeError>;
     /// Every container (running or not) carrying label `key=value`.
     async fn list_by_label(
         &self,
@@ -193,6 +235,38 @@ impl DockerRuntime {
         me.version().await?;
         Ok(me)
     }
+
+    /// Pulls `image`, with `auth` when given.
+    async fn pull(&self, image: &str, auth: Option<&RegistryAuth>) -> Result<(), RuntimeError> {
+        let options = CreateImageOptions {
+            from_image: image.to_owned(),
+            ..CreateImageOptions::default()
+        };
+        let credentials = auth.map(|a| DockerCredentials {
+            username: Some(a.username.clone()),
+            password: Some(a.password.clone()),
+            serveraddress: Some(a.server_address.clone()),
+            ..DockerCredentials::default()
+        });
+        let pull = async {
+            let mut stream = self.docker.create_image(Some(options), None, credentials);
+            while let Some(item) = stream.next().await {
+                item?;
+            }
+            Ok::<(), bollard::errors::Error>(())
+        };
+        match tokio::time::timeout(PULL_TIMEOUT, pull).await {
+            Ok(Ok(())) => {
+                tracing::info!(%image, authenticated = auth.is_some(), "Image pulled.");
+                Ok(())
+            }
+            Ok(Err(e)) => Err(RuntimeError::CannotPull(format!("pull image {image}: {e}"))),
+            Err(_) => Err(RuntimeError::CannotPull(format!(
+                "pull image {image}: timed out after {}s",
+                PULL_TIMEOUT.as_secs()
+            ))),
+        }
+    }
 }
 
 async fn timed<T, F>(operation: &'static str, limit: Duration, f: F) -> Result<T, RuntimeError>
@@ -238,36 +312,32 @@ impl Runtime for DockerRuntime {
         Ok(v.version.unwrap_or_default())
     }
 
-    async fn ensure_image(&self, image: &str) -> Result<(), RuntimeError> {
-        match timed(
+    async fn ensure_image(
+        &self,
+        image: &str,
+        auth: Option<&RegistryAuth>,
+    ) -> Result<(), RuntimeError> {
+        let local = match timed(
             "inspect_image",
             CALL_TIMEOUT,
             self.docker.inspect_image(image),
         )
         .await
         {
-            Ok(_) => return Ok(()),
-            Err(RuntimeError::NotFound(_)) => {}
+            Ok(_) => true,
+            Err(RuntimeError::NotFound(_)) => false,
             Err(e) => return Err(e),
+        };
+        if local && auth.is_none() {
+            return Ok(());
         }
-        let options = CreateImageOptions {
-            from_image: image.to_owned(),
-            ..CreateImageOptions::default()
-        };
-        let pull = async {
-            let mut stream = self.docker.create_image(Some(options), None, None);
-            while let Some(item) = stream.next().await {
-                item?;
+        match self.pull(image, auth).await {
+            Ok(()) => Ok(()),
+            Err(error) if local => {
+                tracing::warn!(%image, %error, "Pull failed; using the local copy of the image.");
+                Ok(())
             }
-            Ok::<(), bollard::errors::Error>(())
-        };
-        match tokio::time::timeout(PULL_TIMEOUT, pull).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(RuntimeError::CannotPull(format!("pull image {image}: {e}"))),
-            Err(_) => Err(RuntimeError::CannotPull(format!(
-                "pull image {image}: timed out after {}s",
-                PULL_TIMEOUT.as_secs()
-            ))),
+            Err(e) => Err(e),
         }
     }
 
@@ -358,6 +428,52 @@ impl Runtime for DockerRuntime {
         Ok(compute_info(c))
     }
 
+    async fn stats(&self, id: &str) -> Result<serde_json::Value, RuntimeError> {
+        let options = bollard::container::StatsOptions {
+            stream: false,
+            one_shot: true,
+        };
+        let sample = async {
+            let mut stream = self.docker.stats(id, Some(options));
+            stream.next().await.transpose()
+        };
+        match timed("stats", CALL_TIMEOUT, sample).await? {
+            Some(stats) => serde_json::to_value(stats).map_err(|e| RuntimeError::Docker {
+                operation: "stats",
+                message: e.to_string(),
+                transient: false,
+            }),
+            None => Err(RuntimeError::NotFound(id.to_owned())),
+        }
+    }
+
+    async fn bridge_gateway(&self) -> Result<Option<String>, RuntimeError> {
+        let network = match timed(
+            "inspect_network",
+            CALL_TIMEOUT,
+            self.docker.inspect_network::<String>("bridge", None),
+        )
+        .await
+        {
+            Ok(n) => n,
+            Err(RuntimeError::NotFound(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let configs = network.ipam.and_then(|i| i.config).unwrap_or_default();
+        let explicit = configs
+            .iter()
+            .filter_map(|c| c.gateway.clone())
+            .find(|g| g.parse::<std::net::Ipv4Addr>().is_ok());
+        // The default bridge often lists only its subnet; Docker then gives the bridge
+        // the subnet's first address.
+        Ok(explicit.or_else(|| {
+            configs
+                .iter()
+                .filter_map(|c| c.subnet.as_deref())
+                .find_map(compute_first_host)
+        }))
+    }
+
     async fn list_by_label(
         &self,
         key: &str,
@@ -433,6 +549,19 @@ impl Runtime for DockerRuntime {
     }
 }
 
+/// The first host address of an IPv4 subnet (`172.17.0.0/16` → `172.17.0.1`).
+pub fn compute_first_host(subnet: &str) -> Option<String> {
+    let (addr, len) = subnet.split_once('/')?;
+    let addr: std::net::Ipv4Addr = addr.parse().ok()?;
+    let len: u32 = len.parse().ok()?;
+    if !(1..=30).contains(&len) {
+        return None;
+    }
+    let mask = u32::MAX << (32 - len);
+    let first = (u32::from(addr) & mask) + 1;
+    Some(std::net::Ipv4Addr::from(first).to_string())
+}
+
 fn split_log_line(raw: &str) -> Option<LogLine> {
     let (ts, msg) = raw.split_once(' ').unwrap_or((raw, ""));
     Some(LogLine {
@@ -456,6 +585,22 @@ fn compute_info(c: bollard::models::ContainerInspectResponse) -> ContainerInfo {
         _ => Health::Unknown,
     };
     let mut ports = Vec::new();
+    let mut ipv4_addresses: Vec<String> = c
+        .network_settings
+        .as_ref()
+        .and_then(|n| n.networks.as_ref())
+        .map(|nets| {
+            nets.values()
+                .filter_map(|e| e.ip_address.clone())
+                .filter(|ip| !ip.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    ipv4_addresses.sort();
+    let started_at = state
+        .started_at
+        .clone()
+        .filter(|s| !s.is_empty() && !s.starts_with("0001-"));
     if let Some(map) = c.network_settings.and_then(|n| n.ports) {
         for (key, bindings) in map {
             let (port, protocol) = key.split_once('/').unwrap_or((key.as_str(), "tcp"));
@@ -476,6 +621,17 @@ fn compute_info(c: bollard::models::ContainerInspectResponse) -> ContainerInfo {
         }
     }
     ports.sort_by(|a, b| (a.container_port, &a.host_ip).cmp(&(b.container_port, &b.host_ip)));
+    // Docker publishes the same host port on 0.0.0.0 and on ::; ECS reports one binding
+    // per mapping, so keep the IPv4 one when both exist.
+    let v4: std::collections::BTreeSet<(u16, String, u16)> = ports
+        .iter()
+        .filter(|p| !p.host_ip.contains(':'))
+        .map(|p| (p.container_port, p.protocol.clone(), p.host_port))
+        .collect();
+    ports.retain(|p| {
+        !p.host_ip.contains(':')
+            || !v4.contains(&(p.container_port, p.protocol.clone(), p.host_port))
+    });
     ContainerInfo {
         id: c.id.unwrap_or_default(),
         name: c
@@ -493,12 +649,30 @@ fn compute_info(c: bollard::models::ContainerInspectResponse) -> ContainerInfo {
         },
         health,
         ports,
+        image_id: c.image.unwrap_or_default(),
+        created_at: c.created,
+        started_at,
+        ipv4_addresses,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bridge_without_a_listed_gateway_uses_its_subnets_first_address() {
+        assert_eq!(
+            compute_first_host("172.17.0.0/16").as_deref(),
+            Some("172.17.0.1")
+        );
+        assert_eq!(
+            compute_first_host("10.1.2.128/25").as_deref(),
+            Some("10.1.2.129")
+        );
+        assert_eq!(compute_first_host("fd00::/64"), None);
+        assert_eq!(compute_first_host("10.0.0.0/32"), None);
+    }
 
     #[test]
     fn docker_timestamps_parse_to_epoch_nanoseconds() {

@@ -41,6 +41,9 @@ pub struct TaskRecord {
     /// Epoch seconds when the task stopped, for the cleanup timer.
     #[serde(default)]
     pub stopped_at: Option<u64>,
+    /// Container name → its task metadata endpoint token (chosen before create).
+    #[serde(default)]
+    pub metadata_tokens: BTreeMap<String, String>,
     /// Container name → timestamp (epoch ns) of the last log line shipped (`awslogs`).
     #[serde(default)]
     pub log_cursors: BTreeMap<String, u64>,

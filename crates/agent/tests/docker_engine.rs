@@ -448,3 +448,92 @@ async fn stopped_containers_are_removed_after_the_cleanup_wait() {
     assert!(!state.snapshot().tasks.contains_key(&t.arn));
     engine.shutdown().await;
 }
+
+async fn http_get_path(base: &str, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let authority = base.trim_start_matches("http://").to_owned();
+    let request = format!("GET {path} HTTP/1.0\r\nHost: {authority}\r\n\r\n");
+    let attempt = async {
+        let mut s = tokio::net::TcpStream::connect(authority.as_str())
+            .await
+            .ok()?;
+        s.write_all(request.as_bytes()).await.ok()?;
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).await.ok()?;
+        Some(String::from_utf8_lossy(&buf).into_owned())
+    };
+    tokio::time::timeout(Duration::from_secs(10), attempt)
+        .await
+        .ok()
+        .flatten()
+        .expect("the metadata endpoint answers")
+}
+
+fn docker_logs(id: &str) -> String {
+    let out = Command::new("timeout")
+        .args(["30", "docker", "logs", id])
+        .output()
+        .expect("docker logs");
+    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn containers_read_their_task_from_the_metadata_endpoint() {
+    if !require_docker() {
+        return;
+    }
+    let fx = Fixture::new();
+    let recorder = Arc::new(Recorder::default());
+    let runtime: Arc<dyn agent::runtime::Runtime> =
+        Arc::new(DockerRuntime::connect().await.expect("docker"));
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    // Loopback only, on an ephemeral port: the task runs in host network mode.
+    let endpoint = agent::metadata::serve(runtime, None, 0, shutdown)
+        .await
+        .expect("metadata endpoint");
+    let host_base = endpoint.host_base.clone();
+    let mut engine = fx.engine(recorder.clone()).await.with_metadata(endpoint);
+    let app = container(
+        "app",
+        "echo \"TASK=$(/bin/busybox wget -qO- $ECS_CONTAINER_METADATA_URI_V4/task)\"; exec sleep 3600",
+    );
+    let mut t = task(&fx.cluster, "meta1", vec![app]);
+    t.network_mode = Some("host".into());
+    engine.apply(t.clone()).await;
+    let running = recorder
+        .wait(&t.arn, "RUNNING", Duration::from_secs(60))
+        .await;
+    let id = running.containers.expect("containers")[0]
+        .runtime_id
+        .clone()
+        .expect("runtime id");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let line = loop {
+        let logs = docker_logs(&id);
+        if let Some(l) = logs.lines().find(|l| l.starts_with("TASK={")) {
+            break l.trim_start_matches("TASK=").to_owned();
+        }
+        assert!(Instant::now() < deadline, "no metadata in the logs: {logs}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let meta: serde_json::Value = serde_json::from_str(&line).expect("task metadata JSON");
+    assert_eq!(meta["TaskARN"], t.arn.as_str());
+    assert_eq!(meta["Cluster"], fx.cluster.as_str());
+    assert_eq!(meta["Family"], "agenttest");
+    assert_eq!(meta["Containers"][0]["Name"], "app");
+    assert_eq!(meta["Containers"][0]["Networks"][0]["NetworkMode"], "host");
+
+    let unknown = http_get_path(&host_base, "/v4/not-a-token/task").await;
+    assert!(
+        unknown.starts_with("HTTP/1.0 404") || unknown.starts_with("HTTP/1.1 404"),
+        "{unknown}"
+    );
+
+    t.desired_status = "STOPPED".into();
+    engine.apply(t.clone()).await;
+    recorder
+        .wait(&t.arn, "STOPPED", Duration::from_secs(60))
+        .await;
+    engine.shutdown().await;
+    stop.send_replace(true);
+}

@@ -57,6 +57,10 @@ pub struct AgentArgs {
     /// ECS_ENGINE_TASK_CLEANUP_WAIT_DURATION; default 3h).
     #[arg(long, env = "STEVEDORE_AGENT_CONTAINER_CLEANUP_WAIT")]
     container_cleanup_wait: Option<String>,
+    /// Preferred port of the task metadata endpoint; an ephemeral port is used when it
+    /// is taken (config file: STEVEDORE_METADATA_PORT; default 51679).
+    #[arg(long, env = "STEVEDORE_AGENT_METADATA_PORT")]
+    metadata_port: Option<u16>,
     /// `KEY=VALUE` config file (default /etc/stevedore/agent.conf when it exists).
     #[arg(long, env = "STEVEDORE_AGENT_CONFIG")]
     config: Option<PathBuf>,
@@ -73,6 +77,7 @@ pub struct Resolved {
     pub reserved_memory: i32,
     pub reserved_ports: Vec<u16>,
     pub cleanup_wait: Duration,
+    pub metadata_port: u16,
 }
 
 /// Parses a `KEY=VALUE` file: blank lines and `#` comments are skipped, values may be
@@ -185,6 +190,15 @@ pub fn resolve(args: &AgentArgs, file: &BTreeMap<String, String>) -> anyhow::Res
         Some(s) => parse_duration(&s)?,
         None => Duration::from_secs(3 * 3600),
     };
+    let metadata_port = match args.metadata_port {
+        Some(p) => p,
+        None => match get("STEVEDORE_METADATA_PORT") {
+            Some(s) => s
+                .parse()
+                .with_context(|| format!("STEVEDORE_METADATA_PORT {s:?} is not a port"))?,
+            None => ::agent::metadata::DEFAULT_PORT,
+        },
+    };
     Ok(Resolved {
         cluster,
         endpoint,
@@ -194,6 +208,7 @@ pub fn resolve(args: &AgentArgs, file: &BTreeMap<String, String>) -> anyhow::Res
         reserved_memory,
         reserved_ports,
         cleanup_wait,
+        metadata_port,
     })
 }
 
@@ -220,6 +235,7 @@ fn instance_config(r: &Resolved, api: ApiClient) -> InstanceConfig {
         reserved_memory: r.reserved_memory,
         reserved_ports: r.reserved_ports.clone(),
         cleanup_wait: r.cleanup_wait,
+        metadata_port: r.metadata_port,
     }
 }
 
@@ -274,6 +290,7 @@ pub async fn spawn_local(
         reserved_memory: 0,
         reserved_ports: Vec::new(),
         cleanup_wait: Duration::from_secs(3 * 3600),
+        metadata_port: ::agent::metadata::DEFAULT_PORT,
     };
     let config = instance_config(&resolved, api);
     let (keep_open, shutdown) = watch::channel(false);
@@ -392,6 +409,7 @@ mod tests {
         assert_eq!(r.reserved_memory, 256);
         assert_eq!(r.reserved_ports, vec![8080, 9090]);
         assert_eq!(r.cleanup_wait, Duration::from_secs(600));
+        assert_eq!(r.metadata_port, ::agent::metadata::DEFAULT_PORT);
         assert_eq!(
             r.attributes,
             vec![

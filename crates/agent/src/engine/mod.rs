@@ -23,6 +23,8 @@ use model::acs;
 use model::ecs::shapes::SubmitTaskStateChangeRequest;
 use tokio::sync::mpsc;
 
+use crate::metadata::MetadataEndpoint;
+use crate::registry_auth::EcrAuth;
 use crate::runtime::{Runtime, RuntimeError};
 use crate::state::{StateFile, TaskRecord};
 use spec::{LABEL_CLUSTER, LABEL_CONTAINER_NAME, LABEL_TASK_ARN};
@@ -68,6 +70,8 @@ pub struct EngineConfig {
     pub poll_interval: Duration,
     /// SIGTERM → SIGKILL grace when a container sets no stopTimeout (ECS: 30 s).
     pub default_stop_timeout: Duration,
+    /// The instance's availability zone (task metadata).
+    pub availability_zone: String,
 }
 
 impl EngineConfig {
@@ -78,6 +82,7 @@ impl EngineConfig {
             cleanup_wait: Duration::from_secs(3 * 3600),
             poll_interval: Duration::from_secs(1),
             default_stop_timeout: Duration::from_secs(30),
+            availability_zone: String::new(),
         }
     }
 }
@@ -89,6 +94,16 @@ pub(crate) struct Shared<R: Runtime> {
     pub state: Arc<StateFile>,
     pub config: EngineConfig,
     pub logs: Option<Arc<dyn logs::LogSink>>,
+    pub registry_auth: Option<Arc<EcrAuth>>,
+    pub metadata: Option<MetadataEndpoint>,
+}
+
+/// What a resumed actor starts from.
+#[derive(Debug, Default)]
+struct Saved {
+    sent: Option<ContainerStatus>,
+    stopped_at: Option<u64>,
+    tokens: std::collections::BTreeMap<String, String>,
 }
 
 /// Routes payload tasks to per-task actors.
@@ -113,6 +128,8 @@ impl<R: Runtime> Engine<R> {
                 state,
                 config,
                 logs: None,
+                registry_auth: None,
+                metadata: None,
             }),
             actors: HashMap::new(),
             handles: Vec::new(),
@@ -123,6 +140,24 @@ impl<R: Runtime> Engine<R> {
     pub fn with_log_sink(mut self, sink: Arc<dyn logs::LogSink>) -> Self {
         if let Some(shared) = Arc::get_mut(&mut self.shared) {
             shared.logs = Some(sink);
+        }
+        self
+    }
+
+    /// Pulls images on Stevedore's own registry with tokens from `auth`. Call before
+    /// starting any task.
+    pub fn with_registry_auth(mut self, auth: Arc<EcrAuth>) -> Self {
+        if let Some(shared) = Arc::get_mut(&mut self.shared) {
+            shared.registry_auth = Some(auth);
+        }
+        self
+    }
+
+    /// Gives every container `ECS_CONTAINER_METADATA_URI_V4` and publishes task
+    /// snapshots to `endpoint`. Call before starting any task.
+    pub fn with_metadata(mut self, endpoint: MetadataEndpoint) -> Self {
+        if let Some(shared) = Arc::get_mut(&mut self.shared) {
+            shared.metadata = Some(endpoint);
         }
         self
     }
@@ -172,7 +207,12 @@ impl<R: Runtime> Engine<R> {
                 _ => None,
             };
             tracing::info!(task = %arn, "Adopting a task from the state directory.");
-            self.spawn(record.task.clone(), members, sent, record.stopped_at);
+            let saved = Saved {
+                sent,
+                stopped_at: record.stopped_at,
+                tokens: record.metadata_tokens.clone(),
+            };
+            self.spawn(record.task.clone(), members, saved);
             adopted += 1;
         }
         Ok(adopted)
@@ -200,16 +240,10 @@ impl<R: Runtime> Engine<R> {
             tracing::error!(%error, "Could not write the agent state.");
         }
         let members = task.containers.iter().cloned().map(new_member).collect();
-        self.spawn(task, members, None, None);
+        self.spawn(task, members, Saved::default());
     }
 
-    fn spawn(
-        &mut self,
-        task: acs::Task,
-        members: Vec<task::Member>,
-        sent: Option<ContainerStatus>,
-        stopped_at: Option<u64>,
-    ) {
+    fn spawn(&mut self, task: acs::Task, members: Vec<task::Member>, saved: Saved) {
         let (tx, rx) = mpsc::channel(16);
         let desired: DesiredStatus = parse_desired(&task.desired_status);
         let arn = task.arn.clone();
@@ -218,9 +252,12 @@ impl<R: Runtime> Engine<R> {
             task,
             desired,
             members,
-            sent,
+            sent: saved.sent,
             reason: (desired == DesiredStatus::Stopped).then(|| "Task stopped by user".to_owned()),
-            stopped_at,
+            stopped_at: saved.stopped_at,
+            metadata_tokens: saved.tokens,
+            pull_started_at: None,
+            pull_stopped_at: None,
         };
         self.handles.push(tokio::spawn(actor.run(rx)));
         self.actors.insert(arn, tx);

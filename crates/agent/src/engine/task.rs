@@ -20,6 +20,8 @@ use tokio::sync::mpsc;
 
 use super::spec::{compute_create_body, compute_docker_name};
 use super::{Shared, SubmitError};
+use crate::metadata::types::format_timestamp;
+use crate::metadata::{ContainerView, PortView, TaskView};
 use crate::runtime::{ContainerInfo, Runtime, RuntimeError};
 
 /// A message to a task actor.
@@ -37,6 +39,8 @@ pub(crate) struct Member {
     pub id: Option<String>,
     pub reason: Option<String>,
     pub bindings: Vec<NetworkBinding>,
+    /// What Docker last reported.
+    pub info: Option<ContainerInfo>,
 }
 
 pub(crate) struct TaskActor<R: Runtime> {
@@ -47,6 +51,10 @@ pub(crate) struct TaskActor<R: Runtime> {
     pub sent: Option<ContainerStatus>,
     pub reason: Option<String>,
     pub stopped_at: Option<u64>,
+    /// Container name → task metadata endpoint token.
+    pub metadata_tokens: BTreeMap<String, String>,
+    pub pull_started_at: Option<SystemTime>,
+    pub pull_stopped_at: Option<SystemTime>,
 }
 
 fn epoch_secs() -> u64 {
@@ -67,6 +75,7 @@ pub(crate) fn parse_desired(s: &str) -> DesiredStatus {
 /// What Docker's view of a container means for what is known of it.
 pub(crate) fn apply_info(m: &mut Member, info: &ContainerInfo) {
     m.id = Some(info.id.clone());
+    m.info = Some(info.clone());
     m.known.health = info.health;
     if info.running {
         observe(&mut m.known, ContainerStatus::Running);
@@ -106,7 +115,11 @@ impl<R: Runtime> TaskActor<R> {
         loop {
             self.progress().await;
             self.report().await;
+            self.publish();
             if self.sent == Some(ContainerStatus::Stopped) && self.cleanup_if_due().await {
+                if let Some(metadata) = &self.shared.metadata {
+                    metadata.index.remove(&self.task.arn);
+                }
                 return;
             }
             tokio::select! {
@@ -240,8 +253,12 @@ impl<R: Runtime> TaskActor<R> {
     /// Performs the effect toward `target`; returns whether the container moved.
     async fn act(&mut self, i: usize, target: ContainerStatus) -> bool {
         let rt = self.shared.runtime.clone();
+        if target == ContainerStatus::Running {
+            // Its metadata must answer from the container's first instruction.
+            self.publish();
+        }
         let result = match target {
-            ContainerStatus::Pulled => rt.ensure_image(&self.members[i].spec.image).await,
+            ContainerStatus::Pulled => self.pull(i).await,
             ContainerStatus::Created => self.create(i).await,
             ContainerStatus::Running => match self.members[i].id.clone() {
                 Some(id) => match rt.start(&id).await {
@@ -303,6 +320,40 @@ impl<R: Runtime> TaskActor<R> {
         }
     }
 
+    /// Makes the container's image present, with registry credentials when the image
+    /// lives on Stevedore's own registry.
+    async fn pull(&mut self, i: usize) -> Result<(), RuntimeError> {
+        self.pull_started_at.get_or_insert_with(SystemTime::now);
+        let result = self.pull_image(i).await;
+        if result.is_ok() {
+            self.pull_stopped_at = Some(SystemTime::now());
+        }
+        result
+    }
+
+    async fn pull_image(&self, i: usize) -> Result<(), RuntimeError> {
+        let image = &self.members[i].spec.image;
+        let auth = match &self.shared.registry_auth {
+            Some(provider) => match provider.auth_for(image).await {
+                Ok(auth) => auth,
+                Err(error) if error.is_transient() => {
+                    return Err(RuntimeError::Docker {
+                        operation: "get_authorization_token",
+                        message: error.to_string(),
+                        transient: true,
+                    })
+                }
+                Err(error) => {
+                    return Err(RuntimeError::CannotPull(format!(
+                        "pull image {image}: {error}"
+                    )))
+                }
+            },
+            None => None,
+        };
+        self.shared.runtime.ensure_image(image, auth.as_ref()).await
+    }
+
     /// Records the Docker name, then creates (or, after a restart, finds) the container.
     async fn create(&mut self, i: usize) -> Result<(), RuntimeError> {
         let arn = self.task.arn.clone();
@@ -316,40 +367,58 @@ impl<R: Runtime> TaskActor<R> {
             .map(|r| r.docker_names.clone())
             .unwrap_or_default();
         let mut names: BTreeMap<String, String> = existing;
-        let docker_name = match names.get(&cname) {
-            Some(n) => n.clone(),
-            None => {
-                let random: String = rand::thread_rng()
-                    .sample_iter(&rand::distributions::Alphanumeric)
-                    .take(12)
-                    .map(|b| char::from(b).to_ascii_lowercase())
-                    .collect();
-                let n = compute_docker_name(&self.task, &cname, &random);
-                names.insert(cname.clone(), n.clone());
-                let (c2, n2) = (cname.clone(), n.clone());
-                // Intent first: a restart must find this name, never create a twin.
-                self.shared
-                    .state
-                    .update(|doc| {
-                        if let Some(r) = doc.tasks.get_mut(&arn) {
-                            r.docker_names.insert(c2, n2);
+        let new_name = (!names.contains_key(&cname)).then(|| {
+            let random: String = rand::thread_rng()
+                .sample_iter(&rand::distributions::Alphanumeric)
+                .take(12)
+                .map(|b| char::from(b).to_ascii_lowercase())
+                .collect();
+            compute_docker_name(&self.task, &cname, &random)
+        });
+        let new_token = (self.shared.metadata.is_some()
+            && !self.metadata_tokens.contains_key(&cname))
+        .then(|| uuid::Uuid::new_v4().simple().to_string());
+        if new_name.is_some() || new_token.is_some() {
+            let (c2, n2, t2) = (cname.clone(), new_name.clone(), new_token.clone());
+            // Intent first: a restart must find this name (never create a twin) and the
+            // metadata token the container was given.
+            self.shared
+                .state
+                .update(|doc| {
+                    if let Some(r) = doc.tasks.get_mut(&arn) {
+                        if let Some(t) = t2 {
+                            r.metadata_tokens.insert(c2.clone(), t);
                         }
-                    })
-                    .map_err(|e| RuntimeError::CannotCreate(e.to_string()))?;
-                n
-            }
-        };
+                        if let Some(n) = n2 {
+                            r.docker_names.insert(c2, n);
+                        }
+                    }
+                })
+                .map_err(|e| RuntimeError::CannotCreate(e.to_string()))?;
+        }
+        if let Some(n) = new_name {
+            names.insert(cname.clone(), n);
+        }
+        if let Some(t) = new_token {
+            self.metadata_tokens.insert(cname.clone(), t);
+        }
+        let docker_name = names.get(&cname).cloned().unwrap_or_default();
+        let env = self.compute_metadata_env(&cname);
         let body = compute_create_body(
             &self.shared.config.cluster,
             &self.task,
             &self.members[i].spec,
             &names,
-            &BTreeMap::new(),
+            &env,
         )
         .map_err(RuntimeError::CannotCreate)?;
         let rt = self.shared.runtime.clone();
         match rt.create(&docker_name, body).await {
             Ok(id) => {
+                // Docker's name and image id for the metadata endpoint, before start.
+                if let Ok(info) = rt.inspect(&id).await {
+                    self.members[i].info = Some(info);
+                }
                 self.members[i].id = Some(id);
                 Ok(())
             }
@@ -380,6 +449,95 @@ impl<R: Runtime> TaskActor<R> {
                 }
                 Err(error) => tracing::debug!(%error, "Could not inspect a container."),
             }
+        }
+    }
+
+    /// `ECS_CONTAINER_METADATA_URI_V4` for container `name`, when the endpoint runs.
+    fn compute_metadata_env(&self, name: &str) -> BTreeMap<String, String> {
+        let mut env = BTreeMap::new();
+        if let (Some(metadata), Some(token)) =
+            (&self.shared.metadata, self.metadata_tokens.get(name))
+        {
+            let mode = self.task.network_mode.as_deref().unwrap_or("bridge");
+            env.insert(
+                crate::metadata::ENV_V4.to_owned(),
+                metadata.compute_uri(mode, token),
+            );
+        }
+        env
+    }
+
+    /// Publishes this task's snapshot to the metadata endpoint, if there is one.
+    fn publish(&self) {
+        let Some(metadata) = &self.shared.metadata else {
+            return;
+        };
+        metadata.index.publish(self.compute_view());
+    }
+
+    fn compute_view(&self) -> TaskView {
+        let desired = match self.desired {
+            DesiredStatus::Stopped => "STOPPED",
+            DesiredStatus::Running => "RUNNING",
+        };
+        let mode = self
+            .task
+            .network_mode
+            .clone()
+            .filter(|m| !m.is_empty() && m != "default")
+            .unwrap_or_else(|| "bridge".to_owned());
+        let containers = self
+            .members
+            .iter()
+            .map(|m| {
+                let info = m.info.as_ref();
+                ContainerView {
+                    name: m.spec.name.clone(),
+                    docker_id: m.id.clone(),
+                    docker_name: info.map(|i| i.name.clone()),
+                    image: m.spec.image.clone(),
+                    image_id: info.map(|i| i.image_id.clone()),
+                    labels: info.map(|i| i.labels.clone()).unwrap_or_default(),
+                    desired_status: desired.to_owned(),
+                    known_status: lifecycle::ecs_status(m.known.status).to_owned(),
+                    cpu: m.spec.cpu,
+                    memory: m.spec.memory,
+                    created_at: info.and_then(|i| i.created_at.clone()),
+                    started_at: info.and_then(|i| i.started_at.clone()),
+                    container_arn: m.spec.container_arn.clone(),
+                    network_mode: mode.clone(),
+                    ipv4_addresses: info.map(|i| i.ipv4_addresses.clone()).unwrap_or_default(),
+                    ports: info
+                        .map(|i| {
+                            i.ports
+                                .iter()
+                                .map(|p| PortView {
+                                    container_port: p.container_port,
+                                    protocol: p.protocol.clone(),
+                                    host_port: p.host_port,
+                                    host_ip: p.host_ip.clone(),
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                    exit_code: m.known.exit_code,
+                }
+            })
+            .collect();
+        TaskView {
+            cluster: self.shared.config.cluster.clone(),
+            arn: self.task.arn.clone(),
+            family: self.task.family.clone(),
+            revision: self.task.version.clone(),
+            desired_status: desired.to_owned(),
+            known_status: lifecycle::ecs_status(self.compute_status()).to_owned(),
+            cpu: self.task.cpu,
+            memory: self.task.memory,
+            pull_started_at: self.pull_started_at.map(format_timestamp),
+            pull_stopped_at: self.pull_stopped_at.map(format_timestamp),
+            availability_zone: self.shared.config.availability_zone.clone(),
+            containers,
+            tokens: self.metadata_tokens.clone(),
         }
     }
 
@@ -500,5 +658,6 @@ pub(crate) fn new_member(spec: acs::Container) -> Member {
         id: None,
         reason: None,
         bindings: Vec::new(),
+        info: None,
     }
 }
