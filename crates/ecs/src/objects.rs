@@ -268,6 +268,12 @@ impl Objects {
 
     /// Commits `txn`; `Ok(false)` when a compare failed.
     pub async fn commit(&self, txn: Txn) -> Result<bool, EcsError> {
+        Ok(self.commit_at(txn).await?.is_some())
+    }
+
+    /// Commits `txn`; the revision it created (every key it wrote now has that
+    /// `mod_revision`), or `None` when a compare failed.
+    pub async fn commit_at(&self, txn: Txn) -> Result<Option<Revision>, EcsError> {
         let instance_keys: Vec<String> = txn
             .ops
             .iter()
@@ -280,11 +286,14 @@ impl Objects {
                 _ => None,
             })
             .collect();
-        let committed = matches!(self.store.txn(txn).await?, TxnOutcome::Committed { .. });
-        if committed {
-            self.changed.record(instance_keys);
+        let outcome = self.store.txn(txn).await?;
+        match outcome {
+            TxnOutcome::Committed { revision } => {
+                self.changed.record(instance_keys);
+                Ok(Some(revision))
+            }
+            TxnOutcome::Conflict { .. } => Ok(None),
         }
-        Ok(committed)
     }
 
     /// Runs `attempt` until it commits: each attempt re-reads what it needs and returns

@@ -49,6 +49,16 @@ pub struct Cluster<'a> {
 /// Ranks candidates by instance id, then position. Sorting on a 16-byte big-endian prefix
 /// (which orders like the string) keeps most comparisons to one integer compare.
 fn id_ranks(instances: &[Instance], index: &[usize]) -> Vec<u32> {
+    // Callers usually keep instances in id order (the store's key order): then the rank
+    // is the position, and the sort is skipped.
+    if index
+        .windows(2)
+        .all(|w| instances[w[0]].id <= instances[w[1]].id)
+    {
+        return (0..index.len())
+            .map(|r| u32::try_from(r).unwrap_or(u32::MAX))
+            .collect();
+    }
     let prefixes: Vec<u128> = index.iter().map(|&i| id_prefix(&instances[i].id)).collect();
     let mut order: Vec<usize> = (0..index.len()).collect();
     order.sort_unstable_by(|&a, &b| {
@@ -102,7 +112,7 @@ impl<'a> Cluster<'a> {
     }
 
     fn build(instances: Cow<'a, [Instance]>) -> Cluster<'a> {
-        Self::build_with(instances, None)
+        Self::build_with(instances, None, None)
     }
 
     /// Builds the snapshot, interning every attribute, or only `names` when the caller
@@ -110,6 +120,7 @@ impl<'a> Cluster<'a> {
     pub(crate) fn build_with(
         instances: Cow<'a, [Instance]>,
         names: Option<&[&str]>,
+        ports: Option<(&[u16], &[u16])>,
     ) -> Cluster<'a> {
         let index: Vec<usize> = instances
             .iter()
@@ -171,11 +182,29 @@ impl<'a> Cluster<'a> {
                     }
                 }
             }
-            for p in inst.reserved_tcp_ports.union(&inst.used_tcp_ports) {
-                cl.tcp_users.entry(*p).or_default().push(c);
-            }
-            for p in inst.reserved_udp_ports.union(&inst.used_udp_ports) {
-                cl.udp_users.entry(*p).or_default().push(c);
+            match ports {
+                // A one-off snapshot only needs the ports its task asks for: walking every
+                // instance's reserved ports would cost more than the placement itself.
+                Some((tcp, udp)) => {
+                    for p in tcp {
+                        if inst.reserved_tcp_ports.contains(p) || inst.used_tcp_ports.contains(p) {
+                            cl.tcp_users.entry(*p).or_default().push(c);
+                        }
+                    }
+                    for p in udp {
+                        if inst.reserved_udp_ports.contains(p) || inst.used_udp_ports.contains(p) {
+                            cl.udp_users.entry(*p).or_default().push(c);
+                        }
+                    }
+                }
+                None => {
+                    for p in inst.reserved_tcp_ports.union(&inst.used_tcp_ports) {
+                        cl.tcp_users.entry(*p).or_default().push(c);
+                    }
+                    for p in inst.reserved_udp_ports.union(&inst.used_udp_ports) {
+                        cl.udp_users.entry(*p).or_default().push(c);
+                    }
+                }
             }
         }
         cl.id_rank = id_ranks(&instances, &index);

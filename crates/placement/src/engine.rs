@@ -58,13 +58,12 @@ pub fn place(
     }
     names.sort_unstable();
     names.dedup();
-    Cluster::build_with(Cow::Borrowed(instances), Some(&names)).place(
-        task,
-        count,
-        constraints,
-        strategies,
-        seed,
+    Cluster::build_with(
+        Cow::Borrowed(instances),
+        Some(&names),
+        Some((&task.tcp_ports, &task.udp_ports)),
     )
+    .place(task, count, constraints, strategies, seed)
 }
 
 /// [`place`] on a prepared snapshot.

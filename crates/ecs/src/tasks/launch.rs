@@ -442,6 +442,7 @@ impl Ecs {
             }
             let mut txn = Txn::new();
             let mut tasks = Vec::new();
+            let mut written = Vec::new();
             for (idx, list) in &per_instance {
                 // The stored value is what the store holds: bookings of other in-flight
                 // plans are not in it, so a lost race never leaks their reservations.
@@ -464,6 +465,7 @@ impl Ecs {
                 txn = txn
                     .when(view.keys[*idx].clone(), view.revisions[*idx])
                     .put(view.keys[*idx].clone(), encode(&si)?);
+                written.push((*idx, view.revisions[*idx], si));
             }
             drop(view);
             if let Some((t, hash)) = token {
@@ -475,13 +477,22 @@ impl Ecs {
                 txn = txn.when(key.clone(), 0).put(key, encode(&rec)?);
             }
             if !tasks.is_empty() || token.is_some() {
-                let committed = self.objects.commit(txn).await;
-                if !matches!(committed, Ok(true)) {
+                let committed = self.objects.commit_at(txn).await;
+                let Ok(Some(revision)) = committed else {
                     // The optimistic bookings are wrong now: read everything next time.
                     shared.lock().await.full_at = None;
                     committed?;
                     tracing::debug!(cluster = %l.cluster, "Placement lost a compare-and-swap race; re-planning.");
                     continue;
+                };
+                // The view already holds these bookings; adopt the committed records so the
+                // next refresh finds them current instead of fetching and decoding them.
+                let mut view = shared.lock().await;
+                for (idx, before, si) in written {
+                    if view.revisions.get(idx) == Some(&before) {
+                        view.stored[idx] = si;
+                        view.revisions[idx] = revision;
+                    }
                 }
             }
             for ex in plan.explanations.iter().take(3) {
