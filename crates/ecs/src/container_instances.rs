@@ -80,6 +80,11 @@ pub(crate) fn show(si: &StoredInstance) -> ContainerInstance {
                         .integer_value
                         .map(|v| v.saturating_sub(i32::try_from(u.memory).unwrap_or(i32::MAX)))
                 }
+                Some("GPU") => {
+                    if let Some(set) = r.string_set_value.as_mut() {
+                        set.retain(|g| !u.gpus.contains(g));
+                    }
+                }
                 Some(name @ ("PORTS" | "PORTS_UDP")) => {
                     let used = if name == "PORTS" {
                         &u.tcp_ports

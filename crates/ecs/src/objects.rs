@@ -111,6 +111,12 @@ pub struct StoredInstance {
 pub struct Reservation {
     /// CPU units.
     pub cpu: i64,
+    /// GPU ids of the instance given to the task.
+    #[serde(default)]
+    pub gpus: Vec<String>,
+    /// How many GPUs the task asks for (its containers' GPU resourceRequirements).
+    #[serde(default)]
+    pub gpu_count: u32,
     /// Memory MiB.
     pub memory: i64,
     /// Static TCP host ports.

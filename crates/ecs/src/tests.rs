@@ -213,3 +213,80 @@ fn every_operation_name_round_trips() {
         assert_eq!(Operation::from_name(op.name()), Some(*op));
     }
 }
+
+#[tokio::test]
+async fn gpus_are_booked_by_id_refused_when_short_and_given_back_on_stop() {
+    let f = fixture();
+    call(&f.ecs, "CreateCluster", json!({"clusterName": "g"}))
+        .await
+        .expect("created");
+    let reg = json!({"cluster": "g", "totalResources": [
+        {"name": "CPU", "type": "INTEGER", "integerValue": 4096},
+        {"name": "MEMORY", "type": "INTEGER", "integerValue": 8192},
+        {"name": "GPU", "type": "STRINGSET", "stringSetValue": ["gpu-0", "gpu-1", "gpu-2"]}]});
+    let inst = call(&f.ecs, "RegisterContainerInstance", reg)
+        .await
+        .expect("registered");
+    let arn = inst["containerInstance"]["containerInstanceArn"]
+        .as_str()
+        .expect("arn")
+        .to_owned();
+    let _session = f
+        .ecs
+        .open_session("g", &arn)
+        .await
+        .expect("agent connected");
+    let td = json!({"family": "gpu", "containerDefinitions": [{"name": "ml", "image": "i", "memory": 64,
+        "resourceRequirements": [{"type": "GPU", "value": "2"}]}]});
+    call(&f.ecs, "RegisterTaskDefinition", td)
+        .await
+        .expect("registered");
+    let out = call(
+        &f.ecs,
+        "RunTask",
+        json!({"cluster": "g", "taskDefinition": "gpu", "count": 2}),
+    )
+    .await
+    .expect("ran");
+    assert_eq!(out["tasks"].as_array().map(Vec::len), Some(1));
+    assert_eq!(out["failures"][0]["reason"], "RESOURCE:GPU");
+    let ids = out["tasks"][0]["containers"][0]["gpuIds"]
+        .as_array()
+        .expect("gpu ids")
+        .len();
+    assert_eq!(ids, 2);
+    let task = out["tasks"][0]["taskArn"]
+        .as_str()
+        .expect("task")
+        .to_owned();
+    let d = call(
+        &f.ecs,
+        "DescribeContainerInstances",
+        json!({"cluster": "g", "containerInstances": [arn.clone()]}),
+    )
+    .await
+    .expect("described");
+    let gpu = d["containerInstances"][0]["remainingResources"]
+        .as_array()
+        .expect("res")
+        .iter()
+        .find(|r| r["name"] == "GPU")
+        .cloned()
+        .expect("gpu");
+    assert_eq!(gpu["stringSetValue"].as_array().map(Vec::len), Some(1));
+    call(
+        &f.ecs,
+        "SubmitTaskStateChange",
+        json!({"cluster": "g", "task": task, "status": "STOPPED"}),
+    )
+    .await
+    .expect("stopped");
+    let again = call(
+        &f.ecs,
+        "RunTask",
+        json!({"cluster": "g", "taskDefinition": "gpu"}),
+    )
+    .await
+    .expect("ran");
+    assert_eq!(again["tasks"].as_array().map(Vec::len), Some(1));
+}

@@ -154,6 +154,7 @@ fn compute_reservation(
     memory: Option<i64>,
 ) -> Reservation {
     let mut r = Reservation {
+        gpu_count: containers.iter().map(container_gpus).sum(),
         cpu: cpu.unwrap_or_else(|| {
             containers
                 .iter()
@@ -261,7 +262,7 @@ impl Ecs {
             memory: reservation.memory,
             tcp_ports: reservation.tcp_ports.clone(),
             udp_ports: reservation.udp_ports.clone(),
-            gpus: 0,
+            gpus: reservation.gpu_count,
             group: group.clone(),
             required_attributes: td
                 .requires_attributes
@@ -443,11 +444,12 @@ impl Ecs {
             let mut txn = Txn::new();
             let mut tasks = Vec::new();
             let mut written = Vec::new();
-            for (idx, list) in &per_instance {
+            for (idx, list) in &mut per_instance {
                 // The stored value is what the store holds: bookings of other in-flight
                 // plans are not in it, so a lost race never leaks their reservations.
                 let mut si = view.stored[*idx].clone();
-                for t in list {
+                for t in list.iter_mut() {
+                    assign_gpus(t, &view.instances[*idx]);
                     book(&mut si, &t.reservation, &l.group, 1, false);
                     book_engine(&mut view.instances[*idx], &t.reservation, &l.group);
                     let id = t
@@ -558,8 +560,52 @@ impl Ecs {
     }
 }
 
+/// Gives a task the specific GPU ids it needs from the instance's free ones (placement
+/// has already checked there are enough), and shows them on its containers.
+fn assign_gpus(t: &mut StoredTask, inst: &placement::Instance) {
+    let n = usize::try_from(t.reservation.gpu_count).unwrap_or(0);
+    if n == 0 {
+        return;
+    }
+    let free: Vec<String> = inst
+        .gpus
+        .iter()
+        .filter(|g| !inst.used_gpus.contains(*g))
+        .take(n)
+        .cloned()
+        .collect();
+    let mut rest = free.iter();
+    for (c, def) in t.task.containers.iter_mut().flatten().zip(&t.containers) {
+        let want = container_gpus(def);
+        let ids: Vec<String> = rest
+            .by_ref()
+            .take(usize::try_from(want).unwrap_or(0))
+            .cloned()
+            .collect();
+        if !ids.is_empty() {
+            c.gpu_ids = Some(ids);
+        }
+    }
+    t.reservation.gpus = free;
+}
+
+/// GPUs one container asks for.
+fn container_gpus(c: &ContainerDefinition) -> u32 {
+    c.resource_requirements
+        .iter()
+        .flatten()
+        .filter(|r| r.type_ == model::ecs::shapes::ResourceType::Gpu)
+        .filter_map(|r| {
+            r.value
+                .as_deref()
+                .and_then(|v| v.trim().parse::<u32>().ok())
+        })
+        .sum()
+}
+
 /// Records a booking in the engine's view (not in the store).
 fn book_engine(inst: &mut placement::Instance, r: &Reservation, group: &str) {
+    inst.used_gpus.extend(r.gpus.iter().cloned());
     inst.used_cpu += r.cpu;
     inst.used_memory += r.memory;
     inst.used_tcp_ports.extend(r.tcp_ports.iter().copied());

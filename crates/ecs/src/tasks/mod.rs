@@ -64,6 +64,7 @@ pub(crate) fn book(
     if sign > 0 {
         u.tcp_ports.extend(r.tcp_ports.iter().copied());
         u.udp_ports.extend(r.udp_ports.iter().copied());
+        u.gpus.extend(r.gpus.iter().cloned());
         *u.groups.entry(group.to_owned()).or_default() += 1;
         u.pending += 1;
     } else {
@@ -72,6 +73,9 @@ pub(crate) fn book(
         }
         for p in &r.udp_ports {
             u.udp_ports.remove(p);
+        }
+        for g in &r.gpus {
+            u.gpus.remove(g);
         }
         if let Some(n) = u.groups.get_mut(group) {
             *n = n.saturating_sub(1);
