@@ -26,7 +26,7 @@ cleanup() {
   docker service rm sd-bench-swarm >/dev/null 2>&1 || true
   docker swarm leave --force >/dev/null 2>&1 || true
   docker ps -aq --filter "label=$LABEL" | xargs -r docker rm -f >/dev/null 2>&1 || true
-  docker ps -aq --filter "label=com.amazonaws.ecs.cluster=agentbench" | xargs -r docker rm -f >/dev/null 2>&1 || true
+  docker ps -aq --filter "label=com.amazonaws.ecs.cluster=arn:aws:ecs:us-east-1:000000000000:cluster/agentbench" | xargs -r docker rm -f >/dev/null 2>&1 || true
   rm -rf "$WORK"
 }
 trap cleanup EXIT
