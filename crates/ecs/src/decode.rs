@@ -4,59 +4,12 @@
 use crate::error::EcsError;
 use serde::de::DeserializeOwned;
 
-/// Decodes an AWS JSON body. An empty body is `{}` (botocore sends `{}`, other clients
-/// sometimes nothing).
+/// Decodes an AWS JSON body (see [`wire::json::parse_request`]) into this service's errors.
 pub fn parse_request<T: DeserializeOwned>(body: &[u8]) -> Result<T, EcsError> {
-    let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
-        b"{}"
-    } else {
-        body
-    };
-    // serde accepts a JSON array for a struct; AWS wants an object.
-    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-        return Err(EcsError::Serialization(
-            "The request body must be a JSON object.".into(),
-        ));
-    }
-    let de = &mut serde_json::Deserializer::from_slice(body);
-    match serde_path_to_error::deserialize::<_, T>(de) {
-        Ok(v) => Ok(v),
-        Err(e) => {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            Err(classify(&path, &inner))
-        }
-    }
-}
-
-fn classify(path: &str, e: &serde_json::Error) -> EcsError {
-    use serde_json::error::Category;
-    let text = e.to_string();
-    let detail = text.split(" at line ").next().unwrap_or(&text);
-    match e.classify() {
-        Category::Syntax | Category::Eof | Category::Io => {
-            EcsError::Serialization(format!("The request body is not valid JSON: {text}."))
-        }
-        Category::Data => {
-            if let Some(field) = detail.strip_prefix("missing field ") {
-                let field = field.trim_matches('`');
-                let full = if path == "." || path.is_empty() {
-                    field.to_owned()
-                } else {
-                    format!("{path}.{field}")
-                };
-                EcsError::InvalidParameter(format!("Missing required parameter: '{full}'."))
-            } else if detail.starts_with("unknown variant") {
-                EcsError::InvalidParameter(format!("Invalid value for '{path}': {detail}."))
-            } else if path == "." {
-                EcsError::Serialization(format!(
-                    "The request body must be a JSON object: {detail}."
-                ))
-            } else {
-                EcsError::Serialization(format!("Invalid type for member '{path}': {detail}."))
-            }
-        }
-    }
+    wire::json::parse_request(body).map_err(|e| match e {
+        wire::json::DecodeError::Serialization(m) => EcsError::Serialization(m),
+        wire::json::DecodeError::InvalidParameter(m) => EcsError::InvalidParameter(m),
+    })
 }
 
 #[cfg(test)]

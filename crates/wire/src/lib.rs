@@ -5,6 +5,7 @@
 
 pub mod dispatch;
 pub mod error;
+pub mod json;
 pub mod query;
 pub mod sigv4;
 
