@@ -290,6 +290,11 @@ fn content_sha256_header(headers: &http::HeaderMap) -> Result<Option<&str>, SigV
 }
 
 fn decode_signature(hex_text: &str) -> Option<[u8; 32]> {
+    // AWS signs with lowercase hex and compares strings: an uppercased signature is not
+    // the signature, even though it decodes to the same bytes.
+    if hex_text.bytes().any(|b| b.is_ascii_uppercase()) {
+        return None;
+    }
     let mut out = [0u8; 32];
     hex::decode_to_slice(hex_text, &mut out).ok()?;
     Some(out)

@@ -354,3 +354,17 @@ fn hmac_matches_rfc_4231() {
         "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
     );
 }
+
+#[test]
+fn uppercased_signature_is_not_the_signature() {
+    let upper = VECTOR_SIG.to_ascii_uppercase();
+    let headers = vector_headers(&vector_auth(&upper));
+    assert_eq!(
+        run(
+            &headers,
+            Some("Action=ListUsers&Version=2010-05-08"),
+            VECTOR_TIME
+        ),
+        Err(SigV4Error::SignatureMismatch)
+    );
+}
