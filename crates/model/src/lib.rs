@@ -8,4 +8,5 @@
 pub mod acs;
 pub mod ecr;
 pub mod ecs;
+pub mod lb;
 pub mod logs;
