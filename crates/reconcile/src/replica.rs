@@ -1,0 +1,99 @@
+//! REPLICA: keep `desired` tasks of the PRIMARY deployment on ACTIVE instances, retiring
+//! older deployments' tasks and tasks on DRAINING instances within min/max percent.
+
+use crate::{
+    ceiling, counts_healthy, floor, instance_status, live, Actions, Health, InstanceStatus,
+    Observed, Phase, Spec, Start, Stop, StopReason, Task,
+};
+
+pub(crate) fn compute(spec: &Spec, observed: &Observed) -> Actions {
+    let status = instance_status(spec, observed);
+    let desired = spec.desired;
+    let mut a = Actions {
+        desired,
+        ..Actions::default()
+    };
+    let Some(primary) = observed.deployments.last().map(|d| d.id.as_str()) else {
+        return a;
+    };
+    let mut current: Vec<&Task> = Vec::new();
+    let mut retiring: Vec<(&Task, StopReason)> = Vec::new();
+    for t in observed.tasks.iter().filter(|t| live(t)) {
+        let inst = status.get(t.instance.as_str()).copied();
+        if matches!(inst, None | Some(InstanceStatus::Lost)) {
+            a.stop.push(stop(t, StopReason::InstanceLost));
+            continue;
+        }
+        if unhealthy_past_grace(spec, observed.now, t) {
+            a.stop.push(stop(t, StopReason::Unhealthy));
+            continue;
+        }
+        if inst == Some(InstanceStatus::Draining) {
+            retiring.push((t, StopReason::Draining));
+        } else if t.deployment != primary {
+            retiring.push((t, StopReason::Deployment));
+        } else {
+            current.push(t);
+        }
+    }
+    // Scale in: the newest and least advanced tasks go first.
+    if current.len() > desired as usize {
+        current.sort_by(|x, y| {
+            (x.phase == Phase::Running)
+                .cmp(&(y.phase == Phase::Running))
+                .then(y.started_at.partial_cmp(&x.started_at).unwrap_or(std::cmp::Ordering::Equal))
+                .then(x.id.cmp(&y.id))
+        });
+        let excess = current.len() - desired as usize;
+        for t in current.drain(..excess) {
+            a.stop.push(stop(t, StopReason::ScaleIn));
+        }
+    }
+    let top = ceiling(desired, spec.max_percent);
+    let bottom = floor(desired, spec.min_healthy_percent);
+    let live_total = current.len() + retiring.len();
+    let want = (desired as usize).saturating_sub(current.len());
+    let room = (top as usize).saturating_sub(live_total);
+    for _ in 0..want.min(room) {
+        a.start.push(Start {
+            deployment: primary.to_owned(),
+            instance: None,
+        });
+    }
+    // Retiring tasks that are not healthy hold nothing up: stop them now. Healthy ones
+    // stop only from the surplus above the floor.
+    let healthy_total = current.iter().filter(|t| counts_healthy(t)).count()
+        + retiring.iter().filter(|(t, _)| counts_healthy(t)).count();
+    let mut surplus = healthy_total.saturating_sub(bottom as usize);
+    retiring.sort_by(|(x, _), (y, _)| {
+        counts_healthy(x)
+            .cmp(&counts_healthy(y))
+            .then(x.id.cmp(&y.id))
+    });
+    for (t, why) in retiring {
+        if counts_healthy(t) {
+            if surplus == 0 {
+                break;
+            }
+            surplus -= 1;
+        }
+        a.stop.push(stop(t, why));
+    }
+    a
+}
+
+pub(crate) fn stop(t: &Task, reason: StopReason) -> Stop {
+    Stop {
+        task: t.id.clone(),
+        reason,
+    }
+}
+
+/// A RUNNING task whose checks say UNHEALTHY after the grace period.
+pub(crate) fn unhealthy_past_grace(spec: &Spec, now: f64, t: &Task) -> bool {
+    t.phase == Phase::Running
+        && t.health == Health::Unhealthy
+        && t
+            .started_at
+            .is_none_or(|s| now - s >= spec.health_grace_seconds)
+}

@@ -1,0 +1,314 @@
+use super::*;
+use proptest::prelude::*;
+
+fn spec(desired: u32, min: u32, max: u32) -> Spec {
+    Spec {
+        scheduling: Scheduling::Replica,
+        desired,
+        min_healthy_percent: min,
+        max_percent: max,
+        circuit_breaker: None,
+        health_grace_seconds: 0.0,
+        disconnect_timeout_seconds: 300.0,
+    }
+}
+
+fn instances(n: usize) -> Vec<Instance> {
+    (0..n)
+        .map(|i| Instance {
+            id: format!("i{i}"),
+            status: InstanceStatus::Active,
+            disconnected_since: None,
+            eligible: true,
+        })
+        .collect()
+}
+
+fn task(id: &str, dep: &str, inst: &str, phase: Phase) -> Task {
+    Task {
+        id: id.into(),
+        deployment: dep.into(),
+        instance: inst.into(),
+        phase,
+        health: Health::Unknown,
+        has_health_check: false,
+        started_at: (phase == Phase::Running).then_some(0.0),
+        stopped_at: (phase == Phase::Stopped).then_some(0.0),
+        failed: false,
+    }
+}
+
+fn deployments(ids: &[&str]) -> Vec<Deployment> {
+    ids.iter()
+        .enumerate()
+        .map(|(i, id)| Deployment {
+            id: (*id).into(),
+            rollout: if i + 1 == ids.len() {
+                Rollout::InProgress
+            } else {
+                Rollout::Completed
+            },
+        })
+        .collect()
+}
+
+#[test]
+fn rounding_follows_ecs() {
+    assert_eq!(floor(3, 50), 2);
+    assert_eq!(ceiling(3, 150), 4);
+    assert_eq!(floor(0, 100), 0);
+    assert_eq!(breaker_threshold(1), 3);
+    assert_eq!(breaker_threshold(10), 5);
+    assert_eq!(breaker_threshold(1000), 200);
+}
+
+#[test]
+fn a_new_service_starts_its_desired_count() {
+    let o = Observed {
+        deployments: deployments(&["d1"]),
+        tasks: vec![],
+        instances: instances(2),
+        now: 10.0,
+    };
+    let a = compute(&spec(4, 100, 200), &o);
+    assert_eq!(a.start.len(), 4);
+    assert!(a.stop.is_empty() && !a.steady);
+}
+
+#[test]
+fn steady_when_all_running_completes_the_deployment() {
+    let o = Observed {
+        deployments: deployments(&["d1"]),
+        tasks: (0..2)
+            .map(|i| task(&format!("t{i}"), "d1", "i0", Phase::Running))
+            .collect(),
+        instances: instances(1),
+        now: 10.0,
+    };
+    let a = compute(&spec(2, 100, 200), &o);
+    assert!(a.steady);
+    assert_eq!(a.rollouts[0].rollout, Rollout::Completed);
+}
+
+#[test]
+fn min_100_keeps_old_tasks_until_replacements_are_healthy() {
+    let mut tasks: Vec<Task> = (0..2)
+        .map(|i| task(&format!("o{i}"), "d1", "i0", Phase::Running))
+        .collect();
+    tasks.push(task("n0", "d2", "i0", Phase::Pending));
+    tasks.push(task("n1", "d2", "i0", Phase::Pending));
+    let o = Observed {
+        deployments: deployments(&["d1", "d2"]),
+        tasks,
+        instances: instances(1),
+        now: 10.0,
+    };
+    let a = compute(&spec(2, 100, 200), &o);
+    assert!(a.start.is_empty() && a.stop.is_empty(), "{a:?}");
+}
+
+#[test]
+fn draining_instance_tasks_are_replaced_then_stopped() {
+    let mut inst = instances(2);
+    inst[0].status = InstanceStatus::Draining;
+    let o = Observed {
+        deployments: deployments(&["d1"]),
+        tasks: vec![
+            task("a", "d1", "i0", Phase::Running),
+            task("b", "d1", "i0", Phase::Pending),
+        ],
+        instances: inst,
+        now: 10.0,
+    };
+    let a = compute(&spec(2, 0, 200), &o);
+    assert_eq!(a.start.len(), 2);
+    // The pending one goes at once; with no floor the running one goes too.
+    assert_eq!(a.stop.len(), 2);
+    let a = compute(&spec(2, 100, 200), &o);
+    assert_eq!(a.stop.iter().map(|s| s.task.as_str()).collect::<Vec<_>>(), ["b"]);
+}
+
+#[test]
+fn lost_instances_and_unhealthy_tasks_are_replaced() {
+    let mut inst = instances(2);
+    inst[1].disconnected_since = Some(0.0);
+    let mut sick = task("s", "d1", "i0", Phase::Running);
+    sick.health = Health::Unhealthy;
+    sick.has_health_check = true;
+    let o = Observed {
+        deployments: deployments(&["d1"]),
+        tasks: vec![task("l", "d1", "i1", Phase::Running), sick],
+        instances: inst,
+        now: 1000.0,
+    };
+    let a = compute(&spec(2, 100, 200), &o);
+    let reasons: Vec<_> = a.stop.iter().map(|s| s.reason).collect();
+    assert!(reasons.contains(&StopReason::InstanceLost) && reasons.contains(&StopReason::Unhealthy));
+    assert_eq!(a.start.len(), 2);
+}
+
+#[test]
+fn circuit_breaker_trips_and_rolls_back() {
+    let mut s = spec(2, 100, 200);
+    s.circuit_breaker = Some(CircuitBreaker { rollback: true });
+    let mut tasks: Vec<Task> = (0..2)
+        .map(|i| task(&format!("o{i}"), "d1", "i0", Phase::Running))
+        .collect();
+    for i in 0..3 {
+        let mut t = task(&format!("f{i}"), "d2", "i0", Phase::Stopped);
+        t.failed = true;
+        tasks.push(t);
+    }
+    let o = Observed {
+        deployments: deployments(&["d1", "d2"]),
+        tasks,
+        instances: instances(1),
+        now: 10.0,
+    };
+    let a = compute(&s, &o);
+    assert_eq!(a.rollouts[0].rollout, Rollout::Failed);
+    assert_eq!(a.rollback_to.as_deref(), Some("d1"));
+    assert!(a.start.is_empty());
+}
+
+#[test]
+fn repeated_failures_back_off_without_a_breaker() {
+    let mut tasks = Vec::new();
+    for i in 0..4 {
+        let mut t = task(&format!("f{i}"), "d1", "i0", Phase::Stopped);
+        t.failed = true;
+        t.stopped_at = Some(100.0);
+        tasks.push(t);
+    }
+    let o = Observed {
+        deployments: deployments(&["d1"]),
+        tasks,
+        instances: instances(1),
+        now: 101.0,
+    };
+    let a = compute(&spec(1, 100, 200), &o);
+    assert!(a.start.is_empty());
+    assert_eq!(a.backoff_until, Some(120.0));
+}
+
+#[test]
+fn daemon_runs_one_task_per_eligible_instance() {
+    let mut s = spec(0, 0, 100);
+    s.scheduling = Scheduling::Daemon;
+    let mut inst = instances(3);
+    inst[2].eligible = false;
+    let o = Observed {
+        deployments: deployments(&["d1"]),
+        tasks: vec![
+            task("a", "d1", "i0", Phase::Running),
+            task("b", "d1", "i0", Phase::Running),
+            task("c", "d1", "i2", Phase::Running),
+        ],
+        instances: inst,
+        now: 1.0,
+    };
+    let a = compute(&s, &o);
+    assert_eq!(a.desired, 2);
+    assert_eq!(
+        a.start,
+        vec![Start {
+            deployment: "d1".into(),
+            instance: Some("i1".into())
+        }]
+    );
+    assert_eq!(a.stop.len(), 2, "{a:?}");
+}
+
+/// A small world to run the scheduler in: tasks progress at random, the scheduler acts.
+#[derive(Debug)]
+struct World {
+    tasks: Vec<Task>,
+    next: u32,
+}
+
+impl World {
+    fn apply(&mut self, a: &Actions, instances: usize) {
+        for s in &a.stop {
+            if let Some(t) = self.tasks.iter_mut().find(|t| t.id == s.task) {
+                t.phase = Phase::Stopped;
+            }
+        }
+        for s in &a.start {
+            self.next += 1;
+            let inst = s
+                .instance
+                .clone()
+                .unwrap_or_else(|| format!("i{}", self.next as usize % instances));
+            self.tasks.push(task(&format!("n{}", self.next), &s.deployment, &inst, Phase::Pending));
+        }
+    }
+}
+
+fn healthy(tasks: &[Task]) -> usize {
+    tasks.iter().filter(|t| counts_healthy(t)).count()
+}
+fn live_count(tasks: &[Task]) -> usize {
+    tasks.iter().filter(|t| live(t)).count()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// A rolling deployment never goes below the healthy floor nor above the ceiling, and
+    /// always converges to the desired count on the new deployment.
+    #[test]
+    fn rolling_deployment_is_safe_and_converges(
+        desired in 0u32..12,
+        min in prop::sample::select(vec![0u32, 25, 50, 75, 100]),
+        max in prop::sample::select(vec![100u32, 125, 150, 200]),
+        progress in prop::collection::vec(any::<bool>(), 200),
+    ) {
+        // With no room above the floor (e.g. one task, max 100%, any min > 0) a rolling
+        // update cannot move at all, in ECS as here.
+        prop_assume!(ceiling(desired, max) > floor(desired, min) || desired == 0);
+        let s = spec(desired, min, max);
+        let mut w = World { tasks: (0..desired).map(|i| task(&format!("o{i}"), "d1", "i0", Phase::Running)).collect(), next: 0 };
+        let deps = deployments(&["d1", "d2"]);
+        let bottom = floor(desired, min) as usize;
+        let top = ceiling(desired, max) as usize;
+        let mut converged = false;
+        for (step, p) in progress.iter().enumerate() {
+            let o = Observed { deployments: deps.clone(), tasks: w.tasks.clone(), instances: instances(3), now: step as f64 };
+            let a = compute(&s, &o);
+            let healthy_before = healthy(&w.tasks);
+            w.apply(&a, 3);
+            prop_assert!(healthy(&w.tasks) >= bottom.min(healthy_before), "below floor at step {}", step);
+            prop_assert!(live_count(&w.tasks) <= top.max(desired as usize), "above ceiling at step {}", step);
+            if a.steady { converged = true; break; }
+            // The world moves: some pending tasks start.
+            for t in w.tasks.iter_mut().filter(|t| t.phase == Phase::Pending) {
+                if *p || t.id.len() % 2 == 0 { t.phase = Phase::Running; t.started_at = Some(step as f64); }
+            }
+        }
+        prop_assert!(converged, "did not converge: {:?}", w.tasks);
+        let new_running = w.tasks.iter().filter(|t| t.deployment == "d2" && t.phase == Phase::Running).count();
+        prop_assert_eq!(new_running, desired as usize);
+        prop_assert_eq!(live_count(&w.tasks), desired as usize);
+    }
+
+    /// Whatever exists, a computation never both starts beyond the ceiling and never stops
+    /// a task twice.
+    #[test]
+    fn actions_are_well_formed(
+        desired in 0u32..20,
+        phases in prop::collection::vec((0u8..4, 0u8..3, 0usize..4, any::<bool>()), 0..30),
+    ) {
+        let tasks: Vec<Task> = phases.iter().enumerate().map(|(i, (ph, h, inst, old))| {
+            let mut t = task(&format!("t{i}"), if *old { "d1" } else { "d2" }, &format!("i{inst}"), match ph { 0 => Phase::Pending, 1 => Phase::Running, 2 => Phase::Stopping, _ => Phase::Stopped });
+            t.has_health_check = true;
+            t.health = match h { 0 => Health::Healthy, 1 => Health::Unhealthy, _ => Health::Unknown };
+            t
+        }).collect();
+        let o = Observed { deployments: deployments(&["d1", "d2"]), tasks, instances: instances(3), now: 100.0 };
+        let a = compute(&spec(desired, 100, 200), &o);
+        let mut seen = std::collections::HashSet::new();
+        for s in &a.stop { prop_assert!(seen.insert(s.task.clone())); }
+        let live_after = o.tasks.iter().filter(|t| live(t) && !seen.contains(&t.id)).count() + a.start.len();
+        prop_assert!(live_after <= (ceiling(desired, 200) as usize).max(o.tasks.iter().filter(|t| live(t)).count()));
+    }
+}
