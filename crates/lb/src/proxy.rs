@@ -1,0 +1,442 @@
+//! HTTP listeners (application load balancers): accepts client connections (HTTP/1.1
+//! keep-alive), evaluates the listener's rules for each request against the routing table
+//! current at that moment, and carries out the action: forward through a keep-alive pool
+//! of upstream connections, fixed response, or redirect.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::header::{self, HeaderName, HeaderValue};
+use http::{Request, Response, StatusCode, Uri};
+use http_body_util::{Either, Full};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+use crate::balance::InFlight;
+use crate::matching::{
+    compute_redirect_location, host_without_port, RedirectSource, RedirectSpec, RequestFacts,
+};
+use crate::pool::{connect, ConnectError, Sender};
+use crate::table::{HttpRoutes, RouteAction};
+use crate::workers::Workers;
+
+/// Timeouts for talking to targets.
+#[derive(Clone, Copy, Debug)]
+pub struct Timeouts {
+    /// Establishing a connection to a target (ALB: 10 s); past it the client gets 504.
+    pub connect: Duration,
+    /// Waiting for a target's response headers (ALB's idle timeout, 60 s by default);
+    /// past it the client gets 504.
+    pub response: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: Duration::from_secs(10),
+            response: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The body sent back to clients: a target's streamed body (holding its in-flight slot
+/// until the body ends) or one the load balancer made.
+pub(crate) type ResponseBody = Either<TrackedBody, Full<Bytes>>;
+
+/// A target's response body that keeps the request counted as outstanding on its target
+/// until the body is done or dropped (least-outstanding and draining both rely on it),
+/// and gives the upstream connection back to the pool once the body was read in full.
+pub(crate) struct TrackedBody {
+    inner: Incoming,
+    in_flight: InFlight,
+    sender: Option<Sender>,
+    worker: usize,
+}
+
+impl TrackedBody {
+    fn release(&mut self) {
+        if let Some(sender) = self.sender.take() {
+            self.in_flight.pools().checkin(self.worker, sender);
+        }
+    }
+}
+
+impl Body for TrackedBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(None) = polled {
+            self.release();
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for TrackedBody {
+    fn drop(&mut self) {
+        // A body dropped half-read leaves the connection unusable; hyper closes it.
+        if self.inner.is_end_stream() {
+            self.release();
+        }
+    }
+}
+
+/// Per-connection context, shared by the connection's requests.
+struct Conn {
+    routes: Arc<ArcSwap<HttpRoutes>>,
+    worker: usize,
+    timeouts: Timeouts,
+    peer: SocketAddr,
+    /// The peer's address as an `X-Forwarded-For` value, formatted once per connection.
+    peer_header: HeaderValue,
+}
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
+/// Accepts connections until `stop` and hands each to a worker; there it is served and,
+/// when `stop` fires, finishes its in-flight request and closes.
+pub(crate) async fn run_http_listener(
+    listener: TcpListener,
+    routes: Arc<ArcSwap<HttpRoutes>>,
+    workers: Arc<Workers>,
+    timeouts: Timeouts,
+    stop: CancellationToken,
+) {
+    loop {
+        let accepted = tokio::select! {
+            _ = stop.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted.and_then(|(s, peer)| Ok((s.into_std()?, peer))) {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // Usually EMFILE: back off a little instead of spinning.
+                tracing::warn!(%error, "Accepting a connection failed.");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+        };
+        let (routes, stop) = (routes.clone(), stop.clone());
+        workers.dispatch(Box::new(move |worker| {
+            Box::pin(async move {
+                // Re-register the socket with the worker's own reactor.
+                match TcpStream::from_std(stream) {
+                    Ok(stream) => {
+                        let conn = Conn::new(routes, worker, timeouts, peer);
+                        serve_connection(stream, conn, stop).await
+                    }
+                    Err(error) => tracing::warn!(%error, "Adopting a connection failed."),
+                }
+            })
+        }));
+    }
+}
+
+async fn serve_connection(stream: TcpStream, conn: Conn, stop: CancellationToken) {
+    // Small responses should leave at once rather than wait for Nagle.
+    let _ = stream.set_nodelay(true);
+    let peer = conn.peer;
+    let conn = Arc::new(conn);
+    let service = hyper::service::service_fn(move |req| {
+        let conn = conn.clone();
+        async move { Ok::<_, Infallible>(conn.handle(req).await) }
+    });
+    let served = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(served);
+    let result = tokio::select! {
+        result = served.as_mut() => result,
+        _ = stop.cancelled() => {
+            served.as_mut().graceful_shutdown();
+            served.await
+        }
+    };
+    if let Err(error) = result {
+        tracing::debug!(%error, %peer, "Client connection ended with an error.");
+    }
+}
+
+impl Conn {
+    fn new(
+        routes: Arc<ArcSwap<HttpRoutes>>,
+        worker: usize,
+        timeouts: Timeouts,
+        peer: SocketAddr,
+    ) -> Self {
+        let peer_header = HeaderValue::from_str(&peer.ip().to_canonical().to_string())
+            .unwrap_or(HeaderValue::from_static("unknown"));
+        Conn {
+            routes,
+            worker,
+            timeouts,
+            peer,
+            peer_header,
+        }
+    }
+
+    async fn handle(&self, req: Request<Incoming>) -> Response<ResponseBody> {
+        // Decide under the current routing table, then let it go before any await so a
+        // config swap is never held up by a slow request.
+        let (in_flight, port_header) = {
+            let routes = self.routes.load();
+            let host = req
+                .headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .or_else(|| req.uri().authority().map(|a| a.as_str()))
+                .map(host_without_port);
+            let facts = RequestFacts {
+                method: req.method().as_str(),
+                host,
+                path: req.uri().path(),
+                query: req.uri().query(),
+                headers: req.headers(),
+                source_ip: self.peer.ip(),
+            };
+            match routes.rules.select(&facts) {
+                RouteAction::Forward(forward) => {
+                    match forward.pick_group().map(|g| (g, g.pick())) {
+                        Some((_, Some(backend))) => {
+                            (InFlight::start(backend.clone()), routes.port_header.clone())
+                        }
+                        Some((group, None)) => {
+                            tracing::debug!(target_group = %group.arn, "No target can take the request.");
+                            return lb_response(StatusCode::SERVICE_UNAVAILABLE);
+                        }
+                        None => return lb_response(StatusCode::SERVICE_UNAVAILABLE),
+                    }
+                }
+                RouteAction::Fixed {
+                    status,
+                    content_type,
+                    body,
+                } => return fixed_response(*status, content_type.as_ref(), body.clone()),
+                RouteAction::Redirect {
+                    protocol,
+                    host: to_host,
+                    port,
+                    path,
+                    query,
+                    status,
+                } => {
+                    let spec = RedirectSpec {
+                        protocol,
+                        host: to_host,
+                        port,
+                        path,
+                        query,
+                    };
+                    let from = RedirectSource {
+                        protocol: "HTTP",
+                        host: host.unwrap_or(""),
+                        port: routes.port,
+                        path: facts.path,
+                        query: facts.query,
+                    };
+                    return redirect_response(*status, &compute_redirect_location(&spec, &from));
+                }
+                RouteAction::Unavailable => return lb_response(StatusCode::SERVICE_UNAVAILABLE),
+            }
+        };
+        self.forward(req, in_flight, port_header).await
+    }
+
+    async fn forward(
+        &self,
+        req: Request<Incoming>,
+        in_flight: InFlight,
+        port_header: HeaderValue,
+    ) -> Response<ResponseBody> {
+        let (mut parts, body) = req.into_parts();
+        strip_hop_by_hop(&mut parts.headers);
+        let forwarded_for = match parts.headers.get(&X_FORWARDED_FOR) {
+            Some(previous) => {
+                let mut joined = Vec::with_capacity(previous.len() + 2 + self.peer_header.len());
+                joined.extend_from_slice(previous.as_bytes());
+                joined.extend_from_slice(b", ");
+                joined.extend_from_slice(self.peer_header.as_bytes());
+                HeaderValue::from_bytes(&joined).unwrap_or_else(|_| self.peer_header.clone())
+            }
+            None => self.peer_header.clone(),
+        };
+        parts.headers.insert(X_FORWARDED_FOR, forwarded_for);
+        parts
+            .headers
+            .insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+        parts.headers.insert(X_FORWARDED_PORT, port_header);
+        if parts.uri.scheme().is_some() {
+            // Absolute-form from the client: targets get origin-form.
+            let origin = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+            parts.uri = match Uri::try_from(origin) {
+                Ok(uri) => uri,
+                Err(_) => return lb_response(StatusCode::BAD_REQUEST),
+            };
+        }
+        if !parts.headers.contains_key(header::HOST) {
+            let authority = in_flight.backend().authority.as_str();
+            if let Ok(host) = HeaderValue::from_str(authority) {
+                parts.headers.insert(header::HOST, host);
+            }
+        }
+        parts.version = http::Version::HTTP_11;
+        let request = Request::from_parts(parts, body);
+        let exchange = self.exchange(request, &in_flight);
+        match tokio::time::timeout(self.timeouts.response, exchange).await {
+            Ok(Ok((response, sender))) => {
+                let (mut parts, body) = response.into_parts();
+                strip_hop_by_hop(&mut parts.headers);
+                let body = TrackedBody {
+                    inner: body,
+                    in_flight,
+                    sender: Some(sender),
+                    worker: self.worker,
+                };
+                Response::from_parts(parts, Either::Left(body))
+            }
+            Ok(Err(status)) => status_response(status, &in_flight),
+            Err(_) => status_response(StatusCode::GATEWAY_TIMEOUT, &in_flight),
+        }
+    }
+
+    /// Sends the request on a pooled connection (or a new one) and waits for the
+    /// response head. A pooled connection that turns out closed before the request was
+    /// written is skipped; failures map to the status the client gets.
+    async fn exchange(
+        &self,
+        mut request: Request<Incoming>,
+        in_flight: &InFlight,
+    ) -> Result<(Response<Incoming>, Sender), StatusCode> {
+        let pools = in_flight.pools();
+        loop {
+            let (mut sender, fresh) = match pools.checkout(self.worker) {
+                Some(sender) => (sender, false),
+                // Boxed: connecting is rare, and its large future would otherwise be
+                // copied around with every request's future.
+                None => match Box::pin(connect(
+                    &in_flight.backend().authority,
+                    self.timeouts.connect,
+                ))
+                .await
+                {
+                    Ok(sender) => (sender, true),
+                    Err(ConnectError::Timeout) => return Err(StatusCode::GATEWAY_TIMEOUT),
+                    Err(ConnectError::Failed(error)) => {
+                        tracing::debug!(%error, target = %in_flight.backend().key.id, "Connecting to a target failed.");
+                        return Err(StatusCode::BAD_GATEWAY);
+                    }
+                },
+            };
+            if sender.ready().await.is_err() {
+                if fresh {
+                    return Err(StatusCode::BAD_GATEWAY);
+                }
+                continue;
+            }
+            match sender.try_send_request(request).await {
+                Ok(response) => return Ok((response, sender)),
+                Err(mut error) => match error.take_message() {
+                    Some(unsent) if !fresh => request = unsent,
+                    _ => {
+                        let error = error.into_error();
+                        tracing::debug!(%error, target = %in_flight.backend().key.id, "Target request failed.");
+                        return Err(StatusCode::BAD_GATEWAY);
+                    }
+                },
+            }
+        }
+    }
+}
+
+fn status_response(status: StatusCode, in_flight: &InFlight) -> Response<ResponseBody> {
+    let target = &in_flight.backend().key;
+    tracing::debug!(status = status.as_u16(), target = %target.id, port = target.port, "Target did not answer.");
+    lb_response(status)
+}
+
+/// Removes connection-level headers, which belong to one hop only.
+fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
+    if let Some(connection) = headers.remove(header::CONNECTION) {
+        if let Ok(names) = connection.to_str() {
+            for name in names.split(',') {
+                if let Ok(name) = HeaderName::from_bytes(name.trim().as_bytes()) {
+                    headers.remove(name);
+                }
+            }
+        }
+    }
+    for name in [KEEP_ALIVE, PROXY_CONNECTION] {
+        headers.remove(name);
+    }
+    headers.remove(header::TE);
+    headers.remove(header::TRAILER);
+    headers.remove(header::UPGRADE);
+}
+
+/// A response the load balancer makes itself (503, 502, 504...), like ALB's: short HTML.
+fn lb_response(status: StatusCode) -> Response<ResponseBody> {
+    let body = format!(
+        "<html><body><h1>{} {}</h1></body></html>\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("")
+    );
+    let mut response = Response::new(Either::Right(Full::new(Bytes::from(body))));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
+    response
+}
+
+fn fixed_response(
+    status: StatusCode,
+    content_type: Option<&HeaderValue>,
+    body: Bytes,
+) -> Response<ResponseBody> {
+    let mut response = Response::new(Either::Right(Full::new(body)));
+    *response.status_mut() = status;
+    if let Some(ct) = content_type {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, ct.clone());
+    }
+    response
+}
+
+fn redirect_response(status: StatusCode, location: &str) -> Response<ResponseBody> {
+    let mut response = Response::new(Either::Right(Full::new(Bytes::new())));
+    *response.status_mut() = status;
+    match HeaderValue::from_str(location) {
+        Ok(value) => {
+            response.headers_mut().insert(header::LOCATION, value);
+            response
+        }
+        Err(_) => lb_response(StatusCode::BAD_REQUEST),
+    }
+}
