@@ -12,7 +12,10 @@
 use std::time::{Duration, SystemTime};
 
 use futures_util::{SinkExt, StreamExt};
-use model::acs::{AckRequest, Frame, HeartbeatAckRequest, NackRequest, PayloadMessage};
+use model::acs::{
+    AckRequest, Frame, HealthMetadata, HeartbeatAckRequest, NackRequest, PayloadMessage,
+    PublishHealthRequest,
+};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use rand::Rng;
 use tokio::net::TcpStream;
@@ -24,7 +27,9 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 use crate::credentials::Credentials;
+use crate::health::HealthBoard;
 use crate::sign::compute_signature_headers;
+use std::sync::Arc;
 
 /// The channel protocol version sent in the query.
 const PROTOCOL_VERSION: &str = "2";
@@ -67,6 +72,9 @@ pub struct ChannelConfig {
     pub backoff_max: Duration,
     /// The WebSocket read buffer per connection (small keeps many channels cheap).
     pub read_buffer_bytes: usize,
+    /// Container health to publish (`PublishHealthRequest`): what changed as it changes,
+    /// and everything again on each new session.
+    pub health: Option<Arc<HealthBoard>>,
 }
 
 impl ChannelConfig {
@@ -94,6 +102,7 @@ impl ChannelConfig {
             backoff_min: Duration::from_millis(250),
             backoff_max: Duration::from_secs(30),
             read_buffer_bytes: 4096,
+            health: None,
         }
     }
 }
@@ -274,6 +283,14 @@ async fn run(
     state.send_replace(ChannelState::Closed);
 }
 
+/// Resolves with true when the health board moved; never without a board.
+async fn health_changed(rx: &mut Option<watch::Receiver<u64>>) -> bool {
+    match rx {
+        Some(rx) => rx.changed().await.is_ok(),
+        None => std::future::pending().await,
+    }
+}
+
 /// Resolves once shutdown is requested (or its sender is gone, which means the same).
 async fn shutdown_requested(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|s| *s).await;
@@ -305,8 +322,27 @@ impl Session<'_> {
         let idle = tokio::time::sleep(idle_limit);
         tokio::pin!(idle);
         let mut healthy = false;
+        // A new session starts with everything: the server may have missed the last report.
+        let mut health_rx = config.health.as_ref().map(|b| {
+            let mut rx = b.subscribe();
+            rx.mark_changed();
+            rx
+        });
+        let mut health_sent = 0u64;
         loop {
             tokio::select! {
+                true = health_changed(&mut health_rx) => {
+                    if let Some(board) = &config.health {
+                        let (tasks, generation) = board.changed_since(health_sent);
+                        if !tasks.is_empty() {
+                            if let Err(end) = self.send(&mut ws, &self.compute_health_frame(tasks)).await {
+                                return end;
+                            }
+                            tracing::debug!(instance = %config.container_instance_arn, "Container health published.");
+                        }
+                        health_sent = generation;
+                    }
+                }
                 inbound = ws.next() => {
                     let text = match inbound {
                         Some(Ok(Message::Text(text))) => text,
@@ -366,6 +402,22 @@ impl Session<'_> {
         }
     }
 
+    fn compute_health_frame(&self, tasks: Vec<model::acs::TaskHealth>) -> Frame {
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        Frame::PublishHealthRequest(PublishHealthRequest {
+            metadata: HealthMetadata {
+                cluster: Some(self.config.cluster_arn.clone()),
+                container_instance: Some(self.config.container_instance_arn.clone()),
+                message_id: Some(uuid::Uuid::new_v4().to_string()),
+                fin: Some(true),
+            },
+            tasks,
+            timestamp: Some(now),
+        })
+    }
+
     /// Acts on one inbound text frame. `Ok(false)`: the owner is gone.
     async fn handle_frame(
         &self,
@@ -407,7 +459,10 @@ impl Session<'_> {
             Frame::ErrorMessage(e) => {
                 tracing::warn!(instance = %config.container_instance_arn, message = e.message.as_deref().unwrap_or(""), "Channel error message received.");
             }
-            Frame::AckRequest(_) | Frame::HeartbeatAckRequest(_) | Frame::NackRequest(_) => {
+            Frame::AckRequest(_)
+            | Frame::HeartbeatAckRequest(_)
+            | Frame::NackRequest(_)
+            | Frame::PublishHealthRequest(_) => {
                 tracing::debug!(instance = %config.container_instance_arn, "Channel agent-side frame from the server ignored.");
             }
         }

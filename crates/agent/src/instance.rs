@@ -16,6 +16,7 @@ use tokio::sync::watch;
 use crate::api::{ApiClient, ApiError};
 use crate::channel::{Channel, ChannelConfig};
 use crate::engine::{Engine, EngineConfig};
+use crate::health::HealthBoard;
 use crate::hollow::fleet::{compute_cluster_arn, with_retries};
 use crate::hollow::register::{compute_registration, InstanceSpec, RESERVED_PORTS};
 use crate::metadata::{self, MetadataEndpoint};
@@ -47,6 +48,8 @@ pub struct InstanceConfig {
     pub cleanup_wait: Duration,
     /// Preferred port of the task metadata endpoint (an ephemeral one if it is taken).
     pub metadata_port: u16,
+    /// Image of awsvpc tasks' pause containers; `None`: the agent's built-in one.
+    pub pause_image: Option<String>,
 }
 
 /// Why the agent stopped.
@@ -178,6 +181,8 @@ pub async fn run(
     let mut engine_config = EngineConfig::new(cluster_arn.clone());
     engine_config.cleanup_wait = config.cleanup_wait;
     engine_config.availability_zone = config.availability_zone.clone();
+    engine_config.pause_image = config.pause_image.clone();
+    let health = Arc::new(HealthBoard::new());
     let metadata = start_metadata(&runtime, config.metadata_port, shutdown.clone()).await;
     let mut engine = Engine::new(
         Arc::new(runtime),
@@ -186,7 +191,8 @@ pub async fn run(
         engine_config,
     )
     .with_log_sink(Arc::new(api.clone()))
-    .with_registry_auth(Arc::new(EcrAuth::new(api.clone())));
+    .with_registry_auth(Arc::new(EcrAuth::new(api.clone())))
+    .with_health(health.clone());
     if let Some(endpoint) = metadata {
         engine = engine.with_metadata(endpoint);
     }
@@ -214,6 +220,7 @@ pub async fn run(
     );
     channel_config.agent_version = AGENT_VERSION.to_owned();
     channel_config.docker_version = docker_version;
+    channel_config.health = Some(health);
     let (channel, mut deliveries) = Channel::spawn(channel_config, shutdown.clone());
     loop {
         tokio::select! {

@@ -4,7 +4,8 @@
 //! ([`hollow`]) that register and report like real ones without running containers, and
 //! the real agent: the Docker runtime behind a narrow trait ([`runtime`]), registry
 //! tokens for images on Stevedore's own registry ([`registry_auth`]), one actor per
-//! task ([`engine`]), the task metadata endpoint v4 ([`metadata`]), the durable state file ([`state`]) and the registration/channel
+//! task ([`engine`]), the task metadata endpoint v4 ([`metadata`]), health-check verdicts bound upstream ([`health`]),
+//! the built-in pause image of awsvpc tasks ([`pause`]), the durable state file ([`state`]) and the registration/channel
 //! loop that ties them together ([`instance`]).
 //!
 //! It reaches the control plane only over the wire protocols (ECS JSON 1.1 and the ACS
@@ -15,9 +16,11 @@ pub mod api;
 pub mod channel;
 pub mod credentials;
 pub mod engine;
+pub mod health;
 pub mod hollow;
 pub mod instance;
 pub mod metadata;
+pub mod pause;
 pub mod registry_auth;
 pub mod runtime;
 mod sign;

@@ -159,6 +159,19 @@ pub trait Runtime: Send + Sync + 'static {
     /// The gateway address of Docker's default `bridge` network (how containers reach
     /// the host), if there is one.
     async fn bridge_gateway(&self) -> Result<Option<String>, RuntimeError>;
+    /// Makes sure a bridge network `spec.name` with `spec.subnet` and `spec.gateway`
+    /// exists. Idempotent and safe when several agents on one daemon race to create it.
+    async fn ensure_network(&self, spec: &NetworkSpec) -> Result<(), RuntimeError>;
+    /// Whether `image` is present locally.
+    async fn has_image(&self, image: &str) -> Result<bool, RuntimeError>;
+    /// Imports a root filesystem tar as image `reference`, applying Dockerfile
+    /// instructions `changes` (e.g. `CMD ["/pause"]`).
+    async fn import_image(
+        &self,
+        reference: &str,
+        rootfs_tar: Vec<u8>,
+        changes: &[&str],
+    ) -> Result<(), RuntimeError>;
     /// Every container (running or not) carrying label `key=value`.
     async fn list_by_label(
         &self,
@@ -172,6 +185,19 @@ pub trait Runtime: Send + Sync + 'static {
         id: &str,
         since_secs: i64,
     ) -> mpsc::Receiver<Result<LogLine, RuntimeError>>;
+}
+
+/// A user-defined bridge network.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetworkSpec {
+    /// Its name.
+    pub name: String,
+    /// `10.200.0.0/16`.
+    pub subnet: String,
+    /// `10.200.0.1`.
+    pub gateway: String,
+    /// Labels (so tests and operators can find it).
+    pub labels: HashMap<String, String>,
 }
 
 /// One line a container wrote.
@@ -265,6 +291,39 @@ impl DockerRuntime {
                 "pull image {image}: timed out after {}s",
                 PULL_TIMEOUT.as_secs()
             ))),
+        }
+    }
+}
+
+impl DockerRuntime {
+    /// Whether network `spec.name` exists with `spec.subnet`; an error when it exists
+    /// with another subnet (tasks' addresses would not fit it).
+    async fn network_matches(&self, spec: &NetworkSpec) -> Result<bool, RuntimeError> {
+        let network = match timed(
+            "inspect_network",
+            CALL_TIMEOUT,
+            self.docker.inspect_network::<String>(&spec.name, None),
+        )
+        .await
+        {
+            Ok(n) => n,
+            Err(RuntimeError::NotFound(_)) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        let subnets: Vec<String> = network
+            .ipam
+            .and_then(|i| i.config)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|c| c.subnet)
+            .collect();
+        if subnets.contains(&spec.subnet) {
+            Ok(true)
+        } else {
+            Err(RuntimeError::CannotCreate(format!(
+                "Docker network {} exists with subnets {subnets:?}, not {}; remove it or free the name",
+                spec.name, spec.subnet
+            )))
         }
     }
 }
@@ -472,6 +531,99 @@ impl Runtime for DockerRuntime {
                 .filter_map(|c| c.subnet.as_deref())
                 .find_map(compute_first_host)
         }))
+    }
+
+    async fn ensure_network(&self, spec: &NetworkSpec) -> Result<(), RuntimeError> {
+        if self.network_matches(spec).await? {
+            return Ok(());
+        }
+        let options = bollard::network::CreateNetworkOptions {
+            name: spec.name.clone(),
+            check_duplicate: true,
+            driver: "bridge".to_owned(),
+            ipam: bollard::models::Ipam {
+                driver: Some("default".to_owned()),
+                config: Some(vec![bollard::models::IpamConfig {
+                    subnet: Some(spec.subnet.clone()),
+                    gateway: Some(spec.gateway.clone()),
+                    ..bollard::models::IpamConfig::default()
+                }]),
+                options: None,
+            },
+            labels: spec.labels.clone(),
+            ..bollard::network::CreateNetworkOptions::default()
+        };
+        match timed(
+            "create_network",
+            CALL_TIMEOUT,
+            self.docker.create_network(options),
+        )
+        .await
+        {
+            Ok(_) => {
+                tracing::info!(network = %spec.name, subnet = %spec.subnet, "Docker network created.");
+                Ok(())
+            }
+            // Another agent won the race (name taken, or its pool overlaps ours): use its.
+            // Docker reserves the pool before the name shows, so look for a moment.
+            Err(error) => {
+                for _ in 0..20 {
+                    if self.network_matches(spec).await? {
+                        return Ok(());
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(RuntimeError::CannotCreate(format!(
+                    "network {} ({}): {error}",
+                    spec.name, spec.subnet
+                )))
+            }
+        }
+    }
+
+    async fn has_image(&self, image: &str) -> Result<bool, RuntimeError> {
+        match timed(
+            "inspect_image",
+            CALL_TIMEOUT,
+            self.docker.inspect_image(image),
+        )
+        .await
+        {
+            Ok(_) => Ok(true),
+            Err(RuntimeError::NotFound(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn import_image(
+        &self,
+        reference: &str,
+        rootfs_tar: Vec<u8>,
+        changes: &[&str],
+    ) -> Result<(), RuntimeError> {
+        let (repo, tag) = match reference.rsplit_once(':') {
+            Some((r, t)) if !t.contains('/') => (r, t),
+            _ => (reference, "latest"),
+        };
+        let options = CreateImageOptions {
+            from_src: "-",
+            repo,
+            tag,
+            changes: changes.to_vec(),
+            ..CreateImageOptions::default()
+        };
+        let import = async {
+            let mut stream =
+                self.docker
+                    .create_image(Some(options), Some(bytes::Bytes::from(rootfs_tar)), None);
+            while let Some(item) = stream.next().await {
+                item?;
+            }
+            Ok::<(), bollard::errors::Error>(())
+        };
+        timed("import_image", CALL_TIMEOUT, import).await?;
+        tracing::info!(image = %reference, "Image imported.");
+        Ok(())
     }
 
     async fn list_by_label(

@@ -211,6 +211,17 @@ impl Session {
         self.in_flight.remove(message_id);
     }
 
+    /// Records the container health the agent reports for this instance's tasks
+    /// (idempotent: the agent resends after reconnecting). Returns how many tasks changed.
+    pub async fn publish_health(
+        &self,
+        report: &acs::PublishHealthRequest,
+    ) -> Result<usize, EcsError> {
+        self.ecs
+            .apply_health_report(&self.cluster, &self.instance_id, report)
+            .await
+    }
+
     /// Closes the session; the agent counts as disconnected unless it already reconnected.
     pub async fn close(self) {
         if self.entry.generation.load(Ordering::SeqCst) != self.generation {
@@ -440,5 +451,10 @@ fn payload_task(st: &StoredTask, cluster_arn: &str, desired: &str) -> acs::Task 
             })
             .collect(),
         containers,
+        elastic_network_interfaces: st
+            .eni
+            .iter()
+            .map(crate::tasks::awsvpc::compute_acs_eni)
+            .collect(),
     }
 }

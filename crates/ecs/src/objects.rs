@@ -12,6 +12,8 @@
 //!   holds resources for (until they are STOPPED), so its channel and accounting never
 //!   scan the whole cluster
 //! - `ecs/task-token/<cluster>/<clientToken>` → [`TokenRecord`]: RunTask idempotency
+//! - `ecs/awsvpc-address/<IPv4>` → task ARN: an awsvpc task's address, server-wide
+//!   (see `tasks::awsvpc`)
 
 use crate::error::EcsError;
 use model::ecs::shapes::{ContainerDefinition, ContainerInstance, Tag, Task, TaskDefinition};
@@ -147,6 +149,9 @@ pub struct StoredTask {
     /// The definition's volumes.
     #[serde(default)]
     pub volumes: Vec<model::ecs::shapes::Volume>,
+    /// The network interface of an `awsvpc` task (its address is held until STOPPED).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eni: Option<crate::tasks::awsvpc::TaskEni>,
 }
 
 /// A RunTask client token: the request it answered.

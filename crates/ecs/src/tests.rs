@@ -290,3 +290,143 @@ async fn gpus_are_booked_by_id_refused_when_short_and_given_back_on_stop() {
     .expect("ran");
     assert_eq!(again["tasks"].as_array().map(Vec::len), Some(1));
 }
+
+#[tokio::test]
+async fn awsvpc_tasks_get_distinct_addresses_held_until_stopped_and_health_is_recorded() {
+    let f = fixture();
+    call(&f.ecs, "CreateCluster", json!({"clusterName": "v"}))
+        .await
+        .expect("created");
+    let reg = json!({"cluster": "v", "totalResources": [
+        {"name": "CPU", "type": "INTEGER", "integerValue": 4096},
+        {"name": "MEMORY", "type": "INTEGER", "integerValue": 8192}],
+        "attributes": [{"name": "ecs.capability.task-eni"},
+                       {"name": "ecs.capability.container-health-check"},
+                       {"name": "com.amazonaws.ecs.capability.docker-remote-api.1.24"}]});
+    let inst = call(&f.ecs, "RegisterContainerInstance", reg)
+        .await
+        .expect("registered");
+    let arn = inst["containerInstance"]["containerInstanceArn"]
+        .as_str()
+        .expect("arn")
+        .to_owned();
+    let mut session = f
+        .ecs
+        .open_session("v", &arn)
+        .await
+        .expect("agent connected");
+    let td = json!({"family": "vpc", "networkMode": "awsvpc", "containerDefinitions": [
+        {"name": "web", "image": "i", "memory": 64,
+         "healthCheck": {"command": ["CMD-SHELL", "true"]}},
+        {"name": "side", "image": "i", "memory": 64}]});
+    call(&f.ecs, "RegisterTaskDefinition", td)
+        .await
+        .expect("registered");
+    let out = call(
+        &f.ecs,
+        "RunTask",
+        json!({"cluster": "v", "taskDefinition": "vpc", "count": 3,
+               "networkConfiguration": {"awsvpcConfiguration": {"subnets": ["subnet-1"]}}}),
+    )
+    .await
+    .expect("ran");
+    let tasks = out["tasks"].as_array().expect("tasks").clone();
+    assert_eq!(tasks.len(), 3);
+    let ip_of = |t: &Value| -> String {
+        t["attachments"][0]["details"]
+            .as_array()
+            .expect("details")
+            .iter()
+            .find(|d| d["name"] == "privateIPv4Address")
+            .and_then(|d| d["value"].as_str())
+            .expect("ip")
+            .to_owned()
+    };
+    let ips: std::collections::BTreeSet<String> = tasks.iter().map(ip_of).collect();
+    assert_eq!(ips.len(), 3, "{ips:?}");
+    let prefix = tasks::awsvpc::ADDRESS_PREFIX;
+    assert_eq!(f.ecs.objects.store().count(prefix).await.expect("count"), 3);
+
+    let payload = session
+        .next_payload()
+        .await
+        .expect("payload")
+        .expect("some");
+    for t in &payload.tasks {
+        let eni = &t.elastic_network_interfaces[0];
+        assert!(ips.contains(eni.primary_ipv4().expect("ip")));
+        assert_eq!(
+            eni.subnet_gateway_ipv4_address.as_deref(),
+            Some("10.200.0.1/16")
+        );
+    }
+
+    let first = tasks[0]["taskArn"].as_str().expect("arn").to_owned();
+    let report = |status: &str| model::acs::PublishHealthRequest {
+        tasks: vec![model::acs::TaskHealth {
+            task_arn: first.clone(),
+            containers: vec![
+                model::acs::ContainerHealth {
+                    container_name: "web".into(),
+                    health_status: status.into(),
+                    ..Default::default()
+                },
+                model::acs::ContainerHealth {
+                    container_name: "side".into(),
+                    health_status: "UNHEALTHY".into(),
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    assert_eq!(
+        session
+            .publish_health(&report("HEALTHY"))
+            .await
+            .expect("ok"),
+        1
+    );
+    assert_eq!(
+        session
+            .publish_health(&report("HEALTHY"))
+            .await
+            .expect("ok"),
+        0
+    );
+    let d = call(
+        &f.ecs,
+        "DescribeTasks",
+        json!({"cluster": "v", "tasks": [first.clone()]}),
+    )
+    .await
+    .expect("described");
+    let t = &d["tasks"][0];
+    assert_eq!(t["healthStatus"], "HEALTHY");
+    assert_eq!(t["containers"][0]["healthStatus"], "HEALTHY");
+    // No health check: what the agent says of it does not count.
+    assert_eq!(t["containers"][1]["healthStatus"], "UNKNOWN");
+    session
+        .publish_health(&report("UNHEALTHY"))
+        .await
+        .expect("ok");
+
+    call(
+        &f.ecs,
+        "SubmitTaskStateChange",
+        json!({"cluster": "v", "task": first, "status": "STOPPED"}),
+    )
+    .await
+    .expect("stopped");
+    assert_eq!(f.ecs.objects.store().count(prefix).await.expect("count"), 2);
+    let d = call(
+        &f.ecs,
+        "DescribeTasks",
+        json!({"cluster": "v", "tasks": [first]}),
+    )
+    .await
+    .expect("described");
+    assert_eq!(d["tasks"][0]["attachments"][0]["status"], "DELETED");
+    assert_eq!(d["tasks"][0]["healthStatus"], "UNHEALTHY");
+}

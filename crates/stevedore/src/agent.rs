@@ -61,6 +61,10 @@ pub struct AgentArgs {
     /// is taken (config file: STEVEDORE_METADATA_PORT; default 51679).
     #[arg(long, env = "STEVEDORE_AGENT_METADATA_PORT")]
     metadata_port: Option<u16>,
+    /// Image of awsvpc tasks' pause containers (config file: STEVEDORE_PAUSE_IMAGE;
+    /// default: the agent's built-in image, imported into Docker on first use).
+    #[arg(long, env = "STEVEDORE_AGENT_PAUSE_IMAGE")]
+    pause_image: Option<String>,
     /// `KEY=VALUE` config file (default /etc/stevedore/agent.conf when it exists).
     #[arg(long, env = "STEVEDORE_AGENT_CONFIG")]
     config: Option<PathBuf>,
@@ -78,6 +82,7 @@ pub struct Resolved {
     pub reserved_ports: Vec<u16>,
     pub cleanup_wait: Duration,
     pub metadata_port: u16,
+    pub pause_image: Option<String>,
 }
 
 /// Parses a `KEY=VALUE` file: blank lines and `#` comments are skipped, values may be
@@ -199,7 +204,12 @@ pub fn resolve(args: &AgentArgs, file: &BTreeMap<String, String>) -> anyhow::Res
             None => ::agent::metadata::DEFAULT_PORT,
         },
     };
+    let pause_image = args
+        .pause_image
+        .clone()
+        .or_else(|| get("STEVEDORE_PAUSE_IMAGE"));
     Ok(Resolved {
+        pause_image,
         cluster,
         endpoint,
         state_dir,
@@ -236,6 +246,7 @@ fn instance_config(r: &Resolved, api: ApiClient) -> InstanceConfig {
         reserved_ports: r.reserved_ports.clone(),
         cleanup_wait: r.cleanup_wait,
         metadata_port: r.metadata_port,
+        pause_image: r.pause_image.clone(),
     }
 }
 
@@ -291,6 +302,7 @@ pub async fn spawn_local(
         reserved_ports: Vec::new(),
         cleanup_wait: Duration::from_secs(3 * 3600),
         metadata_port: ::agent::metadata::DEFAULT_PORT,
+        pause_image: None,
     };
     let config = instance_config(&resolved, api);
     let (keep_open, shutdown) = watch::channel(false);
@@ -418,6 +430,12 @@ mod tests {
             ]
         );
         assert_eq!(r.availability_zone, "a");
+        assert_eq!(r.pause_image, None);
+        let file =
+            parse_config_file("STEVEDORE_ENDPOINT=http://x\nSTEVEDORE_PAUSE_IMAGE=my/pause:1\n")
+                .expect("parses");
+        let r = resolve(&AgentArgs::default(), &file).expect("resolves");
+        assert_eq!(r.pause_image.as_deref(), Some("my/pause:1"));
     }
 
     #[test]

@@ -94,6 +94,11 @@ async fn pump(mut socket: WebSocket, mut session: ecs::Session) {
                 Some(Ok(Message::Text(text))) => match serde_json::from_str::<Frame>(&text) {
                     Ok(Frame::AckRequest(a)) => session.ack(&a.message_id),
                     Ok(Frame::NackRequest(n)) => session.nack(&n.message_id),
+                    Ok(Frame::PublishHealthRequest(h)) => {
+                        if let Err(error) = session.publish_health(&h).await {
+                            tracing::warn!(%error, instance = %session.instance_arn(), "Could not record an agent's health report.");
+                        }
+                    }
                     Ok(_) => {}
                     Err(error) => tracing::debug!(%error, "Ignoring an unreadable frame from an agent."),
                 },

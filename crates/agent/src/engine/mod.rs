@@ -23,11 +23,12 @@ use model::acs;
 use model::ecs::shapes::SubmitTaskStateChangeRequest;
 use tokio::sync::mpsc;
 
+use crate::health::HealthBoard;
 use crate::metadata::MetadataEndpoint;
 use crate::registry_auth::EcrAuth;
 use crate::runtime::{Runtime, RuntimeError};
 use crate::state::{StateFile, TaskRecord};
-use spec::{LABEL_CLUSTER, LABEL_CONTAINER_NAME, LABEL_TASK_ARN};
+use spec::{LABEL_CLUSTER, LABEL_CONTAINER_NAME, LABEL_TASK_ARN, PAUSE_CONTAINER_NAME};
 use task::{apply_info, new_member, parse_desired, Msg, TaskActor};
 
 /// A state change the server did not accept.
@@ -72,6 +73,9 @@ pub struct EngineConfig {
     pub default_stop_timeout: Duration,
     /// The instance's availability zone (task metadata).
     pub availability_zone: String,
+    /// The image of awsvpc tasks' pause containers; `None`: the agent's own
+    /// ([`crate::pause::IMAGE`], imported on first use).
+    pub pause_image: Option<String>,
 }
 
 impl EngineConfig {
@@ -83,6 +87,7 @@ impl EngineConfig {
             poll_interval: Duration::from_secs(1),
             default_stop_timeout: Duration::from_secs(30),
             availability_zone: String::new(),
+            pause_image: None,
         }
     }
 }
@@ -96,6 +101,7 @@ pub(crate) struct Shared<R: Runtime> {
     pub logs: Option<Arc<dyn logs::LogSink>>,
     pub registry_auth: Option<Arc<EcrAuth>>,
     pub metadata: Option<MetadataEndpoint>,
+    pub health: Option<Arc<HealthBoard>>,
 }
 
 /// What a resumed actor starts from.
@@ -104,6 +110,8 @@ struct Saved {
     sent: Option<ContainerStatus>,
     stopped_at: Option<u64>,
     tokens: std::collections::BTreeMap<String, String>,
+    /// The awsvpc task's pause container, as Docker reports it.
+    pause: Option<crate::runtime::ContainerInfo>,
 }
 
 /// Routes payload tasks to per-task actors.
@@ -130,6 +138,7 @@ impl<R: Runtime> Engine<R> {
                 logs: None,
                 registry_auth: None,
                 metadata: None,
+                health: None,
             }),
             actors: HashMap::new(),
             handles: Vec::new(),
@@ -158,6 +167,15 @@ impl<R: Runtime> Engine<R> {
     pub fn with_metadata(mut self, endpoint: MetadataEndpoint) -> Self {
         if let Some(shared) = Arc::get_mut(&mut self.shared) {
             shared.metadata = Some(endpoint);
+        }
+        self
+    }
+
+    /// Publishes containers' health-check verdicts to `board` (the channel sends them
+    /// upstream). Call before starting any task.
+    pub fn with_health(mut self, board: Arc<HealthBoard>) -> Self {
+        if let Some(shared) = Arc::get_mut(&mut self.shared) {
+            shared.health = Some(board);
         }
         self
     }
@@ -207,10 +225,21 @@ impl<R: Runtime> Engine<R> {
                 _ => None,
             };
             tracing::info!(task = %arn, "Adopting a task from the state directory.");
+            let pause_name = record.docker_names.get(PAUSE_CONTAINER_NAME);
+            let pause = found
+                .iter()
+                .find(|i| {
+                    Some(&i.name) == pause_name
+                        || (i.labels.get(LABEL_TASK_ARN) == Some(&arn)
+                            && i.labels.get(LABEL_CONTAINER_NAME).map(String::as_str)
+                                == Some(PAUSE_CONTAINER_NAME))
+                })
+                .cloned();
             let saved = Saved {
                 sent,
                 stopped_at: record.stopped_at,
                 tokens: record.metadata_tokens.clone(),
+                pause,
             };
             self.spawn(record.task.clone(), members, saved);
             adopted += 1;
@@ -258,6 +287,8 @@ impl<R: Runtime> Engine<R> {
             metadata_tokens: saved.tokens,
             pull_started_at: None,
             pull_stopped_at: None,
+            pause_id: saved.pause.as_ref().map(|p| p.id.clone()),
+            pause_running: saved.pause.as_ref().is_some_and(|p| p.running),
         };
         self.handles.push(tokio::spawn(actor.run(rx)));
         self.actors.insert(arn, tx);

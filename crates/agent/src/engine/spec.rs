@@ -17,6 +17,15 @@ pub const LABEL_FAMILY: &str = "com.amazonaws.ecs.task-definition-family";
 /// Label: the task definition revision.
 pub const LABEL_VERSION: &str = "com.amazonaws.ecs.task-definition-version";
 
+/// The name (and `container-name` label) of an awsvpc task's pause container, as the
+/// ECS agent names it; `~` keeps it apart from every task definition container name.
+pub const PAUSE_CONTAINER_NAME: &str = "~internal~ecs~pause";
+/// The Docker network awsvpc tasks' pause containers join (shared by every agent on a
+/// daemon).
+pub const AWSVPC_NETWORK: &str = "stevedore-awsvpc";
+/// Label on that network, so tests and operators can find it.
+pub const LABEL_NETWORK: &str = "io.stevedore.network";
+
 /// The Docker name of a container: `ecs-<family>-<version>-<container>-<random>`, with
 /// characters Docker refuses replaced by `-`.
 pub fn compute_docker_name(task: &acs::Task, container: &str, random: &str) -> String {
@@ -52,14 +61,77 @@ fn fragment(raw: Option<&String>, what: &str) -> Result<Map<String, Value>, Stri
     }
 }
 
+/// The subnet (`10.200.0.0/16`) and gateway (`10.200.0.1`) of an interface's
+/// `subnetGatewayIpv4Address` (`10.200.0.1/16`).
+pub fn parse_gateway_cidr(cidr: &str) -> Option<(String, String)> {
+    let (gw, len) = cidr.split_once('/')?;
+    let gw: std::net::Ipv4Addr = gw.parse().ok()?;
+    let len: u32 = len.parse().ok()?;
+    if !(1..=30).contains(&len) {
+        return None;
+    }
+    let net = u32::from(gw) & (u32::MAX << (32 - len));
+    Some((
+        format!("{}/{len}", std::net::Ipv4Addr::from(net)),
+        gw.to_string(),
+    ))
+}
+
+/// The interface an awsvpc task's pause container gets, with its address.
+pub fn compute_task_eni(task: &acs::Task) -> Result<(&acs::ElasticNetworkInterface, &str), String> {
+    let eni = task
+        .elastic_network_interfaces
+        .first()
+        .ok_or("the awsvpc task has no elasticNetworkInterfaces in its payload")?;
+    let address = eni
+        .primary_ipv4()
+        .ok_or("the task's network interface has no IPv4 address")?;
+    Ok((eni, address))
+}
+
+/// The create body of an awsvpc task's pause container: it alone joins the network, at
+/// the task's address and MAC; the task's containers share its namespace.
+pub fn compute_pause_body(cluster: &str, task: &acs::Task, image: &str) -> Result<Value, String> {
+    let (eni, address) = compute_task_eni(task)?;
+    let mut labels = Map::new();
+    labels.insert(LABEL_CLUSTER.into(), json!(cluster));
+    labels.insert(LABEL_TASK_ARN.into(), json!(task.arn));
+    labels.insert(LABEL_CONTAINER_NAME.into(), json!(PAUSE_CONTAINER_NAME));
+    labels.insert(LABEL_FAMILY.into(), json!(task.family));
+    labels.insert(LABEL_VERSION.into(), json!(task.version));
+    let mut body = json!({
+        "Image": image,
+        "Labels": labels,
+        "HostConfig": {"NetworkMode": AWSVPC_NETWORK, "CpuShares": 2},
+        "NetworkingConfig": {"EndpointsConfig": {AWSVPC_NETWORK: {
+            "IPAMConfig": {"IPv4Address": address},
+        }}},
+    });
+    if let Some(mac) = &eni.mac_address {
+        // API 1.41 (Docker 20.10) takes the MAC on the container, not the endpoint.
+        body["MacAddress"] = json!(mac);
+    }
+    if let Some(host) = eni
+        .private_dns_name
+        .as_deref()
+        .and_then(|d| d.split('.').next())
+        .filter(|h| !h.is_empty())
+    {
+        body["Hostname"] = json!(host);
+    }
+    Ok(body)
+}
+
 /// The create body for `c` of `task`. `names` maps container names to Docker names (for
-/// links and volumesFrom); `env` is added to the container's environment.
+/// links and volumesFrom); `env` is added to the container's environment; `pause` is the
+/// id of the pause container whose network namespace an awsvpc task's containers join.
 pub fn compute_create_body(
     cluster: &str,
     task: &acs::Task,
     c: &acs::Container,
     names: &BTreeMap<String, String>,
     env: &BTreeMap<String, String>,
+    pause: Option<&str>,
 ) -> Result<Value, String> {
     let docker = c.docker_config.as_ref();
     let mut config = fragment(docker.and_then(|d| d.config.as_ref()), "config")?;
@@ -163,6 +235,26 @@ pub fn compute_create_body(
         "host" | "none" => {
             host.insert("NetworkMode".into(), json!(mode));
         }
+        "awsvpc" => {
+            let pause = pause.ok_or("the awsvpc task's pause container is not running")?;
+            // Docker refuses these with a container: network mode (they belong to the
+            // namespace's owner); ports need no publishing: the task has its own address.
+            for k in ["Hostname", "Domainname", "MacAddress", "ExposedPorts"] {
+                config.remove(k);
+            }
+            for k in [
+                "Dns",
+                "DnsSearch",
+                "DnsOptions",
+                "ExtraHosts",
+                "PortBindings",
+                "PublishAllPorts",
+                "Links",
+            ] {
+                host.remove(k);
+            }
+            host.insert("NetworkMode".into(), json!(format!("container:{pause}")));
+        }
         other => {
             return Err(format!(
                 "network mode {other} is not supported by this agent yet"
@@ -261,6 +353,7 @@ mod tests {
             &t.containers[0],
             &BTreeMap::new(),
             &BTreeMap::new(),
+            None,
         )
         .expect("body");
         assert_eq!(body["Labels"][LABEL_TASK_ARN], t.arn);
@@ -279,19 +372,78 @@ mod tests {
         assert_eq!(cfg.image.as_deref(), Some("busybox"));
     }
 
-    #[test]
-    fn awsvpc_is_refused_with_a_reason() {
+    fn awsvpc_task() -> acs::Task {
         let mut t = task();
         t.network_mode = Some("awsvpc".into());
+        t.elastic_network_interfaces = vec![acs::ElasticNetworkInterface {
+            ec2_id: Some("eni-0123456789abcdef0".into()),
+            mac_address: Some("0e:ec:0a:c8:00:09".into()),
+            ipv4_addresses: vec![acs::IPv4AddressAssignment {
+                private_address: Some("10.200.0.9".into()),
+                primary: Some(true),
+            }],
+            private_dns_name: Some("ip-10-200-0-9.ec2.internal".into()),
+            subnet_gateway_ipv4_address: Some("10.200.0.1/16".into()),
+            ..acs::ElasticNetworkInterface::default()
+        }];
+        t
+    }
+
+    #[test]
+    fn awsvpc_containers_join_the_pause_namespace_without_publishing_ports() {
+        let t = awsvpc_task();
         let err = compute_create_body(
             "c",
             &t,
             &t.containers[0],
             &BTreeMap::new(),
             &BTreeMap::new(),
+            None,
         )
-        .expect_err("refused");
-        assert!(err.contains("awsvpc"));
+        .expect_err("no pause yet");
+        assert!(err.contains("pause"));
+        let body = compute_create_body(
+            "c",
+            &t,
+            &t.containers[0],
+            &BTreeMap::new(),
+            &BTreeMap::new(),
+            Some("abc123"),
+        )
+        .expect("body");
+        let h = &body["HostConfig"];
+        assert_eq!(h["NetworkMode"], "container:abc123");
+        assert!(h.get("PortBindings").is_none());
+        assert!(body.get("ExposedPorts").is_none());
+        let _: bollard::container::Config<String> =
+            serde_json::from_value(body).expect("bollard shape");
+    }
+
+    #[test]
+    fn the_pause_container_holds_the_task_address_and_mac() {
+        let t = awsvpc_task();
+        let body = compute_pause_body("arn:c", &t, "stevedore/pause:1").expect("body");
+        assert_eq!(body["Labels"][LABEL_CONTAINER_NAME], PAUSE_CONTAINER_NAME);
+        assert_eq!(body["Labels"][LABEL_TASK_ARN], t.arn);
+        assert_eq!(body["HostConfig"]["NetworkMode"], AWSVPC_NETWORK);
+        assert_eq!(
+            body["NetworkingConfig"]["EndpointsConfig"][AWSVPC_NETWORK]["IPAMConfig"]
+                ["IPv4Address"],
+            "10.200.0.9"
+        );
+        assert_eq!(body["MacAddress"], "0e:ec:0a:c8:00:09");
+        assert_eq!(body["Hostname"], "ip-10-200-0-9");
+        let cfg: bollard::container::Config<String> =
+            serde_json::from_value(body).expect("bollard shape");
+        assert!(cfg.networking_config.is_some());
+        assert_eq!(
+            parse_gateway_cidr("10.200.0.1/16"),
+            Some(("10.200.0.0/16".to_owned(), "10.200.0.1".to_owned()))
+        );
+        assert_eq!(parse_gateway_cidr("10.200.0.1"), None);
+        let mut bare = t;
+        bare.elastic_network_interfaces.clear();
+        assert!(compute_pause_body("c", &bare, "i").is_err());
     }
 
     #[test]

@@ -18,11 +18,15 @@ use model::ecs::shapes::{
 use rand::Rng;
 use tokio::sync::mpsc;
 
-use super::spec::{compute_create_body, compute_docker_name};
+use super::spec::{
+    compute_create_body, compute_docker_name, compute_pause_body, compute_task_eni,
+    parse_gateway_cidr, AWSVPC_NETWORK, LABEL_NETWORK, PAUSE_CONTAINER_NAME,
+};
 use super::{Shared, SubmitError};
 use crate::metadata::types::format_timestamp;
+use crate::metadata::AwsvpcView;
 use crate::metadata::{ContainerView, PortView, TaskView};
-use crate::runtime::{ContainerInfo, Runtime, RuntimeError};
+use crate::runtime::{ContainerInfo, NetworkSpec, Runtime, RuntimeError};
 
 /// A message to a task actor.
 #[derive(Debug)]
@@ -55,6 +59,10 @@ pub(crate) struct TaskActor<R: Runtime> {
     pub metadata_tokens: BTreeMap<String, String>,
     pub pull_started_at: Option<SystemTime>,
     pub pull_stopped_at: Option<SystemTime>,
+    /// The awsvpc task's pause container (it holds the task's network namespace).
+    pub pause_id: Option<String>,
+    /// Whether it was running when last seen.
+    pub pause_running: bool,
 }
 
 fn epoch_secs() -> u64 {
@@ -120,6 +128,9 @@ impl<R: Runtime> TaskActor<R> {
                 if let Some(metadata) = &self.shared.metadata {
                     metadata.index.remove(&self.task.arn);
                 }
+                if let Some(board) = &self.shared.health {
+                    board.remove(&self.task.arn);
+                }
                 return;
             }
             tokio::select! {
@@ -130,7 +141,168 @@ impl<R: Runtime> TaskActor<R> {
                 () = tokio::time::sleep(self.shared.config.poll_interval) => {}
             }
             self.poll().await;
+            self.record_health();
         }
+    }
+
+    fn is_awsvpc(&self) -> bool {
+        self.task.network_mode.as_deref() == Some("awsvpc")
+    }
+
+    /// Puts the verdicts of the containers with a health check on the health board
+    /// (the channel sends what changed).
+    fn record_health(&self) {
+        let Some(board) = &self.shared.health else {
+            return;
+        };
+        let verdicts: Vec<(&str, &str)> = self
+            .members
+            .iter()
+            .filter(|m| m.spec.health_check_type.is_some())
+            .map(|m| {
+                let status = match m.known.health {
+                    lifecycle::Health::Healthy => "HEALTHY",
+                    lifecycle::Health::Unhealthy => "UNHEALTHY",
+                    lifecycle::Health::Unknown => "UNKNOWN",
+                };
+                (m.spec.name.as_str(), status)
+            })
+            .collect();
+        if verdicts.is_empty() {
+            return;
+        }
+        let key = crate::health::TaskKey {
+            arn: &self.task.arn,
+            cluster: &self.shared.config.cluster,
+            family: &self.task.family,
+            version: &self.task.version,
+        };
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        if board.record(&key, &verdicts, now) {
+            tracing::info!(task = %self.task.arn, ?verdicts, "Container health changed.");
+        }
+    }
+
+    /// The pause container's id, after making it exist and run: the shared network, the
+    /// pause image, then the container at the task's address (created once: its name is
+    /// saved first, so a restarted agent finds it instead of making a twin).
+    async fn ensure_pause(&mut self) -> Result<String, RuntimeError> {
+        if let (Some(id), true) = (&self.pause_id, self.pause_running) {
+            return Ok(id.clone());
+        }
+        let rt = self.shared.runtime.clone();
+        let (eni, _) = compute_task_eni(&self.task).map_err(RuntimeError::CannotCreate)?;
+        let (subnet, gateway) = eni
+            .subnet_gateway_ipv4_address
+            .as_deref()
+            .and_then(parse_gateway_cidr)
+            .ok_or_else(|| {
+                RuntimeError::CannotCreate(
+                    "the task's network interface has no valid subnetGatewayIpv4Address".into(),
+                )
+            })?;
+        rt.ensure_network(&NetworkSpec {
+            name: AWSVPC_NETWORK.to_owned(),
+            subnet,
+            gateway,
+            labels: [(LABEL_NETWORK.to_owned(), "awsvpc".to_owned())].into(),
+        })
+        .await?;
+        let image = self.ensure_pause_image().await?;
+        let id = match self.pause_id.clone() {
+            Some(id) => id,
+            None => {
+                let name = self.reserve_docker_name(PAUSE_CONTAINER_NAME)?;
+                let body = compute_pause_body(&self.shared.config.cluster, &self.task, &image)
+                    .map_err(RuntimeError::CannotCreate)?;
+                let id = match rt.create(&name, body).await {
+                    Ok(id) => id,
+                    // Created before a crash: adopt it.
+                    Err(e) => match rt.inspect(&name).await {
+                        Ok(info) => info.id,
+                        Err(_) => return Err(e),
+                    },
+                };
+                self.pause_id = Some(id.clone());
+                id
+            }
+        };
+        let info = rt.inspect(&id).await?;
+        if !info.running {
+            rt.start(&id).await?;
+        }
+        self.pause_running = true;
+        tracing::info!(task = %self.task.arn, pause = %id, "Pause container running.");
+        Ok(id)
+    }
+
+    /// The pause image, made present: the configured one is pulled if missing; the
+    /// built-in one is imported from the program this agent carries.
+    async fn ensure_pause_image(&self) -> Result<String, RuntimeError> {
+        let rt = &self.shared.runtime;
+        if let Some(image) = &self.shared.config.pause_image {
+            rt.ensure_image(image, None).await?;
+            return Ok(image.clone());
+        }
+        let image = crate::pause::IMAGE;
+        if !rt.has_image(image).await? {
+            let program = crate::pause::compute_program(std::env::consts::ARCH)
+                .map_err(|e| RuntimeError::CannotPull(e.to_string()))?;
+            let tar = crate::pause::compute_rootfs_tar(crate::pause::PROGRAM_PATH, &program);
+            let cmd = format!("CMD [\"{}\"]", crate::pause::PROGRAM_PATH);
+            rt.import_image(image, tar, &[cmd.as_str()]).await?;
+        }
+        Ok(image.to_owned())
+    }
+
+    /// Stops the pause container once every task container has stopped, so Docker frees
+    /// the task's address before the server (told STOPPED) hands it out again.
+    async fn stop_pause(&mut self) {
+        let Some(id) = self.pause_id.clone().filter(|_| self.pause_running) else {
+            return;
+        };
+        match self.shared.runtime.stop(&id, Duration::ZERO).await {
+            Ok(()) | Err(RuntimeError::NotFound(_)) => {
+                tracing::info!(task = %self.task.arn, pause = %id, "Pause container stopped.");
+            }
+            Err(error) => {
+                tracing::warn!(task = %self.task.arn, %error, "Could not stop the pause container.");
+            }
+        }
+        self.pause_running = false;
+    }
+
+    /// The Docker name saved for `cname`, choosing and saving a new one first if needed.
+    fn reserve_docker_name(&self, cname: &str) -> Result<String, RuntimeError> {
+        let arn = self.task.arn.clone();
+        if let Some(n) = self
+            .shared
+            .state
+            .snapshot()
+            .tasks
+            .get(&arn)
+            .and_then(|r| r.docker_names.get(cname).cloned())
+        {
+            return Ok(n);
+        }
+        let random: String = rand::thread_rng()
+            .sample_iter(&rand::distributions::Alphanumeric)
+            .take(12)
+            .map(|b| char::from(b).to_ascii_lowercase())
+            .collect();
+        let name = compute_docker_name(&self.task, cname, &random);
+        let (c2, n2) = (cname.to_owned(), name.clone());
+        self.shared
+            .state
+            .update(|doc| {
+                if let Some(r) = doc.tasks.get_mut(&arn) {
+                    r.docker_names.insert(c2, n2);
+                }
+            })
+            .map_err(|e| RuntimeError::CannotCreate(e.to_string()))?;
+        Ok(name)
     }
 
     fn apply_update(&mut self, task: acs::Task) {
@@ -404,12 +576,18 @@ impl<R: Runtime> TaskActor<R> {
         }
         let docker_name = names.get(&cname).cloned().unwrap_or_default();
         let env = self.compute_metadata_env(&cname);
+        let pause = if self.is_awsvpc() {
+            Some(self.ensure_pause().await?)
+        } else {
+            None
+        };
         let body = compute_create_body(
             &self.shared.config.cluster,
             &self.task,
             &self.members[i].spec,
             &names,
             &env,
+            pause.as_deref(),
         )
         .map_err(RuntimeError::CannotCreate)?;
         let rt = self.shared.runtime.clone();
@@ -486,11 +664,30 @@ impl<R: Runtime> TaskActor<R> {
             .clone()
             .filter(|m| !m.is_empty() && m != "default")
             .unwrap_or_else(|| "bridge".to_owned());
+        let eni = self
+            .is_awsvpc()
+            .then(|| compute_task_eni(&self.task).ok())
+            .flatten();
         let containers = self
             .members
             .iter()
             .map(|m| {
                 let info = m.info.as_ref();
+                let ipv4_addresses = match eni {
+                    // Joined to the pause namespace, Docker shows no network of its own.
+                    Some((_, address)) => vec![address.to_owned()],
+                    None => info.map(|i| i.ipv4_addresses.clone()).unwrap_or_default(),
+                };
+                let awsvpc = eni.map(|(e, _)| AwsvpcView {
+                    mac_address: e.mac_address.clone(),
+                    subnet_cidr: e
+                        .subnet_gateway_ipv4_address
+                        .as_deref()
+                        .and_then(parse_gateway_cidr)
+                        .map(|(s, _)| s),
+                    private_dns_name: e.private_dns_name.clone(),
+                    gateway_cidr: e.subnet_gateway_ipv4_address.clone(),
+                });
                 ContainerView {
                     name: m.spec.name.clone(),
                     docker_id: m.id.clone(),
@@ -506,7 +703,8 @@ impl<R: Runtime> TaskActor<R> {
                     started_at: info.and_then(|i| i.started_at.clone()),
                     container_arn: m.spec.container_arn.clone(),
                     network_mode: mode.clone(),
-                    ipv4_addresses: info.map(|i| i.ipv4_addresses.clone()).unwrap_or_default(),
+                    ipv4_addresses,
+                    awsvpc,
                     ports: info
                         .map(|i| {
                             i.ports
@@ -596,6 +794,9 @@ impl<R: Runtime> TaskActor<R> {
         if !due {
             return;
         }
+        if status == ContainerStatus::Stopped {
+            self.stop_pause().await;
+        }
         let request = self.compute_request(status);
         let accepted = match self.shared.submit.submit(&request).await {
             Ok(()) => true,
@@ -639,6 +840,13 @@ impl<R: Runtime> TaskActor<R> {
                     tracing::warn!(%error, "Could not remove a stopped container; retrying later.");
                     return false;
                 }
+            }
+        }
+        // The namespace's owner goes last: the task's containers were joined to it.
+        if let Some(id) = &self.pause_id {
+            if let Err(error) = rt.remove(id).await {
+                tracing::warn!(%error, "Could not remove the pause container; retrying later.");
+                return false;
             }
         }
         let arn = self.task.arn.clone();

@@ -27,7 +27,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::runtime::Runtime;
-pub use types::{ContainerView, PortView, TaskView};
+pub use types::{AwsvpcView, ContainerView, PortView, TaskView};
 
 /// The port ECS's agent serves its metadata and introspection on.
 pub const DEFAULT_PORT: u16 = 51679;

@@ -21,6 +21,7 @@ fn view() -> TaskView {
         container_arn: Some("arn:aws:ecs:us-east-1:000000000000:container/c1".into()),
         network_mode: "bridge".into(),
         ipv4_addresses: vec!["172.17.0.5".into()],
+        awsvpc: None,
         ports: vec![PortView {
             container_port: 80,
             protocol: "tcp".into(),

@@ -38,10 +38,25 @@ pub struct ContainerView {
     pub network_mode: String,
     /// Its IPv4 addresses.
     pub ipv4_addresses: Vec<String>,
+    /// The task's interface, for awsvpc tasks.
+    pub awsvpc: Option<AwsvpcView>,
     /// Published ports.
     pub ports: Vec<PortView>,
     /// Exit code once stopped.
     pub exit_code: Option<i64>,
+}
+
+/// An awsvpc task's interface, as `Networks` shows it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AwsvpcView {
+    /// MAC address.
+    pub mac_address: Option<String>,
+    /// `10.200.0.0/16`.
+    pub subnet_cidr: Option<String>,
+    /// `ip-10-200-0-9.ec2.internal`.
+    pub private_dns_name: Option<String>,
+    /// `10.200.0.1/16`.
+    pub gateway_cidr: Option<String>,
 }
 
 /// One published port.
@@ -108,6 +123,27 @@ pub struct Network {
     /// The container's addresses.
     #[serde(rename = "IPv4Addresses")]
     pub ipv4_addresses: Vec<String>,
+    /// awsvpc: the interface's index (always 0: one interface per task).
+    #[serde(rename = "AttachmentIndex", skip_serializing_if = "Option::is_none")]
+    pub attachment_index: Option<u32>,
+    /// awsvpc: the interface's MAC address.
+    #[serde(rename = "MACAddress", skip_serializing_if = "Option::is_none")]
+    pub mac_address: Option<String>,
+    /// awsvpc: the subnet.
+    #[serde(
+        rename = "IPv4SubnetCIDRBlock",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ipv4_subnet_cidr_block: Option<String>,
+    /// awsvpc: the interface's DNS name.
+    #[serde(rename = "PrivateDNSName", skip_serializing_if = "Option::is_none")]
+    pub private_dns_name: Option<String>,
+    /// awsvpc: the subnet's gateway with its prefix length.
+    #[serde(
+        rename = "SubnetGatewayIpv4Address",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub subnet_gateway_ipv4_address: Option<String>,
 }
 
 /// One entry of `Ports`.
@@ -248,6 +284,11 @@ pub fn compute_container_metadata(c: &ContainerView) -> ContainerMetadata {
         networks: vec![Network {
             network_mode: c.network_mode.clone(),
             ipv4_addresses: c.ipv4_addresses.clone(),
+            attachment_index: c.awsvpc.as_ref().map(|_| 0),
+            mac_address: c.awsvpc.as_ref().and_then(|a| a.mac_address.clone()),
+            ipv4_subnet_cidr_block: c.awsvpc.as_ref().and_then(|a| a.subnet_cidr.clone()),
+            private_dns_name: c.awsvpc.as_ref().and_then(|a| a.private_dns_name.clone()),
+            subnet_gateway_ipv4_address: c.awsvpc.as_ref().and_then(|a| a.gateway_cidr.clone()),
         }],
         ports: c
             .ports

@@ -2,7 +2,7 @@
 //! task reserves, place it (RunTask) or check the named instances (StartTask), and commit
 //! tasks and instance bookings in one compare-and-swap transaction.
 
-use super::book;
+use super::{awsvpc, book};
 use crate::error::{invalid, EcsError};
 use crate::objects::{
     encode, instance_prefix, instance_task_key, task_key, token_key, Reservation, StoredTask,
@@ -43,6 +43,8 @@ pub(crate) struct Launch {
     pub started_by: Option<String>,
     pub tags: Vec<Tag>,
     pub enable_execute_command: bool,
+    /// awsvpc tasks: the first subnet of `networkConfiguration` (shown on the ENI).
+    pub subnet: Option<String>,
 }
 
 /// Caller-supplied launch parameters shared by RunTask and StartTask.
@@ -286,6 +288,10 @@ impl Ecs {
             started_by: p.started_by.map(str::to_owned),
             tags,
             enable_execute_command: p.enable_execute_command.unwrap_or(false),
+            subnet: p
+                .network_configuration
+                .and_then(|n| n.awsvpc_configuration.as_ref())
+                .and_then(|a| a.subnets.first().cloned()),
             td,
         })
     }
@@ -368,13 +374,56 @@ impl Ecs {
             released: false,
             network_mode: l.td.network_mode,
             volumes: l.td.volumes.clone().unwrap_or_default(),
+            eni: None,
         }
+    }
+
+    /// Gives each awsvpc task of `tasks` a free address of the pool, adding to `txn` the
+    /// keys that hold them (written only if still absent: a concurrent launch that took
+    /// one makes this commit fail and re-plan).
+    async fn allocate_enis(
+        &self,
+        l: &Launch,
+        tasks: &mut [&mut StoredTask],
+        mut txn: Txn,
+    ) -> Result<Txn, EcsError> {
+        if l.td.network_mode != Some(NetworkMode::Awsvpc) || tasks.is_empty() {
+            return Ok(txn);
+        }
+        let page = self
+            .objects
+            .store()
+            .range(awsvpc::ADDRESS_PREFIX, None, usize::MAX)
+            .await?;
+        let mut taken = awsvpc::parse_taken(page.items.iter().map(|kv| kv.key.as_str()));
+        let subnet = l.subnet.clone().unwrap_or_default();
+        for t in tasks.iter_mut() {
+            let seed =
+                u64::try_from(uuid::Uuid::new_v4().as_u128() & u128::from(u64::MAX)).unwrap_or(0);
+            let Some(address) = awsvpc::plan_address(&taken, seed) else {
+                return Err(EcsError::Client(format!(
+                    "No free address is left in the awsvpc subnet {}/{}.",
+                    awsvpc::SUBNET.0,
+                    awsvpc::SUBNET.1
+                )));
+            };
+            taken.insert(address);
+            let eni = awsvpc::compute_eni(address, &subnet, &self.scope.region);
+            awsvpc::apply_eni(&mut t.task, &eni, "ATTACHED");
+            let key = awsvpc::address_key(&eni.address);
+            let arn = t.task.task_arn.clone().unwrap_or_default();
+            txn = txn
+                .when(key.clone(), 0)
+                .put(key, bytes::Bytes::from(arn.into_bytes()));
+            t.eni = Some(eni);
+        }
+        Ok(txn)
     }
 
     /// Brings a cluster's placement view up to date: only the instances this process
     /// changed since the last look, or every instance when the view is new, old, or just
     /// lost a race.
-    async fn refresh_view(
+    pub(crate) async fn refresh_view(
         &self,
         cluster: &str,
         view: &mut ClusterView,
@@ -401,7 +450,10 @@ impl Ecs {
         Ok(())
     }
 
-    fn view_for(&self, cluster: &str) -> std::sync::Arc<tokio::sync::Mutex<ClusterView>> {
+    pub(crate) fn view_for(
+        &self,
+        cluster: &str,
+    ) -> std::sync::Arc<tokio::sync::Mutex<ClusterView>> {
         let mut views = self
             .views
             .lock()
@@ -410,7 +462,7 @@ impl Ecs {
     }
 
     /// Places and commits: the heart of RunTask. `choose` turns the fresh view into a plan.
-    async fn launch(
+    pub(crate) async fn launch(
         &self,
         l: &Launch,
         token: Option<(&str, &str)>,
@@ -441,7 +493,10 @@ impl Ecs {
                     .or_default()
                     .push(self.build_task(l, inst, now));
             }
-            let mut txn = Txn::new();
+            let mut txn = {
+                let mut all: Vec<&mut StoredTask> = per_instance.values_mut().flatten().collect();
+                self.allocate_enis(l, &mut all, Txn::new()).await?
+            };
             let mut tasks = Vec::new();
             let mut written = Vec::new();
             for (idx, list) in &mut per_instance {
@@ -481,8 +536,20 @@ impl Ecs {
             if !tasks.is_empty() || token.is_some() {
                 let committed = self.objects.commit_at(txn).await;
                 let Ok(Some(revision)) = committed else {
-                    // The optimistic bookings are wrong now: read everything next time.
-                    shared.lock().await.full_at = None;
+                    // The optimistic bookings are wrong now: read everything next time,
+                    // and forget the decoded records of the instances this plan booked.
+                    // Their revision in the view may equal the store's (the race was lost
+                    // on another instance, or a concurrent commit was adopted since), and
+                    // a refresh only re-decodes what moved: without this the phantom
+                    // bookings would stay until the instance next changes.
+                    let mut view = shared.lock().await;
+                    view.full_at = None;
+                    for (idx, _, _) in &written {
+                        if let Some(r) = view.revisions.get_mut(*idx) {
+                            *r = 0;
+                        }
+                    }
+                    drop(view);
                     committed?;
                     tracing::debug!(cluster = %l.cluster, "Placement lost a compare-and-swap race; re-planning.");
                     continue;
@@ -613,7 +680,7 @@ fn book_engine(inst: &mut placement::Instance, r: &Reservation, group: &str) {
     *inst.groups.entry(group.to_owned()).or_default() += 1;
 }
 
-fn parse_placement(
+pub(crate) fn parse_placement(
     td: &TaskDefinition,
     constraints: Option<&[PlacementConstraint]>,
     strategies: Option<&[PlacementStrategy]>,

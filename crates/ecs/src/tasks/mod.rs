@@ -6,6 +6,8 @@
 //! STOPPED. Statuses only move forward; repeated or late reports are acknowledged and
 //! ignored.
 
+pub(crate) mod awsvpc;
+pub(crate) mod health;
 pub(crate) mod launch;
 pub(crate) mod query;
 pub(crate) mod report;
@@ -107,6 +109,9 @@ pub(crate) fn release_into(
         .and_then(|a| a.rsplit('/').next())
         .unwrap_or_default();
     let mut txn = txn.delete(instance_task_key(cluster, &task.instance_id, task_id));
+    if let Some(eni) = &task.eni {
+        txn = txn.delete(awsvpc::address_key(&eni.address));
+    }
     if let Some((mut si, rev)) = instance {
         let key = instance_key(cluster, &task.instance_id);
         book(

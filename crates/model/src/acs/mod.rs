@@ -31,6 +31,9 @@ pub enum Frame {
     HeartbeatAckRequest(HeartbeatAckRequest),
     /// Agent → server: a payload could not be processed.
     NackRequest(NackRequest),
+    /// Agent → server: containers' health-check verdicts (TCS's `PublishHealthRequest`,
+    /// carried on this channel because Stevedore has no separate telemetry socket).
+    PublishHealthRequest(PublishHealthRequest),
 }
 
 /// Tasks for one instance.
@@ -97,6 +100,58 @@ pub struct Task {
     /// The containers, overrides already applied.
     #[serde(default)]
     pub containers: Vec<Container>,
+    /// The task's network interface (`awsvpc` tasks): the address and MAC the agent
+    /// gives the task's network namespace.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub elastic_network_interfaces: Vec<ElasticNetworkInterface>,
+}
+
+/// A network interface for an `awsvpc` task (ACS `ElasticNetworkInterface`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ElasticNetworkInterface {
+    /// The attachment's ARN (Stevedore: the attachment id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attachment_arn: Option<String>,
+    /// `eni-...`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ec2_id: Option<String>,
+    /// MAC address, `aa:bb:cc:dd:ee:ff`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac_address: Option<String>,
+    /// Its IPv4 addresses; the primary one is the task's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ipv4_addresses: Vec<IPv4AddressAssignment>,
+    /// `ip-10-0-0-1.ec2.internal`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_dns_name: Option<String>,
+    /// The subnet's gateway with the prefix length, `10.200.0.1/16`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet_gateway_ipv4_address: Option<String>,
+}
+
+impl ElasticNetworkInterface {
+    /// The primary IPv4 address (the first one when none is marked primary).
+    pub fn primary_ipv4(&self) -> Option<&str> {
+        self.ipv4_addresses
+            .iter()
+            .find(|a| a.primary == Some(true))
+            .or_else(|| self.ipv4_addresses.first())
+            .and_then(|a| a.private_address.as_deref())
+    }
+}
+
+/// One IPv4 address of an interface.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(clippy::upper_case_acronyms)]
+pub struct IPv4AddressAssignment {
+    /// The address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_address: Option<String>,
+    /// Whether it is the interface's primary address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary: Option<bool>,
 }
 
 /// A container as the agent receives it.
@@ -323,6 +378,77 @@ pub struct NackRequest {
     pub reason: Option<String>,
 }
 
+/// Health-check verdicts of tasks' containers (TCS `PublishHealthRequest`). The agent
+/// sends one on every change and everything it knows again after a reconnect; applying
+/// one twice changes nothing.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PublishHealthRequest {
+    /// Who is reporting.
+    #[serde(default)]
+    pub metadata: HealthMetadata,
+    /// The tasks.
+    #[serde(default)]
+    pub tasks: Vec<TaskHealth>,
+    /// Epoch seconds when the agent built it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<f64>,
+}
+
+/// The reporter of a [`PublishHealthRequest`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthMetadata {
+    /// Cluster ARN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    /// Instance ARN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_instance: Option<String>,
+    /// Unique per message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    /// Last message of a batch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fin: Option<bool>,
+}
+
+/// One task's container health.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskHealth {
+    /// Task ARN.
+    pub task_arn: String,
+    /// Cluster ARN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_arn: Option<String>,
+    /// Task definition family.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_definition_family: Option<String>,
+    /// Task definition revision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_definition_version: Option<String>,
+    /// Containers with a health check.
+    #[serde(default)]
+    pub containers: Vec<ContainerHealth>,
+}
+
+/// One container's verdict.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerHealth {
+    /// Container name.
+    pub container_name: String,
+    /// `HEALTHY`, `UNHEALTHY` or `UNKNOWN`.
+    pub health_status: String,
+    /// Epoch seconds since which it has had this status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_since: Option<f64>,
+    /// Output of the last check, when useful.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_message: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -350,5 +476,36 @@ mod tests {
         };
         assert_eq!(p.tasks[0].containers[0].environment["K"], "V");
         assert_eq!(p.seq_num, Some(3));
+        assert!(p.tasks[0].elastic_network_interfaces.is_empty());
+    }
+
+    #[test]
+    fn enis_and_health_use_the_acs_and_tcs_member_names() {
+        let raw = r#"{"arn":"a","desiredStatus":"RUNNING","elasticNetworkInterfaces":[{"ec2Id":"eni-1","macAddress":"02:00:00:00:00:01","ipv4Addresses":[{"privateAddress":"10.200.0.9","primary":true}],"subnetGatewayIpv4Address":"10.200.0.1/16","privateDnsName":"ip-10-200-0-9.ec2.internal"}]}"#;
+        let t: Task = serde_json::from_str(raw).expect("parses");
+        assert_eq!(
+            t.elastic_network_interfaces[0].primary_ipv4(),
+            Some("10.200.0.9")
+        );
+        let f = Frame::PublishHealthRequest(PublishHealthRequest {
+            tasks: vec![TaskHealth {
+                task_arn: "t".into(),
+                containers: vec![ContainerHealth {
+                    container_name: "c".into(),
+                    health_status: "HEALTHY".into(),
+                    status_since: Some(1.5),
+                    status_message: None,
+                }],
+                ..TaskHealth::default()
+            }],
+            ..PublishHealthRequest::default()
+        });
+        let v = serde_json::to_value(&f).expect("json");
+        assert_eq!(v["type"], "PublishHealthRequest");
+        assert_eq!(
+            v["message"]["tasks"][0]["containers"][0]["healthStatus"],
+            "HEALTHY"
+        );
+        assert_eq!(serde_json::from_value::<Frame>(v).expect("parses"), f);
     }
 }
