@@ -57,8 +57,10 @@ def remove_cluster_containers(cluster_arn: str) -> None:
 class AgentProcess:
     """`stevedore agent` as a child process."""
 
-    def __init__(self, cfg: ServerConfig, cluster: str, state_dir: Path, log: Path):
+    def __init__(self, cfg: ServerConfig, cluster: str, state_dir: Path, log: Path,
+                 extra_args: tuple[str, ...] = ()):
         self.cfg, self.cluster, self.state_dir, self.log_path = cfg, cluster, state_dir, log
+        self.extra_args = extra_args
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
@@ -70,7 +72,7 @@ class AgentProcess:
         self.proc = subprocess.Popen(
             [str(stevedore_binary()), "agent", "--cluster", self.cluster, "--endpoint",
              self.cfg.endpoint, "--state-dir", str(self.state_dir),
-             "--config", "/dev/null", "--container-cleanup-wait", "1h"],
+             "--config", "/dev/null", "--container-cleanup-wait", "1h", *self.extra_args],
             stdout=log, stderr=log, env=env)
         log.close()
 

@@ -62,7 +62,8 @@ impl Ecs {
             Some(i32::try_from(registered).unwrap_or(i32::MAX));
         c.running_tasks_count = Some(count(running));
         c.pending_tasks_count = Some(count(pending));
-        c.active_services_count = Some(0);
+        let (active_services, _) = self.service_census(&name).await?;
+        c.active_services_count = Some(i32::try_from(active_services).unwrap_or(i32::MAX));
         c.statistics = Some(if include.contains(&ClusterField::Statistics) {
             [
                 "runningEC2TasksCount",
@@ -329,6 +330,9 @@ pub(crate) async fn delete_cluster(
                 matches!(si.instance.status.as_deref(), Some("ACTIVE" | "DRAINING"))
             }) {
                 return Err(EcsError::ClusterContainsContainerInstances);
+            }
+            if ecs.service_census(&name).await?.1 {
+                return Err(EcsError::ClusterContainsServices);
             }
             c.status = Some(INACTIVE.into());
             Ok(Step::Commit(

@@ -34,6 +34,12 @@ pub enum EcsError {
     /// PutAttributes/DeleteAttributes on an unknown target.
     #[error("{0}")]
     TargetNotFound(String),
+    /// The named service does not exist in the cluster.
+    #[error("Service not found.")]
+    ServiceNotFound,
+    /// The service exists but is DRAINING or INACTIVE.
+    #[error("Service was not ACTIVE.")]
+    ServiceNotActive,
     /// Too many custom attributes.
     #[error("{0}")]
     AttributeLimitExceeded(String),
@@ -70,6 +76,8 @@ impl EcsError {
             Self::ClusterContainsServices => "ClusterContainsServicesException",
             Self::ClusterContainsTasks => "ClusterContainsTasksException",
             Self::TargetNotFound(_) => "TargetNotFoundException",
+            Self::ServiceNotFound => "ServiceNotFoundException",
+            Self::ServiceNotActive => "ServiceNotActiveException",
             Self::AttributeLimitExceeded(_) => "AttributeLimitExceededException",
             Self::ResourceNotFound(_) => "ResourceNotFoundException",
             Self::Conflict { resource_ids, .. } => {

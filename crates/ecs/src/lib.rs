@@ -13,6 +13,7 @@ mod decode;
 mod error;
 mod objects;
 mod pagination;
+mod services;
 mod tags;
 mod task_definitions;
 mod tasks;
@@ -20,6 +21,7 @@ mod view;
 
 pub use channel::Session;
 pub use error::EcsError;
+pub use services::balancing::{TargetGroupView, TargetGroups, TargetState};
 
 use model::ecs::arn::ArnScope;
 use objects::Objects;
@@ -47,6 +49,8 @@ pub struct Ecs {
         >,
     >,
     channels: Arc<channel::Channels>,
+    controller: Arc<services::controller::ControllerState>,
+    balancers: Option<Arc<dyn services::balancing::TargetGroups>>,
 }
 
 macro_rules! operations {
@@ -116,6 +120,11 @@ operations! {
     SubmitTaskStateChange => tasks::report::submit_task_state_change,
     SubmitContainerStateChange => tasks::report::submit_container_state_change,
     DiscoverPollEndpoint => clusters::discover_poll_endpoint,
+    CreateService => services::api::create_service,
+    UpdateService => services::api::update_service,
+    DeleteService => services::api::delete_service,
+    DescribeServices => services::api::describe_services,
+    ListServices => services::api::list_services,
 }
 
 fn respond<T: Serialize>(out: &T) -> Result<Vec<u8>, EcsError> {
@@ -136,6 +145,8 @@ impl Ecs {
             endpoint,
             views: Arc::default(),
             channels: Arc::default(),
+            controller: Arc::default(),
+            balancers: None,
         }
     }
 
@@ -151,7 +162,28 @@ impl Ecs {
                 "Operation {operation} is not supported by this Amazon ECS endpoint."
             )));
         };
-        self.execute(op, body, caller).await
+        let out = self.execute(op, body, caller).await;
+        // What agents and operators change may change what a service should do.
+        if out.is_ok()
+            && matches!(
+                op,
+                Operation::SubmitTaskStateChange
+                    | Operation::SubmitContainerStateChange
+                    | Operation::UpdateContainerInstancesState
+                    | Operation::DeregisterContainerInstance
+                    | Operation::RegisterContainerInstance
+                    | Operation::StopTask
+            )
+        {
+            self.wake_services();
+        }
+        out
+    }
+
+    /// Lets services register their tasks with load balancers through `groups`.
+    pub fn with_target_groups(mut self, groups: Arc<dyn TargetGroups>) -> Self {
+        self.balancers = Some(groups);
+        self
     }
 
     /// The ARN scope (region and account).

@@ -3,8 +3,8 @@
 
 use crate::replica::{stop, unhealthy_past_grace};
 use crate::{
-    ceiling, counts_healthy, floor, instance_status, live, Actions, InstanceStatus, Observed,
-    Spec, Start, StopReason, Task,
+    ceiling, counts_healthy, floor, instance_status, live, Actions, InstanceStatus, Observed, Spec,
+    Start, StopReason, Task,
 };
 use std::collections::BTreeMap;
 
@@ -25,8 +25,10 @@ pub(crate) fn compute(spec: &Spec, observed: &Observed) -> Actions {
         return a;
     };
     // Per eligible instance: its current task(s) and old ones.
-    let mut per: BTreeMap<&str, (Vec<&Task>, Vec<&Task>)> =
-        eligible.iter().map(|i| (*i, (Vec::new(), Vec::new()))).collect();
+    let mut per: BTreeMap<&str, (Vec<&Task>, Vec<&Task>)> = eligible
+        .iter()
+        .map(|i| (*i, (Vec::new(), Vec::new())))
+        .collect();
     for t in observed.tasks.iter().filter(|t| live(t)) {
         match status.get(t.instance.as_str()).copied() {
             None | Some(InstanceStatus::Lost) => {

@@ -341,7 +341,8 @@ pub fn compute(spec: &Spec, observed: &Observed) -> Actions {
 /// The parts every strategy shares once starts and stops are known: counts, the circuit
 /// breaker, completion of the primary, retirement of drained deployments, backoff.
 fn finish(spec: &Spec, observed: &Observed, a: &mut Actions) {
-    let stopping: std::collections::HashSet<&str> = a.stop.iter().map(|s| s.task.as_str()).collect();
+    let stopping: std::collections::HashSet<&str> =
+        a.stop.iter().map(|s| s.task.as_str()).collect();
     for d in &observed.deployments {
         let mut c = Counts::default();
         for t in observed.tasks.iter().filter(|t| t.deployment == d.id) {

@@ -41,7 +41,11 @@ pub(crate) fn compute(spec: &Spec, observed: &Observed) -> Actions {
         current.sort_by(|x, y| {
             (x.phase == Phase::Running)
                 .cmp(&(y.phase == Phase::Running))
-                .then(y.started_at.partial_cmp(&x.started_at).unwrap_or(std::cmp::Ordering::Equal))
+                .then(
+                    y.started_at
+                        .partial_cmp(&x.started_at)
+                        .unwrap_or(std::cmp::Ordering::Equal),
+                )
                 .then(x.id.cmp(&y.id))
         });
         let excess = current.len() - desired as usize;
@@ -93,7 +97,6 @@ pub(crate) fn stop(t: &Task, reason: StopReason) -> Stop {
 pub(crate) fn unhealthy_past_grace(spec: &Spec, now: f64, t: &Task) -> bool {
     t.phase == Phase::Running
         && t.health == Health::Unhealthy
-        && t
-            .started_at
+        && t.started_at
             .is_none_or(|s| now - s >= spec.health_grace_seconds)
 }

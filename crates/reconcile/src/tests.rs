@@ -125,7 +125,10 @@ fn draining_instance_tasks_are_replaced_then_stopped() {
     // The pending one goes at once; with no floor the running one goes too.
     assert_eq!(a.stop.len(), 2);
     let a = compute(&spec(2, 100, 200), &o);
-    assert_eq!(a.stop.iter().map(|s| s.task.as_str()).collect::<Vec<_>>(), ["b"]);
+    assert_eq!(
+        a.stop.iter().map(|s| s.task.as_str()).collect::<Vec<_>>(),
+        ["b"]
+    );
 }
 
 #[test]
@@ -143,7 +146,9 @@ fn lost_instances_and_unhealthy_tasks_are_replaced() {
     };
     let a = compute(&spec(2, 100, 200), &o);
     let reasons: Vec<_> = a.stop.iter().map(|s| s.reason).collect();
-    assert!(reasons.contains(&StopReason::InstanceLost) && reasons.contains(&StopReason::Unhealthy));
+    assert!(
+        reasons.contains(&StopReason::InstanceLost) && reasons.contains(&StopReason::Unhealthy)
+    );
     assert_eq!(a.start.len(), 2);
 }
 
@@ -239,7 +244,12 @@ impl World {
                 .instance
                 .clone()
                 .unwrap_or_else(|| format!("i{}", self.next as usize % instances));
-            self.tasks.push(task(&format!("n{}", self.next), &s.deployment, &inst, Phase::Pending));
+            self.tasks.push(task(
+                &format!("n{}", self.next),
+                &s.deployment,
+                &inst,
+                Phase::Pending,
+            ));
         }
     }
 }

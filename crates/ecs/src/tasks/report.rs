@@ -69,6 +69,9 @@ fn mark_stopped(st: &mut StoredTask, code: TaskStopCode, reason: &str) -> bool {
             c.last_status = Some("STOPPED".into());
         }
     }
+    if st.eni.is_some() {
+        super::awsvpc::apply_attachment_status(t, "DELETED");
+    }
     st.released = true;
     was_running
 }
@@ -87,37 +90,53 @@ pub(crate) async fn stop_task(
         .clone()
         .unwrap_or_else(|| "Task stopped by user".to_owned());
     let (task, instance_id) = ecs
-        .objects
-        .retry(&req.task, || async {
-            let (mut st, rev, key) = ecs.load_task(&cluster, &req.task).await?;
-            if st.task.desired_status.as_deref() == Some("STOPPED") {
-                return Ok(Step::Done((st.task, st.instance_id)));
-            }
-            let instance = ecs.load_stored_instance(&cluster, &st.instance_id).await?;
-            let gone = instance
-                .as_ref()
-                .is_none_or(|(si, _)| si.instance.status.as_deref() == Some("INACTIVE"));
-            let mut txn = Txn::new().when(key.clone(), rev);
-            if gone {
-                // No agent will ever stop it: the task is stopped here and now.
-                let was_running = mark_stopped(&mut st, TaskStopCode::UserInitiated, &reason);
-                st.task.version = Some(st.task.version.unwrap_or(0) + 1);
-                txn = release_into(txn, &cluster, &st, instance, was_running)?;
-            } else {
-                let t = &mut st.task;
-                t.desired_status = Some("STOPPED".into());
-                t.stopping_at = Some(now());
-                t.stop_code = Some(TaskStopCode::UserInitiated);
-                t.stopped_reason = Some(reason.clone());
-                t.version = Some(t.version.unwrap_or(0) + 1);
-            }
-            txn = txn.put(key, encode(&st)?);
-            Ok(Step::Commit(txn, (st.task, st.instance_id)))
-        })
+        .request_stop(&cluster, &req.task, TaskStopCode::UserInitiated, &reason)
         .await?;
     ecs.channels.notify(&cluster, &instance_id);
     tracing::info!(cluster = %cluster, task = %req.task, "Task stop requested.");
     Ok(StopTaskResponse { task: Some(task) })
+}
+
+impl Ecs {
+    /// Asks a task to stop (desiredStatus STOPPED with `code` and `reason`), or marks it
+    /// STOPPED at once when its instance is gone and no agent will ever stop it. Returns
+    /// the task and its instance id; the caller notifies the instance's channel.
+    pub(crate) async fn request_stop(
+        &self,
+        cluster: &str,
+        reference: &str,
+        code: TaskStopCode,
+        reason: &str,
+    ) -> Result<(model::ecs::shapes::Task, String), EcsError> {
+        self.objects
+            .retry(reference, || async {
+                let (mut st, rev, key) = self.load_task(cluster, reference).await?;
+                if st.task.desired_status.as_deref() == Some("STOPPED") {
+                    return Ok(Step::Done((st.task, st.instance_id)));
+                }
+                let instance = self.load_stored_instance(cluster, &st.instance_id).await?;
+                let gone = instance
+                    .as_ref()
+                    .is_none_or(|(si, _)| si.instance.status.as_deref() == Some("INACTIVE"));
+                let mut txn = Txn::new().when(key.clone(), rev);
+                if gone {
+                    // No agent will ever stop it: the task is stopped here and now.
+                    let was_running = mark_stopped(&mut st, code, reason);
+                    st.task.version = Some(st.task.version.unwrap_or(0) + 1);
+                    txn = release_into(txn, cluster, &st, instance, was_running)?;
+                } else {
+                    let t = &mut st.task;
+                    t.desired_status = Some("STOPPED".into());
+                    t.stopping_at = Some(now());
+                    t.stop_code = Some(code);
+                    t.stopped_reason = Some(reason.to_owned());
+                    t.version = Some(t.version.unwrap_or(0) + 1);
+                }
+                txn = txn.put(key, encode(&st)?);
+                Ok(Step::Commit(txn, (st.task, st.instance_id)))
+            })
+            .await
+    }
 }
 
 /// Applies container reports; true when anything changed.

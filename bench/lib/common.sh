@@ -1,0 +1,80 @@
+# Shared by the bench scripts: a python with boto3, a release build, a temporary work
+# dir cleaned on exit, and a `stevedore server` on a free 127.0.0.1 port.
+#   source "$ROOT/bench/lib/common.sh"; bench_python; bench_build stevedore; bench_workdir NAME
+#   start_server   # sets SERVER_PID, DATA, EP and exports the AWS_* variables
+
+bench_python() {
+  PY=${PYTHON:-python3}
+  if ! "$PY" -c 'import boto3' 2>/dev/null; then
+    if [ -x /tmp/venv/bin/python ] && /tmp/venv/bin/python -c 'import boto3' 2>/dev/null; then
+      PY=/tmp/venv/bin/python
+    else
+      echo "boto3 is needed: pip install boto3, or set PYTHON" >&2
+      exit 1
+    fi
+  fi
+}
+
+bench_build() {
+  if [ -z "${SKIP_BUILD:-}" ]; then
+    echo "building release binaries (cargo build --release $*)" >&2
+    (cd "$ROOT" && cargo build --release "$@" >&2)
+  fi
+}
+
+PIDS=()
+bench_cleanup() {
+  for p in "${PIDS[@]:-}"; do
+    [ -n "$p" ] && kill "$p" 2>/dev/null || true
+  done
+  for p in "${PIDS[@]:-}"; do
+    [ -n "$p" ] && wait "$p" 2>/dev/null || true
+  done
+  if [ -n "${EXTRA_CLEANUP:-}" ]; then eval "$EXTRA_CLEANUP" || true; fi
+  [ -n "${WORK:-}" ] && rm -rf "$WORK"
+}
+
+bench_workdir() {
+  WORK=$(mktemp -d "/tmp/stevedore-$1.XXXXXX")
+  trap bench_cleanup EXIT
+}
+
+free_port() {
+  "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+start_server() {
+  local port
+  port=$(free_port)
+  DATA="$WORK/data"
+  EP="http://127.0.0.1:$port"
+  env -u STEVEDORE_ADMIN_ACCESS_KEY_ID -u STEVEDORE_ADMIN_SECRET_ACCESS_KEY \
+    STEVEDORE_LOG=${STEVEDORE_LOG:-warn} \
+    "$STEVEDORE" server --listen "127.0.0.1:$port" --data-dir "$DATA" "$@" >"$WORK/server.log" 2>&1 &
+  SERVER_PID=$!
+  PIDS+=("$SERVER_PID")
+  for _ in $(seq 1 300); do
+    [ -s "$DATA/credentials" ] && "$PY" -c "import urllib.request,urllib.error,sys
+try: urllib.request.urlopen('$EP/', timeout=1)
+except urllib.error.HTTPError: pass" 2>/dev/null && break
+    sleep 0.1
+  done
+  export AWS_SHARED_CREDENTIALS_FILE="$DATA/credentials" AWS_DEFAULT_REGION=us-east-1 AWS_ENDPOINT_URL="$EP"
+  unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_PROFILE
+}
+
+# Starts `stevedore sim` with INSTANCES hollow instances in CLUSTER; waits until connected.
+start_sim() {
+  STEVEDORE_LOG=${STEVEDORE_LOG:-warn} "$STEVEDORE" sim --cluster "$1" --endpoint "$EP" \
+    --instances "$2" >"$WORK/sim.out" 2>"$WORK/sim.log" &
+  SIM_PID=$!
+  PIDS+=("$SIM_PID")
+  until grep -q "registered and connected" "$WORK/sim.out" 2>/dev/null; do
+    if ! kill -0 "$SIM_PID" 2>/dev/null; then
+      echo "stevedore sim exited early:" >&2
+      tail -20 "$WORK/sim.log" >&2
+      exit 1
+    fi
+    sleep 0.1
+  done
+}

@@ -1,0 +1,608 @@
+//! The service operations: validation, the stored record, and what DescribeServices shows.
+
+use super::{deployment_id, service_key, service_prefix, StoredService, ALL_SERVICES};
+use crate::error::{invalid, EcsError};
+use crate::objects::{encode, Step};
+use crate::pagination::{page_size, paginate};
+use crate::{now, Caller, Ecs};
+use model::ecs::shapes::{
+    CreateServiceRequest, CreateServiceResponse, DeleteServiceRequest, DeleteServiceResponse,
+    Deployment, DeploymentCircuitBreaker, DeploymentConfiguration, DeploymentController,
+    DeploymentControllerType, DeploymentRolloutState, DescribeServicesRequest,
+    DescribeServicesResponse, Failure, LaunchType, ListServicesRequest, ListServicesResponse,
+    NetworkConfiguration, NetworkMode, SchedulingStrategy, Service, ServiceField,
+    UpdateServiceRequest, UpdateServiceResponse,
+};
+use sha2::{Digest, Sha256};
+use store::Txn;
+
+/// Statuses a service goes through.
+pub(crate) const ACTIVE: &str = "ACTIVE";
+pub(crate) const DRAINING: &str = "DRAINING";
+pub(crate) const INACTIVE: &str = "INACTIVE";
+
+fn check_name(name: &str) -> Result<(), EcsError> {
+    let ok = !name.is_empty()
+        && name.len() <= 255
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        invalid("serviceName must be 1 to 255 letters, numbers, hyphens and underscores.")
+    }
+}
+
+/// The deployment configuration with ECS's defaults filled in, validated.
+fn deployment_config(
+    given: Option<&DeploymentConfiguration>,
+    base: Option<&DeploymentConfiguration>,
+    daemon: bool,
+) -> Result<DeploymentConfiguration, EcsError> {
+    let (def_min, def_max) = if daemon { (0, 100) } else { (100, 200) };
+    let mut c = base.cloned().unwrap_or_default();
+    if let Some(g) = given {
+        if g.minimum_healthy_percent.is_some() {
+            c.minimum_healthy_percent = g.minimum_healthy_percent;
+        }
+        if g.maximum_percent.is_some() {
+            c.maximum_percent = g.maximum_percent;
+        }
+        if g.deployment_circuit_breaker.is_some() {
+            c.deployment_circuit_breaker = g.deployment_circuit_breaker.clone();
+        }
+        if g.alarms.is_some() {
+            c.alarms = g.alarms.clone();
+        }
+    }
+    let min = *c.minimum_healthy_percent.get_or_insert(def_min);
+    let max = *c.maximum_percent.get_or_insert(def_max);
+    c.deployment_circuit_breaker
+        .get_or_insert(DeploymentCircuitBreaker {
+            enable: false,
+            rollback: false,
+            ..Default::default()
+        });
+    if !(0..=100).contains(&min) {
+        return invalid(format!(
+            "deploymentConfiguration.minimumHealthyPercent must be between 0 and 100; got {min}."
+        ));
+    }
+    if !(100..=200).contains(&max) {
+        return invalid(format!(
+            "deploymentConfiguration.maximumPercent must be between 100 and 200; got {max}."
+        ));
+    }
+    Ok(c)
+}
+
+fn check_desired(n: i32) -> Result<(), EcsError> {
+    if !(0..=10_000).contains(&n) {
+        return invalid(format!(
+            "desiredCount must be between 0 and 10000; got {n}."
+        ));
+    }
+    Ok(())
+}
+
+impl Ecs {
+    /// Resolves a task definition reference to the ARN of an ACTIVE revision, checking the
+    /// network configuration against its network mode as RunTask does.
+    async fn service_task_definition(
+        &self,
+        reference: &str,
+        network: Option<&NetworkConfiguration>,
+    ) -> Result<String, EcsError> {
+        let r = self.parse_task_def_ref(reference)?;
+        let Some((stored, _)) = self.load_task_definition(&r).await? else {
+            return Err(EcsError::Client("TaskDefinition not found.".into()));
+        };
+        let td = stored.task_definition;
+        if td.status != Some(model::ecs::shapes::TaskDefinitionStatus::Active) {
+            return Err(EcsError::Client("TaskDefinition is inactive".into()));
+        }
+        let awsvpc = td.network_mode == Some(NetworkMode::Awsvpc);
+        match network {
+            None if awsvpc => {
+                return invalid("Network Configuration must be provided when networkMode 'awsvpc' is specified.")
+            }
+            Some(_) if !awsvpc => {
+                return invalid("Network Configuration is not valid for the given networkMode of this task definition.")
+            }
+            _ => {}
+        }
+        Ok(td.task_definition_arn.unwrap_or_default())
+    }
+
+    /// Loads a service by name or ARN.
+    pub(crate) async fn load_service(
+        &self,
+        cluster: &str,
+        reference: &str,
+    ) -> Result<Option<(StoredService, u64)>, EcsError> {
+        let name = model::ecs::arn::short_name(reference);
+        if name.is_empty() {
+            return Ok(None);
+        }
+        self.objects.get(&service_key(cluster, name)).await
+    }
+}
+
+/// A new PRIMARY deployment for `td`.
+fn new_deployment(svc: &Service, td: &str, at: f64) -> Deployment {
+    Deployment {
+        id: Some(deployment_id()),
+        status: Some("PRIMARY".into()),
+        task_definition: Some(td.to_owned()),
+        desired_count: svc.desired_count,
+        pending_count: Some(0),
+        running_count: Some(0),
+        failed_tasks: Some(0),
+        created_at: Some(at),
+        updated_at: Some(at),
+        launch_type: Some(LaunchType::Ec2),
+        network_configuration: svc.network_configuration.clone(),
+        rollout_state: Some(DeploymentRolloutState::InProgress),
+        rollout_state_reason: Some("ECS deployment ecs-svc in progress.".into()),
+        ..Default::default()
+    }
+}
+
+/// Makes `d` the PRIMARY deployment: the others become ACTIVE (being replaced).
+pub(crate) fn push_primary(svc: &mut Service, mut d: Deployment) {
+    let id = d.id.clone().unwrap_or_default();
+    d.rollout_state_reason = Some(format!("ECS deployment {id} in progress."));
+    let deps = svc.deployments.get_or_insert_with(Vec::new);
+    for old in deps.iter_mut() {
+        old.status = Some("ACTIVE".into());
+    }
+    // DescribeServices lists the PRIMARY first.
+    deps.insert(0, d);
+}
+
+fn request_hash(req: &CreateServiceRequest) -> String {
+    let mut r = req.clone();
+    r.client_token = None;
+    hex::encode(Sha256::digest(serde_json::to_vec(&r).unwrap_or_default()))
+}
+
+pub(crate) async fn create_service(
+    ecs: &Ecs,
+    req: CreateServiceRequest,
+    caller: &Caller,
+) -> Result<CreateServiceResponse, EcsError> {
+    let (cluster, _, _) = ecs.active_cluster(req.cluster.as_deref()).await?;
+    check_name(&req.service_name)?;
+    let daemon = req.scheduling_strategy == Some(SchedulingStrategy::Daemon);
+    match req.launch_type {
+        None | Some(LaunchType::Ec2) => {}
+        Some(other) => {
+            return invalid(format!(
+                "launchType {} is not supported by Stevedore yet; use EC2.",
+                other.as_str()
+            ))
+        }
+    }
+    if req
+        .capacity_provider_strategy
+        .as_ref()
+        .is_some_and(|c| !c.is_empty())
+    {
+        return invalid(
+            "capacityProviderStrategy is not supported by Stevedore yet; use launchType EC2.",
+        );
+    }
+    if let Some(c) = &req.deployment_controller {
+        if c.type_ != DeploymentControllerType::Ecs {
+            return invalid(format!(
+                "deploymentController type {} is not supported by Stevedore yet; use ECS.",
+                c.type_.as_str()
+            ));
+        }
+    }
+    let desired = match (daemon, req.desired_count) {
+        (true, Some(_)) => {
+            return invalid("The DAEMON scheduling strategy does not support a desired count; it runs one task on each instance.")
+        }
+        (true, None) => 0,
+        (false, None) => {
+            return invalid("desiredCount is required for a service with the REPLICA scheduling strategy.")
+        }
+        (false, Some(n)) => {
+            check_desired(n)?;
+            n
+        }
+    };
+    if daemon
+        && req
+            .placement_strategy
+            .as_ref()
+            .is_some_and(|s| !s.is_empty())
+    {
+        return invalid(
+            "Placement strategies are not supported with the DAEMON scheduling strategy.",
+        );
+    }
+    let Some(td_ref) = req.task_definition.as_deref() else {
+        return invalid(
+            "taskDefinition must be specified for a service using the ECS deployment controller.",
+        );
+    };
+    let td = ecs
+        .service_task_definition(td_ref, req.network_configuration.as_ref())
+        .await?;
+    // Validate placement now so a bad expression is refused here, not in every round.
+    crate::tasks::launch::parse_placement(
+        &Default::default(),
+        req.placement_constraints.as_deref(),
+        req.placement_strategy.as_deref(),
+    )?;
+    let config = deployment_config(req.deployment_configuration.as_ref(), None, daemon)?;
+    let tags = req.tags.clone().unwrap_or_default();
+    model::ecs::names::check_tags(&tags).map_err(EcsError::InvalidParameter)?;
+    if let Some(g) = req.health_check_grace_period_seconds {
+        if !(0..=2_147_483_647).contains(&g) {
+            return invalid("healthCheckGracePeriodSeconds must be between 0 and 2147483647.");
+        }
+        if req.load_balancers.as_ref().is_none_or(Vec::is_empty) {
+            return invalid("Health check grace period is only valid for services configured to use load balancers.");
+        }
+    }
+    for lb in req.load_balancers.iter().flatten() {
+        if lb.target_group_arn.is_none()
+            || lb.container_name.is_none()
+            || lb.container_port.is_none()
+        {
+            return invalid(
+                "loadBalancers entries need targetGroupArn, containerName and containerPort.",
+            );
+        }
+    }
+    let hash = request_hash(&req);
+    let key = service_key(&cluster, &req.service_name);
+    let at = now();
+    let scheduling = if daemon {
+        SchedulingStrategy::Daemon
+    } else {
+        SchedulingStrategy::Replica
+    };
+    let svc = ecs
+        .objects
+        .retry(&key, || async {
+            let existing = ecs.objects.get::<StoredService>(&key).await?;
+            let rev = match &existing {
+                Some((s, _)) if s.service.status.as_deref() != Some(INACTIVE) => {
+                    if req.client_token.is_some() && s.request_hash == hash {
+                        return Ok(Step::Done(s.service.clone()));
+                    }
+                    return invalid("Creation of service was not idempotent.");
+                }
+                Some((_, rev)) => *rev,
+                None => 0,
+            };
+            let mut service = Service {
+                service_arn: Some(ecs.scope.service(&cluster, &req.service_name)),
+                service_name: Some(req.service_name.clone()),
+                cluster_arn: Some(ecs.scope.cluster(&cluster)),
+                load_balancers: Some(req.load_balancers.clone().unwrap_or_default()),
+                service_registries: Some(req.service_registries.clone().unwrap_or_default()),
+                status: Some(ACTIVE.into()),
+                desired_count: Some(desired),
+                running_count: Some(0),
+                pending_count: Some(0),
+                launch_type: Some(LaunchType::Ec2),
+                task_definition: Some(td.clone()),
+                deployment_configuration: Some(config.clone()),
+                events: Some(Vec::new()),
+                created_at: Some(at),
+                placement_constraints: Some(req.placement_constraints.clone().unwrap_or_default()),
+                placement_strategy: Some(req.placement_strategy.clone().unwrap_or_default()),
+                network_configuration: req.network_configuration.clone(),
+                health_check_grace_period_seconds: req.health_check_grace_period_seconds,
+                scheduling_strategy: Some(scheduling),
+                deployment_controller: Some(DeploymentController {
+                    type_: DeploymentControllerType::Ecs,
+                }),
+                tags: Some(tags.clone()),
+                created_by: Some(caller.principal_arn.clone()),
+                enable_ecs_managed_tags: Some(req.enable_ecs_managed_tags.unwrap_or(false)),
+                propagate_tags: Some(
+                    req.propagate_tags
+                        .unwrap_or(model::ecs::shapes::PropagateTags::None),
+                ),
+                enable_execute_command: Some(req.enable_execute_command.unwrap_or(false)),
+                ..Default::default()
+            };
+            let d = new_deployment(&service, &td, at);
+            push_primary(&mut service, d);
+            let stored = StoredService {
+                service: service.clone(),
+                request_hash: hash.clone(),
+                completed: Vec::new(),
+                steady: false,
+            };
+            Ok(Step::Commit(
+                Txn::new()
+                    .when(key.clone(), rev)
+                    .put(key.clone(), encode(&stored)?),
+                service,
+            ))
+        })
+        .await?;
+    ecs.wake_services();
+    tracing::info!(cluster = %cluster, service = %req.service_name, "Service created.");
+    Ok(CreateServiceResponse { service: Some(svc) })
+}
+
+pub(crate) async fn update_service(
+    ecs: &Ecs,
+    req: UpdateServiceRequest,
+    _: &Caller,
+) -> Result<UpdateServiceResponse, EcsError> {
+    let (cluster, _, _) = ecs.active_cluster(req.cluster.as_deref()).await?;
+    if let Some(n) = req.desired_count {
+        check_desired(n)?;
+    }
+    if req
+        .capacity_provider_strategy
+        .as_ref()
+        .is_some_and(|c| !c.is_empty())
+    {
+        return invalid(
+            "capacityProviderStrategy is not supported by Stevedore yet; use launchType EC2.",
+        );
+    }
+    crate::tasks::launch::parse_placement(
+        &Default::default(),
+        req.placement_constraints.as_deref(),
+        req.placement_strategy.as_deref(),
+    )?;
+    let name = model::ecs::arn::short_name(&req.service).to_owned();
+    let key = service_key(&cluster, &name);
+    let svc = ecs
+        .objects
+        .retry(&key, || async {
+            let Some((mut st, rev)) = ecs.load_service(&cluster, &name).await? else {
+                return Err(EcsError::ServiceNotFound);
+            };
+            if st.service.status.as_deref() != Some(ACTIVE) {
+                return Err(EcsError::ServiceNotActive);
+            }
+            let s = &mut st.service;
+            let daemon = s.scheduling_strategy == Some(SchedulingStrategy::Daemon);
+            if let Some(n) = req.desired_count {
+                if daemon {
+                    return invalid(
+                        "The DAEMON scheduling strategy does not support a desired count.",
+                    );
+                }
+                s.desired_count = Some(n);
+                if let Some(p) = s
+                    .deployments
+                    .iter_mut()
+                    .flatten()
+                    .find(|d| d.status.as_deref() == Some("PRIMARY"))
+                {
+                    p.desired_count = Some(n);
+                }
+            }
+            if daemon
+                && req
+                    .placement_strategy
+                    .as_ref()
+                    .is_some_and(|p| !p.is_empty())
+            {
+                return invalid(
+                    "Placement strategies are not supported with the DAEMON scheduling strategy.",
+                );
+            }
+            s.deployment_configuration = Some(deployment_config(
+                req.deployment_configuration.as_ref(),
+                s.deployment_configuration.as_ref(),
+                daemon,
+            )?);
+            if let Some(c) = &req.placement_constraints {
+                s.placement_constraints = Some(c.clone());
+            }
+            if let Some(p) = &req.placement_strategy {
+                s.placement_strategy = Some(p.clone());
+            }
+            if let Some(g) = req.health_check_grace_period_seconds {
+                s.health_check_grace_period_seconds = Some(g);
+            }
+            if let Some(lbs) = &req.load_balancers {
+                s.load_balancers = Some(lbs.clone());
+            }
+            if let Some(e) = req.enable_execute_command {
+                s.enable_execute_command = Some(e);
+            }
+            if let Some(p) = req.propagate_tags {
+                s.propagate_tags = Some(p);
+            }
+            let mut redeploy = req.force_new_deployment.unwrap_or(false);
+            if let Some(nc) = &req.network_configuration {
+                s.network_configuration = Some(nc.clone());
+                redeploy = true;
+            }
+            let td_ref = req
+                .task_definition
+                .clone()
+                .or_else(|| s.task_definition.clone())
+                .unwrap_or_default();
+            let td = ecs
+                .service_task_definition(&td_ref, s.network_configuration.as_ref())
+                .await?;
+            if s.task_definition.as_deref() != Some(td.as_str()) {
+                s.task_definition = Some(td.clone());
+                redeploy = true;
+            }
+            if redeploy {
+                let d = new_deployment(s, &td, now());
+                push_primary(s, d);
+                st.steady = false;
+            }
+            let out = st.service.clone();
+            Ok(Step::Commit(
+                Txn::new()
+                    .when(key.clone(), rev)
+                    .put(key.clone(), encode(&st)?),
+                out,
+            ))
+        })
+        .await?;
+    ecs.wake_services();
+    tracing::info!(cluster = %cluster, service = %name, "Service updated.");
+    Ok(UpdateServiceResponse { service: Some(svc) })
+}
+
+pub(crate) async fn delete_service(
+    ecs: &Ecs,
+    req: DeleteServiceRequest,
+    _: &Caller,
+) -> Result<DeleteServiceResponse, EcsError> {
+    let (cluster, _, _) = ecs.active_cluster(req.cluster.as_deref()).await?;
+    let name = model::ecs::arn::short_name(&req.service).to_owned();
+    let key = service_key(&cluster, &name);
+    let force = req.force.unwrap_or(false);
+    let svc = ecs
+        .objects
+        .retry(&key, || async {
+            let Some((mut st, rev)) = ecs.load_service(&cluster, &name).await? else {
+                return Err(EcsError::ServiceNotFound);
+            };
+            match st.service.status.as_deref() {
+                Some(ACTIVE) => {}
+                Some(DRAINING) => return Ok(Step::Done(st.service)),
+                _ => return Err(EcsError::ServiceNotActive),
+            }
+            let replica = st.service.scheduling_strategy != Some(SchedulingStrategy::Daemon);
+            if replica && !force && st.service.desired_count.unwrap_or(0) > 0 {
+                return invalid("The service cannot be stopped while it is scaled above 0.");
+            }
+            st.service.status = Some(DRAINING.into());
+            st.service.desired_count = Some(0);
+            for d in st.service.deployments.iter_mut().flatten() {
+                d.desired_count = Some(0);
+            }
+            st.steady = false;
+            let out = st.service.clone();
+            Ok(Step::Commit(
+                Txn::new()
+                    .when(key.clone(), rev)
+                    .put(key.clone(), encode(&st)?),
+                out,
+            ))
+        })
+        .await?;
+    ecs.wake_services();
+    tracing::info!(cluster = %cluster, service = %name, "Service deleted (draining).");
+    Ok(DeleteServiceResponse { service: Some(svc) })
+}
+
+pub(crate) async fn describe_services(
+    ecs: &Ecs,
+    req: DescribeServicesRequest,
+    _: &Caller,
+) -> Result<DescribeServicesResponse, EcsError> {
+    let (cluster, _, _) = ecs.active_cluster(req.cluster.as_deref()).await?;
+    if req.services.is_empty() || req.services.len() > 10 {
+        return invalid("services must name between 1 and 10 services.");
+    }
+    let with_tags = req
+        .include
+        .as_ref()
+        .is_some_and(|i| i.contains(&ServiceField::Tags));
+    let mut services = Vec::new();
+    let mut failures = Vec::new();
+    for r in &req.services {
+        match ecs.load_service(&cluster, r).await? {
+            Some((st, _)) => {
+                let mut s = st.service;
+                if !with_tags {
+                    s.tags = None;
+                }
+                services.push(s);
+            }
+            None => failures.push(Failure {
+                arn: Some(if r.starts_with("arn:") {
+                    r.clone()
+                } else {
+                    ecs.scope.service(&cluster, r)
+                }),
+                reason: Some("MISSING".into()),
+                detail: None,
+            }),
+        }
+    }
+    Ok(DescribeServicesResponse {
+        services: Some(services),
+        failures: Some(failures),
+    })
+}
+
+pub(crate) async fn list_services(
+    ecs: &Ecs,
+    req: ListServicesRequest,
+    _: &Caller,
+) -> Result<ListServicesResponse, EcsError> {
+    let (cluster, _, _) = ecs.active_cluster(req.cluster.as_deref()).await?;
+    let size = page_size(req.max_results, 100)?;
+    let items: Vec<(String, String)> = ecs
+        .objects
+        .list::<StoredService>(&service_prefix(&cluster))
+        .await?
+        .into_iter()
+        .filter(|(_, st, _)| st.service.status.as_deref() != Some(INACTIVE))
+        .filter(|(_, st, _)| {
+            req.launch_type
+                .is_none_or(|l| st.service.launch_type == Some(l))
+        })
+        .filter(|(_, st, _)| {
+            req.scheduling_strategy
+                .is_none_or(|s| st.service.scheduling_strategy == Some(s))
+        })
+        .map(|(k, st, _)| (k, st.service.service_arn.unwrap_or_default()))
+        .collect();
+    let page = paginate(items, req.next_token.as_deref(), size, false)?;
+    Ok(ListServicesResponse {
+        service_arns: Some(page.items),
+        next_token: page.next_token,
+    })
+}
+
+impl Ecs {
+    /// How many services of `cluster` are ACTIVE, and whether any is ACTIVE or DRAINING.
+    pub(crate) async fn service_census(&self, cluster: &str) -> Result<(usize, bool), EcsError> {
+        let all = self
+            .objects
+            .list::<StoredService>(&service_prefix(cluster))
+            .await?;
+        let active = all
+            .iter()
+            .filter(|(_, s, _)| s.service.status.as_deref() == Some(ACTIVE))
+            .count();
+        let any = all
+            .iter()
+            .any(|(_, s, _)| s.service.status.as_deref() != Some(INACTIVE));
+        Ok((active, any))
+    }
+
+    /// Every stored service key, across clusters.
+    pub(crate) async fn all_service_keys(&self) -> Result<Vec<String>, EcsError> {
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self
+                .objects
+                .store()
+                .range(ALL_SERVICES, after.as_deref(), 1024)
+                .await?;
+            out.extend(page.items.iter().map(|kv| kv.key.clone()));
+            if !page.more {
+                return Ok(out);
+            }
+            after = out.last().cloned();
+        }
+    }
+}
