@@ -27,6 +27,7 @@ const MAX_LAYER_PART_BODY_BYTES: usize = 28 * 1024 * 1024;
 pub struct App {
     ecs: Ecs,
     logs: logs::Logs,
+    elb: elb::Elb,
     admin: AccessKey,
     principal: String,
     registry: Option<registry::Registry>,
@@ -35,9 +36,12 @@ pub struct App {
 impl App {
     pub fn new(store: Arc<dyn Store>, scope: ArnScope, admin: AccessKey, endpoint: String) -> Self {
         let principal = scope.root_principal();
+        let elb = elb::Elb::new(store.clone(), scope.clone(), None);
         Self {
             logs: logs::Logs::new(store.clone(), scope.clone()),
-            ecs: Ecs::new(store, scope, endpoint),
+            elb: elb.clone(),
+            ecs: Ecs::new(store, scope, endpoint)
+                .with_target_groups(Arc::new(crate::balancing::EcsTargets(elb))),
             admin,
             principal,
             registry: None,
@@ -59,6 +63,11 @@ impl App {
     /// The CloudWatch Logs service.
     pub fn logs(&self) -> &logs::Logs {
         &self.logs
+    }
+
+    /// The ELBv2 service (control side).
+    pub fn elb(&self) -> &elb::Elb {
+        &self.elb
     }
 
     fn secret_for(&self, access_key_id: &str) -> Option<String> {
@@ -203,6 +212,11 @@ async fn api(State(app): State<Arc<App>>, req: Request) -> Response {
     let caller = Caller {
         principal_arn: app.principal.clone(),
     };
+    if matches!(protocol, Protocol::Query) {
+        if let Some(resp) = elb_query(&app, &verified, &body, &rid).await {
+            return resp;
+        }
+    }
     let target = parts
         .headers
         .get("x-amz-target")
@@ -269,6 +283,53 @@ async fn api(State(app): State<Arc<App>>, req: Request) -> Response {
             resp
         }
         Err(e) => error_response(&e, protocol, &rid),
+    }
+}
+
+/// Serves a query-protocol request for ELBv2 (`Version=2015-12-01`) with an XML answer;
+/// `None` when the request is for another query service.
+async fn elb_query(
+    app: &App,
+    verified: &wire::sigv4::Verified,
+    body: &[u8],
+    rid: &str,
+) -> Option<Response> {
+    let params = match wire::query::parse_form(body) {
+        Ok(p) => p,
+        Err(e) => {
+            let err = AwsError::client(e.aws_code(), e.to_string());
+            return Some(error_response(&err, Protocol::Query, rid));
+        }
+    };
+    if params.version() != Some(elb::API_VERSION) {
+        return None;
+    }
+    if verified.service != elb::SIGNING_NAME {
+        return Some(error_response(
+            &wrong_service(elb::SIGNING_NAME),
+            Protocol::Query,
+            rid,
+        ));
+    }
+    match app.elb.handle(&params, rid).await {
+        Ok(xml) => {
+            let mut resp = Response::new(Body::from(xml));
+            resp.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("text/xml"),
+            );
+            if let Ok(v) = HeaderValue::from_str(rid) {
+                resp.headers_mut().insert("x-amzn-RequestId", v);
+            }
+            Some(resp)
+        }
+        Err(e) => {
+            let err = e.to_aws();
+            if err.status >= 500 {
+                tracing::error!(action = params.action().unwrap_or(""), error = %err, "ELBv2 operation failed.");
+            }
+            Some(error_response(&err, Protocol::Query, rid))
+        }
     }
 }
 

@@ -223,6 +223,15 @@ impl<'a> QueryView<'a> {
         full
     }
 
+    /// The view of the structure `name`, whose fields are `name.Field` (e.g.
+    /// `RedirectConfig` → `RedirectConfig.StatusCode`).
+    pub fn structure(&self, name: &str) -> QueryView<'a> {
+        QueryView {
+            params: self.params,
+            prefix: self.full(&format!("{name}.")),
+        }
+    }
+
     /// The value of `name` under this view's prefix.
     pub fn get(&self, name: &str) -> Option<&'a str> {
         if self.prefix.is_empty() {
@@ -426,6 +435,7 @@ mod tests {
             (Some("k2"), Some("v2"))
         );
         assert_eq!(tags[1].list("Sub"), ["s"]);
+        assert_eq!(q.view().structure("Tags.member.2").get("Key"), Some("k2"));
         assert!(tags[0].list("Sub").is_empty());
         assert!(tags[1].has("Sub"));
         assert!(!tags[0].has("Sub"));

@@ -1,0 +1,203 @@
+//! `elb` owns the Elastic Load Balancing v2 API's control side: load balancers,
+//! listeners, rules, target groups, target registration and tags, durable in the state
+//! store; the mapping of its errors to AWS's codes; and the contract with the data plane
+//! ([`model::lb`]): a [`Config`](model::lb::Config) snapshot of what to serve, a change
+//! notification, and a health table the data plane reports into and DescribeTargetHealth
+//! reads.
+//!
+//! It speaks the AWS query protocol's decoded form ([`wire::query::QueryParams`] in, XML
+//! out) but no HTTP or SigV4: the binary does that. It must not depend on other services
+//! (ECS registers targets through [`Elb::register_targets`], wired by the binary).
+//!
+//! Where load balancers are reached: every listener binds its port on one address, the
+//! bind address (127.0.0.1 unless [`Elb::with_bind_address`] says otherwise), and that
+//! address is each load balancer's `DNSName`. A client reaches a listener at
+//! `DNSName:Port`. Since all load balancers share the address, a port can be used by only
+//! one listener across all of them.
+//!
+//! Times are epoch milliseconds throughout.
+
+mod actions;
+mod arn;
+mod error;
+mod health;
+mod listeners;
+mod load_balancers;
+mod params;
+mod rules;
+mod snapshot;
+mod tags;
+mod target_groups;
+mod targets;
+mod world;
+mod xml;
+
+pub use error::ElbError;
+pub use model::lb::TargetKey;
+
+use model::ecs::arn::ArnScope;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use wire::query::{QueryParams, QueryView};
+use world::Objects;
+
+/// The query `Version` of the ELBv2 API.
+pub const API_VERSION: &str = "2015-12-01";
+/// The SigV4 signing name (credential scope service) of ELBv2.
+pub const SIGNING_NAME: &str = "elasticloadbalancing";
+
+/// A source of "now" in epoch milliseconds (the wall clock outside tests).
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// Resolves an `instance` target's id (`i-…`) to the address the data plane connects
+/// to; `None` falls back to 127.0.0.1.
+pub type Resolver = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// The health the data plane last reported, by target group ARN and target.
+type HealthTable = HashMap<(String, TargetKey), model::lb::Health>;
+
+/// The ELBv2 service over a store.
+#[derive(Clone)]
+pub struct Elb {
+    objects: Objects,
+    scope: ArnScope,
+    clock: Clock,
+    resolver: Option<Resolver>,
+    bind_address: IpAddr,
+    changes: Arc<tokio::sync::watch::Sender<u64>>,
+    health: Arc<Mutex<HealthTable>>,
+}
+
+macro_rules! operations {
+    ($($name:ident => $handler:path),* $(,)?) => {
+        /// Every ELBv2 operation Stevedore serves.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum Operation { $(
+            #[doc = concat!("`", stringify!($name), "`")]
+            $name,
+        )* }
+
+        impl Operation {
+            /// Looks an operation up by its AWS name.
+            pub fn from_name(name: &str) -> Option<Self> {
+                match name { $(stringify!($name) => Some(Self::$name),)* _ => None }
+            }
+            /// The AWS name.
+            pub fn name(self) -> &'static str {
+                match self { $(Self::$name => stringify!($name),)* }
+            }
+            /// Every operation.
+            pub const ALL: &'static [Operation] = &[$(Self::$name),*];
+        }
+
+        impl Elb {
+            async fn execute(&self, op: Operation, q: &QueryView<'_>) -> Result<String, ElbError> {
+                match op { $(Operation::$name => $handler(self, q).await,)* }
+            }
+        }
+    };
+}
+
+operations! {
+    CreateLoadBalancer => load_balancers::create_load_balancer,
+    DescribeLoadBalancers => load_balancers::describe_load_balancers,
+    DeleteLoadBalancer => load_balancers::delete_load_balancer,
+    DescribeLoadBalancerAttributes => load_balancers::describe_load_balancer_attributes,
+    ModifyLoadBalancerAttributes => load_balancers::modify_load_balancer_attributes,
+    DescribeAccountLimits => load_balancers::describe_account_limits,
+    CreateTargetGroup => target_groups::create_target_group,
+    DescribeTargetGroups => target_groups::describe_target_groups,
+    ModifyTargetGroup => target_groups::modify_target_group,
+    DeleteTargetGroup => target_groups::delete_target_group,
+    DescribeTargetGroupAttributes => target_groups::describe_target_group_attributes,
+    ModifyTargetGroupAttributes => target_groups::modify_target_group_attributes,
+    CreateListener => listeners::create_listener,
+    DescribeListeners => listeners::describe_listeners,
+    ModifyListener => listeners::modify_listener,
+    DeleteListener => listeners::delete_listener,
+    CreateRule => rules::create_rule,
+    DescribeRules => rules::describe_rules,
+    ModifyRule => rules::modify_rule,
+    DeleteRule => rules::delete_rule,
+    SetRulePriorities => rules::set_rule_priorities,
+    RegisterTargets => targets::register_targets_op,
+    DeregisterTargets => targets::deregister_targets_op,
+    DescribeTargetHealth => targets::describe_target_health,
+    AddTags => tags::add_tags,
+    RemoveTags => tags::remove_tags,
+    DescribeTags => tags::describe_tags,
+}
+
+impl Elb {
+    /// An ELBv2 service whose ARNs use `scope`, over `store`, on the wall clock, binding
+    /// 127.0.0.1. `resolver` maps instance ids to addresses for the data plane.
+    pub fn new(store: Arc<dyn store::Store>, scope: ArnScope, resolver: Option<Resolver>) -> Self {
+        let (tx, _) = tokio::sync::watch::channel(0);
+        let changes = Arc::new(tx);
+        Self {
+            objects: Objects::new(store, changes.clone()),
+            scope,
+            clock: Arc::new(wall_clock_ms),
+            resolver,
+            bind_address: IpAddr::from([127, 0, 0, 1]),
+            changes,
+            health: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// The same service reading time from `clock` (tests move time forward with it).
+    #[must_use]
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The same service with listeners bound on `address`, which also becomes every
+    /// load balancer's `DNSName`.
+    #[must_use]
+    pub fn with_bind_address(mut self, address: IpAddr) -> Self {
+        self.bind_address = address;
+        self
+    }
+
+    /// Runs the query-protocol request `params` (its `Action` names the operation) and
+    /// returns the XML response document, whose `RequestId` is `request_id`.
+    pub async fn handle(&self, params: &QueryParams, request_id: &str) -> Result<String, ElbError> {
+        let action = params.action().unwrap_or("");
+        let Some(op) = Operation::from_name(action) else {
+            return Err(ElbError::InvalidAction(format!(
+                "The action '{action}' is not valid for this web service (Elastic Load Balancing 2015-12-01 as served by Stevedore)."
+            )));
+        };
+        let result = self.execute(op, &params.view()).await?;
+        Ok(xml::envelope(op.name(), request_id, &result))
+    }
+
+    /// A receiver whose value changes (to the store revision of the write) after every
+    /// committed ELBv2 write, including draining targets expiring: the data plane
+    /// re-reads [`Elb::lb_config`] when it fires.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// Now, in epoch milliseconds.
+    pub(crate) fn now_ms(&self) -> i64 {
+        (self.clock)()
+    }
+
+    /// The bind address as `DNSName` shows it.
+    pub(crate) fn dns_name(&self) -> String {
+        self.bind_address.to_string()
+    }
+}
+
+fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,387 @@
+//! Target registration and health: RegisterTargets, DeregisterTargets (draining for the
+//! deregistration delay when the group is in use), DescribeTargetHealth, and the same
+//! operations as a Rust API for the ECS service integration, sharing one code path.
+
+use crate::arn;
+use crate::error::{invalid, ElbError};
+use crate::health::{compute_health, registration, Registration, TargetHealthView};
+use crate::load_balancers::MAX_TARGETS;
+use crate::params::{port, required};
+use crate::target_groups::deregistration_delay_ms;
+use crate::world::{StoredTarget, StoredTargetGroup};
+use crate::xml::Xml;
+use crate::{Elb, TargetKey};
+use wire::query::QueryView;
+
+/// A target as a request names it: the port may be left to the group's default.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct TargetRef {
+    id: String,
+    port: Option<u16>,
+    az: Option<String>,
+}
+
+fn parse_targets(q: &QueryView<'_>, required_list: bool) -> Result<Vec<TargetRef>, ElbError> {
+    let mut out = Vec::new();
+    for m in q.members("Targets") {
+        out.push(TargetRef {
+            id: required(&m, "Id")?.to_owned(),
+            port: port(&m, "Port")?,
+            az: m.get("AvailabilityZone").map(str::to_owned),
+        });
+    }
+    if required_list && out.is_empty() {
+        return invalid("At least one target must be given in Targets");
+    }
+    Ok(out)
+}
+
+/// Refuses target ids that do not fit the group's target type.
+fn check_ids(tg: &StoredTargetGroup, targets: &[TargetRef]) -> Result<(), ElbError> {
+    let bad: Vec<&str> = targets
+        .iter()
+        .map(|t| t.id.as_str())
+        .filter(|id| match tg.target_type.as_str() {
+            "ip" => id.parse::<std::net::IpAddr>().is_err(),
+            _ => !id.strip_prefix("i-").is_some_and(|rest| {
+                !rest.is_empty()
+                    && rest.len() <= 64
+                    && rest.chars().all(|c| c.is_ascii_alphanumeric())
+            }),
+        })
+        .collect();
+    if bad.is_empty() {
+        return Ok(());
+    }
+    let what = if tg.target_type == "ip" {
+        "IP addresses"
+    } else {
+        "instance ids (i-...)"
+    };
+    Err(ElbError::InvalidTarget(format!(
+        "The following targets are not valid {what} for target group '{}': {}",
+        tg.arn,
+        bad.join(", ")
+    )))
+}
+
+impl Elb {
+    /// Registers `targets` in the target group `tg_arn` (RegisterTargets). A draining
+    /// target registered again stops draining.
+    pub async fn register_targets(
+        &self,
+        tg_arn: &str,
+        targets: &[TargetKey],
+    ) -> Result<(), ElbError> {
+        let refs: Vec<TargetRef> = targets
+            .iter()
+            .map(|t| TargetRef {
+                id: t.id.clone(),
+                port: Some(t.port),
+                az: None,
+            })
+            .collect();
+        self.apply_register(tg_arn, &refs).await
+    }
+
+    /// Deregisters `targets` from the target group `tg_arn` (DeregisterTargets): they
+    /// drain for the group's deregistration delay if a listener uses the group.
+    pub async fn deregister_targets(
+        &self,
+        tg_arn: &str,
+        targets: &[TargetKey],
+    ) -> Result<(), ElbError> {
+        let refs: Vec<TargetRef> = targets
+            .iter()
+            .map(|t| TargetRef {
+                id: t.id.clone(),
+                port: Some(t.port),
+                az: None,
+            })
+            .collect();
+        self.apply_deregister(tg_arn, &refs).await
+    }
+
+    /// Every registered or draining target of `tg_arn` with its `TargetHealth.State`.
+    pub async fn target_health(&self, tg_arn: &str) -> Result<Vec<(TargetKey, String)>, ElbError> {
+        let rows = self.health_rows(tg_arn, &[]).await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                (
+                    TargetKey {
+                        id: r.target.id,
+                        port: r.target.port,
+                    },
+                    r.health.state.to_owned(),
+                )
+            })
+            .collect())
+    }
+
+    /// A target group's `TargetType` and each registered or draining target with its
+    /// `TargetHealth` state and reason: what ECS services need to register their tasks
+    /// and wait for them. `None` when the group does not exist.
+    pub async fn target_group_health(
+        &self,
+        tg_arn: &str,
+    ) -> Result<Option<(String, Vec<(TargetKey, String, Option<String>)>)>, ElbError> {
+        let rows = match self.health_rows(tg_arn, &[]).await {
+            Ok(rows) => rows,
+            Err(ElbError::TargetGroupNotFound(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let name = arn::target_group_name(&self.scope, tg_arn)?;
+        let (world, _, _) = self.objects.load().await?;
+        let target_type = world.tg(&name, tg_arn)?.target_type.clone();
+        let targets = rows
+            .into_iter()
+            .map(|r| {
+                let key = TargetKey {
+                    id: r.target.id,
+                    port: r.target.port,
+                };
+                (key, r.health.state.to_owned(), r.health.reason)
+            })
+            .collect();
+        Ok(Some((target_type, targets)))
+    }
+
+    /// Replaces what the data plane last concluded about these targets.
+    pub fn report_health(&self, reports: Vec<model::lb::HealthReport>) {
+        let mut table = self
+            .health
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for r in reports {
+            table.insert((r.target_group_arn, r.target), r.health);
+        }
+    }
+
+    /// Drops the health reports of a deleted target group.
+    pub(crate) fn forget_health(&self, tg_arn: &str) {
+        let mut table = self
+            .health
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        table.retain(|(tg, _), _| tg != tg_arn);
+    }
+
+    fn forget_target_health(&self, tg_arn: &str, keys: &[TargetKey]) {
+        let mut table = self
+            .health
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for k in keys {
+            table.remove(&(tg_arn.to_owned(), k.clone()));
+        }
+    }
+
+    async fn apply_register(&self, tg_arn: &str, targets: &[TargetRef]) -> Result<(), ElbError> {
+        let name = arn::target_group_name(&self.scope, tg_arn)?;
+        let now = self.now_ms();
+        let added = self
+            .objects
+            .write("target group", |w| {
+                crate::health::sweep_expired(w, now);
+                let tg = w.tg_mut(&name, tg_arn)?;
+                check_ids(tg, targets)?;
+                let mut added = Vec::new();
+                for t in targets {
+                    let port = t.port.unwrap_or(tg.port);
+                    match tg
+                        .targets
+                        .iter_mut()
+                        .find(|s| s.id == t.id && s.port == port)
+                    {
+                        Some(s) => {
+                            if s.deregistered_ms.take().is_some() {
+                                s.registered_ms = now;
+                            }
+                            if t.az.is_some() {
+                                s.az.clone_from(&t.az);
+                            }
+                        }
+                        None => {
+                            tg.targets.push(StoredTarget {
+                                id: t.id.clone(),
+                                port,
+                                az: t.az.clone(),
+                                registered_ms: now,
+                                deregistered_ms: None,
+                            });
+                            added.push(TargetKey {
+                                id: t.id.clone(),
+                                port,
+                            });
+                        }
+                    }
+                }
+                if tg.targets.len() > MAX_TARGETS {
+                    return Err(ElbError::TooManyTargets(format!(
+                        "Target group '{tg_arn}' would have {} targets; the limit is {MAX_TARGETS}",
+                        tg.targets.len()
+                    )));
+                }
+                Ok(added)
+            })
+            .await?;
+        self.forget_target_health(tg_arn, &added);
+        tracing::info!(target_group = %tg_arn, targets = targets.len(), "Targets registered.");
+        Ok(())
+    }
+
+    async fn apply_deregister(&self, tg_arn: &str, targets: &[TargetRef]) -> Result<(), ElbError> {
+        let name = arn::target_group_name(&self.scope, tg_arn)?;
+        let now = self.now_ms();
+        self.objects
+            .write("target group", |w| {
+                crate::health::sweep_expired(w, now);
+                let in_use = !w.lbs_using(tg_arn).is_empty();
+                let tg = w.tg_mut(&name, tg_arn)?;
+                check_ids(tg, targets)?;
+                let delay = deregistration_delay_ms(tg);
+                let immediate = !in_use || delay == 0;
+                for t in targets {
+                    // Without a port, every registration of the id is meant.
+                    let matches =
+                        |s: &StoredTarget| s.id == t.id && t.port.is_none_or(|p| p == s.port);
+                    if !tg.targets.iter().any(&matches) {
+                        return Err(ElbError::InvalidTarget(format!(
+                            "Target '{}{}' is not registered in target group '{tg_arn}'",
+                            t.id,
+                            t.port.map(|p| format!(":{p}")).unwrap_or_default()
+                        )));
+                    }
+                    if immediate {
+                        tg.targets.retain(|s| !matches(s));
+                    } else {
+                        for s in tg
+                            .targets
+                            .iter_mut()
+                            .filter(|s| matches(s) && s.deregistered_ms.is_none())
+                        {
+                            s.deregistered_ms = Some(now);
+                        }
+                    }
+                }
+                Ok(())
+            })
+            .await?;
+        tracing::info!(target_group = %tg_arn, targets = targets.len(), "Targets deregistered.");
+        Ok(())
+    }
+
+    /// One row per registered or draining target (or per target asked about).
+    async fn health_rows(
+        &self,
+        tg_arn: &str,
+        asked: &[TargetRef],
+    ) -> Result<Vec<HealthRow>, ElbError> {
+        let name = arn::target_group_name(&self.scope, tg_arn)?;
+        let now = self.now_ms();
+        let (world, _, _) = self.objects.load().await?;
+        let tg = world.tg(&name, tg_arn)?;
+        check_ids(tg, asked)?;
+        let in_use = !world.lbs_using(tg_arn).is_empty();
+        let delay = deregistration_delay_ms(tg);
+        let table = self
+            .health
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let row = |t: &StoredTarget, reg: Registration| {
+            let key = TargetKey {
+                id: t.id.clone(),
+                port: t.port,
+            };
+            let report = table.get(&(tg_arn.to_owned(), key));
+            HealthRow {
+                health: compute_health(reg, in_use, tg.health_check.enabled, report),
+                health_check_port: if tg.health_check.port == "traffic-port" {
+                    t.port.to_string()
+                } else {
+                    tg.health_check.port.clone()
+                },
+                target: t.clone(),
+            }
+        };
+        let live = |t: &&StoredTarget| registration(t, delay, now) != Registration::None;
+        let mut out = Vec::new();
+        if asked.is_empty() {
+            for t in tg.targets.iter().filter(live) {
+                out.push(row(t, registration(t, delay, now)));
+            }
+            return Ok(out);
+        }
+        for a in asked {
+            let found: Vec<&StoredTarget> = tg
+                .targets
+                .iter()
+                .filter(live)
+                .filter(|t| t.id == a.id && a.port.is_none_or(|p| p == t.port))
+                .collect();
+            if found.is_empty() {
+                let ghost = StoredTarget {
+                    id: a.id.clone(),
+                    port: a.port.unwrap_or(tg.port),
+                    az: a.az.clone(),
+                    registered_ms: now,
+                    deregistered_ms: None,
+                };
+                out.push(row(&ghost, Registration::None));
+            }
+            for t in found {
+                out.push(row(t, registration(t, delay, now)));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// One `TargetHealthDescription`.
+struct HealthRow {
+    target: StoredTarget,
+    health_check_port: String,
+    health: TargetHealthView,
+}
+
+pub(crate) async fn register_targets_op(elb: &Elb, q: &QueryView<'_>) -> Result<String, ElbError> {
+    let tg_arn = required(q, "TargetGroupArn")?;
+    let targets = parse_targets(q, true)?;
+    elb.apply_register(tg_arn, &targets).await?;
+    Ok(String::new())
+}
+
+pub(crate) async fn deregister_targets_op(
+    elb: &Elb,
+    q: &QueryView<'_>,
+) -> Result<String, ElbError> {
+    let tg_arn = required(q, "TargetGroupArn")?;
+    let targets = parse_targets(q, true)?;
+    elb.apply_deregister(tg_arn, &targets).await?;
+    Ok(String::new())
+}
+
+pub(crate) async fn describe_target_health(
+    elb: &Elb,
+    q: &QueryView<'_>,
+) -> Result<String, ElbError> {
+    let tg_arn = required(q, "TargetGroupArn")?;
+    let asked = parse_targets(q, false)?;
+    let rows = elb.health_rows(tg_arn, &asked).await?;
+    let mut x = Xml::new();
+    x.list("TargetHealthDescriptions", rows, |m, r| {
+        m.el("Target", |t| {
+            t.leaf("Id", &r.target.id)
+                .leaf("Port", &r.target.port.to_string())
+                .opt("AvailabilityZone", r.target.az.as_deref());
+        })
+        .leaf("HealthCheckPort", &r.health_check_port)
+        .el("TargetHealth", |h| {
+            h.leaf("State", r.health.state)
+                .opt("Reason", r.health.reason.as_deref())
+                .opt("Description", r.health.description.as_deref());
+        });
+    });
+    Ok(x.finish())
+}

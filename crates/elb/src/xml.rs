@@ -1,0 +1,169 @@
+//! The query protocol's response side: a minimal XML writer (elements, escaped text,
+//! `<member>` lists) and the `<OpResponse><OpResult>…</OpResult><ResponseMetadata>`
+//! envelope botocore's `QueryParser` reads. Writing by hand keeps the element names
+//! exactly AWS's, which a serializer's renaming rules would only obscure.
+
+/// The ELBv2 XML namespace (API version 2015-12-01).
+pub const NAMESPACE: &str = "http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/";
+
+/// An XML fragment under construction.
+#[derive(Default)]
+pub struct Xml {
+    buf: String,
+}
+
+impl Xml {
+    /// An empty fragment.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// `<tag>` … `</tag>` around whatever `body` writes.
+    pub fn el(&mut self, tag: &str, body: impl FnOnce(&mut Xml)) -> &mut Self {
+        self.buf.push('<');
+        self.buf.push_str(tag);
+        self.buf.push('>');
+        body(self);
+        self.buf.push_str("</");
+        self.buf.push_str(tag);
+        self.buf.push('>');
+        self
+    }
+
+    /// `<tag>text</tag>` with `text` escaped.
+    pub fn leaf(&mut self, tag: &str, text: &str) -> &mut Self {
+        self.el(tag, |x| escape_into(&mut x.buf, text))
+    }
+
+    /// [`Xml::leaf`] when `text` is present; nothing otherwise.
+    pub fn opt(&mut self, tag: &str, text: Option<&str>) -> &mut Self {
+        if let Some(t) = text {
+            self.leaf(tag, t);
+        }
+        self
+    }
+
+    /// A list as AWS writes it: `<tag><member>…</member>…</tag>`.
+    pub fn list<T>(
+        &mut self,
+        tag: &str,
+        items: impl IntoIterator<Item = T>,
+        mut each: impl FnMut(&mut Xml, T),
+    ) -> &mut Self {
+        self.el(tag, |x| {
+            for item in items {
+                x.el("member", |m| each(m, item));
+            }
+        })
+    }
+
+    /// A list of strings.
+    pub fn strings<S: AsRef<str>>(
+        &mut self,
+        tag: &str,
+        items: impl IntoIterator<Item = S>,
+    ) -> &mut Self {
+        self.list(tag, items, |x, s| escape_into(&mut x.buf, s.as_ref()))
+    }
+
+    /// The text written so far.
+    pub fn finish(self) -> String {
+        self.buf
+    }
+}
+
+/// Appends `text` with the five XML special characters escaped (and other control
+/// characters as numeric references, since raw ones make the document ill-formed).
+fn escape_into(out: &mut String, text: &str) {
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\t' | '\n' | '\r' => out.push(c),
+            c if (c as u32) < 0x20 => {}
+            c => out.push(c),
+        }
+    }
+}
+
+/// The whole response document for `operation`, with `result` (the members of the
+/// output shape) inside `<OpResult>`.
+pub fn envelope(operation: &str, request_id: &str, result: &str) -> String {
+    let mut out = String::with_capacity(result.len() + 256);
+    out.push_str(&format!("<{operation}Response xmlns=\"{NAMESPACE}\">"));
+    out.push_str(&format!("<{operation}Result>"));
+    out.push_str(result);
+    out.push_str(&format!("</{operation}Result>"));
+    out.push_str("<ResponseMetadata><RequestId>");
+    escape_into(&mut out, request_id);
+    out.push_str("</RequestId></ResponseMetadata>");
+    out.push_str(&format!("</{operation}Response>"));
+    out
+}
+
+/// Epoch milliseconds as ISO-8601 UTC with milliseconds (`2024-11-26T10:05:00.123Z`),
+/// the timestamp format of the query protocol.
+pub fn iso8601(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let millis = ms.rem_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 → (year, month, day) in the proleptic Gregorian calendar
+/// (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_text_and_writes_member_lists() {
+        let mut x = Xml::new();
+        x.leaf("A", "a<b>&\"c'\u{1}")
+            .strings("L", ["x", "y"])
+            .opt("N", None);
+        assert_eq!(
+            x.finish(),
+            "<A>a&lt;b&gt;&amp;&quot;c&apos;</A><L><member>x</member><member>y</member></L>"
+        );
+    }
+
+    #[test]
+    fn envelope_wraps_result_and_request_id() {
+        let doc = envelope("DeleteRule", "rid-1", "");
+        assert_eq!(
+            doc,
+            format!("<DeleteRuleResponse xmlns=\"{NAMESPACE}\"><DeleteRuleResult></DeleteRuleResult><ResponseMetadata><RequestId>rid-1</RequestId></ResponseMetadata></DeleteRuleResponse>")
+        );
+    }
+
+    #[test]
+    fn iso8601_formats_utc_with_millis() {
+        assert_eq!(iso8601(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(iso8601(1_732_615_500_123), "2024-11-26T10:05:00.123Z");
+        assert_eq!(iso8601(951_782_400_000), "2000-02-29T00:00:00.000Z");
+    }
+}
