@@ -2,6 +2,7 @@
 //! role asked for. Each role's wiring lives in its own module.
 
 mod agent;
+mod balancing;
 mod channel;
 mod credentials;
 mod http;

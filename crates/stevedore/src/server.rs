@@ -24,6 +24,14 @@ pub struct ServerArgs {
     /// Twelve-digit account id that ARNs use.
     #[arg(long, env = "STEVEDORE_ACCOUNT_ID", default_value = "000000000000")]
     account_id: String,
+    /// Seconds a container instance's agent may stay disconnected before its service tasks
+    /// are replaced elsewhere.
+    #[arg(
+        long,
+        env = "STEVEDORE_AGENT_DISCONNECT_TIMEOUT",
+        default_value_t = 300.0
+    )]
+    agent_disconnect_timeout: f64,
 }
 
 pub async fn run(args: ServerArgs, quick_start: bool) -> anyhow::Result<()> {
@@ -82,6 +90,22 @@ pub async fn run(args: ServerArgs, quick_start: bool) -> anyhow::Result<()> {
     // events), so it simply stops with the process.
     let logs = app.logs().clone();
     tokio::spawn(async move { logs.run_retention(std::future::pending()).await });
+    // ELBv2: ends target draining on time (a committed write the data plane hears of).
+    let elb = app.elb().clone();
+    tokio::spawn(async move { elb.run_sweeper(std::future::pending()).await });
+    // The load balancer data plane serves the ELBv2 listeners from this process.
+    let lb_source = crate::balancing::ElbSource::new(app.elb().clone());
+    tokio::spawn(lb_source.clone().follow());
+    let plane = Arc::new(lb::DataPlane::new(lb::Options::default()));
+    tokio::spawn(async move {
+        if let Err(e) = plane.run(lb_source, std::future::pending()).await {
+            tracing::error!(error = %e, "The load balancer data plane stopped.");
+        }
+    });
+    // The service controller is level-triggered: stopping it mid-round loses nothing.
+    let ecs = app.ecs().clone();
+    ecs.set_disconnect_timeout(args.agent_disconnect_timeout);
+    tokio::spawn(async move { ecs.run_services(std::future::pending()).await });
     tracing::info!(listen = %addr, data_dir = %args.data_dir.display(), region = %args.region, "Stevedore server ready.");
     print_banner(&addr, &args, &source, quick_start);
     if let Some(key) = agent_key {
