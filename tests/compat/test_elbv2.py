@@ -3,8 +3,9 @@ listeners, rules, targets, tags, attributes, paginators and waiters.
 
 The query protocol answers in XML that botocore must parse: every call here goes through
 botocore's QueryParser, and every error through its modeled exception classes (the wire
-code is the shape's `error.code`, e.g. `TargetGroupNotFound`). No data plane runs in this
-suite, so target health stops at `initial` / `unused` / `draining`.
+code is the shape's `error.code`, e.g. `TargetGroupNotFound`). The server's data plane
+checks the (unreachable) targets here, so health is only asserted up to `initial`,
+`unused` and `draining`; test_lb_services.py covers healthy and unhealthy targets.
 """
 
 from __future__ import annotations
@@ -370,11 +371,14 @@ def test_targets_health_and_waiters(elbv2):
     elbv2.get_waiter("target_deregistered").wait(TargetGroupArn=arn, Targets=[{"Id": "i-0fedcba9876543210", "Port": 9000}], WaiterConfig=FAST)
     gone = elbv2.describe_target_health(TargetGroupArn=arn, Targets=[{"Id": "i-0fedcba9876543210", "Port": 9000}])
     assert gone["TargetHealthDescriptions"][0]["TargetHealth"]["Reason"] == "Target.NotRegistered"
-    # In use: registration in progress until the data plane reports; then draining.
+    # In use: initial (registration, then first checks) until the checks conclude; then draining.
     lb = new_lb(elbv2)
     new_listener(elbv2, lb, tg)
     state = elbv2.describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"][0]["TargetHealth"]
-    assert state == {"State": "initial", "Reason": "Elb.RegistrationInProgress", "Description": "Target registration is in progress"}
+    assert state in (
+        {"State": "initial", "Reason": "Elb.RegistrationInProgress", "Description": "Target registration is in progress"},
+        {"State": "initial", "Reason": "Elb.InitialHealthChecking", "Description": "Initial health checks in progress"},
+    )
     with pytest.raises(botocore.exceptions.WaiterError):
         elbv2.get_waiter("target_in_service").wait(TargetGroupArn=arn, WaiterConfig={"Delay": 1, "MaxAttempts": 1})
     elbv2.deregister_targets(TargetGroupArn=arn, Targets=[{"Id": "i-0123456789abcdef0"}])

@@ -1,0 +1,178 @@
+"""A service behind an application load balancer, with real containers: 3 tasks on
+dynamic host ports register as targets, the listener answers from all 3, a rolling update
+under a request loop fails no request, and a killed task leaves the rotation. The server's
+own data plane serves the listener; `stevedore agent` runs the containers."""
+from __future__ import annotations
+
+import collections
+import json
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from agent_fixtures import (
+    AgentProcess,
+    make_cli,
+    remove_cluster_containers,
+    require_docker,
+    wait_for,
+)
+from conftest import ARN_PREFIX, StevedoreServer, free_port, make_client, unique
+
+IMAGE = "stevedore-lb-test:busybox"
+INTERVAL, HEALTHY, UNHEALTHY = 5, 2, 2
+
+
+def build_image(tmp) -> None:
+    ctx = tmp / "lbimage"
+    ctx.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["cp", "/bin/busybox", str(ctx / "busybox")], check=True)
+    # Each task answers with its own hostname (the container id), so responses show which
+    # task served them.
+    (ctx / "Dockerfile").write_text(
+        "FROM scratch\nCOPY busybox /bin/busybox\n"
+        'CMD ["/bin/busybox","sh","-c","/bin/busybox mkdir -p /www && /bin/busybox hostname > /www/index.html '
+        '&& exec /bin/busybox httpd -f -p 80 -h /www"]\n'
+    )
+    subprocess.run(["docker", "build", "-q", "-t", IMAGE, str(ctx)], check=True, capture_output=True, timeout=180)
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    require_docker()
+    tmp = tmp_path_factory.mktemp("lbsvc")
+    build_image(tmp)
+    srv = StevedoreServer(tmp / "server")
+    cfg = srv.start()
+    cluster = unique("lbsvc")
+    aws = make_cli(cfg)
+    agent = AgentProcess(cfg, cluster, tmp / "agent", tmp / "agent.log")
+    try:
+        aws.run("ecs", "create-cluster", "--cluster-name", cluster)
+        agent.start()
+        ecs = make_client(cfg)
+        wait_for(lambda: any(ci["agentConnected"] for ci in ecs.describe_container_instances(
+            cluster=cluster, containerInstances=ecs.list_container_instances(cluster=cluster)["containerInstanceArns"] or ["x"]
+        ).get("containerInstances", [])), 60, "the agent to connect", agent.log_tail)
+        yield {"aws": aws, "ecs": ecs, "elbv2": make_client(cfg, "elbv2"), "cluster": cluster, "agent": agent}
+    finally:
+        agent.kill()
+        remove_cluster_containers(f"{ARN_PREFIX}:cluster/{cluster}")
+        srv.kill()
+
+
+def get(url: str, timeout: float = 2.0) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.status, r.read().decode().strip()
+    except urllib.error.HTTPError as e:
+        return e.code, ""
+    except (urllib.error.URLError, OSError) as e:
+        return 0, str(e)
+
+
+def register(ecs, family: str, version: str) -> str:
+    return ecs.register_task_definition(family=family, containerDefinitions=[{
+        "name": "web", "image": IMAGE, "memory": 32, "essential": True, "stopTimeout": 2,
+        "environment": [{"name": "V", "value": version}],
+        "portMappings": [{"containerPort": 80, "hostPort": 0}],
+    }])["taskDefinition"]["taskDefinitionArn"]
+
+
+def steady(s: dict) -> bool:
+    d = s["deployments"]
+    return len(d) == 1 and d[0].get("rolloutState") == "COMPLETED" and s["runningCount"] == s["desiredCount"]
+
+
+def describe(env, name):
+    return env["ecs"].describe_services(cluster=env["cluster"], services=[name])["services"][0]
+
+
+def health(env, tg: str) -> list[tuple[str, int, str]]:
+    out = env["elbv2"].describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"]
+    return sorted((h["Target"]["Id"], h["Target"]["Port"], h["TargetHealth"]["State"]) for h in out)
+
+
+def service_tasks(env, name) -> list[dict]:
+    arns = env["ecs"].list_tasks(cluster=env["cluster"], serviceName=name)["taskArns"]
+    return env["ecs"].describe_tasks(cluster=env["cluster"], tasks=arns)["tasks"] if arns else []
+
+
+def test_a_service_behind_an_application_load_balancer(env):
+    ecs, elbv2 = env["ecs"], env["elbv2"]
+    tg = elbv2.create_target_group(
+        Name=unique("tg"), Protocol="HTTP", Port=80, VpcId="vpc-local", TargetType="instance",
+        HealthCheckPath="/", HealthCheckIntervalSeconds=INTERVAL, HealthCheckTimeoutSeconds=2,
+        HealthyThresholdCount=HEALTHY, UnhealthyThresholdCount=UNHEALTHY,
+    )["TargetGroups"][0]["TargetGroupArn"]
+    elbv2.modify_target_group_attributes(TargetGroupArn=tg, Attributes=[{"Key": "deregistration_delay.timeout_seconds", "Value": "3"}])
+    lb = elbv2.create_load_balancer(Name=unique("alb"), Type="application", Subnets=["subnet-a", "subnet-b"])["LoadBalancers"][0]
+    port = free_port()
+    elbv2.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP", Port=port,
+                          DefaultActions=[{"Type": "forward", "TargetGroupArn": tg}])
+    url = f"http://{lb['DNSName']}:{port}/"
+    fam = unique("web")
+    td1 = register(ecs, fam, "1")
+    name = unique("web")
+    ecs.create_service(cluster=env["cluster"], serviceName=name, taskDefinition=td1, desiredCount=3,
+                       loadBalancers=[{"targetGroupArn": tg, "containerName": "web", "containerPort": 80}],
+                       healthCheckGracePeriodSeconds=30)
+    wait_for(lambda: steady(describe(env, name)), 120, "steady with 3 healthy targets",
+             lambda: json.dumps(describe(env, name)["events"][:5]) + str(health(env, tg)))
+    tasks = service_tasks(env, name)
+    ports = sorted(t["containers"][0]["networkBindings"][0]["hostPort"] for t in tasks)
+    targets = health(env, tg)
+    assert [p for _, p, _ in targets] == ports, "each task's dynamic host port is a target"
+    assert {s for _, _, s in targets} == {"healthy"}
+    assert all(i.startswith("i-") for i, _, _ in targets)
+    events = [e["message"] for e in describe(env, name)["events"]]
+    assert any(f"registered 3 targets in (target-group {tg})" in m or "registered 1 targets" in m for m in events), events
+    # All three answer through the listener.
+    seen = collections.Counter(get(url)[1] for _ in range(30))
+    assert len(seen) == 3 and all(v >= 5 for v in seen.values()), seen
+
+    # A rolling update under a steady request loop fails no request.
+    results: list[tuple[int, str]] = []
+    stop = threading.Event()
+
+    def loop():
+        while not stop.is_set():
+            results.append(get(url, timeout=5))
+            time.sleep(0.01)
+
+    t = threading.Thread(target=loop, daemon=True)
+    t.start()
+    try:
+        td2 = register(ecs, fam, "2")
+        ecs.update_service(cluster=env["cluster"], service=name, taskDefinition=td2)
+        wait_for(lambda: (lambda s: steady(s) and s["taskDefinition"] == td2)(describe(env, name)), 180,
+                 "the rolling update", lambda: json.dumps(describe(env, name)["events"][:6]) + str(health(env, tg)))
+        time.sleep(1)
+    finally:
+        stop.set()
+        t.join(timeout=10)
+    failed = [r for r in results if r[0] != 200]
+    assert len(results) > 100 and not failed, (len(results), failed[:5])
+    new_hosts = {t["containers"][0]["runtimeId"][:12] for t in service_tasks(env, name)}
+    assert {get(url)[1] for _ in range(30)} == new_hosts, "only the new tasks answer now"
+    assert {s for _, _, s in health(env, tg)} == {"healthy"} and len(health(env, tg)) == 3
+
+    # A killed task leaves the rotation within interval x unhealthy threshold.
+    victim = service_tasks(env, name)[0]
+    subprocess.run(["docker", "kill", victim["containers"][0]["runtimeId"]], check=True, capture_output=True, timeout=30)
+    killed_at = time.monotonic()
+
+    def clean_streak():
+        return all(get(url)[0] == 200 for _ in range(20))
+
+    wait_for(clean_streak, INTERVAL * UNHEALTHY + 10, "the killed task to leave the rotation")
+    assert time.monotonic() - killed_at <= INTERVAL * UNHEALTHY + 10
+    victim_port = victim["containers"][0]["networkBindings"][0]["hostPort"]
+    assert all(s != "healthy" for _, p, s in health(env, tg) if p == victim_port)
+    # And the service replaces it, healthy behind the balancer again.
+    wait_for(lambda: steady(describe(env, name)) and [s for _, _, s in health(env, tg)] == ["healthy"] * 3, 120,
+             "the replacement healthy", lambda: str(health(env, tg)))
