@@ -23,16 +23,11 @@ bench_workdir services-docker
 CLUSTER=svcbench
 EXTRA_CLEANUP='docker service rm sd-svc-100 sd-svc-roll >/dev/null 2>&1; docker swarm leave --force >/dev/null 2>&1; docker ps -aq --filter "label=com.amazonaws.ecs.cluster=arn:aws:ecs:us-east-1:000000000000:cluster/'$CLUSTER'" | xargs -r docker rm -f >/dev/null 2>&1'
 
-mkdir -p "$WORK/img" && cp /bin/busybox "$WORK/img/busybox"
-printf '%s\n' 'FROM scratch' 'COPY busybox /bin/busybox' \
-  'CMD ["/bin/busybox","sh","-c","trap \"exit 0\" TERM; /bin/busybox httpd -f -p 80 & wait"]' > "$WORK/img/Dockerfile"
-docker build -q -t stevedore-svc-bench:1 "$WORK/img" >/dev/null
+build_busybox_image stevedore-svc-bench:1 '["/bin/busybox","sh","-c","trap \"exit 0\" TERM; /bin/busybox httpd -f -p 80 & wait"]'
 
 start_server
 "$PY" -c "import boto3; boto3.client('ecs').create_cluster(clusterName='$CLUSTER')"
-STEVEDORE_LOG=warn "$STEVEDORE" agent --cluster "$CLUSTER" --endpoint "$EP" --state-dir "$WORK/agent" \
-  --config /dev/null >"$WORK/agent.log" 2>&1 &
-PIDS+=($!)
+start_agent "$CLUSTER"
 
 "$PY" - "$CLUSTER" "$REPLICAS" "$ROLLING" <<'PYEOF'
 import json, subprocess, sys, time

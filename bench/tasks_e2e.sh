@@ -23,71 +23,20 @@ STEVEDORE=${STEVEDORE:-$ROOT/target/release/stevedore}
 # rate below the server's); STOP=0 skips the stop phase (for very large TASKS).
 LOADGEN=${LOADGEN:-$ROOT/target/release/loadgen}
 STOP=${STOP:-1}
-PY=${PYTHON:-python3}
-if ! "$PY" -c 'import boto3' 2>/dev/null; then
-  if [ -x /tmp/venv/bin/python ] && /tmp/venv/bin/python -c 'import boto3' 2>/dev/null; then
-    PY=/tmp/venv/bin/python
-  else
-    echo "boto3 is needed: pip install boto3, or set PYTHON" >&2
-    exit 1
-  fi
-fi
-
-if [ -z "${SKIP_BUILD:-}" ]; then
-  echo "building release binary (cargo build --release -p stevedore)" >&2
-  (cd "$ROOT" && cargo build --release -p stevedore -p loadgen >&2)
-fi
-
-WORK=$(mktemp -d /tmp/stevedore-tasks-e2e.XXXXXX)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]:-}"; do
-    [ -n "$p" ] && kill "$p" 2>/dev/null || true
-  done
-  for p in "${PIDS[@]:-}"; do
-    [ -n "$p" ] && wait "$p" 2>/dev/null || true
-  done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+source "$ROOT/bench/lib/common.sh"
+bench_python
+bench_build -p stevedore -p loadgen
+bench_workdir tasks-e2e
 
 # Each hollow instance holds one socket, and so does the server for it.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-
-PORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
-DATA="$WORK/data"
-EP="http://127.0.0.1:$PORT"
-env -u STEVEDORE_ADMIN_ACCESS_KEY_ID -u STEVEDORE_ADMIN_SECRET_ACCESS_KEY \
-  STEVEDORE_LOG=${STEVEDORE_LOG:-warn} \
-  "$STEVEDORE" server --listen "127.0.0.1:$PORT" --data-dir "$DATA" >"$WORK/server.log" 2>&1 &
-SERVER_PID=$!
-PIDS+=("$SERVER_PID")
-for _ in $(seq 1 300); do
-  [ -s "$DATA/credentials" ] && "$PY" -c "import urllib.request,urllib.error,sys
-try: urllib.request.urlopen('$EP/', timeout=1)
-except urllib.error.HTTPError: pass" 2>/dev/null && break
-  sleep 0.1
-done
-
-export AWS_SHARED_CREDENTIALS_FILE="$DATA/credentials" AWS_DEFAULT_REGION=us-east-1 AWS_ENDPOINT_URL="$EP"
-unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_PROFILE
+start_server
 CLUSTER=bench
 "$PY" -c "import boto3; boto3.client('ecs').create_cluster(clusterName='$CLUSTER')"
 
 echo "starting $INSTANCES hollow instances..." >&2
 START=$(date +%s.%N)
-STEVEDORE_LOG=${STEVEDORE_LOG:-warn} "$STEVEDORE" sim --cluster "$CLUSTER" --endpoint "$EP" \
-  --instances "$INSTANCES" >"$WORK/sim.out" 2>"$WORK/sim.log" &
-SIM_PID=$!
-PIDS+=("$SIM_PID")
-until grep -q "registered and connected" "$WORK/sim.out" 2>/dev/null; do
-  if ! kill -0 "$SIM_PID" 2>/dev/null; then
-    echo "stevedore sim exited early:" >&2
-    tail -20 "$WORK/sim.log" >&2
-    exit 1
-  fi
-  sleep 0.1
-done
+start_sim "$CLUSTER" "$INSTANCES"
 CONNECTED_S=$("$PY" -c "import time; print(round(time.time() - $START, 2))")
 sleep 2
 SIM_RSS_KIB=$(awk '/^VmRSS:/ {print $2}' "/proc/$SIM_PID/status")

@@ -78,3 +78,17 @@ start_sim() {
     sleep 0.1
   done
 }
+
+# Builds TAG FROM scratch with /bin/busybox and CMD (a JSON exec array).
+build_busybox_image() {
+  mkdir -p "$WORK/img" && cp /bin/busybox "$WORK/img/busybox"
+  printf '%s\n' 'FROM scratch' 'COPY busybox /bin/busybox' "CMD $2" > "$WORK/img/Dockerfile"
+  docker build -q -t "$1" "$WORK/img" >/dev/null
+}
+
+# Starts `stevedore agent` for CLUSTER against the local dockerd (state under $WORK).
+start_agent() {
+  STEVEDORE_LOG=warn "$STEVEDORE" agent --cluster "$1" --endpoint "$EP" --state-dir "$WORK/agent" \
+    --config /dev/null >"$WORK/agent.log" 2>&1 &
+  PIDS+=($!)
+}
