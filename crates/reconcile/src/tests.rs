@@ -322,3 +322,54 @@ proptest! {
         prop_assert!(live_after <= (ceiling(desired, 200) as usize).max(o.tasks.iter().filter(|t| live(t)).count()));
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// DAEMON: whatever the instances (eligible or not, ACTIVE or DRAINING) and whatever
+    /// ran before, the service converges to exactly one PRIMARY task on each eligible ACTIVE
+    /// instance and none elsewhere, never running more than the ceiling meanwhile.
+    #[test]
+    fn daemon_converges_to_one_task_per_eligible_instance(
+        shape in prop::collection::vec((any::<bool>(), any::<bool>(), 0usize..3, 0usize..2), 1..8),
+        max in prop::sample::select(vec![100u32, 150, 200]),
+        min in prop::sample::select(vec![0u32, 50, 100]),
+    ) {
+        let mut s = spec(0, min, max);
+        s.scheduling = Scheduling::Daemon;
+        let inst: Vec<Instance> = shape.iter().enumerate().map(|(i, (eligible, draining, _, _))| Instance {
+            id: format!("i{i}"),
+            status: if *draining { InstanceStatus::Draining } else { InstanceStatus::Active },
+            disconnected_since: None,
+            eligible: *eligible,
+        }).collect();
+        let mut tasks = Vec::new();
+        for (i, (_, _, old, cur)) in shape.iter().enumerate() {
+            for k in 0..*old { tasks.push(task(&format!("o{i}-{k}"), "d1", &format!("i{i}"), Phase::Running)); }
+            for k in 0..*cur { tasks.push(task(&format!("c{i}-{k}"), "d2", &format!("i{i}"), Phase::Running)); }
+        }
+        let want: usize = inst.iter().filter(|i| i.eligible && i.status == InstanceStatus::Active).count();
+        prop_assume!(ceiling(want as u32, max) > floor(want as u32, min) || want == 0);
+        let mut w = World { tasks, next: 0 };
+        let deps = deployments(&["d1", "d2"]);
+        let mut converged = false;
+        for step in 0..60 {
+            let o = Observed { deployments: deps.clone(), tasks: w.tasks.clone(), instances: inst.clone(), now: step as f64 };
+            let a = compute(&s, &o);
+            let on_eligible = |ts: &[Task]| ts.iter().filter(|t| live(t)).filter(|t| inst.iter().any(|i| i.id == t.instance && i.eligible && i.status == InstanceStatus::Active)).count();
+            let before = on_eligible(&w.tasks);
+            w.apply(&a, inst.len());
+            let top = ceiling(want as u32, max) as usize;
+            prop_assert!(on_eligible(&w.tasks) <= top.max(before), "above the ceiling at step {}", step);
+            if a.steady { converged = true; break; }
+            for t in w.tasks.iter_mut().filter(|t| t.phase == Phase::Pending) { t.phase = Phase::Running; t.started_at = Some(step as f64); }
+        }
+        prop_assert!(converged, "did not converge: {:?}", w.tasks);
+        for i in &inst {
+            let n = w.tasks.iter().filter(|t| live(t) && t.instance == i.id).count();
+            let should = usize::from(i.eligible && i.status == InstanceStatus::Active);
+            prop_assert_eq!(n, should, "instance {}", i.id);
+        }
+        prop_assert!(w.tasks.iter().filter(|t| live(t)).all(|t| t.deployment == "d2"));
+    }
+}
