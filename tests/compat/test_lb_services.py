@@ -176,3 +176,34 @@ def test_a_service_behind_an_application_load_balancer(env):
     # And the service replaces it, healthy behind the balancer again.
     wait_for(lambda: steady(describe(env, name)) and [s for _, _, s in health(env, tg)] == ["healthy"] * 3, 120,
              "the replacement healthy", lambda: str(health(env, tg)))
+
+
+def test_awsvpc_tasks_register_as_ip_targets(env):
+    ecs, elbv2 = env["ecs"], env["elbv2"]
+    tg = elbv2.create_target_group(
+        Name=unique("iptg"), Protocol="HTTP", Port=80, VpcId="vpc-local", TargetType="ip",
+        HealthCheckIntervalSeconds=INTERVAL, HealthyThresholdCount=HEALTHY, HealthCheckTimeoutSeconds=2,
+    )["TargetGroups"][0]["TargetGroupArn"]
+    # Stopping tasks wait for their targets to drain (AWS's default is 300 s).
+    elbv2.modify_target_group_attributes(TargetGroupArn=tg, Attributes=[{"Key": "deregistration_delay.timeout_seconds", "Value": "2"}])
+    lb = elbv2.create_load_balancer(Name=unique("ipalb"), Type="application", Subnets=["subnet-a"])["LoadBalancers"][0]
+    port = free_port()
+    elbv2.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP", Port=port,
+                          DefaultActions=[{"Type": "forward", "TargetGroupArn": tg}])
+    td = ecs.register_task_definition(family=unique("vpc"), networkMode="awsvpc", containerDefinitions=[{
+        "name": "web", "image": IMAGE, "memory": 32, "essential": True, "stopTimeout": 2,
+        "portMappings": [{"containerPort": 80}],
+    }])["taskDefinition"]["taskDefinitionArn"]
+    name = unique("vpc")
+    ecs.create_service(cluster=env["cluster"], serviceName=name, taskDefinition=td, desiredCount=2,
+                       networkConfiguration={"awsvpcConfiguration": {"subnets": ["subnet-a"]}},
+                       loadBalancers=[{"targetGroupArn": tg, "containerName": "web", "containerPort": 80}])
+    wait_for(lambda: steady(describe(env, name)), 120, "steady with 2 healthy ip targets",
+             lambda: json.dumps(describe(env, name)["events"][:5]) + str(health(env, tg)))
+    ips = sorted(
+        d["value"] for t in service_tasks(env, name) for a in t["attachments"] for d in a["details"] if d["name"] == "privateIPv4Address"
+    )
+    assert [(i, p, s) for i, p, s in health(env, tg)] == [(ip, 80, "healthy") for ip in ips]
+    assert len({get(f"http://{lb['DNSName']}:{port}/")[1] for _ in range(20)}) == 2
+    ecs.delete_service(cluster=env["cluster"], service=name, force=True)
+    wait_for(lambda: describe(env, name)["status"] == "INACTIVE", 120, "service INACTIVE")
