@@ -50,6 +50,11 @@ pub struct InstanceConfig {
     pub metadata_port: u16,
     /// Image of awsvpc tasks' pause containers; `None`: the agent's built-in one.
     pub pause_image: Option<String>,
+    /// Docker runtime of FARGATE tasks' containers (e.g. `runsc`); `None`: the default.
+    pub sandbox_runtime: Option<String>,
+    /// CPU units to register instead of 1024 per core (hidden Fargate capacity
+    /// overcommits: task sizes are limits there, not reservations of a real VM).
+    pub cpu_units: Option<i32>,
 }
 
 /// Why the agent stopped.
@@ -91,6 +96,7 @@ pub fn compute_machine_registration(
     docker_version: &str,
 ) -> RegisterContainerInstanceRequest {
     let (cpu, mem) = compute_machine_resources();
+    let cpu = config.cpu_units.unwrap_or(cpu);
     let spec = InstanceSpec {
         cluster: config.cluster.clone(),
         cpu,
@@ -182,6 +188,7 @@ pub async fn run(
     engine_config.cleanup_wait = config.cleanup_wait;
     engine_config.availability_zone = config.availability_zone.clone();
     engine_config.pause_image = config.pause_image.clone();
+    engine_config.sandbox_runtime = config.sandbox_runtime.clone();
     let health = Arc::new(HealthBoard::new());
     let metadata = start_metadata(&runtime, config.metadata_port, shutdown.clone()).await;
     let mut engine = Engine::new(

@@ -50,6 +50,8 @@ pub struct ContainerInfo {
     pub started_at: Option<String>,
     /// Its IPv4 address on each network it is attached to.
     pub ipv4_addresses: Vec<String>,
+    /// Whether the kernel's OOM killer ended it (runc; gVisor reports only exit 137).
+    pub oom_killed: bool,
 }
 
 /// One published port.
@@ -260,6 +262,13 @@ impl DockerRuntime {
         let me = Self { docker };
         me.version().await?;
         Ok(me)
+    }
+
+    /// The names of the OCI runtimes the daemon offers (`docker info`'s Runtimes), to
+    /// find a sandbox such as `runsc`.
+    pub async fn runtimes(&self) -> Result<Vec<String>, RuntimeError> {
+        let info = timed("info", CALL_TIMEOUT, self.docker.info()).await?;
+        Ok(info.runtimes.unwrap_or_default().into_keys().collect())
     }
 
     /// Pulls `image`, with `auth` when given.
@@ -805,6 +814,7 @@ fn compute_info(c: bollard::models::ContainerInspectResponse) -> ContainerInfo {
         created_at: c.created,
         started_at,
         ipv4_addresses,
+        oom_killed: state.oom_killed.unwrap_or(false),
     }
 }
 

@@ -46,7 +46,7 @@ impl Ecs {
         let registered = instances
             .iter()
             .filter(|(_, si, _)| {
-                matches!(si.instance.status.as_deref(), Some("ACTIVE" | "DRAINING"))
+                !si.fargate && matches!(si.instance.status.as_deref(), Some("ACTIVE" | "DRAINING"))
             })
             .count();
         let running: u64 = instances
@@ -117,13 +117,12 @@ pub(crate) async fn create_cluster(
     if let Some(tags) = &req.tags {
         model::ecs::names::check_tags(tags).map_err(EcsError::InvalidParameter)?;
     }
-    if req
-        .capacity_providers
-        .as_ref()
-        .is_some_and(|c| !c.is_empty())
-    {
-        return invalid("Capacity providers are not supported by Stevedore yet; create the cluster without capacityProviders.");
-    }
+    let providers = req.capacity_providers.clone().unwrap_or_default();
+    let default_strategy = req
+        .default_capacity_provider_strategy
+        .clone()
+        .unwrap_or_default();
+    crate::tasks::fargate::check_cluster_providers(&providers, &default_strategy)?;
     let key = cluster_key(&name);
     let cluster = ecs
         .objects
@@ -140,8 +139,8 @@ pub(crate) async fn create_cluster(
                         status: Some(ACTIVE.into()),
                         tags: Some(req.tags.clone().unwrap_or_default()),
                         settings: Some(req.settings.clone().unwrap_or_else(default_settings)),
-                        capacity_providers: Some(Vec::new()),
-                        default_capacity_provider_strategy: Some(Vec::new()),
+                        capacity_providers: Some(providers.clone()),
+                        default_capacity_provider_strategy: Some(default_strategy.clone()),
                         ..Cluster::default()
                     };
                     let rev = other.map_or(0, |(_, r)| r);
@@ -279,6 +278,28 @@ pub(crate) async fn update_cluster(
     })
 }
 
+/// Sets the cluster's capacity providers (Stevedore's are FARGATE and FARGATE_SPOT) and
+/// its default strategy, used by RunTask and CreateService when they name neither a
+/// launchType nor a strategy.
+pub(crate) async fn put_cluster_capacity_providers(
+    ecs: &Ecs,
+    req: model::ecs::shapes::PutClusterCapacityProvidersRequest,
+    _: &Caller,
+) -> Result<model::ecs::shapes::PutClusterCapacityProvidersResponse, EcsError> {
+    crate::tasks::fargate::check_cluster_providers(
+        &req.capacity_providers,
+        &req.default_capacity_provider_strategy,
+    )?;
+    let c = modify_cluster(ecs, &req.cluster, |c| {
+        c.capacity_providers = Some(req.capacity_providers.clone());
+        c.default_capacity_provider_strategy = Some(req.default_capacity_provider_strategy.clone());
+    })
+    .await?;
+    Ok(model::ecs::shapes::PutClusterCapacityProvidersResponse {
+        cluster: Some(ecs.present_cluster(c, &[]).await?),
+    })
+}
+
 fn merge_settings(c: &mut Cluster, new: &[model::ecs::shapes::ClusterSetting]) {
     let settings = c.settings.get_or_insert_with(Vec::new);
     for s in new {
@@ -327,7 +348,7 @@ pub(crate) async fn delete_cluster(
                 .list::<crate::objects::StoredInstance>(&instance_prefix(&name))
                 .await?;
             if instances.iter().any(|(_, si, _)| {
-                matches!(si.instance.status.as_deref(), Some("ACTIVE" | "DRAINING"))
+                !si.fargate && matches!(si.instance.status.as_deref(), Some("ACTIVE" | "DRAINING"))
             }) {
                 return Err(EcsError::ClusterContainsContainerInstances);
             }

@@ -163,6 +163,8 @@ pub(crate) async fn register_container_instance(
         model::ecs::names::check_tags(tags).map_err(EcsError::InvalidParameter)?;
     }
     let mut attributes = req.attributes.clone().unwrap_or_default();
+    // The Fargate provisioner's agents prove themselves with a secret attribute.
+    let fargate = ecs.take_fargate_marker(&mut attributes)?;
     for a in &attributes {
         if !is_builtin_attribute(&a.name) {
             model::ecs::names::check_attribute_name(&a.name).map_err(EcsError::InvalidParameter)?;
@@ -258,6 +260,7 @@ pub(crate) async fn register_container_instance(
             let stored = StoredInstance {
                 instance,
                 usage: usage.clone(),
+                fargate,
             };
             Ok(Step::Commit(
                 Txn::new()
@@ -350,8 +353,9 @@ pub(crate) async fn describe_container_instances(
     let mut failures = Vec::new();
     for r in &req.container_instances {
         match ecs.load_instance(&cluster, r).await? {
-            Some((si, _, _)) => out.push(present(show(&si), &include)),
-            None => failures.push(Failure {
+            // Hidden Fargate capacity does not exist for the user.
+            Some((si, _, _)) if !si.fargate => out.push(present(show(&si), &include)),
+            Some(_) | None => failures.push(Failure {
                 arn: Some(if r.starts_with("arn:") {
                     r.clone()
                 } else {
@@ -394,6 +398,7 @@ pub(crate) async fn list_container_instances(
         .list::<StoredInstance>(&instance_prefix(&cluster))
         .await?
         .into_iter()
+        .filter(|(_, si, _)| !si.fargate)
         .filter(|(_, si, _)| match status {
             Some(s) => si.instance.status.as_deref() == Some(s),
             None => si.instance.status.as_deref() != Some("INACTIVE"),

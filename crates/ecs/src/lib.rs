@@ -22,6 +22,7 @@ mod view;
 pub use channel::Session;
 pub use error::EcsError;
 pub use services::balancing::{TargetGroupView, TargetGroups, TargetState};
+pub use tasks::fargate::{FargateCapacity, TaskUsage, MARKER_ATTRIBUTE, SANDBOX_ATTRIBUTE};
 
 use model::ecs::arn::ArnScope;
 use objects::Objects;
@@ -51,6 +52,8 @@ pub struct Ecs {
     channels: Arc<channel::Channels>,
     controller: Arc<services::controller::ControllerState>,
     balancers: Option<Arc<dyn services::balancing::TargetGroups>>,
+    /// The source of hidden Fargate capacity (none: Fargate launches are refused).
+    fargate: Option<Arc<dyn tasks::fargate::FargateCapacity>>,
 }
 
 macro_rules! operations {
@@ -125,6 +128,7 @@ operations! {
     DeleteService => services::api::delete_service,
     DescribeServices => services::api::describe_services,
     ListServices => services::api::list_services,
+    PutClusterCapacityProviders => clusters::put_cluster_capacity_providers,
 }
 
 fn respond<T: Serialize>(out: &T) -> Result<Vec<u8>, EcsError> {
@@ -147,6 +151,7 @@ impl Ecs {
             channels: Arc::default(),
             controller: Arc::default(),
             balancers: None,
+            fargate: None,
         }
     }
 
@@ -183,6 +188,12 @@ impl Ecs {
     /// Lets services register their tasks with load balancers through `groups`.
     pub fn with_target_groups(mut self, groups: Arc<dyn TargetGroups>) -> Self {
         self.balancers = Some(groups);
+        self
+    }
+
+    /// Runs Fargate tasks on the hidden capacity `provisioner` supplies.
+    pub fn with_fargate(mut self, provisioner: Arc<dyn FargateCapacity>) -> Self {
+        self.fargate = Some(provisioner);
         self
     }
 

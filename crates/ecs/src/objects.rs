@@ -106,6 +106,10 @@ pub struct StoredInstance {
     /// What its tasks hold.
     #[serde(default)]
     pub usage: Usage,
+    /// Hidden Fargate capacity, started by the server's provisioner: never shown to the
+    /// user, never chosen for EC2 launches, the only choice for Fargate ones.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fargate: bool,
 }
 
 /// What a task reserves on its instance.

@@ -247,6 +247,8 @@ fn instance_config(r: &Resolved, api: ApiClient) -> InstanceConfig {
         cleanup_wait: r.cleanup_wait,
         metadata_port: r.metadata_port,
         pause_image: r.pause_image.clone(),
+        sandbox_runtime: None,
+        cpu_units: None,
     }
 }
 

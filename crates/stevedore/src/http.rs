@@ -48,6 +48,13 @@ impl App {
         }
     }
 
+    /// Runs Fargate tasks on `provisioner`'s hidden capacity.
+    #[must_use]
+    pub fn with_fargate(mut self, provisioner: Arc<crate::fargate::Provisioner>) -> Self {
+        self.ecs = self.ecs.with_fargate(provisioner);
+        self
+    }
+
     /// Serves the registry (`/v2/` and the ECR API) too.
     #[must_use]
     pub fn with_registry(mut self, registry: registry::Registry) -> Self {
@@ -79,6 +86,11 @@ pub fn router(app: Arc<App>) -> Router {
     let router = Router::new()
         .route("/health", get(health))
         .route("/ws", get(crate::channel::upgrade))
+        .route("/stevedore/fargate/usage", get(crate::fargate::usage))
+        .route(
+            "/stevedore/fargate/spot-interruptions",
+            axum::routing::post(crate::fargate::interrupt),
+        )
         .fallback(api)
         .with_state(app.clone());
     // The registry's `/v2/` routes authenticate with registry tokens, not SigV4, so they

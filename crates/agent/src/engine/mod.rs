@@ -76,6 +76,9 @@ pub struct EngineConfig {
     /// The image of awsvpc tasks' pause containers; `None`: the agent's own
     /// ([`crate::pause::IMAGE`], imported on first use).
     pub pause_image: Option<String>,
+    /// The Docker runtime of FARGATE tasks' containers (e.g. `runsc`); `None`: Docker's
+    /// default. Pause containers keep the default: they only hold the namespace.
+    pub sandbox_runtime: Option<String>,
 }
 
 impl EngineConfig {
@@ -88,6 +91,7 @@ impl EngineConfig {
             default_stop_timeout: Duration::from_secs(30),
             availability_zone: String::new(),
             pause_image: None,
+            sandbox_runtime: None,
         }
     }
 }

@@ -89,6 +89,38 @@ pub fn compute_task_eni(task: &acs::Task) -> Result<(&acs::ElasticNetworkInterfa
     Ok((eni, address))
 }
 
+/// The CPUs this machine has (Docker refuses a NanoCpus limit above them).
+pub fn host_cpus() -> f64 {
+    let n = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    f64::from(u32::try_from(n).unwrap_or(u32::MAX))
+}
+
+/// Makes a FARGATE task's size hard limits, as Fargate's VM does: the task's vCPUs as
+/// NanoCpus (at most the machine's), the task's memory as the limit of every container
+/// that set none of its own, and the sandbox runtime when there is one.
+pub fn apply_fargate_limits(body: &mut Value, task: &acs::Task, runtime: Option<&str>, cpus: f64) {
+    let Some(host) = body.get_mut("HostConfig").and_then(Value::as_object_mut) else {
+        return;
+    };
+    if let Some(vcpu) = task.cpu.filter(|v| *v > 0.0) {
+        // NanoCpus wants an integer; vCPUs are small positive numbers.
+        #[allow(clippy::cast_possible_truncation)]
+        let nanos = (vcpu.min(cpus) * 1e9).round() as i64;
+        host.insert("NanoCpus".into(), json!(nanos));
+    }
+    if let Some(mib) = task.memory.filter(|m| *m > 0) {
+        if host.get("Memory").and_then(Value::as_i64).unwrap_or(0) == 0 {
+            host.insert("Memory".into(), json!(i64::from(mib) * 1024 * 1024));
+        }
+        // No swap beyond the limit: the size is a hard limit.
+        let limit = host.get("Memory").cloned().unwrap_or(Value::Null);
+        host.insert("MemorySwap".into(), limit);
+    }
+    if let Some(r) = runtime {
+        host.insert("Runtime".into(), json!(r));
+    }
+}
+
 /// The create body of an awsvpc task's pause container: it alone joins the network, at
 /// the task's address and MAC; the task's containers share its namespace.
 pub fn compute_pause_body(cluster: &str, task: &acs::Task, image: &str) -> Result<Value, String> {

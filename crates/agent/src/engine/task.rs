@@ -89,6 +89,10 @@ pub(crate) fn apply_info(m: &mut Member, info: &ContainerInfo) {
         observe(&mut m.known, ContainerStatus::Running);
     } else if info.started {
         m.known.exit_code = info.exit_code;
+        if info.oom_killed && m.reason.is_none() {
+            // ECS's words, which users search for.
+            m.reason = Some("OutOfMemoryError: Container killed due to memory usage".into());
+        }
         observe(&mut m.known, ContainerStatus::Stopped);
     } else {
         observe(&mut m.known, ContainerStatus::Created);
@@ -590,6 +594,15 @@ impl<R: Runtime> TaskActor<R> {
             pause.as_deref(),
         )
         .map_err(RuntimeError::CannotCreate)?;
+        let mut body = body;
+        if self.task.launch_type.as_deref() == Some("FARGATE") {
+            crate::engine::spec::apply_fargate_limits(
+                &mut body,
+                &self.task,
+                self.shared.config.sandbox_runtime.as_deref(),
+                crate::engine::spec::host_cpus(),
+            );
+        }
         let rt = self.shared.runtime.clone();
         match rt.create(&docker_name, body).await {
             Ok(id) => {

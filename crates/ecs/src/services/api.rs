@@ -141,7 +141,10 @@ fn new_deployment(svc: &Service, td: &str, at: f64) -> Deployment {
         failed_tasks: Some(0),
         created_at: Some(at),
         updated_at: Some(at),
-        launch_type: Some(LaunchType::Ec2),
+        launch_type: svc.launch_type.or(Some(LaunchType::Ec2)),
+        capacity_provider_strategy: svc.capacity_provider_strategy.clone(),
+        platform_version: svc.platform_version.clone(),
+        platform_family: svc.platform_family.clone(),
         network_configuration: svc.network_configuration.clone(),
         rollout_state: Some(DeploymentRolloutState::InProgress),
         rollout_state_reason: Some("ECS deployment ecs-svc in progress.".into()),
@@ -161,6 +164,17 @@ pub(crate) fn push_primary(svc: &mut Service, mut d: Deployment) {
     deps.insert(0, d);
 }
 
+/// The write of one attempt: the record at `key`, if still at `rev`; answers with the
+/// service as stored.
+fn save(key: &str, rev: u64, st: &StoredService) -> Result<Step<Service>, EcsError> {
+    Ok(Step::Commit(
+        Txn::new()
+            .when(key.to_owned(), rev)
+            .put(key.to_owned(), encode(st)?),
+        st.service.clone(),
+    ))
+}
+
 fn request_hash(req: &CreateServiceRequest) -> String {
     let mut r = req.clone();
     r.client_token = None;
@@ -172,25 +186,18 @@ pub(crate) async fn create_service(
     req: CreateServiceRequest,
     caller: &Caller,
 ) -> Result<CreateServiceResponse, EcsError> {
-    let (cluster, _, _) = ecs.active_cluster(req.cluster.as_deref()).await?;
+    let (cluster, cluster_record, _) = ecs.active_cluster(req.cluster.as_deref()).await?;
     check_name(&req.service_name)?;
     let daemon = req.scheduling_strategy == Some(SchedulingStrategy::Daemon);
-    match req.launch_type {
-        None | Some(LaunchType::Ec2) => {}
-        Some(other) => {
-            return invalid(format!(
-                "launchType {} is not supported by Stevedore yet; use EC2.",
-                other.as_str()
-            ))
-        }
-    }
-    if req
-        .capacity_provider_strategy
-        .as_ref()
-        .is_some_and(|c| !c.is_empty())
-    {
+    let capacity = crate::tasks::fargate::resolve_capacity(
+        req.launch_type,
+        req.capacity_provider_strategy.as_deref(),
+        req.platform_version.as_deref(),
+        &cluster_record,
+    )?;
+    if daemon && capacity.fargate().is_some() {
         return invalid(
-            "capacityProviderStrategy is not supported by Stevedore yet; use launchType EC2.",
+            "The daemon scheduling strategy is not supported with the FARGATE launch type.",
         );
     }
     if let Some(c) = &req.deployment_controller {
@@ -232,6 +239,13 @@ pub(crate) async fn create_service(
     let td = ecs
         .service_task_definition(td_ref, req.network_configuration.as_ref())
         .await?;
+    ecs.check_service_definition(
+        &capacity,
+        &td,
+        req.placement_constraints.as_deref(),
+        req.placement_strategy.as_deref(),
+    )
+    .await?;
     // Validate placement now so a bad expression is refused here, not in every round.
     crate::tasks::launch::parse_placement(
         &Default::default(),
@@ -259,6 +273,12 @@ pub(crate) async fn create_service(
             );
         }
     }
+    // AWS shows a service's strategy (given or the cluster's default) instead of a
+    // launchType.
+    let strategy = capacity
+        .fargate()
+        .map(|f| f.strategy.clone())
+        .unwrap_or_default();
     let hash = request_hash(&req);
     let key = service_key(&cluster, &req.service_name);
     let at = now();
@@ -291,7 +311,14 @@ pub(crate) async fn create_service(
                 desired_count: Some(desired),
                 running_count: Some(0),
                 pending_count: Some(0),
-                launch_type: Some(LaunchType::Ec2),
+                launch_type: match &capacity {
+                    _ if !strategy.is_empty() => None,
+                    crate::tasks::fargate::Capacity::Ec2 => Some(LaunchType::Ec2),
+                    crate::tasks::fargate::Capacity::Fargate(_) => Some(LaunchType::Fargate),
+                },
+                capacity_provider_strategy: (!strategy.is_empty()).then(|| strategy.clone()),
+                platform_version: capacity.fargate().map(|f| f.platform_version.clone()),
+                platform_family: capacity.fargate().map(|_| "Linux".to_owned()),
                 task_definition: Some(td.clone()),
                 deployment_configuration: Some(config.clone()),
                 events: Some(Vec::new()),
@@ -317,17 +344,12 @@ pub(crate) async fn create_service(
             let d = new_deployment(&service, &td, at);
             push_primary(&mut service, d);
             let stored = StoredService {
-                service: service.clone(),
+                service,
                 request_hash: hash.clone(),
                 completed: Vec::new(),
                 steady: false,
             };
-            Ok(Step::Commit(
-                Txn::new()
-                    .when(key.clone(), rev)
-                    .put(key.clone(), encode(&stored)?),
-                service,
-            ))
+            save(&key, rev, &stored)
         })
         .await?;
     ecs.wake_services();
@@ -434,6 +456,13 @@ pub(crate) async fn update_service(
                 .service_task_definition(&td_ref, s.network_configuration.as_ref())
                 .await?;
             if s.task_definition.as_deref() != Some(td.as_str()) {
+                ecs.check_service_definition(
+                    &crate::tasks::fargate::Capacity::of_service(s),
+                    &td,
+                    None,
+                    None,
+                )
+                .await?;
                 s.task_definition = Some(td.clone());
                 redeploy = true;
             }
@@ -442,13 +471,7 @@ pub(crate) async fn update_service(
                 push_primary(s, d);
                 st.steady = false;
             }
-            let out = st.service.clone();
-            Ok(Step::Commit(
-                Txn::new()
-                    .when(key.clone(), rev)
-                    .put(key.clone(), encode(&st)?),
-                out,
-            ))
+            save(&key, rev, &st)
         })
         .await?;
     ecs.wake_services();
@@ -486,13 +509,7 @@ pub(crate) async fn delete_service(
                 d.desired_count = Some(0);
             }
             st.steady = false;
-            let out = st.service.clone();
-            Ok(Step::Commit(
-                Txn::new()
-                    .when(key.clone(), rev)
-                    .put(key.clone(), encode(&st)?),
-                out,
-            ))
+            save(&key, rev, &st)
         })
         .await?;
     ecs.wake_services();

@@ -16,7 +16,7 @@ use crate::{now, Ecs};
 use model::ecs::shapes::{
     Deployment, DeploymentRolloutState, PropagateTags, SchedulingStrategy, TaskStopCode,
 };
-use placement::{Plan, SpreadField, Strategy};
+use placement::{SpreadField, Strategy};
 use reconcile::{Actions, Health, InstanceStatus, Phase, Rollout, StopReason};
 use std::collections::{BTreeMap, HashMap};
 use store::Txn;
@@ -279,7 +279,8 @@ impl Ecs {
                         id: engine.id.clone(),
                         status,
                         disconnected_since: since,
-                        eligible: true,
+                        // DAEMON services never run on hidden Fargate capacity.
+                        eligible: !si.fargate,
                     },
                     engine.clone(),
                 )
@@ -477,6 +478,7 @@ impl Ecs {
                 propagate_tags: propagate,
                 network_configuration: d.network_configuration.as_ref(),
                 enable_execute_command: svc.enable_execute_command,
+                capacity: crate::tasks::fargate::Capacity::of_service(svc),
             })
             .await?;
         let (constraints, _) = parse_placement(&l.td, svc.placement_constraints.as_deref(), None)?;
@@ -522,21 +524,10 @@ impl Ecs {
             })
             .await?
         } else {
+            let wanted: Vec<(String, String)> =
+                targets.iter().map(|t| (t.clone(), t.clone())).collect();
             self.launch(l, None, |view| {
-                let mut plan = Plan::default();
-                for id in &targets {
-                    let Some(idx) = view.instances.iter().position(|i| &i.id == id) else {
-                        continue;
-                    };
-                    let single = [view.instances[idx].clone()];
-                    let p = placement::place(&single, &l.request, 1, &[], &[], 0);
-                    if p.placements.is_empty() {
-                        plan.failures.extend(p.failures);
-                    } else {
-                        plan.placements.push(idx);
-                    }
-                }
-                plan
+                crate::tasks::launch::place_on_named(view, &wanted, &l.request)
             })
             .await?
         };

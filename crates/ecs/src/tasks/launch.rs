@@ -2,6 +2,7 @@
 //! task reserves, place it (RunTask) or check the named instances (StartTask), and commit
 //! tasks and instance bookings in one compare-and-swap transaction.
 
+use super::fargate::{self, Capacity};
 use super::{awsvpc, book};
 use crate::error::{invalid, EcsError};
 use crate::objects::{
@@ -45,6 +46,8 @@ pub(crate) struct Launch {
     pub enable_execute_command: bool,
     /// awsvpc tasks: the first subnet of `networkConfiguration` (shown on the ENI).
     pub subnet: Option<String>,
+    /// EC2 or Fargate (hidden capacity).
+    pub capacity: Capacity,
 }
 
 /// Caller-supplied launch parameters shared by RunTask and StartTask.
@@ -58,6 +61,8 @@ pub(crate) struct LaunchParams<'a> {
     pub propagate_tags: Option<PropagateTags>,
     pub network_configuration: Option<&'a NetworkConfiguration>,
     pub enable_execute_command: Option<bool>,
+    /// EC2 or Fargate, resolved from launchType / capacityProviderStrategy.
+    pub capacity: Capacity,
 }
 
 fn check_started_by(s: &str) -> Result<(), EcsError> {
@@ -254,6 +259,9 @@ impl Ecs {
             Some(m) => Some(m),
             None => td.memory.as_deref().and_then(parse_task_memory),
         };
+        if p.capacity.fargate().is_some() {
+            fargate::check_task(&td, task_cpu, task_memory, None, None)?;
+        }
         let reservation = compute_reservation(mode, &containers, task_cpu, task_memory);
         let group = p
             .group
@@ -266,12 +274,17 @@ impl Ecs {
             udp_ports: reservation.udp_ports.clone(),
             gpus: reservation.gpu_count,
             group: group.clone(),
-            required_attributes: td
-                .requires_attributes
-                .iter()
-                .flatten()
-                .map(|a| (a.name.clone(), a.value.clone()))
-                .collect(),
+            // The Fargate platform version provides every capability a definition can
+            // require; hidden capacity need not advertise them.
+            required_attributes: if p.capacity.fargate().is_some() {
+                Vec::new()
+            } else {
+                td.requires_attributes
+                    .iter()
+                    .flatten()
+                    .map(|a| (a.name.clone(), a.value.clone()))
+                    .collect()
+            },
         };
         Ok(Launch {
             cluster,
@@ -293,11 +306,18 @@ impl Ecs {
                 .and_then(|n| n.awsvpc_configuration.as_ref())
                 .and_then(|a| a.subnets.first().cloned()),
             td,
+            capacity: p.capacity.clone(),
         })
     }
 
     /// The task record for one placement of `l` on `inst`.
-    fn build_task(&self, l: &Launch, inst: &placement::Instance, now: f64) -> StoredTask {
+    fn build_task(
+        &self,
+        l: &Launch,
+        inst: &placement::Instance,
+        now: f64,
+        provider: Option<String>,
+    ) -> StoredTask {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let task_arn = self.scope.task(&l.cluster, &id);
         let awsvpc = l.td.network_mode == Some(NetworkMode::Awsvpc);
@@ -326,7 +346,7 @@ impl Ecs {
                 ..Container::default()
             })
             .collect();
-        let task = Task {
+        let mut task = Task {
             attachments: Some(Vec::new()),
             attributes: Some(vec![model::ecs::shapes::Attribute {
                 name: "ecs.cpu-architecture".into(),
@@ -366,6 +386,9 @@ impl Ecs {
             version: Some(1),
             ..Task::default()
         };
+        if let Some(f) = l.capacity.fargate() {
+            fargate::apply_to_task(&mut task, f, provider, self.fargate_sandbox());
+        }
         StoredTask {
             task,
             instance_id: inst.id.clone(),
@@ -469,6 +492,10 @@ impl Ecs {
         choose: impl Fn(&ClusterView) -> Plan,
     ) -> Result<(Vec<Task>, Vec<Failure>), EcsError> {
         let shared = self.view_for(&l.cluster);
+        let fargate = l.capacity.fargate();
+        if fargate.is_some() {
+            self.ensure_fargate_capacity(&l.cluster).await?;
+        }
         for attempt in 0..MAX_ATTEMPTS {
             if let Some((t, hash)) = token {
                 if let Some(existing) = self.replay_token(&l.cluster, t, hash).await? {
@@ -481,17 +508,26 @@ impl Ecs {
             let mut view = shared.lock().await;
             self.refresh_view(&l.cluster, &mut view, attempt > 0)
                 .await?;
-            let plan = choose(&view);
+            // Hidden Fargate capacity and the user's instances never mix.
+            let plan = match fargate::restrict(&view, fargate.is_some()) {
+                Some((sub, map)) => fargate::widen(choose(&sub), &map),
+                None => choose(&view),
+            };
             let now = crate::now();
+            let providers = fargate::split(
+                fargate.map(|f| f.strategy.as_slice()).unwrap_or_default(),
+                &[],
+                plan.placements.len(),
+            );
             let mut per_instance: BTreeMap<usize, Vec<StoredTask>> = BTreeMap::new();
-            for &idx in &plan.placements {
+            for (&idx, provider) in plan.placements.iter().zip(providers) {
                 let Some(inst) = view.instances.get(idx) else {
                     continue;
                 };
                 per_instance
                     .entry(idx)
                     .or_default()
-                    .push(self.build_task(l, inst, now));
+                    .push(self.build_task(l, inst, now, provider));
             }
             let mut txn = {
                 let mut all: Vec<&mut StoredTask> = per_instance.values_mut().flatten().collect();
@@ -581,7 +617,12 @@ impl Ecs {
                 .iter()
                 .take(MAX_FAILURES)
                 .map(|f| Failure {
-                    arn: f.arn.clone(),
+                    // Hidden capacity has no ARN the user may see.
+                    arn: if fargate.is_some() {
+                        None
+                    } else {
+                        f.arn.clone()
+                    },
                     reason: Some(f.reason.as_str().to_owned()),
                     detail: f.detail.clone(),
                 })
@@ -744,34 +785,13 @@ pub(crate) async fn run_task(
             "count must be between 1 and {MAX_COUNT}; got {count}."
         ));
     }
-    if req.launch_type.is_some()
-        && req
-            .capacity_provider_strategy
-            .as_ref()
-            .is_some_and(|c| !c.is_empty())
-    {
-        return invalid(
-            "Specifying both a launchType and capacityProviderStrategy is not supported.",
-        );
-    }
-    match req.launch_type {
-        None | Some(LaunchType::Ec2) => {}
-        Some(other) => {
-            return invalid(format!(
-                "launchType {} is not supported by Stevedore yet; use EC2.",
-                other.as_str()
-            ))
-        }
-    }
-    if req
-        .capacity_provider_strategy
-        .as_ref()
-        .is_some_and(|c| !c.is_empty())
-    {
-        return invalid(
-            "capacityProviderStrategy is not supported by Stevedore yet; use launchType EC2.",
-        );
-    }
+    let (_, cluster, _) = ecs.active_cluster(req.cluster.as_deref()).await?;
+    let capacity = fargate::resolve_capacity(
+        req.launch_type,
+        req.capacity_provider_strategy.as_deref(),
+        req.platform_version.as_deref(),
+        &cluster,
+    )?;
     if let Some(t) = &req.client_token {
         check_client_token(t)?;
     }
@@ -786,8 +806,18 @@ pub(crate) async fn run_task(
             propagate_tags: req.propagate_tags,
             network_configuration: req.network_configuration.as_ref(),
             enable_execute_command: req.enable_execute_command,
+            capacity,
         })
         .await?;
+    if l.capacity.fargate().is_some() {
+        fargate::check_task(
+            &l.td,
+            l.task_cpu,
+            l.task_memory,
+            req.placement_constraints.as_deref(),
+            req.placement_strategy.as_deref(),
+        )?;
+    }
     let (constraints, strategies) = parse_placement(
         &l.td,
         req.placement_constraints.as_deref(),
@@ -845,6 +875,7 @@ pub(crate) async fn start_task(
             propagate_tags: req.propagate_tags,
             network_configuration: req.network_configuration.as_ref(),
             enable_execute_command: req.enable_execute_command,
+            capacity: Capacity::Ec2,
         })
         .await?;
     let mut wanted = Vec::new();
@@ -862,34 +893,41 @@ pub(crate) async fn start_task(
         }
     }
     let (tasks, more) = ecs
-        .launch(&l, None, |view| {
-            // StartTask skips the scheduler: each named instance is checked on its own.
-            let mut plan = Plan::default();
-            for (reference, id) in &wanted {
-                let Some(idx) = view.instances.iter().position(|i| &i.id == id) else {
-                    plan.failures.push(placement::Failure {
-                        arn: Some(reference.clone()),
-                        reason: placement::Reason::Missing,
-                        detail: None,
-                    });
-                    continue;
-                };
-                let single = [view.instances[idx].clone()];
-                let p = placement::place(&single, &l.request, 1, &[], &[], 0);
-                if p.placements.is_empty() {
-                    plan.failures.extend(p.failures);
-                } else {
-                    plan.placements.push(idx);
-                }
-            }
-            plan
-        })
+        .launch(&l, None, |view| place_on_named(view, &wanted, &l.request))
         .await?;
     failures.extend(more);
     Ok(StartTaskResponse {
         tasks: Some(tasks),
         failures: Some(failures),
     })
+}
+
+/// One task on each named instance (reference as the caller gave it, instance id), each
+/// checked on its own: StartTask and DAEMON services skip the scheduler's strategies.
+pub(crate) fn place_on_named(
+    view: &ClusterView,
+    wanted: &[(String, String)],
+    request: &placement::TaskRequest,
+) -> Plan {
+    let mut plan = Plan::default();
+    for (reference, id) in wanted {
+        let Some(idx) = view.instances.iter().position(|i| &i.id == id) else {
+            plan.failures.push(placement::Failure {
+                arn: Some(reference.clone()),
+                reason: placement::Reason::Missing,
+                detail: None,
+            });
+            continue;
+        };
+        let single = [view.instances[idx].clone()];
+        let p = placement::place(&single, request, 1, &[], &[], 0);
+        if p.placements.is_empty() {
+            plan.failures.extend(p.failures);
+        } else {
+            plan.placements.push(idx);
+        }
+    }
+    plan
 }
 
 /// Environment as the agent's map form.

@@ -1,0 +1,298 @@
+//! The Fargate provisioner: hidden capacity for every cluster that launches Fargate
+//! tasks. Each such cluster gets one in-process agent of this server (the same agent as
+//! `stevedore up`'s) against the local Docker, registered with a secret marker attribute
+//! so the ECS API hides its container instance from the user.
+//!
+//! Capacity starts lazily, on a cluster's first Fargate launch (that launch waits for the
+//! agent to register, well under a second); at server start the clusters that already
+//! have hidden capacity get their agent back, so running Fargate tasks are adopted. The
+//! sandbox (`runsc` when Docker offers it, else `runc`) is detected once at start-up.
+//!
+//! This module also serves the admin routes of Fargate: the usage report and spot
+//! interruptions, SigV4-signed with the admin key like every API call.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ::agent::instance::{compute_machine_resources, connect_docker, InstanceConfig};
+use ::agent::{ApiClient, ApiConfig, Credentials};
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, Method, Uri};
+use tokio::sync::watch;
+
+use crate::http::App;
+
+/// How the Fargate sandbox is chosen (`STEVEDORE_FARGATE_SANDBOX`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Default)]
+pub enum SandboxChoice {
+    /// gVisor (`runsc`) when Docker offers it, else runc.
+    #[default]
+    Auto,
+    /// Always gVisor; Fargate tasks fail to start when Docker lacks it.
+    Runsc,
+    /// Plain runc.
+    Runc,
+}
+
+/// Hidden capacity, one in-process agent per cluster.
+pub struct Provisioner {
+    marker: String,
+    sandbox: String,
+    endpoint: String,
+    region: String,
+    credentials: Credentials,
+    state_root: PathBuf,
+    /// Clusters whose agent runs (or is starting).
+    running: Mutex<HashSet<String>>,
+    /// Keeps the agents' shutdown channel open for the life of the server.
+    shutdown: watch::Receiver<bool>,
+    _keep: watch::Sender<bool>,
+    /// Itself, for the agents' tasks (`ensure` only gets `&self`).
+    me: std::sync::Weak<Provisioner>,
+}
+
+/// How many times the machine's CPU units hidden capacity registers: Fargate sizes are
+/// NanoCpus limits here, not slices of a VM, so the tasks of a small machine may sum
+/// to more vCPUs than it has (as on any overcommitted host).
+const CPU_OVERCOMMIT: i32 = 4;
+
+impl Provisioner {
+    /// Detects the sandbox and prepares to start agents that call `endpoint` with the
+    /// admin key.
+    pub async fn detect(
+        endpoint: String,
+        region: String,
+        key: &crate::credentials::AccessKey,
+        state_root: PathBuf,
+        choice: SandboxChoice,
+    ) -> Arc<Self> {
+        let runtimes = match connect_docker().await {
+            Ok(docker) => docker.runtimes().await.unwrap_or_default(),
+            Err(error) => {
+                tracing::warn!(%error, "Docker does not answer: Fargate tasks cannot run until it does.");
+                Vec::new()
+            }
+        };
+        let has_runsc = runtimes.iter().any(|r| r == "runsc");
+        let sandbox = match (choice, has_runsc) {
+            (SandboxChoice::Runc, _) => "runc",
+            (SandboxChoice::Runsc, _) | (SandboxChoice::Auto, true) => "runsc",
+            (SandboxChoice::Auto, false) => "runc",
+        };
+        if sandbox == "runsc" {
+            tracing::info!(
+                runtimes = ?runtimes,
+                "Fargate tasks run sandboxed in gVisor (Docker runtime runsc)."
+            );
+        } else {
+            tracing::warn!(
+                runtimes = ?runtimes,
+                "Fargate tasks run WITHOUT a sandbox (runc): Docker offers no runsc runtime. Install gVisor (apt-get install runsc) and register it in /etc/docker/daemon.json with runtimeArgs [\"--network=host\"]."
+            );
+        }
+        let (keep, shutdown) = watch::channel(false);
+        Arc::new_cyclic(|me| Self {
+            me: me.clone(),
+            marker: uuid::Uuid::new_v4().simple().to_string(),
+            sandbox: sandbox.to_owned(),
+            endpoint,
+            region,
+            credentials: Credentials::new(&key.access_key_id, &key.secret_access_key, None),
+            state_root,
+            running: Mutex::default(),
+            shutdown,
+            _keep: keep,
+        })
+    }
+
+    fn forget(&self, cluster: &str) {
+        self.running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(cluster);
+    }
+
+    async fn run_agent(self: Arc<Self>, cluster: String) {
+        let result = async {
+            let runtime = connect_docker().await.map_err(|e| e.to_string())?;
+            let api = ApiClient::new(ApiConfig::new(
+                &self.endpoint,
+                &self.region,
+                self.credentials.clone(),
+            ))
+            .map_err(|e| e.to_string())?;
+            let (cpu, _) = compute_machine_resources();
+            let config = InstanceConfig {
+                availability_zone: ::agent::hollow::compute_availability_zone(&self.region, "a"),
+                api,
+                cluster: cluster.clone(),
+                // One state directory per cluster: a restart adopts the cluster's tasks.
+                state_dir: self.state_root.join(sanitize(&cluster)),
+                attributes: vec![(ecs::MARKER_ATTRIBUTE.to_owned(), self.marker.clone())],
+                reserved_memory: 0,
+                reserved_ports: Vec::new(),
+                cleanup_wait: Duration::from_secs(3600),
+                metadata_port: ::agent::metadata::DEFAULT_PORT,
+                pause_image: None,
+                sandbox_runtime: (self.sandbox == "runsc").then(|| "runsc".to_owned()),
+                cpu_units: Some(cpu.saturating_mul(CPU_OVERCOMMIT)),
+            };
+            tracing::info!(%cluster, sandbox = %self.sandbox, "Fargate capacity starting.");
+            ::agent::instance::run(config, runtime, self.shutdown.clone())
+                .await
+                .map_err(|e| e.to_string())
+        }
+        .await;
+        if let Err(error) = result {
+            tracing::error!(%cluster, %error, "Fargate capacity stopped; the next Fargate launch starts it again.");
+        }
+        self.forget(&cluster);
+    }
+}
+
+/// A cluster name as a directory name (names are letters, digits, `-` and `_` already;
+/// this only guards against surprises).
+fn sanitize(cluster: &str) -> String {
+    cluster
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+impl ecs::FargateCapacity for Provisioner {
+    fn marker(&self) -> &str {
+        &self.marker
+    }
+
+    fn sandbox(&self) -> &str {
+        &self.sandbox
+    }
+
+    fn ensure(&self, cluster: &str) {
+        let fresh = self
+            .running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(cluster.to_owned());
+        if !fresh {
+            return;
+        }
+        let Some(me) = self.me.upgrade() else { return };
+        tokio::spawn(me.run_agent(cluster.to_owned()));
+    }
+}
+
+/// Gives back their agent to the clusters that have hidden capacity (a restarted server
+/// adopts the Fargate tasks still running).
+pub async fn resume(ecs: ecs::Ecs, provisioner: Arc<Provisioner>) {
+    match ecs.fargate_clusters().await {
+        Ok(clusters) => {
+            for c in clusters {
+                ecs::FargateCapacity::ensure(provisioner.as_ref(), &c);
+            }
+        }
+        Err(error) => tracing::warn!(%error, "Could not list the clusters with Fargate capacity."),
+    }
+}
+
+/// `?cluster=` of the admin routes.
+#[derive(serde::Deserialize, Default)]
+pub struct AdminQuery {
+    cluster: Option<String>,
+}
+
+/// The body of a spot interruption: which tasks (none: every spot task of the cluster,
+/// up to `count`).
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct Interruption {
+    cluster: String,
+    #[serde(default)]
+    tasks: Vec<String>,
+    count: Option<usize>,
+}
+
+fn json_response(status: http::StatusCode, body: &serde_json::Value) -> Response {
+    (
+        status,
+        [(http::header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn admin_error(e: &ecs::EcsError) -> Response {
+    crate::http::aws_error(&e.to_aws())
+}
+
+/// `GET /stevedore/fargate/usage[?cluster=]`: vCPU-seconds and GB-seconds per Fargate
+/// task, and the totals.
+pub async fn usage(
+    State(app): State<Arc<App>>,
+    Query(q): Query<AdminQuery>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(e) = crate::http::verify_request(&app, &method, &uri, &headers, b"", None) {
+        return crate::http::aws_error(&e);
+    }
+    match app.ecs().fargate_usage(q.cluster.as_deref()).await {
+        Ok(tasks) => {
+            let vcpu: f64 = tasks.iter().map(|t| t.vcpu_seconds).sum();
+            let gb: f64 = tasks.iter().map(|t| t.gb_seconds).sum();
+            json_response(
+                http::StatusCode::OK,
+                &serde_json::json!({"tasks": tasks, "totalVcpuSeconds": vcpu, "totalGbSeconds": gb}),
+            )
+        }
+        Err(e) => admin_error(&e),
+    }
+}
+
+/// `POST /stevedore/fargate/spot-interruptions` with `{"cluster", "tasks"?, "count"?}`:
+/// reclaims FARGATE_SPOT capacity (SIGTERM, the task's stopTimeout, stopCode
+/// SpotInterruption).
+pub async fn interrupt(
+    State(app): State<Arc<App>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(e) = crate::http::verify_request(&app, &method, &uri, &headers, &body, None) {
+        return crate::http::aws_error(&e);
+    }
+    let req: Interruption = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return crate::http::client_error(
+                "InvalidParameterException",
+                &format!(
+                    "The body must be {{\"cluster\": ..., \"tasks\": [...], \"count\": n}}: {e}"
+                ),
+            )
+        }
+    };
+    match app
+        .ecs()
+        .interrupt_spot(&req.cluster, &req.tasks, req.count)
+        .await
+    {
+        Ok(arns) => json_response(
+            http::StatusCode::OK,
+            &serde_json::json!({"interrupted": arns}),
+        ),
+        Err(e) => admin_error(&e),
+    }
+}
