@@ -10,6 +10,7 @@
 #   bench/lb.sh                                  # release build first
 #   SKIP_BUILD=1 ROUNDS=5 DURATION=10 CONNS=64 THREADS=2 bench/lb.sh
 #   LAT_CONNS=0 bench/lb.sh                      # skip the low-concurrency latency pass
+#   LB_BEFORE=/path/to/old/serve bench/lb.sh     # also an older build ("lb-before"), same rounds
 # Needs: wrk and nginx (apt-get install -y wrk nginx), python3.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -56,6 +57,13 @@ STEVEDORE_LOG=warn "$BIN/serve" --listen "127.0.0.1:$LB" \
   --target "127.0.0.1:$B1" --target "127.0.0.1:$B2" --target "127.0.0.1:$B3" >"$WORK/serve.log" 2>&1 &
 PIDS+=($!)
 SERVE_PID=$!
+if [ -n "${LB_BEFORE:-}" ]; then
+  LB0=$(free_port)
+  STEVEDORE_LOG=warn "$LB_BEFORE" --listen "127.0.0.1:$LB0" \
+    --target "127.0.0.1:$B1" --target "127.0.0.1:$B2" --target "127.0.0.1:$B3" >"$WORK/serve-before.log" 2>&1 &
+  PIDS+=($!)
+  BEFORE_PID=$!
+fi
 mkdir -p "$WORK/nginx"
 cat >"$WORK/nginx.conf" <<EOF
 worker_processes $NGINX_WORKERS;
@@ -92,7 +100,7 @@ EOF
 nginx -c "$WORK/nginx.conf" -p "$WORK" -g 'daemon off;' >"$WORK/nginx.out" 2>&1 &
 PIDS+=($!)
 NGINX_PID=$!
-for p in $B1 $LB $NG; do wait_http "http://127.0.0.1:$p/"; done
+for p in $B1 $LB $NG ${LB0:-}; do wait_http "http://127.0.0.1:$p/"; done
 
 # CPU time (clock ticks, user + system) of a process and its children (nginx's workers).
 cpu_ticks() { # pid
@@ -129,13 +137,15 @@ RESULTS="$WORK/results.txt"
 NAMES=(direct lb nginx)
 PORTS=($B1 $LB $NG)
 CPU_PIDS=($BACKEND_PID $SERVE_PID $NGINX_PID)
+if [ -n "${LB_BEFORE:-}" ]; then NAMES+=(lb-before); PORTS+=($LB0); CPU_PIDS+=($BEFORE_PID); fi
+N=${#NAMES[@]}
 passes=("$CONNS $THREADS")
 [ "$LAT_CONNS" != 0 ] && passes+=("$LAT_CONNS 1")
 for round in $(seq 1 "$ROUNDS"); do
   for pass in "${passes[@]}"; do
     read -r conns threads <<<"$pass"
-    for k in 0 1 2; do
-      i=$(( (k + round) % 3 ))
+    for k in $(seq 0 $((N - 1))); do
+      i=$(( (k + round) % N ))
       read -r rps p99 errors cpu < <(run_wrk "${PORTS[$i]}" "$conns" "$threads" "${CPU_PIDS[$i]}")
       echo "$conns ${NAMES[$i]} $round $rps $p99 $errors $cpu" | tee -a "$RESULTS" >&2
     done
@@ -154,9 +164,10 @@ print(f"\n{rounds} interleaved rounds of {duration} s per target, wrk -t{threads
 print("| connections | target | rps (median) | rps per round | p99 ms (median) | p99 per round | CPU µs/request (median) | errors |")
 print("|---:|---|---:|---|---:|---|---:|---:|")
 summary = []
+before = []
 for conns in sorted({c for c, _ in by}, reverse=True):
     med = {}
-    for name in ("direct", "lb", "nginx"):
+    for name in ("direct", "lb", "nginx", "lb-before"):
         runs = by.get((conns, name), [])
         if not runs:
             continue
@@ -171,10 +182,18 @@ for conns in sorted({c for c, _ in by}, reverse=True):
         added = med["lb"][1] - med["direct"][1]
         added_ng = med["nginx"][1] - med["direct"][1]
         cpu_ratio = med["lb"][2] / med["nginx"][2]
+        if "lb-before" in med:
+            before.append(f"| {conns} | {med['lb-before'][2]:.1f} → {med['lb'][2]:.1f} µs "
+                          f"({med['lb'][2] / med['lb-before'][2] - 1:+.0%}) | "
+                          f"{med['lb-before'][0] / med['nginx'][0]:.2f}× → {ratio:.2f}× |")
         summary.append(f"| {conns} | {ratio:.2f}× (target ≥ 1.0: {'met' if ratio >= 1.0 else 'not met'}) | "
                        f"{cpu_ratio:.2f}× | "
                        f"{added:+.2f} ms (target ≤ 1 ms: {'met' if added <= 1.0 else 'not met'}) | {added_ng:+.2f} ms |")
 print("\n| connections | rps lb/nginx | CPU per request lb/nginx | p99 added by lb vs direct | p99 added by nginx vs direct |")
 print("|---:|---|---|---|---|")
 print("\n".join(summary))
+if before:
+    print("\n| connections | lb CPU µs/request, before → after | rps lb/nginx, before → after |")
+    print("|---:|---|---|")
+    print("\n".join(before))
 PYEOF

@@ -223,7 +223,55 @@ impl ApiClient {
             operation,
             error: e.to_string(),
         })?;
-        let req = self.build_request(service, operation, body, SystemTime::now())?;
+        let target = format!("{}.{operation}", service.target_prefix);
+        let signing = Signing {
+            service: service.signing_name,
+            content_type: service.content_type,
+            target: Some(&target),
+        };
+        let req = self.build_request(&signing, body, SystemTime::now())?;
+        let (status, header_type, body) = self.exchange(operation, req).await?;
+        if (200..300).contains(&status) {
+            return serde_json::from_slice(&body).map_err(|e| ApiError::Decode {
+                operation,
+                error: e.to_string(),
+            });
+        }
+        Err(parse_error(
+            operation,
+            status,
+            header_type.as_deref(),
+            &body,
+        ))
+    }
+
+    /// A query-protocol operation (e.g. ELBv2): signs and posts the form-encoded `form`
+    /// (which carries `Action` and `Version`), and returns the HTTP status and the body
+    /// undecoded, since query services answer, and fail, in XML that the caller reads.
+    /// Only transport failures and timeouts are errors here.
+    pub async fn call_query(
+        &self,
+        signing_name: &'static str,
+        operation: &'static str,
+        form: String,
+    ) -> Result<(u16, Bytes), ApiError> {
+        let signing = Signing {
+            service: signing_name,
+            content_type: "application/x-www-form-urlencoded; charset=utf-8",
+            target: None,
+        };
+        let req = self.build_request(&signing, form.into_bytes(), SystemTime::now())?;
+        let (status, _, body) = self.exchange(operation, req).await?;
+        Ok((status, body))
+    }
+
+    /// Sends `req` and reads the whole answer within the call timeout: the status, the
+    /// `x-amzn-ErrorType` header and the body.
+    async fn exchange(
+        &self,
+        operation: &'static str,
+        req: http::Request<Full<Bytes>>,
+    ) -> Result<(u16, Option<String>, Bytes), ApiError> {
         let timeout = self.inner.timeout;
         let exchange = async {
             let response = self
@@ -251,46 +299,33 @@ impl ApiClient {
                 .to_bytes();
             Ok::<_, ApiError>((status, header_type, body))
         };
-        let (status, header_type, body) =
-            tokio::time::timeout(timeout, exchange)
-                .await
-                .map_err(|_| ApiError::Timeout {
-                    operation,
-                    after: timeout,
-                })??;
-        if (200..300).contains(&status) {
-            return serde_json::from_slice(&body).map_err(|e| ApiError::Decode {
+        tokio::time::timeout(timeout, exchange)
+            .await
+            .map_err(|_| ApiError::Timeout {
                 operation,
-                error: e.to_string(),
-            });
-        }
-        Err(parse_error(
-            operation,
-            status,
-            header_type.as_deref(),
-            &body,
-        ))
+                after: timeout,
+            })?
     }
 
     fn build_request(
         &self,
-        service: &JsonService,
-        operation: &str,
+        signing: &Signing<'_>,
         body: Vec<u8>,
         now: SystemTime,
     ) -> Result<http::Request<Full<Bytes>>, ApiError> {
         let inner = &*self.inner;
-        let target = format!("{}.{operation}", service.target_prefix);
         let uri = inner.uri.to_string();
-        let base: [(&str, &str); 3] = [
+        let mut base: Vec<(&str, &str)> = vec![
             ("host", &inner.host),
-            ("content-type", service.content_type),
-            ("x-amz-target", &target),
+            ("content-type", signing.content_type),
         ];
+        if let Some(target) = signing.target {
+            base.push(("x-amz-target", target));
+        }
         let signature = compute_signature_headers(
             &inner.credentials,
             Scope {
-                service: service.signing_name,
+                service: signing.service,
                 region: &inner.region,
             },
             "POST",
@@ -313,6 +348,16 @@ impl ApiClient {
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| ApiError::Signing(e.to_string()))
     }
+}
+
+/// How one request is signed and labelled.
+struct Signing<'a> {
+    /// SigV4 signing name.
+    service: &'static str,
+    /// `content-type` of the request.
+    content_type: &'static str,
+    /// `X-Amz-Target` (JSON protocols only).
+    target: Option<&'a str>,
 }
 
 /// Splits an endpoint URL into the URI to post to and its `host` header.

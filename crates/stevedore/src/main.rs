@@ -5,7 +5,9 @@ mod agent;
 mod balancing;
 mod channel;
 mod credentials;
+mod fargate;
 mod http;
+mod lb;
 mod server;
 mod sim;
 
@@ -29,6 +31,8 @@ enum Command {
     Agent(agent::AgentArgs),
     /// Run hollow container instances that register and report without running containers.
     Sim(sim::SimArgs),
+    /// Run the load balancer data plane alone, reading its configuration from a server.
+    Lb(lb::LbArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -56,6 +60,7 @@ fn main() -> std::process::ExitCode {
             Command::Up(args) => server::run(args, true).await,
             Command::Sim(args) => sim::run(args).await,
             Command::Agent(args) => agent::run(args).await,
+            Command::Lb(args) => lb::run(args).await,
         }
     });
     match result {

@@ -32,6 +32,13 @@ pub struct ServerArgs {
         default_value_t = 300.0
     )]
     agent_disconnect_timeout: f64,
+    /// Sandbox of Fargate tasks: `auto` uses gVisor (Docker runtime `runsc`) when Docker
+    /// offers it, else runc.
+    #[arg(long, env = "STEVEDORE_FARGATE_SANDBOX", value_enum, default_value_t)]
+    fargate_sandbox: crate::fargate::SandboxChoice,
+    /// Do not serve the ELBv2 listeners from this process (run `stevedore lb` instead).
+    #[arg(long, env = "STEVEDORE_NO_LB", value_parser = clap::builder::BoolishValueParser::new())]
+    no_lb: bool,
 }
 
 pub async fn run(args: ServerArgs, quick_start: bool) -> anyhow::Result<()> {
@@ -84,8 +91,26 @@ pub async fn run(args: ServerArgs, quick_start: bool) -> anyhow::Result<()> {
     );
     tokio::spawn(registry.clone().run_background());
     let agent_key = quick_start.then(|| key.clone());
-    let app =
-        Arc::new(App::new(store, scope, key, format!("http://{addr}/")).with_registry(registry));
+    // Fargate: hidden capacity is agents of this process calling this server.
+    let loopback = if addr.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], addr.port()))
+    } else {
+        addr
+    };
+    let provisioner = crate::fargate::Provisioner::detect(
+        format!("http://{loopback}"),
+        args.region.clone(),
+        &key,
+        args.data_dir.join("fargate"),
+        args.fargate_sandbox,
+    )
+    .await;
+    let app = Arc::new(
+        App::new(store, scope, key, format!("http://{addr}/"))
+            .with_registry(registry)
+            .with_fargate(provisioner.clone()),
+    );
+    tokio::spawn(crate::fargate::resume(app.ecs().clone(), provisioner));
     // CloudWatch Logs retention: the sweep only reclaims space (reads already hide expired
     // events), so it simply stops with the process.
     let logs = app.logs().clone();
@@ -95,13 +120,15 @@ pub async fn run(args: ServerArgs, quick_start: bool) -> anyhow::Result<()> {
     tokio::spawn(async move { elb.run_sweeper(std::future::pending()).await });
     // The load balancer data plane serves the ELBv2 listeners from this process.
     let lb_source = crate::balancing::ElbSource::new(app.elb().clone());
-    tokio::spawn(lb_source.clone().follow());
     let plane = Arc::new(lb::DataPlane::new(lb::Options::default()));
-    tokio::spawn(async move {
-        if let Err(e) = plane.run(lb_source, std::future::pending()).await {
-            tracing::error!(error = %e, "The load balancer data plane stopped.");
-        }
-    });
+    if !args.no_lb {
+        tokio::spawn(lb_source.clone().follow());
+        tokio::spawn(async move {
+            if let Err(e) = plane.run(lb_source, std::future::pending()).await {
+                tracing::error!(error = %e, "The load balancer data plane stopped.");
+            }
+        });
+    }
     // The service controller is level-triggered: stopping it mid-round loses nothing.
     let ecs = app.ecs().clone();
     ecs.set_disconnect_timeout(args.agent_disconnect_timeout);
@@ -140,7 +167,7 @@ fn print_banner(addr: &SocketAddr, args: &ServerArgs, source: &KeySource, quick_
     }
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         if let Err(error) = tokio::signal::ctrl_c().await {
             tracing::warn!(%error, "Could not listen for Ctrl-C.");

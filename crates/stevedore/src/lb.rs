@@ -1,0 +1,277 @@
+//! `stevedore lb`: the load balancer data plane alone, on a machine other than the
+//! server's. It reads what to serve through the server's public ELBv2 API (the same
+//! Describe* calls the AWS CLI makes, SigV4-signed with the standard AWS credentials),
+//! rebuilds a [`model::lb::Config`] every poll interval, and runs [`::lb::DataPlane`]
+//! over it.
+//!
+//! What it cannot do: report health back. ELBv2 has no public operation that writes a
+//! target's health, so the verdicts of this process's health checks stay here — they
+//! steer its own routing and are logged — while DescribeTargetHealth on the server keeps
+//! showing what the server's own data plane (if any) concluded. Run the server with
+//! `--no-lb` when this role serves the listeners instead, since both bind the same ports.
+
+mod describe;
+#[cfg(test)]
+mod tests;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ::agent::credentials::region_from_environment;
+use ::agent::{ApiClient, ApiConfig, ApiError, Credentials};
+use ::lb::ConfigSource;
+use anyhow::Context;
+use model::lb::{Config, Health, HealthReport};
+use tokio::sync::watch;
+
+pub use describe::{fetch_config, QueryApi};
+
+/// Options of `stevedore lb`.
+#[derive(clap::Args, Debug)]
+pub struct LbArgs {
+    /// The server whose ELBv2 API describes what to serve, e.g. http://127.0.0.1:4747.
+    #[arg(long, env = "STEVEDORE_LB_ENDPOINT")]
+    endpoint: String,
+    /// Signing region (default: AWS_REGION, then AWS_DEFAULT_REGION, then us-east-1).
+    #[arg(long, env = "STEVEDORE_LB_REGION")]
+    region: Option<String>,
+    /// How often the configuration is read again, e.g. `2s`, `500ms`, `1m`.
+    #[arg(long, env = "STEVEDORE_LB_POLL_INTERVAL", default_value = "2s", value_parser = parse_interval)]
+    poll_interval: Duration,
+    /// Address every listener binds, instead of each load balancer's `DNSName`.
+    #[arg(long, env = "STEVEDORE_LB_BIND_ADDRESS")]
+    bind_address: Option<IpAddr>,
+    /// Threads serving HTTP connections (0: one per core).
+    #[arg(long, env = "STEVEDORE_LB_HTTP_WORKERS", default_value_t = 0)]
+    http_workers: usize,
+}
+
+/// Why reading the configuration from the server failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LbRoleError {
+    /// The request did not get an answer (connection, timeout, signing).
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    /// The server answered with an AWS error.
+    #[error("{operation}: {code} (HTTP {status}): {message}")]
+    Service {
+        /// The operation.
+        operation: &'static str,
+        /// HTTP status.
+        status: u16,
+        /// AWS error code.
+        code: String,
+        /// AWS error message.
+        message: String,
+    },
+    /// The answer is not the XML document the operation returns.
+    #[error("{operation}: unreadable response: {reason}")]
+    Decode {
+        /// The operation.
+        operation: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// `500ms`, `2s`, `1m`, or plain seconds; at least 100 ms, since every poll costs the
+/// server a handful of reads per load balancer and target group.
+fn parse_interval(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let interval = match text.strip_suffix("ms") {
+        Some(ms) => ms
+            .trim()
+            .parse::<u64>()
+            .map(Duration::from_millis)
+            .map_err(|e| format!("'{text}': {e}"))?,
+        None => crate::agent::parse_duration(text).map_err(|e| format!("{e:#}"))?,
+    };
+    if interval < Duration::from_millis(100) {
+        return Err(format!("'{text}' is too short; use at least 100ms"));
+    }
+    Ok(interval)
+}
+
+/// The server's ELBv2 API over HTTP.
+pub struct RemoteElb {
+    api: ApiClient,
+}
+
+impl RemoteElb {
+    /// A client of the ELBv2 API at `api`'s endpoint.
+    pub fn new(api: ApiClient) -> Self {
+        RemoteElb { api }
+    }
+}
+
+#[async_trait::async_trait]
+impl QueryApi for RemoteElb {
+    async fn call(
+        &self,
+        operation: &'static str,
+        params: &[(&str, &str)],
+    ) -> Result<String, LbRoleError> {
+        let form = encode_form(operation, params);
+        let (status, body) = self
+            .api
+            .call_query(elb::SIGNING_NAME, operation, form)
+            .await?;
+        let text = String::from_utf8(body.to_vec()).map_err(|_| LbRoleError::Decode {
+            operation,
+            reason: "not UTF-8".to_owned(),
+        })?;
+        if (200..300).contains(&status) {
+            return Ok(text);
+        }
+        Err(describe::parse_error(operation, status, &text))
+    }
+}
+
+/// The form body of a query-protocol request: `Action`, `Version`, then `params`.
+fn encode_form(operation: &str, params: &[(&str, &str)]) -> String {
+    use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+    // RFC 3986 unreserved characters stay as they are, as the AWS SDKs send them.
+    const VALUE: &AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    let mut form = format!("Action={operation}&Version={}", elb::API_VERSION);
+    for (key, value) in params {
+        form.push('&');
+        form.extend(utf8_percent_encode(key, VALUE));
+        form.push('=');
+        form.extend(utf8_percent_encode(value, VALUE));
+    }
+    form
+}
+
+/// The data plane's [`ConfigSource`]: snapshots the poller publishes, and health
+/// verdicts that can only be logged (see the module docs).
+pub struct PolledSource {
+    config: watch::Sender<Arc<Config>>,
+}
+
+impl PolledSource {
+    /// A source serving nothing until the first poll succeeds.
+    pub fn new() -> Arc<Self> {
+        Arc::new(PolledSource {
+            config: watch::Sender::new(Arc::new(Config::default())),
+        })
+    }
+
+    /// Publishes `next` if it differs from the snapshot served, under the next revision
+    /// (revisions are this process's own: the data plane only needs them to increase).
+    /// Returns whether it was published.
+    pub fn offer(&self, mut next: Config) -> bool {
+        let current = self.config.borrow().clone();
+        next.revision = current.revision;
+        if next == *current {
+            return false;
+        }
+        next.revision = current.revision + 1;
+        self.config.send_replace(Arc::new(next));
+        true
+    }
+
+    /// Reads the configuration every `interval` until `shutdown`; a failed read keeps the
+    /// last snapshot in service.
+    pub async fn follow(
+        &self,
+        api: &dyn QueryApi,
+        bind_override: Option<IpAddr>,
+        interval: Duration,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) {
+        tokio::pin!(shutdown);
+        let mut failing = false;
+        loop {
+            match fetch_config(api, bind_override).await {
+                Ok(config) => {
+                    if failing {
+                        tracing::info!("Reading the load balancer configuration works again.");
+                        failing = false;
+                    }
+                    let (lbs, tgs) = (config.load_balancers.len(), config.target_groups.len());
+                    if self.offer(config) {
+                        tracing::info!(
+                            load_balancers = lbs,
+                            target_groups = tgs,
+                            revision = self.config.borrow().revision,
+                            "Serving a new load balancer configuration."
+                        );
+                    }
+                }
+                // Warn once per outage, not once per poll.
+                Err(error) if !failing => {
+                    failing = true;
+                    tracing::warn!(%error, "Reading the load balancer configuration failed; serving the last one.");
+                }
+                Err(error) => {
+                    tracing::debug!(%error, "Reading the load balancer configuration failed again.")
+                }
+            }
+            tokio::select! {
+                () = &mut shutdown => return,
+                () = tokio::time::sleep(interval) => {}
+            }
+        }
+    }
+}
+
+impl ConfigSource for PolledSource {
+    fn config(&self) -> watch::Receiver<Arc<Config>> {
+        self.config.subscribe()
+    }
+
+    fn report_health(&self, reports: Vec<HealthReport>) {
+        // No public ELBv2 operation accepts health; the data plane already routes by
+        // these verdicts, so logging them is all that is left to do.
+        for r in reports {
+            let (state, reason) = match &r.health {
+                Health::Initial => ("initial", ""),
+                Health::Healthy => ("healthy", ""),
+                Health::Unhealthy { reason, .. } => ("unhealthy", reason.as_str()),
+            };
+            tracing::info!(
+                target_group = %r.target_group_arn,
+                target = %r.target.id,
+                port = r.target.port,
+                state,
+                reason,
+                "Target health changed."
+            );
+        }
+    }
+}
+
+/// Runs the role until SIGINT or SIGTERM.
+pub async fn run(args: LbArgs) -> anyhow::Result<()> {
+    let credentials = Credentials::from_environment().context("loading AWS credentials")?;
+    let region = args.region.clone().unwrap_or_else(region_from_environment);
+    let api = ApiClient::new(ApiConfig::new(&args.endpoint, &region, credentials))
+        .context("configuring the ELBv2 client")?;
+    let remote = RemoteElb::new(api);
+    let source = PolledSource::new();
+    let plane = ::lb::DataPlane::new(::lb::Options {
+        http_workers: args.http_workers,
+        ..::lb::Options::default()
+    });
+    tracing::info!(endpoint = %args.endpoint, poll_interval = ?args.poll_interval, "Stevedore load balancer starting.");
+    // The data plane owns shutdown (it closes listeners and drains connections); the
+    // poller simply stops being polled once the plane is done.
+    let serving = plane.run(source.clone(), crate::server::shutdown_signal());
+    let poller = source.follow(
+        &remote,
+        args.bind_address,
+        args.poll_interval,
+        std::future::pending(),
+    );
+    tokio::select! {
+        served = serving => served.context("running the data plane")?,
+        () = poller => {}
+    }
+    tracing::info!("Stevedore load balancer stopped.");
+    Ok(())
+}
