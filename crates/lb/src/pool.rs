@@ -81,6 +81,7 @@ pub(crate) async fn connect(
     };
     let _ = stream.set_nodelay(true);
     let (sender, conn) = hyper::client::conn::http1::Builder::new()
+        .writev(false)
         .handshake(TokioIo::new(stream))
         .await
         .map_err(|e| ConnectError::Failed(e.to_string()))?;

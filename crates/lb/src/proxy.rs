@@ -178,6 +178,8 @@ async fn serve_connection(stream: TcpStream, conn: Conn, stop: CancellationToken
         .header_read_timeout(idle)
         // Pipelined requests get their responses in one write instead of one each.
         .pipeline_flush(true)
+        // Small messages: one contiguous write beats a vectored one.
+        .writev(false)
         .serve_connection(TokioIo::new(stream), service);
     tokio::pin!(served);
     let result = tokio::select! {
