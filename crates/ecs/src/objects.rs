@@ -267,17 +267,25 @@ impl Objects {
         &self,
         prefix: &str,
     ) -> Result<Vec<(String, T, Revision)>, EcsError> {
+        self.range_all(prefix)
+            .await?
+            .into_iter()
+            .map(|kv| Ok((kv.key.clone(), decode(&kv.key, &kv.value)?, kv.mod_revision)))
+            .collect()
+    }
+
+    /// Every key and undecoded value under `prefix`, in key order, page by page.
+    pub async fn range_all(&self, prefix: &str) -> Result<Vec<store::KeyValue>, EcsError> {
         let mut out = Vec::new();
         let mut after: Option<String> = None;
         loop {
             let page = self.store.range(prefix, after.as_deref(), 1024).await?;
-            for kv in &page.items {
-                out.push((kv.key.clone(), decode(&kv.key, &kv.value)?, kv.mod_revision));
-            }
-            if !page.more {
+            let more = page.more;
+            out.extend(page.items);
+            if !more {
                 return Ok(out);
             }
-            after = page.items.last().map(|kv| kv.key.clone());
+            after = out.last().map(|kv| kv.key.clone());
         }
     }
 
@@ -348,7 +356,8 @@ pub fn encode<T: Serialize>(value: &T) -> Result<bytes::Bytes, EcsError> {
         .map_err(|e| EcsError::Store(store::StoreError::Backend(format!("encoding failed: {e}"))))
 }
 
-fn decode<T: DeserializeOwned>(key: &str, value: &[u8]) -> Result<T, EcsError> {
+/// Decodes a stored value; a value that does not decode is a store failure naming its key.
+pub fn decode<T: DeserializeOwned>(key: &str, value: &[u8]) -> Result<T, EcsError> {
     serde_json::from_slice(value).map_err(|e| {
         EcsError::Store(store::StoreError::Backend(format!(
             "stored object {key} is unreadable: {e}"

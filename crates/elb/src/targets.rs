@@ -73,15 +73,7 @@ impl Elb {
         tg_arn: &str,
         targets: &[TargetKey],
     ) -> Result<(), ElbError> {
-        let refs: Vec<TargetRef> = targets
-            .iter()
-            .map(|t| TargetRef {
-                id: t.id.clone(),
-                port: Some(t.port),
-                az: None,
-            })
-            .collect();
-        self.apply_register(tg_arn, &refs).await
+        self.apply_register(tg_arn, &refs(targets)).await
     }
 
     /// Deregisters `targets` from the target group `tg_arn` (DeregisterTargets): they
@@ -91,31 +83,15 @@ impl Elb {
         tg_arn: &str,
         targets: &[TargetKey],
     ) -> Result<(), ElbError> {
-        let refs: Vec<TargetRef> = targets
-            .iter()
-            .map(|t| TargetRef {
-                id: t.id.clone(),
-                port: Some(t.port),
-                az: None,
-            })
-            .collect();
-        self.apply_deregister(tg_arn, &refs).await
+        self.apply_deregister(tg_arn, &refs(targets)).await
     }
 
     /// Every registered or draining target of `tg_arn` with its `TargetHealth.State`.
     pub async fn target_health(&self, tg_arn: &str) -> Result<Vec<(TargetKey, String)>, ElbError> {
-        let rows = self.health_rows(tg_arn, &[]).await?;
+        let (_, rows) = self.health_rows(tg_arn, &[]).await?;
         Ok(rows
             .into_iter()
-            .map(|r| {
-                (
-                    TargetKey {
-                        id: r.target.id,
-                        port: r.target.port,
-                    },
-                    r.health.state.to_owned(),
-                )
-            })
+            .map(|r| (r.key(), r.health.state.to_owned()))
             .collect())
     }
 
@@ -126,23 +102,14 @@ impl Elb {
         &self,
         tg_arn: &str,
     ) -> Result<Option<(String, Vec<(TargetKey, String, Option<String>)>)>, ElbError> {
-        let rows = match self.health_rows(tg_arn, &[]).await {
-            Ok(rows) => rows,
+        let (target_type, rows) = match self.health_rows(tg_arn, &[]).await {
+            Ok(found) => found,
             Err(ElbError::TargetGroupNotFound(_)) => return Ok(None),
             Err(e) => return Err(e),
         };
-        let name = arn::target_group_name(&self.scope, tg_arn)?;
-        let (world, _, _) = self.objects.load().await?;
-        let target_type = world.tg(&name, tg_arn)?.target_type.clone();
         let targets = rows
             .into_iter()
-            .map(|r| {
-                let key = TargetKey {
-                    id: r.target.id,
-                    port: r.target.port,
-                };
-                (key, r.health.state.to_owned(), r.health.reason)
-            })
+            .map(|r| (r.key(), r.health.state.to_owned(), r.health.reason))
             .collect();
         Ok(Some((target_type, targets)))
     }
@@ -272,12 +239,13 @@ impl Elb {
         Ok(())
     }
 
-    /// One row per registered or draining target (or per target asked about).
+    /// The group's `TargetType`, and one row per registered or draining target (or per
+    /// target asked about), from one read of the state.
     async fn health_rows(
         &self,
         tg_arn: &str,
         asked: &[TargetRef],
-    ) -> Result<Vec<HealthRow>, ElbError> {
+    ) -> Result<(String, Vec<HealthRow>), ElbError> {
         let name = arn::target_group_name(&self.scope, tg_arn)?;
         let now = self.now_ms();
         let (world, _, _) = self.objects.load().await?;
@@ -311,7 +279,7 @@ impl Elb {
             for t in tg.targets.iter().filter(live) {
                 out.push(row(t, registration(t, delay, now)));
             }
-            return Ok(out);
+            return Ok((tg.target_type.clone(), out));
         }
         for a in asked {
             let found: Vec<&StoredTarget> = tg
@@ -334,7 +302,7 @@ impl Elb {
                 out.push(row(t, registration(t, delay, now)));
             }
         }
-        Ok(out)
+        Ok((tg.target_type.clone(), out))
     }
 }
 
@@ -343,6 +311,28 @@ struct HealthRow {
     target: StoredTarget,
     health_check_port: String,
     health: TargetHealthView,
+}
+
+impl HealthRow {
+    /// The target's id and port.
+    fn key(&self) -> TargetKey {
+        TargetKey {
+            id: self.target.id.clone(),
+            port: self.target.port,
+        }
+    }
+}
+
+/// API-level references for targets named by id and port.
+fn refs(targets: &[TargetKey]) -> Vec<TargetRef> {
+    targets
+        .iter()
+        .map(|t| TargetRef {
+            id: t.id.clone(),
+            port: Some(t.port),
+            az: None,
+        })
+        .collect()
 }
 
 pub(crate) async fn register_targets_op(elb: &Elb, q: &QueryView<'_>) -> Result<String, ElbError> {
@@ -368,7 +358,7 @@ pub(crate) async fn describe_target_health(
 ) -> Result<String, ElbError> {
     let tg_arn = required(q, "TargetGroupArn")?;
     let asked = parse_targets(q, false)?;
-    let rows = elb.health_rows(tg_arn, &asked).await?;
+    let (_, rows) = elb.health_rows(tg_arn, &asked).await?;
     let mut x = Xml::new();
     x.list("TargetHealthDescriptions", rows, |m, r| {
         m.el("Target", |t| {

@@ -607,19 +607,12 @@ impl Ecs {
 
     /// Every stored service key, across clusters.
     pub(crate) async fn all_service_keys(&self) -> Result<Vec<String>, EcsError> {
-        let mut out = Vec::new();
-        let mut after: Option<String> = None;
-        loop {
-            let page = self
-                .objects
-                .store()
-                .range(ALL_SERVICES, after.as_deref(), 1024)
-                .await?;
-            out.extend(page.items.iter().map(|kv| kv.key.clone()));
-            if !page.more {
-                return Ok(out);
-            }
-            after = out.last().cloned();
-        }
+        Ok(self
+            .objects
+            .range_all(ALL_SERVICES)
+            .await?
+            .into_iter()
+            .map(|kv| kv.key)
+            .collect())
     }
 }

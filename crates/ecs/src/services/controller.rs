@@ -7,10 +7,10 @@
 //! first seen disconnected); a restarted server simply runs the next round.
 
 use super::api::{push_primary, ACTIVE, DRAINING, INACTIVE};
-use super::balancing::{verdict, LbVerdict, Reach, TargetGroupView, TargetGroups};
+use super::balancing::{verdict, LbVerdict, Reach, TargetGroups};
 use super::{service_key, StoredService};
 use crate::error::EcsError;
-use crate::objects::{encode, task_prefix, Step, StoredTask};
+use crate::objects::{decode, encode, task_prefix, Step, StoredTask};
 use crate::tasks::launch::{parse_placement, LaunchParams};
 use crate::{now, Ecs};
 use model::ecs::shapes::{
@@ -199,44 +199,26 @@ impl Ecs {
         let cache = all.entry(cluster.to_owned()).or_default();
         let mut seen = std::collections::HashSet::with_capacity(cache.len());
         let mut out: HashMap<String, Vec<(reconcile::Task, Reach)>> = HashMap::new();
-        let prefix = task_prefix(cluster);
-        let mut after: Option<String> = None;
-        loop {
-            let page = self
-                .objects
-                .store()
-                .range(&prefix, after.as_deref(), 4096)
-                .await?;
-            for kv in &page.items {
-                seen.insert(kv.key.clone());
-                let fresh = cache
-                    .get(&kv.key)
-                    .is_some_and(|(rev, _)| *rev == kv.mod_revision);
-                if !fresh {
-                    let st: StoredTask = serde_json::from_slice(&kv.value).map_err(|e| {
-                        EcsError::Store(store::StoreError::Backend(format!(
-                            "stored object {} is unreadable: {e}",
-                            kv.key
-                        )))
-                    })?;
-                    let summary = st
-                        .task
-                        .group
-                        .as_deref()
-                        .and_then(|g| g.strip_prefix("service:"))
-                        .map(|name| (name.to_owned(), observe_task(&st), Reach::of(&st.task)));
-                    cache.insert(kv.key.clone(), (kv.mod_revision, summary));
-                }
-                if let Some((_, Some((name, t, reach)))) = cache.get(&kv.key) {
-                    out.entry(name.clone())
-                        .or_default()
-                        .push((t.clone(), reach.clone()));
-                }
+        for kv in self.objects.range_all(&task_prefix(cluster)).await? {
+            let fresh = cache
+                .get(&kv.key)
+                .is_some_and(|(rev, _)| *rev == kv.mod_revision);
+            if !fresh {
+                let st: StoredTask = decode(&kv.key, &kv.value)?;
+                let summary = st
+                    .task
+                    .group
+                    .as_deref()
+                    .and_then(|g| g.strip_prefix("service:"))
+                    .map(|name| (name.to_owned(), observe_task(&st), Reach::of(&st.task)));
+                cache.insert(kv.key.clone(), (kv.mod_revision, summary));
             }
-            if !page.more {
-                break;
+            if let Some((_, Some((name, t, reach)))) = cache.get(&kv.key) {
+                out.entry(name.clone())
+                    .or_default()
+                    .push((t.clone(), reach.clone()));
             }
-            after = page.items.last().map(|kv| kv.key.clone());
+            seen.insert(kv.key);
         }
         cache.retain(|k, _| seen.contains(k));
         Ok(out)
@@ -813,12 +795,14 @@ fn apply_outcome(st: &mut StoredService, a: &Actions, notes: &Notes, at: f64) {
 
 /// One round's view of the service's target groups.
 struct Balanced {
-    /// Each `loadBalancers` entry with its group (entries whose group is missing are left out).
-    groups: Vec<(model::ecs::shapes::LoadBalancer, TargetGroupView)>,
+    /// How many `loadBalancers` entries have an existing group.
+    entries: usize,
     /// Each task's targets: task id → (group ARN, target), for every entry it is reachable for.
     targets: TaskTargets,
     /// Task phases by id.
     phases: HashMap<String, Phase>,
+    /// Each group's registered targets by (id, port): looked up per task and target.
+    states: HashMap<String, HashMap<Target, super::balancing::TargetState>>,
 }
 
 impl Balanced {
@@ -860,22 +844,29 @@ impl Balanced {
                 }
             }
         }
+        let states = groups
+            .iter()
+            .map(|(lb, view)| {
+                let by_target = view
+                    .targets
+                    .iter()
+                    .map(|t| ((t.id.clone(), t.port), t.clone()))
+                    .collect();
+                (lb.target_group_arn.clone().unwrap_or_default(), by_target)
+            })
+            .collect();
         Balanced {
-            groups,
+            entries: groups.len(),
             targets,
             phases,
+            states,
         }
     }
 
-    fn state(&self, tg: &str, target: &(String, u16)) -> Option<&super::balancing::TargetState> {
-        self.groups
-            .iter()
-            .find(|(lb, _)| lb.target_group_arn.as_deref() == Some(tg))
-            .and_then(|(_, v)| {
-                v.targets
-                    .iter()
-                    .find(|t| t.id == target.0 && t.port == target.1)
-            })
+    fn state(&self, tg: &str, target: &Target) -> Option<&super::balancing::TargetState> {
+        self.states
+            .get(tg)
+            .and_then(|by_target| by_target.get(target))
     }
 
     /// A RUNNING task counts as healthy only once every target of it is healthy.
@@ -891,7 +882,7 @@ impl Balanced {
                 .map(|(tg, target)| self.state(tg, target))
                 .collect();
             // A group the task is not reachable for yet (no binding reported) is pending.
-            for _ in mine.len()..self.groups.len() {
+            for _ in mine.len()..self.entries {
                 states.push(None);
             }
             match verdict(&states) {
@@ -926,22 +917,22 @@ impl Balanced {
                 .get(&s.task)
                 .map(Vec::as_slice)
                 .unwrap_or_default();
-            let mut waiting = false;
+            // Registered: some target is still in a group (draining or not); live: some
+            // target still takes new requests and starts draining now.
+            let (mut registered, mut live) = (false, false);
             for (tg, target) in mine {
                 match self.state(tg, target).map(|st| st.state.as_str()) {
                     None => {}
-                    Some("draining") => waiting = true,
+                    Some("draining") => registered = true,
                     Some(_) => {
                         leave.entry(tg.clone()).or_default().push(target.clone());
-                        waiting = true;
+                        registered = true;
+                        live = true;
                     }
                 }
             }
-            if !mine.is_empty() && waiting && s.reason != StopReason::InstanceLost {
-                if mine.iter().any(|(tg, target)| {
-                    self.state(tg, target)
-                        .is_some_and(|st| st.state != "draining")
-                }) {
+            if registered && s.reason != StopReason::InstanceLost {
+                if live {
                     notes.draining += 1;
                 }
                 continue;
