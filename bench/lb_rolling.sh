@@ -16,12 +16,11 @@ bench_python
 bench_build -p stevedore
 bench_workdir lb-rolling
 CLUSTER=lbroll
-EXTRA_CLEANUP='docker ps -aq --filter "label=com.amazonaws.ecs.cluster=arn:aws:ecs:us-east-1:000000000000:cluster/'$CLUSTER'" | xargs -r docker rm -f >/dev/null 2>&1'
 
 build_busybox_image stevedore-lb-bench:1 '["/bin/busybox","sh","-c","/bin/busybox mkdir -p /www && /bin/busybox hostname > /www/index.html && exec /bin/busybox httpd -f -p 80 -h /www"]'
 
 start_server
-"$PY" -c "import boto3; boto3.client('ecs').create_cluster(clusterName='$CLUSTER')"
+create_cluster "$CLUSTER"
 start_agent "$CLUSTER"
 LB_PORT=$(free_port)
 

@@ -21,12 +21,12 @@ bench_python
 bench_build -p stevedore
 bench_workdir services-docker
 CLUSTER=svcbench
-EXTRA_CLEANUP='docker service rm sd-svc-100 sd-svc-roll >/dev/null 2>&1; docker swarm leave --force >/dev/null 2>&1; docker ps -aq --filter "label=com.amazonaws.ecs.cluster=arn:aws:ecs:us-east-1:000000000000:cluster/'$CLUSTER'" | xargs -r docker rm -f >/dev/null 2>&1'
+EXTRA_CLEANUP='docker service rm sd-svc-100 sd-svc-roll >/dev/null 2>&1; docker swarm leave --force >/dev/null 2>&1'
 
 build_busybox_image stevedore-svc-bench:1 '["/bin/busybox","sh","-c","trap \"exit 0\" TERM; /bin/busybox httpd -f -p 80 & wait"]'
 
 start_server
-"$PY" -c "import boto3; boto3.client('ecs').create_cluster(clusterName='$CLUSTER')"
+create_cluster "$CLUSTER"
 start_agent "$CLUSTER"
 
 "$PY" - "$CLUSTER" "$REPLICAS" "$ROLLING" <<'PYEOF'

@@ -32,7 +32,7 @@ bench_workdir tasks-e2e
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 start_server
 CLUSTER=bench
-"$PY" -c "import boto3; boto3.client('ecs').create_cluster(clusterName='$CLUSTER')"
+create_cluster "$CLUSTER"
 
 echo "starting $INSTANCES hollow instances..." >&2
 START=$(date +%s.%N)

@@ -31,6 +31,11 @@ bench_cleanup() {
     [ -n "$p" ] && wait "$p" 2>/dev/null || true
   done
   if [ -n "${EXTRA_CLEANUP:-}" ]; then eval "$EXTRA_CLEANUP" || true; fi
+  # Containers an agent left behind, found by the cluster label the agent puts on them.
+  for c in "${AGENT_CLUSTERS[@]:-}"; do
+    [ -n "$c" ] && docker ps -aq --filter "label=com.amazonaws.ecs.cluster=arn:aws:ecs:us-east-1:000000000000:cluster/$c" \
+      | xargs -r docker rm -f >/dev/null 2>&1 || true
+  done
   [ -n "${WORK:-}" ] && rm -rf "$WORK"
 }
 
@@ -86,8 +91,16 @@ build_busybox_image() {
   docker build -q -t "$1" "$WORK/img" >/dev/null
 }
 
-# Starts `stevedore agent` for CLUSTER against the local dockerd (state under $WORK).
+# Creates the ECS cluster NAME on the server.
+create_cluster() {
+  "$PY" -c "import boto3; boto3.client('ecs').create_cluster(clusterName='$1')"
+}
+
+# Starts `stevedore agent` for CLUSTER against the local dockerd (state under $WORK); its
+# containers are removed at exit.
+AGENT_CLUSTERS=()
 start_agent() {
+  AGENT_CLUSTERS+=("$1")
   STEVEDORE_LOG=warn "$STEVEDORE" agent --cluster "$1" --endpoint "$EP" --state-dir "$WORK/agent" \
     --config /dev/null >"$WORK/agent.log" 2>&1 &
   PIDS+=($!)
