@@ -311,6 +311,13 @@ def test_service_errors_are_aws_shaped(server, ecs):
     assert again["serviceName"] == "twice"
     c, m = code(ecs.create_service, serviceName="twice", desiredCount=3, **base)
     assert c == "InvalidParameterException" and m == "Creation of service was not idempotent."
+    missing_tg = "arn:aws:elasticloadbalancing:us-east-1:000000000000:targetgroup/nope/0123456789abcdef"
+    c, m = code(ecs.create_service, serviceName="lbless", desiredCount=1,
+                loadBalancers=[{"targetGroupArn": missing_tg, "containerName": "app", "containerPort": 80}], **base)
+    assert c == "InvalidParameterException" and missing_tg in m
+    c, m = code(ecs.create_service, serviceName="lbhalf", desiredCount=1,
+                loadBalancers=[{"targetGroupArn": missing_tg, "containerName": "app"}], **base)
+    assert c == "InvalidParameterException" and "containerPort" in m
     assert code(ecs.update_service, cluster=cluster, service="ghost", desiredCount=1)[0] == "ServiceNotFoundException"
     assert code(ecs.delete_service, cluster=cluster, service="ghost")[0] == "ServiceNotFoundException"
     out = ecs.describe_services(cluster=cluster, services=["ghost", "twice"])

@@ -115,6 +115,36 @@ impl Ecs {
         Ok(td.task_definition_arn.unwrap_or_default())
     }
 
+    /// Each `loadBalancers` entry names a container and port, and a target group that
+    /// exists (when a load balancer service is wired in).
+    async fn check_load_balancers(
+        &self,
+        lbs: &[model::ecs::shapes::LoadBalancer],
+    ) -> Result<(), EcsError> {
+        for lb in lbs {
+            let (Some(arn), Some(_), Some(_)) =
+                (&lb.target_group_arn, &lb.container_name, lb.container_port)
+            else {
+                return invalid(
+                    "loadBalancers entries need targetGroupArn, containerName and containerPort.",
+                );
+            };
+            if let Some(groups) = &self.balancers {
+                let found = groups.describe(arn).await.map_err(|e| {
+                    EcsError::InvalidParameter(format!(
+                        "targetGroupArn '{arn}' cannot be used: {e}"
+                    ))
+                })?;
+                if found.is_none() {
+                    return invalid(format!(
+                        "The target group with targetGroupArn '{arn}' does not exist."
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Loads a service by name or ARN.
     pub(crate) async fn load_service(
         &self,
@@ -263,16 +293,8 @@ pub(crate) async fn create_service(
             return invalid("Health check grace period is only valid for services configured to use load balancers.");
         }
     }
-    for lb in req.load_balancers.iter().flatten() {
-        if lb.target_group_arn.is_none()
-            || lb.container_name.is_none()
-            || lb.container_port.is_none()
-        {
-            return invalid(
-                "loadBalancers entries need targetGroupArn, containerName and containerPort.",
-            );
-        }
-    }
+    ecs.check_load_balancers(req.load_balancers.as_deref().unwrap_or_default())
+        .await?;
     // AWS shows a service's strategy (given or the cluster's default) instead of a
     // launchType.
     let strategy = capacity
@@ -434,6 +456,7 @@ pub(crate) async fn update_service(
                 s.health_check_grace_period_seconds = Some(g);
             }
             if let Some(lbs) = &req.load_balancers {
+                ecs.check_load_balancers(lbs).await?;
                 s.load_balancers = Some(lbs.clone());
             }
             if let Some(e) = req.enable_execute_command {
