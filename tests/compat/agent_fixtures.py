@@ -1,7 +1,9 @@
-"""Fixtures for test_agent.py: a dedicated `stevedore server`, a cluster, a local busybox
-image built FROM scratch, and a `stevedore agent` child process that can be killed with
-SIGKILL and restarted on the same state directory. Every container the agent creates is
-removed by its cluster label at teardown, even on failure."""
+"""Fixtures for the tests that run real containers (test_agent*.py, test_fargate.py,
+test_lb_services.py): a dedicated `stevedore server`, a cluster, a local busybox image
+built FROM scratch, and `stevedore agent` child processes that can be killed with SIGKILL
+and restarted on the same state directory. `agent_env` makes a module's `env` fixture
+out of them; every container made for its cluster is removed by its cluster label at
+teardown, even on failure."""
 from __future__ import annotations
 
 import json
@@ -10,12 +12,30 @@ import shutil
 import signal
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
+from typing import Callable, Sequence
 
-from conftest import AwsCli, ServerConfig, aws_cli_path, missing, stevedore_binary
+import pytest
+
+from conftest import (
+    ARN_PREFIX,
+    AwsCli,
+    ServerConfig,
+    StevedoreServer,
+    aws_cli_path,
+    missing,
+    stevedore_binary,
+    unique,
+)
 
 IMAGE = "stevedore-agent-test:busybox"
+# busybox with /bin/sh, so CMD-SHELL health checks and `sh -c` work.
+SH_IMAGE = "stevedore-agent-test:busybox-sh"
 CLUSTER_LABEL = "com.amazonaws.ecs.cluster"
+BUSYBOX_DOCKERFILE = "FROM scratch\nCOPY busybox /bin/busybox\n"
+SLEEP_CMD = 'CMD ["/bin/busybox","sh","-c","sleep 3600"]\n'
 
 
 def require_docker() -> None:
@@ -29,15 +49,22 @@ def require_docker() -> None:
         missing("Docker is not running (`docker info` fails)")
 
 
-def build_image(tmp: Path) -> None:
-    ctx = tmp / "image"
+def build_image(tmp: Path, tag: str = IMAGE, ctx_name: str = "image",
+                dockerfile_tail: str = SLEEP_CMD, build_args: Sequence[str] = ()) -> None:
+    """Build `tag` FROM scratch with the host's static busybox, then `dockerfile_tail`."""
+    ctx = tmp / ctx_name
     ctx.mkdir(parents=True, exist_ok=True)
     shutil.copy("/bin/busybox", ctx / "busybox")
-    (ctx / "Dockerfile").write_text(
-        'FROM scratch\nCOPY busybox /bin/busybox\nCMD ["/bin/busybox","sh","-c","sleep 3600"]\n'
-    )
-    subprocess.run(["docker", "build", "-q", "-t", IMAGE, str(ctx)], check=True,
+    (ctx / "Dockerfile").write_text(BUSYBOX_DOCKERFILE + dockerfile_tail)
+    subprocess.run(["docker", "build", "-q", *build_args, "-t", tag, str(ctx)], check=True,
                    capture_output=True, timeout=180)
+
+
+def build_sh_image(tmp: Path) -> None:
+    """SH_IMAGE: busybox with a /bin/sh link (built without network access)."""
+    build_image(tmp, SH_IMAGE, "image-sh",
+                'RUN ["/bin/busybox", "ln", "-s", "busybox", "/bin/sh"]\n' + SLEEP_CMD,
+                ("--network", "none"))
 
 
 def containers(label: str, all_: bool = True) -> list[str]:
@@ -58,9 +85,9 @@ class AgentProcess:
     """`stevedore agent` as a child process."""
 
     def __init__(self, cfg: ServerConfig, cluster: str, state_dir: Path, log: Path,
-                 extra_args: tuple[str, ...] = ()):
+                 extra_args: Sequence[str] = (), cleanup_wait: str = "1h"):
         self.cfg, self.cluster, self.state_dir, self.log_path = cfg, cluster, state_dir, log
-        self.extra_args = extra_args
+        self.extra_args, self.cleanup_wait = tuple(extra_args), cleanup_wait
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
@@ -72,7 +99,8 @@ class AgentProcess:
         self.proc = subprocess.Popen(
             [str(stevedore_binary()), "agent", "--cluster", self.cluster, "--endpoint",
              self.cfg.endpoint, "--state-dir", str(self.state_dir),
-             "--config", "/dev/null", "--container-cleanup-wait", "1h", *self.extra_args],
+             "--config", "/dev/null", "--container-cleanup-wait", self.cleanup_wait,
+             *self.extra_args],
             stdout=log, stderr=log, env=env)
         log.close()
 
@@ -118,8 +146,82 @@ def run_task(aws: AwsCli, cluster: str, family: str) -> str:
     return out["tasks"][0]["taskArn"]
 
 
+def http_body(url: str) -> str | None:
+    """The body at `url`, or None when nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=3) as r:
+            return r.read().decode()
+    except (urllib.error.URLError, OSError):
+        return None
+
+
 def make_cli(cfg: ServerConfig) -> AwsCli:
     exe = aws_cli_path()
     if exe is None:
         missing("aws CLI not found (install awscli into the venv)")
     return AwsCli(cfg, exe)
+
+
+def connected_instances(aws: AwsCli, cluster: str) -> list[dict]:
+    """The cluster's container instances whose agent is connected."""
+    arns = aws.run("ecs", "list-container-instances", "--cluster", cluster)["containerInstanceArns"]
+    if not arns:
+        return []
+    out = aws.run("ecs", "describe-container-instances", "--cluster", cluster,
+                  "--container-instances", *arns)
+    return [ci for ci in out["containerInstances"] if ci.get("agentConnected")]
+
+
+def agent_connected(aws: AwsCli, cluster: str) -> bool:
+    return bool(connected_instances(aws, cluster))
+
+
+def agent_env(tmp_name: str, cluster_prefix: str, *,
+              image: Callable[[Path], None] | None = build_image,
+              agents: Sequence[Sequence[str]] = ((),),
+              cleanup_wait: str = "1h",
+              cluster_args: Sequence[str] = (),
+              extra: Callable[[ServerConfig], dict] | None = None):
+    """A module-scoped `env` fixture: Docker required, `image(tmp)` built, a dedicated
+    `stevedore server`, a cluster `cluster_prefix-<uuid>` (created with `cluster_args`),
+    and one `stevedore agent` per entry of `agents` (its extra flags), all connected
+    before the tests run. Yields a dict: aws, cfg, srv, cluster, cluster_arn, agents,
+    agent (the first, or None), plus `extra(cfg)`. At teardown the agents and the server
+    are killed and every container with the cluster's label is removed."""
+
+    @pytest.fixture(scope="module", name="env")
+    def env(tmp_path_factory):
+        """This module's server, cluster and agents (made by agent_fixtures.agent_env)."""
+        require_docker()
+        tmp = tmp_path_factory.mktemp(tmp_name)
+        if image is not None:
+            image(tmp)
+        srv = StevedoreServer(tmp / "server")
+        cfg = srv.start()
+        cluster = unique(cluster_prefix)
+        cluster_arn = f"{ARN_PREFIX}:cluster/{cluster}"
+        aws = make_cli(cfg)
+        suffix = (lambda i: "") if len(agents) == 1 else (lambda i: f"-{i}")
+        procs = [AgentProcess(cfg, cluster, tmp / f"agent-state{suffix(i)}",
+                              tmp / f"agent{suffix(i)}.log", args, cleanup_wait)
+                 for i, args in enumerate(agents)]
+        try:
+            aws.run("ecs", "create-cluster", "--cluster-name", cluster, *cluster_args)
+            for a in procs:
+                a.start()
+            if procs:
+                wait_for(lambda: len(connected_instances(aws, cluster)) >= len(procs), 60,
+                         f"{len(procs)} agent(s) to register and connect",
+                         lambda: "".join(a.log_tail() for a in procs))
+            yield {"aws": aws, "cfg": cfg, "srv": srv, "cluster": cluster,
+                   "cluster_arn": cluster_arn, "agents": procs,
+                   "agent": procs[0] if procs else None, **(extra(cfg) if extra else {})}
+        finally:
+            try:
+                for a in procs:
+                    a.kill()
+                srv.kill()
+            finally:
+                remove_cluster_containers(cluster_arn)
+
+    return env

@@ -8,54 +8,18 @@ import subprocess
 import urllib.error
 import urllib.request
 
-import pytest
-
 from agent_fixtures import (
     IMAGE,
-    AgentProcess,
-    build_image,
+    agent_env,
     containers,
     describe_task,
-    make_cli,
     register_family,
-    remove_cluster_containers,
-    require_docker,
     run_task,
     wait_for,
 )
-from conftest import ARN_PREFIX, StevedoreServer, unique
+from conftest import unique
 
-
-@pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    require_docker()
-    tmp = tmp_path_factory.mktemp("agent")
-    build_image(tmp)
-    srv = StevedoreServer(tmp / "server")
-    cfg = srv.start()
-    cluster = unique("agent")
-    cluster_arn = f"{ARN_PREFIX}:cluster/{cluster}"
-    aws = make_cli(cfg)
-    agent = AgentProcess(cfg, cluster, tmp / "agent-state", tmp / "agent.log")
-    try:
-        aws.run("ecs", "create-cluster", "--cluster-name", cluster)
-        agent.start()
-        wait_for(lambda: agent_connected(aws, cluster), 60, "the agent to register and connect",
-                 agent.log_tail)
-        yield {"aws": aws, "cluster": cluster, "agent": agent, "srv": srv}
-    finally:
-        agent.kill()
-        remove_cluster_containers(cluster_arn)
-        srv.kill()
-
-
-def agent_connected(aws, cluster: str) -> bool:
-    arns = aws.run("ecs", "list-container-instances", "--cluster", cluster)["containerInstanceArns"]
-    if not arns:
-        return False
-    out = aws.run("ecs", "describe-container-instances", "--cluster", cluster,
-                  "--container-instances", *arns)
-    return any(ci.get("agentConnected") for ci in out["containerInstances"])
+env = agent_env("agent", "agent")
 
 
 def http_status(port: int) -> int | None:

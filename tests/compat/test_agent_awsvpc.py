@@ -6,99 +6,24 @@ under CI=true when it is missing, skips otherwise)."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
-import urllib.error
-import urllib.request
-
-import pytest
 
 from agent_fixtures import (
-    AgentProcess,
+    SH_IMAGE as IMAGE,
+    agent_connected,
+    agent_env,
+    build_sh_image,
     containers,
     describe_task,
-    make_cli,
-    remove_cluster_containers,
-    require_docker,
+    http_body,
     wait_for,
 )
-from conftest import ARN_PREFIX, StevedoreServer, stevedore_binary, unique
+from conftest import unique
 
-# busybox with /bin/sh, so CMD-SHELL health checks and `sh -c` work.
-IMAGE = "stevedore-agent-test:busybox-sh"
 PAUSE = "~internal~ecs~pause"
-CLEANUP_WAIT = "3s"
 
-
-def build_image(tmp) -> None:
-    ctx = tmp / "image-sh"
-    ctx.mkdir(parents=True, exist_ok=True)
-    shutil.copy("/bin/busybox", ctx / "busybox")
-    (ctx / "Dockerfile").write_text(
-        "FROM scratch\nCOPY busybox /bin/busybox\n"
-        'RUN ["/bin/busybox", "ln", "-s", "busybox", "/bin/sh"]\n'
-        'CMD ["/bin/busybox","sh","-c","sleep 3600"]\n'
-    )
-    subprocess.run(["docker", "build", "-q", "--network", "none", "-t", IMAGE, str(ctx)],
-                   check=True, capture_output=True, timeout=180)
-
-
-class ShortCleanupAgent(AgentProcess):
-    """The agent with a short cleanup wait, so a stopped task's containers go quickly."""
-
-    def start(self) -> None:
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith("AWS_") and not k.startswith("STEVEDORE_")}
-        env.update(AWS_SHARED_CREDENTIALS_FILE=str(self.cfg.credentials_file),
-                   AWS_DEFAULT_REGION=self.cfg.region, STEVEDORE_LOG="info")
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [str(stevedore_binary()), "agent", "--cluster", self.cluster, "--endpoint",
-             self.cfg.endpoint, "--state-dir", str(self.state_dir),
-             "--config", "/dev/null", "--container-cleanup-wait", CLEANUP_WAIT],
-            stdout=log, stderr=log, env=env)
-        log.close()
-
-
-@pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    require_docker()
-    tmp = tmp_path_factory.mktemp("awsvpc")
-    build_image(tmp)
-    srv = StevedoreServer(tmp / "server")
-    cfg = srv.start()
-    cluster = unique("awsvpc")
-    cluster_arn = f"{ARN_PREFIX}:cluster/{cluster}"
-    aws = make_cli(cfg)
-    agent = ShortCleanupAgent(cfg, cluster, tmp / "agent-state", tmp / "agent.log")
-    try:
-        aws.run("ecs", "create-cluster", "--cluster-name", cluster)
-        agent.start()
-        wait_for(lambda: agent_connected(aws, cluster), 60, "the agent to register and connect",
-                 agent.log_tail)
-        yield {"aws": aws, "cluster": cluster, "agent": agent}
-    finally:
-        agent.kill()
-        remove_cluster_containers(cluster_arn)
-        srv.kill()
-
-
-def agent_connected(aws, cluster: str) -> bool:
-    arns = aws.run("ecs", "list-container-instances", "--cluster", cluster)["containerInstanceArns"]
-    if not arns:
-        return False
-    out = aws.run("ecs", "describe-container-instances", "--cluster", cluster,
-                  "--container-instances", *arns)
-    return any(ci.get("agentConnected") for ci in out["containerInstances"])
-
-
-def http_body(url: str) -> str | None:
-    try:
-        with urllib.request.urlopen(url, timeout=3) as r:
-            return r.read().decode()
-    except (urllib.error.URLError, OSError):
-        return None
+# A short cleanup wait, so a stopped task's containers go quickly.
+env = agent_env("awsvpc", "awsvpc", image=build_sh_image, cleanup_wait="3s")
 
 
 def docker_exec(cid: str, *cmd: str) -> subprocess.CompletedProcess:

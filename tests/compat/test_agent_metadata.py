@@ -9,51 +9,10 @@ import subprocess
 
 import pytest
 
-from agent_fixtures import (
-    IMAGE,
-    AgentProcess,
-    build_image,
-    describe_task,
-    make_cli,
-    register_family,
-    remove_cluster_containers,
-    require_docker,
-    run_task,
-    wait_for,
-)
-from conftest import ARN_PREFIX, StevedoreServer, unique
+from agent_fixtures import IMAGE, agent_env, describe_task, run_task, wait_for
+from conftest import unique
 
-
-def agent_connected(aws, cluster: str) -> bool:
-    arns = aws.run("ecs", "list-container-instances", "--cluster", cluster)["containerInstanceArns"]
-    if not arns:
-        return False
-    out = aws.run("ecs", "describe-container-instances", "--cluster", cluster,
-                  "--container-instances", *arns)
-    return any(ci.get("agentConnected") for ci in out["containerInstances"])
-
-
-@pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    require_docker()
-    tmp = tmp_path_factory.mktemp("agent-metadata")
-    build_image(tmp)
-    srv = StevedoreServer(tmp / "server")
-    cfg = srv.start()
-    cluster = unique("agentmeta")
-    cluster_arn = f"{ARN_PREFIX}:cluster/{cluster}"
-    aws = make_cli(cfg)
-    agent = AgentProcess(cfg, cluster, tmp / "agent-state", tmp / "agent.log")
-    try:
-        aws.run("ecs", "create-cluster", "--cluster-name", cluster)
-        agent.start()
-        wait_for(lambda: agent_connected(aws, cluster), 60, "the agent to register and connect",
-                 agent.log_tail)
-        yield {"aws": aws, "cluster": cluster, "cluster_arn": cluster_arn, "agent": agent}
-    finally:
-        agent.kill()
-        remove_cluster_containers(cluster_arn)
-        srv.kill()
+env = agent_env("agent-metadata", "agentmeta")
 
 
 def marked_json(logs: str, marker: str) -> dict | None:

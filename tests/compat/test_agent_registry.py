@@ -8,51 +8,12 @@ from __future__ import annotations
 import re
 import subprocess
 
-import pytest
-
-from agent_fixtures import (
-    AgentProcess,
-    describe_task,
-    make_cli,
-    register_family,
-    remove_cluster_containers,
-    require_docker,
-    run_task,
-    wait_for,
-)
-from conftest import ARN_PREFIX, StevedoreServer, unique
+from agent_fixtures import agent_env, describe_task, register_family, run_task, wait_for
+from conftest import unique
 from registry_fixtures import aws_env, aws_exe, docker, repo_name  # noqa: F401
 
-
-def agent_connected(aws, cluster: str) -> bool:
-    arns = aws.run("ecs", "list-container-instances", "--cluster", cluster)["containerInstanceArns"]
-    if not arns:
-        return False
-    out = aws.run("ecs", "describe-container-instances", "--cluster", cluster,
-                  "--container-instances", *arns)
-    return any(ci.get("agentConnected") for ci in out["containerInstances"])
-
-
-@pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    require_docker()
-    tmp = tmp_path_factory.mktemp("agent-registry")
-    srv = StevedoreServer(tmp / "server")
-    cfg = srv.start()
-    cluster = unique("agentreg")
-    cluster_arn = f"{ARN_PREFIX}:cluster/{cluster}"
-    aws = make_cli(cfg)
-    agent = AgentProcess(cfg, cluster, tmp / "agent-state", tmp / "agent.log")
-    try:
-        aws.run("ecs", "create-cluster", "--cluster-name", cluster)
-        agent.start()
-        wait_for(lambda: agent_connected(aws, cluster), 60, "the agent to register and connect",
-                 agent.log_tail)
-        yield {"aws": aws, "cfg": cfg, "cluster": cluster, "agent": agent}
-    finally:
-        agent.kill()
-        remove_cluster_containers(cluster_arn)
-        srv.kill()
+# No local image: the tests push theirs to the server's registry.
+env = agent_env("agent-registry", "agentreg", image=None)
 
 
 def login(docker, cfg) -> None:

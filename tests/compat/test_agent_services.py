@@ -10,56 +10,12 @@ import json
 import subprocess
 import time
 
-import pytest
+from agent_fixtures import IMAGE, agent_env, connected_instances, containers, wait_for
+from conftest import unique
 
-from agent_fixtures import (
-    IMAGE,
-    AgentProcess,
-    build_image,
-    containers,
-    make_cli,
-    remove_cluster_containers,
-    require_docker,
-    wait_for,
-)
-from conftest import ARN_PREFIX, StevedoreServer, unique
-
-
-@pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    require_docker()
-    tmp = tmp_path_factory.mktemp("svc-agents")
-    build_image(tmp)
-    srv = StevedoreServer(tmp / "server")
-    cfg = srv.start()
-    cluster = unique("svc")
-    cluster_arn = f"{ARN_PREFIX}:cluster/{cluster}"
-    aws = make_cli(cfg)
-    agents = [
-        AgentProcess(cfg, cluster, tmp / f"agent-{z}", tmp / f"agent-{z}.log",
-                     ("--availability-zone", z))
-        for z in ("a", "b")
-    ]
-    try:
-        aws.run("ecs", "create-cluster", "--cluster-name", cluster)
-        for a in agents:
-            a.start()
-        wait_for(lambda: len(connected(aws, cluster)) == 2, 60, "both agents to connect",
-                 lambda: agents[0].log_tail() + agents[1].log_tail())
-        yield {"aws": aws, "cluster": cluster, "cluster_arn": cluster_arn, "agents": agents, "srv": srv}
-    finally:
-        for a in agents:
-            a.kill()
-        remove_cluster_containers(cluster_arn)
-        srv.kill()
-
-
-def connected(aws, cluster: str) -> list[dict]:
-    arns = aws.run("ecs", "list-container-instances", "--cluster", cluster)["containerInstanceArns"]
-    if not arns:
-        return []
-    out = aws.run("ecs", "describe-container-instances", "--cluster", cluster, "--container-instances", *arns)
-    return [ci for ci in out["containerInstances"] if ci.get("agentConnected")]
+# Two agents, one per availability zone.
+env = agent_env("svc-agents", "svc",
+                agents=[("--availability-zone", "a"), ("--availability-zone", "b")])
 
 
 def register(aws, family: str, **kw) -> str:
@@ -89,7 +45,7 @@ def running_tasks(aws, cluster: str, name: str) -> list[dict]:
 
 def zones(aws, cluster: str) -> dict:
     return {ci["containerInstanceArn"]: next(a["value"] for a in ci["attributes"] if a["name"] == "ecs.availability-zone")
-            for ci in connected(aws, cluster)}
+            for ci in connected_instances(aws, cluster)}
 
 
 def wait_steady(env, name: str, extra=lambda s: True, timeout: float = 120) -> dict:

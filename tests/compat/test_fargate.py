@@ -7,38 +7,19 @@ from __future__ import annotations
 
 import json
 import subprocess
-import urllib.error
-import urllib.request
 
 import botocore.auth
-import pytest
 import requests
 from botocore.awsrequest import AWSRequest
 
-from agent_fixtures import make_cli, remove_cluster_containers, require_docker, wait_for
-from conftest import ARN_PREFIX, StevedoreServer, unique
-from test_agent_awsvpc import IMAGE, build_image
+from agent_fixtures import SH_IMAGE as IMAGE, agent_env, build_sh_image, http_body, wait_for
+from conftest import unique
 
 NETWORK = "awsvpcConfiguration={subnets=[subnet-0abc],securityGroups=[sg-1],assignPublicIp=DISABLED}"
 
-
-@pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    require_docker()
-    tmp = tmp_path_factory.mktemp("fargate")
-    build_image(tmp)
-    srv = StevedoreServer(tmp / "server")
-    cfg = srv.start()
-    cluster = unique("fargate")
-    cluster_arn = f"{ARN_PREFIX}:cluster/{cluster}"
-    aws = make_cli(cfg)
-    try:
-        aws.run("ecs", "create-cluster", "--cluster-name", cluster,
-                "--capacity-providers", "FARGATE", "FARGATE_SPOT")
-        yield {"aws": aws, "cluster": cluster, "cfg": cfg, "srv": srv}
-    finally:
-        srv.kill()
-        remove_cluster_containers(cluster_arn)
+# No agent: the server's Fargate provisioner runs the tasks.
+env = agent_env("fargate", "fargate", image=build_sh_image, agents=(),
+                cluster_args=("--capacity-providers", "FARGATE", "FARGATE_SPOT"))
 
 
 def register(aws, family: str, command: str, cpu: str = "256", memory: str = "512") -> None:
@@ -56,14 +37,6 @@ def describe(aws, cluster: str, arn: str) -> dict:
 def eni_ip(task: dict) -> str:
     att = [a for a in task["attachments"] if a["type"] == "ElasticNetworkInterface"][0]
     return {d["name"]: d["value"] for d in att["details"]}["privateIPv4Address"]
-
-
-def http_body(url: str) -> str | None:
-    try:
-        with urllib.request.urlopen(url, timeout=3) as r:
-            return r.read().decode()
-    except (urllib.error.URLError, OSError):
-        return None
 
 
 def inspect(task_arn: str) -> dict:

@@ -12,57 +12,23 @@ import time
 import urllib.error
 import urllib.request
 
-import pytest
-
-from agent_fixtures import (
-    AgentProcess,
-    make_cli,
-    remove_cluster_containers,
-    require_docker,
-    wait_for,
-)
-from conftest import ARN_PREFIX, StevedoreServer, free_port, make_client, unique
+from agent_fixtures import agent_env, build_image, wait_for
+from conftest import free_port, make_client, unique
 
 IMAGE = "stevedore-lb-test:busybox"
 INTERVAL, HEALTHY, UNHEALTHY = 5, 2, 2
 
 
-def build_image(tmp) -> None:
-    ctx = tmp / "lbimage"
-    ctx.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["cp", "/bin/busybox", str(ctx / "busybox")], check=True)
+def build_lb_image(tmp) -> None:
     # Each task answers with its own hostname (the container id), so responses show which
     # task served them.
-    (ctx / "Dockerfile").write_text(
-        "FROM scratch\nCOPY busybox /bin/busybox\n"
-        'CMD ["/bin/busybox","sh","-c","/bin/busybox mkdir -p /www && /bin/busybox hostname > /www/index.html '
-        '&& exec /bin/busybox httpd -f -p 80 -h /www"]\n'
-    )
-    subprocess.run(["docker", "build", "-q", "-t", IMAGE, str(ctx)], check=True, capture_output=True, timeout=180)
+    build_image(tmp, IMAGE, "lbimage",
+                'CMD ["/bin/busybox","sh","-c","/bin/busybox mkdir -p /www && /bin/busybox hostname > /www/index.html '
+                '&& exec /bin/busybox httpd -f -p 80 -h /www"]\n')
 
 
-@pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    require_docker()
-    tmp = tmp_path_factory.mktemp("lbsvc")
-    build_image(tmp)
-    srv = StevedoreServer(tmp / "server")
-    cfg = srv.start()
-    cluster = unique("lbsvc")
-    aws = make_cli(cfg)
-    agent = AgentProcess(cfg, cluster, tmp / "agent", tmp / "agent.log")
-    try:
-        aws.run("ecs", "create-cluster", "--cluster-name", cluster)
-        agent.start()
-        ecs = make_client(cfg)
-        wait_for(lambda: any(ci["agentConnected"] for ci in ecs.describe_container_instances(
-            cluster=cluster, containerInstances=ecs.list_container_instances(cluster=cluster)["containerInstanceArns"] or ["x"]
-        ).get("containerInstances", [])), 60, "the agent to connect", agent.log_tail)
-        yield {"aws": aws, "ecs": ecs, "elbv2": make_client(cfg, "elbv2"), "cluster": cluster, "agent": agent}
-    finally:
-        agent.kill()
-        remove_cluster_containers(f"{ARN_PREFIX}:cluster/{cluster}")
-        srv.kill()
+env = agent_env("lbsvc", "lbsvc", image=build_lb_image,
+                extra=lambda cfg: {"ecs": make_client(cfg), "elbv2": make_client(cfg, "elbv2")})
 
 
 def get(url: str, timeout: float = 2.0) -> tuple[int, str]:
