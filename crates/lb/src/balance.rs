@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use model::lb::{Algorithm, TargetKey};
 
-use crate::pool::Pools;
+use crate::pool::{Pools, Sender, Upstream};
 
 /// Routing health of a target, as the health checker last concluded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,8 +30,10 @@ pub(crate) enum Routable {
 pub(crate) struct TargetState {
     health: AtomicU8,
     outstanding: AtomicUsize,
-    /// Idle upstream connections, per HTTP worker.
-    pub(crate) pools: Pools,
+    /// Idle upstream connections driven by hyper, per HTTP worker.
+    pub(crate) pools: Pools<Sender>,
+    /// Idle upstream connections of the fast path, per HTTP worker.
+    pub(crate) raw: Pools<Upstream>,
 }
 
 impl TargetState {
@@ -40,6 +42,7 @@ impl TargetState {
             health: AtomicU8::new(health as u8),
             outstanding: AtomicUsize::new(0),
             pools: Pools::new(workers),
+            raw: Pools::new(workers),
         }
     }
 
@@ -88,8 +91,13 @@ impl InFlight {
     }
 
     /// Where the target's idle connections live.
-    pub(crate) fn pools(&self) -> &Pools {
+    pub(crate) fn pools(&self) -> &Pools<Sender> {
         &self.0.state.pools
+    }
+
+    /// Where the target's idle fast-path connections live.
+    pub(crate) fn raw_pools(&self) -> &Pools<Upstream> {
+        &self.0.state.raw
     }
 }
 

@@ -21,7 +21,9 @@
 
 mod balance;
 mod error;
+pub mod framing;
 pub mod health;
+mod http1;
 pub mod matching;
 mod plane;
 mod pool;

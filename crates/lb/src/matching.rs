@@ -95,9 +95,32 @@ pub struct RequestFacts<'a> {
     /// The query string, without the `?`.
     pub query: Option<&'a str>,
     /// All request headers.
-    pub headers: &'a HeaderMap,
+    pub headers: Headers<'a>,
     /// The client's address (the TCP peer).
     pub source_ip: IpAddr,
+}
+
+/// A request's headers as either path holds them: hyper's map, or the raw headers the
+/// HTTP/1.1 fast path parsed (no map is built there just to route).
+#[derive(Clone, Copy, Debug)]
+pub enum Headers<'a> {
+    /// Parsed by hyper.
+    Map(&'a HeaderMap),
+    /// Parsed by httparse, names as sent.
+    Raw(&'a [httparse::Header<'a>]),
+}
+
+impl Headers<'_> {
+    /// Whether any value of header `name` satisfies `pred`.
+    fn any_value(&self, name: &http::HeaderName, mut pred: impl FnMut(&[u8]) -> bool) -> bool {
+        match self {
+            Headers::Map(map) => map.get_all(name).iter().any(|v| pred(v.as_bytes())),
+            Headers::Raw(raw) => raw
+                .iter()
+                .filter(|h| h.name.eq_ignore_ascii_case(name.as_str()))
+                .any(|h| pred(h.value)),
+        }
+    }
 }
 
 /// An IP block from a `source-ip` condition.
@@ -198,11 +221,9 @@ impl CompiledCondition {
         match self {
             CompiledCondition::Path(p) => any(p, facts.path.as_bytes(), false),
             CompiledCondition::Host(p) => facts.host.is_some_and(|h| any(p, h.as_bytes(), true)),
-            CompiledCondition::Header { name, values } => facts
-                .headers
-                .get_all(name)
-                .iter()
-                .any(|v| any(values, v.as_bytes(), true)),
+            CompiledCondition::Header { name, values } => {
+                facts.headers.any_value(name, |v| any(values, v, true))
+            }
             CompiledCondition::Method(m) => m.iter().any(|m| m == facts.method),
             CompiledCondition::Query(pairs) => {
                 let Some(query) = facts.query else {

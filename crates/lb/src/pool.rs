@@ -1,25 +1,64 @@
 //! Idle keep-alive connections to one target, one stack per HTTP worker thread, so a
 //! connection is only ever reused by the thread whose runtime drives it (no cross-thread
-//! wake-ups) and a checkout is a pop under an uncontended lock, with no hashing.
+//! wake-ups) and a checkout is a pop under an uncontended lock, with no hashing. Two
+//! kinds are pooled: hyper's client connections (for requests hyper serves) and raw
+//! sockets (for the fast path, which drives them on the client connection's task).
 
 use std::sync::Mutex;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use bytes::BytesMut;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-/// The sending half of one upstream HTTP/1.1 connection.
+/// The sending half of one upstream HTTP/1.1 connection driven by hyper.
 pub(crate) type Sender = hyper::client::conn::http1::SendRequest<Incoming>;
+
+/// One upstream connection the fast path drives itself, with its read buffer.
+#[derive(Debug)]
+pub(crate) struct Upstream {
+    pub(crate) stream: TcpStream,
+    pub(crate) buf: BytesMut,
+}
+
+/// A pooled connection that can tell whether it is still worth reusing.
+pub(crate) trait Idle {
+    fn usable(&mut self) -> bool;
+}
+
+impl Idle for Sender {
+    fn usable(&mut self) -> bool {
+        !self.is_closed()
+    }
+}
+
+impl Idle for Upstream {
+    /// A target that closed an idle connection shows as read readiness; only then is a
+    /// syscall spent finding out (a live idle connection has nothing to read).
+    fn usable(&mut self) -> bool {
+        let mut cx = Context::from_waker(Waker::noop());
+        match self.stream.poll_read_ready(&mut cx) {
+            Poll::Pending => true,
+            Poll::Ready(Err(_)) => false,
+            Poll::Ready(Ok(())) => {
+                let mut probe = [0u8; 1];
+                matches!(self.stream.try_read(&mut probe),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+            }
+        }
+    }
+}
 
 /// Beyond this many idle connections per worker and target, returned ones are closed.
 const MAX_IDLE: usize = 512;
 
 /// A target's idle connections, per worker.
 #[derive(Debug)]
-pub(crate) struct Pools(Box<[Mutex<Vec<Sender>>]>);
+pub(crate) struct Pools<T>(Box<[Mutex<Vec<T>>]>);
 
-impl Pools {
+impl<T: Idle> Pools<T> {
     pub(crate) fn new(workers: usize) -> Self {
         Pools(
             (0..workers.max(1))
@@ -28,29 +67,29 @@ impl Pools {
         )
     }
 
-    fn slot(&self, worker: usize) -> &Mutex<Vec<Sender>> {
+    fn slot(&self, worker: usize) -> &Mutex<Vec<T>> {
         &self.0[worker % self.0.len()]
     }
 
     /// The most recently returned connection that is still open (warmest first).
-    pub(crate) fn checkout(&self, worker: usize) -> Option<Sender> {
+    pub(crate) fn checkout(&self, worker: usize) -> Option<T> {
         let mut idle = self.slot(worker).lock().unwrap_or_else(|e| e.into_inner());
-        while let Some(sender) = idle.pop() {
-            if !sender.is_closed() {
-                return Some(sender);
+        while let Some(mut conn) = idle.pop() {
+            if conn.usable() {
+                return Some(conn);
             }
         }
         None
     }
 
     /// Gives a connection back once its response has been read in full.
-    pub(crate) fn checkin(&self, worker: usize, sender: Sender) {
-        if sender.is_closed() {
+    pub(crate) fn checkin(&self, worker: usize, mut conn: T) {
+        if !conn.usable() {
             return;
         }
         let mut idle = self.slot(worker).lock().unwrap_or_else(|e| e.into_inner());
         if idle.len() < MAX_IDLE {
-            idle.push(sender);
+            idle.push(conn);
         }
     }
 }
@@ -64,11 +103,11 @@ pub(crate) enum ConnectError {
     Failed(String),
 }
 
-/// Opens a connection to `host:port` and drives it on the current (worker) runtime.
-pub(crate) async fn connect(
+/// Opens a TCP connection to `host:port`.
+async fn dial(
     authority: &http::uri::Authority,
     timeout: Duration,
-) -> Result<Sender, ConnectError> {
+) -> Result<TcpStream, ConnectError> {
     let host = authority.host().trim_matches(['[', ']']);
     let port = authority.port_u16().unwrap_or(80);
     let stream = match tokio::time::timeout(timeout, TcpStream::connect((host, port))).await {
@@ -80,6 +119,26 @@ pub(crate) async fn connect(
         Ok(Ok(stream)) => stream,
     };
     let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
+/// Opens a connection for the fast path.
+pub(crate) async fn connect_raw(
+    authority: &http::uri::Authority,
+    timeout: Duration,
+) -> Result<Upstream, ConnectError> {
+    Ok(Upstream {
+        stream: dial(authority, timeout).await?,
+        buf: BytesMut::new(),
+    })
+}
+
+/// Opens a connection and drives it with hyper on the current (worker) runtime.
+pub(crate) async fn connect(
+    authority: &http::uri::Authority,
+    timeout: Duration,
+) -> Result<Sender, ConnectError> {
+    let stream = dial(authority, timeout).await?;
     let (sender, conn) = hyper::client::conn::http1::Builder::new()
         .writev(false)
         .handshake(TokioIo::new(stream))

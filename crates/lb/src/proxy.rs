@@ -21,8 +21,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
 use crate::balance::InFlight;
+use crate::http1;
 use crate::matching::{
-    compute_redirect_location, host_without_port, RedirectSource, RedirectSpec, RequestFacts,
+    compute_redirect_location, host_without_port, Headers, RedirectSource, RedirectSpec,
+    RequestFacts,
 };
 use crate::pool::{connect, ConnectError, Sender};
 use crate::table::{HttpRoutes, RouteAction};
@@ -103,13 +105,13 @@ impl Drop for TrackedBody {
 }
 
 /// Per-connection context, shared by the connection's requests.
-struct Conn {
-    routes: Arc<ArcSwap<HttpRoutes>>,
-    worker: usize,
-    timeouts: Timeouts,
-    peer: SocketAddr,
+pub(crate) struct Conn {
+    pub(crate) routes: Arc<ArcSwap<HttpRoutes>>,
+    pub(crate) worker: usize,
+    pub(crate) timeouts: Timeouts,
+    pub(crate) peer: SocketAddr,
     /// The peer's address as an `X-Forwarded-For` value, formatted once per connection.
-    peer_header: HeaderValue,
+    pub(crate) peer_header: HeaderValue,
 }
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -148,7 +150,7 @@ pub(crate) async fn run_http_listener(
                 match TcpStream::from_std(stream) {
                     Ok(stream) => {
                         let conn = Conn::new(routes, worker, timeouts, peer);
-                        serve_connection(stream, conn, stop).await
+                        http1::serve(stream, conn, stop).await
                     }
                     Err(error) => tracing::warn!(%error, "Adopting a connection failed."),
                 }
@@ -157,9 +159,12 @@ pub(crate) async fn run_http_listener(
     }
 }
 
-async fn serve_connection(stream: TcpStream, conn: Conn, stop: CancellationToken) {
-    // Small responses should leave at once rather than wait for Nagle.
-    let _ = stream.set_nodelay(true);
+/// Serves a connection with hyper: the fast path's fallback for requests it does not
+/// carry itself, from that request on.
+pub(crate) async fn serve_connection<IO>(io: IO, conn: Conn, stop: CancellationToken)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let peer = conn.peer;
     // An idle client connection closes after ALB's idle timeout, which is also the
     // response timeout. Equal durations matter for speed: every timer armed per request
@@ -180,7 +185,7 @@ async fn serve_connection(stream: TcpStream, conn: Conn, stop: CancellationToken
         .pipeline_flush(true)
         // Small messages: one contiguous write beats a vectored one.
         .writev(false)
-        .serve_connection(TokioIo::new(stream), service);
+        .serve_connection(TokioIo::new(io), service);
     tokio::pin!(served);
     let result = tokio::select! {
         result = served.as_mut() => result,
@@ -195,7 +200,7 @@ async fn serve_connection(stream: TcpStream, conn: Conn, stop: CancellationToken
 }
 
 impl Conn {
-    fn new(
+    pub(crate) fn new(
         routes: Arc<ArcSwap<HttpRoutes>>,
         worker: usize,
         timeouts: Timeouts,
@@ -215,68 +220,30 @@ impl Conn {
     async fn handle(&self, req: Request<Incoming>) -> Response<ResponseBody> {
         // Decide under the current routing table, then let it go before any await so a
         // config swap is never held up by a slow request.
-        let (in_flight, port_header) = {
+        let decision = {
             let routes = self.routes.load();
             let host = req
                 .headers()
                 .get(header::HOST)
                 .and_then(|h| h.to_str().ok())
-                .or_else(|| req.uri().authority().map(|a| a.as_str()))
-                .map(host_without_port);
+                .or_else(|| req.uri().authority().map(|a| a.as_str()));
             let facts = RequestFacts {
                 method: req.method().as_str(),
-                host,
+                host: host.map(host_without_port),
                 path: req.uri().path(),
                 query: req.uri().query(),
-                headers: req.headers(),
+                headers: Headers::Map(req.headers()),
                 source_ip: self.peer.ip(),
             };
-            match routes.rules.select(&facts) {
-                RouteAction::Forward(forward) => {
-                    match forward.pick_group().map(|g| (g, g.pick())) {
-                        Some((_, Some(backend))) => {
-                            (InFlight::start(backend.clone()), routes.port_header.clone())
-                        }
-                        Some((group, None)) => {
-                            tracing::debug!(target_group = %group.arn, "No target can take the request.");
-                            return lb_response(StatusCode::SERVICE_UNAVAILABLE);
-                        }
-                        None => return lb_response(StatusCode::SERVICE_UNAVAILABLE),
-                    }
-                }
-                RouteAction::Fixed {
-                    status,
-                    content_type,
-                    body,
-                } => return fixed_response(*status, content_type.as_ref(), body.clone()),
-                RouteAction::Redirect {
-                    protocol,
-                    host: to_host,
-                    port,
-                    path,
-                    query,
-                    status,
-                } => {
-                    let spec = RedirectSpec {
-                        protocol,
-                        host: to_host,
-                        port,
-                        path,
-                        query,
-                    };
-                    let from = RedirectSource {
-                        protocol: "HTTP",
-                        host: host.unwrap_or(""),
-                        port: routes.port,
-                        path: facts.path,
-                        query: facts.query,
-                    };
-                    return redirect_response(*status, &compute_redirect_location(&spec, &from));
-                }
-                RouteAction::Unavailable => return lb_response(StatusCode::SERVICE_UNAVAILABLE),
-            }
+            decide(&routes, &facts)
         };
-        self.forward(req, in_flight, port_header).await
+        match decision {
+            Decision::Forward {
+                in_flight,
+                port_header,
+            } => self.forward(req, in_flight, port_header).await,
+            Decision::Respond(canned) => canned.into_response(),
+        }
     }
 
     async fn forward(
@@ -385,6 +352,145 @@ impl Conn {
     }
 }
 
+/// What to do with a request, decided under one routing table.
+pub(crate) enum Decision {
+    /// Send it to this target.
+    Forward {
+        in_flight: InFlight,
+        port_header: HeaderValue,
+    },
+    /// Answer it from the load balancer.
+    Respond(Canned),
+}
+
+/// A response the load balancer makes itself, before it takes either wire form.
+pub(crate) struct Canned {
+    pub(crate) status: StatusCode,
+    pub(crate) content_type: Option<HeaderValue>,
+    pub(crate) location: Option<HeaderValue>,
+    pub(crate) body: Bytes,
+}
+
+impl Canned {
+    /// ALB's own error pages (503, 502, 504...): short HTML.
+    pub(crate) fn error(status: StatusCode) -> Canned {
+        let body = format!(
+            "<html><body><h1>{} {}</h1></body></html>\n",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or("")
+        );
+        Canned {
+            status,
+            content_type: Some(HeaderValue::from_static("text/html")),
+            location: None,
+            body: Bytes::from(body),
+        }
+    }
+
+    fn into_response(self) -> Response<ResponseBody> {
+        let mut response = Response::new(Either::Right(Full::new(self.body)));
+        *response.status_mut() = self.status;
+        if let Some(ct) = self.content_type {
+            response.headers_mut().insert(header::CONTENT_TYPE, ct);
+        }
+        if let Some(location) = self.location {
+            response.headers_mut().insert(header::LOCATION, location);
+        }
+        response
+    }
+
+    /// The HTTP/1.1 bytes of this response, for the fast path.
+    pub(crate) fn write_http1(&self, out: &mut Vec<u8>, head_request: bool, close: bool) {
+        out.extend_from_slice(b"HTTP/1.1 ");
+        out.extend_from_slice(self.status.as_str().as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(self.status.canonical_reason().unwrap_or("").as_bytes());
+        out.extend_from_slice(b"\r\n");
+        for (name, value) in [
+            ("content-type", &self.content_type),
+            ("location", &self.location),
+        ] {
+            if let Some(value) = value {
+                out.extend_from_slice(name.as_bytes());
+                out.extend_from_slice(b": ");
+                out.extend_from_slice(value.as_bytes());
+                out.extend_from_slice(b"\r\n");
+            }
+        }
+        out.extend_from_slice(b"content-length: ");
+        out.extend_from_slice(self.body.len().to_string().as_bytes());
+        if close {
+            out.extend_from_slice(b"\r\nconnection: close");
+        }
+        out.extend_from_slice(b"\r\n\r\n");
+        if !head_request {
+            out.extend_from_slice(&self.body);
+        }
+    }
+}
+
+/// Chooses what a request gets: the first matching rule's action (or the default).
+pub(crate) fn decide(routes: &HttpRoutes, facts: &RequestFacts<'_>) -> Decision {
+    match routes.rules.select(facts) {
+        RouteAction::Forward(forward) => match forward.pick_group().map(|g| (g, g.pick())) {
+            Some((_, Some(backend))) => Decision::Forward {
+                in_flight: InFlight::start(backend.clone()),
+                port_header: routes.port_header.clone(),
+            },
+            Some((group, None)) => {
+                tracing::debug!(target_group = %group.arn, "No target can take the request.");
+                Decision::Respond(Canned::error(StatusCode::SERVICE_UNAVAILABLE))
+            }
+            None => Decision::Respond(Canned::error(StatusCode::SERVICE_UNAVAILABLE)),
+        },
+        RouteAction::Fixed {
+            status,
+            content_type,
+            body,
+        } => Decision::Respond(Canned {
+            status: *status,
+            content_type: content_type.clone(),
+            location: None,
+            body: body.clone(),
+        }),
+        RouteAction::Redirect {
+            protocol,
+            host,
+            port,
+            path,
+            query,
+            status,
+        } => {
+            let spec = RedirectSpec {
+                protocol,
+                host,
+                port,
+                path,
+                query,
+            };
+            let from = RedirectSource {
+                protocol: "HTTP",
+                host: facts.host.unwrap_or(""),
+                port: routes.port,
+                path: facts.path,
+                query: facts.query,
+            };
+            match HeaderValue::from_str(&compute_redirect_location(&spec, &from)) {
+                Ok(location) => Decision::Respond(Canned {
+                    status: *status,
+                    content_type: None,
+                    location: Some(location),
+                    body: Bytes::new(),
+                }),
+                Err(_) => Decision::Respond(Canned::error(StatusCode::BAD_REQUEST)),
+            }
+        }
+        RouteAction::Unavailable => {
+            Decision::Respond(Canned::error(StatusCode::SERVICE_UNAVAILABLE))
+        }
+    }
+}
+
 fn status_response(status: StatusCode, in_flight: &InFlight) -> Response<ResponseBody> {
     let target = &in_flight.backend().key;
     tracing::debug!(status = status.as_u16(), target = %target.id, port = target.port, "Target did not answer.");
@@ -423,44 +529,6 @@ fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
     headers.remove(header::UPGRADE);
 }
 
-/// A response the load balancer makes itself (503, 502, 504...), like ALB's: short HTML.
 fn lb_response(status: StatusCode) -> Response<ResponseBody> {
-    let body = format!(
-        "<html><body><h1>{} {}</h1></body></html>\n",
-        status.as_u16(),
-        status.canonical_reason().unwrap_or("")
-    );
-    let mut response = Response::new(Either::Right(Full::new(Bytes::from(body))));
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
-    response
-}
-
-fn fixed_response(
-    status: StatusCode,
-    content_type: Option<&HeaderValue>,
-    body: Bytes,
-) -> Response<ResponseBody> {
-    let mut response = Response::new(Either::Right(Full::new(body)));
-    *response.status_mut() = status;
-    if let Some(ct) = content_type {
-        response
-            .headers_mut()
-            .insert(header::CONTENT_TYPE, ct.clone());
-    }
-    response
-}
-
-fn redirect_response(status: StatusCode, location: &str) -> Response<ResponseBody> {
-    let mut response = Response::new(Either::Right(Full::new(Bytes::new())));
-    *response.status_mut() = status;
-    match HeaderValue::from_str(location) {
-        Ok(value) => {
-            response.headers_mut().insert(header::LOCATION, value);
-            response
-        }
-        Err(_) => lb_response(StatusCode::BAD_REQUEST),
-    }
+    Canned::error(status).into_response()
 }

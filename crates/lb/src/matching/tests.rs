@@ -91,7 +91,7 @@ fn facts<'a>(headers: &'a HeaderMap, path: &'a str, host: &'a str) -> RequestFac
         host: Some(host),
         path,
         query: None,
-        headers,
+        headers: Headers::Map(headers),
         source_ip: "192.0.2.7".parse().expect("ip"),
     }
 }
