@@ -186,6 +186,11 @@ fn target_group(
             _ => lb::Algorithm::RoundRobin,
         },
         deregistration_delay_seconds: u32::try_from(delay / 1000).unwrap_or(300),
+        stickiness: lb::compute_stickiness(
+            &attribute(tg, "stickiness.enabled"),
+            &attribute(tg, "stickiness.type"),
+            &attribute(tg, "stickiness.lb_cookie.duration_seconds"),
+        ),
         targets,
     }
 }

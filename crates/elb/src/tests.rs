@@ -410,6 +410,63 @@ async fn target_groups_get_aws_defaults_and_range_checks() {
 }
 
 #[tokio::test]
+async fn lb_cookie_stickiness_reaches_the_data_plane_config() {
+    let f = fixture();
+    let api = f.tg("api", "HTTP", "ip").await;
+    let db = f.tg("db", "TCP", "ip").await;
+    let set = |arn: String, attributes: &'static [(&'static str, &'static str)]| {
+        let f = &f;
+        async move {
+            let mut p = vec![("TargetGroupArn".to_owned(), arn)];
+            for (i, (k, v)) in attributes.iter().enumerate() {
+                p.push((format!("Attributes.member.{}.Key", i + 1), (*k).to_owned()));
+                p.push((
+                    format!("Attributes.member.{}.Value", i + 1),
+                    (*v).to_owned(),
+                ));
+            }
+            let p: Vec<(&str, &str)> = p.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            f.ok("ModifyTargetGroupAttributes", &p).await;
+            f.elb.lb_config().await.expect("config")
+        }
+    };
+    let sticky =
+        |config: &model::lb::Config, arn: &str| config.target_group(arn).expect("group").stickiness;
+    let config = f.elb.lb_config().await.expect("config");
+    assert_eq!(sticky(&config, &api), None, "off by default");
+    let config = set(api.clone(), &[("stickiness.enabled", "true")]).await;
+    assert_eq!(
+        sticky(&config, &api),
+        Some(std::time::Duration::from_secs(86_400)),
+        "AWS's default duration"
+    );
+    let config = set(
+        api.clone(),
+        &[("stickiness.lb_cookie.duration_seconds", "600")],
+    )
+    .await;
+    assert_eq!(
+        sticky(&config, &api),
+        Some(std::time::Duration::from_secs(600))
+    );
+    // app_cookie is stored but not enforced by the data plane.
+    let config = set(api.clone(), &[("stickiness.type", "app_cookie")]).await;
+    assert_eq!(sticky(&config, &api), None);
+    let config = set(
+        api.clone(),
+        &[
+            ("stickiness.type", "lb_cookie"),
+            ("stickiness.enabled", "false"),
+        ],
+    )
+    .await;
+    assert_eq!(sticky(&config, &api), None);
+    // Network groups' stickiness is source_ip: not enforced either.
+    let config = set(db.clone(), &[("stickiness.enabled", "true")]).await;
+    assert_eq!(sticky(&config, &db), None);
+}
+
+#[tokio::test]
 async fn listeners_check_ports_protocols_and_target_group_use() {
     let f = fixture();
     let web = f.lb("web", "application").await;

@@ -4,7 +4,7 @@
 //!
 //!   cargo run -p lb --release --example serve -- --listen 127.0.0.1:8080 \
 //!       --target 127.0.0.1:9001 --target 127.0.0.1:9002 [--algorithm least_outstanding_requests] \
-//!       [--health-check /health]
+//!       [--health-check /health] [--sticky SECONDS]
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,7 +14,8 @@ use model::lb::*;
 
 fn usage() -> String {
     "usage: serve --listen ADDR --target HOST:PORT [--target ...] \
-     [--algorithm round_robin|least_outstanding_requests] [--health-check PATH]"
+     [--algorithm round_robin|least_outstanding_requests] [--health-check PATH] \
+     [--sticky SECONDS]"
         .into()
 }
 
@@ -23,6 +24,7 @@ fn parse_config() -> Result<Config, String> {
     let mut targets = Vec::new();
     let mut algorithm = Algorithm::RoundRobin;
     let mut check_path: Option<String> = None;
+    let mut stickiness = None;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let value = args.next().ok_or_else(usage)?;
@@ -48,6 +50,10 @@ fn parse_config() -> Result<Config, String> {
                 }
             }
             "--health-check" => check_path = Some(value),
+            "--sticky" => {
+                let seconds = value.parse().map_err(|e| format!("--sticky: {e}"))?;
+                stickiness = Some(std::time::Duration::from_secs(seconds));
+            }
             _ => return Err(usage()),
         }
     }
@@ -91,6 +97,7 @@ fn parse_config() -> Result<Config, String> {
             },
             algorithm,
             deregistration_delay_seconds: 300,
+            stickiness,
             targets,
         }],
     })

@@ -8,6 +8,7 @@
 
 use std::sync::atomic::{AtomicU32, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use model::lb::{Algorithm, TargetKey};
 
@@ -72,8 +73,22 @@ pub(crate) struct Backend {
     pub(crate) authority: http::uri::Authority,
     /// Deregistered: no new requests.
     pub(crate) draining: bool,
+    /// How stickiness cookies name this target (see [`crate::sticky`]).
+    pub(crate) cookie_id: u64,
     /// Health and load, shared with the checker and with later snapshots.
     pub(crate) state: Arc<TargetState>,
+}
+
+impl Backend {
+    /// May take new requests while at least one target of its group is healthy.
+    fn healthy(&self) -> bool {
+        !self.draining && self.state.health() == Routable::Healthy
+    }
+
+    /// May take new requests when its group fails open.
+    fn open(&self) -> bool {
+        !self.draining
+    }
 }
 
 /// A request (or TCP flow) in flight to a backend; counts itself out when dropped.
@@ -112,6 +127,8 @@ impl Drop for InFlight {
 pub(crate) struct Group {
     pub(crate) arn: String,
     algorithm: Algorithm,
+    /// `lb_cookie` stickiness: how long a cookie binds a client to a target.
+    stickiness: Option<Duration>,
     backends: Box<[Arc<Backend>]>,
     next: AtomicUsize,
 }
@@ -121,9 +138,19 @@ impl Group {
         Group {
             arn,
             algorithm,
+            stickiness: None,
             backends: backends.into(),
             next: AtomicUsize::new(0),
         }
+    }
+
+    /// The group with `lb_cookie` stickiness of this duration (`None`: off).
+    pub(crate) fn with_stickiness(self, stickiness: Option<Duration>) -> Self {
+        Group { stickiness, ..self }
+    }
+
+    pub(crate) fn stickiness(&self) -> Option<Duration> {
+        self.stickiness
     }
 
     /// The target for the next request; `None` when the group has no target that may take
@@ -135,16 +162,24 @@ impl Group {
         }
         // Rotating the scan start spreads round robin and breaks least-outstanding ties.
         let start = self.next.fetch_add(1, Ordering::Relaxed);
-        let healthy = |b: &Backend| !b.draining && b.state.health() == Routable::Healthy;
-        let open = |b: &Backend| !b.draining;
         match self.algorithm {
             Algorithm::RoundRobin => self
-                .scan_first(start, healthy)
-                .or_else(|| self.scan_first(start, open)),
+                .scan_first(start, Backend::healthy)
+                .or_else(|| self.scan_first(start, Backend::open)),
             Algorithm::LeastOutstandingRequests => self
-                .scan_least(start, healthy)
-                .or_else(|| self.scan_least(start, open)),
+                .scan_least(start, Backend::healthy)
+                .or_else(|| self.scan_least(start, Backend::open)),
         }
+    }
+
+    /// The target a stickiness cookie names, if it is in this group and may take the
+    /// request under the same rules as [`Group::pick`]: not draining, and healthy unless
+    /// no target is (the group then fails open).
+    pub(crate) fn sticky_target(&self, cookie_id: u64) -> Option<&Arc<Backend>> {
+        let named = self.backends.iter().find(|b| b.cookie_id == cookie_id)?;
+        let eligible =
+            named.healthy() || (named.open() && !self.backends.iter().any(|b| b.healthy()));
+        eligible.then_some(named)
     }
 
     /// The targets starting at `start`, wrapping around.
@@ -231,6 +266,13 @@ mod tests {
             },
             authority: http::uri::Authority::from_static("127.0.0.1:80"),
             draining,
+            cookie_id: crate::sticky::compute_cookie_id(
+                "tg",
+                &TargetKey {
+                    id: id.into(),
+                    port: 80,
+                },
+            ),
             state: Arc::new(TargetState::new(health, 1)),
         })
     }
@@ -295,6 +337,43 @@ mod tests {
             vec![backend("a", Routable::Healthy, true)],
         );
         assert!(g.pick().is_none());
+    }
+
+    #[test]
+    fn a_cookie_keeps_its_target_only_while_pick_could_choose_it() {
+        let named = |g: &Group, id: &str| {
+            let key = TargetKey {
+                id: id.into(),
+                port: 80,
+            };
+            g.sticky_target(crate::sticky::compute_cookie_id("tg", &key))
+                .map(|b| b.key.id.clone())
+        };
+        let g = Group::new(
+            "tg".into(),
+            Algorithm::RoundRobin,
+            vec![
+                backend("a", Routable::Healthy, false),
+                backend("b", Routable::Unhealthy, false),
+                backend("c", Routable::Healthy, true),
+            ],
+        );
+        assert_eq!(named(&g, "a").as_deref(), Some("a"));
+        assert_eq!(named(&g, "b"), None, "unhealthy while another is healthy");
+        assert_eq!(named(&g, "c"), None, "draining");
+        assert_eq!(named(&g, "zzz"), None, "not in the group");
+        let failing_open = Group::new(
+            "tg".into(),
+            Algorithm::RoundRobin,
+            vec![
+                backend("a", Routable::Unhealthy, false),
+                backend("b", Routable::Initial, false),
+                backend("c", Routable::Unhealthy, true),
+            ],
+        );
+        assert_eq!(named(&failing_open, "a").as_deref(), Some("a"));
+        assert_eq!(named(&failing_open, "b").as_deref(), Some("b"));
+        assert_eq!(named(&failing_open, "c"), None, "draining");
     }
 
     #[test]

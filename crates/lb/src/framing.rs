@@ -244,12 +244,15 @@ pub enum ResponseParse {
 
 /// Parses a target's response head at the start of `buf` and, when it is a final one,
 /// writes the client's version of it to `out`: hop-by-hop headers (and those `Connection`
-/// names) removed, `Content-Length` dropped when `Transfer-Encoding` is present, and
+/// names) removed, `Content-Length` dropped when `Transfer-Encoding` is present, `extra`
+/// (whole header lines the load balancer adds, each ending in CRLF, such as its
+/// stickiness cookies; usually empty) after the target's headers, and
 /// `Connection: close` added when the client connection is to end.
 pub fn parse_response(
     buf: &[u8],
     head_request: bool,
     client_close: bool,
+    extra: &[u8],
     out: &mut Vec<u8>,
 ) -> ResponseParse {
     let mut headers = [httparse::EMPTY_HEADER; MAX_RESPONSE_HEADERS];
@@ -327,6 +330,7 @@ pub fn parse_response(
             push_header(out, name.as_bytes(), h.value);
         }
     }
+    out.extend_from_slice(extra);
     if close_client {
         out.extend_from_slice(b"Connection: close\r\n");
     }

@@ -21,6 +21,7 @@ use crate::framing::{
 use crate::matching::{host_without_port, Headers, RequestFacts};
 use crate::pool::{connect_raw, ConnectError, Upstream};
 use crate::proxy::{decide, serve_connection, Canned, Conn, Decision};
+use crate::sticky::StickyCookie;
 
 /// Read granularity, for clients and targets alike.
 const READ_SIZE: usize = 16 * 1024;
@@ -35,6 +36,7 @@ enum Step {
         idempotent: bool,
         head_request: bool,
         close: bool,
+        sticky: Option<StickyCookie>,
     },
 }
 
@@ -57,6 +59,8 @@ pub(crate) async fn serve(mut client: TcpStream, conn: Conn, stop: CancellationT
     let mut buf = BytesMut::with_capacity(READ_SIZE);
     let mut out = Vec::with_capacity(1024);
     let mut response = Vec::with_capacity(1024);
+    // Stickiness cookie lines; allocated only once a sticky group is used.
+    let mut cookies = Vec::new();
     loop {
         out.clear();
         let step = {
@@ -114,15 +118,25 @@ pub(crate) async fn serve(mut client: TcpStream, conn: Conn, stop: CancellationT
                 idempotent,
                 head_request,
                 close,
+                sticky,
             } => {
                 out.extend_from_slice(&buf[head_len..total]);
                 buf.advance(total);
+                let extra: &[u8] = match sticky {
+                    None => &[],
+                    Some(cookie) => {
+                        cookies.clear();
+                        cookie.write_http1(&mut cookies);
+                        &cookies
+                    }
+                };
                 let exchange = Exchange {
                     conn: &conn,
                     in_flight: &in_flight,
                     idempotent,
                     head_request,
                     close,
+                    extra,
                 };
                 exchange.run(&mut client, &out, &mut response).await
             }
@@ -153,6 +167,7 @@ fn route(conn: &Conn, req: &Request<'_, '_>, out: &mut Vec<u8>) -> Step {
         Decision::Forward {
             in_flight,
             port_header,
+            sticky,
         } => {
             framing::write_request_head(
                 out,
@@ -165,6 +180,7 @@ fn route(conn: &Conn, req: &Request<'_, '_>, out: &mut Vec<u8>) -> Step {
                 idempotent: req.idempotent(),
                 head_request,
                 close: req.close,
+                sticky,
             }
         }
         Decision::Respond(canned) => {
@@ -199,6 +215,8 @@ struct Exchange<'a> {
     idempotent: bool,
     head_request: bool,
     close: bool,
+    /// Header lines added to the response head (stickiness cookies).
+    extra: &'a [u8],
 }
 
 impl Exchange<'_> {
@@ -266,7 +284,14 @@ impl Exchange<'_> {
         let mut received = false;
         loop {
             response.clear();
-            match framing::parse_response(&upstream.buf, self.head_request, self.close, response) {
+            let parsed = framing::parse_response(
+                &upstream.buf,
+                self.head_request,
+                self.close,
+                self.extra,
+                response,
+            );
+            match parsed {
                 ResponseParse::Ready(head) => {
                     upstream.buf.advance(head.head_len);
                     return Ok(head);

@@ -29,6 +29,7 @@ mod plane;
 mod pool;
 mod proxy;
 mod source;
+mod sticky;
 mod table;
 mod tcp;
 mod workers;

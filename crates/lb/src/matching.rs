@@ -112,7 +112,11 @@ pub enum Headers<'a> {
 
 impl Headers<'_> {
     /// Whether any value of header `name` satisfies `pred`.
-    fn any_value(&self, name: &http::HeaderName, mut pred: impl FnMut(&[u8]) -> bool) -> bool {
+    pub(crate) fn any_value(
+        &self,
+        name: &http::HeaderName,
+        mut pred: impl FnMut(&[u8]) -> bool,
+    ) -> bool {
         match self {
             Headers::Map(map) => map.get_all(name).iter().any(|v| pred(v.as_bytes())),
             Headers::Raw(raw) => raw

@@ -27,6 +27,7 @@ use crate::matching::{
     RequestFacts,
 };
 use crate::pool::{connect, ConnectError, Sender};
+use crate::sticky::{self, StickyCookie};
 use crate::table::{HttpRoutes, RouteAction};
 use crate::workers::Workers;
 
@@ -241,7 +242,8 @@ impl Conn {
             Decision::Forward {
                 in_flight,
                 port_header,
-            } => self.forward(req, in_flight, port_header).await,
+                sticky,
+            } => self.forward(req, in_flight, port_header, sticky).await,
             Decision::Respond(canned) => canned.into_response(),
         }
     }
@@ -251,6 +253,7 @@ impl Conn {
         req: Request<Incoming>,
         in_flight: InFlight,
         port_header: HeaderValue,
+        sticky: Option<StickyCookie>,
     ) -> Response<ResponseBody> {
         // Edited in place: taking the request apart and back together moves its ~250
         // bytes of parts twice per request for nothing.
@@ -289,6 +292,9 @@ impl Conn {
         match tokio::time::timeout(self.timeouts.response, exchange).await {
             Ok(Ok((mut response, sender))) => {
                 strip_hop_by_hop(response.headers_mut());
+                if let Some(cookie) = sticky {
+                    cookie.append_to(response.headers_mut());
+                }
                 response.map(|inner| {
                     Either::Left(TrackedBody {
                         inner,
@@ -358,6 +364,8 @@ pub(crate) enum Decision {
     Forward {
         in_flight: InFlight,
         port_header: HeaderValue,
+        /// The stickiness cookie for the target's response (sticky groups only).
+        sticky: Option<StickyCookie>,
     },
     /// Answer it from the load balancer.
     Respond(Canned),
@@ -432,17 +440,28 @@ impl Canned {
 /// Chooses what a request gets: the first matching rule's action (or the default).
 pub(crate) fn decide(routes: &HttpRoutes, facts: &RequestFacts<'_>) -> Decision {
     match routes.rules.select(facts) {
-        RouteAction::Forward(forward) => match forward.pick_group().map(|g| (g, g.pick())) {
-            Some((_, Some(backend))) => Decision::Forward {
-                in_flight: InFlight::start(backend.clone()),
-                port_header: routes.port_header.clone(),
-            },
-            Some((group, None)) => {
-                tracing::debug!(target_group = %group.arn, "No target can take the request.");
-                Decision::Respond(Canned::error(StatusCode::SERVICE_UNAVAILABLE))
+        RouteAction::Forward(forward) => {
+            let Some(group) = forward.pick_group() else {
+                return Decision::Respond(Canned::error(StatusCode::SERVICE_UNAVAILABLE));
+            };
+            // Without stickiness nothing else is looked at: no cookie scan, no clock.
+            let picked = match group.stickiness() {
+                None => group.pick().map(|b| (b, None)),
+                Some(duration) => sticky::pick(group, duration, &facts.headers, sticky::unix_now())
+                    .map(|(b, cookie)| (b, Some(cookie))),
+            };
+            match picked {
+                Some((backend, sticky)) => Decision::Forward {
+                    in_flight: InFlight::start(backend.clone()),
+                    port_header: routes.port_header.clone(),
+                    sticky,
+                },
+                None => {
+                    tracing::debug!(target_group = %group.arn, "No target can take the request.");
+                    Decision::Respond(Canned::error(StatusCode::SERVICE_UNAVAILABLE))
+                }
             }
-            None => Decision::Respond(Canned::error(StatusCode::SERVICE_UNAVAILABLE)),
-        },
+        }
         RouteAction::Fixed {
             status,
             content_type,

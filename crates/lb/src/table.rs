@@ -17,6 +17,7 @@ use crate::balance::{Backend, Forward, Group, Routable, TargetState};
 use crate::error::LbError;
 use crate::health::{run_checker, CheckSpec};
 use crate::matching::CompiledRules;
+use crate::sticky::compute_cookie_id;
 
 /// What an HTTP listener does with a request once a rule (or the default) is chosen.
 #[derive(Debug)]
@@ -208,10 +209,12 @@ impl Targets {
                     key: target.key.clone(),
                     authority,
                     draining: target.draining,
+                    cookie_id: compute_cookie_id(&tg.arn, &target.key),
                     state: entry.state.clone(),
                 }));
             }
-            let group = Group::new(tg.arn.clone(), tg.algorithm, backends);
+            let group =
+                Group::new(tg.arn.clone(), tg.algorithm, backends).with_stickiness(tg.stickiness);
             groups.insert(tg.arn.clone(), Arc::new(group));
         }
         self.entries.retain(|id, entry| {

@@ -3,6 +3,7 @@
 //! plane (`lb`, which serves it and reports [`HealthReport`]s back). Plain data, no I/O.
 
 use std::ops::RangeInclusive;
+use std::time::Duration;
 
 /// Everything the data plane serves, as one immutable snapshot. A new snapshot replaces
 /// the old one whole; the data plane diffs it (listeners to bind or close, targets to add
@@ -183,8 +184,33 @@ pub struct TargetGroup {
     pub algorithm: Algorithm,
     /// `deregistration_delay.timeout_seconds` (AWS default 300).
     pub deregistration_delay_seconds: u32,
+    /// Duration-based stickiness: how long an `AWSALB` cookie binds a client to a target
+    /// (`stickiness.lb_cookie.duration_seconds`). `Some` only when `stickiness.enabled`
+    /// is true and `stickiness.type` is `lb_cookie`; `app_cookie` and `source_ip` are
+    /// stored by the API but not enforced, so they are `None` here.
+    pub stickiness: Option<Duration>,
     /// Registered targets, including draining ones.
     pub targets: Vec<Target>,
+}
+
+/// AWS's default `stickiness.lb_cookie.duration_seconds` (one day).
+pub const DEFAULT_STICKINESS_SECONDS: u64 = 86_400;
+
+/// The data plane's stickiness from a target group's attribute values
+/// (`stickiness.enabled`, `stickiness.type`, `stickiness.lb_cookie.duration_seconds`), as
+/// stored or described: one function so the server's snapshot and a standalone data
+/// plane reading the API agree. An unreadable duration falls back to AWS's default.
+pub fn compute_stickiness(enabled: &str, kind: &str, duration_seconds: &str) -> Option<Duration> {
+    if !enabled.trim().eq_ignore_ascii_case("true") || kind.trim() != "lb_cookie" {
+        return None;
+    }
+    let seconds = duration_seconds
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|s| *s > 0)
+        .unwrap_or(DEFAULT_STICKINESS_SECONDS);
+    Some(Duration::from_secs(seconds))
 }
 
 /// Where a registered target is reached.
@@ -303,5 +329,19 @@ mod tests {
         for bad in ["", "abc", "300-200", "100", "200-600", "200,"] {
             assert_eq!(Matcher::parse(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn stickiness_is_enforced_only_for_enabled_lb_cookie() {
+        let day = Some(Duration::from_secs(DEFAULT_STICKINESS_SECONDS));
+        assert_eq!(
+            compute_stickiness("true", "lb_cookie", "600"),
+            Some(Duration::from_secs(600))
+        );
+        assert_eq!(compute_stickiness("true", "lb_cookie", ""), day);
+        assert_eq!(compute_stickiness("true", "lb_cookie", "0"), day);
+        assert_eq!(compute_stickiness("false", "lb_cookie", "600"), None);
+        assert_eq!(compute_stickiness("true", "app_cookie", "600"), None);
+        assert_eq!(compute_stickiness("true", "source_ip", "600"), None);
     }
 }

@@ -93,7 +93,7 @@ fn request_heads_lose_hop_by_hop_headers_and_gain_forwarding_ones() {
 
 fn response(raw: &[u8], head_request: bool, client_close: bool) -> (ResponseParse, String) {
     let mut out = Vec::new();
-    let parsed = parse_response(raw, head_request, client_close, &mut out);
+    let parsed = parse_response(raw, head_request, client_close, b"", &mut out);
     (parsed, String::from_utf8_lossy(&out).into_owned())
 }
 
@@ -185,6 +185,34 @@ fn response_heads_are_rewritten_for_the_client() {
 }
 
 #[test]
+fn extra_header_lines_follow_the_targets_own() {
+    let mut out = Vec::new();
+    let parsed = parse_response(
+        b"HTTP/1.1 200 OK\r\nSet-Cookie: app=1\r\nContent-Length: 0\r\n\r\n",
+        false,
+        true,
+        b"Set-Cookie: AWSALB=t\r\n",
+        &mut out,
+    );
+    assert!(matches!(parsed, ResponseParse::Ready(_)), "{parsed:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out),
+        "HTTP/1.1 200 OK\r\nSet-Cookie: app=1\r\nContent-Length: 0\r\nSet-Cookie: AWSALB=t\r\n\
+         Connection: close\r\n\r\n"
+    );
+    // Nothing is written for an interim head, extra or not.
+    let mut out = Vec::new();
+    let interim = parse_response(
+        b"HTTP/1.1 100 Continue\r\n\r\n",
+        false,
+        false,
+        b"X: 1\r\n",
+        &mut out,
+    );
+    assert_eq!((interim, out.len()), (ResponseParse::Interim(25), 0));
+}
+
+#[test]
 fn chunked_end_is_found_with_extensions_and_trailers() {
     let body = b"4;ext=1\r\nWiki\r\n5\r\npedia\r\n0\r\nX-Sum: 1\r\n\r\nNEXT";
     let mut scanner = ChunkedScanner::default();
@@ -260,7 +288,7 @@ proptest! {
             prop_assert!(req.head_len <= raw.len());
         }
         let mut out = Vec::new();
-        let _ = parse_response(&raw, false, false, &mut out);
+        let _ = parse_response(&raw, false, false, b"", &mut out);
         let _ = ChunkedScanner::default().scan(&raw);
     }
 }

@@ -238,6 +238,7 @@ pub fn group(
         health_check: hc,
         algorithm,
         deregistration_delay_seconds: 300,
+        stickiness: None,
         targets,
     }
 }

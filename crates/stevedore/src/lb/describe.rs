@@ -416,20 +416,27 @@ fn parse_target_group(n: Node<'_, '_>) -> (TargetGroup, String) {
         health_check,
         algorithm: Algorithm::RoundRobin,
         deregistration_delay_seconds: 300,
+        stickiness: None,
         targets: Vec::new(),
     };
     (tg, text(n, "TargetType").unwrap_or("instance").to_owned())
 }
 
-/// Sets the balancing algorithm and deregistration delay from the group's attributes.
+/// Sets the balancing algorithm, deregistration delay and stickiness from the group's
+/// attributes.
 fn apply_attributes(tg: &mut TargetGroup, answer: &Answer) -> Result<(), LbRoleError> {
     let doc = answer.document()?;
     let result = answer.result(&doc)?;
     let Some(list) = child(result, "Attributes") else {
         return Ok(());
     };
+    // Stickiness takes three attributes together; absent ones read as AWS's defaults.
+    let (mut sticky, mut sticky_type, mut sticky_seconds) = ("false", "lb_cookie", "");
     for a in members(list) {
         match (text(a, "Key"), text(a, "Value")) {
+            (Some("stickiness.enabled"), Some(v)) => sticky = v,
+            (Some("stickiness.type"), Some(v)) => sticky_type = v,
+            (Some("stickiness.lb_cookie.duration_seconds"), Some(v)) => sticky_seconds = v,
             (Some("load_balancing.algorithm.type"), Some("least_outstanding_requests")) => {
                 tg.algorithm = Algorithm::LeastOutstandingRequests;
             }
@@ -441,6 +448,7 @@ fn apply_attributes(tg: &mut TargetGroup, answer: &Answer) -> Result<(), LbRoleE
             _ => {}
         }
     }
+    tg.stickiness = model::lb::compute_stickiness(sticky, sticky_type, sticky_seconds);
     Ok(())
 }
 

@@ -112,6 +112,20 @@ async fn build_world(api: &Local) {
     api.ok(
         "ModifyTargetGroupAttributes",
         &[
+            ("TargetGroupArn", &app),
+            ("Attributes.member.1.Key", "stickiness.enabled"),
+            ("Attributes.member.1.Value", "true"),
+            (
+                "Attributes.member.2.Key",
+                "stickiness.lb_cookie.duration_seconds",
+            ),
+            ("Attributes.member.2.Value", "600"),
+        ],
+    )
+    .await;
+    api.ok(
+        "ModifyTargetGroupAttributes",
+        &[
             ("TargetGroupArn", &canary),
             ("Attributes.member.1.Key", "load_balancing.algorithm.type"),
             ("Attributes.member.1.Value", "least_outstanding_requests"),
@@ -310,6 +324,13 @@ async fn config_read_through_the_api_equals_the_servers_own_snapshot() {
         .expect("canary");
     assert_eq!(canary.algorithm, Algorithm::LeastOutstandingRequests);
     assert_eq!(canary.deregistration_delay_seconds, 45);
+    assert_eq!(canary.stickiness, None);
+    let app = fetched
+        .target_groups
+        .iter()
+        .find(|t| t.name == "app")
+        .expect("app");
+    assert_eq!(app.stickiness, Some(std::time::Duration::from_secs(600)));
     assert_eq!(
         canary
             .targets
@@ -360,6 +381,7 @@ fn offer_publishes_only_changes_under_increasing_revisions() {
         },
         algorithm: Algorithm::RoundRobin,
         deregistration_delay_seconds: 300,
+        stickiness: None,
         targets: vec![],
     });
     assert!(source.offer(one.clone()));
