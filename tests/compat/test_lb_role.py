@@ -2,11 +2,13 @@
 server's public ELBv2 API. The server runs with `--no-lb` (env STEVEDORE_NO_LB) so that
 only the standalone process binds the listener ports. A local Python HTTP server is the
 target; the test checks forwarding with X-Forwarded-* headers, a rule added later (live
-reconfiguration by polling), deregistration, health verdicts in the role's log (they
-cannot go back through the public API) and a clean stop on SIGTERM."""
+reconfiguration by polling), the role's health verdicts reaching DescribeTargetHealth
+(through the server's signed /stevedore/elb/target-health route), deregistration and a
+clean stop on SIGTERM."""
 from __future__ import annotations
 
 import http.server
+import json
 import os
 import signal
 import socket
@@ -16,7 +18,10 @@ import time
 import urllib.error
 import urllib.request
 
+import botocore.auth
 import pytest
+import requests
+from botocore.awsrequest import AWSRequest
 
 from conftest import REGION, StevedoreServer, free_port, make_client, stevedore_binary, unique
 
@@ -138,9 +143,14 @@ def test_standalone_data_plane_serves_what_the_api_describes(env):
         wait_until(lambda: get(f"http://127.0.0.1:{port}/teapot") == (418, "short and stout"), 10, "the new rule", role_log)
         assert get(f"http://127.0.0.1:{port}/other")[0] == 200
 
-        # The health checker's verdict is logged (ELBv2 has no operation to report it).
-        wait_until(lambda: "Target health changed." in role_log() and "healthy" in role_log(), 20,
-                   "a health verdict in the log", role_log)
+        # The role's health checks reach the server: DescribeTargetHealth tells the truth
+        # although the server itself checks nothing (--no-lb).
+        def target_state():
+            descs = elbv2.describe_target_health(TargetGroupArn=tg_arn)["TargetHealthDescriptions"]
+            return descs[0]["TargetHealth"]["State"]
+
+        wait_until(lambda: target_state() == "healthy", 25, "the role's verdict in DescribeTargetHealth", role_log)
+        assert "Target health changed." in role_log()
 
         # Deregistered with no delay: gone from the group, so the default action has no target.
         elbv2.deregister_targets(TargetGroupArn=tg_arn, Targets=[{"Id": "i-0123456789abcdef0", "Port": backend_port}])
@@ -170,3 +180,45 @@ def test_role_reports_bad_credentials_and_keeps_running(env):
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=15)
         log.close()
+
+
+def post_reports(cfg, body: bytes, sign: bool = True) -> requests.Response:
+    url = cfg.endpoint + "/stevedore/elb/target-health"
+    headers = {"Content-Type": "application/json"}
+    if sign:
+        req = AWSRequest(method="POST", url=url, data=body, headers=headers)
+        botocore.auth.SigV4Auth(cfg.credentials(), "elasticloadbalancing", cfg.region).add_auth(req)
+        headers = dict(req.headers.items())
+    return requests.post(url, data=body, headers=headers, timeout=10)
+
+
+def test_health_report_route_checks_signature_shape_and_registration(env):
+    cfg, backend_port, _ = env
+    elbv2 = make_client(cfg, "elbv2")
+    tg_arn = elbv2.create_target_group(Name=unique("rep"), Protocol="HTTP", Port=backend_port, VpcId="vpc-1",
+                                       TargetType="ip")["TargetGroups"][0]["TargetGroupArn"]
+    elbv2.register_targets(TargetGroupArn=tg_arn, Targets=[{"Id": "10.0.0.7", "Port": 8080}])
+    # In use by a listener (nothing binds it: the server runs with --no-lb), so
+    # DescribeTargetHealth reports health rather than `unused`.
+    lb_arn = elbv2.create_load_balancer(Name=unique("rep"), Type="application")["LoadBalancers"][0]["LoadBalancerArn"]
+    elbv2.create_listener(LoadBalancerArn=lb_arn, Protocol="HTTP", Port=free_port(),
+                          DefaultActions=[{"Type": "forward", "TargetGroupArn": tg_arn}])
+    report = lambda **kw: json.dumps({"reports": [{  # noqa: E731
+        "targetGroupArn": tg_arn, "id": "10.0.0.7", "port": 8080, **kw}]}).encode()
+
+    assert post_reports(cfg, report(state="healthy"), sign=False).status_code in (400, 403)
+    bad = post_reports(cfg, report(state="sick"))
+    assert bad.status_code == 400 and bad.json()["__type"].endswith("InvalidParameterException"), bad.text
+    assert "initial, healthy or unhealthy" in bad.json()["message"]
+    bad = post_reports(cfg, report(state="unhealthy", reason="Made.Up"))
+    assert bad.status_code == 400 and "TargetHealthReasonEnum" in bad.json()["message"], bad.text
+    assert post_reports(cfg, b"{not json").status_code == 400
+
+    ok = post_reports(cfg, report(state="unhealthy", reason="Target.Timeout", description="Request timed out"))
+    assert ok.status_code == 200 and ok.json() == {"accepted": 1}, ok.text
+    health = elbv2.describe_target_health(TargetGroupArn=tg_arn)["TargetHealthDescriptions"][0]["TargetHealth"]
+    assert health == {"State": "unhealthy", "Reason": "Target.Timeout", "Description": "Request timed out"}
+    # A target that is not registered is not recorded.
+    stray = json.dumps({"reports": [{"targetGroupArn": tg_arn, "id": "10.0.0.8", "port": 8080,
+                                     "state": "healthy"}]}).encode()
+    assert post_reports(cfg, stray).json() == {"accepted": 0}

@@ -228,6 +228,7 @@ impl ApiClient {
             service: service.signing_name,
             content_type: service.content_type,
             target: Some(&target),
+            path: None,
         };
         let req = self.build_request(&signing, body, SystemTime::now())?;
         let (status, header_type, body) = self.exchange(operation, req).await?;
@@ -259,9 +260,32 @@ impl ApiClient {
             service: signing_name,
             content_type: "application/x-www-form-urlencoded; charset=utf-8",
             target: None,
+            path: None,
         };
         let req = self.build_request(&signing, form.into_bytes(), SystemTime::now())?;
         let (status, _, body) = self.exchange(operation, req).await?;
+        Ok((status, body))
+    }
+
+    /// A signed JSON `POST` to one of Stevedore's own routes (`path`, e.g.
+    /// `/stevedore/elb/target-health`), signed for `signing_name`; returns the status and
+    /// the body undecoded. `what` names the call in errors. Only transport failures and
+    /// timeouts are errors here.
+    pub async fn post_json(
+        &self,
+        signing_name: &'static str,
+        path: &str,
+        what: &'static str,
+        body: Vec<u8>,
+    ) -> Result<(u16, Bytes), ApiError> {
+        let signing = Signing {
+            service: signing_name,
+            content_type: "application/json",
+            target: None,
+            path: Some(path),
+        };
+        let req = self.build_request(&signing, body, SystemTime::now())?;
+        let (status, _, body) = self.exchange(what, req).await?;
         Ok((status, body))
     }
 
@@ -314,7 +338,18 @@ impl ApiClient {
         now: SystemTime,
     ) -> Result<http::Request<Full<Bytes>>, ApiError> {
         let inner = &*self.inner;
-        let uri = inner.uri.to_string();
+        let uri = match signing.path {
+            None => inner.uri.clone(),
+            Some(path) => {
+                let mut parts = inner.uri.clone().into_parts();
+                parts.path_and_query = Some(
+                    path.parse()
+                        .map_err(|e: http::uri::InvalidUri| ApiError::Signing(e.to_string()))?,
+                );
+                http::Uri::from_parts(parts).map_err(|e| ApiError::Signing(e.to_string()))?
+            }
+        };
+        let uri_text = uri.to_string();
         let mut base: Vec<(&str, &str)> = vec![
             ("host", &inner.host),
             ("content-type", signing.content_type),
@@ -329,15 +364,13 @@ impl ApiClient {
                 region: &inner.region,
             },
             "POST",
-            &uri,
+            &uri_text,
             &base,
             &body,
             now,
         )
         .map_err(|e| ApiError::Signing(e.to_string()))?;
-        let mut builder = http::Request::builder()
-            .method("POST")
-            .uri(inner.uri.clone());
+        let mut builder = http::Request::builder().method("POST").uri(uri);
         for (k, v) in base.iter().copied() {
             builder = builder.header(k, v);
         }
@@ -358,6 +391,8 @@ struct Signing<'a> {
     content_type: &'static str,
     /// `X-Amz-Target` (JSON protocols only).
     target: Option<&'a str>,
+    /// A path under the endpoint (Stevedore's own routes); `None` posts to the endpoint.
+    path: Option<&'a str>,
 }
 
 /// Splits an endpoint URL into the URI to post to and its `host` header.

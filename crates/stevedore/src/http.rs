@@ -91,6 +91,10 @@ pub fn router(app: Arc<App>) -> Router {
             "/stevedore/fargate/spot-interruptions",
             axum::routing::post(crate::fargate::interrupt),
         )
+        .route(
+            crate::health_reports::PATH,
+            axum::routing::post(crate::health_reports::receive),
+        )
         .fallback(api)
         .with_state(app.clone());
     // The registry's `/v2/` routes authenticate with registry tokens, not SigV4, so they

@@ -4,26 +4,32 @@
 //! rebuilds a [`model::lb::Config`] every poll interval, and runs [`::lb::DataPlane`]
 //! over it.
 //!
-//! What it cannot do: report health back. ELBv2 has no public operation that writes a
-//! target's health, so the verdicts of this process's health checks stay here — they
-//! steer its own routing and are logged — while DescribeTargetHealth on the server keeps
-//! showing what the server's own data plane (if any) concluded. Run the server with
-//! `--no-lb` when this role serves the listeners instead, since both bind the same ports.
+//! Its health checks' verdicts go back to the server through Stevedore's own signed route
+//! (ELBv2 has no public operation that writes health; see [`crate::health_reports`]), on
+//! every change and every [`RESEND`] (so a restarted server learns them again), where
+//! DescribeTargetHealth and ECS deployments read them. Run the server with `--no-lb` when
+//! this role serves the listeners, since both bind the same ports.
 
 mod describe;
 #[cfg(test)]
 mod tests;
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ::agent::credentials::region_from_environment;
 use ::agent::{ApiClient, ApiConfig, ApiError, Credentials};
 use ::lb::ConfigSource;
 use anyhow::Context;
-use model::lb::{Config, Health, HealthReport};
-use tokio::sync::watch;
+use model::lb::{Config, Health, HealthReport, TargetKey};
+use tokio::sync::{watch, Notify};
+
+use crate::health_reports::{Report, Reports};
+
+/// How often every current verdict is sent again, changed or not.
+pub const RESEND: Duration = Duration::from_secs(10);
 
 pub use describe::{fetch_config, QueryApi};
 
@@ -147,10 +153,12 @@ fn encode_form(operation: &str, params: &[(&str, &str)]) -> String {
     form
 }
 
-/// The data plane's [`ConfigSource`]: snapshots the poller publishes, and health
-/// verdicts that can only be logged (see the module docs).
+/// The data plane's [`ConfigSource`]: snapshots the poller publishes, and the latest
+/// health verdict per target, which [`PolledSource::report`] sends to the server.
 pub struct PolledSource {
     config: watch::Sender<Arc<Config>>,
+    health: Mutex<BTreeMap<(String, TargetKey), HealthReport>>,
+    health_changed: Notify,
 }
 
 impl PolledSource {
@@ -158,7 +166,73 @@ impl PolledSource {
     pub fn new() -> Arc<Self> {
         Arc::new(PolledSource {
             config: watch::Sender::new(Arc::new(Config::default())),
+            health: Mutex::new(BTreeMap::new()),
+            health_changed: Notify::new(),
         })
+    }
+
+    fn health(&self) -> std::sync::MutexGuard<'_, BTreeMap<(String, TargetKey), HealthReport>> {
+        self.health
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Every current verdict, in the route's wire form.
+    pub fn current_reports(&self) -> Reports {
+        Reports {
+            reports: self.health().values().map(Report::from).collect(),
+        }
+    }
+
+    /// Sends the verdicts to the server after each change and every [`RESEND`], forever.
+    /// A failed send is retried at the next occasion (the server may be restarting).
+    pub async fn report(&self, api: &ApiClient) {
+        let mut failing = false;
+        loop {
+            tokio::select! {
+                () = self.health_changed.notified() => {}
+                () = tokio::time::sleep(RESEND) => {}
+            }
+            let reports = self.current_reports();
+            if reports.reports.is_empty() {
+                continue;
+            }
+            let body = match serde_json::to_vec(&reports) {
+                Ok(body) => body,
+                Err(error) => {
+                    tracing::error!(%error, "Encoding health reports failed.");
+                    continue;
+                }
+            };
+            let sent = api
+                .post_json(
+                    elb::SIGNING_NAME,
+                    crate::health_reports::PATH,
+                    "ReportTargetHealth",
+                    body,
+                )
+                .await;
+            match sent {
+                Ok((status, _)) if (200..300).contains(&status) => {
+                    if failing {
+                        tracing::info!("Reporting target health to the server works again.");
+                        failing = false;
+                    }
+                }
+                outcome => {
+                    let error = match outcome {
+                        Ok((status, body)) => {
+                            format!("HTTP {status}: {}", String::from_utf8_lossy(&body))
+                        }
+                        Err(e) => e.to_string(),
+                    };
+                    if !failing {
+                        tracing::warn!(%error, "Reporting target health to the server failed; will retry.");
+                    }
+                    failing = true;
+                }
+            }
+        }
     }
 
     /// Publishes `next` if it differs from the snapshot served, under the next revision
@@ -171,6 +245,12 @@ impl PolledSource {
             return false;
         }
         next.revision = current.revision + 1;
+        // Verdicts for targets no longer registered are not worth sending.
+        self.health().retain(|(tg, key), _| {
+            next.target_groups
+                .iter()
+                .any(|g| &g.arn == tg && g.targets.iter().any(|t| &t.key == key))
+        });
         self.config.send_replace(Arc::new(next));
         true
     }
@@ -226,9 +306,7 @@ impl ConfigSource for PolledSource {
     }
 
     fn report_health(&self, reports: Vec<HealthReport>) {
-        // No public ELBv2 operation accepts health; the data plane already routes by
-        // these verdicts, so logging them is all that is left to do.
-        for r in reports {
+        for r in &reports {
             let (state, reason) = match &r.health {
                 Health::Initial => ("initial", ""),
                 Health::Healthy => ("healthy", ""),
@@ -243,6 +321,12 @@ impl ConfigSource for PolledSource {
                 "Target health changed."
             );
         }
+        let mut health = self.health();
+        for r in reports {
+            health.insert((r.target_group_arn.clone(), r.target.clone()), r);
+        }
+        drop(health);
+        self.health_changed.notify_one();
     }
 }
 
@@ -252,7 +336,7 @@ pub async fn run(args: LbArgs) -> anyhow::Result<()> {
     let region = args.region.clone().unwrap_or_else(region_from_environment);
     let api = ApiClient::new(ApiConfig::new(&args.endpoint, &region, credentials))
         .context("configuring the ELBv2 client")?;
-    let remote = RemoteElb::new(api);
+    let remote = RemoteElb::new(api.clone());
     let source = PolledSource::new();
     let plane = ::lb::DataPlane::new(::lb::Options {
         http_workers: args.http_workers,
@@ -268,9 +352,10 @@ pub async fn run(args: LbArgs) -> anyhow::Result<()> {
         args.poll_interval,
         std::future::pending(),
     );
+    let reporter = source.report(&api);
     tokio::select! {
         served = serving => served.context("running the data plane")?,
-        () = poller => {}
+        _ = async { tokio::join!(poller, reporter) } => {}
     }
     tracing::info!("Stevedore load balancer stopped.");
     Ok(())

@@ -6,6 +6,7 @@ mod balancing;
 mod channel;
 mod credentials;
 mod fargate;
+mod health_reports;
 mod http;
 mod lb;
 mod server;

@@ -433,3 +433,68 @@ fn poll_interval_accepts_milliseconds_seconds_and_minutes() {
     assert!(parse_interval("10ms").is_err());
     assert!(parse_interval("soon").is_err());
 }
+
+#[test]
+fn health_verdicts_are_kept_per_target_and_dropped_with_the_target() {
+    let source = PolledSource::new();
+    let key = |port| model::lb::TargetKey {
+        id: "10.0.0.1".into(),
+        port,
+    };
+    let with_targets = |ports: &[u16]| {
+        let mut config = Config::default();
+        config.target_groups.push(model::lb::TargetGroup {
+            arn: "tg".into(),
+            name: "tg".into(),
+            protocol: model::lb::TargetProtocol::Http,
+            health_check: model::lb::HealthCheck {
+                enabled: true,
+                protocol: model::lb::TargetProtocol::Http,
+                port: None,
+                path: "/".into(),
+                interval_seconds: 30,
+                timeout_seconds: 5,
+                healthy_threshold: 5,
+                unhealthy_threshold: 2,
+                matcher: model::lb::Matcher(vec![200..=399]),
+            },
+            algorithm: Algorithm::RoundRobin,
+            deregistration_delay_seconds: 300,
+            stickiness: None,
+            targets: ports
+                .iter()
+                .map(|&p| model::lb::Target {
+                    key: key(p),
+                    host: "10.0.0.1".into(),
+                    draining: false,
+                })
+                .collect(),
+        });
+        config
+    };
+    assert!(source.offer(with_targets(&[80, 81])));
+    let report = |port, health| HealthReport {
+        target_group_arn: "tg".into(),
+        target: key(port),
+        health,
+    };
+    source.report_health(vec![
+        report(80, Health::Initial),
+        report(81, Health::Healthy),
+    ]);
+    source.report_health(vec![report(80, Health::Healthy)]);
+    let states = |s: &PolledSource| -> Vec<(u16, String)> {
+        s.current_reports()
+            .reports
+            .into_iter()
+            .map(|r| (r.port, r.state))
+            .collect()
+    };
+    assert_eq!(
+        states(&source),
+        vec![(80, "healthy".to_owned()), (81, "healthy".to_owned())],
+        "the latest verdict per target"
+    );
+    assert!(source.offer(with_targets(&[81])));
+    assert_eq!(states(&source), vec![(81, "healthy".to_owned())]);
+}
