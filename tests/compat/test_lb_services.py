@@ -95,6 +95,12 @@ def test_a_service_behind_an_application_load_balancer(env):
     assert [p for _, p, _ in targets] == ports, "each task's dynamic host port is a target"
     assert {s for _, _, s in targets} == {"healthy"}
     assert all(i.startswith("i-") for i, _, _ in targets)
+    # Instance targets are reached at the address the agent registered (found from its
+    # route to the server: loopback here).
+    cis = ecs.describe_container_instances(cluster=env["cluster"], containerInstances=ecs.list_container_instances(
+        cluster=env["cluster"])["containerInstanceArns"])["containerInstances"]
+    assert [{a["name"]: a.get("value") for a in ci["attributes"]}.get("stevedore.host-address") for ci in cis] \
+        == ["127.0.0.1"] * len(cis)
     events = [e["message"] for e in describe(env, name)["events"]]
     assert any(f"registered 3 targets in (target-group {tg})" in m or "registered 1 targets" in m for m in events), events
     # All three answer through the listener.

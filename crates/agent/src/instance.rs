@@ -3,7 +3,7 @@
 //! adopts the containers it left running, holds the ACS channel and hands each payload
 //! task to the [`Engine`], acknowledging a payload once every task in it was taken.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +26,23 @@ use crate::state::{StateError, StateFile};
 
 /// The agent version reported to the control plane.
 pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+pub use model::ecs::names::HOST_ADDRESS_ATTRIBUTE;
+
+/// The local address this machine uses to reach `authority` (`host:port`, the server):
+/// the interface a load balancer beside the server most likely reaches it back on. No
+/// packet is sent; connecting a UDP socket only picks the route.
+pub fn detect_host_address(authority: &str) -> Option<IpAddr> {
+    let server = authority.to_socket_addrs().ok()?.next()?;
+    let any: SocketAddr = match server {
+        SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+        SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+    };
+    let socket = std::net::UdpSocket::bind(any).ok()?;
+    socket.connect(server).ok()?;
+    let ip = socket.local_addr().ok()?.ip();
+    (!ip.is_unspecified()).then_some(ip)
+}
 
 /// What the agent needs to run.
 #[derive(Clone, Debug)]
@@ -55,6 +72,9 @@ pub struct InstanceConfig {
     /// CPU units to register instead of 1024 per core (hidden Fargate capacity
     /// overcommits: task sizes are limits there, not reservations of a real VM).
     pub cpu_units: Option<i32>,
+    /// Registered as [`HOST_ADDRESS_ATTRIBUTE`] (unless an attribute of that name is
+    /// given); `None` registers none, and balancers use 127.0.0.1.
+    pub host_address: Option<IpAddr>,
 }
 
 /// Why the agent stopped.
@@ -130,6 +150,16 @@ pub fn compute_machine_registration(
             target_type: None,
             target_id: None,
         });
+    }
+    if let Some(ip) = config.host_address {
+        if !attrs.iter().any(|a| a.name == HOST_ADDRESS_ATTRIBUTE) {
+            attrs.push(Attribute {
+                name: HOST_ADDRESS_ATTRIBUTE.to_owned(),
+                value: Some(ip.to_string()),
+                target_type: None,
+                target_id: None,
+            });
+        }
     }
     req.version_info = Some(VersionInfo {
         agent_version: Some(AGENT_VERSION.to_owned()),

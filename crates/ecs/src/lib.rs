@@ -21,7 +21,7 @@ mod view;
 
 pub use channel::Session;
 pub use error::EcsError;
-pub use services::balancing::{TargetGroupView, TargetGroups, TargetState};
+pub use services::balancing::{Registration, TargetGroupView, TargetGroups, TargetState};
 pub use tasks::fargate::{FargateCapacity, TaskUsage, MARKER_ATTRIBUTE, SANDBOX_ATTRIBUTE};
 
 use model::ecs::arn::ArnScope;

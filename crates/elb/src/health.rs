@@ -132,6 +132,7 @@ mod tests {
             az: None,
             registered_ms: 0,
             deregistered_ms,
+            address: None,
         }
     }
 

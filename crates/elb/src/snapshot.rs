@@ -150,7 +150,10 @@ fn target_group(
             let host = if tg.target_type == "ip" {
                 t.id.clone()
             } else {
-                resolve(&t.id).unwrap_or_else(|| "127.0.0.1".to_owned())
+                t.address
+                    .clone()
+                    .or_else(|| resolve(&t.id))
+                    .unwrap_or_else(|| "127.0.0.1".to_owned())
             };
             Some(lb::Target {
                 key: lb::TargetKey {

@@ -19,6 +19,8 @@ struct TargetRef {
     id: String,
     port: Option<u16>,
     az: Option<String>,
+    /// Stevedore's own hint of where an instance target is reached.
+    address: Option<String>,
 }
 
 fn parse_targets(q: &QueryView<'_>, required_list: bool) -> Result<Vec<TargetRef>, ElbError> {
@@ -28,6 +30,7 @@ fn parse_targets(q: &QueryView<'_>, required_list: bool) -> Result<Vec<TargetRef
             id: required(&m, "Id")?.to_owned(),
             port: port(&m, "Port")?,
             az: m.get("AvailabilityZone").map(str::to_owned),
+            address: None,
         });
     }
     if required_list && out.is_empty() {
@@ -74,6 +77,25 @@ impl Elb {
         targets: &[TargetKey],
     ) -> Result<(), ElbError> {
         self.apply_register(tg_arn, &refs(targets)).await
+    }
+
+    /// [`Elb::register_targets`] with where each instance target is reached (`None`:
+    /// the server's resolver, or 127.0.0.1), kept with the target for the data plane.
+    pub async fn register_targets_at(
+        &self,
+        tg_arn: &str,
+        targets: &[(TargetKey, Option<String>)],
+    ) -> Result<(), ElbError> {
+        let refs: Vec<TargetRef> = targets
+            .iter()
+            .map(|(key, address)| TargetRef {
+                id: key.id.clone(),
+                port: Some(key.port),
+                az: None,
+                address: address.clone(),
+            })
+            .collect();
+        self.apply_register(tg_arn, &refs).await
     }
 
     /// Deregisters `targets` from the target group `tg_arn` (DeregisterTargets): they
@@ -168,6 +190,9 @@ impl Elb {
                             if t.az.is_some() {
                                 s.az.clone_from(&t.az);
                             }
+                            if t.address.is_some() {
+                                s.address.clone_from(&t.address);
+                            }
                         }
                         None => {
                             tg.targets.push(StoredTarget {
@@ -176,6 +201,7 @@ impl Elb {
                                 az: t.az.clone(),
                                 registered_ms: now,
                                 deregistered_ms: None,
+                                address: t.address.clone(),
                             });
                             added.push(TargetKey {
                                 id: t.id.clone(),
@@ -295,6 +321,7 @@ impl Elb {
                     az: a.az.clone(),
                     registered_ms: now,
                     deregistered_ms: None,
+                    address: None,
                 };
                 out.push(row(&ghost, Registration::None));
             }
@@ -331,6 +358,7 @@ fn refs(targets: &[TargetKey]) -> Vec<TargetRef> {
             id: t.id.clone(),
             port: Some(t.port),
             az: None,
+            address: None,
         })
         .collect()
 }

@@ -921,3 +921,53 @@ async fn network_load_balancers_forward_tcp_only() {
         model::lb::TargetProtocol::Tcp
     );
 }
+
+#[tokio::test]
+async fn instance_targets_are_reached_at_the_address_their_registrar_gave() {
+    let f = fixture();
+    let api = f.tg("addr", "HTTP", "instance").await;
+    let key = |id: &str| TargetKey {
+        id: id.into(),
+        port: 8080,
+    };
+    f.elb
+        .register_targets_at(
+            &api,
+            &[
+                (key("i-0def"), Some("10.9.8.7".into())),
+                (key("i-0bbb"), None),
+            ],
+        )
+        .await
+        .expect("register");
+    // The public RegisterTargets says nothing of addresses: the known one stays.
+    f.ok(
+        "RegisterTargets",
+        &[
+            ("TargetGroupArn", &api),
+            ("Targets.member.1.Id", "i-0def"),
+            ("Targets.member.1.Port", "8080"),
+        ],
+    )
+    .await;
+    let config = f.elb.lb_config().await.expect("config");
+    let hosts: std::collections::BTreeMap<String, String> = config
+        .target_group(&api)
+        .expect("group")
+        .targets
+        .iter()
+        .map(|t| (t.key.id.clone(), t.host.clone()))
+        .collect();
+    assert_eq!(hosts["i-0def"], "10.9.8.7");
+    assert_eq!(
+        hosts["i-0bbb"], "127.0.0.1",
+        "no address, no resolver entry"
+    );
+    let described = f
+        .ok("DescribeTargetHealth", &[("TargetGroupArn", &api)])
+        .await;
+    assert!(
+        !described.contains("10.9.8.7"),
+        "the address is Stevedore's own, not part of the API: {described}"
+    );
+}

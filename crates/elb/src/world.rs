@@ -209,6 +209,10 @@ pub struct StoredTarget {
     /// When it was deregistered; it drains until the deregistration delay has passed.
     #[serde(default)]
     pub deregistered_ms: Option<i64>,
+    /// Where an instance target is reached, when its registrar knew (ECS passes its
+    /// container instance's host address); not part of the ELBv2 API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
 }
 
 /// The whole ELBv2 state, as one write sees it.

@@ -65,6 +65,11 @@ pub struct AgentArgs {
     /// default: the agent's built-in image, imported into Docker on first use).
     #[arg(long, env = "STEVEDORE_AGENT_PAUSE_IMAGE")]
     pause_image: Option<String>,
+    /// Address load balancers reach this machine's instance targets at, registered as the
+    /// attribute `stevedore.host-address` (config file: STEVEDORE_HOST_ADDRESS; default:
+    /// the local address of the route to the endpoint).
+    #[arg(long, env = "STEVEDORE_AGENT_HOST_ADDRESS")]
+    host_address: Option<std::net::IpAddr>,
     /// `KEY=VALUE` config file (default /etc/stevedore/agent.conf when it exists).
     #[arg(long, env = "STEVEDORE_AGENT_CONFIG")]
     config: Option<PathBuf>,
@@ -83,6 +88,8 @@ pub struct Resolved {
     pub cleanup_wait: Duration,
     pub metadata_port: u16,
     pub pause_image: Option<String>,
+    /// `None`: found from the route to the endpoint when the agent starts.
+    pub host_address: Option<std::net::IpAddr>,
 }
 
 /// Parses a `KEY=VALUE` file: blank lines and `#` comments are skipped, values may be
@@ -208,8 +215,16 @@ pub fn resolve(args: &AgentArgs, file: &BTreeMap<String, String>) -> anyhow::Res
         .pause_image
         .clone()
         .or_else(|| get("STEVEDORE_PAUSE_IMAGE"));
+    let host_address = match args.host_address {
+        Some(ip) => Some(ip),
+        None => get("STEVEDORE_HOST_ADDRESS")
+            .map(|s| s.parse::<std::net::IpAddr>())
+            .transpose()
+            .context("STEVEDORE_HOST_ADDRESS must be an IP address")?,
+    };
     Ok(Resolved {
         pause_image,
+        host_address,
         cluster,
         endpoint,
         state_dir,
@@ -236,6 +251,9 @@ fn read_config(args: &AgentArgs) -> anyhow::Result<BTreeMap<String, String>> {
 
 fn instance_config(r: &Resolved, api: ApiClient) -> InstanceConfig {
     let zone = compute_availability_zone(api.region(), &r.availability_zone);
+    let host_address = r
+        .host_address
+        .or_else(|| ::agent::instance::detect_host_address(api.host()));
     InstanceConfig {
         api,
         cluster: r.cluster.clone(),
@@ -249,6 +267,7 @@ fn instance_config(r: &Resolved, api: ApiClient) -> InstanceConfig {
         pause_image: r.pause_image.clone(),
         sandbox_runtime: None,
         cpu_units: None,
+        host_address,
     }
 }
 
@@ -305,6 +324,7 @@ pub async fn spawn_local(
         cleanup_wait: Duration::from_secs(3 * 3600),
         metadata_port: ::agent::metadata::DEFAULT_PORT,
         pause_image: None,
+        host_address: None,
     };
     let config = instance_config(&resolved, api);
     let (keep_open, shutdown) = watch::channel(false);
@@ -438,6 +458,27 @@ mod tests {
                 .expect("parses");
         let r = resolve(&AgentArgs::default(), &file).expect("resolves");
         assert_eq!(r.pause_image.as_deref(), Some("my/pause:1"));
+    }
+
+    #[test]
+    fn host_address_comes_from_the_flag_or_file_and_is_found_otherwise() {
+        let file =
+            parse_config_file("STEVEDORE_ENDPOINT=http://x\nSTEVEDORE_HOST_ADDRESS=10.1.2.3\n")
+                .expect("parses");
+        let r = resolve(&AgentArgs::default(), &file).expect("resolves");
+        assert_eq!(r.host_address, "10.1.2.3".parse().ok());
+        let bad = parse_config_file("STEVEDORE_ENDPOINT=http://x\nSTEVEDORE_HOST_ADDRESS=nope\n")
+            .expect("parses");
+        assert!(resolve(&AgentArgs::default(), &bad).is_err());
+        // Found from the route to the server: loopback for a local one.
+        assert_eq!(
+            ::agent::instance::detect_host_address("127.0.0.1:4747"),
+            "127.0.0.1".parse().ok()
+        );
+        assert_eq!(
+            ::agent::instance::detect_host_address("no such host:1"),
+            None
+        );
     }
 
     #[test]

@@ -97,9 +97,19 @@ impl ecs::TargetGroups for EcsTargets {
         }))
     }
 
-    async fn register(&self, arn: &str, targets: &[(String, u16)]) -> Result<(), String> {
+    async fn register(&self, arn: &str, targets: &[ecs::Registration]) -> Result<(), String> {
+        let targets: Vec<(TargetKey, Option<String>)> = targets
+            .iter()
+            .map(|t| {
+                let key = TargetKey {
+                    id: t.id.clone(),
+                    port: t.port,
+                };
+                (key, t.address.clone())
+            })
+            .collect();
         self.0
-            .register_targets(arn, &keys(targets))
+            .register_targets_at(arn, &targets)
             .await
             .map_err(|e| e.to_string())
     }

@@ -140,6 +140,8 @@ impl Provisioner {
                 pause_image: None,
                 sandbox_runtime: (self.sandbox == "runsc").then(|| "runsc".to_owned()),
                 cpu_units: Some(cpu.saturating_mul(CPU_OVERCOMMIT)),
+                // Fargate tasks are awsvpc: balancers reach them as ip targets.
+                host_address: None,
             };
             tracing::info!(%cluster, sandbox = %self.sandbox, "Fargate capacity starting.");
             ::agent::instance::run(config, runtime, self.shutdown.clone())

@@ -21,6 +21,18 @@ pub struct TargetState {
     pub reason: Option<String>,
 }
 
+/// A target to register.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Registration {
+    /// Target id (instance id or IP address).
+    pub id: String,
+    /// Port.
+    pub port: u16,
+    /// Where an instance target is reached: its container instance's
+    /// [`model::ecs::names::HOST_ADDRESS_ATTRIBUTE`], when it has one.
+    pub address: Option<String>,
+}
+
 /// A target group as the service controller needs it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TargetGroupView {
@@ -39,7 +51,7 @@ pub trait TargetGroups: Send + Sync {
     async fn register(
         &self,
         target_group_arn: &str,
-        targets: &[(String, u16)],
+        targets: &[Registration],
     ) -> Result<(), String>;
     /// Deregisters targets: they drain for the group's deregistration delay, then vanish.
     async fn deregister(

@@ -803,6 +803,8 @@ struct Balanced {
     phases: HashMap<String, Phase>,
     /// Each group's registered targets by (id, port): looked up per task and target.
     states: HashMap<String, HashMap<Target, super::balancing::TargetState>>,
+    /// EC2 instance id → the address its agent registered, for instance targets.
+    addresses: HashMap<String, String>,
 }
 
 impl Balanced {
@@ -815,6 +817,16 @@ impl Balanced {
         let ec2: HashMap<&str, &str> = instances
             .iter()
             .map(|(_, e)| (e.id.as_str(), e.ec2_instance_id.as_str()))
+            .collect();
+        let addresses = instances
+            .iter()
+            .filter_map(|(_, e)| {
+                let address = e
+                    .attributes
+                    .get(model::ecs::names::HOST_ADDRESS_ATTRIBUTE)?
+                    .clone()?;
+                Some((e.ec2_instance_id.clone(), address))
+            })
             .collect();
         let mut groups = Vec::new();
         for lb in lbs {
@@ -860,6 +872,7 @@ impl Balanced {
             targets,
             phases,
             states,
+            addresses,
         }
     }
 
@@ -973,7 +986,7 @@ impl Balanced {
         stops: &[reconcile::Stop],
         notes: &mut Notes,
     ) {
-        let mut join: HashMap<String, Vec<(String, u16)>> = HashMap::new();
+        let mut join: HashMap<String, Vec<super::balancing::Registration>> = HashMap::new();
         for (task, mine) in &self.targets {
             if self.phases.get(task) != Some(&Phase::Running)
                 || stops.iter().any(|s| &s.task == task)
@@ -982,7 +995,15 @@ impl Balanced {
             }
             for (tg, target) in mine {
                 match self.state(tg, target) {
-                    None => join.entry(tg.clone()).or_default().push(target.clone()),
+                    None => {
+                        join.entry(tg.clone())
+                            .or_default()
+                            .push(super::balancing::Registration {
+                                id: target.0.clone(),
+                                port: target.1,
+                                address: self.addresses.get(&target.0).cloned(),
+                            })
+                    }
                     Some(st) if st.state == "unhealthy" => notes.unhealthy_targets.push((
                         task.clone(),
                         target.0.clone(),

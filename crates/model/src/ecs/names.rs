@@ -2,6 +2,12 @@
 
 use super::shapes::Tag;
 
+/// The container instance attribute holding the address the machine is reached at: a
+/// load balancer sends an instance target's traffic there (ALB uses the EC2 instance's
+/// private IP; a Stevedore instance has no EC2 record to take it from). The agent
+/// registers it; ECS hands it to ELBv2 with the target.
+pub const HOST_ADDRESS_ATTRIBUTE: &str = "stevedore.host-address";
+
 /// Up to `max` ASCII letters, digits, hyphens and underscores: the rule ECS applies to
 /// cluster names, task definition families and container names.
 pub fn is_simple_name(s: &str, max: usize) -> bool {
