@@ -19,7 +19,7 @@ fuzz_target!(|data: &[u8]| {
     let mut out = Vec::new();
     // Extra lines as the load balancer adds them (its stickiness cookies).
     let extra = b"Set-Cookie: AWSALB=0; Path=/\r\nSet-Cookie: AWSALBCORS=0; Path=/\r\n";
-    if let ResponseParse::Ready(head) = framing::parse_response(data, false, false, extra, &mut out) {
+    if let ResponseParse::Ready(head) = framing::parse_response(data, false, false, true, extra, &mut out) {
         assert!(head.head_len <= data.len());
         let mut again = [httparse::EMPTY_HEADER; framing::MAX_RESPONSE_HEADERS + 3];
         let parsed = httparse::Response::new(&mut again).parse(&out);

@@ -8,8 +8,8 @@
 //! left the balancer at ~0.9× nginx's throughput. The fast path parses a head once with
 //! httparse (the parser hyper itself uses), copies header bytes, and passes bodies through
 //! untouched on the client connection's own task. It only has to be right for the plain
-//! case: HTTP/1.0, request bodies that are chunked or large, `Expect`, `Upgrade`,
-//! absolute-form targets and anything malformed go to hyper before a byte is consumed.
+//! case: HTTP/1.0, request bodies that are chunked or large, `Expect`, upgrades other
+//! than WebSocket and absolute-form targets go to hyper before a byte is consumed.
 
 use httparse::{Header, Status};
 
@@ -41,6 +41,8 @@ pub struct Request<'h, 'b> {
     pub body_len: usize,
     /// The client asked to close the connection after this exchange.
     pub close: bool,
+    /// A WebSocket handshake: the `Upgrade` header's value, passed on to the target.
+    pub upgrade: Option<&'b [u8]>,
 }
 
 impl Request<'_, '_> {
@@ -123,6 +125,7 @@ pub fn parse_request<'h, 'b>(buf: &'b [u8], headers: &'h mut [Header<'b>]) -> Re
     }
     let headers: &'h [Header<'b>] = parsed.headers;
     let (mut host, mut body_len, mut close) = (None, None, false);
+    let (mut upgrade, mut upgrade_token) = (None, false);
     for h in headers {
         let name = h.name;
         if is(name, "content-length") {
@@ -139,17 +142,37 @@ pub fn parse_request<'h, 'b>(buf: &'b [u8], headers: &'h mut [Header<'b>]) -> Re
             for token in tokens(h.value) {
                 if token.eq_ignore_ascii_case(b"close") {
                     close = true;
+                } else if token.eq_ignore_ascii_case(b"upgrade") {
+                    upgrade_token = true;
                 } else if !token.eq_ignore_ascii_case(b"keep-alive") && !token.is_empty() {
                     // It names other headers to drop: hyper's path does that.
                     return RequestParse::Unsupported;
                 }
             }
-        } else if is(name, "transfer-encoding") || is(name, "expect") || is(name, "upgrade") {
+        } else if is(name, "upgrade") {
+            if upgrade.replace(h.value).is_some() {
+                return RequestParse::Unsupported;
+            }
+        } else if is(name, "transfer-encoding") || is(name, "expect") {
             return RequestParse::Unsupported;
         }
     }
     let Some(host) = host else {
         return RequestParse::Unsupported;
+    };
+    // Like ALB, only WebSocket is tunnelled (a GET without a body, RFC 6455 §4.1); other
+    // upgrades go to hyper, which serves them as plain requests.
+    let upgrade = match upgrade {
+        None => None,
+        Some(value)
+            if upgrade_token
+                && method == "GET"
+                && body_len.unwrap_or(0) == 0
+                && tokens(value).any(|t| t.eq_ignore_ascii_case(b"websocket")) =>
+        {
+            Some(value)
+        }
+        Some(_) => return RequestParse::Unsupported,
     };
     RequestParse::Ready(Request {
         method,
@@ -159,12 +182,14 @@ pub fn parse_request<'h, 'b>(buf: &'b [u8], headers: &'h mut [Header<'b>]) -> Re
         head_len,
         body_len: body_len.unwrap_or(0),
         close,
+        upgrade,
     })
 }
 
 /// Writes the head sent to a target: the request line and headers as received, less the
 /// hop-by-hop ones, with `X-Forwarded-For` (the client's address appended to any value
-/// already there), `X-Forwarded-Proto` and `X-Forwarded-Port` set.
+/// already there), `X-Forwarded-Proto` and `X-Forwarded-Port` set; a WebSocket
+/// handshake keeps its `Upgrade` and `Connection: Upgrade`.
 pub fn write_request_head(out: &mut Vec<u8>, req: &Request<'_, '_>, peer: &[u8], port: &[u8]) {
     out.extend_from_slice(req.method.as_bytes());
     out.push(b' ');
@@ -181,6 +206,10 @@ pub fn write_request_head(out: &mut Vec<u8>, req: &Request<'_, '_>, peer: &[u8],
             continue;
         }
         push_header(out, name.as_bytes(), h.value);
+    }
+    if let Some(protocol) = req.upgrade {
+        push_header(out, b"Upgrade", protocol);
+        out.extend_from_slice(b"Connection: Upgrade\r\n");
     }
     out.extend_from_slice(b"X-Forwarded-For: ");
     if let Some(previous) = forwarded_for {
@@ -211,6 +240,9 @@ pub enum Body {
     Chunked,
     /// Until the target closes the connection.
     UntilClose,
+    /// The target switched protocols (WebSocket): bytes flow both ways until either
+    /// side closes.
+    Tunnel,
 }
 
 /// A target's final response head, ready for the client.
@@ -234,7 +266,7 @@ pub enum ResponseParse {
     /// Not a whole head yet: read more.
     Partial,
     /// An interim (1xx) head of this many bytes, which is dropped: the fast path never
-    /// sends `Expect` or `Upgrade`, so none is owed to the client.
+    /// sends `Expect`, so none is owed to the client (101 is final: see [`Body::Tunnel`]).
     Interim(usize),
     /// A final head; its rewritten form was written out.
     Ready(ResponseHead),
@@ -247,11 +279,13 @@ pub enum ResponseParse {
 /// names) removed, `Content-Length` dropped when `Transfer-Encoding` is present, `extra`
 /// (whole header lines the load balancer adds, each ending in CRLF, such as its
 /// stickiness cookies; usually empty) after the target's headers, and
-/// `Connection: close` added when the client connection is to end.
+/// `Connection: close` added when the client connection is to end. A 101 is accepted
+/// only as the answer to a WebSocket handshake (`upgrade`), and keeps its `Upgrade`.
 pub fn parse_response(
     buf: &[u8],
     head_request: bool,
     client_close: bool,
+    upgrade: bool,
     extra: &[u8],
     out: &mut Vec<u8>,
 ) -> ResponseParse {
@@ -265,11 +299,12 @@ pub fn parse_response(
     let (Some(version), Some(status)) = (parsed.version, parsed.code) else {
         return ResponseParse::Invalid;
     };
-    match status {
+    let switching = match status {
+        101 if upgrade => true,
         101 => return ResponseParse::Invalid,
         100..=199 => return ResponseParse::Interim(head_len),
-        _ => {}
-    }
+        _ => false,
+    };
     let headers: &[Header<'_>] = parsed.headers;
     let mut keep_alive = version == 1;
     let mut listed: Vec<&[u8]> = Vec::new();
@@ -282,7 +317,8 @@ pub fn parse_response(
                     keep_alive = false;
                 } else if token.eq_ignore_ascii_case(b"keep-alive") {
                     keep_alive = true;
-                } else if !token.is_empty() {
+                } else if !token.is_empty() && !token.eq_ignore_ascii_case(b"upgrade") {
+                    // (`Upgrade` is hop-by-hop anyway, and kept only by a 101.)
                     listed.push(token);
                 }
             }
@@ -300,7 +336,9 @@ pub fn parse_response(
             }
         }
     }
-    let body = if head_request || status == 204 || status == 304 {
+    let body = if switching {
+        Body::Tunnel
+    } else if head_request || status == 204 || status == 304 {
         Body::Empty
     } else if transfer_encoding {
         if chunked {
@@ -311,7 +349,7 @@ pub fn parse_response(
     } else {
         length.map_or(Body::UntilClose, Body::Length)
     };
-    let reusable = keep_alive && body != Body::UntilClose;
+    let reusable = keep_alive && !matches!(body, Body::UntilClose | Body::Tunnel);
     let close_client = client_close || body == Body::UntilClose;
     let reason = parsed.reason.unwrap_or("");
     out.extend_from_slice(b"HTTP/1.1 ");
@@ -321,7 +359,8 @@ pub fn parse_response(
     out.extend_from_slice(b"\r\n");
     for h in headers {
         let name = h.name;
-        let dropped = (hop_by_hop(name) && !is(name, "trailer"))
+        let kept = is(name, "trailer") || (switching && is(name, "upgrade"));
+        let dropped = (hop_by_hop(name) && !kept)
             || (transfer_encoding && is(name, "content-length"))
             || listed
                 .iter()
@@ -331,7 +370,9 @@ pub fn parse_response(
         }
     }
     out.extend_from_slice(extra);
-    if close_client {
+    if switching {
+        out.extend_from_slice(b"Connection: Upgrade\r\n");
+    } else if close_client {
         out.extend_from_slice(b"Connection: close\r\n");
     }
     out.extend_from_slice(b"\r\n");

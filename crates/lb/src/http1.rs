@@ -11,7 +11,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use http::StatusCode;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use crate::balance::InFlight;
 use crate::framing::{
@@ -36,15 +36,17 @@ enum Step {
         idempotent: bool,
         head_request: bool,
         close: bool,
+        upgrade: bool,
         sticky: Option<StickyCookie>,
     },
 }
 
 /// Whether the client connection goes on after an exchange.
-#[derive(Clone, Copy, PartialEq, Eq)]
 enum Next {
     KeepOpen,
     Close,
+    /// The target switched protocols: the connection becomes a tunnel to it.
+    Tunnel(Upstream),
 }
 
 /// Serves one client connection until it closes, idles out, or `stop` fires.
@@ -118,6 +120,7 @@ pub(crate) async fn serve(mut client: TcpStream, conn: Conn, stop: CancellationT
                 idempotent,
                 head_request,
                 close,
+                upgrade,
                 sticky,
             } => {
                 out.extend_from_slice(&buf[head_len..total]);
@@ -136,12 +139,19 @@ pub(crate) async fn serve(mut client: TcpStream, conn: Conn, stop: CancellationT
                     idempotent,
                     head_request,
                     close,
+                    upgrade,
                     extra,
                 };
-                exchange.run(&mut client, &out, &mut response).await
+                let next = exchange.run(&mut client, &out, &mut response).await;
+                if let Next::Tunnel(mut upstream) = next {
+                    // Still counted in flight on its target, as ALB counts WebSockets.
+                    tunnel(&mut client, &buf, &mut upstream, cancelled.as_mut()).await;
+                    return;
+                }
+                next
             }
         };
-        if next == Next::Close || stop.is_cancelled() {
+        if matches!(next, Next::Close) || stop.is_cancelled() {
             return;
         }
     }
@@ -180,6 +190,7 @@ fn route(conn: &Conn, req: &Request<'_, '_>, out: &mut Vec<u8>) -> Step {
                 idempotent: req.idempotent(),
                 head_request,
                 close: req.close,
+                upgrade: req.upgrade.is_some(),
                 sticky,
             }
         }
@@ -215,6 +226,8 @@ struct Exchange<'a> {
     idempotent: bool,
     head_request: bool,
     close: bool,
+    /// A WebSocket handshake: a 101 is the expected answer.
+    upgrade: bool,
     /// Header lines added to the response head (stickiness cookies).
     extra: &'a [u8],
 }
@@ -252,6 +265,15 @@ impl Exchange<'_> {
                 Err(_) => return self.fail(client, StatusCode::GATEWAY_TIMEOUT).await,
             }
         };
+        if head.body == Body::Tunnel {
+            // The 101 goes with whatever the target already sent past it.
+            response.extend_from_slice(&upstream.buf);
+            upstream.buf.clear();
+            return match client.write_all(response).await {
+                Ok(()) => Next::Tunnel(upstream),
+                Err(_) => Next::Close,
+            };
+        }
         match self.relay(client, &mut upstream, head, response).await {
             Ok(reusable) => {
                 if reusable {
@@ -288,6 +310,7 @@ impl Exchange<'_> {
                 &upstream.buf,
                 self.head_request,
                 self.close,
+                self.upgrade,
                 self.extra,
                 response,
             );
@@ -321,7 +344,7 @@ impl Exchange<'_> {
         let mut left = match head.body {
             Body::Empty => 0,
             Body::Length(n) => n,
-            Body::Chunked | Body::UntilClose => u64::MAX,
+            Body::Chunked | Body::UntilClose | Body::Tunnel => u64::MAX,
         };
         let mut chunked = (head.body == Body::Chunked).then(ChunkedScanner::default);
         // The head goes with whatever body came with it, in one write.
@@ -381,6 +404,27 @@ impl Exchange<'_> {
             Ok(()) if !self.close => Next::KeepOpen,
             _ => Next::Close,
         }
+    }
+}
+
+/// Carries a switched (WebSocket) connection both ways until either side closes or the
+/// listener stops; what the client sent past its handshake goes first.
+async fn tunnel(
+    client: &mut TcpStream,
+    early: &[u8],
+    upstream: &mut Upstream,
+    stop: Pin<&mut WaitForCancellationFutureOwned>,
+) {
+    if !early.is_empty() && upstream.stream.write_all(early).await.is_err() {
+        return;
+    }
+    tokio::select! {
+        copied = tokio::io::copy_bidirectional(client, &mut upstream.stream) => {
+            if let Err(error) = copied {
+                tracing::debug!(%error, "A WebSocket tunnel ended with an error.");
+            }
+        }
+        () = stop => {}
     }
 }
 

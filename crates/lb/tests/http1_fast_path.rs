@@ -21,7 +21,8 @@ use tokio::task::JoinHandle;
 /// `/length/N` N bytes of `x`; `/chunked` a chunked body with an extension and a trailer;
 /// `/close` a body delimited by closing; `/early` a 103 before the 200; `/once` answers
 /// then closes the connection without saying so; `/echo` answers with what the request
-/// carried (`cl:<body>` or `chunked:<raw length>`).
+/// carried (`cl:<body>` or `chunked:<raw length>`); `/ws` accepts a WebSocket upgrade,
+/// greets with `hi`, then echoes every byte upper-cased (plain 200 without an upgrade).
 struct Scripted {
     addr: SocketAddr,
     connections: Arc<AtomicUsize>,
@@ -69,7 +70,7 @@ impl Scripted {
 async fn serve_scripted(mut stream: TcpStream) {
     let mut buf = Vec::new();
     loop {
-        let (head_len, path, method, body_len, chunked) = loop {
+        let (head_len, path, method, body_len, chunked, upgrade) = loop {
             let mut headers = [httparse::EMPTY_HEADER; 64];
             let mut req = httparse::Request::new(&mut headers);
             if let Ok(httparse::Status::Complete(n)) = req.parse(&buf) {
@@ -81,12 +82,15 @@ async fn serve_scripted(mut stream: TcpStream) {
                 };
                 let length = header("content-length").and_then(|v| v.parse().ok());
                 let chunked = header("transfer-encoding").is_some();
+                let upgrade = header("upgrade").is_some_and(|v| v == "websocket")
+                    && header("connection").is_some_and(|v| v.eq_ignore_ascii_case("upgrade"));
                 break (
                     n,
                     req.path.unwrap_or("/").to_owned(),
                     req.method.unwrap_or("GET").to_owned(),
                     length.unwrap_or(0),
                     chunked,
+                    upgrade,
                 );
             }
             if !read_more(&mut stream, &mut buf).await {
@@ -118,7 +122,30 @@ async fn serve_scripted(mut stream: TcpStream) {
         };
         let body: Vec<u8> = buf[head_len..body_end].to_vec();
         buf.drain(..body_end);
+        if path == "/ws" && upgrade {
+            let hello = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nhi";
+            if stream.write_all(hello).await.is_err() {
+                return;
+            }
+            let mut pending = buf.clone();
+            loop {
+                if !pending.is_empty() {
+                    let upper = pending.to_ascii_uppercase();
+                    if stream.write_all(&upper).await.is_err() {
+                        return;
+                    }
+                    pending.clear();
+                }
+                if !read_more(&mut stream, &mut pending).await {
+                    return;
+                }
+            }
+        }
         let (response, close): (Vec<u8>, bool) = match path.as_str() {
+            "/ws" => (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nno upgrade".to_vec(),
+                false,
+            ),
             p if p.starts_with("/length/") => {
                 let n: usize = p["/length/".len()..].parse().unwrap_or(0);
                 let mut r = format!("HTTP/1.1 200 OK\r\nContent-Length: {n}\r\n\r\n").into_bytes();
@@ -434,4 +461,72 @@ async fn http_1_0_goes_to_hyper_and_malformed_requests_get_400() {
         .expect("write");
     let r = read_reply(&mut client, &mut buf, false).await;
     assert_eq!((r.status, r.header("connection")), (400, Some("close")));
+}
+
+#[tokio::test]
+async fn a_websocket_handshake_becomes_a_tunnel_both_ways() {
+    let target = Scripted::start().await;
+    let (_lb, addr) = start_lb(&target).await;
+    let mut client = TcpStream::connect(addr).await.expect("connect");
+    let mut buf = Vec::new();
+    // Without an upgrade the path is a plain request, and the connection goes on.
+    client
+        .write_all(b"GET /ws HTTP/1.1\r\nHost: app\r\n\r\n")
+        .await
+        .expect("write");
+    let r = read_reply(&mut client, &mut buf, false).await;
+    assert_eq!(r.body, b"no upgrade");
+    // The handshake, with the first bytes of the new protocol in the same write.
+    client
+        .write_all(
+            b"GET /ws HTTP/1.1\r\nHost: app\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Version: 13\r\n\r\nearly ",
+        )
+        .await
+        .expect("write");
+    let switched = tokio::time::timeout(LIMIT, async {
+        loop {
+            let mut headers = [httparse::EMPTY_HEADER; 16];
+            let mut resp = httparse::Response::new(&mut headers);
+            if let Ok(httparse::Status::Complete(n)) = resp.parse(&buf) {
+                let upgrade = resp
+                    .headers
+                    .iter()
+                    .find(|h| h.name.eq_ignore_ascii_case("upgrade"))
+                    .map(|h| h.value.to_vec());
+                let status = resp.code;
+                buf.drain(..n);
+                return (status, upgrade);
+            }
+            assert!(read_more(&mut client, &mut buf).await, "closed before 101");
+        }
+    })
+    .await
+    .expect("101 in time");
+    assert_eq!(switched, (Some(101), Some(b"websocket".to_vec())));
+    // The target's greeting and the echo of the early bytes.
+    tokio::time::timeout(LIMIT, async {
+        while buf.len() < 8 {
+            assert!(
+                read_more(&mut client, &mut buf).await,
+                "tunnel closed early"
+            );
+        }
+    })
+    .await
+    .expect("tunnel bytes in time");
+    assert_eq!(buf, b"hiEARLY ");
+    client.write_all(b"and more").await.expect("write");
+    let mut rest = Vec::new();
+    tokio::time::timeout(LIMIT, async {
+        while rest.len() < 8 {
+            assert!(
+                read_more(&mut client, &mut rest).await,
+                "tunnel closed early"
+            );
+        }
+    })
+    .await
+    .expect("echo in time");
+    assert_eq!(rest, b"AND MORE");
 }

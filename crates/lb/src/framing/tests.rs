@@ -46,7 +46,9 @@ fn unusual_requests_go_to_hyper() {
         b"CONNECT x:443 HTTP/1.1\r\nHost: x\r\n\r\n",
         b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
         b"POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n",
-        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: h2c\r\nConnection: upgrade\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n",
         b"GET / HTTP/1.1\r\nHost: x\r\nConnection: x-secret\r\n\r\n",
         b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n",
         b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: +1\r\n\r\n",
@@ -93,7 +95,7 @@ fn request_heads_lose_hop_by_hop_headers_and_gain_forwarding_ones() {
 
 fn response(raw: &[u8], head_request: bool, client_close: bool) -> (ResponseParse, String) {
     let mut out = Vec::new();
-    let parsed = parse_response(raw, head_request, client_close, b"", &mut out);
+    let parsed = parse_response(raw, head_request, client_close, false, b"", &mut out);
     (parsed, String::from_utf8_lossy(&out).into_owned())
 }
 
@@ -191,6 +193,7 @@ fn extra_header_lines_follow_the_targets_own() {
         b"HTTP/1.1 200 OK\r\nSet-Cookie: app=1\r\nContent-Length: 0\r\n\r\n",
         false,
         true,
+        false,
         b"Set-Cookie: AWSALB=t\r\n",
         &mut out,
     );
@@ -204,6 +207,7 @@ fn extra_header_lines_follow_the_targets_own() {
     let mut out = Vec::new();
     let interim = parse_response(
         b"HTTP/1.1 100 Continue\r\n\r\n",
+        false,
         false,
         false,
         b"X: 1\r\n",
@@ -288,7 +292,47 @@ proptest! {
             prop_assert!(req.head_len <= raw.len());
         }
         let mut out = Vec::new();
-        let _ = parse_response(&raw, false, false, b"", &mut out);
+        let _ = parse_response(&raw, false, false, true, b"", &mut out);
         let _ = ChunkedScanner::default().scan(&raw);
     }
+}
+
+#[test]
+fn websocket_handshakes_keep_their_upgrade_both_ways() {
+    let raw = b"GET /chat HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n\
+                Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    let out = rewritten(raw);
+    assert_eq!(
+        out,
+        "GET /chat HTTP/1.1\r\nHost: h\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Sec-WebSocket-Version: 13\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         X-Forwarded-For: 10.0.0.9\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Port: 80\r\n\r\n"
+    );
+    let switched =
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                     Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+    let mut out = Vec::new();
+    let parsed = parse_response(switched, false, false, true, b"", &mut out);
+    assert!(
+        matches!(
+            parsed,
+            ResponseParse::Ready(ResponseHead {
+                status: 101,
+                body: Body::Tunnel,
+                reusable: false,
+                ..
+            })
+        ),
+        "{parsed:?}"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out),
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nConnection: Upgrade\r\n\r\n"
+    );
+    // A 101 nobody asked for is a broken target.
+    assert_eq!(
+        parse_response(switched, false, false, false, b"", &mut Vec::new()),
+        ResponseParse::Invalid
+    );
 }
