@@ -793,6 +793,22 @@ fn apply_outcome(st: &mut StoredService, a: &Actions, notes: &Notes, at: f64) {
     }
 }
 
+/// EC2 instance id → the address its agent registered
+/// ([`model::ecs::names::HOST_ADDRESS_ATTRIBUTE`]), for the instances that have one.
+fn instance_addresses<'a>(
+    instances: impl Iterator<Item = &'a placement::Instance>,
+) -> HashMap<String, String> {
+    instances
+        .filter_map(|e| {
+            let address = e
+                .attributes
+                .get(model::ecs::names::HOST_ADDRESS_ATTRIBUTE)?
+                .clone()?;
+            Some((e.ec2_instance_id.clone(), address))
+        })
+        .collect()
+}
+
 /// One round's view of the service's target groups.
 struct Balanced {
     /// How many `loadBalancers` entries have an existing group.
@@ -818,16 +834,7 @@ impl Balanced {
             .iter()
             .map(|(_, e)| (e.id.as_str(), e.ec2_instance_id.as_str()))
             .collect();
-        let addresses = instances
-            .iter()
-            .filter_map(|(_, e)| {
-                let address = e
-                    .attributes
-                    .get(model::ecs::names::HOST_ADDRESS_ATTRIBUTE)?
-                    .clone()?;
-                Some((e.ec2_instance_id.clone(), address))
-            })
-            .collect();
+        let addresses = instance_addresses(instances.iter().map(|(_, e)| e));
         let mut groups = Vec::new();
         for lb in lbs {
             let Some(arn) = lb.target_group_arn.as_deref() else {
@@ -1025,5 +1032,38 @@ impl Balanced {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instance_targets_take_the_address_their_agent_registered() {
+        let instance = |ec2: &str, address: Option<&str>| {
+            let mut i = placement::Instance {
+                ec2_instance_id: ec2.into(),
+                ..Default::default()
+            };
+            if let Some(a) = address {
+                i.attributes.insert(
+                    model::ecs::names::HOST_ADDRESS_ATTRIBUTE.into(),
+                    Some(a.into()),
+                );
+            }
+            i.attributes
+                .insert("ecs.availability-zone".into(), Some("us-east-1a".into()));
+            i
+        };
+        let all = [
+            instance("i-1", Some("10.0.0.5")),
+            instance("i-2", None),
+            instance("i-3", Some("192.0.2.9")),
+        ];
+        let addresses = instance_addresses(all.iter());
+        assert_eq!(addresses.len(), 2);
+        assert_eq!(addresses["i-1"], "10.0.0.5");
+        assert_eq!(addresses["i-3"], "192.0.2.9");
     }
 }
