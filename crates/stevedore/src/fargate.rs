@@ -272,19 +272,16 @@ pub async fn interrupt(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(e) = crate::http::verify_request(&app, &method, &uri, &headers, &body, None) {
-        return crate::http::aws_error(&e);
-    }
-    let req: Interruption = match serde_json::from_slice(&body) {
+    let req: Interruption = match crate::http::signed_json(
+        &app,
+        &method,
+        &uri,
+        &headers,
+        &body,
+        r#"{"cluster": ..., "tasks": [...], "count": n}"#,
+    ) {
         Ok(r) => r,
-        Err(e) => {
-            return crate::http::client_error(
-                "InvalidParameterException",
-                &format!(
-                    "The body must be {{\"cluster\": ..., \"tasks\": [...], \"count\": n}}: {e}"
-                ),
-            )
-        }
+        Err(response) => return *response,
     };
     match app
         .ecs()

@@ -129,19 +129,16 @@ pub async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(e) = crate::http::verify_request(&app, &method, &uri, &headers, &body, None) {
-        return crate::http::aws_error(&e);
-    }
-    let reports: Reports = match serde_json::from_slice(&body) {
+    let reports: Reports = match crate::http::signed_json(
+        &app,
+        &method,
+        &uri,
+        &headers,
+        &body,
+        r#"{"reports": [{"targetGroupArn", "id", "port", "state", "reason"?, "description"?}]}"#,
+    ) {
         Ok(r) => r,
-        Err(e) => {
-            return crate::http::client_error(
-                "InvalidParameterException",
-                &format!(
-                    "The body must be {{\"reports\": [{{\"targetGroupArn\", \"id\", \"port\", \"state\", \"reason\"?, \"description\"?}}]}}: {e}"
-                ),
-            )
-        }
+        Err(response) => return *response,
     };
     let reports: Vec<HealthReport> = match reports
         .reports

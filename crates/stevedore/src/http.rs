@@ -424,6 +424,26 @@ pub fn aws_error(err: &AwsError) -> Response {
     error_response(err, Protocol::Json(JsonVersion::V1_1), &request_id())
 }
 
+/// The JSON body of a signed request to one of Stevedore's own routes: the signature is
+/// checked, then the body decoded; `shape` says what the body must look like when it
+/// does not (InvalidParameterException). `Err` is the response to send.
+pub fn signed_json<T: serde::de::DeserializeOwned>(
+    app: &App,
+    method: &http::Method,
+    uri: &http::Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+    shape: &str,
+) -> Result<T, Box<Response>> {
+    verify_request(app, method, uri, headers, body, None).map_err(|e| Box::new(aws_error(&e)))?;
+    serde_json::from_slice(body).map_err(|e| {
+        Box::new(client_error(
+            "InvalidParameterException",
+            &format!("The body must be {shape}: {e}"),
+        ))
+    })
+}
+
 /// A 400 AWS JSON 1.1 error response.
 pub fn client_error(code: &str, message: &str) -> Response {
     aws_error(&AwsError::client(code, message))

@@ -355,16 +355,9 @@ async fn bind_override_replaces_every_dns_name() {
         .all(|l| l.bind_address == addr));
 }
 
-#[test]
-fn offer_publishes_only_changes_under_increasing_revisions() {
-    let source = PolledSource::new();
-    let rx = source.config();
-    assert!(
-        !source.offer(Config::default()),
-        "same as the initial empty one"
-    );
-    let mut one = Config::default();
-    one.target_groups.push(model::lb::TargetGroup {
+/// Target group `tg`, HTTP, checks on, round robin, with `targets`.
+fn sample_group(targets: Vec<model::lb::Target>) -> model::lb::TargetGroup {
+    model::lb::TargetGroup {
         arn: "tg".into(),
         name: "tg".into(),
         protocol: model::lb::TargetProtocol::Http,
@@ -382,8 +375,20 @@ fn offer_publishes_only_changes_under_increasing_revisions() {
         algorithm: Algorithm::RoundRobin,
         deregistration_delay_seconds: 300,
         stickiness: None,
-        targets: vec![],
-    });
+        targets,
+    }
+}
+
+#[test]
+fn offer_publishes_only_changes_under_increasing_revisions() {
+    let source = PolledSource::new();
+    let rx = source.config();
+    assert!(
+        !source.offer(Config::default()),
+        "same as the initial empty one"
+    );
+    let mut one = Config::default();
+    one.target_groups.push(sample_group(vec![]));
     assert!(source.offer(one.clone()));
     assert_eq!(rx.borrow().revision, 1);
     assert!(!source.offer(one), "unchanged");
@@ -443,25 +448,8 @@ fn health_verdicts_are_kept_per_target_and_dropped_with_the_target() {
     };
     let with_targets = |ports: &[u16]| {
         let mut config = Config::default();
-        config.target_groups.push(model::lb::TargetGroup {
-            arn: "tg".into(),
-            name: "tg".into(),
-            protocol: model::lb::TargetProtocol::Http,
-            health_check: model::lb::HealthCheck {
-                enabled: true,
-                protocol: model::lb::TargetProtocol::Http,
-                port: None,
-                path: "/".into(),
-                interval_seconds: 30,
-                timeout_seconds: 5,
-                healthy_threshold: 5,
-                unhealthy_threshold: 2,
-                matcher: model::lb::Matcher(vec![200..=399]),
-            },
-            algorithm: Algorithm::RoundRobin,
-            deregistration_delay_seconds: 300,
-            stickiness: None,
-            targets: ports
+        config.target_groups.push(sample_group(
+            ports
                 .iter()
                 .map(|&p| model::lb::Target {
                     key: key(p),
@@ -469,7 +457,7 @@ fn health_verdicts_are_kept_per_target_and_dropped_with_the_target() {
                     draining: false,
                 })
                 .collect(),
-        });
+        ));
         config
     };
     assert!(source.offer(with_targets(&[80, 81])));
