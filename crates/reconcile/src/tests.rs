@@ -373,3 +373,25 @@ proptest! {
         prop_assert!(w.tasks.iter().filter(|t| live(t)).all(|t| t.deployment == "d2"));
     }
 }
+
+/// Min 100 %: the old deployment's tasks stay while the new ones run but are not yet
+/// judged healthy (a load balancer's checks pending).
+#[test]
+fn old_tasks_stay_while_new_ones_are_not_yet_healthy() {
+    let mut tasks: Vec<Task> = (0..3)
+        .map(|i| task(&format!("o{i}"), "d1", "i0", Phase::Running))
+        .collect();
+    for i in 0..3 {
+        let mut t = task(&format!("n{i}"), "d2", "i0", Phase::Running);
+        t.has_health_check = true;
+        tasks.push(t);
+    }
+    let o = Observed {
+        deployments: deployments(&["d1", "d2"]),
+        tasks,
+        instances: instances(1),
+        now: 1000.0,
+    };
+    let a = compute(&spec(3, 100, 200), &o);
+    assert!(a.stop.is_empty(), "{:?}", a.stop);
+}
