@@ -18,6 +18,10 @@ pub(crate) fn compute(spec: &Spec, observed: &Observed) -> Actions {
     };
     let mut current: Vec<&Task> = Vec::new();
     let mut retiring: Vec<(&Task, StopReason)> = Vec::new();
+    // Unhealthy tasks being stopped still run until they do (a load balancer drains them
+    // first, for its deregistration delay): they hold room under the ceiling, or every
+    // round would start replacements for the same tasks again.
+    let mut stopping_unhealthy = 0usize;
     for t in observed.tasks.iter().filter(|t| live(t)) {
         let inst = status.get(t.instance.as_str()).copied();
         if matches!(inst, None | Some(InstanceStatus::Lost)) {
@@ -26,6 +30,7 @@ pub(crate) fn compute(spec: &Spec, observed: &Observed) -> Actions {
         }
         if unhealthy_past_grace(spec, observed.now, t) {
             a.stop.push(stop(t, StopReason::Unhealthy));
+            stopping_unhealthy += 1;
             continue;
         }
         if inst == Some(InstanceStatus::Draining) {
@@ -55,7 +60,7 @@ pub(crate) fn compute(spec: &Spec, observed: &Observed) -> Actions {
     }
     let top = ceiling(desired, spec.max_percent);
     let bottom = floor(desired, spec.min_healthy_percent);
-    let live_total = current.len() + retiring.len();
+    let live_total = current.len() + retiring.len() + stopping_unhealthy;
     let want = (desired as usize).saturating_sub(current.len());
     let room = (top as usize).saturating_sub(live_total);
     for _ in 0..want.min(room) {

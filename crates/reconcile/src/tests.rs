@@ -153,6 +153,32 @@ fn lost_instances_and_unhealthy_tasks_are_replaced() {
 }
 
 #[test]
+fn unhealthy_tasks_still_stopping_hold_room_under_the_ceiling() {
+    // A load balancer drains unhealthy tasks before they stop, so they stay RUNNING for
+    // rounds: their replacements are started once, not again every round.
+    let sick = |id: &str| {
+        let mut t = task(id, "d1", "i0", Phase::Running);
+        t.health = Health::Unhealthy;
+        t.has_health_check = true;
+        t
+    };
+    let o = |n: usize| Observed {
+        deployments: deployments(&["d1"]),
+        tasks: (0..n).map(|i| sick(&format!("s{i}"))).collect(),
+        instances: instances(1),
+        now: 1000.0,
+    };
+    let a = compute(&spec(3, 100, 200), &o(3));
+    assert_eq!((a.stop.len(), a.start.len()), (3, 3));
+    let a = compute(&spec(3, 100, 200), &o(6));
+    assert_eq!(
+        (a.stop.len(), a.start.len()),
+        (6, 0),
+        "six still running fill the ceiling of 6"
+    );
+}
+
+#[test]
 fn circuit_breaker_trips_and_rolls_back() {
     let mut s = spec(2, 100, 200);
     s.circuit_breaker = Some(CircuitBreaker { rollback: true });

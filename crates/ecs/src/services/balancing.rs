@@ -127,13 +127,16 @@ pub(crate) enum LbVerdict {
     Unhealthy,
 }
 
-/// Folds the targets' states for one task.
+/// Folds the targets' states for one task. A draining target counts as unhealthy: the
+/// controller deregistered it because it chose to stop the task, which waits for the
+/// drain; judged merely pending, the task would look as good as its replacement, and
+/// scale-in would stop the replacement instead, leaving the drained task running.
 pub(crate) fn verdict(states: &[Option<&TargetState>]) -> LbVerdict {
     let mut out = LbVerdict::Healthy;
     for s in states {
         match s.map(|s| s.state.as_str()) {
             Some("healthy" | "unavailable") => {}
-            Some("unhealthy") => return LbVerdict::Unhealthy,
+            Some("unhealthy" | "draining") => return LbVerdict::Unhealthy,
             _ => out = LbVerdict::Pending,
         }
     }
@@ -161,5 +164,7 @@ mod tests {
         assert_eq!(verdict(&[Some(&h), None]), LbVerdict::Pending);
         assert_eq!(verdict(&[Some(&i), Some(&u)]), LbVerdict::Unhealthy);
         assert_eq!(verdict(&[]), LbVerdict::Healthy);
+        let d = st("draining");
+        assert_eq!(verdict(&[Some(&h), Some(&d)]), LbVerdict::Unhealthy);
     }
 }
