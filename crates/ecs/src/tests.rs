@@ -3,12 +3,13 @@
 use super::*;
 use serde_json::{json, Value};
 
-struct Fixture {
-    ecs: Ecs,
-    _dir: tempfile::TempDir,
+/// An `Ecs` over a real SQLite store in a temporary directory (gone with the fixture).
+pub(crate) struct Fixture {
+    pub(crate) ecs: Ecs,
+    pub(crate) _dir: tempfile::TempDir,
 }
 
-fn fixture() -> Fixture {
+pub(crate) fn fixture() -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = store::SqliteStore::open(store::SqliteConfig::new(dir.path().join("state.db")))
         .expect("store opens");
@@ -28,7 +29,8 @@ fn caller() -> Caller {
     }
 }
 
-async fn call(ecs: &Ecs, op: &str, body: Value) -> Result<Value, wire::AwsError> {
+/// One operation through `Ecs::handle` as the root caller: the JSON answer or the AWS error.
+pub(crate) async fn call(ecs: &Ecs, op: &str, body: Value) -> Result<Value, wire::AwsError> {
     let bytes = serde_json::to_vec(&body).expect("json");
     match ecs.handle(op, &bytes, &caller()).await {
         Ok(out) => Ok(serde_json::from_slice(&out).expect("response is JSON")),

@@ -2,8 +2,8 @@
 //! store, with a provisioner whose capacity the test registers itself.
 
 use super::*;
-use crate::{Caller, Ecs};
-use model::ecs::arn::ArnScope;
+use crate::tests::call;
+use crate::Ecs;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
@@ -20,27 +20,8 @@ impl FargateCapacity for Provisioner {
 }
 
 fn fixture() -> (Ecs, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = store::SqliteStore::open(store::SqliteConfig::new(dir.path().join("state.db")))
-        .expect("store opens");
-    let scope = ArnScope {
-        region: "us-east-1".into(),
-        account_id: "000000000000".into(),
-    };
-    let ecs = Ecs::new(Arc::new(store), scope, "http://127.0.0.1:1/".into())
-        .with_fargate(Arc::new(Provisioner));
-    (ecs, dir)
-}
-
-async fn call(ecs: &Ecs, op: &str, body: Value) -> Result<Value, wire::AwsError> {
-    let caller = Caller {
-        principal_arn: "arn:aws:iam::000000000000:root".into(),
-    };
-    let bytes = serde_json::to_vec(&body).expect("json");
-    match ecs.handle(op, &bytes, &caller).await {
-        Ok(out) => Ok(serde_json::from_slice(&out).expect("response is JSON")),
-        Err(e) => Err(e.to_aws()),
-    }
+    let f = crate::tests::fixture();
+    (f.ecs.with_fargate(Arc::new(Provisioner)), f._dir)
 }
 
 async fn refused(ecs: &Ecs, op: &str, body: Value) -> String {
