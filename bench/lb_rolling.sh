@@ -29,14 +29,6 @@ import http.client, json, sys, threading, time
 import boto3
 cluster, rate, port = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 ecs, elbv2 = boto3.client("ecs"), boto3.client("elbv2")
-end = time.monotonic() + 60
-while time.monotonic() < end:
-    arns = ecs.list_container_instances(cluster=cluster)["containerInstanceArns"]
-    if arns and ecs.describe_container_instances(cluster=cluster, containerInstances=arns)["containerInstances"][0]["agentConnected"]:
-        break
-    time.sleep(0.1)
-else:
-    sys.exit("the agent did not connect")
 tg = elbv2.create_target_group(Name="roll", Protocol="HTTP", Port=80, VpcId="vpc-local", TargetType="instance",
                                HealthCheckIntervalSeconds=5, HealthCheckTimeoutSeconds=2, HealthyThresholdCount=2,
                                UnhealthyThresholdCount=2)["TargetGroups"][0]["TargetGroupArn"]

@@ -34,14 +34,6 @@ import json, subprocess, sys, time
 import boto3
 cluster, replicas, rolling = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 ecs = boto3.client("ecs")
-deadline = time.monotonic() + 60
-while time.monotonic() < deadline:
-    arns = ecs.list_container_instances(cluster=cluster)["containerInstanceArns"]
-    if arns and ecs.describe_container_instances(cluster=cluster, containerInstances=arns)["containerInstances"][0]["agentConnected"]:
-        break
-    time.sleep(0.1)
-else:
-    sys.exit("the agent did not connect")
 
 def td(v):
     return ecs.register_task_definition(family="svcbench", containerDefinitions=[{

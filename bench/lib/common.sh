@@ -104,4 +104,23 @@ start_agent() {
   STEVEDORE_LOG=warn "$STEVEDORE" agent --cluster "$1" --endpoint "$EP" --state-dir "$WORK/agent" \
     --config /dev/null >"$WORK/agent.log" 2>&1 &
   PIDS+=($!)
+  wait_agent_connected "$1"
+}
+
+# Waits (60 s at most) until CLUSTER's first container instance shows agentConnected.
+wait_agent_connected() {
+  "$PY" - "$1" <<'PYEOF' || { tail -n 20 "$WORK/agent.log" >&2; exit 1; }
+import sys, time
+import boto3
+cluster = sys.argv[1]
+ecs = boto3.client("ecs")
+deadline = time.monotonic() + 60
+while time.monotonic() < deadline:
+    arns = ecs.list_container_instances(cluster=cluster)["containerInstanceArns"]
+    if arns and ecs.describe_container_instances(cluster=cluster, containerInstances=arns)["containerInstances"][0]["agentConnected"]:
+        break
+    time.sleep(0.1)
+else:
+    sys.exit("the agent did not connect")
+PYEOF
 }
