@@ -1,7 +1,9 @@
 """A service behind an application load balancer, with real containers: 3 tasks on
 dynamic host ports register as targets, the listener answers from all 3, a rolling update
-under a request loop fails no request, and a killed task leaves the rotation. The server's
-own data plane serves the listener; `stevedore agent` runs the containers."""
+under a request loop fails no request, a killed task leaves the rotation, and a revision
+whose tasks fail the balancer's checks is replaced task by task until the circuit breaker
+rolls it back, while the old tasks keep serving. The server's own data plane serves the
+listener; `stevedore agent` runs the containers."""
 from __future__ import annotations
 
 import collections
@@ -148,6 +150,81 @@ def test_a_service_behind_an_application_load_balancer(env):
     # And the service replaces it, healthy behind the balancer again.
     wait_for(lambda: steady(describe(env, name)) and [s for _, _, s in health(env, tg)] == ["healthy"] * 3, 120,
              "the replacement healthy", lambda: str(health(env, tg)))
+
+
+def test_tasks_failing_the_balancers_checks_are_replaced_until_the_breaker_rolls_back(env):
+    ecs, elbv2 = env["ecs"], env["elbv2"]
+    tg = elbv2.create_target_group(
+        Name=unique("sicktg"), Protocol="HTTP", Port=80, VpcId="vpc-local", TargetType="instance",
+        HealthCheckPath="/", HealthCheckIntervalSeconds=INTERVAL, HealthCheckTimeoutSeconds=2,
+        HealthyThresholdCount=HEALTHY, UnhealthyThresholdCount=UNHEALTHY,
+    )["TargetGroups"][0]["TargetGroupArn"]
+    elbv2.modify_target_group_attributes(TargetGroupArn=tg, Attributes=[{"Key": "deregistration_delay.timeout_seconds", "Value": "2"}])
+    lb = elbv2.create_load_balancer(Name=unique("sickalb"), Type="application", Subnets=["subnet-a"])["LoadBalancers"][0]
+    port = free_port()
+    elbv2.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP", Port=port,
+                          DefaultActions=[{"Type": "forward", "TargetGroupArn": tg}])
+    url = f"http://{lb['DNSName']}:{port}/"
+    fam = unique("sick")
+    td1 = register(ecs, fam, "1")
+    name = unique("sick")
+    ecs.create_service(cluster=env["cluster"], serviceName=name, taskDefinition=td1, desiredCount=2,
+                       loadBalancers=[{"targetGroupArn": tg, "containerName": "web", "containerPort": 80}],
+                       deploymentConfiguration={"deploymentCircuitBreaker": {"enable": True, "rollback": True},
+                                                "maximumPercent": 200, "minimumHealthyPercent": 100})
+    wait_for(lambda: steady(describe(env, name)), 120, "steady with 2 healthy targets",
+             lambda: json.dumps(describe(env, name)["events"][:5]) + str(health(env, tg)))
+    old_hosts = {t["containers"][0]["runtimeId"][:12] for t in service_tasks(env, name)}
+    # Revision 2 runs, but serves from a directory without an index: 404 at the check path.
+    td2 = ecs.register_task_definition(family=fam, containerDefinitions=[{
+        "name": "web", "image": IMAGE, "memory": 32, "essential": True, "stopTimeout": 2,
+        "command": ["/bin/busybox", "httpd", "-f", "-p", "80", "-h", "/bin"],
+        "portMappings": [{"containerPort": 80, "hostPort": 0}],
+    }])["taskDefinition"]["taskDefinitionArn"]
+    results: list[tuple[int, str]] = []
+    stop = threading.Event()
+
+    def loop():
+        while not stop.is_set():
+            results.append(get(url, timeout=5))
+            time.sleep(0.02)
+
+    t = threading.Thread(target=loop, daemon=True)
+    t.start()
+    try:
+        broken = ecs.update_service(cluster=env["cluster"], service=name, taskDefinition=td2)["service"]["deployments"][0]["id"]
+
+        def rolled_back():
+            s = describe(env, name)
+            return steady(s) and s["taskDefinition"] == td1 and s["deployments"][0]["id"] != broken
+
+        wait_for(rolled_back, 240, "the breaker to roll revision 2 back",
+                 lambda: json.dumps(describe(env, name)["events"][:8]) + str(health(env, tg)))
+    finally:
+        stop.set()
+        t.join(timeout=10)
+    # Revision 1 served throughout: no old task was retired for a revision that never
+    # passed its checks (the rollback is a new deployment of revision 1, whose tasks then
+    # take over as any rolling update's would).
+    failed = [r for r in results if r[0] != 200]
+    assert len(results) > 100 and not failed, (len(results), failed[:5])
+    new_hosts = {t["containers"][0]["runtimeId"][:12] for t in service_tasks(env, name)}
+    assert old_hosts <= {r[1] for r in results} <= old_hosts | new_hosts
+    # Each revision-2 task was drained, stopped for the balancer's verdict, and counted.
+    arns = ecs.list_tasks(cluster=env["cluster"], serviceName=name, desiredStatus="STOPPED")["taskArns"]
+    stopped = [t for t in ecs.describe_tasks(cluster=env["cluster"], tasks=arns)["tasks"] if t["taskDefinitionArn"] == td2]
+    sick = [t for t in stopped if t["stoppedReason"] == f"Task failed ELB health checks in (target-group {tg})"]
+    assert len(sick) >= 3, [t.get("stoppedReason") for t in stopped]
+    # Those still starting when the breaker tripped were retired with their deployment.
+    assert {t["stoppedReason"] for t in stopped if t not in sick} <= {"Scaling activity initiated by (deployment)"}
+    assert all(t["stopCode"] == "ServiceSchedulerInitiated" for t in stopped)
+    events = [e["message"] for e in describe(env, name)["events"]]
+    assert any(f"failed ELB health checks in (target-group {tg})." in m for m in events), events[:10]
+    assert any("has begun draining connections" in m for m in events), events[:10]
+    assert any("rolling back to deployment" in m for m in events), events[:10]
+    # And the balancer knows only the old tasks, healthy.
+    ports = sorted(t["containers"][0]["networkBindings"][0]["hostPort"] for t in service_tasks(env, name))
+    assert [(p, s) for _, p, s in health(env, tg)] == [(p, "healthy") for p in ports]
 
 
 def test_awsvpc_tasks_register_as_ip_targets(env):

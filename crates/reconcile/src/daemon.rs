@@ -71,7 +71,13 @@ pub(crate) fn compute(spec: &Spec, observed: &Observed) -> Actions {
     }
     let top = ceiling(desired, spec.max_percent) as usize;
     let bottom = floor(desired, spec.min_healthy_percent) as usize;
-    let live_total: usize = per.values().map(|(c, o)| c.len() + o.len()).sum();
+    let deactivating = observed
+        .tasks
+        .iter()
+        .filter(|t| t.phase == crate::Phase::Deactivating)
+        .count();
+    let live_total: usize =
+        per.values().map(|(c, o)| c.len() + o.len()).sum::<usize>() + deactivating;
     let mut room = top.saturating_sub(live_total);
     // Empty instances first, then ones still holding an old task.
     let mut needing: Vec<(&str, bool)> = per

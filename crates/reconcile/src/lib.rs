@@ -85,6 +85,12 @@ pub enum Phase {
     Pending,
     /// RUNNING and meant to run.
     Running,
+    /// RUNNING, chosen to stop, and leaving its load balancers first: the controller stops
+    /// it once its targets have drained. It no longer counts as running or healthy and is
+    /// not stopped again, but its containers still run, so it holds room under the ceiling
+    /// (else a revision failing its checks would start replacements faster than the drains
+    /// end, without bound).
+    Deactivating,
     /// Asked to stop (desiredStatus STOPPED) but not STOPPED yet.
     Stopping,
     /// STOPPED.
@@ -179,6 +185,30 @@ pub enum StopReason {
 }
 
 impl StopReason {
+    const ALL: [StopReason; 5] = [
+        StopReason::ScaleIn,
+        StopReason::Deployment,
+        StopReason::Draining,
+        StopReason::InstanceLost,
+        StopReason::Unhealthy,
+    ];
+
+    /// A stable name, for records that remember a reason.
+    pub fn name(self) -> &'static str {
+        match self {
+            StopReason::ScaleIn => "ScaleIn",
+            StopReason::Deployment => "Deployment",
+            StopReason::Draining => "Draining",
+            StopReason::InstanceLost => "InstanceLost",
+            StopReason::Unhealthy => "Unhealthy",
+        }
+    }
+
+    /// The reason [`StopReason::name`] gave `name`.
+    pub fn from_name(name: &str) -> Option<StopReason> {
+        Self::ALL.into_iter().find(|r| r.name() == name)
+    }
+
     /// The `stoppedReason` ECS gives.
     pub fn message(self) -> &'static str {
         match self {
@@ -410,10 +440,9 @@ fn finish(spec: &Spec, observed: &Observed, a: &mut Actions) {
     // Retire old deployments with nothing left running or pending.
     for d in &observed.deployments[..observed.deployments.len() - 1] {
         let c = a.counts_of(&d.id);
-        let stopping_left = observed
-            .tasks
-            .iter()
-            .any(|t| t.deployment == d.id && t.phase == Phase::Stopping);
+        let stopping_left = observed.tasks.iter().any(|t| {
+            t.deployment == d.id && matches!(t.phase, Phase::Stopping | Phase::Deactivating)
+        });
         if c.running == 0 && c.pending == 0 && !stopping_left {
             a.retire.push(d.id.clone());
         }

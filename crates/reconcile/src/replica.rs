@@ -18,10 +18,14 @@ pub(crate) fn compute(spec: &Spec, observed: &Observed) -> Actions {
     };
     let mut current: Vec<&Task> = Vec::new();
     let mut retiring: Vec<(&Task, StopReason)> = Vec::new();
-    // Unhealthy tasks being stopped still run until they do (a load balancer drains them
-    // first, for its deregistration delay): they hold room under the ceiling, or every
-    // round would start replacements for the same tasks again.
-    let mut stopping_unhealthy = 0usize;
+    // Unhealthy tasks being stopped, and tasks deactivating, still run until they stop (a
+    // load balancer drains them first, for its deregistration delay): they hold room under
+    // the ceiling, or replacements would pile up faster than the drains end.
+    let mut stopping_unhealthy = observed
+        .tasks
+        .iter()
+        .filter(|t| t.phase == Phase::Deactivating)
+        .count();
     for t in observed.tasks.iter().filter(|t| live(t)) {
         let inst = status.get(t.instance.as_str()).copied();
         if matches!(inst, None | Some(InstanceStatus::Lost)) {

@@ -421,3 +421,51 @@ fn old_tasks_stay_while_new_ones_are_not_yet_healthy() {
     let a = compute(&spec(3, 100, 200), &o);
     assert!(a.stop.is_empty(), "{:?}", a.stop);
 }
+
+#[test]
+fn deactivating_tasks_are_not_stopped_again_and_hold_room() {
+    // Two tasks failed their checks and drain; their replacements run. The drained ones
+    // are the controller's to stop: no stop again, no more starts, and their deployment
+    // stays until they are gone.
+    let mut tasks: Vec<Task> = (0..2)
+        .map(|i| task(&format!("x{i}"), "d1", "i0", Phase::Deactivating))
+        .collect();
+    tasks.extend((0..3).map(|i| task(&format!("n{i}"), "d2", "i0", Phase::Running)));
+    let o = Observed {
+        deployments: deployments(&["d1", "d2"]),
+        tasks,
+        instances: instances(1),
+        now: 1000.0,
+    };
+    let a = compute(&spec(3, 100, 200), &o);
+    assert!(a.stop.is_empty(), "{:?}", a.stop);
+    assert!(a.start.is_empty(), "{:?}", a.start);
+    assert!(a.retire.is_empty(), "d1 still has tasks on their way out");
+    assert_eq!(a.counts_of("d1").running, 0);
+    // With the ceiling full of deactivating tasks, nothing starts yet.
+    let o = Observed {
+        deployments: deployments(&["d1"]),
+        tasks: (0..6)
+            .map(|i| task(&format!("x{i}"), "d1", "i0", Phase::Deactivating))
+            .collect(),
+        instances: instances(1),
+        now: 1000.0,
+    };
+    let a = compute(&spec(3, 100, 200), &o);
+    assert!(a.start.is_empty(), "{:?}", a.start);
+    let o = Observed {
+        tasks: (0..2)
+            .map(|i| task(&format!("x{i}"), "d1", "i0", Phase::Deactivating))
+            .collect(),
+        ..o
+    };
+    assert_eq!(compute(&spec(3, 100, 200), &o).start.len(), 3);
+}
+
+#[test]
+fn stop_reasons_round_trip_through_their_names() {
+    for r in StopReason::ALL {
+        assert_eq!(StopReason::from_name(r.name()), Some(r));
+    }
+    assert_eq!(StopReason::from_name("Nope"), None);
+}

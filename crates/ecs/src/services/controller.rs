@@ -4,11 +4,12 @@
 //! and commit), and records the outcome — counts, rollouts, events — in the service.
 //!
 //! Nothing is remembered between rounds except a hint (when each instance's agent was
-//! first seen disconnected); a restarted server simply runs the next round.
+//! first seen disconnected) and, in the service record, the tasks chosen to stop that wait
+//! for their targets to drain; a restarted server simply runs the next round.
 
 use super::api::{push_primary, ACTIVE, DRAINING, INACTIVE};
 use super::balancing::{verdict, LbVerdict, Reach, TargetGroups};
-use super::{service_key, StoredService};
+use super::{service_key, Deactivating, StoredService};
 use crate::error::EcsError;
 use crate::objects::{decode, encode, task_prefix, Step, StoredTask};
 use crate::tasks::launch::{parse_placement, LaunchParams};
@@ -35,6 +36,20 @@ pub(crate) type CachedTask = (u64, Option<(String, reconcile::Task, Reach)>);
 type Target = (String, u16);
 /// Task id → (target group ARN, target) for each group the task is reachable for.
 type TaskTargets = HashMap<String, Vec<(String, Target)>>;
+
+/// A stop the controller means to make, with the `stoppedReason` it will carry.
+#[derive(Clone, Debug)]
+struct PlannedStop {
+    stop: reconcile::Stop,
+    message: String,
+}
+
+/// How ECS words the `stoppedReason` of a task its load balancer found unhealthy.
+const ELB_FAILED: &str = "Task failed ELB health checks in ";
+
+fn elb_failed_message(target_group: &str) -> String {
+    format!("{ELB_FAILED}(target-group {target_group})")
+}
 
 /// The controller's tunables and its one piece of memory.
 pub(crate) struct ControllerState {
@@ -105,7 +120,10 @@ fn observe_task(st: &StoredTask) -> reconcile::Task {
         && (matches!(
             t.stop_code,
             Some(TaskStopCode::EssentialContainerExited | TaskStopCode::TaskFailedToStart)
-        ) || t.stopped_reason.as_deref() == Some(StopReason::Unhealthy.message()));
+        ) || t
+            .stopped_reason
+            .as_deref()
+            .is_some_and(|r| r == StopReason::Unhealthy.message() || r.starts_with(ELB_FAILED)));
     reconcile::Task {
         id: t
             .task_arn
@@ -318,9 +336,24 @@ impl Ecs {
         let deployments: Vec<Deployment> =
             svc.deployments.iter().flatten().rev().cloned().collect();
         let ids: Vec<&str> = deployments.iter().filter_map(|d| d.id.as_deref()).collect();
+        // Tasks waiting for their drain are on their way out: the scheduler neither counts
+        // them nor stops them again; this round stops them once their targets are gone.
+        let remembered: HashMap<&str, &Deactivating> = st
+            .deactivating
+            .iter()
+            .map(|d| (d.task.as_str(), d))
+            .collect();
         let mut observed_tasks: Vec<reconcile::Task> = tasks
             .iter()
-            .map(|(t, _)| t.clone())
+            .map(|(t, _)| {
+                let mut t = t.clone();
+                if matches!(t.phase, Phase::Running | Phase::Pending)
+                    && remembered.contains_key(t.id.as_str())
+                {
+                    t.phase = Phase::Deactivating;
+                }
+                t
+            })
             .filter(|t| t.phase != Phase::Stopped || ids.contains(&t.deployment.as_str()))
             .collect();
         let balanced = match &self.balancers {
@@ -335,9 +368,10 @@ impl Ecs {
             ),
             _ => None,
         };
-        if let Some(b) = &balanced {
-            b.fold_health(&mut observed_tasks);
-        }
+        let lb_failed = balanced
+            .as_ref()
+            .map(|b| b.fold_health(&mut observed_tasks))
+            .unwrap_or_default();
         let primary = deployments.last().cloned();
         // DAEMON eligibility: the service's constraints on each instance, resources aside.
         let mut inst: Vec<reconcile::Instance> = instances.iter().map(|(i, _)| i.clone()).collect();
@@ -376,31 +410,77 @@ impl Ecs {
             now: now(),
         };
         let round = std::time::Instant::now();
-        let actions = reconcile::compute(&spec, &observed);
+        let mut actions = reconcile::compute(&spec, &observed);
         let mut notes = Notes::default();
-        let mut stops = actions.stop.clone();
+        let mut stops: Vec<PlannedStop> = actions
+            .stop
+            .iter()
+            .map(|s| PlannedStop {
+                message: match lb_failed.get(&s.task) {
+                    Some(tg) if s.reason == StopReason::Unhealthy => elb_failed_message(tg),
+                    _ => s.reason.message().to_owned(),
+                },
+                stop: s.clone(),
+            })
+            .collect();
+        stops.extend(
+            observed
+                .tasks
+                .iter()
+                .filter(|t| t.phase == Phase::Deactivating)
+                .filter_map(|t| remembered.get(t.id.as_str()))
+                .map(|d| PlannedStop {
+                    stop: reconcile::Stop {
+                        task: d.task.clone(),
+                        reason: StopReason::from_name(&d.reason).unwrap_or(StopReason::Deployment),
+                    },
+                    message: d.message.clone(),
+                }),
+        );
         if let (Some(b), Some(groups)) = (&balanced, &self.balancers) {
             // Targets leave the balancer before their task stops: the task stops once its
-            // targets have drained.
-            stops = b
+            // targets have drained, and is remembered until then.
+            let (now, waiting) = b
                 .drain_before_stop(groups.as_ref(), &stops, &mut notes)
                 .await;
-            b.register_running(groups.as_ref(), &actions.stop, &mut notes)
+            b.register_running(groups.as_ref(), &stops, &mut notes)
                 .await;
+            // A deployment whose tasks still drain is not over yet (`services-stable` waits
+            // for the drain, as on ECS).
+            actions.retire.retain(|d| {
+                !waiting.iter().any(|p| {
+                    observed
+                        .tasks
+                        .iter()
+                        .any(|t| t.id == p.stop.task && &t.deployment == d)
+                })
+            });
+            notes.deactivating = waiting
+                .into_iter()
+                .map(|p| Deactivating {
+                    task: p.stop.task,
+                    reason: p.stop.reason.name().to_owned(),
+                    message: p.message,
+                })
+                .collect();
+            stops = now;
         }
-        for s in &stops {
+        for p in &stops {
+            let s = &p.stop;
             match self
                 .request_stop(
                     cluster,
                     &s.task,
                     TaskStopCode::ServiceSchedulerInitiated,
-                    s.reason.message(),
+                    &p.message,
                 )
                 .await
             {
                 Ok((_, instance)) => {
                     self.channels.notify(cluster, &instance);
-                    notes.stopped.push((s.task.clone(), s.reason));
+                    notes
+                        .stopped
+                        .push((s.task.clone(), s.reason, p.message.clone()));
                 }
                 Err(e) => tracing::warn!(task = %s.task, error = %e, "Service task stop failed."),
             }
@@ -556,7 +636,10 @@ impl Ecs {
 #[derive(Default)]
 struct Notes {
     started: Vec<String>,
-    stopped: Vec<(String, StopReason)>,
+    /// (task, reason, stoppedReason) stopped this round.
+    stopped: Vec<(String, StopReason, String)>,
+    /// Tasks chosen to stop whose targets are draining (the record's new list).
+    deactivating: Vec<Deactivating>,
     placement_failure: Option<String>,
     launch_error: Option<String>,
     /// (target group, count) registered this round.
@@ -591,6 +674,7 @@ fn placement_message(failures: &[model::ecs::shapes::Failure]) -> String {
 fn apply_outcome(st: &mut StoredService, a: &Actions, notes: &Notes, at: f64) {
     let name = st.name().to_owned();
     let daemon = st.service.scheduling_strategy == Some(SchedulingStrategy::Daemon);
+    st.deactivating.clone_from(&notes.deactivating);
     let mut events: Vec<String> = Vec::new();
     if !notes.started.is_empty() {
         let list: Vec<String> = notes
@@ -604,18 +688,18 @@ fn apply_outcome(st: &mut StoredService, a: &Actions, notes: &Notes, at: f64) {
             list.join(" ")
         ));
     }
-    for (t, why) in &notes.stopped {
+    for (t, why, message) in &notes.stopped {
         if *why == StopReason::Unhealthy {
-            events.push(format!(
-                "(service {name}) (task {t}) failed container health checks."
-            ));
+            // "Task failed container health checks" / "Task failed ELB health checks in …"
+            let what = message.strip_prefix("Task ").unwrap_or(message);
+            events.push(format!("(service {name}) (task {t}) {what}."));
         }
     }
     if !notes.stopped.is_empty() {
         let list: Vec<String> = notes
             .stopped
             .iter()
-            .map(|(t, _)| format!("(task {t})"))
+            .map(|(t, _, _)| format!("(task {t})"))
             .collect();
         events.push(format!(
             "(service {name}) has stopped {} running tasks: {}.",
@@ -889,8 +973,10 @@ impl Balanced {
             .and_then(|by_target| by_target.get(target))
     }
 
-    /// A RUNNING task counts as healthy only once every target of it is healthy.
-    fn fold_health(&self, tasks: &mut [reconcile::Task]) {
+    /// A RUNNING task counts as healthy only once every target of it is healthy. Returns
+    /// the tasks some target group found unhealthy: task id → that group.
+    fn fold_health(&self, tasks: &mut [reconcile::Task]) -> HashMap<String, String> {
+        let mut failed = HashMap::new();
         for t in tasks.iter_mut().filter(|t| t.phase == Phase::Running) {
             let mine = self
                 .targets
@@ -916,22 +1002,31 @@ impl Balanced {
                 LbVerdict::Unhealthy => {
                     t.health = Health::Unhealthy;
                     t.has_health_check = true;
+                    if let Some((tg, _)) = mine.iter().find(|(tg, target)| {
+                        self.state(tg, target)
+                            .is_some_and(|st| st.state == "unhealthy")
+                    }) {
+                        failed.insert(t.id.clone(), tg.clone());
+                    }
                 }
             }
         }
+        failed
     }
 
     /// Deregisters the targets of tasks to stop; returns the stops that may go ahead now
-    /// (their targets are gone, or their instance is lost and draining is moot).
+    /// (their targets are gone, or their instance is lost and draining is moot) and those
+    /// that wait for their targets to drain.
     async fn drain_before_stop(
         &self,
         b: &dyn TargetGroups,
-        stops: &[reconcile::Stop],
+        stops: &[PlannedStop],
         notes: &mut Notes,
-    ) -> Vec<reconcile::Stop> {
-        let mut now = Vec::new();
+    ) -> (Vec<PlannedStop>, Vec<PlannedStop>) {
+        let (mut now, mut waiting) = (Vec::new(), Vec::new());
         let mut leave: HashMap<String, Vec<(String, u16)>> = HashMap::new();
-        for s in stops {
+        for p in stops {
+            let s = &p.stop;
             let mine = self
                 .targets
                 .get(&s.task)
@@ -955,9 +1050,10 @@ impl Balanced {
                 if live {
                     notes.draining += 1;
                 }
+                waiting.push(p.clone());
                 continue;
             }
-            now.push(s.clone());
+            now.push(p.clone());
         }
         // Tasks that stopped on their own leave the balancer too.
         for (task, mine) in &self.targets {
@@ -983,20 +1079,20 @@ impl Balanced {
                 }
             }
         }
-        now
+        (now, waiting)
     }
 
     /// Registers the targets of RUNNING tasks not being stopped; notes unhealthy ones.
     async fn register_running(
         &self,
         b: &dyn TargetGroups,
-        stops: &[reconcile::Stop],
+        stops: &[PlannedStop],
         notes: &mut Notes,
     ) {
         let mut join: HashMap<String, Vec<super::balancing::Registration>> = HashMap::new();
         for (task, mine) in &self.targets {
             if self.phases.get(task) != Some(&Phase::Running)
-                || stops.iter().any(|s| &s.task == task)
+                || stops.iter().any(|p| &p.stop.task == task)
             {
                 continue;
             }
