@@ -115,8 +115,20 @@ def test_standalone_data_plane_serves_what_the_api_describes(env):
     elbv2.modify_target_group_attributes(
         TargetGroupArn=tg_arn, Attributes=[{"Key": "deregistration_delay.timeout_seconds", "Value": "0"}]
     )
-    # An instance target: the role reaches it on 127.0.0.1, as the server's plane does.
+    # An instance target registered by hand: the role reaches it on 127.0.0.1, as the
+    # server's plane does. And one on a container instance whose agent registered its
+    # address: the role finds it through the ECS API (the address is loopback here, as
+    # tests bind nothing else).
     elbv2.register_targets(TargetGroupArn=tg_arn, Targets=[{"Id": "i-0123456789abcdef0", "Port": backend_port}])
+    ecs = make_client(cfg)
+    cluster = ecs.create_cluster(clusterName=unique("role"))["cluster"]["clusterArn"]
+    ci = ecs.register_container_instance(
+        cluster=cluster, attributes=[{"name": "stevedore.host-address", "value": "127.0.0.1"}],
+        totalResources=[{"name": "CPU", "type": "INTEGER", "integerValue": 1024},
+                        {"name": "MEMORY", "type": "INTEGER", "integerValue": 1024}],
+    )["containerInstance"]
+    agent_target = {"Id": ci["ec2InstanceId"], "Port": backend_port}
+    elbv2.register_targets(TargetGroupArn=tg_arn, Targets=[agent_target])
     port = free_port()
     listener = elbv2.create_listener(
         LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP", Port=port,
@@ -145,12 +157,15 @@ def test_standalone_data_plane_serves_what_the_api_describes(env):
 
         # The role's health checks reach the server: DescribeTargetHealth tells the truth
         # although the server itself checks nothing (--no-lb).
-        def target_state():
+        def target_states():
             descs = elbv2.describe_target_health(TargetGroupArn=tg_arn)["TargetHealthDescriptions"]
-            return descs[0]["TargetHealth"]["State"]
+            return sorted((d["Target"]["Id"], d["TargetHealth"]["State"]) for d in descs)
 
-        wait_until(lambda: target_state() == "healthy", 25, "the role's verdict in DescribeTargetHealth", role_log)
+        wait_until(lambda: target_states() == sorted([("i-0123456789abcdef0", "healthy"), (ci["ec2InstanceId"], "healthy")]),
+                   25, "the role's verdicts in DescribeTargetHealth", role_log)
         assert "Target health changed." in role_log()
+        assert "configuration failed" not in role_log(), "reading ECS container instances works"
+        elbv2.deregister_targets(TargetGroupArn=tg_arn, Targets=[agent_target])
 
         # Deregistered with no delay: gone from the group, so the default action has no target.
         elbv2.deregister_targets(TargetGroupArn=tg_arn, Targets=[{"Id": "i-0123456789abcdef0", "Port": backend_port}])

@@ -2,7 +2,9 @@
 //! server's. It reads what to serve through the server's public ELBv2 API (the same
 //! Describe* calls the AWS CLI makes, SigV4-signed with the standard AWS credentials),
 //! rebuilds a [`model::lb::Config`] every poll interval, and runs [`::lb::DataPlane`]
-//! over it.
+//! over it. Instance targets are reached at the address their instance's agent
+//! registered, read through ECS (ListClusters, ListContainerInstances,
+//! DescribeContainerInstances) when some group has instance targets.
 //!
 //! Its health checks' verdicts go back to the server through Stevedore's own signed route
 //! (ELBv2 has no public operation that writes health; see [`crate::health_reports`]), on
@@ -132,6 +134,86 @@ impl QueryApi for RemoteElb {
         }
         Err(describe::parse_error(operation, status, &text))
     }
+
+    async fn instance_addresses(
+        &self,
+    ) -> Result<std::collections::HashMap<String, String>, LbRoleError> {
+        instance_addresses(&self.api).await
+    }
+}
+
+/// EC2 instance id → host address, from every cluster's container instances (ACTIVE and
+/// DRAINING: both still run tasks), through the ECS API.
+async fn instance_addresses(
+    api: &ApiClient,
+) -> Result<std::collections::HashMap<String, String>, LbRoleError> {
+    use model::ecs::shapes::{
+        DescribeContainerInstancesRequest, DescribeContainerInstancesResponse, ListClustersRequest,
+        ListClustersResponse, ListContainerInstancesRequest, ListContainerInstancesResponse,
+    };
+    let mut clusters = Vec::new();
+    let mut token = None;
+    loop {
+        let page: ListClustersResponse = api
+            .call(
+                "ListClusters",
+                &ListClustersRequest {
+                    next_token: token.take(),
+                    max_results: Some(100),
+                },
+            )
+            .await?;
+        clusters.extend(page.cluster_arns.unwrap_or_default());
+        match page.next_token {
+            Some(t) => token = Some(t),
+            None => break,
+        }
+    }
+    let mut out = std::collections::HashMap::new();
+    for cluster in clusters {
+        let mut token = None;
+        loop {
+            let page: ListContainerInstancesResponse = api
+                .call(
+                    "ListContainerInstances",
+                    &ListContainerInstancesRequest {
+                        cluster: Some(cluster.clone()),
+                        next_token: token.take(),
+                        max_results: Some(100),
+                        ..ListContainerInstancesRequest::default()
+                    },
+                )
+                .await?;
+            let arns = page.container_instance_arns.unwrap_or_default();
+            if !arns.is_empty() {
+                let described: DescribeContainerInstancesResponse = api
+                    .call(
+                        "DescribeContainerInstances",
+                        &DescribeContainerInstancesRequest {
+                            cluster: Some(cluster.clone()),
+                            container_instances: arns,
+                            include: None,
+                        },
+                    )
+                    .await?;
+                for ci in described.container_instances.unwrap_or_default() {
+                    let address = ci.attributes.iter().flatten().find_map(|a| {
+                        (a.name == model::ecs::names::HOST_ADDRESS_ATTRIBUTE)
+                            .then(|| a.value.clone())
+                            .flatten()
+                    });
+                    if let (Some(id), Some(address)) = (ci.ec2_instance_id, address) {
+                        out.insert(id, address);
+                    }
+                }
+            }
+            match page.next_token {
+                Some(t) => token = Some(t),
+                None => break,
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The form body of a query-protocol request: `Action`, `Version`, then `params`.

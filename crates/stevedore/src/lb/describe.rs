@@ -3,6 +3,7 @@
 //! mapping mirrors `elb::snapshot::compute_config`, so a standalone data plane serves
 //! what the server's in-process one would (the tests check exactly that).
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 
 use model::lb::{
@@ -14,8 +15,8 @@ use roxmltree::{Document, Node};
 
 use super::LbRoleError;
 
-/// Where instance targets are reached: the server's own data plane resolves instance
-/// ids to the loopback address too (agents publish task ports on their host).
+/// Where an instance target is reached when no agent registered an address for its
+/// instance (a target registered by hand): the server's own data plane does the same.
 const INSTANCE_HOST: &str = "127.0.0.1";
 
 /// A query-protocol API answering XML documents: the server over HTTP, or an in-memory
@@ -29,6 +30,12 @@ pub trait QueryApi: Send + Sync {
         operation: &'static str,
         params: &[(&str, &str)],
     ) -> Result<String, LbRoleError>;
+
+    /// EC2 instance id → the address its agent registered (the ECS container instance
+    /// attribute [`model::ecs::names::HOST_ADDRESS_ATTRIBUTE`]): where instance targets
+    /// are reached. ELBv2's API does not say; the server's own data plane keeps the address
+    /// ECS registered each target with.
+    async fn instance_addresses(&self) -> Result<HashMap<String, String>, LbRoleError>;
 }
 
 /// Everything the data plane serves, read with ELBv2 Describe* calls. `bind_override`
@@ -65,6 +72,7 @@ pub async fn fetch_config(
         Ok(parse_target_group(n))
     })
     .await?;
+    let mut addresses: Option<HashMap<String, String>> = None;
     for (tg, target_type) in &mut target_groups {
         let arn = tg.arn.clone();
         let by_tg = [("TargetGroupArn", arn.as_str())];
@@ -72,6 +80,18 @@ pub async fn fetch_config(
         apply_attributes(tg, &attributes)?;
         let health = call_doc(api, "DescribeTargetHealth", &by_tg).await?;
         tg.targets = parse_targets(&health, target_type)?;
+        if target_type == "instance" && !tg.targets.is_empty() {
+            // Read once per poll, and only when some instance target needs it.
+            let known = match &mut addresses {
+                Some(known) => known,
+                None => addresses.insert(api.instance_addresses().await?),
+            };
+            for t in &mut tg.targets {
+                if let Some(address) = known.get(&t.key.id) {
+                    t.host.clone_from(address);
+                }
+            }
+        }
     }
     Ok(Config {
         revision: 0,

@@ -4,6 +4,7 @@
 
 use super::*;
 use model::lb::{Action, Algorithm, Condition};
+use std::collections::HashMap;
 
 /// `elb::Elb` in memory, answering what the server's HTTP layer would.
 struct Local {
@@ -41,6 +42,15 @@ impl QueryApi for Local {
                 message: aws.message,
             }
         })
+    }
+
+    async fn instance_addresses(&self) -> Result<HashMap<String, String>, LbRoleError> {
+        // What ECS would say: the agent of i-0fed registered 10.1.2.3; i-0abc's agent
+        // registered no address.
+        Ok(HashMap::from([
+            ("i-0fed".to_owned(), "10.1.2.3".to_owned()),
+            ("i-0999".to_owned(), "10.9.9.9".to_owned()),
+        ]))
     }
 }
 
@@ -261,6 +271,15 @@ async fn build_world(api: &Local) {
         api.ok("RegisterTargets", &p).await;
     };
     register(app.clone(), &[("i-0abc", "32768"), ("i-0def", "32769")]).await;
+    // A service's task, registered by ECS with its agent's address.
+    let key = TargetKey {
+        id: "i-0fed".into(),
+        port: 32770,
+    };
+    api.elb
+        .register_targets_at(&app, &[(key, Some("10.1.2.3".into()))])
+        .await
+        .expect("registered at an address");
     register(
         canary.clone(),
         &[("10.0.0.7", "9000"), ("10.0.0.8", "9000")],
@@ -331,6 +350,18 @@ async fn config_read_through_the_api_equals_the_servers_own_snapshot() {
         .find(|t| t.name == "app")
         .expect("app");
     assert_eq!(app.stickiness, Some(std::time::Duration::from_secs(600)));
+    assert_eq!(
+        app.targets
+            .iter()
+            .map(|t| (t.key.id.as_str(), t.host.as_str()))
+            .collect::<Vec<_>>(),
+        [
+            ("i-0abc", "127.0.0.1"),
+            ("i-0def", "127.0.0.1"),
+            ("i-0fed", "10.1.2.3")
+        ],
+        "instance targets are reached where their agent said"
+    );
     assert_eq!(
         canary
             .targets
