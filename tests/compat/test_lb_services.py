@@ -194,7 +194,14 @@ def test_tasks_failing_the_balancers_checks_are_replaced_until_the_breaker_rolls
     try:
         broken = ecs.update_service(cluster=env["cluster"], service=name, taskDefinition=td2)["service"]["deployments"][0]["id"]
 
+        deactivating: list[dict] = []
+
         def rolled_back():
+            # While its targets drain, a task chosen to stop shows as ECS shows it.
+            arns = ecs.list_tasks(cluster=env["cluster"], serviceName=name, desiredStatus="STOPPED")["taskArns"]
+            if arns:
+                deactivating.extend(t for t in ecs.describe_tasks(cluster=env["cluster"], tasks=arns)["tasks"]
+                                    if t["lastStatus"] == "DEACTIVATING")
             s = describe(env, name)
             return steady(s) and s["taskDefinition"] == td1 and s["deployments"][0]["id"] != broken
 
@@ -210,6 +217,9 @@ def test_tasks_failing_the_balancers_checks_are_replaced_until_the_breaker_rolls
     assert len(results) > 100 and not failed, (len(results), failed[:5])
     new_hosts = {t["containers"][0]["runtimeId"][:12] for t in service_tasks(env, name)}
     assert old_hosts <= {r[1] for r in results} <= old_hosts | new_hosts
+    assert deactivating, "a draining task shows lastStatus DEACTIVATING"
+    assert all(t["desiredStatus"] == "STOPPED" and t["stopCode"] == "ServiceSchedulerInitiated"
+               and t["containers"][0]["lastStatus"] == "RUNNING" for t in deactivating), deactivating[0]
     # Each revision-2 task was drained, stopped for the balancer's verdict, and counted.
     arns = ecs.list_tasks(cluster=env["cluster"], serviceName=name, desiredStatus="STOPPED")["taskArns"]
     stopped = [t for t in ecs.describe_tasks(cluster=env["cluster"], tasks=arns)["tasks"] if t["taskDefinitionArn"] == td2]

@@ -161,11 +161,12 @@ impl Session {
             if st.released {
                 continue;
             }
-            let desired = st
-                .task
-                .desired_status
-                .clone()
-                .unwrap_or_else(|| "RUNNING".into());
+            // A deactivating task runs on until its drain ends and the stop is requested.
+            let desired = match st.task.desired_status.clone() {
+                _ if st.deactivating => "RUNNING".to_owned(),
+                Some(d) => d,
+                None => "RUNNING".to_owned(),
+            };
             let acked = self.delivered.get(&task_id) == Some(&desired);
             let flying = self
                 .in_flight

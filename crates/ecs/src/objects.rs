@@ -156,6 +156,11 @@ pub struct StoredTask {
     /// The network interface of an `awsvpc` task (its address is held until STOPPED).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eni: Option<crate::tasks::awsvpc::TaskEni>,
+    /// Chosen by its service to stop, and waiting for its load balancer targets to drain
+    /// first: the API shows desiredStatus STOPPED and lastStatus DEACTIVATING, as ECS does,
+    /// while its agent keeps running it until the stop is requested.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deactivating: bool,
 }
 
 /// A RunTask client token: the request it answered.

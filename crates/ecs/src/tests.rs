@@ -1,6 +1,7 @@
 //! Service-level tests: operations through `Ecs::handle` over a real SQLite store.
 
 use super::*;
+use model::ecs::shapes::TaskStopCode;
 use serde_json::{json, Value};
 
 /// An `Ecs` over a real SQLite store in a temporary directory (gone with the fixture).
@@ -431,4 +432,107 @@ async fn awsvpc_tasks_get_distinct_addresses_held_until_stopped_and_health_is_re
     .expect("described");
     assert_eq!(d["tasks"][0]["attachments"][0]["status"], "DELETED");
     assert_eq!(d["tasks"][0]["healthStatus"], "UNHEALTHY");
+}
+
+#[tokio::test]
+async fn a_deactivating_task_shows_as_ecs_shows_it_and_keeps_its_reason_through_the_stop() {
+    let f = fixture();
+    call(&f.ecs, "CreateCluster", json!({"clusterName": "d"}))
+        .await
+        .expect("created");
+    let reg = json!({"cluster": "d", "totalResources": [
+        {"name": "CPU", "type": "INTEGER", "integerValue": 1024},
+        {"name": "MEMORY", "type": "INTEGER", "integerValue": 1024}]});
+    let inst = call(&f.ecs, "RegisterContainerInstance", reg)
+        .await
+        .expect("registered");
+    let arn = inst["containerInstance"]["containerInstanceArn"]
+        .as_str()
+        .expect("arn")
+        .to_owned();
+    let _session = f.ecs.open_session("d", &arn).await.expect("connected");
+    call(&f.ecs, "RegisterTaskDefinition", td("web"))
+        .await
+        .expect("registered");
+    let out = call(
+        &f.ecs,
+        "RunTask",
+        json!({"cluster": "d", "taskDefinition": "web"}),
+    )
+    .await
+    .expect("ran");
+    let task = out["tasks"][0]["taskArn"]
+        .as_str()
+        .expect("task")
+        .to_owned();
+    let report = |status: &str| {
+        json!({"cluster": "d", "task": task, "status": status})
+    };
+    call(&f.ecs, "SubmitTaskStateChange", report("RUNNING"))
+        .await
+        .expect("running");
+    let reason = "Task failed ELB health checks in (target-group arn:x)";
+    f.ecs
+        .request_deactivate("d", &task, TaskStopCode::ServiceSchedulerInitiated, reason)
+        .await
+        .expect("deactivating");
+    let describe = || async {
+        call(
+            &f.ecs,
+            "DescribeTasks",
+            json!({"cluster": "d", "tasks": [task.clone()]}),
+        )
+        .await
+        .expect("described")["tasks"][0]
+            .clone()
+    };
+    let t = describe().await;
+    assert_eq!(
+        (&t["lastStatus"], &t["desiredStatus"], &t["stopCode"], &t["stoppedReason"]),
+        (
+            &json!("DEACTIVATING"),
+            &json!("STOPPED"),
+            &json!("ServiceSchedulerInitiated"),
+            &json!(reason)
+        )
+    );
+    let ecs = &f.ecs;
+    let listed = |desired: &'static str| async move {
+        call(
+            ecs,
+            "ListTasks",
+            json!({"cluster": "d", "desiredStatus": desired}),
+        )
+        .await
+        .expect("listed")["taskArns"]
+            .as_array()
+            .map(Vec::len)
+    };
+    assert_eq!(listed("RUNNING").await, Some(0));
+    assert_eq!(listed("STOPPED").await, Some(1));
+    // A late RUNNING report does not take it back.
+    call(&f.ecs, "SubmitTaskStateChange", report("RUNNING"))
+        .await
+        .expect("reported");
+    assert_eq!(describe().await["lastStatus"], "DEACTIVATING");
+    // Deactivating again is a no-op; the stop keeps the reason and moves to STOPPING.
+    f.ecs
+        .request_deactivate("d", &task, TaskStopCode::UserInitiated, "other")
+        .await
+        .expect("no-op");
+    f.ecs
+        .request_stop("d", &task, TaskStopCode::UserInitiated, "other")
+        .await
+        .expect("stop requested");
+    let t = describe().await;
+    assert_eq!(t["lastStatus"], "STOPPING");
+    assert_eq!(t["stoppedReason"], reason);
+    call(&f.ecs, "SubmitTaskStateChange", report("STOPPED"))
+        .await
+        .expect("stopped");
+    let t = describe().await;
+    assert_eq!(
+        (&t["lastStatus"], &t["stopCode"], &t["stoppedReason"]),
+        (&json!("STOPPED"), &json!("ServiceSchedulerInitiated"), &json!(reason))
+    );
 }

@@ -185,30 +185,6 @@ pub enum StopReason {
 }
 
 impl StopReason {
-    const ALL: [StopReason; 5] = [
-        StopReason::ScaleIn,
-        StopReason::Deployment,
-        StopReason::Draining,
-        StopReason::InstanceLost,
-        StopReason::Unhealthy,
-    ];
-
-    /// A stable name, for records that remember a reason.
-    pub fn name(self) -> &'static str {
-        match self {
-            StopReason::ScaleIn => "ScaleIn",
-            StopReason::Deployment => "Deployment",
-            StopReason::Draining => "Draining",
-            StopReason::InstanceLost => "InstanceLost",
-            StopReason::Unhealthy => "Unhealthy",
-        }
-    }
-
-    /// The reason [`StopReason::name`] gave `name`.
-    pub fn from_name(name: &str) -> Option<StopReason> {
-        Self::ALL.into_iter().find(|r| r.name() == name)
-    }
-
     /// The `stoppedReason` ECS gives.
     pub fn message(self) -> &'static str {
         match self {

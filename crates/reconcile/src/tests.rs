@@ -461,11 +461,3 @@ fn deactivating_tasks_are_not_stopped_again_and_hold_room() {
     };
     assert_eq!(compute(&spec(3, 100, 200), &o).start.len(), 3);
 }
-
-#[test]
-fn stop_reasons_round_trip_through_their_names() {
-    for r in StopReason::ALL {
-        assert_eq!(StopReason::from_name(r.name()), Some(r));
-    }
-    assert_eq!(StopReason::from_name("Nope"), None);
-}

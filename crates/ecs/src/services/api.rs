@@ -370,7 +370,6 @@ pub(crate) async fn create_service(
                 request_hash: hash.clone(),
                 completed: Vec::new(),
                 steady: false,
-                deactivating: Vec::new(),
             };
             save(&key, rev, &stored)
         })

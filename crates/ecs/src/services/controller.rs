@@ -4,12 +4,12 @@
 //! and commit), and records the outcome — counts, rollouts, events — in the service.
 //!
 //! Nothing is remembered between rounds except a hint (when each instance's agent was
-//! first seen disconnected) and, in the service record, the tasks chosen to stop that wait
-//! for their targets to drain; a restarted server simply runs the next round.
+//! first seen disconnected); a restarted server simply runs the next round. A task chosen
+//! to stop that waits for its targets to drain says so itself (DEACTIVATING).
 
 use super::api::{push_primary, ACTIVE, DRAINING, INACTIVE};
 use super::balancing::{verdict, LbVerdict, Reach, TargetGroups};
-use super::{service_key, Deactivating, StoredService};
+use super::{service_key, StoredService};
 use crate::error::EcsError;
 use crate::objects::{decode, encode, task_prefix, Step, StoredTask};
 use crate::tasks::launch::{parse_placement, LaunchParams};
@@ -42,6 +42,20 @@ type TaskTargets = HashMap<String, Vec<(String, Target)>>;
 struct PlannedStop {
     stop: reconcile::Stop,
     message: String,
+    /// The task is already DEACTIVATING (its code and reason are set).
+    deactivating: bool,
+}
+
+/// Which stops wait for a drain, and which targets leave their groups now.
+struct DrainPlan {
+    /// Stops that may go ahead now.
+    now: Vec<PlannedStop>,
+    /// Stops waiting for their targets to drain.
+    waiting: Vec<PlannedStop>,
+    /// Target group → targets to deregister.
+    leave: HashMap<String, Vec<(String, u16)>>,
+    /// Tasks whose targets begin draining now.
+    draining: usize,
 }
 
 /// How ECS words the `stoppedReason` of a task its load balancer found unhealthy.
@@ -103,6 +117,7 @@ fn observe_task(st: &StoredTask) -> reconcile::Task {
     let desired_stop = t.desired_status.as_deref() == Some("STOPPED");
     let phase = match last {
         "STOPPED" | "DELETED" => Phase::Stopped,
+        _ if st.deactivating => Phase::Deactivating,
         _ if desired_stop => Phase::Stopping,
         "RUNNING" => Phase::Running,
         _ => Phase::Pending,
@@ -336,24 +351,9 @@ impl Ecs {
         let deployments: Vec<Deployment> =
             svc.deployments.iter().flatten().rev().cloned().collect();
         let ids: Vec<&str> = deployments.iter().filter_map(|d| d.id.as_deref()).collect();
-        // Tasks waiting for their drain are on their way out: the scheduler neither counts
-        // them nor stops them again; this round stops them once their targets are gone.
-        let remembered: HashMap<&str, &Deactivating> = st
-            .deactivating
-            .iter()
-            .map(|d| (d.task.as_str(), d))
-            .collect();
         let mut observed_tasks: Vec<reconcile::Task> = tasks
             .iter()
-            .map(|(t, _)| {
-                let mut t = t.clone();
-                if matches!(t.phase, Phase::Running | Phase::Pending)
-                    && remembered.contains_key(t.id.as_str())
-                {
-                    t.phase = Phase::Deactivating;
-                }
-                t
-            })
+            .map(|(t, _)| t.clone())
             .filter(|t| t.phase != Phase::Stopped || ids.contains(&t.deployment.as_str()))
             .collect();
         let balanced = match &self.balancers {
@@ -412,6 +412,8 @@ impl Ecs {
         let round = std::time::Instant::now();
         let mut actions = reconcile::compute(&spec, &observed);
         let mut notes = Notes::default();
+        // The scheduler's stops, and the tasks already deactivating (their stop code and
+        // reason are on the task already).
         let mut stops: Vec<PlannedStop> = actions
             .stop
             .iter()
@@ -421,6 +423,7 @@ impl Ecs {
                     _ => s.reason.message().to_owned(),
                 },
                 stop: s.clone(),
+                deactivating: false,
             })
             .collect();
         stops.extend(
@@ -428,42 +431,57 @@ impl Ecs {
                 .tasks
                 .iter()
                 .filter(|t| t.phase == Phase::Deactivating)
-                .filter_map(|t| remembered.get(t.id.as_str()))
-                .map(|d| PlannedStop {
+                .map(|t| PlannedStop {
                     stop: reconcile::Stop {
-                        task: d.task.clone(),
-                        reason: StopReason::from_name(&d.reason).unwrap_or(StopReason::Deployment),
+                        task: t.id.clone(),
+                        reason: StopReason::Deployment,
                     },
-                    message: d.message.clone(),
+                    message: String::new(),
+                    deactivating: true,
                 }),
         );
+        // Failed checks are news when the stop is decided, drain or not.
+        for p in &stops {
+            if !p.deactivating && p.stop.reason == StopReason::Unhealthy {
+                notes
+                    .failed_checks
+                    .push((p.stop.task.clone(), p.message.clone()));
+            }
+        }
         if let (Some(b), Some(groups)) = (&balanced, &self.balancers) {
-            // Targets leave the balancer before their task stops: the task stops once its
-            // targets have drained, and is remembered until then.
-            let (now, waiting) = b
-                .drain_before_stop(groups.as_ref(), &stops, &mut notes)
-                .await;
+            // Targets leave the balancer before their task stops: the task deactivates
+            // and stops once its targets have drained.
+            let plan = b.plan_drain(&stops);
+            // Marked before the targets leave: after a crash in between, the next round
+            // finds the task deactivating with live targets and deregisters them.
+            for p in plan.waiting.iter().filter(|p| !p.deactivating) {
+                if let Err(e) = self
+                    .request_deactivate(
+                        cluster,
+                        &p.stop.task,
+                        TaskStopCode::ServiceSchedulerInitiated,
+                        &p.message,
+                    )
+                    .await
+                {
+                    tracing::warn!(task = %p.stop.task, error = %e, "Marking a task deactivating failed.");
+                }
+            }
+            notes.draining += plan.draining;
+            b.deregister(groups.as_ref(), plan.leave, &mut notes).await;
             b.register_running(groups.as_ref(), &stops, &mut notes)
                 .await;
             // A deployment whose tasks still drain is not over yet (`services-stable` waits
             // for the drain, as on ECS).
             actions.retire.retain(|d| {
-                !waiting.iter().any(|p| {
+                !plan.waiting.iter().any(|p| {
                     observed
                         .tasks
                         .iter()
                         .any(|t| t.id == p.stop.task && &t.deployment == d)
                 })
             });
-            notes.deactivating = waiting
-                .into_iter()
-                .map(|p| Deactivating {
-                    task: p.stop.task,
-                    reason: p.stop.reason.name().to_owned(),
-                    message: p.message,
-                })
-                .collect();
-            stops = now;
+            stops = plan.now;
         }
         for p in &stops {
             let s = &p.stop;
@@ -478,9 +496,7 @@ impl Ecs {
             {
                 Ok((_, instance)) => {
                     self.channels.notify(cluster, &instance);
-                    notes
-                        .stopped
-                        .push((s.task.clone(), s.reason, p.message.clone()));
+                    notes.stopped.push(s.task.clone());
                 }
                 Err(e) => tracing::warn!(task = %s.task, error = %e, "Service task stop failed."),
             }
@@ -636,10 +652,10 @@ impl Ecs {
 #[derive(Default)]
 struct Notes {
     started: Vec<String>,
-    /// (task, reason, stoppedReason) stopped this round.
-    stopped: Vec<(String, StopReason, String)>,
-    /// Tasks chosen to stop whose targets are draining (the record's new list).
-    deactivating: Vec<Deactivating>,
+    /// Tasks stopped this round.
+    stopped: Vec<String>,
+    /// (task, stoppedReason) of tasks chosen to stop for failing health checks.
+    failed_checks: Vec<(String, String)>,
     placement_failure: Option<String>,
     launch_error: Option<String>,
     /// (target group, count) registered this round.
@@ -674,7 +690,6 @@ fn placement_message(failures: &[model::ecs::shapes::Failure]) -> String {
 fn apply_outcome(st: &mut StoredService, a: &Actions, notes: &Notes, at: f64) {
     let name = st.name().to_owned();
     let daemon = st.service.scheduling_strategy == Some(SchedulingStrategy::Daemon);
-    st.deactivating.clone_from(&notes.deactivating);
     let mut events: Vec<String> = Vec::new();
     if !notes.started.is_empty() {
         let list: Vec<String> = notes
@@ -688,18 +703,16 @@ fn apply_outcome(st: &mut StoredService, a: &Actions, notes: &Notes, at: f64) {
             list.join(" ")
         ));
     }
-    for (t, why, message) in &notes.stopped {
-        if *why == StopReason::Unhealthy {
-            // "Task failed container health checks" / "Task failed ELB health checks in …"
-            let what = message.strip_prefix("Task ").unwrap_or(message);
-            events.push(format!("(service {name}) (task {t}) {what}."));
-        }
+    for (t, message) in &notes.failed_checks {
+        // "Task failed container health checks" / "Task failed ELB health checks in …"
+        let what = message.strip_prefix("Task ").unwrap_or(message);
+        events.push(format!("(service {name}) (task {t}) {what}."));
     }
     if !notes.stopped.is_empty() {
         let list: Vec<String> = notes
             .stopped
             .iter()
-            .map(|(t, _, _)| format!("(task {t})"))
+            .map(|t| format!("(task {t})"))
             .collect();
         events.push(format!(
             "(service {name}) has stopped {} running tasks: {}.",
@@ -1014,22 +1027,21 @@ impl Balanced {
         failed
     }
 
-    /// Deregisters the targets of tasks to stop; returns the stops that may go ahead now
-    /// (their targets are gone, or their instance is lost and draining is moot) and those
-    /// that wait for their targets to drain.
-    async fn drain_before_stop(
-        &self,
-        b: &dyn TargetGroups,
-        stops: &[PlannedStop],
-        notes: &mut Notes,
-    ) -> (Vec<PlannedStop>, Vec<PlannedStop>) {
-        let (mut now, mut waiting) = (Vec::new(), Vec::new());
-        let mut leave: HashMap<String, Vec<(String, u16)>> = HashMap::new();
+    /// Splits the stops into those that may go ahead now (their targets are gone, or
+    /// their instance is lost and draining is moot) and those that wait for their targets
+    /// to drain, and lists the targets to deregister: those of tasks to stop, and of tasks
+    /// that stopped on their own.
+    fn plan_drain(&self, stops: &[PlannedStop]) -> DrainPlan {
+        let mut plan = DrainPlan {
+            now: Vec::new(),
+            waiting: Vec::new(),
+            leave: HashMap::new(),
+            draining: 0,
+        };
         for p in stops {
-            let s = &p.stop;
             let mine = self
                 .targets
-                .get(&s.task)
+                .get(&p.stop.task)
                 .map(Vec::as_slice)
                 .unwrap_or_default();
             // Registered: some target is still in a group (draining or not); live: some
@@ -1040,22 +1052,24 @@ impl Balanced {
                     None => {}
                     Some("draining") => registered = true,
                     Some(_) => {
-                        leave.entry(tg.clone()).or_default().push(target.clone());
+                        plan.leave
+                            .entry(tg.clone())
+                            .or_default()
+                            .push(target.clone());
                         registered = true;
                         live = true;
                     }
                 }
             }
-            if registered && s.reason != StopReason::InstanceLost {
+            if registered && p.stop.reason != StopReason::InstanceLost {
                 if live {
-                    notes.draining += 1;
+                    plan.draining += 1;
                 }
-                waiting.push(p.clone());
-                continue;
+                plan.waiting.push(p.clone());
+            } else {
+                plan.now.push(p.clone());
             }
-            now.push(p.clone());
         }
-        // Tasks that stopped on their own leave the balancer too.
         for (task, mine) in &self.targets {
             if matches!(
                 self.phases.get(task),
@@ -1066,11 +1080,24 @@ impl Balanced {
                         .state(tg, target)
                         .is_some_and(|st| st.state != "draining")
                     {
-                        leave.entry(tg.clone()).or_default().push(target.clone());
+                        plan.leave
+                            .entry(tg.clone())
+                            .or_default()
+                            .push(target.clone());
                     }
                 }
             }
         }
+        plan
+    }
+
+    /// Deregisters targets: they drain for their group's deregistration delay.
+    async fn deregister(
+        &self,
+        b: &dyn TargetGroups,
+        leave: HashMap<String, Vec<(String, u16)>>,
+        notes: &mut Notes,
+    ) {
         for (tg, targets) in leave {
             match b.deregister(&tg, &targets).await {
                 Ok(()) => notes.deregistered.push((tg, targets.len())),
@@ -1079,7 +1106,6 @@ impl Balanced {
                 }
             }
         }
-        (now, waiting)
     }
 
     /// Registers the targets of RUNNING tasks not being stopped; notes unhealthy ones.

@@ -44,23 +44,6 @@ pub(crate) struct StoredService {
     /// Whether the last controller round found the service steady (events say so once).
     #[serde(default)]
     pub steady: bool,
-    /// Tasks the controller chose to stop that wait for their targets to drain. Kept here
-    /// because the choice cannot be read back from the balancer: once the drain ends the
-    /// targets are gone, and the task would look like a new one waiting to be registered.
-    #[serde(default)]
-    pub deactivating: Vec<Deactivating>,
-}
-
-/// A task on its way out through its load balancers' drain.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct Deactivating {
-    /// The task id.
-    pub task: String,
-    /// Why it stops: [`reconcile::StopReason`] by name.
-    pub reason: String,
-    /// Its `stoppedReason` once stopped.
-    pub message: String,
 }
 
 impl StoredService {

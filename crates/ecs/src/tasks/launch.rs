@@ -398,6 +398,7 @@ impl Ecs {
             network_mode: l.td.network_mode,
             volumes: l.td.volumes.clone().unwrap_or_default(),
             eni: None,
+            deactivating: false,
         }
     }
 

@@ -73,6 +73,7 @@ fn mark_stopped(st: &mut StoredTask, code: TaskStopCode, reason: &str) -> bool {
         super::awsvpc::apply_attachment_status(t, "DELETED");
     }
     st.released = true;
+    st.deactivating = false;
     was_running
 }
 
@@ -111,7 +112,9 @@ impl Ecs {
         self.objects
             .retry(reference, || async {
                 let (mut st, rev, key) = self.load_task(cluster, reference).await?;
-                if st.task.desired_status.as_deref() == Some("STOPPED") {
+                // A deactivating task already has its stop code and reason.
+                let deactivating = std::mem::take(&mut st.deactivating);
+                if st.task.desired_status.as_deref() == Some("STOPPED") && !deactivating {
                     return Ok(Step::Done((st.task, st.instance_id)));
                 }
                 let instance = self.load_stored_instance(cluster, &st.instance_id).await?;
@@ -124,6 +127,12 @@ impl Ecs {
                     let was_running = mark_stopped(&mut st, code, reason);
                     st.task.version = Some(st.task.version.unwrap_or(0) + 1);
                     txn = release_into(txn, cluster, &st, instance, was_running)?;
+                } else if deactivating {
+                    let t = &mut st.task;
+                    if t.last_status.as_deref().map_or(0, status_rank) < status_rank("STOPPING") {
+                        t.last_status = Some("STOPPING".into());
+                    }
+                    t.version = Some(t.version.unwrap_or(0) + 1);
                 } else {
                     let t = &mut st.task;
                     t.desired_status = Some("STOPPED".into());
@@ -134,6 +143,39 @@ impl Ecs {
                 }
                 txn = txn.put(key, encode(&st)?);
                 Ok(Step::Commit(txn, (st.task, st.instance_id)))
+            })
+            .await
+    }
+
+    /// Marks a RUNNING service task as leaving through its load balancers' drain:
+    /// desiredStatus STOPPED and lastStatus DEACTIVATING with `code` and `reason`, while
+    /// its agent keeps it running until [`Ecs::request_stop`]. A task already asked to
+    /// stop is left as it is.
+    pub(crate) async fn request_deactivate(
+        &self,
+        cluster: &str,
+        reference: &str,
+        code: TaskStopCode,
+        reason: &str,
+    ) -> Result<(), EcsError> {
+        self.objects
+            .retry(reference, || async {
+                let (mut st, rev, key) = self.load_task(cluster, reference).await?;
+                if st.task.desired_status.as_deref() == Some("STOPPED") || st.released {
+                    return Ok(Step::Done(()));
+                }
+                st.deactivating = true;
+                let t = &mut st.task;
+                t.desired_status = Some("STOPPED".into());
+                if t.last_status.as_deref().map_or(0, status_rank) < status_rank("DEACTIVATING") {
+                    t.last_status = Some("DEACTIVATING".into());
+                }
+                t.stopping_at = Some(now());
+                t.stop_code = Some(code);
+                t.stopped_reason = Some(reason.to_owned());
+                t.version = Some(t.version.unwrap_or(0) + 1);
+                let txn = Txn::new().when(key.clone(), rev).put(key, encode(&st)?);
+                Ok(Step::Commit(txn, ()))
             })
             .await
     }
