@@ -465,9 +465,7 @@ async fn a_deactivating_task_shows_as_ecs_shows_it_and_keeps_its_reason_through_
         .as_str()
         .expect("task")
         .to_owned();
-    let report = |status: &str| {
-        json!({"cluster": "d", "task": task, "status": status})
-    };
+    let report = |status: &str| json!({"cluster": "d", "task": task, "status": status});
     call(&f.ecs, "SubmitTaskStateChange", report("RUNNING"))
         .await
         .expect("running");
@@ -488,7 +486,12 @@ async fn a_deactivating_task_shows_as_ecs_shows_it_and_keeps_its_reason_through_
     };
     let t = describe().await;
     assert_eq!(
-        (&t["lastStatus"], &t["desiredStatus"], &t["stopCode"], &t["stoppedReason"]),
+        (
+            &t["lastStatus"],
+            &t["desiredStatus"],
+            &t["stopCode"],
+            &t["stoppedReason"]
+        ),
         (
             &json!("DEACTIVATING"),
             &json!("STOPPED"),
@@ -533,6 +536,10 @@ async fn a_deactivating_task_shows_as_ecs_shows_it_and_keeps_its_reason_through_
     let t = describe().await;
     assert_eq!(
         (&t["lastStatus"], &t["stopCode"], &t["stoppedReason"]),
-        (&json!("STOPPED"), &json!("ServiceSchedulerInitiated"), &json!(reason))
+        (
+            &json!("STOPPED"),
+            &json!("ServiceSchedulerInitiated"),
+            &json!(reason)
+        )
     );
 }
