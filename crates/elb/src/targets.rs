@@ -136,6 +136,29 @@ impl Elb {
         Ok(Some((target_type, targets)))
     }
 
+    /// Every (target group ARN, target) still registered or draining: read-only, for
+    /// checking health reports from a standalone data plane against what is registered.
+    pub async fn registered_targets(
+        &self,
+    ) -> Result<std::collections::HashSet<(String, TargetKey)>, ElbError> {
+        let now = self.now_ms();
+        let (world, _, _) = self.objects.load().await?;
+        let mut out = std::collections::HashSet::new();
+        for tg in world.tgs.values() {
+            let delay = deregistration_delay_ms(tg);
+            for t in &tg.targets {
+                if registration(t, delay, now) != Registration::None {
+                    let key = TargetKey {
+                        id: t.id.clone(),
+                        port: t.port,
+                    };
+                    out.insert((tg.arn.clone(), key));
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Replaces what the data plane last concluded about these targets.
     pub fn report_health(&self, reports: Vec<model::lb::HealthReport>) {
         let mut table = self

@@ -4,7 +4,6 @@
 //! `POST /stevedore/elb/target-health` with [`Reports`] as JSON. This module owns that
 //! wire form (both ends use it) and the server's handler.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -149,18 +148,13 @@ pub async fn receive(
         Ok(r) => r,
         Err(message) => return crate::http::client_error("InvalidParameterException", &message),
     };
-    let config = match app.elb().lb_config().await {
-        Ok(c) => c,
+    let registered = match app.elb().registered_targets().await {
+        Ok(r) => r,
         Err(e) => return crate::http::aws_error(&e.to_aws()),
     };
-    let registered: HashSet<(&str, &TargetKey)> = config
-        .target_groups
-        .iter()
-        .flat_map(|tg| tg.targets.iter().map(|t| (tg.arn.as_str(), &t.key)))
-        .collect();
     let known: Vec<HealthReport> = reports
         .into_iter()
-        .filter(|r| registered.contains(&(r.target_group_arn.as_str(), &r.target)))
+        .filter(|r| registered.contains(&(r.target_group_arn.clone(), r.target.clone())))
         .collect();
     let accepted = known.len();
     app.elb().report_health(known);
