@@ -81,6 +81,11 @@ pub fn compute_config(
                 LbType::Network => lb::LoadBalancerKind::Network,
             },
             bind_address,
+            idle_timeout: b
+                .attributes
+                .get("idle_timeout.timeout_seconds")
+                .and_then(|v| v.parse().ok())
+                .map_or(lb::DEFAULT_IDLE_TIMEOUT, std::time::Duration::from_secs),
             listeners: b
                 .listeners
                 .iter()

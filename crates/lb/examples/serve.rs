@@ -69,6 +69,7 @@ fn parse_config() -> Result<Config, String> {
             name: "serve".into(),
             kind: LoadBalancerKind::Application,
             bind_address: listen.ip(),
+            idle_timeout: model::lb::DEFAULT_IDLE_TIMEOUT,
             listeners: vec![Listener {
                 arn: "listener/app/serve/1/1".into(),
                 port: listen.port(),

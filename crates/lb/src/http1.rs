@@ -5,6 +5,7 @@
 
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -145,7 +146,8 @@ pub(crate) async fn serve(mut client: TcpStream, conn: Conn, stop: CancellationT
                 let next = exchange.run(&mut client, &out, &mut response).await;
                 if let Next::Tunnel(mut upstream) = next {
                     // Still counted in flight on its target, as ALB counts WebSockets.
-                    tunnel(&mut client, &buf, &mut upstream, cancelled.as_mut()).await;
+                    let idle = conn.timeouts.response;
+                    tunnel(&mut client, &buf, &mut upstream, idle, cancelled.as_mut()).await;
                     return;
                 }
                 next
@@ -407,24 +409,97 @@ impl Exchange<'_> {
     }
 }
 
-/// Carries a switched (WebSocket) connection both ways until either side closes or the
-/// listener stops; what the client sent past its handshake goes first.
+/// Carries a switched (WebSocket) connection both ways until either side closes, no data
+/// has moved either way for `idle` (ALB's idle timeout), or the listener stops; what the
+/// client sent past its handshake goes first.
 async fn tunnel(
     client: &mut TcpStream,
     early: &[u8],
     upstream: &mut Upstream,
-    stop: Pin<&mut WaitForCancellationFutureOwned>,
+    idle: std::time::Duration,
+    mut stop: Pin<&mut WaitForCancellationFutureOwned>,
 ) {
     if !early.is_empty() && upstream.stream.write_all(early).await.is_err() {
         return;
     }
-    tokio::select! {
-        copied = tokio::io::copy_bidirectional(client, &mut upstream.stream) => {
-            if let Err(error) = copied {
-                tracing::debug!(%error, "A WebSocket tunnel ended with an error.");
+    // Reads on either side note the time; the timer is only checked when it fires, so a
+    // busy tunnel costs no timer work per read.
+    let start = tokio::time::Instant::now();
+    let last = AtomicU64::new(0);
+    let mut a = Active {
+        inner: client,
+        start,
+        last: &last,
+    };
+    let mut b = Active {
+        inner: &mut upstream.stream,
+        start,
+        last: &last,
+    };
+    let copy = tokio::io::copy_bidirectional(&mut a, &mut b);
+    tokio::pin!(copy);
+    let timer = tokio::time::sleep(idle);
+    tokio::pin!(timer);
+    loop {
+        tokio::select! {
+            copied = &mut copy => {
+                if let Err(error) = copied {
+                    tracing::debug!(%error, "A WebSocket tunnel ended with an error.");
+                }
+                return;
+            }
+            () = &mut stop => return,
+            () = &mut timer => {
+                let active = start + std::time::Duration::from_millis(last.load(Ordering::Relaxed));
+                let deadline = active + idle;
+                if tokio::time::Instant::now() >= deadline {
+                    tracing::debug!(?idle, "A WebSocket tunnel reached the idle timeout.");
+                    return;
+                }
+                timer.as_mut().reset(deadline);
             }
         }
-        () = stop => {}
+    }
+}
+
+/// A tunnel end that notes when it last read data (milliseconds since `start`).
+struct Active<'a, S> {
+    inner: &'a mut S,
+    start: tokio::time::Instant,
+    last: &'a AtomicU64,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Active<'_, S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut *self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+            self.last.store(ms, Ordering::Relaxed);
+        }
+        polled
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Active<'_, S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut *self.inner).poll_write(cx, data)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.inner).poll_shutdown(cx)
     }
 }
 

@@ -271,11 +271,11 @@ impl Supervisor {
             return;
         };
         let (config, groups) = (config.clone(), groups.clone());
-        let mut wanted: HashMap<&str, (SocketAddr, &Listener)> = HashMap::new();
+        let mut wanted: HashMap<&str, (SocketAddr, &Listener, Duration)> = HashMap::new();
         for lb in &config.load_balancers {
             for listener in &lb.listeners {
                 let addr = SocketAddr::new(lb.bind_address, listener.port);
-                wanted.insert(listener.arn.as_str(), (addr, listener));
+                wanted.insert(listener.arn.as_str(), (addr, listener, lb.idle_timeout));
             }
         }
         // Close first, so a port moving between listeners is free to bind below.
@@ -285,7 +285,7 @@ impl Supervisor {
             .filter(|(arn, r)| {
                 wanted
                     .get(arn.as_str())
-                    .is_none_or(|(addr, l)| r.wanted != (*addr, l.protocol))
+                    .is_none_or(|(addr, l, _)| r.wanted != (*addr, l.protocol))
             })
             .map(|(arn, _)| arn.clone())
             .collect();
@@ -300,20 +300,21 @@ impl Supervisor {
         let mut arns: Vec<&str> = wanted.keys().copied().collect();
         arns.sort_unstable();
         for arn in arns {
-            let Some(&(addr, listener)) = wanted.get(arn) else {
+            let Some(&(addr, listener, idle)) = wanted.get(arn) else {
                 continue;
             };
             if let Some(running) = self.listeners.get(arn) {
                 match &running.routes {
                     Routes::Http(r) => {
-                        let routes = compute_http_routes(listener, running.local.port(), &groups);
+                        let routes =
+                            compute_http_routes(listener, running.local.port(), idle, &groups);
                         r.store(Arc::new(routes));
                     }
                     Routes::Tcp(r) => r.store(Arc::new(compute_tcp_routes(listener, &groups))),
                 }
                 continue;
             }
-            match self.start_listener(addr, listener, &groups).await {
+            match self.start_listener(addr, listener, idle, &groups).await {
                 Ok(running) => {
                     tracing::info!(listener = %arn, addr = %running.local, "Listener bound.");
                     self.listeners.insert(arn.to_owned(), running);
@@ -334,6 +335,7 @@ impl Supervisor {
         &self,
         addr: SocketAddr,
         listener: &Listener,
+        idle: Duration,
         groups: &HashMap<String, Arc<Group>>,
     ) -> Result<Running, LbError> {
         let bind_error = |source| LbError::Bind {
@@ -349,6 +351,7 @@ impl Supervisor {
                 let routes = Arc::new(ArcSwap::from_pointee(compute_http_routes(
                     listener,
                     local.port(),
+                    idle,
                     groups,
                 )));
                 let task = tokio::spawn(run_http_listener(

@@ -204,9 +204,11 @@ impl Conn {
     pub(crate) fn new(
         routes: Arc<ArcSwap<HttpRoutes>>,
         worker: usize,
-        timeouts: Timeouts,
+        mut timeouts: Timeouts,
         peer: SocketAddr,
     ) -> Self {
+        // The load balancer's idle timeout, unless the plane's own cap is shorter.
+        timeouts.response = timeouts.response.min(routes.load().idle);
         let peer_header = HeaderValue::from_str(&peer.ip().to_canonical().to_string())
             .unwrap_or(HeaderValue::from_static("unknown"));
         Conn {

@@ -6,6 +6,7 @@
 use std::collections::{HashMap, HashSet};
 use std::net::Ipv6Addr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
@@ -47,6 +48,8 @@ pub(crate) struct HttpRoutes {
     pub(crate) port: u16,
     /// `X-Forwarded-Port`, prepared once.
     pub(crate) port_header: HeaderValue,
+    /// The load balancer's idle timeout, for connections accepted from now on.
+    pub(crate) idle: Duration,
 }
 
 /// One TCP listener's routing: its default forward action.
@@ -114,12 +117,14 @@ fn compute_forward(
 pub(crate) fn compute_http_routes(
     listener: &Listener,
     port: u16,
+    idle: Duration,
     groups: &HashMap<String, Arc<Group>>,
 ) -> HttpRoutes {
     HttpRoutes {
         rules: CompiledRules::compile(listener, |actions| compute_action(actions, groups)),
         port,
         port_header: HeaderValue::from(port),
+        idle,
     }
 }
 

@@ -286,7 +286,11 @@ async fn read_reply(stream: &mut TcpStream, buf: &mut Vec<u8>, head: bool) -> Ra
 }
 
 async fn start_lb(target: &Scripted) -> (Running, SocketAddr) {
-    let config = alb(
+    start_lb_idle(target, DEFAULT_IDLE_TIMEOUT).await
+}
+
+async fn start_lb_idle(target: &Scripted, idle: Duration) -> (Running, SocketAddr) {
+    let mut config = alb(
         vec![],
         vec![forward("tg")],
         vec![group(
@@ -296,6 +300,7 @@ async fn start_lb(target: &Scripted) -> (Running, SocketAddr) {
             health_check(false),
         )],
     );
+    config.load_balancers[0].idle_timeout = idle;
     let lb = Running::start(config).await;
     let addr = lb.addr(LISTENER);
     (lb, addr)
@@ -529,4 +534,69 @@ async fn a_websocket_handshake_becomes_a_tunnel_both_ways() {
     .await
     .expect("echo in time");
     assert_eq!(rest, b"AND MORE");
+}
+
+/// Reads until the peer closes; how long that took.
+async fn closed_after(stream: &mut TcpStream) -> Duration {
+    let start = std::time::Instant::now();
+    let mut sink = Vec::new();
+    tokio::time::timeout(LIMIT, async { while read_more(stream, &mut sink).await {} })
+        .await
+        .expect("closed in time");
+    start.elapsed()
+}
+
+#[tokio::test]
+async fn the_load_balancers_idle_timeout_closes_idle_connections_and_tunnels() {
+    let target = Scripted::start().await;
+    let idle = Duration::from_secs(1);
+    let (_lb, addr) = start_lb_idle(&target, idle).await;
+    // A keep-alive connection with nothing more to say.
+    let mut client = TcpStream::connect(addr).await.expect("connect");
+    let mut buf = Vec::new();
+    client
+        .write_all(b"GET /ws HTTP/1.1\r\nHost: app\r\n\r\n")
+        .await
+        .expect("write");
+    read_reply(&mut client, &mut buf, false).await;
+    let waited = closed_after(&mut client).await;
+    assert!(waited >= idle - Duration::from_millis(100), "{waited:?}");
+
+    // A tunnel stays open while data moves, whichever way, and closes once idle.
+    let mut client = TcpStream::connect(addr).await.expect("connect");
+    client
+        .write_all(
+            b"GET /ws HTTP/1.1\r\nHost: app\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+        )
+        .await
+        .expect("write");
+    let mut buf = Vec::new();
+    tokio::time::timeout(LIMIT, async {
+        while !buf.ends_with(b"\r\n\r\nhi") {
+            assert!(read_more(&mut client, &mut buf).await, "closed before 101");
+        }
+    })
+    .await
+    .expect("switched in time");
+    for _ in 0..6 {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        client.write_all(b"ping").await.expect("tunnel open");
+        let mut echo = Vec::new();
+        tokio::time::timeout(LIMIT, async {
+            while echo.len() < 4 {
+                assert!(
+                    read_more(&mut client, &mut echo).await,
+                    "tunnel closed while busy"
+                );
+            }
+        })
+        .await
+        .expect("echo in time");
+        assert_eq!(echo, b"PING");
+    }
+    let waited = closed_after(&mut client).await;
+    assert!(
+        waited >= idle - Duration::from_millis(100) && waited < idle * 3,
+        "{waited:?}"
+    );
 }

@@ -17,6 +17,7 @@ fn nlb(targets: Vec<Target>, health: HealthCheck) -> Config {
             name: "db".into(),
             kind: LoadBalancerKind::Network,
             bind_address: "127.0.0.1".parse().expect("ip"),
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
             listeners: vec![Listener {
                 arn: "listener/net/db/1".into(),
                 port: 0,

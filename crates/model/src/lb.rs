@@ -45,9 +45,16 @@ pub struct LoadBalancer {
     pub kind: LoadBalancerKind,
     /// The address its listeners bind (127.0.0.1 by default).
     pub bind_address: std::net::IpAddr,
+    /// ALB's `idle_timeout.timeout_seconds` ([`DEFAULT_IDLE_TIMEOUT`] unless set): a client
+    /// connection or WebSocket tunnel with no data either way for this long is closed, and
+    /// a target has this long to answer.
+    pub idle_timeout: std::time::Duration,
     /// Its listeners.
     pub listeners: Vec<Listener>,
 }
+
+/// ALB's default idle timeout (60 s).
+pub const DEFAULT_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// A listener's protocol.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

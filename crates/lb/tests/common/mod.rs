@@ -269,6 +269,7 @@ pub fn alb(rules: Vec<Rule>, default_actions: Vec<Action>, groups: Vec<TargetGro
             name: "web".into(),
             kind: LoadBalancerKind::Application,
             bind_address: "127.0.0.1".parse().expect("ip"),
+            idle_timeout: model::lb::DEFAULT_IDLE_TIMEOUT,
             listeners: vec![Listener {
                 arn: LISTENER.into(),
                 port: 0,

@@ -51,6 +51,15 @@ pub async fn fetch_config(
     .await?;
     for lb in &mut load_balancers {
         let by_lb = [("LoadBalancerArn", lb.arn.as_str())];
+        let attributes = call_doc(api, "DescribeLoadBalancerAttributes", &by_lb).await?;
+        if let Some(seconds) = attribute(&attributes, "idle_timeout.timeout_seconds")? {
+            lb.idle_timeout = std::time::Duration::from_secs(seconds.parse().map_err(|_| {
+                LbRoleError::Decode {
+                    operation: attributes.operation,
+                    reason: format!("idle_timeout.timeout_seconds is not a number: {seconds}"),
+                }
+            })?);
+        }
         lb.listeners = paged(api, "DescribeListeners", &by_lb, "Listeners", |n| {
             Ok(parse_listener(n))
         })
@@ -246,6 +255,8 @@ fn parse_load_balancer(
             _ => LoadBalancerKind::Application,
         },
         bind_address,
+        // Read with the load balancer's attributes, in `fetch_config`.
+        idle_timeout: model::lb::DEFAULT_IDLE_TIMEOUT,
         listeners: Vec::new(),
     })
 }
@@ -440,6 +451,20 @@ fn parse_target_group(n: Node<'_, '_>) -> (TargetGroup, String) {
         targets: Vec::new(),
     };
     (tg, text(n, "TargetType").unwrap_or("instance").to_owned())
+}
+
+/// The value of attribute `key` in a Describe*Attributes answer, if present.
+fn attribute(answer: &Answer, key: &str) -> Result<Option<String>, LbRoleError> {
+    let doc = answer.document()?;
+    let result = answer.result(&doc)?;
+    let Some(list) = child(result, "Attributes") else {
+        return Ok(None);
+    };
+    let value = members(list)
+        .find(|a| text(*a, "Key") == Some(key))
+        .and_then(|a| text(a, "Value"))
+        .map(|v| v.trim().to_owned());
+    Ok(value)
 }
 
 /// Sets the balancing algorithm, deregistration delay and stickiness from the group's

@@ -106,6 +106,15 @@ async fn build_world(api: &Local) {
             "LoadBalancerArn",
         )
         .await;
+    api.ok(
+        "ModifyLoadBalancerAttributes",
+        &[
+            ("LoadBalancerArn", &web),
+            ("Attributes.member.1.Key", "idle_timeout.timeout_seconds"),
+            ("Attributes.member.1.Value", "120"),
+        ],
+    )
+    .await;
     let app = api.tg("app", "HTTP", "instance").await;
     let canary = api.tg("canary", "HTTP", "ip").await;
     let raw = api.tg("raw", "TCP", "ip").await;
@@ -324,6 +333,7 @@ async fn config_read_through_the_api_equals_the_servers_own_snapshot() {
         .iter()
         .find(|l| l.name == "web")
         .expect("web");
+    assert_eq!(web.idle_timeout, std::time::Duration::from_secs(120));
     let rules = &web.listeners[0].rules;
     assert_eq!(
         rules.iter().map(|r| r.priority).collect::<Vec<_>>(),
