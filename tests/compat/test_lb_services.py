@@ -264,5 +264,10 @@ def test_awsvpc_tasks_register_as_ip_targets(env):
     )
     assert [(i, p, s) for i, p, s in health(env, tg)] == [(ip, 80, "healthy") for ip in ips]
     assert len({get(f"http://{lb['DNSName']}:{port}/")[1] for _ in range(20)}) == 2
+    arns = [t["taskArn"] for t in service_tasks(env, name)]
     ecs.delete_service(cluster=env["cluster"], service=name, force=True)
     wait_for(lambda: describe(env, name)["status"] == "INACTIVE", 120, "service INACTIVE")
+    # Its tasks drained first and were stopped, not left behind by the INACTIVE service.
+    wait_for(lambda: {t["lastStatus"] for t in ecs.describe_tasks(cluster=env["cluster"], tasks=arns)["tasks"]} == {"STOPPED"},
+             60, "the deleted service's tasks STOPPED")
+    assert health(env, tg) == []

@@ -468,6 +468,7 @@ impl Ecs {
                 }
             }
             notes.draining += plan.draining;
+            notes.waiting = plan.waiting.len();
             b.deregister(groups.as_ref(), plan.leave, &mut notes).await;
             b.register_running(groups.as_ref(), &stops, &mut notes)
                 .await;
@@ -656,6 +657,9 @@ struct Notes {
     stopped: Vec<String>,
     /// (task, stoppedReason) of tasks chosen to stop for failing health checks.
     failed_checks: Vec<(String, String)>,
+    /// Tasks still waiting for their targets to drain: an INACTIVE service is no longer
+    /// reconciled, so a deleted service stays DRAINING until they have stopped.
+    waiting: usize,
     placement_failure: Option<String>,
     launch_error: Option<String>,
     /// (target group, count) registered this round.
@@ -868,6 +872,7 @@ fn apply_outcome(st: &mut StoredService, a: &Actions, notes: &Notes, at: f64) {
         && total.running == 0
         && total.pending == 0
         && a.stop.is_empty()
+        && notes.waiting == 0
     {
         st.service.status = Some(INACTIVE.into());
     }
