@@ -7,6 +7,7 @@ listener; `stevedore agent` runs the containers."""
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import subprocess
 import threading
@@ -43,6 +44,27 @@ def get(url: str, timeout: float = 2.0) -> tuple[int, str]:
         return 0, str(e)
 
 
+@contextlib.contextmanager
+def request_loop(url: str, pause: float):
+    """GETs `url` over and over on a thread while the block runs; yields the (status,
+    body) list it fills."""
+    results: list[tuple[int, str]] = []
+    stop = threading.Event()
+
+    def loop():
+        while not stop.is_set():
+            results.append(get(url, timeout=5))
+            time.sleep(pause)
+
+    t = threading.Thread(target=loop, daemon=True)
+    t.start()
+    try:
+        yield results
+    finally:
+        stop.set()
+        t.join(timeout=10)
+
+
 def register(ecs, family: str, version: str) -> str:
     return ecs.register_task_definition(family=family, containerDefinitions=[{
         "name": "web", "image": IMAGE, "memory": 32, "essential": True, "stopTimeout": 2,
@@ -70,19 +92,28 @@ def service_tasks(env, name) -> list[dict]:
     return env["ecs"].describe_tasks(cluster=env["cluster"], tasks=arns)["tasks"] if arns else []
 
 
-def test_a_service_behind_an_application_load_balancer(env):
-    ecs, elbv2 = env["ecs"], env["elbv2"]
+def alb(env, prefix: str, drain_seconds: int) -> tuple[str, str]:
+    """An application load balancer whose HTTP listener forwards to a new instance target
+    group (checks on `/` every INTERVAL s); the group's ARN and the listener's URL."""
+    elbv2 = env["elbv2"]
     tg = elbv2.create_target_group(
-        Name=unique("tg"), Protocol="HTTP", Port=80, VpcId="vpc-local", TargetType="instance",
+        Name=unique(f"{prefix}tg"), Protocol="HTTP", Port=80, VpcId="vpc-local", TargetType="instance",
         HealthCheckPath="/", HealthCheckIntervalSeconds=INTERVAL, HealthCheckTimeoutSeconds=2,
         HealthyThresholdCount=HEALTHY, UnhealthyThresholdCount=UNHEALTHY,
     )["TargetGroups"][0]["TargetGroupArn"]
-    elbv2.modify_target_group_attributes(TargetGroupArn=tg, Attributes=[{"Key": "deregistration_delay.timeout_seconds", "Value": "3"}])
-    lb = elbv2.create_load_balancer(Name=unique("alb"), Type="application", Subnets=["subnet-a", "subnet-b"])["LoadBalancers"][0]
+    elbv2.modify_target_group_attributes(TargetGroupArn=tg, Attributes=[
+        {"Key": "deregistration_delay.timeout_seconds", "Value": str(drain_seconds)}])
+    lb = elbv2.create_load_balancer(Name=unique(f"{prefix}alb"), Type="application",
+                                    Subnets=["subnet-a", "subnet-b"])["LoadBalancers"][0]
     port = free_port()
     elbv2.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP", Port=port,
                           DefaultActions=[{"Type": "forward", "TargetGroupArn": tg}])
-    url = f"http://{lb['DNSName']}:{port}/"
+    return tg, f"http://{lb['DNSName']}:{port}/"
+
+
+def test_a_service_behind_an_application_load_balancer(env):
+    ecs = env["ecs"]
+    tg, url = alb(env, "", 3)
     fam = unique("web")
     td1 = register(ecs, fam, "1")
     name = unique("web")
@@ -110,25 +141,12 @@ def test_a_service_behind_an_application_load_balancer(env):
     assert len(seen) == 3 and all(v >= 5 for v in seen.values()), seen
 
     # A rolling update under a steady request loop fails no request.
-    results: list[tuple[int, str]] = []
-    stop = threading.Event()
-
-    def loop():
-        while not stop.is_set():
-            results.append(get(url, timeout=5))
-            time.sleep(0.01)
-
-    t = threading.Thread(target=loop, daemon=True)
-    t.start()
-    try:
+    with request_loop(url, 0.01) as results:
         td2 = register(ecs, fam, "2")
         ecs.update_service(cluster=env["cluster"], service=name, taskDefinition=td2)
         wait_for(lambda: (lambda s: steady(s) and s["taskDefinition"] == td2)(describe(env, name)), 180,
                  "the rolling update", lambda: json.dumps(describe(env, name)["events"][:6]) + str(health(env, tg)))
         time.sleep(1)
-    finally:
-        stop.set()
-        t.join(timeout=10)
     failed = [r for r in results if r[0] != 200]
     assert len(results) > 100 and not failed, (len(results), failed[:5])
     new_hosts = {t["containers"][0]["runtimeId"][:12] for t in service_tasks(env, name)}
@@ -153,18 +171,8 @@ def test_a_service_behind_an_application_load_balancer(env):
 
 
 def test_tasks_failing_the_balancers_checks_are_replaced_until_the_breaker_rolls_back(env):
-    ecs, elbv2 = env["ecs"], env["elbv2"]
-    tg = elbv2.create_target_group(
-        Name=unique("sicktg"), Protocol="HTTP", Port=80, VpcId="vpc-local", TargetType="instance",
-        HealthCheckPath="/", HealthCheckIntervalSeconds=INTERVAL, HealthCheckTimeoutSeconds=2,
-        HealthyThresholdCount=HEALTHY, UnhealthyThresholdCount=UNHEALTHY,
-    )["TargetGroups"][0]["TargetGroupArn"]
-    elbv2.modify_target_group_attributes(TargetGroupArn=tg, Attributes=[{"Key": "deregistration_delay.timeout_seconds", "Value": "2"}])
-    lb = elbv2.create_load_balancer(Name=unique("sickalb"), Type="application", Subnets=["subnet-a"])["LoadBalancers"][0]
-    port = free_port()
-    elbv2.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP", Port=port,
-                          DefaultActions=[{"Type": "forward", "TargetGroupArn": tg}])
-    url = f"http://{lb['DNSName']}:{port}/"
+    ecs = env["ecs"]
+    tg, url = alb(env, "sick", 2)
     fam = unique("sick")
     td1 = register(ecs, fam, "1")
     name = unique("sick")
@@ -181,17 +189,7 @@ def test_tasks_failing_the_balancers_checks_are_replaced_until_the_breaker_rolls
         "command": ["/bin/busybox", "httpd", "-f", "-p", "80", "-h", "/bin"],
         "portMappings": [{"containerPort": 80, "hostPort": 0}],
     }])["taskDefinition"]["taskDefinitionArn"]
-    results: list[tuple[int, str]] = []
-    stop = threading.Event()
-
-    def loop():
-        while not stop.is_set():
-            results.append(get(url, timeout=5))
-            time.sleep(0.02)
-
-    t = threading.Thread(target=loop, daemon=True)
-    t.start()
-    try:
+    with request_loop(url, 0.02) as results:
         broken = ecs.update_service(cluster=env["cluster"], service=name, taskDefinition=td2)["service"]["deployments"][0]["id"]
 
         deactivating: list[dict] = []
@@ -207,9 +205,6 @@ def test_tasks_failing_the_balancers_checks_are_replaced_until_the_breaker_rolls
 
         wait_for(rolled_back, 240, "the breaker to roll revision 2 back",
                  lambda: json.dumps(describe(env, name)["events"][:8]) + str(health(env, tg)))
-    finally:
-        stop.set()
-        t.join(timeout=10)
     # Revision 1 served throughout: no old task was retired for a revision that never
     # passed its checks (the rollback is a new deployment of revision 1, whose tasks then
     # take over as any rolling update's would).

@@ -39,6 +39,23 @@ pub(crate) async fn call(ecs: &Ecs, op: &str, body: Value) -> Result<Value, wire
     }
 }
 
+/// Creates `cluster` with one container instance of `cpu` units and `memory` MiB; its ARN.
+async fn cluster_with_instance(ecs: &Ecs, cluster: &str, cpu: i64, memory: i64) -> String {
+    call(ecs, "CreateCluster", json!({ "clusterName": cluster }))
+        .await
+        .expect("created");
+    let reg = json!({"cluster": cluster, "totalResources": [
+        {"name": "CPU", "type": "INTEGER", "integerValue": cpu},
+        {"name": "MEMORY", "type": "INTEGER", "integerValue": memory}]});
+    let inst = call(ecs, "RegisterContainerInstance", reg)
+        .await
+        .expect("registered");
+    inst["containerInstance"]["containerInstanceArn"]
+        .as_str()
+        .expect("arn")
+        .to_owned()
+}
+
 fn td(family: &str) -> Value {
     json!({"family": family, "containerDefinitions": [{"name": "app", "image": "busybox", "memory": 32}]})
 }
@@ -125,19 +142,7 @@ async fn revisions_are_never_reused_after_deletion() {
 #[tokio::test]
 async fn delete_cluster_is_refused_while_instances_are_registered() {
     let f = fixture();
-    call(&f.ecs, "CreateCluster", json!({"clusterName": "c"}))
-        .await
-        .expect("created");
-    let reg = json!({"cluster": "c", "totalResources": [
-        {"name": "CPU", "type": "INTEGER", "integerValue": 2048},
-        {"name": "MEMORY", "type": "INTEGER", "integerValue": 4096}]});
-    let inst = call(&f.ecs, "RegisterContainerInstance", reg)
-        .await
-        .expect("registered");
-    let arn = inst["containerInstance"]["containerInstanceArn"]
-        .as_str()
-        .expect("arn")
-        .to_owned();
+    let arn = cluster_with_instance(&f.ecs, "c", 2048, 4096).await;
     let err = call(&f.ecs, "DeleteCluster", json!({"cluster": "c"}))
         .await
         .expect_err("refused");
@@ -162,19 +167,7 @@ async fn delete_cluster_is_refused_while_instances_are_registered() {
 #[tokio::test]
 async fn custom_attribute_limit_is_enforced_per_instance() {
     let f = fixture();
-    call(&f.ecs, "CreateCluster", json!({}))
-        .await
-        .expect("created");
-    let reg = json!({"totalResources": [
-        {"name": "CPU", "type": "INTEGER", "integerValue": 1024},
-        {"name": "MEMORY", "type": "INTEGER", "integerValue": 1024}]});
-    let inst = call(&f.ecs, "RegisterContainerInstance", reg)
-        .await
-        .expect("registered");
-    let arn = inst["containerInstance"]["containerInstanceArn"]
-        .as_str()
-        .expect("arn")
-        .to_owned();
+    let arn = cluster_with_instance(&f.ecs, "default", 1024, 1024).await;
     for batch in 0..2 {
         let attrs: Vec<Value> = (0..5)
             .map(|i| json!({"name": format!("a{batch}{i}"), "value": "v", "targetId": arn}))
@@ -437,19 +430,7 @@ async fn awsvpc_tasks_get_distinct_addresses_held_until_stopped_and_health_is_re
 #[tokio::test]
 async fn a_deactivating_task_shows_as_ecs_shows_it_and_keeps_its_reason_through_the_stop() {
     let f = fixture();
-    call(&f.ecs, "CreateCluster", json!({"clusterName": "d"}))
-        .await
-        .expect("created");
-    let reg = json!({"cluster": "d", "totalResources": [
-        {"name": "CPU", "type": "INTEGER", "integerValue": 1024},
-        {"name": "MEMORY", "type": "INTEGER", "integerValue": 1024}]});
-    let inst = call(&f.ecs, "RegisterContainerInstance", reg)
-        .await
-        .expect("registered");
-    let arn = inst["containerInstance"]["containerInstanceArn"]
-        .as_str()
-        .expect("arn")
-        .to_owned();
+    let arn = cluster_with_instance(&f.ecs, "d", 1024, 1024).await;
     let _session = f.ecs.open_session("d", &arn).await.expect("connected");
     call(&f.ecs, "RegisterTaskDefinition", td("web"))
         .await

@@ -510,30 +510,23 @@ async fn a_websocket_handshake_becomes_a_tunnel_both_ways() {
     .expect("101 in time");
     assert_eq!(switched, (Some(101), Some(b"websocket".to_vec())));
     // The target's greeting and the echo of the early bytes.
+    read_at_least(&mut client, &mut buf, 8).await;
+    assert_eq!(buf, b"hiEARLY ");
+    client.write_all(b"and more").await.expect("write");
+    let mut rest = Vec::new();
+    read_at_least(&mut client, &mut rest, 8).await;
+    assert_eq!(rest, b"AND MORE");
+}
+
+/// Reads until `buf` holds at least `n` bytes; the tunnel must stay open meanwhile.
+async fn read_at_least(stream: &mut TcpStream, buf: &mut Vec<u8>, n: usize) {
     tokio::time::timeout(LIMIT, async {
-        while buf.len() < 8 {
-            assert!(
-                read_more(&mut client, &mut buf).await,
-                "tunnel closed early"
-            );
+        while buf.len() < n {
+            assert!(read_more(stream, buf).await, "tunnel closed early");
         }
     })
     .await
     .expect("tunnel bytes in time");
-    assert_eq!(buf, b"hiEARLY ");
-    client.write_all(b"and more").await.expect("write");
-    let mut rest = Vec::new();
-    tokio::time::timeout(LIMIT, async {
-        while rest.len() < 8 {
-            assert!(
-                read_more(&mut client, &mut rest).await,
-                "tunnel closed early"
-            );
-        }
-    })
-    .await
-    .expect("echo in time");
-    assert_eq!(rest, b"AND MORE");
 }
 
 /// Reads until the peer closes; how long that took.
@@ -582,16 +575,7 @@ async fn the_load_balancers_idle_timeout_closes_idle_connections_and_tunnels() {
         tokio::time::sleep(Duration::from_millis(400)).await;
         client.write_all(b"ping").await.expect("tunnel open");
         let mut echo = Vec::new();
-        tokio::time::timeout(LIMIT, async {
-            while echo.len() < 4 {
-                assert!(
-                    read_more(&mut client, &mut echo).await,
-                    "tunnel closed while busy"
-                );
-            }
-        })
-        .await
-        .expect("echo in time");
+        read_at_least(&mut client, &mut echo, 4).await;
         assert_eq!(echo, b"PING");
     }
     let waited = closed_after(&mut client).await;
