@@ -357,15 +357,25 @@ impl Ecs {
             .filter(|t| t.phase != Phase::Stopped || ids.contains(&t.deployment.as_str()))
             .collect();
         let balanced = match &self.balancers {
-            Some(b) if !svc.load_balancers.as_ref().is_none_or(Vec::is_empty) => Some(
-                Balanced::load(
+            Some(b) if !svc.load_balancers.as_ref().is_none_or(Vec::is_empty) => {
+                match Balanced::load(
                     b.as_ref(),
                     svc.load_balancers.iter().flatten(),
                     tasks,
                     instances,
                 )
-                .await,
-            ),
+                .await
+                {
+                    Ok(balanced) => Some(balanced),
+                    // Blind to a group's verdicts, every RUNNING task would look healthy
+                    // on its container health alone, and healthy old tasks could be
+                    // retired for new ones the balancer has not passed: wait a round.
+                    Err(error) => {
+                        tracing::warn!(cluster, service = name, %error, "Reading a target group failed; the service waits for the next round.");
+                        return Ok(());
+                    }
+                }
+            }
             _ => None,
         };
         let lb_failed = balanced
@@ -931,7 +941,7 @@ impl Balanced {
         lbs: impl Iterator<Item = &'a model::ecs::shapes::LoadBalancer>,
         tasks: &[(reconcile::Task, Reach)],
         instances: &[(reconcile::Instance, placement::Instance)],
-    ) -> Balanced {
+    ) -> Result<Balanced, String> {
         let ec2: HashMap<&str, &str> = instances
             .iter()
             .map(|(_, e)| (e.id.as_str(), e.ec2_instance_id.as_str()))
@@ -942,15 +952,12 @@ impl Balanced {
             let Some(arn) = lb.target_group_arn.as_deref() else {
                 continue;
             };
-            match b.describe(arn).await {
-                Ok(Some(view)) => groups.push((lb.clone(), view)),
-                Ok(None) => tracing::warn!(
+            match b.describe(arn).await? {
+                Some(view) => groups.push((lb.clone(), view)),
+                None => tracing::warn!(
                     target_group = arn,
                     "A service's target group does not exist."
                 ),
-                Err(e) => {
-                    tracing::warn!(target_group = arn, error = %e, "Reading a target group failed.")
-                }
             }
         }
         let mut targets: TaskTargets = HashMap::new();
@@ -976,13 +983,13 @@ impl Balanced {
                 (lb.target_group_arn.clone().unwrap_or_default(), by_target)
             })
             .collect();
-        Balanced {
+        Ok(Balanced {
             entries: groups.len(),
             targets,
             phases,
             states,
             addresses,
-        }
+        })
     }
 
     fn state(&self, tg: &str, target: &Target) -> Option<&super::balancing::TargetState> {
@@ -1192,5 +1199,78 @@ mod tests {
         assert_eq!(addresses.len(), 2);
         assert_eq!(addresses["i-1"], "10.0.0.5");
         assert_eq!(addresses["i-3"], "192.0.2.9");
+    }
+}
+
+#[cfg(test)]
+mod balanced_tests {
+    use super::*;
+    use crate::services::balancing::{Registration, TargetGroupView, TargetState};
+
+    /// Target groups that answer `view`, or fail to be read.
+    struct Groups(Result<TargetGroupView, String>);
+
+    #[async_trait::async_trait]
+    impl TargetGroups for Groups {
+        async fn describe(&self, _: &str) -> Result<Option<TargetGroupView>, String> {
+            self.0.clone().map(Some)
+        }
+        async fn register(&self, _: &str, _: &[Registration]) -> Result<(), String> {
+            Ok(())
+        }
+        async fn deregister(&self, _: &str, _: &[(String, u16)]) -> Result<(), String> {
+            Ok(())
+        }
+    }
+
+    fn running(id: &str) -> (reconcile::Task, Reach) {
+        let task = reconcile::Task {
+            id: id.into(),
+            deployment: "d".into(),
+            instance: "ci".into(),
+            phase: Phase::Running,
+            health: Health::Unknown,
+            has_health_check: false,
+            started_at: Some(0.0),
+            stopped_at: None,
+            failed: false,
+        };
+        let reach = Reach {
+            bindings: vec![("web".into(), 80, 32768)],
+            private_ip: None,
+        };
+        (task, reach)
+    }
+
+    #[tokio::test]
+    async fn a_group_that_cannot_be_read_leaves_nothing_judged() {
+        let lb = model::ecs::shapes::LoadBalancer {
+            target_group_arn: Some("tg".into()),
+            container_name: Some("web".into()),
+            container_port: Some(80),
+            ..Default::default()
+        };
+        let tasks = [running("t1")];
+        let failing = Groups(Err("database is locked".into()));
+        assert!(Balanced::load(&failing, [&lb].into_iter(), &tasks, &[])
+            .await
+            .is_err());
+        // Read, with the target not yet judged: pending, so not healthy.
+        let view = TargetGroupView {
+            target_type: "instance".into(),
+            targets: vec![TargetState {
+                id: String::new(),
+                port: 32768,
+                state: "initial".into(),
+                reason: None,
+            }],
+        };
+        let b = Balanced::load(&Groups(Ok(view)), [&lb].into_iter(), &tasks, &[])
+            .await
+            .expect("read");
+        let mut observed = vec![tasks[0].0.clone()];
+        b.fold_health(&mut observed);
+        assert!(observed[0].has_health_check);
+        assert_eq!(observed[0].health, Health::Unknown);
     }
 }
