@@ -2,7 +2,7 @@
 //! state (registered, draining), whether the target group is in use, whether health
 //! checks are enabled, and the data plane's last report; plus the draining expiry rule.
 
-use crate::world::{StoredTarget, World};
+use crate::world::{StoredTarget, StoredTargetGroup, World};
 use model::lb::Health;
 
 /// `TargetHealth`: a state with its reason code and description.
@@ -106,6 +106,20 @@ pub fn registration(t: &StoredTarget, delay_ms: i64, now: i64) -> Registration {
         Some(at) if now < at.saturating_add(delay_ms) => Registration::Draining,
         Some(_) => Registration::None,
     }
+}
+
+/// The group's targets still registered or draining at `now`, each with its state.
+pub fn live_targets(
+    tg: &StoredTargetGroup,
+    now: i64,
+) -> impl Iterator<Item = (&StoredTarget, Registration)> {
+    let delay = crate::target_groups::deregistration_delay_ms(tg);
+    tg.targets
+        .iter()
+        .filter_map(move |t| match registration(t, delay, now) {
+            Registration::None => None,
+            r => Some((t, r)),
+        })
 }
 
 /// Removes every target whose draining is over at `now`; returns how many.

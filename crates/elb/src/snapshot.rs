@@ -5,7 +5,7 @@
 
 use crate::actions::ActionSpec;
 use crate::error::ElbError;
-use crate::health::{registration, sweep_expired, Registration};
+use crate::health::{live_targets, sweep_expired, Registration};
 use crate::target_groups::{attribute, deregistration_delay_ms};
 use crate::world::{LbType, StoredTargetGroup, World};
 use crate::Elb;
@@ -142,16 +142,8 @@ fn target_group(
     resolve: &dyn Fn(&str) -> Option<String>,
 ) -> lb::TargetGroup {
     let hc = &tg.health_check;
-    let delay = deregistration_delay_ms(tg);
-    let targets = tg
-        .targets
-        .iter()
-        .filter_map(|t| {
-            let draining = match registration(t, delay, now) {
-                Registration::None => return None,
-                Registration::Active => false,
-                Registration::Draining => true,
-            };
+    let targets = live_targets(tg, now)
+        .map(|(t, reg)| {
             let host = if tg.target_type == "ip" {
                 t.id.clone()
             } else {
@@ -160,14 +152,14 @@ fn target_group(
                     .or_else(|| resolve(&t.id))
                     .unwrap_or_else(|| "127.0.0.1".to_owned())
             };
-            Some(lb::Target {
+            lb::Target {
                 key: lb::TargetKey {
                     id: t.id.clone(),
                     port: t.port,
                 },
                 host,
-                draining,
-            })
+                draining: reg == Registration::Draining,
+            }
         })
         .collect();
     lb::TargetGroup {
@@ -193,7 +185,8 @@ fn target_group(
             "least_outstanding_requests" => lb::Algorithm::LeastOutstandingRequests,
             _ => lb::Algorithm::RoundRobin,
         },
-        deregistration_delay_seconds: u32::try_from(delay / 1000).unwrap_or(300),
+        deregistration_delay_seconds: u32::try_from(deregistration_delay_ms(tg) / 1000)
+            .unwrap_or(300),
         stickiness: lb::compute_stickiness(
             &attribute(tg, "stickiness.enabled"),
             &attribute(tg, "stickiness.type"),

@@ -4,7 +4,7 @@
 
 use crate::arn;
 use crate::error::{invalid, ElbError};
-use crate::health::{compute_health, registration, Registration, TargetHealthView};
+use crate::health::{compute_health, live_targets, Registration, TargetHealthView};
 use crate::load_balancers::MAX_TARGETS;
 use crate::params::{port, required};
 use crate::target_groups::deregistration_delay_ms;
@@ -145,15 +145,12 @@ impl Elb {
         let (world, _, _) = self.objects.load().await?;
         let mut out = std::collections::HashSet::new();
         for tg in world.tgs.values() {
-            let delay = deregistration_delay_ms(tg);
-            for t in &tg.targets {
-                if registration(t, delay, now) != Registration::None {
-                    let key = TargetKey {
-                        id: t.id.clone(),
-                        port: t.port,
-                    };
-                    out.insert((tg.arn.clone(), key));
-                }
+            for (t, _) in live_targets(tg, now) {
+                let key = TargetKey {
+                    id: t.id.clone(),
+                    port: t.port,
+                };
+                out.insert((tg.arn.clone(), key));
             }
         }
         Ok(out)
@@ -301,7 +298,6 @@ impl Elb {
         let tg = world.tg(&name, tg_arn)?;
         check_ids(tg, asked)?;
         let in_use = !world.lbs_using(tg_arn).is_empty();
-        let delay = deregistration_delay_ms(tg);
         let table = self
             .health
             .lock()
@@ -322,20 +318,16 @@ impl Elb {
                 target: t.clone(),
             }
         };
-        let live = |t: &&StoredTarget| registration(t, delay, now) != Registration::None;
         let mut out = Vec::new();
         if asked.is_empty() {
-            for t in tg.targets.iter().filter(live) {
-                out.push(row(t, registration(t, delay, now)));
+            for (t, reg) in live_targets(tg, now) {
+                out.push(row(t, reg));
             }
             return Ok((tg.target_type.clone(), out));
         }
         for a in asked {
-            let found: Vec<&StoredTarget> = tg
-                .targets
-                .iter()
-                .filter(live)
-                .filter(|t| t.id == a.id && a.port.is_none_or(|p| p == t.port))
+            let found: Vec<(&StoredTarget, Registration)> = live_targets(tg, now)
+                .filter(|(t, _)| t.id == a.id && a.port.is_none_or(|p| p == t.port))
                 .collect();
             if found.is_empty() {
                 let ghost = StoredTarget {
@@ -348,8 +340,8 @@ impl Elb {
                 };
                 out.push(row(&ghost, Registration::None));
             }
-            for t in found {
-                out.push(row(t, registration(t, delay, now)));
+            for (t, reg) in found {
+                out.push(row(t, reg));
             }
         }
         Ok((tg.target_type.clone(), out))
