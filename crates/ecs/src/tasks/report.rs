@@ -11,7 +11,7 @@ use crate::{cluster_name, now, Caller, Ecs};
 use model::ecs::shapes::{
     Container, ContainerStateChange, StopTaskRequest, StopTaskResponse,
     SubmitContainerStateChangeRequest, SubmitContainerStateChangeResponse,
-    SubmitTaskStateChangeRequest, SubmitTaskStateChangeResponse, TaskStopCode,
+    SubmitTaskStateChangeRequest, SubmitTaskStateChangeResponse, Task, TaskStopCode,
 };
 use store::Txn;
 
@@ -127,18 +127,13 @@ impl Ecs {
                     let was_running = mark_stopped(&mut st, code, reason);
                     st.task.version = Some(st.task.version.unwrap_or(0) + 1);
                     txn = release_into(txn, cluster, &st, instance, was_running)?;
-                } else if deactivating {
-                    let t = &mut st.task;
-                    if t.last_status.as_deref().map_or(0, status_rank) < status_rank("STOPPING") {
-                        t.last_status = Some("STOPPING".into());
-                    }
-                    t.version = Some(t.version.unwrap_or(0) + 1);
                 } else {
                     let t = &mut st.task;
-                    t.desired_status = Some("STOPPED".into());
-                    t.stopping_at = Some(now());
-                    t.stop_code = Some(code);
-                    t.stopped_reason = Some(reason.to_owned());
+                    if deactivating {
+                        advance_status(t, "STOPPING");
+                    } else {
+                        ask_to_stop(t, code, reason);
+                    }
                     t.version = Some(t.version.unwrap_or(0) + 1);
                 }
                 txn = txn.put(key, encode(&st)?);
@@ -166,18 +161,28 @@ impl Ecs {
                 }
                 st.deactivating = true;
                 let t = &mut st.task;
-                t.desired_status = Some("STOPPED".into());
-                if t.last_status.as_deref().map_or(0, status_rank) < status_rank("DEACTIVATING") {
-                    t.last_status = Some("DEACTIVATING".into());
-                }
-                t.stopping_at = Some(now());
-                t.stop_code = Some(code);
-                t.stopped_reason = Some(reason.to_owned());
+                ask_to_stop(t, code, reason);
+                advance_status(t, "DEACTIVATING");
                 t.version = Some(t.version.unwrap_or(0) + 1);
                 let txn = Txn::new().when(key.clone(), rev).put(key, encode(&st)?);
                 Ok(Step::Commit(txn, ()))
             })
             .await
+    }
+}
+
+/// desiredStatus STOPPED, with the stop's code, reason and time.
+fn ask_to_stop(t: &mut Task, code: TaskStopCode, reason: &str) {
+    t.desired_status = Some("STOPPED".into());
+    t.stopping_at = Some(now());
+    t.stop_code = Some(code);
+    t.stopped_reason = Some(reason.to_owned());
+}
+
+/// Moves `lastStatus` forward to `status`, never back.
+fn advance_status(t: &mut Task, status: &str) {
+    if t.last_status.as_deref().map_or(0, status_rank) < status_rank(status) {
+        t.last_status = Some(status.to_owned());
     }
 }
 
