@@ -285,6 +285,12 @@ async fn read_reply(stream: &mut TcpStream, buf: &mut Vec<u8>, head: bool) -> Ra
     .expect("reply in time")
 }
 
+/// Sends `request` and reads its reply (`head`: the request is a HEAD).
+async fn ask(client: &mut TcpStream, buf: &mut Vec<u8>, request: &[u8], head: bool) -> RawReply {
+    client.write_all(request).await.expect("write");
+    read_reply(client, buf, head).await
+}
+
 async fn start_lb(target: &Scripted) -> (Running, SocketAddr) {
     start_lb_idle(target, DEFAULT_IDLE_TIMEOUT).await
 }
@@ -316,43 +322,35 @@ async fn every_response_framing_passes_through_intact_on_one_connection() {
 
     // A body far larger than one read, then a chunked one: trailers and extensions
     // arrive as sent.
-    client
-        .write_all(get("/length/300000").as_bytes())
-        .await
-        .expect("write");
-    let r = read_reply(&mut client, &mut buf, false).await;
+    let r = ask(
+        &mut client,
+        &mut buf,
+        get("/length/300000").as_bytes(),
+        false,
+    )
+    .await;
     assert_eq!((r.status, r.body.len()), (200, 300_000));
     assert!(r.body.iter().all(|&b| b == b'x'));
-    client
-        .write_all(get("/chunked").as_bytes())
-        .await
-        .expect("write");
-    let r = read_reply(&mut client, &mut buf, false).await;
+    let r = ask(&mut client, &mut buf, get("/chunked").as_bytes(), false).await;
     assert_eq!(r.header("transfer-encoding"), Some("chunked"));
     assert_eq!(
         String::from_utf8_lossy(&r.body),
         "5;note=1\r\nhello\r\n6\r\n world\r\n0\r\nx-sum: 11\r\n\r\n"
     );
     // HEAD: the length is told, no body follows, and the connection stays in step.
-    client
-        .write_all(b"HEAD /length/7 HTTP/1.1\r\nHost: app\r\n\r\n")
-        .await
-        .expect("write");
-    let r = read_reply(&mut client, &mut buf, true).await;
+    let r = ask(
+        &mut client,
+        &mut buf,
+        b"HEAD /length/7 HTTP/1.1\r\nHost: app\r\n\r\n",
+        true,
+    )
+    .await;
     assert_eq!((r.status, r.header("content-length")), (200, Some("7")));
     // An interim 103 is dropped; the final answer follows.
-    client
-        .write_all(get("/early").as_bytes())
-        .await
-        .expect("write");
-    let r = read_reply(&mut client, &mut buf, false).await;
+    let r = ask(&mut client, &mut buf, get("/early").as_bytes(), false).await;
     assert_eq!((r.status, r.body.as_slice()), (200, b"ok".as_slice()));
     // Until-close: the client is told the connection ends, and it does.
-    client
-        .write_all(get("/close").as_bytes())
-        .await
-        .expect("write");
-    let r = read_reply(&mut client, &mut buf, false).await;
+    let r = ask(&mut client, &mut buf, get("/close").as_bytes(), false).await;
     assert_eq!(r.header("connection"), Some("close"));
     assert_eq!(r.body, b"until the end");
     let mut rest = [0u8; 16];
@@ -424,25 +422,27 @@ async fn pipelined_requests_bodies_and_requests_for_hyper_share_a_connection() {
     let r = read_reply(&mut client, &mut buf, false).await;
     assert_eq!(r.body, b"cl:hello world");
     // A chunked request body is hyper's to carry; the connection goes on with it.
-    client
-        .write_all(
-            b"POST /echo HTTP/1.1\r\nHost: app\r\nTransfer-Encoding: chunked\r\n\r\n\
+    let r = ask(
+        &mut client,
+        &mut buf,
+        b"POST /echo HTTP/1.1\r\nHost: app\r\nTransfer-Encoding: chunked\r\n\r\n\
               5\r\nhello\r\n0\r\n\r\n",
-        )
-        .await
-        .expect("write");
-    let r = read_reply(&mut client, &mut buf, false).await;
+        false,
+    )
+    .await;
     assert_eq!(r.status, 200);
     assert!(
         r.body.starts_with(b"chunked:"),
         "{}",
         String::from_utf8_lossy(&r.body)
     );
-    client
-        .write_all(b"GET /length/2 HTTP/1.1\r\nHost: app\r\n\r\n")
-        .await
-        .expect("write");
-    let r = read_reply(&mut client, &mut buf, false).await;
+    let r = ask(
+        &mut client,
+        &mut buf,
+        b"GET /length/2 HTTP/1.1\r\nHost: app\r\n\r\n",
+        false,
+    )
+    .await;
     assert_eq!(r.body, b"xx");
 }
 
@@ -452,19 +452,23 @@ async fn http_1_0_goes_to_hyper_and_malformed_requests_get_400() {
     let (_lb, addr) = start_lb(&target).await;
     let mut client = TcpStream::connect(addr).await.expect("connect");
     let mut buf = Vec::new();
-    client
-        .write_all(b"GET /length/3 HTTP/1.0\r\nHost: app\r\n\r\n")
-        .await
-        .expect("write");
-    let r = read_reply(&mut client, &mut buf, false).await;
+    let r = ask(
+        &mut client,
+        &mut buf,
+        b"GET /length/3 HTTP/1.0\r\nHost: app\r\n\r\n",
+        false,
+    )
+    .await;
     assert_eq!((r.status, r.body.as_slice()), (200, b"xxx".as_slice()));
     let mut client = TcpStream::connect(addr).await.expect("connect");
     let mut buf = Vec::new();
-    client
-        .write_all(b"GET /\x01 HTTP/1.1\r\nHost: app\r\n\r\n")
-        .await
-        .expect("write");
-    let r = read_reply(&mut client, &mut buf, false).await;
+    let r = ask(
+        &mut client,
+        &mut buf,
+        b"GET /\x01 HTTP/1.1\r\nHost: app\r\n\r\n",
+        false,
+    )
+    .await;
     assert_eq!((r.status, r.header("connection")), (400, Some("close")));
 }
 
@@ -475,11 +479,13 @@ async fn a_websocket_handshake_becomes_a_tunnel_both_ways() {
     let mut client = TcpStream::connect(addr).await.expect("connect");
     let mut buf = Vec::new();
     // Without an upgrade the path is a plain request, and the connection goes on.
-    client
-        .write_all(b"GET /ws HTTP/1.1\r\nHost: app\r\n\r\n")
-        .await
-        .expect("write");
-    let r = read_reply(&mut client, &mut buf, false).await;
+    let r = ask(
+        &mut client,
+        &mut buf,
+        b"GET /ws HTTP/1.1\r\nHost: app\r\n\r\n",
+        false,
+    )
+    .await;
     assert_eq!(r.body, b"no upgrade");
     // The handshake, with the first bytes of the new protocol in the same write.
     client
@@ -547,11 +553,13 @@ async fn the_load_balancers_idle_timeout_closes_idle_connections_and_tunnels() {
     // A keep-alive connection with nothing more to say.
     let mut client = TcpStream::connect(addr).await.expect("connect");
     let mut buf = Vec::new();
-    client
-        .write_all(b"GET /ws HTTP/1.1\r\nHost: app\r\n\r\n")
-        .await
-        .expect("write");
-    read_reply(&mut client, &mut buf, false).await;
+    ask(
+        &mut client,
+        &mut buf,
+        b"GET /ws HTTP/1.1\r\nHost: app\r\n\r\n",
+        false,
+    )
+    .await;
     let waited = closed_after(&mut client).await;
     assert!(waited >= idle - Duration::from_millis(100), "{waited:?}");
 
