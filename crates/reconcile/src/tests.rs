@@ -38,6 +38,16 @@ fn task(id: &str, dep: &str, inst: &str, phase: Phase) -> Task {
     }
 }
 
+/// What the scheduler sees with one ACTIVE instance, `i0`.
+fn on_one_instance(deployment_ids: &[&str], tasks: Vec<Task>, now: f64) -> Observed {
+    Observed {
+        deployments: deployments(deployment_ids),
+        tasks,
+        instances: instances(1),
+        now,
+    }
+}
+
 fn deployments(ids: &[&str]) -> Vec<Deployment> {
     ids.iter()
         .enumerate()
@@ -97,12 +107,7 @@ fn min_100_keeps_old_tasks_until_replacements_are_healthy() {
         .collect();
     tasks.push(task("n0", "d2", "i0", Phase::Pending));
     tasks.push(task("n1", "d2", "i0", Phase::Pending));
-    let o = Observed {
-        deployments: deployments(&["d1", "d2"]),
-        tasks,
-        instances: instances(1),
-        now: 10.0,
-    };
+    let o = on_one_instance(&["d1", "d2"], tasks, 10.0);
     let a = compute(&spec(2, 100, 200), &o);
     assert!(a.start.is_empty() && a.stop.is_empty(), "{a:?}");
 }
@@ -162,11 +167,12 @@ fn unhealthy_tasks_still_stopping_hold_room_under_the_ceiling() {
         t.has_health_check = true;
         t
     };
-    let o = |n: usize| Observed {
-        deployments: deployments(&["d1"]),
-        tasks: (0..n).map(|i| sick(&format!("s{i}"))).collect(),
-        instances: instances(1),
-        now: 1000.0,
+    let o = |n: usize| {
+        on_one_instance(
+            &["d1"],
+            (0..n).map(|i| sick(&format!("s{i}"))).collect(),
+            1000.0,
+        )
     };
     let a = compute(&spec(3, 100, 200), &o(3));
     assert_eq!((a.stop.len(), a.start.len()), (3, 3));
@@ -190,12 +196,7 @@ fn circuit_breaker_trips_and_rolls_back() {
         t.failed = true;
         tasks.push(t);
     }
-    let o = Observed {
-        deployments: deployments(&["d1", "d2"]),
-        tasks,
-        instances: instances(1),
-        now: 10.0,
-    };
+    let o = on_one_instance(&["d1", "d2"], tasks, 10.0);
     let a = compute(&s, &o);
     assert_eq!(a.rollouts[0].rollout, Rollout::Failed);
     assert_eq!(a.rollback_to.as_deref(), Some("d1"));
@@ -211,12 +212,7 @@ fn repeated_failures_back_off_without_a_breaker() {
         t.stopped_at = Some(100.0);
         tasks.push(t);
     }
-    let o = Observed {
-        deployments: deployments(&["d1"]),
-        tasks,
-        instances: instances(1),
-        now: 101.0,
-    };
+    let o = on_one_instance(&["d1"], tasks, 101.0);
     let a = compute(&spec(1, 100, 200), &o);
     assert!(a.start.is_empty());
     assert_eq!(a.backoff_until, Some(120.0));
@@ -412,12 +408,7 @@ fn old_tasks_stay_while_new_ones_are_not_yet_healthy() {
         t.has_health_check = true;
         tasks.push(t);
     }
-    let o = Observed {
-        deployments: deployments(&["d1", "d2"]),
-        tasks,
-        instances: instances(1),
-        now: 1000.0,
-    };
+    let o = on_one_instance(&["d1", "d2"], tasks, 1000.0);
     let a = compute(&spec(3, 100, 200), &o);
     assert!(a.stop.is_empty(), "{:?}", a.stop);
 }
@@ -431,12 +422,7 @@ fn deactivating_tasks_are_not_stopped_again_and_hold_room() {
         .map(|i| task(&format!("x{i}"), "d1", "i0", Phase::Deactivating))
         .collect();
     tasks.extend((0..3).map(|i| task(&format!("n{i}"), "d2", "i0", Phase::Running)));
-    let o = Observed {
-        deployments: deployments(&["d1", "d2"]),
-        tasks,
-        instances: instances(1),
-        now: 1000.0,
-    };
+    let o = on_one_instance(&["d1", "d2"], tasks, 1000.0);
     let a = compute(&spec(3, 100, 200), &o);
     assert!(a.stop.is_empty(), "{:?}", a.stop);
     assert!(a.start.is_empty(), "{:?}", a.start);
