@@ -33,10 +33,26 @@ def variant(value: str) -> str:
     return out
 
 
+# Members botocore models as plain strings that the control plane reasons about: they are
+# generated with the enums of `model::ecs::status` so that statuses compare as values, never as strings. Keyed by the model's
+# endpointPrefix, then (shape, member).
+TYPED_MEMBERS = {
+    "ecs": {
+        ("Task", "lastStatus"): "crate::ecs::status::TaskStatus",
+        ("Task", "desiredStatus"): "crate::ecs::status::TaskStatus",
+        ("Container", "lastStatus"): "crate::ecs::status::ContainerStatus",
+        ("Service", "status"): "crate::ecs::status::ServiceStatus",
+        ("Deployment", "status"): "crate::ecs::status::DeploymentStatus",
+        ("ContainerInstance", "status"): "crate::ecs::status::ContainerInstanceStatus",
+    },
+}
+
+
 def main() -> None:
     model_path, out_path, *ops = sys.argv[1:]
     model = json.load(open(model_path))
     shapes = model["shapes"]
+    typed = TYPED_MEMBERS.get(model["metadata"].get("endpointPrefix", ""), {})
     needed: list[str] = []
     seen: set[str] = set()
 
@@ -141,7 +157,7 @@ def main() -> None:
         out.append(f"#[derive({derives})]")
         out.append(f"pub struct {name} {{")
         for member, m in shape["members"].items():
-            ty = rust_type(m["shape"])
+            ty = typed.get((name, member)) or rust_type(m["shape"])
             field = snake(member)
             if member in req:
                 out.append(f"    #[serde(rename = {json.dumps(member)})]")

@@ -122,7 +122,7 @@ pub(crate) async fn list_attributes(
         .await?
     {
         let i = si.instance;
-        if si.fargate || i.status.as_deref() == Some("INACTIVE") {
+        if si.fargate || i.status == Some(model::ecs::status::ContainerInstanceStatus::Inactive) {
             continue;
         }
         let arn = i.container_instance_arn.clone().unwrap_or_default();

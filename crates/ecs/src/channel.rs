@@ -13,6 +13,7 @@ use crate::objects::{instance_task_prefix, task_key, StoredTask};
 use crate::{cluster_name, Ecs};
 use model::acs;
 use model::ecs::shapes::{ContainerDefinition, NetworkMode};
+use model::ecs::status::{ContainerInstanceStatus, TaskStatus};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -61,9 +62,9 @@ pub struct Session {
     entry: Arc<Entry>,
     generation: u64,
     /// Task id → desired status the agent has acknowledged.
-    delivered: HashMap<String, String>,
+    delivered: HashMap<String, TaskStatus>,
     /// Message id → (when sent, [(task id, desired status)]).
-    in_flight: HashMap<String, (Instant, Vec<(String, String)>)>,
+    in_flight: HashMap<String, (Instant, Vec<(String, TaskStatus)>)>,
     seq: i32,
 }
 
@@ -79,7 +80,7 @@ impl Ecs {
             )));
         };
         let found = modify_instance(self, &name, &id, |i| {
-            if i.status.as_deref() == Some("INACTIVE") {
+            if i.status == Some(ContainerInstanceStatus::Inactive) {
                 return Err(EcsError::Client(
                     "The container instance is deregistered; register it again.".into(),
                 ));
@@ -162,10 +163,10 @@ impl Session {
                 continue;
             }
             // A deactivating task runs on until its drain ends and the stop is requested.
-            let desired = match st.task.desired_status.clone() {
-                _ if st.deactivating => "RUNNING".to_owned(),
+            let desired = match st.task.desired_status {
+                _ if st.deactivating => TaskStatus::Running,
                 Some(d) => d,
-                None => "RUNNING".to_owned(),
+                None => TaskStatus::Running,
             };
             let acked = self.delivered.get(&task_id) == Some(&desired);
             let flying = self
@@ -175,7 +176,7 @@ impl Session {
             if acked || flying {
                 continue;
             }
-            tasks.push(payload_task(&st, &self.cluster_arn, &desired));
+            tasks.push(payload_task(&st, &self.cluster_arn, desired));
             carried.push((task_id, desired));
         }
         if tasks.is_empty() {
@@ -330,7 +331,7 @@ fn docker_config(c: &ContainerDefinition) -> Option<acs::DockerConfig> {
 }
 
 /// A stored task in the agent's form.
-fn payload_task(st: &StoredTask, cluster_arn: &str, desired: &str) -> acs::Task {
+fn payload_task(st: &StoredTask, cluster_arn: &str, desired: TaskStatus) -> acs::Task {
     let t = &st.task;
     let (family, version) = t
         .task_definition_arn
@@ -411,7 +412,7 @@ fn payload_task(st: &StoredTask, cluster_arn: &str, desired: &str) -> acs::Task 
     acs::Task {
         arn: t.task_arn.clone().unwrap_or_default(),
         task_cluster_arn: Some(cluster_arn.to_owned()),
-        desired_status: desired.to_owned(),
+        desired_status: desired.as_str().to_owned(),
         family,
         version,
         cpu: t

@@ -14,6 +14,7 @@ use model::ecs::shapes::{
     KeyValuePair, ListClustersRequest, ListClustersResponse, UpdateClusterRequest,
     UpdateClusterResponse, UpdateClusterSettingsRequest, UpdateClusterSettingsResponse,
 };
+use model::ecs::status::ContainerInstanceStatus;
 use store::Txn;
 
 pub(crate) const ACTIVE: &str = "ACTIVE";
@@ -46,7 +47,11 @@ impl Ecs {
         let registered = instances
             .iter()
             .filter(|(_, si, _)| {
-                !si.fargate && matches!(si.instance.status.as_deref(), Some("ACTIVE" | "DRAINING"))
+                !si.fargate
+                    && matches!(
+                        si.instance.status,
+                        Some(ContainerInstanceStatus::Active | ContainerInstanceStatus::Draining)
+                    )
             })
             .count();
         let running: u64 = instances
@@ -348,7 +353,11 @@ pub(crate) async fn delete_cluster(
                 .list::<crate::objects::StoredInstance>(&instance_prefix(&name))
                 .await?;
             if instances.iter().any(|(_, si, _)| {
-                !si.fargate && matches!(si.instance.status.as_deref(), Some("ACTIVE" | "DRAINING"))
+                !si.fargate
+                    && matches!(
+                        si.instance.status,
+                        Some(ContainerInstanceStatus::Active | ContainerInstanceStatus::Draining)
+                    )
             }) {
                 return Err(EcsError::ClusterContainsContainerInstances);
             }

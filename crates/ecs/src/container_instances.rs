@@ -16,6 +16,7 @@ use model::ecs::shapes::{
     RegisterContainerInstanceRequest, RegisterContainerInstanceResponse, Resource,
     UpdateContainerInstancesStateRequest, UpdateContainerInstancesStateResponse,
 };
+use model::ecs::status::ContainerInstanceStatus as InstanceStatus;
 use store::Txn;
 
 /// How many custom (non-ECS) attributes one instance may carry.
@@ -237,7 +238,7 @@ pub(crate) async fn register_container_instance(
                 version_info: req.version_info.clone(),
                 remaining_resources: Some(resources.clone()),
                 registered_resources: Some(resources.clone()),
-                status: Some("ACTIVE".into()),
+                status: Some(InstanceStatus::Active),
                 agent_connected: Some(false),
                 running_tasks_count: Some(0),
                 pending_tasks_count: Some(0),
@@ -305,10 +306,10 @@ pub(crate) async fn deregister_container_instance(
 ) -> Result<DeregisterContainerInstanceResponse, EcsError> {
     let (cluster, _, _) = ecs.active_cluster(req.cluster.as_deref()).await?;
     let i = modify_instance(ecs, &cluster, &req.container_instance, |i| {
-        if i.status.as_deref() == Some("INACTIVE") {
+        if i.status == Some(InstanceStatus::Inactive) {
             return invalid("The container instance is already deregistered.");
         }
-        i.status = Some("INACTIVE".into());
+        i.status = Some(InstanceStatus::Inactive);
         i.agent_connected = Some(false);
         Ok(())
     })
@@ -400,8 +401,8 @@ pub(crate) async fn list_container_instances(
         .into_iter()
         .filter(|(_, si, _)| !si.fargate)
         .filter(|(_, si, _)| match status {
-            Some(s) => si.instance.status.as_deref() == Some(s),
-            None => si.instance.status.as_deref() != Some("INACTIVE"),
+            Some(s) => si.instance.status.map(InstanceStatus::as_str) == Some(s),
+            None => si.instance.status != Some(InstanceStatus::Inactive),
         })
         .filter(|(_, si, _)| {
             filter
@@ -424,7 +425,8 @@ pub(crate) async fn update_container_instances_state(
 ) -> Result<UpdateContainerInstancesStateResponse, EcsError> {
     let (cluster, _, _) = ecs.active_cluster(req.cluster.as_deref()).await?;
     let target = match req.status {
-        ContainerInstanceStatus::Active | ContainerInstanceStatus::Draining => req.status.as_str(),
+        ContainerInstanceStatus::Active => InstanceStatus::Active,
+        ContainerInstanceStatus::Draining => InstanceStatus::Draining,
         other => {
             return invalid(format!(
                 "Container instance status can only be set to ACTIVE or DRAINING, not {}.",
@@ -439,12 +441,12 @@ pub(crate) async fn update_container_instances_state(
     let mut failures = Vec::new();
     for r in &req.container_instances {
         let changed = modify_instance(ecs, &cluster, r, |i| {
-            if i.status.as_deref() == Some("INACTIVE") {
+            if i.status == Some(InstanceStatus::Inactive) {
                 return invalid(format!(
                     "Container instance '{r}' is deregistered; its state cannot change."
                 ));
             }
-            i.status = Some(target.to_owned());
+            i.status = Some(target);
             Ok(())
         })
         .await?;

@@ -144,7 +144,7 @@ pub(crate) fn to_engine(si: &StoredInstance) -> Instance {
         id: arn.rsplit('/').next().unwrap_or_default().to_owned(),
         arn,
         ec2_instance_id: i.ec2_instance_id.clone().unwrap_or_default(),
-        active: i.status.as_deref() == Some("ACTIVE"),
+        active: i.status == Some(model::ecs::status::ContainerInstanceStatus::Active),
         agent_connected: i.agent_connected.unwrap_or(false),
         agent_version: i
             .version_info

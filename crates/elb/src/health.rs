@@ -3,13 +3,13 @@
 //! checks are enabled, and the data plane's last report; plus the draining expiry rule.
 
 use crate::world::{StoredTarget, StoredTargetGroup, World};
-use model::lb::Health;
+use model::lb::{Health, TargetHealthState};
 
 /// `TargetHealth`: a state with its reason code and description.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TargetHealthView {
     /// `TargetHealthStateEnum`.
-    pub state: &'static str,
+    pub state: TargetHealthState,
     /// `TargetHealthReasonEnum`; absent when healthy.
     pub reason: Option<String>,
     /// A sentence; absent when healthy.
@@ -17,7 +17,7 @@ pub struct TargetHealthView {
 }
 
 impl TargetHealthView {
-    fn new(state: &'static str, reason: &str, description: &str) -> Self {
+    fn new(state: TargetHealthState, reason: &str, description: &str) -> Self {
         Self {
             state,
             reason: Some(reason.to_owned()),
@@ -48,14 +48,14 @@ pub fn compute_health(
     match registration {
         Registration::None => {
             return TargetHealthView::new(
-                "unused",
+                TargetHealthState::Unused,
                 "Target.NotRegistered",
                 "Target is not registered to the target group",
             )
         }
         Registration::Draining => {
             return TargetHealthView::new(
-                "draining",
+                TargetHealthState::Draining,
                 "Target.DeregistrationInProgress",
                 "Target deregistration is in progress",
             )
@@ -64,38 +64,38 @@ pub fn compute_health(
     }
     if !in_use {
         return TargetHealthView::new(
-            "unused",
+            TargetHealthState::Unused,
             "Target.NotInUse",
             "Target group is not configured to receive traffic from the load balancer",
         );
     }
     if !health_check_enabled {
         return TargetHealthView::new(
-            "unavailable",
+            TargetHealthState::Unavailable,
             "Target.HealthCheckDisabled",
             "Health checks are disabled",
         );
     }
     match report {
         None => TargetHealthView::new(
-            "initial",
+            TargetHealthState::Initial,
             "Elb.RegistrationInProgress",
             "Target registration is in progress",
         ),
         Some(Health::Initial) => TargetHealthView::new(
-            "initial",
+            TargetHealthState::Initial,
             "Elb.InitialHealthChecking",
             "Initial health checks in progress",
         ),
         Some(Health::Healthy) => TargetHealthView {
-            state: "healthy",
+            state: TargetHealthState::Healthy,
             reason: None,
             description: None,
         },
         Some(Health::Unhealthy {
             reason,
             description,
-        }) => TargetHealthView::new("unhealthy", reason, description),
+        }) => TargetHealthView::new(TargetHealthState::Unhealthy, reason, description),
     }
 }
 
@@ -165,7 +165,7 @@ mod tests {
 
     #[test]
     fn health_follows_registration_then_use_then_checks() {
-        let h = |r, u, e, rep| compute_health(r, u, e, rep).state;
+        let h = |r, u, e, rep| compute_health(r, u, e, rep).state.as_str();
         assert_eq!(
             h(Registration::None, true, true, Some(&Health::Healthy)),
             "unused"
@@ -197,7 +197,7 @@ mod tests {
         };
         let v = compute_health(Registration::Active, true, true, Some(&bad));
         assert_eq!(
-            (v.state, v.reason.as_deref()),
+            (v.state.as_str(), v.reason.as_deref()),
             ("unhealthy", Some("Target.Timeout"))
         );
         let unused = compute_health(Registration::Active, false, true, None);

@@ -13,6 +13,9 @@ use crate::xml::Xml;
 use crate::{Elb, TargetKey};
 use wire::query::QueryView;
 
+/// Each registered or draining target of a group with its health state and reason.
+pub type TargetHealthRows = Vec<(TargetKey, model::lb::TargetHealthState, Option<String>)>;
+
 /// A target as a request names it: the port may be left to the group's default.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct TargetRef {
@@ -109,11 +112,14 @@ impl Elb {
     }
 
     /// Every registered or draining target of `tg_arn` with its `TargetHealth.State`.
-    pub async fn target_health(&self, tg_arn: &str) -> Result<Vec<(TargetKey, String)>, ElbError> {
+    pub async fn target_health(
+        &self,
+        tg_arn: &str,
+    ) -> Result<Vec<(TargetKey, model::lb::TargetHealthState)>, ElbError> {
         let (_, rows) = self.health_rows(tg_arn, &[]).await?;
         Ok(rows
             .into_iter()
-            .map(|r| (r.key(), r.health.state.to_owned()))
+            .map(|r| (r.key(), r.health.state))
             .collect())
     }
 
@@ -123,7 +129,7 @@ impl Elb {
     pub async fn target_group_health(
         &self,
         tg_arn: &str,
-    ) -> Result<Option<(String, Vec<(TargetKey, String, Option<String>)>)>, ElbError> {
+    ) -> Result<Option<(String, TargetHealthRows)>, ElbError> {
         let (target_type, rows) = match self.health_rows(tg_arn, &[]).await {
             Ok(found) => found,
             Err(ElbError::TargetGroupNotFound(_)) => return Ok(None),
@@ -131,7 +137,7 @@ impl Elb {
         };
         let targets = rows
             .into_iter()
-            .map(|r| (r.key(), r.health.state.to_owned(), r.health.reason))
+            .map(|r| (r.key(), r.health.state, r.health.reason))
             .collect();
         Ok(Some((target_type, targets)))
     }
@@ -411,7 +417,7 @@ pub(crate) async fn describe_target_health(
         })
         .leaf("HealthCheckPort", &r.health_check_port)
         .el("TargetHealth", |h| {
-            h.leaf("State", r.health.state)
+            h.leaf("State", r.health.state.as_str())
                 .opt("Reason", r.health.reason.as_deref())
                 .opt("Description", r.health.description.as_deref());
         });

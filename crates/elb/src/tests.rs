@@ -693,7 +693,7 @@ async fn deregistered_targets_drain_for_the_delay_then_vanish() {
         .expect("register");
     assert_eq!(
         f.elb.target_health(&api).await.expect("health"),
-        [(key.clone(), "unused".to_owned())]
+        [(key.clone(), model::lb::TargetHealthState::Unused)]
     );
     f.listener(&web, "9002", &api).await;
     assert!(changes.has_changed().expect("sender alive"));

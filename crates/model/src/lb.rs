@@ -296,6 +296,54 @@ impl Matcher {
     }
 }
 
+/// `TargetHealth.State` as DescribeTargetHealth shows it (`TargetHealthStateEnum`).
+/// Not a lifecycle: a target moves between these in any direction, so there is no
+/// order to rely on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TargetHealthState {
+    /// Registered; not enough health checks yet.
+    Initial,
+    /// Passing its health checks.
+    Healthy,
+    /// Failing its health checks.
+    Unhealthy,
+    /// Not registered, or its group receives no traffic.
+    Unused,
+    /// Deregistered, its deregistration delay not over.
+    Draining,
+    /// Health checks are disabled.
+    Unavailable,
+}
+
+impl TargetHealthState {
+    /// Every value.
+    pub const ALL: &'static [Self] = &[
+        Self::Initial,
+        Self::Healthy,
+        Self::Unhealthy,
+        Self::Unused,
+        Self::Draining,
+        Self::Unavailable,
+    ];
+
+    /// The AWS string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Initial => "initial",
+            Self::Healthy => "healthy",
+            Self::Unhealthy => "unhealthy",
+            Self::Unused => "unused",
+            Self::Draining => "draining",
+            Self::Unavailable => "unavailable",
+        }
+    }
+
+    /// Parses the AWS string; `None` for anything else.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|v| v.as_str() == s)
+    }
+}
+
 /// What the data plane's health checks have concluded about one target.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Health {
@@ -327,6 +375,14 @@ pub struct HealthReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn target_health_states_round_trip_through_their_aws_strings() {
+        for s in TargetHealthState::ALL {
+            assert_eq!(TargetHealthState::parse(s.as_str()), Some(*s));
+        }
+        assert_eq!(TargetHealthState::parse("Healthy"), None);
+    }
 
     #[test]
     fn matcher_reads_aws_syntax() {

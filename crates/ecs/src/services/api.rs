@@ -13,13 +13,14 @@ use model::ecs::shapes::{
     NetworkConfiguration, NetworkMode, SchedulingStrategy, Service, ServiceField,
     UpdateServiceRequest, UpdateServiceResponse,
 };
+use model::ecs::status::{DeploymentStatus, ServiceStatus};
 use sha2::{Digest, Sha256};
 use store::Txn;
 
 /// Statuses a service goes through.
-pub(crate) const ACTIVE: &str = "ACTIVE";
-pub(crate) const DRAINING: &str = "DRAINING";
-pub(crate) const INACTIVE: &str = "INACTIVE";
+pub(crate) const ACTIVE: ServiceStatus = ServiceStatus::Active;
+pub(crate) const DRAINING: ServiceStatus = ServiceStatus::Draining;
+pub(crate) const INACTIVE: ServiceStatus = ServiceStatus::Inactive;
 
 fn check_name(name: &str) -> Result<(), EcsError> {
     let ok = !name.is_empty()
@@ -163,7 +164,7 @@ impl Ecs {
 fn new_deployment(svc: &Service, td: &str, at: f64) -> Deployment {
     Deployment {
         id: Some(deployment_id()),
-        status: Some("PRIMARY".into()),
+        status: Some(DeploymentStatus::Primary),
         task_definition: Some(td.to_owned()),
         desired_count: svc.desired_count,
         pending_count: Some(0),
@@ -188,7 +189,7 @@ pub(crate) fn push_primary(svc: &mut Service, mut d: Deployment) {
     d.rollout_state_reason = Some(format!("ECS deployment {id} in progress."));
     let deps = svc.deployments.get_or_insert_with(Vec::new);
     for old in deps.iter_mut() {
-        old.status = Some("ACTIVE".into());
+        old.status = Some(DeploymentStatus::Active);
     }
     // DescribeServices lists the PRIMARY first.
     deps.insert(0, d);
@@ -314,7 +315,7 @@ pub(crate) async fn create_service(
         .retry(&key, || async {
             let existing = ecs.objects.get::<StoredService>(&key).await?;
             let rev = match &existing {
-                Some((s, _)) if s.service.status.as_deref() != Some(INACTIVE) => {
+                Some((s, _)) if s.service.status != Some(INACTIVE) => {
                     if req.client_token.is_some() && s.request_hash == hash {
                         return Ok(Step::Done(s.service.clone()));
                     }
@@ -329,7 +330,7 @@ pub(crate) async fn create_service(
                 cluster_arn: Some(ecs.scope.cluster(&cluster)),
                 load_balancers: Some(req.load_balancers.clone().unwrap_or_default()),
                 service_registries: Some(req.service_registries.clone().unwrap_or_default()),
-                status: Some(ACTIVE.into()),
+                status: Some(ACTIVE),
                 desired_count: Some(desired),
                 running_count: Some(0),
                 pending_count: Some(0),
@@ -410,7 +411,7 @@ pub(crate) async fn update_service(
             let Some((mut st, rev)) = ecs.load_service(&cluster, &name).await? else {
                 return Err(EcsError::ServiceNotFound);
             };
-            if st.service.status.as_deref() != Some(ACTIVE) {
+            if st.service.status != Some(ACTIVE) {
                 return Err(EcsError::ServiceNotActive);
             }
             let s = &mut st.service;
@@ -426,7 +427,7 @@ pub(crate) async fn update_service(
                     .deployments
                     .iter_mut()
                     .flatten()
-                    .find(|d| d.status.as_deref() == Some("PRIMARY"))
+                    .find(|d| d.status == Some(DeploymentStatus::Primary))
                 {
                     p.desired_count = Some(n);
                 }
@@ -517,7 +518,7 @@ pub(crate) async fn delete_service(
             let Some((mut st, rev)) = ecs.load_service(&cluster, &name).await? else {
                 return Err(EcsError::ServiceNotFound);
             };
-            match st.service.status.as_deref() {
+            match st.service.status {
                 Some(ACTIVE) => {}
                 Some(DRAINING) => return Ok(Step::Done(st.service)),
                 _ => return Err(EcsError::ServiceNotActive),
@@ -526,7 +527,7 @@ pub(crate) async fn delete_service(
             if replica && !force && st.service.desired_count.unwrap_or(0) > 0 {
                 return invalid("The service cannot be stopped while it is scaled above 0.");
             }
-            st.service.status = Some(DRAINING.into());
+            st.service.status = Some(DRAINING);
             st.service.desired_count = Some(0);
             for d in st.service.deployments.iter_mut().flatten() {
                 d.desired_count = Some(0);
@@ -593,7 +594,7 @@ pub(crate) async fn list_services(
         .list::<StoredService>(&service_prefix(&cluster))
         .await?
         .into_iter()
-        .filter(|(_, st, _)| st.service.status.as_deref() != Some(INACTIVE))
+        .filter(|(_, st, _)| st.service.status != Some(INACTIVE))
         .filter(|(_, st, _)| {
             req.launch_type
                 .is_none_or(|l| st.service.launch_type == Some(l))
@@ -620,11 +621,11 @@ impl Ecs {
             .await?;
         let active = all
             .iter()
-            .filter(|(_, s, _)| s.service.status.as_deref() == Some(ACTIVE))
+            .filter(|(_, s, _)| s.service.status == Some(ACTIVE))
             .count();
         let any = all
             .iter()
-            .any(|(_, s, _)| s.service.status.as_deref() != Some(INACTIVE));
+            .any(|(_, s, _)| s.service.status != Some(INACTIVE));
         Ok((active, any))
     }
 

@@ -8,6 +8,7 @@
 //! implementation, so neither service depends on the other.
 
 use model::ecs::shapes::LoadBalancer;
+use model::lb::TargetHealthState;
 /// A registered target and what the balancer says about it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TargetState {
@@ -15,8 +16,8 @@ pub struct TargetState {
     pub id: String,
     /// Port.
     pub port: u16,
-    /// `TargetHealth.State`: initial, healthy, unhealthy, unused, draining, unavailable.
-    pub state: String,
+    /// `TargetHealth.State`.
+    pub state: TargetHealthState,
     /// `TargetHealth.Reason`, when any.
     pub reason: Option<String>,
 }
@@ -134,10 +135,14 @@ pub(crate) enum LbVerdict {
 pub(crate) fn verdict(states: &[Option<&TargetState>]) -> LbVerdict {
     let mut out = LbVerdict::Healthy;
     for s in states {
-        match s.map(|s| s.state.as_str()) {
-            Some("healthy" | "unavailable") => {}
-            Some("unhealthy" | "draining") => return LbVerdict::Unhealthy,
-            _ => out = LbVerdict::Pending,
+        match s.map(|s| s.state) {
+            Some(TargetHealthState::Healthy | TargetHealthState::Unavailable) => {}
+            Some(TargetHealthState::Unhealthy | TargetHealthState::Draining) => {
+                return LbVerdict::Unhealthy
+            }
+            Some(TargetHealthState::Initial | TargetHealthState::Unused) | None => {
+                out = LbVerdict::Pending
+            }
         }
     }
     out
@@ -151,7 +156,7 @@ mod tests {
         TargetState {
             id: "i-1".into(),
             port: 1,
-            state: state.into(),
+            state: TargetHealthState::parse(state).expect("an AWS target state"),
             reason: None,
         }
     }

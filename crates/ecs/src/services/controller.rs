@@ -17,6 +17,8 @@ use crate::{now, Ecs};
 use model::ecs::shapes::{
     Deployment, DeploymentRolloutState, PropagateTags, SchedulingStrategy, TaskStopCode,
 };
+use model::ecs::status::{ContainerInstanceStatus, DeploymentStatus, TaskStatus};
+use model::lb::TargetHealthState;
 use placement::{SpreadField, Strategy};
 use reconcile::{Actions, Health, InstanceStatus, Phase, Rollout, StopReason};
 use std::collections::{BTreeMap, HashMap};
@@ -113,14 +115,19 @@ fn short_id(arn: &str) -> &str {
 /// The scheduler's view of one stored task.
 fn observe_task(st: &StoredTask) -> reconcile::Task {
     let t = &st.task;
-    let last = t.last_status.as_deref().unwrap_or("PENDING");
-    let desired_stop = t.desired_status.as_deref() == Some("STOPPED");
+    let last = t.last_status.unwrap_or(TaskStatus::Pending);
+    let desired_stop = t.desired_status == Some(TaskStatus::Stopped);
     let phase = match last {
-        "STOPPED" | "DELETED" => Phase::Stopped,
+        TaskStatus::Stopped | TaskStatus::Deleted => Phase::Stopped,
         _ if st.deactivating => Phase::Deactivating,
         _ if desired_stop => Phase::Stopping,
-        "RUNNING" => Phase::Running,
-        _ => Phase::Pending,
+        TaskStatus::Running => Phase::Running,
+        TaskStatus::Provisioning
+        | TaskStatus::Pending
+        | TaskStatus::Activating
+        | TaskStatus::Deactivating
+        | TaskStatus::Stopping
+        | TaskStatus::Deprovisioning => Phase::Pending,
     };
     let health = match t.health_status.map(|h| h.as_str()) {
         Some("HEALTHY") => Health::Healthy,
@@ -277,9 +284,9 @@ impl Ecs {
             .iter()
             .zip(&view.instances)
             .map(|(si, engine)| {
-                let status = match si.instance.status.as_deref() {
-                    Some("ACTIVE") => InstanceStatus::Active,
-                    Some("DRAINING") => InstanceStatus::Draining,
+                let status = match si.instance.status {
+                    Some(ContainerInstanceStatus::Active) => InstanceStatus::Active,
+                    Some(ContainerInstanceStatus::Draining) => InstanceStatus::Draining,
                     _ => InstanceStatus::Lost,
                 };
                 let key = (cluster.to_owned(), engine.id.clone());
@@ -315,11 +322,11 @@ impl Ecs {
             return Ok(());
         };
         let svc = &st.service;
-        if svc.status.as_deref() == Some(INACTIVE) {
+        if svc.status == Some(INACTIVE) {
             return Ok(());
         }
         let daemon = svc.scheduling_strategy == Some(SchedulingStrategy::Daemon);
-        let draining = svc.status.as_deref() == Some(DRAINING);
+        let draining = svc.status == Some(DRAINING);
         let cfg = svc.deployment_configuration.clone().unwrap_or_default();
         let breaker = cfg
             .deployment_circuit_breaker
@@ -784,7 +791,7 @@ fn apply_outcome(st: &mut StoredService, a: &Actions, notes: &Notes, at: f64) {
         d.running_count = Some(i32::try_from(c.running).unwrap_or(i32::MAX));
         d.pending_count = Some(i32::try_from(c.pending).unwrap_or(i32::MAX));
         d.failed_tasks = Some(i32::try_from(c.failed).unwrap_or(i32::MAX));
-        if d.status.as_deref() == Some("PRIMARY") {
+        if d.status == Some(DeploymentStatus::Primary) {
             d.desired_count = Some(i32::try_from(a.desired).unwrap_or(i32::MAX));
         } else {
             d.desired_count = Some(0);
@@ -838,7 +845,7 @@ fn apply_outcome(st: &mut StoredService, a: &Actions, notes: &Notes, at: f64) {
     }
     // Retire drained old deployments (never the PRIMARY).
     deps.retain(|d| {
-        d.status.as_deref() == Some("PRIMARY")
+        d.status == Some(DeploymentStatus::Primary)
             || !a.retire.iter().any(|r| Some(r.as_str()) == d.id.as_deref())
     });
     if let Some((old_id, td)) = rollback {
@@ -847,7 +854,7 @@ fn apply_outcome(st: &mut StoredService, a: &Actions, notes: &Notes, at: f64) {
             .deployments
             .iter()
             .flatten()
-            .find(|d| d.status.as_deref() == Some("PRIMARY"))
+            .find(|d| d.status == Some(DeploymentStatus::Primary))
             .cloned();
         if let Some(p) = primary {
             let mut d = p.clone();
@@ -875,18 +882,18 @@ fn apply_outcome(st: &mut StoredService, a: &Actions, notes: &Notes, at: f64) {
     }
     st.service.running_count = Some(i32::try_from(total.running).unwrap_or(i32::MAX));
     st.service.pending_count = Some(i32::try_from(total.pending).unwrap_or(i32::MAX));
-    if daemon && st.service.status.as_deref() == Some(ACTIVE) {
+    if daemon && st.service.status == Some(ACTIVE) {
         st.service.desired_count = Some(i32::try_from(a.desired).unwrap_or(i32::MAX));
     }
-    if st.service.status.as_deref() == Some(DRAINING)
+    if st.service.status == Some(DRAINING)
         && total.running == 0
         && total.pending == 0
         && a.stop.is_empty()
         && notes.waiting == 0
     {
-        st.service.status = Some(INACTIVE.into());
+        st.service.status = Some(INACTIVE);
     }
-    let steady_now = a.steady && st.service.status.as_deref() == Some(ACTIVE);
+    let steady_now = a.steady && st.service.status == Some(ACTIVE);
     if steady_now && !st.steady {
         events.push(format!("(service {name}) has reached a steady state."));
     }
@@ -1029,7 +1036,7 @@ impl Balanced {
                     t.has_health_check = true;
                     if let Some((tg, _)) = mine.iter().find(|(tg, target)| {
                         self.state(tg, target)
-                            .is_some_and(|st| st.state == "unhealthy")
+                            .is_some_and(|st| st.state == TargetHealthState::Unhealthy)
                     }) {
                         failed.insert(t.id.clone(), tg.clone());
                     }
@@ -1060,9 +1067,9 @@ impl Balanced {
             // target still takes new requests and starts draining now.
             let (mut registered, mut live) = (false, false);
             for (tg, target) in mine {
-                match self.state(tg, target).map(|st| st.state.as_str()) {
+                match self.state(tg, target).map(|st| st.state) {
                     None => {}
-                    Some("draining") => registered = true,
+                    Some(TargetHealthState::Draining) => registered = true,
                     Some(_) => {
                         plan.leave
                             .entry(tg.clone())
@@ -1090,7 +1097,7 @@ impl Balanced {
                 for (tg, target) in mine {
                     if self
                         .state(tg, target)
-                        .is_some_and(|st| st.state != "draining")
+                        .is_some_and(|st| st.state != TargetHealthState::Draining)
                     {
                         plan.leave
                             .entry(tg.clone())
@@ -1145,15 +1152,17 @@ impl Balanced {
                                 address: self.addresses.get(&target.0).cloned(),
                             })
                     }
-                    Some(st) if st.state == "unhealthy" => notes.unhealthy_targets.push((
-                        task.clone(),
-                        target.0.clone(),
-                        target.1,
-                        tg.clone(),
-                        st.reason
-                            .clone()
-                            .unwrap_or_else(|| "Target.FailedHealthChecks".into()),
-                    )),
+                    Some(st) if st.state == TargetHealthState::Unhealthy => {
+                        notes.unhealthy_targets.push((
+                            task.clone(),
+                            target.0.clone(),
+                            target.1,
+                            tg.clone(),
+                            st.reason
+                                .clone()
+                                .unwrap_or_else(|| "Target.FailedHealthChecks".into()),
+                        ))
+                    }
                     Some(_) => {}
                 }
             }
@@ -1261,7 +1270,7 @@ mod balanced_tests {
             targets: vec![TargetState {
                 id: String::new(),
                 port: 32768,
-                state: "initial".into(),
+                state: TargetHealthState::Initial,
                 reason: None,
             }],
         };

@@ -20,6 +20,7 @@ use model::ecs::shapes::{
     Attribute, CapacityProviderStrategyItem, Cluster, Compatibility, LaunchType,
     PlacementConstraint, PlacementStrategy, Service, Task, TaskDefinition, TaskStopCode,
 };
+use model::ecs::status::{ContainerInstanceStatus, TaskStatus};
 use model::ecs::task_definition::fargate_size_is_valid;
 use placement::Plan;
 use serde::Serialize;
@@ -443,7 +444,10 @@ pub(crate) fn meter(task: &Task, cluster: &str, now: f64) -> Option<TaskUsage> {
         task_arn: task.task_arn.clone().unwrap_or_default(),
         cluster: cluster.to_owned(),
         capacity_provider_name: task.capacity_provider_name.clone(),
-        last_status: task.last_status.clone().unwrap_or_default(),
+        last_status: task
+            .last_status
+            .map(|s| s.as_str().to_owned())
+            .unwrap_or_default(),
         vcpu,
         memory_gb,
         seconds,
@@ -469,10 +473,9 @@ impl Ecs {
             {
                 let mut view = shared.lock().await;
                 self.refresh_view(cluster, &mut view, asked).await?;
-                let ready = view
-                    .stored
-                    .iter()
-                    .any(|s| s.fargate && s.instance.status.as_deref() == Some("ACTIVE"));
+                let ready = view.stored.iter().any(|s| {
+                    s.fargate && s.instance.status == Some(ContainerInstanceStatus::Active)
+                });
                 if ready {
                     return Ok(());
                 }
@@ -567,7 +570,7 @@ impl Ecs {
                     .any(|r| *r == arn || arn.rsplit('/').next() == Some(r.as_str()));
             if named
                 && t.capacity_provider_name.as_deref() == Some(FARGATE_SPOT)
-                && t.desired_status.as_deref() == Some("RUNNING")
+                && t.desired_status == Some(TaskStatus::Running)
             {
                 chosen.push((arn, st.instance_id.clone()));
             }
@@ -603,10 +606,9 @@ impl Ecs {
                 .objects
                 .list::<crate::objects::StoredInstance>(&crate::objects::instance_prefix(&name))
                 .await?;
-            if instances
-                .iter()
-                .any(|(_, si, _)| si.fargate && si.instance.status.as_deref() == Some("ACTIVE"))
-            {
+            if instances.iter().any(|(_, si, _)| {
+                si.fargate && si.instance.status == Some(ContainerInstanceStatus::Active)
+            }) {
                 out.push(name);
             }
         }

@@ -133,7 +133,7 @@ impl Ecs {
                     };
                     if st.instance_id != instance_id
                         || st.released
-                        || st.task.last_status.as_deref() == Some("STOPPED")
+                        || st.task.last_status == Some(model::ecs::status::TaskStatus::Stopped)
                         || !apply_task_health(&mut st, th)
                     {
                         return Ok(Step::Done(false));

@@ -17,6 +17,7 @@ use model::ecs::shapes::{
     RunTaskRequest, RunTaskResponse, StartTaskRequest, StartTaskResponse, Tag, Task,
     TaskDefinition, TaskDefinitionStatus, TaskOverride, TransportProtocol,
 };
+use model::ecs::status::{ContainerStatus, TaskStatus};
 use model::ecs::task_definition::{parse_task_cpu, parse_task_memory};
 use placement::{Constraint, Plan, Strategy};
 use sha2::{Digest, Sha256};
@@ -321,7 +322,11 @@ impl Ecs {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let task_arn = self.scope.task(&l.cluster, &id);
         let awsvpc = l.td.network_mode == Some(NetworkMode::Awsvpc);
-        let last = if awsvpc { "PROVISIONING" } else { "PENDING" };
+        let last = if awsvpc {
+            TaskStatus::Provisioning
+        } else {
+            TaskStatus::Pending
+        };
         let containers = l
             .containers
             .iter()
@@ -337,7 +342,7 @@ impl Ecs {
                 task_arn: Some(task_arn.clone()),
                 name: c.name.clone(),
                 image: c.image.clone(),
-                last_status: Some("PENDING".into()),
+                last_status: Some(ContainerStatus::Pending),
                 network_interfaces: Some(Vec::new()),
                 health_status: Some(model::ecs::shapes::HealthStatus::Unknown),
                 cpu: c.cpu.map(|v| v.to_string()),
@@ -371,11 +376,11 @@ impl Ecs {
             containers: Some(containers),
             cpu: l.task_cpu.map(|v| v.to_string()),
             created_at: Some(now),
-            desired_status: Some("RUNNING".into()),
+            desired_status: Some(TaskStatus::Running),
             enable_execute_command: Some(l.enable_execute_command),
             group: Some(l.group.clone()),
             health_status: Some(model::ecs::shapes::HealthStatus::Unknown),
-            last_status: Some(last.into()),
+            last_status: Some(last),
             launch_type: Some(LaunchType::Ec2),
             memory: l.task_memory.map(|v| v.to_string()),
             overrides: Some(l.overrides.clone()),

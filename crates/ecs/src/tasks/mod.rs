@@ -21,22 +21,6 @@ use crate::Ecs;
 use model::ecs::arn::EcsResource;
 use store::Txn;
 
-/// Rank of a task or container status: statuses only ever move to a higher rank.
-pub(crate) fn status_rank(s: &str) -> u8 {
-    match s {
-        "PROVISIONING" => 1,
-        "PENDING" => 2,
-        "ACTIVATING" => 3,
-        "RUNNING" => 4,
-        "DEACTIVATING" => 5,
-        "STOPPING" => 6,
-        "DEPROVISIONING" => 7,
-        "STOPPED" => 8,
-        "DELETED" => 9,
-        _ => 0,
-    }
-}
-
 impl Ecs {
     /// The task id a reference (ARN or id) names within `cluster`.
     pub(crate) fn task_id(&self, cluster: &str, reference: &str) -> Option<String> {

@@ -8,6 +8,7 @@ use model::ecs::shapes::{
     DescribeTasksRequest, DescribeTasksResponse, DesiredStatus, Failure, ListTasksRequest,
     ListTasksResponse, TaskField,
 };
+use model::ecs::status::TaskStatus;
 
 pub(crate) async fn describe_tasks(
     ecs: &Ecs,
@@ -95,13 +96,11 @@ pub(crate) async fn list_tasks(
         .into_iter()
         .map(|(k, st, _)| (k, st.task))
         .filter(|(_, t)| match desired {
-            DesiredStatus::Running => t.desired_status.as_deref() == Some("RUNNING"),
-            DesiredStatus::Stopped => t.desired_status.as_deref() == Some("STOPPED"),
+            DesiredStatus::Running => t.desired_status == Some(TaskStatus::Running),
+            DesiredStatus::Stopped => t.desired_status == Some(TaskStatus::Stopped),
             DesiredStatus::Pending => {
-                t.desired_status.as_deref() == Some("RUNNING")
-                    && t.last_status
-                        .as_deref()
-                        .is_some_and(|s| super::status_rank(s) < super::status_rank("RUNNING"))
+                t.desired_status == Some(TaskStatus::Running)
+                    && t.last_status.is_some_and(|s| !s.has_run())
             }
         })
         .filter(|(_, t)| {

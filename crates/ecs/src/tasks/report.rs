@@ -4,7 +4,7 @@
 //! forward, so a duplicate or late report is acknowledged and changes nothing. Reaching
 //! STOPPED gives the task's resources back to its instance in the same transaction.
 
-use super::{release_into, status_rank};
+use super::release_into;
 use crate::error::{invalid, EcsError};
 use crate::objects::{encode, instance_key, task_key, Step, StoredInstance, StoredTask};
 use crate::{cluster_name, now, Caller, Ecs};
@@ -13,6 +13,7 @@ use model::ecs::shapes::{
     SubmitContainerStateChangeRequest, SubmitContainerStateChangeResponse,
     SubmitTaskStateChangeRequest, SubmitTaskStateChangeResponse, Task, TaskStopCode,
 };
+use model::ecs::status::{advance, ContainerInstanceStatus, ContainerStatus, TaskStatus};
 use store::Txn;
 
 fn not_found() -> EcsError {
@@ -50,13 +51,10 @@ impl Ecs {
 /// RUNNING (which side of the instance's books it was on).
 fn mark_stopped(st: &mut StoredTask, code: TaskStopCode, reason: &str) -> bool {
     let t = &mut st.task;
-    let was_running = t
-        .last_status
-        .as_deref()
-        .is_some_and(|s| status_rank(s) >= status_rank("RUNNING"));
+    let was_running = t.last_status.is_some_and(TaskStatus::has_run);
     let now = now();
-    t.last_status = Some("STOPPED".into());
-    t.desired_status = Some("STOPPED".into());
+    t.last_status = Some(TaskStatus::Stopped);
+    t.desired_status = Some(TaskStatus::Stopped);
     t.stopping_at.get_or_insert(now);
     t.stopped_at = Some(now);
     t.execution_stopped_at.get_or_insert(now);
@@ -65,9 +63,7 @@ fn mark_stopped(st: &mut StoredTask, code: TaskStopCode, reason: &str) -> bool {
         t.stopped_reason = Some(reason.to_owned());
     }
     for c in t.containers.iter_mut().flatten() {
-        if c.last_status.as_deref() != Some("STOPPED") {
-            c.last_status = Some("STOPPED".into());
-        }
+        c.last_status = Some(ContainerStatus::Stopped);
     }
     if st.eni.is_some() {
         super::awsvpc::apply_attachment_status(t, "DELETED");
@@ -114,13 +110,13 @@ impl Ecs {
                 let (mut st, rev, key) = self.load_task(cluster, reference).await?;
                 // A deactivating task already has its stop code and reason.
                 let deactivating = std::mem::take(&mut st.deactivating);
-                if st.task.desired_status.as_deref() == Some("STOPPED") && !deactivating {
+                if st.task.desired_status == Some(TaskStatus::Stopped) && !deactivating {
                     return Ok(Step::Done((st.task, st.instance_id)));
                 }
                 let instance = self.load_stored_instance(cluster, &st.instance_id).await?;
-                let gone = instance
-                    .as_ref()
-                    .is_none_or(|(si, _)| si.instance.status.as_deref() == Some("INACTIVE"));
+                let gone = instance.as_ref().is_none_or(|(si, _)| {
+                    si.instance.status == Some(ContainerInstanceStatus::Inactive)
+                });
                 let mut txn = Txn::new().when(key.clone(), rev);
                 if gone {
                     // No agent will ever stop it: the task is stopped here and now.
@@ -130,7 +126,7 @@ impl Ecs {
                 } else {
                     let t = &mut st.task;
                     if deactivating {
-                        advance_status(t, "STOPPING");
+                        advance(&mut t.last_status, TaskStatus::Stopping);
                     } else {
                         ask_to_stop(t, code, reason);
                     }
@@ -156,13 +152,13 @@ impl Ecs {
         self.objects
             .retry(reference, || async {
                 let (mut st, rev, key) = self.load_task(cluster, reference).await?;
-                if st.task.desired_status.as_deref() == Some("STOPPED") || st.released {
+                if st.task.desired_status == Some(TaskStatus::Stopped) || st.released {
                     return Ok(Step::Done(()));
                 }
                 st.deactivating = true;
                 let t = &mut st.task;
                 ask_to_stop(t, code, reason);
-                advance_status(t, "DEACTIVATING");
+                advance(&mut t.last_status, TaskStatus::Deactivating);
                 t.version = Some(t.version.unwrap_or(0) + 1);
                 let txn = Txn::new().when(key.clone(), rev).put(key, encode(&st)?);
                 Ok(Step::Commit(txn, ()))
@@ -173,37 +169,47 @@ impl Ecs {
 
 /// desiredStatus STOPPED, with the stop's code, reason and time.
 fn ask_to_stop(t: &mut Task, code: TaskStopCode, reason: &str) {
-    t.desired_status = Some("STOPPED".into());
+    t.desired_status = Some(TaskStatus::Stopped);
     t.stopping_at = Some(now());
     t.stop_code = Some(code);
     t.stopped_reason = Some(reason.to_owned());
 }
 
-/// Moves `lastStatus` forward to `status`, never back.
-fn advance_status(t: &mut Task, status: &str) {
-    if t.last_status.as_deref().map_or(0, status_rank) < status_rank(status) {
-        t.last_status = Some(status.to_owned());
-    }
+/// Parses the container statuses of agent reports before anything is applied, so a
+/// report naming a status ECS does not know is refused whole.
+fn container_statuses(
+    changes: &[ContainerStateChange],
+) -> Result<Vec<Option<ContainerStatus>>, EcsError> {
+    changes
+        .iter()
+        .map(|ch| {
+            ch.status
+                .as_deref()
+                .filter(|s| !s.is_empty())
+                .map(str::parse::<ContainerStatus>)
+                .transpose()
+                .map_err(|e| EcsError::InvalidParameter(format!("Invalid container status: {e}.")))
+        })
+        .collect()
 }
 
-/// Applies container reports; true when anything changed.
-fn apply_containers(containers: &mut [Container], changes: &[ContainerStateChange]) -> bool {
+/// Applies container reports (with their statuses parsed by [`container_statuses`]); true
+/// when anything changed.
+fn apply_containers(
+    containers: &mut [Container],
+    changes: &[ContainerStateChange],
+    statuses: &[Option<ContainerStatus>],
+) -> bool {
     let mut changed = false;
-    for ch in changes {
+    for (ch, status) in changes.iter().zip(statuses) {
         let Some(c) = containers
             .iter_mut()
             .find(|c| c.name.as_deref() == ch.container_name.as_deref())
         else {
             continue;
         };
-        let forward = ch
-            .status
-            .as_deref()
-            .is_some_and(|s| status_rank(s) > c.last_status.as_deref().map_or(0, status_rank));
-        if forward {
-            c.last_status = ch.status.clone();
-            changed = true;
-        }
+        let forward = status.is_some_and(|s| advance(&mut c.last_status, s));
+        changed |= forward;
         if forward || c.runtime_id.is_none() {
             for (dst, src) in [
                 (&mut c.runtime_id, &ch.runtime_id),
@@ -241,16 +247,21 @@ pub(crate) async fn submit_task_state_change(
     let Some(task_ref) = req.task.clone() else {
         return invalid("task is required.");
     };
-    let status = req.status.clone().unwrap_or_default();
-    if !status.is_empty() && status_rank(&status) == 0 {
-        return invalid(format!("Invalid task status '{status}'."));
-    }
+    let status = match req.status.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(s) => match s.parse::<TaskStatus>() {
+            Ok(status) => Some(status),
+            Err(_) => return invalid(format!("Invalid task status '{s}'.")),
+        },
+    };
+    let container_statuses = container_statuses(req.containers.as_deref().unwrap_or_default())?;
     ecs.objects
         .retry(&task_ref, || async {
             let (mut st, rev, key) = ecs.load_task(&cluster, &task_ref).await?;
             let mut changed = apply_containers(
                 st.task.containers.as_deref_mut().unwrap_or_default(),
                 req.containers.as_deref().unwrap_or_default(),
+                &container_statuses,
             );
             let t = &mut st.task;
             for (dst, src) in [
@@ -262,14 +273,15 @@ pub(crate) async fn submit_task_state_change(
                     changed = true;
                 }
             }
-            let cur = t.last_status.as_deref().map_or(0, status_rank);
+            let cur = t.last_status;
             let mut txn = Txn::new().when(key.clone(), rev);
-            if !status.is_empty() && status_rank(&status) > cur && !st.released {
+            let forward = status.filter(|s| cur.is_none_or(|c| *s > c));
+            if let (Some(status), false) = (forward, st.released) {
                 changed = true;
-                if status == "STOPPED" {
-                    let was_running = cur >= status_rank("RUNNING");
+                if status == TaskStatus::Stopped {
+                    let was_running = cur.is_some_and(TaskStatus::has_run);
                     let (code, default_reason) =
-                        if st.task.desired_status.as_deref() == Some("STOPPED") {
+                        if st.task.desired_status == Some(TaskStatus::Stopped) {
                             (TaskStopCode::UserInitiated, "Task stopped by user")
                         } else if was_running {
                             (
@@ -292,8 +304,8 @@ pub(crate) async fn submit_task_state_change(
                     txn = release_into(txn, &cluster, &st, instance, was_running)?;
                 } else {
                     let t = &mut st.task;
-                    t.last_status = Some(status.clone());
-                    if status == "RUNNING" {
+                    t.last_status = Some(status);
+                    if status == TaskStatus::Running {
                         t.started_at.get_or_insert_with(now);
                         if let Some((mut si, irev)) =
                             ecs.load_stored_instance(&cluster, &st.instance_id).await?
@@ -336,12 +348,14 @@ pub(crate) async fn submit_container_state_change(
         reason: req.reason.clone(),
         status: req.status.clone(),
     };
+    let statuses = container_statuses(std::slice::from_ref(&change))?;
     ecs.objects
         .retry(&task_ref, || async {
             let (mut st, rev, key) = ecs.load_task(&cluster, &task_ref).await?;
             if !apply_containers(
                 st.task.containers.as_deref_mut().unwrap_or_default(),
                 std::slice::from_ref(&change),
+                &statuses,
             ) {
                 return Ok(Step::Done(()));
             }

@@ -3,6 +3,7 @@
 pub mod arn;
 pub mod names;
 pub mod shapes;
+pub mod status;
 pub mod task_definition;
 
 /// The `X-Amz-Target` prefix of ECS (AWS JSON 1.1).

@@ -470,7 +470,7 @@ pub struct Container {
         default,
         skip_serializing_if = "Option::is_none"
     )]
-    pub last_status: Option<String>,
+    pub last_status: Option<crate::ecs::status::ContainerStatus>,
     #[serde(rename = "exitCode", default, skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,
     #[serde(rename = "reason", default, skip_serializing_if = "Option::is_none")]
@@ -805,7 +805,7 @@ pub struct ContainerInstance {
     )]
     pub registered_resources: Option<Vec<Resource>>,
     #[serde(rename = "status", default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<String>,
+    pub status: Option<crate::ecs::status::ContainerInstanceStatus>,
     #[serde(
         rename = "statusReason",
         default,
@@ -1284,7 +1284,7 @@ pub struct Deployment {
     #[serde(rename = "id", default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     #[serde(rename = "status", default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<String>,
+    pub status: Option<crate::ecs::status::DeploymentStatus>,
     #[serde(
         rename = "taskDefinition",
         default,
@@ -3967,7 +3967,7 @@ pub struct Service {
     )]
     pub service_registries: Option<Vec<ServiceRegistry>>,
     #[serde(rename = "status", default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<String>,
+    pub status: Option<crate::ecs::status::ServiceStatus>,
     #[serde(
         rename = "desiredCount",
         default,
@@ -4863,7 +4863,7 @@ pub struct Task {
         default,
         skip_serializing_if = "Option::is_none"
     )]
-    pub desired_status: Option<String>,
+    pub desired_status: Option<crate::ecs::status::TaskStatus>,
     #[serde(
         rename = "enableExecuteCommand",
         default,
@@ -4895,7 +4895,7 @@ pub struct Task {
         default,
         skip_serializing_if = "Option::is_none"
     )]
-    pub last_status: Option<String>,
+    pub last_status: Option<crate::ecs::status::TaskStatus>,
     #[serde(
         rename = "launchType",
         default,
