@@ -4,7 +4,9 @@
 //!
 //! `ReadOnlyAccess` is abbreviated: the real policy lists read actions of every AWS
 //! service; this one keeps the entries (as AWS writes them) of the services Stevedore
-//! serves (ECS, ECR, CloudWatch Logs, Elastic Load Balancing, IAM, Auto Scaling).
+//! serves (ECS, ECR, CloudWatch Logs, Elastic Load Balancing, IAM, Auto Scaling), and its
+//! version is Stevedore's own `v1`. `AmazonECS_FullAccess` is AWS's `v21`; AWS has since
+//! published a `v22` whose changes were not available when this was written.
 
 /// An AWS managed policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,7 +17,7 @@ pub struct ManagedPolicy {
     pub path: &'static str,
     /// `arn:aws:iam::aws:policy` + path + name.
     pub arn: &'static str,
-    /// The default version AWS documents (`v1`, ...).
+    /// The default version AWS documents for this document (`v1`, ...).
     pub version: &'static str,
     /// AWS's description.
     pub description: &'static str,
@@ -83,7 +85,7 @@ pub const AWS_MANAGED_POLICIES: &[ManagedPolicy] = &[
     managed!(
         "AmazonEC2ContainerRegistryFullAccess",
         "/",
-        "v2",
+        "v3",
         "Provides administrative access to Amazon ECR resources"
     ),
     managed!(
