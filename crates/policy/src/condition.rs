@@ -357,6 +357,7 @@ fn masked(net: u128, addr: u128, prefix: u8, bits: u32) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
 mod tests {
     use super::*;
 

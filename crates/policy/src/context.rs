@@ -271,27 +271,30 @@ impl Request {
     /// A request by `principal` to perform `action` (`service:Operation`) on `resource` (an
     /// ARN, or `*` for actions without a resource type). Fills in the principal's keys.
     pub fn new(principal: Principal, action: &str, resource: &str) -> Self {
-        let mut req = Self {
+        // The keys are distinct, so they are pushed without the lookup `set` does.
+        let mut context: Vec<(Box<str>, ContextValue)> =
+            Vec::with_capacity(8 + principal.tags.len());
+        let mut push = |key: &str, value: &str| context.push((key.into(), value.into()));
+        push("aws:principalarn", &principal.arn);
+        if !principal.account.is_empty() {
+            push("aws:principalaccount", &principal.account);
+        }
+        if let PrincipalKind::User { name } = &principal.kind {
+            push("aws:username", name);
+        }
+        if let Some(id) = &principal.userid {
+            push("aws:userid", id);
+        }
+        for (k, v) in &principal.tags {
+            push(&format!("aws:principaltag/{}", k.to_ascii_lowercase()), v);
+        }
+        Self {
             action: action.to_owned(),
             action_lc: action.to_ascii_lowercase(),
             resource: resource.to_owned(),
-            context: Vec::with_capacity(8),
+            context,
             principal,
-        };
-        req.set("aws:PrincipalArn", req.principal.arn.clone());
-        if !req.principal.account.is_empty() {
-            req.set("aws:PrincipalAccount", req.principal.account.clone());
         }
-        if let PrincipalKind::User { name } = &req.principal.kind {
-            req.set("aws:username", name.clone());
-        }
-        if let Some(id) = req.principal.userid.clone() {
-            req.set("aws:userid", id);
-        }
-        for (k, v) in req.principal.tags.clone() {
-            req.set(&format!("aws:PrincipalTag/{k}"), v);
-        }
-        req
     }
 
     /// Sets context key `key` (any case) to `value`, replacing an earlier value.

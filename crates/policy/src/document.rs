@@ -12,7 +12,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use crate::condition::{self, Condition};
-use crate::pattern::{ArnPattern, Pattern, Syntax};
+use crate::pattern::{ArnPattern, Pattern, PatternSet, Syntax};
 use crate::PolicyError;
 
 /// Which validation rules a document follows.
@@ -60,17 +60,17 @@ pub struct Statement {
     pub(crate) sid: Option<Arc<str>>,
     pub(crate) effect: Effect,
     pub(crate) principal: Option<PrincipalMatch>,
-    pub(crate) action: Matcher<Pattern>,
+    pub(crate) action: Matcher<PatternSet>,
     /// `None`: a resource policy statement without `Resource` (its own resource).
-    pub(crate) resource: Option<Matcher<ArnPattern>>,
+    pub(crate) resource: Option<Matcher<Vec<ArnPattern>>>,
     pub(crate) conditions: Vec<Condition>,
 }
 
-/// A list of patterns, or (for `Not...` elements) its complement.
+/// What an element lists, or (for `Not...` elements) its complement.
 #[derive(Debug, Clone)]
 pub(crate) struct Matcher<T> {
     pub(crate) negated: bool,
-    pub(crate) items: Vec<T>,
+    pub(crate) items: T,
 }
 
 /// `Principal` or `NotPrincipal`.
@@ -288,7 +288,7 @@ fn parse_actions(
     obj: &Map<String, Value>,
     kind: PolicyKind,
     effect: Effect,
-) -> Result<Matcher<Pattern>, PolicyError> {
+) -> Result<Matcher<PatternSet>, PolicyError> {
     let (negated, actions) = match one_of(obj, "Action")? {
         Some((n, v)) if !v.is_empty() => (n, v),
         _ => return Err(PolicyError::MissingAction),
@@ -314,14 +314,17 @@ fn parse_actions(
         }
         items.push(Pattern::new(a, syntax));
     }
-    Ok(Matcher { negated, items })
+    Ok(Matcher {
+        negated,
+        items: PatternSet::new(items),
+    })
 }
 
 fn parse_resources(
     obj: &Map<String, Value>,
     kind: PolicyKind,
     variables: bool,
-) -> Result<Option<Matcher<ArnPattern>>, PolicyError> {
+) -> Result<Option<Matcher<Vec<ArnPattern>>>, PolicyError> {
     let found = one_of(obj, "Resource")?;
     let (negated, resources) = match (kind, found) {
         (PolicyKind::Trust, Some(_)) => return Err(PolicyError::ResourceNotAllowed),

@@ -180,7 +180,7 @@ fn statement_ref(
 /// Whether a statement's action, resource and conditions match (principal aside).
 fn applies(st: &Statement, req: &Request) -> bool {
     let action = req.action_lower();
-    let hit = st.action.items.iter().any(|p| p.matches(action, req));
+    let hit = st.action.items.matches(action, req);
     if hit == st.action.negated {
         return false;
     }

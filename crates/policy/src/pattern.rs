@@ -7,6 +7,7 @@
 //! themselves. ARNs are matched per colon-separated segment, as IAM does.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 
 use crate::context::Request;
 
@@ -90,6 +91,14 @@ impl Pattern {
     /// Whether this pattern folds case (its input must be lower-cased first).
     pub(crate) fn folds(&self) -> bool {
         self.fold
+    }
+
+    /// The literal this pattern equals, when it has no wildcard and no variable.
+    fn exact(&self) -> Option<&str> {
+        match &self.shape {
+            Shape::Exact(s) => Some(s),
+            _ => None,
+        }
     }
 
     /// Replaces variables by the request's values; `None` when one has no value and no
@@ -232,6 +241,34 @@ fn char_len(b: u8) -> usize {
     }
 }
 
+/// Patterns of one element (`Action`), split so that the literal ones (most of a long
+/// managed policy's action list) cost one hash lookup between them.
+#[derive(Debug, Clone)]
+pub(crate) struct PatternSet {
+    exact: HashSet<Box<str>>,
+    other: Vec<Pattern>,
+}
+
+impl PatternSet {
+    pub(crate) fn new(patterns: Vec<Pattern>) -> Self {
+        let (mut exact, mut other) = (HashSet::new(), Vec::new());
+        for p in patterns {
+            match p.exact() {
+                Some(lit) => {
+                    exact.insert(lit.into());
+                }
+                None => other.push(p),
+            }
+        }
+        Self { exact, other }
+    }
+
+    /// Whether any pattern matches `input` (already lower-cased for folding patterns).
+    pub(crate) fn matches(&self, input: &str, req: &Request) -> bool {
+        self.exact.contains(input) || self.other.iter().any(|p| p.matches(input, req))
+    }
+}
+
 /// An ARN pattern: up to six colon-separated segments, each a [`Pattern`]; the last one
 /// takes the rest of the ARN, colons included (so `arn:aws:s3:::b/*` and `arn:aws:*` work).
 #[derive(Debug, Clone, PartialEq)]
@@ -297,6 +334,7 @@ fn split_segments(text: &str, variables: bool) -> Vec<&str> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
 mod tests {
     use super::*;
     use crate::context::Principal;

@@ -93,6 +93,7 @@ pub fn check_inline_aggregate<'a>(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
 mod tests {
     use super::*;
 
