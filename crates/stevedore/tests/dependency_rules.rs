@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 /// Internal crates each crate may depend on (normal dependencies).
 const ALLOWED: &[(&str, &[&str])] = &[
     ("model", &[]),
+    ("policy", &[]),
     ("oci", &[]),
     ("placement", &["model"]),
     ("reconcile", &["model"]),
@@ -40,7 +41,14 @@ const ALLOWED: &[(&str, &[&str])] = &[
 ];
 
 /// Crates that must stay free of I/O runtimes, even transitively.
-const PURE: &[&str] = &["model", "oci", "placement", "reconcile", "lifecycle"];
+const PURE: &[&str] = &[
+    "model",
+    "oci",
+    "placement",
+    "reconcile",
+    "lifecycle",
+    "policy",
+];
 const IO_CRATES: &[&str] = &[
     "tokio",
     "hyper",
