@@ -9,8 +9,11 @@
 //! recording them repeats nothing.
 
 pub(crate) mod api;
+mod balanced;
 pub mod balancing;
 pub(crate) mod controller;
+pub(crate) mod plan;
+pub(crate) mod record;
 
 use model::ecs::shapes::{Service, ServiceEvent};
 use serde::{Deserialize, Serialize};
