@@ -14,6 +14,8 @@ pub mod balancing;
 pub(crate) mod controller;
 pub(crate) mod plan;
 pub(crate) mod record;
+#[cfg(test)]
+mod scenarios;
 
 use model::ecs::shapes::{Service, ServiceEvent};
 use serde::{Deserialize, Serialize};
