@@ -61,6 +61,50 @@ pub(crate) fn placement_message(failures: &[model::ecs::shapes::Failure]) -> Str
 pub(crate) fn apply_outcome(st: &mut StoredService, a: &Actions, notes: &Notes, at: f64) {
     let name = st.name().to_owned();
     let daemon = is_daemon(&st.service);
+    let mut events = compute_round_events(&name, notes);
+    let repeatable = compute_repeatable_events(&name, a, notes);
+    let total = apply_counts(st, a);
+    let rollback = apply_rollouts(st, a, at, &mut events);
+    let deps = st.service.deployments.get_or_insert_with(Vec::new);
+    // Retire drained old deployments (never the PRIMARY).
+    deps.retain(|d| is_primary(d) || !a.retire.iter().any(|r| Some(r.as_str()) == d.id.as_deref()));
+    if let Some((old_id, td)) = rollback {
+        apply_rollback(st, &old_id, td, at, &mut events);
+    }
+    st.service.running_count = Some(i32::try_from(total.running).unwrap_or(i32::MAX));
+    st.service.pending_count = Some(i32::try_from(total.pending).unwrap_or(i32::MAX));
+    if daemon && is_active(&st.service) {
+        st.service.desired_count = Some(i32::try_from(a.desired).unwrap_or(i32::MAX));
+    }
+    if is_draining(&st.service)
+        && total.running == 0
+        && total.pending == 0
+        && a.stop.is_empty()
+        && notes.waiting == 0
+    {
+        st.service.status = Some(INACTIVE.into());
+    }
+    let steady_now = a.steady && is_active(&st.service);
+    if steady_now && !st.steady {
+        events.push(format!("(service {name}) has reached a steady state."));
+    }
+    st.steady = steady_now;
+    for e in events {
+        st.event(e, at);
+    }
+    for e in repeatable {
+        let recent = st.service.events.iter().flatten().any(|x| {
+            x.message.as_deref() == Some(e.as_str())
+                && at - x.created_at.unwrap_or(0.0) < EVENT_REPEAT_SECONDS
+        });
+        if !recent {
+            st.event(e, at);
+        }
+    }
+}
+
+/// The events of what the round did, in the order ECS words them.
+fn compute_round_events(name: &str, notes: &Notes) -> Vec<String> {
     let mut events: Vec<String> = Vec::new();
     if !notes.started.is_empty() {
         let list: Vec<String> = notes
@@ -107,6 +151,11 @@ pub(crate) fn apply_outcome(st: &mut StoredService, a: &Actions, notes: &Notes, 
             "(service {name}) deregistered {n} targets in (target-group {tg})"
         ));
     }
+    events
+}
+
+/// Events that are not repeated within [`EVENT_REPEAT_SECONDS`].
+fn compute_repeatable_events(name: &str, a: &Actions, notes: &Notes) -> Vec<String> {
     let mut repeatable: Vec<String> = Vec::new();
     for (_, id, port, tg, reason) in &notes.unhealthy_targets {
         let what = if id.starts_with("i-") {
@@ -131,6 +180,11 @@ pub(crate) fn apply_outcome(st: &mut StoredService, a: &Actions, notes: &Notes, 
             "(service {name}) is unable to consistently start tasks successfully. For more information, see the Troubleshooting section of the Amazon ECS Developer Guide."
         ));
     }
+    repeatable
+}
+
+/// Each deployment's counts (and desired count) from the tasks; the service's totals.
+fn apply_counts(st: &mut StoredService, a: &Actions) -> reconcile::Counts {
     let mut total = reconcile::Counts::default();
     let deps = st.service.deployments.get_or_insert_with(Vec::new);
     for d in deps.iter_mut() {
@@ -147,6 +201,19 @@ pub(crate) fn apply_outcome(st: &mut StoredService, a: &Actions, notes: &Notes, 
             d.desired_count = Some(0);
         }
     }
+    total
+}
+
+/// Records rollout changes and their events; the completed deployment to roll back to,
+/// when one failed with rollback on.
+fn apply_rollouts(
+    st: &mut StoredService,
+    a: &Actions,
+    at: f64,
+    events: &mut Vec<String>,
+) -> Option<(String, String)> {
+    let name = st.name().to_owned();
+    let deps = st.service.deployments.get_or_insert_with(Vec::new);
     let mut rollback: Option<(String, String)> = None;
     for r in &a.rollouts {
         let Some(d) = deps
@@ -193,68 +260,46 @@ pub(crate) fn apply_outcome(st: &mut StoredService, a: &Actions, notes: &Notes, 
             Rollout::InProgress => {}
         }
     }
-    // Retire drained old deployments (never the PRIMARY).
-    deps.retain(|d| is_primary(d) || !a.retire.iter().any(|r| Some(r.as_str()) == d.id.as_deref()));
-    if let Some((old_id, td)) = rollback {
-        let primary = st
-            .service
-            .deployments
-            .iter()
-            .flatten()
-            .find(|d| is_primary(d))
-            .cloned();
-        if let Some(p) = primary {
-            let mut d = p.clone();
-            d.id = Some(super::deployment_id());
-            d.task_definition = Some(td.clone());
-            d.rollout_state = Some(DeploymentRolloutState::InProgress);
-            d.created_at = Some(at);
-            d.updated_at = Some(at);
-            d.running_count = Some(0);
-            d.pending_count = Some(0);
-            d.failed_tasks = Some(0);
-            let new_id = d.id.clone().unwrap_or_default();
-            push_primary(&mut st.service, d);
-            if let Some(nd) = st.service.deployments.iter_mut().flatten().next() {
-                nd.rollout_state_reason = Some(format!(
-                    "ECS deployment circuit breaker: rolling back to deploymentId {old_id}."
-                ));
-            }
-            st.service.task_definition = Some(td);
-            events.push(format!(
-                "(service {name}) (deployment {new_id}) rolling back to deployment {old_id}."
+    rollback
+}
+
+/// Starts a deployment of the last completed one's task definition (`td`).
+fn apply_rollback(
+    st: &mut StoredService,
+    old_id: &str,
+    td: String,
+    at: f64,
+    events: &mut Vec<String>,
+) {
+    let name = st.name().to_owned();
+    let primary = st
+        .service
+        .deployments
+        .iter()
+        .flatten()
+        .find(|d| is_primary(d))
+        .cloned();
+    if let Some(p) = primary {
+        let mut d = p.clone();
+        d.id = Some(super::deployment_id());
+        d.task_definition = Some(td.clone());
+        d.rollout_state = Some(DeploymentRolloutState::InProgress);
+        d.created_at = Some(at);
+        d.updated_at = Some(at);
+        d.running_count = Some(0);
+        d.pending_count = Some(0);
+        d.failed_tasks = Some(0);
+        let new_id = d.id.clone().unwrap_or_default();
+        push_primary(&mut st.service, d);
+        if let Some(nd) = st.service.deployments.iter_mut().flatten().next() {
+            nd.rollout_state_reason = Some(format!(
+                "ECS deployment circuit breaker: rolling back to deploymentId {old_id}."
             ));
-            st.steady = false;
         }
-    }
-    st.service.running_count = Some(i32::try_from(total.running).unwrap_or(i32::MAX));
-    st.service.pending_count = Some(i32::try_from(total.pending).unwrap_or(i32::MAX));
-    if daemon && is_active(&st.service) {
-        st.service.desired_count = Some(i32::try_from(a.desired).unwrap_or(i32::MAX));
-    }
-    if is_draining(&st.service)
-        && total.running == 0
-        && total.pending == 0
-        && a.stop.is_empty()
-        && notes.waiting == 0
-    {
-        st.service.status = Some(INACTIVE.into());
-    }
-    let steady_now = a.steady && is_active(&st.service);
-    if steady_now && !st.steady {
-        events.push(format!("(service {name}) has reached a steady state."));
-    }
-    st.steady = steady_now;
-    for e in events {
-        st.event(e, at);
-    }
-    for e in repeatable {
-        let recent = st.service.events.iter().flatten().any(|x| {
-            x.message.as_deref() == Some(e.as_str())
-                && at - x.created_at.unwrap_or(0.0) < EVENT_REPEAT_SECONDS
-        });
-        if !recent {
-            st.event(e, at);
-        }
+        st.service.task_definition = Some(td);
+        events.push(format!(
+            "(service {name}) (deployment {new_id}) rolling back to deployment {old_id}."
+        ));
+        st.steady = false;
     }
 }
