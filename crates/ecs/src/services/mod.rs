@@ -9,8 +9,13 @@
 //! recording them repeats nothing.
 
 pub(crate) mod api;
+mod balanced;
 pub mod balancing;
 pub(crate) mod controller;
+pub(crate) mod plan;
+pub(crate) mod record;
+#[cfg(test)]
+mod scenarios;
 
 use model::ecs::shapes::{Service, ServiceEvent};
 use serde::{Deserialize, Serialize};
