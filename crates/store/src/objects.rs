@@ -230,6 +230,13 @@ impl<E: From<ObjectsError>> Objects<E> {
 
     /// Every key and undecoded value under `prefix`, in key order, read page by page.
     pub async fn range_all(&self, prefix: &str) -> Result<Vec<KeyValue>, E> {
+        Ok(self.range_all_at(prefix).await?.0)
+    }
+
+    /// [`Objects::range_all`], with the store revision of the last page read. Pages
+    /// are separate reads: a large prefix may mix revisions up to that one, so writers
+    /// that need one consistent view compare-and-swap on a key they all rewrite.
+    pub async fn range_all_at(&self, prefix: &str) -> Result<(Vec<KeyValue>, Revision), E> {
         let mut out: Vec<KeyValue> = Vec::new();
         loop {
             let after = out.last().map(|kv| kv.key.as_str());
@@ -240,7 +247,7 @@ impl<E: From<ObjectsError>> Objects<E> {
                 .map_err(ObjectsError::from)?;
             out.extend(page.items);
             if !page.more {
-                return Ok(out);
+                return Ok((out, page.revision));
             }
         }
     }
