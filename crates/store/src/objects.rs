@@ -149,10 +149,7 @@ impl<E: From<ObjectsError>> Objects<E> {
     }
 
     /// Reads and decodes one object with its `mod_revision`.
-    pub async fn get<T: DeserializeOwned>(
-        &self,
-        key: &str,
-    ) -> Result<Option<(T, Revision)>, E> {
+    pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<(T, Revision)>, E> {
         match self.store.get(key).await.map_err(ObjectsError::from)? {
             None => Ok(None),
             Some(kv) => Ok(Some((decode(&kv.key, &kv.value)?, kv.mod_revision))),
@@ -443,8 +440,15 @@ mod tests {
             .unwrap()
             .unwrap();
         // A conflict is not a commit.
-        assert!(!clone.commit(Txn::new().when("a", 0).put("a", "x")).await.unwrap());
-        let r2 = clone.commit_at(Txn::new().delete("a")).await.unwrap().unwrap();
+        assert!(!clone
+            .commit(Txn::new().when("a", 0).put("a", "x"))
+            .await
+            .unwrap());
+        let r2 = clone
+            .commit_at(Txn::new().delete("a"))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(*seen.lock().unwrap(), vec![(2, r1), (1, r2)]);
     }
 
@@ -470,7 +474,9 @@ mod tests {
         assert_eq!(page.next.as_deref(), Some("p/4"));
         match objects.list::<u32>("p/").await {
             Err(TestError::Objects(e @ ObjectsError::Decode { .. })) => {
-                assert!(e.to_string().starts_with("stored object p/bad is unreadable"));
+                assert!(e
+                    .to_string()
+                    .starts_with("stored object p/bad is unreadable"));
             }
             other => panic!("expected a decode error, got {other:?}"),
         }

@@ -82,8 +82,7 @@ impl Attempts {
         let progressed = self.last_seen.is_none_or(|seen| revision > seen);
         self.last_seen = Some(revision);
         self.stalled = if progressed { 1 } else { self.stalled + 1 };
-        if self.total >= self.policy.max_attempts || self.stalled >= self.policy.stalled_attempts
-        {
+        if self.total >= self.policy.max_attempts || self.stalled >= self.policy.stalled_attempts {
             return Verdict::GiveUp;
         }
         Verdict::Retry(self.backoff(jitter))

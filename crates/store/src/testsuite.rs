@@ -180,7 +180,11 @@ async fn quiet(watcher: &mut dyn Watcher) {
 }
 
 fn put(key: &str, rev: u64, value: &'static str) -> (String, u64, Option<Bytes>) {
-    (key.to_owned(), rev, Some(Bytes::from_static(value.as_bytes())))
+    (
+        key.to_owned(),
+        rev,
+        Some(Bytes::from_static(value.as_bytes())),
+    )
 }
 
 // ----- checks --------------------------------------------------------------------------
@@ -554,7 +558,11 @@ pub async fn watch_replays_history_from_a_revision_in_order(store: Arc<dyn Store
     let mut all = watch(s, "w/", r1).await;
     assert_eq!(
         next_events(&mut *all, 3).await,
-        [put("w/a", r1, "1"), put("w/b", r2, "2"), put("w/a", r3, "3")]
+        [
+            put("w/a", r1, "1"),
+            put("w/b", r2, "2"),
+            put("w/a", r3, "3")
+        ]
     );
     let mut later = watch(s, "w/", r2).await;
     assert_eq!(
@@ -577,7 +585,14 @@ pub async fn watch_replays_history_from_a_revision_in_order(store: Arc<dyn Store
 pub async fn watch_is_filtered_by_prefix(store: Arc<dyn Store>) {
     let s = &*store;
     let start = revision(s).await + 1;
-    let r1 = commit(s, Txn::new().put("f/1", "in").put("g/1", "out").put("f", "out")).await;
+    let r1 = commit(
+        s,
+        Txn::new()
+            .put("f/1", "in")
+            .put("g/1", "out")
+            .put("f", "out"),
+    )
+    .await;
     let r2 = commit(s, Txn::new().put("g/2", "out")).await;
     let r3 = commit(s, Txn::new().put("f/2", "in")).await;
     assert!(r1 < r2 && r2 < r3);
@@ -635,7 +650,10 @@ pub async fn watch_reports_deletes_of_existing_keys_only(store: Arc<dyn Store>) 
     assert_eq!(next_events(&mut *w, 1).await, [put("d/k", r1, "v")]);
     commit(s, Txn::new().delete("d/ghost")).await;
     let r3 = commit(s, Txn::new().delete("d/k")).await;
-    assert_eq!(next_events(&mut *w, 1).await, [("d/k".to_owned(), r3, None)]);
+    assert_eq!(
+        next_events(&mut *w, 1).await,
+        [("d/k".to_owned(), r3, None)]
+    );
     quiet(&mut *w).await;
 }
 

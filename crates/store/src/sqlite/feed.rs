@@ -69,7 +69,9 @@ impl TxnEvents {
 enum Item {
     Txn(Arc<TxnEvents>),
     /// The history was thrown away (memory reloaded from disk): every watcher re-lists.
-    Reset { oldest: Revision },
+    Reset {
+        oldest: Revision,
+    },
 }
 
 #[derive(Debug)]
