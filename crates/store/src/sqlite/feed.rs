@@ -36,13 +36,13 @@ pub(crate) struct TxnEvents {
 }
 
 impl TxnEvents {
-    /// The events of the transaction at `revision`, from the keys it touched (with
-    /// whether each existed before it) and each key's state after it.
+    /// The events of the transaction at `revision`, from the keys it touched (in key
+    /// order, each once, with whether it existed before) and each key's state after it.
     pub(crate) fn new<'a>(
         revision: Revision,
         touched: impl IntoIterator<Item = (&'a str, bool, Option<&'a Entry>)>,
     ) -> Self {
-        let mut events: Vec<WatchEvent> = touched
+        let events = touched
             .into_iter()
             .filter_map(|(key, existed, after)| match after {
                 Some(e) => Some(WatchEvent::Put(KeyValue {
@@ -58,8 +58,6 @@ impl TxnEvents {
                 }),
             })
             .collect();
-        events.sort_by(|a, b| a.key().cmp(b.key()));
-        events.dedup_by(|a, b| a.key() == b.key());
         Self { revision, events }
     }
 }
