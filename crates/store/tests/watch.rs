@@ -129,3 +129,24 @@ async fn closing_the_store_ends_every_watch() {
     assert!(matches!(next(&mut *w).await, Some(Ok(WatchEvent::Put(_)))));
     assert!(next(&mut *w).await.is_none());
 }
+
+#[tokio::test]
+async fn txns_that_change_nothing_visible_do_not_use_up_the_history() {
+    let dir = temp();
+    let store = open(&dir.path().join("s.db"), 2);
+    let first = commit(&store, Txn::new().put("k/a", "1")).await;
+    for _ in 0..20 {
+        commit(&store, Txn::new().delete("k/ghost")).await;
+    }
+    let last = commit(&store, Txn::new().put("k/b", "2")).await;
+    let mut w = match store.watch("k/", first).await {
+        Ok(w) => w,
+        Err(e) => panic!("watch failed: {e}"),
+    };
+    for want in [first, last] {
+        match next(&mut *w).await {
+            Some(Ok(event)) => assert_eq!(event.revision(), want),
+            other => panic!("expected an event, got {other:?}"),
+        }
+    }
+}

@@ -118,8 +118,13 @@ impl Feed {
     pub(crate) fn publish(&self, txns: Vec<TxnEvents>) {
         let mut h = self.lock();
         for txn in txns {
-            let txn = Arc::new(txn);
             h.current = h.current.max(txn.revision);
+            if txn.events.is_empty() {
+                // Only deletes of absent keys: nothing to tell, nothing to keep (the
+                // history is bounded by events, so empty entries would pile up).
+                continue;
+            }
+            let txn = Arc::new(txn);
             if let Some(live) = &h.live {
                 // An error only means nobody is watching.
                 let _ = live.send(Item::Txn(Arc::clone(&txn)));
