@@ -94,6 +94,18 @@ impl EcsError {
     }
 }
 
+impl From<store::ObjectsError> for EcsError {
+    /// Contention stays contention; an object that does not encode or decode is
+    /// reported as the state store failing, naming its key.
+    fn from(e: store::ObjectsError) -> Self {
+        match e {
+            store::ObjectsError::Store(e) => Self::Store(e),
+            store::ObjectsError::Contention { what } => Self::Contention(what),
+            other => Self::Store(StoreError::Backend(other.to_string())),
+        }
+    }
+}
+
 /// Shorthand for the common refusal.
 pub(crate) fn invalid<T>(msg: impl Into<String>) -> Result<T, EcsError> {
     Err(EcsError::InvalidParameter(msg.into()))

@@ -41,6 +41,8 @@ pub struct Caller {
 #[derive(Clone)]
 pub struct Ecs {
     objects: Objects,
+    /// Instance keys this process wrote, fed by a commit hook on `objects`.
+    changed: Arc<objects::ChangedInstances>,
     scope: ArnScope,
     /// Where agents open their channel (DiscoverPollEndpoint's answer).
     endpoint: String,
@@ -143,8 +145,10 @@ impl Ecs {
     /// An ECS service whose ARNs use `scope`, over `store`; agents are told to open their
     /// channel at `endpoint` (e.g. `http://127.0.0.1:4747/`).
     pub fn new(store: Arc<dyn Store>, scope: ArnScope, endpoint: String) -> Self {
+        let changed = Arc::new(objects::ChangedInstances::default());
         Self {
-            objects: Objects::new(store),
+            objects: Objects::new(store).with_hook(changed.hook()),
+            changed,
             scope,
             endpoint,
             views: Arc::default(),

@@ -1,5 +1,5 @@
-//! How ECS objects sit in the store: the key layout, typed reads and the
-//! compare-and-swap retry loop every write goes through.
+//! How ECS objects sit in the store: the key layout and the records. Typed reads and
+//! the compare-and-swap retry loop are [`store::Objects`].
 //!
 //! Layout (values are JSON):
 //! - `ecs/cluster/<name>` → [`Cluster`](model::ecs::shapes::Cluster)
@@ -19,7 +19,10 @@ use crate::error::EcsError;
 use model::ecs::shapes::{ContainerDefinition, ContainerInstance, Tag, Task, TaskDefinition};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
-use store::{Revision, Store, Txn, TxnOutcome};
+pub use store::Step;
+
+/// Typed access to the store, answering [`EcsError`].
+pub type Objects = store::Objects<EcsError>;
 
 /// Key of a cluster.
 pub fn cluster_key(name: &str) -> String {
@@ -192,27 +195,27 @@ pub struct StoredTaskDefinition {
     pub tags: Vec<Tag>,
 }
 
-/// How many times a write re-reads and retries after losing a compare-and-swap race.
-const MAX_ATTEMPTS: usize = 64;
-
-/// Typed access to the store.
-#[derive(Clone)]
-pub struct Objects {
-    store: std::sync::Arc<dyn Store>,
-    changed: std::sync::Arc<ChangedInstances>,
-}
-
 /// Instance keys this process has written since each cluster's placement view last looked:
 /// lets a RunTask refresh only what changed instead of re-reading every instance. Only a
 /// hint: another writer's changes are caught by compare-and-swap and a periodic full
-/// refresh.
+/// refresh. Fed by a commit hook on [`Objects`] (see [`ChangedInstances::hook`]).
 #[derive(Default)]
 pub struct ChangedInstances {
     by_cluster: std::sync::Mutex<std::collections::HashMap<String, BTreeSet<String>>>,
 }
 
 impl ChangedInstances {
-    fn record(&self, keys: impl IntoIterator<Item = String>) {
+    /// A commit hook that records the instance keys each commit wrote or deleted.
+    pub fn hook(self: &std::sync::Arc<Self>) -> store::CommitHook {
+        let this = std::sync::Arc::clone(self);
+        std::sync::Arc::new(move |ops: &[store::Op], _revision| {
+            this.record(ops.iter().map(|op| match op {
+                store::Op::Put { key, .. } | store::Op::Delete { key } => key.as_str(),
+            }));
+        })
+    }
+
+    fn record<'a>(&self, keys: impl IntoIterator<Item = &'a str>) {
         let mut map = self
             .by_cluster
             .lock()
@@ -222,7 +225,9 @@ impl ChangedInstances {
                 .strip_prefix("ecs/instance/")
                 .and_then(|r| r.split('/').next())
             {
-                map.entry(cluster.to_owned()).or_default().insert(key);
+                map.entry(cluster.to_owned())
+                    .or_default()
+                    .insert(key.to_owned());
             }
         }
     }
@@ -237,135 +242,12 @@ impl ChangedInstances {
     }
 }
 
-impl Objects {
-    /// Wraps a store.
-    pub fn new(store: std::sync::Arc<dyn Store>) -> Self {
-        Self {
-            store,
-            changed: std::sync::Arc::default(),
-        }
-    }
-
-    /// The instance keys written since a view last took them.
-    pub fn changed(&self) -> &ChangedInstances {
-        &self.changed
-    }
-
-    /// The store itself, for raw range reads.
-    pub fn store(&self) -> &dyn Store {
-        self.store.as_ref()
-    }
-
-    /// Reads and decodes one object with its revision.
-    pub async fn get<T: DeserializeOwned>(
-        &self,
-        key: &str,
-    ) -> Result<Option<(T, Revision)>, EcsError> {
-        match self.store.get(key).await? {
-            None => Ok(None),
-            Some(kv) => Ok(Some((decode(&kv.key, &kv.value)?, kv.mod_revision))),
-        }
-    }
-
-    /// Reads and decodes every object under `prefix`, in key order.
-    pub async fn list<T: DeserializeOwned>(
-        &self,
-        prefix: &str,
-    ) -> Result<Vec<(String, T, Revision)>, EcsError> {
-        self.range_all(prefix)
-            .await?
-            .into_iter()
-            .map(|kv| Ok((kv.key.clone(), decode(&kv.key, &kv.value)?, kv.mod_revision)))
-            .collect()
-    }
-
-    /// Every key and undecoded value under `prefix`, in key order, page by page.
-    pub async fn range_all(&self, prefix: &str) -> Result<Vec<store::KeyValue>, EcsError> {
-        let mut out = Vec::new();
-        let mut after: Option<String> = None;
-        loop {
-            let page = self.store.range(prefix, after.as_deref(), 1024).await?;
-            let more = page.more;
-            out.extend(page.items);
-            if !more {
-                return Ok(out);
-            }
-            after = out.last().map(|kv| kv.key.clone());
-        }
-    }
-
-    /// Commits `txn`; `Ok(false)` when a compare failed.
-    pub async fn commit(&self, txn: Txn) -> Result<bool, EcsError> {
-        Ok(self.commit_at(txn).await?.is_some())
-    }
-
-    /// Commits `txn`; the revision it created (every key it wrote now has that
-    /// `mod_revision`), or `None` when a compare failed.
-    pub async fn commit_at(&self, txn: Txn) -> Result<Option<Revision>, EcsError> {
-        let instance_keys: Vec<String> = txn
-            .ops
-            .iter()
-            .filter_map(|op| match op {
-                store::Op::Put { key, .. } | store::Op::Delete { key }
-                    if key.starts_with("ecs/instance/") =>
-                {
-                    Some(key.clone())
-                }
-                _ => None,
-            })
-            .collect();
-        let outcome = self.store.txn(txn).await?;
-        match outcome {
-            TxnOutcome::Committed { revision } => {
-                self.changed.record(instance_keys);
-                Ok(Some(revision))
-            }
-            TxnOutcome::Conflict { .. } => Ok(None),
-        }
-    }
-
-    /// Runs `attempt` until it commits: each attempt re-reads what it needs and returns
-    /// either a finished result or a transaction plus the result to give once it commits.
-    pub async fn retry<R, F, Fut>(&self, what: &str, mut attempt: F) -> Result<R, EcsError>
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Result<Step<R>, EcsError>>,
-    {
-        for _ in 0..MAX_ATTEMPTS {
-            match attempt().await? {
-                Step::Done(r) => return Ok(r),
-                Step::Commit(txn, r) => {
-                    if self.commit(txn).await? {
-                        return Ok(r);
-                    }
-                    tracing::debug!(object = what, "Compare-and-swap lost a race; retrying.");
-                }
-            }
-        }
-        Err(EcsError::Contention(what.to_owned()))
-    }
-}
-
-/// What one attempt of a write decided.
-pub enum Step<R> {
-    /// Nothing to write; answer with this.
-    Done(R),
-    /// Write this, then answer with the result.
-    Commit(Txn, R),
-}
-
 /// JSON-encodes a value for the store.
 pub fn encode<T: Serialize>(value: &T) -> Result<bytes::Bytes, EcsError> {
-    serde_json::to_vec(value)
-        .map(bytes::Bytes::from)
-        .map_err(|e| EcsError::Store(store::StoreError::Backend(format!("encoding failed: {e}"))))
+    Ok(store::objects::encode(value)?)
 }
 
 /// Decodes a stored value; a value that does not decode is a store failure naming its key.
 pub fn decode<T: DeserializeOwned>(key: &str, value: &[u8]) -> Result<T, EcsError> {
-    serde_json::from_slice(value).map_err(|e| {
-        EcsError::Store(store::StoreError::Backend(format!(
-            "stored object {key} is unreadable: {e}"
-        )))
-    })
+    Ok(store::objects::decode(key, value)?)
 }

@@ -3,42 +3,21 @@
 //! pages stay correct while other clients add or remove items.
 
 use crate::error::{invalid, EcsError};
-use base64::Engine;
+use wire::pagination as paging;
 
-/// One page of items plus the token for the next, if any.
-pub struct Page<T> {
-    /// Items on this page.
-    pub items: Vec<T>,
-    /// Token for the next page; `None` on the last.
-    pub next_token: Option<String>,
-}
+pub use paging::Page;
+
+/// ECS tokens all carry this kind (the format clients already hold).
+const KIND: &str = "v1";
 
 /// Checks `maxResults` against `1..=max` and returns the page size.
 pub fn page_size(max_results: Option<i32>, max: usize) -> Result<usize, EcsError> {
-    match max_results {
-        None => Ok(max),
-        Some(n) if n >= 1 && usize::try_from(n).is_ok_and(|n| n <= max) => {
-            Ok(usize::try_from(n).unwrap_or(max))
-        }
-        Some(n) => invalid(format!("maxResults must be between 1 and {max}; got {n}.")),
-    }
-}
-
-fn encode(key: &str) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("v1:{key}"))
-}
-
-fn decode(token: &str) -> Result<String, EcsError> {
-    let bad = || {
-        EcsError::InvalidParameter(
-            "Invalid nextToken: it was not returned by a previous call of this operation.".into(),
-        )
-    };
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(token)
-        .map_err(|_| bad())?;
-    let text = String::from_utf8(raw).map_err(|_| bad())?;
-    text.strip_prefix("v1:").map(str::to_owned).ok_or_else(bad)
+    paging::page_size(max_results, max).or_else(|e| {
+        invalid(format!(
+            "maxResults must be between 1 and {max}; got {}.",
+            e.requested
+        ))
+    })
 }
 
 /// Pages through `items`, which are already sorted by their key in the output order
@@ -49,40 +28,18 @@ pub fn paginate<T>(
     size: usize,
     descending: bool,
 ) -> Result<Page<T>, EcsError> {
-    let after = next_token
-        .filter(|t| !t.is_empty())
-        .map(decode)
-        .transpose()?;
-    let mut out = Vec::new();
-    let mut last_key = None;
-    let mut more = false;
-    for (key, item) in items {
-        if let Some(a) = &after {
-            let past = if descending {
-                key.as_str() < a.as_str()
-            } else {
-                key.as_str() > a.as_str()
-            };
-            if !past {
-                continue;
-            }
-        }
-        if out.len() == size {
-            more = true;
-            break;
-        }
-        last_key = Some(key);
-        out.push(item);
-    }
-    let next_token = if more {
-        last_key.as_deref().map(encode)
-    } else {
-        None
-    };
-    Ok(Page {
-        items: out,
-        next_token,
-    })
+    let after = paging::start_after(KIND, next_token).map_err(|_| {
+        EcsError::InvalidParameter(
+            "Invalid nextToken: it was not returned by a previous call of this operation.".into(),
+        )
+    })?;
+    Ok(paging::paginate(
+        KIND,
+        items,
+        after.as_deref(),
+        size,
+        descending,
+    ))
 }
 
 #[cfg(test)]

@@ -94,6 +94,18 @@ pub enum ElbError {
     Contention(String),
 }
 
+impl From<store::ObjectsError> for ElbError {
+    /// Contention stays contention; an object that does not encode or decode is
+    /// reported as the state store failing, naming its key.
+    fn from(e: store::ObjectsError) -> Self {
+        match e {
+            store::ObjectsError::Store(e) => Self::Store(e),
+            store::ObjectsError::Contention { what } => Self::Contention(what),
+            other => Self::Store(StoreError::Backend(other.to_string())),
+        }
+    }
+}
+
 impl ElbError {
     /// The query-protocol error code (`<Code>`): the modeled shape's `error.code`.
     pub fn code(&self) -> &'static str {

@@ -3,7 +3,6 @@
 //! input with AWS's `ValidationError` wording ("1 validation error detected: ...").
 
 use crate::error::{invalid, ElbError};
-use base64::Engine;
 use wire::query::QueryView;
 
 /// The most tags a resource may carry.
@@ -163,26 +162,14 @@ pub fn page(q: &QueryView<'_>, kind: &str) -> Result<(Option<String>, usize), El
     Ok((marker, usize::try_from(size).unwrap_or(400)))
 }
 
-/// Wraps a position in an opaque marker (`kind` keeps one operation's markers from being
-/// accepted by another).
-pub fn encode_marker(kind: &str, position: &str) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{kind}:{position}"))
-}
-
+/// The position inside a marker of `kind` (which keeps one operation's markers from
+/// being accepted by another).
 fn decode_marker(kind: &str, marker: &str) -> Result<String, ElbError> {
-    let bad = || {
+    wire::pagination::decode_token(kind, marker).map_err(|_| {
         ElbError::Validation(format!(
             "Marker '{marker}' is not valid: pass the NextMarker of a previous call of this operation"
         ))
-    };
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(marker)
-        .map_err(|_| bad())?;
-    let text = String::from_utf8(raw).map_err(|_| bad())?;
-    text.strip_prefix(kind)
-        .and_then(|t| t.strip_prefix(':'))
-        .map(str::to_owned)
-        .ok_or_else(bad)
+    })
 }
 
 /// One page of `items` (sorted by their key): those after `after`, at most `size`, and
@@ -193,26 +180,8 @@ pub fn paginate<T>(
     after: Option<&str>,
     size: usize,
 ) -> (Vec<T>, Option<String>) {
-    let mut out = Vec::new();
-    let mut last = None;
-    let mut more = false;
-    for (key, item) in items {
-        if after.is_some_and(|a| key.as_str() <= a) {
-            continue;
-        }
-        if out.len() == size {
-            more = true;
-            break;
-        }
-        last = Some(key);
-        out.push(item);
-    }
-    let next = if more {
-        last.map(|k| encode_marker(kind, &k))
-    } else {
-        None
-    };
-    (out, next)
+    let page = wire::pagination::paginate(kind, items, after, size, false);
+    (page.items, page.next_token)
 }
 
 #[cfg(test)]
@@ -274,7 +243,7 @@ mod tests {
             }
         }
         assert_eq!(seen, (0..7).collect::<Vec<_>>());
-        assert!(decode_marker("y", &encode_marker("x", "k")).is_err());
+        assert!(decode_marker("y", &wire::pagination::encode_token("x", "k")).is_err());
         assert!(decode_marker("x", "!!").is_err());
     }
 }

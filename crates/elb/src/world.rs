@@ -19,7 +19,7 @@ use crate::error::ElbError;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use store::{Revision, Store, Txn, TxnOutcome};
+use store::{Revision, Step, Store, Txn};
 
 /// Prefix of every ELBv2 key.
 const PREFIX: &str = "elb/";
@@ -29,8 +29,6 @@ const LB_PREFIX: &str = "elb/loadbalancer/";
 const TG_PREFIX: &str = "elb/targetgroup/";
 /// The key every write rewrites (see the module docs).
 const EPOCH_KEY: &str = "elb/epoch";
-/// How many times a write re-reads and retries after losing a race.
-const MAX_ATTEMPTS: usize = 64;
 
 /// Tags of a resource, by key.
 pub type Tags = BTreeMap<String, String>;
@@ -283,45 +281,40 @@ pub fn tg_not_found(what: &str) -> ElbError {
     ElbError::TargetGroupNotFound(format!("Target group '{what}' not found"))
 }
 
-/// Reads and writes the [`World`] in the store.
+/// Reads and writes the [`World`] in the store, through [`store::Objects`].
 #[derive(Clone)]
 pub struct Objects {
-    store: Arc<dyn Store>,
-    changes: Arc<tokio::sync::watch::Sender<u64>>,
+    objects: store::Objects<ElbError>,
 }
 
 impl Objects {
     /// Wraps a store; every committed write is announced on `changes` with its revision.
     pub fn new(store: Arc<dyn Store>, changes: Arc<tokio::sync::watch::Sender<u64>>) -> Self {
-        Self { store, changes }
+        let announce: store::CommitHook = Arc::new(move |_ops: &[store::Op], revision| {
+            changes.send_replace(revision);
+        });
+        Self {
+            objects: store::Objects::new(store).with_hook(announce),
+        }
     }
 
     /// Reads the whole state, with the epoch's revision and the store revision read at.
     pub async fn load(&self) -> Result<(World, Revision, Revision), ElbError> {
+        let (kvs, at) = self.objects.range_all_at(PREFIX).await?;
         let mut world = World::default();
         let mut epoch = 0;
-        let mut at = 0;
-        let mut after: Option<String> = None;
-        loop {
-            let page = self.store.range(PREFIX, after.as_deref(), 1024).await?;
-            at = at.max(page.revision);
-            for kv in &page.items {
-                if kv.key == EPOCH_KEY {
-                    epoch = kv.mod_revision;
-                } else if let Some(name) = kv.key.strip_prefix(LB_PREFIX) {
-                    world
-                        .lbs
-                        .insert(name.to_owned(), decode(&kv.key, &kv.value)?);
-                } else if let Some(name) = kv.key.strip_prefix(TG_PREFIX) {
-                    world
-                        .tgs
-                        .insert(name.to_owned(), decode(&kv.key, &kv.value)?);
-                }
+        for kv in &kvs {
+            if kv.key == EPOCH_KEY {
+                epoch = kv.mod_revision;
+            } else if let Some(name) = kv.key.strip_prefix(LB_PREFIX) {
+                world
+                    .lbs
+                    .insert(name.to_owned(), decode(&kv.key, &kv.value)?);
+            } else if let Some(name) = kv.key.strip_prefix(TG_PREFIX) {
+                world
+                    .tgs
+                    .insert(name.to_owned(), decode(&kv.key, &kv.value)?);
             }
-            if !page.more {
-                break;
-            }
-            after = page.items.last().map(|kv| kv.key.clone());
         }
         Ok((world, epoch, at))
     }
@@ -334,24 +327,18 @@ impl Objects {
         what: &str,
         change: impl Fn(&mut World) -> Result<R, ElbError>,
     ) -> Result<R, ElbError> {
-        for _ in 0..MAX_ATTEMPTS {
-            let (before, epoch, _) = self.load().await?;
-            let mut after = before.clone();
-            let out = change(&mut after)?;
-            let Some(txn) = diff(&before, &after, epoch)? else {
-                return Ok(out);
-            };
-            match self.store.txn(txn).await? {
-                TxnOutcome::Committed { revision } => {
-                    self.changes.send_replace(revision);
-                    return Ok(out);
-                }
-                TxnOutcome::Conflict { .. } => {
-                    tracing::debug!(object = what, "Compare-and-swap lost a race; retrying.");
-                }
-            }
-        }
-        Err(ElbError::Contention(what.to_owned()))
+        let change = &change;
+        self.objects
+            .retry(what, || async move {
+                let (before, epoch, _) = self.load().await?;
+                let mut after = before.clone();
+                let out = change(&mut after)?;
+                Ok(match diff(&before, &after, epoch)? {
+                    None => Step::Done(out),
+                    Some(txn) => Step::Commit(txn, out),
+                })
+            })
+            .await
     }
 }
 
@@ -384,16 +371,10 @@ fn diff(before: &World, after: &World, epoch: Revision) -> Result<Option<Txn>, E
 
 /// JSON-encodes a value for the store.
 fn encode<T: Serialize>(value: &T) -> Result<bytes::Bytes, ElbError> {
-    serde_json::to_vec(value)
-        .map(bytes::Bytes::from)
-        .map_err(|e| ElbError::Store(store::StoreError::Backend(format!("encoding failed: {e}"))))
+    Ok(store::objects::encode(value)?)
 }
 
 /// Decodes a stored JSON value.
 fn decode<T: DeserializeOwned>(key: &str, value: &[u8]) -> Result<T, ElbError> {
-    serde_json::from_slice(value).map_err(|e| {
-        ElbError::Store(store::StoreError::Backend(format!(
-            "stored object {key} is unreadable: {e}"
-        )))
-    })
+    Ok(store::objects::decode(key, value)?)
 }

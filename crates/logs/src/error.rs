@@ -67,6 +67,18 @@ impl LogsError {
     }
 }
 
+impl From<store::ObjectsError> for LogsError {
+    /// Contention stays contention; an object that does not encode or decode is
+    /// reported as the state store failing, naming its key.
+    fn from(e: store::ObjectsError) -> Self {
+        match e {
+            store::ObjectsError::Store(e) => Self::Store(e),
+            store::ObjectsError::Contention { what } => Self::Contention(what),
+            other => Self::Store(StoreError::Backend(other.to_string())),
+        }
+    }
+}
+
 /// Shorthand for the common refusal.
 pub(crate) fn invalid<T>(msg: impl Into<String>) -> Result<T, LogsError> {
     Err(LogsError::InvalidParameter(msg.into()))

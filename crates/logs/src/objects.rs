@@ -1,5 +1,5 @@
-//! How log groups, streams and events sit in the store: the key layout, typed reads and
-//! the compare-and-swap retry loop every write goes through.
+//! How log groups, streams and events sit in the store: the key layout and the records.
+//! Typed reads and the compare-and-swap retry loop are [`store::Objects`].
 //!
 //! Layout (values are JSON). Neither group nor stream names may contain `:`, so it
 //! separates them unambiguously, and a group's or stream's keys form one prefix even
@@ -19,7 +19,7 @@
 use crate::error::LogsError;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::collections::BTreeMap;
-use store::{Revision, Store, Txn, TxnOutcome};
+pub use store::Step;
 
 /// Key of a log group.
 pub fn group_key(group: &str) -> String {
@@ -122,120 +122,15 @@ pub struct StoredEvent {
     pub ingestion_time: i64,
 }
 
-/// How many times a write re-reads and retries after losing a compare-and-swap race.
-const MAX_ATTEMPTS: usize = 64;
-
-/// Typed access to the store.
-#[derive(Clone)]
-pub struct Objects {
-    store: std::sync::Arc<dyn Store>,
-}
-
-impl Objects {
-    /// Wraps a store.
-    pub fn new(store: std::sync::Arc<dyn Store>) -> Self {
-        Self { store }
-    }
-
-    /// The store itself, for raw range reads.
-    pub fn store(&self) -> &dyn Store {
-        self.store.as_ref()
-    }
-
-    /// Reads and decodes one object with its revision.
-    pub async fn get<T: DeserializeOwned>(
-        &self,
-        key: &str,
-    ) -> Result<Option<(T, Revision)>, LogsError> {
-        match self.store.get(key).await? {
-            None => Ok(None),
-            Some(kv) => Ok(Some((decode(&kv.key, &kv.value)?, kv.mod_revision))),
-        }
-    }
-
-    /// Reads and decodes every object under `prefix`, in key order.
-    pub async fn list<T: DeserializeOwned>(
-        &self,
-        prefix: &str,
-    ) -> Result<Vec<(String, T, Revision)>, LogsError> {
-        let mut out = Vec::new();
-        let mut after: Option<String> = None;
-        loop {
-            let page = self.store.range(prefix, after.as_deref(), 1024).await?;
-            for kv in &page.items {
-                out.push((kv.key.clone(), decode(&kv.key, &kv.value)?, kv.mod_revision));
-            }
-            if !page.more {
-                return Ok(out);
-            }
-            after = page.items.last().map(|kv| kv.key.clone());
-        }
-    }
-
-    /// Every key under `prefix`, in key order (for markers whose value is empty).
-    pub async fn keys(&self, prefix: &str) -> Result<Vec<String>, LogsError> {
-        let mut out = Vec::new();
-        let mut after: Option<String> = None;
-        loop {
-            let page = self.store.range(prefix, after.as_deref(), 1024).await?;
-            out.extend(page.items.iter().map(|kv| kv.key.clone()));
-            if !page.more {
-                return Ok(out);
-            }
-            after = page.items.last().map(|kv| kv.key.clone());
-        }
-    }
-
-    /// Commits `txn`; `Ok(false)` when a compare failed.
-    pub async fn commit(&self, txn: Txn) -> Result<bool, LogsError> {
-        Ok(matches!(
-            self.store.txn(txn).await?,
-            TxnOutcome::Committed { .. }
-        ))
-    }
-
-    /// Runs `attempt` until it commits: each attempt re-reads what it needs and returns
-    /// either a finished result or a transaction plus the result to give once it commits.
-    pub async fn retry<R, F, Fut>(&self, what: &str, mut attempt: F) -> Result<R, LogsError>
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Result<Step<R>, LogsError>>,
-    {
-        for _ in 0..MAX_ATTEMPTS {
-            match attempt().await? {
-                Step::Done(r) => return Ok(r),
-                Step::Commit(txn, r) => {
-                    if self.commit(txn).await? {
-                        return Ok(r);
-                    }
-                    tracing::debug!(object = what, "Compare-and-swap lost a race; retrying.");
-                }
-            }
-        }
-        Err(LogsError::Contention(what.to_owned()))
-    }
-}
-
-/// What one attempt of a write decided.
-pub enum Step<R> {
-    /// Nothing to write; answer with this.
-    Done(R),
-    /// Write this, then answer with the result.
-    Commit(Txn, R),
-}
+/// Typed access to the store, answering [`LogsError`].
+pub type Objects = store::Objects<LogsError>;
 
 /// JSON-encodes a value for the store.
 pub fn encode<T: Serialize>(value: &T) -> Result<bytes::Bytes, LogsError> {
-    serde_json::to_vec(value)
-        .map(bytes::Bytes::from)
-        .map_err(|e| LogsError::Store(store::StoreError::Backend(format!("encoding failed: {e}"))))
+    Ok(store::objects::encode(value)?)
 }
 
 /// Decodes a stored JSON value.
 pub fn decode<T: DeserializeOwned>(key: &str, value: &[u8]) -> Result<T, LogsError> {
-    serde_json::from_slice(value).map_err(|e| {
-        LogsError::Store(store::StoreError::Backend(format!(
-            "stored object {key} is unreadable: {e}"
-        )))
-    })
+    Ok(store::objects::decode(key, value)?)
 }

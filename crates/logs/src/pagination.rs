@@ -3,50 +3,27 @@
 //! returned, so pages stay correct while other clients add or remove items.
 
 use crate::error::{invalid, LogsError};
-use base64::Engine;
+use wire::pagination as paging;
 
-/// One page of items plus the token for the next, if any.
-pub struct Page<T> {
-    /// Items on this page.
-    pub items: Vec<T>,
-    /// Token for the next page; `None` on the last.
-    pub next_token: Option<String>,
-}
+pub use paging::{encode_token, Page};
 
 /// Checks `limit` against `1..=max` and returns the page size (`max` when absent).
 pub fn page_size(limit: Option<i32>, max: usize) -> Result<usize, LogsError> {
-    match limit {
-        None => Ok(max),
-        Some(n) => match usize::try_from(n) {
-            Ok(n) if (1..=max).contains(&n) => Ok(n),
-            _ => invalid(format!(
-                "1 validation error detected: Value '{n}' at 'limit' failed to satisfy constraint: Member must have value between 1 and {max}"
-            )),
-        },
-    }
-}
-
-/// Wraps a position in an opaque token (`kind` keeps one operation's tokens from being
-/// accepted by another).
-pub fn encode_token(kind: &str, position: &str) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{kind}:{position}"))
+    paging::page_size(limit, max).or_else(|e| {
+        invalid(format!(
+            "1 validation error detected: Value '{}' at 'limit' failed to satisfy constraint: Member must have value between 1 and {max}",
+            e.requested
+        ))
+    })
 }
 
 /// The position inside a token made by [`encode_token`] with the same `kind`.
 pub fn decode_token(kind: &str, token: &str) -> Result<String, LogsError> {
-    let bad = || {
+    paging::decode_token(kind, token).map_err(|_| {
         LogsError::InvalidParameter(
             "The specified nextToken is invalid: it was not returned by a previous call of this operation.".into(),
         )
-    };
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(token)
-        .map_err(|_| bad())?;
-    let text = String::from_utf8(raw).map_err(|_| bad())?;
-    text.strip_prefix(kind)
-        .and_then(|t| t.strip_prefix(':'))
-        .map(str::to_owned)
-        .ok_or_else(bad)
+    })
 }
 
 /// Pages through `items`, which are already sorted by their key in the output order
@@ -62,36 +39,13 @@ pub fn paginate<T>(
         .filter(|t| !t.is_empty())
         .map(|t| decode_token(kind, t))
         .transpose()?;
-    let mut out = Vec::new();
-    let mut last_key = None;
-    let mut more = false;
-    for (key, item) in items {
-        if let Some(a) = &after {
-            let past = if descending {
-                key.as_str() < a.as_str()
-            } else {
-                key.as_str() > a.as_str()
-            };
-            if !past {
-                continue;
-            }
-        }
-        if out.len() == size {
-            more = true;
-            break;
-        }
-        last_key = Some(key);
-        out.push(item);
-    }
-    let next_token = if more {
-        last_key.map(|k| encode_token(kind, &k))
-    } else {
-        None
-    };
-    Ok(Page {
-        items: out,
-        next_token,
-    })
+    Ok(paging::paginate(
+        kind,
+        items,
+        after.as_deref(),
+        size,
+        descending,
+    ))
 }
 
 #[cfg(test)]

@@ -37,7 +37,7 @@ pub(crate) async fn run(logs: &Logs, shutdown: impl std::future::Future<Output =
 /// One sweep; returns how many events it deleted.
 pub(crate) async fn sweep(logs: &Logs) -> Result<u64, LogsError> {
     let mut deleted = 0;
-    for key in logs.objects.keys(PURGE_PREFIX).await? {
+    for (key, _) in logs.objects.keys(PURGE_PREFIX).await? {
         let rest = &key[PURGE_PREFIX.len()..];
         let mut parts = rest.split(':');
         if let (Some(group), Some(stream), Some(inc), None) =

@@ -139,6 +139,18 @@ pub enum RegistryError {
     Contention(String),
 }
 
+impl From<store::ObjectsError> for RegistryError {
+    /// Contention stays contention and store failures stay store failures; an object
+    /// that does not encode or decode is reported as a storage failure naming its key.
+    fn from(e: store::ObjectsError) -> Self {
+        match e {
+            store::ObjectsError::Store(e) => Self::Store(e),
+            store::ObjectsError::Contention { what } => Self::Contention(what),
+            other => Self::Storage(other.to_string()),
+        }
+    }
+}
+
 impl RegistryError {
     /// The distribution error code this is reported as on `/v2/`.
     pub fn oci_code(&self) -> ErrorCode {

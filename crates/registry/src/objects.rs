@@ -1,5 +1,5 @@
-//! How registry objects sit in the store: the key layout, the records, typed reads and
-//! the compare-and-swap retry loop every write goes through.
+//! How registry objects sit in the store: the key layout and the records. Typed reads
+//! and the compare-and-swap retry loop are [`store::Objects`].
 //!
 //! Layout (`#` separates a repository name from what follows, because names contain
 //! `/` but never `#`, so one repository's prefix never matches another's):
@@ -20,9 +20,8 @@
 use crate::error::RegistryError;
 use model::ecr::shapes::{LifecyclePolicyPreviewResult, Repository, Tag};
 use oci::Digest;
-use serde::{de::DeserializeOwned, Deserialize, Serialize};
-use std::sync::Arc;
-use store::{Revision, Store, Txn, TxnOutcome};
+use serde::{Deserialize, Serialize};
+pub use store::Step;
 
 /// Key of a repository.
 pub fn repo_key(name: &str) -> String {
@@ -184,125 +183,12 @@ pub struct PreviewRecord {
     pub results: Vec<LifecyclePolicyPreviewResult>,
 }
 
-/// How many times a write re-reads and retries after losing a compare-and-swap race.
-const MAX_ATTEMPTS: usize = 64;
-
-/// Typed access to the store.
-#[derive(Clone)]
-pub struct Objects {
-    store: Arc<dyn Store>,
-}
-
-/// What one attempt of a write decided.
-pub enum Step<R> {
-    /// Write this, then answer with the result.
-    Commit(Txn, R),
-}
-
-impl Objects {
-    /// Wraps a store.
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store }
-    }
-
-    /// Reads and decodes one object with its revision.
-    pub async fn get<T: DeserializeOwned>(
-        &self,
-        key: &str,
-    ) -> Result<Option<(T, Revision)>, RegistryError> {
-        match self.store.get(key).await? {
-            None => Ok(None),
-            Some(kv) => Ok(Some((decode(&kv.key, &kv.value)?, kv.mod_revision))),
-        }
-    }
-
-    /// Reads raw bytes with the revision.
-    pub async fn get_raw(
-        &self,
-        key: &str,
-    ) -> Result<Option<(bytes::Bytes, Revision)>, RegistryError> {
-        Ok(self
-            .store
-            .get(key)
-            .await?
-            .map(|kv| (kv.value, kv.mod_revision)))
-    }
-
-    /// Reads every object under `prefix`, in key order.
-    pub async fn list<T: DeserializeOwned>(
-        &self,
-        prefix: &str,
-    ) -> Result<Vec<(String, T, Revision)>, RegistryError> {
-        let mut out = Vec::new();
-        let mut after: Option<String> = None;
-        loop {
-            let page = self.store.range(prefix, after.as_deref(), 1024).await?;
-            for kv in &page.items {
-                out.push((kv.key.clone(), decode(&kv.key, &kv.value)?, kv.mod_revision));
-            }
-            if !page.more {
-                return Ok(out);
-            }
-            after = page.items.last().map(|kv| kv.key.clone());
-        }
-    }
-
-    /// Lists keys (and revisions) under `prefix`, values ignored.
-    pub async fn keys(&self, prefix: &str) -> Result<Vec<(String, Revision)>, RegistryError> {
-        let mut out = Vec::new();
-        let mut after: Option<String> = None;
-        loop {
-            let page = self.store.range(prefix, after.as_deref(), 1024).await?;
-            out.extend(
-                page.items
-                    .iter()
-                    .map(|kv| (kv.key.clone(), kv.mod_revision)),
-            );
-            if !page.more {
-                return Ok(out);
-            }
-            after = page.items.last().map(|kv| kv.key.clone());
-        }
-    }
-
-    /// Commits `txn`; `Ok(false)` when a compare failed.
-    pub async fn commit(&self, txn: Txn) -> Result<bool, RegistryError> {
-        Ok(matches!(
-            self.store.txn(txn).await?,
-            TxnOutcome::Committed { .. }
-        ))
-    }
-
-    /// Runs `attempt` until it commits.
-    pub async fn retry<R, F, Fut>(&self, what: &str, mut attempt: F) -> Result<R, RegistryError>
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Result<Step<R>, RegistryError>>,
-    {
-        for _ in 0..MAX_ATTEMPTS {
-            match attempt().await? {
-                Step::Commit(txn, r) => {
-                    if self.commit(txn).await? {
-                        return Ok(r);
-                    }
-                    tracing::debug!(object = what, "Compare-and-swap lost a race; retrying.");
-                }
-            }
-        }
-        Err(RegistryError::Contention(what.to_owned()))
-    }
-}
+/// Typed access to the store, answering [`RegistryError`].
+pub type Objects = store::Objects<RegistryError>;
 
 /// JSON-encodes a value for the store.
 pub fn encode<T: Serialize>(value: &T) -> Result<bytes::Bytes, RegistryError> {
-    serde_json::to_vec(value)
-        .map(bytes::Bytes::from)
-        .map_err(|e| RegistryError::Storage(format!("encoding failed: {e}")))
-}
-
-fn decode<T: DeserializeOwned>(key: &str, value: &[u8]) -> Result<T, RegistryError> {
-    serde_json::from_slice(value)
-        .map_err(|e| RegistryError::Storage(format!("stored object {key} is unreadable: {e}")))
+    Ok(store::objects::encode(value)?)
 }
 
 /// Epoch seconds now, with millisecond precision as AWS returns.

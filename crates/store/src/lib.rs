@@ -7,13 +7,25 @@
 //! of its [`Compare`]s hold, so two writers can never both win a race for the same
 //! object. A write is acknowledged only once it is durable (fsync'd).
 //!
+//! A [`Store::watch`] streams the changes under a key prefix from a revision on, in
+//! revision order, so a cache or another replica can follow the store without
+//! re-reading it; history older than what the backend retains answers
+//! [`StoreError::Compacted`] and the watcher re-lists.
+//!
+//! [`Objects`] is the typed layer the services write through (JSON records,
+//! compare-and-swap retry with backoff, commit hooks).
+//!
 //! This crate must not know ECS: values are opaque bytes and keys are strings that the
 //! services lay out.
 
 use async_trait::async_trait;
 use bytes::Bytes;
 
+pub mod objects;
+pub mod retry;
 mod sqlite;
+pub use objects::{CommitHook, ObjectPage, Objects, ObjectsError, Step};
+pub use retry::RetryPolicy;
 pub use sqlite::{SqliteConfig, SqliteStore};
 
 #[cfg(feature = "testsuite")]
@@ -147,6 +159,68 @@ pub enum StoreError {
     /// The store has been closed (shutdown in progress).
     #[error("the state store is shut down")]
     Closed,
+    /// A watch asked for history the store no longer keeps; read the current state
+    /// and watch from the revision it was read at plus one.
+    #[error("revision {requested} is compacted; the oldest revision still watchable is {oldest}")]
+    Compacted {
+        /// The revision asked for.
+        requested: Revision,
+        /// The oldest revision a watch may start from now.
+        oldest: Revision,
+    },
+    /// A watcher fell so far behind the live changes that some were dropped for it;
+    /// read the current state and watch again.
+    #[error("the watcher fell too far behind the store's changes")]
+    WatchLagged,
+    /// A revision after the store's current one was given where only the past makes sense.
+    #[error("revision {requested} is in the future; the store is at {current}")]
+    FutureRevision {
+        /// The revision asked for.
+        requested: Revision,
+        /// The store's current revision.
+        current: Revision,
+    },
+}
+
+/// One change a watch reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WatchEvent {
+    /// The key was created or replaced; its `mod_revision` is the transaction's revision.
+    Put(KeyValue),
+    /// The key was deleted by the transaction at `revision`.
+    Delete {
+        /// The deleted key.
+        key: String,
+        /// The revision of the deleting transaction.
+        revision: Revision,
+    },
+}
+
+impl WatchEvent {
+    /// The key the event is about.
+    pub fn key(&self) -> &str {
+        match self {
+            Self::Put(kv) => &kv.key,
+            Self::Delete { key, .. } => key,
+        }
+    }
+    /// The revision of the transaction that made the change.
+    pub fn revision(&self) -> Revision {
+        match self {
+            Self::Put(kv) => kv.mod_revision,
+            Self::Delete { revision, .. } => *revision,
+        }
+    }
+}
+
+/// A stream of [`WatchEvent`]s, as [`Store::watch`] returns it.
+#[async_trait]
+pub trait Watcher: Send {
+    /// The next change, in revision order (the changes of one transaction share its
+    /// revision and come in key order). `None` once the store has shut down. After an
+    /// error ([`StoreError::WatchLagged`], [`StoreError::Compacted`]) the stream ends:
+    /// re-list and watch again.
+    async fn next(&mut self) -> Option<Result<WatchEvent, StoreError>>;
 }
 
 /// A revisioned key-value store with compare-and-swap transactions.
@@ -178,4 +252,20 @@ pub trait Store: Send + Sync + 'static {
     async fn txn(&self, txn: Txn) -> Result<TxnOutcome, StoreError>;
     /// The latest committed revision.
     async fn revision(&self) -> Result<Revision, StoreError>;
+    /// Streams the changes to keys starting with `prefix` made at `from` and after,
+    /// first those already committed, then live ones. `from == 0` means "from the next
+    /// commit on". A transaction whose op deletes an absent key reports nothing for it.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Compacted`] when `from` is older than the history the store
+    /// keeps: read the current state, then watch from its revision plus one.
+    async fn watch(&self, prefix: &str, from: Revision) -> Result<Box<dyn Watcher>, StoreError>;
+    /// Forgets the change history before `revision`: later watches from an older
+    /// revision answer [`StoreError::Compacted`]. Live watchers are not affected.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::FutureRevision`] when `revision` is after the current revision.
+    async fn compact(&self, revision: Revision) -> Result<(), StoreError>;
 }

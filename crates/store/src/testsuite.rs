@@ -15,7 +15,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::task::JoinSet;
 
-use crate::{KeyValue, SqliteConfig, SqliteStore, Store, StoreError, Txn, TxnOutcome};
+use crate::{
+    KeyValue, SqliteConfig, SqliteStore, Store, StoreError, Txn, TxnOutcome, WatchEvent, Watcher,
+};
 
 /// A boxed conformance check, as listed in [`CHECKS`].
 pub type Check = fn(Arc<dyn Store>) -> Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -47,6 +49,12 @@ checks!(
     concurrent_creates_have_one_winner,
     large_values_round_trip,
     many_keys_round_trip,
+    watch_replays_history_from_a_revision_in_order,
+    watch_is_filtered_by_prefix,
+    watch_delivers_live_events,
+    watch_reports_deletes_of_existing_keys_only,
+    watch_from_a_compacted_revision_fails,
+    watch_delivers_all_ops_of_a_txn_with_its_revision,
 );
 
 /// Runs every check in [`CHECKS`], each on a fresh store from `make`.
@@ -133,6 +141,50 @@ async fn count(store: &dyn Store, prefix: &str) -> usize {
         Ok(n) => n,
         Err(e) => panic!("count {prefix} failed: {e}"),
     }
+}
+
+async fn watch(store: &dyn Store, prefix: &str, from: u64) -> Box<dyn Watcher> {
+    match store.watch(prefix, from).await {
+        Ok(w) => w,
+        Err(e) => panic!("watch {prefix} from {from} failed: {e}"),
+    }
+}
+
+/// The next event, waiting at most a few seconds for it.
+async fn next_event(watcher: &mut dyn Watcher) -> WatchEvent {
+    match tokio::time::timeout(std::time::Duration::from_secs(5), watcher.next()).await {
+        Ok(Some(Ok(event))) => event,
+        Ok(other) => panic!("expected an event, got {other:?}"),
+        Err(_) => panic!("no event within 5 s"),
+    }
+}
+
+/// The next `n` events as (key, revision, value; None for a delete).
+async fn next_events(watcher: &mut dyn Watcher, n: usize) -> Vec<(String, u64, Option<Bytes>)> {
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        out.push(match next_event(watcher).await {
+            WatchEvent::Put(kv) => (kv.key, kv.mod_revision, Some(kv.value)),
+            WatchEvent::Delete { key, revision } => (key, revision, None),
+        });
+    }
+    out
+}
+
+/// Asserts that no event arrives within a short while.
+async fn quiet(watcher: &mut dyn Watcher) {
+    let wait = std::time::Duration::from_millis(100);
+    if let Ok(got) = tokio::time::timeout(wait, watcher.next()).await {
+        panic!("expected no event, got {got:?}");
+    }
+}
+
+fn put(key: &str, rev: u64, value: &'static str) -> (String, u64, Option<Bytes>) {
+    (
+        key.to_owned(),
+        rev,
+        Some(Bytes::from_static(value.as_bytes())),
+    )
 }
 
 // ----- checks --------------------------------------------------------------------------
@@ -494,4 +546,170 @@ pub async fn many_keys_round_trip(store: Arc<dyn Store>) {
         must_get(s, "many/04999").await.value,
         Bytes::from_static(b"value-4999")
     );
+}
+
+/// A watch from a past revision replays every change since, in revision order, then
+/// goes on with what is committed later.
+pub async fn watch_replays_history_from_a_revision_in_order(store: Arc<dyn Store>) {
+    let s = &*store;
+    let r1 = commit(s, Txn::new().put("w/a", "1")).await;
+    let r2 = commit(s, Txn::new().put("w/b", "2")).await;
+    let r3 = commit(s, Txn::new().put("w/a", "3")).await;
+    let mut all = watch(s, "w/", r1).await;
+    assert_eq!(
+        next_events(&mut *all, 3).await,
+        [
+            put("w/a", r1, "1"),
+            put("w/b", r2, "2"),
+            put("w/a", r3, "3")
+        ]
+    );
+    let mut later = watch(s, "w/", r2).await;
+    assert_eq!(
+        next_events(&mut *later, 2).await,
+        [put("w/b", r2, "2"), put("w/a", r3, "3")]
+    );
+    quiet(&mut *later).await;
+    let r4 = commit(s, Txn::new().put("w/c", "4")).await;
+    assert_eq!(next_events(&mut *all, 1).await, [put("w/c", r4, "4")]);
+    assert_eq!(next_events(&mut *later, 1).await, [put("w/c", r4, "4")]);
+    // A put event carries the key's create revision too.
+    let mut again = watch(s, "w/a", r3).await;
+    match next_event(&mut *again).await {
+        WatchEvent::Put(kv) => assert_eq!((kv.create_revision, kv.mod_revision), (r1, r3)),
+        other => panic!("expected a put, got {other:?}"),
+    }
+}
+
+/// A watch sees only keys that start with its prefix.
+pub async fn watch_is_filtered_by_prefix(store: Arc<dyn Store>) {
+    let s = &*store;
+    let start = revision(s).await + 1;
+    let r1 = commit(
+        s,
+        Txn::new()
+            .put("f/1", "in")
+            .put("g/1", "out")
+            .put("f", "out"),
+    )
+    .await;
+    let r2 = commit(s, Txn::new().put("g/2", "out")).await;
+    let r3 = commit(s, Txn::new().put("f/2", "in")).await;
+    assert!(r1 < r2 && r2 < r3);
+    let mut w = watch(s, "f/", start).await;
+    assert_eq!(
+        next_events(&mut *w, 2).await,
+        [put("f/1", r1, "in"), put("f/2", r3, "in")]
+    );
+    commit(s, Txn::new().put("g/3", "out").put("ff", "out")).await;
+    quiet(&mut *w).await;
+    let mut everything = watch(s, "", start).await;
+    assert_eq!(next_events(&mut *everything, 3).await.len(), 3);
+}
+
+/// A watch from the next revision (or 0, "from now") waits for and reports commits
+/// made after it started.
+pub async fn watch_delivers_live_events(store: Arc<dyn Store>) {
+    let s = &*store;
+    commit(s, Txn::new().put("l/old", "x")).await;
+    let mut from_now = watch(s, "l/", 0).await;
+    let mut from_next = watch(s, "l/", revision(s).await + 1).await;
+    quiet(&mut *from_now).await;
+    let writer = Arc::clone(&store);
+    let pending = tokio::spawn(async move {
+        let mut revs = Vec::new();
+        for i in 0..20 {
+            revs.push(commit(&*writer, Txn::new().put(format!("l/{i:02}"), "v")).await);
+        }
+        revs
+    });
+    let got_now = next_events(&mut *from_now, 20).await;
+    let got_next = next_events(&mut *from_next, 20).await;
+    let revs = match pending.await {
+        Ok(revs) => revs,
+        Err(e) => panic!("writer failed: {e}"),
+    };
+    let want: Vec<(String, u64)> = revs
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (format!("l/{i:02}"), *r))
+        .collect();
+    let strip = |v: Vec<(String, u64, Option<Bytes>)>| -> Vec<(String, u64)> {
+        v.into_iter().map(|(k, r, _)| (k, r)).collect()
+    };
+    assert_eq!(strip(got_now), want);
+    assert_eq!(strip(got_next), want);
+}
+
+/// Deleting a key reports a delete at the deleting revision; deleting an absent key
+/// reports nothing.
+pub async fn watch_reports_deletes_of_existing_keys_only(store: Arc<dyn Store>) {
+    let s = &*store;
+    let r1 = commit(s, Txn::new().put("d/k", "v")).await;
+    let mut w = watch(s, "d/", r1).await;
+    assert_eq!(next_events(&mut *w, 1).await, [put("d/k", r1, "v")]);
+    commit(s, Txn::new().delete("d/ghost")).await;
+    let r3 = commit(s, Txn::new().delete("d/k")).await;
+    assert_eq!(
+        next_events(&mut *w, 1).await,
+        [("d/k".to_owned(), r3, None)]
+    );
+    quiet(&mut *w).await;
+}
+
+/// After a compaction, a watch from before it answers `Compacted` (re-list), one from
+/// the compacted revision works, and compacting the future is refused.
+pub async fn watch_from_a_compacted_revision_fails(store: Arc<dyn Store>) {
+    let s = &*store;
+    let r1 = commit(s, Txn::new().put("c/1", "a")).await;
+    let r2 = commit(s, Txn::new().put("c/2", "b")).await;
+    let r3 = commit(s, Txn::new().put("c/3", "c")).await;
+    if let Err(e) = s.compact(r2).await {
+        panic!("compact failed: {e}");
+    }
+    match s.watch("c/", r1).await {
+        Err(StoreError::Compacted { requested, oldest }) => {
+            assert_eq!(requested, r1);
+            assert!(oldest > r1 && oldest <= r2);
+        }
+        Err(e) => panic!("expected Compacted, got {e}"),
+        Ok(_) => panic!("expected Compacted, got a watcher"),
+    }
+    let mut w = watch(s, "c/", r2).await;
+    assert_eq!(
+        next_events(&mut *w, 2).await,
+        [put("c/2", r2, "b"), put("c/3", r3, "c")]
+    );
+    match s.compact(r3 + 10).await {
+        Err(StoreError::FutureRevision { requested, .. }) => assert_eq!(requested, r3 + 10),
+        other => panic!("expected FutureRevision, got {other:?}"),
+    }
+}
+
+/// A txn with several ops reports one event per key it changed, all at its revision.
+pub async fn watch_delivers_all_ops_of_a_txn_with_its_revision(store: Arc<dyn Store>) {
+    let s = &*store;
+    commit(s, Txn::new().put("m/gone", "x")).await;
+    let from = revision(s).await + 1;
+    let rev = commit(
+        s,
+        Txn::new()
+            .put("m/b", "2")
+            .put("m/a", "1")
+            .delete("m/gone")
+            .put("m/c", "first")
+            .put("m/c", "3"),
+    )
+    .await;
+    let mut w = watch(s, "m/", from).await;
+    assert_eq!(
+        next_events(&mut *w, 4).await,
+        [
+            put("m/a", rev, "1"),
+            put("m/b", rev, "2"),
+            put("m/c", rev, "3"),
+            ("m/gone".to_owned(), rev, None),
+        ]
+    );
+    quiet(&mut *w).await;
 }

@@ -40,6 +40,12 @@ conformance!(
     concurrent_creates_have_one_winner,
     large_values_round_trip,
     many_keys_round_trip,
+    watch_replays_history_from_a_revision_in_order,
+    watch_is_filtered_by_prefix,
+    watch_delivers_live_events,
+    watch_reports_deletes_of_existing_keys_only,
+    watch_from_a_compacted_revision_fails,
+    watch_delivers_all_ops_of_a_txn_with_its_revision,
 );
 
 /// Keeps the list above in step with the suite: a check added to `CHECKS` but not here
@@ -66,6 +72,12 @@ fn every_suite_check_is_run_here() {
         "concurrent_creates_have_one_winner",
         "large_values_round_trip",
         "many_keys_round_trip",
+        "watch_replays_history_from_a_revision_in_order",
+        "watch_is_filtered_by_prefix",
+        "watch_delivers_live_events",
+        "watch_reports_deletes_of_existing_keys_only",
+        "watch_from_a_compacted_revision_fails",
+        "watch_delivers_all_ops_of_a_txn_with_its_revision",
     ];
     let suite: Vec<&str> = testsuite::CHECKS.iter().map(|(name, _)| *name).collect();
     assert_eq!(suite, here);

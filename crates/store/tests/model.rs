@@ -1,12 +1,13 @@
 //! Property test: any sequence of txns gives the same outcomes and final state on
 //! `SqliteStore` as on a plain `BTreeMap` model — both when submitted one at a time and
-//! when queued all at once so that the writer evaluates them in shared batches.
+//! when queued all at once so that the writer evaluates them in shared batches — and
+//! replaying the change feed from the start rebuilds exactly that final state.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use proptest::prelude::*;
-use store::{Compare, KeyValue, Op, SqliteConfig, SqliteStore, Store, Txn, TxnOutcome};
+use store::{Compare, KeyValue, Op, SqliteConfig, SqliteStore, Store, Txn, TxnOutcome, WatchEvent};
 
 const KEYS: &[&str] = &["a", "a/1", "a/2", "b", "c"];
 
@@ -122,6 +123,43 @@ async fn assert_same_state(store: &dyn Store, model: &Model) {
     );
 }
 
+/// Replays the whole change feed into a map and checks it equals the model: every put
+/// and delete was reported, in revision order, at the right revision.
+async fn assert_feed_rebuilds_state(store: &dyn Store, model: &Model) {
+    // A sentinel commit marks the end of what the txns under test wrote.
+    let end = match store.txn(Txn::new().put("~end", "")).await {
+        Ok(TxnOutcome::Committed { revision }) => revision,
+        other => panic!("sentinel failed: {other:?}"),
+    };
+    let mut watcher = match store.watch("", 1).await {
+        Ok(w) => w,
+        Err(e) => panic!("watch failed: {e}"),
+    };
+    let mut replayed: BTreeMap<String, KeyValue> = BTreeMap::new();
+    let mut last = 0;
+    loop {
+        let event = match watcher.next().await {
+            Some(Ok(event)) => event,
+            other => panic!("the feed ended early: {other:?}"),
+        };
+        assert!(event.revision() >= last, "events out of revision order");
+        last = event.revision();
+        match event {
+            WatchEvent::Put(kv) if kv.key == "~end" => {
+                assert_eq!(kv.mod_revision, end);
+                break;
+            }
+            WatchEvent::Put(kv) => {
+                replayed.insert(kv.key.clone(), kv);
+            }
+            WatchEvent::Delete { key, .. } => {
+                assert!(replayed.remove(&key).is_some(), "delete of absent {key}");
+            }
+        }
+    }
+    assert_eq!(replayed, model.map);
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -157,6 +195,7 @@ proptest! {
                 assert_eq!(store.txn(txn).await.ok(), Some(want));
             }
             assert_same_state(&store, &model).await;
+            assert_feed_rebuilds_state(&store, &model).await;
         });
     }
 
@@ -191,6 +230,7 @@ proptest! {
                 assert_eq!(handle.await.ok().flatten(), Some(want));
             }
             assert_same_state(&*store, &model).await;
+            assert_feed_rebuilds_state(&*store, &model).await;
         });
     }
 }

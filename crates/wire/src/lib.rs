@@ -6,6 +6,7 @@
 pub mod dispatch;
 pub mod error;
 pub mod json;
+pub mod pagination;
 pub mod query;
 pub mod sigv4;
 

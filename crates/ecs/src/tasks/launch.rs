@@ -458,7 +458,7 @@ impl Ecs {
         view: &mut ClusterView,
         force_full: bool,
     ) -> Result<(), EcsError> {
-        let changed = self.objects.changed().take(cluster);
+        let changed = self.changed.take(cluster);
         if !force_full && !view.needs_full() {
             let mut kvs = Vec::with_capacity(changed.len());
             for key in changed {

@@ -154,30 +154,27 @@ fn page<T>(
     token: Option<&str>,
     max: Option<i32>,
 ) -> Result<(Vec<T>, Option<String>), RegistryError> {
-    let size = match max {
-        None => MAX_PAGE,
-        Some(n) if (1..=1000).contains(&n) => usize::try_from(n).unwrap_or(MAX_PAGE),
-        Some(n) => return invalid(format!("maxResults must be between 1 and 1000; got {n}.")),
-    };
-    let start = match token.filter(|t| !t.is_empty()) {
-        None => 0,
-        Some(t) => base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(t)
-            .ok()
-            .and_then(|b| String::from_utf8(b).ok())
-            .and_then(|s| s.strip_prefix("v1:").and_then(|n| n.parse::<usize>().ok()))
-            .ok_or_else(|| {
-                RegistryError::InvalidParameter(
-                    "Invalid nextToken: it was not returned by a previous call of this operation."
-                        .into(),
-                )
-            })?,
-    };
+    use wire::pagination as paging;
+    let size = paging::page_size(max, MAX_PAGE).or_else(|e| {
+        invalid(format!(
+            "maxResults must be between 1 and {MAX_PAGE}; got {}.",
+            e.requested
+        ))
+    })?;
+    let start = match paging::start_after("v1", token) {
+        Ok(None) => Some(0),
+        Ok(Some(offset)) => offset.parse::<usize>().ok(),
+        Err(_) => None,
+    }
+    .ok_or_else(|| {
+        RegistryError::InvalidParameter(
+            "Invalid nextToken: it was not returned by a previous call of this operation.".into(),
+        )
+    })?;
     let total = items.len();
     let out: Vec<T> = items.into_iter().skip(start).take(size).collect();
-    let next = (start + out.len() < total).then(|| {
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("v1:{}", start + out.len()))
-    });
+    let next = (start + out.len() < total)
+        .then(|| paging::encode_token("v1", &(start + out.len()).to_string()));
     Ok((out, next))
 }
 

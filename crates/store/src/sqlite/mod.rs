@@ -28,7 +28,12 @@
 //!   and closes the database; later `txn` calls return [`StoreError::Closed`]. Dropping
 //!   the store does the same but blocks the dropping thread until the writer has
 //!   finished its current batch. Reads keep answering from memory after close.
+//! * Watches are served from memory by the change feed (see `feed`): the last
+//!   [`SqliteConfig::watch_history`] events or so, then live ones. History does not
+//!   survive a restart: after opening, the oldest watchable revision is the next one.
+//!   Closing the store ends every watcher's stream.
 
+mod feed;
 mod schema;
 mod writer;
 
@@ -43,12 +48,15 @@ use bytes::Bytes;
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
-use crate::{KeyValue, RangePage, Revision, Store, StoreError, Txn, TxnOutcome};
+use crate::{KeyValue, RangePage, Revision, Store, StoreError, Txn, TxnOutcome, Watcher};
+use feed::Feed;
 
 pub(crate) use schema::SCHEMA_VERSION;
 
 /// Default for [`SqliteConfig::max_batch`].
 const DEFAULT_MAX_BATCH: usize = 256;
+/// Default for [`SqliteConfig::watch_history`].
+const DEFAULT_WATCH_HISTORY: usize = 10_000;
 
 /// Where and how to open a [`SqliteStore`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,6 +65,9 @@ pub struct SqliteConfig {
     pub path: PathBuf,
     /// The most transactions the writer commits with one fsync (values below 1 count as 1).
     pub max_batch: usize,
+    /// About how many recent change events watches can replay from memory; a watch
+    /// from further back answers [`StoreError::Compacted`].
+    pub watch_history: usize,
 }
 
 impl SqliteConfig {
@@ -65,6 +76,7 @@ impl SqliteConfig {
         Self {
             path: path.into(),
             max_batch: DEFAULT_MAX_BATCH,
+            watch_history: DEFAULT_WATCH_HISTORY,
         }
     }
 }
@@ -93,6 +105,7 @@ pub(crate) struct Request {
 /// The SQLite-backed [`Store`]. See the module docs for its design and semantics.
 pub struct SqliteStore {
     state: Arc<RwLock<Snapshot>>,
+    feed: Arc<Feed>,
     /// `None` once closed. Held only for the (non-blocking) send, never across an await.
     requests: Mutex<Option<mpsc::Sender<Request>>>,
     /// Completes when the writer thread has closed the database.
@@ -140,10 +153,16 @@ impl SqliteStore {
         let snapshot = load(&conn)?;
         let (revision, keys) = (snapshot.revision, snapshot.map.len());
         let state = Arc::new(RwLock::new(snapshot));
+        let feed = Arc::new(Feed::new(revision, config.watch_history));
 
         let (requests, queue) = mpsc::channel();
         let (stopped_tx, stopped) = oneshot::channel();
-        let writer = writer::Writer::new(conn, Arc::clone(&state), config.max_batch.max(1));
+        let writer = writer::Writer::new(
+            conn,
+            Arc::clone(&state),
+            Arc::clone(&feed),
+            config.max_batch.max(1),
+        );
         let thread = std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || {
@@ -163,6 +182,7 @@ impl SqliteStore {
         );
         Ok(Self {
             state,
+            feed,
             requests: Mutex::new(Some(requests)),
             stopped: Mutex::new(Some(stopped)),
             thread: Mutex::new(Some(thread)),
@@ -193,6 +213,7 @@ impl SqliteStore {
         }
         // The writer has signalled (or died), so this join does not wait on I/O.
         self.join_writer();
+        self.feed.close();
     }
 
     fn join_writer(&self) {
@@ -222,6 +243,7 @@ impl Drop for SqliteStore {
         // Waits for the writer's current batch: the database must be closed before
         // anyone (a test, a restarted server) opens it again.
         self.join_writer();
+        self.feed.close();
     }
 }
 
@@ -355,5 +377,13 @@ impl Store for SqliteStore {
 
     async fn revision(&self) -> Result<Revision, StoreError> {
         Ok(self.read().revision)
+    }
+
+    async fn watch(&self, prefix: &str, from: Revision) -> Result<Box<dyn Watcher>, StoreError> {
+        Ok(Box::new(self.feed.watch(prefix, from)?))
+    }
+
+    async fn compact(&self, revision: Revision) -> Result<(), StoreError> {
+        self.feed.compact(revision)
     }
 }

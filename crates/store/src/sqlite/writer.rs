@@ -8,7 +8,8 @@
 //!    ops its own revision;
 //! 2. writes the overlay (the batch's net effect per key) and the new revision in ONE
 //!    SQLite transaction, so the whole batch costs one fsync;
-//! 3. only after the commit, publishes the overlay into the shared map;
+//! 3. only after the commit, publishes the overlay into the shared map and each
+//!    transaction's events into the change feed (see `feed`);
 //! 4. answers every caller.
 //!
 //! If the commit fails, every transaction of the batch gets the error — even conflicts,
@@ -21,6 +22,7 @@ use std::sync::{mpsc, Arc, RwLock};
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
+use super::feed::{Feed, TxnEvents};
 use super::{backend, load, to_sql_rev, Entry, Request, Snapshot};
 use crate::{Compare, Op, Revision, StoreError, TxnOutcome};
 
@@ -32,14 +34,21 @@ type Reply = oneshot::Sender<Result<TxnOutcome, StoreError>>;
 pub(super) struct Writer {
     conn: Connection,
     state: Arc<RwLock<Snapshot>>,
+    feed: Arc<Feed>,
     max_batch: usize,
 }
 
 impl Writer {
-    pub(super) fn new(conn: Connection, state: Arc<RwLock<Snapshot>>, max_batch: usize) -> Self {
+    pub(super) fn new(
+        conn: Connection,
+        state: Arc<RwLock<Snapshot>>,
+        feed: Arc<Feed>,
+        max_batch: usize,
+    ) -> Self {
         Self {
             conn,
             state,
+            feed,
             max_batch,
         }
     }
@@ -68,7 +77,7 @@ impl Writer {
 
     fn commit_batch(&self, batch: Vec<Request>) {
         let size = batch.len();
-        let (overlay, answers, revision) = self.evaluate(batch);
+        let (overlay, answers, revision, events) = self.evaluate(batch);
         if overlay.is_empty() {
             // Only conflicts and op-less txns: nothing to make durable.
             answer(answers);
@@ -77,6 +86,7 @@ impl Writer {
         match self.persist(&overlay, revision) {
             Ok(()) => {
                 self.publish(overlay, revision);
+                self.feed.publish(events);
                 tracing::trace!(size, revision, "State batch committed.");
                 answer(answers);
             }
@@ -91,11 +101,15 @@ impl Writer {
     }
 
     /// Decides every txn of the batch in queue order, without touching SQLite.
-    fn evaluate(&self, batch: Vec<Request>) -> (Overlay, Vec<(Reply, TxnOutcome)>, Revision) {
+    fn evaluate(
+        &self,
+        batch: Vec<Request>,
+    ) -> (Overlay, Vec<(Reply, TxnOutcome)>, Revision, Vec<TxnEvents>) {
         let state = self.state.read().unwrap_or_else(|e| e.into_inner());
         let mut revision = state.revision;
         let mut overlay = Overlay::new();
         let mut answers = Vec::with_capacity(batch.len());
+        let mut events = Vec::new();
         for Request { txn, reply } in batch {
             let current = |overlay: &Overlay, key: &str| -> Option<(Revision, Revision)> {
                 let entry = match overlay.get(key) {
@@ -122,7 +136,13 @@ impl Writer {
                 continue;
             }
             revision += 1;
+            // Each key the txn touches, and whether it existed before: its events.
+            let mut touched = BTreeMap::new();
             for op in txn.ops {
+                let (Op::Put { key, .. } | Op::Delete { key }) = &op;
+                if !touched.contains_key(key) {
+                    touched.insert(key.clone(), current(&overlay, key).is_some());
+                }
                 match op {
                     Op::Put { key, value } => {
                         let create_rev = current(&overlay, &key).map_or(revision, |(c, _)| c);
@@ -140,9 +160,16 @@ impl Writer {
                     }
                 }
             }
+            events.push(TxnEvents::new(
+                revision,
+                touched.iter().map(|(key, existed)| {
+                    let after = overlay.get(key).and_then(Option::as_ref);
+                    (key.as_str(), *existed, after)
+                }),
+            ));
             answers.push((reply, TxnOutcome::Committed { revision }));
         }
-        (overlay, answers, revision)
+        (overlay, answers, revision, events)
     }
 
     /// Makes the batch durable: one SQLite transaction, one fsync.
@@ -224,7 +251,9 @@ impl Writer {
                         revision = snapshot.revision,
                         "State batch landed despite its error; memory reloaded from disk."
                     );
+                    let revision = snapshot.revision;
                     *self.state.write().unwrap_or_else(|e| e.into_inner()) = snapshot;
+                    self.feed.reset(revision);
                 }
                 Err(error) => tracing::error!(%error, "State could not be reloaded from disk."),
             },
