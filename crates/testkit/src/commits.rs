@@ -125,6 +125,18 @@ impl Store for CommitRecorder {
     async fn revision(&self) -> Result<Revision, StoreError> {
         self.inner.revision().await
     }
+
+    async fn watch(
+        &self,
+        prefix: &str,
+        from: Revision,
+    ) -> Result<Box<dyn store::Watcher>, StoreError> {
+        self.inner.watch(prefix, from).await
+    }
+
+    async fn compact(&self, revision: Revision) -> Result<(), StoreError> {
+        self.inner.compact(revision).await
+    }
 }
 
 #[cfg(test)]
