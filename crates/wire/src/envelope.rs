@@ -64,7 +64,12 @@ pub fn error(envelope: Envelope, err: &AwsError, request_id: &str) -> Response<B
     resp
 }
 
-fn respond(envelope: Envelope, status: StatusCode, body: Bytes, request_id: &str) -> Response<Bytes> {
+fn respond(
+    envelope: Envelope,
+    status: StatusCode,
+    body: Bytes,
+    request_id: &str,
+) -> Response<Bytes> {
     let mut resp = Response::new(body);
     *resp.status_mut() = status;
     resp.headers_mut().insert(
@@ -174,7 +179,13 @@ mod tests {
 
     #[test]
     fn query_errors_are_sender_for_4xx_and_receiver_for_5xx_with_the_request_id() {
-        for (status, kind) in [(400, "Sender"), (403, "Sender"), (413, "Sender"), (500, "Receiver"), (503, "Receiver")] {
+        for (status, kind) in [
+            (400, "Sender"),
+            (403, "Sender"),
+            (413, "Sender"),
+            (500, "Receiver"),
+            (503, "Receiver"),
+        ] {
             let err = AwsError::client("ValidationError", "a < b & c").with_status(status);
             let r = error(Envelope::Query, &err, "rid-2");
             assert_eq!(r.status().as_u16(), status);
@@ -205,12 +216,19 @@ mod tests {
         cbor_head(&mut out, 3, 24);
         cbor_head(&mut out, 3, 300);
         cbor_head(&mut out, 3, 70_000);
-        assert_eq!(out, [0x78, 24, 0x79, 0x01, 0x2c, 0x7a, 0x00, 0x01, 0x11, 0x70]);
+        assert_eq!(
+            out,
+            [0x78, 24, 0x79, 0x01, 0x2c, 0x7a, 0x00, 0x01, 0x11, 0x70]
+        );
     }
 
     #[test]
     fn an_invalid_status_is_sent_as_400() {
-        let r = error(Envelope::Json(JsonVersion::V1_1), &AwsError::client("X", "m").with_status(42), "r");
+        let r = error(
+            Envelope::Json(JsonVersion::V1_1),
+            &AwsError::client("X", "m").with_status(42),
+            "r",
+        );
         assert_eq!(r.status(), 400);
     }
 }

@@ -87,7 +87,10 @@ mod tests {
 
     #[test]
     fn form_content_type_is_the_query_protocol() {
-        let h = headers(&[("content-type", "application/x-www-form-urlencoded; charset=utf-8")]);
+        let h = headers(&[(
+            "content-type",
+            "application/x-www-form-urlencoded; charset=utf-8",
+        )]);
         assert_eq!(classify("/", &h), Addressed::Query);
     }
 
@@ -117,7 +120,10 @@ mod tests {
     fn rpc_v2_paths_name_service_and_operation() {
         let h = headers(&[("content-type", "application/cbor")]);
         assert_eq!(
-            classify("/service/GraniteServiceVersion20100801/operation/PutMetricData", &h),
+            classify(
+                "/service/GraniteServiceVersion20100801/operation/PutMetricData",
+                &h
+            ),
             Addressed::Cbor {
                 service: "GraniteServiceVersion20100801",
                 operation: "PutMetricData"

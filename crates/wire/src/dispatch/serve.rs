@@ -121,18 +121,19 @@ impl Dispatch {
             request_id = %request_id,
             "API request served."
         );
-        match &served.result {
-            Ok(body) => envelope::success(served.envelope, body.clone(), &request_id),
+        let (service, operation) = (served.service, served.operation);
+        match served.result {
+            Ok(body) => envelope::success(served.envelope, body, &request_id),
             Err(e) => {
                 if e.status >= 500 {
                     tracing::error!(
-                        service = served.service.unwrap_or("unknown"),
-                        operation = served.operation.unwrap_or("unknown"),
+                        service = service.unwrap_or("unknown"),
+                        operation = operation.unwrap_or("unknown"),
                         error = %e,
                         "API operation failed."
                     );
                 }
-                envelope::error(served.envelope, e, &request_id)
+                envelope::error(served.envelope, &e, &request_id)
             }
         }
     }
@@ -168,11 +169,17 @@ impl Dispatch {
             Addressed::Query => self.run_query(&body, &verified, &caller, request_id).await,
             Addressed::Json { target, .. } => {
                 let call = call(Input::Json(&body));
-                served(self.run_named(&resolved, target, target_name(target), &verified, call).await)
+                served(
+                    self.run_named(&resolved, target, target_name(target), &verified, call)
+                        .await,
+                )
             }
             Addressed::Cbor { operation, .. } => {
                 let call = call(Input::Cbor(&body));
-                served(self.run_named(&resolved, None, Some(operation), &verified, call).await)
+                served(
+                    self.run_named(&resolved, None, Some(operation), &verified, call)
+                        .await,
+                )
             }
         }
     }
@@ -182,7 +189,7 @@ impl Dispatch {
         let (service, operation) = match addressed {
             Addressed::Query => (None, None),
             Addressed::Json { target, .. } => match target.and_then(Target::parse) {
-                Some(t) => (self.find(|p| matches!(p, Protocol::AwsJson { target_prefix, .. } if target_prefix == t.prefix)), Some(t.operation)),
+                Some(t) => (self.by_target_prefix(t.prefix), Some(t.operation)),
                 None => (None, None),
             },
             Addressed::Cbor { service, operation } => (
@@ -194,6 +201,12 @@ impl Dispatch {
             service,
             operation: service.zip(operation).and_then(|(s, op)| s.lookup(op)),
         }
+    }
+
+    fn by_target_prefix(&self, prefix: &str) -> Option<&dyn Registered> {
+        self.find(
+            |p| matches!(p, Protocol::AwsJson { target_prefix, .. } if target_prefix == prefix),
+        )
     }
 
     fn find(&self, speaks: impl Fn(Protocol) -> bool) -> Option<&dyn Registered> {
@@ -330,7 +343,10 @@ impl Dispatch {
         let spec = service.spec();
         served.service = Some(spec.name);
         let action = params.action().unwrap_or("");
-        served.result = match (check_scope(verified, spec.signing_name), service.lookup(action)) {
+        served.result = match (
+            check_scope(verified, spec.signing_name),
+            service.lookup(action),
+        ) {
             (Err(e), _) => Err(e),
             (Ok(()), None) => Err(unknown_operation(&spec, action)),
             (Ok(()), Some((name, _))) => {
@@ -411,7 +427,10 @@ pub fn unknown_operation(spec: &ServiceSpec, operation: &str) -> AwsError {
     } else {
         AwsError::client(
             "UnknownOperationException",
-            format!("Operation {operation} is not supported by this {} endpoint.", spec.title),
+            format!(
+                "Operation {operation} is not supported by this {} endpoint.",
+                spec.title
+            ),
         )
     }
 }

@@ -137,7 +137,8 @@ fn signed_at(
     let uri = format!("http://localhost{path}");
     let mut all: Vec<(&str, &str)> = vec![("host", "localhost")];
     all.extend_from_slice(headers);
-    let signable = SignableRequest::new("POST", &uri, all.iter().copied(), SignableBody::Bytes(body)).unwrap();
+    let signable =
+        SignableRequest::new("POST", &uri, all.iter().copied(), SignableBody::Bytes(body)).unwrap();
     let identity = Credentials::new(AKID, SECRET, None, None, "test").into();
     let params = SigningParams::builder()
         .identity(&identity)
@@ -161,7 +162,10 @@ fn signed_at(
 fn json(target: &str, body: &[u8]) -> http::Request<Full<Bytes>> {
     signed(
         "fake",
-        &[("content-type", "application/x-amz-json-1.1"), ("x-amz-target", target)],
+        &[
+            ("content-type", "application/x-amz-json-1.1"),
+            ("x-amz-target", target),
+        ],
         body,
     )
 }
@@ -169,13 +173,19 @@ fn json(target: &str, body: &[u8]) -> http::Request<Full<Bytes>> {
 fn query(service: &str, form: &str) -> http::Request<Full<Bytes>> {
     signed(
         service,
-        &[("content-type", "application/x-www-form-urlencoded; charset=utf-8")],
+        &[(
+            "content-type",
+            "application/x-www-form-urlencoded; charset=utf-8",
+        )],
         form.as_bytes(),
     )
 }
 
 fn header<'a>(r: &'a http::Response<Bytes>, name: &str) -> &'a str {
-    r.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+    r.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
 }
 
 fn json_code(r: &http::Response<Bytes>) -> String {
@@ -200,12 +210,19 @@ async fn json_target_reaches_its_service_with_the_caller() {
 async fn unknown_target_prefix_and_unknown_operation_are_unknown_operation_exception() {
     let d = dispatch();
     let r = d.serve(json("Other_1.Echo", b"{}")).await;
-    assert_eq!((r.status().as_u16(), json_code(&r)), (400, "UnknownOperationException".into()));
+    assert_eq!(
+        (r.status().as_u16(), json_code(&r)),
+        (400, "UnknownOperationException".into())
+    );
     let r = d.serve(json("Fake_20240101.Nope", b"{}")).await;
     assert_eq!(json_code(&r), "UnknownOperationException");
     assert!(text(&r).contains("Fake JSON"), "{}", text(&r));
     let r = d
-        .serve(signed("fake", &[("content-type", "application/x-amz-json-1.1")], b"{}"))
+        .serve(signed(
+            "fake",
+            &[("content-type", "application/x-amz-json-1.1")],
+            b"{}",
+        ))
         .await;
     assert_eq!(json_code(&r), "UnknownOperationException");
 }
@@ -222,16 +239,25 @@ async fn an_operation_in_the_model_but_not_served_says_not_implemented() {
 async fn credential_scope_must_name_the_services_signing_name() {
     let req = signed(
         "ecs",
-        &[("content-type", "application/x-amz-json-1.1"), ("x-amz-target", "Fake_20240101.Echo")],
+        &[
+            ("content-type", "application/x-amz-json-1.1"),
+            ("x-amz-target", "Fake_20240101.Echo"),
+        ],
         b"{}",
     );
     let r = dispatch().serve(req).await;
     assert_eq!(r.status(), 400);
     assert_eq!(json_code(&r), "InvalidSignatureException");
     assert!(text(&r).contains("Credential should be scoped to correct service: 'fake'"));
-    let r = dispatch().serve(query("ecs", "Action=Ping&Version=2020-01-01")).await;
+    let r = dispatch()
+        .serve(query("ecs", "Action=Ping&Version=2020-01-01"))
+        .await;
     assert_eq!(r.status(), 400);
-    assert!(text(&r).contains("<Code>InvalidSignatureException</Code>"), "{}", text(&r));
+    assert!(
+        text(&r).contains("<Code>InvalidSignatureException</Code>"),
+        "{}",
+        text(&r)
+    );
 }
 
 #[tokio::test]
@@ -274,18 +300,39 @@ async fn server_faults_keep_their_status() {
 #[tokio::test]
 async fn query_version_picks_the_service_and_action_the_operation() {
     let d = dispatch();
-    let r = d.serve(query("fakeq", "Action=Ping&Version=2020-01-01")).await;
+    let r = d
+        .serve(query("fakeq", "Action=Ping&Version=2020-01-01"))
+        .await;
     assert_eq!(r.status(), 200);
     assert_eq!(header(&r, "content-type"), "text/xml");
     assert!(text(&r).contains(header(&r, "x-amzn-RequestId")));
-    let r = d.serve(query("fakeq", "Action=Pong&Version=2020-01-01")).await;
+    let r = d
+        .serve(query("fakeq", "Action=Pong&Version=2020-01-01"))
+        .await;
     assert_eq!(r.status(), 400);
-    assert!(text(&r).contains("<Type>Sender</Type><Code>InvalidAction</Code>"), "{}", text(&r));
-    assert!(text(&r).contains(&format!("<RequestId>{}</RequestId>", header(&r, "x-amzn-RequestId"))));
-    let r = d.serve(query("fakeq", "Action=Ping&Version=1999-01-01")).await;
-    assert!(text(&r).contains("<Code>InvalidAction</Code>"), "{}", text(&r));
+    assert!(
+        text(&r).contains("<Type>Sender</Type><Code>InvalidAction</Code>"),
+        "{}",
+        text(&r)
+    );
+    assert!(text(&r).contains(&format!(
+        "<RequestId>{}</RequestId>",
+        header(&r, "x-amzn-RequestId")
+    )));
+    let r = d
+        .serve(query("fakeq", "Action=Ping&Version=1999-01-01"))
+        .await;
+    assert!(
+        text(&r).contains("<Code>InvalidAction</Code>"),
+        "{}",
+        text(&r)
+    );
     let r = d.serve(query("fakeq", "Action=Ping&a=%zz")).await;
-    assert!(text(&r).contains("<Code>MalformedQueryString</Code>"), "{}", text(&r));
+    assert!(
+        text(&r).contains("<Code>MalformedQueryString</Code>"),
+        "{}",
+        text(&r)
+    );
 }
 
 #[tokio::test]
@@ -293,7 +340,10 @@ async fn rpc_v2_cbor_requests_get_a_cbor_error_until_a_service_speaks_it() {
     let req = signed_at(
         "/service/GraniteServiceVersion20100801/operation/PutMetricData",
         "monitoring",
-        &[("content-type", "application/cbor"), ("smithy-protocol", "rpc-v2-cbor")],
+        &[
+            ("content-type", "application/cbor"),
+            ("smithy-protocol", "rpc-v2-cbor"),
+        ],
         b"",
     );
     let r = dispatch().serve(req).await;
