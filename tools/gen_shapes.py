@@ -5,8 +5,11 @@ Why generate: botocore's model is the compatibility contract, and hand-typing hu
 of members is how a field name drifts. The output is committed; re-run this script when
 moving to a newer botocore and review the diff.
 
-usage: gen_shapes.py SERVICE-2.JSON OUT.RS OPERATION...
+usage: gen_shapes.py SERVICE-2.JSON[.gz] OUT.RS OPERATION...
+
+tools/regenerate.sh runs it for every service with the operations Stevedore serves.
 """
+import gzip
 import json
 import re
 import sys
@@ -50,7 +53,9 @@ TYPED_MEMBERS = {
 
 def main() -> None:
     model_path, out_path, *ops = sys.argv[1:]
-    model = json.load(open(model_path))
+    opener = gzip.open if model_path.endswith(".gz") else open
+    with opener(model_path, "rt", encoding="utf-8") as f:
+        model = json.load(f)
     shapes = model["shapes"]
     typed = TYPED_MEMBERS.get(model["metadata"].get("endpointPrefix", ""), {})
     needed: list[str] = []

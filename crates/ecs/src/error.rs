@@ -1,15 +1,19 @@
 //! ECS errors and their one mapping to AWS's wire codes.
 
+use crate::{Ecs, Operation};
 use store::StoreError;
-use wire::AwsError;
+use wire::{AwsError, Service};
 
 /// Everything an ECS operation can refuse or fail with. Each variant is one modeled
 /// exception of botocore's ECS model (or a protocol-level error), carrying the message.
 #[derive(Debug, thiserror::Error)]
 pub enum EcsError {
-    /// The target names an operation ECS does not have (or Stevedore does not serve yet).
-    #[error("{0}")]
+    /// The target names an operation ECS's model does not have.
+    #[error("Operation {0} is not supported by this Amazon ECS endpoint.")]
     UnknownOperation(String),
+    /// An operation of ECS's model that Stevedore does not serve (yet).
+    #[error("Operation {} of Amazon ECS is not implemented by Stevedore yet.", .0.name())]
+    NotImplemented(Operation),
     /// The body is not JSON, or a member has the wrong JSON type.
     #[error("{0}")]
     Serialization(String),
@@ -67,7 +71,12 @@ impl EcsError {
     pub fn to_aws(&self) -> AwsError {
         let msg = self.to_string();
         let code = match self {
-            Self::UnknownOperation(_) => "UnknownOperationException",
+            Self::UnknownOperation(name) => {
+                return wire::dispatch::unknown_operation(&Ecs::SPEC, name)
+            }
+            Self::NotImplemented(op) => {
+                return wire::dispatch::not_implemented(&Ecs::SPEC, op.name())
+            }
             Self::Serialization(_) => "SerializationException",
             Self::InvalidParameter(_) => "InvalidParameterException",
             Self::Client(_) => "ClientException",

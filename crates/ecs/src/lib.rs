@@ -12,6 +12,7 @@ mod container_instances;
 mod decode;
 mod error;
 mod objects;
+mod operations;
 mod pagination;
 mod services;
 mod tags;
@@ -21,21 +22,15 @@ mod view;
 
 pub use channel::Session;
 pub use error::EcsError;
+pub use operations::Operation;
 pub use services::balancing::{Registration, TargetGroupView, TargetGroups, TargetState};
 pub use tasks::fargate::{FargateCapacity, TaskUsage, MARKER_ATTRIBUTE, SANDBOX_ATTRIBUTE};
+pub use wire::Caller;
 
 use model::ecs::arn::ArnScope;
 use objects::Objects;
-use serde::Serialize;
 use std::sync::Arc;
 use store::Store;
-
-/// Who is calling, as established by SigV4.
-#[derive(Clone, Debug)]
-pub struct Caller {
-    /// The principal's ARN (the account root for the admin key).
-    pub principal_arn: String,
-}
 
 /// The ECS service over a store.
 #[derive(Clone)]
@@ -56,89 +51,6 @@ pub struct Ecs {
     balancers: Option<Arc<dyn services::balancing::TargetGroups>>,
     /// The source of hidden Fargate capacity (none: Fargate launches are refused).
     fargate: Option<Arc<dyn tasks::fargate::FargateCapacity>>,
-}
-
-macro_rules! operations {
-    ($($name:ident => $handler:path),* $(,)?) => {
-        /// Every ECS operation Stevedore serves.
-        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-        pub enum Operation { $(
-            #[doc = concat!("`", stringify!($name), "`")]
-            $name,
-        )* }
-
-        impl Operation {
-            /// Looks an operation up by its AWS name.
-            pub fn from_name(name: &str) -> Option<Self> {
-                match name { $(stringify!($name) => Some(Self::$name),)* _ => None }
-            }
-            /// The AWS name.
-            pub fn name(self) -> &'static str {
-                match self { $(Self::$name => stringify!($name),)* }
-            }
-            /// Every operation.
-            pub const ALL: &'static [Operation] = &[$(Self::$name),*];
-        }
-
-        impl Ecs {
-            async fn execute(&self, op: Operation, body: &[u8], caller: &Caller) -> Result<Vec<u8>, EcsError> {
-                match op { $(
-                    Operation::$name => respond(&$handler(self, decode::parse_request(body)?, caller).await?),
-                )* }
-            }
-        }
-    };
-}
-
-operations! {
-    CreateCluster => clusters::create_cluster,
-    DescribeClusters => clusters::describe_clusters,
-    ListClusters => clusters::list_clusters,
-    UpdateCluster => clusters::update_cluster,
-    UpdateClusterSettings => clusters::update_cluster_settings,
-    DeleteCluster => clusters::delete_cluster,
-    RegisterTaskDefinition => task_definitions::register_task_definition,
-    DescribeTaskDefinition => task_definitions::describe_task_definition,
-    ListTaskDefinitions => task_definitions::list_task_definitions,
-    ListTaskDefinitionFamilies => task_definitions::list_task_definition_families,
-    DeregisterTaskDefinition => task_definitions::deregister_task_definition,
-    DeleteTaskDefinitions => task_definitions::delete_task_definitions,
-    RegisterContainerInstance => container_instances::register_container_instance,
-    DeregisterContainerInstance => container_instances::deregister_container_instance,
-    DescribeContainerInstances => container_instances::describe_container_instances,
-    ListContainerInstances => container_instances::list_container_instances,
-    UpdateContainerInstancesState => container_instances::update_container_instances_state,
-    PutAttributes => attributes::put_attributes,
-    DeleteAttributes => attributes::delete_attributes,
-    ListAttributes => attributes::list_attributes,
-    TagResource => tags::tag_resource,
-    UntagResource => tags::untag_resource,
-    ListTagsForResource => tags::list_tags_for_resource,
-    ListAccountSettings => account_settings::list_account_settings,
-    PutAccountSetting => account_settings::put_account_setting,
-    PutAccountSettingDefault => account_settings::put_account_setting_default,
-    RunTask => tasks::launch::run_task,
-    StartTask => tasks::launch::start_task,
-    StopTask => tasks::report::stop_task,
-    DescribeTasks => tasks::query::describe_tasks,
-    ListTasks => tasks::query::list_tasks,
-    SubmitTaskStateChange => tasks::report::submit_task_state_change,
-    SubmitContainerStateChange => tasks::report::submit_container_state_change,
-    DiscoverPollEndpoint => clusters::discover_poll_endpoint,
-    CreateService => services::api::create_service,
-    UpdateService => services::api::update_service,
-    DeleteService => services::api::delete_service,
-    DescribeServices => services::api::describe_services,
-    ListServices => services::api::list_services,
-    PutClusterCapacityProviders => clusters::put_cluster_capacity_providers,
-}
-
-fn respond<T: Serialize>(out: &T) -> Result<Vec<u8>, EcsError> {
-    serde_json::to_vec(out).map_err(|e| {
-        EcsError::Store(store::StoreError::Backend(format!(
-            "response encoding failed: {e}"
-        )))
-    })
 }
 
 impl Ecs {
@@ -167,10 +79,14 @@ impl Ecs {
         caller: &Caller,
     ) -> Result<Vec<u8>, EcsError> {
         let Some(op) = Operation::from_name(operation) else {
-            return Err(EcsError::UnknownOperation(format!(
-                "Operation {operation} is not supported by this Amazon ECS endpoint."
-            )));
+            return Err(EcsError::UnknownOperation(operation.to_owned()));
         };
+        self.run(op, body, caller).await
+    }
+
+    /// Runs `op` on a JSON `body`, then wakes the service controller when the change may
+    /// change what a service should do.
+    async fn run(&self, op: Operation, body: &[u8], caller: &Caller) -> Result<Vec<u8>, EcsError> {
         let out = self.execute(op, body, caller).await;
         // What agents and operators change may change what a service should do.
         if out.is_ok()

@@ -524,3 +524,34 @@ async fn a_deactivating_task_shows_as_ecs_shows_it_and_keeps_its_reason_through_
         )
     );
 }
+
+#[tokio::test]
+async fn every_modelled_operation_runs_a_handler_or_answers_not_implemented() {
+    let f = fixture();
+    let mut served = 0;
+    for &op in Operation::ALL {
+        match f.ecs.handle(op.name(), b"{}", &caller()).await {
+            Err(EcsError::NotImplemented(o)) => {
+                assert_eq!(o, op);
+                let aws = EcsError::NotImplemented(o).to_aws();
+                assert_eq!(
+                    (aws.status, aws.code.as_str()),
+                    (400, "UnknownOperationException")
+                );
+                assert!(aws.message.contains(op.name()), "{}", aws.message);
+            }
+            Ok(_) => served += 1,
+            Err(e) => {
+                served += 1;
+                let code = e.to_aws().code;
+                // The decoder's two codes answer a body that does not fit the shape.
+                let decoding = ["SerializationException", "InvalidParameterException"];
+                assert!(
+                    decoding.contains(&code.as_str()) || op.errors().contains(&code.as_str()),
+                    "{op:?} answered {code}, which botocore does not model for it"
+                );
+            }
+        }
+    }
+    assert_eq!(served, 40, "operations served");
+}

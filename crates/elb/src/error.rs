@@ -4,16 +4,20 @@
 //! not `TargetGroupNotFoundException`), and botocore maps it back to the modeled class;
 //! bad parameters are the unmodeled `ValidationError`, as AWS sends them.
 
+use crate::{Elb, Operation};
 use store::StoreError;
-use wire::AwsError;
+use wire::{AwsError, Service};
 
 /// Everything an ELBv2 operation can refuse or fail with. Each variant is one modeled
 /// exception of botocore's `elbv2` model (or a protocol-level error) with its message.
 #[derive(Debug, thiserror::Error)]
 pub enum ElbError {
-    /// `Action` names no ELBv2 operation Stevedore serves.
-    #[error("{0}")]
+    /// `Action` names no operation of the ELBv2 model.
+    #[error("The action '{0}' is not valid for this web service (Elastic Load Balancing 2015-12-01 as served by Stevedore).")]
     InvalidAction(String),
+    /// An operation of the ELBv2 model that Stevedore does not serve (yet).
+    #[error("Operation {} of Elastic Load Balancing is not implemented by Stevedore yet.", .0.name())]
+    NotImplemented(Operation),
     /// A parameter is missing, malformed or out of range.
     #[error("{0}")]
     Validation(String),
@@ -110,7 +114,7 @@ impl ElbError {
     /// The query-protocol error code (`<Code>`): the modeled shape's `error.code`.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::InvalidAction(_) => "InvalidAction",
+            Self::InvalidAction(_) | Self::NotImplemented(_) => "InvalidAction",
             Self::Validation(_) => "ValidationError",
             Self::LoadBalancerNotFound(_) => "LoadBalancerNotFound",
             Self::TargetGroupNotFound(_) => "TargetGroupNotFound",
@@ -144,6 +148,8 @@ impl ElbError {
     /// for store failures and contention so clients retry).
     pub fn to_aws(&self) -> AwsError {
         match self {
+            Self::InvalidAction(name) => wire::dispatch::unknown_operation(&Elb::SPEC, name),
+            Self::NotImplemented(op) => wire::dispatch::not_implemented(&Elb::SPEC, op.name()),
             Self::Store(_) | Self::Contention(_) => {
                 AwsError::server(self.code(), self.to_string()).with_status(503)
             }

@@ -23,6 +23,7 @@ mod error;
 mod health;
 mod listeners;
 mod load_balancers;
+mod operations;
 mod params;
 mod rules;
 mod snapshot;
@@ -34,12 +35,13 @@ mod xml;
 
 pub use error::ElbError;
 pub use model::lb::TargetKey;
+pub use operations::Operation;
 
 use model::ecs::arn::ArnScope;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
-use wire::query::{QueryParams, QueryView};
+use wire::query::QueryParams;
 use world::Objects;
 
 /// The query `Version` of the ELBv2 API.
@@ -67,66 +69,6 @@ pub struct Elb {
     bind_address: IpAddr,
     changes: Arc<tokio::sync::watch::Sender<u64>>,
     health: Arc<Mutex<HealthTable>>,
-}
-
-macro_rules! operations {
-    ($($name:ident => $handler:path),* $(,)?) => {
-        /// Every ELBv2 operation Stevedore serves.
-        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-        pub enum Operation { $(
-            #[doc = concat!("`", stringify!($name), "`")]
-            $name,
-        )* }
-
-        impl Operation {
-            /// Looks an operation up by its AWS name.
-            pub fn from_name(name: &str) -> Option<Self> {
-                match name { $(stringify!($name) => Some(Self::$name),)* _ => None }
-            }
-            /// The AWS name.
-            pub fn name(self) -> &'static str {
-                match self { $(Self::$name => stringify!($name),)* }
-            }
-            /// Every operation.
-            pub const ALL: &'static [Operation] = &[$(Self::$name),*];
-        }
-
-        impl Elb {
-            async fn execute(&self, op: Operation, q: &QueryView<'_>) -> Result<String, ElbError> {
-                match op { $(Operation::$name => $handler(self, q).await,)* }
-            }
-        }
-    };
-}
-
-operations! {
-    CreateLoadBalancer => load_balancers::create_load_balancer,
-    DescribeLoadBalancers => load_balancers::describe_load_balancers,
-    DeleteLoadBalancer => load_balancers::delete_load_balancer,
-    DescribeLoadBalancerAttributes => load_balancers::describe_load_balancer_attributes,
-    ModifyLoadBalancerAttributes => load_balancers::modify_load_balancer_attributes,
-    DescribeAccountLimits => load_balancers::describe_account_limits,
-    CreateTargetGroup => target_groups::create_target_group,
-    DescribeTargetGroups => target_groups::describe_target_groups,
-    ModifyTargetGroup => target_groups::modify_target_group,
-    DeleteTargetGroup => target_groups::delete_target_group,
-    DescribeTargetGroupAttributes => target_groups::describe_target_group_attributes,
-    ModifyTargetGroupAttributes => target_groups::modify_target_group_attributes,
-    CreateListener => listeners::create_listener,
-    DescribeListeners => listeners::describe_listeners,
-    ModifyListener => listeners::modify_listener,
-    DeleteListener => listeners::delete_listener,
-    CreateRule => rules::create_rule,
-    DescribeRules => rules::describe_rules,
-    ModifyRule => rules::modify_rule,
-    DeleteRule => rules::delete_rule,
-    SetRulePriorities => rules::set_rule_priorities,
-    RegisterTargets => targets::register_targets_op,
-    DeregisterTargets => targets::deregister_targets_op,
-    DescribeTargetHealth => targets::describe_target_health,
-    AddTags => tags::add_tags,
-    RemoveTags => tags::remove_tags,
-    DescribeTags => tags::describe_tags,
 }
 
 impl Elb {
@@ -166,12 +108,9 @@ impl Elb {
     pub async fn handle(&self, params: &QueryParams, request_id: &str) -> Result<String, ElbError> {
         let action = params.action().unwrap_or("");
         let Some(op) = Operation::from_name(action) else {
-            return Err(ElbError::InvalidAction(format!(
-                "The action '{action}' is not valid for this web service (Elastic Load Balancing 2015-12-01 as served by Stevedore)."
-            )));
+            return Err(ElbError::InvalidAction(action.to_owned()));
         };
-        let result = self.execute(op, &params.view()).await?;
-        Ok(xml::envelope(op.name(), request_id, &result))
+        self.run(op, params, request_id).await
     }
 
     /// A receiver whose value changes (to the store revision of the write) after every

@@ -971,3 +971,28 @@ async fn instance_targets_are_reached_at_the_address_their_registrar_gave() {
         "the address is Stevedore's own, not part of the API: {described}"
     );
 }
+
+#[tokio::test]
+async fn every_modelled_operation_runs_a_handler_or_answers_not_implemented() {
+    let f = fixture();
+    let mut served = 0;
+    for &op in Operation::ALL {
+        match f.call(op.name(), &[]).await {
+            Err(e) if e.message.contains("not implemented") => {
+                assert_eq!((e.status, e.code.as_str()), (400, "InvalidAction"));
+                assert!(e.message.contains(op.name()), "{}", e.message);
+            }
+            Ok(_) => served += 1,
+            Err(e) => {
+                served += 1;
+                // ValidationError is the query protocol's unmodelled parameter error.
+                assert!(
+                    e.code == "ValidationError" || op.errors().contains(&e.code.as_str()),
+                    "{op:?} answered {}, which botocore does not model for it",
+                    e.code
+                );
+            }
+        }
+    }
+    assert_eq!(served, 27, "operations served");
+}

@@ -1,15 +1,19 @@
 //! CloudWatch Logs errors and their one mapping to AWS's wire codes.
 
+use crate::{Logs, Operation};
 use store::StoreError;
-use wire::AwsError;
+use wire::{AwsError, Service};
 
 /// Everything a Logs operation can refuse or fail with. Each variant is one modeled
 /// exception of botocore's Logs model (or a protocol-level error), carrying the message.
 #[derive(Debug, thiserror::Error)]
 pub enum LogsError {
-    /// The target names an operation Logs does not have (or Stevedore does not serve yet).
-    #[error("{0}")]
+    /// The target names an operation the Logs model does not have.
+    #[error("Operation {0} is not supported by this CloudWatch Logs endpoint.")]
     UnknownOperation(String),
+    /// An operation of the Logs model that Stevedore does not serve (yet).
+    #[error("Operation {} of CloudWatch Logs is not implemented by Stevedore yet.", .0.name())]
+    NotImplemented(Operation),
     /// The body is not JSON, or a member has the wrong JSON type.
     #[error("{0}")]
     Serialization(String),
@@ -47,7 +51,12 @@ impl LogsError {
     pub fn to_aws(&self) -> AwsError {
         let msg = self.to_string();
         let code = match self {
-            Self::UnknownOperation(_) => "UnknownOperationException",
+            Self::UnknownOperation(name) => {
+                return wire::dispatch::unknown_operation(&Logs::SPEC, name)
+            }
+            Self::NotImplemented(op) => {
+                return wire::dispatch::not_implemented(&Logs::SPEC, op.name())
+            }
             Self::Serialization(_) => "SerializationException",
             Self::InvalidParameter(_) => "InvalidParameterException",
             Self::LogGroupNotFound | Self::LogStreamNotFound | Self::ResourceNotFound(_) => {

@@ -13,6 +13,7 @@ mod events;
 mod filter;
 mod groups;
 mod objects;
+mod operations;
 mod pagination;
 mod pattern;
 mod retention;
@@ -20,6 +21,7 @@ mod streams;
 mod tags;
 
 pub use error::LogsError;
+pub use operations::Operation;
 
 use model::ecs::arn::ArnScope;
 use objects::Objects;
@@ -47,66 +49,6 @@ pub struct Logs {
 #[derive(Serialize)]
 struct Empty {}
 
-macro_rules! operations {
-    ($($name:ident => $handler:path),* $(,)?) => {
-        /// Every CloudWatch Logs operation Stevedore serves.
-        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-        pub enum Operation { $(
-            #[doc = concat!("`", stringify!($name), "`")]
-            $name,
-        )* }
-
-        impl Operation {
-            /// Looks an operation up by its AWS name.
-            pub fn from_name(name: &str) -> Option<Self> {
-                match name { $(stringify!($name) => Some(Self::$name),)* _ => None }
-            }
-            /// The AWS name.
-            pub fn name(self) -> &'static str {
-                match self { $(Self::$name => stringify!($name),)* }
-            }
-            /// Every operation.
-            pub const ALL: &'static [Operation] = &[$(Self::$name),*];
-        }
-
-        impl Logs {
-            async fn execute(&self, op: Operation, body: &[u8]) -> Result<Vec<u8>, LogsError> {
-                match op { $(
-                    Operation::$name => respond(&$handler(self, decode::parse_request(body)?).await?),
-                )* }
-            }
-        }
-    };
-}
-
-operations! {
-    CreateLogGroup => groups::create_log_group,
-    DeleteLogGroup => groups::delete_log_group,
-    DescribeLogGroups => groups::describe_log_groups,
-    PutRetentionPolicy => groups::put_retention_policy,
-    DeleteRetentionPolicy => groups::delete_retention_policy,
-    CreateLogStream => streams::create_log_stream,
-    DeleteLogStream => streams::delete_log_stream,
-    DescribeLogStreams => streams::describe_log_streams,
-    PutLogEvents => events::put_log_events,
-    GetLogEvents => events::get_log_events,
-    FilterLogEvents => filter::filter_log_events,
-    TagResource => tags::tag_resource,
-    UntagResource => tags::untag_resource,
-    ListTagsForResource => tags::list_tags_for_resource,
-    TagLogGroup => tags::tag_log_group,
-    UntagLogGroup => tags::untag_log_group,
-    ListTagsLogGroup => tags::list_tags_log_group,
-}
-
-fn respond<T: Serialize>(out: &T) -> Result<Vec<u8>, LogsError> {
-    serde_json::to_vec(out).map_err(|e| {
-        LogsError::Store(store::StoreError::Backend(format!(
-            "response encoding failed: {e}"
-        )))
-    })
-}
-
 impl Logs {
     /// A Logs service whose ARNs use `scope`, over `store`, on the wall clock.
     pub fn new(store: Arc<dyn Store>, scope: ArnScope) -> Self {
@@ -127,9 +69,7 @@ impl Logs {
     /// Runs the operation named `operation` on a JSON `body`; returns the JSON response.
     pub async fn handle(&self, operation: &str, body: &[u8]) -> Result<Vec<u8>, LogsError> {
         let Some(op) = Operation::from_name(operation) else {
-            return Err(LogsError::UnknownOperation(format!(
-                "Operation {operation} is not supported by this CloudWatch Logs endpoint."
-            )));
+            return Err(LogsError::UnknownOperation(operation.to_owned()));
         };
         self.execute(op, body).await
     }

@@ -8,5 +8,6 @@
 pub mod acs;
 pub mod ecr;
 pub mod ecs;
+pub mod elbv2;
 pub mod lb;
 pub mod logs;

@@ -3,7 +3,7 @@
 //! registered table) for `/v2/`, and AWS's exceptions for the ECR API.
 
 use oci::ErrorCode;
-use wire::AwsError;
+use wire::{AwsError, Service};
 
 /// Everything a registry operation can refuse or fail with.
 #[derive(Debug, thiserror::Error)]
@@ -14,9 +14,12 @@ pub enum RegistryError {
     /// A parameter is missing, out of range or malformed.
     #[error("{0}")]
     InvalidParameter(String),
-    /// The ECR operation is not served.
-    #[error("{0}")]
+    /// The target names an operation the ECR model does not have.
+    #[error("Operation {0} is not supported by this Amazon ECR endpoint.")]
     UnknownOperation(String),
+    /// An operation of the ECR model that Stevedore does not serve (yet).
+    #[error("Operation {} of Amazon ECR is not implemented by Stevedore yet.", .0.name())]
+    NotImplemented(crate::Operation),
     /// The repository name breaks AWS's rules.
     #[error("{0}")]
     NameInvalid(String),
@@ -155,9 +158,10 @@ impl RegistryError {
     /// The distribution error code this is reported as on `/v2/`.
     pub fn oci_code(&self) -> ErrorCode {
         match self {
-            Self::Serialization(_) | Self::InvalidParameter(_) | Self::UnknownOperation(_) => {
-                ErrorCode::Unsupported
-            }
+            Self::Serialization(_)
+            | Self::InvalidParameter(_)
+            | Self::UnknownOperation(_)
+            | Self::NotImplemented(_) => ErrorCode::Unsupported,
             Self::NameInvalid(_) => ErrorCode::NameInvalid,
             Self::RepositoryNotFound(..) => ErrorCode::NameUnknown,
             Self::RepositoryAlreadyExists(..) | Self::RepositoryNotEmpty(..) => ErrorCode::Denied,
@@ -197,7 +201,12 @@ impl RegistryError {
             | Self::DigestInvalid(_)
             | Self::UploadInvalid(_)
             | Self::RangeInvalid { .. } => "InvalidParameterException",
-            Self::UnknownOperation(_) => "UnknownOperationException",
+            Self::UnknownOperation(name) => {
+                return wire::dispatch::unknown_operation(&crate::Registry::SPEC, name)
+            }
+            Self::NotImplemented(op) => {
+                return wire::dispatch::not_implemented(&crate::Registry::SPEC, op.name())
+            }
             Self::RepositoryNotFound(..) => "RepositoryNotFoundException",
             Self::RepositoryAlreadyExists(..) => "RepositoryAlreadyExistsException",
             Self::RepositoryNotEmpty(..) => "RepositoryNotEmptyException",

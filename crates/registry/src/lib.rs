@@ -19,7 +19,7 @@ mod images;
 mod lifecycle;
 mod objects;
 
-pub use ecr::OPERATIONS;
+pub use ecr::Operation;
 pub use error::RegistryError;
 pub use gc::GcReport;
 

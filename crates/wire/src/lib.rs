@@ -1,14 +1,21 @@
 //! `wire` owns the AWS protocols Stevedore speaks: SigV4 request verification, the
-//! `X-Amz-Target` / `Action=` dispatch, the AWS JSON 1.0/1.1 error envelope and the query
-//! (form) decoding. It knows nothing of ECS or of storage; services hand it their errors
-//! as [`AwsError`] at the edge.
+//! [`Service`] contract every API implements, the one [`Dispatch`] that picks a service
+//! and operation from `X-Amz-Target` / `Action`+`Version` / the RPC v2 CBOR path, the
+//! error envelopes of every protocol ([`envelope`]), and the JSON and query (form)
+//! decoding. It knows nothing of ECS or of storage; services hand it their errors as
+//! [`AwsError`] at the edge.
 
 pub mod dispatch;
+pub mod envelope;
 pub mod error;
 pub mod json;
 pub mod pagination;
 pub mod query;
+pub mod service;
 pub mod sigv4;
 
-pub use dispatch::{JsonVersion, Target};
+pub use dispatch::{Dispatch, Identity, JsonVersion, Keys, Target};
 pub use error::AwsError;
+pub use service::{
+    Call, Caller, Input, OperationTable, Protocol, Service, ServiceError, ServiceSpec,
+};

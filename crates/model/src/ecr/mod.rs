@@ -1,5 +1,6 @@
 //! Amazon ECR: wire shapes generated from botocore's model, and the service's constants.
 
+pub mod operations;
 pub mod shapes;
 
 /// The `X-Amz-Target` prefix of ECR (AWS JSON 1.1).

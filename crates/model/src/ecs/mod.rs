@@ -2,6 +2,7 @@
 
 pub mod arn;
 pub mod names;
+pub mod operations;
 pub mod shapes;
 pub mod status;
 pub mod task_definition;

@@ -2,6 +2,7 @@
 //! rules, and the service's constants.
 
 pub mod names;
+pub mod operations;
 pub mod shapes;
 
 /// The `X-Amz-Target` prefix of CloudWatch Logs (AWS JSON 1.1).

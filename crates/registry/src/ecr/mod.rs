@@ -1,7 +1,6 @@
 //! The Amazon ECR API (AWS JSON 1.1): each operation decodes its request, validates it
 //! by AWS's rules, and works through the registry core in `images.rs`.
 
-use crate::decode::parse_request;
 use crate::error::{invalid, RegistryError};
 use crate::images::PutMode;
 use crate::objects::{
@@ -14,7 +13,6 @@ use bytes::Bytes;
 use model::ecr::shapes::*;
 use oci::reference::{validate_name, validate_tag, Reference};
 use oci::Digest;
-use serde::Serialize;
 use std::collections::BTreeMap;
 use store::Txn;
 
@@ -26,56 +24,22 @@ const MAX_TAGS: usize = 50;
 const MAX_PART: usize = 20 * 1024 * 1024;
 
 mod layers;
+mod operations;
 mod policies;
 
-macro_rules! operations {
-    ($($name:ident => $handler:path),* $(,)?) => {
-        /// Every ECR operation Stevedore serves.
-        pub const OPERATIONS: &[&str] = &[$(stringify!($name)),*];
+use operations::execute;
+pub use operations::Operation;
 
-        pub(crate) async fn handle(reg: &Registry, operation: &str, body: &[u8]) -> Result<Vec<u8>, RegistryError> {
-            match operation {
-                $(stringify!($name) => respond(&$handler(reg, parse_request(body)?).await?),)*
-                other => Err(RegistryError::UnknownOperation(format!("Operation {other} is not supported by this Amazon ECR endpoint."))),
-            }
-        }
-    };
-}
-
-operations! {
-    GetAuthorizationToken => get_authorization_token,
-    CreateRepository => create_repository,
-    DescribeRepositories => describe_repositories,
-    DeleteRepository => delete_repository,
-    ListImages => list_images,
-    DescribeImages => describe_images,
-    BatchGetImage => batch_get_image,
-    BatchDeleteImage => batch_delete_image,
-    PutImage => put_image,
-    BatchCheckLayerAvailability => layers::batch_check_layer_availability,
-    InitiateLayerUpload => layers::initiate_layer_upload,
-    UploadLayerPart => layers::upload_layer_part,
-    CompleteLayerUpload => layers::complete_layer_upload,
-    GetDownloadUrlForLayer => layers::get_download_url_for_layer,
-    PutImageTagMutability => policies::put_image_tag_mutability,
-    PutImageScanningConfiguration => policies::put_image_scanning_configuration,
-    GetRepositoryPolicy => policies::get_repository_policy,
-    SetRepositoryPolicy => policies::set_repository_policy,
-    DeleteRepositoryPolicy => policies::delete_repository_policy,
-    PutLifecyclePolicy => policies::put_lifecycle_policy,
-    GetLifecyclePolicy => policies::get_lifecycle_policy,
-    DeleteLifecyclePolicy => policies::delete_lifecycle_policy,
-    StartLifecyclePolicyPreview => policies::start_lifecycle_policy_preview,
-    GetLifecyclePolicyPreview => policies::get_lifecycle_policy_preview,
-    DescribeRegistry => policies::describe_registry,
-    TagResource => policies::tag_resource,
-    UntagResource => policies::untag_resource,
-    ListTagsForResource => policies::list_tags_for_resource,
-}
-
-fn respond<T: Serialize>(out: &T) -> Result<Vec<u8>, RegistryError> {
-    serde_json::to_vec(out)
-        .map_err(|e| RegistryError::Storage(format!("response encoding failed: {e}")))
+/// Runs the ECR operation named `operation` on a JSON `body`.
+pub(crate) async fn handle(
+    reg: &Registry,
+    operation: &str,
+    body: &[u8],
+) -> Result<Vec<u8>, RegistryError> {
+    match Operation::from_name(operation) {
+        Some(op) => execute(reg, op, body).await,
+        None => Err(RegistryError::UnknownOperation(operation.to_owned())),
+    }
 }
 
 fn check_registry(reg: &Registry, id: Option<&String>) -> Result<(), RegistryError> {

@@ -1,6 +1,13 @@
-//! Which service and operation a request is for. AWS JSON protocols name them in
-//! `X-Amz-Target: <prefix>.<Operation>`; query protocols in the `Action` and `Version`
-//! form parameters; the registry lives under `/v2/`.
+//! Which service and operation a request is for, and the one dispatch that serves it.
+//! AWS JSON protocols name them in `X-Amz-Target: <prefix>.<Operation>`; query protocols
+//! in the `Action` and `Version` form parameters; Smithy RPC v2 CBOR in the path
+//! `/service/<service>/operation/<Operation>`. (The registry's `/v2/` routes sit beside
+//! the dispatch: they use registry tokens, not SigV4.)
+
+pub mod route;
+mod serve;
+
+pub use serve::{not_implemented, unknown_operation, wrong_service, Dispatch, Identity, Keys};
 
 /// The AWS JSON protocol version a service speaks; it decides the content type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,0 +1,167 @@
+//! The ECS operation table (generated from botocore in `model::ecs::operations`) and its
+//! one exhaustive match: every operation either runs its handler or is answered as not
+//! implemented, so an operation botocore adds fails to compile until it is decided.
+
+use crate::decode::parse_request;
+use crate::error::EcsError;
+use crate::{
+    account_settings, attributes, clusters, container_instances, services, tags, task_definitions,
+    tasks, Caller, Ecs,
+};
+pub use model::ecs::operations::Operation;
+use serde::Serialize;
+use wire::{
+    Call, Input, JsonVersion, OperationTable, Protocol, Service, ServiceError, ServiceSpec,
+};
+
+impl Ecs {
+    /// Runs `op` on a JSON `body`; returns the JSON response.
+    pub(crate) async fn execute(
+        &self,
+        op: Operation,
+        body: &[u8],
+        caller: &Caller,
+    ) -> Result<Vec<u8>, EcsError> {
+        use Operation as Op;
+        macro_rules! run {
+            ($handler:path) => {
+                respond(&$handler(self, parse_request(body)?, caller).await?)
+            };
+        }
+        match op {
+            Op::CreateCluster => run!(clusters::create_cluster),
+            Op::DescribeClusters => run!(clusters::describe_clusters),
+            Op::ListClusters => run!(clusters::list_clusters),
+            Op::UpdateCluster => run!(clusters::update_cluster),
+            Op::UpdateClusterSettings => run!(clusters::update_cluster_settings),
+            Op::DeleteCluster => run!(clusters::delete_cluster),
+            Op::RegisterTaskDefinition => run!(task_definitions::register_task_definition),
+            Op::DescribeTaskDefinition => run!(task_definitions::describe_task_definition),
+            Op::ListTaskDefinitions => run!(task_definitions::list_task_definitions),
+            Op::ListTaskDefinitionFamilies => run!(task_definitions::list_task_definition_families),
+            Op::DeregisterTaskDefinition => run!(task_definitions::deregister_task_definition),
+            Op::DeleteTaskDefinitions => run!(task_definitions::delete_task_definitions),
+            Op::RegisterContainerInstance => run!(container_instances::register_container_instance),
+            Op::DeregisterContainerInstance => {
+                run!(container_instances::deregister_container_instance)
+            }
+            Op::DescribeContainerInstances => {
+                run!(container_instances::describe_container_instances)
+            }
+            Op::ListContainerInstances => run!(container_instances::list_container_instances),
+            Op::UpdateContainerInstancesState => {
+                run!(container_instances::update_container_instances_state)
+            }
+            Op::PutAttributes => run!(attributes::put_attributes),
+            Op::DeleteAttributes => run!(attributes::delete_attributes),
+            Op::ListAttributes => run!(attributes::list_attributes),
+            Op::TagResource => run!(tags::tag_resource),
+            Op::UntagResource => run!(tags::untag_resource),
+            Op::ListTagsForResource => run!(tags::list_tags_for_resource),
+            Op::ListAccountSettings => run!(account_settings::list_account_settings),
+            Op::PutAccountSetting => run!(account_settings::put_account_setting),
+            Op::PutAccountSettingDefault => run!(account_settings::put_account_setting_default),
+            Op::RunTask => run!(tasks::launch::run_task),
+            Op::StartTask => run!(tasks::launch::start_task),
+            Op::StopTask => run!(tasks::report::stop_task),
+            Op::DescribeTasks => run!(tasks::query::describe_tasks),
+            Op::ListTasks => run!(tasks::query::list_tasks),
+            Op::SubmitTaskStateChange => run!(tasks::report::submit_task_state_change),
+            Op::SubmitContainerStateChange => run!(tasks::report::submit_container_state_change),
+            Op::DiscoverPollEndpoint => run!(clusters::discover_poll_endpoint),
+            Op::CreateService => run!(services::api::create_service),
+            Op::UpdateService => run!(services::api::update_service),
+            Op::DeleteService => run!(services::api::delete_service),
+            Op::DescribeServices => run!(services::api::describe_services),
+            Op::ListServices => run!(services::api::list_services),
+            Op::PutClusterCapacityProviders => run!(clusters::put_cluster_capacity_providers),
+            Op::AssociateGatewayWithCluster
+            | Op::ContinueServiceDeployment
+            | Op::CreateCapacityProvider
+            | Op::CreateDaemon
+            | Op::CreateExpressGatewayService
+            | Op::CreateGateway
+            | Op::CreateTaskSet
+            | Op::DeleteAccountSetting
+            | Op::DeleteCapacityProvider
+            | Op::DeleteDaemon
+            | Op::DeleteDaemonTaskDefinition
+            | Op::DeleteExpressGatewayService
+            | Op::DeleteGateway
+            | Op::DeleteTaskSet
+            | Op::DescribeCapacityProviders
+            | Op::DescribeDaemon
+            | Op::DescribeDaemonDeployments
+            | Op::DescribeDaemonRevisions
+            | Op::DescribeDaemonTaskDefinition
+            | Op::DescribeExpressGatewayService
+            | Op::DescribeGateway
+            | Op::DescribeGatewayResources
+            | Op::DescribeGatewayRoute
+            | Op::DescribeServiceDeployments
+            | Op::DescribeServiceRevisions
+            | Op::DescribeTaskSets
+            | Op::DisassociateGatewayFromCluster
+            | Op::ExecuteCommand
+            | Op::GetTaskProtection
+            | Op::ListDaemonDeployments
+            | Op::ListDaemonTaskDefinitions
+            | Op::ListDaemons
+            | Op::ListGatewayClusterAssociations
+            | Op::ListGatewayRoutes
+            | Op::ListGateways
+            | Op::ListServiceDeployments
+            | Op::ListServicesByNamespace
+            | Op::RegisterDaemonTaskDefinition
+            | Op::StopServiceDeployment
+            | Op::SubmitAttachmentStateChanges
+            | Op::UpdateCapacityProvider
+            | Op::UpdateContainerAgent
+            | Op::UpdateDaemon
+            | Op::UpdateExpressGatewayService
+            | Op::UpdateGateway
+            | Op::UpdateServicePrimaryTaskSet
+            | Op::UpdateTaskProtection
+            | Op::UpdateTaskSet => Err(EcsError::NotImplemented(op)),
+        }
+    }
+}
+
+fn respond<T: Serialize>(out: &T) -> Result<Vec<u8>, EcsError> {
+    serde_json::to_vec(out).map_err(|e| {
+        EcsError::Store(store::StoreError::Backend(format!(
+            "response encoding failed: {e}"
+        )))
+    })
+}
+
+impl Service for Ecs {
+    type Operation = Operation;
+
+    const SPEC: ServiceSpec = ServiceSpec {
+        name: "ecs",
+        title: "Amazon ECS",
+        signing_name: model::ecs::SIGNING_NAME,
+        protocols: &[Protocol::AwsJson {
+            version: JsonVersion::V1_1,
+            target_prefix: model::ecs::TARGET_PREFIX,
+        }],
+    };
+
+    const OPERATIONS: OperationTable<Operation> = OperationTable {
+        all: Operation::ALL,
+        from_name: Operation::from_name,
+        name: Operation::name,
+        errors: Operation::errors,
+    };
+
+    async fn handle(&self, op: Operation, call: Call<'_>) -> Result<Vec<u8>, ServiceError> {
+        let Input::Json(body) = call.input else {
+            return Err(ServiceError::NotImplemented);
+        };
+        self.run(op, body, call.caller).await.map_err(|e| match e {
+            EcsError::NotImplemented(_) => ServiceError::NotImplemented,
+            e => ServiceError::Aws(e.to_aws()),
+        })
+    }
+}

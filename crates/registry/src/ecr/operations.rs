@@ -1,0 +1,138 @@
+//! The ECR operation table (generated from botocore in `model::ecr::operations`) and its
+//! one exhaustive match: every operation either runs its handler or is answered as not
+//! implemented, so an operation botocore adds fails to compile until it is decided.
+
+use crate::decode::parse_request;
+use crate::error::RegistryError;
+use crate::Registry;
+pub use model::ecr::operations::Operation;
+use serde::Serialize;
+use wire::{
+    Call, Input, JsonVersion, OperationTable, Protocol, Service, ServiceError, ServiceSpec,
+};
+
+/// UploadLayerPart carries up to 20 MiB of layer data base64-encoded in JSON.
+const MAX_LAYER_PART_BODY_BYTES: usize = 28 * 1024 * 1024;
+
+/// Runs `op` on a JSON `body`; returns the JSON response.
+pub(crate) async fn execute(
+    reg: &Registry,
+    op: Operation,
+    body: &[u8],
+) -> Result<Vec<u8>, RegistryError> {
+    use Operation as Op;
+    macro_rules! run {
+        ($handler:path) => {
+            respond(&$handler(reg, parse_request(body)?).await?)
+        };
+    }
+    match op {
+        Op::GetAuthorizationToken => run!(super::get_authorization_token),
+        Op::CreateRepository => run!(super::create_repository),
+        Op::DescribeRepositories => run!(super::describe_repositories),
+        Op::DeleteRepository => run!(super::delete_repository),
+        Op::ListImages => run!(super::list_images),
+        Op::DescribeImages => run!(super::describe_images),
+        Op::BatchGetImage => run!(super::batch_get_image),
+        Op::BatchDeleteImage => run!(super::batch_delete_image),
+        Op::PutImage => run!(super::put_image),
+        Op::BatchCheckLayerAvailability => run!(super::layers::batch_check_layer_availability),
+        Op::InitiateLayerUpload => run!(super::layers::initiate_layer_upload),
+        Op::UploadLayerPart => run!(super::layers::upload_layer_part),
+        Op::CompleteLayerUpload => run!(super::layers::complete_layer_upload),
+        Op::GetDownloadUrlForLayer => run!(super::layers::get_download_url_for_layer),
+        Op::PutImageTagMutability => run!(super::policies::put_image_tag_mutability),
+        Op::PutImageScanningConfiguration => {
+            run!(super::policies::put_image_scanning_configuration)
+        }
+        Op::GetRepositoryPolicy => run!(super::policies::get_repository_policy),
+        Op::SetRepositoryPolicy => run!(super::policies::set_repository_policy),
+        Op::DeleteRepositoryPolicy => run!(super::policies::delete_repository_policy),
+        Op::PutLifecyclePolicy => run!(super::policies::put_lifecycle_policy),
+        Op::GetLifecyclePolicy => run!(super::policies::get_lifecycle_policy),
+        Op::DeleteLifecyclePolicy => run!(super::policies::delete_lifecycle_policy),
+        Op::StartLifecyclePolicyPreview => run!(super::policies::start_lifecycle_policy_preview),
+        Op::GetLifecyclePolicyPreview => run!(super::policies::get_lifecycle_policy_preview),
+        Op::DescribeRegistry => run!(super::policies::describe_registry),
+        Op::TagResource => run!(super::policies::tag_resource),
+        Op::UntagResource => run!(super::policies::untag_resource),
+        Op::ListTagsForResource => run!(super::policies::list_tags_for_resource),
+        Op::BatchGetRepositoryScanningConfiguration
+        | Op::CreatePullThroughCacheRule
+        | Op::CreateRepositoryCreationTemplate
+        | Op::DeletePullThroughCacheRule
+        | Op::DeleteRegistryPolicy
+        | Op::DeleteRepositoryCreationTemplate
+        | Op::DeleteSigningConfiguration
+        | Op::DeregisterPullTimeUpdateExclusion
+        | Op::DescribeImageReplicationStatus
+        | Op::DescribeImageScanFindings
+        | Op::DescribeImageSigningStatus
+        | Op::DescribePullThroughCacheRules
+        | Op::DescribeReplicationBackfillResults
+        | Op::DescribeRepositoryCreationTemplates
+        | Op::GetAccountSetting
+        | Op::GetRegistryPolicy
+        | Op::GetRegistryScanningConfiguration
+        | Op::GetSigningConfiguration
+        | Op::ListImageReferrers
+        | Op::ListPullTimeUpdateExclusions
+        | Op::ListReplicationBackfills
+        | Op::PutAccountSetting
+        | Op::PutRegistryPolicy
+        | Op::PutRegistryScanningConfiguration
+        | Op::PutReplicationConfiguration
+        | Op::PutSigningConfiguration
+        | Op::RegisterPullTimeUpdateExclusion
+        | Op::StartImageScan
+        | Op::StartReplicationBackfill
+        | Op::StopReplicationBackfill
+        | Op::UpdateImageStorageClass
+        | Op::UpdatePullThroughCacheRule
+        | Op::UpdateRepositoryCreationTemplate
+        | Op::ValidatePullThroughCacheRule => Err(RegistryError::NotImplemented(op)),
+    }
+}
+
+fn respond<T: Serialize>(out: &T) -> Result<Vec<u8>, RegistryError> {
+    serde_json::to_vec(out)
+        .map_err(|e| RegistryError::Storage(format!("response encoding failed: {e}")))
+}
+
+impl Service for Registry {
+    type Operation = Operation;
+
+    const SPEC: ServiceSpec = ServiceSpec {
+        name: "ecr",
+        title: "Amazon ECR",
+        signing_name: model::ecr::SIGNING_NAME,
+        protocols: &[Protocol::AwsJson {
+            version: JsonVersion::V1_1,
+            target_prefix: model::ecr::TARGET_PREFIX,
+        }],
+    };
+
+    const OPERATIONS: OperationTable<Operation> = OperationTable {
+        all: Operation::ALL,
+        from_name: Operation::from_name,
+        name: Operation::name,
+        errors: Operation::errors,
+    };
+
+    fn body_limit(&self, op: Operation) -> usize {
+        match op {
+            Operation::UploadLayerPart => MAX_LAYER_PART_BODY_BYTES,
+            _ => wire::service::DEFAULT_BODY_LIMIT,
+        }
+    }
+
+    async fn handle(&self, op: Operation, call: Call<'_>) -> Result<Vec<u8>, ServiceError> {
+        let Input::Json(body) = call.input else {
+            return Err(ServiceError::NotImplemented);
+        };
+        execute(self, op, body).await.map_err(|e| match e {
+            RegistryError::NotImplemented(_) => ServiceError::NotImplemented,
+            e => ServiceError::Aws(e.to_aws()),
+        })
+    }
+}

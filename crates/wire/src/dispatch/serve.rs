@@ -1,0 +1,483 @@
+//! The one dispatch: picks the service a request is for, reads its body up to the
+//! operation's limit, verifies SigV4 (the credential scope must name the service's signing
+//! name), runs the operation and encodes the answer in the protocol's envelope. It knows
+//! no concrete service: the binary registers them.
+
+use super::route::{classify, Addressed};
+use super::Target;
+use crate::envelope::{self, Envelope};
+use crate::service::{Call, Caller, Input, Service, ServiceError, ServiceSpec, DEFAULT_BODY_LIMIT};
+use crate::{sigv4, AwsError, Protocol};
+use bytes::Bytes;
+use http::request::Parts;
+use http_body_util::BodyExt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Who holds an access key: its secret and the principal requests signed with it act as.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    /// The secret access key.
+    pub secret_access_key: String,
+    /// The principal's ARN.
+    pub principal_arn: String,
+}
+
+/// Looks an access key id up (`None`: unknown key).
+pub type Keys = Arc<dyn Fn(&str) -> Option<Identity> + Send + Sync>;
+
+/// The services of one endpoint and the keys their callers sign with.
+#[derive(Clone)]
+pub struct Dispatch {
+    services: Vec<Arc<dyn Registered>>,
+    keys: Keys,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+type Handled<'a> = Pin<Box<dyn Future<Output = Result<Vec<u8>, ServiceError>> + Send + 'a>>;
+
+/// A registered service with its operation type erased.
+trait Registered: Send + Sync {
+    fn spec(&self) -> ServiceSpec;
+    /// The operation's canonical name and body limit.
+    fn lookup(&self, operation: &str) -> Option<(&'static str, usize)>;
+    fn run<'a>(&'a self, operation: &str, call: Call<'a>) -> Handled<'a>;
+}
+
+impl<S: Service> Registered for S {
+    fn spec(&self) -> ServiceSpec {
+        S::SPEC
+    }
+    fn lookup(&self, operation: &str) -> Option<(&'static str, usize)> {
+        let op = (S::OPERATIONS.from_name)(operation)?;
+        Some(((S::OPERATIONS.name)(op), self.body_limit(op)))
+    }
+    fn run<'a>(&'a self, operation: &str, call: Call<'a>) -> Handled<'a> {
+        match (S::OPERATIONS.from_name)(operation) {
+            Some(op) => Box::pin(self.handle(op, call)),
+            None => Box::pin(std::future::ready(Err(ServiceError::NotImplemented))),
+        }
+    }
+}
+
+/// What the dispatch learnt of a request by the time it answered.
+struct Served {
+    service: Option<&'static str>,
+    operation: Option<&'static str>,
+    envelope: Envelope,
+    result: Result<Vec<u8>, AwsError>,
+}
+
+/// The service and operation a request names before its body is read.
+struct Resolved<'s> {
+    service: Option<&'s dyn Registered>,
+    operation: Option<(&'static str, usize)>,
+}
+
+impl Dispatch {
+    /// A dispatch with no services; requests signed with a key `keys` knows are served.
+    pub fn new(keys: Keys) -> Self {
+        Self {
+            services: Vec::new(),
+            keys,
+        }
+    }
+
+    /// Serves `service` too.
+    #[must_use]
+    pub fn register<S: Service>(mut self, service: S) -> Self {
+        self.services.push(Arc::new(service));
+        self
+    }
+
+    /// The registered services' specs, in registration order.
+    pub fn specs(&self) -> Vec<ServiceSpec> {
+        self.services.iter().map(|s| s.spec()).collect()
+    }
+
+    /// Answers one API request. Never fails: every refusal is an AWS error in the
+    /// request's protocol, and no body is read past its limit.
+    pub async fn serve<B>(&self, req: http::Request<B>) -> http::Response<Bytes>
+    where
+        B: http_body::Body,
+        B::Error: Into<BoxError>,
+    {
+        let started = Instant::now();
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let (parts, body) = req.into_parts();
+        let served = self.run(&parts, body, &request_id).await;
+        // The one place where service, operation, error code and elapsed time are all
+        // known: request metrics hook in here.
+        let error_code = served.result.as_ref().err().map(|e| e.code.as_str());
+        let elapsed = started.elapsed();
+        tracing::debug!(
+            service = served.service.unwrap_or("unknown"),
+            operation = served.operation.unwrap_or("unknown"),
+            error_code = error_code.unwrap_or(""),
+            elapsed_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+            request_id = %request_id,
+            "API request served."
+        );
+        let (service, operation) = (served.service, served.operation);
+        match served.result {
+            Ok(body) => envelope::success(served.envelope, body, &request_id),
+            Err(e) => {
+                if e.status >= 500 {
+                    tracing::error!(
+                        service = service.unwrap_or("unknown"),
+                        operation = operation.unwrap_or("unknown"),
+                        error = %e,
+                        "API operation failed."
+                    );
+                }
+                envelope::error(served.envelope, &e, &request_id)
+            }
+        }
+    }
+
+    async fn run<B>(&self, parts: &Parts, body: B, request_id: &str) -> Served
+    where
+        B: http_body::Body,
+        B::Error: Into<BoxError>,
+    {
+        let addressed = classify(parts.uri.path(), &parts.headers);
+        let resolved = self.resolve(addressed);
+        let envelope = resolved
+            .service
+            .and_then(|s| protocol_for(&s.spec(), addressed))
+            .map_or(addressed.envelope(), Envelope::from);
+        let served = |result| Served {
+            service: resolved.service.map(|s| s.spec().name),
+            operation: resolved.operation.map(|(name, _)| name),
+            envelope,
+            result,
+        };
+        let limit = resolved.operation.map_or(DEFAULT_BODY_LIMIT, |(_, l)| l);
+        let (body, verified, caller) = match self.read_and_verify(parts, body, limit).await {
+            Ok(v) => v,
+            Err(e) => return served(Err(e)),
+        };
+        let call = |input| Call {
+            input,
+            caller: &caller,
+            request_id,
+        };
+        match addressed {
+            Addressed::Query => self.run_query(&body, &verified, &caller, request_id).await,
+            Addressed::Json { target, .. } => {
+                let call = call(Input::Json(&body));
+                served(
+                    self.run_named(&resolved, target, target_name(target), &verified, call)
+                        .await,
+                )
+            }
+            Addressed::Cbor { operation, .. } => {
+                let call = call(Input::Cbor(&body));
+                served(
+                    self.run_named(&resolved, None, Some(operation), &verified, call)
+                        .await,
+                )
+            }
+        }
+    }
+
+    /// The service and operation named by the target header or the CBOR path.
+    fn resolve(&self, addressed: Addressed<'_>) -> Resolved<'_> {
+        let (service, operation) = match addressed {
+            Addressed::Query => (None, None),
+            Addressed::Json { target, .. } => match target.and_then(Target::parse) {
+                Some(t) => (self.by_target_prefix(t.prefix), Some(t.operation)),
+                None => (None, None),
+            },
+            Addressed::Cbor { service, operation } => (
+                self.find(|p| matches!(p, Protocol::RpcV2Cbor { service: s } if s == service)),
+                Some(operation),
+            ),
+        };
+        Resolved {
+            service,
+            operation: service.zip(operation).and_then(|(s, op)| s.lookup(op)),
+        }
+    }
+
+    fn by_target_prefix(&self, prefix: &str) -> Option<&dyn Registered> {
+        self.find(
+            |p| matches!(p, Protocol::AwsJson { target_prefix, .. } if target_prefix == prefix),
+        )
+    }
+
+    fn find(&self, speaks: impl Fn(Protocol) -> bool) -> Option<&dyn Registered> {
+        self.services
+            .iter()
+            .find(|s| s.spec().protocols.iter().any(|p| speaks(*p)))
+            .map(|s| s.as_ref())
+    }
+
+    async fn read_and_verify<B>(
+        &self,
+        parts: &Parts,
+        body: B,
+        limit: usize,
+    ) -> Result<(Bytes, sigv4::Verified, Caller), AwsError>
+    where
+        B: http_body::Body,
+        B::Error: Into<BoxError>,
+    {
+        let too_large = || {
+            AwsError::client(
+                "SerializationException",
+                format!("The request body is larger than the {limit}-byte limit."),
+            )
+            .with_status(413)
+        };
+        let declared = parts
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > limit as u64) {
+            return Err(too_large());
+        }
+        let body = http_body_util::Limited::new(body, limit)
+            .collect()
+            .await
+            .map_err(|_| too_large())?
+            .to_bytes();
+        let (verified, caller) =
+            self.authenticate(&parts.method, &parts.uri, &parts.headers, &body, None)?;
+        Ok((body, verified, caller))
+    }
+
+    /// Verifies a request's SigV4 signature and, when `signing_name` is given, that its
+    /// credential scope names that service; the caller it identifies.
+    pub fn authenticate(
+        &self,
+        method: &http::Method,
+        uri: &http::Uri,
+        headers: &http::HeaderMap,
+        body: &[u8],
+        signing_name: Option<&str>,
+    ) -> Result<(sigv4::Verified, Caller), AwsError> {
+        let signed = sigv4::SignedRequest {
+            method: method.as_str(),
+            path: uri.path(),
+            query: uri.query(),
+            headers,
+            body,
+        };
+        let secret = |id: &str| (self.keys)(id).map(|i| i.secret_access_key);
+        let verified = sigv4::verify(&signed, &secret, now_secs()).map_err(|e| {
+            tracing::debug!(error = %e, "Request refused by signature verification.");
+            let status = if matches!(e, sigv4::SigV4Error::MissingAuthenticationToken) {
+                403
+            } else {
+                400
+            };
+            AwsError::client(e.aws_code(), e.to_string()).with_status(status)
+        })?;
+        if let Some(expected) = signing_name {
+            check_scope(&verified, expected)?;
+        }
+        let principal_arn = (self.keys)(&verified.access_key_id)
+            .map(|i| i.principal_arn)
+            .unwrap_or_default();
+        Ok((verified, Caller { principal_arn }))
+    }
+
+    /// A JSON or CBOR request, whose service and operation were resolved from its headers
+    /// or path.
+    async fn run_named(
+        &self,
+        resolved: &Resolved<'_>,
+        target: Option<&str>,
+        operation: Option<&str>,
+        verified: &sigv4::Verified,
+        call: Call<'_>,
+    ) -> Result<Vec<u8>, AwsError> {
+        let Some(service) = resolved.service else {
+            return Err(no_service(target, call.input, verified));
+        };
+        let spec = service.spec();
+        check_scope(verified, spec.signing_name)?;
+        let name = operation.unwrap_or_default();
+        if resolved.operation.is_none() {
+            return Err(unknown_operation(&spec, name));
+        }
+        answer(&spec, name, service.run(name, call).await)
+    }
+
+    /// A query request: its service and operation are named in the form body.
+    async fn run_query(
+        &self,
+        body: &[u8],
+        verified: &sigv4::Verified,
+        caller: &Caller,
+        request_id: &str,
+    ) -> Served {
+        let mut served = Served {
+            service: None,
+            operation: None,
+            envelope: Envelope::Query,
+            result: Ok(Vec::new()),
+        };
+        let params = match crate::query::parse_form(body) {
+            Ok(p) => p,
+            Err(e) => {
+                served.result = Err(AwsError::client(e.aws_code(), e.to_string()));
+                return served;
+            }
+        };
+        let version = params.version();
+        let Some(service) =
+            self.find(|p| matches!(p, Protocol::AwsQuery { version: v } if Some(v) == version))
+        else {
+            served.result = Err(AwsError::client(
+                "InvalidAction",
+                "This endpoint does not serve that query-protocol action yet.",
+            ));
+            return served;
+        };
+        let spec = service.spec();
+        served.service = Some(spec.name);
+        let action = params.action().unwrap_or("");
+        served.result = match (
+            check_scope(verified, spec.signing_name),
+            service.lookup(action),
+        ) {
+            (Err(e), _) => Err(e),
+            (Ok(()), None) => Err(unknown_operation(&spec, action)),
+            (Ok(()), Some((name, _))) => {
+                served.operation = Some(name);
+                let call = Call {
+                    input: Input::Query(&params),
+                    caller,
+                    request_id,
+                };
+                answer(&spec, name, service.run(name, call).await)
+            }
+        };
+        served
+    }
+}
+
+/// The operation named by an `X-Amz-Target` value.
+fn target_name(target: Option<&str>) -> Option<&str> {
+    target.and_then(Target::parse).map(|t| t.operation)
+}
+
+/// The protocol of `spec` a request addressed this way speaks.
+fn protocol_for(spec: &ServiceSpec, addressed: Addressed<'_>) -> Option<Protocol> {
+    spec.protocols.iter().copied().find(|p| {
+        matches!(
+            (p, addressed),
+            (Protocol::AwsJson { .. }, Addressed::Json { .. })
+                | (Protocol::AwsQuery { .. }, Addressed::Query)
+                | (Protocol::RpcV2Cbor { .. }, Addressed::Cbor { .. })
+        )
+    })
+}
+
+fn answer(
+    spec: &ServiceSpec,
+    operation: &str,
+    result: Result<Vec<u8>, ServiceError>,
+) -> Result<Vec<u8>, AwsError> {
+    result.map_err(|e| match e {
+        ServiceError::Aws(e) => e,
+        ServiceError::NotImplemented => not_implemented(spec, operation),
+    })
+}
+
+fn check_scope(verified: &sigv4::Verified, signing_name: &str) -> Result<(), AwsError> {
+    if verified.service == signing_name {
+        Ok(())
+    } else {
+        Err(wrong_service(signing_name))
+    }
+}
+
+/// The error for a request signed for another service than the one it names.
+pub fn wrong_service(expected: &str) -> AwsError {
+    AwsError::client(
+        "InvalidSignatureException",
+        format!("Credential should be scoped to correct service: '{expected}'."),
+    )
+}
+
+fn uses_query(spec: &ServiceSpec) -> bool {
+    spec.protocols
+        .iter()
+        .all(|p| matches!(p, Protocol::AwsQuery { .. }))
+}
+
+/// A name the service's model does not have: `InvalidAction` for query services,
+/// `UnknownOperationException` otherwise, as AWS answers.
+pub fn unknown_operation(spec: &ServiceSpec, operation: &str) -> AwsError {
+    if uses_query(spec) {
+        AwsError::client(
+            "InvalidAction",
+            format!(
+                "The action '{operation}' is not valid for this web service ({} as served by Stevedore).",
+                spec.title
+            ),
+        )
+    } else {
+        AwsError::client(
+            "UnknownOperationException",
+            format!(
+                "Operation {operation} is not supported by this {} endpoint.",
+                spec.title
+            ),
+        )
+    }
+}
+
+/// An operation the service's model has but Stevedore does not serve: the same codes as
+/// an unknown name (clients and compat tests expect them), saying so.
+pub fn not_implemented(spec: &ServiceSpec, operation: &str) -> AwsError {
+    let message = format!(
+        "Operation {operation} of {} is not implemented by Stevedore yet.",
+        spec.title
+    );
+    let code = if uses_query(spec) {
+        "InvalidAction"
+    } else {
+        "UnknownOperationException"
+    };
+    AwsError::client(code, message)
+}
+
+/// A JSON or CBOR request naming no registered service.
+fn no_service(target: Option<&str>, input: Input<'_>, verified: &sigv4::Verified) -> AwsError {
+    match (input, target.and_then(Target::parse)) {
+        (Input::Cbor(_), _) => AwsError::client(
+            "UnknownOperationException",
+            "This endpoint serves no service over the Smithy RPC v2 CBOR protocol yet.",
+        ),
+        (_, None) => AwsError::client(
+            "UnknownOperationException",
+            "The request names no operation: send an X-Amz-Target header (AWS JSON protocols) or an Action parameter (query protocols).",
+        ),
+        (_, Some(t)) => AwsError::client(
+            "UnknownOperationException",
+            format!(
+                "Operation {}.{} is not served by this endpoint (signed for service '{}').",
+                t.prefix, t.operation, verified.service
+            ),
+        ),
+    }
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;

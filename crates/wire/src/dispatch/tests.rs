@@ -1,0 +1,359 @@
+//! Dispatch decisions end to end over two fake services (one AWS JSON 1.1, one query),
+//! with requests signed by the AWS SDK's own signer.
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+use crate::service::{Call, Input, OperationTable, Service, ServiceError, ServiceSpec};
+use crate::{AwsError, JsonVersion, Protocol};
+use aws_credential_types::Credentials;
+use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
+use aws_sigv4::sign::v4::SigningParams;
+use bytes::Bytes;
+use http_body_util::Full;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+const AKID: &str = "AKIDTEST";
+const SECRET: &str = "secret/key";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum JsonOp {
+    Echo,
+    Big,
+    Fail,
+    Later,
+}
+
+impl JsonOp {
+    const ALL: &'static [JsonOp] = &[Self::Echo, Self::Big, Self::Fail, Self::Later];
+    fn name(self) -> &'static str {
+        match self {
+            Self::Echo => "Echo",
+            Self::Big => "Big",
+            Self::Fail => "Fail",
+            Self::Later => "Later",
+        }
+    }
+    fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|o| o.name() == name)
+    }
+    fn errors(self) -> &'static [&'static str] {
+        &[]
+    }
+}
+
+/// A JSON 1.1 service: `Echo` answers its body (and who called), `Big` accepts 4 KiB,
+/// `Fail` is a server fault, `Later` is in the model but not implemented.
+struct JsonService;
+
+impl Service for JsonService {
+    type Operation = JsonOp;
+    const SPEC: ServiceSpec = ServiceSpec {
+        name: "fake",
+        title: "Fake JSON",
+        signing_name: "fake",
+        protocols: &[Protocol::AwsJson {
+            version: JsonVersion::V1_1,
+            target_prefix: "Fake_20240101",
+        }],
+    };
+    const OPERATIONS: OperationTable<JsonOp> = OperationTable {
+        all: JsonOp::ALL,
+        from_name: JsonOp::from_name,
+        name: JsonOp::name,
+        errors: JsonOp::errors,
+    };
+    fn body_limit(&self, op: JsonOp) -> usize {
+        match op {
+            JsonOp::Big => 4096,
+            _ => 64,
+        }
+    }
+    async fn handle(&self, op: JsonOp, call: Call<'_>) -> Result<Vec<u8>, ServiceError> {
+        let Input::Json(body) = call.input else {
+            return Err(AwsError::server("Wrong", "not JSON").into());
+        };
+        match op {
+            JsonOp::Echo | JsonOp::Big => {
+                let mut out = body.to_vec();
+                out.extend_from_slice(call.caller.principal_arn.as_bytes());
+                Ok(out)
+            }
+            JsonOp::Fail => Err(AwsError::server("ServerException", "boom").into()),
+            JsonOp::Later => Err(ServiceError::NotImplemented),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct QueryOp;
+
+/// A query service with one operation, `Ping`, answering its request id.
+struct QueryService;
+
+impl Service for QueryService {
+    type Operation = QueryOp;
+    const SPEC: ServiceSpec = ServiceSpec {
+        name: "fakeq",
+        title: "Fake Query 2020-01-01",
+        signing_name: "fakeq",
+        protocols: &[Protocol::AwsQuery {
+            version: "2020-01-01",
+        }],
+    };
+    const OPERATIONS: OperationTable<QueryOp> = OperationTable {
+        all: &[QueryOp],
+        from_name: |n| (n == "Ping").then_some(QueryOp),
+        name: |_| "Ping",
+        errors: |_| &[],
+    };
+    async fn handle(&self, _: QueryOp, call: Call<'_>) -> Result<Vec<u8>, ServiceError> {
+        Ok(format!("<PingResponse>{}</PingResponse>", call.request_id).into_bytes())
+    }
+}
+
+fn dispatch() -> Dispatch {
+    let keys: Keys = Arc::new(|id: &str| {
+        (id == AKID).then(|| Identity {
+            secret_access_key: SECRET.into(),
+            principal_arn: "arn:aws:iam::1:root".into(),
+        })
+    });
+    Dispatch::new(keys)
+        .register(JsonService)
+        .register(QueryService)
+}
+
+fn signed(service: &str, headers: &[(&str, &str)], body: &[u8]) -> http::Request<Full<Bytes>> {
+    signed_at("/", service, headers, body)
+}
+
+fn signed_at(
+    path: &str,
+    service: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> http::Request<Full<Bytes>> {
+    let uri = format!("http://localhost{path}");
+    let mut all: Vec<(&str, &str)> = vec![("host", "localhost")];
+    all.extend_from_slice(headers);
+    let signable =
+        SignableRequest::new("POST", &uri, all.iter().copied(), SignableBody::Bytes(body)).unwrap();
+    let identity = Credentials::new(AKID, SECRET, None, None, "test").into();
+    let params = SigningParams::builder()
+        .identity(&identity)
+        .region("us-east-1")
+        .name(service)
+        .time(SystemTime::now())
+        .settings(SigningSettings::default())
+        .build()
+        .unwrap()
+        .into();
+    let (instructions, _) = sign(signable, &params).unwrap().into_parts();
+    let mut req = http::Request::builder().method("POST").uri(&uri);
+    for (k, v) in &all {
+        req = req.header(*k, *v);
+    }
+    let mut req = req.body(Full::new(Bytes::copy_from_slice(body))).unwrap();
+    instructions.apply_to_request_http1x(&mut req);
+    req
+}
+
+fn json(target: &str, body: &[u8]) -> http::Request<Full<Bytes>> {
+    signed(
+        "fake",
+        &[
+            ("content-type", "application/x-amz-json-1.1"),
+            ("x-amz-target", target),
+        ],
+        body,
+    )
+}
+
+fn query(service: &str, form: &str) -> http::Request<Full<Bytes>> {
+    signed(
+        service,
+        &[(
+            "content-type",
+            "application/x-www-form-urlencoded; charset=utf-8",
+        )],
+        form.as_bytes(),
+    )
+}
+
+fn header<'a>(r: &'a http::Response<Bytes>, name: &str) -> &'a str {
+    r.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+fn json_code(r: &http::Response<Bytes>) -> String {
+    let v: serde_json::Value = serde_json::from_slice(r.body()).unwrap();
+    v["__type"].as_str().unwrap_or("").to_owned()
+}
+
+fn text(r: &http::Response<Bytes>) -> &str {
+    std::str::from_utf8(r.body()).unwrap()
+}
+
+#[tokio::test]
+async fn json_target_reaches_its_service_with_the_caller() {
+    let r = dispatch().serve(json("Fake_20240101.Echo", b"{}")).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "content-type"), "application/x-amz-json-1.1");
+    assert_eq!(text(&r), "{}arn:aws:iam::1:root");
+    assert!(!header(&r, "x-amzn-RequestId").is_empty());
+}
+
+#[tokio::test]
+async fn unknown_target_prefix_and_unknown_operation_are_unknown_operation_exception() {
+    let d = dispatch();
+    let r = d.serve(json("Other_1.Echo", b"{}")).await;
+    assert_eq!(
+        (r.status().as_u16(), json_code(&r)),
+        (400, "UnknownOperationException".into())
+    );
+    let r = d.serve(json("Fake_20240101.Nope", b"{}")).await;
+    assert_eq!(json_code(&r), "UnknownOperationException");
+    assert!(text(&r).contains("Fake JSON"), "{}", text(&r));
+    let r = d
+        .serve(signed(
+            "fake",
+            &[("content-type", "application/x-amz-json-1.1")],
+            b"{}",
+        ))
+        .await;
+    assert_eq!(json_code(&r), "UnknownOperationException");
+}
+
+#[tokio::test]
+async fn an_operation_in_the_model_but_not_served_says_not_implemented() {
+    let r = dispatch().serve(json("Fake_20240101.Later", b"{}")).await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(json_code(&r), "UnknownOperationException");
+    assert!(text(&r).contains("not implemented"), "{}", text(&r));
+}
+
+#[tokio::test]
+async fn credential_scope_must_name_the_services_signing_name() {
+    let req = signed(
+        "ecs",
+        &[
+            ("content-type", "application/x-amz-json-1.1"),
+            ("x-amz-target", "Fake_20240101.Echo"),
+        ],
+        b"{}",
+    );
+    let r = dispatch().serve(req).await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(json_code(&r), "InvalidSignatureException");
+    assert!(text(&r).contains("Credential should be scoped to correct service: 'fake'"));
+    let r = dispatch()
+        .serve(query("ecs", "Action=Ping&Version=2020-01-01"))
+        .await;
+    assert_eq!(r.status(), 400);
+    assert!(
+        text(&r).contains("<Code>InvalidSignatureException</Code>"),
+        "{}",
+        text(&r)
+    );
+}
+
+#[tokio::test]
+async fn unsigned_requests_are_403_and_bad_signatures_400() {
+    let req = http::Request::builder()
+        .method("POST")
+        .uri("/")
+        .header("content-type", "application/x-amz-json-1.0")
+        .header("x-amz-target", "Fake_20240101.Echo")
+        .body(Full::new(Bytes::from_static(b"{}")))
+        .unwrap();
+    let r = dispatch().serve(req).await;
+    assert_eq!(r.status(), 403);
+    assert_eq!(json_code(&r), "MissingAuthenticationTokenException");
+    let mut req = json("Fake_20240101.Echo", b"{}");
+    *req.body_mut() = Full::new(Bytes::from_static(b"{\"x\":1}"));
+    let r = dispatch().serve(req).await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(json_code(&r), "InvalidSignatureException");
+}
+
+#[tokio::test]
+async fn body_limit_is_the_operations_and_answers_413() {
+    let d = dispatch();
+    let big = vec![b' '; 1000];
+    let r = d.serve(json("Fake_20240101.Echo", &big)).await;
+    assert_eq!(r.status(), 413);
+    assert_eq!(json_code(&r), "SerializationException");
+    let r = d.serve(json("Fake_20240101.Big", &big)).await;
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn server_faults_keep_their_status() {
+    let r = dispatch().serve(json("Fake_20240101.Fail", b"{}")).await;
+    assert_eq!(r.status(), 500);
+    assert_eq!(header(&r, "x-amzn-ErrorType"), "ServerException");
+}
+
+#[tokio::test]
+async fn query_version_picks_the_service_and_action_the_operation() {
+    let d = dispatch();
+    let r = d
+        .serve(query("fakeq", "Action=Ping&Version=2020-01-01"))
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "content-type"), "text/xml");
+    assert!(text(&r).contains(header(&r, "x-amzn-RequestId")));
+    let r = d
+        .serve(query("fakeq", "Action=Pong&Version=2020-01-01"))
+        .await;
+    assert_eq!(r.status(), 400);
+    assert!(
+        text(&r).contains("<Type>Sender</Type><Code>InvalidAction</Code>"),
+        "{}",
+        text(&r)
+    );
+    assert!(text(&r).contains(&format!(
+        "<RequestId>{}</RequestId>",
+        header(&r, "x-amzn-RequestId")
+    )));
+    let r = d
+        .serve(query("fakeq", "Action=Ping&Version=1999-01-01"))
+        .await;
+    assert!(
+        text(&r).contains("<Code>InvalidAction</Code>"),
+        "{}",
+        text(&r)
+    );
+    let r = d.serve(query("fakeq", "Action=Ping&a=%zz")).await;
+    assert!(
+        text(&r).contains("<Code>MalformedQueryString</Code>"),
+        "{}",
+        text(&r)
+    );
+}
+
+#[tokio::test]
+async fn rpc_v2_cbor_requests_get_a_cbor_error_until_a_service_speaks_it() {
+    let req = signed_at(
+        "/service/GraniteServiceVersion20100801/operation/PutMetricData",
+        "monitoring",
+        &[
+            ("content-type", "application/cbor"),
+            ("smithy-protocol", "rpc-v2-cbor"),
+        ],
+        b"",
+    );
+    let r = dispatch().serve(req).await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(header(&r, "content-type"), "application/cbor");
+    assert_eq!(header(&r, "x-amzn-ErrorType"), "UnknownOperationException");
+}
+
+#[test]
+fn registered_specs_are_listed_in_order() {
+    let names: Vec<_> = dispatch().specs().iter().map(|s| s.name).collect();
+    assert_eq!(names, ["fake", "fakeq"]);
+}

@@ -1,0 +1,131 @@
+//! The contract between the one dispatch ([`crate::Dispatch`]) and each AWS API Stevedore
+//! serves: what a service is called, how its requests are recognised and signed, its
+//! operation table, and the handler that runs one operation.
+
+use crate::query::QueryParams;
+use crate::{AwsError, JsonVersion};
+use std::future::Future;
+
+/// The request body limit of an operation that declares none: the largest ECS requests
+/// (task definitions) are well under it.
+pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+
+/// A protocol a service speaks, with what names the service in a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    /// AWS JSON 1.0 or 1.1: `X-Amz-Target: <target_prefix>.<Operation>`, a JSON body.
+    AwsJson {
+        /// Decides the content type of responses.
+        version: JsonVersion,
+        /// The part of `X-Amz-Target` before the dot, e.g. `AmazonEC2ContainerServiceV20141113`.
+        target_prefix: &'static str,
+    },
+    /// AWS query: a form body with `Action=<Operation>&Version=<version>`, XML answers.
+    AwsQuery {
+        /// The API version that names the service, e.g. `2015-12-01`.
+        version: &'static str,
+    },
+    /// Smithy RPC v2 CBOR: `POST /service/<service>/operation/<Operation>`, CBOR bodies
+    /// (one of the ways clients speak CloudWatch).
+    RpcV2Cbor {
+        /// The Smithy service shape name in the path.
+        service: &'static str,
+    },
+}
+
+/// What the dispatch needs to know of a service before it runs anything.
+#[derive(Clone, Copy, Debug)]
+pub struct ServiceSpec {
+    /// The name in logs and metrics, e.g. `ecs`.
+    pub name: &'static str,
+    /// The name people know it by, used in error messages, e.g. `Amazon ECS`.
+    pub title: &'static str,
+    /// The SigV4 signing name a request's credential scope must carry, e.g. `ecs`.
+    pub signing_name: &'static str,
+    /// Every protocol it accepts requests in.
+    pub protocols: &'static [Protocol],
+}
+
+/// A service's operation table as data: every operation its botocore model lists (the
+/// generated `Operation` enum), its wire names and modelled error codes.
+#[derive(Clone, Copy, Debug)]
+pub struct OperationTable<Op: 'static> {
+    /// Every operation.
+    pub all: &'static [Op],
+    /// The operation with a wire name.
+    pub from_name: fn(&str) -> Option<Op>,
+    /// An operation's wire name.
+    pub name: fn(Op) -> &'static str,
+    /// The error codes modelled for an operation, as sent on the wire.
+    pub errors: fn(Op) -> &'static [&'static str],
+}
+
+/// The body of a request, decoded as far as the protocol goes.
+#[derive(Clone, Copy, Debug)]
+pub enum Input<'a> {
+    /// An AWS JSON body (not yet decoded into the operation's shape).
+    Json(&'a [u8]),
+    /// The form parameters of an AWS query request (`Action` and `Version` included).
+    Query(&'a QueryParams),
+    /// A Smithy RPC v2 CBOR body.
+    Cbor(&'a [u8]),
+}
+
+/// Who is calling, as established by SigV4.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caller {
+    /// The principal's ARN (the account root for the admin key).
+    pub principal_arn: String,
+}
+
+/// One operation to run, with what the handler may need of the request around it.
+#[derive(Clone, Copy, Debug)]
+pub struct Call<'a> {
+    /// The body.
+    pub input: Input<'a>,
+    /// Who signed the request.
+    pub caller: &'a Caller,
+    /// The request id, which query-protocol responses carry in their document.
+    pub request_id: &'a str,
+}
+
+/// Why a handler did not answer with a body.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ServiceError {
+    /// The operation is in botocore's model but Stevedore does not serve it.
+    NotImplemented,
+    /// The operation failed or was refused: the AWS error to send.
+    Aws(AwsError),
+}
+
+impl From<AwsError> for ServiceError {
+    fn from(e: AwsError) -> Self {
+        Self::Aws(e)
+    }
+}
+
+/// An AWS API served through the one dispatch.
+pub trait Service: Send + Sync + 'static {
+    /// The generated operation enum.
+    type Operation: Copy + Send + Sync + std::fmt::Debug + 'static;
+
+    /// The service's name, signing name and protocols.
+    const SPEC: ServiceSpec;
+
+    /// The operation table.
+    const OPERATIONS: OperationTable<Self::Operation>;
+
+    /// The largest request body `op` accepts, in bytes.
+    fn body_limit(&self, op: Self::Operation) -> usize {
+        let _ = op;
+        DEFAULT_BODY_LIMIT
+    }
+
+    /// Runs `op`; the answer is the response body in the call's protocol (JSON bytes or
+    /// the query protocol's XML document).
+    fn handle<'a>(
+        &'a self,
+        op: Self::Operation,
+        call: Call<'a>,
+    ) -> impl Future<Output = Result<Vec<u8>, ServiceError>> + Send + 'a;
+}
