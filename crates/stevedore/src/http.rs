@@ -85,6 +85,7 @@ impl App {
 pub fn router(app: Arc<App>) -> Router {
     let router = Router::new()
         .route("/health", get(health))
+        .route("/metrics", get(crate::metrics::scrape))
         .route("/ws", get(crate::channel::upgrade))
         .route("/stevedore/fargate/usage", get(crate::fargate::usage))
         .route(
@@ -184,7 +185,11 @@ fn protocol_of(headers: &HeaderMap) -> Protocol {
     }
 }
 
-async fn api(State(app): State<Arc<App>>, req: Request) -> Response {
+async fn api(state: State<Arc<App>>, req: Request) -> Response {
+    crate::metrics::observed(req, |req| dispatch(state, req)).await
+}
+
+async fn dispatch(State(app): State<Arc<App>>, req: Request) -> Response {
     let rid = request_id();
     let (parts, body) = req.into_parts();
     let protocol = protocol_of(&parts.headers);

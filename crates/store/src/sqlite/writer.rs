@@ -33,6 +33,7 @@ pub(super) struct Writer {
     conn: Connection,
     state: Arc<RwLock<Snapshot>>,
     max_batch: usize,
+    metrics: telemetry::StoreMetrics,
 }
 
 impl Writer {
@@ -41,6 +42,7 @@ impl Writer {
             conn,
             state,
             max_batch,
+            metrics: telemetry::StoreMetrics::new(),
         }
     }
 
@@ -69,15 +71,28 @@ impl Writer {
     fn commit_batch(&self, batch: Vec<Request>) {
         let size = batch.len();
         let (overlay, answers, revision) = self.evaluate(batch);
+        let conflicts = answers
+            .iter()
+            .filter(|(_, o)| matches!(o, TxnOutcome::Conflict { .. }))
+            .count();
+        let mut event = telemetry::StoreCommit {
+            transactions: size,
+            conflicts,
+            revision,
+            commit: None,
+        };
         if overlay.is_empty() {
             // Only conflicts and op-less txns: nothing to make durable.
+            event.emit(&self.metrics);
             answer(answers);
             return;
         }
+        let started = std::time::Instant::now();
         match self.persist(&overlay, revision) {
             Ok(()) => {
+                event.commit = Some(started.elapsed());
                 self.publish(overlay, revision);
-                tracing::trace!(size, revision, "State batch committed.");
+                event.emit(&self.metrics);
                 answer(answers);
             }
             Err(error) => {
