@@ -252,6 +252,6 @@ pub(crate) fn cluster_name(cluster: Option<&str>) -> &str {
 }
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod supervision_tests;
+#[cfg(test)]
+mod tests;

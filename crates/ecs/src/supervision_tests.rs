@@ -95,7 +95,11 @@ async fn a_panicking_controller_round_is_counted_and_the_next_rounds_still_place
         sample(ROUNDS) >= rounds + 2.0
     })
     .await;
-    assert_eq!(sample(PANICS), panics + 1.0, "only the injected round panicked");
+    assert_eq!(
+        sample(PANICS),
+        panics + 1.0,
+        "only the injected round panicked"
+    );
     assert!(sample("stevedore_ecs_controller_actions_total{action=\"start_task\"}") >= 1.0);
     assert!(sample("stevedore_ecs_agent_sessions_open") >= 1.0);
     drop(session);

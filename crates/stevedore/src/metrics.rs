@@ -45,7 +45,10 @@ where
     let query = req
         .headers()
         .get(http::header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/x-www-form-urlencoded"));
+        .is_some_and(|v| {
+            v.as_bytes()
+                .starts_with(b"application/x-www-form-urlencoded")
+        });
     let response = dispatch(req).await;
     let (service, operation) = classify(target.as_ref(), query);
     let error_code = response
@@ -68,14 +71,7 @@ fn classify(target: Option<&HeaderValue>, query: bool) -> (&'static str, &str) {
         .and_then(|t| t.to_str().ok())
         .and_then(|t| t.split_once('.'))
     else {
-        return (
-            if query {
-                elb::SIGNING_NAME
-            } else {
-                "unknown"
-            },
-            "unknown",
-        );
+        return (if query { elb::SIGNING_NAME } else { "unknown" }, "unknown");
     };
     let service = match prefix {
         model::ecs::TARGET_PREFIX => model::ecs::SIGNING_NAME,

@@ -107,7 +107,10 @@ async fn metrics_show_the_calls_made_and_sigterm_stops_everything() {
         .expect("run task answers");
     assert_eq!(run["failures"][0]["reason"], "MISSING");
     let missing = ecs
-        .call::<_, Value>("DescribeTaskDefinition", &json!({"taskDefinition": "nope:1"}))
+        .call::<_, Value>(
+            "DescribeTaskDefinition",
+            &json!({"taskDefinition": "nope:1"}),
+        )
         .await
         .expect_err("unknown task definition");
     let code = missing.aws_type().expect("an AWS error").to_owned();
@@ -119,9 +122,13 @@ async fn metrics_show_the_calls_made_and_sigterm_stops_everything() {
         "{head}"
     );
     for want in [
-        r#"stevedore_api_requests_total{service="ecs",operation="CreateCluster",error_code=""} 1"#.to_owned(),
-        format!(r#"stevedore_api_requests_total{{service="ecs",operation="DescribeTaskDefinition",error_code="{code}"}} 1"#),
-        r#"stevedore_api_request_duration_seconds_count{service="ecs",operation="RunTask"} 1"#.to_owned(),
+        r#"stevedore_api_requests_total{service="ecs",operation="CreateCluster",error_code=""} 1"#
+            .to_owned(),
+        format!(
+            r#"stevedore_api_requests_total{{service="ecs",operation="DescribeTaskDefinition",error_code="{code}"}} 1"#
+        ),
+        r#"stevedore_api_request_duration_seconds_count{service="ecs",operation="RunTask"} 1"#
+            .to_owned(),
         r#"stevedore_ecs_placement_failures_total{reason="MISSING"} 1"#.to_owned(),
         r#"stevedore_ecs_placements_total 0"#.to_owned(),
         r#"stevedore_ecs_tasks{status="RUNNING"} 0"#.to_owned(),

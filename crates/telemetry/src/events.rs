@@ -52,7 +52,9 @@ impl ApiRequest<'_> {
         let seconds = self.elapsed.as_secs_f64();
         let series = api_series();
         let hit = {
-            let s = series.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let s = series
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             match s.ops.get(self.service).and_then(|o| o.get(self.operation)) {
                 Some(h) => match h.by_code.get(code) {
                     Some(c) => {
@@ -229,7 +231,11 @@ impl ControllerAction {
         install();
         metrics::counter!(Metric::EcsControllerActionsTotal.name(), "action" => self.as_str())
             .increment(n as u64);
-        tracing::debug!(action = self.as_str(), count = n, "Service controller acted.");
+        tracing::debug!(
+            action = self.as_str(),
+            count = n,
+            "Service controller acted."
+        );
     }
 }
 

@@ -23,8 +23,8 @@ pub mod names;
 pub mod supervise;
 
 pub use events::{
-    AgentSession, ApiRequest, ControllerAction, LbRequests, PlacementDecided, RegistryBytes, StoreCommit,
-    StoreMetrics, TaskCounts,
+    AgentSession, ApiRequest, ControllerAction, LbRequests, PlacementDecided, RegistryBytes,
+    StoreCommit, StoreMetrics, TaskCounts,
 };
 pub use exporter::{install, render, CONTENT_TYPE};
 pub use names::{LoopName, Metric};

@@ -112,23 +112,41 @@ impl Metric {
     /// The `# HELP` text.
     pub const fn help(self) -> &'static str {
         match self {
-            Metric::ApiRequestsTotal => "API requests by service, operation and error code (empty on success).",
+            Metric::ApiRequestsTotal => {
+                "API requests by service, operation and error code (empty on success)."
+            }
             Metric::ApiRequestDurationSeconds => "API request latency by service and operation.",
-            Metric::StoreCommitDurationSeconds => "Time to make one group-commit batch of the state store durable.",
-            Metric::StoreCommitBatchTransactions => "Transactions per group-commit batch of the state store.",
-            Metric::StoreCasConflictsTotal => "State store transactions refused by a compare-and-swap.",
+            Metric::StoreCommitDurationSeconds => {
+                "Time to make one group-commit batch of the state store durable."
+            }
+            Metric::StoreCommitBatchTransactions => {
+                "Transactions per group-commit batch of the state store."
+            }
+            Metric::StoreCasConflictsTotal => {
+                "State store transactions refused by a compare-and-swap."
+            }
             Metric::EcsPlacementsTotal => "Tasks placed on container instances.",
             Metric::EcsPlacementFailuresTotal => "Placement failures by reason.",
-            Metric::EcsControllerActionsTotal => "Service controller actions (tasks started and stopped).",
-            Metric::EcsTasks => "Tasks by last status, counted from the state store at scrape time.",
+            Metric::EcsControllerActionsTotal => {
+                "Service controller actions (tasks started and stopped)."
+            }
+            Metric::EcsTasks => {
+                "Tasks by last status, counted from the state store at scrape time."
+            }
             Metric::EcsAgentSessionsOpen => "Agent channel sessions open now.",
             Metric::EcsAgentSessionsOpenedTotal => "Agent channel sessions opened.",
-            Metric::RegistryReceivedBytesTotal => "Registry bytes received (blob and manifest pushes).",
+            Metric::RegistryReceivedBytesTotal => {
+                "Registry bytes received (blob and manifest pushes)."
+            }
             Metric::RegistrySentBytesTotal => "Registry bytes sent (blob and manifest pulls).",
-            Metric::LbRequestsTotal => "Load balancer requests forwarded by target group and status class.",
+            Metric::LbRequestsTotal => {
+                "Load balancer requests forwarded by target group and status class."
+            }
             Metric::LoopRoundsTotal => "Rounds run by each background loop.",
             Metric::LoopRoundDurationSeconds => "Duration of one round of each background loop.",
-            Metric::LoopPanicsTotal => "Rounds of a background loop that panicked (the loop goes on).",
+            Metric::LoopPanicsTotal => {
+                "Rounds of a background loop that panicked (the loop goes on)."
+            }
         }
     }
 }

@@ -119,7 +119,7 @@ mod tests {
 
     impl std::io::Write for Captured {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
+            self.0.lock().expect("log buffer").extend_from_slice(buf);
             Ok(buf.len())
         }
         fn flush(&mut self) -> std::io::Result<()> {
@@ -148,14 +148,17 @@ mod tests {
             .with_ansi(false)
             .finish();
         let _guard = tracing::subscriber::set_default(subscriber);
-        let before = sample(&crate::render(), "stevedore_loop_panics_total{loop=\"test\"}");
+        let before = sample(
+            &crate::render(),
+            "stevedore_loop_panics_total{loop=\"test\"}",
+        );
         let rounds = Arc::new(AtomicUsize::new(0));
         let shutdown = CancellationToken::new();
         let (r, stop) = (rounds.clone(), shutdown.clone());
         supervise(
             LoopName::Test,
             shutdown.clone(),
-            || tokio::task::yield_now(),
+            tokio::task::yield_now,
             move || {
                 let (r, stop) = (r.clone(), stop.clone());
                 async move {
@@ -167,10 +170,17 @@ mod tests {
             },
         )
         .await;
-        assert_eq!(rounds.load(Ordering::SeqCst), 2, "the round after the panic ran");
-        let after = sample(&crate::render(), "stevedore_loop_panics_total{loop=\"test\"}");
+        assert_eq!(
+            rounds.load(Ordering::SeqCst),
+            2,
+            "the round after the panic ran"
+        );
+        let after = sample(
+            &crate::render(),
+            "stevedore_loop_panics_total{loop=\"test\"}",
+        );
         assert_eq!(after - before, 1.0);
-        let logged = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+        let logged = String::from_utf8(logs.0.lock().expect("log buffer").clone()).expect("utf-8");
         assert!(
             logged.contains("loop=test") && logged.contains("injected for the test"),
             "{logged}"
@@ -191,8 +201,8 @@ mod tests {
         }));
         shutdown.cancel();
         tokio::time::timeout(Duration::from_secs(5), async {
-            looping.await.unwrap();
-            task.await.unwrap();
+            looping.await.expect("loop joined");
+            task.await.expect("task joined");
         })
         .await
         .expect("both stopped");
