@@ -66,6 +66,8 @@ pub struct Session {
     /// Message id → (when sent, [(task id, desired status)]).
     in_flight: HashMap<String, (Instant, Vec<(String, TaskStatus)>)>,
     seq: i32,
+    /// Counts the session in `stevedore_ecs_agent_sessions_open` while it lives.
+    _counted: telemetry::AgentSession,
 }
 
 impl Ecs {
@@ -97,10 +99,12 @@ impl Ecs {
         let entry = self.channels.entry(&name, &id);
         let generation = entry.generation.fetch_add(1, Ordering::SeqCst) + 1;
         tracing::info!(cluster = %name, instance = %id, "Agent connected.");
+        let instance_arn = self.scope.container_instance(&name, &id);
         Ok(Session {
             ecs: self.clone(),
             cluster_arn: self.scope.cluster(&name),
-            instance_arn: self.scope.container_instance(&name, &id),
+            _counted: telemetry::AgentSession::open(&instance_arn),
+            instance_arn,
             cluster: name,
             instance_id: id,
             entry,

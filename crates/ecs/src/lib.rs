@@ -51,6 +51,11 @@ pub struct Ecs {
     balancers: Option<Arc<dyn services::balancing::TargetGroups>>,
     /// The source of hidden Fargate capacity (none: Fargate launches are refused).
     fargate: Option<Arc<dyn tasks::fargate::FargateCapacity>>,
+    /// Each task's last status as of the last `/metrics` scrape (see `tasks::counts`).
+    task_statuses: Arc<tasks::counts::StatusCache>,
+    /// Service controller rounds still to panic on purpose (tests of supervision).
+    #[cfg(any(test, feature = "fault-injection"))]
+    round_panics: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Ecs {
@@ -68,6 +73,33 @@ impl Ecs {
             controller: Arc::default(),
             balancers: None,
             fargate: None,
+            task_statuses: Arc::default(),
+            #[cfg(any(test, feature = "fault-injection"))]
+            round_panics: Arc::default(),
+        }
+    }
+
+    /// Makes the next `rounds` service controller rounds panic at their start, to prove
+    /// that supervision costs a round and not the loop.
+    #[cfg(any(test, feature = "fault-injection"))]
+    pub fn inject_controller_panics(&self, rounds: usize) {
+        self.round_panics
+            .store(rounds, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Panics if a test asked this controller round to (a no-op in a normal build).
+    fn controller_fault_point(&self) {
+        #[cfg(any(test, feature = "fault-injection"))]
+        {
+            use std::sync::atomic::Ordering;
+            let take = |n: usize| n.checked_sub(1);
+            if self
+                .round_panics
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, take)
+                .is_ok()
+            {
+                panic!("Injected fault: a service controller round panics.");
+            }
         }
     }
 
@@ -139,5 +171,7 @@ pub(crate) fn cluster_name(cluster: Option<&str>) -> &str {
     }
 }
 
+#[cfg(test)]
+mod supervision_tests;
 #[cfg(test)]
 mod tests;

@@ -39,23 +39,19 @@ impl Elb {
             .await
     }
 
-    /// Ends draining on time until `shutdown` resolves: once a second, removes the
-    /// targets whose deregistration delay has passed, which notifies subscribers.
-    pub async fn run_sweeper(&self, shutdown: impl std::future::Future<Output = ()>) {
-        tokio::pin!(shutdown);
-        let mut tick = tokio::time::interval(SWEEP_EVERY);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                () = &mut shutdown => return,
-                _ = tick.tick() => {}
-            }
+    /// Ends draining on time until `shutdown` fires: once a second, removes the
+    /// targets whose deregistration delay has passed, which notifies subscribers. A
+    /// panic costs one sweep (loop `elb_drain_sweeper`).
+    pub async fn run_sweeper(&self, shutdown: telemetry::CancellationToken) {
+        let wait = || tokio::time::sleep(SWEEP_EVERY);
+        let round = || async {
             match self.sweep_once().await {
                 Ok(0) => {}
                 Ok(n) => tracing::debug!(targets = n, "Draining targets removed."),
                 Err(error) => tracing::warn!(%error, "Draining sweep failed; retrying."),
             }
-        }
+        };
+        telemetry::supervise(telemetry::LoopName::ElbDrainSweeper, shutdown, wait, round).await;
     }
 }
 

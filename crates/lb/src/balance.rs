@@ -77,6 +77,8 @@ pub(crate) struct Backend {
     pub(crate) cookie_id: u64,
     /// Health and load, shared with the checker and with later snapshots.
     pub(crate) state: Arc<TargetState>,
+    /// Its target group's request counters, resolved when the configuration loaded.
+    pub(crate) requests: Arc<telemetry::LbRequests>,
 }
 
 impl Backend {
@@ -274,6 +276,7 @@ mod tests {
                 },
             ),
             state: Arc::new(TargetState::new(health, 1)),
+            requests: Arc::new(telemetry::LbRequests::for_target_group("tg")),
         })
     }
 

@@ -162,7 +162,13 @@ pub(crate) async fn run_checker(
     loop {
         let outcome = tokio::select! {
             _ = stop.cancelled() => return,
-            outcome = async { ticker.tick().await; probe(&spec).await } => outcome,
+            outcome = async {
+                ticker.tick().await;
+                // A probe that panics counts as a failed check, and the next one runs.
+                telemetry::supervise_round(telemetry::LoopName::LbHealthCheck, probe(&spec))
+                    .await
+                    .unwrap_or(Probe::Failed)
+            } => outcome,
         };
         let changed = tracker
             .observe(

@@ -267,6 +267,7 @@ impl Exchange<'_> {
                 Err(_) => return self.fail(client, StatusCode::GATEWAY_TIMEOUT).await,
             }
         };
+        backend.requests.record(head.status);
         if head.body == Body::Tunnel {
             // The 101 goes with whatever the target already sent past it.
             response.extend_from_slice(&upstream.buf);
@@ -398,6 +399,7 @@ impl Exchange<'_> {
 
     /// Answers the client with the load balancer's error page for `status`.
     async fn fail(&self, client: &mut TcpStream, status: StatusCode) -> Next {
+        self.in_flight.backend().requests.record(status.as_u16());
         let target = &self.in_flight.backend().key;
         tracing::debug!(status = status.as_u16(), target = %target.id, port = target.port, "Target did not answer.");
         let mut out = Vec::with_capacity(128);

@@ -293,6 +293,10 @@ impl Conn {
         let exchange = self.exchange(request, &in_flight);
         match tokio::time::timeout(self.timeouts.response, exchange).await {
             Ok(Ok((mut response, sender))) => {
+                in_flight
+                    .backend()
+                    .requests
+                    .record(response.status().as_u16());
                 strip_hop_by_hop(response.headers_mut());
                 if let Some(cookie) = sticky {
                     cookie.append_to(response.headers_mut());
@@ -513,6 +517,7 @@ pub(crate) fn decide(routes: &HttpRoutes, facts: &RequestFacts<'_>) -> Decision 
 }
 
 fn status_response(status: StatusCode, in_flight: &InFlight) -> Response<ResponseBody> {
+    in_flight.backend().requests.record(status.as_u16());
     let target = &in_flight.backend().key;
     tracing::debug!(status = status.as_u16(), target = %target.id, port = target.port, "Target did not answer.");
     lb_response(status)

@@ -187,6 +187,7 @@ impl Targets {
         let mut seen = HashSet::new();
         let mut groups = HashMap::new();
         for tg in &config.target_groups {
+            let requests = Arc::new(telemetry::LbRequests::for_target_group(&tg.arn));
             let mut backends = Vec::with_capacity(tg.targets.len());
             for target in &tg.targets {
                 let authority = match compute_authority(&target.host, target.key.port) {
@@ -216,6 +217,7 @@ impl Targets {
                     draining: target.draining,
                     cookie_id: compute_cookie_id(&tg.arn, &target.key),
                     state: entry.state.clone(),
+                    requests: requests.clone(),
                 }));
             }
             let group =

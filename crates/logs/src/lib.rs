@@ -74,10 +74,10 @@ impl Logs {
         self.execute(op, body).await
     }
 
-    /// Enforces retention until `shutdown` resolves: once a minute, deletes the events
+    /// Enforces retention until `shutdown` fires: once a minute, deletes the events
     /// older than their group's retention period, and finishes purges of deleted streams.
     /// Reads already hide expired events, so the sweep only reclaims space.
-    pub async fn run_retention(&self, shutdown: impl std::future::Future<Output = ()>) {
+    pub async fn run_retention(&self, shutdown: telemetry::CancellationToken) {
         retention::run(self, shutdown).await;
     }
 

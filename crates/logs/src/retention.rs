@@ -18,20 +18,18 @@ const SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// Events deleted per transaction.
 const BATCH: usize = 1000;
 
-/// Sweeps every [`SWEEP_EVERY`] until `shutdown` resolves.
-pub(crate) async fn run(logs: &Logs, shutdown: impl std::future::Future<Output = ()>) {
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            () = &mut shutdown => return,
-            () = tokio::time::sleep(SWEEP_EVERY) => {}
-        }
+/// Sweeps every [`SWEEP_EVERY`] until `shutdown` fires; a panic costs one sweep (loop
+/// `logs_retention`).
+pub(crate) async fn run(logs: &Logs, shutdown: telemetry::CancellationToken) {
+    let wait = || tokio::time::sleep(SWEEP_EVERY);
+    let round = || async {
         match sweep(logs).await {
             Ok(0) => {}
             Ok(deleted) => tracing::info!(deleted, "Retention sweep deleted expired log events."),
             Err(error) => tracing::warn!(%error, "Retention sweep failed; retrying next minute."),
         }
-    }
+    };
+    telemetry::supervise(telemetry::LoopName::LogsRetention, shutdown, wait, round).await;
 }
 
 /// One sweep; returns how many events it deleted.

@@ -120,24 +120,33 @@ impl Registry {
         ecr::handle(self, operation, body).await
     }
 
-    /// Runs garbage collection and lifecycle policies every `gc_interval`, forever.
-    pub async fn run_background(self) {
-        let mut tick = tokio::time::interval(self.inner.config.gc_interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tick.tick().await;
-        loop {
-            tick.tick().await;
-            if let Err(error) = lifecycle::apply_all(&self).await {
-                tracing::warn!(%error, "Lifecycle policy run failed.");
-            }
-            match self.collect_garbage().await {
-                Ok(r) => tracing::info!(
-                    blobs_deleted = r.blobs_deleted,
-                    uploads_deleted = r.uploads_deleted,
-                    "Registry garbage collection finished."
-                ),
-                Err(error) => tracing::warn!(%error, "Registry garbage collection failed."),
-            }
+    /// Runs garbage collection and lifecycle policies every `gc_interval` until
+    /// `shutdown` fires; a panic costs one run (loop `registry_maintenance`).
+    pub async fn run_background(self, shutdown: telemetry::CancellationToken) {
+        let every = self.inner.config.gc_interval;
+        let wait = || tokio::time::sleep(every);
+        let round = || self.maintain();
+        telemetry::supervise(
+            telemetry::LoopName::RegistryMaintenance,
+            shutdown,
+            wait,
+            round,
+        )
+        .await;
+    }
+
+    /// One maintenance run: lifecycle policies, then garbage collection.
+    async fn maintain(&self) {
+        if let Err(error) = lifecycle::apply_all(self).await {
+            tracing::warn!(%error, "Lifecycle policy run failed.");
+        }
+        match self.collect_garbage().await {
+            Ok(r) => tracing::info!(
+                blobs_deleted = r.blobs_deleted,
+                uploads_deleted = r.uploads_deleted,
+                "Registry garbage collection finished."
+            ),
+            Err(error) => tracing::warn!(%error, "Registry garbage collection failed."),
         }
     }
 

@@ -66,6 +66,7 @@ impl App {
     /// Registers every AWS API with the dispatch, as configured now.
     fn wired(mut self) -> Self {
         let dispatch = Dispatch::new(self.keys.clone())
+            .with_observer(Arc::new(crate::metrics::RequestMetrics))
             .register(self.ecs.clone())
             .register(self.logs.clone())
             .register(self.elb.clone());
@@ -95,6 +96,7 @@ impl App {
 pub fn router(app: Arc<App>) -> Router {
     let router = Router::new()
         .route("/health", get(health))
+        .route("/metrics", get(crate::metrics::scrape))
         .route("/ws", get(crate::channel::upgrade))
         .route("/stevedore/fargate/usage", get(crate::fargate::usage))
         .route(

@@ -9,6 +9,7 @@ mod fargate;
 mod health_reports;
 mod http;
 mod lb;
+mod metrics;
 mod server;
 mod sim;
 

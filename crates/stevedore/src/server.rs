@@ -1,5 +1,5 @@
 //! The `server` role: opens the state store, loads the admin key, and serves every API on
-//! one port until SIGINT or SIGTERM.
+//! one port until SIGINT or SIGTERM, which also stops every background loop.
 
 use crate::credentials::{load_admin_key, KeySource};
 use crate::http::{router, App};
@@ -8,6 +8,13 @@ use model::ecs::arn::ArnScope;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
+use telemetry::{supervise, supervise_task, CancellationToken, LoopName};
+
+/// How long the background loops get to stop after the HTTP server has.
+const LOOPS_STOP_WITHIN: Duration = Duration::from_secs(10);
+/// How often the metrics exporter drains histogram samples between scrapes.
+const METRICS_UPKEEP_EVERY: Duration = Duration::from_secs(5);
 
 /// Options of `stevedore server` (and `stevedore up`).
 #[derive(clap::Args, Debug)]
@@ -56,6 +63,10 @@ pub async fn run(args: ServerArgs, quick_start: bool) -> anyhow::Result<()> {
             args.region
         );
     }
+    // First, so that every metric handle resolved from here on reaches the exporter.
+    telemetry::install();
+    let shutdown = CancellationToken::new();
+    let mut loops = tokio::task::JoinSet::new();
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating data directory {}", args.data_dir.display()))?;
     let (key, source) = load_admin_key(
@@ -89,7 +100,7 @@ pub async fn run(args: ServerArgs, quick_start: bool) -> anyhow::Result<()> {
             args.account_id.clone(),
         ),
     );
-    tokio::spawn(registry.clone().run_background());
+    loops.spawn(registry.clone().run_background(shutdown.clone()));
     let agent_key = quick_start.then(|| key.clone());
     // Fargate: hidden capacity is agents of this process calling this server.
     let loopback = if addr.ip().is_unspecified() {
@@ -110,41 +121,92 @@ pub async fn run(args: ServerArgs, quick_start: bool) -> anyhow::Result<()> {
             .with_registry(registry)
             .with_fargate(provisioner.clone()),
     );
-    tokio::spawn(crate::fargate::resume(app.ecs().clone(), provisioner));
+    let ecs = app.ecs().clone();
+    loops.spawn(supervise_task(
+        LoopName::FargateResume,
+        shutdown.clone(),
+        move || crate::fargate::resume(ecs.clone(), provisioner.clone()),
+    ));
     // CloudWatch Logs retention: the sweep only reclaims space (reads already hide expired
-    // events), so it simply stops with the process.
-    let logs = app.logs().clone();
-    tokio::spawn(async move { logs.run_retention(std::future::pending()).await });
+    // events), so stopping it mid-sweep loses nothing.
+    let (logs, stop) = (app.logs().clone(), shutdown.clone());
+    loops.spawn(async move { logs.run_retention(stop).await });
     // ELBv2: ends target draining on time (a committed write the data plane hears of).
-    let elb = app.elb().clone();
-    tokio::spawn(async move { elb.run_sweeper(std::future::pending()).await });
+    let (elb, stop) = (app.elb().clone(), shutdown.clone());
+    loops.spawn(async move { elb.run_sweeper(stop).await });
     // The load balancer data plane serves the ELBv2 listeners from this process.
-    let lb_source = crate::balancing::ElbSource::new(app.elb().clone());
-    let plane = Arc::new(lb::DataPlane::new(lb::Options::default()));
     if !args.no_lb {
-        tokio::spawn(lb_source.clone().follow());
-        tokio::spawn(async move {
-            if let Err(e) = plane.run(lb_source, std::future::pending()).await {
-                tracing::error!(error = %e, "The load balancer data plane stopped.");
-            }
-        });
+        spawn_data_plane(&mut loops, &app, &shutdown);
     }
     // The service controller is level-triggered: stopping it mid-round loses nothing.
-    let ecs = app.ecs().clone();
+    let (ecs, stop) = (app.ecs().clone(), shutdown.clone());
     ecs.set_disconnect_timeout(args.agent_disconnect_timeout);
-    tokio::spawn(async move { ecs.run_services(std::future::pending()).await });
+    loops.spawn(async move { ecs.run_services(stop).await });
+    loops.spawn(supervise(
+        LoopName::MetricsUpkeep,
+        shutdown.clone(),
+        || tokio::time::sleep(METRICS_UPKEEP_EVERY),
+        || async { telemetry::exporter::upkeep() },
+    ));
     tracing::info!(listen = %addr, data_dir = %args.data_dir.display(), region = %args.region, "Stevedore server ready.");
     print_banner(&addr, &args, &source, quick_start);
     if let Some(key) = agent_key {
         let (region, state_dir) = (args.region.clone(), args.data_dir.join("agent"));
         tokio::spawn(crate::agent::start_for_up(addr, region, key, state_dir));
     }
-    axum::serve(listener, router(app))
-        .with_graceful_shutdown(shutdown_signal())
+    let stop = shutdown.clone();
+    let served = axum::serve(listener, router(app))
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            stop.cancel();
+        })
         .await
-        .context("serving HTTP")?;
+        .context("serving HTTP");
+    // Also when serving failed: no loop outlives the server.
+    shutdown.cancel();
+    let stopped = tokio::time::timeout(LOOPS_STOP_WITHIN, async {
+        while loops.join_next().await.is_some() {}
+    })
+    .await;
+    if stopped.is_err() {
+        tracing::warn!(
+            still_running = loops.len(),
+            "Background loops did not stop in time; leaving them."
+        );
+    }
+    served?;
     tracing::info!("Stevedore server stopped.");
     Ok(())
+}
+
+/// Starts the load balancer data plane and the source that follows the ELBv2 state,
+/// each restarted if it panics, both stopping with `shutdown`.
+fn spawn_data_plane(
+    loops: &mut tokio::task::JoinSet<()>,
+    app: &crate::http::App,
+    shutdown: &CancellationToken,
+) {
+    let source = crate::balancing::ElbSource::new(app.elb().clone());
+    let plane = Arc::new(lb::DataPlane::new(lb::Options::default()));
+    let follower = source.clone();
+    loops.spawn(supervise_task(
+        LoopName::LbConfigFollower,
+        shutdown.clone(),
+        move || follower.clone().follow(),
+    ));
+    let stop = shutdown.clone();
+    loops.spawn(supervise_task(
+        LoopName::LbDataPlane,
+        shutdown.clone(),
+        move || {
+            let (plane, source, stop) = (plane.clone(), source.clone(), stop.clone());
+            async move {
+                if let Err(e) = plane.run(source, stop.cancelled_owned()).await {
+                    tracing::error!(error = %e, "The load balancer data plane stopped.");
+                }
+            }
+        },
+    ));
 }
 
 fn print_banner(addr: &SocketAddr, args: &ServerArgs, source: &KeySource, quick_start: bool) {

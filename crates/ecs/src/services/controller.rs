@@ -131,22 +131,32 @@ impl Ecs {
             .unwrap_or_else(std::sync::PoisonError::into_inner) = seconds;
     }
 
-    /// Runs the service controller until `shutdown` resolves.
-    pub async fn run_services(&self, shutdown: impl std::future::Future<Output = ()>) {
-        tokio::pin!(shutdown);
-        loop {
+    /// Runs the service controller until `shutdown` fires. Each round is supervised: a
+    /// panic costs that round (logged and counted as `ecs_service_controller`), never
+    /// the loop.
+    pub async fn run_services(&self, shutdown: telemetry::CancellationToken) {
+        let wait = || async {
             tokio::select! {
-                () = &mut shutdown => return,
                 () = self.controller.wake.notified() => {
                     // Reports arrive in bursts: one round for the burst, not one each.
                     tokio::time::sleep(DEBOUNCE).await;
                 }
                 () = tokio::time::sleep(TICK) => {}
             }
+        };
+        let round = || async {
+            self.controller_fault_point();
             if let Err(e) = self.reconcile_all().await {
                 tracing::warn!(error = %e, "Service controller round failed; retrying.");
             }
-        }
+        };
+        telemetry::supervise(
+            telemetry::LoopName::EcsServiceController,
+            shutdown,
+            wait,
+            round,
+        )
+        .await;
     }
 
     /// One round over every service.

@@ -606,6 +606,15 @@ impl Ecs {
                     }
                 }
             }
+            telemetry::PlacementDecided {
+                cluster: &l.cluster,
+                placed: tasks.len(),
+                failure_reasons: plan.failures.iter().map(|f| f.reason.as_str()),
+            }
+            .emit();
+            if l.group.starts_with("service:") && !tasks.is_empty() {
+                telemetry::ControllerAction::StartTask.emit(tasks.len());
+            }
             for ex in plan.explanations.iter().take(3) {
                 tracing::debug!(cluster = %l.cluster, feasible = ex.feasible, chosen = ?ex.chosen, rejected = ?ex.rejected, keys = ?ex.keys, "Placement decided.");
             }

@@ -7,6 +7,7 @@
 //! ignored.
 
 pub(crate) mod awsvpc;
+pub(crate) mod counts;
 pub(crate) mod fargate;
 pub(crate) mod health;
 pub(crate) mod launch;

@@ -136,6 +136,11 @@ impl Ecs {
                 Ok(Step::Commit(txn, (st.task, st.instance_id)))
             })
             .await
+            .inspect(|_| {
+                if code == TaskStopCode::ServiceSchedulerInitiated {
+                    telemetry::ControllerAction::StopTask.emit(1);
+                }
+            })
     }
 
     /// Marks a RUNNING service task as leaving through its load balancers' drain:

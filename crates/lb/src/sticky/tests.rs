@@ -25,6 +25,7 @@ fn group(arn: &str, ids: &[&str]) -> Group {
                 draining: false,
                 cookie_id: compute_cookie_id(arn, &key(id)),
                 state: Arc::new(TargetState::new(Routable::Healthy, 1)),
+                requests: Arc::new(telemetry::LbRequests::for_target_group(arn)),
             })
         })
         .collect();

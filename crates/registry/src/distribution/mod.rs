@@ -338,7 +338,8 @@ async fn get_blob(
     }
     let read = reg.blobs().read(&digest, range).await?;
     hdrs.push(("content-length", read.len.to_string()));
-    let stream = tokio_util::io::ReaderStream::with_capacity(read.reader, READ_CHUNK);
+    let stream = tokio_util::io::ReaderStream::with_capacity(read.reader, READ_CHUNK)
+        .inspect_ok(|chunk| telemetry::RegistryBytes::Sent(chunk.len()).emit());
     Ok(reply(status, hdrs, Body::from_stream(stream)))
 }
 
@@ -400,6 +401,7 @@ async fn get_manifest(
         return Ok(reply(StatusCode::OK, hdrs, Body::empty()));
     }
     let bytes = reg.manifest_bytes(name, &rec.digest).await?;
+    telemetry::RegistryBytes::Sent(bytes.len()).emit();
     Ok(reply(StatusCode::OK, hdrs, Body::from(bytes)))
 }
 
@@ -419,6 +421,7 @@ async fn put_manifest(
                 oci::manifest::MAX_MANIFEST_BYTES
             ))
         })?;
+    telemetry::RegistryBytes::Received(bytes.len()).emit();
     let rec = reg
         .put_manifest(
             name,

@@ -5,7 +5,10 @@
 use super::*;
 
 pub(super) fn body_reader(body: Body) -> blobstore::BlobReader {
-    let stream = body.into_data_stream().map_err(std::io::Error::other);
+    let stream = body
+        .into_data_stream()
+        .inspect_ok(|chunk| telemetry::RegistryBytes::Received(chunk.len()).emit())
+        .map_err(std::io::Error::other);
     Box::pin(tokio_util::io::StreamReader::new(stream))
 }
 

@@ -36,6 +36,7 @@ pub(super) struct Writer {
     state: Arc<RwLock<Snapshot>>,
     feed: Arc<Feed>,
     max_batch: usize,
+    metrics: telemetry::StoreMetrics,
 }
 
 impl Writer {
@@ -50,6 +51,7 @@ impl Writer {
             state,
             feed,
             max_batch,
+            metrics: telemetry::StoreMetrics::new(),
         }
     }
 
@@ -78,16 +80,29 @@ impl Writer {
     fn commit_batch(&self, batch: Vec<Request>) {
         let size = batch.len();
         let (overlay, answers, revision, events) = self.evaluate(batch);
+        let conflicts = answers
+            .iter()
+            .filter(|(_, o)| matches!(o, TxnOutcome::Conflict { .. }))
+            .count();
+        let mut event = telemetry::StoreCommit {
+            transactions: size,
+            conflicts,
+            revision,
+            commit: None,
+        };
         if overlay.is_empty() {
             // Only conflicts and op-less txns: nothing to make durable.
+            event.emit(&self.metrics);
             answer(answers);
             return;
         }
+        let started = std::time::Instant::now();
         match self.persist(&overlay, revision) {
             Ok(()) => {
+                event.commit = Some(started.elapsed());
                 self.publish(overlay, revision);
                 self.feed.publish(events);
-                tracing::trace!(size, revision, "State batch committed.");
+                event.emit(&self.metrics);
                 answer(answers);
             }
             Err(error) => {

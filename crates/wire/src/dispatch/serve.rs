@@ -33,6 +33,22 @@ pub type Keys = Arc<dyn Fn(&str) -> Option<Identity> + Send + Sync>;
 pub struct Dispatch {
     services: Vec<Arc<dyn Registered>>,
     keys: Keys,
+    observer: Option<Arc<dyn Observer>>,
+}
+
+/// Told about every request the dispatch answers, once its outcome is known: where
+/// request metrics hook in without `wire` knowing how they are kept.
+pub trait Observer: Send + Sync + 'static {
+    /// One request was answered. `service` is its signing name and `operation` its
+    /// name when the request named ones the dispatch knows; `error_code` is the AWS
+    /// error code it was answered with, if any.
+    fn served(
+        &self,
+        service: Option<&'static str>,
+        operation: Option<&'static str>,
+        error_code: Option<&str>,
+        elapsed: std::time::Duration,
+    );
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -83,7 +99,15 @@ impl Dispatch {
         Self {
             services: Vec::new(),
             keys,
+            observer: None,
         }
+    }
+
+    /// Tells `observer` about every request answered.
+    #[must_use]
+    pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// Serves `service` too.
@@ -121,6 +145,9 @@ impl Dispatch {
             request_id = %request_id,
             "API request served."
         );
+        if let Some(observer) = &self.observer {
+            observer.served(served.service, served.operation, error_code, elapsed);
+        }
         let (service, operation) = (served.service, served.operation);
         match served.result {
             Ok(body) => envelope::success(served.envelope, body, &request_id),
