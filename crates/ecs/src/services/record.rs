@@ -82,7 +82,7 @@ pub(crate) fn apply_outcome(st: &mut StoredService, a: &Actions, notes: &Notes, 
         && a.stop.is_empty()
         && notes.waiting == 0
     {
-        st.service.status = Some(INACTIVE.into());
+        st.service.status = Some(INACTIVE);
     }
     let steady_now = a.steady && is_active(&st.service);
     if steady_now && !st.steady {
