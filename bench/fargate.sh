@@ -9,11 +9,12 @@
 # Needs: a running dockerd, /bin/busybox (busybox-static), python3 with boto3.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+source "$ROOT/bench/lib/common.sh"
 ROUNDS=${ROUNDS:-15}
-STEVEDORE=${STEVEDORE:-${CARGO_TARGET_DIR:-$ROOT/target}/release/stevedore}
-PY=${PYTHON:-python3}
-"$PY" -c 'import boto3' 2>/dev/null || PY=/tmp/venv/bin/python
-[ -z "${SKIP_BUILD:-}" ] && (cd "$ROOT" && cargo build --release -p stevedore >&2)
+BENCH_SETTINGS="ROUNDS"
+bench_header "$@"
+bench_python
+bench_build -p stevedore
 
 WORK=$(mktemp -d /tmp/stevedore-fargate-bench.XXXXXX)
 LABEL=stevedore.bench=fargate
@@ -120,3 +121,4 @@ if "runsc" in rows and "runc" in rows:
         "sandbox_overhead_docker_runsc_over_runc": round(
         rows["runsc"]["docker_run_median_s"] / rows["runc"]["docker_run_median_s"], 2)}))
 PYEOF
+bench_footer
