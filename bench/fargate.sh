@@ -72,16 +72,23 @@ def wait(arn, status, timeout=120, poll=0.01):
         time.sleep(poll)
     sys.exit(f"task not {status} in {timeout}s")
 
-def run():
-    out = ecs.run_task(cluster="fargatebench", taskDefinition="bench", launchType="FARGATE",
-                       networkConfiguration=net_cfg)
-    if out["failures"]:
+def run(first=False):
+    # Right after the server starts, its Fargate side may still be probing Docker and
+    # answers the first RunTask with failure reason AGENT: the first launch retries.
+    end = time.monotonic() + 60
+    while True:
+        out = ecs.run_task(cluster="fargatebench", taskDefinition="bench", launchType="FARGATE",
+                           networkConfiguration=net_cfg)
+        if not out["failures"]:
+            return out["tasks"][0]["taskArn"]
+        if first and out["failures"][0].get("reason") == "AGENT" and time.monotonic() < end:
+            time.sleep(0.2)
+            continue
         sys.exit(f"failures: {out['failures']}")
-    return out["tasks"][0]["taskArn"]
 
 # The first launch starts the cluster's hidden capacity: reported apart.
 t0 = time.monotonic()
-arn = run()
+arn = run(first=True)
 t = wait(arn, "RUNNING")
 first = time.monotonic() - t0
 attrs = {a["name"]: a.get("value") for a in t["attributes"]}
