@@ -25,7 +25,8 @@ bench_build -p stevedore
 bench_workdir agent-bench
 LABEL=stevedore.bench=agent
 CLUSTER=agentbench
-EXTRA_CLEANUP='docker service rm sd-bench-swarm >/dev/null 2>&1; docker swarm leave --force >/dev/null 2>&1; docker ps -aq --filter "label=$LABEL" | xargs -r docker rm -f >/dev/null 2>&1'
+note_networks docker_gwbridge
+EXTRA_CLEANUP='docker service rm sd-bench-swarm >/dev/null 2>&1; docker swarm leave --force >/dev/null 2>&1; docker ps -aq --filter "label=$LABEL" | xargs -r docker rm -f >/dev/null 2>&1; leave_networks'
 
 build_busybox_image stevedore-bench:1 '["/bin/busybox","httpd","-f","-p","80"]'
 IMAGE_ID=$(docker image inspect -f '{{.Id}}' stevedore-bench:1)

@@ -26,6 +26,7 @@ cleanup() {
   docker ps -aq --filter "label=$LABEL" | xargs -r docker rm -f >/dev/null 2>&1 || true
   docker ps -aq --filter "label=com.amazonaws.ecs.cluster=arn:aws:ecs:us-east-1:000000000000:cluster/fargatebench" | xargs -r docker rm -f >/dev/null 2>&1 || true
   docker network rm "$NET" >/dev/null 2>&1 || true
+  leave_networks
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -33,6 +34,7 @@ trap cleanup EXIT
 mkdir -p "$WORK/img" && cp /bin/busybox "$WORK/img/busybox"
 printf 'FROM scratch\nCOPY busybox /bin/busybox\nCMD ["/bin/busybox","httpd","-f","-p","80"]\n' > "$WORK/img/Dockerfile"
 docker build -q -t stevedore-bench:1 "$WORK/img" >/dev/null
+note_networks stevedore-awsvpc  # the server's Fargate tasks' bridge
 docker network create --subnet 10.251.0.0/24 "$NET" >/dev/null
 
 SANDBOXES=runc

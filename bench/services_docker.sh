@@ -37,7 +37,8 @@ bench_python
 bench_build -p stevedore
 bench_workdir services-docker
 CLUSTER=svcbench
-EXTRA_CLEANUP='docker service rm sd-svc-100 sd-svc-roll >/dev/null 2>&1; docker swarm leave --force >/dev/null 2>&1'
+note_networks docker_gwbridge
+EXTRA_CLEANUP='docker service rm sd-svc-100 sd-svc-roll >/dev/null 2>&1; docker swarm leave --force >/dev/null 2>&1; leave_networks'
 
 build_busybox_image stevedore-svc-bench:1 '["/bin/busybox","sh","-c","trap \"exit 0\" TERM; /bin/busybox httpd -f -p 80 & wait"]'
 IMAGE_ID=$(docker image inspect -f '{{.Id}}' stevedore-svc-bench:1)

@@ -79,6 +79,23 @@ bench_cleanup() {
   [ -n "${WORK:-}" ] && rm -rf "$WORK"
 }
 
+# Removes the Docker networks NAMES that did not exist when this was first called for
+# them (Swarm's docker_gwbridge, the server's awsvpc bridge): call once before creating
+# state, and `leave_networks` in EXTRA_CLEANUP.
+NEW_NETWORKS=()
+note_networks() {
+  local n
+  for n in "$@"; do
+    docker network inspect "$n" >/dev/null 2>&1 || NEW_NETWORKS+=("$n")
+  done
+}
+leave_networks() {
+  local n
+  for n in "${NEW_NETWORKS[@]:-}"; do
+    [ -n "$n" ] && docker network rm "$n" >/dev/null 2>&1 || true
+  done
+}
+
 bench_workdir() {
   WORK=$(mktemp -d "/tmp/stevedore-$1.XXXXXX")
   trap bench_cleanup EXIT
