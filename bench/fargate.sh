@@ -9,11 +9,12 @@
 # Needs: a running dockerd, /bin/busybox (busybox-static), python3 with boto3.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+source "$ROOT/bench/lib/common.sh"
 ROUNDS=${ROUNDS:-15}
-STEVEDORE=${STEVEDORE:-${CARGO_TARGET_DIR:-$ROOT/target}/release/stevedore}
-PY=${PYTHON:-python3}
-"$PY" -c 'import boto3' 2>/dev/null || PY=/tmp/venv/bin/python
-[ -z "${SKIP_BUILD:-}" ] && (cd "$ROOT" && cargo build --release -p stevedore >&2)
+BENCH_SETTINGS="ROUNDS"
+bench_header "$@"
+bench_python
+bench_build -p stevedore
 
 WORK=$(mktemp -d /tmp/stevedore-fargate-bench.XXXXXX)
 LABEL=stevedore.bench=fargate
@@ -25,6 +26,7 @@ cleanup() {
   docker ps -aq --filter "label=$LABEL" | xargs -r docker rm -f >/dev/null 2>&1 || true
   docker ps -aq --filter "label=com.amazonaws.ecs.cluster=arn:aws:ecs:us-east-1:000000000000:cluster/fargatebench" | xargs -r docker rm -f >/dev/null 2>&1 || true
   docker network rm "$NET" >/dev/null 2>&1 || true
+  leave_networks
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -32,6 +34,7 @@ trap cleanup EXIT
 mkdir -p "$WORK/img" && cp /bin/busybox "$WORK/img/busybox"
 printf 'FROM scratch\nCOPY busybox /bin/busybox\nCMD ["/bin/busybox","httpd","-f","-p","80"]\n' > "$WORK/img/Dockerfile"
 docker build -q -t stevedore-bench:1 "$WORK/img" >/dev/null
+note_networks stevedore-awsvpc  # the server's Fargate tasks' bridge
 docker network create --subnet 10.251.0.0/24 "$NET" >/dev/null
 
 SANDBOXES=runc
@@ -71,16 +74,23 @@ def wait(arn, status, timeout=120, poll=0.01):
         time.sleep(poll)
     sys.exit(f"task not {status} in {timeout}s")
 
-def run():
-    out = ecs.run_task(cluster="fargatebench", taskDefinition="bench", launchType="FARGATE",
-                       networkConfiguration=net_cfg)
-    if out["failures"]:
+def run(first=False):
+    # Right after the server starts, its Fargate side may still be probing Docker and
+    # answers the first RunTask with failure reason AGENT: the first launch retries.
+    end = time.monotonic() + 60
+    while True:
+        out = ecs.run_task(cluster="fargatebench", taskDefinition="bench", launchType="FARGATE",
+                           networkConfiguration=net_cfg)
+        if not out["failures"]:
+            return out["tasks"][0]["taskArn"]
+        if first and out["failures"][0].get("reason") == "AGENT" and time.monotonic() < end:
+            time.sleep(0.2)
+            continue
         sys.exit(f"failures: {out['failures']}")
-    return out["tasks"][0]["taskArn"]
 
 # The first launch starts the cluster's hidden capacity: reported apart.
 t0 = time.monotonic()
-arn = run()
+arn = run(first=True)
 t = wait(arn, "RUNNING")
 first = time.monotonic() - t0
 attrs = {a["name"]: a.get("value") for a in t["attributes"]}
@@ -120,3 +130,4 @@ if "runsc" in rows and "runc" in rows:
         "sandbox_overhead_docker_runsc_over_runc": round(
         rows["runsc"]["docker_run_median_s"] / rows["runc"]["docker_run_median_s"], 2)}))
 PYEOF
+bench_footer

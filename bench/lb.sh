@@ -1,45 +1,51 @@
 #!/usr/bin/env bash
 # The load balancer data plane against nginx as a reverse proxy, same machine, same run:
-#   3 backends (crates/lb/examples/backend.rs, one process, 3 ports, fixed 13-byte body);
-#   Stevedore's data plane (crates/lb/examples/serve.rs: one listener, round robin over
-#   the 3) and nginx (upstream of the same 3 with keepalive, the same X-Forwarded-*
-#   headers) in front of them; wrk --latency against each, and against one backend
-#   directly for the baseline. Rounds are interleaved (order rotated each round) because
-#   the machine is shared; medians over rounds are reported.
+#   3 backends (crates/lb/examples/backend.rs, one process, 3 ports, fixed 13-byte body),
+#   and in front of them:
+#   - `server`: the product path. `stevedore server` with its embedded data plane,
+#     configured only through the ELBv2 API (boto3): an `ip` target group with health
+#     checks on (HTTP GET /, every 5 s, 2 to healthy), the 3 backends registered as
+#     targets, an application load balancer and an HTTP listener forwarding to the group.
+#     Traffic starts once DescribeTargetHealth shows all 3 healthy.
+#   - `example`: crates/lb/examples/serve.rs, the same data plane crate alone with a
+#     static configuration (one listener, round robin over the 3, no health checks).
+#   - `nginx`: a reverse proxy to the same 3, with the tuning nginx's documentation and
+#     its own reverse-proxy benchmarking guidance give: `worker_processes auto`,
+#     `listen … reuseport`, `access_log off`, HTTP/1.1 keep-alive to the upstreams
+#     (`keepalive 256`, `proxy_http_version 1.1`, `Connection ""`), and
+#     `keepalive_requests` raised on both sides (its default of 1,000 would close every
+#     client and upstream connection after 1,000 requests, which Stevedore does not do);
+#     the same X-Forwarded-* headers the data plane adds.
+# wrk --latency against each, and against one backend directly for the baseline. Rounds
+# are interleaved (order rotated each round) because the machine is shared; medians over
+# rounds are reported, and the CPU time per request of the process under test.
 #
 #   bench/lb.sh                                  # release build first
 #   SKIP_BUILD=1 ROUNDS=5 DURATION=10 CONNS=64 THREADS=2 bench/lb.sh
 #   LAT_CONNS=0 bench/lb.sh                      # skip the low-concurrency latency pass
-#   LB_BEFORE=/path/to/old/serve bench/lb.sh     # also an older build ("lb-before"), same rounds
-# Needs: wrk and nginx (apt-get install -y wrk nginx), python3.
+#   NO_EXAMPLE=1 bench/lb.sh                     # skip the examples/serve.rs target
+#   LB_BEFORE=/path/to/old/serve bench/lb.sh     # also an older serve build ("lb-before")
+# Needs: wrk and nginx (apt-get install -y wrk nginx-light), python3 + boto3.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+source "$ROOT/bench/lib/common.sh"
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10}
 CONNS=${CONNS:-64}
 THREADS=${THREADS:-2}
 LAT_CONNS=${LAT_CONNS:-4}
 NGINX_WORKERS=${NGINX_WORKERS:-auto}
-PY=${PYTHON:-python3}
-BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/examples
-for tool in wrk nginx "$PY"; do
-  command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install -y wrk nginx)" >&2; exit 1; }
+BENCH_SETTINGS="ROUNDS DURATION CONNS THREADS LAT_CONNS NGINX_WORKERS NO_EXAMPLE LB_BEFORE"
+bench_header "$@"
+for tool in wrk nginx; do
+  command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install -y wrk nginx-light)" >&2; exit 1; }
 done
-[ -z "${SKIP_BUILD:-}" ] && (cd "$ROOT" && cargo build --release -p lb --examples >&2)
-
-WORK=$(mktemp -d /tmp/stevedore-lb-bench.XXXXXX)
+bench_python
+bench_build -p stevedore -p lb --bins --examples
+EXAMPLES=$RELEASE_DIR/examples
+bench_workdir lb-bench
 chmod 755 "$WORK"
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && wait "$p" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
 
-free_port() {
-  "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
 wait_http() { # url
   for _ in $(seq 1 100); do
     "$PY" -c 'import sys,urllib.request; urllib.request.urlopen(sys.argv[1], timeout=1)' "$1" 2>/dev/null && return 0
@@ -49,14 +55,43 @@ wait_http() { # url
   return 1
 }
 
-B1=$(free_port); B2=$(free_port); B3=$(free_port); LB=$(free_port); NG=$(free_port)
-"$BIN/backend" "127.0.0.1:$B1" "127.0.0.1:$B2" "127.0.0.1:$B3" >"$WORK/backend.log" 2>&1 &
+B1=$(free_port); B2=$(free_port); B3=$(free_port); LB=$(free_port); NG=$(free_port); SV=$(free_port)
+"$EXAMPLES/backend" "127.0.0.1:$B1" "127.0.0.1:$B2" "127.0.0.1:$B3" >"$WORK/backend.log" 2>&1 &
 PIDS+=($!)
 BACKEND_PID=$!
-STEVEDORE_LOG=warn "$BIN/serve" --listen "127.0.0.1:$LB" \
-  --target "127.0.0.1:$B1" --target "127.0.0.1:$B2" --target "127.0.0.1:$B3" >"$WORK/serve.log" 2>&1 &
-PIDS+=($!)
-SERVE_PID=$!
+
+# The product path: the server's own data plane, configured through the ELBv2 API.
+start_server
+"$PY" - "$SV" "$B1" "$B2" "$B3" <<'PYEOF'
+import sys, time
+import boto3
+port, backends = int(sys.argv[1]), [int(p) for p in sys.argv[2:]]
+elbv2 = boto3.client("elbv2")
+tg = elbv2.create_target_group(Name="bench", Protocol="HTTP", Port=80, VpcId="vpc-local", TargetType="ip",
+                               HealthCheckEnabled=True, HealthCheckProtocol="HTTP", HealthCheckPath="/",
+                               HealthCheckIntervalSeconds=5, HealthCheckTimeoutSeconds=2,
+                               HealthyThresholdCount=2, UnhealthyThresholdCount=2)["TargetGroups"][0]["TargetGroupArn"]
+elbv2.register_targets(TargetGroupArn=tg, Targets=[{"Id": "127.0.0.1", "Port": p} for p in backends])
+lb = elbv2.create_load_balancer(Name="bench", Type="application", Subnets=["subnet-a"])["LoadBalancers"][0]
+elbv2.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP", Port=port,
+                      DefaultActions=[{"Type": "forward", "TargetGroupArn": tg}])
+end = time.monotonic() + 60
+while True:
+    states = [d["TargetHealth"]["State"] for d in elbv2.describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"]]
+    if states.count("healthy") == len(backends):
+        break
+    if time.monotonic() > end:
+        sys.exit(f"targets not healthy after 60 s: {states}")
+    time.sleep(0.2)
+print(f"server data plane: {lb['DNSName']}:{port}, {len(backends)} targets healthy", file=sys.stderr)
+PYEOF
+
+if [ -z "${NO_EXAMPLE:-}" ]; then
+  STEVEDORE_LOG=warn "$EXAMPLES/serve" --listen "127.0.0.1:$LB" \
+    --target "127.0.0.1:$B1" --target "127.0.0.1:$B2" --target "127.0.0.1:$B3" >"$WORK/serve.log" 2>&1 &
+  PIDS+=($!)
+  SERVE_PID=$!
+fi
 if [ -n "${LB_BEFORE:-}" ]; then
   LB0=$(free_port)
   STEVEDORE_LOG=warn "$LB_BEFORE" --listen "127.0.0.1:$LB0" \
@@ -67,11 +102,14 @@ fi
 mkdir -p "$WORK/nginx"
 cat >"$WORK/nginx.conf" <<EOF
 worker_processes $NGINX_WORKERS;
+worker_rlimit_nofile 65536;
 pid $WORK/nginx.pid;
 error_log $WORK/nginx-error.log warn;
 events { worker_connections 4096; }
 http {
   access_log off;
+  keepalive_requests 1000000;
+  keepalive_timeout 75s;
   client_body_temp_path $WORK/nginx/body;
   proxy_temp_path $WORK/nginx/proxy;
   fastcgi_temp_path $WORK/nginx/fastcgi;
@@ -82,9 +120,11 @@ http {
     server 127.0.0.1:$B2;
     server 127.0.0.1:$B3;
     keepalive 256;
+    keepalive_requests 1000000;
+    keepalive_timeout 60s;
   }
   server {
-    listen 127.0.0.1:$NG;
+    listen 127.0.0.1:$NG reuseport;
     location / {
       proxy_pass http://backends;
       proxy_http_version 1.1;
@@ -100,7 +140,7 @@ EOF
 nginx -c "$WORK/nginx.conf" -p "$WORK" -g 'daemon off;' >"$WORK/nginx.out" 2>&1 &
 PIDS+=($!)
 NGINX_PID=$!
-for p in $B1 $LB $NG ${LB0:-}; do wait_http "http://127.0.0.1:$p/"; done
+for p in $B1 $SV $NG ${SERVE_PID:+$LB} ${LB0:-}; do wait_http "http://127.0.0.1:$p/"; done
 
 # CPU time (clock ticks, user + system) of a process and its children (nginx's workers).
 cpu_ticks() { # pid
@@ -134,9 +174,10 @@ PYEOF
 
 RESULTS="$WORK/results.txt"
 : >"$RESULTS"
-NAMES=(direct lb nginx)
-PORTS=($B1 $LB $NG)
-CPU_PIDS=($BACKEND_PID $SERVE_PID $NGINX_PID)
+NAMES=(direct server nginx)
+PORTS=($B1 $SV $NG)
+CPU_PIDS=($BACKEND_PID $SERVER_PID $NGINX_PID)
+if [ -n "${SERVE_PID:-}" ]; then NAMES+=(example); PORTS+=($LB); CPU_PIDS+=($SERVE_PID); fi
 if [ -n "${LB_BEFORE:-}" ]; then NAMES+=(lb-before); PORTS+=($LB0); CPU_PIDS+=($BEFORE_PID); fi
 N=${#NAMES[@]}
 passes=("$CONNS $THREADS")
@@ -152,22 +193,24 @@ for round in $(seq 1 "$ROUNDS"); do
   done
 done
 
-"$PY" - "$RESULTS" "$ROUNDS" "$DURATION" "$THREADS" "$(nproc)" "$(cut -d' ' -f1 /proc/loadavg)" <<'PYEOF'
+"$PY" - "$RESULTS" "$ROUNDS" "$DURATION" "$THREADS" <<'PYEOF'
 import statistics, sys
 rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
-rounds, duration, threads, cores, load = sys.argv[2:]
+rounds, duration, threads = sys.argv[2:]
 by = {}
 for conns, name, _round, rps, p99, errors, cpu in rows:
     by.setdefault((int(conns), name), []).append((float(rps), float(p99), int(errors), float(cpu)))
-print(f"\n{rounds} interleaved rounds of {duration} s per target, wrk -t{threads} (-t1 for the low-concurrency pass), "
-      f"{cores} cores shared with the benchmark's own processes (load at end {load}); medians over rounds.\n")
+print(f"{rounds} interleaved rounds of {duration} s per target, wrk -t{threads} (-t1 for the low-concurrency pass), "
+      f"on the same cores as the processes under test; medians over rounds. `server` = stevedore server's data plane "
+      f"configured through ELBv2 (health checks on), `example` = crates/lb/examples/serve.rs.\n")
 print("| connections | target | rps (median) | rps per round | p99 ms (median) | p99 per round | CPU µs/request (median) | errors |")
 print("|---:|---|---:|---|---:|---|---:|---:|")
 summary = []
 before = []
+ORDER = ("direct", "server", "example", "nginx", "lb-before")
 for conns in sorted({c for c, _ in by}, reverse=True):
     med = {}
-    for name in ("direct", "lb", "nginx", "lb-before"):
+    for name in ORDER:
         runs = by.get((conns, name), [])
         if not runs:
             continue
@@ -177,23 +220,25 @@ for conns in sorted({c for c, _ in by}, reverse=True):
         med[name] = (rps, p99, cpu)
         print(f"| {conns} | {name} | {rps:,.0f} | {' / '.join(f'{r[0]:,.0f}' for r in runs)} | {p99:.2f} | "
               f"{' / '.join(f'{r[1]:.2f}' for r in runs)} | {cpu:.1f} | {sum(r[2] for r in runs)} |")
-    if {"lb", "nginx", "direct"} <= med.keys():
-        ratio = med["lb"][0] / med["nginx"][0]
-        added = med["lb"][1] - med["direct"][1]
-        added_ng = med["nginx"][1] - med["direct"][1]
-        cpu_ratio = med["lb"][2] / med["nginx"][2]
-        if "lb-before" in med:
-            before.append(f"| {conns} | {med['lb-before'][2]:.1f} → {med['lb'][2]:.1f} µs "
-                          f"({med['lb'][2] / med['lb-before'][2] - 1:+.0%}) | "
-                          f"{med['lb-before'][0] / med['nginx'][0]:.2f}× → {ratio:.2f}× |")
-        summary.append(f"| {conns} | {ratio:.2f}× (target ≥ 1.0: {'met' if ratio >= 1.0 else 'not met'}) | "
-                       f"{cpu_ratio:.2f}× | "
-                       f"{added:+.2f} ms (target ≤ 1 ms: {'met' if added <= 1.0 else 'not met'}) | {added_ng:+.2f} ms |")
-print("\n| connections | rps lb/nginx | CPU per request lb/nginx | p99 added by lb vs direct | p99 added by nginx vs direct |")
-print("|---:|---|---|---|---|")
+    for name in ("server", "example"):
+        if {name, "nginx", "direct"} <= med.keys():
+            ratio = med[name][0] / med["nginx"][0]
+            added = med[name][1] - med["direct"][1]
+            added_ng = med["nginx"][1] - med["direct"][1]
+            cpu_ratio = med[name][2] / med["nginx"][2]
+            summary.append(f"| {conns} | {name} | {ratio:.2f}× (target ≥ 1.0: {'met' if ratio >= 1.0 else 'not met'}) | "
+                           f"{cpu_ratio:.2f}× | "
+                           f"{added:+.2f} ms (target ≤ 1 ms: {'met' if added <= 1.0 else 'not met'}) | {added_ng:+.2f} ms |")
+    if {"lb-before", "example", "nginx"} <= med.keys():
+        before.append(f"| {conns} | {med['lb-before'][2]:.1f} → {med['example'][2]:.1f} µs "
+                      f"({med['example'][2] / med['lb-before'][2] - 1:+.0%}) | "
+                      f"{med['lb-before'][0] / med['nginx'][0]:.2f}× → {med['example'][0] / med['nginx'][0]:.2f}× |")
+print("\n| connections | data plane | rps ÷ nginx | CPU per request ÷ nginx | p99 added vs direct | nginx's p99 added vs direct |")
+print("|---:|---|---|---|---|---|")
 print("\n".join(summary))
 if before:
-    print("\n| connections | lb CPU µs/request, before → after | rps lb/nginx, before → after |")
+    print("\n| connections | example CPU µs/request, before → after | rps example/nginx, before → after |")
     print("|---:|---|---|")
     print("\n".join(before))
 PYEOF
+bench_footer

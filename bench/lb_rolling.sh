@@ -9,9 +9,10 @@
 # Needs: a running dockerd, /bin/busybox, python3 + boto3.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-STEVEDORE=${STEVEDORE:-$ROOT/target/release/stevedore}
 RATE=${RATE:-500}
 source "$ROOT/bench/lib/common.sh"
+BENCH_SETTINGS="RATE"
+bench_header "$@"
 bench_python
 bench_build -p stevedore
 bench_workdir lb-rolling
@@ -108,3 +109,4 @@ total_s = roll_s + 4
 print(json.dumps({"rate_target": rate, "requests": sent, "failed": failed, "achieved_rps": round(sent / total_s),
                   "rolling_update_s": round(roll_s, 2), "errors": errors[:5], "target": "0 failed"}))
 PYEOF
+bench_footer

@@ -14,12 +14,15 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+source "$ROOT/bench/lib/common.sh"
 BIG_MIB=${BIG_MIB:-1024}
 LAYERS=${LAYERS:-50}
 LAYER_MIB=${LAYER_MIB:-10}
 RANGE_MIB=${RANGE_MIB:-256}
 AWS=${AWS:-$(command -v aws || echo /tmp/venv/bin/aws)}
 PEER=${PEER:-$(command -v docker-registry || echo /usr/bin/docker-registry)}
+BENCH_SETTINGS="BIG_MIB LAYERS LAYER_MIB RANGE_MIB"
+bench_header "$@"
 WORK=$(mktemp -d /tmp/stevedore-bench-registry.XXXXXX)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
@@ -29,8 +32,8 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 now() { date +%s.%N; }
 mbps() { python3 -c "print(f'{$1/($3-$2)/1e6:.1f}')"; }
 
-if [ -z "${SKIP_BUILD:-}" ]; then (cd "$ROOT" && cargo build --release -p stevedore); fi
-BIN="$ROOT/target/release/stevedore"
+bench_build -p stevedore
+BIN=$STEVEDORE
 
 # --- test images as OCI layouts (random data, so compression cannot help either side) ----
 make_image() { # dir layers mib
@@ -128,3 +131,4 @@ for img in big many; do for dir in push pull; do
 done; done
 echo "| pull ${RANGE_MIB} MiB layer on disk, to /dev/null (MB/s) | ${R[layer_pull]} | sha256sum from cache: ${R[sha256sum]} | $(ratio ${R[layer_pull]} ${R[sha256sum]}) | >= 0.70 |"
 echo "| stevedore RSS growth during the ${BIG_MIB} MiB push (MiB) | ${R[rss_growth_mib]} | | | <= 32 |"
+bench_footer

@@ -12,8 +12,9 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 INSTANCES=${INSTANCES:-10000}
 DESIRED=${DESIRED:-5000}
-STEVEDORE=${STEVEDORE:-$ROOT/target/release/stevedore}
 source "$ROOT/bench/lib/common.sh"
+BENCH_SETTINGS="INSTANCES DESIRED"
+bench_header "$@"
 bench_python
 bench_build -p stevedore
 bench_workdir services-sim
@@ -71,3 +72,4 @@ print(json.dumps({"instances": instances, "desired": desired, "create_to_steady_
                   "rolling_update_s": round(update_s, 2), "target_s": 10.0,
                   "ratio_to_target": round(create_s / 10.0, 3), "server_rss_mib": round(rss / 1024, 1)}))
 PYEOF
+bench_footer

@@ -18,12 +18,12 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 INSTANCES=${INSTANCES:-1000}
 TASKS=${TASKS:-1000}
 CONCURRENCY=${CONCURRENCY:-8}
-STEVEDORE=${STEVEDORE:-$ROOT/target/release/stevedore}
 # RunTask calls come from the Rust load generator (boto3's own overhead would cap the
 # rate below the server's); STOP=0 skips the stop phase (for very large TASKS).
-LOADGEN=${LOADGEN:-$ROOT/target/release/loadgen}
 STOP=${STOP:-1}
 source "$ROOT/bench/lib/common.sh"
+BENCH_SETTINGS="INSTANCES TASKS CONCURRENCY STOP"
+bench_header "$@"
 bench_python
 bench_build -p stevedore -p loadgen
 bench_workdir tasks-e2e
@@ -146,3 +146,4 @@ print(json.dumps({
     "server_rss_mib": round(server_rss_mib, 1),
 }))
 PYEOF
+bench_footer

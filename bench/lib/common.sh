@@ -1,7 +1,47 @@
-# Shared by the bench scripts: a python with boto3, a release build, a temporary work
-# dir cleaned on exit, and a `stevedore server` on a free 127.0.0.1 port.
-#   source "$ROOT/bench/lib/common.sh"; bench_python; bench_build stevedore; bench_workdir NAME
-#   start_server   # sets SERVER_PID, DATA, EP and exports the AWS_* variables
+# Shared by the bench scripts: where the binaries are, the header every published figure
+# carries, a python with boto3, a release build, a temporary work dir cleaned on exit, and
+# a `stevedore server` on a free 127.0.0.1 port.
+#   ROOT=...; source "$ROOT/bench/lib/common.sh"
+#   bench_header "$@"   # commit, machine, load, the command and its settings (stdout)
+#   bench_python; bench_build -p stevedore; bench_workdir NAME
+#   start_server        # sets SERVER_PID, DATA, EP and exports the AWS_* variables
+
+# Release binaries live under CARGO_TARGET_DIR when it is set, as cargo puts them there.
+RELEASE_DIR=${CARGO_TARGET_DIR:-$ROOT/target}/release
+STEVEDORE=${STEVEDORE:-$RELEASE_DIR/stevedore}
+LOADGEN=${LOADGEN-$RELEASE_DIR/loadgen}  # set empty, tasks_e2e.sh uses boto3 instead
+
+# The commit the figures were measured at: `git rev-parse --short HEAD`, with `-dirty`
+# when tracked files differ from it.
+bench_commit() {
+  local c
+  c=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+  if [ -n "$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null)" ]; then c="$c-dirty"; fi
+  echo "$c"
+}
+
+# Prints the header every published figure carries (commit, machine, load, command), as
+# Markdown-friendly lines on stdout. Arguments: the script's own arguments. The settings
+# line lists the values of the variables named in BENCH_SETTINGS (the script's knobs,
+# with their defaults applied), so the run can be repeated exactly.
+bench_header() {
+  local cpu mem_gib load settings="" v
+  cpu=$(awk -F': *' '/^model name/ {print $2; exit}' /proc/cpuinfo 2>/dev/null)
+  mem_gib=$(awk '/^MemTotal:/ {printf "%.1f", $2 / 1048576}' /proc/meminfo 2>/dev/null)
+  load=$(cut -d' ' -f1-3 /proc/loadavg)
+  for v in ${BENCH_SETTINGS:-} SKIP_BUILD; do
+    [ -n "${!v:-}" ] && settings="$settings $v=${!v}"
+  done
+  echo "> commit \`$(bench_commit)\` · $(date -u '+%Y-%m-%d %H:%M UTC') · $(nproc) cores ($cpu), ${mem_gib} GiB · load average $load at start (1/5/15 min; the machine is shared) · $(uname -r)"
+  echo "> command: \`${settings# }${settings:+ }bench/$(basename "$0")${*:+ $*}\`"
+  echo
+}
+
+# The load average when the run ends (stdout), so a reader sees what ran beside it.
+bench_footer() {
+  echo
+  echo "> load average $(cut -d' ' -f1-3 /proc/loadavg) at end"
+}
 
 bench_python() {
   PY=${PYTHON:-python3}
@@ -37,6 +77,23 @@ bench_cleanup() {
       | xargs -r docker rm -f >/dev/null 2>&1 || true
   done
   [ -n "${WORK:-}" ] && rm -rf "$WORK"
+}
+
+# Removes the Docker networks NAMES that did not exist when this was first called for
+# them (Swarm's docker_gwbridge, the server's awsvpc bridge): call once before creating
+# state, and `leave_networks` in EXTRA_CLEANUP.
+NEW_NETWORKS=()
+note_networks() {
+  local n
+  for n in "$@"; do
+    docker network inspect "$n" >/dev/null 2>&1 || NEW_NETWORKS+=("$n")
+  done
+}
+leave_networks() {
+  local n
+  for n in "${NEW_NETWORKS[@]:-}"; do
+    [ -n "$n" ] && docker network rm "$n" >/dev/null 2>&1 || true
+  done
 }
 
 bench_workdir() {
