@@ -7,7 +7,9 @@
 pub mod route;
 mod serve;
 
-pub use serve::{not_implemented, unknown_operation, wrong_service, Dispatch, Identity, Keys, Observer};
+pub use serve::{
+    not_implemented, unknown_operation, wrong_service, Dispatch, Identity, Keys, Observer,
+};
 
 /// The AWS JSON protocol version a service speaks; it decides the content type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
