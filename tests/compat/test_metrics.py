@@ -56,6 +56,20 @@ def test_metrics_count_boto3_calls_by_service_operation_and_error_code(server, e
     assert "# TYPE stevedore_api_requests_total counter" in text
 
 
+def test_query_protocol_actions_are_counted_by_name(server):
+    """ELBv2 names its action in the form body: the dispatch resolves it, so the series
+    carries the action, not "unknown"."""
+    elbv2 = make_client(server, "elbv2")
+    series = (
+        'stevedore_api_requests_total{service="elasticloadbalancing",'
+        'operation="DescribeLoadBalancers",error_code=""}'
+    )
+    _, before = scrape(server.endpoint)
+    elbv2.describe_load_balancers()
+    _, text = scrape(server.endpoint)
+    assert value(text, series) == value(before, series) + 1
+
+
 def test_metrics_needs_no_signature(server):
     resp = requests.get(server.endpoint + "/metrics", timeout=10)
     assert resp.status_code == 200
