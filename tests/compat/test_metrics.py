@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import signal
+import time
 
 import requests
 
@@ -51,7 +52,12 @@ def test_metrics_count_boto3_calls_by_service_operation_and_error_code(server, e
     # The writes reached the store's group commit, and every loop reports its rounds.
     assert value(text, "stevedore_store_commit_duration_seconds_count") > 0
     assert value(text, "stevedore_store_commit_batch_transactions_count") > 0
-    assert 'stevedore_loop_rounds_total{loop="ecs_service_controller"}' in text
+    # A server started for this test may not have finished its first controller round.
+    deadline = time.monotonic() + 10
+    while 'stevedore_loop_rounds_total{loop="ecs_service_controller"}' not in text:
+        assert time.monotonic() < deadline, "the service controller reported no round in 10 s"
+        time.sleep(0.2)
+        _, text = scrape(server.endpoint)
     assert 'stevedore_ecs_tasks{status="RUNNING"}' in text
     assert "# TYPE stevedore_api_requests_total counter" in text
 
@@ -61,7 +67,7 @@ def test_query_protocol_actions_are_counted_by_name(server):
     carries the action, not "unknown"."""
     elbv2 = make_client(server, "elbv2")
     series = (
-        'stevedore_api_requests_total{service="elasticloadbalancing",'
+        'stevedore_api_requests_total{service="elbv2",'
         'operation="DescribeLoadBalancers",error_code=""}'
     )
     _, before = scrape(server.endpoint)
