@@ -29,7 +29,7 @@ pub async fn scrape(State(app): State<Arc<App>>) -> Response {
 }
 
 /// Counts every API request the dispatch answers as a [`telemetry::ApiRequest`]: by the
-/// service's signing name, the operation and the AWS error code, all as the dispatch
+/// service's name, the operation and the AWS error code, all as the dispatch
 /// resolved them (query-protocol actions included).
 pub struct RequestMetrics;
 

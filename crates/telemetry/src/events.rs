@@ -16,7 +16,7 @@ const MAX_API_SERIES: usize = 2048;
 /// One API request answered (by the top-level dispatch).
 #[derive(Debug, Clone, Copy)]
 pub struct ApiRequest<'a> {
-    /// The API, by signing name (`ecs`, `ecr`, `logs`, `elasticloadbalancing`).
+    /// The API as the dispatch names it (`ecs`, `ecr`, `logs`, `elbv2`).
     pub service: &'a str,
     /// The operation (`DescribeTaskDefinition`).
     pub operation: &'a str,

@@ -39,7 +39,7 @@ pub struct Dispatch {
 /// Told about every request the dispatch answers, once its outcome is known: where
 /// request metrics hook in without `wire` knowing how they are kept.
 pub trait Observer: Send + Sync + 'static {
-    /// One request was answered. `service` is its signing name and `operation` its
+    /// One request was answered. `service` is the service's name and `operation` its
     /// name when the request named ones the dispatch knows; `error_code` is the AWS
     /// error code it was answered with, if any.
     fn served(
