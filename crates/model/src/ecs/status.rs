@@ -66,12 +66,6 @@ macro_rules! status_enum {
                 f.write_str(self.as_str())
             }
         }
-
-        impl PartialEq<&str> for $name {
-            fn eq(&self, other: &&str) -> bool {
-                self.as_str() == *other
-            }
-        }
     };
 }
 
