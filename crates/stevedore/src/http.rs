@@ -21,7 +21,7 @@ use wire::{AwsError, Dispatch, Identity, JsonVersion, Keys};
 pub struct App {
     ecs: Ecs,
     logs: logs::Logs,
-    elb: elb::Elb,
+    elb: elbv2::Elbv2,
     registry: Option<registry::Registry>,
     keys: Keys,
     dispatch: Dispatch,
@@ -36,12 +36,12 @@ impl App {
                 principal_arn: principal.clone(),
             })
         });
-        let elb = elb::Elb::new(store.clone(), scope.clone(), None);
+        let elb = elbv2::Elbv2::new(store.clone(), scope.clone(), None);
         Self {
             logs: logs::Logs::new(store.clone(), scope.clone()),
             elb: elb.clone(),
             ecs: Ecs::new(store, scope, endpoint)
-                .with_target_groups(Arc::new(crate::balancing::EcsTargets(elb))),
+                .with_target_groups(Arc::new(crate::lb_wiring::EcsTargets(elb))),
             registry: None,
             dispatch: Dispatch::new(keys.clone()),
             keys,
@@ -88,7 +88,7 @@ impl App {
     }
 
     /// The ELBv2 service (control side).
-    pub fn elb(&self) -> &elb::Elb {
+    pub fn elb(&self) -> &elbv2::Elbv2 {
         &self.elb
     }
 }
