@@ -247,30 +247,16 @@ async fn a_manifest_put_rewrites_the_keys_of_the_blobs_it_references() {
 #[tokio::test]
 async fn every_modelled_ecr_operation_runs_a_handler_or_answers_not_implemented() {
     let f = fixture(0);
-    let mut served = 0;
-    for &op in crate::Operation::ALL {
-        match f.reg.handle(op.name(), b"{}").await {
-            Err(RegistryError::NotImplemented(o)) => {
-                assert_eq!(o, op);
-                let aws = RegistryError::NotImplemented(o).to_aws();
-                assert_eq!(
-                    (aws.status, aws.code.as_str()),
-                    (400, "UnknownOperationException")
-                );
-                assert!(aws.message.contains(op.name()), "{}", aws.message);
-            }
-            Ok(_) => served += 1,
-            Err(e) => {
-                served += 1;
-                let code = e.to_aws().code;
-                // The decoder's two codes answer a body that does not fit the shape.
-                let decoding = ["SerializationException", "InvalidParameterException"];
-                assert!(
-                    decoding.contains(&code.as_str()) || op.errors().contains(&code.as_str()),
-                    "{op:?} answered {code}, which botocore does not model for it"
-                );
-            }
-        }
-    }
-    assert_eq!(served, 28, "operations served");
+    let caller = wire::Caller {
+        principal_arn: "arn:aws:iam::000000000000:root".into(),
+    };
+    // The decoder's codes answer a body that does not fit the shape.
+    let answered = wire::conformance::every_operation_answers(
+        &f.reg,
+        wire::Input::Json(b"{}"),
+        &caller,
+        &["SerializationException", "InvalidParameterException"],
+    )
+    .await;
+    assert_eq!(answered.served, 28, "operations served");
 }

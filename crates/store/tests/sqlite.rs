@@ -1,6 +1,9 @@
 //! Behaviour specific to `SqliteStore`: persistence across reopen, schema versioning,
 //! exclusive ownership of the file, shutdown, and failed commits.
 
+mod common;
+
+use common::{commit, open_with, temp};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -9,24 +12,7 @@ use store::{SqliteConfig, SqliteStore, Store, StoreError, Txn, TxnOutcome};
 use tokio::task::JoinSet;
 
 fn open(path: &Path) -> SqliteStore {
-    match SqliteStore::open(SqliteConfig::new(path)) {
-        Ok(store) => store,
-        Err(e) => panic!("could not open {}: {e}", path.display()),
-    }
-}
-
-fn temp() -> tempfile::TempDir {
-    match tempfile::tempdir() {
-        Ok(dir) => dir,
-        Err(e) => panic!("no temp dir: {e}"),
-    }
-}
-
-async fn commit(store: &dyn Store, txn: Txn) -> u64 {
-    match store.txn(txn).await {
-        Ok(TxnOutcome::Committed { revision }) => revision,
-        other => panic!("expected a commit, got {other:?}"),
-    }
+    open_with(path, |_| {})
 }
 
 fn raw(path: &Path) -> rusqlite::Connection {

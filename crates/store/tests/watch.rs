@@ -1,32 +1,16 @@
 //! Behaviour of the SQLite backend's change feed beyond the conformance suite: how
 //! much history it keeps, what a lagging watcher gets, and restarts and shutdown.
 
+mod common;
+
+use common::{commit, open_with, temp};
 use std::path::Path;
 use std::time::Duration;
 
-use store::{SqliteConfig, SqliteStore, Store, StoreError, Txn, TxnOutcome, WatchEvent, Watcher};
+use store::{SqliteStore, Store, StoreError, Txn, WatchEvent, Watcher};
 
 fn open(path: &Path, watch_history: usize) -> SqliteStore {
-    let mut config = SqliteConfig::new(path);
-    config.watch_history = watch_history;
-    match SqliteStore::open(config) {
-        Ok(store) => store,
-        Err(e) => panic!("could not open {}: {e}", path.display()),
-    }
-}
-
-fn temp() -> tempfile::TempDir {
-    match tempfile::tempdir() {
-        Ok(dir) => dir,
-        Err(e) => panic!("no temp dir: {e}"),
-    }
-}
-
-async fn commit(store: &dyn Store, txn: Txn) -> u64 {
-    match store.txn(txn).await {
-        Ok(TxnOutcome::Committed { revision }) => revision,
-        other => panic!("expected a commit, got {other:?}"),
-    }
+    open_with(path, |c| c.watch_history = watch_history)
 }
 
 async fn next(w: &mut dyn Watcher) -> Option<Result<WatchEvent, StoreError>> {

@@ -5,6 +5,8 @@
 //! decoding. It knows nothing of ECS or of storage; services hand it their errors as
 //! [`AwsError`] at the edge.
 
+#[cfg(feature = "testing")]
+pub mod conformance;
 pub mod dispatch;
 pub mod envelope;
 pub mod error;

@@ -1,0 +1,56 @@
+//! Test support shared by every service crate (feature `testing`): the checks each
+//! service's operation table must pass, written once instead of once per service.
+
+use crate::service::{Call, Caller, Input, Service, ServiceError};
+
+/// How every operation of a service answered [`every_operation_answers`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Answered {
+    /// Operations that ran a handler (answered a body or one of their errors).
+    pub served: usize,
+    /// Operations answered as not implemented.
+    pub not_implemented: usize,
+}
+
+/// Runs every operation in `S`'s table with the same `input` (typically an empty JSON
+/// object or a query form naming no members) and checks that each one either runs its
+/// handler — answering a body, an error botocore models for it, or one of
+/// `decoding_codes` (the codes a body that does not fit the shape gets) — or is answered
+/// as not implemented. Also checks that every operation's name round-trips through the
+/// table. Panics (it is a test helper) naming the first operation that does neither.
+pub async fn every_operation_answers<S: Service>(
+    service: &S,
+    input: Input<'_>,
+    caller: &Caller,
+    decoding_codes: &[&str],
+) -> Answered {
+    let table = S::OPERATIONS;
+    let mut answered = Answered::default();
+    for &op in table.all {
+        let name = (table.name)(op);
+        assert!(
+            (table.from_name)(name).is_some(),
+            "{name} does not round-trip through the operation table"
+        );
+        let call = Call {
+            input,
+            caller,
+            request_id: "conformance",
+        };
+        match service.handle(op, call).await {
+            Err(ServiceError::NotImplemented) => answered.not_implemented += 1,
+            Ok(_) => answered.served += 1,
+            Err(ServiceError::Aws(e)) => {
+                answered.served += 1;
+                assert!(
+                    decoding_codes.contains(&e.code.as_str())
+                        || (table.errors)(op).contains(&e.code.as_str()),
+                    "{name} answered {}, which botocore does not model for it: {}",
+                    e.code,
+                    e.message
+                );
+            }
+        }
+    }
+    answered
+}
