@@ -12,7 +12,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("placement", &["model"]),
     ("reconcile", &["model"]),
     ("lifecycle", &["model"]),
-    ("wire", &[]),
+    ("wire", &["policy"]),
     // What the server tells about itself: a low crate every service may use.
     ("telemetry", &[]),
     ("store", &["model", "telemetry"]),
@@ -36,7 +36,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("elb", &["wire", "model", "store", "telemetry"]),
     ("lb", &["model", "telemetry"]),
     ("logs", &["wire", "model", "store", "telemetry"]),
-    ("iam", &["wire", "model", "store", "telemetry"]),
+    ("iam", &["wire", "model", "store", "policy", "telemetry"]),
     ("autoscaling", &["wire", "model", "store", "telemetry"]),
     ("agent", &["model", "lifecycle", "oci", "wire"]),
     (

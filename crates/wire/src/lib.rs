@@ -14,7 +14,7 @@ pub mod query;
 pub mod service;
 pub mod sigv4;
 
-pub use dispatch::{Dispatch, Identity, JsonVersion, Keys, Observer, Target};
+pub use dispatch::{Dispatch, Identity, JsonVersion, KeyError, Keys, Observer, Target};
 pub use error::AwsError;
 pub use service::{
     Call, Caller, Input, OperationTable, Protocol, Service, ServiceError, ServiceSpec,
