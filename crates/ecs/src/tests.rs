@@ -25,9 +25,7 @@ pub(crate) fn fixture() -> Fixture {
 }
 
 fn caller() -> Caller {
-    Caller {
-        principal_arn: "arn:aws:iam::000000000000:root".into(),
-    }
+    Caller::root("000000000000")
 }
 
 /// One operation through `Ecs::handle` as the root caller: the JSON answer or the AWS error.
@@ -521,9 +519,7 @@ async fn a_deactivating_task_shows_as_ecs_shows_it_and_keeps_its_reason_through_
 #[tokio::test]
 async fn every_modelled_operation_runs_a_handler_or_answers_not_implemented() {
     let f = fixture();
-    let caller = wire::Caller {
-        principal_arn: "arn:aws:iam::000000000000:root".into(),
-    };
+    let caller = wire::Caller::root("000000000000");
     // The decoder's codes answer a body that does not fit the shape.
     let answered = wire::conformance::every_operation_answers(
         &f.ecs,

@@ -976,9 +976,7 @@ async fn instance_targets_are_reached_at_the_address_their_registrar_gave() {
 async fn every_modelled_operation_runs_a_handler_or_answers_not_implemented() {
     let f = fixture();
     let form = wire::query::parse_form(b"Version=2015-12-01").expect("form");
-    let caller = wire::Caller {
-        principal_arn: "arn:aws:iam::000000000000:root".into(),
-    };
+    let caller = wire::Caller::root("000000000000");
     // ValidationError is the query protocol's unmodelled parameter error.
     let answered = wire::conformance::every_operation_answers(
         &f.elb,

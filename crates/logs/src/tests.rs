@@ -798,9 +798,7 @@ async fn unknown_operation_is_reported_as_such() {
 #[tokio::test]
 async fn every_modelled_operation_runs_a_handler_or_answers_not_implemented() {
     let f = fixture();
-    let caller = wire::Caller {
-        principal_arn: "arn:aws:iam::000000000000:root".into(),
-    };
+    let caller = wire::Caller::root("000000000000");
     // The decoder's codes answer a body that does not fit the shape.
     let answered = wire::conformance::every_operation_answers(
         &f.logs,

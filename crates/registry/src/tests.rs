@@ -247,9 +247,7 @@ async fn a_manifest_put_rewrites_the_keys_of_the_blobs_it_references() {
 #[tokio::test]
 async fn every_modelled_ecr_operation_runs_a_handler_or_answers_not_implemented() {
     let f = fixture(0);
-    let caller = wire::Caller {
-        principal_arn: "arn:aws:iam::000000000000:root".into(),
-    };
+    let caller = wire::Caller::root("000000000000");
     // The decoder's codes answer a body that does not fit the shape.
     let answered = wire::conformance::every_operation_answers(
         &f.reg,

@@ -15,7 +15,7 @@ use model::ecs::arn::ArnScope;
 use std::sync::Arc;
 use store::Store;
 use wire::envelope::{self, Envelope};
-use wire::{AwsError, Dispatch, Identity, JsonVersion, Keys};
+use wire::{AwsError, Dispatch, Identity, JsonVersion, KeyError, Keys};
 
 /// Shared state of the HTTP layer.
 pub struct App {
@@ -29,12 +29,17 @@ pub struct App {
 
 impl App {
     pub fn new(store: Arc<dyn Store>, scope: ArnScope, admin: AccessKey, endpoint: String) -> Self {
-        let principal = scope.root_principal();
-        let keys: Keys = Arc::new(move |id: &str| {
-            (id == admin.access_key_id).then(|| Identity {
-                secret_access_key: admin.secret_access_key.clone(),
-                principal_arn: principal.clone(),
-            })
+        // The admin key is the account's root.
+        let root = wire::Caller::root(&scope.account_id);
+        let keys: Keys = Arc::new(move |id: &str, _token: Option<&str>| {
+            if id == admin.access_key_id {
+                Ok(Identity {
+                    secret_access_key: admin.secret_access_key.clone(),
+                    caller: root.clone(),
+                })
+            } else {
+                Err(KeyError::Unknown)
+            }
         });
         let elb = elbv2::Elbv2::new(store.clone(), scope.clone(), None);
         Self {
