@@ -13,6 +13,7 @@ use ::agent::hollow::compute_availability_zone;
 use ::agent::instance::{connect_docker, InstanceConfig};
 use ::agent::{ApiClient, ApiConfig, Credentials};
 use anyhow::Context;
+use telemetry::{supervise_task, CancellationToken, LoopName};
 use tokio::sync::watch;
 
 /// The config file read when `--config` is not given (if it exists).
@@ -293,8 +294,8 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Starts an in-process agent against a local server (for `stevedore up`): creates the
-/// cluster if missing, then runs until the process ends. Returns an error (with what to
+/// Prepares an in-process agent against a local server (for `stevedore up`): creates the
+/// cluster if missing and returns the supervised agent, which runs until `shutdown`. Returns an error (with what to
 /// do) when Docker does not answer.
 pub async fn spawn_local(
     endpoint: String,
@@ -302,7 +303,8 @@ pub async fn spawn_local(
     credentials: Credentials,
     cluster: String,
     state_dir: &Path,
-) -> anyhow::Result<()> {
+    shutdown: CancellationToken,
+) -> anyhow::Result<impl std::future::Future<Output = ()>> {
     let runtime = connect_docker().await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let api = ApiClient::new(ApiConfig::new(&endpoint, &region, credentials))
         .context("building the ECS client")?;
@@ -327,14 +329,30 @@ pub async fn spawn_local(
         host_address: None,
     };
     let config = instance_config(&resolved, api);
-    let (keep_open, shutdown) = watch::channel(false);
-    tokio::spawn(async move {
-        if let Err(error) = ::agent::instance::run(config, runtime, shutdown).await {
-            tracing::error!(%error, "The in-process agent stopped.");
-        }
-        drop(keep_open);
-    });
-    Ok(())
+    // Supervised like the server's own loops: a panic restarts the agent, which adopts
+    // its running containers as after any restart; the server's shutdown stops it.
+    Ok(supervise_task(
+        LoopName::LocalAgent,
+        shutdown.clone(),
+        move || {
+            let (config, runtime, shutdown) = (config.clone(), runtime.clone(), shutdown.clone());
+            async move {
+                let (stop, stopped) = watch::channel(false);
+                let run = ::agent::instance::run(config, runtime, stopped);
+                tokio::pin!(run);
+                let result = tokio::select! {
+                    result = &mut run => result,
+                    () = shutdown.cancelled() => {
+                        stop.send_replace(true);
+                        run.await
+                    }
+                };
+                if let Err(error) = result {
+                    tracing::error!(%error, "The in-process agent stopped.");
+                }
+            }
+        },
+    ))
 }
 
 async fn wait_for_signal() {
@@ -368,6 +386,7 @@ pub async fn start_for_up(
     region: String,
     key: crate::credentials::AccessKey,
     state_dir: PathBuf,
+    shutdown: CancellationToken,
 ) {
     let host = if addr.ip().is_unspecified() {
         std::net::SocketAddr::from(([127, 0, 0, 1], addr.port()))
@@ -382,8 +401,16 @@ pub async fn start_for_up(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let credentials = Credentials::new(&key.access_key_id, &key.secret_access_key, None);
-    match spawn_local(endpoint, region, credentials, "default".into(), &state_dir).await {
-        Ok(()) => {
+    let agent = spawn_local(
+        endpoint,
+        region,
+        credentials,
+        "default".into(),
+        &state_dir,
+        shutdown,
+    );
+    match agent.await {
+        Ok(run) => {
             println!(
                 "An agent runs on this machine in cluster `default` (state in {}). Try:",
                 state_dir.display()
@@ -393,6 +420,7 @@ pub async fn start_for_up(
             );
             println!("  aws ecs run-task --cluster default --task-definition web");
             println!("  aws ecs describe-tasks --cluster default --tasks <taskArn from run-task>   # networkBindings show the host port");
+            run.await;
         }
         Err(error) if error.to_string().contains("Docker") => {
             tracing::warn!(error = %format!("{error:#}"), "No agent: Docker does not answer.");

@@ -26,6 +26,7 @@ use ::agent::{ApiClient, ApiConfig, ApiError, Credentials};
 use ::lb::ConfigSource;
 use anyhow::Context;
 use model::lb::{Config, Health, HealthReport, TargetKey};
+use telemetry::{supervise_task, CancellationToken, LoopName};
 use tokio::sync::{watch, Notify};
 
 use crate::health_reports::{Report, Reports};
@@ -102,6 +103,7 @@ fn parse_interval(text: &str) -> Result<Duration, String> {
 }
 
 /// The server's ELBv2 API over HTTP.
+#[derive(Clone)]
 pub struct RemoteElb {
     api: ApiClient,
 }
@@ -428,15 +430,26 @@ pub async fn run(args: LbArgs) -> anyhow::Result<()> {
     // The data plane owns shutdown (it closes listeners and drains connections); the
     // poller simply stops being polled once the plane is done.
     let serving = plane.run(source.clone(), crate::server::shutdown_signal());
-    let poller = source.follow(
-        &remote,
-        args.bind_address,
-        args.poll_interval,
-        std::future::pending(),
-    );
-    let reporter = source.report(&api);
+    // Supervised as the server's loops are: a panic costs one round, never the role.
+    let stop = CancellationToken::new();
+    let (bind_address, poll_interval) = (args.bind_address, args.poll_interval);
+    let poller = supervise_task(LoopName::LbConfigPoller, stop.clone(), || {
+        let (source, remote) = (source.clone(), remote.clone());
+        async move {
+            source
+                .follow(&remote, bind_address, poll_interval, std::future::pending())
+                .await;
+        }
+    });
+    let reporter = supervise_task(LoopName::LbHealthReporter, stop.clone(), || {
+        let (source, api) = (source.clone(), api.clone());
+        async move { source.report(&api).await }
+    });
     tokio::select! {
-        served = serving => served.context("running the data plane")?,
+        served = serving => {
+            stop.cancel();
+            served.context("running the data plane")?;
+        }
         _ = async { tokio::join!(poller, reporter) } => {}
     }
     tracing::info!("Stevedore load balancer stopped.");

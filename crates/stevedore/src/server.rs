@@ -152,7 +152,13 @@ pub async fn run(args: ServerArgs, quick_start: bool) -> anyhow::Result<()> {
     print_banner(&addr, &args, &source, quick_start);
     if let Some(key) = agent_key {
         let (region, state_dir) = (args.region.clone(), args.data_dir.join("agent"));
-        tokio::spawn(crate::agent::start_for_up(addr, region, key, state_dir));
+        loops.spawn(crate::agent::start_for_up(
+            addr,
+            region,
+            key,
+            state_dir,
+            shutdown.clone(),
+        ));
     }
     let stop = shutdown.clone();
     let served = axum::serve(listener, router(app))

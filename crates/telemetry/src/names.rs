@@ -172,6 +172,12 @@ pub enum LoopName {
     FargateResume,
     /// The metrics exporter's housekeeping (drains histogram samples between scrapes).
     MetricsUpkeep,
+    /// The agent `stevedore up` runs in the server's process.
+    LocalAgent,
+    /// `stevedore lb` reading its configuration from the server's ELBv2 API.
+    LbConfigPoller,
+    /// `stevedore lb` sending its health verdicts to the server.
+    LbHealthReporter,
     /// A loop started by a test.
     Test,
 }
@@ -189,6 +195,9 @@ impl LoopName {
             LoopName::LbConfigFollower => "lb_config_follower",
             LoopName::FargateResume => "fargate_resume",
             LoopName::MetricsUpkeep => "metrics_upkeep",
+            LoopName::LocalAgent => "local_agent",
+            LoopName::LbConfigPoller => "lb_config_poller",
+            LoopName::LbHealthReporter => "lb_health_reporter",
             LoopName::Test => "test",
         }
     }
