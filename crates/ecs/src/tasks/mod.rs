@@ -13,6 +13,7 @@ pub(crate) mod health;
 pub(crate) mod launch;
 pub(crate) mod query;
 pub(crate) mod report;
+pub(crate) mod roles;
 
 use crate::error::EcsError;
 use crate::objects::{
