@@ -34,6 +34,10 @@ pub enum Frame {
     /// Agent → server: containers' health-check verdicts (TCS's `PublishHealthRequest`,
     /// carried on this channel because Stevedore has no separate telemetry socket).
     PublishHealthRequest(PublishHealthRequest),
+    /// Server → agent: fresh credentials of a task's role, sent before the old ones expire.
+    IAMRoleCredentialsMessage(IAMRoleCredentialsMessage),
+    /// Agent → server: an [`IAMRoleCredentialsMessage`] was stored.
+    IAMRoleCredentialsAckRequest(IAMRoleCredentialsAckRequest),
 }
 
 /// Tasks for one instance.
