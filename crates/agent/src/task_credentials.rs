@@ -220,6 +220,15 @@ impl TaskCredentials {
     }
 }
 
+/// Role credentials as the agent's signing credentials.
+pub fn to_signing(c: &RoleCredentials) -> crate::Credentials {
+    crate::Credentials::new(
+        &c.access_key_id,
+        &c.secret_access_key,
+        Some(c.session_token.as_str()).filter(|t| !t.is_empty()),
+    )
+}
+
 /// Whether `peer` may read credentials of a task with `sources` (unknown: the id alone
 /// decides, as before the task's addresses are known).
 fn is_allowed(sources: Option<&Sources>, peer: IpAddr) -> bool {

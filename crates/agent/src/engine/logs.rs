@@ -70,6 +70,53 @@ pub trait LogSink: Send + Sync + 'static {
         stream: &str,
         events: &[(i64, String)],
     ) -> Result<(), SubmitError>;
+
+    /// The same sink signing with `credentials` (a task's execution role), when it signs
+    /// at all.
+    fn with_role(&self, _credentials: crate::Credentials) -> Option<Arc<dyn LogSink>> {
+        None
+    }
+}
+
+/// A sink for a task with an execution role: each call signs with the role's current
+/// credentials (they are refreshed while the task runs), or the agent's own before any
+/// arrived (after a restart, until the channel is back).
+struct ExecutionRoleSink {
+    base: Arc<dyn LogSink>,
+    store: Arc<crate::task_credentials::TaskCredentials>,
+    task_arn: String,
+}
+
+impl ExecutionRoleSink {
+    fn current(&self) -> Arc<dyn LogSink> {
+        self.store
+            .get(&self.task_arn, acs::RoleType::TaskExecution)
+            .and_then(|c| {
+                self.base
+                    .with_role(crate::task_credentials::to_signing(&c))
+            })
+            .unwrap_or_else(|| self.base.clone())
+    }
+}
+
+#[async_trait]
+impl LogSink for ExecutionRoleSink {
+    async fn create_group(&self, group: &str) -> Result<(), SubmitError> {
+        self.current().create_group(group).await
+    }
+
+    async fn create_stream(&self, group: &str, stream: &str) -> Result<(), SubmitError> {
+        self.current().create_stream(group, stream).await
+    }
+
+    async fn put(
+        &self,
+        group: &str,
+        stream: &str,
+        events: &[(i64, String)],
+    ) -> Result<(), SubmitError> {
+        self.current().put(group, stream, events).await
+    }
 }
 
 fn exists_ok(r: Result<Value, crate::ApiError>) -> Result<(), SubmitError> {
@@ -121,6 +168,10 @@ impl LogSink for crate::ApiClient {
             .collect();
         let req = json!({"logGroupName": group, "logStreamName": stream, "logEvents": events});
         exists_ok(self.call_service(&LOGS_SERVICE, "PutLogEvents", &req).await)
+    }
+
+    fn with_role(&self, credentials: crate::Credentials) -> Option<Arc<dyn LogSink>> {
+        Some(Arc::new(self.with_credentials(credentials)))
     }
 }
 
@@ -220,9 +271,16 @@ pub(crate) fn start_if_awslogs<R: Runtime>(
     c: &acs::Container,
     id: &str,
 ) {
-    let Some(sink) = shared.logs.clone() else {
+    let Some(mut sink) = shared.logs.clone() else {
         return;
     };
+    if task.execution_role_credentials.is_some() {
+        sink = Arc::new(ExecutionRoleSink {
+            base: sink,
+            store: shared.credentials.clone(),
+            task_arn: task.arn.clone(),
+        });
+    }
     if let Some(cfg) = compute_awslogs(task, c, id) {
         spawn_shipper(
             shared.clone(),
