@@ -23,7 +23,7 @@ mod view;
 pub use channel::Session;
 pub use error::EcsError;
 pub use operations::Operation;
-pub use services::balancing::{Registration, TargetGroupView, TargetGroups, TargetState};
+pub use services::targets::{Registration, TargetGroupView, TargetGroups, TargetState};
 pub use tasks::fargate::{FargateCapacity, TaskUsage, MARKER_ATTRIBUTE, SANDBOX_ATTRIBUTE};
 pub use wire::Caller;
 
@@ -48,7 +48,7 @@ pub struct Ecs {
     >,
     channels: Arc<channel::Channels>,
     controller: Arc<services::controller::ControllerState>,
-    balancers: Option<Arc<dyn services::balancing::TargetGroups>>,
+    balancers: Option<Arc<dyn services::targets::TargetGroups>>,
     /// The source of hidden Fargate capacity (none: Fargate launches are refused).
     fargate: Option<Arc<dyn tasks::fargate::FargateCapacity>>,
     /// Each task's last status as of the last `/metrics` scrape (see `tasks::counts`).

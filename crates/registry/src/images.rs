@@ -35,7 +35,7 @@ pub(crate) fn tag_is_immutable(repo: &RepoRecord, tag: &str) -> bool {
             .image_tag_mutability_exclusion_filters
             .iter()
             .flatten()
-            .any(|f| crate::lifecycle::wildcard(&f.filter, tag))
+            .any(|f| crate::lifecycle_policy::wildcard(&f.filter, tag))
     };
     match repo.repository.image_tag_mutability {
         Some(ImageTagMutability::Immutable) => true,

@@ -16,7 +16,7 @@ mod ecr;
 mod error;
 mod gc;
 mod images;
-mod lifecycle;
+mod lifecycle_policy;
 mod objects;
 
 pub use ecr::Operation;
@@ -137,7 +137,7 @@ impl Registry {
 
     /// One maintenance run: lifecycle policies, then garbage collection.
     async fn maintain(&self) {
-        if let Err(error) = lifecycle::apply_all(self).await {
+        if let Err(error) = lifecycle_policy::apply_all(self).await {
             tracing::warn!(%error, "Lifecycle policy run failed.");
         }
         match self.collect_garbage().await {

@@ -21,7 +21,7 @@ use wire::{AwsError, Dispatch, JsonVersion, Keys};
 pub struct App {
     ecs: Ecs,
     logs: logs::Logs,
-    elb: elb::Elb,
+    elb: elbv2::Elbv2,
     registry: Option<registry::Registry>,
     iam: Option<iam::Iam>,
     admin: AccessKey,
@@ -37,12 +37,12 @@ impl App {
             admin.access_key_id.clone(),
             admin.secret_access_key.clone(),
         );
-        let elb = elb::Elb::new(store.clone(), scope.clone(), None);
+        let elb = elbv2::Elbv2::new(store.clone(), scope.clone(), None);
         Self {
             logs: logs::Logs::new(store.clone(), scope.clone()),
             elb: elb.clone(),
             ecs: Ecs::new(store, scope, endpoint)
-                .with_target_groups(Arc::new(crate::balancing::EcsTargets(elb))),
+                .with_target_groups(Arc::new(crate::lb_wiring::EcsTargets(elb))),
             registry: None,
             iam: None,
             admin,
@@ -107,7 +107,7 @@ impl App {
     }
 
     /// The ELBv2 service (control side).
-    pub fn elb(&self) -> &elb::Elb {
+    pub fn elb(&self) -> &elbv2::Elbv2 {
         &self.elb
     }
 }

@@ -2,13 +2,13 @@
 //! role asked for. Each role's wiring lives in its own module.
 
 mod agent;
-mod balancing;
 mod channel;
 mod credentials;
 mod fargate;
 mod health_reports;
 mod http;
-mod lb;
+mod lb_command;
+mod lb_wiring;
 mod metrics;
 mod server;
 mod sim;
@@ -34,7 +34,7 @@ enum Command {
     /// Run hollow container instances that register and report without running containers.
     Sim(sim::SimArgs),
     /// Run the load balancer data plane alone, reading its configuration from a server.
-    Lb(lb::LbArgs),
+    Lb(lb_command::LbArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -62,7 +62,7 @@ fn main() -> std::process::ExitCode {
             Command::Up(args) => server::run(args, true).await,
             Command::Sim(args) => sim::run(args).await,
             Command::Agent(args) => agent::run(args).await,
-            Command::Lb(args) => lb::run(args).await,
+            Command::Lb(args) => lb_command::run(args).await,
         }
     });
     match result {

@@ -190,7 +190,7 @@ fn spawn_data_plane(
     app: &crate::http::App,
     shutdown: &CancellationToken,
 ) {
-    let source = crate::balancing::ElbSource::new(app.elb().clone());
+    let source = crate::lb_wiring::ElbSource::new(app.elb().clone());
     let plane = Arc::new(lb::DataPlane::new(lb::Options::default()));
     let follower = source.clone();
     loops.spawn(supervise_task(

@@ -13,6 +13,7 @@ pub mod pagination;
 pub mod query;
 pub mod service;
 pub mod sigv4;
+pub mod xml;
 
 pub use dispatch::{Dispatch, Identity, JsonVersion, KeyError, Keys, Observer, Target};
 pub use error::AwsError;

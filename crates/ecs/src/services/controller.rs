@@ -9,12 +9,12 @@
 //! first seen disconnected); a restarted server simply runs the next round. A task chosen
 //! to stop that waits for its targets to drain says so itself (DEACTIVATING).
 
-use super::balancing::Reach;
 use super::plan::{
     is_inactive, plan_round, seed_of, Act, Groups, LaunchInputs, Observed, RoundPlan, Starts,
     ELB_FAILED,
 };
-use super::record::{apply_outcome, placement_message, Notes};
+use super::record::{apply_outcome, placement_message, RoundReport};
+use super::targets::TaskAddress;
 use super::{service_key, StoredService};
 use crate::error::EcsError;
 use crate::objects::{decode, encode, task_prefix, Step, StoredTask};
@@ -32,7 +32,7 @@ const TICK: std::time::Duration = std::time::Duration::from_secs(1);
 const DEBOUNCE: std::time::Duration = std::time::Duration::from_millis(50);
 /// A task key's decoded revision and, for a service task, its service, scheduling view
 /// and reach.
-pub(crate) type CachedTask = (u64, Option<(String, reconcile::Task, Reach)>);
+pub(crate) type CachedTask = (u64, Option<(String, reconcile::Task, TaskAddress)>);
 
 /// The controller's tunables and its one piece of memory.
 pub(crate) struct ControllerState {
@@ -195,11 +195,11 @@ impl Ecs {
     async fn service_tasks(
         &self,
         cluster: &str,
-    ) -> Result<HashMap<String, Vec<(reconcile::Task, Reach)>>, EcsError> {
+    ) -> Result<HashMap<String, Vec<(reconcile::Task, TaskAddress)>>, EcsError> {
         let mut all = self.controller.tasks.lock().await;
         let cache = all.entry(cluster.to_owned()).or_default();
         let mut seen = std::collections::HashSet::with_capacity(cache.len());
-        let mut out: HashMap<String, Vec<(reconcile::Task, Reach)>> = HashMap::new();
+        let mut out: HashMap<String, Vec<(reconcile::Task, TaskAddress)>> = HashMap::new();
         for kv in self.objects.range_all(&task_prefix(cluster)).await? {
             let fresh = cache
                 .get(&kv.key)
@@ -211,7 +211,13 @@ impl Ecs {
                     .group
                     .as_deref()
                     .and_then(|g| g.strip_prefix("service:"))
-                    .map(|name| (name.to_owned(), observe_task(&st), Reach::of(&st.task)));
+                    .map(|name| {
+                        (
+                            name.to_owned(),
+                            observe_task(&st),
+                            TaskAddress::of(&st.task),
+                        )
+                    });
                 cache.insert(kv.key.clone(), (kv.mod_revision, summary));
             }
             if let Some((_, Some((name, t, reach)))) = cache.get(&kv.key) {
@@ -277,7 +283,7 @@ impl Ecs {
         &self,
         cluster: &str,
         name: &str,
-        tasks: &[(reconcile::Task, Reach)],
+        tasks: &[(reconcile::Task, TaskAddress)],
         instances: &[(reconcile::Instance, placement::Instance)],
     ) -> Result<(), EcsError> {
         let Some((st, _)) = self.load_service(cluster, name).await? else {
@@ -381,7 +387,7 @@ impl Ecs {
         name: &str,
         act: Act,
         launch: Option<&(Launch, LaunchInputs)>,
-    ) -> Result<Notes, EcsError> {
+    ) -> Result<RoundReport, EcsError> {
         let Act {
             actions,
             deactivate,
@@ -503,7 +509,7 @@ impl Ecs {
         l: &Launch,
         inputs: &LaunchInputs,
         s: &Starts,
-        notes: &mut Notes,
+        notes: &mut RoundReport,
     ) -> Result<(), EcsError> {
         let (tasks, failures) = if s.on_instances.is_empty() {
             self.launch(l, None, |view| {
@@ -544,7 +550,7 @@ impl Ecs {
         cluster: &str,
         name: &str,
         a: &Actions,
-        notes: &Notes,
+        notes: &RoundReport,
     ) -> Result<(), EcsError> {
         let key = service_key(cluster, name);
         self.objects

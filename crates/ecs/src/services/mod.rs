@@ -9,13 +9,13 @@
 //! recording them repeats nothing.
 
 pub(crate) mod api;
-mod balanced;
-pub mod balancing;
 pub(crate) mod controller;
 pub(crate) mod plan;
 pub(crate) mod record;
 #[cfg(test)]
 mod scenarios;
+mod target_plan;
+pub mod targets;
 
 use model::ecs::shapes::{Service, ServiceEvent};
 use serde::{Deserialize, Serialize};

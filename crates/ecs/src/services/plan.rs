@@ -10,9 +10,9 @@
 //! (`controller.rs`); the record the round leaves behind is [`super::record`]'s job.
 
 use super::api::{ACTIVE, DRAINING, INACTIVE};
-use super::balanced::Balanced;
-use super::balancing::{Reach, Registration, TargetGroupView};
-use super::record::Notes;
+use super::record::RoundReport;
+use super::target_plan::Balanced;
+use super::targets::{Registration, TargetGroupView, TaskAddress};
 use super::StoredService;
 use model::ecs::shapes::{
     Deployment, DeploymentRolloutState, LoadBalancer, SchedulingStrategy, Service,
@@ -58,7 +58,7 @@ pub(crate) struct Observed<'a> {
     /// The service record.
     pub service: &'a StoredService,
     /// The service's tasks (its group's), with where each is reached.
-    pub tasks: &'a [(reconcile::Task, Reach)],
+    pub tasks: &'a [(reconcile::Task, TaskAddress)],
     /// The cluster's instances: the scheduler's view and the placement engine's.
     pub instances: &'a [(reconcile::Instance, placement::Instance)],
     /// The service's target groups.
@@ -123,7 +123,7 @@ pub(crate) struct Act {
     /// Tasks to start, when any can be.
     pub start: Option<Starts>,
     /// What the record will say; execution adds what it did.
-    pub notes: Notes,
+    pub notes: RoundReport,
 }
 
 /// `status` is INACTIVE: the service is gone and no longer reconciled.
@@ -280,7 +280,7 @@ pub(crate) fn plan_round(observed: &Observed<'_>, now: f64, seed: u64) -> RoundP
         now,
     };
     let mut actions = reconcile::compute(&spec, &sched);
-    let mut notes = Notes::default();
+    let mut notes = RoundReport::default();
     let stops = compute_stops(&actions, &sched.tasks, &lb_failed, &mut notes);
     let mut act = Act {
         deactivate: Vec::new(),
@@ -329,13 +329,13 @@ pub(crate) fn plan_round(observed: &Observed<'_>, now: f64, seed: u64) -> RoundP
 }
 
 /// The scheduler's stops with their messages, and the tasks already deactivating (their
-/// stop code and reason are on the task already). Notes failed checks: they are news
+/// stop code and reason are on the task already). RoundReport failed checks: they are news
 /// when the stop is decided, drain or not.
 fn compute_stops(
     actions: &Actions,
     tasks: &[reconcile::Task],
     lb_failed: &std::collections::HashMap<String, String>,
-    notes: &mut Notes,
+    notes: &mut RoundReport,
 ) -> Vec<PlannedStop> {
     let mut stops: Vec<PlannedStop> = actions
         .stop

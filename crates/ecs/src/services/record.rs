@@ -1,7 +1,7 @@
 //! What a round leaves in the service record, decided without I/O: counts recomputed from
 //! the tasks, rollout changes, a circuit-breaker rollback, retired deployments, events,
 //! and the end of a DRAINING service. [`apply_outcome`] takes the round's plan and what
-//! executing it did ([`Notes`]), so it runs again unchanged when the write loses a race.
+//! executing it did ([`RoundReport`]), so it runs again unchanged when the write loses a race.
 
 use super::api::{push_primary, INACTIVE};
 use super::plan::{is_active, is_daemon, is_draining, is_primary, rollout_of, rollout_state};
@@ -14,7 +14,7 @@ const EVENT_REPEAT_SECONDS: f64 = 300.0;
 
 /// What a round decided and did besides the scheduler's actions: for the service's events.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub(crate) struct Notes {
+pub(crate) struct RoundReport {
     /// Tasks started this round.
     pub started: Vec<String>,
     /// Tasks stopped this round.
@@ -58,7 +58,7 @@ pub(crate) fn placement_message(failures: &[model::ecs::shapes::Failure]) -> Str
 
 /// Applies a round's results to the record: counts, rollouts, rollback, retirement,
 /// events, and the end of a DRAINING service.
-pub(crate) fn apply_outcome(st: &mut StoredService, a: &Actions, notes: &Notes, at: f64) {
+pub(crate) fn apply_outcome(st: &mut StoredService, a: &Actions, notes: &RoundReport, at: f64) {
     let name = st.name().to_owned();
     let daemon = is_daemon(&st.service);
     let mut events = compute_round_events(&name, notes);
@@ -104,7 +104,7 @@ pub(crate) fn apply_outcome(st: &mut StoredService, a: &Actions, notes: &Notes, 
 }
 
 /// The events of what the round did, in the order ECS words them.
-fn compute_round_events(name: &str, notes: &Notes) -> Vec<String> {
+fn compute_round_events(name: &str, notes: &RoundReport) -> Vec<String> {
     let mut events: Vec<String> = Vec::new();
     if !notes.started.is_empty() {
         let list: Vec<String> = notes
@@ -155,7 +155,7 @@ fn compute_round_events(name: &str, notes: &Notes) -> Vec<String> {
 }
 
 /// Events that are not repeated within [`EVENT_REPEAT_SECONDS`].
-fn compute_repeatable_events(name: &str, a: &Actions, notes: &Notes) -> Vec<String> {
+fn compute_repeatable_events(name: &str, a: &Actions, notes: &RoundReport) -> Vec<String> {
     let mut repeatable: Vec<String> = Vec::new();
     for (_, id, port, tg, reason) in &notes.unhealthy_targets {
         let what = if id.starts_with("i-") {

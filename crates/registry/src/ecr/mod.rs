@@ -7,7 +7,7 @@ use crate::objects::{
     encode, manifest_prefix, now, preview_key, repo_key, tag_prefix, ManifestRecord, PreviewRecord,
     RepoRecord, Step, REPO_PREFIX,
 };
-use crate::{distribution, lifecycle, now_secs, Registry};
+use crate::{distribution, lifecycle_policy, now_secs, Registry};
 use base64::Engine;
 use bytes::Bytes;
 use model::ecr::shapes::*;

@@ -164,7 +164,7 @@ pub(super) async fn put_lifecycle_policy(
     req: PutLifecyclePolicyRequest,
 ) -> Result<PutLifecyclePolicyResponse, RegistryError> {
     check_registry(reg, req.registry_id.as_ref())?;
-    lifecycle::parse_policy(&req.lifecycle_policy_text)?;
+    lifecycle_policy::parse_policy(&req.lifecycle_policy_text)?;
     let p = req.lifecycle_policy_text.clone();
     update_repo(reg, &req.repository_name, |r| {
         r.lifecycle_policy = Some(p.clone());
@@ -235,8 +235,8 @@ pub(super) async fn start_lifecycle_policy_preview(
         Some(t) => t,
         None => return Err(no_lifecycle(reg, name)),
     };
-    let policy = lifecycle::parse_policy(&text)?;
-    let results = lifecycle::plan(reg, name, &policy, now()).await?;
+    let policy = lifecycle_policy::parse_policy(&text)?;
+    let results = lifecycle_policy::plan(reg, name, &policy, now()).await?;
     let preview = PreviewRecord {
         policy: text.clone(),
         results,

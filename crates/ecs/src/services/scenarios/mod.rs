@@ -12,9 +12,9 @@ mod instances;
 mod stored;
 
 use super::api::push_primary;
-use super::balancing::{Reach, TargetGroupView, TargetState};
 use super::plan::{plan_round, Act, Groups, LaunchInputs, Observed, RoundPlan};
-use super::record::{apply_outcome, placement_message, Notes};
+use super::record::{apply_outcome, placement_message, RoundReport};
+use super::targets::{TargetGroupView, TargetState, TaskAddress};
 use super::StoredService;
 use model::ecs::shapes::{
     Deployment, DeploymentCircuitBreaker, DeploymentConfiguration, DeploymentRolloutState,
@@ -52,7 +52,7 @@ struct Tally {
 /// A service and the world it runs in.
 struct Sim {
     st: StoredService,
-    tasks: Vec<(reconcile::Task, Reach)>,
+    tasks: Vec<(reconcile::Task, TaskAddress)>,
     instances: Vec<(reconcile::Instance, placement::Instance)>,
     /// The balancer's groups (None: the service has no load balancer).
     groups: Option<BTreeMap<String, TargetGroupView>>,
@@ -402,7 +402,7 @@ impl Sim {
     }
 
     /// Places the starts as the executor does (placement's own engine), booking each.
-    fn start(&mut self, s: &super::plan::Starts, notes: &mut Notes) {
+    fn start(&mut self, s: &super::plan::Starts, notes: &mut RoundReport) {
         let Ok(l) = self.launch.clone() else {
             return;
         };
@@ -443,7 +443,7 @@ impl Sim {
             let mut t = testkit::task(&id, &deployment, &inst).pending().build();
             t.has_health_check = self.checks;
             self.log.push(format!("start {id} on {inst}"));
-            self.tasks.push((t, Reach::default()));
+            self.tasks.push((t, TaskAddress::default()));
             notes.started.push(id);
         }
         if plan.placements.len() < s.count {

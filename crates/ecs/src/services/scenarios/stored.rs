@@ -1,7 +1,7 @@
 //! Observe → plan → execute through `Ecs`, against a real SQLite store: what the pure
 //! scenarios cannot show (commits, retries, restarts, the order of effects).
 
-use crate::services::balancing::{Registration, TargetGroupView, TargetGroups, TargetState};
+use crate::services::targets::{Registration, TargetGroupView, TargetGroups, TargetState};
 use crate::tests::call;
 use crate::Ecs;
 use model::ecs::arn::ArnScope;

@@ -1,14 +1,14 @@
 //! The standalone role's configuration must equal the server's in-process one: both are
-//! built here from the same ELBv2 state, one through `Elb::lb_config`, the other through
+//! built here from the same ELBv2 state, one through `Elbv2::lb_config`, the other through
 //! the public API's XML (with one-item pages, so every `NextMarker` is followed).
 
 use super::*;
 use model::lb::{Action, Algorithm, Condition};
 use std::collections::HashMap;
 
-/// `elb::Elb` in memory, answering what the server's HTTP layer would.
+/// `elbv2::Elbv2` in memory, answering what the server's HTTP layer would.
 struct Local {
-    elb: elb::Elb,
+    elb: elbv2::Elbv2,
     /// Asks for one-item pages on the paginated operations.
     tiny_pages: bool,
 }
@@ -62,7 +62,7 @@ fn local(dir: &tempfile::TempDir) -> Local {
         account_id: "000000000000".into(),
     };
     Local {
-        elb: elb::Elb::new(Arc::new(store), scope, None),
+        elb: elbv2::Elbv2::new(Arc::new(store), scope, None),
         tiny_pages: true,
     }
 }
@@ -442,7 +442,7 @@ fn form_encoding_round_trips_through_the_servers_parser() {
     let form = encode_form("DescribeRules", &[("ListenerArn", "arn:a/b c&d=e+f~ü")]);
     let q = wire::query::parse_form(form.as_bytes()).expect("parses");
     assert_eq!(q.action(), Some("DescribeRules"));
-    assert_eq!(q.version(), Some(elb::API_VERSION));
+    assert_eq!(q.version(), Some(elbv2::API_VERSION));
     assert_eq!(q.get("ListenerArn"), Some("arn:a/b c&d=e+f~ü"));
 }
 

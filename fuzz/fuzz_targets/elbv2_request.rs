@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 
 struct Env {
     rt: tokio::runtime::Runtime,
-    elb: elb::Elb,
+    elb: elbv2::Elbv2,
     _dir: std::path::PathBuf,
 }
 
@@ -20,13 +20,13 @@ fn env() -> &'static Env {
         let store = store::SqliteStore::open(store::SqliteConfig::new(dir.join("state.db"))).expect("store");
         let scope = model::ecs::arn::ArnScope { region: "us-east-1".into(), account_id: "000000000000".into() };
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-        Env { rt, elb: elb::Elb::new(Arc::new(store), scope, None), _dir: dir }
+        Env { rt, elb: elbv2::Elbv2::new(Arc::new(store), scope, None), _dir: dir }
     })
 }
 
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, body)) = data.split_first() else { return };
-    let ops = elb::Operation::ALL;
+    let ops = elbv2::Operation::ALL;
     let op = ops[usize::from(selector) % ops.len()];
     // The selector picks the action; the fuzzed body supplies the members (a body that
     // names Action or Version again is a duplicate name, which the decoder refuses).

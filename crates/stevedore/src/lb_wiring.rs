@@ -10,7 +10,7 @@ use tokio::sync::watch;
 
 /// The data plane's configuration, rebuilt from the ELBv2 state on every change.
 pub struct ElbSource {
-    elb: elb::Elb,
+    elb: elbv2::Elbv2,
     config: watch::Sender<Arc<Config>>,
 }
 
@@ -20,7 +20,7 @@ const REFRESH: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl ElbSource {
     /// A source over `elb`, starting empty until [`ElbSource::follow`] runs.
-    pub fn new(elb: elb::Elb) -> Arc<Self> {
+    pub fn new(elb: elbv2::Elbv2) -> Arc<Self> {
         Arc::new(ElbSource {
             elb,
             config: watch::Sender::new(Arc::new(Config::default())),
@@ -60,7 +60,7 @@ impl ConfigSource for ElbSource {
 }
 
 /// ECS services' view of target groups, through the ELBv2 API.
-pub struct EcsTargets(pub elb::Elb);
+pub struct EcsTargets(pub elbv2::Elbv2);
 
 fn keys(targets: &[(String, u16)]) -> Vec<TargetKey> {
     targets

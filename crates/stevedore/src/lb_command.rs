@@ -123,7 +123,7 @@ impl QueryApi for RemoteElb {
         let form = encode_form(operation, params);
         let (status, body) = self
             .api
-            .call_query(elb::SIGNING_NAME, operation, form)
+            .call_query(elbv2::SIGNING_NAME, operation, form)
             .await?;
         let text = String::from_utf8(body.to_vec()).map_err(|_| LbRoleError::Decode {
             operation,
@@ -225,7 +225,7 @@ fn encode_form(operation: &str, params: &[(&str, &str)]) -> String {
         .remove(b'_')
         .remove(b'.')
         .remove(b'~');
-    let mut form = format!("Action={operation}&Version={}", elb::API_VERSION);
+    let mut form = format!("Action={operation}&Version={}", elbv2::API_VERSION);
     for (key, value) in params {
         form.push('&');
         form.extend(utf8_percent_encode(key, VALUE));
@@ -288,7 +288,7 @@ impl PolledSource {
             };
             let sent = api
                 .post_json(
-                    elb::SIGNING_NAME,
+                    elbv2::SIGNING_NAME,
                     crate::health_reports::PATH,
                     "ReportTargetHealth",
                     body,

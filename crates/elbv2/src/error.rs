@@ -4,14 +4,14 @@
 //! not `TargetGroupNotFoundException`), and botocore maps it back to the modeled class;
 //! bad parameters are the unmodeled `ValidationError`, as AWS sends them.
 
-use crate::{Elb, Operation};
+use crate::{Elbv2, Operation};
 use store::StoreError;
 use wire::{AwsError, Service};
 
 /// Everything an ELBv2 operation can refuse or fail with. Each variant is one modeled
 /// exception of botocore's `elbv2` model (or a protocol-level error) with its message.
 #[derive(Debug, thiserror::Error)]
-pub enum ElbError {
+pub enum Elbv2Error {
     /// `Action` names no operation of the ELBv2 model.
     #[error("The action '{0}' is not valid for this web service (Elastic Load Balancing 2015-12-01 as served by Stevedore).")]
     InvalidAction(String),
@@ -98,7 +98,7 @@ pub enum ElbError {
     Contention(String),
 }
 
-impl From<store::ObjectsError> for ElbError {
+impl From<store::ObjectsError> for Elbv2Error {
     /// Contention stays contention; an object that does not encode or decode is
     /// reported as the state store failing, naming its key.
     fn from(e: store::ObjectsError) -> Self {
@@ -110,7 +110,7 @@ impl From<store::ObjectsError> for ElbError {
     }
 }
 
-impl ElbError {
+impl Elbv2Error {
     /// The query-protocol error code (`<Code>`): the modeled shape's `error.code`.
     pub fn code(&self) -> &'static str {
         match self {
@@ -148,8 +148,8 @@ impl ElbError {
     /// for store failures and contention so clients retry).
     pub fn to_aws(&self) -> AwsError {
         match self {
-            Self::InvalidAction(name) => wire::dispatch::unknown_operation(&Elb::SPEC, name),
-            Self::NotImplemented(op) => wire::dispatch::not_implemented(&Elb::SPEC, op.name()),
+            Self::InvalidAction(name) => wire::dispatch::unknown_operation(&Elbv2::SPEC, name),
+            Self::NotImplemented(op) => wire::dispatch::not_implemented(&Elbv2::SPEC, op.name()),
             Self::Store(_) | Self::Contention(_) => {
                 AwsError::server(self.code(), self.to_string()).with_status(503)
             }
@@ -159,6 +159,6 @@ impl ElbError {
 }
 
 /// Shorthand for the most common refusal.
-pub(crate) fn invalid<T>(msg: impl Into<String>) -> Result<T, ElbError> {
-    Err(ElbError::Validation(msg.into()))
+pub(crate) fn invalid<T>(msg: impl Into<String>) -> Result<T, Elbv2Error> {
+    Err(Elbv2Error::Validation(msg.into()))
 }

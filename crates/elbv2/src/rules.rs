@@ -4,19 +4,19 @@
 
 use crate::actions::{parse_actions, parse_conditions, priority};
 use crate::arn;
-use crate::error::{invalid, ElbError};
+use crate::error::{invalid, Elbv2Error};
 use crate::listeners::{check_actions, find_listener, lb_arn_of};
 use crate::load_balancers::MAX_RULES;
 use crate::params::{page, paginate, required, tags};
-use crate::world::{LbType, StoredListener, StoredRule, Tags, World};
-use crate::xml::Xml;
-use crate::Elb;
+use crate::state::{LbType, State, StoredListener, StoredRule, Tags};
+use crate::Elbv2;
 use std::collections::BTreeMap;
 use wire::query::QueryView;
+use wire::xml::Xml;
 
 /// `RuleNotFound` for an ARN.
-pub fn rule_not_found(arn: &str) -> ElbError {
-    ElbError::RuleNotFound(format!("Rule '{arn}' not found"))
+pub fn rule_not_found(arn: &str) -> Elbv2Error {
+    Elbv2Error::RuleNotFound(format!("Rule '{arn}' not found"))
 }
 
 /// Where a rule ARN points.
@@ -37,7 +37,7 @@ pub enum RuleRef {
 }
 
 /// Finds the rule `arn` in load balancer `lb_name`.
-pub fn find_rule(w: &World, lb_name: &str, arn: &str) -> Result<RuleRef, ElbError> {
+pub fn find_rule(w: &State, lb_name: &str, arn: &str) -> Result<RuleRef, Elbv2Error> {
     let lb = w.lbs.get(lb_name).ok_or_else(|| rule_not_found(arn))?;
     for (li, l) in lb.listeners.iter().enumerate() {
         if l.default_rule_arn == arn {
@@ -88,7 +88,7 @@ fn ordered(l: &StoredListener) -> Vec<Shown<'_>> {
     out
 }
 
-pub(crate) async fn create_rule(elb: &Elb, q: &QueryView<'_>) -> Result<String, ElbError> {
+pub(crate) async fn create_rule(elb: &Elbv2, q: &QueryView<'_>) -> Result<String, Elbv2Error> {
     let listener_arn = required(q, "ListenerArn")?;
     let lb_name = arn::listener_lb(&elb.scope, listener_arn)?;
     required(q, "Priority")?;
@@ -110,14 +110,14 @@ pub(crate) async fn create_rule(elb: &Elb, q: &QueryView<'_>) -> Result<String, 
                 return invalid("Network load balancer listeners have only their default rule; use ModifyListener to change its actions");
             }
             if let Some(r) = lb.listeners[li].rules.iter().find(|r| r.priority == prio) {
-                return Err(ElbError::PriorityInUse(format!(
+                return Err(Elbv2Error::PriorityInUse(format!(
                     "Priority '{prio}' is currently in use by rule '{}'",
                     r.arn
                 )));
             }
             let count: usize = lb.listeners.iter().map(|l| l.rules.len()).sum();
             if count >= MAX_RULES {
-                return Err(ElbError::TooManyRules(format!(
+                return Err(Elbv2Error::TooManyRules(format!(
                     "Load balancer '{lb_arn}' already has {MAX_RULES} rules, the limit"
                 )));
             }
@@ -139,7 +139,7 @@ pub(crate) async fn create_rule(elb: &Elb, q: &QueryView<'_>) -> Result<String, 
     Ok(x.finish())
 }
 
-pub(crate) async fn describe_rules(elb: &Elb, q: &QueryView<'_>) -> Result<String, ElbError> {
+pub(crate) async fn describe_rules(elb: &Elbv2, q: &QueryView<'_>) -> Result<String, Elbv2Error> {
     let listener_arn = q.get("ListenerArn");
     let arns = q.list("RuleArns");
     let (after, size) = page(q, "rule")?;
@@ -179,7 +179,7 @@ pub(crate) async fn describe_rules(elb: &Elb, q: &QueryView<'_>) -> Result<Strin
     Ok(x.finish())
 }
 
-pub(crate) async fn modify_rule(elb: &Elb, q: &QueryView<'_>) -> Result<String, ElbError> {
+pub(crate) async fn modify_rule(elb: &Elbv2, q: &QueryView<'_>) -> Result<String, Elbv2Error> {
     let arn = required(q, "RuleArn")?;
     let lb_name = arn::rule_lb(&elb.scope, arn)?;
     let conditions = if q.members("Conditions").is_empty() {
@@ -207,7 +207,7 @@ pub(crate) async fn modify_rule(elb: &Elb, q: &QueryView<'_>) -> Result<String, 
             match at {
                 RuleRef::Default { listener } => {
                     if conditions.is_some() {
-                        return Err(ElbError::OperationNotPermitted(
+                        return Err(Elbv2Error::OperationNotPermitted(
                             "The default rule has no conditions and none can be added; create a rule instead".into(),
                         ));
                     }
@@ -240,13 +240,13 @@ pub(crate) async fn modify_rule(elb: &Elb, q: &QueryView<'_>) -> Result<String, 
     Ok(x.finish())
 }
 
-pub(crate) async fn delete_rule(elb: &Elb, q: &QueryView<'_>) -> Result<String, ElbError> {
+pub(crate) async fn delete_rule(elb: &Elbv2, q: &QueryView<'_>) -> Result<String, Elbv2Error> {
     let arn = required(q, "RuleArn")?;
     let lb_name = arn::rule_lb(&elb.scope, arn)?;
     let lb_arn = lb_arn_of(arn);
     elb.objects
         .write("rule", |w| match find_rule(w, &lb_name, arn)? {
-            RuleRef::Default { .. } => Err(ElbError::OperationNotPermitted(
+            RuleRef::Default { .. } => Err(Elbv2Error::OperationNotPermitted(
                 "The default rule cannot be deleted; it goes with its listener (DeleteListener)"
                     .into(),
             )),
@@ -267,7 +267,7 @@ pub(crate) async fn delete_rule(elb: &Elb, q: &QueryView<'_>) -> Result<String, 
 pub fn plan_priorities(
     current: &[(String, u32)],
     changes: &BTreeMap<String, u32>,
-) -> Result<Vec<(String, u32)>, ElbError> {
+) -> Result<Vec<(String, u32)>, Elbv2Error> {
     let planned: Vec<(String, u32)> = current
         .iter()
         .map(|(arn, p)| (arn.clone(), changes.get(arn).copied().unwrap_or(*p)))
@@ -280,7 +280,7 @@ pub fn plan_priorities(
             } else {
                 other
             };
-            return Err(ElbError::PriorityInUse(format!(
+            return Err(Elbv2Error::PriorityInUse(format!(
                 "Priority '{p}' would be used by two rules (including '{moved}'); choose distinct priorities"
             )));
         }
@@ -288,7 +288,10 @@ pub fn plan_priorities(
     Ok(planned)
 }
 
-pub(crate) async fn set_rule_priorities(elb: &Elb, q: &QueryView<'_>) -> Result<String, ElbError> {
+pub(crate) async fn set_rule_priorities(
+    elb: &Elbv2,
+    q: &QueryView<'_>,
+) -> Result<String, Elbv2Error> {
     let mut changes: BTreeMap<String, u32> = BTreeMap::new();
     let mut lbs: Vec<String> = Vec::new();
     for m in q.members("RulePriorities") {
@@ -314,7 +317,7 @@ pub(crate) async fn set_rule_priorities(elb: &Elb, q: &QueryView<'_>) -> Result<
             for arn in changes.keys() {
                 let lb_name = arn::rule_lb(&elb.scope, arn)?;
                 if let RuleRef::Default { .. } = find_rule(w, &lb_name, arn)? {
-                    return Err(ElbError::OperationNotPermitted(
+                    return Err(Elbv2Error::OperationNotPermitted(
                         "The default rule's priority cannot be changed; it is always evaluated last".into(),
                     ));
                 }
@@ -363,7 +366,7 @@ mod tests {
     fn moving_onto_an_unmoved_rules_priority_is_priority_in_use() {
         let changes = BTreeMap::from([("a".to_owned(), 3)]);
         let err = plan_priorities(&current(), &changes).expect_err("collides with c");
-        assert!(matches!(err, ElbError::PriorityInUse(_)));
+        assert!(matches!(err, Elbv2Error::PriorityInUse(_)));
         assert!(err.to_string().contains("'a'"), "{err}");
     }
 

@@ -7,10 +7,10 @@
 //!
 //! It speaks the AWS query protocol's decoded form ([`wire::query::QueryParams`] in, XML
 //! out) but no HTTP or SigV4: the binary does that. It must not depend on other services
-//! (ECS registers targets through [`Elb::register_targets`], wired by the binary).
+//! (ECS registers targets through [`Elbv2::register_targets`], wired by the binary).
 //!
 //! Where load balancers are reached: every listener binds its port on one address, the
-//! bind address (127.0.0.1 unless [`Elb::with_bind_address`] says otherwise), and that
+//! bind address (127.0.0.1 unless [`Elbv2::with_bind_address`] says otherwise), and that
 //! address is each load balancer's `DNSName`. A client reaches a listener at
 //! `DNSName:Port`. Since all load balancers share the address, a port can be used by only
 //! one listener across all of them.
@@ -27,25 +27,28 @@ mod operations;
 mod params;
 mod rules;
 mod snapshot;
+mod state;
 mod tags;
 mod target_groups;
 mod targets;
-mod world;
-mod xml;
 
-pub use error::ElbError;
+pub use error::Elbv2Error;
 pub use model::lb::TargetKey;
 pub use operations::Operation;
 
 use model::ecs::arn::ArnScope;
+use state::Objects;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use wire::query::QueryParams;
-use world::Objects;
 
 /// The query `Version` of the ELBv2 API.
 pub const API_VERSION: &str = "2015-12-01";
+
+/// The XML namespace of its responses.
+pub const XML_NAMESPACE: &str = "http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/";
+
 /// The SigV4 signing name (credential scope service) of ELBv2.
 pub const SIGNING_NAME: &str = "elasticloadbalancing";
 
@@ -61,7 +64,7 @@ type HealthTable = HashMap<(String, TargetKey), model::lb::Health>;
 
 /// The ELBv2 service over a store.
 #[derive(Clone)]
-pub struct Elb {
+pub struct Elbv2 {
     objects: Objects,
     scope: ArnScope,
     clock: Clock,
@@ -71,7 +74,7 @@ pub struct Elb {
     health: Arc<Mutex<HealthTable>>,
 }
 
-impl Elb {
+impl Elbv2 {
     /// An ELBv2 service whose ARNs use `scope`, over `store`, on the wall clock, binding
     /// 127.0.0.1. `resolver` maps instance ids to addresses for the data plane.
     pub fn new(store: Arc<dyn store::Store>, scope: ArnScope, resolver: Option<Resolver>) -> Self {
@@ -105,17 +108,21 @@ impl Elb {
 
     /// Runs the query-protocol request `params` (its `Action` names the operation) and
     /// returns the XML response document, whose `RequestId` is `request_id`.
-    pub async fn handle(&self, params: &QueryParams, request_id: &str) -> Result<String, ElbError> {
+    pub async fn handle(
+        &self,
+        params: &QueryParams,
+        request_id: &str,
+    ) -> Result<String, Elbv2Error> {
         let action = params.action().unwrap_or("");
         let Some(op) = Operation::from_name(action) else {
-            return Err(ElbError::InvalidAction(action.to_owned()));
+            return Err(Elbv2Error::InvalidAction(action.to_owned()));
         };
         self.run(op, params, request_id).await
     }
 
     /// A receiver whose value changes (to the store revision of the write) after every
     /// committed ELBv2 write, including draining targets expiring: the data plane
-    /// re-reads [`Elb::lb_config`] when it fires.
+    /// re-reads [`Elbv2::lb_config`] when it fires.
     pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
         self.changes.subscribe()
     }

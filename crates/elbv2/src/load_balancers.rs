@@ -2,13 +2,13 @@
 //! their listeners and rules), their attributes, and the account limits.
 
 use crate::arn;
-use crate::error::{invalid, ElbError};
+use crate::error::{invalid, Elbv2Error};
 use crate::params::{one_of, page, paginate, parse_bool, required, tags};
-use crate::world::{LbType, StoredLoadBalancer, Tags};
-use crate::xml::{iso8601, Xml};
-use crate::Elb;
+use crate::state::{LbType, StoredLoadBalancer, Tags};
+use crate::Elbv2;
 use std::collections::BTreeMap;
 use wire::query::QueryView;
+use wire::xml::{iso8601, Xml};
 
 /// The VPC id shown when none applies (Stevedore has no VPCs).
 pub const DEFAULT_VPC: &str = "vpc-00000000";
@@ -20,7 +20,7 @@ pub const MAX_RULES: usize = 100;
 pub const MAX_TARGETS: usize = 1000;
 
 /// Checks a load balancer name against AWS's rules.
-pub fn check_lb_name(name: &str) -> Result<(), ElbError> {
+pub fn check_lb_name(name: &str) -> Result<(), Elbv2Error> {
     if name.is_empty() || name.len() > 32 {
         return invalid(format!(
             "Load balancer name '{name}' is not valid: it must be 1 to 32 characters"
@@ -55,14 +55,14 @@ struct NewLoadBalancer {
     tags: Vec<(String, String)>,
 }
 
-fn parse_create(q: &QueryView<'_>) -> Result<NewLoadBalancer, ElbError> {
+fn parse_create(q: &QueryView<'_>) -> Result<NewLoadBalancer, Elbv2Error> {
     let name = required(q, "Name")?;
     check_lb_name(name)?;
     let kind =
         match one_of(q, "Type", &["application", "network", "gateway"])? {
             None | Some("application") => LbType::Application,
             Some("network") => LbType::Network,
-            Some(_) => return Err(ElbError::InvalidConfigurationRequest(
+            Some(_) => return Err(Elbv2Error::InvalidConfigurationRequest(
                 "Gateway load balancers are not supported by Stevedore; use application or network"
                     .into(),
             )),
@@ -95,7 +95,10 @@ fn parse_create(q: &QueryView<'_>) -> Result<NewLoadBalancer, ElbError> {
     })
 }
 
-pub(crate) async fn create_load_balancer(elb: &Elb, q: &QueryView<'_>) -> Result<String, ElbError> {
+pub(crate) async fn create_load_balancer(
+    elb: &Elbv2,
+    q: &QueryView<'_>,
+) -> Result<String, Elbv2Error> {
     let new = parse_create(q)?;
     let arn = arn::load_balancer(&elb.scope, new.kind.arn_kind(), &new.name, &arn::new_id());
     let now = elb.now_ms();
@@ -110,7 +113,7 @@ pub(crate) async fn create_load_balancer(elb: &Elb, q: &QueryView<'_>) -> Result
                 return if same {
                     Ok(existing.clone())
                 } else {
-                    Err(ElbError::DuplicateLoadBalancerName(format!(
+                    Err(Elbv2Error::DuplicateLoadBalancerName(format!(
                         "A load balancer named '{}' already exists with different settings",
                         new.name
                     )))
@@ -140,7 +143,7 @@ pub(crate) async fn create_load_balancer(elb: &Elb, q: &QueryView<'_>) -> Result
 }
 
 /// Writes a `LoadBalancer` structure's members.
-fn render_lb(elb: &Elb, x: &mut Xml, lb: &StoredLoadBalancer) {
+fn render_lb(elb: &Elbv2, x: &mut Xml, lb: &StoredLoadBalancer) {
     let zone_letters = ['a', 'b', 'c', 'd', 'e', 'f'];
     let region = &elb.scope.region;
     x.leaf("LoadBalancerArn", &lb.arn)
@@ -183,9 +186,9 @@ fn render_lb(elb: &Elb, x: &mut Xml, lb: &StoredLoadBalancer) {
 }
 
 pub(crate) async fn describe_load_balancers(
-    elb: &Elb,
+    elb: &Elbv2,
     q: &QueryView<'_>,
-) -> Result<String, ElbError> {
+) -> Result<String, Elbv2Error> {
     let arns = q.list("LoadBalancerArns");
     let names = q.list("Names");
     if !arns.is_empty() && !names.is_empty() {
@@ -204,7 +207,7 @@ pub(crate) async fn describe_load_balancers(
             }
         }
         if !missing.is_empty() {
-            return Err(ElbError::LoadBalancerNotFound(format!(
+            return Err(Elbv2Error::LoadBalancerNotFound(format!(
                 "One or more load balancers not found: {}",
                 missing.join(", ")
             )));
@@ -216,7 +219,7 @@ pub(crate) async fn describe_load_balancers(
             .filter(|n| !world.lbs.contains_key(*n))
             .collect();
         if !missing.is_empty() {
-            return Err(ElbError::LoadBalancerNotFound(format!(
+            return Err(Elbv2Error::LoadBalancerNotFound(format!(
                 "One or more load balancers not found: {}",
                 missing.join(", ")
             )));
@@ -239,7 +242,10 @@ pub(crate) async fn describe_load_balancers(
     Ok(x.finish())
 }
 
-pub(crate) async fn delete_load_balancer(elb: &Elb, q: &QueryView<'_>) -> Result<String, ElbError> {
+pub(crate) async fn delete_load_balancer(
+    elb: &Elbv2,
+    q: &QueryView<'_>,
+) -> Result<String, Elbv2Error> {
     let arn = required(q, "LoadBalancerArn")?;
     let name = arn::load_balancer_name(&elb.scope, arn)?;
     let deleted = elb
@@ -250,7 +256,7 @@ pub(crate) async fn delete_load_balancer(elb: &Elb, q: &QueryView<'_>) -> Result
                 return Ok(false);
             };
             if attribute(lb, "deletion_protection.enabled") == "true" {
-                return Err(ElbError::OperationNotPermitted(format!(
+                return Err(Elbv2Error::OperationNotPermitted(format!(
                     "Load balancer '{arn}' cannot be deleted because deletion protection is enabled; set deletion_protection.enabled to false first"
                 )));
             }
@@ -319,7 +325,7 @@ fn render_lb_attributes(x: &mut Xml, lb: &StoredLoadBalancer) {
 }
 
 /// Checks one attribute change against its key's type.
-fn check_lb_attribute(kind: LbType, key: &str, value: &str) -> Result<(), ElbError> {
+fn check_lb_attribute(kind: LbType, key: &str, value: &str) -> Result<(), Elbv2Error> {
     if !default_attributes(kind).iter().any(|(k, _)| *k == key) {
         return invalid(format!(
             "Load balancer attribute key '{key}' is not recognized for {} load balancers",
@@ -354,9 +360,9 @@ fn check_lb_attribute(kind: LbType, key: &str, value: &str) -> Result<(), ElbErr
 }
 
 pub(crate) async fn describe_load_balancer_attributes(
-    elb: &Elb,
+    elb: &Elbv2,
     q: &QueryView<'_>,
-) -> Result<String, ElbError> {
+) -> Result<String, Elbv2Error> {
     let arn = required(q, "LoadBalancerArn")?;
     let name = arn::load_balancer_name(&elb.scope, arn)?;
     let (world, _, _) = elb.objects.load().await?;
@@ -367,9 +373,9 @@ pub(crate) async fn describe_load_balancer_attributes(
 }
 
 pub(crate) async fn modify_load_balancer_attributes(
-    elb: &Elb,
+    elb: &Elbv2,
     q: &QueryView<'_>,
-) -> Result<String, ElbError> {
+) -> Result<String, Elbv2Error> {
     let arn = required(q, "LoadBalancerArn")?;
     let name = arn::load_balancer_name(&elb.scope, arn)?;
     let mut changes = Vec::new();
@@ -403,9 +409,9 @@ pub(crate) async fn modify_load_balancer_attributes(
 }
 
 pub(crate) async fn describe_account_limits(
-    _elb: &Elb,
+    _elb: &Elbv2,
     q: &QueryView<'_>,
-) -> Result<String, ElbError> {
+) -> Result<String, Elbv2Error> {
     let (after, size) = page(q, "limits")?;
     let limits: Vec<(String, (&str, String))> = [
         ("application-load-balancers", "50".to_owned()),

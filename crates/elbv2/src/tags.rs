@@ -2,20 +2,20 @@
 //! DescribeTags, each taking up to 20 resource ARNs of any of those kinds.
 
 use crate::arn::{self, ElbArn};
-use crate::error::{invalid, ElbError};
+use crate::error::{invalid, Elbv2Error};
 use crate::listeners::listener_not_found;
 use crate::params::{merge_tags, tags};
 use crate::rules::rule_not_found;
-use crate::world::{Tags, World};
-use crate::xml::Xml;
-use crate::Elb;
+use crate::state::{State, Tags};
+use crate::Elbv2;
 use model::ecs::arn::ArnScope;
 use wire::query::QueryView;
+use wire::xml::Xml;
 
 /// The most resources one tagging call may name.
 const MAX_RESOURCES: usize = 20;
 
-fn resource_arns<'a>(q: &QueryView<'a>) -> Result<Vec<&'a str>, ElbError> {
+fn resource_arns<'a>(q: &QueryView<'a>) -> Result<Vec<&'a str>, Elbv2Error> {
     let arns = q.list("ResourceArns");
     if arns.is_empty() {
         return invalid("At least one ARN must be given in ResourceArns");
@@ -30,7 +30,7 @@ fn resource_arns<'a>(q: &QueryView<'a>) -> Result<Vec<&'a str>, ElbError> {
 }
 
 /// The tags of the resource `arn`.
-fn tags_mut<'w>(scope: &ArnScope, w: &'w mut World, arn: &str) -> Result<&'w mut Tags, ElbError> {
+fn tags_mut<'w>(scope: &ArnScope, w: &'w mut State, arn: &str) -> Result<&'w mut Tags, Elbv2Error> {
     let Some(parsed) = arn::parse(scope, arn) else {
         return invalid(format!(
             "'{arn}' is not a valid load balancer, target group, listener or rule ARN"
@@ -60,7 +60,7 @@ fn tags_mut<'w>(scope: &ArnScope, w: &'w mut World, arn: &str) -> Result<&'w mut
     }
 }
 
-pub(crate) async fn add_tags(elb: &Elb, q: &QueryView<'_>) -> Result<String, ElbError> {
+pub(crate) async fn add_tags(elb: &Elbv2, q: &QueryView<'_>) -> Result<String, Elbv2Error> {
     let arns = resource_arns(q)?;
     let new = tags(q, "Tags")?;
     if new.is_empty() {
@@ -77,7 +77,7 @@ pub(crate) async fn add_tags(elb: &Elb, q: &QueryView<'_>) -> Result<String, Elb
     Ok(String::new())
 }
 
-pub(crate) async fn remove_tags(elb: &Elb, q: &QueryView<'_>) -> Result<String, ElbError> {
+pub(crate) async fn remove_tags(elb: &Elbv2, q: &QueryView<'_>) -> Result<String, Elbv2Error> {
     let arns = resource_arns(q)?;
     let keys = q.list("TagKeys");
     if keys.is_empty() {
@@ -97,7 +97,7 @@ pub(crate) async fn remove_tags(elb: &Elb, q: &QueryView<'_>) -> Result<String, 
     Ok(String::new())
 }
 
-pub(crate) async fn describe_tags(elb: &Elb, q: &QueryView<'_>) -> Result<String, ElbError> {
+pub(crate) async fn describe_tags(elb: &Elbv2, q: &QueryView<'_>) -> Result<String, Elbv2Error> {
     let arns = resource_arns(q)?;
     let (mut world, _, _) = elb.objects.load().await?;
     let mut found = Vec::new();

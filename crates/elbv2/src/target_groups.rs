@@ -3,14 +3,14 @@
 //! attributes (deregistration delay, algorithm, stickiness, ...).
 
 use crate::arn;
-use crate::error::{invalid, ElbError};
+use crate::error::{invalid, Elbv2Error};
 use crate::load_balancers::DEFAULT_VPC;
 use crate::params::{boolean, one_of, page, paginate, parse_bool, port, required, tags, uint};
-use crate::world::{tg_not_found, HealthCheckSpec, StoredTargetGroup, Tags, World};
-use crate::xml::Xml;
-use crate::Elb;
+use crate::state::{tg_not_found, HealthCheckSpec, State, StoredTargetGroup, Tags};
+use crate::Elbv2;
 use std::collections::BTreeMap;
 use wire::query::QueryView;
+use wire::xml::Xml;
 
 /// Every `ProtocolEnum` value.
 const PROTOCOLS: &[&str] = &[
@@ -18,7 +18,7 @@ const PROTOCOLS: &[&str] = &[
 ];
 
 /// Checks a target group name against AWS's rules.
-pub fn check_tg_name(name: &str) -> Result<(), ElbError> {
+pub fn check_tg_name(name: &str) -> Result<(), Elbv2Error> {
     let ok = !name.is_empty()
         && name.len() <= 32
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
@@ -32,10 +32,10 @@ pub fn check_tg_name(name: &str) -> Result<(), ElbError> {
 }
 
 /// The protocol Stevedore serves, or why not.
-fn served_protocol(p: &str, what: &str) -> Result<(), ElbError> {
+fn served_protocol(p: &str, what: &str) -> Result<(), Elbv2Error> {
     match p {
         "HTTP" | "TCP" => Ok(()),
-        other => Err(ElbError::UnsupportedProtocol(format!(
+        other => Err(Elbv2Error::UnsupportedProtocol(format!(
             "{what} protocol '{other}' is not supported by Stevedore; use HTTP or TCP"
         ))),
     }
@@ -47,7 +47,7 @@ fn parse_health_check(
     q: &QueryView<'_>,
     tg_protocol: &str,
     base: Option<&HealthCheckSpec>,
-) -> Result<HealthCheckSpec, ElbError> {
+) -> Result<HealthCheckSpec, Elbv2Error> {
     let protocol = match one_of(q, "HealthCheckProtocol", PROTOCOLS)? {
         Some(p) => {
             served_protocol(p, "Health check")?;
@@ -100,9 +100,9 @@ fn parse_health_check(
             .or_else(|| Some(if tg_protocol == "HTTP" { "200" } else { "200-399" }.to_owned())),
     };
     let interval = uint(q, "HealthCheckIntervalSeconds", 5, 300)?
-        .unwrap_or_else(|| base.map_or(30, |b| b.interval));
+        .unwrap_or_else(|| base.map_or(30, |b| b.interval_seconds));
     let timeout = uint(q, "HealthCheckTimeoutSeconds", 2, 120)?
-        .unwrap_or_else(|| base.map_or(if http { 5 } else { 10 }, |b| b.timeout));
+        .unwrap_or_else(|| base.map_or(if http { 5 } else { 10 }, |b| b.timeout_seconds));
     if timeout >= interval {
         return invalid(format!(
             "Health check timeout ({timeout} s) must be smaller than the interval ({interval} s)"
@@ -114,8 +114,8 @@ fn parse_health_check(
         protocol,
         port: hc_port,
         path,
-        interval,
-        timeout,
+        interval_seconds: interval,
+        timeout_seconds: timeout,
         healthy: uint(q, "HealthyThresholdCount", 2, 10)?
             .unwrap_or_else(|| base.map_or(5, |b| b.healthy)),
         unhealthy: uint(q, "UnhealthyThresholdCount", 2, 10)?
@@ -124,13 +124,13 @@ fn parse_health_check(
     })
 }
 
-fn parse_create(elb: &Elb, q: &QueryView<'_>, now: i64) -> Result<StoredTargetGroup, ElbError> {
+fn parse_create(elb: &Elbv2, q: &QueryView<'_>, now: i64) -> Result<StoredTargetGroup, Elbv2Error> {
     let name = required(q, "Name")?;
     check_tg_name(name)?;
     let target_type =
         one_of(q, "TargetType", &["instance", "ip", "lambda", "alb"])?.unwrap_or("instance");
     if matches!(target_type, "lambda" | "alb") {
-        return Err(ElbError::InvalidConfigurationRequest(format!(
+        return Err(Elbv2Error::InvalidConfigurationRequest(format!(
             "Target type '{target_type}' is not supported by Stevedore; use instance or ip"
         )));
     }
@@ -148,7 +148,7 @@ fn parse_create(elb: &Elb, q: &QueryView<'_>, now: i64) -> Result<StoredTargetGr
     let protocol_version = match (protocol, q.get("ProtocolVersion")) {
         ("HTTP", None | Some("HTTP1")) => Some("HTTP1".to_owned()),
         ("HTTP", Some(v)) => {
-            return Err(ElbError::UnsupportedProtocol(format!(
+            return Err(Elbv2Error::UnsupportedProtocol(format!(
                 "Protocol version '{v}' is not supported by Stevedore; use HTTP1"
             )))
         }
@@ -173,7 +173,10 @@ fn parse_create(elb: &Elb, q: &QueryView<'_>, now: i64) -> Result<StoredTargetGr
     })
 }
 
-pub(crate) async fn create_target_group(elb: &Elb, q: &QueryView<'_>) -> Result<String, ElbError> {
+pub(crate) async fn create_target_group(
+    elb: &Elbv2,
+    q: &QueryView<'_>,
+) -> Result<String, Elbv2Error> {
     let new = parse_create(elb, q, elb.now_ms())?;
     let (tg, lbs) = elb
         .objects
@@ -187,7 +190,7 @@ pub(crate) async fn create_target_group(elb: &Elb, q: &QueryView<'_>) -> Result<
                 return if same {
                     Ok((existing.clone(), lb_arns(w, &existing.arn)))
                 } else {
-                    Err(ElbError::DuplicateTargetGroupName(format!(
+                    Err(Elbv2Error::DuplicateTargetGroupName(format!(
                         "A target group named '{}' already exists with different settings",
                         new.name
                     )))
@@ -206,7 +209,7 @@ pub(crate) async fn create_target_group(elb: &Elb, q: &QueryView<'_>) -> Result<
 }
 
 /// ARNs of the load balancers forwarding to a target group.
-fn lb_arns(w: &World, tg_arn: &str) -> Vec<String> {
+fn lb_arns(w: &State, tg_arn: &str) -> Vec<String> {
     w.lbs_using(tg_arn)
         .into_iter()
         .map(|lb| lb.arn.clone())
@@ -224,8 +227,11 @@ fn render_tg(x: &mut Xml, tg: &StoredTargetGroup, lbs: &[String]) {
         .leaf("HealthCheckProtocol", &hc.protocol)
         .leaf("HealthCheckPort", &hc.port)
         .leaf("HealthCheckEnabled", crate::actions::bool_text(hc.enabled))
-        .leaf("HealthCheckIntervalSeconds", &hc.interval.to_string())
-        .leaf("HealthCheckTimeoutSeconds", &hc.timeout.to_string())
+        .leaf(
+            "HealthCheckIntervalSeconds",
+            &hc.interval_seconds.to_string(),
+        )
+        .leaf("HealthCheckTimeoutSeconds", &hc.timeout_seconds.to_string())
         .leaf("HealthyThresholdCount", &hc.healthy.to_string())
         .leaf("UnhealthyThresholdCount", &hc.unhealthy.to_string())
         .opt("HealthCheckPath", hc.path.as_deref());
@@ -241,9 +247,9 @@ fn render_tg(x: &mut Xml, tg: &StoredTargetGroup, lbs: &[String]) {
 }
 
 pub(crate) async fn describe_target_groups(
-    elb: &Elb,
+    elb: &Elbv2,
     q: &QueryView<'_>,
-) -> Result<String, ElbError> {
+) -> Result<String, Elbv2Error> {
     let lb_arn = q.get("LoadBalancerArn");
     let arns = q.list("TargetGroupArns");
     let names = q.list("Names");
@@ -275,7 +281,7 @@ pub(crate) async fn describe_target_groups(
             }
         }
         if !missing.is_empty() {
-            return Err(ElbError::TargetGroupNotFound(format!(
+            return Err(Elbv2Error::TargetGroupNotFound(format!(
                 "One or more target groups not found: {}",
                 missing.join(", ")
             )));
@@ -287,7 +293,7 @@ pub(crate) async fn describe_target_groups(
             .filter(|n| !world.tgs.contains_key(*n))
             .collect();
         if !missing.is_empty() {
-            return Err(ElbError::TargetGroupNotFound(format!(
+            return Err(Elbv2Error::TargetGroupNotFound(format!(
                 "One or more target groups not found: {}",
                 missing.join(", ")
             )));
@@ -309,7 +315,10 @@ pub(crate) async fn describe_target_groups(
     Ok(x.finish())
 }
 
-pub(crate) async fn modify_target_group(elb: &Elb, q: &QueryView<'_>) -> Result<String, ElbError> {
+pub(crate) async fn modify_target_group(
+    elb: &Elbv2,
+    q: &QueryView<'_>,
+) -> Result<String, Elbv2Error> {
     let arn = required(q, "TargetGroupArn")?;
     let name = arn::target_group_name(&elb.scope, arn)?;
     let (tg, lbs) = elb
@@ -328,7 +337,10 @@ pub(crate) async fn modify_target_group(elb: &Elb, q: &QueryView<'_>) -> Result<
     Ok(x.finish())
 }
 
-pub(crate) async fn delete_target_group(elb: &Elb, q: &QueryView<'_>) -> Result<String, ElbError> {
+pub(crate) async fn delete_target_group(
+    elb: &Elbv2,
+    q: &QueryView<'_>,
+) -> Result<String, Elbv2Error> {
     let arn = required(q, "TargetGroupArn")?;
     let name = arn::target_group_name(&elb.scope, arn)?;
     let deleted = elb
@@ -339,7 +351,7 @@ pub(crate) async fn delete_target_group(elb: &Elb, q: &QueryView<'_>) -> Result<
                 return Ok(false);
             }
             if let Some(lb) = w.lbs_using(arn).first() {
-                return Err(ElbError::ResourceInUse(format!(
+                return Err(Elbv2Error::ResourceInUse(format!(
                     "Target group '{arn}' is currently in use by a listener or a rule of load balancer '{}'; remove it from their actions first",
                     lb.arn
                 )));
@@ -442,7 +454,7 @@ pub fn deregistration_delay_ms(tg: &StoredTargetGroup) -> i64 {
 }
 
 /// Checks one attribute change against its key's type.
-fn check_tg_attribute(tg: &StoredTargetGroup, key: &str, value: &str) -> Result<(), ElbError> {
+fn check_tg_attribute(tg: &StoredTargetGroup, key: &str, value: &str) -> Result<(), Elbv2Error> {
     if !default_attributes(tg).iter().any(|(k, _)| *k == key) {
         return invalid(format!(
             "Target group attribute key '{key}' is not recognized for {} target groups",
@@ -492,9 +504,9 @@ fn render_tg_attributes(x: &mut Xml, tg: &StoredTargetGroup) {
 }
 
 pub(crate) async fn describe_target_group_attributes(
-    elb: &Elb,
+    elb: &Elbv2,
     q: &QueryView<'_>,
-) -> Result<String, ElbError> {
+) -> Result<String, Elbv2Error> {
     let arn = required(q, "TargetGroupArn")?;
     let name = arn::target_group_name(&elb.scope, arn)?;
     let (world, _, _) = elb.objects.load().await?;
@@ -509,9 +521,9 @@ pub(crate) async fn describe_target_group_attributes(
 }
 
 pub(crate) async fn modify_target_group_attributes(
-    elb: &Elb,
+    elb: &Elbv2,
     q: &QueryView<'_>,
-) -> Result<String, ElbError> {
+) -> Result<String, Elbv2Error> {
     let arn = required(q, "TargetGroupArn")?;
     let name = arn::target_group_name(&elb.scope, arn)?;
     let mut changes = Vec::new();

@@ -1,6 +1,6 @@
 //! Reads a [`Config`] through the ELBv2 API: which Describe* calls to make (following
 //! `NextMarker`), and how their XML answers map onto the data plane's shapes. The
-//! mapping mirrors `elb::snapshot::compute_config`, so a standalone data plane serves
+//! mapping mirrors `elbv2::snapshot::compute_config`, so a standalone data plane serves
 //! what the server's in-process one would (the tests check exactly that).
 
 use std::collections::HashMap;
@@ -20,7 +20,7 @@ use super::LbRoleError;
 const INSTANCE_HOST: &str = "127.0.0.1";
 
 /// A query-protocol API answering XML documents: the server over HTTP, or an in-memory
-/// `elb::Elb` in tests.
+/// `elbv2::Elbv2` in tests.
 #[async_trait::async_trait]
 pub trait QueryApi: Send + Sync {
     /// Runs `operation` with `params` (besides `Action` and `Version`) and returns the

@@ -2,7 +2,7 @@
 //! booleans, enums, tag lists and the `Marker`/`PageSize` pagination, each refusing bad
 //! input with AWS's `ValidationError` wording ("1 validation error detected: ...").
 
-use crate::error::{invalid, ElbError};
+use crate::error::{invalid, Elbv2Error};
 use wire::query::QueryView;
 
 /// The most tags a resource may carry.
@@ -18,7 +18,7 @@ fn member(name: &str) -> String {
 }
 
 /// A required scalar member.
-pub fn required<'a>(q: &QueryView<'a>, name: &str) -> Result<&'a str, ElbError> {
+pub fn required<'a>(q: &QueryView<'a>, name: &str) -> Result<&'a str, Elbv2Error> {
     match q.get(name) {
         Some(v) => Ok(v),
         None => invalid(format!(
@@ -29,7 +29,7 @@ pub fn required<'a>(q: &QueryView<'a>, name: &str) -> Result<&'a str, ElbError> 
 }
 
 /// An optional integer member within `lo..=hi`.
-pub fn int(q: &QueryView<'_>, name: &str, lo: i64, hi: i64) -> Result<Option<i64>, ElbError> {
+pub fn int(q: &QueryView<'_>, name: &str, lo: i64, hi: i64) -> Result<Option<i64>, Elbv2Error> {
     let Some(text) = q.get(name) else {
         return Ok(None);
     };
@@ -49,21 +49,21 @@ pub fn int(q: &QueryView<'_>, name: &str, lo: i64, hi: i64) -> Result<Option<i64
 }
 
 /// An optional `u32` member within `lo..=hi`.
-pub fn uint(q: &QueryView<'_>, name: &str, lo: u32, hi: u32) -> Result<Option<u32>, ElbError> {
+pub fn uint(q: &QueryView<'_>, name: &str, lo: u32, hi: u32) -> Result<Option<u32>, Elbv2Error> {
     Ok(int(q, name, i64::from(lo), i64::from(hi))?.and_then(|n| u32::try_from(n).ok()))
 }
 
 /// An optional port member (1..=65535).
-pub fn port(q: &QueryView<'_>, name: &str) -> Result<Option<u16>, ElbError> {
+pub fn port(q: &QueryView<'_>, name: &str) -> Result<Option<u16>, Elbv2Error> {
     Ok(int(q, name, 1, 65535)?.and_then(|n| u16::try_from(n).ok()))
 }
 
 /// An optional boolean member (`true`/`false`, as botocore sends them).
-pub fn boolean(q: &QueryView<'_>, name: &str) -> Result<Option<bool>, ElbError> {
+pub fn boolean(q: &QueryView<'_>, name: &str) -> Result<Option<bool>, Elbv2Error> {
     match q.get(name) {
         None => Ok(None),
         Some(v) => parse_bool(v).map(Some).ok_or_else(|| {
-            ElbError::Validation(format!(
+            Elbv2Error::Validation(format!(
                 "Value '{v}' at '{}' is not a valid boolean; use true or false",
                 member(name)
             ))
@@ -85,7 +85,7 @@ pub fn one_of<'a>(
     q: &QueryView<'a>,
     name: &str,
     allowed: &[&str],
-) -> Result<Option<&'a str>, ElbError> {
+) -> Result<Option<&'a str>, Elbv2Error> {
     match q.get(name) {
         None => Ok(None),
         Some(v) if allowed.contains(&v) => Ok(Some(v)),
@@ -104,7 +104,7 @@ fn tag_text_ok(s: &str) -> bool {
 }
 
 /// The tag list `name.member.N.Key/Value`; refuses duplicate keys and malformed text.
-pub fn tags(q: &QueryView<'_>, name: &str) -> Result<Vec<(String, String)>, ElbError> {
+pub fn tags(q: &QueryView<'_>, name: &str) -> Result<Vec<(String, String)>, Elbv2Error> {
     let mut out: Vec<(String, String)> = Vec::new();
     for t in q.members(name) {
         let key = required(&t, "Key")?;
@@ -123,7 +123,7 @@ pub fn tags(q: &QueryView<'_>, name: &str) -> Result<Vec<(String, String)>, ElbE
             return invalid(format!("The value of tag '{key}' is not valid: use up to 256 letters, digits, spaces and _.:/=+-@"));
         }
         if out.iter().any(|(k, _)| k == key) {
-            return Err(ElbError::DuplicateTagKeys(format!(
+            return Err(Elbv2Error::DuplicateTagKeys(format!(
                 "Tag key '{key}' appears more than once; each key may be given only once"
             )));
         }
@@ -134,16 +134,16 @@ pub fn tags(q: &QueryView<'_>, name: &str) -> Result<Vec<(String, String)>, ElbE
 
 /// Adds `new` tags to `tags` (replacing values of existing keys), keeping the limit.
 pub fn merge_tags(
-    tags: &mut crate::world::Tags,
+    tags: &mut crate::state::Tags,
     new: &[(String, String)],
     resource: &str,
-) -> Result<(), ElbError> {
+) -> Result<(), Elbv2Error> {
     let mut merged = tags.clone();
     for (k, v) in new {
         merged.insert(k.clone(), v.clone());
     }
     if merged.len() > MAX_TAGS {
-        return Err(ElbError::TooManyTags(format!(
+        return Err(Elbv2Error::TooManyTags(format!(
             "Resource '{resource}' would have {} tags; the limit is {MAX_TAGS}",
             merged.len()
         )));
@@ -153,7 +153,7 @@ pub fn merge_tags(
 }
 
 /// `Marker` and `PageSize` (1..=400): the position after which to start, and the size.
-pub fn page(q: &QueryView<'_>, kind: &str) -> Result<(Option<String>, usize), ElbError> {
+pub fn page(q: &QueryView<'_>, kind: &str) -> Result<(Option<String>, usize), Elbv2Error> {
     let size = int(q, "PageSize", 1, 400)?.unwrap_or(400);
     let marker = match q.get("Marker").filter(|m| !m.is_empty()) {
         None => None,
@@ -164,9 +164,9 @@ pub fn page(q: &QueryView<'_>, kind: &str) -> Result<(Option<String>, usize), El
 
 /// The position inside a marker of `kind` (which keeps one operation's markers from
 /// being accepted by another).
-fn decode_marker(kind: &str, marker: &str) -> Result<String, ElbError> {
+fn decode_marker(kind: &str, marker: &str) -> Result<String, Elbv2Error> {
     wire::pagination::decode_token(kind, marker).map_err(|_| {
-        ElbError::Validation(format!(
+        Elbv2Error::Validation(format!(
             "Marker '{marker}' is not valid: pass the NextMarker of a previous call of this operation"
         ))
     })
@@ -218,7 +218,7 @@ mod tests {
             parse_form(b"Tags.member.1.Key=a&Tags.member.1.Value=1&Tags.member.2.Key=a").unwrap();
         assert!(matches!(
             tags(&q.view(), "Tags"),
-            Err(ElbError::DuplicateTagKeys(_))
+            Err(Elbv2Error::DuplicateTagKeys(_))
         ));
         let q = parse_form(b"Tags.member.1.Key=aws:x").unwrap();
         assert!(tags(&q.view(), "Tags").is_err());

@@ -2,7 +2,7 @@
 //! state (registered, draining), whether the target group is in use, whether health
 //! checks are enabled, and the data plane's last report; plus the draining expiry rule.
 
-use crate::world::{StoredTarget, StoredTargetGroup, World};
+use crate::state::{State, StoredTarget, StoredTargetGroup};
 use model::lb::{Health, TargetHealthState};
 
 /// `TargetHealth`: a state with its reason code and description.
@@ -123,7 +123,7 @@ pub fn live_targets(
 }
 
 /// Removes every target whose draining is over at `now`; returns how many.
-pub fn sweep_expired(w: &mut World, now: i64) -> usize {
+pub fn sweep_expired(w: &mut State, now: i64) -> usize {
     let mut removed = 0;
     for tg in w.tgs.values_mut() {
         let delay = crate::target_groups::deregistration_delay_ms(tg);

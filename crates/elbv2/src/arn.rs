@@ -7,7 +7,7 @@
 //! - `…:listener/app/<lb name>/<lb id>/<listener id>`
 //! - `…:listener-rule/app/<lb name>/<lb id>/<listener id>/<rule id>`
 
-use crate::error::ElbError;
+use crate::error::Elbv2Error;
 use model::ecs::arn::ArnScope;
 
 /// A resource an ARN names, reduced to what locates it in the stored state (the full ARN
@@ -104,40 +104,40 @@ pub fn parse(scope: &ArnScope, arn: &str) -> Option<ElbArn> {
 }
 
 /// The load balancer name inside a load balancer ARN, or a ValidationError.
-pub fn load_balancer_name(scope: &ArnScope, arn: &str) -> Result<String, ElbError> {
+pub fn load_balancer_name(scope: &ArnScope, arn: &str) -> Result<String, Elbv2Error> {
     match parse(scope, arn) {
         Some(ElbArn::LoadBalancer { name }) => Ok(name),
-        _ => Err(ElbError::Validation(format!(
+        _ => Err(Elbv2Error::Validation(format!(
             "'{arn}' is not a valid load balancer ARN"
         ))),
     }
 }
 
 /// The target group name inside a target group ARN, or a ValidationError.
-pub fn target_group_name(scope: &ArnScope, arn: &str) -> Result<String, ElbError> {
+pub fn target_group_name(scope: &ArnScope, arn: &str) -> Result<String, Elbv2Error> {
     match parse(scope, arn) {
         Some(ElbArn::TargetGroup { name }) => Ok(name),
-        _ => Err(ElbError::Validation(format!(
+        _ => Err(Elbv2Error::Validation(format!(
             "'{arn}' is not a valid target group ARN"
         ))),
     }
 }
 
 /// The load balancer name inside a listener ARN, or a ValidationError.
-pub fn listener_lb(scope: &ArnScope, arn: &str) -> Result<String, ElbError> {
+pub fn listener_lb(scope: &ArnScope, arn: &str) -> Result<String, Elbv2Error> {
     match parse(scope, arn) {
         Some(ElbArn::Listener { lb }) => Ok(lb),
-        _ => Err(ElbError::Validation(format!(
+        _ => Err(Elbv2Error::Validation(format!(
             "'{arn}' is not a valid listener ARN"
         ))),
     }
 }
 
 /// The load balancer name inside a rule ARN, or a ValidationError.
-pub fn rule_lb(scope: &ArnScope, arn: &str) -> Result<String, ElbError> {
+pub fn rule_lb(scope: &ArnScope, arn: &str) -> Result<String, Elbv2Error> {
     match parse(scope, arn) {
         Some(ElbArn::Rule { lb }) => Ok(lb),
-        _ => Err(ElbError::Validation(format!(
+        _ => Err(Elbv2Error::Validation(format!(
             "'{arn}' is not a valid listener rule ARN"
         ))),
     }

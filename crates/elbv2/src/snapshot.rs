@@ -1,23 +1,23 @@
 //! The data plane's configuration: [`compute_config`] turns the stored state into a
-//! [`model::lb::Config`] (pure, given `now`), and [`Elb::lb_config`] reads the store,
+//! [`model::lb::Config`] (pure, given `now`), and [`Elbv2::lb_config`] reads the store,
 //! first committing the removal of targets whose draining is over so that a snapshot is
 //! always a function of the store revision it carries.
 
 use crate::actions::ActionSpec;
-use crate::error::ElbError;
+use crate::error::Elbv2Error;
 use crate::health::{live_targets, sweep_expired, Registration};
+use crate::state::{LbType, State, StoredTargetGroup};
 use crate::target_groups::{attribute, deregistration_delay_ms};
-use crate::world::{LbType, StoredTargetGroup, World};
-use crate::Elb;
+use crate::Elbv2;
 use model::lb;
 use std::net::IpAddr;
 
-/// How often [`Elb::run_sweeper`] looks for targets whose draining is over.
+/// How often [`Elbv2::run_sweeper`] looks for targets whose draining is over.
 const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
-impl Elb {
+impl Elbv2 {
     /// A snapshot of everything the data plane serves, at the store revision it was read.
-    pub async fn lb_config(&self) -> Result<lb::Config, ElbError> {
+    pub async fn lb_config(&self) -> Result<lb::Config, Elbv2Error> {
         self.sweep_once().await?;
         let (world, _, revision) = self.objects.load().await?;
         let resolve = |id: &str| self.resolver.as_ref().and_then(|r| r(id));
@@ -32,7 +32,7 @@ impl Elb {
 
     /// Removes targets whose draining is over (a committed write, so subscribers hear of
     /// it); returns how many.
-    pub async fn sweep_once(&self) -> Result<usize, ElbError> {
+    pub async fn sweep_once(&self) -> Result<usize, Elbv2Error> {
         let now = self.now_ms();
         self.objects
             .write("target group", |w| Ok(sweep_expired(w, now)))
@@ -59,7 +59,7 @@ impl Elb {
 /// ascending priority, every target group with its active targets and the draining ones
 /// whose delay has not passed. `resolve` gives instance targets' addresses.
 pub fn compute_config(
-    world: &World,
+    world: &State,
     revision: u64,
     now: i64,
     bind_address: IpAddr,
@@ -167,8 +167,8 @@ fn target_group(
             protocol: protocol(&hc.protocol),
             port: hc.port.parse().ok(),
             path: hc.path.clone().unwrap_or_else(|| "/".to_owned()),
-            interval_seconds: hc.interval,
-            timeout_seconds: hc.timeout,
+            interval_seconds: hc.interval_seconds,
+            timeout_seconds: hc.timeout_seconds,
             healthy_threshold: hc.healthy,
             unhealthy_threshold: hc.unhealthy,
             matcher: hc

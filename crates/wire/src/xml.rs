@@ -1,10 +1,8 @@
-//! The query protocol's response side: a minimal XML writer (elements, escaped text,
+//! The query protocol's response side, shared by every query service (ELBv2, IAM, STS):
+//! a minimal XML writer (elements, escaped text,
 //! `<member>` lists) and the `<OpResponse><OpResult>…</OpResult><ResponseMetadata>`
 //! envelope botocore's `QueryParser` reads. Writing by hand keeps the element names
 //! exactly AWS's, which a serializer's renaming rules would only obscure.
-
-/// The ELBv2 XML namespace (API version 2015-12-01).
-pub const NAMESPACE: &str = "http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/";
 
 /// An XML fragment under construction.
 #[derive(Default)]
@@ -89,11 +87,11 @@ fn escape_into(out: &mut String, text: &str) {
     }
 }
 
-/// The whole response document for `operation`, with `result` (the members of the
-/// output shape) inside `<OpResult>`.
-pub fn envelope(operation: &str, request_id: &str, result: &str) -> String {
+/// The whole response document for `operation` of the service whose XML namespace is
+/// `namespace`, with `result` (the members of the output shape) inside `<OpResult>`.
+pub fn envelope(namespace: &str, operation: &str, request_id: &str, result: &str) -> String {
     let mut out = String::with_capacity(result.len() + 256);
-    out.push_str(&format!("<{operation}Response xmlns=\"{NAMESPACE}\">"));
+    out.push_str(&format!("<{operation}Response xmlns=\"{namespace}\">"));
     out.push_str(&format!("<{operation}Result>"));
     out.push_str(result);
     out.push_str(&format!("</{operation}Result>"));
@@ -153,7 +151,8 @@ mod tests {
 
     #[test]
     fn envelope_wraps_result_and_request_id() {
-        let doc = envelope("DeleteRule", "rid-1", "");
+        const NAMESPACE: &str = "http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/";
+        let doc = envelope(NAMESPACE, "DeleteRule", "rid-1", "");
         assert_eq!(
             doc,
             format!("<DeleteRuleResponse xmlns=\"{NAMESPACE}\"><DeleteRuleResult></DeleteRuleResult><ResponseMetadata><RequestId>rid-1</RequestId></ResponseMetadata></DeleteRuleResponse>")

@@ -1,4 +1,4 @@
-//! Service-level tests: requests through `Elb::handle` over a real SQLite store, with an
+//! Service-level tests: requests through `Elbv2::handle` over a real SQLite store, with an
 //! injected clock, checking the XML botocore reads and the data plane's snapshot.
 
 use super::*;
@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 const T0: i64 = 1_732_615_200_000;
 
 struct Fixture {
-    elb: Elb,
+    elb: Elbv2,
     now: Arc<AtomicI64>,
     _dir: tempfile::TempDir,
 }
@@ -24,7 +24,7 @@ fn fixture() -> Fixture {
     let now = Arc::new(AtomicI64::new(T0));
     let clock_now = now.clone();
     let resolver: Resolver = Arc::new(|id: &str| (id == "i-0abc").then(|| "10.1.2.3".to_owned()));
-    let elb = Elb::new(Arc::new(store), scope, Some(resolver))
+    let elb = Elbv2::new(Arc::new(store), scope, Some(resolver))
         .with_clock(Arc::new(move || clock_now.load(Ordering::SeqCst)));
     Fixture {
         elb,

@@ -3,15 +3,15 @@
 //! operations as a Rust API for the ECS service integration, sharing one code path.
 
 use crate::arn;
-use crate::error::{invalid, ElbError};
+use crate::error::{invalid, Elbv2Error};
 use crate::health::{compute_health, live_targets, Registration, TargetHealthView};
 use crate::load_balancers::MAX_TARGETS;
 use crate::params::{port, required};
+use crate::state::{StoredTarget, StoredTargetGroup};
 use crate::target_groups::deregistration_delay_ms;
-use crate::world::{StoredTarget, StoredTargetGroup};
-use crate::xml::Xml;
-use crate::{Elb, TargetKey};
+use crate::{Elbv2, TargetKey};
 use wire::query::QueryView;
+use wire::xml::Xml;
 
 /// Each registered or draining target of a group with its health state and reason.
 pub type TargetHealthRows = Vec<(TargetKey, model::lb::TargetHealthState, Option<String>)>;
@@ -26,7 +26,7 @@ struct TargetRef {
     address: Option<String>,
 }
 
-fn parse_targets(q: &QueryView<'_>, required_list: bool) -> Result<Vec<TargetRef>, ElbError> {
+fn parse_targets(q: &QueryView<'_>, required_list: bool) -> Result<Vec<TargetRef>, Elbv2Error> {
     let mut out = Vec::new();
     for m in q.members("Targets") {
         out.push(TargetRef {
@@ -43,7 +43,7 @@ fn parse_targets(q: &QueryView<'_>, required_list: bool) -> Result<Vec<TargetRef
 }
 
 /// Refuses target ids that do not fit the group's target type.
-fn check_ids(tg: &StoredTargetGroup, targets: &[TargetRef]) -> Result<(), ElbError> {
+fn check_ids(tg: &StoredTargetGroup, targets: &[TargetRef]) -> Result<(), Elbv2Error> {
     let bad: Vec<&str> = targets
         .iter()
         .map(|t| t.id.as_str())
@@ -64,31 +64,31 @@ fn check_ids(tg: &StoredTargetGroup, targets: &[TargetRef]) -> Result<(), ElbErr
     } else {
         "instance ids (i-...)"
     };
-    Err(ElbError::InvalidTarget(format!(
+    Err(Elbv2Error::InvalidTarget(format!(
         "The following targets are not valid {what} for target group '{}': {}",
         tg.arn,
         bad.join(", ")
     )))
 }
 
-impl Elb {
+impl Elbv2 {
     /// Registers `targets` in the target group `tg_arn` (RegisterTargets). A draining
     /// target registered again stops draining.
     pub async fn register_targets(
         &self,
         tg_arn: &str,
         targets: &[TargetKey],
-    ) -> Result<(), ElbError> {
+    ) -> Result<(), Elbv2Error> {
         self.apply_register(tg_arn, &refs(targets)).await
     }
 
-    /// [`Elb::register_targets`] with where each instance target is reached (`None`:
+    /// [`Elbv2::register_targets`] with where each instance target is reached (`None`:
     /// the server's resolver, or 127.0.0.1), kept with the target for the data plane.
     pub async fn register_targets_at(
         &self,
         tg_arn: &str,
         targets: &[(TargetKey, Option<String>)],
-    ) -> Result<(), ElbError> {
+    ) -> Result<(), Elbv2Error> {
         let refs: Vec<TargetRef> = targets
             .iter()
             .map(|(key, address)| TargetRef {
@@ -107,7 +107,7 @@ impl Elb {
         &self,
         tg_arn: &str,
         targets: &[TargetKey],
-    ) -> Result<(), ElbError> {
+    ) -> Result<(), Elbv2Error> {
         self.apply_deregister(tg_arn, &refs(targets)).await
     }
 
@@ -115,7 +115,7 @@ impl Elb {
     pub async fn target_health(
         &self,
         tg_arn: &str,
-    ) -> Result<Vec<(TargetKey, model::lb::TargetHealthState)>, ElbError> {
+    ) -> Result<Vec<(TargetKey, model::lb::TargetHealthState)>, Elbv2Error> {
         let (_, rows) = self.health_rows(tg_arn, &[]).await?;
         Ok(rows
             .into_iter()
@@ -129,10 +129,10 @@ impl Elb {
     pub async fn target_group_health(
         &self,
         tg_arn: &str,
-    ) -> Result<Option<(String, TargetHealthRows)>, ElbError> {
+    ) -> Result<Option<(String, TargetHealthRows)>, Elbv2Error> {
         let (target_type, rows) = match self.health_rows(tg_arn, &[]).await {
             Ok(found) => found,
-            Err(ElbError::TargetGroupNotFound(_)) => return Ok(None),
+            Err(Elbv2Error::TargetGroupNotFound(_)) => return Ok(None),
             Err(e) => return Err(e),
         };
         let targets = rows
@@ -146,7 +146,7 @@ impl Elb {
     /// checking health reports from a standalone data plane against what is registered.
     pub async fn registered_targets(
         &self,
-    ) -> Result<std::collections::HashSet<(String, TargetKey)>, ElbError> {
+    ) -> Result<std::collections::HashSet<(String, TargetKey)>, Elbv2Error> {
         let now = self.now_ms();
         let (world, _, _) = self.objects.load().await?;
         let mut out = std::collections::HashSet::new();
@@ -192,7 +192,7 @@ impl Elb {
         }
     }
 
-    async fn apply_register(&self, tg_arn: &str, targets: &[TargetRef]) -> Result<(), ElbError> {
+    async fn apply_register(&self, tg_arn: &str, targets: &[TargetRef]) -> Result<(), Elbv2Error> {
         let name = arn::target_group_name(&self.scope, tg_arn)?;
         let now = self.now_ms();
         let added = self
@@ -237,7 +237,7 @@ impl Elb {
                     }
                 }
                 if tg.targets.len() > MAX_TARGETS {
-                    return Err(ElbError::TooManyTargets(format!(
+                    return Err(Elbv2Error::TooManyTargets(format!(
                         "Target group '{tg_arn}' would have {} targets; the limit is {MAX_TARGETS}",
                         tg.targets.len()
                     )));
@@ -250,7 +250,11 @@ impl Elb {
         Ok(())
     }
 
-    async fn apply_deregister(&self, tg_arn: &str, targets: &[TargetRef]) -> Result<(), ElbError> {
+    async fn apply_deregister(
+        &self,
+        tg_arn: &str,
+        targets: &[TargetRef],
+    ) -> Result<(), Elbv2Error> {
         let name = arn::target_group_name(&self.scope, tg_arn)?;
         let now = self.now_ms();
         self.objects
@@ -266,7 +270,7 @@ impl Elb {
                     let matches =
                         |s: &StoredTarget| s.id == t.id && t.port.is_none_or(|p| p == s.port);
                     if !tg.targets.iter().any(&matches) {
-                        return Err(ElbError::InvalidTarget(format!(
+                        return Err(Elbv2Error::InvalidTarget(format!(
                             "Target '{}{}' is not registered in target group '{tg_arn}'",
                             t.id,
                             t.port.map(|p| format!(":{p}")).unwrap_or_default()
@@ -297,7 +301,7 @@ impl Elb {
         &self,
         tg_arn: &str,
         asked: &[TargetRef],
-    ) -> Result<(String, Vec<HealthRow>), ElbError> {
+    ) -> Result<(String, Vec<HealthRow>), Elbv2Error> {
         let name = arn::target_group_name(&self.scope, tg_arn)?;
         let now = self.now_ms();
         let (world, _, _) = self.objects.load().await?;
@@ -384,7 +388,10 @@ fn refs(targets: &[TargetKey]) -> Vec<TargetRef> {
         .collect()
 }
 
-pub(crate) async fn register_targets_op(elb: &Elb, q: &QueryView<'_>) -> Result<String, ElbError> {
+pub(crate) async fn register_targets_op(
+    elb: &Elbv2,
+    q: &QueryView<'_>,
+) -> Result<String, Elbv2Error> {
     let tg_arn = required(q, "TargetGroupArn")?;
     let targets = parse_targets(q, true)?;
     elb.apply_register(tg_arn, &targets).await?;
@@ -392,9 +399,9 @@ pub(crate) async fn register_targets_op(elb: &Elb, q: &QueryView<'_>) -> Result<
 }
 
 pub(crate) async fn deregister_targets_op(
-    elb: &Elb,
+    elb: &Elbv2,
     q: &QueryView<'_>,
-) -> Result<String, ElbError> {
+) -> Result<String, Elbv2Error> {
     let tg_arn = required(q, "TargetGroupArn")?;
     let targets = parse_targets(q, true)?;
     elb.apply_deregister(tg_arn, &targets).await?;
@@ -402,9 +409,9 @@ pub(crate) async fn deregister_targets_op(
 }
 
 pub(crate) async fn describe_target_health(
-    elb: &Elb,
+    elb: &Elbv2,
     q: &QueryView<'_>,
-) -> Result<String, ElbError> {
+) -> Result<String, Elbv2Error> {
     let tg_arn = required(q, "TargetGroupArn")?;
     let asked = parse_targets(q, false)?;
     let (_, rows) = elb.health_rows(tg_arn, &asked).await?;

@@ -2,18 +2,18 @@
 //! its one exhaustive match: every operation either runs its handler or is answered as not
 //! implemented, so an operation botocore adds fails to compile until it is decided.
 
-use crate::error::ElbError;
+use crate::error::Elbv2Error;
 use crate::{
-    listeners, load_balancers, rules, tags, target_groups, targets, xml, Elb, API_VERSION,
-    SIGNING_NAME,
+    listeners, load_balancers, rules, tags, target_groups, targets, Elbv2, API_VERSION,
+    SIGNING_NAME, XML_NAMESPACE,
 };
 pub use model::elbv2::operations::Operation;
 use wire::query::{QueryParams, QueryView};
 use wire::{Call, Input, OperationTable, Protocol, Service, ServiceError, ServiceSpec};
 
-impl Elb {
+impl Elbv2 {
     /// Runs `op` on its decoded parameters; returns the `<OpResult>` content.
-    async fn execute(&self, op: Operation, q: &QueryView<'_>) -> Result<String, ElbError> {
+    async fn execute(&self, op: Operation, q: &QueryView<'_>) -> Result<String, Elbv2Error> {
         use Operation as Op;
         match op {
             Op::CreateLoadBalancer => load_balancers::create_load_balancer(self, q).await,
@@ -74,7 +74,7 @@ impl Elb {
             | Op::RemoveTrustStoreRevocations
             | Op::SetIpAddressType
             | Op::SetSecurityGroups
-            | Op::SetSubnets => Err(ElbError::NotImplemented(op)),
+            | Op::SetSubnets => Err(Elbv2Error::NotImplemented(op)),
         }
     }
 
@@ -85,13 +85,18 @@ impl Elb {
         op: Operation,
         params: &QueryParams,
         request_id: &str,
-    ) -> Result<String, ElbError> {
+    ) -> Result<String, Elbv2Error> {
         let result = self.execute(op, &params.view()).await?;
-        Ok(xml::envelope(op.name(), request_id, &result))
+        Ok(wire::xml::envelope(
+            XML_NAMESPACE,
+            op.name(),
+            request_id,
+            &result,
+        ))
     }
 }
 
-impl Service for Elb {
+impl Service for Elbv2 {
     type Operation = Operation;
 
     const SPEC: ServiceSpec = ServiceSpec {
@@ -116,7 +121,7 @@ impl Service for Elb {
         };
         match self.run(op, params, call.request_id).await {
             Ok(xml) => Ok(xml.into_bytes()),
-            Err(ElbError::NotImplemented(_)) => Err(ServiceError::NotImplemented),
+            Err(Elbv2Error::NotImplemented(_)) => Err(ServiceError::NotImplemented),
             Err(e) => Err(ServiceError::Aws(e.to_aws())),
         }
     }

@@ -64,16 +64,16 @@ pub trait TargetGroups: Send + Sync {
 
 /// Where a task is reached, as its containers' reports say.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Reach {
+pub(crate) struct TaskAddress {
     /// (container name, container port) → host port, from networkBindings.
     pub bindings: Vec<(String, u16, u16)>,
     /// The task's own address (awsvpc), from its ENI attachment.
     pub private_ip: Option<String>,
 }
 
-impl Reach {
+impl TaskAddress {
     /// Reads a task's bindings and address.
-    pub fn of(task: &model::ecs::shapes::Task) -> Reach {
+    pub fn of(task: &model::ecs::shapes::Task) -> TaskAddress {
         let mut bindings = Vec::new();
         for c in task.containers.iter().flatten() {
             for b in c.network_bindings.iter().flatten() {
@@ -92,7 +92,7 @@ impl Reach {
             .flat_map(|a| a.details.iter().flatten())
             .find(|d| d.name.as_deref() == Some("privateIPv4Address"))
             .and_then(|d| d.value.clone());
-        Reach {
+        TaskAddress {
             bindings,
             private_ip,
         }

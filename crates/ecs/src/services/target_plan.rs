@@ -2,9 +2,9 @@
 //! without I/O: how the balancer's verdicts fold into task health, which stops wait for
 //! a drain, which targets leave and which join.
 
-use super::balancing::{verdict, LbVerdict, Reach, Registration, TargetGroupView, TargetState};
 use super::plan::{PlannedStop, Target};
-use super::record::Notes;
+use super::record::RoundReport;
+use super::targets::{verdict, LbVerdict, Registration, TargetGroupView, TargetState, TaskAddress};
 use model::ecs::shapes::LoadBalancer;
 use model::lb::TargetHealthState;
 use reconcile::{Health, Phase, StopReason};
@@ -71,7 +71,7 @@ impl Balanced {
     /// the tasks and the instances they run on.
     pub fn new(
         groups: &[(LoadBalancer, TargetGroupView)],
-        tasks: &[(reconcile::Task, Reach)],
+        tasks: &[(reconcile::Task, TaskAddress)],
         instances: &[(reconcile::Instance, placement::Instance)],
     ) -> Balanced {
         let ec2: HashMap<&str, &str> = instances
@@ -231,7 +231,7 @@ impl Balanced {
     pub fn plan_registrations(
         &self,
         stops: &[PlannedStop],
-        notes: &mut Notes,
+        notes: &mut RoundReport,
     ) -> BTreeMap<String, Vec<Registration>> {
         let mut join: BTreeMap<String, Vec<Registration>> = BTreeMap::new();
         let mut running: Vec<(&String, &Vec<(String, Target)>)> = self

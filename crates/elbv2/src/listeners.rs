@@ -4,22 +4,22 @@
 
 use crate::actions::{parse_actions, ActionKind, ActionSpec};
 use crate::arn;
-use crate::error::{invalid, ElbError};
+use crate::error::{invalid, Elbv2Error};
 use crate::load_balancers::MAX_LISTENERS;
 use crate::params::{page, paginate, port, required, tags};
-use crate::world::{LbType, StoredListener, StoredLoadBalancer, Tags, World};
-use crate::xml::Xml;
-use crate::Elb;
+use crate::state::{LbType, State, StoredListener, StoredLoadBalancer, Tags};
+use crate::Elbv2;
 use model::ecs::arn::ArnScope;
 use wire::query::QueryView;
+use wire::xml::Xml;
 
 /// `ListenerNotFound` for an ARN.
-pub fn listener_not_found(arn: &str) -> ElbError {
-    ElbError::ListenerNotFound(format!("Listener '{arn}' not found"))
+pub fn listener_not_found(arn: &str) -> Elbv2Error {
+    Elbv2Error::ListenerNotFound(format!("Listener '{arn}' not found"))
 }
 
 /// Index of the load balancer (by name) and listener with this ARN.
-pub fn find_listener(w: &World, lb_name: &str, arn: &str) -> Result<usize, ElbError> {
+pub fn find_listener(w: &State, lb_name: &str, arn: &str) -> Result<usize, Elbv2Error> {
     w.lbs
         .get(lb_name)
         .and_then(|lb| lb.listeners.iter().position(|l| l.arn == arn))
@@ -29,22 +29,22 @@ pub fn find_listener(w: &World, lb_name: &str, arn: &str) -> Result<usize, ElbEr
 /// Checks `actions` for a listener or rule of `lb` against the rest of the state.
 pub fn check_actions(
     scope: &ArnScope,
-    w: &World,
+    w: &State,
     lb: &StoredLoadBalancer,
     actions: &[ActionSpec],
-) -> Result<(), ElbError> {
+) -> Result<(), Elbv2Error> {
     for a in actions {
         if lb.kind == LbType::Network {
             match &a.kind {
                 ActionKind::Forward { target_groups, .. } if target_groups.len() == 1 => {}
                 ActionKind::Forward { .. } => {
-                    return Err(ElbError::InvalidLoadBalancerAction(
+                    return Err(Elbv2Error::InvalidLoadBalancerAction(
                         "Network load balancer listeners forward to exactly one target group"
                             .into(),
                     ))
                 }
                 _ => {
-                    return Err(ElbError::InvalidLoadBalancerAction(format!(
+                    return Err(Elbv2Error::InvalidLoadBalancerAction(format!(
                         "Action type '{}' is not valid for network load balancers; use forward",
                         a.type_name()
                     )))
@@ -56,20 +56,20 @@ pub fn check_actions(
                 .ok()
                 .and_then(|n| w.tgs.get(&n))
                 .filter(|tg| tg.arn == tg_arn)
-                .ok_or_else(|| crate::world::tg_not_found(tg_arn))?;
+                .ok_or_else(|| crate::state::tg_not_found(tg_arn))?;
             let wanted = match lb.kind {
                 LbType::Application => "HTTP",
                 LbType::Network => "TCP",
             };
             if tg.protocol != wanted {
-                return Err(ElbError::IncompatibleProtocols(format!(
+                return Err(Elbv2Error::IncompatibleProtocols(format!(
                     "Target group '{tg_arn}' has protocol {}, but {} load balancers forward only to {wanted} target groups",
                     tg.protocol,
                     lb.kind.as_str()
                 )));
             }
             if let Some(other) = w.lbs_using(tg_arn).into_iter().find(|o| o.arn != lb.arn) {
-                return Err(ElbError::TargetGroupAssociationLimit(format!(
+                return Err(Elbv2Error::TargetGroupAssociationLimit(format!(
                     "Target group '{tg_arn}' is already used by load balancer '{}'; a target group can serve only one load balancer",
                     other.arn
                 )));
@@ -80,17 +80,17 @@ pub fn check_actions(
 }
 
 /// Checks a listener protocol for a load balancer type.
-fn check_protocol(kind: LbType, protocol: &str) -> Result<(), ElbError> {
+fn check_protocol(kind: LbType, protocol: &str) -> Result<(), Elbv2Error> {
     match (kind, protocol) {
         (LbType::Application, "HTTP") | (LbType::Network, "TCP") => Ok(()),
         (LbType::Application, "HTTPS") | (LbType::Network, "TLS" | "UDP" | "TCP_UDP" | "QUIC" | "TCP_QUIC") => {
-            Err(ElbError::UnsupportedProtocol(format!(
+            Err(Elbv2Error::UnsupportedProtocol(format!(
                 "Listener protocol '{protocol}' is not supported by Stevedore; {} load balancers listen on {}",
                 kind.as_str(),
                 kind.listener_protocol()
             )))
         }
-        _ => Err(ElbError::IncompatibleProtocols(format!(
+        _ => Err(Elbv2Error::IncompatibleProtocols(format!(
             "Listener protocol '{protocol}' is not valid for {} load balancers; use {}",
             kind.as_str(),
             kind.listener_protocol()
@@ -101,18 +101,18 @@ fn check_protocol(kind: LbType, protocol: &str) -> Result<(), ElbError> {
 /// Refuses `port` if another listener (other than `except`) binds it. Every load
 /// balancer binds the same address, so the port must be free across all of them.
 fn check_port_free(
-    w: &World,
+    w: &State,
     lb: &StoredLoadBalancer,
     port: u16,
     except: Option<&str>,
-) -> Result<(), ElbError> {
+) -> Result<(), Elbv2Error> {
     for other in w.lbs.values() {
         if let Some(l) = other
             .listeners
             .iter()
             .find(|l| l.port == port && Some(l.arn.as_str()) != except)
         {
-            return Err(ElbError::DuplicateListener(if other.arn == lb.arn {
+            return Err(Elbv2Error::DuplicateListener(if other.arn == lb.arn {
                 format!(
                     "A listener already exists on port {port} of load balancer '{}'",
                     lb.arn
@@ -128,7 +128,7 @@ fn check_port_free(
     Ok(())
 }
 
-pub(crate) async fn create_listener(elb: &Elb, q: &QueryView<'_>) -> Result<String, ElbError> {
+pub(crate) async fn create_listener(elb: &Elbv2, q: &QueryView<'_>) -> Result<String, Elbv2Error> {
     let lb_arn = required(q, "LoadBalancerArn")?;
     let lb_name = arn::load_balancer_name(&elb.scope, lb_arn)?;
     let protocol = q.get("Protocol");
@@ -151,7 +151,7 @@ pub(crate) async fn create_listener(elb: &Elb, q: &QueryView<'_>) -> Result<Stri
             }
             check_port_free(w, lb, listener_port, None)?;
             if lb.listeners.len() >= MAX_LISTENERS {
-                return Err(ElbError::TooManyListeners(format!(
+                return Err(Elbv2Error::TooManyListeners(format!(
                     "Load balancer '{lb_arn}' already has {MAX_LISTENERS} listeners, the limit"
                 )));
             }
@@ -188,7 +188,10 @@ fn render_listener(x: &mut Xml, lb_arn: &str, l: &StoredListener) {
         .list("DefaultActions", &l.default_actions, |m, a| a.render(m));
 }
 
-pub(crate) async fn describe_listeners(elb: &Elb, q: &QueryView<'_>) -> Result<String, ElbError> {
+pub(crate) async fn describe_listeners(
+    elb: &Elbv2,
+    q: &QueryView<'_>,
+) -> Result<String, Elbv2Error> {
     let lb_arn = q.get("LoadBalancerArn");
     let arns = q.list("ListenerArns");
     let (after, size) = page(q, "listener")?;
@@ -234,7 +237,7 @@ pub fn lb_arn_of(arn: &str) -> String {
     format!("{head}:loadbalancer/{}", segs.join("/"))
 }
 
-pub(crate) async fn modify_listener(elb: &Elb, q: &QueryView<'_>) -> Result<String, ElbError> {
+pub(crate) async fn modify_listener(elb: &Elbv2, q: &QueryView<'_>) -> Result<String, Elbv2Error> {
     let arn = required(q, "ListenerArn")?;
     let lb_name = arn::listener_lb(&elb.scope, arn)?;
     let new_port = port(q, "Port")?;
@@ -279,7 +282,7 @@ pub(crate) async fn modify_listener(elb: &Elb, q: &QueryView<'_>) -> Result<Stri
     Ok(x.finish())
 }
 
-pub(crate) async fn delete_listener(elb: &Elb, q: &QueryView<'_>) -> Result<String, ElbError> {
+pub(crate) async fn delete_listener(elb: &Elbv2, q: &QueryView<'_>) -> Result<String, Elbv2Error> {
     let arn = required(q, "ListenerArn")?;
     let lb_name = arn::listener_lb(&elb.scope, arn)?;
     let lb_arn = lb_arn_of(arn);
@@ -313,15 +316,15 @@ mod tests {
         assert!(check_protocol(LbType::Network, "TCP").is_ok());
         assert!(matches!(
             check_protocol(LbType::Application, "TCP"),
-            Err(ElbError::IncompatibleProtocols(_))
+            Err(Elbv2Error::IncompatibleProtocols(_))
         ));
         assert!(matches!(
             check_protocol(LbType::Application, "HTTPS"),
-            Err(ElbError::UnsupportedProtocol(_))
+            Err(Elbv2Error::UnsupportedProtocol(_))
         ));
         assert!(matches!(
             check_protocol(LbType::Network, "HTTP"),
-            Err(ElbError::IncompatibleProtocols(_))
+            Err(Elbv2Error::IncompatibleProtocols(_))
         ));
     }
 }

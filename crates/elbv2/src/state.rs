@@ -7,7 +7,7 @@
 //! - `elb/targetgroup/<name>` → [`StoredTargetGroup`], with its registered targets;
 //! - `elb/epoch` → empty: rewritten by every ELBv2 write.
 //!
-//! A write reads the whole ELBv2 state (a [`World`]), applies a pure change to a copy,
+//! A write reads the whole ELBv2 state (a [`State`]), applies a pure change to a copy,
 //! and commits the objects that differ *if `elb/epoch` has not moved*: ELBv2 writes are
 //! therefore serializable, and cross-object rules (a target group in use cannot be
 //! deleted, a listener port is unique on the bind address) can never be raced past.
@@ -15,7 +15,7 @@
 //! nothing that matters; reads never wait.
 
 use crate::actions::{ActionSpec, ConditionSpec};
-use crate::error::ElbError;
+use crate::error::Elbv2Error;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -148,10 +148,12 @@ pub struct HealthCheckSpec {
     pub port: String,
     /// Path for HTTP checks.
     pub path: Option<String>,
-    /// Seconds between checks.
-    pub interval: u32,
-    /// Seconds before a check fails.
-    pub timeout: u32,
+    /// Seconds between checks (stored as `interval`).
+    #[serde(rename = "interval")]
+    pub interval_seconds: u32,
+    /// Seconds before a check fails (stored as `timeout`).
+    #[serde(rename = "timeout")]
+    pub timeout_seconds: u32,
     /// Successes before healthy.
     pub healthy: u32,
     /// Failures before unhealthy.
@@ -215,24 +217,24 @@ pub struct StoredTarget {
 
 /// The whole ELBv2 state, as one write sees it.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct World {
+pub struct State {
     /// Load balancers by name.
     pub lbs: BTreeMap<String, StoredLoadBalancer>,
     /// Target groups by name.
     pub tgs: BTreeMap<String, StoredTargetGroup>,
 }
 
-impl World {
+impl State {
     /// The load balancer with this ARN (the name is parsed from it; the ARN must match).
-    pub fn lb(&self, name: &str, arn: &str) -> Result<&StoredLoadBalancer, ElbError> {
+    pub fn lb(&self, name: &str, arn: &str) -> Result<&StoredLoadBalancer, Elbv2Error> {
         self.lbs
             .get(name)
             .filter(|lb| lb.arn == arn)
             .ok_or_else(|| lb_not_found(arn))
     }
 
-    /// Mutable [`World::lb`].
-    pub fn lb_mut(&mut self, name: &str, arn: &str) -> Result<&mut StoredLoadBalancer, ElbError> {
+    /// Mutable [`State::lb`].
+    pub fn lb_mut(&mut self, name: &str, arn: &str) -> Result<&mut StoredLoadBalancer, Elbv2Error> {
         self.lbs
             .get_mut(name)
             .filter(|lb| lb.arn == arn)
@@ -240,15 +242,15 @@ impl World {
     }
 
     /// The target group with this ARN.
-    pub fn tg(&self, name: &str, arn: &str) -> Result<&StoredTargetGroup, ElbError> {
+    pub fn tg(&self, name: &str, arn: &str) -> Result<&StoredTargetGroup, Elbv2Error> {
         self.tgs
             .get(name)
             .filter(|tg| tg.arn == arn)
             .ok_or_else(|| tg_not_found(arn))
     }
 
-    /// Mutable [`World::tg`].
-    pub fn tg_mut(&mut self, name: &str, arn: &str) -> Result<&mut StoredTargetGroup, ElbError> {
+    /// Mutable [`State::tg`].
+    pub fn tg_mut(&mut self, name: &str, arn: &str) -> Result<&mut StoredTargetGroup, Elbv2Error> {
         self.tgs
             .get_mut(name)
             .filter(|tg| tg.arn == arn)
@@ -272,19 +274,19 @@ impl World {
 }
 
 /// `LoadBalancerNotFound` for an ARN.
-pub fn lb_not_found(arn: &str) -> ElbError {
-    ElbError::LoadBalancerNotFound(format!("Load balancer '{arn}' not found"))
+pub fn lb_not_found(arn: &str) -> Elbv2Error {
+    Elbv2Error::LoadBalancerNotFound(format!("Load balancer '{arn}' not found"))
 }
 
 /// `TargetGroupNotFound` for an ARN or name.
-pub fn tg_not_found(what: &str) -> ElbError {
-    ElbError::TargetGroupNotFound(format!("Target group '{what}' not found"))
+pub fn tg_not_found(what: &str) -> Elbv2Error {
+    Elbv2Error::TargetGroupNotFound(format!("Target group '{what}' not found"))
 }
 
-/// Reads and writes the [`World`] in the store, through [`store::Objects`].
+/// Reads and writes the [`State`] in the store, through [`store::Objects`].
 #[derive(Clone)]
 pub struct Objects {
-    objects: store::Objects<ElbError>,
+    objects: store::Objects<Elbv2Error>,
 }
 
 impl Objects {
@@ -299,9 +301,9 @@ impl Objects {
     }
 
     /// Reads the whole state, with the epoch's revision and the store revision read at.
-    pub async fn load(&self) -> Result<(World, Revision, Revision), ElbError> {
+    pub async fn load(&self) -> Result<(State, Revision, Revision), Elbv2Error> {
         let (kvs, at) = self.objects.range_all_at(PREFIX).await?;
-        let mut world = World::default();
+        let mut world = State::default();
         let mut epoch = 0;
         for kv in &kvs {
             if kv.key == EPOCH_KEY {
@@ -325,8 +327,8 @@ impl Objects {
     pub async fn write<R>(
         &self,
         what: &str,
-        change: impl Fn(&mut World) -> Result<R, ElbError>,
-    ) -> Result<R, ElbError> {
+        change: impl Fn(&mut State) -> Result<R, Elbv2Error>,
+    ) -> Result<R, Elbv2Error> {
         let change = &change;
         self.objects
             .retry(what, || async move {
@@ -343,7 +345,7 @@ impl Objects {
 }
 
 /// The transaction turning `before` into `after`, or `None` when nothing changed.
-fn diff(before: &World, after: &World, epoch: Revision) -> Result<Option<Txn>, ElbError> {
+fn diff(before: &State, after: &State, epoch: Revision) -> Result<Option<Txn>, Elbv2Error> {
     let mut txn = Txn::new().when(EPOCH_KEY, epoch);
     let mut changed = false;
     for (name, lb) in &after.lbs {
@@ -370,11 +372,11 @@ fn diff(before: &World, after: &World, epoch: Revision) -> Result<Option<Txn>, E
 }
 
 /// JSON-encodes a value for the store.
-fn encode<T: Serialize>(value: &T) -> Result<bytes::Bytes, ElbError> {
+fn encode<T: Serialize>(value: &T) -> Result<bytes::Bytes, Elbv2Error> {
     Ok(store::objects::encode(value)?)
 }
 
 /// Decodes a stored JSON value.
-fn decode<T: DeserializeOwned>(key: &str, value: &[u8]) -> Result<T, ElbError> {
+fn decode<T: DeserializeOwned>(key: &str, value: &[u8]) -> Result<T, Elbv2Error> {
     Ok(store::objects::decode(key, value)?)
 }

@@ -6,11 +6,11 @@
 //! Checks here need only the request; checks against other resources (the target group
 //! exists, its protocol fits) are in `listeners`.
 
-use crate::error::{invalid, ElbError};
+use crate::error::{invalid, Elbv2Error};
 use crate::params::{int, one_of, required, uint};
-use crate::xml::Xml;
 use serde::{Deserialize, Serialize};
 use wire::query::QueryView;
+use wire::xml::Xml;
 
 /// The most target groups one forward action may name.
 pub const MAX_FORWARD_TARGET_GROUPS: usize = 5;
@@ -226,7 +226,7 @@ pub fn bool_text(b: bool) -> &'static str {
 }
 
 /// Decodes and checks the action list `name` (`DefaultActions` or `Actions`).
-pub fn parse_actions(q: &QueryView<'_>, name: &str) -> Result<Vec<ActionSpec>, ElbError> {
+pub fn parse_actions(q: &QueryView<'_>, name: &str) -> Result<Vec<ActionSpec>, Elbv2Error> {
     let members = q.members(name);
     if members.is_empty() {
         return invalid(format!(
@@ -238,7 +238,7 @@ pub fn parse_actions(q: &QueryView<'_>, name: &str) -> Result<Vec<ActionSpec>, E
         out.push(parse_action(a)?);
     }
     if out.len() > 1 {
-        return Err(ElbError::TooManyActions(format!(
+        return Err(Elbv2Error::TooManyActions(format!(
             "{} actions were given, but only one terminal action (forward, redirect or fixed-response) is allowed, and Stevedore serves no authentication actions",
             out.len()
         )));
@@ -246,7 +246,7 @@ pub fn parse_actions(q: &QueryView<'_>, name: &str) -> Result<Vec<ActionSpec>, E
     Ok(out)
 }
 
-fn parse_action(a: &QueryView<'_>) -> Result<ActionSpec, ElbError> {
+fn parse_action(a: &QueryView<'_>) -> Result<ActionSpec, Elbv2Error> {
     let kind = required(a, "Type")?;
     let order = uint(a, "Order", 1, 50_000)?;
     let kind = match kind {
@@ -254,7 +254,7 @@ fn parse_action(a: &QueryView<'_>) -> Result<ActionSpec, ElbError> {
         "fixed-response" => parse_fixed_response(a)?,
         "redirect" => parse_redirect(a)?,
         "authenticate-oidc" | "authenticate-cognito" | "jwt-validation" => {
-            return Err(ElbError::InvalidLoadBalancerAction(format!(
+            return Err(Elbv2Error::InvalidLoadBalancerAction(format!(
                 "Action type '{kind}' is not supported by Stevedore; use forward, redirect or fixed-response"
             )))
         }
@@ -267,7 +267,7 @@ fn parse_action(a: &QueryView<'_>) -> Result<ActionSpec, ElbError> {
     Ok(ActionSpec { order, kind })
 }
 
-fn parse_forward(a: &QueryView<'_>) -> Result<ActionKind, ElbError> {
+fn parse_forward(a: &QueryView<'_>) -> Result<ActionKind, Elbv2Error> {
     let single = a.get("TargetGroupArn").filter(|s| !s.is_empty());
     let mut groups = Vec::new();
     for m in a.members("ForwardConfig.TargetGroups") {
@@ -295,14 +295,14 @@ fn parse_forward(a: &QueryView<'_>) -> Result<ActionKind, ElbError> {
         }),
         (Some(arn), 1) if groups[0].arn == arn => {}
         (Some(_), _) => {
-            return Err(ElbError::InvalidLoadBalancerAction(
+            return Err(Elbv2Error::InvalidLoadBalancerAction(
                 "TargetGroupArn and ForwardConfig were both given but name different target groups; give only ForwardConfig to forward to several groups".into(),
             ))
         }
         (None, _) => {}
     }
     if groups.len() > MAX_FORWARD_TARGET_GROUPS {
-        return Err(ElbError::TooManyTargetGroups(format!(
+        return Err(Elbv2Error::TooManyTargetGroups(format!(
             "A forward action can name at most {MAX_FORWARD_TARGET_GROUPS} target groups; {} were given",
             groups.len()
         )));
@@ -322,7 +322,7 @@ fn parse_forward(a: &QueryView<'_>) -> Result<ActionKind, ElbError> {
     })
 }
 
-fn parse_fixed_response(a: &QueryView<'_>) -> Result<ActionKind, ElbError> {
+fn parse_fixed_response(a: &QueryView<'_>) -> Result<ActionKind, Elbv2Error> {
     let c = a.structure("FixedResponseConfig");
     let status = required(&c, "StatusCode")?;
     let ok = status.len() == 3
@@ -345,7 +345,7 @@ fn parse_fixed_response(a: &QueryView<'_>) -> Result<ActionKind, ElbError> {
     })
 }
 
-fn parse_redirect(a: &QueryView<'_>) -> Result<ActionKind, ElbError> {
+fn parse_redirect(a: &QueryView<'_>) -> Result<ActionKind, Elbv2Error> {
     let c = a.structure("RedirectConfig");
     required(&c, "StatusCode")?;
     let status = one_of(&c, "StatusCode", &["HTTP_301", "HTTP_302"])?.unwrap_or("HTTP_302");
@@ -381,7 +381,7 @@ fn parse_redirect(a: &QueryView<'_>) -> Result<ActionKind, ElbError> {
         && path == "/#{path}"
         && query == "#{query}"
     {
-        return Err(ElbError::InvalidLoadBalancerAction(
+        return Err(Elbv2Error::InvalidLoadBalancerAction(
             "The redirect would send every request back to itself: change at least one of protocol, port, host, path or query".into(),
         ));
     }
@@ -516,7 +516,7 @@ impl ConditionSpec {
 }
 
 /// Decodes and checks the condition list `Conditions`.
-pub fn parse_conditions(q: &QueryView<'_>) -> Result<Vec<ConditionSpec>, ElbError> {
+pub fn parse_conditions(q: &QueryView<'_>) -> Result<Vec<ConditionSpec>, Elbv2Error> {
     let mut out: Vec<ConditionSpec> = Vec::new();
     for c in q.members("Conditions") {
         let cond = parse_condition(&c)?;
@@ -544,7 +544,7 @@ pub fn parse_conditions(q: &QueryView<'_>) -> Result<Vec<ConditionSpec>, ElbErro
     Ok(out)
 }
 
-fn parse_condition(c: &QueryView<'_>) -> Result<ConditionSpec, ElbError> {
+fn parse_condition(c: &QueryView<'_>) -> Result<ConditionSpec, Elbv2Error> {
     let field = required(c, "Field")?;
     let legacy: Vec<String> = c.list("Values").into_iter().map(str::to_owned).collect();
     let config = |name: &str| -> Vec<String> {
@@ -553,7 +553,7 @@ fn parse_condition(c: &QueryView<'_>) -> Result<ConditionSpec, ElbError> {
             .map(str::to_owned)
             .collect()
     };
-    let only_config = |name: &str| -> Result<Vec<String>, ElbError> {
+    let only_config = |name: &str| -> Result<Vec<String>, Elbv2Error> {
         if !legacy.is_empty() {
             return invalid(format!(
                 "Condition '{field}' takes its values in {name}, not in Values"
@@ -561,7 +561,7 @@ fn parse_condition(c: &QueryView<'_>) -> Result<ConditionSpec, ElbError> {
         }
         Ok(config(name))
     };
-    let either = |name: &str| -> Result<Vec<String>, ElbError> {
+    let either = |name: &str| -> Result<Vec<String>, Elbv2Error> {
         let cfg = config(name);
         match (legacy.is_empty(), cfg.is_empty()) {
             (false, false) => invalid(format!(
@@ -625,7 +625,7 @@ fn config_name(spec: &ConditionSpec) -> &'static str {
 }
 
 /// Checks a condition's values against AWS's character sets and lengths.
-pub fn check_condition(spec: &ConditionSpec) -> Result<(), ElbError> {
+pub fn check_condition(spec: &ConditionSpec) -> Result<(), Elbv2Error> {
     let field = spec.field();
     let check_all = |values: &[String], ok: &dyn Fn(&str) -> bool, what: &str| {
         if values.is_empty() {
@@ -713,6 +713,6 @@ fn is_cidr(v: &str) -> bool {
 }
 
 /// Checks an `Order`-free integer (used by callers that read bare priorities).
-pub fn priority(q: &QueryView<'_>, name: &str) -> Result<Option<u32>, ElbError> {
+pub fn priority(q: &QueryView<'_>, name: &str) -> Result<Option<u32>, Elbv2Error> {
     Ok(int(q, name, 1, 50_000)?.and_then(|n| u32::try_from(n).ok()))
 }
