@@ -1,7 +1,7 @@
-//! The query protocol's response side for IAM and STS: a small XML writer and the
-//! `<OpResponse xmlns=…><OpResult>…</OpResult><ResponseMetadata>` envelope botocore's
-//! query parser reads, plus the ISO 8601 dates and URL-encoded policy documents IAM
-//! answers with.
+//! The query protocol's response side for IAM and STS, on `wire::xml`'s writer: the
+//! `<OpResponse xmlns=…><OpResult>…</OpResult><ResponseMetadata>` envelope (without a
+//! result element for operations that have no output, as IAM answers them), the ISO 8601
+//! dates (whole seconds) and URL-encoded policy documents IAM answers with.
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
@@ -10,86 +10,7 @@ pub const IAM_NAMESPACE: &str = "https://iam.amazonaws.com/doc/2010-05-08/";
 /// STS's XML namespace.
 pub const STS_NAMESPACE: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
 
-/// An XML fragment being written.
-#[derive(Default)]
-pub struct Xml {
-    buf: String,
-}
-
-impl Xml {
-    /// An empty fragment.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// `<tag>…</tag>` with `body` writing the content.
-    pub fn el(&mut self, tag: &str, body: impl FnOnce(&mut Xml)) -> &mut Self {
-        self.buf.push('<');
-        self.buf.push_str(tag);
-        self.buf.push('>');
-        body(self);
-        self.buf.push_str("</");
-        self.buf.push_str(tag);
-        self.buf.push('>');
-        self
-    }
-
-    /// `<tag>text</tag>`, escaped.
-    pub fn leaf(&mut self, tag: &str, text: &str) -> &mut Self {
-        self.el(tag, |x| escape_into(&mut x.buf, text))
-    }
-
-    /// [`Xml::leaf`] when `text` is given.
-    pub fn opt(&mut self, tag: &str, text: Option<&str>) -> &mut Self {
-        if let Some(t) = text {
-            self.leaf(tag, t);
-        }
-        self
-    }
-
-    /// `<tag><member>…</member>…</tag>`.
-    pub fn list<T>(
-        &mut self,
-        tag: &str,
-        items: impl IntoIterator<Item = T>,
-        mut each: impl FnMut(&mut Xml, T),
-    ) -> &mut Self {
-        self.el(tag, |x| {
-            for item in items {
-                x.el("member", |m| each(m, item));
-            }
-        })
-    }
-
-    /// A list of strings.
-    pub fn strings<S: AsRef<str>>(
-        &mut self,
-        tag: &str,
-        items: impl IntoIterator<Item = S>,
-    ) -> &mut Self {
-        self.list(tag, items, |x, s| escape_into(&mut x.buf, s.as_ref()))
-    }
-
-    /// The text written.
-    pub fn finish(self) -> String {
-        self.buf
-    }
-}
-
-fn escape_into(out: &mut String, text: &str) {
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\t' | '\n' | '\r' => out.push(c),
-            c if (c as u32) < 0x20 => {}
-            c => out.push(c),
-        }
-    }
-}
+pub use wire::xml::Xml;
 
 /// The response document of `operation`; `result` is `None` for operations with no output.
 pub fn envelope(
@@ -103,9 +24,11 @@ pub fn envelope(
     if let Some(result) = result {
         out.push_str(&format!("<{operation}Result>{result}</{operation}Result>"));
     }
-    out.push_str("<ResponseMetadata><RequestId>");
-    escape_into(&mut out, request_id);
-    out.push_str("</RequestId></ResponseMetadata>");
+    out.push_str("<ResponseMetadata>");
+    let mut id = Xml::new();
+    id.leaf("RequestId", request_id);
+    out.push_str(&id.finish());
+    out.push_str("</ResponseMetadata>");
     out.push_str(&format!("</{operation}Response>"));
     out
 }
