@@ -28,6 +28,6 @@ fuzz_target!(|data: &[u8]| {
     let ops = ecs::Operation::ALL;
     let op = ops[usize::from(selector) % ops.len()];
     let env = env();
-    let caller = ecs::Caller { principal_arn: "arn:aws:iam::000000000000:root".into() };
+    let caller = ecs::Caller::root("000000000000");
     let _ = env.rt.block_on(env.ecs.handle(op.name(), body, &caller));
 });

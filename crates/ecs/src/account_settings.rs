@@ -105,7 +105,7 @@ pub(crate) async fn put_account_setting(
     let principal = req
         .principal_arn
         .clone()
-        .unwrap_or_else(|| caller.principal_arn.clone());
+        .unwrap_or_else(|| caller.principal_arn().to_owned());
     check_principal(&principal)?;
     let s = put(ecs, principal, req.name, req.value).await?;
     Ok(PutAccountSettingResponse { setting: Some(s) })
@@ -135,7 +135,7 @@ pub(crate) async fn list_account_settings(
     let principal = req
         .principal_arn
         .clone()
-        .unwrap_or_else(|| caller.principal_arn.clone());
+        .unwrap_or_else(|| caller.principal_arn().to_owned());
     let root = ecs.scope.root_principal();
     let names: Vec<SettingName> = match req.name {
         Some(n) => vec![n],

@@ -117,7 +117,7 @@ pub(crate) async fn register_task_definition(
                 revision,
                 arn: ecs.scope.task_definition(&req.family, revision),
                 now: now(),
-                registered_by: &caller.principal_arn,
+                registered_by: caller.principal_arn(),
             };
             let td = compute_task_definition(&req, &reg).map_err(|e| EcsError::Client(e.0))?;
             let stored = StoredTaskDefinition {

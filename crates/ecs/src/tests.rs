@@ -25,9 +25,7 @@ pub(crate) fn fixture() -> Fixture {
 }
 
 fn caller() -> Caller {
-    Caller {
-        principal_arn: "arn:aws:iam::000000000000:root".into(),
-    }
+    Caller::root("000000000000")
 }
 
 /// One operation through `Ecs::handle` as the root caller: the JSON answer or the AWS error.

@@ -5,6 +5,7 @@
 use crate::query::QueryParams;
 use crate::{AwsError, JsonVersion};
 use std::future::Future;
+use std::sync::Arc;
 
 /// The request body limit of an operation that declares none: the largest ECS requests
 /// (task definitions) are well under it.
@@ -71,11 +72,84 @@ pub enum Input<'a> {
     Cbor(&'a [u8]),
 }
 
-/// Who is calling, as established by SigV4.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Who is calling, as established by SigV4: the authenticated principal, its unique id,
+/// and the identity policies it holds (already compiled). The account root (the admin
+/// key) holds none and is unrestricted; authorization evaluates the others with
+/// `policy::evaluate`.
+#[derive(Clone, Debug)]
 pub struct Caller {
+    principal: policy::Principal,
+    user_id: Arc<str>,
+    access: Access,
+}
+
+/// What a caller may do before any policy is looked at.
+#[derive(Clone, Debug)]
+enum Access {
+    /// The account root: everything (only a resource policy's Deny could stop it).
+    Root,
+    /// What these identity policies allow.
+    Policies(Arc<[policy::Policy]>),
+}
+
+impl Caller {
+    /// The root user of `account` (`arn:aws:iam::<account>:root`); its unique id is the
+    /// account id, as STS answers.
+    pub fn root(account: &str) -> Self {
+        Self {
+            principal: policy::Principal::root(account).with_userid(account),
+            user_id: account.into(),
+            access: Access::Root,
+        }
+    }
+
+    /// A user or role session with its unique id (`AIDA…`, `AROA…:session`) and the
+    /// identity policies it holds (for a session: its role's).
+    pub fn new(
+        principal: policy::Principal,
+        user_id: &str,
+        policies: Arc<[policy::Policy]>,
+    ) -> Self {
+        Self {
+            principal: principal.with_userid(user_id),
+            user_id: user_id.into(),
+            access: Access::Policies(policies),
+        }
+    }
+
     /// The principal's ARN (the account root for the admin key).
-    pub principal_arn: String,
+    pub fn principal_arn(&self) -> &str {
+        self.principal.arn()
+    }
+
+    /// The 12-digit account the principal belongs to.
+    pub fn account(&self) -> &str {
+        self.principal.account()
+    }
+
+    /// The authenticated principal, as policy evaluation takes it.
+    pub fn principal(&self) -> &policy::Principal {
+        &self.principal
+    }
+
+    /// The principal's unique id: the account id for root, `AIDA…` for a user,
+    /// `AROA…:session` for a role session (STS `GetCallerIdentity`'s `UserId`).
+    pub fn user_id(&self) -> &str {
+        &self.user_id
+    }
+
+    /// Whether the caller is the account root, which no identity policy restricts.
+    pub fn is_root(&self) -> bool {
+        matches!(self.access, Access::Root)
+    }
+
+    /// The caller's identity policies (none for root: see [`Caller::is_root`]).
+    pub fn policies(&self) -> &[policy::Policy] {
+        match &self.access {
+            Access::Root => &[],
+            Access::Policies(p) => p,
+        }
+    }
 }
 
 /// One operation to run, with what the handler may need of the request around it.

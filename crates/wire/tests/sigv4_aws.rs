@@ -13,7 +13,7 @@ use aws_sigv4::sign::v4::SigningParams;
 use aws_smithy_runtime_api::client::identity::Identity;
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS, NON_ALPHANUMERIC};
 use proptest::prelude::*;
-use wire::sigv4::{verify, SigV4Error, SignedRequest, Verified};
+use wire::sigv4::{verify, verify_with, SigV4Error, SignedRequest, Verified};
 
 const AKID: &str = "AKIAIOSFODNN7EXAMPLE";
 const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
@@ -50,6 +50,22 @@ impl Wire {
 
     fn verify(&self) -> Result<Verified, SigV4Error> {
         self.verify_at(NOW)
+    }
+
+    /// The session token the key lookup was given, once the signature verified.
+    fn token_seen(&self) -> Result<Option<String>, SigV4Error> {
+        let req = SignedRequest {
+            method: &self.method,
+            path: &self.path,
+            query: self.query.as_deref(),
+            headers: &self.headers,
+            body: &self.body,
+        };
+        let lookup = |akid: &str, token: Option<&str>| {
+            let secret = secrets(akid).ok_or(SigV4Error::UnrecognizedClient)?;
+            Ok((secret, token.map(str::to_owned)))
+        };
+        verify_with(&req, lookup, NOW).map(|(_, token)| token)
     }
 
     fn authorization(&self) -> String {
@@ -206,6 +222,45 @@ fn session_token_is_signed_and_accepted() {
     let wire = signer.sign("POST", "/", &[("x-amz-target", TARGET)], b"{}");
     assert!(wire.authorization().contains("x-amz-security-token"));
     wire.verify().unwrap();
+    assert_eq!(wire.token_seen().unwrap().as_deref(), Some("session-token"));
+}
+
+#[test]
+fn a_presigned_urls_session_token_reaches_the_key_lookup() {
+    let mut signer = Signer::new("ecr").presigned(300);
+    signer.credentials = Credentials::new(AKID, SECRET, Some("tok/en+1".into()), None, "test");
+    signer.body = Some(SignableBody::UnsignedPayload);
+    let wire = signer.sign("GET", "/v2/r/blobs/x", &[], b"");
+    assert!(wire
+        .query
+        .as_deref()
+        .unwrap_or("")
+        .contains("X-Amz-Security-Token"));
+    assert_eq!(wire.token_seen().unwrap().as_deref(), Some("tok/en+1"));
+}
+
+#[test]
+fn a_refused_token_is_the_lookups_error() {
+    let mut signer = Signer::new("ecs");
+    signer.credentials = Credentials::new(AKID, SECRET, Some("old".into()), None, "test");
+    let wire = signer.sign("POST", "/", &[("x-amz-target", TARGET)], b"{}");
+    let req = SignedRequest {
+        method: &wire.method,
+        path: &wire.path,
+        query: wire.query.as_deref(),
+        headers: &wire.headers,
+        body: &wire.body,
+    };
+    let lookup = |_: &str, _: Option<&str>| -> Result<(String, ()), SigV4Error> {
+        Err(SigV4Error::ExpiredSecurityToken)
+    };
+    let err = verify_with(&req, lookup, NOW).unwrap_err();
+    assert_eq!(err.aws_code(), "ExpiredTokenException");
+    assert_eq!(err.aws_query_code(), "ExpiredToken");
+    assert_eq!(
+        err.to_string(),
+        "The security token included in the request is expired"
+    );
 }
 
 #[test]

@@ -355,7 +355,7 @@ pub(crate) async fn create_service(
                     type_: DeploymentControllerType::Ecs,
                 }),
                 tags: Some(tags.clone()),
-                created_by: Some(caller.principal_arn.clone()),
+                created_by: Some(caller.principal_arn().to_owned()),
                 enable_ecs_managed_tags: Some(req.enable_ecs_managed_tags.unwrap_or(false)),
                 propagate_tags: Some(
                     req.propagate_tags

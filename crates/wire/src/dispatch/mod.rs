@@ -8,7 +8,7 @@ pub mod route;
 mod serve;
 
 pub use serve::{
-    not_implemented, unknown_operation, wrong_service, Dispatch, Identity, Keys, Observer,
+    not_implemented, unknown_operation, wrong_service, Dispatch, Identity, KeyError, Keys, Observer,
 };
 
 /// The AWS JSON protocol version a service speaks; it decides the content type.

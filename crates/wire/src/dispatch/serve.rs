@@ -16,17 +16,43 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// Who holds an access key: its secret and the principal requests signed with it act as.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Who holds an access key: its secret and the caller requests signed with it act as.
+#[derive(Clone, Debug)]
 pub struct Identity {
-    /// The secret access key.
+    /// The secret access key (for temporary credentials: the session's secret).
     pub secret_access_key: String,
-    /// The principal's ARN.
-    pub principal_arn: String,
+    /// Who the requests act as.
+    pub caller: Caller,
 }
 
-/// Looks an access key id up (`None`: unknown key).
-pub type Keys = Arc<dyn Fn(&str) -> Option<Identity> + Send + Sync>;
+/// Why a key lookup refused a request's credentials.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    /// No such access key id (`UnrecognizedClientException` / `InvalidClientTokenId`).
+    #[error("unknown access key id")]
+    Unknown,
+    /// The session token is forged, altered, not the key's, or missing for a session
+    /// key (`InvalidClientTokenId`).
+    #[error("invalid security token")]
+    InvalidToken,
+    /// The session token has expired (`ExpiredTokenException` / `ExpiredToken`).
+    #[error("expired security token")]
+    ExpiredToken,
+}
+
+impl From<KeyError> for sigv4::SigV4Error {
+    fn from(e: KeyError) -> Self {
+        match e {
+            KeyError::Unknown => Self::UnrecognizedClient,
+            KeyError::InvalidToken => Self::InvalidSecurityToken,
+            KeyError::ExpiredToken => Self::ExpiredSecurityToken,
+        }
+    }
+}
+
+/// Looks credentials up: an access key id and the session token the request carried, if
+/// any. Called once per signed request, so it must answer from memory.
+pub type Keys = Arc<dyn Fn(&str, Option<&str>) -> Result<Identity, KeyError> + Send + Sync>;
 
 /// The services of one endpoint and the keys their callers sign with.
 #[derive(Clone)]
@@ -183,7 +209,8 @@ impl Dispatch {
             result,
         };
         let limit = resolved.operation.map_or(DEFAULT_BODY_LIMIT, |(_, l)| l);
-        let (body, verified, caller) = match self.read_and_verify(parts, body, limit).await {
+        let query = envelope == Envelope::Query;
+        let (body, verified, caller) = match self.read_and_verify(parts, body, limit, query).await {
             Ok(v) => v,
             Err(e) => return served(Err(e)),
         };
@@ -248,6 +275,7 @@ impl Dispatch {
         parts: &Parts,
         body: B,
         limit: usize,
+        query: bool,
     ) -> Result<(Bytes, sigv4::Verified, Caller), AwsError>
     where
         B: http_body::Body,
@@ -274,12 +302,13 @@ impl Dispatch {
             .map_err(|_| too_large())?
             .to_bytes();
         let (verified, caller) =
-            self.authenticate(&parts.method, &parts.uri, &parts.headers, &body, None)?;
+            self.verify(&parts.method, &parts.uri, &parts.headers, &body, query)?;
         Ok((body, verified, caller))
     }
 
     /// Verifies a request's SigV4 signature and, when `signing_name` is given, that its
-    /// credential scope names that service; the caller it identifies.
+    /// credential scope names that service; the caller it identifies. Failures are worded
+    /// as JSON protocols word them.
     pub fn authenticate(
         &self,
         method: &http::Method,
@@ -288,6 +317,22 @@ impl Dispatch {
         body: &[u8],
         signing_name: Option<&str>,
     ) -> Result<(sigv4::Verified, Caller), AwsError> {
+        let (verified, caller) = self.verify(method, uri, headers, body, false)?;
+        if let Some(expected) = signing_name {
+            check_scope(&verified, expected)?;
+        }
+        Ok((verified, caller))
+    }
+
+    /// Verifies a request's signature; `query` words failures as query protocols do.
+    fn verify(
+        &self,
+        method: &http::Method,
+        uri: &http::Uri,
+        headers: &http::HeaderMap,
+        body: &[u8],
+        query: bool,
+    ) -> Result<(sigv4::Verified, Caller), AwsError> {
         let signed = sigv4::SignedRequest {
             method: method.as_str(),
             path: uri.path(),
@@ -295,23 +340,20 @@ impl Dispatch {
             headers,
             body,
         };
-        let secret = |id: &str| (self.keys)(id).map(|i| i.secret_access_key);
-        let verified = sigv4::verify(&signed, &secret, now_secs()).map_err(|e| {
+        let lookup = |id: &str, token: Option<&str>| {
+            (self.keys)(id, token)
+                .map(|i| (i.secret_access_key, i.caller))
+                .map_err(sigv4::SigV4Error::from)
+        };
+        sigv4::verify_with(&signed, lookup, now_secs()).map_err(|e| {
             tracing::debug!(error = %e, "Request refused by signature verification.");
-            let status = if matches!(e, sigv4::SigV4Error::MissingAuthenticationToken) {
-                403
+            let code = if query {
+                e.aws_query_code()
             } else {
-                400
+                e.aws_code()
             };
-            AwsError::client(e.aws_code(), e.to_string()).with_status(status)
-        })?;
-        if let Some(expected) = signing_name {
-            check_scope(&verified, expected)?;
-        }
-        let principal_arn = (self.keys)(&verified.access_key_id)
-            .map(|i| i.principal_arn)
-            .unwrap_or_default();
-        Ok((verified, Caller { principal_arn }))
+            AwsError::client(code, e.to_string()).with_status(e.status(query))
+        })
     }
 
     /// A JSON or CBOR request, whose service and operation were resolved from its headers

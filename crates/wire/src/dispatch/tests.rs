@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
-use crate::service::{Call, Input, OperationTable, Service, ServiceError, ServiceSpec};
+use crate::service::{Call, Caller, Input, OperationTable, Service, ServiceError, ServiceSpec};
 use crate::{AwsError, JsonVersion, Protocol};
 use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
@@ -15,6 +15,7 @@ use std::time::SystemTime;
 
 const AKID: &str = "AKIDTEST";
 const SECRET: &str = "secret/key";
+const SESSION_KEY: &str = "ASIATEST";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum JsonOp {
@@ -76,7 +77,7 @@ impl Service for JsonService {
         match op {
             JsonOp::Echo | JsonOp::Big => {
                 let mut out = body.to_vec();
-                out.extend_from_slice(call.caller.principal_arn.as_bytes());
+                out.extend_from_slice(call.caller.principal_arn().as_bytes());
                 Ok(out)
             }
             JsonOp::Fail => Err(AwsError::server("ServerException", "boom").into()),
@@ -113,11 +114,25 @@ impl Service for QueryService {
 }
 
 fn dispatch() -> Dispatch {
-    let keys: Keys = Arc::new(|id: &str| {
-        (id == AKID).then(|| Identity {
+    let keys: Keys = Arc::new(|id: &str, token: Option<&str>| match (id, token) {
+        (AKID, _) => Ok(Identity {
             secret_access_key: SECRET.into(),
-            principal_arn: "arn:aws:iam::1:root".into(),
-        })
+            caller: Caller::root("1"),
+        }),
+        (SESSION_KEY, Some("good")) => Ok(Identity {
+            secret_access_key: SECRET.into(),
+            caller: Caller::new(
+                policy::Principal::assumed_role(
+                    "arn:aws:sts::1:assumed-role/r/s",
+                    "arn:aws:iam::1:role/r",
+                ),
+                "AROAEXAMPLE:s",
+                Arc::from(Vec::new()),
+            ),
+        }),
+        (SESSION_KEY, Some("expired")) => Err(KeyError::ExpiredToken),
+        (SESSION_KEY, _) => Err(KeyError::InvalidToken),
+        _ => Err(KeyError::Unknown),
     });
     Dispatch::new(keys)
         .register(JsonService)
@@ -134,12 +149,23 @@ fn signed_at(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> http::Request<Full<Bytes>> {
+    let creds = Credentials::new(AKID, SECRET, None, None, "test");
+    signed_as(creds, path, service, headers, body)
+}
+
+fn signed_as(
+    creds: Credentials,
+    path: &str,
+    service: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> http::Request<Full<Bytes>> {
     let uri = format!("http://localhost{path}");
     let mut all: Vec<(&str, &str)> = vec![("host", "localhost")];
     all.extend_from_slice(headers);
     let signable =
         SignableRequest::new("POST", &uri, all.iter().copied(), SignableBody::Bytes(body)).unwrap();
-    let identity = Credentials::new(AKID, SECRET, None, None, "test").into();
+    let identity = creds.into();
     let params = SigningParams::builder()
         .identity(&identity)
         .region("us-east-1")
@@ -356,4 +382,113 @@ async fn rpc_v2_cbor_requests_get_a_cbor_error_until_a_service_speaks_it() {
 fn registered_specs_are_listed_in_order() {
     let names: Vec<_> = dispatch().specs().iter().map(|s| s.name).collect();
     assert_eq!(names, ["fake", "fakeq"]);
+}
+
+fn session(token: &str, target: &str) -> http::Request<Full<Bytes>> {
+    let creds = Credentials::new(SESSION_KEY, SECRET, Some(token.to_owned()), None, "test");
+    signed_as(
+        creds,
+        "/",
+        "fake",
+        &[
+            ("content-type", "application/x-amz-json-1.1"),
+            ("x-amz-target", target),
+        ],
+        b"{}",
+    )
+}
+
+fn session_query(token: &str) -> http::Request<Full<Bytes>> {
+    let creds = Credentials::new(SESSION_KEY, SECRET, Some(token.to_owned()), None, "test");
+    signed_as(
+        creds,
+        "/",
+        "fakeq",
+        &[(
+            "content-type",
+            "application/x-www-form-urlencoded; charset=utf-8",
+        )],
+        b"Action=Ping&Version=2020-01-01",
+    )
+}
+
+#[tokio::test]
+async fn a_session_token_reaches_the_key_lookup_and_its_caller_is_the_session() {
+    let r = dispatch()
+        .serve(session("good", "Fake_20240101.Echo"))
+        .await;
+    assert_eq!(r.status(), 200, "{}", text(&r));
+    assert!(
+        text(&r).contains("arn:aws:sts::1:assumed-role/r/s"),
+        "{}",
+        text(&r)
+    );
+}
+
+#[tokio::test]
+async fn expired_and_forged_tokens_are_refused_with_each_protocols_code() {
+    let d = dispatch();
+    let r = d.serve(session("expired", "Fake_20240101.Echo")).await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(json_code(&r), "ExpiredTokenException");
+    let r = d.serve(session("forged", "Fake_20240101.Echo")).await;
+    assert_eq!(r.status(), 403);
+    assert_eq!(json_code(&r), "InvalidClientTokenId");
+    let r = d.serve(session_query("expired")).await;
+    assert_eq!(r.status(), 403);
+    assert!(
+        text(&r).contains("<Code>ExpiredToken</Code>"),
+        "{}",
+        text(&r)
+    );
+    assert!(
+        text(&r).contains("The security token included in the request is expired"),
+        "{}",
+        text(&r)
+    );
+    let r = d.serve(session_query("forged")).await;
+    assert_eq!(r.status(), 403);
+    assert!(
+        text(&r).contains("<Code>InvalidClientTokenId</Code>"),
+        "{}",
+        text(&r)
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_key_is_unrecognized_client_for_json_and_invalid_client_token_id_for_query() {
+    let d = dispatch();
+    let creds = Credentials::new("AKIAUNKNOWN", SECRET, None, None, "test");
+    let r = d
+        .serve(signed_as(
+            creds.clone(),
+            "/",
+            "fake",
+            &[
+                ("content-type", "application/x-amz-json-1.1"),
+                ("x-amz-target", "Fake_20240101.Echo"),
+            ],
+            b"{}",
+        ))
+        .await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(json_code(&r), "UnrecognizedClientException");
+    let r = d
+        .serve(signed_as(
+            creds,
+            "/",
+            "fakeq",
+            &[(
+                "content-type",
+                "application/x-www-form-urlencoded; charset=utf-8",
+            )],
+            b"Action=Ping&Version=2020-01-01",
+        ))
+        .await;
+    assert_eq!(r.status(), 403);
+    assert!(
+        text(&r).contains("<Code>InvalidClientTokenId</Code>"),
+        "{}",
+        text(&r)
+    );
 }

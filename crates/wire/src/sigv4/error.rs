@@ -145,6 +145,16 @@ pub enum SigV4Error {
     #[error("The security token included in the request is invalid.")]
     UnrecognizedClient,
 
+    /// The session token sent with temporary credentials was not issued by this server, was
+    /// altered, or does not belong to the access key id (or a session key id came without
+    /// its token).
+    #[error("The security token included in the request is invalid.")]
+    InvalidSecurityToken,
+
+    /// The session token sent with temporary credentials has expired: ask STS for new ones.
+    #[error("The security token included in the request is expired")]
+    ExpiredSecurityToken,
+
     /// The signature does not match the one computed with the secret key.
     #[error(
         "The request signature we calculated does not match the signature you provided. \
@@ -191,7 +201,29 @@ fn requires(missing: &[&'static str]) -> String {
 }
 
 impl SigV4Error {
-    /// The AWS error code (`__type`) this failure is reported as.
+    /// The AWS error code this failure is reported as by a query-protocol service (IAM,
+    /// STS, ELBv2), which names the key and token failures differently.
+    pub fn aws_query_code(&self) -> &'static str {
+        match self {
+            SigV4Error::UnrecognizedClient | SigV4Error::InvalidSecurityToken => {
+                "InvalidClientTokenId"
+            }
+            SigV4Error::ExpiredSecurityToken => "ExpiredToken",
+            other => other.aws_code(),
+        }
+    }
+
+    /// The HTTP status this failure is answered with; `query` for query-protocol
+    /// services, which answer key and token failures with 403.
+    pub fn status(&self, query: bool) -> u16 {
+        match self {
+            SigV4Error::MissingAuthenticationToken | SigV4Error::InvalidSecurityToken => 403,
+            SigV4Error::UnrecognizedClient | SigV4Error::ExpiredSecurityToken if query => 403,
+            _ => 400,
+        }
+    }
+
+    /// The AWS error code (`__type`) this failure is reported as (JSON protocols).
     pub fn aws_code(&self) -> &'static str {
         match self {
             SigV4Error::MissingAuthenticationToken => "MissingAuthenticationTokenException",
@@ -207,6 +239,8 @@ impl SigV4Error {
             | SigV4Error::ScopeDateMismatch { .. }
             | SigV4Error::MalformedPresignedQuery { .. } => "IncompleteSignatureException",
             SigV4Error::UnrecognizedClient => "UnrecognizedClientException",
+            SigV4Error::InvalidSecurityToken => "InvalidClientTokenId",
+            SigV4Error::ExpiredSecurityToken => "ExpiredTokenException",
             SigV4Error::HostNotSigned
             | SigV4Error::InvalidContentSha256 { .. }
             | SigV4Error::ContentSha256Mismatch { .. }

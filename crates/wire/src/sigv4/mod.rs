@@ -62,10 +62,11 @@ pub struct Verified {
 
 /// Verifies a SigV4-signed request, by `Authorization` header or presigned URL.
 ///
-/// `secret_for` maps an access key id to its secret access key (`None`: unknown key).
-/// `now_unix_secs` is the server's clock. Header-signed requests must be within
-/// [`MAX_CLOCK_SKEW_SECS`] of it; presigned URLs must not be more than that in the future
-/// and must not be past `X-Amz-Date + X-Amz-Expires` (reported as
+/// `secret_for` maps an access key id to its secret access key (`None`: unknown key); a
+/// session token the request carries is ignored (see [`verify_with`] for temporary
+/// credentials). `now_unix_secs` is the server's clock. Header-signed requests must be
+/// within [`MAX_CLOCK_SKEW_SECS`] of it; presigned URLs must not be more than that in the
+/// future and must not be past `X-Amz-Date + X-Amz-Expires` (reported as
 /// [`SigV4Error::SignatureExpired`], `InvalidSignatureException`).
 ///
 /// The checks run in this order, so the error names the first problem: authentication
@@ -76,6 +77,26 @@ pub fn verify(
     secret_for: &dyn Fn(&str) -> Option<String>,
     now_unix_secs: i64,
 ) -> Result<Verified, SigV4Error> {
+    let lookup = |id: &str, _token: Option<&str>| {
+        secret_for(id)
+            .map(|secret| (secret, ()))
+            .ok_or(SigV4Error::UnrecognizedClient)
+    };
+    verify_with(req, lookup, now_unix_secs).map(|(verified, ())| verified)
+}
+
+/// Verifies a SigV4-signed request like [`verify`], looking the key up with `lookup`:
+/// it gets the access key id and the session token the request carries
+/// (`X-Amz-Security-Token` header, or query parameter of a presigned URL) and answers the
+/// secret to check the signature with plus whatever the caller keeps of the key (`T`,
+/// e.g. who it belongs to), or why the key or token is refused
+/// ([`SigV4Error::UnrecognizedClient`], [`SigV4Error::InvalidSecurityToken`],
+/// [`SigV4Error::ExpiredSecurityToken`]). It is called once, after the clock check.
+pub fn verify_with<T>(
+    req: &SignedRequest<'_>,
+    lookup: impl FnOnce(&str, Option<&str>) -> Result<(String, T), SigV4Error>,
+    now_unix_secs: i64,
+) -> Result<(Verified, T), SigV4Error> {
     let raw_query = req.query.unwrap_or("");
     let mut auth_headers = req.headers.get_all(http::header::AUTHORIZATION).iter();
     let auth_header = auth_headers.next();
@@ -109,7 +130,7 @@ pub fn verify(
     }
     check_clock(auth.unix_secs, auth.expires, now_unix_secs)?;
 
-    let secret = secret_for(credential.access_key_id).ok_or(SigV4Error::UnrecognizedClient)?;
+    let (secret, found) = lookup(credential.access_key_id, auth.security_token)?;
     let provided = decode_signature(auth.signature).ok_or(SigV4Error::SignatureMismatch)?;
     let signing_key = signing_key(&secret, &credential);
 
@@ -167,11 +188,12 @@ pub fn verify(
         }
     }
 
-    Ok(Verified {
+    let verified = Verified {
         access_key_id: credential.access_key_id.to_owned(),
         region: credential.region.to_owned(),
         service: credential.service.to_owned(),
-    })
+    };
+    Ok((verified, found))
 }
 
 /// The signature's parts, from whichever place the request carried them.
@@ -183,6 +205,8 @@ struct Auth<'a> {
     unix_secs: i64,
     /// `Some` for presigned URLs.
     expires: Option<i64>,
+    /// The session token of temporary credentials.
+    security_token: Option<&'a str>,
 }
 
 fn from_header<'a>(
@@ -220,6 +244,10 @@ fn from_header<'a>(
         timestamp: AmzDate::from_unix(secs),
         unix_secs: secs,
         expires: None,
+        // A token that is not text cannot be one we issued: an empty one is refused.
+        security_token: headers
+            .get("x-amz-security-token")
+            .map(|v| v.to_str().unwrap_or("")),
     })
 }
 
@@ -235,6 +263,7 @@ fn from_query<'a>(parts: &'a PresignedParts<'_>) -> Result<Auth<'a>, SigV4Error>
         timestamp: AmzDate::from_unix(secs),
         unix_secs: secs,
         expires: Some(expires),
+        security_token: parts.security_token.as_deref(),
     })
 }
 

@@ -209,6 +209,8 @@ pub(crate) struct PresignedParts<'a> {
     pub(crate) expires: Cow<'a, str>,
     pub(crate) signed_headers: Cow<'a, str>,
     pub(crate) signature: Cow<'a, str>,
+    /// `X-Amz-Security-Token`: the session token of temporary credentials, if any.
+    pub(crate) security_token: Option<Cow<'a, str>>,
 }
 
 /// Longest validity AWS allows a presigned URL: seven days.
@@ -224,6 +226,7 @@ impl<'a> PresignedParts<'a> {
         let mut expires = None;
         let mut signed_headers = None;
         let mut signature = None;
+        let mut security_token = None;
         for (key, val) in query_pairs(query) {
             let slot = match key.as_ref() {
                 "X-Amz-Algorithm" => &mut algorithm,
@@ -232,6 +235,7 @@ impl<'a> PresignedParts<'a> {
                 "X-Amz-Expires" => &mut expires,
                 "X-Amz-SignedHeaders" => &mut signed_headers,
                 "X-Amz-Signature" => &mut signature,
+                "X-Amz-Security-Token" => &mut security_token,
                 _ => continue,
             };
             if slot.is_some() {
@@ -258,6 +262,7 @@ impl<'a> PresignedParts<'a> {
             expires: require(expires, "X-Amz-Expires")?,
             signed_headers: require(signed_headers, "X-Amz-SignedHeaders")?,
             signature: require(signature, "X-Amz-Signature")?,
+            security_token,
         };
         check_signed_headers(&parts.signed_headers)?;
         Ok(parts)
