@@ -308,7 +308,7 @@ impl Session {
         let kinds = [RoleType::TaskApplication, RoleType::TaskExecution];
         for (kind, arn) in kinds.into_iter().zip(arns) {
             let Some(role_arn) = arn else { continue };
-            match mint(roles.as_ref(), &task.arn, kind, &role_arn) {
+            match mint(roles.as_ref(), &task.arn, kind, &role_arn).await {
                 Ok((creds, refresh)) => {
                     match kind {
                         RoleType::TaskApplication => task.role_credentials = Some(creds),
@@ -383,7 +383,7 @@ impl Session {
                     continue;
                 }
             }
-            match mint(roles.as_ref(), &r.task_arn, kind, &r.role_arn) {
+            match mint(roles.as_ref(), &r.task_arn, kind, &r.role_arn).await {
                 Ok((creds, refresh)) => {
                     self.refreshes.insert((task_id, kind), refresh);
                     out.push(acs::IAMRoleCredentialsMessage {
@@ -451,14 +451,16 @@ impl Session {
 }
 
 /// Mints one role's credentials for a task, with when to refresh them.
-fn mint(
+async fn mint(
     roles: &dyn RoleSessions,
     task_arn: &str,
     kind: RoleType,
     role_arn: &str,
 ) -> Result<(acs::RoleCredentials, Refresh), RoleSessionError> {
     let issued = SystemTime::now();
-    let minted = roles.issue(role_arn, &compute_session_name(task_arn), SESSION_DURATION)?;
+    let minted = roles
+        .issue(role_arn, &compute_session_name(task_arn), SESSION_DURATION)
+        .await?;
     let refresh = Refresh {
         task_arn: task_arn.to_owned(),
         role_arn: role_arn.to_owned(),

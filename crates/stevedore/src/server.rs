@@ -119,12 +119,15 @@ pub async fn run(args: ServerArgs, quick_start: bool) -> anyhow::Result<()> {
     let iam = iam::Iam::open(store.clone(), &args.account_id)
         .await
         .context("opening IAM")?;
+    let roles = crate::task_roles::IamRoleSessions::new(iam.clone(), &key.secret_access_key);
     let app = Arc::new(
         App::new(store, scope, key, format!("http://{addr}/"))
             .with_iam(iam)
             .with_registry(registry)
             .with_fargate(provisioner.clone()),
     );
+    // Task roles: the channel mints their credentials with IAM.
+    app.ecs().set_role_sessions(Arc::new(roles));
     let ecs = app.ecs().clone();
     loops.spawn(supervise_task(
         LoopName::FargateResume,

@@ -52,10 +52,11 @@ pub enum RoleSessionError {
 }
 
 /// Mints credentials of a task's roles (the binary implements it with IAM/STS).
+#[async_trait::async_trait]
 pub trait RoleSessions: Send + Sync {
     /// Credentials of `role_arn` for the session `session_name`, as assumed by
     /// `ecs-tasks.amazonaws.com`, valid for `duration`.
-    fn issue(
+    async fn issue(
         &self,
         role_arn: &str,
         session_name: &str,
