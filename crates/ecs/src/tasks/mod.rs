@@ -14,6 +14,8 @@ pub(crate) mod launch;
 pub(crate) mod query;
 pub(crate) mod report;
 pub(crate) mod roles;
+#[cfg(test)]
+mod roles_tests;
 
 use crate::error::EcsError;
 use crate::objects::{
