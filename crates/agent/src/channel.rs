@@ -14,8 +14,7 @@ use std::time::{Duration, SystemTime};
 use futures_util::{SinkExt, StreamExt};
 use model::acs::{
     AckRequest, Frame, HealthMetadata, HeartbeatAckRequest, IAMRoleCredentialsAckRequest,
-    NackRequest, PayloadMessage,
-    PublishHealthRequest,
+    NackRequest, PayloadMessage, PublishHealthRequest,
 };
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use rand::Rng;

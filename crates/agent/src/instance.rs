@@ -15,6 +15,7 @@ use tokio::sync::watch;
 
 use crate::api::{ApiClient, ApiError};
 use crate::channel::{Channel, ChannelConfig};
+use crate::credentials_nat::{self, NatGuard};
 use crate::engine::{Engine, EngineConfig};
 use crate::health::HealthBoard;
 use crate::hollow::fleet::{compute_cluster_arn, with_retries};
@@ -23,7 +24,6 @@ use crate::metadata::{self, MetadataEndpoint};
 use crate::registry_auth::EcrAuth;
 use crate::runtime::{DockerRuntime, Runtime, RuntimeError};
 use crate::state::{StateError, StateFile};
-use crate::credentials_nat::{self, NatGuard};
 use crate::task_credentials::TaskCredentials;
 
 /// The agent version reported to the control plane.
@@ -290,9 +290,7 @@ pub async fn run(
 /// Leads `169.254.170.2:80` to the endpoint; says loudly when it cannot (containers then
 /// get the endpoint's full URI).
 async fn start_credentials_nat(endpoint: &mut MetadataEndpoint) -> Option<NatGuard> {
-    let Some(local) = endpoint.local_addr() else {
-        return None;
-    };
+    let local = endpoint.local_addr()?;
     let rules = credentials_nat::compute_rules(endpoint.bridge_addr(), local);
     match credentials_nat::install(rules).await {
         Ok(guard) => {

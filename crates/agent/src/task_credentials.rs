@@ -99,7 +99,8 @@ impl Refusal {
                 503,
                 ErrorBody {
                     code: "CredentialsUninitialized",
-                    message: "CredentialsV2Request: Credentials expired; fresh ones are on their way",
+                    message:
+                        "CredentialsV2Request: Credentials expired; fresh ones are on their way",
                 },
             ),
         }
@@ -295,7 +296,11 @@ mod tests {
     #[test]
     fn known_id_from_its_task_answers_ecs_fields() {
         let store = TaskCredentials::default();
-        store.put("t1", RoleType::TaskApplication, creds("id1", "2026-12-07T03:00:00Z"));
+        store.put(
+            "t1",
+            RoleType::TaskApplication,
+            creds("id1", "2026-12-07T03:00:00Z"),
+        );
         store.set_sources("t1", Sources::Only(vec![ip("172.17.0.5")]));
         let body = store
             .compute_answer(Some("id1"), ip("172.17.0.5"), before_expiry())
@@ -324,7 +329,11 @@ mod tests {
     #[test]
     fn another_tasks_address_cannot_read_the_credentials() {
         let store = TaskCredentials::default();
-        store.put("t1", RoleType::TaskApplication, creds("id1", "2026-12-07T03:00:00Z"));
+        store.put(
+            "t1",
+            RoleType::TaskApplication,
+            creds("id1", "2026-12-07T03:00:00Z"),
+        );
         store.set_sources("t1", Sources::Only(vec![ip("172.17.0.5")]));
         let other = store.compute_answer(Some("id1"), ip("172.17.0.6"), before_expiry());
         assert_eq!(other.err(), Some(Refusal::NotFound));
@@ -338,7 +347,11 @@ mod tests {
     #[test]
     fn expired_credentials_are_not_served() {
         let store = TaskCredentials::default();
-        store.put("t1", RoleType::TaskApplication, creds("id1", "2026-12-07T01:00:00Z"));
+        store.put(
+            "t1",
+            RoleType::TaskApplication,
+            creds("id1", "2026-12-07T01:00:00Z"),
+        );
         let late = store.compute_answer(Some("id1"), ip("172.17.0.5"), before_expiry());
         assert_eq!(late.err(), Some(Refusal::Expired));
         assert_eq!(Refusal::Expired.compute_response().0, 503);
@@ -347,7 +360,11 @@ mod tests {
     #[test]
     fn execution_role_credentials_are_never_served_to_containers() {
         let store = TaskCredentials::default();
-        store.put("t1", RoleType::TaskExecution, creds("ex1", "2026-12-07T03:00:00Z"));
+        store.put(
+            "t1",
+            RoleType::TaskExecution,
+            creds("ex1", "2026-12-07T03:00:00Z"),
+        );
         let asked = store.compute_answer(Some("ex1"), ip("172.17.0.5"), before_expiry());
         assert_eq!(asked.err(), Some(Refusal::NotFound));
         assert!(store.get("t1", RoleType::TaskExecution).is_some());
@@ -356,8 +373,16 @@ mod tests {
     #[test]
     fn a_refresh_replaces_the_old_credentials_and_cleanup_forgets_them() {
         let store = TaskCredentials::default();
-        store.put("t1", RoleType::TaskApplication, creds("id1", "2026-12-07T01:00:00Z"));
-        store.put("t1", RoleType::TaskApplication, creds("id1", "2026-12-07T03:00:00Z"));
+        store.put(
+            "t1",
+            RoleType::TaskApplication,
+            creds("id1", "2026-12-07T01:00:00Z"),
+        );
+        store.put(
+            "t1",
+            RoleType::TaskApplication,
+            creds("id1", "2026-12-07T03:00:00Z"),
+        );
         assert!(store
             .compute_answer(Some("id1"), ip("172.17.0.5"), before_expiry())
             .is_ok());

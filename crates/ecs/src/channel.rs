@@ -19,10 +19,10 @@ pub use crate::tasks::roles::{
     TASKS_SERVICE,
 };
 use crate::tasks::roles::{compute_refresh_at, compute_role_credentials, compute_session_name};
-use model::acs::RoleType;
-use model::ecs::shapes::TaskStopCode;
 use crate::{cluster_name, Ecs};
 use model::acs;
+use model::acs::RoleType;
+use model::ecs::shapes::TaskStopCode;
 use model::ecs::shapes::{ContainerDefinition, NetworkMode};
 use model::ecs::status::{ContainerInstanceStatus, TaskStatus};
 use std::collections::HashMap;

@@ -113,10 +113,22 @@ mod tests {
     fn ids_are_stable_per_task_and_role_and_differ_otherwise() {
         let k = b"key";
         let a = compute_credentials_id(k, "arn:t1", RoleType::TaskApplication);
-        assert_eq!(a, compute_credentials_id(k, "arn:t1", RoleType::TaskApplication));
-        assert_ne!(a, compute_credentials_id(k, "arn:t1", RoleType::TaskExecution));
-        assert_ne!(a, compute_credentials_id(k, "arn:t2", RoleType::TaskApplication));
-        assert_ne!(a, compute_credentials_id(b"other", "arn:t1", RoleType::TaskApplication));
+        assert_eq!(
+            a,
+            compute_credentials_id(k, "arn:t1", RoleType::TaskApplication)
+        );
+        assert_ne!(
+            a,
+            compute_credentials_id(k, "arn:t1", RoleType::TaskExecution)
+        );
+        assert_ne!(
+            a,
+            compute_credentials_id(k, "arn:t2", RoleType::TaskApplication)
+        );
+        assert_ne!(
+            a,
+            compute_credentials_id(b"other", "arn:t1", RoleType::TaskApplication)
+        );
         assert_eq!(a.len(), 36);
         assert_eq!(a.matches('-').count(), 4);
     }

@@ -91,10 +91,7 @@ impl ExecutionRoleSink {
     fn current(&self) -> Arc<dyn LogSink> {
         self.store
             .get(&self.task_arn, acs::RoleType::TaskExecution)
-            .and_then(|c| {
-                self.base
-                    .with_role(crate::task_credentials::to_signing(&c))
-            })
+            .and_then(|c| self.base.with_role(crate::task_credentials::to_signing(&c)))
             .unwrap_or_else(|| self.base.clone())
     }
 }

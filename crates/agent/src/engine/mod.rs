@@ -375,10 +375,7 @@ mod credentials_tests {
         assert!(kept.secret_access_key.is_empty() && kept.session_token.is_empty());
         let written = serde_json::to_string(&task.execution_role_credentials).expect("json");
         assert!(!written.contains("s3cr3t-value") && !written.contains("tok-value"));
-        assert_eq!(
-            store.get("t1", acs::RoleType::TaskApplication),
-            Some(creds)
-        );
+        assert_eq!(store.get("t1", acs::RoleType::TaskApplication), Some(creds));
         assert!(store.get("t1", acs::RoleType::TaskExecution).is_some());
     }
 }

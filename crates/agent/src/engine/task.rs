@@ -511,22 +511,20 @@ impl<R: Runtime> TaskActor<R> {
     async fn pull_image(&self, i: usize) -> Result<(), RuntimeError> {
         let image = &self.members[i].spec.image;
         // As on ECS: the execution role (not the instance's) pulls the task's images.
-        let execution = self
-            .task
-            .execution_role_credentials
-            .as_ref()
-            .and_then(|_| {
-                self.shared
-                    .credentials
-                    .get(&self.task.arn, model::acs::RoleType::TaskExecution)
-            });
+        let execution = self.task.execution_role_credentials.as_ref().and_then(|_| {
+            self.shared
+                .credentials
+                .get(&self.task.arn, model::acs::RoleType::TaskExecution)
+        });
         let role_provider = match (&self.shared.registry_auth, execution) {
-            (Some(provider), Some(c)) => Some(
-                provider.with_credentials(crate::task_credentials::to_signing(&c)),
-            ),
+            (Some(provider), Some(c)) => {
+                Some(provider.with_credentials(crate::task_credentials::to_signing(&c)))
+            }
             _ => None,
         };
-        let provider = role_provider.as_ref().or(self.shared.registry_auth.as_deref());
+        let provider = role_provider
+            .as_ref()
+            .or(self.shared.registry_auth.as_deref());
         let auth = match provider {
             Some(provider) => match provider.auth_for(image).await {
                 Ok(auth) => auth,

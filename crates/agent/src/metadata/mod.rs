@@ -121,7 +121,10 @@ impl MetadataEndpoint {
         } else {
             &self.bridge_base
         };
-        (task_credentials::ENV_FULL_URI.to_owned(), format!("{base}{path}"))
+        (
+            task_credentials::ENV_FULL_URI.to_owned(),
+            format!("{base}{path}"),
+        )
     }
 
     /// The address behind the bridge URL (`None` without a Docker bridge).

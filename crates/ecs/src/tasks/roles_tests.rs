@@ -97,7 +97,10 @@ async fn payload_tasks_carry_both_roles_credentials_and_refresh_half_way() {
     assert_eq!(app.credentials_id, format!("{task}/TaskApplication"));
     assert!(app.access_key_id.starts_with("ASIA"));
     assert!(app.expiration.ends_with('Z'));
-    let exec = t.execution_role_credentials.as_ref().expect("execution role");
+    let exec = t
+        .execution_role_credentials
+        .as_ref()
+        .expect("execution role");
     assert_eq!(exec.role_arn, EXEC);
 
     assert!(session.due_credentials(SystemTime::now()).await.is_empty());
@@ -108,8 +111,7 @@ async fn payload_tasks_carry_both_roles_credentials_and_refresh_half_way() {
     assert_eq!(refreshed[0].role_type, RoleType::TaskApplication);
     assert_eq!(refreshed[0].task_arn, task);
     assert_eq!(
-        refreshed[0].role_credentials.credentials_id,
-        app.credentials_id,
+        refreshed[0].role_credentials.credentials_id, app.credentials_id,
         "the id containers were given stays the same"
     );
     // Rescheduled from the new issue: not due again right away.
