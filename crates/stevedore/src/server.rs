@@ -128,6 +128,7 @@ pub async fn run(args: ServerArgs, quick_start: bool) -> anyhow::Result<()> {
     );
     // Task roles: the channel mints their credentials with IAM.
     app.ecs().set_role_sessions(Arc::new(roles));
+    let fargate = provisioner.clone();
     let ecs = app.ecs().clone();
     loops.spawn(supervise_task(
         LoopName::FargateResume,
@@ -171,6 +172,7 @@ pub async fn run(args: ServerArgs, quick_start: bool) -> anyhow::Result<()> {
         .context("serving HTTP");
     // Also when serving failed: no loop outlives the server.
     shutdown.cancel();
+    fargate.stop(Duration::from_secs(10)).await;
     let stopped = tokio::time::timeout(LOOPS_STOP_WITHIN, async {
         while loops.join_next().await.is_some() {}
     })
