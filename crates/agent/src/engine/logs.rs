@@ -289,3 +289,71 @@ pub(crate) fn start_if_awslogs<R: Runtime>(
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::task_credentials::TaskCredentials;
+    use std::sync::Mutex;
+
+    /// Records which key signed each call ("agent" for the agent's own).
+    struct Recorder {
+        key: String,
+        calls: Arc<Mutex<Vec<String>>>,
+    }
+
+    #[async_trait]
+    impl LogSink for Recorder {
+        async fn create_group(&self, _: &str) -> Result<(), SubmitError> {
+            self.calls.lock().expect("lock").push(self.key.clone());
+            Ok(())
+        }
+        async fn create_stream(&self, _: &str, _: &str) -> Result<(), SubmitError> {
+            self.calls.lock().expect("lock").push(self.key.clone());
+            Ok(())
+        }
+        async fn put(&self, _: &str, _: &str, _: &[(i64, String)]) -> Result<(), SubmitError> {
+            self.calls.lock().expect("lock").push(self.key.clone());
+            Ok(())
+        }
+        fn with_role(&self, credentials: crate::Credentials) -> Option<Arc<dyn LogSink>> {
+            Some(Arc::new(Recorder {
+                key: credentials.access_key_id().to_owned(),
+                calls: self.calls.clone(),
+            }))
+        }
+    }
+
+    #[tokio::test]
+    async fn log_writes_sign_with_the_current_execution_role_credentials() {
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let store = Arc::new(TaskCredentials::default());
+        let sink = ExecutionRoleSink {
+            base: Arc::new(Recorder {
+                key: "agent".into(),
+                calls: calls.clone(),
+            }),
+            store: store.clone(),
+            task_arn: "t1".into(),
+        };
+        // Before any credentials arrived (a restarted agent): its own.
+        sink.create_stream("g", "s").await.expect("ok");
+        let creds = |key: &str| acs::RoleCredentials {
+            credentials_id: "ex".into(),
+            access_key_id: key.into(),
+            secret_access_key: "s".into(),
+            session_token: "t".into(),
+            expiration: "2099-01-01T00:00:00Z".into(),
+            role_arn: "arn:aws:iam::1:role/exec".into(),
+        };
+        store.put("t1", acs::RoleType::TaskExecution, creds("ASIAFIRST"));
+        sink.put("g", "s", &[(1, "line".into())]).await.expect("ok");
+        // A refresh is picked up by the next write.
+        store.put("t1", acs::RoleType::TaskExecution, creds("ASIASECOND"));
+        sink.put("g", "s", &[(2, "line".into())]).await.expect("ok");
+        assert_eq!(
+            *calls.lock().expect("lock"),
+            vec!["agent", "ASIAFIRST", "ASIASECOND"]
+        );
+    }
+}
