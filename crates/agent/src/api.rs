@@ -140,6 +140,22 @@ impl ApiClient {
         })
     }
 
+    /// The same endpoint and connection pool, signing with `credentials` (a task's
+    /// execution role).
+    pub fn with_credentials(&self, credentials: Credentials) -> Self {
+        let i = &self.inner;
+        Self {
+            inner: Arc::new(Inner {
+                http: i.http.clone(),
+                uri: i.uri.clone(),
+                host: i.host.clone(),
+                region: i.region.clone(),
+                credentials,
+                timeout: i.timeout,
+            }),
+        }
+    }
+
     /// The signing region.
     pub fn region(&self) -> &str {
         &self.inner.region

@@ -13,8 +13,8 @@ use std::time::{Duration, SystemTime};
 
 use futures_util::{SinkExt, StreamExt};
 use model::acs::{
-    AckRequest, Frame, HealthMetadata, HeartbeatAckRequest, NackRequest, PayloadMessage,
-    PublishHealthRequest,
+    AckRequest, Frame, HealthMetadata, HeartbeatAckRequest, IAMRoleCredentialsAckRequest,
+    NackRequest, PayloadMessage, PublishHealthRequest,
 };
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use rand::Rng;
@@ -75,6 +75,9 @@ pub struct ChannelConfig {
     /// Container health to publish (`PublishHealthRequest`): what changed as it changes,
     /// and everything again on each new session.
     pub health: Option<Arc<HealthBoard>>,
+    /// Where refreshed task role credentials (`IAMRoleCredentialsMessage`) go; without
+    /// it they are acknowledged and dropped.
+    pub task_credentials: Option<Arc<crate::task_credentials::TaskCredentials>>,
 }
 
 impl ChannelConfig {
@@ -103,6 +106,7 @@ impl ChannelConfig {
             backoff_max: Duration::from_secs(30),
             read_buffer_bytes: 4096,
             health: None,
+            task_credentials: None,
         }
     }
 }
@@ -459,7 +463,24 @@ impl Session<'_> {
             Frame::ErrorMessage(e) => {
                 tracing::warn!(instance = %config.container_instance_arn, message = e.message.as_deref().unwrap_or(""), "Channel error message received.");
             }
+            Frame::IAMRoleCredentialsMessage(message) => {
+                let ack = Frame::IAMRoleCredentialsAckRequest(IAMRoleCredentialsAckRequest {
+                    message_id: message.message_id.clone(),
+                    expiration: Some(message.role_credentials.expiration.clone()),
+                    credentials_id: Some(message.role_credentials.credentials_id.clone()),
+                });
+                if let Some(store) = &config.task_credentials {
+                    store.put(
+                        &message.task_arn,
+                        message.role_type,
+                        message.role_credentials,
+                    );
+                    tracing::debug!(task = %message.task_arn, role = ?message.role_type, "Task credentials refreshed.");
+                }
+                self.send(ws, &ack).await?;
+            }
             Frame::AckRequest(_)
+            | Frame::IAMRoleCredentialsAckRequest(_)
             | Frame::HeartbeatAckRequest(_)
             | Frame::NackRequest(_)
             | Frame::PublishHealthRequest(_) => {

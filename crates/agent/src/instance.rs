@@ -15,6 +15,7 @@ use tokio::sync::watch;
 
 use crate::api::{ApiClient, ApiError};
 use crate::channel::{Channel, ChannelConfig};
+use crate::credentials_nat::{self, NatGuard};
 use crate::engine::{Engine, EngineConfig};
 use crate::health::HealthBoard;
 use crate::hollow::fleet::{compute_cluster_arn, with_retries};
@@ -23,6 +24,7 @@ use crate::metadata::{self, MetadataEndpoint};
 use crate::registry_auth::EcrAuth;
 use crate::runtime::{DockerRuntime, Runtime, RuntimeError};
 use crate::state::{StateError, StateFile};
+use crate::task_credentials::TaskCredentials;
 
 /// The agent version reported to the control plane.
 pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -220,7 +222,11 @@ pub async fn run(
     engine_config.pause_image = config.pause_image.clone();
     engine_config.sandbox_runtime = config.sandbox_runtime.clone();
     let health = Arc::new(HealthBoard::new());
-    let metadata = start_metadata(&runtime, config.metadata_port, shutdown.clone()).await;
+    let mut metadata = start_metadata(&runtime, config.metadata_port, shutdown.clone()).await;
+    let nat = match metadata.as_mut() {
+        Some(endpoint) => start_credentials_nat(endpoint).await,
+        None => None,
+    };
     let mut engine = Engine::new(
         Arc::new(runtime),
         Arc::new(api.clone()),
@@ -258,6 +264,7 @@ pub async fn run(
     channel_config.agent_version = AGENT_VERSION.to_owned();
     channel_config.docker_version = docker_version;
     channel_config.health = Some(health);
+    channel_config.task_credentials = Some(TaskCredentials::global());
     let (channel, mut deliveries) = Channel::spawn(channel_config, shutdown.clone());
     loop {
         tokio::select! {
@@ -274,7 +281,28 @@ pub async fn run(
     drop(deliveries);
     channel.join().await;
     engine.shutdown().await;
+    if let Some(guard) = nat {
+        guard.remove().await;
+    }
     Ok(())
+}
+
+/// Leads `169.254.170.2:80` to the endpoint; says loudly when it cannot (containers then
+/// get the endpoint's full URI).
+async fn start_credentials_nat(endpoint: &mut MetadataEndpoint) -> Option<NatGuard> {
+    let local = endpoint.local_addr()?;
+    let rules = credentials_nat::compute_rules(endpoint.bridge_addr(), local);
+    match credentials_nat::install(rules).await {
+        Ok(guard) => {
+            endpoint.link_local = true;
+            tracing::info!(target_addr = %endpoint.bridge_base, "Task credentials served at 169.254.170.2:80.");
+            Some(guard)
+        }
+        Err(error) => {
+            tracing::error!(%error, full_uri_base = %endpoint.bridge_base, "COULD NOT ROUTE 169.254.170.2 TO THE AGENT (run it as root with iptables): containers get AWS_CONTAINER_CREDENTIALS_FULL_URI instead, which SDKs accept only on loopback or link-local hosts.");
+            None
+        }
+    }
 }
 
 /// Starts the task metadata endpoint on the bridge gateway and loopback; without it

@@ -5,7 +5,7 @@
 //! the real agent: the Docker runtime behind a narrow trait ([`runtime`]), registry
 //! tokens for images on Stevedore's own registry ([`registry_auth`]), one actor per
 //! task ([`engine`]), the task metadata endpoint v4 ([`metadata`]), health-check verdicts bound upstream ([`health`]),
-//! the built-in pause image of awsvpc tasks ([`pause`]), the durable state file ([`state`]) and the registration/channel
+//! the built-in pause image of awsvpc tasks ([`pause`]), the durable state file ([`state`]), task role credentials in memory ([`task_credentials`]) and the NAT rule that serves them at 169.254.170.2 ([`credentials_nat`]) and the registration/channel
 //! loop that ties them together ([`instance`]).
 //!
 //! It reaches the control plane only over the wire protocols (ECS JSON 1.1 and the ACS
@@ -15,6 +15,7 @@
 pub mod api;
 pub mod channel;
 pub mod credentials;
+pub mod credentials_nat;
 pub mod engine;
 pub mod health;
 pub mod hollow;
@@ -25,6 +26,7 @@ pub mod registry_auth;
 pub mod runtime;
 mod sign;
 pub mod state;
+pub mod task_credentials;
 
 pub use api::{ApiClient, ApiConfig, ApiError};
 pub use credentials::{Credentials, CredentialsError};

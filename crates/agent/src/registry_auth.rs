@@ -106,6 +106,12 @@ impl EcrAuth {
         }
     }
 
+    /// A provider that signs `GetAuthorizationToken` with `credentials` (a task's
+    /// execution role) instead, with a cache of its own.
+    pub fn with_credentials(&self, credentials: crate::Credentials) -> Self {
+        Self::new(self.api.with_credentials(credentials))
+    }
+
     /// The registry this endpoint serves (`host:port`).
     pub fn registry_host(&self) -> &str {
         self.api.host()

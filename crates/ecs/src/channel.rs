@@ -6,18 +6,29 @@
 //! Delivery is at least once: a task is sent until the agent acknowledges the payload
 //! that carried it with its current desired status, and everything unacknowledged is sent
 //! again on reconnect or after [`RESEND_AFTER`]. The agent treats repeats as no-ops.
+//!
+//! Tasks with a task role or an execution role carry fresh credentials of each
+//! ([`crate::tasks::roles`]); the session remembers when each must be refreshed and
+//! [`Session::due_credentials`] produces the `IAMRoleCredentialsMessage`s.
 
 use crate::container_instances::modify_instance;
 use crate::error::EcsError;
 use crate::objects::{instance_task_prefix, task_key, StoredTask};
+pub use crate::tasks::roles::{
+    cannot_assume_message, MintedCredentials, RoleSessionError, RoleSessions, SESSION_DURATION,
+    TASKS_SERVICE,
+};
+use crate::tasks::roles::{compute_refresh_at, compute_role_credentials, compute_session_name};
 use crate::{cluster_name, Ecs};
 use model::acs;
+use model::acs::RoleType;
+use model::ecs::shapes::TaskStopCode;
 use model::ecs::shapes::{ContainerDefinition, NetworkMode};
 use model::ecs::status::{ContainerInstanceStatus, TaskStatus};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::Notify;
 
 /// How long a payload may stay unacknowledged before its tasks are sent again.
@@ -33,6 +44,8 @@ struct Entry {
 #[derive(Default)]
 pub(crate) struct Channels {
     entries: Mutex<HashMap<(String, String), Arc<Entry>>>,
+    /// Mints task role credentials; without it tasks get none (and a warning).
+    roles: RwLock<Option<Arc<dyn RoleSessions>>>,
 }
 
 impl Channels {
@@ -40,6 +53,13 @@ impl Channels {
         let mut map = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         map.entry((cluster.to_owned(), instance_id.to_owned()))
             .or_default()
+            .clone()
+    }
+
+    fn roles(&self) -> Option<Arc<dyn RoleSessions>> {
+        self.roles
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
             .clone()
     }
 
@@ -66,11 +86,40 @@ pub struct Session {
     /// Message id → (when sent, [(task id, desired status)]).
     in_flight: HashMap<String, (Instant, Vec<(String, TaskStatus)>)>,
     seq: i32,
+    /// (Task id, role) → when its credentials must be sent again.
+    refreshes: HashMap<(String, RoleType), Refresh>,
     /// Counts the session in `stevedore_ecs_agent_sessions_open` while it lives.
     _counted: telemetry::AgentSession,
 }
 
+/// A role whose credentials an agent holds, and when they must be replaced.
+#[derive(Clone, Debug)]
+struct Refresh {
+    task_arn: String,
+    role_arn: String,
+    at: SystemTime,
+}
+
+/// What became of minting a task's credentials.
+enum Minted {
+    /// Attached (or nothing to attach).
+    Ready,
+    /// Not now; the task is sent on a later round.
+    Later,
+    /// A role cannot be assumed: the task was asked to stop.
+    Stopped,
+}
+
 impl Ecs {
+    /// Sets what mints task role and execution role credentials (the binary's IAM).
+    pub fn set_role_sessions(&self, roles: Arc<dyn RoleSessions>) {
+        *self
+            .channels
+            .roles
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Some(roles);
+    }
+
     /// Opens the channel of an instance (cluster and instance by name, id or ARN) and marks
     /// its agent connected.
     pub async fn open_session(&self, cluster: &str, instance: &str) -> Result<Session, EcsError> {
@@ -112,6 +161,7 @@ impl Ecs {
             delivered: HashMap::new(),
             in_flight: HashMap::new(),
             seq: 0,
+            refreshes: HashMap::new(),
         })
     }
 
@@ -180,7 +230,16 @@ impl Session {
             if acked || flying {
                 continue;
             }
-            tasks.push(payload_task(&st, &self.cluster_arn, desired));
+            let mut task = payload_task(&st, &self.cluster_arn, desired);
+            if desired == TaskStatus::Running {
+                match self.attach_credentials(&mut task, &st, &task_id).await {
+                    Minted::Ready => {}
+                    Minted::Later | Minted::Stopped => continue,
+                }
+            } else {
+                self.refreshes.retain(|(t, _), _| *t != task_id);
+            }
+            tasks.push(task);
             carried.push((task_id, desired));
         }
         if tasks.is_empty() {
@@ -201,6 +260,148 @@ impl Session {
             message_id,
             seq_num: Some(self.seq),
         }))
+    }
+
+    /// The role ARNs of a task: its overrides first, then its task definition's.
+    async fn role_arns(&self, st: &StoredTask) -> Result<[Option<String>; 2], EcsError> {
+        let ov = st.task.overrides.as_ref();
+        let (mut task_role, mut exec_role) = (
+            ov.and_then(|o| o.task_role_arn.clone()),
+            ov.and_then(|o| o.execution_role_arn.clone()),
+        );
+        if task_role.is_none() || exec_role.is_none() {
+            if let Some(arn) = st.task.task_definition_arn.as_deref() {
+                let r = self.ecs.parse_task_def_ref(arn)?;
+                if let Some((td, _)) = self.ecs.load_task_definition(&r).await? {
+                    let td = td.task_definition;
+                    task_role = task_role.or(td.task_role_arn);
+                    exec_role = exec_role.or(td.execution_role_arn);
+                }
+            }
+        }
+        let keep = |a: Option<String>| a.filter(|a| !a.is_empty());
+        Ok([keep(task_role), keep(exec_role)])
+    }
+
+    /// Mints and attaches the credentials of the task's roles. A role that cannot be
+    /// assumed stops the task with AWS's reason; a transient failure sends it later.
+    async fn attach_credentials(
+        &mut self,
+        task: &mut acs::Task,
+        st: &StoredTask,
+        task_id: &str,
+    ) -> Minted {
+        let arns = match self.role_arns(st).await {
+            Ok(arns) => arns,
+            Err(error) => {
+                tracing::warn!(task = %task.arn, %error, "Could not read the task's roles.");
+                return Minted::Later;
+            }
+        };
+        if arns.iter().all(Option::is_none) {
+            return Minted::Ready;
+        }
+        let Some(roles) = self.ecs.channels.roles() else {
+            tracing::warn!(task = %task.arn, "The task has a role but this server mints no role credentials; it runs without them.");
+            return Minted::Ready;
+        };
+        let kinds = [RoleType::TaskApplication, RoleType::TaskExecution];
+        for (kind, arn) in kinds.into_iter().zip(arns) {
+            let Some(role_arn) = arn else { continue };
+            match mint(roles.as_ref(), &task.arn, kind, &role_arn).await {
+                Ok((creds, refresh)) => {
+                    match kind {
+                        RoleType::TaskApplication => task.role_credentials = Some(creds),
+                        RoleType::TaskExecution => task.execution_role_credentials = Some(creds),
+                    }
+                    self.refreshes.insert((task_id.to_owned(), kind), refresh);
+                }
+                Err(RoleSessionError::CannotAssume { message, .. }) => {
+                    self.stop_unassumable(task_id, &task.arn, &message).await;
+                    return Minted::Stopped;
+                }
+                Err(error @ RoleSessionError::Unavailable { .. }) => {
+                    tracing::warn!(task = %task.arn, %error, "Task credentials not minted; trying again later.");
+                    return Minted::Later;
+                }
+            }
+        }
+        Minted::Ready
+    }
+
+    async fn stop_unassumable(&mut self, task_id: &str, task_arn: &str, reason: &str) {
+        self.refreshes.retain(|(t, _), _| t != task_id);
+        tracing::warn!(task = %task_arn, reason, "A task role cannot be assumed; stopping the task.");
+        let reason: String = reason.chars().take(255).collect();
+        match self
+            .ecs
+            .request_stop(
+                &self.cluster,
+                task_id,
+                TaskStopCode::TaskFailedToStart,
+                &reason,
+            )
+            .await
+        {
+            Ok(_) => self.entry.notify.notify_one(),
+            Err(error) => {
+                tracing::warn!(task = %task_arn, %error, "Could not stop a task whose role cannot be assumed.")
+            }
+        }
+    }
+
+    /// Fresh credentials for every role whose refresh is due at `now`, as
+    /// `IAMRoleCredentialsMessage`s. A role that can no longer be assumed stops its task.
+    pub async fn due_credentials(
+        &mut self,
+        now: SystemTime,
+    ) -> Vec<acs::IAMRoleCredentialsMessage> {
+        let Some(roles) = self.ecs.channels.roles() else {
+            return Vec::new();
+        };
+        let due: Vec<_> = self
+            .refreshes
+            .iter()
+            .filter(|(_, r)| crate::tasks::roles::is_refresh_due(now, r.at))
+            .map(|(k, r)| (k.clone(), r.clone()))
+            .collect();
+        let mut out = Vec::new();
+        for ((task_id, kind), r) in due {
+            let live = self
+                .ecs
+                .objects
+                .get::<StoredTask>(&task_key(&self.cluster, &task_id))
+                .await;
+            match live {
+                Ok(Some((st, _))) if !st.released => {}
+                Ok(_) => {
+                    self.refreshes.remove(&(task_id, kind));
+                    continue;
+                }
+                Err(error) => {
+                    tracing::warn!(task = %r.task_arn, %error, "Could not read a task to refresh its credentials.");
+                    continue;
+                }
+            }
+            match mint(roles.as_ref(), &r.task_arn, kind, &r.role_arn).await {
+                Ok((creds, refresh)) => {
+                    self.refreshes.insert((task_id, kind), refresh);
+                    out.push(acs::IAMRoleCredentialsMessage {
+                        message_id: uuid::Uuid::new_v4().to_string(),
+                        task_arn: r.task_arn,
+                        role_type: kind,
+                        role_credentials: creds,
+                    });
+                }
+                Err(RoleSessionError::CannotAssume { message, .. }) => {
+                    self.stop_unassumable(&task_id, &r.task_arn, &message).await;
+                }
+                Err(error) => {
+                    tracing::warn!(task = %r.task_arn, %error, "Task credentials not refreshed; trying again later.");
+                }
+            }
+        }
+        out
     }
 
     /// Records the agent's acknowledgement of a payload.
@@ -247,6 +448,26 @@ impl Session {
             }
         }
     }
+}
+
+/// Mints one role's credentials for a task, with when to refresh them.
+async fn mint(
+    roles: &dyn RoleSessions,
+    task_arn: &str,
+    kind: RoleType,
+    role_arn: &str,
+) -> Result<(acs::RoleCredentials, Refresh), RoleSessionError> {
+    let issued = SystemTime::now();
+    let minted = roles
+        .issue(role_arn, &compute_session_name(task_arn), SESSION_DURATION)
+        .await?;
+    let refresh = Refresh {
+        task_arn: task_arn.to_owned(),
+        role_arn: role_arn.to_owned(),
+        at: compute_refresh_at(issued, minted.expiration),
+    };
+    let id = roles.credentials_id(task_arn, kind);
+    Ok((compute_role_credentials(id, role_arn, minted), refresh))
 }
 
 fn ns(seconds: Option<i32>) -> Option<i64> {
@@ -462,5 +683,7 @@ fn payload_task(st: &StoredTask, cluster_arn: &str, desired: TaskStatus) -> acs:
             .iter()
             .map(crate::tasks::awsvpc::compute_acs_eni)
             .collect(),
+        role_credentials: None,
+        execution_role_credentials: None,
     }
 }

@@ -83,7 +83,15 @@ async fn pump(mut socket: WebSocket, mut session: ecs::Session) {
         }
         tokio::select! {
             () = session.changed() => {}
-            _ = resend.tick() => {}
+            _ = resend.tick() => {
+                for message in session.due_credentials(std::time::SystemTime::now()).await {
+                    let (task, role) = (message.task_arn.clone(), message.role_type);
+                    if !send(&mut socket, &Frame::IAMRoleCredentialsMessage(message)).await {
+                        break;
+                    }
+                    tracing::debug!(instance = %session.instance_arn(), %task, ?role, "Task credentials refreshed.");
+                }
+            }
             _ = heartbeat.tick() => {
                 let hb = Frame::HeartbeatMessage(HeartbeatMessage { healthy: true, message_id: uuid::Uuid::new_v4().to_string() });
                 if !send(&mut socket, &hb).await {
@@ -93,6 +101,8 @@ async fn pump(mut socket: WebSocket, mut session: ecs::Session) {
             msg = socket.recv() => match msg {
                 Some(Ok(Message::Text(text))) => match serde_json::from_str::<Frame>(&text) {
                     Ok(Frame::AckRequest(a)) => session.ack(&a.message_id),
+                    // Lost refreshes are covered: the next one comes well before expiry.
+                    Ok(Frame::IAMRoleCredentialsAckRequest(_)) => {}
                     Ok(Frame::NackRequest(n)) => session.nack(&n.message_id),
                     Ok(Frame::PublishHealthRequest(h)) => {
                         if let Err(error) = session.publish_health(&h).await {

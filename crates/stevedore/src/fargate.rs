@@ -50,7 +50,7 @@ pub struct Provisioner {
     running: Mutex<HashSet<String>>,
     /// Keeps the agents' shutdown channel open for the life of the server.
     shutdown: watch::Receiver<bool>,
-    _keep: watch::Sender<bool>,
+    keep: watch::Sender<bool>,
     /// Itself, for the agents' tasks (`ensure` only gets `&self`).
     me: std::sync::Weak<Provisioner>,
 }
@@ -105,8 +105,27 @@ impl Provisioner {
             state_root,
             running: Mutex::default(),
             shutdown,
-            _keep: keep,
+            keep,
         })
+    }
+
+    /// Stops every hidden agent cleanly (their containers keep running; the agents take
+    /// their NAT rules away) and waits up to `within` for them to finish.
+    pub async fn stop(&self, within: Duration) {
+        let _ = self.keep.send(true);
+        let deadline = tokio::time::Instant::now() + within;
+        while tokio::time::Instant::now() < deadline {
+            let idle = self
+                .running
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .is_empty();
+            if idle {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tracing::warn!("Fargate capacity did not stop in time.");
     }
 
     fn forget(&self, cluster: &str) {

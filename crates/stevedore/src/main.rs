@@ -12,6 +12,7 @@ mod lb_wiring;
 mod metrics;
 mod server;
 mod sim;
+mod task_roles;
 
 use clap::{Parser, Subcommand};
 

@@ -116,11 +116,19 @@ pub async fn run(args: ServerArgs, quick_start: bool) -> anyhow::Result<()> {
         args.fargate_sandbox,
     )
     .await;
+    let iam = iam::Iam::open(store.clone(), &args.account_id)
+        .await
+        .context("opening IAM")?;
+    let roles = crate::task_roles::IamRoleSessions::new(iam.clone(), &key.secret_access_key);
     let app = Arc::new(
         App::new(store, scope, key, format!("http://{addr}/"))
+            .with_iam(iam)
             .with_registry(registry)
             .with_fargate(provisioner.clone()),
     );
+    // Task roles: the channel mints their credentials with IAM.
+    app.ecs().set_role_sessions(Arc::new(roles));
+    let fargate = provisioner.clone();
     let ecs = app.ecs().clone();
     loops.spawn(supervise_task(
         LoopName::FargateResume,
@@ -170,6 +178,7 @@ pub async fn run(args: ServerArgs, quick_start: bool) -> anyhow::Result<()> {
         .context("serving HTTP");
     // Also when serving failed: no loop outlives the server.
     shutdown.cancel();
+    fargate.stop(Duration::from_secs(10)).await;
     let stopped = tokio::time::timeout(LOOPS_STOP_WITHIN, async {
         while loops.join_next().await.is_some() {}
     })

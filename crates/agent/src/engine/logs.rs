@@ -70,6 +70,50 @@ pub trait LogSink: Send + Sync + 'static {
         stream: &str,
         events: &[(i64, String)],
     ) -> Result<(), SubmitError>;
+
+    /// The same sink signing with `credentials` (a task's execution role), when it signs
+    /// at all.
+    fn with_role(&self, _credentials: crate::Credentials) -> Option<Arc<dyn LogSink>> {
+        None
+    }
+}
+
+/// A sink for a task with an execution role: each call signs with the role's current
+/// credentials (they are refreshed while the task runs), or the agent's own before any
+/// arrived (after a restart, until the channel is back).
+struct ExecutionRoleSink {
+    base: Arc<dyn LogSink>,
+    store: Arc<crate::task_credentials::TaskCredentials>,
+    task_arn: String,
+}
+
+impl ExecutionRoleSink {
+    fn current(&self) -> Arc<dyn LogSink> {
+        self.store
+            .get(&self.task_arn, acs::RoleType::TaskExecution)
+            .and_then(|c| self.base.with_role(crate::task_credentials::to_signing(&c)))
+            .unwrap_or_else(|| self.base.clone())
+    }
+}
+
+#[async_trait]
+impl LogSink for ExecutionRoleSink {
+    async fn create_group(&self, group: &str) -> Result<(), SubmitError> {
+        self.current().create_group(group).await
+    }
+
+    async fn create_stream(&self, group: &str, stream: &str) -> Result<(), SubmitError> {
+        self.current().create_stream(group, stream).await
+    }
+
+    async fn put(
+        &self,
+        group: &str,
+        stream: &str,
+        events: &[(i64, String)],
+    ) -> Result<(), SubmitError> {
+        self.current().put(group, stream, events).await
+    }
 }
 
 fn exists_ok(r: Result<Value, crate::ApiError>) -> Result<(), SubmitError> {
@@ -121,6 +165,10 @@ impl LogSink for crate::ApiClient {
             .collect();
         let req = json!({"logGroupName": group, "logStreamName": stream, "logEvents": events});
         exists_ok(self.call_service(&LOGS_SERVICE, "PutLogEvents", &req).await)
+    }
+
+    fn with_role(&self, credentials: crate::Credentials) -> Option<Arc<dyn LogSink>> {
+        Some(Arc::new(self.with_credentials(credentials)))
     }
 }
 
@@ -220,9 +268,16 @@ pub(crate) fn start_if_awslogs<R: Runtime>(
     c: &acs::Container,
     id: &str,
 ) {
-    let Some(sink) = shared.logs.clone() else {
+    let Some(mut sink) = shared.logs.clone() else {
         return;
     };
+    if task.execution_role_credentials.is_some() {
+        sink = Arc::new(ExecutionRoleSink {
+            base: sink,
+            store: shared.credentials.clone(),
+            task_arn: task.arn.clone(),
+        });
+    }
     if let Some(cfg) = compute_awslogs(task, c, id) {
         spawn_shipper(
             shared.clone(),
@@ -231,6 +286,74 @@ pub(crate) fn start_if_awslogs<R: Runtime>(
             c.name.clone(),
             id.to_owned(),
             cfg,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::task_credentials::TaskCredentials;
+    use std::sync::Mutex;
+
+    /// Records which key signed each call ("agent" for the agent's own).
+    struct Recorder {
+        key: String,
+        calls: Arc<Mutex<Vec<String>>>,
+    }
+
+    #[async_trait]
+    impl LogSink for Recorder {
+        async fn create_group(&self, _: &str) -> Result<(), SubmitError> {
+            self.calls.lock().expect("lock").push(self.key.clone());
+            Ok(())
+        }
+        async fn create_stream(&self, _: &str, _: &str) -> Result<(), SubmitError> {
+            self.calls.lock().expect("lock").push(self.key.clone());
+            Ok(())
+        }
+        async fn put(&self, _: &str, _: &str, _: &[(i64, String)]) -> Result<(), SubmitError> {
+            self.calls.lock().expect("lock").push(self.key.clone());
+            Ok(())
+        }
+        fn with_role(&self, credentials: crate::Credentials) -> Option<Arc<dyn LogSink>> {
+            Some(Arc::new(Recorder {
+                key: credentials.access_key_id().to_owned(),
+                calls: self.calls.clone(),
+            }))
+        }
+    }
+
+    #[tokio::test]
+    async fn log_writes_sign_with_the_current_execution_role_credentials() {
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let store = Arc::new(TaskCredentials::default());
+        let sink = ExecutionRoleSink {
+            base: Arc::new(Recorder {
+                key: "agent".into(),
+                calls: calls.clone(),
+            }),
+            store: store.clone(),
+            task_arn: "t1".into(),
+        };
+        // Before any credentials arrived (a restarted agent): its own.
+        sink.create_stream("g", "s").await.expect("ok");
+        let creds = |key: &str| acs::RoleCredentials {
+            credentials_id: "ex".into(),
+            access_key_id: key.into(),
+            secret_access_key: "s".into(),
+            session_token: "t".into(),
+            expiration: "2099-01-01T00:00:00Z".into(),
+            role_arn: "arn:aws:iam::1:role/exec".into(),
+        };
+        store.put("t1", acs::RoleType::TaskExecution, creds("ASIAFIRST"));
+        sink.put("g", "s", &[(1, "line".into())]).await.expect("ok");
+        // A refresh is picked up by the next write.
+        store.put("t1", acs::RoleType::TaskExecution, creds("ASIASECOND"));
+        sink.put("g", "s", &[(2, "line".into())]).await.expect("ok");
+        assert_eq!(
+            *calls.lock().expect("lock"),
+            vec!["agent", "ASIAFIRST", "ASIASECOND"]
         );
     }
 }

@@ -28,6 +28,7 @@ use crate::metadata::MetadataEndpoint;
 use crate::registry_auth::EcrAuth;
 use crate::runtime::{Runtime, RuntimeError};
 use crate::state::{StateFile, TaskRecord};
+use crate::task_credentials::TaskCredentials;
 use spec::{LABEL_CLUSTER, LABEL_CONTAINER_NAME, LABEL_TASK_ARN, PAUSE_CONTAINER_NAME};
 use task::{apply_info, new_member, parse_desired, Msg, TaskActor};
 
@@ -106,6 +107,8 @@ pub(crate) struct Shared<R: Runtime> {
     pub registry_auth: Option<Arc<EcrAuth>>,
     pub metadata: Option<MetadataEndpoint>,
     pub health: Option<Arc<HealthBoard>>,
+    /// Task role and execution role credentials (memory only).
+    pub credentials: Arc<TaskCredentials>,
 }
 
 /// What a resumed actor starts from.
@@ -143,6 +146,7 @@ impl<R: Runtime> Engine<R> {
                 registry_auth: None,
                 metadata: None,
                 health: None,
+                credentials: TaskCredentials::global(),
             }),
             actors: HashMap::new(),
             handles: Vec::new(),
@@ -254,6 +258,7 @@ impl<R: Runtime> Engine<R> {
     /// Hands a payload task to its actor, starting one for a new task. Returns once the
     /// actor has taken it (the payload may then be acknowledged).
     pub async fn apply(&mut self, task: acs::Task) {
+        let task = take_credentials(&self.shared.credentials, task);
         if let Some(tx) = self.actors.get(&task.arn) {
             if tx.send(Msg::Update(Box::new(task.clone()))).await.is_ok() {
                 return;
@@ -298,11 +303,79 @@ impl<R: Runtime> Engine<R> {
         self.actors.insert(arn, tx);
     }
 
+    /// Stores refreshed credentials of a task's role (an `IAMRoleCredentialsMessage`).
+    pub fn refresh_credentials(&self, message: acs::IAMRoleCredentialsMessage) {
+        self.shared.credentials.put(
+            &message.task_arn,
+            message.role_type,
+            message.role_credentials,
+        );
+    }
+
     /// Closes every inbox and waits for the actors to return. Containers keep running.
     pub async fn shutdown(mut self) {
         self.actors.clear();
         for h in self.handles.drain(..) {
             let _ = h.await;
         }
+    }
+}
+
+/// Moves a payload task's credentials into `store`, leaving only their id, role and
+/// expiry on the task (which is written to the state file).
+pub(crate) fn take_credentials(store: &TaskCredentials, mut task: acs::Task) -> acs::Task {
+    let kinds = [
+        (acs::RoleType::TaskApplication, task.role_credentials.take()),
+        (
+            acs::RoleType::TaskExecution,
+            task.execution_role_credentials.take(),
+        ),
+    ];
+    for (kind, creds) in kinds {
+        let Some(creds) = creds else { continue };
+        let redacted = creds.redacted();
+        if !creds.access_key_id.is_empty() {
+            store.put(&task.arn, kind, creds);
+        }
+        match kind {
+            acs::RoleType::TaskApplication => task.role_credentials = Some(redacted),
+            acs::RoleType::TaskExecution => task.execution_role_credentials = Some(redacted),
+        }
+    }
+    task
+}
+
+#[cfg(test)]
+mod credentials_tests {
+    use super::*;
+
+    #[test]
+    fn payload_credentials_go_to_memory_and_only_their_id_stays_on_the_task() {
+        let store = TaskCredentials::default();
+        let creds = acs::RoleCredentials {
+            credentials_id: "id1".into(),
+            access_key_id: "ASIA1".into(),
+            secret_access_key: "s3cr3t-value".into(),
+            session_token: "tok-value".into(),
+            expiration: "2026-12-07T03:00:00Z".into(),
+            role_arn: "arn:aws:iam::1:role/app".into(),
+        };
+        let task = acs::Task {
+            arn: "t1".into(),
+            role_credentials: Some(creds.clone()),
+            execution_role_credentials: Some(acs::RoleCredentials {
+                credentials_id: "ex1".into(),
+                ..creds.clone()
+            }),
+            ..acs::Task::default()
+        };
+        let task = take_credentials(&store, task);
+        let kept = task.role_credentials.expect("id kept");
+        assert_eq!(kept.credentials_id, "id1");
+        assert!(kept.secret_access_key.is_empty() && kept.session_token.is_empty());
+        let written = serde_json::to_string(&task.execution_role_credentials).expect("json");
+        assert!(!written.contains("s3cr3t-value") && !written.contains("tok-value"));
+        assert_eq!(store.get("t1", acs::RoleType::TaskApplication), Some(creds));
+        assert!(store.get("t1", acs::RoleType::TaskExecution).is_some());
     }
 }

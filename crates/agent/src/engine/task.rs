@@ -132,6 +132,7 @@ impl<R: Runtime> TaskActor<R> {
                 if let Some(metadata) = &self.shared.metadata {
                     metadata.index.remove(&self.task.arn);
                 }
+                self.shared.credentials.remove_task(&self.task.arn);
                 if let Some(board) = &self.shared.health {
                     board.remove(&self.task.arn);
                 }
@@ -509,7 +510,22 @@ impl<R: Runtime> TaskActor<R> {
 
     async fn pull_image(&self, i: usize) -> Result<(), RuntimeError> {
         let image = &self.members[i].spec.image;
-        let auth = match &self.shared.registry_auth {
+        // As on ECS: the execution role (not the instance's) pulls the task's images.
+        let execution = self.task.execution_role_credentials.as_ref().and_then(|_| {
+            self.shared
+                .credentials
+                .get(&self.task.arn, model::acs::RoleType::TaskExecution)
+        });
+        let role_provider = match (&self.shared.registry_auth, execution) {
+            (Some(provider), Some(c)) => {
+                Some(provider.with_credentials(crate::task_credentials::to_signing(&c)))
+            }
+            _ => None,
+        };
+        let provider = role_provider
+            .as_ref()
+            .or(self.shared.registry_auth.as_deref());
+        let auth = match provider {
             Some(provider) => match provider.auth_for(image).await {
                 Ok(auth) => auth,
                 Err(error) if error.is_transient() => {
@@ -655,6 +671,18 @@ impl<R: Runtime> TaskActor<R> {
                 metadata.compute_uri(mode, token),
             );
         }
+        if let Some(creds) = &self.task.role_credentials {
+            match &self.shared.metadata {
+                Some(metadata) => {
+                    let mode = self.task.network_mode.as_deref().unwrap_or("bridge");
+                    let (k, v) = metadata.compute_credentials_env(mode, &creds.credentials_id);
+                    env.insert(k, v);
+                }
+                None => {
+                    tracing::warn!(task = %self.task.arn, "The task has a role but the agent has no credentials endpoint; its containers get no credentials.");
+                }
+            }
+        }
         env
     }
 
@@ -663,7 +691,13 @@ impl<R: Runtime> TaskActor<R> {
         let Some(metadata) = &self.shared.metadata else {
             return;
         };
-        metadata.index.publish(self.compute_view());
+        let view = self.compute_view();
+        if self.task.role_credentials.is_some() {
+            self.shared
+                .credentials
+                .set_sources(&self.task.arn, compute_sources(&view));
+        }
+        metadata.index.publish(view);
     }
 
     fn compute_view(&self) -> TaskView {
@@ -881,4 +915,22 @@ pub(crate) fn new_member(spec: acs::Container) -> Member {
         bindings: Vec::new(),
         info: None,
     }
+}
+
+/// Who may read a task's credentials: anyone on the instance for host mode (the task
+/// has the instance's addresses), else the addresses of its containers.
+pub(crate) fn compute_sources(view: &TaskView) -> crate::task_credentials::Sources {
+    use crate::task_credentials::Sources;
+    if view.containers.iter().any(|c| c.network_mode == "host") {
+        return Sources::Any;
+    }
+    let mut list: Vec<std::net::IpAddr> = view
+        .containers
+        .iter()
+        .flat_map(|c| c.ipv4_addresses.iter())
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    list.sort_unstable();
+    list.dedup();
+    Sources::Only(list)
 }

@@ -8,6 +8,10 @@
 //! Task actors stay the only writers of their task: after each step an actor publishes a
 //! [`TaskView`] snapshot into the [`MetadataIndex`], and the server only reads snapshots.
 //! The index's lock is never held across an await.
+//!
+//! The same server answers the container credentials endpoint (`GET /v2/credentials/<id>`,
+//! legacy `/v1/credentials?id=<id>`) from [`TaskCredentials`], knowing each caller's
+//! address; containers reach it at `169.254.170.2:80` through the agent's NAT rule.
 
 pub mod types;
 
@@ -18,7 +22,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, RwLock};
 
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -27,6 +31,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::runtime::Runtime;
+use crate::task_credentials::{self, TaskCredentials};
 pub use types::{AwsvpcView, ContainerView, PortView, TaskView};
 
 /// The port ECS's agent serves its metadata and introspection on.
@@ -85,6 +90,11 @@ pub struct MetadataEndpoint {
     pub bridge_base: String,
     /// `http://127.0.0.1:<port>` (host network mode).
     pub host_base: String,
+    /// The task role credentials it serves.
+    pub credentials: Arc<TaskCredentials>,
+    /// Whether containers reach it at `169.254.170.2:80` (the agent's NAT rule is in
+    /// place); otherwise they are given its full URI.
+    pub link_local: bool,
 }
 
 impl MetadataEndpoint {
@@ -96,6 +106,35 @@ impl MetadataEndpoint {
             &self.bridge_base
         };
         format!("{base}/v4/{token}")
+    }
+
+    /// The variable and value that lead a container in `network_mode` to the
+    /// credentials `id`: the relative URI behind `169.254.170.2` when the NAT rule is in
+    /// place, else the full URI of this server.
+    pub fn compute_credentials_env(&self, network_mode: &str, id: &str) -> (String, String) {
+        let path = task_credentials::compute_path(id);
+        if self.link_local {
+            return (task_credentials::ENV_RELATIVE_URI.to_owned(), path);
+        }
+        let base = if network_mode == "host" {
+            &self.host_base
+        } else {
+            &self.bridge_base
+        };
+        (
+            task_credentials::ENV_FULL_URI.to_owned(),
+            format!("{base}{path}"),
+        )
+    }
+
+    /// The address behind the bridge URL (`None` without a Docker bridge).
+    pub fn bridge_addr(&self) -> Option<SocketAddr> {
+        self.bridge_base.strip_prefix("http://")?.parse().ok()
+    }
+
+    /// The loopback address it listens on.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.host_base.strip_prefix("http://")?.parse().ok()
     }
 }
 
@@ -115,6 +154,7 @@ pub enum MetadataError {
 struct AppState {
     index: Arc<MetadataIndex>,
     runtime: Arc<dyn Runtime>,
+    credentials: Arc<TaskCredentials>,
 }
 
 async fn bind_preferring(ip: IpAddr, port: u16) -> Result<TcpListener, MetadataError> {
@@ -144,9 +184,11 @@ pub async fn serve(
     shutdown: watch::Receiver<bool>,
 ) -> Result<MetadataEndpoint, MetadataError> {
     let index = Arc::new(MetadataIndex::default());
+    let credentials = TaskCredentials::global();
     let state = Arc::new(AppState {
         index: index.clone(),
         runtime,
+        credentials: credentials.clone(),
     });
     let mut listeners = Vec::new();
     let mut local_port = port;
@@ -177,6 +219,7 @@ pub async fn serve(
             let graceful = async move {
                 let _ = stop.wait_for(|s| *s).await;
             };
+            let app = app.into_make_service_with_connect_info::<SocketAddr>();
             if let Err(error) = axum::serve(listener, app)
                 .with_graceful_shutdown(graceful)
                 .await
@@ -190,6 +233,8 @@ pub async fn serve(
         index,
         bridge_base: bridge_base.unwrap_or_else(|| host_base.clone()),
         host_base,
+        credentials,
+        link_local: false,
     })
 }
 
@@ -199,7 +244,49 @@ fn compute_router(state: Arc<AppState>) -> Router {
         .route("/v4/{token}/task", get(task_metadata))
         .route("/v4/{token}/stats", get(container_stats))
         .route("/v4/{token}/task/stats", get(task_stats))
+        .route("/v2/credentials", get(credentials_without_id))
+        .route("/v2/credentials/", get(credentials_without_id))
+        .route("/v2/credentials/{id}", get(credentials_v2))
+        .route("/v1/credentials", get(credentials_v1))
         .with_state(state)
+}
+
+fn answer_credentials(state: &AppState, id: Option<&str>, peer: SocketAddr) -> Response {
+    let now = std::time::SystemTime::now();
+    match state.credentials.compute_answer(id, peer.ip(), now) {
+        Ok(body) => json(&body),
+        Err(refusal) => {
+            let (status, body) = refusal.compute_response();
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+            match serde_json::to_vec(&body) {
+                Ok(b) => (status, [(header::CONTENT_TYPE, "application/json")], b).into_response(),
+                Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+            }
+        }
+    }
+}
+
+async fn credentials_v2(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+) -> Response {
+    answer_credentials(&state, Some(&id), peer)
+}
+
+async fn credentials_without_id(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+) -> Response {
+    answer_credentials(&state, None, peer)
+}
+
+async fn credentials_v1(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    answer_credentials(&state, query.get("id").map(String::as_str), peer)
 }
 
 fn json<T: serde::Serialize>(value: &T) -> Response {

@@ -119,6 +119,8 @@ fn host_mode_containers_get_the_loopback_address() {
         index: Arc::new(MetadataIndex::default()),
         bridge_base: "http://172.17.0.1:51679".into(),
         host_base: "http://127.0.0.1:51679".into(),
+        credentials: Arc::default(),
+        link_local: false,
     };
     assert_eq!(
         endpoint.compute_uri("bridge", "t"),
@@ -127,6 +129,40 @@ fn host_mode_containers_get_the_loopback_address() {
     assert_eq!(
         endpoint.compute_uri("host", "t"),
         "http://127.0.0.1:51679/v4/t"
+    );
+}
+
+#[test]
+fn credentials_uri_is_relative_behind_the_nat_rule_and_full_without_it() {
+    let mut endpoint = MetadataEndpoint {
+        index: Arc::new(MetadataIndex::default()),
+        bridge_base: "http://172.17.0.1:51679".into(),
+        host_base: "http://127.0.0.1:51679".into(),
+        credentials: Arc::default(),
+        link_local: false,
+    };
+    assert_eq!(
+        endpoint.compute_credentials_env("bridge", "abc"),
+        (
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI".to_owned(),
+            "http://172.17.0.1:51679/v2/credentials/abc".to_owned()
+        )
+    );
+    assert_eq!(
+        endpoint.compute_credentials_env("host", "abc").1,
+        "http://127.0.0.1:51679/v2/credentials/abc"
+    );
+    endpoint.link_local = true;
+    assert_eq!(
+        endpoint.compute_credentials_env("awsvpc", "abc"),
+        (
+            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI".to_owned(),
+            "/v2/credentials/abc".to_owned()
+        )
+    );
+    assert_eq!(
+        endpoint.bridge_addr(),
+        Some("172.17.0.1:51679".parse().expect("addr"))
     );
 }
 

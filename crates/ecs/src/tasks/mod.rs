@@ -13,6 +13,9 @@ pub(crate) mod health;
 pub(crate) mod launch;
 pub(crate) mod query;
 pub(crate) mod report;
+pub(crate) mod roles;
+#[cfg(test)]
+mod roles_tests;
 
 use crate::error::EcsError;
 use crate::objects::{

@@ -34,6 +34,10 @@ pub enum Frame {
     /// Agent → server: containers' health-check verdicts (TCS's `PublishHealthRequest`,
     /// carried on this channel because Stevedore has no separate telemetry socket).
     PublishHealthRequest(PublishHealthRequest),
+    /// Server → agent: fresh credentials of a task's role, sent before the old ones expire.
+    IAMRoleCredentialsMessage(IAMRoleCredentialsMessage),
+    /// Agent → server: an [`IAMRoleCredentialsMessage`] was stored.
+    IAMRoleCredentialsAckRequest(IAMRoleCredentialsAckRequest),
 }
 
 /// Tasks for one instance.
@@ -104,6 +108,102 @@ pub struct Task {
     /// gives the task's network namespace.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub elastic_network_interfaces: Vec<ElasticNetworkInterface>,
+    /// Credentials of the task definition's `taskRoleArn`, served to its containers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_credentials: Option<RoleCredentials>,
+    /// Credentials of its `executionRoleArn`, used by the agent for the task's image
+    /// pulls and log writes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_role_credentials: Option<RoleCredentials>,
+}
+
+/// Short-lived credentials of a role (ACS `IAMRoleCredentials`).
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoleCredentials {
+    /// Id containers ask the credentials endpoint for (`/v2/credentials/<id>`); stable
+    /// for a task and role across refreshes, unguessable.
+    #[serde(default)]
+    pub credentials_id: String,
+    /// Access key id (`ASIA...`).
+    #[serde(default)]
+    pub access_key_id: String,
+    /// Secret access key.
+    #[serde(default)]
+    pub secret_access_key: String,
+    /// Session token.
+    #[serde(default)]
+    pub session_token: String,
+    /// RFC 3339 UTC, `2026-12-07T03:04:05Z`.
+    #[serde(default)]
+    pub expiration: String,
+    /// The role's ARN.
+    #[serde(default)]
+    pub role_arn: String,
+}
+
+impl RoleCredentials {
+    /// The same credentials without their secret parts (id, role and expiry only), for
+    /// anything that is written down.
+    pub fn redacted(&self) -> Self {
+        Self {
+            credentials_id: self.credentials_id.clone(),
+            expiration: self.expiration.clone(),
+            role_arn: self.role_arn.clone(),
+            ..Self::default()
+        }
+    }
+}
+
+// Never print secrets, not even in debug output.
+impl std::fmt::Debug for RoleCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RoleCredentials")
+            .field("credentials_id", &"<redacted>")
+            .field("access_key_id", &self.access_key_id)
+            .field("expiration", &self.expiration)
+            .field("role_arn", &self.role_arn)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Which of a task's roles credentials belong to (ACS `roleType`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum RoleType {
+    /// The task definition's `taskRoleArn`, served to containers.
+    #[default]
+    TaskApplication,
+    /// The task definition's `executionRoleArn`, used by the agent.
+    TaskExecution,
+}
+
+/// Refreshed credentials of one task role (ACS `IAMRoleCredentialsMessage`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IAMRoleCredentialsMessage {
+    /// Id echoed in the ack.
+    pub message_id: String,
+    /// The task.
+    pub task_arn: String,
+    /// Which role.
+    #[serde(default)]
+    pub role_type: RoleType,
+    /// The credentials.
+    pub role_credentials: RoleCredentials,
+}
+
+/// Acknowledgement of an [`IAMRoleCredentialsMessage`] (ACS `IAMRoleCredentialsAckRequest`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IAMRoleCredentialsAckRequest {
+    /// The message's id.
+    pub message_id: String,
+    /// Expiration of the stored credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiration: Option<String>,
+    /// Their id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_id: Option<String>,
 }
 
 /// A network interface for an `awsvpc` task (ACS `ElasticNetworkInterface`).
@@ -507,5 +607,21 @@ mod tests {
             "HEALTHY"
         );
         assert_eq!(serde_json::from_value::<Frame>(v).expect("parses"), f);
+    }
+
+    #[test]
+    fn role_credentials_use_the_acs_member_names_and_hide_secrets_in_debug() {
+        let raw = r#"{"type":"IAMRoleCredentialsMessage","message":{"messageId":"m","taskArn":"t","roleType":"TaskExecution","roleCredentials":{"credentialsId":"c","accessKeyId":"ASIA1","secretAccessKey":"s3cr3t","sessionToken":"tok","expiration":"2026-12-07T03:04:05Z","roleArn":"arn:aws:iam::1:role/r"}}}"#;
+        let f: Frame = serde_json::from_str(raw).expect("parses");
+        let Frame::IAMRoleCredentialsMessage(m) = f else {
+            panic!("credentials message expected")
+        };
+        assert_eq!(m.role_type, RoleType::TaskExecution);
+        assert_eq!(m.role_credentials.secret_access_key, "s3cr3t");
+        let debug = format!("{:?}", m.role_credentials);
+        assert!(!debug.contains("s3cr3t") && !debug.contains("tok"));
+        let redacted = m.role_credentials.redacted();
+        assert!(redacted.secret_access_key.is_empty() && redacted.session_token.is_empty());
+        assert_eq!(redacted.credentials_id, "c");
     }
 }

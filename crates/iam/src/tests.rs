@@ -1,0 +1,1 @@
+//! Store-backed tests of IAM and STS.
