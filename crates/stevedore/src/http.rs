@@ -15,7 +15,7 @@ use model::ecs::arn::ArnScope;
 use std::sync::Arc;
 use store::Store;
 use wire::envelope::{self, Envelope};
-use wire::{AwsError, Dispatch, Identity, JsonVersion, KeyError, Keys};
+use wire::{AwsError, Dispatch, JsonVersion, Keys};
 
 /// Shared state of the HTTP layer.
 pub struct App {
@@ -23,6 +23,8 @@ pub struct App {
     logs: logs::Logs,
     elb: elbv2::Elbv2,
     registry: Option<registry::Registry>,
+    iam: Option<iam::Iam>,
+    admin: AccessKey,
     keys: Keys,
     dispatch: Dispatch,
 }
@@ -30,17 +32,11 @@ pub struct App {
 impl App {
     pub fn new(store: Arc<dyn Store>, scope: ArnScope, admin: AccessKey, endpoint: String) -> Self {
         // The admin key is the account's root.
-        let root = wire::Caller::root(&scope.account_id);
-        let keys: Keys = Arc::new(move |id: &str, _token: Option<&str>| {
-            if id == admin.access_key_id {
-                Ok(Identity {
-                    secret_access_key: admin.secret_access_key.clone(),
-                    caller: root.clone(),
-                })
-            } else {
-                Err(KeyError::Unknown)
-            }
-        });
+        let keys: Keys = iam::admin_only_keys(
+            &scope.account_id,
+            admin.access_key_id.clone(),
+            admin.secret_access_key.clone(),
+        );
         let elb = elbv2::Elbv2::new(store.clone(), scope.clone(), None);
         Self {
             logs: logs::Logs::new(store.clone(), scope.clone()),
@@ -48,6 +44,8 @@ impl App {
             ecs: Ecs::new(store, scope, endpoint)
                 .with_target_groups(Arc::new(crate::lb_wiring::EcsTargets(elb))),
             registry: None,
+            iam: None,
+            admin,
             dispatch: Dispatch::new(keys.clone()),
             keys,
         }
@@ -68,6 +66,18 @@ impl App {
         self.wired()
     }
 
+    /// Serves IAM and STS too; every signed request's key is then looked up in IAM's
+    /// directory (the admin key stays the account root).
+    #[must_use]
+    pub fn with_iam(mut self, iam: iam::Iam) -> Self {
+        self.keys = iam.keys(
+            self.admin.access_key_id.clone(),
+            self.admin.secret_access_key.clone(),
+        );
+        self.iam = Some(iam);
+        self.wired()
+    }
+
     /// Registers every AWS API with the dispatch, as configured now.
     fn wired(mut self) -> Self {
         let dispatch = Dispatch::new(self.keys.clone())
@@ -75,8 +85,12 @@ impl App {
             .register(self.ecs.clone())
             .register(self.logs.clone())
             .register(self.elb.clone());
-        self.dispatch = match &self.registry {
+        let dispatch = match &self.registry {
             Some(reg) => dispatch.register(reg.clone()),
+            None => dispatch,
+        };
+        self.dispatch = match &self.iam {
+            Some(iam) => dispatch.register(iam.clone()).register(iam.sts()),
             None => dispatch,
         };
         self

@@ -116,8 +116,12 @@ pub async fn run(args: ServerArgs, quick_start: bool) -> anyhow::Result<()> {
         args.fargate_sandbox,
     )
     .await;
+    let iam = iam::Iam::open(store.clone(), &args.account_id)
+        .await
+        .context("opening IAM")?;
     let app = Arc::new(
         App::new(store, scope, key, format!("http://{addr}/"))
+            .with_iam(iam)
             .with_registry(registry)
             .with_fargate(provisioner.clone()),
     );
