@@ -119,6 +119,10 @@ pub async fn run(args: ServerArgs, quick_start: bool) -> anyhow::Result<()> {
     let iam = iam::Iam::open(store.clone(), &args.account_id)
         .await
         .context("opening IAM")?;
+    // Registry tokens act as their principal, with its policies as IAM holds them now.
+    let registry = registry.with_identity(Arc::new(
+        crate::registry_identity::RegistryIdentity::new(iam.directory().clone()),
+    ));
     let app = Arc::new(
         App::new(store, scope, key, format!("http://{addr}/"))
             .with_iam(iam)
