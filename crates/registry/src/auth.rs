@@ -227,16 +227,19 @@ mod tests {
         let (t, exp) = k.issue(1000, &alice(), None);
         assert!(!t.contains(':'));
         assert_eq!(exp, 1000 + TOKEN_TTL_SECS);
-        let grant = k.verify(&t, 1001).unwrap();
+        let grant = k.verify(&t, 1001).expect("test value");
         assert_eq!(grant.subject, alice());
         assert_eq!(grant.expires, exp);
-        let err = k.verify(&t, exp).unwrap_err().to_string();
+        let err = k.verify(&t, exp).expect_err("refused").to_string();
         assert!(
             err.contains("expired") && err.contains("get-login-password"),
             "{err}"
         );
         let (t, _) = k.issue(1000, &TokenSubject::Root, None);
-        assert_eq!(k.verify(&t, 1001).unwrap().subject, TokenSubject::Root);
+        assert_eq!(
+            k.verify(&t, 1001).expect("test value").subject,
+            TokenSubject::Root
+        );
     }
 
     #[test]
@@ -255,11 +258,11 @@ mod tests {
     fn reissued_tokens_keep_the_original_expiry() {
         let k = TokenKey(vec![1; 32]);
         let (t, exp) = k.issue(1000, &alice(), None);
-        let grant = k.verify(&t, 5000).unwrap();
+        let grant = k.verify(&t, 5000).expect("test value");
         let (renewed, renewed_exp) = k.reissue(&grant);
         assert_eq!(renewed_exp, exp);
         assert_ne!(renewed, t);
-        assert_eq!(k.verify(&renewed, 5001).unwrap(), grant);
+        assert_eq!(k.verify(&renewed, 5001).expect("test value"), grant);
         assert!(k.verify(&renewed, exp).is_err());
     }
 
@@ -268,7 +271,7 @@ mod tests {
         let k = TokenKey(vec![1; 32]);
         let other = TokenKey(vec![2; 32]);
         let (t, _) = other.issue(1000, &alice(), None);
-        let err = k.verify(&t, 1001).unwrap_err().to_string();
+        let err = k.verify(&t, 1001).expect_err("refused").to_string();
         assert!(err.contains("not issued by this registry"), "{err}");
         let (t, _) = k.issue(1000, &alice(), None);
         // A later expiry or another subject breaks the MAC.
@@ -291,7 +294,9 @@ mod tests {
             base64::engine::general_purpose::STANDARD.encode(format!("AWS:{t}"))
         );
         assert_eq!(
-            k.verify_header(Some(&basic), 1001).unwrap().subject,
+            k.verify_header(Some(&basic), 1001)
+                .expect("test value")
+                .subject,
             alice()
         );
         assert!(k.verify_header(Some(&format!("Bearer {t}")), 1001).is_ok());

@@ -72,7 +72,7 @@ mod tests {
             tags: Vec::new(),
             keys: Vec::new(),
         };
-        let json = serde_json::to_vec(&user).unwrap();
+        let json = serde_json::to_vec(&user).expect("test value");
         d.apply("iam/user/alice", Some(&json));
     }
 
@@ -86,7 +86,11 @@ mod tests {
         let allow = r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"ecr:*","Resource":"*"}}"#;
         put_alice(&d, "AIDAONE", &[("pull", allow)]);
         assert_eq!(
-            resolver.resolve(ALICE, "AIDAONE").unwrap().policies().len(),
+            resolver
+                .resolve(ALICE, "AIDAONE")
+                .expect("test value")
+                .policies()
+                .len(),
             1
         );
         // Recreated under the same name: the old unique id no longer resolves.

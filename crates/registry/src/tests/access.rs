@@ -30,16 +30,16 @@ impl FakeIam {
             .iter()
             .map(|d| policy::Policy::parse(d, policy::PolicyKind::Identity).expect("policy"))
             .collect();
-        *self.alice.lock().unwrap() = Some(ps);
+        *self.alice.lock().expect("lock") = Some(ps);
     }
     fn delete(&self) {
-        *self.alice.lock().unwrap() = None;
+        *self.alice.lock().expect("lock") = None;
     }
 }
 
 impl IdentityResolver for FakeIam {
     fn resolve(&self, arn: &str, user_id: &str) -> Option<wire::Caller> {
-        let ps = self.alice.lock().unwrap().clone()?;
+        let ps = self.alice.lock().expect("lock").clone()?;
         (arn == ALICE && user_id == ALICE_ID)
             .then(|| wire::Caller::new(policy::Principal::user(ALICE), ALICE_ID, ps.into()))
     }
@@ -109,7 +109,7 @@ async fn with_image() -> (Fixture, Arc<FakeIam>) {
 async fn token(reg: &Registry, subject: &TokenSubject) -> String {
     reg.token_key()
         .await
-        .unwrap()
+        .expect("test value")
         .issue(now_secs(), subject, None)
         .0
 }
@@ -129,10 +129,15 @@ async fn send(reg: &Registry, method: &str, path: &str, password: &str) -> (Stat
         .uri(path)
         .header("authorization", format!("Basic {basic}"))
         .body(Body::empty())
-        .unwrap();
-    let resp = reg.router().oneshot(req).await.unwrap();
+        .expect("test value");
+    let resp = reg.router().oneshot(req).await.expect("test value");
     let status = resp.status();
-    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .expect("test value")
+        .to_bytes();
     (status, String::from_utf8_lossy(&body).into_owned())
 }
 
@@ -217,16 +222,17 @@ async fn an_explicit_deny_in_either_policy_wins() {
     let resource = f.reg.repository_arn("app");
     assert_eq!(resource, REPO_ARN);
     let grant = repo_policy("Allow", ALICE, PULL);
-    let grant = policy::Policy::parse(&grant, policy::PolicyKind::Resource).unwrap();
+    let grant = policy::Policy::parse(&grant, policy::PolicyKind::Resource).expect("test value");
     let denying = repo_policy("Deny", "*", PULL);
-    let denying = policy::Policy::parse(&denying, policy::PolicyKind::Resource).unwrap();
+    let denying =
+        policy::Policy::parse(&denying, policy::PolicyKind::Resource).expect("test value");
     let pull = crate::access::Action::BatchGetImage;
 
     let identity_deny = alice_caller(&[&allow(PULL), &deny(r#""ecr:BatchGetImage""#)]);
     let err = f
         .reg
         .authorize(&identity_deny, "app", Some(&grant), pull)
-        .unwrap_err();
+        .expect_err("refused");
     assert!(
         err.to_string()
             .contains("with an explicit deny in an identity-based policy"),
@@ -238,7 +244,7 @@ async fn an_explicit_deny_in_either_policy_wins() {
     let err = f
         .reg
         .authorize(&allowed, "app", Some(&denying), pull)
-        .unwrap_err();
+        .expect_err("refused");
     assert!(
         err.to_string()
             .contains("with an explicit deny in a resource-based policy"),
@@ -281,7 +287,7 @@ async fn root_tokens_work_as_before_and_the_catalog_shows_what_a_principal_may_d
 #[tokio::test]
 async fn forged_and_expired_tokens_are_unauthorized_with_a_way_out() {
     let (f, _iam) = with_image().await;
-    let key = f.reg.token_key().await.unwrap();
+    let key = f.reg.token_key().await.expect("test value");
     let (expired, _) = key.issue(now_secs() - 100, &TokenSubject::Root, Some(now_secs() - 1));
     let (status, body) = send(&f.reg, "GET", "/v2/app/manifests/v1", &expired).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -299,7 +305,7 @@ async fn forged_and_expired_tokens_are_unauthorized_with_a_way_out() {
 }
 
 fn alice_subject_field(token: &str) -> String {
-    token.split('.').nth(3).unwrap().to_owned()
+    token.split('.').nth(3).expect("test value").to_owned()
 }
 
 #[tokio::test]
@@ -315,22 +321,22 @@ async fn get_authorization_token_binds_the_token_to_its_caller() {
     let out = Service::handle(&f.reg, crate::Operation::GetAuthorizationToken, call)
         .await
         .expect("token");
-    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out).expect("test value");
     let token = v["authorizationData"][0]["authorizationToken"]
         .as_str()
-        .unwrap();
+        .expect("test value");
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(token)
-        .unwrap();
-    let password = String::from_utf8(decoded).unwrap();
-    let password = password.strip_prefix("AWS:").unwrap();
+        .expect("test value");
+    let password = String::from_utf8(decoded).expect("test value");
+    let password = password.strip_prefix("AWS:").expect("test value");
     let grant = f
         .reg
         .token_key()
         .await
-        .unwrap()
+        .expect("test value")
         .verify(password, now_secs())
-        .unwrap();
+        .expect("test value");
     assert_eq!(grant.subject, alice());
     // Acting as alice: no pull rights.
     assert_eq!(
@@ -348,7 +354,7 @@ async fn repository_policies_are_validated_as_resource_policies_of_ecr() {
         r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ecr:BatchGetImage"}]}"#;
     let err = set_repo_policy(&f.reg, "app", no_principal)
         .await
-        .unwrap_err();
+        .expect_err("refused");
     assert_eq!(err.to_aws().code, "InvalidParameterException");
     assert!(
         err.to_string()
@@ -356,10 +362,17 @@ async fn repository_policies_are_validated_as_resource_policies_of_ecr() {
         "{err}"
     );
     let s3 = repo_policy("Allow", ALICE, r#""s3:GetObject""#);
-    let err = set_repo_policy(&f.reg, "app", &s3).await.unwrap_err();
+    let err = set_repo_policy(&f.reg, "app", &s3)
+        .await
+        .expect_err("refused");
     assert!(err.to_string().contains("s3:GetObject"), "{err}");
     assert!(set_repo_policy(&f.reg, "app", "not json").await.is_err());
-    assert!(f.reg.repository_policy("app").await.unwrap().is_none());
+    assert!(f
+        .reg
+        .repository_policy("app")
+        .await
+        .expect("test value")
+        .is_none());
     set_repo_policy(&f.reg, "app", &repo_policy("Allow", ALICE, PULL))
         .await
         .expect("valid");
@@ -367,14 +380,14 @@ async fn repository_policies_are_validated_as_resource_policies_of_ecr() {
         .reg
         .repository_policy("app")
         .await
-        .unwrap()
+        .expect("test value")
         .expect("compiled");
     assert_eq!(p.statements().len(), 1);
     let again = f
         .reg
         .repository_policy("app")
         .await
-        .unwrap()
+        .expect("test value")
         .expect("cached");
     assert!(Arc::ptr_eq(&p, &again));
 }
