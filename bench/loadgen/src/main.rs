@@ -34,6 +34,8 @@ enum Op {
     RegisterTaskDefinition,
     /// `RunTask` of `--family` in `--cluster`, `--count` tasks per call.
     RunTask,
+    /// STS `AssumeRole` (query protocol) of `--role-arn`, a new session name per call.
+    AssumeRole,
 }
 
 impl Op {
@@ -42,6 +44,7 @@ impl Op {
             Op::DescribeTaskDefinition => "describe-task-definition",
             Op::RegisterTaskDefinition => "register-task-definition",
             Op::RunTask => "run-task",
+            Op::AssumeRole => "assume-role",
         }
     }
 }
@@ -90,6 +93,9 @@ struct Args {
     /// For run-task: tasks per call (1-10).
     #[arg(long, default_value_t = 10)]
     count: u32,
+    /// For assume-role: the role to assume (its trust policy must name the signer).
+    #[arg(long)]
+    role_arn: Option<String>,
 }
 
 struct Signer {
@@ -100,18 +106,27 @@ struct Signer {
 }
 
 impl Signer {
+    /// A signed request: ECS's JSON protocol for ECS operations, STS's query protocol
+    /// (the action in the form body) for `AssumeRole`.
     fn request(&self, op: &str, body: Bytes) -> anyhow::Result<http::Request<Full<Bytes>>> {
-        let mut req = http::Request::builder()
+        let builder = http::Request::builder()
             .method("POST")
             .uri(&self.uri)
-            .header("host", &self.host)
-            .header("content-type", "application/x-amz-json-1.1")
-            .header("x-amz-target", format!("{TARGET_PREFIX}.{op}"))
-            .body(())?;
+            .header("host", &self.host);
+        let (builder, signing_name) = if op == "AssumeRole" {
+            let form = "application/x-www-form-urlencoded; charset=utf-8";
+            (builder.header("content-type", form), "sts")
+        } else {
+            let builder = builder
+                .header("content-type", "application/x-amz-json-1.1")
+                .header("x-amz-target", format!("{TARGET_PREFIX}.{op}"));
+            (builder, "ecs")
+        };
+        let mut req = builder.body(())?;
         let params = v4::SigningParams::builder()
             .identity(&self.identity)
             .region(&self.region)
-            .name("ecs")
+            .name(signing_name)
             .time(SystemTime::now())
             .settings(SigningSettings::default())
             .build()?
@@ -228,6 +243,15 @@ async fn worker(shared: Arc<Shared>, id: usize, deadline: Instant) -> WorkerResu
                 let body = json!({"cluster": shared.args.cluster, "taskDefinition": family, "count": shared.args.count});
                 ("RunTask", Bytes::from(body.to_string()))
             }
+            Op::AssumeRole => {
+                let role = shared.args.role_arn.as_deref().unwrap_or("");
+                // An ARN's only characters a form value must escape.
+                let role = role.replace(':', "%3A").replace('/', "%2F");
+                let body = format!(
+                    "Action=AssumeRole&Version=2011-06-15&RoleArn={role}&RoleSessionName=lg-{id}-{i}"
+                );
+                ("AssumeRole", Bytes::from(body))
+            }
         };
         let start = Instant::now();
         let result = call(&shared.client, &shared.signer, op, body).await;
@@ -279,6 +303,9 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if args.concurrency == 0 {
         bail!("--concurrency must be at least 1");
+    }
+    if args.op == Op::AssumeRole && args.role_arn.is_none() {
+        bail!("--op assume-role needs --role-arn");
     }
     let uri: http::Uri = args.endpoint.parse().context("parsing --endpoint")?;
     let host = uri

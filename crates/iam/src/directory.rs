@@ -23,6 +23,8 @@ pub struct RoleEntry {
     pub record: RoleRecord,
     /// The trust policy, compiled (`None` if it no longer parses).
     pub trust: Option<Arc<Policy>>,
+    /// Whether the trust policy lets the account (its root) assume the role.
+    pub trusts_account: bool,
 }
 
 #[derive(Default)]
@@ -87,7 +89,7 @@ impl Directory {
         let result = if let Some(name) = key.strip_prefix(USER) {
             apply_user(&mut state, name, value)
         } else if let Some(name) = key.strip_prefix(ROLE) {
-            apply_role(&mut state, name, value)
+            apply_role(&mut state, &self.account, name, value)
         } else if let Some(name) = key.strip_prefix(POLICY) {
             apply_plain(&mut state.policies, name, value)
         } else if let Some(name) = key.strip_prefix(PROFILE) {
@@ -360,16 +362,25 @@ fn apply_user(state: &mut State, name: &str, value: Option<&[u8]>) -> Result<(),
     Ok(())
 }
 
-fn apply_role(state: &mut State, name: &str, value: Option<&[u8]>) -> Result<(), String> {
+fn apply_role(
+    state: &mut State,
+    account: &str,
+    name: &str,
+    value: Option<&[u8]>,
+) -> Result<(), String> {
     state.roles.remove(name);
     let Some(bytes) = value else { return Ok(()) };
     let record: RoleRecord = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
     let trust = Policy::parse(&record.trust, PolicyKind::Trust)
         .ok()
         .map(|p| Arc::new(p.with_label(&record.arn)));
-    state
-        .roles
-        .insert(name.to_owned(), Arc::new(RoleEntry { record, trust }));
+    let trusts_account = crate::sts::trust_names_account(&record.trust, account);
+    let entry = RoleEntry {
+        record,
+        trust,
+        trusts_account,
+    };
+    state.roles.insert(name.to_owned(), Arc::new(entry));
     Ok(())
 }
 

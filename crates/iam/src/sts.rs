@@ -96,7 +96,7 @@ fn role_by_arn(dir: &Directory, role_arn: &str) -> Option<std::sync::Arc<RoleEnt
 /// `arn:aws:iam::ACCT:root` or `*`) for an `sts:AssumeRole` action. An account principal
 /// only delegates to identity policies, which `policy::evaluate` reports as no grant, so
 /// it is read here from the document.
-fn trust_names_account(document: &str, account: &str) -> bool {
+pub(crate) fn trust_names_account(document: &str, account: &str) -> bool {
     let Ok(root) = serde_json::from_str::<Value>(document) else {
         return false;
     };
@@ -153,7 +153,8 @@ fn trusts(role: &RoleEntry, caller: &Caller) -> bool {
     if matches!(evaluate(&req, all), Decision::ExplicitDeny(_)) {
         return false;
     }
-    let names_account = trust_names_account(&role.record.trust, caller.account());
+    let names_account =
+        role.trusts_account && caller.account() == role.record.arn.split(':').nth(4).unwrap_or("");
     if caller.is_root() {
         return names_account;
     }

@@ -1,9 +1,12 @@
 //! Registry credentials: `GetAuthorizationToken` issues a password that `/v2/` accepts
-//! as HTTP Basic `AWS:<password>` (or as a bearer token).
+//! as HTTP Basic `AWS:<password>` (or as a bearer token), bound to the principal that
+//! asked for it.
 //!
-//! A password is `v1.<expires epoch s>.<nonce>.<HMAC-SHA256(secret, "v1.<expires>.<nonce>")>`:
+//! A password is `v2.<expires epoch s>.<nonce>.<subject>.<HMAC-SHA256(secret, all before)>`
+//! where `<subject>` is `root` or the base64url of `<principal ARN>\n<unique id>`:
 //! self-contained, so any replica sharing the store's secret verifies it without a
-//! lookup, and it never contains `:` (the aws CLI splits the decoded token on `:`).
+//! lookup; the MAC covers the subject and the expiry, so neither can be changed; and it
+//! never contains `:` (the aws CLI splits the decoded token on `:`).
 
 use crate::error::RegistryError;
 use crate::objects::{Objects, SECRET_KEY};
@@ -12,12 +15,80 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use store::Txn;
 
-/// How long a token lives (ECR: 12 hours).
+/// How long a token lives at most (ECR: 12 hours).
 pub const TOKEN_TTL_SECS: i64 = 12 * 3600;
+
+const VERSION: &str = "v2";
+const ROOT: &str = "root";
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+/// Who a token acts as.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TokenSubject {
+    /// The account root (the admin key).
+    Root,
+    /// A user or role session, by ARN and unique id (`AIDA…`, `AROA…:session`): the
+    /// unique id tells a deleted and recreated user of the same name apart.
+    Principal {
+        /// The principal's ARN.
+        arn: String,
+        /// The principal's unique id.
+        user_id: String,
+    },
+}
+
+impl TokenSubject {
+    /// The subject a signed ECR caller's tokens act as.
+    pub fn of(caller: &wire::Caller) -> Self {
+        if caller.is_root() {
+            Self::Root
+        } else {
+            Self::Principal {
+                arn: caller.principal_arn().to_owned(),
+                user_id: caller.user_id().to_owned(),
+            }
+        }
+    }
+
+    fn encode(&self) -> String {
+        match self {
+            Self::Root => ROOT.to_owned(),
+            Self::Principal { arn, user_id } => B64.encode(format!("{arn}\n{user_id}")),
+        }
+    }
+
+    fn decode(s: &str) -> Option<Self> {
+        if s == ROOT {
+            return Some(Self::Root);
+        }
+        let raw = String::from_utf8(B64.decode(s).ok()?).ok()?;
+        let (arn, user_id) = raw.split_once('\n')?;
+        Some(Self::Principal {
+            arn: arn.to_owned(),
+            user_id: user_id.to_owned(),
+        })
+    }
+}
+
+/// A verified token: who it acts as and until when.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Grant {
+    /// Who.
+    pub subject: TokenSubject,
+    /// Expiry, epoch seconds.
+    pub expires: i64,
+}
 
 /// The HMAC key, loaded (or created) once from the store.
 pub struct TokenKey(Vec<u8>);
 
+fn unauthorized(why: &str) -> RegistryError {
+    RegistryError::Unauthorized(format!("authentication required: {why}"))
+}
+
+/// What a person does about a token that is refused.
+const RELOGIN: &str =
+    "log in again with `aws ecr get-login-password | docker login --username AWS --password-stdin <registry>`";
 impl TokenKey {
     /// Loads the secret from the store, creating it on first use. Replicas racing to
     /// create it agree through compare-and-swap.
@@ -48,30 +119,42 @@ impl TokenKey {
         hex::encode(m.finalize().into_bytes())
     }
 
-    /// Issues a password valid until `now + TOKEN_TTL_SECS`; returns it and the expiry.
-    pub fn issue(&self, now: i64) -> (String, i64) {
-        let expires = now + TOKEN_TTL_SECS;
+    /// Issues a password for `subject` valid for `TOKEN_TTL_SECS`, or until `not_after`
+    /// when that is sooner (the caller's own credentials expire first); returns it and
+    /// its expiry.
+    pub fn issue(&self, now: i64, subject: &TokenSubject, not_after: Option<i64>) -> (String, i64) {
+        let expires = not_after.map_or(now + TOKEN_TTL_SECS, |n| n.min(now + TOKEN_TTL_SECS));
+        self.sign(expires, subject)
+    }
+
+    /// A new password for an existing grant: same subject, same expiry, so a token can
+    /// be exchanged (the bearer flow) but never extended.
+    pub fn reissue(&self, grant: &Grant) -> (String, i64) {
+        self.sign(grant.expires, &grant.subject)
+    }
+
+    fn sign(&self, expires: i64, subject: &TokenSubject) -> (String, i64) {
         let nonce = hex::encode(rand::random::<[u8; 12]>());
-        let payload = format!("v1.{expires}.{nonce}");
+        let payload = format!("{VERSION}.{expires}.{nonce}.{}", subject.encode());
         let mac = self.mac(&payload);
         (format!("{payload}.{mac}"), expires)
     }
 
-    /// Checks a password: well-formed, signed by us, not expired.
-    pub fn verify(&self, password: &str, now: i64) -> Result<(), RegistryError> {
-        let bad = |why: &str| {
-            Err(RegistryError::Unauthorized(format!(
-                "authentication required: {why}"
-            )))
-        };
+    /// Checks a password: well-formed, signed by us, not expired; returns its grant.
+    pub fn verify(&self, password: &str, now: i64) -> Result<Grant, RegistryError> {
+        let malformed = || unauthorized(&format!("the registry password is malformed; {RELOGIN}"));
         let Some((payload, mac)) = password.rsplit_once('.') else {
-            return bad("the token is malformed");
+            return Err(malformed());
         };
         let mut parts = payload.split('.');
-        let (Some("v1"), Some(exp), Some(_nonce), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return bad("the token is malformed");
+        let (Some(VERSION), Some(exp), Some(_nonce), Some(subject), None) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
+            return Err(malformed());
         };
         let expected = self.mac(payload);
         // Compare in constant time so the MAC cannot be guessed byte by byte.
@@ -82,22 +165,29 @@ impl TokenKey {
                 .fold(0u8, |acc, (a, b)| acc | (a ^ b))
                 == 0;
         if !same {
-            return bad("the token was not issued by this registry");
+            return Err(unauthorized(&format!(
+                "the registry password was not issued by this registry; {RELOGIN}"
+            )));
         }
-        match exp.parse::<i64>() {
-            Ok(e) if e > now => Ok(()),
-            Ok(_) => bad("the token has expired; get a new one with GetAuthorizationToken"),
-            Err(_) => bad("the token is malformed"),
+        let (Ok(expires), Some(subject)) = (exp.parse::<i64>(), TokenSubject::decode(subject))
+        else {
+            return Err(malformed());
+        };
+        if expires <= now {
+            return Err(unauthorized(&format!(
+                "your authorization token has expired; {RELOGIN}"
+            )));
         }
+        Ok(Grant { subject, expires })
     }
 
     /// Checks an `Authorization` header value: `Basic base64(AWS:<password>)` or
     /// `Bearer <password>`.
-    pub fn verify_header(&self, header: Option<&str>, now: i64) -> Result<(), RegistryError> {
+    pub fn verify_header(&self, header: Option<&str>, now: i64) -> Result<Grant, RegistryError> {
         let Some(h) = header else {
-            return Err(RegistryError::Unauthorized(
-                "authentication required".into(),
-            ));
+            return Err(unauthorized(&format!(
+                "no credentials were sent; {RELOGIN}"
+            )));
         };
         let (scheme, value) = h.trim().split_once(' ').unwrap_or((h, ""));
         if scheme.eq_ignore_ascii_case("basic") {
@@ -105,23 +195,17 @@ impl TokenKey {
                 .decode(value.trim())
                 .ok()
                 .and_then(|b| String::from_utf8(b).ok())
-                .ok_or_else(|| {
-                    RegistryError::Unauthorized(
-                        "authentication required: malformed Basic credentials".into(),
-                    )
-                })?;
+                .ok_or_else(|| unauthorized("malformed Basic credentials"))?;
             match decoded.split_once(':') {
                 Some(("AWS", password)) => self.verify(password, now),
-                _ => Err(RegistryError::Unauthorized(
-                    "authentication required: the user name must be AWS".into(),
-                )),
+                _ => Err(unauthorized(&format!(
+                    "the user name must be AWS; {RELOGIN}"
+                ))),
             }
         } else if scheme.eq_ignore_ascii_case("bearer") {
             self.verify(value.trim(), now)
         } else {
-            Err(RegistryError::Unauthorized(
-                "authentication required: use Basic or Bearer credentials".into(),
-            ))
+            Err(unauthorized("use Basic or Bearer credentials"))
         }
     }
 }
@@ -130,36 +214,91 @@ impl TokenKey {
 mod tests {
     use super::*;
 
+    fn alice() -> TokenSubject {
+        TokenSubject::Principal {
+            arn: "arn:aws:iam::123456789012:user/alice".into(),
+            user_id: "AIDAALICE".into(),
+        }
+    }
+
     #[test]
-    fn issued_tokens_verify_until_they_expire() {
+    fn issued_tokens_carry_their_subject_until_they_expire() {
         let k = TokenKey(vec![1; 32]);
-        let (t, exp) = k.issue(1000);
+        let (t, exp) = k.issue(1000, &alice(), None);
         assert!(!t.contains(':'));
-        assert!(k.verify(&t, 1001).is_ok());
-        assert!(k.verify(&t, exp).is_err());
+        assert_eq!(exp, 1000 + TOKEN_TTL_SECS);
+        let grant = k.verify(&t, 1001).expect("test value");
+        assert_eq!(grant.subject, alice());
+        assert_eq!(grant.expires, exp);
+        let err = k.verify(&t, exp).expect_err("refused").to_string();
+        assert!(
+            err.contains("expired") && err.contains("get-login-password"),
+            "{err}"
+        );
+        let (t, _) = k.issue(1000, &TokenSubject::Root, None);
+        assert_eq!(
+            k.verify(&t, 1001).expect("test value").subject,
+            TokenSubject::Root
+        );
+    }
+
+    #[test]
+    fn tokens_expire_with_the_callers_credentials() {
+        let k = TokenKey(vec![1; 32]);
+        let (t, exp) = k.issue(1000, &alice(), Some(1900));
+        assert_eq!(exp, 1900);
+        assert!(k.verify(&t, 1899).is_ok());
+        assert!(k.verify(&t, 1900).is_err());
+        // Credentials outliving 12 hours do not lengthen the token.
+        let (_, exp) = k.issue(1000, &alice(), Some(1000 + 10 * TOKEN_TTL_SECS));
+        assert_eq!(exp, 1000 + TOKEN_TTL_SECS);
+    }
+
+    #[test]
+    fn reissued_tokens_keep_the_original_expiry() {
+        let k = TokenKey(vec![1; 32]);
+        let (t, exp) = k.issue(1000, &alice(), None);
+        let grant = k.verify(&t, 5000).expect("test value");
+        let (renewed, renewed_exp) = k.reissue(&grant);
+        assert_eq!(renewed_exp, exp);
+        assert_ne!(renewed, t);
+        assert_eq!(k.verify(&renewed, 5001).expect("test value"), grant);
+        assert!(k.verify(&renewed, exp).is_err());
     }
 
     #[test]
     fn forged_and_foreign_tokens_are_refused() {
         let k = TokenKey(vec![1; 32]);
         let other = TokenKey(vec![2; 32]);
-        let (t, _) = other.issue(1000);
-        assert!(k.verify(&t, 1001).is_err());
-        let (t, _) = k.issue(1000);
-        let forged = t.replacen("v1.4", "v1.9", 1);
+        let (t, _) = other.issue(1000, &alice(), None);
+        let err = k.verify(&t, 1001).expect_err("refused").to_string();
+        assert!(err.contains("not issued by this registry"), "{err}");
+        let (t, _) = k.issue(1000, &alice(), None);
+        // A later expiry or another subject breaks the MAC.
+        let forged = t.replacen("v2.4", "v2.9", 1);
         assert!(k.verify(&forged, 1001).is_err());
+        let parts: Vec<&str> = t.split('.').collect();
+        let as_root = format!("{}.{}.{}.root.{}", parts[0], parts[1], parts[2], parts[4]);
+        assert!(k.verify(&as_root, 1001).is_err());
         assert!(k.verify("garbage", 1001).is_err());
+        // The version 1 format (no subject) is no longer accepted.
+        assert!(k.verify("v1.99999.abc.def", 1001).is_err());
     }
 
     #[test]
     fn basic_and_bearer_headers_are_accepted() {
         let k = TokenKey(vec![3; 32]);
-        let (t, _) = k.issue(1000);
+        let (t, _) = k.issue(1000, &alice(), None);
         let basic = format!(
             "Basic {}",
             base64::engine::general_purpose::STANDARD.encode(format!("AWS:{t}"))
         );
-        assert!(k.verify_header(Some(&basic), 1001).is_ok());
+        assert_eq!(
+            k.verify_header(Some(&basic), 1001)
+                .expect("test value")
+                .subject,
+            alice()
+        );
         assert!(k.verify_header(Some(&format!("Bearer {t}")), 1001).is_ok());
         let wrong_user = format!(
             "Basic {}",

@@ -90,6 +90,9 @@ pub enum RegistryError {
     /// No or bad credentials.
     #[error("{0}")]
     Unauthorized(String),
+    /// The caller's policies do not allow the action (AWS's AccessDenied wording).
+    #[error("{0}")]
+    Denied(String),
     /// The repository has no policy / lifecycle policy.
     #[error("{0}")]
     PolicyNotFound(String),
@@ -181,6 +184,7 @@ impl RegistryError {
             Self::LayerAlreadyExists(_) => ErrorCode::BlobUploadInvalid,
             Self::Unsupported(_) => ErrorCode::Unsupported,
             Self::Unauthorized(_) => ErrorCode::Unauthorized,
+            Self::Denied(_) => ErrorCode::Denied,
             Self::PolicyNotFound(_)
             | Self::LifecyclePolicyNotFound(_)
             | Self::LifecyclePreviewNotFound(_) => ErrorCode::NameUnknown,
@@ -216,7 +220,7 @@ impl RegistryError {
             Self::ImageAlreadyExists { .. } => "ImageAlreadyExistsException",
             Self::UploadUnknown(_) => "UploadNotFoundException",
             Self::Unsupported(_) => "UnsupportedImageTypeException",
-            Self::Unauthorized(_) => "AccessDeniedException",
+            Self::Unauthorized(_) | Self::Denied(_) => "AccessDeniedException",
             Self::PolicyNotFound(_) => "RepositoryPolicyNotFoundException",
             Self::LifecyclePolicyNotFound(_) => "LifecyclePolicyNotFoundException",
             Self::LifecyclePreviewNotFound(_) => "LifecyclePolicyPreviewNotFoundException",

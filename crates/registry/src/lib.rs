@@ -9,6 +9,7 @@
 
 #![forbid(unsafe_code)]
 
+mod access;
 mod auth;
 mod decode;
 mod distribution;
@@ -19,6 +20,7 @@ mod images;
 mod lifecycle_policy;
 mod objects;
 
+pub use access::IdentityResolver;
 pub use ecr::Operation;
 pub use error::RegistryError;
 pub use gc::GcReport;
@@ -91,6 +93,10 @@ struct Inner {
     blobs: Arc<dyn BlobStore>,
     config: RegistryConfig,
     token_key: tokio::sync::OnceCell<auth::TokenKey>,
+    /// Resolves the principals of non-root tokens (set once by the binary).
+    identity: std::sync::OnceLock<Arc<dyn IdentityResolver>>,
+    /// Compiled repository policies.
+    policies: access::PolicyCache,
     /// Serialises, per digest stripe, a blob's commit against its collection, so
     /// garbage collection never deletes a file a commit has just put in place.
     blob_locks: Vec<tokio::sync::Mutex<()>>,
@@ -105,9 +111,49 @@ impl Registry {
                 blobs,
                 config,
                 token_key: tokio::sync::OnceCell::new(),
+                identity: std::sync::OnceLock::new(),
+                policies: access::PolicyCache::default(),
                 blob_locks: (0..64).map(|_| tokio::sync::Mutex::new(())).collect(),
             }),
         }
+    }
+
+    /// Resolves the principals registry tokens are issued to through `resolver` (IAM):
+    /// without one, only the account root's tokens are accepted. The first resolver set
+    /// stays.
+    #[must_use]
+    pub fn with_identity(self, resolver: Arc<dyn IdentityResolver>) -> Self {
+        if self.inner.identity.set(resolver).is_err() {
+            tracing::warn!("Registry identity resolver already set; keeping the first.");
+        }
+        self
+    }
+
+    /// Repository `name`'s policy, compiled (cached until the policy text changes), or
+    /// `None` when it has none; what the ECR API's authorization evaluates as the
+    /// resource policy.
+    pub async fn repository_policy(
+        &self,
+        name: &str,
+    ) -> Result<Option<Arc<policy::Policy>>, RegistryError> {
+        let (rec, _) = self.repo(name).await?;
+        Ok(self.compiled_policy(name, rec.policy.as_deref()))
+    }
+
+    pub(crate) fn compiled_policy(
+        &self,
+        name: &str,
+        text: Option<&str>,
+    ) -> Option<Arc<policy::Policy>> {
+        self.inner.policies.compiled(name, text)
+    }
+
+    pub(crate) fn forget_policy(&self, name: &str) {
+        self.inner.policies.invalidate(name);
+    }
+
+    fn identity(&self) -> Option<&Arc<dyn IdentityResolver>> {
+        self.inner.identity.get()
     }
 
     /// The `/v2/` router (it authenticates with registry tokens, not SigV4).

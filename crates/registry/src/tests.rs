@@ -258,3 +258,5 @@ async fn every_modelled_ecr_operation_runs_a_handler_or_answers_not_implemented(
     .await;
     assert_eq!(answered.served, 28, "operations served");
 }
+
+mod access;

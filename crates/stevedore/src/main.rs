@@ -10,6 +10,7 @@ mod http;
 mod lb_command;
 mod lb_wiring;
 mod metrics;
+mod registry_identity;
 mod server;
 mod sim;
 mod task_roles;

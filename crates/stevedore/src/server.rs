@@ -120,6 +120,10 @@ pub async fn run(args: ServerArgs, quick_start: bool) -> anyhow::Result<()> {
         .await
         .context("opening IAM")?;
     let roles = crate::task_roles::IamRoleSessions::new(iam.clone(), &key.secret_access_key);
+    // Registry tokens act as their principal, with its policies as IAM holds them now.
+    let registry = registry.with_identity(Arc::new(
+        crate::registry_identity::RegistryIdentity::new(iam.directory().clone()),
+    ));
     let app = Arc::new(
         App::new(store, scope, key, format!("http://{addr}/"))
             .with_iam(iam)

@@ -2,10 +2,12 @@
 //! names contain `/`, so routes are parsed from the right), and one handler per
 //! endpoint. Blob bodies stream both ways; nothing here buffers a blob.
 
+use crate::access::Action;
+use crate::auth::Grant;
 use crate::error::RegistryError;
 use crate::images::PutMode;
 use crate::objects::{
-    encode, now, referrer_prefix, upload_key, ManifestRecord, UploadRecord, REPO_PREFIX,
+    encode, now, referrer_prefix, upload_key, ManifestRecord, RepoRecord, UploadRecord, REPO_PREFIX,
 };
 use crate::{now_secs, Registry};
 use axum::body::Body;
@@ -211,14 +213,17 @@ async fn entry(State(reg): State<Registry>, req: Request) -> Response {
 
 async fn serve(reg: &Registry, req: Request) -> Result<Response, RegistryError> {
     let auth = header_str(req.headers(), header::AUTHORIZATION);
-    reg.token_key().await?.verify_header(auth, now_secs())?;
+    let grant = reg.token_key().await?.verify_header(auth, now_secs())?;
     let path = percent_decode(req.uri().path());
     let rest = path
         .strip_prefix("/v2")
         .unwrap_or("")
         .trim_start_matches('/');
+    // Resolved on every request, so a permission removed from the principal (or the
+    // principal itself) stops its live tokens at once.
+    let caller = reg.caller_for(&grant)?;
     if rest == "token" {
-        return issue_bearer(reg).await;
+        return issue_bearer(reg, &grant).await;
     }
     if rest.is_empty() {
         return Ok(reply(
@@ -232,23 +237,23 @@ async fn serve(reg: &Registry, req: Request) -> Result<Response, RegistryError> 
             "no registry endpoint at {path}"
         )));
     };
-    let name = match &route {
-        Route::Catalog => None,
-        Route::Blob(n, _)
-        | Route::UploadStart(n)
-        | Route::Upload(n, _)
-        | Route::Manifest(n, _)
-        | Route::Tags(n)
-        | Route::Referrers(n, _) => Some(n.clone()),
-    };
-    if let Some(n) = &name {
-        validate_name(n).map_err(|e| RegistryError::NameInvalid(e.to_string()))?;
-        reg.repo(n).await?;
-    }
     let method = req.method().clone();
-    let q = query_map(req.uri().query());
+    let mut q = query_map(req.uri().query());
+    if let Some(n) = route_name(&route) {
+        validate_name(n).map_err(|e| RegistryError::NameInvalid(e.to_string()))?;
+        let (rec, _) = reg.repo(n).await?;
+        let repo_policy = reg.compiled_policy(n, rec.policy.as_deref());
+        for action in route_actions(&route, &method, q.contains_key("digest")) {
+            reg.authorize(&caller, n, repo_policy.as_deref(), *action)?;
+        }
+    }
+    if matches!(route, Route::UploadStart(_)) && !may_mount(reg, &caller, &q).await {
+        // A mount from a repository the caller may not pull is an ordinary upload, as
+        // the distribution spec lets a registry decline any mount.
+        q.remove("mount");
+    }
     match (route, method) {
-        (Route::Catalog, Method::GET) => catalog(reg, &q).await,
+        (Route::Catalog, Method::GET) => catalog(reg, &caller, &q).await,
         (Route::Blob(n, d), m @ (Method::GET | Method::HEAD)) => {
             get_blob(reg, &n, &d, req.headers(), m == Method::HEAD).await
         }
@@ -271,11 +276,66 @@ async fn serve(reg: &Registry, req: Request) -> Result<Response, RegistryError> 
     }
 }
 
+/// The repository a route names (none for the catalog).
+fn route_name(route: &Route) -> Option<&str> {
+    match route {
+        Route::Catalog => None,
+        Route::Blob(n, _)
+        | Route::UploadStart(n)
+        | Route::Upload(n, _)
+        | Route::Manifest(n, _)
+        | Route::Tags(n)
+        | Route::Referrers(n, _) => Some(n),
+    }
+}
+
+/// The ECR actions a request needs on its repository, as ECR maps the distribution
+/// API; a monolithic upload (`POST` with `digest`) is a whole push of one layer.
+pub(crate) fn route_actions(route: &Route, method: &Method, monolithic: bool) -> &'static [Action] {
+    use Action as A;
+    match (route, method.as_str()) {
+        (Route::Blob(..), "GET") => &[A::GetDownloadUrlForLayer],
+        (Route::Blob(..), "HEAD") => &[A::BatchCheckLayerAvailability],
+        (Route::Blob(..) | Route::Manifest(..), "DELETE") => &[A::BatchDeleteImage],
+        (Route::UploadStart(_), "POST") if monolithic => &[
+            A::InitiateLayerUpload,
+            A::UploadLayerPart,
+            A::CompleteLayerUpload,
+        ],
+        (Route::UploadStart(_), "POST") | (Route::Upload(..), "DELETE") => {
+            &[A::InitiateLayerUpload]
+        }
+        (Route::Upload(..), "PATCH" | "GET") => &[A::UploadLayerPart],
+        (Route::Upload(..), "PUT") => &[A::UploadLayerPart, A::CompleteLayerUpload],
+        (Route::Manifest(..), "GET" | "HEAD") | (Route::Referrers(..), "GET") => {
+            &[A::BatchGetImage]
+        }
+        (Route::Manifest(..), "PUT") => &[A::PutImage],
+        (Route::Tags(_), "GET") => &[A::ListImages],
+        _ => &[],
+    }
+}
+
+/// Whether a cross-repository mount's source may be read by `caller` (true when the
+/// request mounts nothing).
+async fn may_mount(reg: &Registry, caller: &wire::Caller, q: &HashMap<String, String>) -> bool {
+    let (Some(_), Some(from)) = (q.get("mount"), q.get("from")) else {
+        return true;
+    };
+    let Ok((rec, _)) = reg.repo(from).await else {
+        return false;
+    };
+    let p = reg.compiled_policy(from, rec.policy.as_deref());
+    reg.authorize(caller, from, p.as_deref(), Action::GetDownloadUrlForLayer)
+        .is_ok()
+}
+
 /// The token endpoint of the bearer flow: the caller authenticated (Basic `AWS:<token>`)
 /// and gets a bearer token back.
-async fn issue_bearer(reg: &Registry) -> Result<Response, RegistryError> {
+/// The bearer token has the same principal and expiry: exchanging never extends.
+async fn issue_bearer(reg: &Registry, grant: &Grant) -> Result<Response, RegistryError> {
     let now = now_secs();
-    let (token, expires) = reg.token_key().await?.issue(now);
+    let (token, expires) = reg.token_key().await?.reissue(grant);
     let body =
         serde_json::json!({"token": token, "access_token": token, "expires_in": expires - now});
     Ok(reply(
@@ -502,14 +562,27 @@ async fn list_tags(
     Ok(reply(StatusCode::OK, hdrs, Body::from(body.to_string())))
 }
 
-async fn catalog(reg: &Registry, q: &HashMap<String, String>) -> Result<Response, RegistryError> {
-    let names: Vec<String> = reg
-        .objects()
-        .keys(REPO_PREFIX)
-        .await?
-        .into_iter()
-        .map(|(k, _)| k[REPO_PREFIX.len()..].to_owned())
-        .collect();
+/// Lists the repositories `caller` may describe (`ecr:DescribeRepositories`), so the
+/// catalog shows no name a principal could not learn through the ECR API.
+async fn catalog(
+    reg: &Registry,
+    caller: &wire::Caller,
+    q: &HashMap<String, String>,
+) -> Result<Response, RegistryError> {
+    let mut names = Vec::new();
+    for (k, _) in reg.objects().keys(REPO_PREFIX).await? {
+        let name = &k[REPO_PREFIX.len()..];
+        let Some((rec, _)) = reg.objects().get::<RepoRecord>(&k).await? else {
+            continue;
+        };
+        let p = reg.compiled_policy(name, rec.policy.as_deref());
+        if reg
+            .authorize(caller, name, p.as_deref(), Action::DescribeRepositories)
+            .is_ok()
+        {
+            names.push(name.to_owned());
+        }
+    }
     let (page, more) = paginate(names, q)?;
     let mut hdrs = vec![("content-type", "application/json".to_owned())];
     if let (Some(n), Some(last)) = (more, page.last()) {

@@ -30,14 +30,15 @@ mod policies;
 use operations::execute;
 pub use operations::Operation;
 
-/// Runs the ECR operation named `operation` on a JSON `body`.
+/// Runs the ECR operation named `operation` on a JSON `body` as the account root.
 pub(crate) async fn handle(
     reg: &Registry,
     operation: &str,
     body: &[u8],
 ) -> Result<Vec<u8>, RegistryError> {
+    let root = wire::Caller::root(reg.registry_id());
     match Operation::from_name(operation) {
-        Some(op) => execute(reg, op, body).await,
+        Some(op) => execute(reg, op, body, &root).await,
         None => Err(RegistryError::UnknownOperation(operation.to_owned())),
     }
 }
@@ -142,8 +143,10 @@ fn page<T>(
     Ok((out, next))
 }
 
+/// Issues one password per registry id, bound to `caller` (see `auth`).
 async fn get_authorization_token(
     reg: &Registry,
+    caller: &wire::Caller,
     req: GetAuthorizationTokenRequest,
 ) -> Result<GetAuthorizationTokenResponse, RegistryError> {
     let ids = req
@@ -158,11 +161,13 @@ async fn get_authorization_token(
         return invalid("registryIds must hold 1-10 twelve-digit registry ids.");
     }
     let key = reg.token_key().await?;
+    let subject = crate::auth::TokenSubject::of(caller);
+    let not_after = reg.credentials_expiry(caller);
     let endpoint = format!("{}://{}", reg.config().scheme, reg.config().host);
     let data = ids
         .iter()
         .map(|_| {
-            let (password, expires) = key.issue(now_secs());
+            let (password, expires) = key.issue(now_secs(), &subject, not_after);
             AuthorizationData {
                 authorization_token: Some(
                     base64::engine::general_purpose::STANDARD.encode(format!("AWS:{password}")),

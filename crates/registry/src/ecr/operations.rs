@@ -14,11 +14,12 @@ use wire::{
 /// UploadLayerPart carries up to 20 MiB of layer data base64-encoded in JSON.
 const MAX_LAYER_PART_BODY_BYTES: usize = 28 * 1024 * 1024;
 
-/// Runs `op` on a JSON `body`; returns the JSON response.
+/// Runs `op` on a JSON `body` for `caller`; returns the JSON response.
 pub(crate) async fn execute(
     reg: &Registry,
     op: Operation,
     body: &[u8],
+    caller: &wire::Caller,
 ) -> Result<Vec<u8>, RegistryError> {
     use Operation as Op;
     macro_rules! run {
@@ -27,7 +28,9 @@ pub(crate) async fn execute(
         };
     }
     match op {
-        Op::GetAuthorizationToken => run!(super::get_authorization_token),
+        Op::GetAuthorizationToken => {
+            respond(&super::get_authorization_token(reg, caller, parse_request(body)?).await?)
+        }
         Op::CreateRepository => run!(super::create_repository),
         Op::DescribeRepositories => run!(super::describe_repositories),
         Op::DeleteRepository => run!(super::delete_repository),
@@ -130,9 +133,11 @@ impl Service for Registry {
         let Input::Json(body) = call.input else {
             return Err(ServiceError::NotImplemented);
         };
-        execute(self, op, body).await.map_err(|e| match e {
-            RegistryError::NotImplemented(_) => ServiceError::NotImplemented,
-            e => ServiceError::Aws(e.to_aws()),
-        })
+        execute(self, op, body, call.caller)
+            .await
+            .map_err(|e| match e {
+                RegistryError::NotImplemented(_) => ServiceError::NotImplemented,
+                e => ServiceError::Aws(e.to_aws()),
+            })
     }
 }

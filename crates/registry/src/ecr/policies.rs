@@ -68,35 +68,38 @@ pub(super) async fn put_image_scanning_configuration(
     })
 }
 
-/// Checks a repository policy is an IAM-style policy document.
+/// Checks a repository policy as SetRepositoryPolicy does: a resource policy IAM's
+/// grammar accepts (every statement names a `Principal`), of at most 10,240 characters,
+/// whose actions are all ECR's.
 pub(super) fn validate_policy(text: &str) -> Result<(), RegistryError> {
-    let bad = |why: &str| {
+    let bad = |why: &dyn std::fmt::Display| {
         invalid(format!("Invalid parameter at 'PolicyText' failed to satisfy constraint: 'Invalid repository policy provided': {why}"))
     };
-    if text.is_empty() || text.len() > 10240 {
-        return bad("the policy must be 1-10240 characters");
+    if text.trim().is_empty() || text.chars().count() > 10240 {
+        return bad(&"the policy must be 1-10240 characters");
     }
-    let Ok(v) = serde_json::from_str::<serde_json::Value>(text) else {
-        return bad("the policy is not valid JSON");
+    if let Err(e) = policy::Policy::parse(text, policy::PolicyKind::Resource) {
+        return bad(&e);
+    }
+    // The document parsed, so it is JSON with a Statement object or list.
+    let v: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
+    let statements = match v.get("Statement") {
+        Some(serde_json::Value::Array(a)) => a.iter().collect(),
+        Some(o) => vec![o],
+        None => Vec::new(),
     };
-    let Some(statements) = v.get("Statement") else {
-        return bad("the policy has no Statement");
-    };
-    let list = match statements {
-        serde_json::Value::Array(a) => a.clone(),
-        o @ serde_json::Value::Object(_) => vec![o.clone()],
-        _ => return bad("Statement must be an object or a list"),
-    };
-    for s in &list {
-        match s.get("Effect").and_then(|e| e.as_str()) {
-            Some("Allow" | "Deny") => {}
-            _ => return bad("each statement needs Effect Allow or Deny"),
-        }
-        if s.get("Action").is_none() && s.get("NotAction").is_none() {
-            return bad("each statement needs an Action");
-        }
-        if s.get("Principal").is_none() && s.get("NotPrincipal").is_none() {
-            return bad("each statement needs a Principal");
+    for st in statements {
+        let actions = st.get("Action").or_else(|| st.get("NotAction"));
+        let names: Vec<&str> = match actions {
+            Some(serde_json::Value::String(a)) => vec![a.as_str()],
+            Some(serde_json::Value::Array(a)) => a.iter().filter_map(|x| x.as_str()).collect(),
+            _ => Vec::new(),
+        };
+        if let Some(a) = names
+            .iter()
+            .find(|a| !a.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("ecr:")))
+        {
+            return bad(&format!("Invalid repository policy action '{a}': repository policies may only name ecr: actions"));
         }
     }
     Ok(())
@@ -131,6 +134,7 @@ pub(super) async fn set_repository_policy(
         Ok(())
     })
     .await?;
+    reg.forget_policy(&req.repository_name);
     Ok(SetRepositoryPolicyResponse {
         registry_id: Some(reg.registry_id().to_owned()),
         repository_name: Some(req.repository_name),
@@ -152,6 +156,7 @@ pub(super) async fn delete_repository_policy(
         })
     })
     .await?;
+    reg.forget_policy(&req.repository_name);
     Ok(DeleteRepositoryPolicyResponse {
         registry_id: Some(reg.registry_id().to_owned()),
         repository_name: Some(req.repository_name),
