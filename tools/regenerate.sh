@@ -55,6 +55,8 @@ operations ecs ecs
 operations ecr ecr
 operations logs logs
 operations elbv2 elbv2
+operations iam iam
+operations sts sts
 
 rustfmt --edition 2021 --config-path rustfmt.toml "${generated[@]}"
 printf '%s\n' "${generated[@]}"

@@ -4,7 +4,7 @@
 
 use crate::directory::Directory;
 use crate::error::IamError;
-use crate::iam_operations::{Operation, API_VERSION};
+use model::iam::operations::{Operation, API_VERSION};
 use crate::records::{RoleRecord, Tag, UserRecord};
 use crate::xml::{self, Xml};
 use crate::{managed, profiles, roles, users, Core, Iam};

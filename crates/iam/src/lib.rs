@@ -11,13 +11,11 @@
 mod directory;
 mod error;
 mod iam_api;
-pub mod iam_operations;
 mod managed;
 mod profiles;
 pub mod records;
 mod roles;
 mod sts;
-pub mod sts_operations;
 pub mod token;
 mod users;
 mod validate;
@@ -25,9 +23,9 @@ mod xml;
 
 pub use directory::{Clock, Directory, RoleEntry};
 pub use error::IamError;
-pub use iam_operations::Operation as IamOperation;
+pub use model::iam::operations::Operation as IamOperation;
 pub use sts::SessionCredentials;
-pub use sts_operations::Operation as StsOperation;
+pub use model::sts::operations::Operation as StsOperation;
 
 use rand::RngCore;
 use records::ServerKey;

@@ -3,7 +3,7 @@
 
 use crate::directory::{session_arn, Directory, RoleEntry};
 use crate::error::IamError;
-use crate::sts_operations::{Operation, API_VERSION};
+use model::sts::operations::{Operation, API_VERSION};
 use crate::token::{Claims, Subject};
 use crate::xml::{self, Xml};
 use crate::{records, validate, Sts};

@@ -9,5 +9,7 @@ pub mod acs;
 pub mod ecr;
 pub mod ecs;
 pub mod elbv2;
+pub mod iam;
 pub mod lb;
 pub mod logs;
+pub mod sts;

@@ -1,5 +1,5 @@
 //! Elastic Load Balancing v2: the operation table generated from botocore's model. The
-//! query protocol's shapes are decoded by hand in `elb`; the data plane's contract is
+//! query protocol's shapes are decoded by hand in `elbv2`; the data plane's contract is
 //! [`crate::lb`].
 
 pub mod operations;
