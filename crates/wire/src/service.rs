@@ -189,6 +189,8 @@ pub struct Access {
     action: &'static str,
     resource: String,
     keys: Vec<(&'static str, policy::ContextValue)>,
+    /// Needs no permission at all (see [`Access::public`]).
+    public: bool,
     request_tags: Vec<(String, String)>,
     resource_tags: Vec<(String, String)>,
     resource_policy: Option<Arc<policy::Policy>>,
@@ -202,6 +204,7 @@ impl Access {
             action,
             resource: resource.into(),
             keys: Vec::new(),
+            public: false,
             request_tags: Vec::new(),
             resource_tags: Vec::new(),
             resource_policy: None,
@@ -211,6 +214,21 @@ impl Access {
     /// `prefix:action` on every resource (`*`): actions without a resource type.
     pub fn any(prefix: &'static str, action: &'static str) -> Self {
         Self::new(prefix, action, "*")
+    }
+
+    /// `prefix:action`, which AWS answers whatever the caller's policies say (e.g.
+    /// `sts:GetCallerIdentity`): the dispatch does not evaluate it. Explicit, so that an
+    /// operation needing nothing is a decision and never an omission.
+    pub fn public(prefix: &'static str, action: &'static str) -> Self {
+        Self {
+            public: true,
+            ..Self::any(prefix, action)
+        }
+    }
+
+    /// Whether this access needs no permission ([`Access::public`]).
+    pub fn is_public(&self) -> bool {
+        self.public
     }
 
     /// Adds a service condition key (e.g. `ecs:cluster`) and its value.

@@ -78,6 +78,9 @@ impl Service for JsonService {
         }
     }
     async fn authorize(&self, op: JsonOp, _: Call<'_>) -> Result<Vec<Access>, ServiceError> {
+        if op == JsonOp::Later {
+            return Ok(vec![Access::public("fake", "Later")]);
+        }
         Ok(vec![Access::new(
             "fake",
             op.name(),
@@ -648,4 +651,13 @@ async fn the_root_is_never_evaluated() {
     // The root key reaches `Fail`'s handler, which no policy allows.
     let r = dispatch().serve(json("Fake_20240101.Fail", b"{}")).await;
     assert_eq!(json_code(&r), "ServerException");
+}
+
+#[tokio::test]
+async fn a_public_access_needs_no_policy() {
+    // `Later` needs no permission: the user with no policy for it reaches its handler.
+    let r = dispatch()
+        .serve(json_as(USER_KEY, "Fake_20240101.Later"))
+        .await;
+    assert_eq!(json_code(&r), "UnknownOperationException", "{}", text(&r));
 }
