@@ -6,6 +6,7 @@
 
 mod account_settings;
 mod attributes;
+mod authz;
 pub mod channel;
 mod clusters;
 mod container_instances;

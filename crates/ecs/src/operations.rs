@@ -11,7 +11,7 @@ use crate::{
 pub use model::ecs::operations::Operation;
 use serde::Serialize;
 use wire::{
-    Call, Input, JsonVersion, OperationTable, Protocol, Service, ServiceError, ServiceSpec,
+    Access, Call, Input, JsonVersion, OperationTable, Protocol, Service, ServiceError, ServiceSpec,
 };
 
 impl Ecs {
@@ -154,6 +154,15 @@ impl Service for Ecs {
         name: Operation::name,
         errors: Operation::errors,
     };
+
+    async fn authorize(&self, op: Operation, call: Call<'_>) -> Result<Vec<Access>, ServiceError> {
+        let Input::Json(body) = call.input else {
+            return Err(ServiceError::NotImplemented);
+        };
+        self.accesses(op, body)
+            .await
+            .map_err(|e| ServiceError::Aws(e.to_aws()))
+    }
 
     async fn handle(&self, op: Operation, call: Call<'_>) -> Result<Vec<u8>, ServiceError> {
         let Input::Json(body) = call.input else {

@@ -19,6 +19,7 @@
 
 mod actions;
 mod arn;
+mod authz;
 mod error;
 mod health;
 mod listeners;

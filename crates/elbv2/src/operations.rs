@@ -9,7 +9,7 @@ use crate::{
 };
 pub use model::elbv2::operations::Operation;
 use wire::query::{QueryParams, QueryView};
-use wire::{Call, Input, OperationTable, Protocol, Service, ServiceError, ServiceSpec};
+use wire::{Access, Call, Input, OperationTable, Protocol, Service, ServiceError, ServiceSpec};
 
 impl Elbv2 {
     /// Runs `op` on its decoded parameters; returns the `<OpResult>` content.
@@ -114,6 +114,13 @@ impl Service for Elbv2 {
         name: Operation::name,
         errors: Operation::errors,
     };
+
+    async fn authorize(&self, op: Operation, call: Call<'_>) -> Result<Vec<Access>, ServiceError> {
+        let Input::Query(params) = call.input else {
+            return Err(ServiceError::NotImplemented);
+        };
+        Ok(crate::authz::accesses(&self.scope, op, params))
+    }
 
     async fn handle(&self, op: Operation, call: Call<'_>) -> Result<Vec<u8>, ServiceError> {
         let Input::Query(params) = call.input else {

@@ -987,3 +987,18 @@ async fn every_modelled_operation_runs_a_handler_or_answers_not_implemented() {
     .await;
     assert_eq!(answered.served, 27, "operations served");
 }
+
+#[tokio::test]
+async fn every_elbv2_operation_needs_an_elasticloadbalancing_action() {
+    let f = fixture();
+    let caller = wire::Caller::root("000000000000");
+    let form = wire::query::parse_form(b"").expect("form");
+    let n = wire::conformance::every_operation_needs_access(
+        &f.elb,
+        wire::Input::Query(&form),
+        &caller,
+        "elasticloadbalancing",
+    )
+    .await;
+    assert!(n >= Operation::ALL.len());
+}

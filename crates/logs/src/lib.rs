@@ -7,6 +7,7 @@
 //!
 //! Times are epoch milliseconds throughout, as the Logs API uses them.
 
+mod authz;
 mod decode;
 mod error;
 mod events;

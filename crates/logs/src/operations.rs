@@ -9,7 +9,7 @@ use crate::{events, filter, groups, streams, tags, Logs};
 pub use model::logs::operations::Operation;
 use serde::Serialize;
 use wire::{
-    Call, Input, JsonVersion, OperationTable, Protocol, Service, ServiceError, ServiceSpec,
+    Access, Call, Input, JsonVersion, OperationTable, Protocol, Service, ServiceError, ServiceSpec,
 };
 
 impl Logs {
@@ -177,6 +177,13 @@ impl Service for Logs {
             Operation::PutLogEvents => crate::MAX_REQUEST_BYTES,
             _ => wire::service::DEFAULT_BODY_LIMIT,
         }
+    }
+
+    async fn authorize(&self, op: Operation, call: Call<'_>) -> Result<Vec<Access>, ServiceError> {
+        let Input::Json(body) = call.input else {
+            return Err(ServiceError::NotImplemented);
+        };
+        Ok(crate::authz::accesses(&self.scope, op, body))
     }
 
     async fn handle(&self, op: Operation, call: Call<'_>) -> Result<Vec<u8>, ServiceError> {

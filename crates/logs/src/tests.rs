@@ -809,3 +809,17 @@ async fn every_modelled_operation_runs_a_handler_or_answers_not_implemented() {
     .await;
     assert_eq!(answered.served, 17, "operations served");
 }
+
+#[tokio::test]
+async fn every_logs_operation_needs_a_logs_action() {
+    let f = fixture();
+    let caller = wire::Caller::root("000000000000");
+    let n = wire::conformance::every_operation_needs_access(
+        &f.logs,
+        wire::Input::Json(b"{}"),
+        &caller,
+        "logs",
+    )
+    .await;
+    assert!(n >= Operation::ALL.len());
+}

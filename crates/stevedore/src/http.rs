@@ -143,7 +143,16 @@ async fn health() -> impl IntoResponse {
     )
 }
 
-async fn api(State(app): State<Arc<App>>, req: Request) -> Response {
+async fn api(State(app): State<Arc<App>>, mut req: Request) -> Response {
+    // The peer address fills `aws:SourceIp` (present when the server was started with
+    // connect info, as `server` does).
+    let peer = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| wire::PeerAddr(c.0));
+    if let Some(peer) = peer {
+        req.extensions_mut().insert(peer);
+    }
     app.dispatch.serve(req).await.map(Body::from)
 }
 

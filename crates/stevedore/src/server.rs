@@ -173,13 +173,16 @@ pub async fn run(args: ServerArgs, quick_start: bool) -> anyhow::Result<()> {
         ));
     }
     let stop = shutdown.clone();
-    let served = axum::serve(listener, router(app))
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            stop.cancel();
-        })
-        .await
-        .context("serving HTTP");
+    let served = axum::serve(
+        listener,
+        router(app).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        stop.cancel();
+    })
+    .await
+    .context("serving HTTP");
     // Also when serving failed: no loop outlives the server.
     shutdown.cancel();
     fargate.stop(Duration::from_secs(10)).await;

@@ -54,3 +54,52 @@ pub async fn every_operation_answers<S: Service>(
     }
     answered
 }
+
+/// Asks `S` what every operation in its table needs with the same `input` (as
+/// [`every_operation_answers`] sends it) and checks that each maps to at least one
+/// [`crate::Access`], every one of them an action of `prefix` (or `iam:PassRole`, which
+/// services check on roles they are handed), naming an action and a resource. Nothing is
+/// silently allowed. Returns how many accesses were mapped; panics naming the first
+/// operation that maps to none.
+pub async fn every_operation_needs_access<S: Service>(
+    service: &S,
+    input: Input<'_>,
+    caller: &Caller,
+    prefix: &str,
+) -> usize {
+    let table = S::OPERATIONS;
+    let mut mapped = 0;
+    for &op in table.all {
+        let name = (table.name)(op);
+        let call = Call {
+            input,
+            caller,
+            request_id: "conformance",
+        };
+        let needs = match service.authorize(op, call).await {
+            Ok(needs) => needs,
+            Err(ServiceError::NotImplemented) => panic!("{name} has no authorization mapping"),
+            Err(ServiceError::Aws(e)) => {
+                panic!(
+                    "{name} failed to map to an access: {} {}",
+                    e.code, e.message
+                )
+            }
+        };
+        assert!(!needs.is_empty(), "{name} maps to no IAM action");
+        for need in &needs {
+            let passes_role = need.action() == "iam:PassRole";
+            assert!(
+                need.prefix() == prefix || passes_role,
+                "{name} maps to {}, not a {prefix}: action",
+                need.action()
+            );
+            assert!(
+                !need.action_name().is_empty() && !need.resource().is_empty(),
+                "{name} maps to an empty action or resource"
+            );
+        }
+        mapped += needs.len();
+    }
+    mapped
+}

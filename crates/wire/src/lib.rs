@@ -17,8 +17,8 @@ pub mod service;
 pub mod sigv4;
 pub mod xml;
 
-pub use dispatch::{Dispatch, Identity, JsonVersion, KeyError, Keys, Observer, Target};
+pub use dispatch::{Dispatch, Identity, JsonVersion, KeyError, Keys, Observer, PeerAddr, Target};
 pub use error::AwsError;
 pub use service::{
-    Call, Caller, Input, OperationTable, Protocol, Service, ServiceError, ServiceSpec,
+    Access, Call, Caller, Input, OperationTable, Protocol, Service, ServiceError, ServiceSpec,
 };

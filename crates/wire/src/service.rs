@@ -80,12 +80,12 @@ pub enum Input<'a> {
 pub struct Caller {
     principal: policy::Principal,
     user_id: Arc<str>,
-    access: Access,
+    access: Standing,
 }
 
 /// What a caller may do before any policy is looked at.
 #[derive(Clone, Debug)]
-enum Access {
+enum Standing {
     /// The account root: everything (only a resource policy's Deny could stop it).
     Root,
     /// What these identity policies allow.
@@ -99,7 +99,7 @@ impl Caller {
         Self {
             principal: policy::Principal::root(account).with_userid(account),
             user_id: account.into(),
-            access: Access::Root,
+            access: Standing::Root,
         }
     }
 
@@ -113,7 +113,7 @@ impl Caller {
         Self {
             principal: principal.with_userid(user_id),
             user_id: user_id.into(),
-            access: Access::Policies(policies),
+            access: Standing::Policies(policies),
         }
     }
 
@@ -140,14 +140,14 @@ impl Caller {
 
     /// Whether the caller is the account root, which no identity policy restricts.
     pub fn is_root(&self) -> bool {
-        matches!(self.access, Access::Root)
+        matches!(self.access, Standing::Root)
     }
 
     /// The caller's identity policies (none for root: see [`Caller::is_root`]).
     pub fn policies(&self) -> &[policy::Policy] {
         match &self.access {
-            Access::Root => &[],
-            Access::Policies(p) => p,
+            Standing::Root => &[],
+            Standing::Policies(p) => p,
         }
     }
 }
@@ -178,6 +178,154 @@ impl From<AwsError> for ServiceError {
     }
 }
 
+/// One permission a request needs, as the Service Authorization Reference lists it: an
+/// IAM action (`ecs:RunTask`) on a resource (an ARN, or `*` for actions without a
+/// resource type), with the service's condition keys (`ecs:cluster`), the tags the
+/// request sets, and the resource's own policy where it has one (an ECR repository
+/// policy). The dispatch evaluates each with [`policy::evaluate`].
+#[derive(Clone, Debug)]
+pub struct Access {
+    prefix: &'static str,
+    action: &'static str,
+    resource: String,
+    keys: Vec<(&'static str, policy::ContextValue)>,
+    /// Needs no permission at all (see [`Access::public`]).
+    public: bool,
+    request_tags: Vec<(String, String)>,
+    resource_tags: Vec<(String, String)>,
+    resource_policy: Option<Arc<policy::Policy>>,
+}
+
+impl Access {
+    /// `prefix:action` (e.g. `ecs`, `RunTask`) on `resource`.
+    pub fn new(prefix: &'static str, action: &'static str, resource: impl Into<String>) -> Self {
+        Self {
+            prefix,
+            action,
+            resource: resource.into(),
+            keys: Vec::new(),
+            public: false,
+            request_tags: Vec::new(),
+            resource_tags: Vec::new(),
+            resource_policy: None,
+        }
+    }
+
+    /// `prefix:action` on every resource (`*`): actions without a resource type.
+    pub fn any(prefix: &'static str, action: &'static str) -> Self {
+        Self::new(prefix, action, "*")
+    }
+
+    /// `prefix:action`, which AWS answers whatever the caller's policies say (e.g.
+    /// `sts:GetCallerIdentity`): the dispatch does not evaluate it. Explicit, so that an
+    /// operation needing nothing is a decision and never an omission.
+    pub fn public(prefix: &'static str, action: &'static str) -> Self {
+        Self {
+            public: true,
+            ..Self::any(prefix, action)
+        }
+    }
+
+    /// Whether this access needs no permission ([`Access::public`]).
+    pub fn is_public(&self) -> bool {
+        self.public
+    }
+
+    /// Adds a service condition key (e.g. `ecs:cluster`) and its value.
+    #[must_use]
+    pub fn with_key(mut self, key: &'static str, value: impl Into<policy::ContextValue>) -> Self {
+        self.keys.push((key, value.into()));
+        self
+    }
+
+    /// The tags the request sets (`aws:RequestTag/KEY`, `aws:TagKeys`).
+    #[must_use]
+    pub fn with_request_tags(mut self, tags: Vec<(String, String)>) -> Self {
+        self.request_tags = tags;
+        self
+    }
+
+    /// The tags of the resource acted on (`aws:ResourceTag/KEY`).
+    #[must_use]
+    pub fn with_resource_tags(mut self, tags: Vec<(String, String)>) -> Self {
+        self.resource_tags = tags;
+        self
+    }
+
+    /// The resource's own policy, evaluated beside the caller's identity policies.
+    #[must_use]
+    pub fn with_resource_policy(mut self, policy: Arc<policy::Policy>) -> Self {
+        self.resource_policy = Some(policy);
+        self
+    }
+
+    /// The action's service prefix, e.g. `ecs`.
+    pub fn prefix(&self) -> &'static str {
+        self.prefix
+    }
+
+    /// The action's name without prefix, e.g. `RunTask`.
+    pub fn action_name(&self) -> &'static str {
+        self.action
+    }
+
+    /// The full action, e.g. `ecs:RunTask`.
+    pub fn action(&self) -> String {
+        format!("{}:{}", self.prefix, self.action)
+    }
+
+    /// The resource ARN, or `*`.
+    pub fn resource(&self) -> &str {
+        &self.resource
+    }
+
+    /// The service condition keys this access carries.
+    pub fn keys(&self) -> &[(&'static str, policy::ContextValue)] {
+        &self.keys
+    }
+
+    /// The value of condition key `key`, if this access carries it.
+    pub fn key(&self, key: &str) -> Option<&policy::ContextValue> {
+        self.keys.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+    }
+
+    /// The tags the request sets.
+    pub fn request_tags(&self) -> &[(String, String)] {
+        &self.request_tags
+    }
+
+    /// The resource's own policy, if any.
+    pub fn resource_policy(&self) -> Option<&policy::Policy> {
+        self.resource_policy.as_deref()
+    }
+
+    /// Builds the policy request for `principal`, consuming what it carries.
+    pub(crate) fn into_request(
+        self,
+        principal: &policy::Principal,
+    ) -> (policy::Request, Option<Arc<policy::Policy>>) {
+        let mut req = policy::Request::new(principal.clone(), &self.action(), &self.resource);
+        for (k, v) in self.keys {
+            req.set(k, v);
+        }
+        if !self.request_tags.is_empty() {
+            req = req.request_tags(
+                self.request_tags
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str())),
+            );
+        }
+        if !self.resource_tags.is_empty() {
+            req = req.resource_tags(
+                self.resource_tags
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str())),
+            );
+        }
+        (req, self.resource_policy)
+    }
+}
+
 /// An AWS API served through the one dispatch.
 pub trait Service: Send + Sync + 'static {
     /// The generated operation enum.
@@ -194,6 +342,17 @@ pub trait Service: Send + Sync + 'static {
         let _ = op;
         DEFAULT_BODY_LIMIT
     }
+
+    /// What `op` with this call's input needs permission for: at least one [`Access`]
+    /// (an empty list is refused, so nothing is silently allowed). Called before
+    /// [`Service::handle`] for every caller but the account root; input that does not
+    /// decode should still map (to `*` or what can be read) and leave the error to the
+    /// handler. It may read the store (a resource's tags or policy).
+    fn authorize<'a>(
+        &'a self,
+        op: Self::Operation,
+        call: Call<'a>,
+    ) -> impl Future<Output = Result<Vec<Access>, ServiceError>> + Send + 'a;
 
     /// Runs `op`; the answer is the response body in the call's protocol (JSON bytes or
     /// the query protocol's XML document).

@@ -8,8 +8,11 @@ use crate::Registry;
 pub use model::ecr::operations::Operation;
 use serde::Serialize;
 use wire::{
-    Call, Input, JsonVersion, OperationTable, Protocol, Service, ServiceError, ServiceSpec,
+    Access, Call, Input, JsonVersion, OperationTable, Protocol, Service, ServiceError, ServiceSpec,
 };
+
+#[path = "authz.rs"]
+mod authz;
 
 /// UploadLayerPart carries up to 20 MiB of layer data base64-encoded in JSON.
 const MAX_LAYER_PART_BODY_BYTES: usize = 28 * 1024 * 1024;
@@ -127,6 +130,13 @@ impl Service for Registry {
             Operation::UploadLayerPart => MAX_LAYER_PART_BODY_BYTES,
             _ => wire::service::DEFAULT_BODY_LIMIT,
         }
+    }
+
+    async fn authorize(&self, op: Operation, call: Call<'_>) -> Result<Vec<Access>, ServiceError> {
+        let Input::Json(body) = call.input else {
+            return Err(ServiceError::NotImplemented);
+        };
+        Ok(authz::accesses(self, op, body).await)
     }
 
     async fn handle(&self, op: Operation, call: Call<'_>) -> Result<Vec<u8>, ServiceError> {

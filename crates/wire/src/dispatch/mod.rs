@@ -4,9 +4,11 @@
 //! `/service/<service>/operation/<Operation>`. (The registry's `/v2/` routes sit beside
 //! the dispatch: they use registry tokens, not SigV4.)
 
+mod authorize;
 pub mod route;
 mod serve;
 
+pub use authorize::{access_denied, PeerAddr};
 pub use serve::{
     not_implemented, unknown_operation, wrong_service, Dispatch, Identity, KeyError, Keys, Observer,
 };

@@ -3,6 +3,7 @@
 //! name), runs the operation and encodes the answer in the protocol's envelope. It knows
 //! no concrete service: the binary registers them.
 
+use super::authorize::{self, PeerAddr, Transport};
 use super::route::{classify, Addressed};
 use super::Target;
 use crate::envelope::{self, Envelope};
@@ -86,7 +87,8 @@ trait Registered: Send + Sync {
     fn spec(&self) -> ServiceSpec;
     /// The operation's canonical name and body limit.
     fn lookup(&self, operation: &str) -> Option<(&'static str, usize)>;
-    fn run<'a>(&'a self, operation: &str, call: Call<'a>) -> Handled<'a>;
+    /// Authorizes the call (unless the caller is root), then runs the handler.
+    fn run<'a>(&'a self, operation: &str, call: Call<'a>, transport: Transport) -> Handled<'a>;
 }
 
 impl<S: Service> Registered for S {
@@ -97,9 +99,16 @@ impl<S: Service> Registered for S {
         let op = (S::OPERATIONS.from_name)(operation)?;
         Some(((S::OPERATIONS.name)(op), self.body_limit(op)))
     }
-    fn run<'a>(&'a self, operation: &str, call: Call<'a>) -> Handled<'a> {
+    fn run<'a>(&'a self, operation: &str, call: Call<'a>, transport: Transport) -> Handled<'a> {
         match (S::OPERATIONS.from_name)(operation) {
-            Some(op) => Box::pin(self.handle(op, call)),
+            Some(op) => Box::pin(async move {
+                // The root is unrestricted: no mapping, no evaluation, no allocation.
+                if !call.caller.is_root() {
+                    let needs = self.authorize(op, call).await?;
+                    authorize::check(call.caller, needs, transport, authorize::now_millis())?;
+                }
+                self.handle(op, call).await
+            }),
             None => Box::pin(std::future::ready(Err(ServiceError::NotImplemented))),
         }
     }
@@ -210,6 +219,11 @@ impl Dispatch {
         };
         let limit = resolved.operation.map_or(DEFAULT_BODY_LIMIT, |(_, l)| l);
         let query = envelope == Envelope::Query;
+        let transport = Transport {
+            peer: parts.extensions.get::<PeerAddr>().map(|p| p.0.ip()),
+            secure: false,
+            query,
+        };
         let (body, verified, caller) = match self.read_and_verify(parts, body, limit, query).await {
             Ok(v) => v,
             Err(e) => return served(Err(e)),
@@ -220,19 +234,34 @@ impl Dispatch {
             request_id,
         };
         match addressed {
-            Addressed::Query => self.run_query(&body, &verified, &caller, request_id).await,
+            Addressed::Query => {
+                self.run_query(&body, &verified, &caller, request_id, transport)
+                    .await
+            }
             Addressed::Json { target, .. } => {
                 let call = call(Input::Json(&body));
                 served(
-                    self.run_named(&resolved, target, target_name(target), &verified, call)
-                        .await,
+                    self.run_named(
+                        &resolved,
+                        (target, target_name(target)),
+                        &verified,
+                        call,
+                        transport,
+                    )
+                    .await,
                 )
             }
             Addressed::Cbor { operation, .. } => {
                 let call = call(Input::Cbor(&body));
                 served(
-                    self.run_named(&resolved, None, Some(operation), &verified, call)
-                        .await,
+                    self.run_named(
+                        &resolved,
+                        (None, Some(operation)),
+                        &verified,
+                        call,
+                        transport,
+                    )
+                    .await,
                 )
             }
         }
@@ -361,10 +390,10 @@ impl Dispatch {
     async fn run_named(
         &self,
         resolved: &Resolved<'_>,
-        target: Option<&str>,
-        operation: Option<&str>,
+        (target, operation): (Option<&str>, Option<&str>),
         verified: &sigv4::Verified,
         call: Call<'_>,
+        transport: Transport,
     ) -> Result<Vec<u8>, AwsError> {
         let Some(service) = resolved.service else {
             return Err(no_service(target, call.input, verified));
@@ -375,7 +404,7 @@ impl Dispatch {
         if resolved.operation.is_none() {
             return Err(unknown_operation(&spec, name));
         }
-        answer(&spec, name, service.run(name, call).await)
+        answer(&spec, name, service.run(name, call, transport).await)
     }
 
     /// A query request: its service and operation are named in the form body.
@@ -385,6 +414,7 @@ impl Dispatch {
         verified: &sigv4::Verified,
         caller: &Caller,
         request_id: &str,
+        transport: Transport,
     ) -> Served {
         let mut served = Served {
             service: None,
@@ -425,7 +455,7 @@ impl Dispatch {
                     caller,
                     request_id,
                 };
-                answer(&spec, name, service.run(name, call).await)
+                answer(&spec, name, service.run(name, call, transport).await)
             }
         };
         served

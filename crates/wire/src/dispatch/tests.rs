@@ -3,7 +3,9 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
-use crate::service::{Call, Caller, Input, OperationTable, Service, ServiceError, ServiceSpec};
+use crate::service::{
+    Access, Call, Caller, Input, OperationTable, Service, ServiceError, ServiceSpec,
+};
 use crate::{AwsError, JsonVersion, Protocol};
 use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
@@ -16,6 +18,11 @@ use std::time::SystemTime;
 const AKID: &str = "AKIDTEST";
 const SECRET: &str = "secret/key";
 const SESSION_KEY: &str = "ASIATEST";
+/// A user allowed `fake:Echo` anywhere, `fake:Big` only from 10.0.0.0/8.
+const USER_KEY: &str = "AKIDUSER";
+/// A user allowed `fake:*` and `fakeq:*` but explicitly denied `fake:Echo`.
+const DENIED_KEY: &str = "AKIDDENIED";
+const USER_ARN: &str = "arn:aws:iam::1:user/alice";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum JsonOp {
@@ -70,6 +77,16 @@ impl Service for JsonService {
             _ => 64,
         }
     }
+    async fn authorize(&self, op: JsonOp, _: Call<'_>) -> Result<Vec<Access>, ServiceError> {
+        if op == JsonOp::Later {
+            return Ok(vec![Access::public("fake", "Later")]);
+        }
+        Ok(vec![Access::new(
+            "fake",
+            op.name(),
+            "arn:aws:fake::1:thing/t",
+        )])
+    }
     async fn handle(&self, op: JsonOp, call: Call<'_>) -> Result<Vec<u8>, ServiceError> {
         let Input::Json(body) = call.input else {
             return Err(AwsError::server("Wrong", "not JSON").into());
@@ -108,6 +125,9 @@ impl Service for QueryService {
         name: |_| "Ping",
         errors: |_| &[],
     };
+    async fn authorize(&self, _: QueryOp, _: Call<'_>) -> Result<Vec<Access>, ServiceError> {
+        Ok(vec![Access::any("fakeq", "Ping")])
+    }
     async fn handle(&self, _: QueryOp, call: Call<'_>) -> Result<Vec<u8>, ServiceError> {
         Ok(format!("<PingResponse>{}</PingResponse>", call.request_id).into_bytes())
     }
@@ -127,9 +147,20 @@ fn dispatch() -> Dispatch {
                     "arn:aws:iam::1:role/r",
                 ),
                 "AROAEXAMPLE:s",
-                Arc::from(Vec::new()),
+                user(&[r#"{"Effect":"Allow","Action":"fake:*","Resource":"*"}"#])
+                    .caller
+                    .policies()
+                    .into(),
             ),
         }),
+        (USER_KEY, _) => Ok(user(&[
+            r#"{"Effect":"Allow","Action":"fake:Echo","Resource":"arn:aws:fake::1:thing/*"}"#,
+            r#"{"Effect":"Allow","Action":"fake:Big","Resource":"*","Condition":{"IpAddress":{"aws:SourceIp":"10.0.0.0/8"}}}"#,
+        ])),
+        (DENIED_KEY, _) => Ok(user(&[
+            r#"{"Effect":"Allow","Action":["fake:*","fakeq:*"],"Resource":"*"}"#,
+            r#"{"Effect":"Deny","Action":"fake:Echo","Resource":"*"}"#,
+        ])),
         (SESSION_KEY, Some("expired")) => Err(KeyError::ExpiredToken),
         (SESSION_KEY, _) => Err(KeyError::InvalidToken),
         _ => Err(KeyError::Unknown),
@@ -137,6 +168,23 @@ fn dispatch() -> Dispatch {
     Dispatch::new(keys)
         .register(JsonService)
         .register(QueryService)
+}
+
+/// The identity of `alice`, holding one policy with `statements`.
+fn user(statements: &[&str]) -> Identity {
+    let doc = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{}]}}"#,
+        statements.join(",")
+    );
+    let policy = policy::Policy::parse(&doc, policy::PolicyKind::Identity).unwrap();
+    Identity {
+        secret_access_key: SECRET.into(),
+        caller: Caller::new(
+            policy::Principal::user(USER_ARN),
+            "AIDAALICE",
+            Arc::from(vec![policy]),
+        ),
+    }
 }
 
 fn signed(service: &str, headers: &[(&str, &str)], body: &[u8]) -> http::Request<Full<Bytes>> {
@@ -491,4 +539,125 @@ async fn an_unknown_key_is_unrecognized_client_for_json_and_invalid_client_token
         "{}",
         text(&r)
     );
+}
+
+fn as_key(
+    key: &str,
+    service: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> http::Request<Full<Bytes>> {
+    let creds = Credentials::new(key, SECRET, None, None, "test");
+    signed_as(creds, "/", service, headers, body)
+}
+
+fn json_as(key: &str, target: &str) -> http::Request<Full<Bytes>> {
+    let headers = [
+        ("content-type", "application/x-amz-json-1.1"),
+        ("x-amz-target", target),
+    ];
+    as_key(key, "fake", &headers, b"{}")
+}
+
+#[tokio::test]
+async fn a_user_is_allowed_what_its_policy_allows() {
+    let r = dispatch()
+        .serve(json_as(USER_KEY, "Fake_20240101.Echo"))
+        .await;
+    assert_eq!(r.status(), 200, "{}", text(&r));
+    assert_eq!(text(&r), format!("{{}}{USER_ARN}"));
+}
+
+#[tokio::test]
+async fn a_user_is_denied_what_no_policy_allows_with_aws_message_and_the_handler_never_runs() {
+    // `Fail` would answer a server fault if its handler ran.
+    let r = dispatch()
+        .serve(json_as(USER_KEY, "Fake_20240101.Fail"))
+        .await;
+    assert_eq!(
+        (r.status().as_u16(), json_code(&r)),
+        (400, "AccessDeniedException".to_owned())
+    );
+    let v: serde_json::Value = serde_json::from_slice(r.body()).unwrap();
+    assert_eq!(
+        v["message"],
+        "User: arn:aws:iam::1:user/alice is not authorized to perform: fake:Fail on resource: \
+         arn:aws:fake::1:thing/t because no identity-based policy allows the fake:Fail action"
+    );
+}
+
+#[tokio::test]
+async fn an_explicit_deny_beats_an_allow() {
+    let d = dispatch();
+    let r = d.serve(json_as(DENIED_KEY, "Fake_20240101.Echo")).await;
+    assert_eq!(json_code(&r), "AccessDeniedException");
+    assert!(
+        text(&r).contains("with an explicit deny in an identity-based policy"),
+        "{}",
+        text(&r)
+    );
+    let r = d.serve(json_as(DENIED_KEY, "Fake_20240101.Fail")).await;
+    assert_eq!(
+        (r.status().as_u16(), json_code(&r)),
+        (500, "ServerException".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn query_denials_are_access_denied_403_in_the_query_shape() {
+    let form = b"Action=Ping&Version=2020-01-01";
+    let headers = [(
+        "content-type",
+        "application/x-www-form-urlencoded; charset=utf-8",
+    )];
+    let r = dispatch()
+        .serve(as_key(USER_KEY, "fakeq", &headers, form))
+        .await;
+    assert_eq!(r.status(), 403);
+    assert!(
+        text(&r).contains("<Type>Sender</Type><Code>AccessDenied</Code>"),
+        "{}",
+        text(&r)
+    );
+    assert!(
+        text(&r).contains("User: arn:aws:iam::1:user/alice is not authorized to perform: fakeq:Ping on resource: *"),
+        "{}",
+        text(&r)
+    );
+    let r = dispatch()
+        .serve(as_key(DENIED_KEY, "fakeq", &headers, form))
+        .await;
+    assert_eq!(r.status(), 200, "{}", text(&r));
+}
+
+#[tokio::test]
+async fn the_peer_address_fills_aws_source_ip() {
+    let d = dispatch();
+    let from = |ip: [u8; 4]| {
+        let mut req = json_as(USER_KEY, "Fake_20240101.Big");
+        req.extensions_mut()
+            .insert(PeerAddr(std::net::SocketAddr::from((ip, 40000))));
+        req
+    };
+    assert_eq!(d.serve(from([10, 1, 2, 3])).await.status(), 200);
+    let r = d.serve(from([192, 168, 1, 1])).await;
+    assert_eq!(json_code(&r), "AccessDeniedException");
+    let r = d.serve(json_as(USER_KEY, "Fake_20240101.Big")).await;
+    assert_eq!(json_code(&r), "AccessDeniedException");
+}
+
+#[tokio::test]
+async fn the_root_is_never_evaluated() {
+    // The root key reaches `Fail`'s handler, which no policy allows.
+    let r = dispatch().serve(json("Fake_20240101.Fail", b"{}")).await;
+    assert_eq!(json_code(&r), "ServerException");
+}
+
+#[tokio::test]
+async fn a_public_access_needs_no_policy() {
+    // `Later` needs no permission: the user with no policy for it reaches its handler.
+    let r = dispatch()
+        .serve(json_as(USER_KEY, "Fake_20240101.Later"))
+        .await;
+    assert_eq!(json_code(&r), "UnknownOperationException", "{}", text(&r));
 }

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Cost of authorization: one server, one run, DescribeTaskDefinition and
+# RegisterTaskDefinition throughput at CONCURRENCY clients signed by the account root
+# (the admin key: no evaluation) and by an IAM user whose realistic policy (several
+# statements, wildcards, a condition) allows them. Prints each median and the user/root
+# ratio: issue 14 asks for ≥ 0.95 (Describe) and ≥ 0.90 (Register).
+#
+#   bench/authz.sh            # uses target/release/{stevedore,loadgen}
+#   ROUNDS=3 DURATION=10 CONCURRENCY=16 STEVEDORE=... LOADGEN=... bench/authz.sh
+#
+# Needs the IAM API (CreateUser, PutUserPolicy, CreateAccessKey) and boto3 (PYTHON).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+STEVEDORE=${STEVEDORE:-$ROOT/target/release/stevedore}
+LOADGEN=${LOADGEN:-$ROOT/target/release/loadgen}
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10}
+CONCURRENCY=${CONCURRENCY:-16}
+PY=${PYTHON:-python3}
+
+WORK=$(mktemp -d /tmp/stevedore-authz.XXXXXX)
+PID=""
+cleanup() {
+  [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+PORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+ENDPOINT="http://127.0.0.1:$PORT"
+
+echo "# commit $(git rev-parse --short HEAD)$(git diff --quiet || echo -dirty); $(nproc) cores," \
+  "$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)," \
+  "$(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# command: STEVEDORE=$STEVEDORE ROUNDS=$ROUNDS DURATION=$DURATION CONCURRENCY=$CONCURRENCY bench/authz.sh"
+
+env -u STEVEDORE_ADMIN_ACCESS_KEY_ID -u STEVEDORE_ADMIN_SECRET_ACCESS_KEY \
+  "$STEVEDORE" server --listen "127.0.0.1:$PORT" --data-dir "$WORK/data" \
+  --region us-east-1 --account-id 000000000000 >"$WORK/server.log" 2>&1 &
+PID=$!
+for _ in $(seq 1 300); do
+  curl -fsS "$ENDPOINT/health" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+ROOT_KEY=$(awk -F' *= *' '/aws_access_key_id/ {print $2}' "$WORK/data/credentials")
+ROOT_SECRET=$(awk -F' *= *' '/aws_secret_access_key/ {print $2}' "$WORK/data/credentials")
+
+# The user and its policy: what a team's deploy role typically holds.
+read -r USER_KEY USER_SECRET < <("$PY" - "$ENDPOINT" "$ROOT_KEY" "$ROOT_SECRET" <<'PYEOF'
+import json, sys, boto3
+endpoint, key, secret = sys.argv[1:4]
+iam = boto3.client("iam", endpoint_url=endpoint, region_name="us-east-1",
+                   aws_access_key_id=key, aws_secret_access_key=secret)
+policy = {"Version": "2012-10-17", "Statement": [
+    {"Sid": "Read", "Effect": "Allow", "Action": ["ecs:Describe*", "ecs:List*"], "Resource": "*"},
+    {"Sid": "Logs", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+     "Resource": "arn:aws:logs:*:000000000000:log-group:/ecs/*"},
+    {"Sid": "Deploy", "Effect": "Allow",
+     "Action": ["ecs:RegisterTaskDefinition", "ecs:DeregisterTaskDefinition", "ecs:UpdateService"],
+     "Resource": "*", "Condition": {"StringEquals": {"aws:PrincipalAccount": "000000000000"}}},
+    {"Sid": "Pull", "Effect": "Allow", "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+     "Resource": "arn:aws:ecr:us-east-1:000000000000:repository/team/*"},
+    {"Sid": "NoDeletes", "Effect": "Deny", "Action": ["ecs:Delete*", "iam:*"], "Resource": "*"},
+]}
+iam.create_user(UserName="bench")
+iam.put_user_policy(UserName="bench", PolicyName="deploy", PolicyDocument=json.dumps(policy))
+k = iam.create_access_key(UserName="bench")["AccessKey"]
+print(k["AccessKeyId"], k["SecretAccessKey"])
+PYEOF
+)
+
+run() { # label key secret op
+  local extra=()
+  [ "$4" = describe-task-definition ] && extra=(--prepare)
+  printf '%s %s ' "$1" "$4"
+  "$LOADGEN" --endpoint "$ENDPOINT" --access-key "$2" --secret-key "$3" \
+    --region us-east-1 --op "$4" --concurrency "$CONCURRENCY" --duration-secs "$DURATION" \
+    "${extra[@]}" | tail -n 1
+}
+
+for round in $(seq 1 "$ROUNDS"); do
+  for op in describe-task-definition register-task-definition; do
+    # Alternate the order so neither caller always runs on a warmer server.
+    if [ $((round % 2)) -eq 1 ]; then
+      run root "$ROOT_KEY" "$ROOT_SECRET" "$op" >>"$WORK/results"
+      run user "$USER_KEY" "$USER_SECRET" "$op" >>"$WORK/results"
+    else
+      run user "$USER_KEY" "$USER_SECRET" "$op" >>"$WORK/results"
+      run root "$ROOT_KEY" "$ROOT_SECRET" "$op" >>"$WORK/results"
+    fi
+  done
+done
+
+"$PY" - "$WORK/results" <<'PYEOF'
+import json, statistics, sys
+runs = {}
+for line in open(sys.argv[1]):
+    label, op, js = line.split(" ", 2)
+    runs.setdefault((op, label), []).append(json.loads(js))
+print("\n| op | root rps (median) | user rps (median) | user/root | target | errors |")
+print("|---|---:|---:|---:|---:|---:|")
+for op, target in (("describe-task-definition", 0.95), ("register-task-definition", 0.90)):
+    r, u = runs[(op, "root")], runs[(op, "user")]
+    mr = statistics.median(x["rps"] for x in r)
+    mu = statistics.median(x["rps"] for x in u)
+    errs = sum(x["errors"] for x in r + u)
+    print(f"| {op} | {mr:.0f} | {mu:.0f} | **{mu / mr:.3f}** | ≥ {target} | {errs} |")
+PYEOF

@@ -1,0 +1,90 @@
+//! Authorization of one call: each [`Access`] a service says an operation needs is
+//! evaluated with [`policy::evaluate`] against the caller's identity policies (and the
+//! resource's policy where the service supplies one), with the global condition keys only
+//! the dispatch knows: the time, the peer address and whether the request came over TLS.
+//! The account root never gets here (the dispatch skips it: a fast path).
+
+use crate::service::{Access, Caller};
+use crate::AwsError;
+use std::net::{IpAddr, SocketAddr};
+
+/// The address a request came from, put in its extensions by the HTTP server so the
+/// dispatch can fill `aws:SourceIp`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerAddr(pub SocketAddr);
+
+/// What the dispatch knows of a request's transport, for condition keys and the
+/// denial's shape.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Transport {
+    /// The peer's address (`aws:SourceIp`), when the server passed it.
+    pub peer: Option<IpAddr>,
+    /// Whether the request came over TLS (`aws:SecureTransport`).
+    pub secure: bool,
+    /// Whether denials are worded as query protocols word them.
+    pub query: bool,
+}
+
+/// Evaluates every access; the first denied one answers AWS's access-denied error in the
+/// protocol's shape. An empty list is refused too: nothing is silently allowed.
+pub(crate) fn check(
+    caller: &Caller,
+    needs: Vec<Access>,
+    transport: Transport,
+    now_millis: i64,
+) -> Result<(), AwsError> {
+    if needs.is_empty() {
+        return Err(AwsError::server(
+            "InternalFailure",
+            "The operation maps to no IAM action, so it is refused.",
+        ));
+    }
+    let identity: Vec<&policy::Policy> = caller.policies().iter().collect();
+    for need in needs {
+        if need.is_public() {
+            continue;
+        }
+        let (mut req, resource_policy) = need.into_request(caller.principal());
+        req = req
+            .at_epoch_millis(now_millis)
+            .secure_transport(transport.secure);
+        if let Some(ip) = transport.peer {
+            req = req.source_ip(ip);
+        }
+        let resource: Vec<&policy::Policy> = resource_policy.as_deref().into_iter().collect();
+        let set = policy::PolicySet {
+            identity: &identity,
+            resource: &resource,
+            session: None,
+        };
+        let decision = policy::evaluate(&req, set);
+        if let Some(denied) = policy::AccessDenied::for_decision(&req, &decision) {
+            tracing::debug!(
+                principal = caller.principal_arn(),
+                action = req.action(),
+                resource = req.resource(),
+                "Request denied by policy."
+            );
+            return Err(access_denied(&denied.to_string(), transport.query));
+        }
+    }
+    Ok(())
+}
+
+/// AWS's denial: `AccessDenied` (403) in query protocols, `AccessDeniedException`
+/// (400, as ECS, ECR and Logs answer it) in JSON and CBOR ones.
+pub fn access_denied(message: &str, query: bool) -> AwsError {
+    if query {
+        AwsError::client("AccessDenied", message).with_status(403)
+    } else {
+        AwsError::client("AccessDeniedException", message)
+    }
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub(crate) fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
