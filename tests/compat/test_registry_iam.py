@@ -24,9 +24,15 @@ def iam(server):
 
 
 def user_credentials(iam, tmp_path: Path, policy: dict | None = None) -> tuple[str, Path]:
-    """A new user (with `policy` inline, if any) and an AWS credentials file with its key."""
+    """A new user allowed to log in (ecr:GetAuthorizationToken), with `policy` inline if
+    any, and an AWS credentials file with its key."""
     name = unique("ecr-user")
     arn = iam.create_user(UserName=name)["User"]["Arn"]
+    # Logging in needs ecr:GetAuthorizationToken (a registry-wide action); what the token
+    # may then pull or push is the repository's business.
+    login_only = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"}]}
+    iam.put_user_policy(UserName=name, PolicyName="login", PolicyDocument=json.dumps(login_only))
     if policy is not None:
         iam.put_user_policy(UserName=name, PolicyName="p", PolicyDocument=json.dumps(policy))
     key = iam.create_access_key(UserName=name)["AccessKey"]

@@ -111,8 +111,14 @@ def test_assume_role_named_in_the_trust_policy_gives_working_session_credentials
     ident = json.loads(proc.stdout)
     assert ident["Arn"] == f"arn:aws:sts::{ACCOUNT_ID}:assumed-role/{role}/s1"
     assert ident["UserId"] == out["AssumedRoleUser"]["AssumedRoleId"]
-    # The session acts as the role in other services too.
+    # The session acts as the role in other services too: with no policy it may do nothing,
+    # and once the role is allowed ecs:ListClusters, the live session may list.
     ecs = _client(server, "ecs", creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"])
+    with pytest.raises(botocore.exceptions.ClientError) as info:
+        ecs.list_clusters()
+    assert info.value.response["Error"]["Code"] == "AccessDeniedException"
+    iam.put_role_policy(RoleName=role, PolicyName="list", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "ecs:ListClusters", "Resource": "*"}]}))
     assert "clusterArns" in ecs.list_clusters()
 
 

@@ -16,6 +16,7 @@ import urllib.request
 
 import boto3
 import botocore.config
+import botocore.exceptions
 import pytest
 
 from agent_fixtures import IMAGE, agent_connected, agent_env, describe_task, wait_for
@@ -145,11 +146,12 @@ def test_a_container_reads_its_task_role_credentials_at_169_254_170_2(env):
     assert me["Account"] == ACCOUNT_ID
     ecs = session_client(env, "ecs", creds)
     assert "clusterArns" in ecs.list_clusters()
-    # LEAD: once every call is authorized (the authorization branch), assert here that the
-    # role's credentials are denied RunTask (its policy allows ecs:ListClusters only):
-    #   with pytest.raises(botocore.exceptions.ClientError) as e:
-    #       ecs.run_task(cluster=cluster, taskDefinition=task["taskDefinitionArn"])
-    #   assert e.value.response["Error"]["Code"] == "AccessDeniedException"
+    # Every call is authorized as its principal: the role's policy allows ecs:ListClusters
+    # only, so RunTask is denied with AWS's code and message.
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        ecs.run_task(cluster=cluster, taskDefinition=task["taskDefinitionArn"])
+    assert e.value.response["Error"]["Code"] == "AccessDeniedException"
+    assert "is not authorized to perform: ecs:RunTask" in e.value.response["Error"]["Message"]
 
     # The same id from outside the task (the host) and unknown or missing ids are refused
     # as ECS refuses them.

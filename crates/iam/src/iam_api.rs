@@ -4,15 +4,17 @@
 
 use crate::directory::Directory;
 use crate::error::IamError;
-use model::iam::operations::{Operation, API_VERSION};
 use crate::records::{RoleRecord, Tag, UserRecord};
 use crate::xml::{self, Xml};
 use crate::{managed, profiles, roles, users, Core, Iam};
+use model::iam::operations::{Operation, API_VERSION};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use store::{Step, Txn};
 use wire::query::QueryView;
-use wire::{Call, Caller, Input, OperationTable, Protocol, Service, ServiceError, ServiceSpec};
+use wire::{
+    Access, Call, Caller, Input, OperationTable, Protocol, Service, ServiceError, ServiceSpec,
+};
 
 /// What a handler answers: the `<OpResult>` content, or `None` for operations with no output.
 pub(crate) type Answer = Result<Option<String>, IamError>;
@@ -123,6 +125,19 @@ impl Service for Iam {
         name: Operation::name,
         errors: Operation::errors,
     };
+
+    async fn authorize(&self, op: Operation, call: Call<'_>) -> Result<Vec<Access>, ServiceError> {
+        let Input::Query(params) = call.input else {
+            return Err(ServiceError::NotImplemented);
+        };
+        let account = self.core.dir().account().to_owned();
+        Ok(crate::authz::iam_accesses(
+            &account,
+            op,
+            &params.view(),
+            call.caller,
+        ))
+    }
 
     async fn handle(&self, op: Operation, call: Call<'_>) -> Result<Vec<u8>, ServiceError> {
         let Input::Query(params) = call.input else {

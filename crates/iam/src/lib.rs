@@ -8,6 +8,7 @@
 //! - Temporary credentials ([`token`]) are self-contained HMAC-authenticated records under
 //!   a server key kept in the store: AssumeRole writes nothing.
 
+mod authz;
 mod directory;
 mod error;
 mod iam_api;
@@ -24,8 +25,8 @@ mod xml;
 pub use directory::{Clock, Directory, RoleEntry};
 pub use error::IamError;
 pub use model::iam::operations::Operation as IamOperation;
-pub use sts::SessionCredentials;
 pub use model::sts::operations::Operation as StsOperation;
+pub use sts::SessionCredentials;
 
 use rand::RngCore;
 use records::ServerKey;

@@ -3,15 +3,17 @@
 
 use crate::directory::{session_arn, Directory, RoleEntry};
 use crate::error::IamError;
-use model::sts::operations::{Operation, API_VERSION};
 use crate::token::{Claims, Subject};
 use crate::xml::{self, Xml};
 use crate::{records, validate, Sts};
+use model::sts::operations::{Operation, API_VERSION};
 use policy::{evaluate, Decision, Policy, PolicySet, Principal, PrincipalKind, Request};
 use serde_json::Value;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use wire::query::QueryView;
-use wire::{Call, Caller, Input, OperationTable, Protocol, Service, ServiceError, ServiceSpec};
+use wire::{
+    Access, Call, Caller, Input, OperationTable, Protocol, Service, ServiceError, ServiceSpec,
+};
 
 /// Temporary credentials.
 #[derive(Clone, PartialEq, Eq)]
@@ -326,6 +328,10 @@ impl Service for Sts {
         name: Operation::name,
         errors: Operation::errors,
     };
+
+    async fn authorize(&self, op: Operation, _call: Call<'_>) -> Result<Vec<Access>, ServiceError> {
+        Ok(crate::authz::sts_accesses(op))
+    }
 
     async fn handle(&self, op: Operation, call: Call<'_>) -> Result<Vec<u8>, ServiceError> {
         let Input::Query(params) = call.input else {

@@ -547,3 +547,44 @@ async fn iam_refuses_duplicates_conflicts_and_quotas_with_aws_codes() {
     let unserved = iam_call(&f, &root(), "ListGroups", &[]).await;
     assert_eq!(unserved.err().as_deref(), Some("NotImplemented"));
 }
+
+#[tokio::test]
+async fn every_operation_answers_and_needs_an_iam_or_sts_access() {
+    let f = fixture().await;
+    let caller = Caller::root(ACCOUNT);
+    let iam_form = parse_form(b"Version=2010-05-08").expect("form");
+    let sts_form = parse_form(b"Version=2011-06-15").expect("form");
+    // ValidationError is the query protocol's unmodelled parameter error.
+    let iam = wire::conformance::every_operation_answers(
+        &f.iam,
+        Input::Query(&iam_form),
+        &caller,
+        &["ValidationError"],
+    )
+    .await;
+    assert!(iam.served >= 30, "IAM operations served: {iam:?}");
+    let sts = wire::conformance::every_operation_answers(
+        &f.sts,
+        Input::Query(&sts_form),
+        &caller,
+        &["ValidationError"],
+    )
+    .await;
+    assert_eq!(sts.served, 3, "STS operations served");
+    let n = wire::conformance::every_operation_needs_access(
+        &f.iam,
+        Input::Query(&iam_form),
+        &caller,
+        "iam",
+    )
+    .await;
+    assert!(n >= IamOperation::ALL.len());
+    let n = wire::conformance::every_operation_needs_access(
+        &f.sts,
+        Input::Query(&sts_form),
+        &caller,
+        "sts",
+    )
+    .await;
+    assert!(n >= StsOperation::ALL.len());
+}

@@ -113,18 +113,10 @@ pub(crate) async fn accesses(reg: &Registry, op: Operation, body: &[u8]) -> Vec<
     out
 }
 
-/// The repository's policy, compiled. (The `ecrauth` branch caches compiled policies in
-/// `Registry::repository_policy`; this reads the stored text until both meet.)
+/// The repository's policy, compiled (cached by the registry; a missing repository has
+/// none: the handler answers RepositoryNotFoundException).
 async fn repository_policy(reg: &Registry, name: &str) -> Option<Arc<policy::Policy>> {
-    let (rec, _) = reg.repo(name).await.ok()?;
-    let text = rec.policy?;
-    match policy::Policy::parse(&text, policy::PolicyKind::Resource) {
-        Ok(p) => Some(Arc::new(p)),
-        Err(e) => {
-            tracing::warn!(repository = name, error = %e, "Stored repository policy does not parse; it is ignored.");
-            None
-        }
-    }
+    reg.repository_policy(name).await.ok().flatten()
 }
 
 #[cfg(test)]
