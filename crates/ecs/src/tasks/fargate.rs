@@ -473,8 +473,13 @@ impl Ecs {
             {
                 let mut view = shared.lock().await;
                 self.refresh_view(cluster, &mut view, asked).await?;
+                // Ready once its agent is registered AND connected: placement refuses an
+                // instance whose channel is not open yet (AGENT), and the channel opens a
+                // moment after registration.
                 let ready = view.stored.iter().any(|s| {
-                    s.fargate && s.instance.status == Some(ContainerInstanceStatus::Active)
+                    s.fargate
+                        && s.instance.status == Some(ContainerInstanceStatus::Active)
+                        && s.instance.agent_connected == Some(true)
                 });
                 if ready {
                     return Ok(());
