@@ -91,7 +91,7 @@ impl Elbv2 {
             XML_NAMESPACE,
             op.name(),
             request_id,
-            &result,
+            Some(&result),
         ))
     }
 }

@@ -243,7 +243,7 @@ pub(crate) fn write_user(x: &mut Xml, u: &UserRecord) {
         .leaf("UserName", &u.name)
         .leaf("UserId", &u.id)
         .leaf("Arn", &u.arn)
-        .leaf("CreateDate", &xml::iso8601(u.created));
+        .leaf("CreateDate", &xml::iso8601_secs(u.created));
     write_tags(x, &u.tags);
 }
 
@@ -252,7 +252,7 @@ pub(crate) fn write_role(x: &mut Xml, r: &RoleRecord) {
         .leaf("RoleName", &r.name)
         .leaf("RoleId", &r.id)
         .leaf("Arn", &r.arn)
-        .leaf("CreateDate", &xml::iso8601(r.created))
+        .leaf("CreateDate", &xml::iso8601_secs(r.created))
         .leaf("AssumeRolePolicyDocument", &xml::policy_document(&r.trust))
         .opt("Description", r.description.as_deref())
         .leaf("MaxSessionDuration", &r.max_session.to_string());

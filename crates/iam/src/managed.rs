@@ -76,8 +76,8 @@ fn write_policy(x: &mut Xml, p: Listed<'_>, attachments: usize) {
         .leaf("PermissionsBoundaryUsageCount", "0")
         .leaf("IsAttachable", "true")
         .opt("Description", description)
-        .leaf("CreateDate", &xml::iso8601(created))
-        .leaf("UpdateDate", &xml::iso8601(updated));
+        .leaf("CreateDate", &xml::iso8601_secs(created))
+        .leaf("UpdateDate", &xml::iso8601_secs(updated));
 }
 
 fn not_found(arn: &str) -> IamError {
@@ -168,7 +168,7 @@ fn write_version(x: &mut Xml, document: &str, id: &str, default: bool, created: 
         x.leaf("Document", &xml::policy_document(document))
             .leaf("VersionId", id)
             .leaf("IsDefaultVersion", if default { "true" } else { "false" })
-            .leaf("CreateDate", &xml::iso8601(created));
+            .leaf("CreateDate", &xml::iso8601_secs(created));
     });
 }
 
@@ -248,7 +248,7 @@ pub(crate) async fn create_policy_version(core: &Core, q: &QueryView<'_>) -> Ans
                 "IsDefaultVersion",
                 if is_default { "true" } else { "false" },
             )
-            .leaf("CreateDate", &xml::iso8601(now));
+            .leaf("CreateDate", &xml::iso8601_secs(now));
     });
     Ok(Some(x.finish()))
 }

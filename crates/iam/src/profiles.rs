@@ -22,7 +22,7 @@ fn write_profile(core: &Core, x: &mut Xml, p: &ProfileRecord) {
             .leaf("InstanceProfileName", &p.name)
             .leaf("InstanceProfileId", &p.id)
             .leaf("Arn", &p.arn)
-            .leaf("CreateDate", &xml::iso8601(p.created));
+            .leaf("CreateDate", &xml::iso8601_secs(p.created));
         let roles: Vec<_> = p.roles.iter().filter_map(|r| core.dir().role(r)).collect();
         x.list("Roles", roles, |m, r| iam_api::write_role(m, &r.record));
     });

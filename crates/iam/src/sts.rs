@@ -44,7 +44,7 @@ impl SessionCredentials {
             .expiration
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-        xml::iso8601(secs)
+        xml::iso8601_secs(secs)
     }
 }
 

@@ -453,7 +453,10 @@ async fn role_sessions_for_services_need_the_service_in_the_trust_policy() {
         identity.caller.principal_arn(),
         format!("arn:aws:sts::{ACCOUNT}:assumed-role/task/task-1")
     );
-    assert_eq!(creds.expiration_iso8601(), crate::xml::iso8601(NOW + 3600));
+    assert_eq!(
+        creds.expiration_iso8601(),
+        crate::xml::iso8601_secs(NOW + 3600)
+    );
     let err = f
         .iam
         .issue_role_session(&arn, "task-1", "ec2.amazonaws.com", hour)

@@ -78,7 +78,7 @@ pub(crate) fn get_user(core: &Core, q: &QueryView<'_>, caller: &Caller) -> Answe
                 .leaf("UserName", "root")
                 .leaf("UserId", caller.user_id())
                 .leaf("Arn", caller.principal_arn())
-                .leaf("CreateDate", &xml::iso8601(0));
+                .leaf("CreateDate", &xml::iso8601_secs(0));
         });
         return Ok(Some(x.finish()));
     }
@@ -156,7 +156,7 @@ pub(crate) async fn create_access_key(core: &Core, q: &QueryView<'_>, caller: &C
             .leaf("AccessKeyId", &key.id)
             .leaf("Status", "Active")
             .leaf("SecretAccessKey", &key.secret)
-            .leaf("CreateDate", &xml::iso8601(key.created));
+            .leaf("CreateDate", &xml::iso8601_secs(key.created));
     });
     Ok(Some(x.finish()))
 }
@@ -170,7 +170,7 @@ pub(crate) fn list_access_keys(core: &Core, q: &QueryView<'_>, caller: &Caller) 
         m.leaf("UserName", &user.name)
             .leaf("AccessKeyId", &k.id)
             .leaf("Status", if k.active { "Active" } else { "Inactive" })
-            .leaf("CreateDate", &xml::iso8601(k.created));
+            .leaf("CreateDate", &xml::iso8601_secs(k.created));
     });
     iam_api::truncation(&mut x, next);
     Ok(Some(x.finish()))

@@ -88,13 +88,21 @@ fn escape_into(out: &mut String, text: &str) {
 }
 
 /// The whole response document for `operation` of the service whose XML namespace is
-/// `namespace`, with `result` (the members of the output shape) inside `<OpResult>`.
-pub fn envelope(namespace: &str, operation: &str, request_id: &str, result: &str) -> String {
-    let mut out = String::with_capacity(result.len() + 256);
+/// `namespace`, with `result` (the members of the output shape) inside `<OpResult>`;
+/// `None` leaves the result element out, as IAM answers operations without output.
+pub fn envelope(
+    namespace: &str,
+    operation: &str,
+    request_id: &str,
+    result: Option<&str>,
+) -> String {
+    let mut out = String::with_capacity(result.map_or(0, str::len) + 256);
     out.push_str(&format!("<{operation}Response xmlns=\"{namespace}\">"));
-    out.push_str(&format!("<{operation}Result>"));
-    out.push_str(result);
-    out.push_str(&format!("</{operation}Result>"));
+    if let Some(result) = result {
+        out.push_str(&format!("<{operation}Result>"));
+        out.push_str(result);
+        out.push_str(&format!("</{operation}Result>"));
+    }
     out.push_str("<ResponseMetadata><RequestId>");
     escape_into(&mut out, request_id);
     out.push_str("</RequestId></ResponseMetadata>");
@@ -105,13 +113,19 @@ pub fn envelope(namespace: &str, operation: &str, request_id: &str, result: &str
 /// Epoch milliseconds as ISO-8601 UTC with milliseconds (`2024-11-26T10:05:00.123Z`),
 /// the timestamp format of the query protocol.
 pub fn iso8601(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
     let millis = ms.rem_euclid(1000);
+    let whole = iso8601_secs(ms.div_euclid(1000));
+    format!("{}.{millis:03}Z", whole.trim_end_matches('Z'))
+}
+
+/// Unix seconds as ISO-8601 UTC in whole seconds (`2024-11-26T10:35:00Z`), as IAM and STS
+/// answer dates.
+pub fn iso8601_secs(secs: i64) -> String {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
     format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
         rem / 3600,
         (rem % 3600) / 60,
         rem % 60
@@ -152,7 +166,7 @@ mod tests {
     #[test]
     fn envelope_wraps_result_and_request_id() {
         const NAMESPACE: &str = "http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/";
-        let doc = envelope(NAMESPACE, "DeleteRule", "rid-1", "");
+        let doc = envelope(NAMESPACE, "DeleteRule", "rid-1", Some(""));
         assert_eq!(
             doc,
             format!("<DeleteRuleResponse xmlns=\"{NAMESPACE}\"><DeleteRuleResult></DeleteRuleResult><ResponseMetadata><RequestId>rid-1</RequestId></ResponseMetadata></DeleteRuleResponse>")
@@ -164,5 +178,15 @@ mod tests {
         assert_eq!(iso8601(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(iso8601(1_732_615_500_123), "2024-11-26T10:05:00.123Z");
         assert_eq!(iso8601(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(iso8601(-1), "1969-12-31T23:59:59.999Z");
+        assert_eq!(iso8601_secs(0), "1970-01-01T00:00:00Z");
+        assert_eq!(iso8601_secs(1_732_617_300), "2024-11-26T10:35:00Z");
+    }
+
+    #[test]
+    fn envelope_without_result_has_no_result_element() {
+        let doc = envelope("ns", "DeleteUser", "r1", None);
+        assert!(!doc.contains("DeleteUserResult"));
+        assert!(doc.contains("<RequestId>r1</RequestId>"));
     }
 }
