@@ -401,18 +401,18 @@ impl ApiClient {
             Vec::new()
         } else {
             compute_signature_headers(
-            &inner.credentials,
-            Scope {
-                service: signing.service,
-                region: &inner.region,
-            },
-            "POST",
-            &uri_text,
-            &base,
-            &body,
-            now,
-        )
-        .map_err(|e| ApiError::Signing(e.to_string()))?
+                &inner.credentials,
+                Scope {
+                    service: signing.service,
+                    region: &inner.region,
+                },
+                "POST",
+                &uri_text,
+                &base,
+                &body,
+                now,
+            )
+            .map_err(|e| ApiError::Signing(e.to_string()))?
         };
         let mut builder = http::Request::builder().method("POST").uri(uri);
         for (k, v) in base.iter().copied() {

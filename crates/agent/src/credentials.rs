@@ -56,10 +56,7 @@ impl Credentials {
     /// Makes every clone of this source sign with `other`'s current value from now on.
     pub fn replace(&self, other: &Credentials) {
         let next = other.snapshot();
-        *self
-            .current
-            .write()
-            .unwrap_or_else(PoisonError::into_inner) = next;
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = next;
     }
 
     /// Looks in the process environment, then the shared credentials file.

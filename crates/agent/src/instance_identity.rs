@@ -169,9 +169,11 @@ pub fn read_identity(state_dir: &Path) -> Result<Option<InstanceIdentity>, JoinE
         error,
     };
     match std::fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| file_error(format!("not an instance identity ({e}); remove it and join with a new token"))),
+        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+            file_error(format!(
+                "not an instance identity ({e}); remove it and join with a new token"
+            ))
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(file_error(e.to_string())),
     }
@@ -320,9 +322,7 @@ pub async fn keep_fresh(
     let mut attempt = 0u32;
     let mut wake = compute_refresh_at(SystemTime::now(), expires);
     loop {
-        let wait = wake
-            .duration_since(SystemTime::now())
-            .unwrap_or_default();
+        let wait = wake.duration_since(SystemTime::now()).unwrap_or_default();
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
             _ = shutdown.wait_for(|s| *s) => return,
@@ -364,10 +364,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         assert!(read_identity(dir.path()).expect("reads").is_none());
         write_identity(dir.path(), &identity()).expect("writes");
-        assert_eq!(
-            read_identity(dir.path()).expect("reads"),
-            Some(identity())
-        );
+        assert_eq!(read_identity(dir.path()).expect("reads"), Some(identity()));
         let mode = std::fs::metadata(identity_path(dir.path()))
             .expect("exists")
             .permissions()

@@ -17,7 +17,12 @@ fn instance(id: &str) -> Caller {
     .with_instance_id(id)
 }
 
-async fn call_as(ecs: &Ecs, caller: &Caller, op: &str, body: Value) -> Result<Value, wire::AwsError> {
+async fn call_as(
+    ecs: &Ecs,
+    caller: &Caller,
+    op: &str,
+    body: Value,
+) -> Result<Value, wire::AwsError> {
     let bytes = serde_json::to_vec(&body).expect("json");
     match ecs.handle(op, &bytes, caller).await {
         Ok(out) => Ok(serde_json::from_slice(&out).expect("response is JSON")),
@@ -38,7 +43,10 @@ fn registration(arn: Option<&str>) -> Value {
 #[tokio::test]
 async fn another_instance_cannot_report_for_open_the_channel_of_or_reregister_an_instance() {
     let f = fixture();
-    let (a, b) = (instance("i-0000000000000000a"), instance("i-0000000000000000b"));
+    let (a, b) = (
+        instance("i-0000000000000000a"),
+        instance("i-0000000000000000b"),
+    );
     call(&f.ecs, "CreateCluster", json!({"clusterName": "own"}))
         .await
         .expect("created");
@@ -57,29 +65,50 @@ async fn another_instance_cannot_report_for_open_the_channel_of_or_reregister_an
     call(&f.ecs, "RegisterTaskDefinition", td)
         .await
         .expect("registered");
-    let run = call(&f.ecs, "RunTask", json!({"cluster": "own", "taskDefinition": "own"}))
-        .await
-        .expect("ran");
-    let task = run["tasks"][0]["taskArn"].as_str().expect("task").to_owned();
+    let run = call(
+        &f.ecs,
+        "RunTask",
+        json!({"cluster": "own", "taskDefinition": "own"}),
+    )
+    .await
+    .expect("ran");
+    let task = run["tasks"][0]["taskArn"]
+        .as_str()
+        .expect("task")
+        .to_owned();
     let report = json!({"cluster": "own", "task": task, "status": "RUNNING"});
 
     let err = call_as(&f.ecs, &b, "SubmitTaskStateChange", report.clone())
         .await
         .expect_err("refused");
     assert_eq!(err.code, "AccessDeniedException");
-    assert!(err.message.contains("i-0000000000000000b"), "{}", err.message);
+    assert!(
+        err.message.contains("i-0000000000000000b"),
+        "{}",
+        err.message
+    );
     assert!(err.message.contains("ecs:SubmitTaskStateChange"));
     assert!(err.message.contains(&task));
-    assert!(err.message.contains("not placed on the caller's container instance"));
-    let container = json!({"cluster": "own", "task": task, "containerName": "app", "status": "RUNNING"});
+    assert!(err
+        .message
+        .contains("not placed on the caller's container instance"));
+    let container =
+        json!({"cluster": "own", "task": task, "containerName": "app", "status": "RUNNING"});
     let err = call_as(&f.ecs, &b, "SubmitContainerStateChange", container)
         .await
         .expect_err("refused");
     assert_eq!(err.code, "AccessDeniedException");
-    let described = call(&f.ecs, "DescribeTasks", json!({"cluster": "own", "tasks": [task]}))
-        .await
-        .expect("described");
-    assert_ne!(described["tasks"][0]["lastStatus"], "RUNNING", "nothing changed");
+    let described = call(
+        &f.ecs,
+        "DescribeTasks",
+        json!({"cluster": "own", "tasks": [task]}),
+    )
+    .await
+    .expect("described");
+    assert_ne!(
+        described["tasks"][0]["lastStatus"], "RUNNING",
+        "nothing changed"
+    );
 
     let err = f
         .ecs
@@ -88,19 +117,33 @@ async fn another_instance_cannot_report_for_open_the_channel_of_or_reregister_an
         .err()
         .expect("refused");
     assert_eq!(err.to_aws().code, "AccessDeniedException");
-    let err = call_as(&f.ecs, &b, "RegisterContainerInstance", registration(Some(&arn)))
-        .await
-        .expect_err("refused");
+    let err = call_as(
+        &f.ecs,
+        &b,
+        "RegisterContainerInstance",
+        registration(Some(&arn)),
+    )
+    .await
+    .expect_err("refused");
     assert_eq!(err.code, "AccessDeniedException");
 
     call_as(&f.ecs, &a, "SubmitTaskStateChange", report)
         .await
         .expect("the owner reports");
-    let described = call(&f.ecs, "DescribeTasks", json!({"cluster": "own", "tasks": [task]}))
-        .await
-        .expect("described");
+    let described = call(
+        &f.ecs,
+        "DescribeTasks",
+        json!({"cluster": "own", "tasks": [task]}),
+    )
+    .await
+    .expect("described");
     assert_eq!(described["tasks"][0]["lastStatus"], "RUNNING");
-    call_as(&f.ecs, &a, "RegisterContainerInstance", registration(Some(&arn)))
-        .await
-        .expect("the owner re-registers");
+    call_as(
+        &f.ecs,
+        &a,
+        "RegisterContainerInstance",
+        registration(Some(&arn)),
+    )
+    .await
+    .expect("the owner re-registers");
 }

@@ -40,7 +40,9 @@ pub enum InstanceIdentityError {
     #[error("Instance Profile {0} cannot be found.")]
     NoProfile(String),
     /// The profile holds no role, or its role was deleted.
-    #[error("Instance Profile {0} holds no role; add one with `aws iam add-role-to-instance-profile`.")]
+    #[error(
+        "Instance Profile {0} holds no role; add one with `aws iam add-role-to-instance-profile`."
+    )]
     NoRole(String),
     /// The profile's role does not let EC2 assume it.
     #[error("The role {0} of the instance profile does not trust ec2.amazonaws.com: its trust policy must allow the Service principal ec2.amazonaws.com to perform sts:AssumeRole.")]

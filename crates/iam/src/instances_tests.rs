@@ -63,7 +63,12 @@ async fn profile(iam: &Iam, trust: &str) {
         ],
     )
     .await;
-    call(iam, "CreateInstanceProfile", &[("InstanceProfileName", "agents")]).await;
+    call(
+        iam,
+        "CreateInstanceProfile",
+        &[("InstanceProfileName", "agents")],
+    )
+    .await;
     call(
         iam,
         "AddRoleToInstanceProfile",
@@ -118,7 +123,8 @@ async fn a_join_token_is_redeemed_once_for_an_instance_whose_credentials_name_it
         crate::xml::iso8601_secs(NOW + 3600)
     );
     assert!(matches!(
-        iam.instance_credentials(&identity.instance_id, "wrong").await,
+        iam.instance_credentials(&identity.instance_id, "wrong")
+            .await,
         Err(InstanceIdentityError::BadInstance)
     ));
 }
@@ -150,11 +156,7 @@ async fn concurrent_redemptions_of_one_token_have_one_winner() {
         .unwrap()
         .token;
     let (a, b) = tokio::join!(iam.redeem_join_token(&token), iam.redeem_join_token(&token));
-    assert_eq!(
-        u8::from(a.is_ok()) + u8::from(b.is_ok()),
-        1,
-        "{a:?} {b:?}"
-    );
+    assert_eq!(u8::from(a.is_ok()) + u8::from(b.is_ok()), 1, "{a:?} {b:?}");
 }
 
 #[tokio::test]
@@ -162,15 +164,24 @@ async fn expired_unknown_and_untrusting_profiles_are_refused_with_what_to_do() {
     let (iam, clock, _store) = open().await;
     profile(&iam, TRUST_TASKS).await;
     let root = Caller::root(ACCOUNT);
-    let err = iam.mint_join_token(&root, "agents", HOUR).await.unwrap_err();
-    assert!(matches!(err, InstanceIdentityError::Untrusted(_)), "{err:?}");
+    let err = iam
+        .mint_join_token(&root, "agents", HOUR)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, InstanceIdentityError::Untrusted(_)),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("ec2.amazonaws.com"));
     let err = iam.mint_join_token(&root, "nope", HOUR).await.unwrap_err();
     assert!(matches!(err, InstanceIdentityError::NoProfile(_)));
     call(
         &iam,
         "UpdateAssumeRolePolicy",
-        &[("RoleName", "ecsInstanceRole"), ("PolicyDocument", TRUST_EC2)],
+        &[
+            ("RoleName", "ecsInstanceRole"),
+            ("PolicyDocument", TRUST_EC2),
+        ],
     )
     .await;
     let token = iam.mint_join_token(&root, "agents", HOUR).await.unwrap();
@@ -179,10 +190,7 @@ async fn expired_unknown_and_untrusting_profiles_are_refused_with_what_to_do() {
         iam.redeem_join_token(&token.token).await,
         Err(InstanceIdentityError::ExpiredToken)
     ));
-    let err = iam
-        .redeem_join_token("stvjoin-0000")
-        .await
-        .unwrap_err();
+    let err = iam.redeem_join_token("stvjoin-0000").await.unwrap_err();
     assert!(matches!(err, InstanceIdentityError::UnknownToken));
     assert!(err.to_string().contains("stevedore join-token"));
 }
@@ -217,5 +225,8 @@ async fn minting_needs_pass_role_and_a_removed_role_stops_the_refresh() {
     let err = iam
         .instance_credentials(&identity.instance_id, &identity.instance_secret)
         .await;
-    assert!(matches!(err, Err(InstanceIdentityError::NoRole(_))), "{err:?}");
+    assert!(
+        matches!(err, Err(InstanceIdentityError::NoRole(_))),
+        "{err:?}"
+    );
 }

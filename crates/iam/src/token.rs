@@ -188,7 +188,10 @@ mod tests {
         c.instance = Some("i-0123456789abcdef0".into());
         let token = key.seal(&c);
         assert_eq!(
-            key.open(&token, "ASIAEXAMPLE", 1).unwrap().instance.as_deref(),
+            key.open(&token, "ASIAEXAMPLE", 1)
+                .unwrap()
+                .instance
+                .as_deref(),
             Some("i-0123456789abcdef0")
         );
     }

@@ -100,15 +100,6 @@ pub struct Resolved {
     pub join_token: Option<String>,
 }
 
-impl std::fmt::Debug for JoinTokenShown<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.is_some() { "Some(..)" } else { "None" })
-    }
-}
-
-/// A join token as logs show it: whether there is one, never its value.
-pub struct JoinTokenShown<'a>(pub Option<&'a str>);
-
 /// Parses a `KEY=VALUE` file: blank lines and `#` comments are skipped, values may be
 /// quoted.
 pub fn parse_config_file(text: &str) -> anyhow::Result<BTreeMap<String, String>> {
@@ -333,7 +324,10 @@ async fn agent_credentials(
         Credentials::new("ANONYMOUS", "-", None),
     ))
     .context("building the client")?;
-    tracing::debug!(join_token = ?JoinTokenShown(resolved.join_token.as_deref()), "Looking for an instance identity.");
+    tracing::debug!(
+        has_join_token = resolved.join_token.is_some(),
+        "Looking for an instance identity."
+    );
     let identity = establish(
         &bootstrap,
         &resolved.state_dir,
@@ -586,6 +580,28 @@ mod tests {
         );
         assert_eq!(
             ::agent::instance::detect_host_address("no such host:1"),
+            None
+        );
+    }
+
+    #[test]
+    fn the_join_token_comes_from_the_flag_or_the_config_file() {
+        let file =
+            parse_config_file("STEVEDORE_ENDPOINT=http://x\nSTEVEDORE_JOIN_TOKEN=stvjoin-file\n")
+                .expect("parses");
+        let r = resolve(&AgentArgs::default(), &file).expect("resolves");
+        assert_eq!(r.join_token.as_deref(), Some("stvjoin-file"));
+        let args = AgentArgs {
+            join_token: Some("stvjoin-flag".into()),
+            ..AgentArgs::default()
+        };
+        let r = resolve(&args, &file).expect("resolves");
+        assert_eq!(r.join_token.as_deref(), Some("stvjoin-flag"));
+        let plain = parse_config_file("STEVEDORE_ENDPOINT=http://x\n").expect("parses");
+        assert_eq!(
+            resolve(&AgentArgs::default(), &plain)
+                .expect("resolves")
+                .join_token,
             None
         );
     }

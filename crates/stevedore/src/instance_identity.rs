@@ -62,15 +62,15 @@ pub async fn mint(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Response {
-    let caller = match crate::http::authenticate_request(&app, &method, &uri, &headers, &bytes, None) {
-        Ok(c) => c,
-        Err(e) => return aws_error(&e),
-    };
-    let req: JoinTokenRequest =
-        match body(&bytes, r#"{"instanceProfileName", "ttlSeconds"?}"#) {
-            Ok(r) => r,
-            Err(response) => return *response,
+    let caller =
+        match crate::http::authenticate_request(&app, &method, &uri, &headers, &bytes, None) {
+            Ok(c) => c,
+            Err(e) => return aws_error(&e),
         };
+    let req: JoinTokenRequest = match body(&bytes, r#"{"instanceProfileName", "ttlSeconds"?}"#) {
+        Ok(r) => r,
+        Err(response) => return *response,
+    };
     let Some(iam) = app.iam() else {
         return no_iam();
     };
@@ -110,11 +110,11 @@ pub async fn redeem(State(app): State<Arc<App>>, bytes: Bytes) -> Response {
 
 /// `POST /stevedore/instance-credentials`.
 pub async fn credentials(State(app): State<Arc<App>>, bytes: Bytes) -> Response {
-    let req: InstanceCredentialsRequest =
-        match body(&bytes, r#"{"instanceId", "instanceSecret"}"#) {
-            Ok(r) => r,
-            Err(response) => return *response,
-        };
+    let req: InstanceCredentialsRequest = match body(&bytes, r#"{"instanceId", "instanceSecret"}"#)
+    {
+        Ok(r) => r,
+        Err(response) => return *response,
+    };
     let Some(iam) = app.iam() else {
         return no_iam();
     };

@@ -18,7 +18,11 @@ pub struct JoinTokenArgs {
     #[arg(long, default_value = "1h")]
     ttl: String,
     /// The control plane.
-    #[arg(long, env = "STEVEDORE_ENDPOINT", default_value = "http://127.0.0.1:4747")]
+    #[arg(
+        long,
+        env = "STEVEDORE_ENDPOINT",
+        default_value = "http://127.0.0.1:4747"
+    )]
     endpoint: String,
     /// The cluster named in the printed agent command line.
     #[arg(long, default_value = "default")]
