@@ -36,8 +36,8 @@ pub struct JoinTokenRequest {
     pub ttl_seconds: Option<u64>,
 }
 
-/// A minted join token.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// A minted join token (no `Debug`: it holds the token).
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct JoinTokenResponse {
     /// The token (shown once).
@@ -48,8 +48,8 @@ pub struct JoinTokenResponse {
     pub expiration: String,
 }
 
-/// The body of a redemption.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// The body of a redemption (no `Debug`: it holds the token).
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RedeemRequest {
     /// The join token.
@@ -80,8 +80,8 @@ impl std::fmt::Debug for InstanceIdentity {
     }
 }
 
-/// The body of an instance credentials request.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// The body of an instance credentials request (no `Debug`: it holds the secret).
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct InstanceCredentialsRequest {
     /// `i-…`.

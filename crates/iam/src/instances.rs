@@ -121,8 +121,8 @@ pub struct InstanceRecord {
     pub created: i64,
 }
 
-/// A freshly minted join token.
-#[derive(Clone, Debug)]
+/// A freshly minted join token (`Debug` leaves the token out).
+#[derive(Clone)]
 pub struct JoinToken {
     /// The token to hand to the agent host (shown once).
     pub token: String,
@@ -132,8 +132,8 @@ pub struct JoinToken {
     pub expires: i64,
 }
 
-/// What a redeemed join token answers.
-#[derive(Clone, Debug)]
+/// What a redeemed join token answers (`Debug` leaves the secret out).
+#[derive(Clone)]
 pub struct InstanceIdentity {
     /// `i-…`.
     pub instance_id: String,
@@ -143,6 +143,25 @@ pub struct InstanceIdentity {
     pub instance_profile_arn: String,
     /// The profile's role's ARN.
     pub role_arn: String,
+}
+
+impl std::fmt::Debug for JoinToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JoinToken")
+            .field("profile", &self.profile)
+            .field("expires", &self.expires)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for InstanceIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InstanceIdentity")
+            .field("instance_id", &self.instance_id)
+            .field("instance_profile_arn", &self.instance_profile_arn)
+            .field("role_arn", &self.role_arn)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Lower-case hex of `bytes`.
