@@ -245,6 +245,7 @@ impl ApiClient {
             content_type: service.content_type,
             target: Some(&target),
             path: None,
+            anonymous: false,
         };
         let req = self.build_request(&signing, body, SystemTime::now())?;
         let (status, header_type, body) = self.exchange(operation, req).await?;
@@ -277,6 +278,7 @@ impl ApiClient {
             content_type: "application/x-www-form-urlencoded; charset=utf-8",
             target: None,
             path: None,
+            anonymous: false,
         };
         let req = self.build_request(&signing, form.into_bytes(), SystemTime::now())?;
         let (status, _, body) = self.exchange(operation, req).await?;
@@ -299,6 +301,28 @@ impl ApiClient {
             content_type: "application/json",
             target: None,
             path: Some(path),
+            anonymous: false,
+        };
+        let req = self.build_request(&signing, body, SystemTime::now())?;
+        let (status, _, body) = self.exchange(what, req).await?;
+        Ok((status, body))
+    }
+
+    /// An unsigned JSON `POST` to one of Stevedore's own routes whose body authenticates
+    /// itself (redeeming a join token, fetching instance credentials), for an agent that
+    /// holds no credentials yet. Like [`ApiClient::post_json`] otherwise.
+    pub async fn post_json_anonymous(
+        &self,
+        path: &str,
+        what: &'static str,
+        body: Vec<u8>,
+    ) -> Result<(u16, Bytes), ApiError> {
+        let signing = Signing {
+            service: "stevedore",
+            content_type: "application/json",
+            target: None,
+            path: Some(path),
+            anonymous: true,
         };
         let req = self.build_request(&signing, body, SystemTime::now())?;
         let (status, _, body) = self.exchange(what, req).await?;
@@ -373,19 +397,23 @@ impl ApiClient {
         if let Some(target) = signing.target {
             base.push(("x-amz-target", target));
         }
-        let signature = compute_signature_headers(
-            &inner.credentials,
-            Scope {
-                service: signing.service,
-                region: &inner.region,
-            },
-            "POST",
-            &uri_text,
-            &base,
-            &body,
-            now,
-        )
-        .map_err(|e| ApiError::Signing(e.to_string()))?;
+        let signature = if signing.anonymous {
+            Vec::new()
+        } else {
+            compute_signature_headers(
+                &inner.credentials,
+                Scope {
+                    service: signing.service,
+                    region: &inner.region,
+                },
+                "POST",
+                &uri_text,
+                &base,
+                &body,
+                now,
+            )
+            .map_err(|e| ApiError::Signing(e.to_string()))?
+        };
         let mut builder = http::Request::builder().method("POST").uri(uri);
         for (k, v) in base.iter().copied() {
             builder = builder.header(k, v);
@@ -409,6 +437,8 @@ struct Signing<'a> {
     target: Option<&'a str>,
     /// A path under the endpoint (Stevedore's own routes); `None` posts to the endpoint.
     path: Option<&'a str>,
+    /// Sent without a signature (routes whose body is the proof, e.g. a join token).
+    anonymous: bool,
 }
 
 /// Splits an endpoint URL into the URI to post to and its `host` header.

@@ -5,22 +5,31 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use aws_smithy_runtime_api::client::identity::Identity;
 
 /// The region used when neither `AWS_REGION` nor `AWS_DEFAULT_REGION` is set.
 pub const DEFAULT_REGION: &str = "us-east-1";
 
-/// An access key pair (and optional session token), cheap to clone.
+/// An access key pair (and optional session token): a shared, swappable source. Clones
+/// share the current value, and [`Credentials::replace`] swaps it for every holder at
+/// once, so refreshed instance credentials reach every signer (API client, channel,
+/// registry auth, logs) without rebuilding them.
 #[derive(Clone)]
 pub struct Credentials {
+    current: Arc<RwLock<Snapshot>>,
+}
+
+/// One value of a [`Credentials`] source.
+#[derive(Clone)]
+struct Snapshot {
     access_key_id: Arc<str>,
     identity: Identity,
 }
 
 impl Credentials {
-    /// Credentials from their parts.
+    /// Credentials from their parts (a new source, shared by its clones only).
     pub fn new(access_key_id: &str, secret_access_key: &str, session_token: Option<&str>) -> Self {
         let creds = aws_credential_types::Credentials::new(
             access_key_id,
@@ -30,9 +39,24 @@ impl Credentials {
             "stevedore-agent",
         );
         Self {
-            access_key_id: Arc::from(access_key_id),
-            identity: creds.into(),
+            current: Arc::new(RwLock::new(Snapshot {
+                access_key_id: Arc::from(access_key_id),
+                identity: creds.into(),
+            })),
         }
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Makes every clone of this source sign with `other`'s current value from now on.
+    pub fn replace(&self, other: &Credentials) {
+        let next = other.snapshot();
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = next;
     }
 
     /// Looks in the process environment, then the shared credentials file.
@@ -95,21 +119,21 @@ impl Credentials {
         }
     }
 
-    /// The access key id (not secret; fine to log).
-    pub fn access_key_id(&self) -> &str {
-        &self.access_key_id
+    /// The current access key id (not secret; fine to log).
+    pub fn access_key_id(&self) -> String {
+        self.snapshot().access_key_id.to_string()
     }
 
-    /// The signing identity for `aws-sigv4`.
-    pub(crate) fn identity(&self) -> &Identity {
-        &self.identity
+    /// The current signing identity for `aws-sigv4`.
+    pub(crate) fn identity(&self) -> Identity {
+        self.snapshot().identity
     }
 }
 
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Credentials")
-            .field("access_key_id", &self.access_key_id)
+            .field("access_key_id", &self.access_key_id())
             .field("secret_access_key", &"** redacted **")
             .finish()
     }
@@ -267,6 +291,19 @@ mod tests {
             "ap-south-1"
         );
         assert_eq!(region_from_lookup(&env_of(&[])), "us-east-1");
+    }
+
+    #[test]
+    fn a_replaced_source_signs_with_the_new_key_in_every_clone() {
+        let c = Credentials::new("ASIAOLD", "s1", Some("t1"));
+        let held_by_a_signer = c.clone();
+        c.replace(&Credentials::new("ASIANEW", "s2", Some("t2")));
+        assert_eq!(held_by_a_signer.access_key_id(), "ASIANEW");
+        // A separate source (a task's role) is not affected.
+        let other = Credentials::new("ASIATASK", "s3", None);
+        c.replace(&Credentials::new("ASIATHIRD", "s4", None));
+        assert_eq!(other.access_key_id(), "ASIATASK");
+        assert_eq!(held_by_a_signer.access_key_id(), "ASIATHIRD");
     }
 
     #[test]

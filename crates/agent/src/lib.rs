@@ -1,6 +1,7 @@
 //! `agent` is the instance side of Stevedore: what runs on (or simulates) a container
 //! instance. It owns the signed ECS API client ([`api`]), the agent communication channel
-//! client ([`channel`]), credential lookup ([`credentials`]), hollow instances
+//! client ([`channel`]), credential lookup ([`credentials`]), joining with an instance identity
+//! ([`instance_identity`]), hollow instances
 //! ([`hollow`]) that register and report like real ones without running containers, and
 //! the real agent: the Docker runtime behind a narrow trait ([`runtime`]), registry
 //! tokens for images on Stevedore's own registry ([`registry_auth`]), one actor per
@@ -20,6 +21,7 @@ pub mod engine;
 pub mod health;
 pub mod hollow;
 pub mod instance;
+pub mod instance_identity;
 pub mod metadata;
 pub mod pause;
 pub mod registry_auth;

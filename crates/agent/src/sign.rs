@@ -37,8 +37,9 @@ pub(crate) fn compute_signature_headers(
     body: &[u8],
     now: SystemTime,
 ) -> Result<Vec<(String, String)>, SignError> {
+    let identity = credentials.identity();
     let params = v4::SigningParams::builder()
-        .identity(credentials.identity())
+        .identity(&identity)
         .region(scope.region)
         .name(scope.service)
         .time(now)

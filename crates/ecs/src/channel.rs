@@ -19,7 +19,7 @@ pub use crate::tasks::roles::{
     TASKS_SERVICE,
 };
 use crate::tasks::roles::{compute_refresh_at, compute_role_credentials, compute_session_name};
-use crate::{cluster_name, Ecs};
+use crate::{cluster_name, Caller, Ecs};
 use model::acs;
 use model::acs::RoleType;
 use model::ecs::shapes::TaskStopCode;
@@ -121,8 +121,21 @@ impl Ecs {
     }
 
     /// Opens the channel of an instance (cluster and instance by name, id or ARN) and marks
-    /// its agent connected.
+    /// its agent connected (in-process agents; remote ones go through
+    /// [`Ecs::open_session_as`]).
     pub async fn open_session(&self, cluster: &str, instance: &str) -> Result<Session, EcsError> {
+        let root = Caller::root(&self.scope.account_id);
+        self.open_session_as(cluster, instance, &root).await
+    }
+
+    /// [`Ecs::open_session`] for `caller`, who must own the instance (see
+    /// [`crate::ownership`]); a refusal changes nothing.
+    pub async fn open_session_as(
+        &self,
+        cluster: &str,
+        instance: &str,
+        caller: &Caller,
+    ) -> Result<Session, EcsError> {
         let name = cluster_name(Some(cluster)).to_owned();
         self.active_cluster(Some(&name)).await?;
         let Some(id) = self.instance_id(&name, instance) else {
@@ -130,6 +143,17 @@ impl Ecs {
                 "'{instance}' is not a container instance of cluster '{name}'."
             )));
         };
+        if !caller.is_root() {
+            if let Some((si, _, _)) = self.load_instance(&name, &id).await? {
+                crate::ownership::check_owner(
+                    caller,
+                    si.owner.as_ref(),
+                    "ecs:Poll",
+                    &self.scope.container_instance(&name, &id),
+                    "the channel belongs to another principal's container instance",
+                )?;
+            }
+        }
         let found = modify_instance(self, &name, &id, |i| {
             if i.status == Some(ContainerInstanceStatus::Inactive) {
                 return Err(EcsError::Client(

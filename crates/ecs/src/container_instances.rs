@@ -5,7 +5,7 @@
 use crate::error::{invalid, EcsError};
 use crate::objects::{encode, instance_key, instance_prefix, Step, StoredInstance};
 use crate::pagination::{page_size, paginate};
-use crate::{cluster_name, now, Caller, Ecs};
+use crate::{cluster_name, now, ownership, Caller, Ecs};
 use model::ecs::arn::{short_name, EcsResource};
 use model::ecs::shapes::{
     ContainerInstance, ContainerInstanceField, ContainerInstanceHealthStatus,
@@ -155,7 +155,7 @@ struct IdentityDocument {
 pub(crate) async fn register_container_instance(
     ecs: &Ecs,
     req: RegisterContainerInstanceRequest,
-    _: &Caller,
+    caller: &Caller,
 ) -> Result<RegisterContainerInstanceResponse, EcsError> {
     let (cluster, _, _) = ecs.active_cluster(req.cluster.as_deref()).await?;
     let resources = req.total_resources.clone().unwrap_or_default();
@@ -223,15 +223,28 @@ pub(crate) async fn register_container_instance(
                 ));
             }
             let rev = existing.as_ref().map_or(0, |(_, r)| *r);
-            let (prior, usage) = match existing {
-                Some((si, _)) => (Some(si.instance), si.usage),
-                None => (None, Default::default()),
+            if let Some((si, _)) = &existing {
+                ownership::check_owner(
+                    caller,
+                    si.owner.as_ref(),
+                    "ecs:RegisterContainerInstance",
+                    &ecs.scope.container_instance(&cluster, &id),
+                    "the container instance was registered by another principal",
+                )?;
+            }
+            let (prior, usage, owner) = match existing {
+                Some((si, _)) => (Some(si.instance), si.usage, si.owner),
+                None => (None, Default::default(), None),
             };
+            // The first registration binds the instance; an ownerless (older) one is
+            // bound by the caller that registers it again.
+            let owner = owner.unwrap_or_else(|| ownership::InstanceOwner::of(caller));
             let instance = ContainerInstance {
                 container_instance_arn: Some(ecs.scope.container_instance(&cluster, &id)),
-                ec2_instance_id: doc
-                    .instance_id
-                    .clone()
+                ec2_instance_id: caller
+                    .instance_id()
+                    .map(str::to_owned)
+                    .or_else(|| doc.instance_id.clone())
                     .or_else(|| prior.as_ref().and_then(|p| p.ec2_instance_id.clone()))
                     .or_else(|| Some(format!("i-{}", &id[..17.min(id.len())]))),
                 version: Some(prior.as_ref().and_then(|p| p.version).unwrap_or(0) + 1),
@@ -262,6 +275,7 @@ pub(crate) async fn register_container_instance(
                 instance,
                 usage: usage.clone(),
                 fargate,
+                owner: Some(owner),
             };
             Ok(Step::Commit(
                 Txn::new()

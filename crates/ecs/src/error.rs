@@ -58,6 +58,10 @@ pub enum EcsError {
         /// The resources of the earlier request.
         resource_ids: Vec<String>,
     },
+    /// The caller is not the one allowed to act on this resource (e.g. not the owner
+    /// of the container instance), whatever its policies allow.
+    #[error("{0}")]
+    AccessDenied(String),
     /// The state store failed.
     #[error("The state store failed: {0}")]
     Store(#[from] StoreError),
@@ -89,6 +93,7 @@ impl EcsError {
             Self::ServiceNotActive => "ServiceNotActiveException",
             Self::AttributeLimitExceeded(_) => "AttributeLimitExceededException",
             Self::ResourceNotFound(_) => "ResourceNotFoundException",
+            Self::AccessDenied(_) => "AccessDeniedException",
             Self::Conflict { resource_ids, .. } => {
                 let mut e = AwsError::client("ConflictException", msg);
                 e.extra

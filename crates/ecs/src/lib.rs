@@ -14,6 +14,7 @@ mod decode;
 mod error;
 mod objects;
 mod operations;
+pub mod ownership;
 mod pagination;
 mod services;
 mod tags;
@@ -172,6 +173,8 @@ pub(crate) fn cluster_name(cluster: Option<&str>) -> &str {
     }
 }
 
+#[cfg(test)]
+mod ownership_tests;
 #[cfg(test)]
 mod supervision_tests;
 #[cfg(test)]

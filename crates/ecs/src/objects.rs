@@ -113,6 +113,9 @@ pub struct StoredInstance {
     /// user, never chosen for EC2 launches, the only choice for Fargate ones.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub fargate: bool,
+    /// Who registered it (`None`: registered before owners were recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<crate::ownership::InstanceOwner>,
 }
 
 /// What a task reserves on its instance.

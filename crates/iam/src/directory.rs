@@ -329,6 +329,10 @@ impl Directory {
             }
             Subject::Root => Caller::root(&self.account),
         };
+        let caller = match &claims.instance {
+            Some(id) => caller.with_instance_id(id),
+            None => caller,
+        };
         Ok(Identity {
             secret_access_key: self.token_key.secret_for(access_key_id),
             caller,

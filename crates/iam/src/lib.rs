@@ -12,6 +12,7 @@ mod authz;
 mod directory;
 mod error;
 mod iam_api;
+pub mod instances;
 mod managed;
 mod profiles;
 pub mod records;
@@ -200,5 +201,7 @@ fn wall_clock_secs() -> i64 {
         .unwrap_or(0)
 }
 
+#[cfg(test)]
+mod instances_tests;
 #[cfg(test)]
 mod tests;

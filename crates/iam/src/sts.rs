@@ -54,6 +54,7 @@ fn mint(
     subject: Subject,
     seconds: i64,
     tags: Vec<(String, String)>,
+    instance: Option<String>,
 ) -> SessionCredentials {
     let access_key_id = records::access_key_id("ASIA");
     let expires = dir.now().saturating_add(seconds);
@@ -62,6 +63,7 @@ fn mint(
         subject,
         expires,
         tags,
+        instance,
     };
     SessionCredentials {
         secret_access_key: dir.token_key().secret_for(&access_key_id),
@@ -220,7 +222,7 @@ fn assume_role(dir: &Directory, q: &QueryView<'_>, caller: &Caller) -> Result<St
         id: role.record.id.clone(),
         session: session.to_owned(),
     };
-    let creds = mint(dir, subject, duration, tags);
+    let creds = mint(dir, subject, duration, tags, None);
     let mut x = Xml::new();
     write_credentials(&mut x, &creds);
     x.el("AssumedRoleUser", |x| {
@@ -255,7 +257,7 @@ fn get_session_token(
     };
     let duration = validate::number(q.get("DurationSeconds"), "durationSeconds", 900, max)?
         .unwrap_or(max.min(43_200));
-    let creds = mint(dir, subject, duration, Vec::new());
+    let creds = mint(dir, subject, duration, Vec::new(), None);
     let mut x = Xml::new();
     write_credentials(&mut x, &creds);
     Ok(x.finish())
@@ -269,6 +271,23 @@ fn get_caller_identity(caller: &Caller) -> String {
     x.finish()
 }
 
+/// Whether `role`'s trust policy lets the AWS service `service` (its Service principal,
+/// e.g. `ec2.amazonaws.com`) perform `sts:AssumeRole`.
+pub(crate) fn trusts_service(role: &RoleEntry, service: &str) -> bool {
+    role.trust.as_deref().is_some_and(|trust| {
+        let req = Request::new(
+            Principal::service(service),
+            "sts:AssumeRole",
+            &role.record.arn,
+        );
+        let set = PolicySet {
+            resource: &[trust],
+            ..PolicySet::default()
+        };
+        evaluate(&req, set).is_allowed()
+    })
+}
+
 /// Credentials of `role_arn` for an AWS service its trust policy names.
 pub(crate) fn issue_for_service(
     dir: &Directory,
@@ -277,22 +296,22 @@ pub(crate) fn issue_for_service(
     trusted_service: &str,
     duration: Duration,
 ) -> Result<SessionCredentials, IamError> {
+    issue_for_service_as(dir, role_arn, session_name, trusted_service, duration, None)
+}
+
+/// [`issue_for_service`], sealing `instance` (an agent's `i-…` id) into the token.
+pub(crate) fn issue_for_service_as(
+    dir: &Directory,
+    role_arn: &str,
+    session_name: &str,
+    trusted_service: &str,
+    duration: Duration,
+    instance: Option<String>,
+) -> Result<SessionCredentials, IamError> {
     let session = validate::session_name(Some(session_name))?;
     let role = role_by_arn(dir, role_arn)
         .ok_or_else(|| IamError::NoSuchEntity(format!("Role {role_arn} cannot be found.")))?;
-    let trusted = role.trust.as_deref().is_some_and(|trust| {
-        let req = Request::new(
-            Principal::service(trusted_service),
-            "sts:AssumeRole",
-            role_arn,
-        );
-        let set = PolicySet {
-            resource: &[trust],
-            ..PolicySet::default()
-        };
-        evaluate(&req, set).is_allowed()
-    });
-    if !trusted {
+    if !trusts_service(&role, trusted_service) {
         return Err(denied(trusted_service, role_arn));
     }
     let seconds = i64::try_from(duration.as_secs()).unwrap_or(i64::MAX);
@@ -307,7 +326,7 @@ pub(crate) fn issue_for_service(
         id: role.record.id.clone(),
         session: session.to_owned(),
     };
-    Ok(mint(dir, subject, seconds, Vec::new()))
+    Ok(mint(dir, subject, seconds, Vec::new(), instance))
 }
 
 impl Service for Sts {

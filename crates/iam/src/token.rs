@@ -55,6 +55,11 @@ pub struct Claims {
     /// Session tags.
     #[serde(rename = "t", default)]
     pub tags: Vec<(String, String)>,
+    /// The agent instance (`i-…`) the session was issued to. Only instance credentials
+    /// (`iam::instances`) set it: a role session named like an instance is not one.
+    /// Tokens sealed before the field existed decode with `None`.
+    #[serde(rename = "i", default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
 }
 
 /// Why a token was refused.
@@ -159,7 +164,36 @@ mod tests {
             },
             expires: 2_000,
             tags: vec![("team".into(), "a".into())],
+            instance: None,
         }
+    }
+
+    #[test]
+    fn tokens_sealed_without_the_instance_field_still_open() {
+        let key = TokenKey::new([7; 32]);
+        // The JSON a server sealed before instance identities existed.
+        let old = br#"{"k":"ASIAEXAMPLE","s":"Root","x":2000,"t":[]}"#;
+        let body = URL_SAFE_NO_PAD.encode(old);
+        let tag = key.mac(b"token", body.as_bytes()).finalize().into_bytes();
+        let token = format!("STV1.{body}.{}", URL_SAFE_NO_PAD.encode(tag));
+        let claims = key.open(&token, "ASIAEXAMPLE", 1).unwrap();
+        assert_eq!(claims.instance, None);
+        assert_eq!(claims.subject, Subject::Root);
+    }
+
+    #[test]
+    fn the_instance_claim_is_sealed_with_the_rest() {
+        let key = TokenKey::new([7; 32]);
+        let mut c = claims();
+        c.instance = Some("i-0123456789abcdef0".into());
+        let token = key.seal(&c);
+        assert_eq!(
+            key.open(&token, "ASIAEXAMPLE", 1)
+                .unwrap()
+                .instance
+                .as_deref(),
+            Some("i-0123456789abcdef0")
+        );
     }
 
     #[test]

@@ -74,6 +74,11 @@ pub struct AgentArgs {
     /// `KEY=VALUE` config file (default /etc/stevedore/agent.conf when it exists).
     #[arg(long, env = "STEVEDORE_AGENT_CONFIG")]
     config: Option<PathBuf>,
+    /// One-time token from `stevedore join-token` (config file: STEVEDORE_JOIN_TOKEN): on
+    /// first start it is redeemed for an instance identity kept in the state directory,
+    /// and the agent signs with its instance profile's role instead of AWS keys.
+    #[arg(long, env = "STEVEDORE_AGENT_JOIN_TOKEN", hide_env_values = true)]
+    join_token: Option<String>,
 }
 
 /// Settings after every source was consulted.
@@ -91,6 +96,8 @@ pub struct Resolved {
     pub pause_image: Option<String>,
     /// `None`: found from the route to the endpoint when the agent starts.
     pub host_address: Option<std::net::IpAddr>,
+    /// A join token to redeem when the state directory holds no instance identity.
+    pub join_token: Option<String>,
 }
 
 /// Parses a `KEY=VALUE` file: blank lines and `#` comments are skipped, values may be
@@ -223,7 +230,13 @@ pub fn resolve(args: &AgentArgs, file: &BTreeMap<String, String>) -> anyhow::Res
             .transpose()
             .context("STEVEDORE_HOST_ADDRESS must be an IP address")?,
     };
+    let join_token = args
+        .join_token
+        .clone()
+        .filter(|t| !t.is_empty())
+        .or_else(|| get("STEVEDORE_JOIN_TOKEN"));
     Ok(Resolved {
+        join_token,
         pause_image,
         host_address,
         cluster,
@@ -276,14 +289,14 @@ fn instance_config(r: &Resolved, api: ApiClient) -> InstanceConfig {
 pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let file = read_config(&args)?;
     let resolved = resolve(&args, &file)?;
-    let credentials = Credentials::from_environment().context("loading AWS credentials")?;
     let region = region_from_environment();
+    let (tx, shutdown) = watch::channel(false);
+    let credentials = agent_credentials(&resolved, &region, shutdown.clone()).await?;
     let api = ApiClient::new(ApiConfig::new(&resolved.endpoint, &region, credentials))
         .context("building the ECS client")?;
     let runtime = connect_docker()
         .await
         .map_err(|e| anyhow::anyhow!("{DOCKER_HINT} ({e})"))?;
-    let (tx, shutdown) = watch::channel(false);
     tokio::spawn(async move {
         wait_for_signal().await;
         tracing::info!("Signal received; the agent stops (containers keep running).");
@@ -292,6 +305,67 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     tracing::info!(cluster = %resolved.cluster, endpoint = %resolved.endpoint, state_dir = %resolved.state_dir.display(), "Stevedore agent starting.");
     ::agent::instance::run(instance_config(&resolved, api), runtime, shutdown).await?;
     Ok(())
+}
+
+/// The credentials the agent signs with: its instance identity's (the identity file, or
+/// the join token redeemed now), kept fresh in the background, else AWS keys found the
+/// AWS way.
+async fn agent_credentials(
+    resolved: &Resolved,
+    region: &str,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<Credentials> {
+    use ::agent::instance_identity::{compute_backoff, establish, fetch_credentials, keep_fresh};
+    // Redemption and instance credentials are authenticated by their bodies, so this
+    // client never signs; its placeholder key is never used.
+    let bootstrap = ApiClient::new(ApiConfig::new(
+        &resolved.endpoint,
+        region,
+        Credentials::new("ANONYMOUS", "-", None),
+    ))
+    .context("building the client")?;
+    tracing::debug!(
+        has_join_token = resolved.join_token.is_some(),
+        "Looking for an instance identity."
+    );
+    let identity = establish(
+        &bootstrap,
+        &resolved.state_dir,
+        resolved.join_token.as_deref(),
+    )
+    .await
+    .context("joining with the join token")?;
+    let Some(identity) = identity else {
+        return Credentials::from_environment().context("loading AWS credentials");
+    };
+    let mut attempt = 0;
+    let (credentials, expires) = loop {
+        match fetch_credentials(&bootstrap, &identity).await {
+            Ok(c) => break c,
+            Err(e) if e.is_transient() && attempt < 10 => {
+                tracing::warn!(error = %e, "Instance credentials unavailable; retrying.");
+                tokio::time::sleep(compute_backoff(attempt)).await;
+                attempt += 1;
+            }
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!(
+                        "fetching the credentials of instance {}",
+                        identity.instance_id
+                    )
+                })
+            }
+        }
+    };
+    tracing::info!(instance = %identity.instance_id, role = %identity.role_arn, "Signing as the instance profile's role.");
+    tokio::spawn(keep_fresh(
+        bootstrap,
+        identity,
+        credentials.clone(),
+        expires,
+        shutdown,
+    ));
+    Ok(credentials)
 }
 
 /// Prepares an in-process agent against a local server (for `stevedore up`): creates the
@@ -327,6 +401,7 @@ pub async fn spawn_local(
         metadata_port: ::agent::metadata::DEFAULT_PORT,
         pause_image: None,
         host_address: None,
+        join_token: None,
     };
     let config = instance_config(&resolved, api);
     // Supervised like the server's own loops: a panic restarts the agent, which adopts
@@ -505,6 +580,28 @@ mod tests {
         );
         assert_eq!(
             ::agent::instance::detect_host_address("no such host:1"),
+            None
+        );
+    }
+
+    #[test]
+    fn the_join_token_comes_from_the_flag_or_the_config_file() {
+        let file =
+            parse_config_file("STEVEDORE_ENDPOINT=http://x\nSTEVEDORE_JOIN_TOKEN=stvjoin-file\n")
+                .expect("parses");
+        let r = resolve(&AgentArgs::default(), &file).expect("resolves");
+        assert_eq!(r.join_token.as_deref(), Some("stvjoin-file"));
+        let args = AgentArgs {
+            join_token: Some("stvjoin-flag".into()),
+            ..AgentArgs::default()
+        };
+        let r = resolve(&args, &file).expect("resolves");
+        assert_eq!(r.join_token.as_deref(), Some("stvjoin-flag"));
+        let plain = parse_config_file("STEVEDORE_ENDPOINT=http://x\n").expect("parses");
+        assert_eq!(
+            resolve(&AgentArgs::default(), &plain)
+                .expect("resolves")
+                .join_token,
             None
         );
     }

@@ -2,7 +2,7 @@
 //! loop that pumps an [`ecs::Session`]'s payloads and heartbeats to the agent and its
 //! acknowledgements back. What to send is the session's business, not this module's.
 
-use crate::http::{verify_request, App};
+use crate::http::{authenticate_request, App};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, Method, Uri};
@@ -26,7 +26,7 @@ pub async fn upgrade(
     Query(params): Query<HashMap<String, String>>,
     ws: WebSocketUpgrade,
 ) -> Response {
-    if let Err(err) = verify_request(
+    let caller = match authenticate_request(
         &app,
         &method,
         &uri,
@@ -34,8 +34,9 @@ pub async fn upgrade(
         &[],
         Some(model::ecs::SIGNING_NAME),
     ) {
-        return crate::http::aws_error(&err);
-    }
+        Ok(c) => c,
+        Err(err) => return crate::http::aws_error(&err),
+    };
     let (Some(cluster), Some(instance)) =
         (params.get("clusterArn"), params.get("containerInstanceArn"))
     else {
@@ -44,9 +45,18 @@ pub async fn upgrade(
             "The channel needs clusterArn and containerInstanceArn query parameters.",
         );
     };
-    let session = match app.ecs().open_session(cluster, instance).await {
+    // Only the instance's owner may hold its channel (ecs::ownership); a refusal is
+    // answered before any upgrade.
+    let session = match app.ecs().open_session_as(cluster, instance, &caller).await {
         Ok(s) => s,
-        Err(e) => return crate::http::aws_error(&e.to_aws()),
+        Err(e) => {
+            let mut err = e.to_aws();
+            if err.code == "AccessDeniedException" {
+                err = err.with_status(403);
+                tracing::info!(principal = caller.principal_arn(), %instance, "Channel refused to a caller that does not own the instance.");
+            }
+            return crate::http::aws_error(&err);
+        }
     };
     // Small buffers: a server holds one socket per instance (10,000 and more), and the
     // defaults (128 KiB each way) would cost gigabytes. Larger frames still work.

@@ -110,6 +110,11 @@ impl App {
     pub fn elb(&self) -> &elbv2::Elbv2 {
         &self.elb
     }
+
+    /// IAM, when the server serves it.
+    pub fn iam(&self) -> Option<&iam::Iam> {
+        self.iam.as_ref()
+    }
 }
 
 pub fn router(app: Arc<App>) -> Router {
@@ -125,6 +130,18 @@ pub fn router(app: Arc<App>) -> Router {
         .route(
             crate::health_reports::PATH,
             axum::routing::post(crate::health_reports::receive),
+        )
+        .route(
+            ::agent::instance_identity::JOIN_TOKENS_PATH,
+            axum::routing::post(crate::instance_identity::mint),
+        )
+        .route(
+            ::agent::instance_identity::IDENTITY_PATH,
+            axum::routing::post(crate::instance_identity::redeem),
+        )
+        .route(
+            ::agent::instance_identity::CREDENTIALS_PATH,
+            axum::routing::post(crate::instance_identity::credentials),
         )
         .fallback(api)
         .with_state(app.clone());
@@ -169,6 +186,20 @@ pub fn verify_request(
     app.dispatch
         .authenticate(method, uri, headers, body, service)
         .map(|(verified, _)| verified)
+}
+
+/// [`verify_request`], answering who signed the request.
+pub fn authenticate_request(
+    app: &App,
+    method: &http::Method,
+    uri: &http::Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+    service: Option<&str>,
+) -> Result<wire::Caller, AwsError> {
+    app.dispatch
+        .authenticate(method, uri, headers, body, service)
+        .map(|(_, caller)| caller)
 }
 
 /// An AWS JSON 1.1 error response.

@@ -7,6 +7,8 @@ mod credentials;
 mod fargate;
 mod health_reports;
 mod http;
+mod instance_identity;
+mod join_token;
 mod lb_command;
 mod lb_wiring;
 mod metrics;
@@ -37,6 +39,8 @@ enum Command {
     Sim(sim::SimArgs),
     /// Run the load balancer data plane alone, reading its configuration from a server.
     Lb(lb_command::LbArgs),
+    /// Mint a one-time token with which an agent host joins as an instance profile.
+    JoinToken(join_token::JoinTokenArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -65,6 +69,7 @@ fn main() -> std::process::ExitCode {
             Command::Sim(args) => sim::run(args).await,
             Command::Agent(args) => agent::run(args).await,
             Command::Lb(args) => lb_command::run(args).await,
+            Command::JoinToken(args) => join_token::run(args).await,
         }
     });
     match result {

@@ -81,6 +81,8 @@ pub struct Caller {
     principal: policy::Principal,
     user_id: Arc<str>,
     access: Standing,
+    /// The agent instance (`i-…`) whose instance credentials signed the request.
+    instance_id: Option<Arc<str>>,
 }
 
 /// What a caller may do before any policy is looked at.
@@ -100,6 +102,7 @@ impl Caller {
             principal: policy::Principal::root(account).with_userid(account),
             user_id: account.into(),
             access: Standing::Root,
+            instance_id: None,
         }
     }
 
@@ -114,7 +117,22 @@ impl Caller {
             principal: principal.with_userid(user_id),
             user_id: user_id.into(),
             access: Standing::Policies(policies),
+            instance_id: None,
         }
+    }
+
+    /// The same caller, acting as the agent instance `id` (set only from a session
+    /// token whose sealed claims name that instance).
+    #[must_use]
+    pub fn with_instance_id(mut self, id: &str) -> Self {
+        self.instance_id = Some(id.into());
+        self
+    }
+
+    /// The agent instance (`i-…`) the caller's instance credentials were issued to;
+    /// `None` for every other caller, including a role session merely named `i-…`.
+    pub fn instance_id(&self) -> Option<&str> {
+        self.instance_id.as_deref()
     }
 
     /// The principal's ARN (the account root for the admin key).

@@ -7,7 +7,7 @@
 use super::release_into;
 use crate::error::{invalid, EcsError};
 use crate::objects::{encode, instance_key, task_key, Step, StoredInstance, StoredTask};
-use crate::{cluster_name, now, Caller, Ecs};
+use crate::{cluster_name, now, ownership, Caller, Ecs};
 use model::ecs::shapes::{
     Container, ContainerStateChange, StopTaskRequest, StopTaskResponse,
     SubmitContainerStateChangeRequest, SubmitContainerStateChangeResponse,
@@ -44,6 +44,31 @@ impl Ecs {
         self.objects
             .get::<StoredInstance>(&instance_key(cluster, id))
             .await
+    }
+
+    /// Refuses `caller` (before anything is written) unless it owns the container
+    /// instance the task `st` is placed on.
+    async fn check_reporter(
+        &self,
+        caller: &Caller,
+        cluster: &str,
+        st: &StoredTask,
+        action: &str,
+    ) -> Result<(), EcsError> {
+        if caller.is_root() {
+            return Ok(());
+        }
+        let owner = self
+            .load_stored_instance(cluster, &st.instance_id)
+            .await?
+            .and_then(|(si, _)| si.owner);
+        ownership::check_owner(
+            caller,
+            owner.as_ref(),
+            action,
+            st.task.task_arn.as_deref().unwrap_or_default(),
+            "the task is not placed on the caller's container instance",
+        )
     }
 }
 
@@ -246,7 +271,7 @@ const ACK: &str = "ACK";
 pub(crate) async fn submit_task_state_change(
     ecs: &Ecs,
     req: SubmitTaskStateChangeRequest,
-    _: &Caller,
+    caller: &Caller,
 ) -> Result<SubmitTaskStateChangeResponse, EcsError> {
     let cluster = cluster_name(req.cluster.as_deref()).to_owned();
     let Some(task_ref) = req.task.clone() else {
@@ -263,6 +288,8 @@ pub(crate) async fn submit_task_state_change(
     ecs.objects
         .retry(&task_ref, || async {
             let (mut st, rev, key) = ecs.load_task(&cluster, &task_ref).await?;
+            ecs.check_reporter(caller, &cluster, &st, "ecs:SubmitTaskStateChange")
+                .await?;
             let mut changed = apply_containers(
                 st.task.containers.as_deref_mut().unwrap_or_default(),
                 req.containers.as_deref().unwrap_or_default(),
@@ -338,7 +365,7 @@ pub(crate) async fn submit_task_state_change(
 pub(crate) async fn submit_container_state_change(
     ecs: &Ecs,
     req: SubmitContainerStateChangeRequest,
-    _: &Caller,
+    caller: &Caller,
 ) -> Result<SubmitContainerStateChangeResponse, EcsError> {
     let cluster = cluster_name(req.cluster.as_deref()).to_owned();
     let Some(task_ref) = req.task.clone() else {
@@ -357,6 +384,8 @@ pub(crate) async fn submit_container_state_change(
     ecs.objects
         .retry(&task_ref, || async {
             let (mut st, rev, key) = ecs.load_task(&cluster, &task_ref).await?;
+            ecs.check_reporter(caller, &cluster, &st, "ecs:SubmitContainerStateChange")
+                .await?;
             if !apply_containers(
                 st.task.containers.as_deref_mut().unwrap_or_default(),
                 std::slice::from_ref(&change),

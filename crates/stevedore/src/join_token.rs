@@ -1,0 +1,64 @@
+//! `stevedore join-token`: asks the server for a one-time join token for an instance
+//! profile (signed with the caller's AWS credentials, found the AWS way; the server
+//! checks `iam:PassRole` on the profile's role) and prints it with the command an agent
+//! host runs to join. The admin key never has to reach that host.
+
+use ::agent::credentials::region_from_environment;
+use ::agent::instance_identity::{JoinTokenRequest, JoinTokenResponse, JOIN_TOKENS_PATH};
+use ::agent::{ApiClient, ApiConfig, Credentials};
+use anyhow::Context;
+
+/// Options of `stevedore join-token`.
+#[derive(clap::Args, Debug)]
+pub struct JoinTokenArgs {
+    /// The instance profile the agent joins as (its role must trust ec2.amazonaws.com).
+    #[arg(long)]
+    instance_profile: String,
+    /// How long the token may wait to be redeemed, e.g. `1h`, `30m` (at most 7 days).
+    #[arg(long, default_value = "1h")]
+    ttl: String,
+    /// The control plane.
+    #[arg(
+        long,
+        env = "STEVEDORE_ENDPOINT",
+        default_value = "http://127.0.0.1:4747"
+    )]
+    endpoint: String,
+    /// The cluster named in the printed agent command line.
+    #[arg(long, default_value = "default")]
+    cluster: String,
+}
+
+/// Mints the token and prints it.
+pub async fn run(args: JoinTokenArgs) -> anyhow::Result<()> {
+    let ttl = crate::agent::parse_duration(&args.ttl)?;
+    let credentials = Credentials::from_environment().context("loading AWS credentials")?;
+    let api = ApiClient::new(ApiConfig::new(
+        &args.endpoint,
+        region_from_environment(),
+        credentials,
+    ))
+    .context("building the client")?;
+    let body = serde_json::to_vec(&JoinTokenRequest {
+        instance_profile_name: args.instance_profile.clone(),
+        ttl_seconds: Some(ttl.as_secs()),
+    })?;
+    let (status, answer) = api
+        .post_json("iam", JOIN_TOKENS_PATH, "CreateJoinToken", body)
+        .await?;
+    if status != 200 {
+        let message = serde_json::from_slice::<serde_json::Value>(&answer)
+            .ok()
+            .and_then(|v| v.get("message").and_then(|m| m.as_str().map(str::to_owned)))
+            .unwrap_or_else(|| String::from_utf8_lossy(&answer).into_owned());
+        anyhow::bail!("the server refused the join token (HTTP {status}): {message}");
+    }
+    let token: JoinTokenResponse =
+        serde_json::from_slice(&answer).context("reading the server's answer")?;
+    println!("{}", token.join_token);
+    eprintln!(
+        "Join token for instance profile {} (single use, expires {}). On the agent host run:\n  stevedore agent --endpoint {} --cluster {} --join-token {}",
+        token.instance_profile_name, token.expiration, args.endpoint, args.cluster, token.join_token
+    );
+    Ok(())
+}
