@@ -187,3 +187,26 @@ async fn every_ecs_operation_needs_an_ecs_action() {
     }
     let _ = <Ecs as Service>::SPEC;
 }
+
+#[test]
+fn operations_mapped_without_their_body_read_none_of_its_fields() {
+    let full = json!({
+        "cluster": "c", "clusterName": "c", "clusters": ["c"], "taskDefinition": "f:1",
+        "taskDefinitions": ["f:1"], "task": "t", "tasks": ["t"], "service": "s",
+        "serviceName": "s", "services": ["s"], "containerInstance": "i",
+        "containerInstances": ["i"], "resourceArn": "arn:aws:ecs:us-east-1:000000000000:cluster/c",
+        "tags": [{"key": "k", "value": "v"}], "tagKeys": ["k"], "role": "r",
+        "attributes": [{"targetId": "i"}]
+    });
+    for op in [
+        Operation::DescribeTaskDefinition,
+        Operation::ListClusters,
+        Operation::ListTaskDefinitions,
+        Operation::ListTaskDefinitionFamilies,
+    ] {
+        assert!(reads_no_fields(op));
+        let (empty, filled) = (mapped(op, json!({})), mapped(op, full.clone()));
+        assert_eq!(summary(&empty), summary(&filled), "{op:?}");
+        assert_eq!(format!("{empty:?}"), format!("{filled:?}"), "{op:?}");
+    }
+}

@@ -45,6 +45,29 @@ pub struct Directory {
     state: RwLock<State>,
     /// Compiled identity policies by `u:<user>` / `r:<role>`; emptied on every change.
     compiled: Mutex<HashMap<String, Arc<[Policy]>>>,
+    /// Identities already looked up, by access key id; emptied on every change. A
+    /// request then costs a map lookup and a few reference counts, not a principal and
+    /// policy set built anew (and, for sessions, a token opened anew).
+    identities: Mutex<IdentityCache>,
+}
+
+/// The most identities remembered; past it the cache starts over.
+const IDENTITY_CACHE_LIMIT: usize = 10_000;
+
+#[derive(Default)]
+struct IdentityCache {
+    /// Bumped by every change, so a lookup that began before a change never stores
+    /// what it found after it.
+    generation: u64,
+    entries: HashMap<String, CachedIdentity>,
+}
+
+struct CachedIdentity {
+    /// The session token the identity was opened from (`None` for long-term keys).
+    token: Option<String>,
+    /// Unix seconds when a session's token expires.
+    expires: Option<i64>,
+    identity: Identity,
 }
 
 impl std::fmt::Debug for Directory {
@@ -64,6 +87,7 @@ impl Directory {
             clock,
             state: RwLock::new(State::default()),
             compiled: Mutex::new(HashMap::new()),
+            identities: Mutex::new(IdentityCache::default()),
         }
     }
 
@@ -105,6 +129,12 @@ impl Directory {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clear();
+        let mut identities = self
+            .identities
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        identities.generation += 1;
+        identities.entries.clear();
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
@@ -284,9 +314,45 @@ impl Directory {
 
     /// Looks up the credentials of a signed request (not the admin key's).
     pub fn lookup(&self, access_key_id: &str, token: Option<&str>) -> Result<Identity, KeyError> {
-        if access_key_id.starts_with("ASIA") {
-            return self.lookup_session(access_key_id, token);
+        let generation = {
+            let cache = self
+                .identities
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if let Some(hit) = cache.entries.get(access_key_id) {
+                let fresh = hit.expires.is_none_or(|x| self.now() < x);
+                if fresh && hit.token.as_deref() == token {
+                    return Ok(hit.identity.clone());
+                }
+            }
+            cache.generation
+        };
+        let (identity, expires) = if access_key_id.starts_with("ASIA") {
+            self.lookup_session(access_key_id, token)?
+        } else {
+            (self.lookup_user(access_key_id)?, None)
+        };
+        let mut cache = self
+            .identities
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if cache.generation == generation {
+            if cache.entries.len() >= IDENTITY_CACHE_LIMIT {
+                cache.entries.clear();
+            }
+            cache.entries.insert(
+                access_key_id.to_owned(),
+                CachedIdentity {
+                    token: token.map(str::to_owned),
+                    expires,
+                    identity: identity.clone(),
+                },
+            );
         }
+        Ok(identity)
+    }
+
+    fn lookup_user(&self, access_key_id: &str) -> Result<Identity, KeyError> {
         let user = self.user_by_key(access_key_id).ok_or(KeyError::Unknown)?;
         let key = user
             .keys
@@ -299,11 +365,12 @@ impl Directory {
         })
     }
 
+    /// A session's identity and when its token expires.
     fn lookup_session(
         &self,
         access_key_id: &str,
         token: Option<&str>,
-    ) -> Result<Identity, KeyError> {
+    ) -> Result<(Identity, Option<i64>), KeyError> {
         let token = token.ok_or(KeyError::InvalidToken)?;
         let claims = self
             .token_key
@@ -332,11 +399,15 @@ impl Directory {
         let caller = match &claims.instance {
             Some(id) => caller.with_instance_id(id),
             None => caller,
-        };
-        Ok(Identity {
-            secret_access_key: self.token_key.secret_for(access_key_id),
-            caller,
-        })
+        }
+        .with_session_expiry(claims.expires);
+        Ok((
+            Identity {
+                secret_access_key: self.token_key.secret_for(access_key_id),
+                caller,
+            },
+            Some(claims.expires),
+        ))
     }
 }
 

@@ -357,7 +357,7 @@ pub fn compute_pass_role_denial(caller: &Caller, role_arn: &str) -> Option<Strin
     if caller.is_root() {
         return None;
     }
-    let req = policy::Request::new(caller.principal().clone(), "iam:PassRole", role_arn);
+    let req = policy::Request::new(caller.shared_principal(), "iam:PassRole", role_arn);
     let identity: Vec<&policy::Policy> = caller.policies().iter().collect();
     let set = policy::PolicySet {
         identity: &identity,

@@ -143,7 +143,7 @@ fn trusts(role: &RoleEntry, caller: &Caller) -> bool {
         return false;
     };
     let req = Request::new(
-        caller.principal().clone(),
+        caller.shared_principal(),
         "sts:AssumeRole",
         &role.record.arn,
     );
@@ -240,6 +240,12 @@ fn get_session_token(
     q: &QueryView<'_>,
     caller: &Caller,
 ) -> Result<String, IamError> {
+    // AWS refuses session credentials, whatever they act as (a user's own session too).
+    if caller.is_temporary() {
+        return Err(IamError::AccessDenied(
+            "Cannot call GetSessionToken with session credentials".into(),
+        ));
+    }
     let (subject, max) = match caller.principal().kind() {
         PrincipalKind::Root => (Subject::Root, 3600),
         PrincipalKind::User { name } => (

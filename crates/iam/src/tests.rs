@@ -233,6 +233,18 @@ async fn a_session_token_acts_as_the_role_until_it_expires() {
         f.iam.directory().lookup(&id, None).err(),
         Some(KeyError::InvalidToken)
     );
+    // The identity is remembered for its key and token only: another token for the same
+    // key id is opened (and refused) on its own.
+    let again = f.iam.directory().lookup(&id, Some(&token)).unwrap();
+    assert_eq!(
+        again.caller.principal_arn(),
+        identity.caller.principal_arn()
+    );
+    let forged = format!("{token}x");
+    assert_eq!(
+        f.iam.directory().lookup(&id, Some(&forged)).err(),
+        Some(KeyError::InvalidToken)
+    );
     f.clock.store(NOW + 3600, Ordering::SeqCst);
     assert_eq!(
         f.iam.directory().lookup(&id, Some(&token)).err(),
@@ -590,4 +602,56 @@ async fn every_operation_answers_and_needs_an_iam_or_sts_access() {
     )
     .await;
     assert!(n >= StsOperation::ALL.len());
+}
+
+#[tokio::test]
+async fn get_session_token_refuses_session_credentials_even_a_users_own() {
+    let f = fixture().await;
+    iam_call(&f, &root(), "CreateUser", &[("UserName", "alice")])
+        .await
+        .unwrap();
+    let out = iam_call(&f, &root(), "CreateAccessKey", &[("UserName", "alice")])
+        .await
+        .unwrap();
+    let alice = f
+        .iam
+        .directory()
+        .lookup(between(&out, "AccessKeyId"), None)
+        .unwrap()
+        .caller;
+    assert!(!alice.is_temporary());
+    let session = sts_call(&f, &alice, "GetSessionToken", &[]).await.unwrap();
+    let (id, token) = (
+        between(&session, "AccessKeyId"),
+        between(&session, "SessionToken"),
+    );
+    let as_session = f.iam.directory().lookup(id, Some(token)).unwrap().caller;
+    assert!(as_session.is_temporary());
+    assert_eq!(
+        as_session.principal_arn(),
+        format!("arn:aws:iam::{ACCOUNT}:user/alice")
+    );
+    assert_eq!(
+        sts_call(&f, &as_session, "GetSessionToken", &[])
+            .await
+            .err(),
+        Some("AccessDenied".to_owned())
+    );
+    // Root's session credentials too.
+    let root_session = sts_call(&f, &root(), "GetSessionToken", &[]).await.unwrap();
+    let as_root_session = f
+        .iam
+        .directory()
+        .lookup(
+            between(&root_session, "AccessKeyId"),
+            Some(between(&root_session, "SessionToken")),
+        )
+        .unwrap()
+        .caller;
+    assert_eq!(
+        sts_call(&f, &as_root_session, "GetSessionToken", &[])
+            .await
+            .err(),
+        Some("AccessDenied".to_owned())
+    );
 }

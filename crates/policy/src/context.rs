@@ -3,12 +3,18 @@
 //!
 //! Context keys compare case-insensitively, so they are stored lower-cased. The global
 //! keys that follow from the principal (`aws:PrincipalArn`, `aws:PrincipalAccount`,
-//! `aws:username`, `aws:userid`, `aws:PrincipalTag/*`) are filled in by [`Request::new`];
-//! the ones only the caller knows (time, source IP, TLS, request and resource tags) have
-//! setters. Nothing here reads a clock: time comes in as a parameter.
+//! `aws:username`, `aws:userid`, `aws:PrincipalTag/*`) are computed once when the
+//! principal is built and shared by every request it makes (a request holds the principal
+//! behind an `Arc`: authorizing a call copies nothing of it); the ones only the caller
+//! knows (time, source IP, TLS, request and resource tags) have setters. Nothing here
+//! reads a clock: time comes in as a parameter.
 
 use std::borrow::Cow;
 use std::net::IpAddr;
+use std::sync::Arc;
+
+/// A context key, lower-cased: the global keys are static, tag keys are built.
+type Key = Cow<'static, str>;
 
 /// What kind of principal makes the request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +45,9 @@ pub struct Principal {
     kind: PrincipalKind,
     userid: Option<String>,
     tags: Vec<(String, String)>,
+    /// The context keys that follow from the fields above, kept in step by every
+    /// constructor and builder.
+    keys: Vec<(Key, ContextValue)>,
 }
 
 impl Principal {
@@ -65,43 +74,55 @@ impl Principal {
 
     /// An AWS service principal (`ecs-tasks.amazonaws.com`); it has no account.
     pub fn service(name: &str) -> Self {
-        Self {
-            arn: name.to_owned(),
-            account: String::new(),
-            kind: PrincipalKind::Service,
-            userid: None,
-            tags: Vec::new(),
-        }
+        Self::new(name.to_owned(), String::new(), PrincipalKind::Service)
     }
 
     /// A federated principal (identity provider ARN or name).
     pub fn federated(provider: &str) -> Self {
-        Self {
-            kind: PrincipalKind::Federated,
-            ..Self::service(provider)
-        }
+        Self::new(provider.to_owned(), String::new(), PrincipalKind::Federated)
     }
 
     fn with_kind(arn: String, kind: PrincipalKind) -> Self {
         let account = arn.split(':').nth(4).unwrap_or("").to_owned();
+        Self::new(arn, account, kind)
+    }
+
+    fn new(arn: String, account: String, kind: PrincipalKind) -> Self {
+        let mut keys: Vec<(Key, ContextValue)> =
+            vec![("aws:principalarn".into(), arn.as_str().into())];
+        if !account.is_empty() {
+            keys.push(("aws:principalaccount".into(), account.as_str().into()));
+        }
+        if let PrincipalKind::User { name } = &kind {
+            keys.push(("aws:username".into(), name.as_str().into()));
+        }
         Self {
             arn,
             account,
             kind,
             userid: None,
             tags: Vec::new(),
+            keys,
         }
     }
 
     /// Sets the unique id (`aws:userid`: `AIDA...` for users, `AROA...:session` for roles).
     pub fn with_userid(mut self, userid: &str) -> Self {
         self.userid = Some(userid.to_owned());
+        self.keys.retain(|(k, _)| k != "aws:userid");
+        self.keys.push(("aws:userid".into(), userid.into()));
         self
     }
 
     /// Adds a principal tag (`aws:PrincipalTag/KEY`).
     pub fn with_tag(mut self, key: &str, value: &str) -> Self {
         self.tags.push((key.to_owned(), value.to_owned()));
+        let context_key = format!("aws:principaltag/{}", key.to_ascii_lowercase());
+        // A later tag with the same key (any case) wins, as the earlier code's lookup
+        // found the first: keep the first, as before.
+        if !self.keys.iter().any(|(k, _)| *k == context_key) {
+            self.keys.push((context_key.into(), value.into()));
+        }
         self
     }
 
@@ -260,50 +281,37 @@ impl From<IpAddr> for ContextValue {
 /// One request to authorize.
 #[derive(Debug, Clone)]
 pub struct Request {
-    principal: Principal,
+    principal: Arc<Principal>,
     action: String,
     action_lc: String,
     resource: String,
-    context: Vec<(Box<str>, ContextValue)>,
+    /// The keys set on this request; the principal's own keys are read from it.
+    context: Vec<(Key, ContextValue)>,
 }
 
 impl Request {
     /// A request by `principal` to perform `action` (`service:Operation`) on `resource` (an
-    /// ARN, or `*` for actions without a resource type). Fills in the principal's keys.
-    pub fn new(principal: Principal, action: &str, resource: &str) -> Self {
-        // The keys are distinct, so they are pushed without the lookup `set` does.
-        let mut context: Vec<(Box<str>, ContextValue)> =
-            Vec::with_capacity(8 + principal.tags.len());
-        let mut push = |key: &str, value: &str| context.push((key.into(), value.into()));
-        push("aws:principalarn", &principal.arn);
-        if !principal.account.is_empty() {
-            push("aws:principalaccount", &principal.account);
-        }
-        if let PrincipalKind::User { name } = &principal.kind {
-            push("aws:username", name);
-        }
-        if let Some(id) = &principal.userid {
-            push("aws:userid", id);
-        }
-        for (k, v) in &principal.tags {
-            push(&format!("aws:principaltag/{}", k.to_ascii_lowercase()), v);
-        }
+    /// ARN, or `*` for actions without a resource type). The principal's keys come with it.
+    pub fn new(principal: impl Into<Arc<Principal>>, action: &str, resource: &str) -> Self {
         Self {
             action: action.to_owned(),
             action_lc: action.to_ascii_lowercase(),
             resource: resource.to_owned(),
-            context,
-            principal,
+            context: Vec::with_capacity(8),
+            principal: principal.into(),
         }
     }
 
     /// Sets context key `key` (any case) to `value`, replacing an earlier value.
     pub fn set(&mut self, key: &str, value: impl Into<ContextValue>) {
-        let key = key.to_ascii_lowercase();
-        let value = value.into();
-        match self.context.iter_mut().find(|(k, _)| **k == *key) {
+        self.set_lower(key.to_ascii_lowercase().into(), value.into());
+    }
+
+    /// Sets a key already in lower case (the global keys' setters: no allocation).
+    fn set_lower(&mut self, key: Key, value: ContextValue) {
+        match self.context.iter_mut().find(|(k, _)| *k == key) {
             Some(slot) => slot.1 = value,
-            None => self.context.push((key.into(), value)),
+            None => self.context.push((key, value)),
         }
     }
 
@@ -314,19 +322,25 @@ impl Request {
     }
 
     /// The request time: sets `aws:CurrentTime` and `aws:EpochTime`.
-    pub fn at_epoch_millis(self, ms: i64) -> Self {
-        self.with("aws:CurrentTime", ContextValue::date_millis(ms))
-            .with("aws:EpochTime", ContextValue::number((ms / 1000) as f64))
+    pub fn at_epoch_millis(mut self, ms: i64) -> Self {
+        self.set_lower("aws:currenttime".into(), ContextValue::date_millis(ms));
+        self.set_lower(
+            "aws:epochtime".into(),
+            ContextValue::number((ms / 1000) as f64),
+        );
+        self
     }
 
     /// The caller's address: `aws:SourceIp`.
-    pub fn source_ip(self, ip: IpAddr) -> Self {
-        self.with("aws:SourceIp", ip)
+    pub fn source_ip(mut self, ip: IpAddr) -> Self {
+        self.set_lower("aws:sourceip".into(), ip.into());
+        self
     }
 
     /// Whether the request came over TLS: `aws:SecureTransport`.
-    pub fn secure_transport(self, tls: bool) -> Self {
-        self.with("aws:SecureTransport", tls)
+    pub fn secure_transport(mut self, tls: bool) -> Self {
+        self.set_lower("aws:securetransport".into(), tls.into());
+        self
     }
 
     /// Tags the request sets: `aws:RequestTag/KEY` each, and `aws:TagKeys`.
@@ -356,9 +370,11 @@ impl Request {
     }
 
     pub(crate) fn get_lower(&self, key: &str) -> Option<&ContextValue> {
+        // A key set on the request overrides the principal's (as `set` replaced it).
         self.context
             .iter()
-            .find(|(k, _)| **k == *key)
+            .chain(self.principal.keys.iter())
+            .find(|(k, _)| *k == key)
             .map(|(_, v)| v)
     }
 

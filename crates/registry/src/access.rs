@@ -18,11 +18,10 @@ pub trait IdentityResolver: Send + Sync + 'static {
     /// policies; `None` when it no longer exists (deleted, or recreated with another id).
     fn resolve(&self, arn: &str, user_id: &str) -> Option<wire::Caller>;
 
-    /// When `caller`'s own credentials expire (a role session's), so its registry
-    /// tokens expire no later; `None` for credentials that do not expire.
+    /// When `caller`'s own credentials expire (a session's), so its registry tokens
+    /// expire no later; `None` for credentials that do not expire.
     fn credentials_expiry(&self, caller: &wire::Caller) -> Option<i64> {
-        let _ = caller;
-        None
+        caller.session_expiry()
     }
 }
 
@@ -130,10 +129,10 @@ impl Registry {
 
     /// When `caller`'s credentials expire, if they do (asked of the resolver).
     pub(crate) fn credentials_expiry(&self, caller: &wire::Caller) -> Option<i64> {
-        if caller.is_root() {
-            return None;
+        match self.identity() {
+            Some(identity) => identity.credentials_expiry(caller),
+            None => caller.session_expiry(),
         }
-        self.identity()?.credentials_expiry(caller)
     }
 
     /// The ARN of repository `name`.
@@ -155,7 +154,7 @@ impl Registry {
         action: Action,
     ) -> Result<(), RegistryError> {
         let resource = self.repository_arn(name);
-        let req = policy::Request::new(caller.principal().clone(), action.name(), &resource);
+        let req = policy::Request::new(caller.shared_principal(), action.name(), &resource);
         let identity: Vec<&policy::Policy> = caller.policies().iter().collect();
         let resource_policies: Vec<&policy::Policy> = repo_policy.into_iter().collect();
         let set = policy::PolicySet {

@@ -78,11 +78,15 @@ pub enum Input<'a> {
 /// `policy::evaluate`.
 #[derive(Clone, Debug)]
 pub struct Caller {
-    principal: policy::Principal,
+    /// Shared with every policy request the caller makes, so authorizing copies nothing.
+    principal: Arc<policy::Principal>,
     user_id: Arc<str>,
     access: Standing,
     /// The agent instance (`i-…`) whose instance credentials signed the request.
     instance_id: Option<Arc<str>>,
+    /// When the temporary (session) credentials that signed the request expire, in Unix
+    /// seconds; `None` for long-term keys.
+    session_expiry: Option<i64>,
 }
 
 /// What a caller may do before any policy is looked at.
@@ -99,10 +103,11 @@ impl Caller {
     /// account id, as STS answers.
     pub fn root(account: &str) -> Self {
         Self {
-            principal: policy::Principal::root(account).with_userid(account),
+            principal: Arc::new(policy::Principal::root(account).with_userid(account)),
             user_id: account.into(),
             access: Standing::Root,
             instance_id: None,
+            session_expiry: None,
         }
     }
 
@@ -114,10 +119,11 @@ impl Caller {
         policies: Arc<[policy::Policy]>,
     ) -> Self {
         Self {
-            principal: principal.with_userid(user_id),
+            principal: Arc::new(principal.with_userid(user_id)),
             user_id: user_id.into(),
             access: Standing::Policies(policies),
             instance_id: None,
+            session_expiry: None,
         }
     }
 
@@ -127,6 +133,26 @@ impl Caller {
     pub fn with_instance_id(mut self, id: &str) -> Self {
         self.instance_id = Some(id.into());
         self
+    }
+
+    /// The same caller, known to have signed with temporary credentials (a session
+    /// token) expiring at `unix_secs`: some operations refuse them (STS GetSessionToken),
+    /// and what is issued on their strength expires no later (registry tokens).
+    #[must_use]
+    pub fn with_session_expiry(mut self, unix_secs: i64) -> Self {
+        self.session_expiry = Some(unix_secs);
+        self
+    }
+
+    /// Whether the caller signed with temporary credentials.
+    pub fn is_temporary(&self) -> bool {
+        self.session_expiry.is_some()
+    }
+
+    /// When the caller's temporary credentials expire (Unix seconds); `None` for
+    /// long-term keys.
+    pub fn session_expiry(&self) -> Option<i64> {
+        self.session_expiry
     }
 
     /// The agent instance (`i-…`) the caller's instance credentials were issued to;
@@ -148,6 +174,11 @@ impl Caller {
     /// The authenticated principal, as policy evaluation takes it.
     pub fn principal(&self) -> &policy::Principal {
         &self.principal
+    }
+
+    /// The principal, shared: what a `policy::Request` holds.
+    pub fn shared_principal(&self) -> Arc<policy::Principal> {
+        Arc::clone(&self.principal)
     }
 
     /// The principal's unique id: the account id for root, `AIDA…` for a user,
@@ -320,9 +351,9 @@ impl Access {
     /// Builds the policy request for `principal`, consuming what it carries.
     pub(crate) fn into_request(
         self,
-        principal: &policy::Principal,
+        principal: Arc<policy::Principal>,
     ) -> (policy::Request, Option<Arc<policy::Policy>>) {
-        let mut req = policy::Request::new(principal.clone(), &self.action(), &self.resource);
+        let mut req = policy::Request::new(principal, &self.action(), &self.resource);
         for (k, v) in self.keys {
             req.set(k, v);
         }

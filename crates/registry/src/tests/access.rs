@@ -391,3 +391,24 @@ async fn repository_policies_are_validated_as_resource_policies_of_ecr() {
         .expect("cached");
     assert!(Arc::ptr_eq(&p, &again));
 }
+
+#[tokio::test]
+async fn a_sessions_registry_token_expires_with_the_session() {
+    let (f, iam) = with_image().await;
+    iam.set(&[]);
+    let session_ends = now_secs() + 900;
+    let caller = alice_caller(&[]).with_session_expiry(session_ends);
+    let call = wire::Call {
+        input: wire::Input::Json(b"{}"),
+        caller: &caller,
+        request_id: "r",
+    };
+    let out = Service::handle(&f.reg, crate::Operation::GetAuthorizationToken, call)
+        .await
+        .expect("token");
+    let v: serde_json::Value = serde_json::from_slice(&out).expect("test value");
+    let expires_at = v["authorizationData"][0]["expiresAt"]
+        .as_f64()
+        .expect("expiresAt is a timestamp");
+    assert_eq!(expires_at as i64, session_ends);
+}

@@ -352,8 +352,59 @@ fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
-/// kSigning = HMAC(HMAC(HMAC(HMAC("AWS4" + secret, date), region), service), "aws4_request").
+/// kSigning, remembered: it changes only with the secret, the day, the region and the
+/// service, so a client's requests of one day share it, and deriving it (four HMACs) was a
+/// visible part of every request's cost.
 fn signing_key(secret: &str, credential: &Credential<'_>) -> [u8; 32] {
+    use std::collections::hash_map::DefaultHasher;
+    use std::collections::HashMap;
+    use std::hash::{Hash, Hasher};
+    use std::sync::{LazyLock, Mutex, PoisonError};
+
+    /// The scope a key was derived for, and the key; compared whole on a hit, so a hash
+    /// collision can never hand out another secret's key.
+    struct Derived {
+        scope: [Box<str>; 4],
+        key: [u8; 32],
+    }
+    /// Past this many keys the cache starts over (clients × days × regions × services).
+    const LIMIT: usize = 4096;
+    static DERIVED: LazyLock<Mutex<HashMap<u64, Derived>>> =
+        LazyLock::new(|| Mutex::new(HashMap::new()));
+
+    let parts = [
+        secret,
+        credential.date,
+        credential.region,
+        credential.service,
+    ];
+    let mut hasher = DefaultHasher::new();
+    parts.hash(&mut hasher);
+    let slot = hasher.finish();
+    let same = |d: &Derived| d.scope.iter().zip(parts).all(|(a, b)| **a == *b);
+    {
+        let cache = DERIVED.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(d) = cache.get(&slot).filter(|d| same(d)) {
+            return d.key;
+        }
+    }
+    let key = derive_signing_key(secret, credential);
+    let mut cache = DERIVED.lock().unwrap_or_else(PoisonError::into_inner);
+    if cache.len() >= LIMIT {
+        cache.clear();
+    }
+    cache.insert(
+        slot,
+        Derived {
+            scope: parts.map(Box::from),
+            key,
+        },
+    );
+    key
+}
+
+/// kSigning = HMAC(HMAC(HMAC(HMAC("AWS4" + secret, date), region), service), "aws4_request").
+fn derive_signing_key(secret: &str, credential: &Credential<'_>) -> [u8; 32] {
     let mut k_secret = Vec::with_capacity(4 + secret.len());
     k_secret.extend_from_slice(b"AWS4");
     k_secret.extend_from_slice(secret.as_bytes());

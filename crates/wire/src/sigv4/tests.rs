@@ -368,3 +368,21 @@ fn uppercased_signature_is_not_the_signature() {
         Err(SigV4Error::SignatureMismatch)
     );
 }
+
+#[test]
+fn a_remembered_signing_key_is_the_derived_one_and_never_another_secrets() {
+    let scope = |service| Credential {
+        access_key_id: "AKIDEXAMPLE",
+        date: "20150830",
+        region: "us-east-1",
+        service,
+    };
+    for (secret, service) in [("a", "ecs"), ("b", "ecs"), ("a", "ecs"), ("a", "logs")] {
+        let c = scope(service);
+        assert_eq!(signing_key(secret, &c), derive_signing_key(secret, &c));
+    }
+    assert_ne!(
+        signing_key("a", &scope("ecs")),
+        signing_key("b", &scope("ecs"))
+    );
+}
