@@ -197,6 +197,18 @@ def test_a_joined_agent_pulls_runs_and_is_the_only_one_acting_for_its_instance(e
         r = open_channel(cfg, creds_b, cluster_arn, ci["containerInstanceArn"])
         assert r.status_code == 403, (r.status_code, r.text)
         assert "AccessDenied" in r.text and arn_b in r.text, r.text
+        # Holding a channel is ecs:Poll: a user whose policies do not grant it is refused
+        # before ownership is even looked at.
+        iam = make_client(cfg, "iam")
+        iam.create_user(UserName="reader")
+        iam.put_user_policy(UserName="reader", PolicyName="read", PolicyDocument=json.dumps(
+            {"Version": "2012-10-17",
+             "Statement": [{"Effect": "Allow", "Action": ["ecs:Describe*", "ecs:List*"], "Resource": "*"}]}))
+        key = iam.create_access_key(UserName="reader")["AccessKey"]
+        reader = {"AccessKeyId": key["AccessKeyId"], "SecretAccessKey": key["SecretAccessKey"], "Token": None}
+        r = open_channel(cfg, reader, cluster_arn, ci["containerInstanceArn"])
+        assert r.status_code == 403, (r.status_code, r.text)
+        assert "ecs:Poll" in r.text and "user/reader" in r.text, r.text
         assert connected_instances(aws, cluster), "agent A keeps its channel"
 
         # The redeemed token cannot be used again.

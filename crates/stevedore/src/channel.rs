@@ -45,6 +45,14 @@ pub async fn upgrade(
             "The channel needs clusterArn and containerInstanceArn query parameters.",
         );
     };
+    // Holding the channel is ECS's `ecs:Poll` on the container instance (what
+    // AmazonEC2ContainerServiceforEC2Role grants agents), in its cluster.
+    let poll = wire::Access::new("ecs", "Poll", instance.clone())
+        .with_key("ecs:cluster", cluster.as_str());
+    if let Err(err) = wire::dispatch::authorize(&caller, vec![poll], None) {
+        tracing::info!(principal = caller.principal_arn(), %instance, "Channel refused: the caller may not poll for the instance.");
+        return crate::http::aws_error(&err.with_status(403));
+    }
     // Only the instance's owner may hold its channel (ecs::ownership); a refusal is
     // answered before any upgrade.
     let session = match app.ecs().open_session_as(cluster, instance, &caller).await {

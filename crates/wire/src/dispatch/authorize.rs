@@ -44,7 +44,7 @@ pub(crate) fn check(
         if need.is_public() {
             continue;
         }
-        let (mut req, resource_policy) = need.into_request(caller.principal());
+        let (mut req, resource_policy) = need.into_request(caller.shared_principal());
         req = req
             .at_epoch_millis(now_millis)
             .secure_transport(transport.secure);
@@ -69,6 +69,25 @@ pub(crate) fn check(
         }
     }
     Ok(())
+}
+
+/// Authorizes `needs` for `caller` outside an API call (a route of Stevedore's own, such
+/// as the agent channel's upgrade), as the dispatch would: the root passes, anyone else
+/// needs every access allowed. A denial answers `AccessDeniedException`.
+pub fn authorize(
+    caller: &Caller,
+    needs: Vec<Access>,
+    peer: Option<IpAddr>,
+) -> Result<(), AwsError> {
+    if caller.is_root() {
+        return Ok(());
+    }
+    let transport = Transport {
+        peer,
+        secure: false,
+        query: false,
+    };
+    check(caller, needs, transport, now_millis())
 }
 
 /// AWS's denial: `AccessDenied` (403) in query protocols, `AccessDeniedException`

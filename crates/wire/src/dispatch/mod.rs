@@ -8,7 +8,7 @@ mod authorize;
 pub mod route;
 mod serve;
 
-pub use authorize::{access_denied, PeerAddr};
+pub use authorize::{access_denied, authorize, PeerAddr};
 pub use serve::{
     not_implemented, unknown_operation, wrong_service, Dispatch, Identity, KeyError, Keys, Observer,
 };
