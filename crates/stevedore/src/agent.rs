@@ -458,6 +458,7 @@ async fn wait_for_signal() {
 /// Docker does not answer, says what to do and leaves the server running alone.
 pub async fn start_for_up(
     addr: std::net::SocketAddr,
+    tls: bool,
     region: String,
     key: crate::credentials::AccessKey,
     state_dir: PathBuf,
@@ -468,9 +469,9 @@ pub async fn start_for_up(
     } else {
         addr
     };
-    let endpoint = format!("http://{host}");
+    let endpoint = format!("{}://{host}", if tls { "https" } else { "http" });
     for _ in 0..100 {
-        if health_ok(host).await {
+        if health_ok(host, tls).await {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -508,10 +509,17 @@ pub async fn start_for_up(
     }
 }
 
-async fn health_ok(addr: std::net::SocketAddr) -> bool {
+async fn health_ok(addr: std::net::SocketAddr, tls: bool) -> bool {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let attempt = async {
-        let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+        let tcp = tokio::net::TcpStream::connect(addr).await.ok()?;
+        let mut s: Box<dyn agent::tls::Io> = if tls {
+            agent::tls::connect(tcp, &addr.ip().to_string())
+                .await
+                .ok()?
+        } else {
+            Box::new(tcp)
+        };
         s.write_all(b"GET /health HTTP/1.0\r\nHost: localhost\r\n\r\n")
             .await
             .ok()?;
