@@ -118,6 +118,66 @@ pub async fn connect(tcp: TcpStream, host: &str) -> Result<Box<dyn Io>, std::io:
     Ok(Box::new(tls))
 }
 
+/// The endpoint's certificate is not trusted.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the server at {endpoint} presented a certificate this host does not trust ({detail}); \
+     pass the server's CA with --ca-file (STEVEDORE_AGENT_CA_FILE, or STEVEDORE_CA_FILE in the \
+     config file)"
+)]
+pub struct UntrustedEndpoint {
+    /// The endpoint.
+    pub endpoint: String,
+    /// What the handshake said.
+    pub detail: String,
+}
+
+/// For an `https://` endpoint, runs one TLS handshake and fails when the certificate is
+/// not trusted. A server that cannot be reached yet is not an error here (the agent
+/// retries its calls); plain `http://` endpoints pass.
+pub async fn verify_endpoint(endpoint: &str) -> Result<(), UntrustedEndpoint> {
+    let Ok(uri) = endpoint.parse::<http::Uri>() else {
+        return Ok(());
+    };
+    if uri.scheme_str() != Some("https") {
+        return Ok(());
+    }
+    let Some(host) = uri.host() else {
+        return Ok(());
+    };
+    let port = uri.port_u16().unwrap_or(443);
+    let target = format!("{}:{port}", host);
+    let tcp = match tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        TcpStream::connect(&target),
+    )
+    .await
+    {
+        Ok(Ok(tcp)) => tcp,
+        _ => return Ok(()),
+    };
+    let handshake = tokio::time::timeout(std::time::Duration::from_secs(10), connect(tcp, host));
+    match handshake.await {
+        Ok(Err(error)) if is_trust_failure(&error) => Err(UntrustedEndpoint {
+            endpoint: endpoint.to_owned(),
+            detail: error.to_string(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn is_trust_failure(error: &std::io::Error) -> bool {
+    error
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<rustls::Error>())
+        .is_some_and(|e| {
+            matches!(
+                e,
+                rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
+            )
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -171,15 +171,14 @@ pub async fn run(args: ServerArgs, quick_start: bool) -> anyhow::Result<()> {
     let store: Arc<dyn store::Store> = Arc::new(store);
     let blobs = blobstore::FsBlobStore::open(args.data_dir.join("blobs"))
         .context("opening the registry's blob storage")?;
-    let registry = registry::Registry::new(
-        store.clone(),
-        Arc::new(blobs),
-        registry::RegistryConfig::new(
-            addr.to_string(),
-            args.region.clone(),
-            args.account_id.clone(),
-        ),
+    let mut registry_config = registry::RegistryConfig::new(
+        addr.to_string(),
+        args.region.clone(),
+        args.account_id.clone(),
     );
+    // The token realm Docker is sent to must use the scheme it reached us with.
+    registry_config.scheme = scheme.to_owned();
+    let registry = registry::Registry::new(store.clone(), Arc::new(blobs), registry_config);
     loops.spawn(registry.clone().run_background(shutdown.clone()));
     let agent_key = quick_start.then(|| key.clone());
     // Fargate: hidden capacity is agents of this process calling this server.
@@ -384,4 +383,58 @@ pub(crate) async fn shutdown_signal() {
     };
     tokio::select! { () = ctrl_c => {}, () = term => {} }
     tracing::info!("Shutdown requested; finishing in-flight requests.");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: ServerArgs,
+    }
+
+    fn decide(argv: &[&str]) -> anyhow::Result<Transport> {
+        let mut full = vec!["server"];
+        full.extend_from_slice(argv);
+        decide_transport(&Cli::try_parse_from(full)?.args)
+    }
+
+    #[test]
+    fn loopback_is_plain_unless_tls_is_asked_for() {
+        assert_eq!(
+            decide(&["--listen", "127.0.0.1:1"]).expect("ok"),
+            Transport::Plain
+        );
+        assert!(matches!(
+            decide(&["--listen", "127.0.0.1:1", "--tls"]).expect("ok"),
+            Transport::Tls(crate::tls::CertSource::Generated { .. })
+        ));
+    }
+
+    #[test]
+    fn other_addresses_serve_tls_by_default_and_plain_http_needs_the_insecure_flag() {
+        assert!(matches!(
+            decide(&["--listen", "0.0.0.0:1"]).expect("ok"),
+            Transport::Tls(_)
+        ));
+        let err = decide(&["--listen", "0.0.0.0:1", "--tls=false"]).expect_err("refused");
+        assert!(err.to_string().contains("--insecure-http"), "{err}");
+        assert_eq!(
+            decide(&["--listen", "0.0.0.0:1", "--insecure-http"]).expect("ok"),
+            Transport::Plain
+        );
+    }
+
+    #[test]
+    fn a_user_certificate_implies_tls_and_needs_its_key() {
+        assert!(matches!(
+            decide(&["--tls-cert", "c.pem", "--tls-key", "k.pem"]).expect("ok"),
+            Transport::Tls(crate::tls::CertSource::User { .. })
+        ));
+        assert!(decide(&["--tls-cert", "c.pem"]).is_err());
+        assert!(decide(&["--tls=false", "--tls-cert", "c.pem", "--tls-key", "k.pem"]).is_err());
+    }
 }

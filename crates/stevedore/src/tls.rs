@@ -375,3 +375,125 @@ fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
         detail: e.to_string(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn sans(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    fn mode(p: &Path) -> u32 {
+        std::fs::metadata(p).expect("meta").permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn first_start_creates_owner_only_ca_and_server_files_and_restart_reuses_them() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let now = SystemTime::now();
+        let files =
+            ensure_generated(dir.path(), &sans(&["localhost", "127.0.0.1"]), now).expect("gen");
+        for name in ["ca.crt", "ca.key", "server.crt", "server.key"] {
+            assert_eq!(mode(&dir.path().join(name)), 0o600, "{name}");
+        }
+        let before = std::fs::read(&files.server_crt).expect("read");
+        let ca_before = std::fs::read(&files.ca_crt).expect("read");
+        ensure_generated(dir.path(), &sans(&["127.0.0.1", "localhost"]), now).expect("again");
+        assert_eq!(std::fs::read(&files.server_crt).expect("read"), before);
+        assert_eq!(std::fs::read(&files.ca_crt).expect("read"), ca_before);
+    }
+
+    #[test]
+    fn changed_names_or_near_expiry_reissue_the_server_certificate_under_the_same_ca() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let now = SystemTime::now();
+        let files = ensure_generated(dir.path(), &sans(&["localhost"]), now).expect("gen");
+        let (ca, first) = (
+            std::fs::read(&files.ca_crt).expect("read"),
+            std::fs::read(&files.server_crt).expect("read"),
+        );
+        ensure_generated(dir.path(), &sans(&["localhost", "stevedore.lan"]), now).expect("sans");
+        let second = std::fs::read(&files.server_crt).expect("read");
+        assert_ne!(second, first);
+        let later = now + Duration::from_secs((SERVER_CERT_DAYS - 10) * 86_400);
+        ensure_generated(dir.path(), &sans(&["localhost", "stevedore.lan"]), later).expect("renew");
+        assert_ne!(std::fs::read(&files.server_crt).expect("read"), second);
+        assert_eq!(std::fs::read(&files.ca_crt).expect("read"), ca);
+    }
+
+    /// One TLS handshake between `server` and a client trusting `ca`, for `name`.
+    async fn handshake(server: &ServerTls, ca: &Path, name: &str) -> Result<(), String> {
+        let client = agent::tls::config_from_ca_file(ca).map_err(|e| e.to_string())?;
+        let (a, b) = tokio::io::duplex(64 * 1024);
+        let acceptor = tokio_rustls::TlsAcceptor::from(server.config.clone());
+        let srv = tokio::spawn(async move { acceptor.accept(b).await.map(|_| ()) });
+        let name =
+            rustls_pki_types::ServerName::try_from(name.to_owned()).map_err(|e| e.to_string())?;
+        let out = tokio_rustls::TlsConnector::from(client)
+            .connect(name, a)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+        drop(srv);
+        out
+    }
+
+    #[tokio::test]
+    async fn clients_trusting_the_ca_accept_the_server_and_another_ca_is_refused() {
+        let (one, two) = (
+            tempfile::tempdir().expect("tmp"),
+            tempfile::tempdir().expect("tmp"),
+        );
+        let names = sans(&["localhost", "127.0.0.1"]);
+        let source = |d: &Path| CertSource::Generated {
+            data_dir: d.to_owned(),
+            sans: names.clone(),
+        };
+        let server = load(&source(one.path())).expect("load");
+        let ca = server.ca_file.clone().expect("generated CA");
+        handshake(&server, &ca, "localhost").await.expect("trusted");
+        handshake(&server, &ca, "127.0.0.1")
+            .await
+            .expect("trusted by address");
+        // A certificate from another Stevedore CA (same names): a man in the middle.
+        let other = load(&source(two.path())).expect("load");
+        let err = handshake(&other, &ca, "localhost").await.expect_err("mitm");
+        assert!(err.contains("certificate"), "{err}");
+        // A name the certificate was not issued for.
+        let err = handshake(&server, &ca, "example.com")
+            .await
+            .expect_err("name");
+        assert!(err.contains("certificate"), "{err}");
+    }
+
+    #[test]
+    fn user_certificates_are_used_as_given_and_a_missing_key_is_named() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let files =
+            ensure_generated(dir.path(), &sans(&["localhost"]), SystemTime::now()).expect("gen");
+        let user = CertSource::User {
+            cert: files.server_crt.clone(),
+            key: files.server_key.clone(),
+        };
+        assert!(load(&user).expect("user").ca_file.is_none());
+        let missing = CertSource::User {
+            cert: files.server_crt,
+            key: dir.path().join("nope.key"),
+        };
+        let err = load(&missing).expect_err("missing");
+        assert!(err.to_string().contains("nope.key"), "{err}");
+    }
+
+    #[test]
+    fn default_names_cover_loopback_a_specific_listen_address_and_extras() {
+        let any = default_sans("0.0.0.0:4747".parse().expect("addr"), &sans(&["ecs.lan"]));
+        for want in ["localhost", "127.0.0.1", "::1", "ecs.lan"] {
+            assert!(any.contains(&want.to_owned()), "{want} in {any:?}");
+        }
+        assert!(!any.contains(&"0.0.0.0".to_owned()));
+        let specific = default_sans("10.1.2.3:4747".parse().expect("addr"), &[]);
+        assert!(specific.contains(&"10.1.2.3".to_owned()));
+    }
+}
