@@ -53,9 +53,13 @@ impl Op {
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Args {
-    /// Base URL, e.g. http://127.0.0.1:4747
+    /// Base URL, e.g. http://127.0.0.1:4747 or https://127.0.0.1:4747
     #[arg(long)]
     endpoint: String,
+    /// PEM CA file that an https endpoint's certificate must chain to (e.g. the server's
+    /// generated ca.crt).
+    #[arg(long)]
+    ca_file: Option<std::path::PathBuf>,
     /// Access key id used to sign requests.
     #[arg(long, env = "AWS_ACCESS_KEY_ID")]
     access_key: String,
@@ -149,7 +153,25 @@ impl Signer {
     }
 }
 
-type HttpClient = Client<HttpConnector, Full<Bytes>>;
+type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// TLS that trusts only the certificates in `ca_file` (no file: none, so https fails).
+#[allow(deprecated)] // ring: see agent::tls::crypto_provider.
+fn tls_config(ca_file: Option<&std::path::Path>) -> anyhow::Result<rustls::ClientConfig> {
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    if let Some(path) = ca_file {
+        let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        for cert in rustls_pki_types::CertificateDer::pem_slice_iter(&pem) {
+            roots.add(cert.with_context(|| format!("parsing {}", path.display()))?)?;
+        }
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
 
 fn container_definition_body(family: &str) -> Bytes {
     let body = json!({
@@ -323,6 +345,12 @@ async fn main() -> anyhow::Result<()> {
     };
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
+    connector.enforce_http(false);
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls_config(args.ca_file.as_deref())?)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(connector);
     let client: HttpClient = Client::builder(TokioExecutor::new())
         .pool_max_idle_per_host(args.concurrency)
         .pool_idle_timeout(Duration::from_secs(30))

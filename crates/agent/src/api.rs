@@ -107,7 +107,7 @@ pub struct ApiClient {
 
 #[derive(Debug)]
 struct Inner {
-    http: Client<HttpConnector, Full<Bytes>>,
+    http: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
     /// Absolute URI requests are posted to.
     uri: http::Uri,
     /// The `host` header value (the URI's authority).
@@ -124,6 +124,13 @@ impl ApiClient {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(config.timeout));
+        // `https://` endpoints are verified with the process's trust (crate::tls).
+        connector.enforce_http(false);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config((*crate::tls::client_config()).clone())
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
         let http = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(config.max_idle_connections)
             .pool_idle_timeout(Duration::from_secs(30))
@@ -345,7 +352,8 @@ impl ApiClient {
                 .await
                 .map_err(|e| ApiError::Transport {
                     operation,
-                    error: error_chain(&e),
+                    // Names the endpoint: a TLS refusal is only actionable with it.
+                    error: format!("{}: {}", self.inner.uri, error_chain(&e)),
                 })?;
             let status = response.status().as_u16();
             let header_type = response
@@ -448,11 +456,11 @@ fn parse_endpoint(endpoint: &str) -> Result<(http::Uri, String), ApiError> {
         reason: reason.to_owned(),
     };
     let uri: http::Uri = endpoint.parse().map_err(|_| invalid("not a URL"))?;
-    match uri.scheme_str() {
-        Some("http") => {}
-        Some("https") => return Err(invalid("https is not supported yet; use http")),
-        _ => return Err(invalid("the scheme must be http")),
-    }
+    let scheme = match uri.scheme_str() {
+        Some("http") => "http",
+        Some("https") => "https",
+        _ => return Err(invalid("the scheme must be http or https")),
+    };
     let host = uri
         .authority()
         .ok_or_else(|| invalid("no host"))?
@@ -462,7 +470,7 @@ fn parse_endpoint(endpoint: &str) -> Result<(http::Uri, String), ApiError> {
         "" => "/",
         p => p,
     };
-    let uri = format!("http://{host}{path}")
+    let uri = format!("{scheme}://{host}{path}")
         .parse()
         .map_err(|_| invalid("not a URL"))?;
     Ok((uri, host))

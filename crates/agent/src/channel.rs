@@ -317,7 +317,7 @@ struct Session<'a> {
 impl Session<'_> {
     async fn run(
         &self,
-        mut ws: WebSocketStream<TcpStream>,
+        mut ws: WebSocketStream<Box<dyn crate::tls::Io>>,
         outbound: &mut mpsc::UnboundedReceiver<Outbound>,
         shutdown: &mut watch::Receiver<bool>,
     ) -> SessionEnd {
@@ -425,7 +425,7 @@ impl Session<'_> {
     /// Acts on one inbound text frame. `Ok(false)`: the owner is gone.
     async fn handle_frame(
         &self,
-        ws: &mut WebSocketStream<TcpStream>,
+        ws: &mut WebSocketStream<Box<dyn crate::tls::Io>>,
         text: &str,
     ) -> Result<bool, SessionEnd> {
         let config = self.config;
@@ -492,7 +492,7 @@ impl Session<'_> {
 
     async fn send(
         &self,
-        ws: &mut WebSocketStream<TcpStream>,
+        ws: &mut WebSocketStream<Box<dyn crate::tls::Io>>,
         frame: &Frame,
     ) -> Result<(), SessionEnd> {
         let text = match serde_json::to_string(frame) {
@@ -519,22 +519,16 @@ impl Session<'_> {
 
 /// Closes the session and waits (at most 2 s) until the server drops the connection,
 /// so that when shutdown returns the server has seen the agent go (`agentConnected`).
-async fn close_gracefully(ws: &mut WebSocketStream<TcpStream>) {
+async fn close_gracefully(ws: &mut WebSocketStream<Box<dyn crate::tls::Io>>) {
     let drain = async {
         let _ = ws.close(None).await;
         // The server's close reply, then the end of the stream.
         while let Some(Ok(_)) = ws.next().await {}
-        let tcp = ws.get_mut();
+        let conn = ws.get_mut();
         let mut buf = [0u8; 256];
-        loop {
-            if tcp.readable().await.is_err() {
+        while let Ok(n) = tokio::io::AsyncReadExt::read(conn, &mut buf).await {
+            if n == 0 {
                 return;
-            }
-            match tcp.try_read(&mut buf) {
-                Ok(0) => return,
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                Err(_) => return,
             }
         }
     };
@@ -581,6 +575,14 @@ pub enum ChannelError {
         /// The I/O error.
         error: std::io::Error,
     },
+    /// The TLS handshake failed (e.g. the certificate is not from a trusted CA).
+    #[error("TLS handshake with {address} failed: {error}")]
+    Tls {
+        /// host:port.
+        address: String,
+        /// What rustls said.
+        error: String,
+    },
     /// The upgrade was refused or broke.
     #[error("upgrade failed: {0}")]
     Upgrade(String),
@@ -598,8 +600,8 @@ pub fn compute_channel_url(config: &ChannelConfig) -> Result<String, ChannelErro
     let uri: http::Uri = config.endpoint.parse().map_err(|_| invalid("not a URL"))?;
     let scheme = match uri.scheme_str() {
         Some("http" | "ws") => "ws",
-        Some("https" | "wss") => return Err(invalid("TLS channels are not supported yet")),
-        _ => return Err(invalid("the scheme must be http")),
+        Some("https" | "wss") => "wss",
+        _ => return Err(invalid("the scheme must be http or https")),
     };
     let authority = uri.authority().ok_or_else(|| invalid("no host"))?;
     let mut path = uri.path().to_owned();
@@ -618,7 +620,9 @@ pub fn compute_channel_url(config: &ChannelConfig) -> Result<String, ChannelErro
 }
 
 /// Opens the TCP connection and performs the signed upgrade, within `connect_timeout`.
-async fn connect(config: &ChannelConfig) -> Result<WebSocketStream<TcpStream>, ChannelError> {
+async fn connect(
+    config: &ChannelConfig,
+) -> Result<WebSocketStream<Box<dyn crate::tls::Io>>, ChannelError> {
     let url = compute_channel_url(config)?;
     let mut request = url
         .as_str()
@@ -631,7 +635,12 @@ async fn connect(config: &ChannelConfig) -> Result<WebSocketStream<TcpStream>, C
         .unwrap_or_default()
         .to_owned();
     // The signature covers the same path and query, with an http scheme as AWS signs it.
-    let sign_uri = url.replacen("ws://", "http://", 1);
+    let tls = url.starts_with("wss://");
+    let sign_uri = if tls {
+        url.replacen("wss://", "https://", 1)
+    } else {
+        url.replacen("ws://", "http://", 1)
+    };
     let signature = compute_signature_headers(
         &config.credentials,
         crate::sign::Scope {
@@ -652,6 +661,7 @@ async fn connect(config: &ChannelConfig) -> Result<WebSocketStream<TcpStream>, C
             http::HeaderValue::from_str(&v).map_err(|e| ChannelError::Signing(e.to_string()))?;
         request.headers_mut().insert(name, value);
     }
+    let server_name = request.uri().host().map(str::to_owned).unwrap_or_default();
     let address = request
         .uri()
         .authority()
@@ -659,7 +669,7 @@ async fn connect(config: &ChannelConfig) -> Result<WebSocketStream<TcpStream>, C
             if a.port().is_some() {
                 a.as_str().to_owned()
             } else {
-                format!("{}:80", a.host())
+                format!("{}:{}", a.host(), if tls { 443 } else { 80 })
             }
         })
         .unwrap_or_default();
@@ -675,8 +685,18 @@ async fn connect(config: &ChannelConfig) -> Result<WebSocketStream<TcpStream>, C
                 error,
             })?;
         let _ = tcp.set_nodelay(true);
+        let stream: Box<dyn crate::tls::Io> = if tls {
+            crate::tls::connect(tcp, &server_name)
+                .await
+                .map_err(|e| ChannelError::Tls {
+                    address: address.clone(),
+                    error: e.to_string(),
+                })?
+        } else {
+            Box::new(tcp)
+        };
         let (ws, _response) =
-            tokio_tungstenite::client_async_with_config(request, tcp, Some(ws_config))
+            tokio_tungstenite::client_async_with_config(request, stream, Some(ws_config))
                 .await
                 .map_err(|e| ChannelError::Upgrade(e.to_string()))?;
         Ok(ws)

@@ -23,12 +23,14 @@ pub mod hollow;
 pub mod instance;
 pub mod instance_identity;
 pub mod metadata;
+pub mod modes;
 pub mod pause;
 pub mod registry_auth;
 pub mod runtime;
 mod sign;
 pub mod state;
 pub mod task_credentials;
+pub mod tls;
 
 pub use api::{ApiClient, ApiConfig, ApiError};
 pub use credentials::{Credentials, CredentialsError};

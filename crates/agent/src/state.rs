@@ -87,7 +87,7 @@ impl StateFile {
             path: dir.to_owned(),
             error,
         };
-        std::fs::create_dir_all(dir).map_err(io)?;
+        crate::modes::private_dir(dir).map_err(io)?;
         let path = dir.join("state.json");
         let doc = match std::fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|error| StateError::Corrupt {

@@ -79,6 +79,10 @@ pub struct AgentArgs {
     /// and the agent signs with its instance profile's role instead of AWS keys.
     #[arg(long, env = "STEVEDORE_AGENT_JOIN_TOKEN", hide_env_values = true)]
     join_token: Option<String>,
+    /// PEM file of the CA that an `https://` endpoint's certificate must chain to (config
+    /// file: STEVEDORE_CA_FILE; default: the system's roots), e.g. the server's `ca.crt`.
+    #[arg(long, env = "STEVEDORE_AGENT_CA_FILE")]
+    ca_file: Option<PathBuf>,
 }
 
 /// Settings after every source was consulted.
@@ -98,6 +102,8 @@ pub struct Resolved {
     pub host_address: Option<std::net::IpAddr>,
     /// A join token to redeem when the state directory holds no instance identity.
     pub join_token: Option<String>,
+    /// The CA file that `https://` endpoints are verified with (`None`: system roots).
+    pub ca_file: Option<PathBuf>,
 }
 
 /// Parses a `KEY=VALUE` file: blank lines and `#` comments are skipped, values may be
@@ -235,7 +241,13 @@ pub fn resolve(args: &AgentArgs, file: &BTreeMap<String, String>) -> anyhow::Res
         .clone()
         .filter(|t| !t.is_empty())
         .or_else(|| get("STEVEDORE_JOIN_TOKEN"));
+    let ca_file = args
+        .ca_file
+        .clone()
+        .filter(|p| !p.as_os_str().is_empty())
+        .or_else(|| get("STEVEDORE_CA_FILE").map(PathBuf::from));
     Ok(Resolved {
+        ca_file,
         join_token,
         pause_image,
         host_address,
@@ -290,6 +302,19 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let file = read_config(&args)?;
     let resolved = resolve(&args, &file)?;
     let region = region_from_environment();
+    if let Some(ca) = &resolved.ca_file {
+        ::agent::tls::trust_ca_file(ca).context("--ca-file")?;
+    }
+    // Its state (instance identity, task credentials' keys) is owner-only.
+    ::agent::modes::private_dir(&resolved.state_dir)
+        .with_context(|| format!("creating {}", resolved.state_dir.display()))?;
+    if let Err(error) = ::agent::modes::tighten_tree(&resolved.state_dir) {
+        tracing::warn!(state_dir = %resolved.state_dir.display(), %error, "Could not check the state directory's file modes.");
+    }
+    // A server whose certificate this host does not trust is not joined at all.
+    ::agent::tls::verify_endpoint(&resolved.endpoint)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let (tx, shutdown) = watch::channel(false);
     let credentials = agent_credentials(&resolved, &region, shutdown.clone()).await?;
     let api = ApiClient::new(ApiConfig::new(&resolved.endpoint, &region, credentials))
@@ -402,6 +427,7 @@ pub async fn spawn_local(
         pause_image: None,
         host_address: None,
         join_token: None,
+        ca_file: None,
     };
     let config = instance_config(&resolved, api);
     // Supervised like the server's own loops: a panic restarts the agent, which adopts
@@ -458,6 +484,7 @@ async fn wait_for_signal() {
 /// Docker does not answer, says what to do and leaves the server running alone.
 pub async fn start_for_up(
     addr: std::net::SocketAddr,
+    tls: bool,
     region: String,
     key: crate::credentials::AccessKey,
     state_dir: PathBuf,
@@ -468,9 +495,9 @@ pub async fn start_for_up(
     } else {
         addr
     };
-    let endpoint = format!("http://{host}");
+    let endpoint = format!("{}://{host}", if tls { "https" } else { "http" });
     for _ in 0..100 {
-        if health_ok(host).await {
+        if health_ok(host, tls).await {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -508,10 +535,17 @@ pub async fn start_for_up(
     }
 }
 
-async fn health_ok(addr: std::net::SocketAddr) -> bool {
+async fn health_ok(addr: std::net::SocketAddr, tls: bool) -> bool {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let attempt = async {
-        let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+        let tcp = tokio::net::TcpStream::connect(addr).await.ok()?;
+        let mut s: Box<dyn agent::tls::Io> = if tls {
+            agent::tls::connect(tcp, &addr.ip().to_string())
+                .await
+                .ok()?
+        } else {
+            Box::new(tcp)
+        };
         s.write_all(b"GET /health HTTP/1.0\r\nHost: localhost\r\n\r\n")
             .await
             .ok()?;

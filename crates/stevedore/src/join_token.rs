@@ -27,12 +27,19 @@ pub struct JoinTokenArgs {
     /// The cluster named in the printed agent command line.
     #[arg(long, default_value = "default")]
     cluster: String,
+    /// PEM file of the CA that an `https://` endpoint's certificate must chain to
+    /// (default: the system's roots), e.g. the server's `ca.crt`.
+    #[arg(long, env = "AWS_CA_BUNDLE")]
+    ca_file: Option<std::path::PathBuf>,
 }
 
 /// Mints the token and prints it.
 pub async fn run(args: JoinTokenArgs) -> anyhow::Result<()> {
     let ttl = crate::agent::parse_duration(&args.ttl)?;
     let credentials = Credentials::from_environment().context("loading AWS credentials")?;
+    if let Some(ca) = &args.ca_file {
+        ::agent::tls::trust_ca_file(ca).context("--ca-file")?;
+    }
     let api = ApiClient::new(ApiConfig::new(
         &args.endpoint,
         region_from_environment(),
@@ -57,8 +64,13 @@ pub async fn run(args: JoinTokenArgs) -> anyhow::Result<()> {
         serde_json::from_slice(&answer).context("reading the server's answer")?;
     println!("{}", token.join_token);
     eprintln!(
-        "Join token for instance profile {} (single use, expires {}). On the agent host run:\n  stevedore agent --endpoint {} --cluster {} --join-token {}",
-        token.instance_profile_name, token.expiration, args.endpoint, args.cluster, token.join_token
+        "Join token for instance profile {} (single use, expires {}). On the agent host run:\n  stevedore agent --endpoint {} --cluster {} --join-token {}{}",
+        token.instance_profile_name,
+        token.expiration,
+        args.endpoint,
+        args.cluster,
+        token.join_token,
+        if args.endpoint.starts_with("https://") { " --ca-file <copy of the server's ca.crt>" } else { "" }
     );
     Ok(())
 }

@@ -54,6 +54,10 @@ pub struct LbArgs {
     /// Threads serving HTTP connections (0: one per core).
     #[arg(long, env = "STEVEDORE_LB_HTTP_WORKERS", default_value_t = 0)]
     http_workers: usize,
+    /// PEM file of the CA that an `https://` endpoint's certificate must chain to
+    /// (default: the system's roots), e.g. the server's `ca.crt`.
+    #[arg(long, env = "STEVEDORE_LB_CA_FILE")]
+    ca_file: Option<std::path::PathBuf>,
 }
 
 /// Why reading the configuration from the server failed.
@@ -418,6 +422,12 @@ impl ConfigSource for PolledSource {
 pub async fn run(args: LbArgs) -> anyhow::Result<()> {
     let credentials = Credentials::from_environment().context("loading AWS credentials")?;
     let region = args.region.clone().unwrap_or_else(region_from_environment);
+    if let Some(ca) = &args.ca_file {
+        ::agent::tls::trust_ca_file(ca).context("--ca-file")?;
+    }
+    ::agent::tls::verify_endpoint(&args.endpoint)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let api = ApiClient::new(ApiConfig::new(&args.endpoint, &region, credentials))
         .context("configuring the ELBv2 client")?;
     let remote = RemoteElb::new(api.clone());

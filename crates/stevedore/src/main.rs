@@ -16,6 +16,8 @@ mod registry_identity;
 mod server;
 mod sim;
 mod task_roles;
+mod tls;
+mod tls_listener;
 
 use clap::{Parser, Subcommand};
 
@@ -44,6 +46,10 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    // Before any file is created: everything this process writes (the state database and
+    // its -wal/-shm, registry blobs, keys, the agent's state) is owner-only, whatever the
+    // invoking shell's umask. Modes set one by one would miss files other crates create.
+    ::agent::modes::restrict_umask();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -46,6 +46,68 @@ pub struct ServerArgs {
     /// Do not serve the ELBv2 listeners from this process (run `stevedore lb` instead).
     #[arg(long, env = "STEVEDORE_NO_LB", value_parser = clap::builder::BoolishValueParser::new())]
     no_lb: bool,
+    /// Serve TLS (`--tls` or `--tls=true`); the default is on for a non-loopback listen
+    /// address and off on loopback. `--tls=false` off a loopback address also needs
+    /// `--insecure-http`.
+    #[arg(long, env = "STEVEDORE_TLS", num_args = 0..=1, default_missing_value = "true",
+          value_parser = clap::builder::BoolishValueParser::new())]
+    tls: Option<bool>,
+    /// PEM certificate chain to serve instead of one from the server's own CA (with
+    /// `--tls-key`; implies TLS).
+    #[arg(long, env = "STEVEDORE_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of `--tls-cert`.
+    #[arg(long, env = "STEVEDORE_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Extra names or addresses for the generated server certificate (repeat or
+    /// comma-separate).
+    #[arg(long, env = "STEVEDORE_TLS_SAN", value_delimiter = ',')]
+    tls_san: Vec<String>,
+    /// Allow plain HTTP on a non-loopback address (credentials and tokens then cross the
+    /// network in clear).
+    #[arg(long, env = "STEVEDORE_INSECURE_HTTP", value_parser = clap::builder::BoolishValueParser::new())]
+    insecure_http: bool,
+}
+
+/// How the server listens, decided from the flags before anything starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Transport {
+    Plain,
+    Tls(crate::tls::CertSource),
+}
+
+/// TLS is on when asked for, when a certificate is given, or off loopback by default; plain
+/// HTTP off loopback needs `--insecure-http`.
+fn decide_transport(args: &ServerArgs) -> anyhow::Result<Transport> {
+    let loopback = args.listen.ip().is_loopback();
+    let user = args.tls_cert.clone().zip(args.tls_key.clone());
+    let tls = match (args.tls, &user) {
+        (Some(false), Some(_)) => {
+            anyhow::bail!("--tls-cert/--tls-key were given but TLS is turned off (--tls=false)")
+        }
+        (Some(on), None) => on,
+        (None, Some(_)) => true,
+        (Some(true), Some(_)) => true,
+        (None, None) => !loopback && !args.insecure_http,
+    };
+    if !tls && !loopback && !args.insecure_http {
+        anyhow::bail!(
+            "refusing plain HTTP on the non-loopback address {}: credentials and tokens would cross \
+             the network in clear. Drop --tls=false to serve TLS with the server's own CA, or pass \
+             --insecure-http if something in front of Stevedore terminates TLS",
+            args.listen
+        );
+    }
+    if !tls {
+        return Ok(Transport::Plain);
+    }
+    Ok(Transport::Tls(match user {
+        Some((cert, key)) => crate::tls::CertSource::User { cert, key },
+        None => crate::tls::CertSource::Generated {
+            data_dir: args.data_dir.clone(),
+            sans: crate::tls::default_sans(args.listen, &args.tls_san),
+        },
+    }))
 }
 
 pub async fn run(args: ServerArgs, quick_start: bool) -> anyhow::Result<()> {
@@ -63,12 +125,30 @@ pub async fn run(args: ServerArgs, quick_start: bool) -> anyhow::Result<()> {
             args.region
         );
     }
+    let transport = decide_transport(&args)?;
     // First, so that every metric handle resolved from here on reaches the exporter.
     telemetry::install();
     let shutdown = CancellationToken::new();
     let mut loops = tokio::task::JoinSet::new();
-    std::fs::create_dir_all(&args.data_dir)
+    agent::modes::private_dir(&args.data_dir)
         .with_context(|| format!("creating data directory {}", args.data_dir.display()))?;
+    // Secrets left readable by others (an older version, a copy, a wide umask) are narrowed.
+    if let Err(error) = agent::modes::tighten_tree(&args.data_dir) {
+        tracing::warn!(data_dir = %args.data_dir.display(), %error, "Could not check the data directory's file modes.");
+    }
+    let server_tls = match &transport {
+        Transport::Plain => None,
+        Transport::Tls(source) => Some(crate::tls::load(source).context("preparing TLS")?),
+    };
+    if let Some(ca) = server_tls.as_ref().and_then(|t| t.ca_file.as_ref()) {
+        // This process's own clients (the quick-start agent, Fargate's agents) trust it.
+        agent::tls::trust_ca_file(ca).context("trusting the server's own CA")?;
+    }
+    let scheme = if server_tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let (key, source) = load_admin_key(
         &args.data_dir,
         std::env::var("STEVEDORE_ADMIN_ACCESS_KEY_ID").ok(),
@@ -91,15 +171,14 @@ pub async fn run(args: ServerArgs, quick_start: bool) -> anyhow::Result<()> {
     let store: Arc<dyn store::Store> = Arc::new(store);
     let blobs = blobstore::FsBlobStore::open(args.data_dir.join("blobs"))
         .context("opening the registry's blob storage")?;
-    let registry = registry::Registry::new(
-        store.clone(),
-        Arc::new(blobs),
-        registry::RegistryConfig::new(
-            addr.to_string(),
-            args.region.clone(),
-            args.account_id.clone(),
-        ),
+    let mut registry_config = registry::RegistryConfig::new(
+        addr.to_string(),
+        args.region.clone(),
+        args.account_id.clone(),
     );
+    // The token realm Docker is sent to must use the scheme it reached us with.
+    registry_config.scheme = scheme.to_owned();
+    let registry = registry::Registry::new(store.clone(), Arc::new(blobs), registry_config);
     loops.spawn(registry.clone().run_background(shutdown.clone()));
     let agent_key = quick_start.then(|| key.clone());
     // Fargate: hidden capacity is agents of this process calling this server.
@@ -109,7 +188,7 @@ pub async fn run(args: ServerArgs, quick_start: bool) -> anyhow::Result<()> {
         addr
     };
     let provisioner = crate::fargate::Provisioner::detect(
-        format!("http://{loopback}"),
+        format!("{scheme}://{loopback}"),
         args.region.clone(),
         &key,
         args.data_dir.join("fargate"),
@@ -125,7 +204,7 @@ pub async fn run(args: ServerArgs, quick_start: bool) -> anyhow::Result<()> {
         crate::registry_identity::RegistryIdentity::new(iam.directory().clone()),
     ));
     let app = Arc::new(
-        App::new(store, scope, key, format!("http://{addr}/"))
+        App::new(store, scope, key, format!("{scheme}://{addr}/"))
             .with_iam(iam)
             .with_registry(registry)
             .with_fargate(provisioner.clone()),
@@ -161,11 +240,12 @@ pub async fn run(args: ServerArgs, quick_start: bool) -> anyhow::Result<()> {
         || async { telemetry::exporter::upkeep() },
     ));
     tracing::info!(listen = %addr, data_dir = %args.data_dir.display(), region = %args.region, "Stevedore server ready.");
-    print_banner(&addr, &args, &source, quick_start);
+    print_banner(&addr, &args, &source, server_tls.as_ref(), quick_start);
     if let Some(key) = agent_key {
         let (region, state_dir) = (args.region.clone(), args.data_dir.join("agent"));
         loops.spawn(crate::agent::start_for_up(
             addr,
+            server_tls.is_some(),
             region,
             key,
             state_dir,
@@ -173,16 +253,26 @@ pub async fn run(args: ServerArgs, quick_start: bool) -> anyhow::Result<()> {
         ));
     }
     let stop = shutdown.clone();
-    let served = axum::serve(
-        listener,
-        router(app).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        shutdown_signal().await;
-        stop.cancel();
-    })
-    .await
-    .context("serving HTTP");
+    let served = match server_tls {
+        Some(tls) => {
+            tokio::spawn(async move {
+                shutdown_signal().await;
+                stop.cancel();
+            });
+            crate::tls_listener::serve(listener, tls.config, router(app), shutdown.clone()).await;
+            Ok(())
+        }
+        None => axum::serve(
+            listener,
+            router(app).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            stop.cancel();
+        })
+        .await
+        .context("serving HTTP"),
+    };
     // Also when serving failed: no loop outlives the server.
     shutdown.cancel();
     fargate.stop(Duration::from_secs(10)).await;
@@ -231,7 +321,14 @@ fn spawn_data_plane(
     ));
 }
 
-fn print_banner(addr: &SocketAddr, args: &ServerArgs, source: &KeySource, quick_start: bool) {
+fn print_banner(
+    addr: &SocketAddr,
+    args: &ServerArgs,
+    source: &KeySource,
+    tls: Option<&crate::tls::ServerTls>,
+    quick_start: bool,
+) {
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let creds = match source {
         KeySource::Environment => "the admin key is the one in STEVEDORE_ADMIN_ACCESS_KEY_ID / STEVEDORE_ADMIN_SECRET_ACCESS_KEY".to_owned(),
         KeySource::DataDir(p) => {
@@ -239,12 +336,27 @@ fn print_banner(addr: &SocketAddr, args: &ServerArgs, source: &KeySource, quick_
             format!("export AWS_SHARED_CREDENTIALS_FILE={}", abs.display())
         }
     };
-    println!("Stevedore is serving the ECS API on http://{addr}");
+    println!("Stevedore is serving the ECS API on {scheme}://{addr}");
     println!("  {creds}");
     println!(
-        "  export AWS_ENDPOINT_URL=http://{addr} AWS_DEFAULT_REGION={}",
+        "  export AWS_ENDPOINT_URL={scheme}://{addr} AWS_DEFAULT_REGION={}",
         args.region
     );
+    if let Some(ca) = tls.and_then(|t| t.ca_file.as_ref()) {
+        let ca = std::fs::canonicalize(ca).unwrap_or_else(|_| ca.clone());
+        println!("  export AWS_CA_BUNDLE={}", ca.display());
+        println!(
+            "  # Docker: trust the registry on this port (as root), then docker login/push/pull:"
+        );
+        println!(
+            "  sudo mkdir -p /etc/docker/certs.d/{addr} && sudo cp {} /etc/docker/certs.d/{addr}/ca.crt",
+            ca.display()
+        );
+        println!(
+            "  # Agents on other hosts: stevedore agent --endpoint https://<this host>:{} --ca-file <copy of ca.crt>",
+            addr.port()
+        );
+    }
     println!("  aws ecs create-cluster --cluster-name demo");
     if quick_start {
         println!("  (starting an agent on this machine in cluster `default`...)");
@@ -271,4 +383,58 @@ pub(crate) async fn shutdown_signal() {
     };
     tokio::select! { () = ctrl_c => {}, () = term => {} }
     tracing::info!("Shutdown requested; finishing in-flight requests.");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: ServerArgs,
+    }
+
+    fn decide(argv: &[&str]) -> anyhow::Result<Transport> {
+        let mut full = vec!["server"];
+        full.extend_from_slice(argv);
+        decide_transport(&Cli::try_parse_from(full)?.args)
+    }
+
+    #[test]
+    fn loopback_is_plain_unless_tls_is_asked_for() {
+        assert_eq!(
+            decide(&["--listen", "127.0.0.1:1"]).expect("ok"),
+            Transport::Plain
+        );
+        assert!(matches!(
+            decide(&["--listen", "127.0.0.1:1", "--tls"]).expect("ok"),
+            Transport::Tls(crate::tls::CertSource::Generated { .. })
+        ));
+    }
+
+    #[test]
+    fn other_addresses_serve_tls_by_default_and_plain_http_needs_the_insecure_flag() {
+        assert!(matches!(
+            decide(&["--listen", "0.0.0.0:1"]).expect("ok"),
+            Transport::Tls(_)
+        ));
+        let err = decide(&["--listen", "0.0.0.0:1", "--tls=false"]).expect_err("refused");
+        assert!(err.to_string().contains("--insecure-http"), "{err}");
+        assert_eq!(
+            decide(&["--listen", "0.0.0.0:1", "--insecure-http"]).expect("ok"),
+            Transport::Plain
+        );
+    }
+
+    #[test]
+    fn a_user_certificate_implies_tls_and_needs_its_key() {
+        assert!(matches!(
+            decide(&["--tls-cert", "c.pem", "--tls-key", "k.pem"]).expect("ok"),
+            Transport::Tls(crate::tls::CertSource::User { .. })
+        ));
+        assert!(decide(&["--tls-cert", "c.pem"]).is_err());
+        assert!(decide(&["--tls=false", "--tls-cert", "c.pem", "--tls-key", "k.pem"]).is_err());
+    }
 }

@@ -264,14 +264,11 @@ fn errors_without_a_json_body_fall_back_on_the_header() {
 }
 
 #[test]
-fn https_endpoints_are_refused_with_a_reason() {
-    let err = ApiClient::new(ApiConfig::new(
-        "https://x",
-        "us-east-1",
-        Credentials::new(AKID, SECRET, None),
-    ))
-    .expect_err("https");
-    assert!(err.to_string().contains("https"));
+fn https_endpoints_are_accepted_and_other_schemes_refused_with_a_reason() {
+    let creds = || Credentials::new(AKID, SECRET, None);
+    ApiClient::new(ApiConfig::new("https://x:4747", "us-east-1", creds())).expect("https");
+    let err = ApiClient::new(ApiConfig::new("ftp://x", "us-east-1", creds())).expect_err("ftp");
+    assert!(err.to_string().contains("http or https"), "{err}");
 }
 
 #[test]

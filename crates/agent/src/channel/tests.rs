@@ -329,5 +329,8 @@ fn channel_url_switches_scheme_and_encodes_arns() {
         url.starts_with("ws://10.0.0.1:4747/ws?clusterArn=arn%3Aaws%3A"),
         "{url}"
     );
-    assert!(compute_channel_url(&config("https://x/")).is_err());
+    assert!(compute_channel_url(&config("https://x/"))
+        .expect("tls")
+        .starts_with("wss://x/ws?"));
+    assert!(compute_channel_url(&config("ftp://x/")).is_err());
 }
