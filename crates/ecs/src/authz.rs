@@ -132,9 +132,13 @@ pub(crate) fn map(
 ) -> Vec<Access> {
     use Operation as Op;
     let action = op.name();
-    let cluster_name = short(f.cluster.as_deref().unwrap_or("default")).to_owned();
-    let cluster = arn_or(f.cluster.as_deref().unwrap_or("default"), |n| {
-        scope.cluster(n)
+    let cluster_name = short(f.cluster.as_deref().unwrap_or("default"));
+    // Built only by the operations that name a cluster (most calls, the hottest reads
+    // included, do not).
+    let cluster = std::cell::LazyCell::new(|| {
+        arn_or(f.cluster.as_deref().unwrap_or("default"), |n| {
+            scope.cluster(n)
+        })
     });
     let on = |resource: String| Access::new(ECS, action, resource);
     let in_cluster = |resource: String| on(resource).with_key("ecs:cluster", cluster.as_str());
@@ -174,7 +178,7 @@ pub(crate) fn map(
         | Op::SubmitTaskStateChange
         | Op::SubmitContainerStateChange
         | Op::SubmitAttachmentStateChanges
-        | Op::ListAttributes => vec![on(cluster.clone()).with_request_tags(tags())],
+        | Op::ListAttributes => vec![on((*cluster).clone()).with_request_tags(tags())],
         Op::DescribeContainerInstances | Op::UpdateContainerInstancesState => {
             each(f.container_instances.as_ref(), &|id| {
                 scope.container_instance(&cluster_name, id)
