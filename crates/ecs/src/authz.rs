@@ -181,7 +181,7 @@ pub(crate) fn map(
         | Op::ListAttributes => vec![on((*cluster).clone()).with_request_tags(tags())],
         Op::DescribeContainerInstances | Op::UpdateContainerInstancesState => {
             each(f.container_instances.as_ref(), &|id| {
-                scope.container_instance(&cluster_name, id)
+                scope.container_instance(cluster_name, id)
             })
         }
         Op::PutAttributes | Op::DeleteAttributes => {
@@ -192,12 +192,12 @@ pub(crate) fn map(
                 .filter_map(|a| a.target_id.clone())
                 .collect();
             each(Some(&targets), &|id| {
-                scope.container_instance(&cluster_name, id)
+                scope.container_instance(cluster_name, id)
             })
         }
         Op::DiscoverPollEndpoint => {
             vec![on(f.container_instance.as_deref().map_or_else(any, |c| {
-                arn_or(c, |id| scope.container_instance(&cluster_name, id))
+                arn_or(c, |id| scope.container_instance(cluster_name, id))
             }))]
         }
         Op::TagResource | Op::UntagResource | Op::ListTagsForResource => {
@@ -213,7 +213,7 @@ pub(crate) fn map(
                 .container_instances
                 .iter()
                 .flatten()
-                .map(|c| arn_or(c, |id| scope.container_instance(&cluster_name, id)))
+                .map(|c| arn_or(c, |id| scope.container_instance(cluster_name, id)))
                 .collect();
             vec![in_cluster(task_def())
                 .with_key("ecs:container-instances", ContextValue::strings(instances))
@@ -221,13 +221,13 @@ pub(crate) fn map(
         }
         Op::StopTask => {
             vec![in_cluster(f.task.as_deref().map_or_else(any, |t| {
-                arn_or(t, |id| scope.task(&cluster_name, id))
+                arn_or(t, |id| scope.task(cluster_name, id))
             }))]
         }
-        Op::DescribeTasks => each(f.tasks.as_ref(), &|id| scope.task(&cluster_name, id)),
+        Op::DescribeTasks => each(f.tasks.as_ref(), &|id| scope.task(cluster_name, id)),
         Op::ListTasks => vec![in_cluster(
             f.container_instance.as_deref().map_or_else(any, |c| {
-                arn_or(c, |id| scope.container_instance(&cluster_name, id))
+                arn_or(c, |id| scope.container_instance(cluster_name, id))
             }),
         )],
         Op::CreateService | Op::UpdateService | Op::DeleteService | Op::CreateTaskSet => {
@@ -236,14 +236,14 @@ pub(crate) fn map(
                 .as_deref()
                 .or(f.service.as_deref())
                 .unwrap_or("");
-            let mut a = in_cluster(arn_or(name, |n| scope.service(&cluster_name, n)))
+            let mut a = in_cluster(arn_or(name, |n| scope.service(cluster_name, n)))
                 .with_request_tags(tags());
             if f.task_definition.is_some() {
                 a = a.with_key("ecs:task-definition", task_def());
             }
             vec![a]
         }
-        Op::DescribeServices => each(f.services.as_ref(), &|n| scope.service(&cluster_name, n)),
+        Op::DescribeServices => each(f.services.as_ref(), &|n| scope.service(cluster_name, n)),
         Op::ListServices | Op::ListServicesByNamespace => vec![in_cluster(any())],
         Op::DeleteTaskDefinitions => match f.task_definitions.as_ref().filter(|t| !t.is_empty()) {
             Some(ts) => ts
