@@ -17,12 +17,6 @@ pub trait IdentityResolver: Send + Sync + 'static {
     /// `AROA…:session` for a role session) acts as now, with its current identity
     /// policies; `None` when it no longer exists (deleted, or recreated with another id).
     fn resolve(&self, arn: &str, user_id: &str) -> Option<wire::Caller>;
-
-    /// When `caller`'s own credentials expire (a session's), so its registry tokens
-    /// expire no later; `None` for credentials that do not expire.
-    fn credentials_expiry(&self, caller: &wire::Caller) -> Option<i64> {
-        caller.session_expiry()
-    }
 }
 
 /// The ECR actions `/v2/` requests need, as ECR maps the distribution API.
@@ -124,14 +118,6 @@ impl Registry {
                         "authentication required: {arn}, to which this registry password was issued, no longer exists; log in again with the credentials of an existing principal"
                     ))
                 }),
-        }
-    }
-
-    /// When `caller`'s credentials expire, if they do (asked of the resolver).
-    pub(crate) fn credentials_expiry(&self, caller: &wire::Caller) -> Option<i64> {
-        match self.identity() {
-            Some(identity) => identity.credentials_expiry(caller),
-            None => caller.session_expiry(),
         }
     }
 

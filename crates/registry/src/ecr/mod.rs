@@ -162,7 +162,8 @@ async fn get_authorization_token(
     }
     let key = reg.token_key().await?;
     let subject = crate::auth::TokenSubject::of(caller);
-    let not_after = reg.credentials_expiry(caller);
+    // A session's token ends with the session, so renewal can never outlive it.
+    let not_after = caller.session_expiry();
     let endpoint = format!("{}://{}", reg.config().scheme, reg.config().host);
     let data = ids
         .iter()

@@ -308,20 +308,24 @@ fn alice_subject_field(token: &str) -> String {
     token.split('.').nth(3).expect("test value").to_owned()
 }
 
-#[tokio::test]
-async fn get_authorization_token_binds_the_token_to_its_caller() {
-    let (f, iam) = with_image().await;
-    iam.set(&[]);
-    let caller = alice_caller(&[]);
+/// ECR GetAuthorizationToken's answer to `caller`.
+async fn authorization_token(f: &Fixture, caller: &wire::Caller) -> serde_json::Value {
     let call = wire::Call {
         input: wire::Input::Json(b"{}"),
-        caller: &caller,
+        caller,
         request_id: "r",
     };
     let out = Service::handle(&f.reg, crate::Operation::GetAuthorizationToken, call)
         .await
         .expect("token");
-    let v: serde_json::Value = serde_json::from_slice(&out).expect("test value");
+    serde_json::from_slice(&out).expect("test value")
+}
+
+#[tokio::test]
+async fn get_authorization_token_binds_the_token_to_its_caller() {
+    let (f, iam) = with_image().await;
+    iam.set(&[]);
+    let v = authorization_token(&f, &alice_caller(&[])).await;
     let token = v["authorizationData"][0]["authorizationToken"]
         .as_str()
         .expect("test value");
@@ -398,15 +402,7 @@ async fn a_sessions_registry_token_expires_with_the_session() {
     iam.set(&[]);
     let session_ends = now_secs() + 900;
     let caller = alice_caller(&[]).with_session_expiry(session_ends);
-    let call = wire::Call {
-        input: wire::Input::Json(b"{}"),
-        caller: &caller,
-        request_id: "r",
-    };
-    let out = Service::handle(&f.reg, crate::Operation::GetAuthorizationToken, call)
-        .await
-        .expect("token");
-    let v: serde_json::Value = serde_json::from_slice(&out).expect("test value");
+    let v = authorization_token(&f, &caller).await;
     let expires_at = v["authorizationData"][0]["expiresAt"]
         .as_f64()
         .expect("expiresAt is a timestamp");
