@@ -11,6 +11,7 @@
 //!   sealed token names the instance ([`crate::token::Claims::instance`]), so requests
 //!   signed with it carry [`wire::Caller::instance_id`].
 
+pub use model::instance_identity::InstanceIdentity;
 use crate::records::ProfileRecord;
 use crate::{Iam, IamError, SessionCredentials};
 use rand::RngCore;
@@ -132,34 +133,11 @@ pub struct JoinToken {
     pub expires: i64,
 }
 
-/// What a redeemed join token answers (`Debug` leaves the secret out).
-#[derive(Clone)]
-pub struct InstanceIdentity {
-    /// `i-…`.
-    pub instance_id: String,
-    /// The secret the agent keeps (shown once).
-    pub instance_secret: String,
-    /// The instance profile's ARN.
-    pub instance_profile_arn: String,
-    /// The profile's role's ARN.
-    pub role_arn: String,
-}
-
 impl std::fmt::Debug for JoinToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JoinToken")
             .field("profile", &self.profile)
             .field("expires", &self.expires)
-            .finish_non_exhaustive()
-    }
-}
-
-impl std::fmt::Debug for InstanceIdentity {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("InstanceIdentity")
-            .field("instance_id", &self.instance_id)
-            .field("instance_profile_arn", &self.instance_profile_arn)
-            .field("role_arn", &self.role_arn)
             .finish_non_exhaustive()
     }
 }
