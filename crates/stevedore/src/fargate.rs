@@ -43,16 +43,25 @@ pub enum SandboxChoice {
 /// The flag that allows Fargate tasks without gVisor, as logs and errors name it.
 pub const RUNC_FLAG: &str = "--fargate-sandbox runc";
 
-/// The sandbox Fargate tasks run in, or why they cannot run: the choice, and whether
-/// Docker offers `runsc`.
-fn choose_sandbox(choice: SandboxChoice, has_runsc: bool) -> Result<&'static str, String> {
+/// The sandbox Fargate tasks run in, or why they cannot run: the choice, and the runtimes
+/// Docker offers (`None`: Docker did not answer at start-up).
+fn choose_sandbox(
+    choice: SandboxChoice,
+    runtimes: Option<&[String]>,
+) -> Result<&'static str, String> {
+    let has_runsc = runtimes.is_some_and(|r| r.iter().any(|r| r == "runsc"));
+    let why = if runtimes.is_some() {
+        "Docker offers no runsc runtime"
+    } else {
+        "Docker did not answer when the server started"
+    };
     match (choice, has_runsc) {
         (SandboxChoice::Runc, _) => Ok("runc"),
         (SandboxChoice::Auto | SandboxChoice::Runsc, true) => Ok("runsc"),
         (SandboxChoice::Auto | SandboxChoice::Runsc, false) => Err(format!(
-            "this Stevedore server has no gVisor sandbox for Fargate tasks (Docker offers no \
-             runsc runtime). Install gVisor and register runsc with Docker, or restart the \
-             server with {RUNC_FLAG} to run Fargate tasks without a sandbox."
+            "this Stevedore server has no gVisor sandbox for Fargate tasks ({why}). Install \
+             gVisor and register runsc with Docker, or restart the server with {RUNC_FLAG} to \
+             run Fargate tasks without a sandbox."
         )),
     }
 }
@@ -92,14 +101,19 @@ impl Provisioner {
         choice: SandboxChoice,
     ) -> Arc<Self> {
         let runtimes = match connect_docker().await {
-            Ok(docker) => docker.runtimes().await.unwrap_or_default(),
+            Ok(docker) => match docker.runtimes().await {
+                Ok(runtimes) => Some(runtimes),
+                Err(error) => {
+                    tracing::warn!(%error, "Docker did not list its runtimes.");
+                    None
+                }
+            },
             Err(error) => {
                 tracing::warn!(%error, "Docker does not answer: Fargate tasks cannot run until it does.");
-                Vec::new()
+                None
             }
         };
-        let has_runsc = runtimes.iter().any(|r| r == "runsc");
-        let chosen = choose_sandbox(choice, has_runsc);
+        let chosen = choose_sandbox(choice, runtimes.as_deref());
         match &chosen {
             Ok("runsc") => tracing::info!(
                 runtimes = ?runtimes,
@@ -271,13 +285,28 @@ mod tests {
 
     #[test]
     fn without_runsc_only_the_runc_flag_allows_fargate() {
-        assert_eq!(choose_sandbox(SandboxChoice::Auto, true), Ok("runsc"));
-        assert_eq!(choose_sandbox(SandboxChoice::Runsc, true), Ok("runsc"));
-        assert_eq!(choose_sandbox(SandboxChoice::Runc, true), Ok("runc"));
-        assert_eq!(choose_sandbox(SandboxChoice::Runc, false), Ok("runc"));
+        let with = ["runc".to_owned(), "runsc".to_owned()];
+        let without = ["runc".to_owned()];
+        assert_eq!(
+            choose_sandbox(SandboxChoice::Auto, Some(&with)),
+            Ok("runsc")
+        );
+        assert_eq!(
+            choose_sandbox(SandboxChoice::Runsc, Some(&with)),
+            Ok("runsc")
+        );
+        assert_eq!(choose_sandbox(SandboxChoice::Runc, Some(&with)), Ok("runc"));
+        assert_eq!(
+            choose_sandbox(SandboxChoice::Runc, Some(&without)),
+            Ok("runc")
+        );
+        assert_eq!(choose_sandbox(SandboxChoice::Runc, None), Ok("runc"));
         for choice in [SandboxChoice::Auto, SandboxChoice::Runsc] {
-            let reason = choose_sandbox(choice, false).expect_err("refused");
+            let reason = choose_sandbox(choice, Some(&without)).expect_err("refused");
             assert!(reason.contains(RUNC_FLAG), "{reason}");
+            assert!(reason.contains("no runsc runtime"), "{reason}");
+            let reason = choose_sandbox(choice, None).expect_err("refused");
+            assert!(reason.contains("did not answer"), "{reason}");
         }
     }
 }
