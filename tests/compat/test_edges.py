@@ -196,27 +196,26 @@ def test_requests_past_the_in_flight_cap_get_throttling_503(edgy):
         s.sendall(raw_request("POST", "/", headers, b"{"))
         held.append(s)
     try:
-        deadline = time.monotonic() + 5
-        while True:
-            r = requests.post(edgy.endpoint + "/", data=b"{}",
-                              headers=signed_headers(edgy, "ListClusters", b"{}"), timeout=10)
-            if r.status_code == 503 or time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
+        r = list_clusters_until(edgy, 503)
         assert r.status_code == 503, r.text
         assert error_code(r) == "ThrottlingException"
     finally:
         for s in held:
             s.close()
     # Once they are gone, requests are served again.
-    deadline = time.monotonic() + 5
-    while True:
-        r = requests.post(edgy.endpoint + "/", data=b"{}",
-                          headers=signed_headers(edgy, "ListClusters", b"{}"), timeout=10)
-        if r.status_code == 200 or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
+    r = list_clusters_until(edgy, 200)
     assert r.status_code == 200, r.text
+
+
+def list_clusters_until(cfg, status: int, within: float = 5.0) -> requests.Response:
+    """Signed ListClusters calls until one answers `status` (or time runs out): the last."""
+    deadline = time.monotonic() + within
+    while True:
+        r = requests.post(cfg.endpoint + "/", data=b"{}",
+                          headers=signed_headers(cfg, "ListClusters", b"{}"), timeout=10)
+        if r.status_code == status or time.monotonic() > deadline:
+            return r
+        time.sleep(0.05)
 
 
 def test_connections_past_the_cap_wait_in_the_backlog(tmp_path_factory):
