@@ -11,13 +11,13 @@ mod instance_identity;
 mod join_token;
 mod lb_command;
 mod lb_wiring;
+mod listener;
 mod metrics;
 mod registry_identity;
 mod server;
 mod sim;
 mod task_roles;
 mod tls;
-mod tls_listener;
 
 use clap::{Parser, Subcommand};
 

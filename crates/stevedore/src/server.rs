@@ -39,10 +39,14 @@ pub struct ServerArgs {
         default_value_t = 300.0
     )]
     agent_disconnect_timeout: f64,
-    /// Sandbox of Fargate tasks: `auto` uses gVisor (Docker runtime `runsc`) when Docker
-    /// offers it, else runc.
+    /// Sandbox of Fargate tasks: `auto` (and `runsc`) use gVisor (Docker runtime
+    /// `runsc`) and refuse Fargate launches when Docker lacks it; `runc` runs them
+    /// without a sandbox.
     #[arg(long, env = "STEVEDORE_FARGATE_SANDBOX", value_enum, default_value_t)]
     fargate_sandbox: crate::fargate::SandboxChoice,
+    /// Timeouts and caps of the API listener.
+    #[command(flatten)]
+    limits: crate::listener::Limits,
     /// Do not serve the ELBv2 listeners from this process (run `stevedore lb` instead).
     #[arg(long, env = "STEVEDORE_NO_LB", value_parser = clap::builder::BoolishValueParser::new())]
     no_lb: bool,
@@ -240,7 +244,14 @@ pub async fn run(args: ServerArgs, quick_start: bool) -> anyhow::Result<()> {
         || async { telemetry::exporter::upkeep() },
     ));
     tracing::info!(listen = %addr, data_dir = %args.data_dir.display(), region = %args.region, "Stevedore server ready.");
-    print_banner(&addr, &args, &source, server_tls.as_ref(), quick_start);
+    print_banner(
+        &addr,
+        &args,
+        &source,
+        server_tls.as_ref(),
+        fargate.unavailable(),
+        quick_start,
+    );
     if let Some(key) = agent_key {
         let (region, state_dir) = (args.region.clone(), args.data_dir.join("agent"));
         loops.spawn(crate::agent::start_for_up(
@@ -253,26 +264,18 @@ pub async fn run(args: ServerArgs, quick_start: bool) -> anyhow::Result<()> {
         ));
     }
     let stop = shutdown.clone();
-    let served = match server_tls {
-        Some(tls) => {
-            tokio::spawn(async move {
-                shutdown_signal().await;
-                stop.cancel();
-            });
-            crate::tls_listener::serve(listener, tls.config, router(app), shutdown.clone()).await;
-            Ok(())
-        }
-        None => axum::serve(
-            listener,
-            router(app).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            stop.cancel();
-        })
-        .await
-        .context("serving HTTP"),
-    };
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        stop.cancel();
+    });
+    crate::listener::serve(
+        listener,
+        server_tls.map(|tls| tls.config),
+        router(app),
+        &args.limits,
+        shutdown.clone(),
+    )
+    .await;
     // Also when serving failed: no loop outlives the server.
     shutdown.cancel();
     fargate.stop(Duration::from_secs(10)).await;
@@ -286,7 +289,6 @@ pub async fn run(args: ServerArgs, quick_start: bool) -> anyhow::Result<()> {
             "Background loops did not stop in time; leaving them."
         );
     }
-    served?;
     tracing::info!("Stevedore server stopped.");
     Ok(())
 }
@@ -326,6 +328,7 @@ fn print_banner(
     args: &ServerArgs,
     source: &KeySource,
     tls: Option<&crate::tls::ServerTls>,
+    fargate_unavailable: Option<&str>,
     quick_start: bool,
 ) {
     let scheme = if tls.is_some() { "https" } else { "http" };
@@ -356,6 +359,9 @@ fn print_banner(
             "  # Agents on other hosts: stevedore agent --endpoint https://<this host>:{} --ca-file <copy of ca.crt>",
             addr.port()
         );
+    }
+    if let Some(reason) = fargate_unavailable {
+        println!("  Fargate launches are refused: {reason}");
     }
     println!("  aws ecs create-cluster --cluster-name demo");
     if quick_start {
