@@ -30,7 +30,13 @@ pub struct App {
 }
 
 impl App {
-    pub fn new(store: Arc<dyn Store>, scope: ArnScope, admin: AccessKey, endpoint: String) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        events: Arc<dyn logs::EventStore>,
+        scope: ArnScope,
+        admin: AccessKey,
+        endpoint: String,
+    ) -> Self {
         // The admin key is the account's root.
         let keys: Keys = iam::admin_only_keys(
             &scope.account_id,
@@ -39,7 +45,7 @@ impl App {
         );
         let elb = elbv2::Elbv2::new(store.clone(), scope.clone(), None);
         Self {
-            logs: logs::Logs::new(store.clone(), scope.clone()),
+            logs: logs::Logs::new(store.clone(), events, scope.clone()),
             elb: elb.clone(),
             ecs: Ecs::new(store, scope, endpoint)
                 .with_target_groups(Arc::new(crate::lb_wiring::EcsTargets(elb))),

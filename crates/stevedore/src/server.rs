@@ -164,6 +164,12 @@ pub async fn run(args: ServerArgs, quick_start: bool) -> anyhow::Result<()> {
             .await
             .context("opening the state store")?
             .context("opening the state store")?;
+    // Log events live beside the keyspace, read on demand, so memory does not grow with logs.
+    let log_db = args.data_dir.join("logs.db");
+    let log_events = tokio::task::spawn_blocking(move || logs::SqliteEventStore::open(log_db))
+        .await
+        .context("opening the log event store")?
+        .context("opening the log event store")?;
     let scope = ArnScope {
         region: args.region.clone(),
         account_id: args.account_id.clone(),
@@ -208,10 +214,16 @@ pub async fn run(args: ServerArgs, quick_start: bool) -> anyhow::Result<()> {
         crate::registry_identity::RegistryIdentity::new(iam.directory().clone()),
     ));
     let app = Arc::new(
-        App::new(store, scope, key, format!("{scheme}://{addr}/"))
-            .with_iam(iam)
-            .with_registry(registry)
-            .with_fargate(provisioner.clone()),
+        App::new(
+            store,
+            Arc::new(log_events),
+            scope,
+            key,
+            format!("{scheme}://{addr}/"),
+        )
+        .with_iam(iam)
+        .with_registry(registry)
+        .with_fargate(provisioner.clone()),
     );
     // Task roles: the channel mints their credentials with IAM.
     app.ecs().set_role_sessions(Arc::new(roles));
