@@ -4,7 +4,7 @@
 
 use crate::objects::{instance_task_prefix, token_key, TokenRecord};
 use crate::retention::{Retention, Swept, CLIENT_TOKEN_WINDOW};
-use crate::tests::{call, fixture};
+use crate::tests::{call, cluster_with_instance, fixture, td};
 use serde_json::{json, Value};
 use testkit::FakeClock;
 
@@ -13,27 +13,11 @@ const HOUR: f64 = 3600.0;
 /// A cluster `c` with one connected instance and the `web` definition; the instance ARN
 /// and its session (dropping it disconnects the agent).
 async fn cluster(ecs: &crate::Ecs) -> (String, crate::Session) {
-    call(ecs, "CreateCluster", json!({"clusterName": "c"}))
-        .await
-        .expect("cluster");
-    let reg = json!({"cluster": "c", "totalResources": [
-        {"name": "CPU", "type": "INTEGER", "integerValue": 4096},
-        {"name": "MEMORY", "type": "INTEGER", "integerValue": 4096}]});
-    let inst = call(ecs, "RegisterContainerInstance", reg)
-        .await
-        .expect("instance");
-    let arn = inst["containerInstance"]["containerInstanceArn"]
-        .as_str()
-        .expect("arn")
-        .to_owned();
+    let arn = cluster_with_instance(ecs, "c", 4096, 4096).await;
     let session = ecs.open_session("c", &arn).await.expect("agent connects");
-    call(
-        ecs,
-        "RegisterTaskDefinition",
-        json!({"family": "web", "containerDefinitions": [{"name": "app", "image": "busybox", "memory": 32}]}),
-    )
-    .await
-    .expect("task definition");
+    call(ecs, "RegisterTaskDefinition", td("web"))
+        .await
+        .expect("task definition");
     (arn, session)
 }
 
