@@ -224,7 +224,7 @@ impl Ecs {
         chunk: &[(String, u64, Verdict)],
         tally: &mut Tally,
     ) -> Result<(), EcsError> {
-        let txn = chunk.iter().fold(Txn::new(), |t, v| with_verdict(t, v));
+        let txn = chunk.iter().fold(Txn::new(), with_verdict);
         if self.objects.commit(txn).await? {
             for (_, _, v) in chunk {
                 count(tally, v);
