@@ -11,9 +11,9 @@
 //!   sealed token names the instance ([`crate::token::Claims::instance`]), so requests
 //!   signed with it carry [`wire::Caller::instance_id`].
 
-pub use model::instance_identity::InstanceIdentity;
 use crate::records::ProfileRecord;
 use crate::{Iam, IamError, SessionCredentials};
+pub use model::instance_identity::InstanceIdentity;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};

@@ -8,8 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ::agent::instance_identity::{
-    ImdsCredentials, InstanceCredentialsRequest, InstanceIdentity, JoinTokenRequest,
-    JoinTokenResponse, RedeemRequest,
+    ImdsCredentials, InstanceCredentialsRequest, JoinTokenRequest, JoinTokenResponse, RedeemRequest,
 };
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};

@@ -39,6 +39,11 @@ pub struct ServerArgs {
         default_value_t = 300.0
     )]
     agent_disconnect_timeout: f64,
+    /// How long STOPPED tasks (and INACTIVE services) stay visible before they leave the
+    /// store: `1h` (AWS's documented floor), `30s`, `2m` or plain seconds.
+    #[arg(long, env = "STEVEDORE_STOPPED_TASK_RETENTION", default_value = "1h",
+          value_parser = parse_retention)]
+    stopped_task_retention: Duration,
     /// Sandbox of Fargate tasks: `auto` (and `runsc`) use gVisor (Docker runtime
     /// `runsc`) and refuse Fargate launches when Docker lacks it; `runc` runs them
     /// without a sandbox.
@@ -249,6 +254,10 @@ pub async fn run(args: ServerArgs, quick_start: bool) -> anyhow::Result<()> {
     let (ecs, stop) = (app.ecs().clone(), shutdown.clone());
     ecs.set_disconnect_timeout(args.agent_disconnect_timeout);
     loops.spawn(async move { ecs.run_services(stop).await });
+    // Finished records leave the store after their window, so state stops growing.
+    let (ecs, stop) = (app.ecs().clone(), shutdown.clone());
+    let keep = ecs::Retention::with_stopped_tasks(args.stopped_task_retention.as_secs_f64());
+    loops.spawn(async move { ecs.run_retention(keep, stop).await });
     loops.spawn(supervise(
         LoopName::MetricsUpkeep,
         shutdown.clone(),
@@ -401,6 +410,15 @@ pub(crate) async fn shutdown_signal() {
     };
     tokio::select! { () = ctrl_c => {}, () = term => {} }
     tracing::info!("Shutdown requested; finishing in-flight requests.");
+}
+
+/// A retention of at least one second (`1h`, `2m`, `30s`, plain seconds).
+fn parse_retention(text: &str) -> Result<Duration, String> {
+    let d = crate::agent::parse_duration(text).map_err(|e| format!("{e:#}"))?;
+    if d < Duration::from_secs(1) {
+        return Err(format!("'{text}' is too short; use at least 1s"));
+    }
+    Ok(d)
 }
 
 #[cfg(test)]
