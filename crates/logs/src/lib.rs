@@ -15,6 +15,7 @@ pub mod event_store;
 mod events;
 mod filter;
 mod groups;
+mod migrate;
 mod objects;
 mod operations;
 mod pagination;

@@ -930,3 +930,45 @@ async fn every_logs_operation_needs_a_logs_action() {
     .await;
     assert!(n >= Operation::ALL.len());
 }
+
+#[tokio::test]
+async fn events_an_older_server_kept_in_the_keyspace_move_to_the_event_store_once() {
+    let f = fixture();
+    f.stream("/ecs/app", "web/1").await;
+    let (stream, _) = f
+        .logs
+        .objects
+        .get::<objects::StoredStream>(&objects::stream_key("/ecs/app", "web/1"))
+        .await
+        .expect("read")
+        .expect("the stream exists");
+    // The layout before logs.db: one key per event.
+    let prefix = format!(
+        "logs/event/{}:{}:{:020}/",
+        "/ecs/app", "web/1", stream.incarnation
+    );
+    let mut txn = store::Txn::new();
+    for (ts, seq, m) in [(T0, 0u64, "a"), (T0, 1, "b"), (T0 + 5, 2, "c")] {
+        txn = txn.put(
+            format!("{prefix}{ts:016}/{seq:010}"),
+            serde_json::to_vec(&json!({"m": m, "i": T0})).expect("json"),
+        );
+    }
+    assert!(f.logs.objects.commit(txn).await.expect("commit"));
+
+    assert_eq!(f.logs.migrate_keyspace_events().await.expect("moves"), 3);
+    assert_eq!(f.logs.migrate_keyspace_events().await.expect("done"), 0);
+    let left = f.logs.objects.keys("logs/event/").await.expect("keys");
+    assert!(left.is_empty(), "old keys left: {left:?}");
+    let get = json!({"logGroupName": "/ecs/app", "logStreamName": "web/1", "startFromHead": true});
+    assert_eq!(
+        messages(&f.ok("GetLogEvents", get.clone()).await),
+        vec!["a", "b", "c"]
+    );
+    // New events number after the moved ones and read after them.
+    f.put("/ecs/app", "web/1", &[(T0 + 6, "d")]).await;
+    assert_eq!(
+        messages(&f.ok("GetLogEvents", get).await),
+        vec!["a", "b", "c", "d"]
+    );
+}

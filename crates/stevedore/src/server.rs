@@ -232,6 +232,12 @@ pub async fn run(args: ServerArgs, quick_start: bool) -> anyhow::Result<()> {
     );
     // Task roles: the channel mints their credentials with IAM.
     app.ecs().set_role_sessions(Arc::new(roles));
+    // A data dir from before logs.db holds its log events in the keyspace: they move
+    // once, before the API answers, so no read ever misses them.
+    app.logs()
+        .migrate_keyspace_events()
+        .await
+        .context("moving log events from the state store to logs.db")?;
     let fargate = provisioner.clone();
     let ecs = app.ecs().clone();
     loops.spawn(supervise_task(

@@ -158,4 +158,9 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// Forgets a stream incarnation that [`EventStore::remove`] emptied.
     fn forget(&self, stream: &StreamId) -> Result<(), StoreError>;
+
+    /// Stores events carried over with their own places and ingestion times (from the
+    /// keyspace of an older server); events already here are skipped, so an interrupted
+    /// import can simply run again. The stream's next sequence number moves past them.
+    fn import(&self, stream: &StreamId, events: &[Event]) -> Result<(), StoreError>;
 }

@@ -341,6 +341,55 @@ impl EventStore for SqliteEventStore {
             .map_err(backend("list a stream"))
     }
 
+    fn import(&self, stream: &StreamId, events: &[Event]) -> Result<(), StoreError> {
+        let Some(last) = events.iter().map(|e| e.seq).max() else {
+            return Ok(());
+        };
+        let mut conn = lock(&self.writer);
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend("begin an import"))?;
+        let sid = match stream_row(&tx, stream)? {
+            Some((sid, _)) => sid,
+            None => {
+                tx.prepare_cached(
+                    "INSERT INTO streams (grp, stream, incarnation, next_seq) VALUES (?1, ?2, ?3, 0)",
+                )
+                .map_err(backend("prepare a stream insert"))?
+                .execute(params![
+                    stream.group,
+                    stream.stream,
+                    sql_incarnation(stream.incarnation)
+                ])
+                .map_err(backend("add a stream"))?;
+                tx.last_insert_rowid()
+            }
+        };
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO events (sid, ts, seq, ingested, message) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .map_err(backend("prepare an event import"))?;
+            for e in events {
+                insert
+                    .execute(params![
+                        sid,
+                        e.timestamp,
+                        sql_seq(e.seq)?,
+                        e.ingestion_time,
+                        e.message
+                    ])
+                    .map_err(backend("import an event"))?;
+            }
+        }
+        tx.prepare_cached("UPDATE streams SET next_seq = MAX(next_seq, ?2) WHERE id = ?1")
+            .map_err(backend("prepare a sequence update"))?
+            .execute(params![sid, sql_seq(last.saturating_add(1))?])
+            .map_err(backend("advance the sequence"))?;
+        tx.commit().map_err(backend("commit an import"))
+    }
+
     fn forget(&self, stream: &StreamId) -> Result<(), StoreError> {
         let conn = lock(&self.writer);
         // Only an emptied row goes: an append that raced the purge keeps its events
