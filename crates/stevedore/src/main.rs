@@ -21,6 +21,14 @@ mod tls;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc rather than glibc's malloc. glibc keeps what its per-thread arenas free, so a
+/// server whose state shrank (stopped tasks expired, logs swept) kept its peak RSS: 2.25x
+/// its steady size after 20,000 expired tasks, back to 1.27x once `malloc_trim` ran —
+/// held, not leaked. mimalloc hands freed pages back to the kernel after a short delay,
+/// with no call of ours (and so no `unsafe`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Stevedore: Amazon ECS, ECR and Fargate's APIs on your own machines.
 #[derive(Parser, Debug)]
 #[command(name = "stevedore", version, about)]
