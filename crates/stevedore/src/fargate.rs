@@ -109,6 +109,24 @@ impl Provisioner {
         })
     }
 
+    /// The hidden capacity of another region: the same sandbox, marker and key, agents
+    /// signing for `region` and keeping their state under `state_root`.
+    pub fn for_region(&self, region: &str, state_root: PathBuf) -> Arc<Self> {
+        let (keep, shutdown) = watch::channel(false);
+        Arc::new_cyclic(|me| Self {
+            me: me.clone(),
+            marker: self.marker.clone(),
+            sandbox: self.sandbox.clone(),
+            endpoint: self.endpoint.clone(),
+            region: region.to_owned(),
+            credentials: self.credentials.clone(),
+            state_root,
+            running: Mutex::default(),
+            shutdown,
+            keep,
+        })
+    }
+
     /// Stops every hidden agent cleanly (their containers keep running; the agents take
     /// their NAT rules away) and waits up to `within` for them to finish.
     pub async fn stop(&self, within: Duration) {
@@ -265,10 +283,12 @@ pub async fn usage(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(e) = crate::http::verify_request(&app, &method, &uri, &headers, b"", None) {
-        return crate::http::aws_error(&e);
-    }
-    match app.ecs().fargate_usage(q.cluster.as_deref()).await {
+    let region =
+        match crate::http::authenticate_request(&app, &method, &uri, &headers, b"", None).await {
+            Ok((_, region)) => region,
+            Err(e) => return crate::http::aws_error(&e),
+        };
+    match region.ecs.fargate_usage(q.cluster.as_deref()).await {
         Ok(tasks) => {
             let vcpu: f64 = tasks.iter().map(|t| t.vcpu_seconds).sum();
             let gb: f64 = tasks.iter().map(|t| t.gb_seconds).sum();
@@ -291,19 +311,21 @@ pub async fn interrupt(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let req: Interruption = match crate::http::signed_json(
+    let (req, region): (Interruption, _) = match crate::http::signed_json(
         &app,
         &method,
         &uri,
         &headers,
         &body,
         r#"{"cluster": ..., "tasks": [...], "count": n}"#,
-    ) {
+    )
+    .await
+    {
         Ok(r) => r,
         Err(response) => return *response,
     };
-    match app
-        .ecs()
+    match region
+        .ecs
         .interrupt_spot(&req.cluster, &req.tasks, req.count)
         .await
     {

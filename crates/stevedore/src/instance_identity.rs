@@ -63,7 +63,7 @@ pub async fn mint(
     bytes: Bytes,
 ) -> Response {
     let caller =
-        match crate::http::authenticate_request(&app, &method, &uri, &headers, &bytes, None) {
+        match crate::http::authenticate_global(&app, &method, &uri, &headers, &bytes) {
             Ok(c) => c,
             Err(e) => return aws_error(&e),
         };

@@ -12,6 +12,7 @@ mod join_token;
 mod lb_command;
 mod lb_wiring;
 mod metrics;
+mod regions;
 mod registry_identity;
 mod server;
 mod sim;

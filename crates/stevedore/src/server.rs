@@ -169,19 +169,9 @@ pub async fn run(args: ServerArgs, quick_start: bool) -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr()?;
     let store: Arc<dyn store::Store> = Arc::new(store);
-    let blobs = blobstore::FsBlobStore::open(args.data_dir.join("blobs"))
-        .context("opening the registry's blob storage")?;
-    let mut registry_config = registry::RegistryConfig::new(
-        addr.to_string(),
-        args.region.clone(),
-        args.account_id.clone(),
-    );
-    // The token realm Docker is sent to must use the scheme it reached us with.
-    registry_config.scheme = scheme.to_owned();
-    let registry = registry::Registry::new(store.clone(), Arc::new(blobs), registry_config);
-    loops.spawn(registry.clone().run_background(shutdown.clone()));
     let agent_key = quick_start.then(|| key.clone());
-    // Fargate: hidden capacity is agents of this process calling this server.
+    // Fargate: hidden capacity is agents of this process calling this server (each
+    // region's sign for their region).
     let loopback = if addr.ip().is_unspecified() {
         SocketAddr::from(([127, 0, 0, 1], addr.port()))
     } else {
@@ -199,40 +189,33 @@ pub async fn run(args: ServerArgs, quick_start: bool) -> anyhow::Result<()> {
         .await
         .context("opening IAM")?;
     let roles = crate::task_roles::IamRoleSessions::new(iam.clone(), &key.secret_access_key);
-    // Registry tokens act as their principal, with its policies as IAM holds them now.
-    let registry = registry.with_identity(Arc::new(
-        crate::registry_identity::RegistryIdentity::new(iam.directory().clone()),
-    ));
-    let app = Arc::new(
-        App::new(store, scope, key, format!("{scheme}://{addr}/"))
-            .with_iam(iam)
-            .with_registry(registry)
-            .with_fargate(provisioner.clone()),
-    );
-    // Task roles: the channel mints their credentials with IAM.
-    app.ecs().set_role_sessions(Arc::new(roles));
-    let fargate = provisioner.clone();
-    let ecs = app.ecs().clone();
-    loops.spawn(supervise_task(
-        LoopName::FargateResume,
-        shutdown.clone(),
-        move || crate::fargate::resume(ecs.clone(), provisioner.clone()),
-    ));
-    // CloudWatch Logs retention: the sweep only reclaims space (reads already hide expired
-    // events), so stopping it mid-sweep loses nothing.
-    let (logs, stop) = (app.logs().clone(), shutdown.clone());
-    loops.spawn(async move { logs.run_retention(stop).await });
-    // ELBv2: ends target draining on time (a committed write the data plane hears of).
-    let (elb, stop) = (app.elb().clone(), shutdown.clone());
-    loops.spawn(async move { elb.run_sweeper(stop).await });
-    // The load balancer data plane serves the ELBv2 listeners from this process.
-    if !args.no_lb {
-        spawn_data_plane(&mut loops, &app, &shutdown);
-    }
-    // The service controller is level-triggered: stopping it mid-round loses nothing.
-    let (ecs, stop) = (app.ecs().clone(), shutdown.clone());
-    ecs.set_disconnect_timeout(args.agent_disconnect_timeout);
-    loops.spawn(async move { ecs.run_services(stop).await });
+    let keys = iam.keys(key.access_key_id.clone(), key.secret_access_key.clone());
+    let kit = crate::regions::Kit {
+        data_dir: args.data_dir.clone(),
+        registry: Some(crate::regions::RegistryKit {
+            host: addr.to_string(),
+            scheme: scheme.to_owned(),
+            // Registry tokens act as their principal, with its policies as IAM holds them now.
+            identity: Arc::new(crate::registry_identity::RegistryIdentity::new(
+                iam.directory().clone(),
+            )),
+        }),
+        fargate: Some(provisioner),
+        role_sessions: Some(Arc::new(roles)),
+        disconnect_timeout: args.agent_disconnect_timeout,
+        serve_lb: !args.no_lb,
+        shutdown: shutdown.clone(),
+    };
+    let regions = crate::regions::Regions::new(
+        store,
+        &scope,
+        format!("{scheme}://{addr}/"),
+        (keys, Some(iam.clone())),
+        Some(kit),
+    )?;
+    // Regions other than the default that hold state keep being reconciled.
+    regions.resume().await.context("bringing the regions back")?;
+    let app = Arc::new(App::new(regions, Some(iam)));
     loops.spawn(supervise(
         LoopName::MetricsUpkeep,
         shutdown.clone(),
@@ -259,12 +242,12 @@ pub async fn run(args: ServerArgs, quick_start: bool) -> anyhow::Result<()> {
                 shutdown_signal().await;
                 stop.cancel();
             });
-            crate::tls_listener::serve(listener, tls.config, router(app), shutdown.clone()).await;
+            crate::tls_listener::serve(listener, tls.config, router(app.clone()), shutdown.clone()).await;
             Ok(())
         }
         None => axum::serve(
             listener,
-            router(app).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            router(app.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>(),
         )
         .with_graceful_shutdown(async move {
             shutdown_signal().await;
@@ -275,14 +258,15 @@ pub async fn run(args: ServerArgs, quick_start: bool) -> anyhow::Result<()> {
     };
     // Also when serving failed: no loop outlives the server.
     shutdown.cancel();
-    fargate.stop(Duration::from_secs(10)).await;
+    // Every region's Fargate agents and loops, then the server's own.
+    let regional_left = app.regions().stop(LOOPS_STOP_WITHIN).await;
     let stopped = tokio::time::timeout(LOOPS_STOP_WITHIN, async {
         while loops.join_next().await.is_some() {}
     })
     .await;
-    if stopped.is_err() {
+    if stopped.is_err() || regional_left > 0 {
         tracing::warn!(
-            still_running = loops.len(),
+            still_running = loops.len() + regional_left,
             "Background loops did not stop in time; leaving them."
         );
     }
@@ -291,14 +275,14 @@ pub async fn run(args: ServerArgs, quick_start: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Starts the load balancer data plane and the source that follows the ELBv2 state,
-/// each restarted if it panics, both stopping with `shutdown`.
-fn spawn_data_plane(
+/// Starts one region's load balancer data plane and the source that follows its ELBv2
+/// state, each restarted if it panics, both stopping with `shutdown`.
+pub(crate) fn spawn_data_plane(
     loops: &mut tokio::task::JoinSet<()>,
-    app: &crate::http::App,
+    elb: &elbv2::Elbv2,
     shutdown: &CancellationToken,
 ) {
-    let source = crate::lb_wiring::ElbSource::new(app.elb().clone());
+    let source = crate::lb_wiring::ElbSource::new(elb.clone());
     let plane = Arc::new(lb::DataPlane::new(lb::Options::default()));
     let follower = source.clone();
     loops.spawn(supervise_task(

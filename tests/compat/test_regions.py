@@ -1,0 +1,157 @@
+"""Regions as scopes: one server, boto3 clients signed for us-east-1 (the server's default)
+and us-east-2. Resources of one region are invisible from the other and carry their
+region in ARNs; a region's service survives a restart and keeps being reconciled; a
+foreign-region ARN and a malformed region get AWS's errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import botocore.exceptions
+import pytest
+
+from conftest import ACCOUNT_ID, REGION, StevedoreServer, container, make_client, unique
+from sim_fixtures import Sim
+
+OTHER = "us-east-2"
+
+
+@pytest.fixture(scope="module")
+def two(tmp_path_factory):
+    """A server of its own (its data dir is restarted below) and its two regions' configs."""
+    srv = StevedoreServer(
+        tmp_path_factory.mktemp("regions") / "data",
+        extra_env={"STEVEDORE_AGENT_DISCONNECT_TIMEOUT": "2", "STEVEDORE_LOG": "info"},
+    )
+    cfg = srv.start()
+    yield srv, cfg, dataclasses.replace(cfg, region=OTHER)
+    srv.stop()
+
+
+def clients(cfg, service):
+    return make_client(cfg, service)
+
+
+def test_clusters_and_task_definitions_are_per_region(two):
+    _, east1, east2 = two
+    ecs1, ecs2 = clients(east1, "ecs"), clients(east2, "ecs")
+    name = unique("c")
+    arn2 = ecs2.create_cluster(clusterName=name)["cluster"]["clusterArn"]
+    assert arn2 == f"arn:aws:ecs:{OTHER}:{ACCOUNT_ID}:cluster/{name}"
+    assert arn2 in ecs2.list_clusters()["clusterArns"]
+    assert not any(a.endswith(f"/{name}") for a in ecs1.list_clusters()["clusterArns"])
+    described = ecs1.describe_clusters(clusters=[name])
+    assert described["clusters"] == []
+    assert described["failures"][0]["reason"] == "MISSING"
+    family = unique("f")
+    td = ecs2.register_task_definition(family=family, containerDefinitions=[container()])
+    assert td["taskDefinition"]["taskDefinitionArn"].startswith(f"arn:aws:ecs:{OTHER}:{ACCOUNT_ID}:task-definition/{family}:")
+    with pytest.raises(botocore.exceptions.ClientError) as err:
+        ecs1.describe_task_definition(taskDefinition=family)
+    assert err.value.response["Error"]["Code"] == "ClientException"
+    # The same name in the default region is another cluster.
+    arn1 = ecs1.create_cluster(clusterName=name)["cluster"]["clusterArn"]
+    assert arn1 == f"arn:aws:ecs:{REGION}:{ACCOUNT_ID}:cluster/{name}"
+
+
+def test_log_groups_repositories_and_load_balancers_are_per_region(two):
+    _, east1, east2 = two
+    logs1, logs2 = clients(east1, "logs"), clients(east2, "logs")
+    group = unique("/g")
+    logs2.create_log_group(logGroupName=group)
+    found = logs2.describe_log_groups(logGroupNamePrefix=group)["logGroups"]
+    assert [g["arn"] for g in found] == [f"arn:aws:logs:{OTHER}:{ACCOUNT_ID}:log-group:{group}:*"]
+    assert logs1.describe_log_groups(logGroupNamePrefix=group)["logGroups"] == []
+
+    ecr1, ecr2 = clients(east1, "ecr"), clients(east2, "ecr")
+    repo = unique("r")
+    made = ecr2.create_repository(repositoryName=repo)["repository"]
+    assert made["repositoryArn"] == f"arn:aws:ecr:{OTHER}:{ACCOUNT_ID}:repository/{repo}"
+    host = east2.endpoint.removeprefix("http://")
+    assert made["repositoryUri"] == f"{host}/{repo}"
+    with pytest.raises(botocore.exceptions.ClientError) as err:
+        ecr1.describe_repositories(repositoryNames=[repo])
+    assert err.value.response["Error"]["Code"] == "RepositoryNotFoundException"
+
+    elb1, elb2 = clients(east1, "elbv2"), clients(east2, "elbv2")
+    name = unique("lb")
+    lb = elb2.create_load_balancer(Name=name, Subnets=["subnet-a", "subnet-b"], Scheme="internal")["LoadBalancers"][0]
+    assert lb["LoadBalancerArn"].startswith(f"arn:aws:elasticloadbalancing:{OTHER}:{ACCOUNT_ID}:loadbalancer/app/{name}/")
+    with pytest.raises(botocore.exceptions.ClientError) as err:
+        elb1.describe_load_balancers(Names=[name])
+    assert err.value.response["Error"]["Code"] == "LoadBalancerNotFound"
+
+
+def test_a_foreign_region_arn_is_refused_as_ecs_refuses_it(two):
+    _, east1, east2 = two
+    ecs1, ecs2 = clients(east1, "ecs"), clients(east2, "ecs")
+    name = unique("c")
+    arn1 = ecs1.create_cluster(clusterName=name)["cluster"]["clusterArn"]
+    ecs2.create_cluster(clusterName=name)
+    with pytest.raises(botocore.exceptions.ClientError) as err:
+        ecs2.describe_clusters(clusters=[arn1])
+    assert err.value.response["Error"]["Code"] == "InvalidParameterException"
+    assert err.value.response["Error"]["Message"] == "Invalid Region in ARN"
+    with pytest.raises(botocore.exceptions.ClientError) as err:
+        ecs2.list_services(cluster=arn1)
+    assert err.value.response["Error"]["Code"] == "InvalidParameterException"
+
+
+@pytest.mark.parametrize("region", ["useast2", "US-EAST-2", "us-east-x", "eu-1"])
+def test_a_malformed_region_is_refused(two, region):
+    _, east1, _ = two
+    ecs = clients(dataclasses.replace(east1, region=region), "ecs")
+    with pytest.raises(botocore.exceptions.ClientError) as err:
+        ecs.list_clusters()
+    assert err.value.response["Error"]["Code"] == "InvalidSignatureException"
+    assert err.value.response["Error"]["Message"] == "Credential should be scoped to a valid region."
+    # Nothing was built for it: its data directory does not exist.
+    assert not (east1.data_dir / "regions" / region).exists()
+
+
+def running(ecs, cluster, service):
+    svc = ecs.describe_services(cluster=cluster, services=[service])["services"][0]
+    return svc["runningCount"], [d["rolloutState"] for d in svc["deployments"]]
+
+
+def wait(what, check, within=60.0):
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.3)
+    raise AssertionError(f"{what} not within {within}s")
+
+
+def test_a_regions_service_survives_a_restart_and_keeps_being_reconciled(two):
+    srv, _, east2 = two
+    ecs2 = clients(east2, "ecs")
+    family = unique("f")
+    ecs2.register_task_definition(family=family, containerDefinitions=[container(memory=64)])
+    with Sim(east2, ecs2, instances=1) as sim:
+        cluster = sim.cluster
+        ecs2.create_service(cluster=cluster, serviceName="web", taskDefinition=family, desiredCount=1)
+        wait("the service's task running", lambda: running(ecs2, cluster, "web")[0] == 1)
+        first_instance = sim.instance_arns()
+    built_before = srv.log_tail(1_000_000).count("Region in service.")
+    srv.stop()
+    srv.start()
+    # Before any signed request, us-east-2 is back: its marker brought it into service.
+    assert srv.log_tail(1_000_000).count("Region in service.") == built_before + 1
+    # Its old instance left with its agent (deregistered here so that the new hollow
+    # instance is the cluster's only one); the controller, running for us-east-2 since
+    # start-up, replaces the service's task on the new instance.
+    ecs2.deregister_container_instance(cluster=cluster, containerInstance=first_instance[0], force=True)
+    with Sim(east2, ecs2, instances=1, cluster=cluster) as sim:
+        new = sim.instance_arns()
+
+        def replaced():
+            arns = ecs2.list_tasks(cluster=cluster, serviceName="web", desiredStatus="RUNNING")["taskArns"]
+            tasks = ecs2.describe_tasks(cluster=cluster, tasks=arns)["tasks"] if arns else []
+            return any(t["containerInstanceArn"] in new and t["lastStatus"] == "RUNNING" for t in tasks)
+
+        wait("the task replaced on the new instance", replaced, within=90)
+    ecs1 = clients(dataclasses.replace(east2, region=REGION), "ecs")
+    assert not any(a.endswith(f"/{cluster}") for a in ecs1.list_clusters()["clusterArns"])
