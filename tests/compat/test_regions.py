@@ -5,6 +5,7 @@ foreign-region ARN and a malformed region get AWS's errors."""
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import time
 
@@ -12,6 +13,7 @@ import botocore.exceptions
 import pytest
 
 from conftest import ACCOUNT_ID, REGION, StevedoreServer, container, make_client, unique
+from registry_fixtures import V2
 from sim_fixtures import Sim
 
 OTHER = "us-east-2"
@@ -81,6 +83,29 @@ def test_log_groups_repositories_and_load_balancers_are_per_region(two):
     with pytest.raises(botocore.exceptions.ClientError) as err:
         elb1.describe_load_balancers(Names=[name])
     assert err.value.response["Error"]["Code"] == "LoadBalancerNotFound"
+
+
+def password(ecr) -> str:
+    token = ecr.get_authorization_token()["authorizationData"][0]["authorizationToken"]
+    return base64.b64decode(token).decode().split(":")[1]
+
+
+def test_a_registry_token_reaches_its_own_regions_repositories(two):
+    _, east1, east2 = two
+    ecr1, ecr2 = clients(east1, "ecr"), clients(east2, "ecr")
+    repo = unique("img")
+    ecr2.create_repository(repositoryName=repo)
+    ecr1.create_repository(repositoryName=repo)
+    # Pushed with us-east-2's token: us-east-2's repository gets the image, us-east-1's not.
+    v2_east2 = V2(east2.endpoint, password(ecr2))
+    digest, _ = v2_east2.push_image(repo, "v1", [b"layer of us-east-2"])
+    assert [i["imageDigest"] for i in ecr2.list_images(repositoryName=repo)["imageIds"]] == [digest]
+    assert ecr1.list_images(repositoryName=repo)["imageIds"] == []
+    v2_east1 = V2(east1.endpoint, password(ecr1))
+    assert v2_east1.req("HEAD", f"/v2/{repo}/manifests/v1").status_code == 404
+    assert v2_east2.req("HEAD", f"/v2/{repo}/manifests/v1").status_code == 200
+    # A token no region issued is refused.
+    assert V2(east1.endpoint, "v2.1.x.root.forged").req("GET", "/v2/").status_code == 401
 
 
 def test_a_foreign_region_arn_is_refused_as_ecs_refuses_it(two):

@@ -81,13 +81,34 @@ pub fn router(app: Arc<App>) -> Router {
             ::agent::instance_identity::CREDENTIALS_PATH,
             axum::routing::post(crate::instance_identity::credentials),
         )
-        .fallback(api)
-        .with_state(app.clone());
+        .fallback(api);
     // The registry's `/v2/` routes authenticate with registry tokens, not SigV4, so they
-    // sit beside the signed fallback rather than behind it.
-    match &app.regions.default_region().registry {
-        Some(reg) => router.merge(reg.router()),
-        None => router,
+    // sit beside the signed fallback rather than behind it; the token picks the region.
+    let router = if app.regions.default_region().registry.is_some() {
+        router
+            .route("/v2", axum::routing::any(registry_entry))
+            .route("/v2/", axum::routing::any(registry_entry))
+            .route("/v2/{*rest}", axum::routing::any(registry_entry))
+    } else {
+        router
+    };
+    router.with_state(app)
+}
+
+/// A `/v2/` request, served by the registry of the region whose token it carries.
+async fn registry_entry(State(app): State<Arc<App>>, req: Request) -> Response {
+    use tower::ServiceExt;
+    let authorization = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let region = app.regions.registry_for(authorization).await;
+    let Some(routes) = region.registry_routes.clone() else {
+        return http::StatusCode::NOT_FOUND.into_response();
+    };
+    match routes.oneshot(req).await {
+        Ok(response) => response,
+        Err(never) => match never {},
     }
 }
 

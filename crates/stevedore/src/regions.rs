@@ -71,6 +71,8 @@ pub struct Regional {
     pub logs: logs::Logs,
     pub elb: elbv2::Elbv2,
     pub registry: Option<registry::Registry>,
+    /// The registry's `/v2/` routes, built once.
+    pub registry_routes: Option<axum::Router>,
     pub dispatch: Dispatch,
     fargate: Option<Arc<crate::fargate::Provisioner>>,
 }
@@ -207,7 +209,24 @@ impl Regions {
         Ok(())
     }
 
-    /// Every region built so far.
+    /// The region whose registry issued the token of a `/v2/` request's `Authorization`
+    /// header; the default region for anonymous requests and tokens no region issued
+    /// (its registry then words the refusal). One `docker login` holds one region's
+    /// token, so it reaches that region's repositories.
+    pub async fn registry_for(&self, authorization: Option<&str>) -> Arc<Regional> {
+        if authorization.is_some() {
+            for region in self.all() {
+                if let Some(registry) = &region.registry {
+                    if registry.issued(authorization).await {
+                        return region;
+                    }
+                }
+            }
+        }
+        self.default.clone()
+    }
+
+    /// Every region built so far, the default first.
     pub fn all(&self) -> Vec<Arc<Regional>> {
         let mut all = vec![self.default.clone()];
         all.extend(
@@ -315,6 +334,7 @@ impl Factory {
             ecs,
             logs,
             elb,
+            registry_routes: registry.as_ref().map(registry::Registry::router),
             registry,
             dispatch,
             fargate,
