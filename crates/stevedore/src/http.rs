@@ -9,8 +9,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use http::HeaderMap;
-use std::sync::Arc;
 use http_body_util::BodyExt;
+use std::sync::Arc;
 use wire::envelope::{self, Envelope};
 use wire::{AwsError, JsonVersion};
 
@@ -165,9 +165,7 @@ async fn first_in_region(app: &App, req: Request, region: &str) -> Response {
         envelope::error(envelope, err, &request_id).map(Body::from)
     };
     if !crate::regions::valid_region(region) {
-        return refuse(&crate::regions::invalid_region(
-            envelope == Envelope::Query,
-        ));
+        return refuse(&crate::regions::invalid_region(envelope == Envelope::Query));
     }
     let default = app.regions().default_region();
     let Ok(bytes) = http_body_util::Limited::new(body, wire::service::DEFAULT_BODY_LIMIT)
@@ -183,20 +181,18 @@ async fn first_in_region(app: &App, req: Request, region: &str) -> Response {
             .with_status(413),
         );
     };
-    let verified = match default.dispatch.authenticate(
-        &parts.method,
-        &parts.uri,
-        &parts.headers,
-        &bytes,
-        None,
-    ) {
-        // A refusal is worded by the dispatch, in the request's protocol.
-        Err(_) => {
-            let req = Request::from_parts(parts, Body::from(bytes));
-            return default.dispatch.serve(req).await.map(Body::from);
-        }
-        Ok((verified, _)) => verified,
-    };
+    let verified =
+        match default
+            .dispatch
+            .authenticate(&parts.method, &parts.uri, &parts.headers, &bytes, None)
+        {
+            // A refusal is worded by the dispatch, in the request's protocol.
+            Err(_) => {
+                let req = Request::from_parts(parts, Body::from(bytes));
+                return default.dispatch.serve(req).await.map(Body::from);
+            }
+            Ok((verified, _)) => verified,
+        };
     match app.region_of(&verified).await {
         Ok(regional) => {
             let req = Request::from_parts(parts, Body::from(bytes));

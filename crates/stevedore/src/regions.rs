@@ -178,8 +178,7 @@ impl Regions {
         let marker = format!("{MARKER_PREFIX}{name}");
         let root = &self.factory.root;
         if root.get(&marker).await?.is_none() {
-            root
-                .txn(store::Txn::new().put(marker, bytes::Bytes::new()))
+            root.txn(store::Txn::new().put(marker, bytes::Bytes::new()))
                 .await
                 .context("recording the region")?;
         }
@@ -199,7 +198,11 @@ impl Regions {
     /// Builds again every region that holds state (a marker), so that their services
     /// keep running after a restart.
     pub async fn resume(&self) -> anyhow::Result<()> {
-        let marked = self.factory.root.range(MARKER_PREFIX, None, usize::MAX).await?;
+        let marked = self
+            .factory
+            .root
+            .range(MARKER_PREFIX, None, usize::MAX)
+            .await?;
         for kv in marked.items {
             let name = kv.key.trim_start_matches(MARKER_PREFIX);
             if let Err(error) = self.get_or_build(name).await {
@@ -253,17 +256,15 @@ impl Regions {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
         );
-        let stopped = tokio::time::timeout(within, async {
-            while loops.join_next().await.is_some() {}
-        })
-        .await;
+        let stopped =
+            tokio::time::timeout(within, async { while loops.join_next().await.is_some() {} })
+                .await;
         if stopped.is_ok() {
             0
         } else {
             loops.len()
         }
     }
-
 }
 
 impl Factory {
@@ -382,5 +383,83 @@ impl Factory {
         let (ecs, stop) = (region.ecs.clone(), shutdown.clone());
         ecs.set_disconnect_timeout(kit.disconnect_timeout);
         loops.spawn(async move { ecs.run_services(stop).await });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn region_names_follow_aws_syntax() {
+        for ok in [
+            "us-east-1",
+            "eu-central-2",
+            "us-gov-west-1",
+            "ap-southeast-5",
+            "xx-local-12",
+        ] {
+            assert!(valid_region(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "useast1",
+            "US-EAST-1",
+            "us-east",
+            "us--1",
+            "us-east-x",
+            "u-east-1",
+            "us-east-1-",
+            "us-east-1/x",
+            "us-east-1234",
+            "eu-1",
+            "../etc-x-1",
+        ] {
+            assert!(!valid_region(bad), "{bad}");
+        }
+    }
+
+    fn regions() -> (tempfile::TempDir, Arc<dyn Store>, Regions) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root: Arc<dyn Store> = Arc::new(
+            store::SqliteStore::open(store::SqliteConfig::new(dir.path().join("s.db")))
+                .expect("open"),
+        );
+        let scope = ArnScope {
+            region: "us-east-1".into(),
+            account_id: "000000000000".into(),
+        };
+        let keys = iam::admin_only_keys("000000000000", "AK".into(), "SK".into());
+        let regions = Regions::new(root.clone(), &scope, "http://x/".into(), (keys, None), None)
+            .expect("regions");
+        (dir, root, regions)
+    }
+
+    #[tokio::test]
+    async fn a_region_is_built_once_marked_and_brought_back() {
+        let (_dir, root, regions) = regions();
+        assert!(regions.get("us-east-2").is_none());
+        let east2 = regions.get_or_build("us-east-2").await.expect("built");
+        assert_eq!(east2.scope.region, "us-east-2");
+        let again = regions.get_or_build("us-east-2").await.expect("built");
+        assert!(Arc::ptr_eq(&east2, &again));
+        assert!(regions.get_or_build("bad").await.is_err());
+        assert_eq!(regions.all().len(), 2);
+        assert!(root
+            .get("stevedore/regions/us-east-2")
+            .await
+            .expect("get")
+            .is_some());
+        // A server starting on the same store brings the marked region back.
+        let scope = ArnScope {
+            region: "us-east-1".into(),
+            account_id: "000000000000".into(),
+        };
+        let keys = iam::admin_only_keys("000000000000", "AK".into(), "SK".into());
+        let restarted =
+            Regions::new(root, &scope, "http://x/".into(), (keys, None), None).expect("regions");
+        assert!(restarted.get("us-east-2").is_none());
+        restarted.resume().await.expect("resume");
+        assert!(restarted.get("us-east-2").is_some());
     }
 }

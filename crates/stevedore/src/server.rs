@@ -214,7 +214,10 @@ pub async fn run(args: ServerArgs, quick_start: bool) -> anyhow::Result<()> {
         Some(kit),
     )?;
     // Regions other than the default that hold state keep being reconciled.
-    regions.resume().await.context("bringing the regions back")?;
+    regions
+        .resume()
+        .await
+        .context("bringing the regions back")?;
     let app = Arc::new(App::new(regions, Some(iam)));
     loops.spawn(supervise(
         LoopName::MetricsUpkeep,
@@ -242,7 +245,8 @@ pub async fn run(args: ServerArgs, quick_start: bool) -> anyhow::Result<()> {
                 shutdown_signal().await;
                 stop.cancel();
             });
-            crate::tls_listener::serve(listener, tls.config, router(app.clone()), shutdown.clone()).await;
+            crate::tls_listener::serve(listener, tls.config, router(app.clone()), shutdown.clone())
+                .await;
             Ok(())
         }
         None => axum::serve(

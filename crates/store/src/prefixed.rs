@@ -230,7 +230,10 @@ mod tests {
         let second = watch.next().await.expect("event").expect("ok");
         assert!(matches!(second, WatchEvent::Delete { ref key, .. } if key == "ecs/x"));
         view.txn(Txn::new().put("ecs/y", "1")).await.expect("txn");
-        match view.txn(Txn::new().when("ecs/y", 0).put("ecs/y", "2")).await {
+        match view
+            .txn(Txn::new().when("ecs/y", 0).put("ecs/y", "2"))
+            .await
+        {
             Ok(TxnOutcome::Conflict { key }) => assert_eq!(key, "ecs/y"),
             other => panic!("expected a conflict, got {other:?}"),
         }
