@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import time
 
 import botocore.exceptions
 import pytest
 
 from conftest import ACCOUNT_ID, REGION, StevedoreServer, container, make_client, unique
+from agent_fixtures import wait_for
 from registry_fixtures import V2
 from sim_fixtures import Sim
 
@@ -140,16 +140,6 @@ def running(ecs, cluster, service):
     return svc["runningCount"], [d["rolloutState"] for d in svc["deployments"]]
 
 
-def wait(what, check, within=60.0):
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.3)
-    raise AssertionError(f"{what} not within {within}s")
-
-
 def test_a_regions_service_survives_a_restart_and_keeps_being_reconciled(two):
     srv, _, east2 = two
     ecs2 = clients(east2, "ecs")
@@ -158,7 +148,7 @@ def test_a_regions_service_survives_a_restart_and_keeps_being_reconciled(two):
     with Sim(east2, ecs2, instances=1) as sim:
         cluster = sim.cluster
         ecs2.create_service(cluster=cluster, serviceName="web", taskDefinition=family, desiredCount=1)
-        wait("the service's task running", lambda: running(ecs2, cluster, "web")[0] == 1)
+        wait_for(lambda: running(ecs2, cluster, "web")[0] == 1, 60, "the service's task running")
         first_instance = sim.instance_arns()
     built_before = srv.log_tail(1_000_000).count("Region in service.")
     srv.stop()
@@ -177,6 +167,6 @@ def test_a_regions_service_survives_a_restart_and_keeps_being_reconciled(two):
             tasks = ecs2.describe_tasks(cluster=cluster, tasks=arns)["tasks"] if arns else []
             return any(t["containerInstanceArn"] in new and t["lastStatus"] == "RUNNING" for t in tasks)
 
-        wait("the task replaced on the new instance", replaced, within=90)
+        wait_for(replaced, 90, "the task replaced on the new instance", srv.log_tail)
     ecs1 = clients(dataclasses.replace(east2, region=REGION), "ecs")
     assert not any(a.endswith(f"/{cluster}") for a in ecs1.list_clusters()["clusterArns"])
