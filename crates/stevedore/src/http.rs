@@ -1,7 +1,8 @@
 //! The HTTP front door, wiring only: `/health`, the agents' `/ws` channel, the registry's
-//! `/v2/` routes, Stevedore's own routes, and everything else into the one AWS API
-//! dispatch ([`wire::Dispatch`]), which picks the service, limits the body, verifies
-//! SigV4 and encodes every error in the caller's protocol.
+//! `/v2/` routes, Stevedore's own routes, and everything else into the AWS API dispatch
+//! ([`wire::Dispatch`]) of the region the request is signed for (see [`crate::regions`]),
+//! which picks the service, limits the body, verifies SigV4 and encodes every error in
+//! the caller's protocol.
 
 use axum::body::Body;
 use axum::extract::{Request, State};

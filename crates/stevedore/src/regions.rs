@@ -66,13 +66,19 @@ pub fn invalid_region(query: bool) -> AwsError {
 
 /// One region's services and the dispatch that serves them (with the global ones).
 pub struct Regional {
+    /// The region and account its ARNs name.
     pub scope: ArnScope,
+    /// ECS, over the region's view of the store.
     pub ecs: ecs::Ecs,
+    /// CloudWatch Logs.
     pub logs: logs::Logs,
+    /// ELBv2 (control side).
     pub elb: elbv2::Elbv2,
+    /// The registry (ECR API and `/v2/`), with the region's own blobs and token key.
     pub registry: Option<registry::Registry>,
     /// The registry's `/v2/` routes, built once.
     pub registry_routes: Option<axum::Router>,
+    /// The region's services and the global ones (IAM, STS), as one API dispatch.
     pub dispatch: Dispatch,
     fargate: Option<Arc<crate::fargate::Provisioner>>,
 }
@@ -80,12 +86,19 @@ pub struct Regional {
 /// What builds a region's services beyond the store and scope: the global services and
 /// the server's options. Without it (tests) regions are plain API instances.
 pub struct Kit {
+    /// The server's data directory; other regions' files live under `regions/<region>/`.
     pub data_dir: PathBuf,
+    /// How each region's registry is built (none: no registry).
     pub registry: Option<RegistryKit>,
+    /// The default region's hidden Fargate capacity; other regions get theirs from it.
     pub fargate: Option<Arc<crate::fargate::Provisioner>>,
+    /// Task roles' credentials, minted by the global IAM.
     pub role_sessions: Option<Arc<dyn ecs::channel::RoleSessions>>,
+    /// `--agent-disconnect-timeout`, in seconds.
     pub disconnect_timeout: f64,
+    /// Whether this process serves the ELBv2 listeners (not `--no-lb`).
     pub serve_lb: bool,
+    /// Stops every region's background loops.
     pub shutdown: CancellationToken,
 }
 
@@ -93,7 +106,9 @@ pub struct Kit {
 pub struct RegistryKit {
     /// `host:port` of the registry (the same for every region).
     pub host: String,
+    /// `http` or `https`, as clients reach the port.
     pub scheme: String,
+    /// Who registry tokens act as (IAM, global).
     pub identity: Arc<dyn registry::IdentityResolver>,
 }
 
