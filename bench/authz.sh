@@ -5,46 +5,25 @@
 # statements, wildcards, a condition) allows them. Prints each median and the user/root
 # ratio: issue 14 asks for ≥ 0.95 (Describe) and ≥ 0.90 (Register).
 #
-#   bench/authz.sh            # uses target/release/{stevedore,loadgen}
-#   ROUNDS=3 DURATION=10 CONCURRENCY=16 STEVEDORE=... LOADGEN=... bench/authz.sh
+#   bench/authz.sh                          # builds release stevedore and loadgen
+#   SKIP_BUILD=1 ROUNDS=3 DURATION=10 CONCURRENCY=16 STEVEDORE=... LOADGEN=... bench/authz.sh
 #
 # Needs the IAM API (CreateUser, PutUserPolicy, CreateAccessKey) and boto3 (PYTHON).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-ROOT=$(pwd)
-STEVEDORE=${STEVEDORE:-$ROOT/target/release/stevedore}
-LOADGEN=${LOADGEN:-$ROOT/target/release/loadgen}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+source "$ROOT/bench/lib/common.sh"
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10}
 CONCURRENCY=${CONCURRENCY:-16}
-PY=${PYTHON:-python3}
-
-WORK=$(mktemp -d /tmp/stevedore-authz.XXXXXX)
-PID=""
-cleanup() {
-  [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-PORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
-ENDPOINT="http://127.0.0.1:$PORT"
-
-echo "# commit $(git rev-parse --short HEAD)$(git diff --quiet || echo -dirty); $(nproc) cores," \
-  "$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)," \
-  "$(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "# command: STEVEDORE=$STEVEDORE ROUNDS=$ROUNDS DURATION=$DURATION CONCURRENCY=$CONCURRENCY bench/authz.sh"
-
-env -u STEVEDORE_ADMIN_ACCESS_KEY_ID -u STEVEDORE_ADMIN_SECRET_ACCESS_KEY \
-  "$STEVEDORE" server --listen "127.0.0.1:$PORT" --data-dir "$WORK/data" \
-  --region us-east-1 --account-id 000000000000 >"$WORK/server.log" 2>&1 &
-PID=$!
-for _ in $(seq 1 300); do
-  curl -fsS "$ENDPOINT/health" >/dev/null 2>&1 && break
-  sleep 0.1
-done
-ROOT_KEY=$(awk -F' *= *' '/aws_access_key_id/ {print $2}' "$WORK/data/credentials")
-ROOT_SECRET=$(awk -F' *= *' '/aws_secret_access_key/ {print $2}' "$WORK/data/credentials")
+BENCH_SETTINGS="ROUNDS DURATION CONCURRENCY"
+bench_header "$@"
+bench_python
+bench_build -p stevedore -p loadgen
+bench_workdir authz
+start_server --region us-east-1 --account-id 000000000000
+ENDPOINT=$EP
+ROOT_KEY=$(awk -F' *= *' '/aws_access_key_id/ {print $2}' "$DATA/credentials")
+ROOT_SECRET=$(awk -F' *= *' '/aws_secret_access_key/ {print $2}' "$DATA/credentials")
 
 # The user and its policy: what a team's deploy role typically holds.
 read -r USER_KEY USER_SECRET < <("$PY" - "$ENDPOINT" "$ROOT_KEY" "$ROOT_SECRET" <<'PYEOF'
@@ -107,3 +86,4 @@ for op, target in (("describe-task-definition", 0.95), ("register-task-definitio
     errs = sum(x["errors"] for x in r + u)
     print(f"| {op} | {mr:.0f} | {mu:.0f} | **{mu / mr:.3f}** | ≥ {target} | {errs} |")
 PYEOF
+bench_footer

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # A/B control-plane regression check: two stevedore builds, same machine, one run.
 #
-#   BEFORE=/path/to/old/stevedore AFTER=target/release/stevedore bench/control_plane_ab.sh
-#   ROUNDS=3 DURATION=10 CONCURRENCY=16 ...
+#   BEFORE=/path/to/old/stevedore bench/control_plane_ab.sh   # AFTER: a fresh release build
+#   SKIP_BUILD=1 BEFORE=... AFTER=... ROUNDS=3 DURATION=10 CONCURRENCY=16 bench/control_plane_ab.sh
 #
 # Each round starts each build in turn (order alternates between rounds so neither always
 # runs on a warmer machine) on a fresh data dir, and drives DescribeTaskDefinition (one
@@ -11,32 +11,19 @@
 # per operation and the after/before ratio: issue 13 asks for "within 5 %" (ratio ≥ 0.95).
 # Both binaries must accept `server --listen --data-dir --region --account-id`.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-ROOT=$(pwd)
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+source "$ROOT/bench/lib/common.sh"
 BEFORE=${BEFORE:?set BEFORE to the baseline stevedore binary}
-AFTER=${AFTER:-$ROOT/target/release/stevedore}
-LOADGEN=${LOADGEN:-$ROOT/target/release/loadgen}
+AFTER=${AFTER:-$STEVEDORE}
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10}
 CONCURRENCY=${CONCURRENCY:-16}
-PY=${PYTHON:-python3}
-
-WORK=$(mktemp -d /tmp/stevedore-ab.XXXXXX)
+BENCH_SETTINGS="BEFORE AFTER ROUNDS DURATION CONCURRENCY"
+bench_header "$@"
+bench_python
+bench_build -p stevedore -p loadgen
+bench_workdir ab
 PID=""
-cleanup() {
-  [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-free_port() {
-  "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
-
-echo "# commit $(git rev-parse --short HEAD)$(git diff --quiet || echo -dirty); $(nproc) cores," \
-  "$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)," \
-  "$(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "# command: BEFORE=$BEFORE AFTER=$AFTER ROUNDS=$ROUNDS DURATION=$DURATION CONCURRENCY=$CONCURRENCY bench/control_plane_ab.sh"
 
 measure() { # binary label round
   local bin=$1 label=$2 round=$3 port dir key secret
@@ -46,6 +33,7 @@ measure() { # binary label round
     "$bin" server --listen "127.0.0.1:$port" --data-dir "$dir" \
     --region us-east-1 --account-id 000000000000 >"$WORK/$label-$round.log" 2>&1 &
   PID=$!
+  PIDS+=("$PID")
   for _ in $(seq 1 300); do
     curl -fsS "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break
     sleep 0.1
@@ -93,3 +81,4 @@ for op in ("describe-task-definition", "register-task-definition"):
     errs = sum(r["errors"] for r in a + b)
     print(f"| {op} | {mb:.0f} | {ma:.0f} | **{ma / mb:.3f}** | {pb} / {pa} | {errs} |")
 PYEOF
+bench_footer

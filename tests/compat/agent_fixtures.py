@@ -49,6 +49,18 @@ def require_docker() -> None:
         missing("Docker is not running (`docker info` fails)")
 
 
+def docker_offers_runsc() -> bool:
+    """Whether the local Docker lists gVisor's runsc among its runtimes."""
+    if shutil.which("docker") is None:
+        return False
+    try:
+        out = subprocess.run(["docker", "info", "--format", "{{json .Runtimes}}"],
+                             capture_output=True, text=True, timeout=20)
+    except subprocess.TimeoutExpired:
+        return False
+    return out.returncode == 0 and "runsc" in json.loads(out.stdout or "{}")
+
+
 def build_image(tmp: Path, tag: str = IMAGE, ctx_name: str = "image",
                 dockerfile_tail: str = SLEEP_CMD, build_args: Sequence[str] = ()) -> None:
     """Build `tag` FROM scratch with the host's static busybox, then `dockerfile_tail`."""
@@ -181,12 +193,14 @@ def agent_env(tmp_name: str, cluster_prefix: str, *,
               agents: Sequence[Sequence[str]] = ((),),
               cleanup_wait: str = "1h",
               cluster_args: Sequence[str] = (),
-              extra: Callable[[ServerConfig], dict] | None = None):
+              extra: Callable[[ServerConfig], dict] | None = None,
+              server_env: dict | None = None):
     """A module-scoped `env` fixture: Docker required, `image(tmp)` built, a dedicated
     `stevedore server`, a cluster `cluster_prefix-<uuid>` (created with `cluster_args`),
     and one `stevedore agent` per entry of `agents` (its extra flags), all connected
     before the tests run. Yields a dict: aws, cfg, srv, cluster, cluster_arn, agents,
-    agent (the first, or None), plus `extra(cfg)`. At teardown the agents and the server
+    agent (the first, or None), plus `extra(cfg)`. `server_env` is added to the server's
+    environment (e.g. STEVEDORE_FARGATE_SANDBOX). At teardown the agents and the server
     are killed and every container with the cluster's label is removed."""
 
     @pytest.fixture(scope="module", name="env")
@@ -196,7 +210,7 @@ def agent_env(tmp_name: str, cluster_prefix: str, *,
         tmp = tmp_path_factory.mktemp(tmp_name)
         if image is not None:
             image(tmp)
-        srv = StevedoreServer(tmp / "server")
+        srv = StevedoreServer(tmp / "server", extra_env=server_env)
         cfg = srv.start()
         cluster = unique(cluster_prefix)
         cluster_arn = f"{ARN_PREFIX}:cluster/{cluster}"

@@ -1,7 +1,8 @@
 """Fargate, end to end: the aws CLI against a `stevedore server` whose Fargate provisioner
 runs hidden capacity (an in-process agent) against the local Docker. A Fargate task gets
-its own address, its size as hard limits and the sandbox the server detected (gVisor's
-runsc when Docker offers it), with no container instance for the user to see. Needs
+its own address, its size as hard limits and gVisor's runsc as its sandbox (runc, with
+`--fargate-sandbox runc`, on a host whose Docker lacks runsc), with no container instance
+for the user to see. Needs
 Docker (fails under CI=true when it is missing, skips otherwise)."""
 from __future__ import annotations
 
@@ -12,14 +13,19 @@ import botocore.auth
 import requests
 from botocore.awsrequest import AWSRequest
 
-from agent_fixtures import SH_IMAGE as IMAGE, agent_env, build_sh_image, http_body, remove_cluster_containers, wait_for
+from agent_fixtures import (SH_IMAGE as IMAGE, agent_env, build_sh_image, docker_offers_runsc,
+                            http_body, remove_cluster_containers, wait_for)
 from conftest import ACCOUNT_ID, unique
 
 NETWORK = "awsvpcConfiguration={subnets=[subnet-0abc],securityGroups=[sg-1],assignPublicIp=DISABLED}"
 
-# No agent: the server's Fargate provisioner runs the tasks.
+# No agent: the server's Fargate provisioner runs the tasks, in gVisor where Docker offers
+# runsc; elsewhere the server must be told to use runc (without the flag it refuses Fargate
+# launches: test_fargate_isolation.py).
+SANDBOX = "runsc" if docker_offers_runsc() else "runc"
 env = agent_env("fargate", "fargate", image=build_sh_image, agents=(),
-                cluster_args=("--capacity-providers", "FARGATE", "FARGATE_SPOT"))
+                cluster_args=("--capacity-providers", "FARGATE", "FARGATE_SPOT"),
+                server_env={} if SANDBOX == "runsc" else {"STEVEDORE_FARGATE_SANDBOX": "runc"})
 
 
 def register(aws, family: str, command: str, cpu: str = "256", memory: str = "512") -> None:
@@ -80,7 +86,7 @@ def test_fargate_task_is_reachable_limited_and_on_no_visible_instance(env):
     assert wait_for(lambda: http_body(f"http://{ip}:8080/"), 20,
                     f"httpd on {ip}:8080") == "hello-fargate\n"
     sandbox = {a["name"]: a.get("value") for a in running["attributes"]}["stevedore.sandbox"]
-    assert sandbox in ("runsc", "runc")
+    assert sandbox == SANDBOX
     # The size is a hard limit, in the sandbox the server reported.
     host = inspect(arn)["HostConfig"]
     assert host["NanoCpus"] == 250_000_000

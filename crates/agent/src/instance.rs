@@ -212,7 +212,9 @@ pub async fn run(
             error: "the response has no containerInstanceArn".to_owned(),
         })?;
     let arn = instance_arn.clone();
-    state.update(|doc| doc.container_instance_arn = Some(arn))?;
+    state
+        .update_durable(|doc| doc.container_instance_arn = Some(arn))
+        .await?;
     let cluster_arn = compute_cluster_arn(&config.cluster, &instance_arn);
     tracing::info!(instance = %instance_arn, cluster = %cluster_arn, "Agent registered.");
 

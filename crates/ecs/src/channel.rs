@@ -227,6 +227,14 @@ impl Session {
             .await?;
         let mut tasks = Vec::new();
         let mut carried = Vec::new();
+        // Acknowledgements of tasks that left the instance's index (stopped, then
+        // expired) are dropped, so a long session's memory does not grow with history.
+        let held: std::collections::HashSet<&str> = page
+            .items
+            .iter()
+            .map(|kv| kv.key.rsplit('/').next().unwrap_or_default())
+            .collect();
+        self.delivered.retain(|id, _| held.contains(id.as_str()));
         for kv in page.items {
             let task_id = kv.key.rsplit('/').next().unwrap_or_default().to_owned();
             let Some((st, _)) = self

@@ -16,6 +16,7 @@ mod objects;
 mod operations;
 pub mod ownership;
 mod pagination;
+mod retention;
 mod services;
 mod tags;
 mod task_definitions;
@@ -25,6 +26,7 @@ mod view;
 pub use channel::Session;
 pub use error::EcsError;
 pub use operations::Operation;
+pub use retention::{Retention, Swept, DEFAULT_STOPPED_TASK_RETENTION};
 pub use services::targets::{Registration, TargetGroupView, TargetGroups, TargetState};
 pub use tasks::fargate::{FargateCapacity, TaskUsage, MARKER_ATTRIBUTE, SANDBOX_ATTRIBUTE};
 pub use wire::Caller;
@@ -175,6 +177,8 @@ pub(crate) fn cluster_name(cluster: Option<&str>) -> &str {
 
 #[cfg(test)]
 mod ownership_tests;
+#[cfg(test)]
+mod retention_tests;
 #[cfg(test)]
 mod supervision_tests;
 #[cfg(test)]

@@ -176,6 +176,10 @@ pub struct TokenRecord {
     pub request_hash: String,
     /// The tasks it started.
     pub task_arns: Vec<String>,
+    /// When it was recorded (epoch seconds): it expires a window later (see
+    /// `retention`). `None`: recorded before this was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<f64>,
 }
 
 /// A family's bookkeeping: revisions are never reused, even after deletion.

@@ -38,7 +38,12 @@ pub(crate) async fn call(ecs: &Ecs, op: &str, body: Value) -> Result<Value, wire
 }
 
 /// Creates `cluster` with one container instance of `cpu` units and `memory` MiB; its ARN.
-async fn cluster_with_instance(ecs: &Ecs, cluster: &str, cpu: i64, memory: i64) -> String {
+pub(crate) async fn cluster_with_instance(
+    ecs: &Ecs,
+    cluster: &str,
+    cpu: i64,
+    memory: i64,
+) -> String {
     call(ecs, "CreateCluster", json!({ "clusterName": cluster }))
         .await
         .expect("created");
@@ -54,7 +59,7 @@ async fn cluster_with_instance(ecs: &Ecs, cluster: &str, cpu: i64, memory: i64) 
         .to_owned()
 }
 
-fn td(family: &str) -> Value {
+pub(crate) fn td(family: &str) -> Value {
     json!({"family": family, "containerDefinitions": [{"name": "app", "image": "busybox", "memory": 32}]})
 }
 

@@ -13,6 +13,7 @@
 
 use crate::records::ProfileRecord;
 use crate::{Iam, IamError, SessionCredentials};
+pub use model::instance_identity::InstanceIdentity;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -132,34 +133,11 @@ pub struct JoinToken {
     pub expires: i64,
 }
 
-/// What a redeemed join token answers (`Debug` leaves the secret out).
-#[derive(Clone)]
-pub struct InstanceIdentity {
-    /// `i-…`.
-    pub instance_id: String,
-    /// The secret the agent keeps (shown once).
-    pub instance_secret: String,
-    /// The instance profile's ARN.
-    pub instance_profile_arn: String,
-    /// The profile's role's ARN.
-    pub role_arn: String,
-}
-
 impl std::fmt::Debug for JoinToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JoinToken")
             .field("profile", &self.profile)
             .field("expires", &self.expires)
-            .finish_non_exhaustive()
-    }
-}
-
-impl std::fmt::Debug for InstanceIdentity {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("InstanceIdentity")
-            .field("instance_id", &self.instance_id)
-            .field("instance_profile_arn", &self.instance_profile_arn)
-            .field("role_arn", &self.role_arn)
             .finish_non_exhaustive()
     }
 }

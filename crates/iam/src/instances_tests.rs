@@ -2,60 +2,24 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::instances::{InstanceIdentityError, JOIN_TOKEN_PREFIX};
-use crate::{Iam, IamOperation};
-use std::sync::atomic::{AtomicI64, Ordering};
+use crate::tests::{fixture, iam_call, root, Fixture, ACCOUNT, NOW, TRUST_TASKS};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
-use testkit::TempStore;
-use wire::query::parse_form;
-use wire::{Call, Caller, Input, Service};
+use wire::Caller;
 
-const ACCOUNT: &str = "123456789012";
-const NOW: i64 = 1_800_000_000;
 const TRUST_EC2: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
-const TRUST_TASKS: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ecs-tasks.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
 const HOUR: Duration = Duration::from_secs(3600);
 
-async fn open() -> (Iam, Arc<AtomicI64>, TempStore) {
-    let store = TempStore::new().unwrap();
-    let clock = Arc::new(AtomicI64::new(NOW));
-    let c = clock.clone();
-    let iam = Iam::open_with_clock(
-        store.store(),
-        ACCOUNT,
-        Arc::new(move || c.load(Ordering::SeqCst)),
-    )
-    .await
-    .unwrap();
-    (iam, clock, store)
-}
-
-async fn call(iam: &Iam, action: &str, params: &[(&str, &str)]) {
-    let body: String = params
-        .iter()
-        .map(|(k, v)| {
-            let v = percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC);
-            format!("{k}={v}")
-        })
-        .collect::<Vec<_>>()
-        .join("&");
-    let params = parse_form(body.as_bytes()).unwrap();
-    let caller = Caller::root(ACCOUNT);
-    let call = Call {
-        input: Input::Query(&params),
-        caller: &caller,
-        request_id: "r",
-    };
-    iam.handle(IamOperation::from_name(action).unwrap(), call)
-        .await
-        .map_err(|e| format!("{e:?}"))
-        .unwrap();
+/// Runs an IAM action as the root; it must succeed.
+async fn call(f: &Fixture, action: &str, params: &[(&str, &str)]) {
+    iam_call(f, &root(), action, params).await.unwrap();
 }
 
 /// A profile `agents` holding role `ecsInstanceRole` with `trust`.
-async fn profile(iam: &Iam, trust: &str) {
+async fn profile(f: &Fixture, trust: &str) {
     call(
-        iam,
+        f,
         "CreateRole",
         &[
             ("RoleName", "ecsInstanceRole"),
@@ -64,13 +28,13 @@ async fn profile(iam: &Iam, trust: &str) {
     )
     .await;
     call(
-        iam,
+        f,
         "CreateInstanceProfile",
         &[("InstanceProfileName", "agents")],
     )
     .await;
     call(
-        iam,
+        f,
         "AddRoleToInstanceProfile",
         &[
             ("InstanceProfileName", "agents"),
@@ -82,8 +46,9 @@ async fn profile(iam: &Iam, trust: &str) {
 
 #[tokio::test]
 async fn a_join_token_is_redeemed_once_for_an_instance_whose_credentials_name_it() {
-    let (iam, _clock, _store) = open().await;
-    profile(&iam, TRUST_EC2).await;
+    let f = fixture().await;
+    let iam = &f.iam;
+    profile(&f, TRUST_EC2).await;
     let token = iam
         .mint_join_token(&Caller::root(ACCOUNT), "agents", HOUR)
         .await
@@ -131,8 +96,9 @@ async fn a_join_token_is_redeemed_once_for_an_instance_whose_credentials_name_it
 
 #[tokio::test]
 async fn a_role_session_named_like_an_instance_is_not_that_instance() {
-    let (iam, _clock, _store) = open().await;
-    profile(&iam, TRUST_EC2).await;
+    let f = fixture().await;
+    let iam = &f.iam;
+    profile(&f, TRUST_EC2).await;
     let arn = format!("arn:aws:iam::{ACCOUNT}:role/ecsInstanceRole");
     let creds = iam
         .issue_role_session(&arn, "i-0123456789abcdef0", "ec2.amazonaws.com", HOUR)
@@ -148,8 +114,9 @@ async fn a_role_session_named_like_an_instance_is_not_that_instance() {
 
 #[tokio::test]
 async fn concurrent_redemptions_of_one_token_have_one_winner() {
-    let (iam, _clock, _store) = open().await;
-    profile(&iam, TRUST_EC2).await;
+    let f = fixture().await;
+    let iam = &f.iam;
+    profile(&f, TRUST_EC2).await;
     let token = iam
         .mint_join_token(&Caller::root(ACCOUNT), "agents", HOUR)
         .await
@@ -161,8 +128,9 @@ async fn concurrent_redemptions_of_one_token_have_one_winner() {
 
 #[tokio::test]
 async fn expired_unknown_and_untrusting_profiles_are_refused_with_what_to_do() {
-    let (iam, clock, _store) = open().await;
-    profile(&iam, TRUST_TASKS).await;
+    let f = fixture().await;
+    let (iam, clock) = (&f.iam, &f.clock);
+    profile(&f, TRUST_TASKS).await;
     let root = Caller::root(ACCOUNT);
     let err = iam
         .mint_join_token(&root, "agents", HOUR)
@@ -176,7 +144,7 @@ async fn expired_unknown_and_untrusting_profiles_are_refused_with_what_to_do() {
     let err = iam.mint_join_token(&root, "nope", HOUR).await.unwrap_err();
     assert!(matches!(err, InstanceIdentityError::NoProfile(_)));
     call(
-        &iam,
+        &f,
         "UpdateAssumeRolePolicy",
         &[
             ("RoleName", "ecsInstanceRole"),
@@ -197,8 +165,9 @@ async fn expired_unknown_and_untrusting_profiles_are_refused_with_what_to_do() {
 
 #[tokio::test]
 async fn minting_needs_pass_role_and_a_removed_role_stops_the_refresh() {
-    let (iam, _clock, _store) = open().await;
-    profile(&iam, TRUST_EC2).await;
+    let f = fixture().await;
+    let iam = &f.iam;
+    profile(&f, TRUST_EC2).await;
     let nobody = Caller::new(
         policy::Principal::user(&format!("arn:aws:iam::{ACCOUNT}:user/bob")),
         "AIDABOB",

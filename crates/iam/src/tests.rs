@@ -10,17 +10,17 @@ use testkit::TempStore;
 use wire::query::parse_form;
 use wire::{Call, Caller, Input, KeyError, Service, ServiceError};
 
-const ACCOUNT: &str = "123456789012";
-const NOW: i64 = 1_800_000_000;
+pub(crate) const ACCOUNT: &str = "123456789012";
+pub(crate) const NOW: i64 = 1_800_000_000;
 
-struct Fixture {
-    iam: Iam,
+pub(crate) struct Fixture {
+    pub(crate) iam: Iam,
     sts: Sts,
-    clock: Arc<AtomicI64>,
+    pub(crate) clock: Arc<AtomicI64>,
     _store: TempStore,
 }
 
-async fn fixture() -> Fixture {
+pub(crate) async fn fixture() -> Fixture {
     let store = TempStore::new().unwrap();
     let clock = Arc::new(AtomicI64::new(NOW));
     let c = clock.clone();
@@ -53,7 +53,7 @@ fn form(params: &[(&str, &str)]) -> Vec<u8> {
     s.into_bytes()
 }
 
-async fn iam_call(
+pub(crate) async fn iam_call(
     f: &Fixture,
     caller: &Caller,
     action: &str,
@@ -100,12 +100,12 @@ fn between<'a>(text: &'a str, tag: &str) -> &'a str {
     &text[start..end]
 }
 
-fn root() -> Caller {
+pub(crate) fn root() -> Caller {
     Caller::root(ACCOUNT)
 }
 
 const TRUST_ACCOUNT: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"123456789012"},"Action":"sts:AssumeRole"}]}"#;
-const TRUST_TASKS: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ecs-tasks.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+pub(crate) const TRUST_TASKS: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ecs-tasks.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
 const ECS_READ: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ecs:List*","Resource":"*"}]}"#;
 
 /// Assumes `role` as root; returns (key id, secret, token).

@@ -1,4 +1,5 @@
-//! PutLogEvents (AWS's batch rules, one durable transaction per batch) and GetLogEvents
+//! PutLogEvents (AWS's batch rules; events to the event store, then the stream's counters
+//! to the keyspace) and GetLogEvents
 //! (time ranges, both directions, `f/`/`b/` tokens).
 //!
 //! A GetLogEvents token is a boundary between events: `f/<pos>` reads the events after
@@ -7,18 +8,15 @@
 //! the stream the token sent comes back unchanged, which is how SDK paginators stop.
 
 use crate::error::{invalid, LogsError};
+use crate::event_store::{Event, Place, StreamId};
 use crate::groups::resolve_group;
-use crate::objects::{
-    encode, event_prefix, event_suffix, parse_event_suffix, stream_key, Step, StoredEvent,
-    StoredStream,
-};
+use crate::objects::{encode, sequence_token, stream_key, Step, StoredStream};
 use crate::{retention_floor, Logs, DAY_MS};
 use model::logs::names::{check_log_group_name, check_log_stream_name};
 use model::logs::shapes::{
     GetLogEventsRequest, GetLogEventsResponse, OutputLogEvent, PutLogEventsRequest,
     PutLogEventsResponse, RejectedLogEventsInfo,
 };
-use std::collections::VecDeque;
 use store::Txn;
 
 /// The most events in one PutLogEvents batch, and in one GetLogEvents/FilterLogEvents page.
@@ -49,109 +47,56 @@ fn position_at(timestamp: i64) -> u128 {
     position(timestamp, 0)
 }
 
-/// The event-key suffix of a position (used as an exclusive `start_after`).
-fn suffix_of(pos: u128) -> String {
+/// The (timestamp, sequence) place of a position, for the event store's bounds.
+fn place(pos: u128) -> Place {
     let ts = i64::try_from(pos / SEQ_SPAN).unwrap_or(i64::MAX);
     let seq = u64::try_from(pos % SEQ_SPAN).unwrap_or(0);
-    event_suffix(ts, seq)
+    (ts, seq)
 }
 
 /// One event read back from a stream.
-#[derive(Clone, Debug)]
-pub(crate) struct ReadEvent {
-    pub timestamp: i64,
-    pub seq: u64,
-    pub event: StoredEvent,
-}
+pub(crate) type ReadEvent = Event;
 
-impl ReadEvent {
-    fn pos(&self) -> u128 {
-        position(self.timestamp, self.seq)
-    }
+fn pos_of(e: &ReadEvent) -> u128 {
+    position(e.timestamp, e.seq)
 }
 
 /// Reads the events of one stream incarnation with positions in `(after, before)`,
-/// ascending, at most `limit` of them.
+/// ascending, at most `limit` of them; says whether the limit cut the read short.
 pub(crate) async fn read_forward(
     logs: &Logs,
-    prefix: &str,
+    stream: &StreamId,
     after: u128,
     before: u128,
     limit: usize,
 ) -> Result<(Vec<ReadEvent>, bool), LogsError> {
-    let mut out = Vec::new();
-    let mut start_after = format!("{prefix}{}", suffix_of(after));
-    while out.len() < limit {
-        let want = (limit - out.len()).min(1000);
-        let page = logs
-            .objects
-            .store()
-            .range(prefix, Some(&start_after), want)
-            .await?;
-        for kv in &page.items {
-            let Some((timestamp, seq)) = parse_event_suffix(&kv.key[prefix.len()..]) else {
-                continue;
-            };
-            if position(timestamp, seq) >= before {
-                return Ok((out, false));
-            }
-            let event = crate::objects::decode(&kv.key, &kv.value)?;
-            out.push(ReadEvent {
-                timestamp,
-                seq,
-                event,
-            });
-        }
-        match page.items.last() {
-            Some(kv) if page.more => start_after.clone_from(&kv.key),
-            _ => return Ok((out, false)),
-        }
-    }
-    Ok((out, true))
+    let stream = stream.clone();
+    let (after, before) = (place(after), place(before));
+    let out = logs
+        .events(move |store| store.read(&stream, Some(after), Some(before), false, limit))
+        .await?;
+    let more = out.len() == limit;
+    Ok((out, more))
 }
 
-/// The last `limit` events with positions in `[floor, before)`, ascending. There is no
-/// reverse range read, so it reads windows of growing width backwards from `before`.
+/// The last `limit` events with positions in `[floor, before)`, ascending.
 async fn read_backward(
     logs: &Logs,
-    prefix: &str,
+    stream: &StreamId,
     floor: u128,
     before: u128,
     limit: usize,
 ) -> Result<Vec<ReadEvent>, LogsError> {
-    let mut collected: VecDeque<ReadEvent> = VecDeque::new();
-    let mut upper = before;
-    let mut width: u128 = 1000 * SEQ_SPAN;
-    while collected.len() < limit && upper > floor {
-        let lower = upper.saturating_sub(width).max(floor);
-        let mut slab: VecDeque<ReadEvent> = VecDeque::new();
-        let mut after = lower.saturating_sub(1);
-        loop {
-            let (page, more) = read_forward(logs, prefix, after, upper, 1000).await?;
-            let Some(last) = page.last() else { break };
-            after = last.pos();
-            for e in page {
-                slab.push_back(e);
-                if slab.len() > limit {
-                    slab.pop_front();
-                }
-            }
-            if !more {
-                break;
-            }
-        }
-        while let Some(e) = slab.pop_back() {
-            if collected.len() == limit {
-                break;
-            }
-            collected.push_front(e);
-        }
-        upper = lower;
-        width = width.saturating_mul(4);
-    }
-    Ok(collected.into())
+    let stream = stream.clone();
+    let after = floor.checked_sub(1).map(place);
+    let before = place(before);
+    logs.events(move |store| store.read(&stream, after, Some(before), true, limit))
+        .await
 }
 
+/// Stores the accepted events in the event store first and then the stream's counters
+/// in the keyspace, answering only after both (see [`crate::event_store`] for why this
+/// order).
 pub(crate) async fn put_log_events(
     logs: &Logs,
     req: PutLogEventsRequest,
@@ -162,52 +107,64 @@ pub(crate) async fn put_log_events(
     let events = req.log_events;
     check_batch(&events)?;
     let now = logs.now_ms();
+    let (g, _) = logs.load_group(&group).await?;
+    let (s, _) = logs.load_stream(&group, &stream).await?;
+    let (rejected, range) = classify(&events, now, retention_floor(g.retention_in_days, now));
+    let mut response = PutLogEventsResponse {
+        rejected_log_events_info: rejected,
+        ..PutLogEventsResponse::default()
+    };
+    let accepted: Vec<(i64, String)> = events
+        .into_iter()
+        .skip(range.start)
+        .take(range.len())
+        .map(|e| (e.timestamp, e.message))
+        .collect();
+    let (Some(&(first, _)), Some(&(last, _))) = (accepted.first(), accepted.last()) else {
+        response.next_sequence_token = Some(s.sequence_token());
+        return Ok(response);
+    };
+    let count = accepted.len();
+    let bytes: i64 = accepted
+        .iter()
+        .map(|(_, m)| i64::try_from(m.len()).unwrap_or(0))
+        .sum();
+    let id = StreamId::new(&group, &stream, s.incarnation);
+    let appended = {
+        let (id, floor) = (id.clone(), s.next_seq);
+        logs.events(move |store| store.append(&id, floor, now, &accepted))
+            .await?
+    };
     let skey = stream_key(&group, &stream);
-    let (response, accepted) = logs
+    let alive = logs
         .objects
         .retry(&skey, || async {
-            let (g, _) = logs.load_group(&group).await?;
-            let (mut s, srev) = logs.load_stream(&group, &stream).await?;
-            let (rejected, range) =
-                classify(&events, now, retention_floor(g.retention_in_days, now));
-            let accepted = &events[range];
-            let mut response = PutLogEventsResponse {
-                rejected_log_events_info: rejected,
-                ..PutLogEventsResponse::default()
+            let Some((mut s, rev)) = logs.objects.get::<StoredStream>(&skey).await? else {
+                return Ok(Step::Done(false));
             };
-            let (Some(first), Some(last)) = (accepted.first(), accepted.last()) else {
-                response.next_sequence_token = Some(s.sequence_token());
-                return Ok(Step::Done((response, 0)));
-            };
-            let prefix = event_prefix(&group, &stream, s.incarnation);
-            let mut txn = Txn::new().when(skey.as_str(), srev);
-            let mut bytes = 0i64;
-            for e in accepted {
-                let stored = StoredEvent {
-                    message: e.message.clone(),
-                    ingestion_time: now,
-                };
-                let key = format!("{prefix}{}", event_suffix(e.timestamp, s.next_seq));
-                txn = txn.put(key, encode(&stored)?);
-                s.next_seq += 1;
-                bytes += i64::try_from(e.message.len()).unwrap_or(0);
+            if s.incarnation != id.incarnation {
+                return Ok(Step::Done(false));
             }
-            s.first_event_timestamp = Some(
-                s.first_event_timestamp
-                    .map_or(first.timestamp, |t| t.min(first.timestamp)),
-            );
-            s.last_event_timestamp = Some(
-                s.last_event_timestamp
-                    .map_or(last.timestamp, |t| t.max(last.timestamp)),
-            );
+            s.first_event_timestamp = Some(s.first_event_timestamp.map_or(first, |t| t.min(first)));
+            s.last_event_timestamp = Some(s.last_event_timestamp.map_or(last, |t| t.max(last)));
             s.last_ingestion_time = Some(now);
             s.stored_bytes += bytes;
-            response.next_sequence_token = Some(s.sequence_token());
-            let txn = txn.put(skey.as_str(), encode::<StoredStream>(&s)?);
-            Ok(Step::Commit(txn, (response, accepted.len())))
+            s.next_seq = s.next_seq.max(appended.next_seq);
+            let txn = Txn::new()
+                .when(skey.as_str(), rev)
+                .put(skey.as_str(), encode::<StoredStream>(&s)?);
+            Ok(Step::Commit(txn, true))
         })
         .await?;
-    tracing::debug!(log_group = %group, log_stream = %stream, accepted, "Log events stored.");
+    if !alive {
+        // The stream was deleted while the batch was being stored: its purge may have
+        // run already, so these events would be left behind.
+        logs.purge_events(&group, &stream, id.incarnation).await?;
+        logs.load_group(&group).await?;
+        return Err(LogsError::LogStreamNotFound);
+    }
+    response.next_sequence_token = Some(sequence_token(appended.next_seq));
+    tracing::debug!(log_group = %group, log_stream = %stream, accepted = count, "Log events stored.");
     Ok(response)
 }
 
@@ -338,28 +295,21 @@ pub(crate) async fn get_log_events(
         .max(0);
     let floor = position_at(lower_ts);
     let ceiling = req.end_time.map_or(POS_END, |t| position_at(t.max(0)));
-    let prefix = event_prefix(&group, &req.log_stream_name, s.incarnation);
+    let id = StreamId::new(&group, &req.log_stream_name, s.incarnation);
     let mut events = match cursor {
         Cursor::Forward(after) => {
             let after = after.max(floor.saturating_sub(1));
-            read_forward(logs, &prefix, after, ceiling, limit).await?.0
+            read_forward(logs, &id, after, ceiling, limit).await?.0
         }
         Cursor::Backward(before) => {
-            // Nothing lies outside the stream's first..=last timestamps: start the
-            // backward windows there rather than at the end of time.
-            let newest = s
-                .last_event_timestamp
-                .map_or(0, |t| position_at(t.saturating_add(1)));
-            let oldest = s.first_event_timestamp.map_or(0, position_at);
-            let before = before.min(ceiling).min(newest);
-            read_backward(logs, &prefix, floor.max(oldest), before, limit).await?
+            read_backward(logs, &id, floor, before.min(ceiling), limit).await?
         }
     };
     cap_bytes(&mut events, matches!(cursor, Cursor::Forward(_)));
     let (forward, backward) = match (events.first(), events.last()) {
         (Some(first), Some(last)) => (
-            Cursor::Forward(last.pos()).token(),
-            Cursor::Backward(first.pos()).token(),
+            Cursor::Forward(pos_of(last)).token(),
+            Cursor::Backward(pos_of(first)).token(),
         ),
         _ => match cursor {
             Cursor::Forward(p) => (
@@ -381,8 +331,8 @@ pub(crate) async fn get_log_events(
                 .into_iter()
                 .map(|e| OutputLogEvent {
                     timestamp: Some(e.timestamp),
-                    message: Some(e.event.message),
-                    ingestion_time: Some(e.event.ingestion_time),
+                    message: Some(e.message),
+                    ingestion_time: Some(e.ingestion_time),
                 })
                 .collect(),
         ),
@@ -398,7 +348,7 @@ fn cap_bytes(events: &mut Vec<ReadEvent>, forward: bool) {
     let mut keep = 0usize;
     let sizes: Vec<usize> = events
         .iter()
-        .map(|e| e.event.message.len() + EVENT_OVERHEAD)
+        .map(|e| e.message.len() + EVENT_OVERHEAD)
         .collect();
     let order: Box<dyn Iterator<Item = &usize>> = if forward {
         Box::new(sizes.iter())
@@ -471,10 +421,8 @@ mod tests {
         let mk = |i: u64| ReadEvent {
             timestamp: 1,
             seq: i,
-            event: StoredEvent {
-                message: big.clone(),
-                ingestion_time: 1,
-            },
+            message: big.clone(),
+            ingestion_time: 1,
         };
         let mut fwd = vec![mk(0), mk(1), mk(2)];
         cap_bytes(&mut fwd, true);

@@ -9,11 +9,12 @@
 //! (`startFromHead` true, the default) is served.
 
 use crate::error::{invalid, LogsError};
+use crate::event_store::StreamId;
 use crate::events::{
     position, read_forward, ReadEvent, EVENT_OVERHEAD, MAX_BATCH_BYTES, MAX_EVENTS,
 };
 use crate::groups::resolve_group;
-use crate::objects::{event_prefix, stream_prefix, StoredStream};
+use crate::objects::{stream_prefix, StoredStream};
 use crate::pagination::{decode_token, encode_token, page_size};
 use crate::pattern::FilterPattern;
 use crate::{retention_floor, Logs};
@@ -75,8 +76,7 @@ impl Mark {
 /// One stream being merged.
 struct Cursor {
     name: String,
-    prefix: String,
-    incarnation: u64,
+    id: StreamId,
     after: u128,
     buf: VecDeque<ReadEvent>,
     done: bool,
@@ -86,8 +86,7 @@ impl Cursor {
     /// The next event, reading another chunk when the buffer is empty.
     async fn peek(&mut self, logs: &Logs, ceiling: u128) -> Result<Option<&ReadEvent>, LogsError> {
         if self.buf.is_empty() && !self.done {
-            let (events, more) =
-                read_forward(logs, &self.prefix, self.after, ceiling, CHUNK).await?;
+            let (events, more) = read_forward(logs, &self.id, self.after, ceiling, CHUNK).await?;
             if let Some(last) = events.last() {
                 self.after = position(last.timestamp, last.seq);
             }
@@ -130,17 +129,17 @@ pub(crate) async fn filter_log_events(
         .map(Mark::parse)
         .transpose()?;
     let floor_after = position(lower_ts, 0).saturating_sub(1);
+    // Every selected stream is read, whatever its counters say: they may miss a batch
+    // whose PutLogEvents was cut short by a crash (see `crate::event_store`).
     let mut cursors: Vec<Cursor> = streams
         .into_iter()
-        .filter(|(_, s)| s.last_event_timestamp.is_some_and(|t| t >= lower_ts))
         .map(|(name, s)| {
             let after = mark
                 .as_ref()
                 .map_or(floor_after, |m| m.after_in(&name).max(floor_after));
             Cursor {
-                prefix: event_prefix(&group, &name, s.incarnation),
+                id: StreamId::new(&group, &name, s.incarnation),
                 name,
-                incarnation: s.incarnation,
                 after,
                 buf: VecDeque::new(),
                 done: false,
@@ -165,8 +164,8 @@ pub(crate) async fn filter_log_events(
             stream: c.name.clone(),
             seq: e.seq,
         };
-        if pattern.matches(&e.event.message) {
-            let size = e.event.message.len() + EVENT_OVERHEAD;
+        if pattern.matches(&e.message) {
+            let size = e.message.len() + EVENT_OVERHEAD;
             if !out.is_empty() && bytes + size > MAX_BATCH_BYTES {
                 // Not returned: the page ends before it, so the next starts with it.
                 heap.push(Reverse((e.timestamp, i, e.seq)));
@@ -177,12 +176,12 @@ pub(crate) async fn filter_log_events(
             out.push(FilteredLogEvent {
                 log_stream_name: Some(c.name.clone()),
                 timestamp: Some(e.timestamp),
-                message: Some(e.event.message),
-                ingestion_time: Some(e.event.ingestion_time),
+                message: Some(e.message),
+                ingestion_time: Some(e.ingestion_time),
                 event_id: Some(format!(
                     "{:016}{:020}{:010}",
                     e.timestamp.max(0),
-                    c.incarnation,
+                    c.id.incarnation,
                     e.seq
                 )),
             });

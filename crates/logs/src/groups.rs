@@ -2,6 +2,7 @@
 //! retention policy.
 
 use crate::error::{invalid, LogsError};
+use crate::event_store::StreamId;
 use crate::objects::{
     encode, group_key, purge_key, stream_prefix, Step, StoredGroup, StoredStream, GROUP_PREFIX,
 };
@@ -18,6 +19,8 @@ use model::logs::shapes::{
 };
 use store::{Revision, Txn};
 
+/// Events deleted per event-store call when purging a deleted stream.
+const PURGE_BATCH: usize = 1000;
 /// The most log groups one DescribeLogGroups page holds.
 const MAX_DESCRIBE_GROUPS: usize = 50;
 
@@ -81,31 +84,29 @@ impl Logs {
             .await
     }
 
-    /// Deletes the events of a deleted stream incarnation in batches, then its purge
-    /// marker. Safe to repeat (the sweeper finishes purges a crash interrupted).
+    /// Deletes the events of a deleted stream incarnation from the event store in
+    /// bounded batches, forgets the incarnation there, then drops its purge marker. Safe
+    /// to repeat (the sweeper finishes purges a crash interrupted).
     pub(crate) async fn purge_events(
         &self,
         group: &str,
         stream: &str,
         incarnation: u64,
     ) -> Result<u64, LogsError> {
-        let prefix = crate::objects::event_prefix(group, stream, incarnation);
+        let id = StreamId::new(group, stream, incarnation);
         let mut deleted = 0u64;
         loop {
-            let page = self.objects.store().range(&prefix, None, 1000).await?;
-            if page.items.is_empty() {
-                break;
-            }
-            let mut txn = Txn::new();
-            for kv in &page.items {
-                txn = txn.delete(kv.key.as_str());
-            }
-            self.objects.commit(txn).await?;
-            deleted += page.items.len() as u64;
-            if !page.more {
+            let target = id.clone();
+            let removed = self
+                .events(move |store| store.remove(&target, None, PURGE_BATCH))
+                .await?;
+            deleted += removed.events;
+            if !removed.more {
                 break;
             }
         }
+        let target = id.clone();
+        self.events(move |store| store.forget(&target)).await?;
         self.objects
             .commit(Txn::new().delete(purge_key(group, stream, incarnation)))
             .await?;

@@ -1,5 +1,6 @@
-//! `logs` owns the Amazon CloudWatch Logs API: log groups, log streams and their events,
-//! durable in the state store; retention (enforced at read time and by a background
+//! `logs` owns the Amazon CloudWatch Logs API: log groups and log streams, durable in the
+//! state store; their events, durable in an [`EventStore`] read on demand (see
+//! [`event_store`] for why, and for the order of writes across the two); retention (enforced at read time and by a background
 //! sweeper); tags on log groups; and the mapping of its errors to AWS's exceptions.
 //!
 //! It must not speak HTTP or SigV4 (the binary does, through `wire`), and must not reach
@@ -10,9 +11,11 @@
 mod authz;
 mod decode;
 mod error;
+pub mod event_store;
 mod events;
 mod filter;
 mod groups;
+mod migrate;
 mod objects;
 mod operations;
 mod pagination;
@@ -22,6 +25,7 @@ mod streams;
 mod tags;
 
 pub use error::LogsError;
+pub use event_store::{EventStore, SqliteEventStore};
 pub use operations::Operation;
 
 use model::ecs::arn::ArnScope;
@@ -42,6 +46,7 @@ pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 #[derive(Clone)]
 pub struct Logs {
     objects: Objects,
+    events: Arc<dyn EventStore>,
     scope: ArnScope,
     clock: Clock,
 }
@@ -51,10 +56,12 @@ pub struct Logs {
 struct Empty {}
 
 impl Logs {
-    /// A Logs service whose ARNs use `scope`, over `store`, on the wall clock.
-    pub fn new(store: Arc<dyn Store>, scope: ArnScope) -> Self {
+    /// A Logs service whose ARNs use `scope`, with groups and streams in `store` and
+    /// events in `events`, on the wall clock.
+    pub fn new(store: Arc<dyn Store>, events: Arc<dyn EventStore>, scope: ArnScope) -> Self {
         Self {
             objects: Objects::new(store),
+            events,
             scope,
             clock: Arc::new(wall_clock_ms),
         }
@@ -86,6 +93,23 @@ impl Logs {
     /// many events it deleted.
     pub async fn sweep_once(&self) -> Result<u64, LogsError> {
         retention::sweep(self).await
+    }
+
+    /// Runs `call` on the event store on a blocking thread: its calls wait for disk.
+    pub(crate) async fn events<T, F>(&self, call: F) -> Result<T, LogsError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn EventStore) -> Result<T, store::StoreError> + Send + 'static,
+    {
+        let events = Arc::clone(&self.events);
+        tokio::task::spawn_blocking(move || call(events.as_ref()))
+            .await
+            .map_err(|e| {
+                LogsError::Store(store::StoreError::Backend(format!(
+                    "log event store call did not finish: {e}"
+                )))
+            })?
+            .map_err(LogsError::from)
     }
 
     /// Now, in epoch milliseconds.

@@ -1,4 +1,5 @@
-//! How log groups, streams and events sit in the store: the key layout and the records.
+//! How log groups and streams sit in the state store: the key layout and the records.
+//! Their events are not in the keyspace but in an [`crate::EventStore`].
 //! Typed reads and the compare-and-swap retry loop are [`store::Objects`].
 //!
 //! Layout (values are JSON). Neither group nor stream names may contain `:`, so it
@@ -6,18 +7,13 @@
 //! though names contain `/`:
 //! - `logs/group/<group>` → [`StoredGroup`]
 //! - `logs/stream/<group>:<stream>` → [`StoredStream`]
-//! - `logs/event/<group>:<stream>:<incarnation, 20 digits>/<timestamp ms, 16 digits>/<seq,
-//!   10 digits>` → [`StoredEvent`]: key order is (timestamp, ingestion order), so a time
-//!   range is a range read from a start key. The incarnation is chosen when the stream is
-//!   created, so events of a deleted stream that were not purged yet never show in a
-//!   stream created later under the same name.
-//! - `logs/purge/<group>:<stream>:<incarnation>` → empty: events left to delete after
-//!   DeleteLogStream/DeleteLogGroup; written in the same transaction as the deletion, and
-//!   removed once the events are gone (the retention sweeper finishes any purge a crash
-//!   interrupted).
+//! - `logs/purge/<group>:<stream>:<incarnation>` → empty: events left to delete from the
+//!   event store after DeleteLogStream/DeleteLogGroup; written in the same transaction as
+//!   the deletion, and removed once the events are gone (the retention sweeper finishes
+//!   any purge a crash interrupted).
 
 use crate::error::LogsError;
-use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 pub use store::Step;
 
@@ -35,26 +31,12 @@ pub fn stream_key(group: &str, stream: &str) -> String {
 pub fn stream_prefix(group: &str) -> String {
     format!("logs/stream/{group}:")
 }
-/// Prefix of one incarnation of a stream's events.
-pub fn event_prefix(group: &str, stream: &str, incarnation: u64) -> String {
-    format!("logs/event/{group}:{stream}:{incarnation:020}/")
-}
-/// The part of an event key after its stream's prefix.
-pub fn event_suffix(timestamp: i64, seq: u64) -> String {
-    format!("{:016}/{seq:010}", timestamp.max(0))
-}
 /// Key of a purge marker.
 pub fn purge_key(group: &str, stream: &str, incarnation: u64) -> String {
     format!("{PURGE_PREFIX}{group}:{stream}:{incarnation:020}")
 }
 /// Prefix of every purge marker.
 pub const PURGE_PREFIX: &str = "logs/purge/";
-
-/// Parses `<timestamp>/<seq>` (an event key after its stream prefix).
-pub fn parse_event_suffix(suffix: &str) -> Option<(i64, u64)> {
-    let (ts, seq) = suffix.split_once('/')?;
-    Some((ts.parse().ok()?, seq.parse().ok()?))
-}
 
 /// A stored log group.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -85,7 +67,8 @@ pub struct StoredGroup {
 pub struct StoredStream {
     /// Creation time, epoch milliseconds.
     pub creation_time: i64,
-    /// Chosen at creation; part of every event key (see the module docs).
+    /// Chosen at creation; part of every event's key in the event store, so events of a
+    /// deleted stream never show in one created later under the same name.
     pub incarnation: u64,
     /// Timestamp of the earliest event ever accepted.
     #[serde(default)]
@@ -107,19 +90,13 @@ pub struct StoredStream {
 impl StoredStream {
     /// The upload sequence token AWS would show (ignored on input, as AWS now does).
     pub fn sequence_token(&self) -> String {
-        format!("{:056}", self.next_seq)
+        sequence_token(self.next_seq)
     }
 }
 
-/// A stored event; its timestamp and sequence number are in its key.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct StoredEvent {
-    /// The message.
-    #[serde(rename = "m")]
-    pub message: String,
-    /// Ingestion time, epoch milliseconds.
-    #[serde(rename = "i")]
-    pub ingestion_time: i64,
+/// The upload sequence token of a stream whose next event gets sequence `next_seq`.
+pub fn sequence_token(next_seq: u64) -> String {
+    format!("{next_seq:056}")
 }
 
 /// Typed access to the store, answering [`LogsError`].
@@ -128,9 +105,4 @@ pub type Objects = store::Objects<LogsError>;
 /// JSON-encodes a value for the store.
 pub fn encode<T: Serialize>(value: &T) -> Result<bytes::Bytes, LogsError> {
     Ok(store::objects::encode(value)?)
-}
-
-/// Decodes a stored JSON value.
-pub fn decode<T: DeserializeOwned>(key: &str, value: &[u8]) -> Result<T, LogsError> {
-    Ok(store::objects::decode(key, value)?)
 }

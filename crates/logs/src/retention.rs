@@ -5,9 +5,9 @@
 //! same floor), so the sweep only reclaims space; it can run late or be repeated.
 
 use crate::error::LogsError;
+use crate::event_store::StreamId;
 use crate::objects::{
-    decode, encode, event_prefix, parse_event_suffix, stream_key, stream_prefix, Step, StoredEvent,
-    StoredGroup, StoredStream, GROUP_PREFIX, PURGE_PREFIX,
+    encode, stream_key, stream_prefix, Step, StoredGroup, StoredStream, GROUP_PREFIX, PURGE_PREFIX,
 };
 use crate::{retention_floor, Logs};
 use std::time::Duration;
@@ -15,7 +15,7 @@ use store::Txn;
 
 /// How often the sweeper runs.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
-/// Events deleted per transaction.
+/// Events deleted per event-store call: a sweep never holds the writer for long.
 const BATCH: usize = 1000;
 
 /// Sweeps every [`SWEEP_EVERY`] until `shutdown` fires; a panic costs one sweep (loop
@@ -46,6 +46,7 @@ pub(crate) async fn sweep(logs: &Logs) -> Result<u64, LogsError> {
             }
         }
     }
+    deleted += purge_orphans(logs).await?;
     let now = logs.now_ms();
     for (gkey, g, _) in logs.objects.list::<StoredGroup>(GROUP_PREFIX).await? {
         let Some(floor) = retention_floor(g.retention_in_days, now) else {
@@ -53,72 +54,70 @@ pub(crate) async fn sweep(logs: &Logs) -> Result<u64, LogsError> {
         };
         let group = &gkey[GROUP_PREFIX.len()..];
         let base = stream_prefix(group);
+        // Every stream is asked (one index lookup each): its counters may miss a batch
+        // whose PutLogEvents a crash cut short (see `crate::event_store`).
         for (skey, s, _) in logs.objects.list::<StoredStream>(&base).await? {
-            if s.first_event_timestamp.is_some_and(|t| t >= floor) {
-                continue;
-            }
             let stream = &skey[base.len()..];
-            deleted += expire_stream(logs, group, stream, s.incarnation, floor).await?;
+            let id = StreamId::new(group, stream, s.incarnation);
+            deleted += expire_stream(logs, &id, floor).await?;
         }
     }
     Ok(deleted)
 }
 
-/// Deletes a stream's events older than `floor`, in batches, keeping its byte count.
-async fn expire_stream(
-    logs: &Logs,
-    group: &str,
-    stream: &str,
-    incarnation: u64,
-    floor: i64,
-) -> Result<u64, LogsError> {
-    let prefix = event_prefix(group, stream, incarnation);
-    let skey = stream_key(group, stream);
+/// Purges the event-store incarnations no stream in the keyspace refers to any more
+/// (a PutLogEvents that raced a delete, or a purge lost with its marker). Streams are
+/// created in the keyspace before any of their events are stored, so an incarnation the
+/// keyspace does not know is dead for good.
+async fn purge_orphans(logs: &Logs) -> Result<u64, LogsError> {
+    let mut deleted = 0;
+    for id in logs.events(|store| store.streams()).await? {
+        let live = logs
+            .objects
+            .get::<StoredStream>(&stream_key(&id.group, &id.stream))
+            .await?
+            .is_some_and(|(s, _)| s.incarnation == id.incarnation);
+        if !live {
+            deleted += logs
+                .purge_events(&id.group, &id.stream, id.incarnation)
+                .await?;
+        }
+    }
+    Ok(deleted)
+}
+
+/// Deletes a stream's events older than `floor` in bounded batches; after each batch
+/// (events first, see `crate::event_store`) lowers the stream's byte count.
+async fn expire_stream(logs: &Logs, id: &StreamId, floor: i64) -> Result<u64, LogsError> {
+    let skey = stream_key(&id.group, &id.stream);
     let mut deleted = 0u64;
     loop {
-        let done = logs
+        let target = id.clone();
+        let removed = logs
+            .events(move |store| store.remove(&target, Some(floor), BATCH))
+            .await?;
+        if removed.events == 0 {
+            return Ok(deleted);
+        }
+        deleted += removed.events;
+        let alive = logs
             .objects
             .retry(&skey, || async {
                 let Some((mut s, rev)) = logs.objects.get::<StoredStream>(&skey).await? else {
-                    return Ok(Step::Done(None));
+                    return Ok(Step::Done(false));
                 };
-                if s.incarnation != incarnation {
-                    return Ok(Step::Done(None));
+                if s.incarnation != id.incarnation {
+                    return Ok(Step::Done(false));
                 }
-                let page = logs.objects.store().range(&prefix, None, BATCH).await?;
-                let mut txn = Txn::new().when(skey.as_str(), rev);
-                let mut n = 0u64;
-                let mut complete = !page.more;
-                for kv in &page.items {
-                    match parse_event_suffix(&kv.key[prefix.len()..]) {
-                        Some((ts, _)) if ts < floor => {
-                            let e: StoredEvent = decode(&kv.key, &kv.value)?;
-                            s.stored_bytes -= i64::try_from(e.message.len()).unwrap_or(0);
-                            txn = txn.delete(kv.key.as_str());
-                            n += 1;
-                        }
-                        _ => {
-                            complete = true;
-                            break;
-                        }
-                    }
-                }
-                if n == 0 {
-                    return Ok(Step::Done(None));
-                }
-                s.stored_bytes = s.stored_bytes.max(0);
-                let txn = txn.put(skey.as_str(), encode(&s)?);
-                Ok(Step::Commit(txn, Some((n, complete))))
+                s.stored_bytes = (s.stored_bytes - removed.bytes).max(0);
+                let txn = Txn::new()
+                    .when(skey.as_str(), rev)
+                    .put(skey.as_str(), encode(&s)?);
+                Ok(Step::Commit(txn, true))
             })
             .await?;
-        match done {
-            Some((n, complete)) => {
-                deleted += n;
-                if complete {
-                    return Ok(deleted);
-                }
-            }
-            None => return Ok(deleted),
+        if !alive || !removed.more {
+            return Ok(deleted);
         }
     }
 }

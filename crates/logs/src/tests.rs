@@ -66,21 +66,26 @@ impl Fixture {
 
 fn fixture() -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = store::SqliteStore::open(store::SqliteConfig::new(dir.path().join("state.db")))
+    let now = Arc::new(AtomicI64::new(T0));
+    Fixture {
+        logs: open_logs(dir.path(), &now),
+        now,
+        _dir: dir,
+    }
+}
+
+/// A Logs service over the state store and the event store in `dir`, on `now`.
+fn open_logs(dir: &std::path::Path, now: &Arc<AtomicI64>) -> Logs {
+    let store = store::SqliteStore::open(store::SqliteConfig::new(dir.join("state.db")))
         .expect("store opens");
     let scope = ArnScope {
         region: "us-east-1".into(),
         account_id: "000000000000".into(),
     };
-    let now = Arc::new(AtomicI64::new(T0));
     let clock_now = now.clone();
-    let logs = Logs::new(Arc::new(store), scope)
-        .with_clock(Arc::new(move || clock_now.load(Ordering::SeqCst)));
-    Fixture {
-        logs,
-        now,
-        _dir: dir,
-    }
+    let events = SqliteEventStore::open(dir.join("logs.db")).expect("event store opens");
+    Logs::new(Arc::new(store), Arc::new(events), scope)
+        .with_clock(Arc::new(move || clock_now.load(Ordering::SeqCst)))
 }
 
 fn messages(v: &Value) -> Vec<String> {
@@ -663,15 +668,7 @@ async fn deleting_a_stream_removes_its_events_even_if_recreated() {
         )
         .await;
     assert!(messages(&v).is_empty());
-    assert_eq!(
-        f.logs
-            .objects
-            .keys("logs/event/")
-            .await
-            .expect("keys")
-            .len(),
-        0
-    );
+    assert!(f.logs.events.streams().expect("streams").is_empty());
 }
 
 #[tokio::test]
@@ -707,6 +704,116 @@ async fn deleting_a_group_removes_streams_events_and_leaves_no_markers() {
         .ok("FilterLogEvents", json!({"logGroupName": "/a/b"}))
         .await;
     assert_eq!(messages(&v), vec!["kept"]);
+    let left: Vec<String> = f
+        .logs
+        .events
+        .streams()
+        .expect("streams")
+        .into_iter()
+        .map(|id| id.group)
+        .collect();
+    assert_eq!(left, vec!["/a/b"], "the deleted group's events are gone");
+}
+
+#[tokio::test]
+async fn events_and_counters_survive_reopening_the_stores() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let now = Arc::new(AtomicI64::new(T0));
+    let f = Fixture {
+        logs: open_logs(dir.path(), &now),
+        now: now.clone(),
+        _dir: tempfile::tempdir().expect("tempdir"),
+    };
+    f.stream("g", "s").await;
+    let first = f.put("g", "s", &[(T0, "a"), (T0, "b")]).await;
+    f.put("g", "s", &[(T0 + 1, "c")]).await;
+    drop(f);
+    let f = Fixture {
+        logs: open_logs(dir.path(), &now),
+        now,
+        _dir: dir,
+    };
+    let get = json!({"logGroupName": "g", "logStreamName": "s", "startFromHead": true});
+    assert_eq!(
+        messages(&f.ok("GetLogEvents", get).await),
+        vec!["a", "b", "c"]
+    );
+    // Sequence numbers continue where they stopped: tokens stay as they would have been.
+    assert_eq!(first["nextSequenceToken"], format!("{:056}", 2));
+    let v = f.put("g", "s", &[(T0 + 2, "d")]).await;
+    assert_eq!(v["nextSequenceToken"], format!("{:056}", 4));
+    let d = f
+        .ok("DescribeLogStreams", json!({"logGroupName": "g"}))
+        .await;
+    assert_eq!(d["logStreams"][0]["storedBytes"], 4);
+    assert_eq!(d["logStreams"][0]["lastEventTimestamp"], T0 + 2);
+}
+
+#[tokio::test]
+async fn the_event_database_is_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("logs.db");
+    std::fs::write(&path, b"").expect("pre-existing file");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let store = SqliteEventStore::open(&path).expect("opens");
+    let id = event_store::StreamId::new("g", "s", 1);
+    store
+        .append(&id, 0, T0, &[(T0, "m".to_owned())])
+        .expect("append");
+    for file in ["logs.db", "logs.db-wal"] {
+        let mode = std::fs::metadata(dir.path().join(file))
+            .expect("exists")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{file}");
+    }
+}
+
+#[tokio::test]
+async fn an_orphaned_incarnation_is_purged_by_the_sweep() {
+    let f = fixture();
+    f.stream("g", "s").await;
+    f.put("g", "s", &[(T0, "kept")]).await;
+    // Events of an incarnation no stream refers to: what a PutLogEvents racing a
+    // DeleteLogStream, or a purge whose marker was lost, leaves behind.
+    let ghost = event_store::StreamId::new("g", "gone", 7);
+    f.logs
+        .events
+        .append(&ghost, 0, T0, &[(T0, "x".to_owned()), (T0, "y".to_owned())])
+        .expect("append");
+    assert_eq!(f.logs.sweep_once().await.expect("sweep"), 2);
+    let ids = f.logs.events.streams().expect("streams");
+    assert_eq!(ids.len(), 1);
+    assert_eq!(ids[0].stream, "s");
+    let get = json!({"logGroupName": "g", "logStreamName": "s", "startFromHead": true});
+    assert_eq!(messages(&f.ok("GetLogEvents", get).await), vec!["kept"]);
+}
+
+#[tokio::test]
+async fn retention_sweeps_in_bounded_batches() {
+    let f = fixture();
+    f.stream("g", "s").await;
+    let old: Vec<(i64, String)> = (0..2500)
+        .map(|i| (T0 - 3 * DAY_MS, format!("{i}")))
+        .collect();
+    let old: Vec<(i64, &str)> = old.iter().map(|(t, m)| (*t, m.as_str())).collect();
+    for chunk in old.chunks(1000) {
+        f.put("g", "s", chunk).await;
+    }
+    f.put("g", "s", &[(T0, "new")]).await;
+    f.ok(
+        "PutRetentionPolicy",
+        json!({"logGroupName": "g", "retentionInDays": 1}),
+    )
+    .await;
+    assert_eq!(f.logs.sweep_once().await.expect("sweep"), 2500);
+    let d = f
+        .ok("DescribeLogStreams", json!({"logGroupName": "g"}))
+        .await;
+    assert_eq!(d["logStreams"][0]["storedBytes"], 3);
+    let back = json!({"logGroupName": "g", "logStreamName": "s"});
+    assert_eq!(messages(&f.ok("GetLogEvents", back).await), vec!["new"]);
 }
 
 #[tokio::test]
@@ -822,4 +929,46 @@ async fn every_logs_operation_needs_a_logs_action() {
     )
     .await;
     assert!(n >= Operation::ALL.len());
+}
+
+#[tokio::test]
+async fn events_an_older_server_kept_in_the_keyspace_move_to_the_event_store_once() {
+    let f = fixture();
+    f.stream("/ecs/app", "web/1").await;
+    let (stream, _) = f
+        .logs
+        .objects
+        .get::<objects::StoredStream>(&objects::stream_key("/ecs/app", "web/1"))
+        .await
+        .expect("read")
+        .expect("the stream exists");
+    // The layout before logs.db: one key per event.
+    let prefix = format!(
+        "logs/event/{}:{}:{:020}/",
+        "/ecs/app", "web/1", stream.incarnation
+    );
+    let mut txn = store::Txn::new();
+    for (ts, seq, m) in [(T0, 0u64, "a"), (T0, 1, "b"), (T0 + 5, 2, "c")] {
+        txn = txn.put(
+            format!("{prefix}{ts:016}/{seq:010}"),
+            serde_json::to_vec(&json!({"m": m, "i": T0})).expect("json"),
+        );
+    }
+    assert!(f.logs.objects.commit(txn).await.expect("commit"));
+
+    assert_eq!(f.logs.migrate_keyspace_events().await.expect("moves"), 3);
+    assert_eq!(f.logs.migrate_keyspace_events().await.expect("done"), 0);
+    let left = f.logs.objects.keys("logs/event/").await.expect("keys");
+    assert!(left.is_empty(), "old keys left: {left:?}");
+    let get = json!({"logGroupName": "/ecs/app", "logStreamName": "web/1", "startFromHead": true});
+    assert_eq!(
+        messages(&f.ok("GetLogEvents", get.clone()).await),
+        vec!["a", "b", "c"]
+    );
+    // New events number after the moved ones and read after them.
+    f.put("/ecs/app", "web/1", &[(T0 + 6, "d")]).await;
+    assert_eq!(
+        messages(&f.ok("GetLogEvents", get).await),
+        vec!["a", "b", "c", "d"]
+    );
 }

@@ -10,6 +10,7 @@ pub mod ecr;
 pub mod ecs;
 pub mod elbv2;
 pub mod iam;
+pub mod instance_identity;
 pub mod lb;
 pub mod logs;
 pub mod sts;

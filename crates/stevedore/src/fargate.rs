@@ -6,7 +6,9 @@
 //! Capacity starts lazily, on a cluster's first Fargate launch (that launch waits for the
 //! agent to register, well under a second); at server start the clusters that already
 //! have hidden capacity get their agent back, so running Fargate tasks are adopted. The
-//! sandbox (`runsc` when Docker offers it, else `runc`) is detected once at start-up.
+//! sandbox is gVisor (`runsc`), detected once at start-up; a host without it refuses
+//! Fargate launches (there is no silent fallback) unless the server was started with
+//! `--fargate-sandbox runc`.
 //!
 //! This module also serves the admin routes of Fargate: the usage report and spot
 //! interruptions, SigV4-signed with the admin key like every API call.
@@ -29,19 +31,47 @@ use crate::http::App;
 /// How the Fargate sandbox is chosen (`STEVEDORE_FARGATE_SANDBOX`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Default)]
 pub enum SandboxChoice {
-    /// gVisor (`runsc`) when Docker offers it, else runc.
+    /// gVisor (`runsc`) when Docker offers it; without it Fargate launches are refused.
     #[default]
     Auto,
-    /// Always gVisor; Fargate tasks fail to start when Docker lacks it.
+    /// gVisor (`runsc`); the same as `auto`, spelled out.
     Runsc,
-    /// Plain runc.
+    /// Plain runc, no sandbox: Fargate tasks share the host kernel like EC2 tasks.
     Runc,
+}
+
+/// The flag that allows Fargate tasks without gVisor, as logs and errors name it.
+pub const RUNC_FLAG: &str = "--fargate-sandbox runc";
+
+/// The sandbox Fargate tasks run in, or why they cannot run: the choice, and the runtimes
+/// Docker offers (`None`: Docker did not answer at start-up).
+fn choose_sandbox(
+    choice: SandboxChoice,
+    runtimes: Option<&[String]>,
+) -> Result<&'static str, String> {
+    let has_runsc = runtimes.is_some_and(|r| r.iter().any(|r| r == "runsc"));
+    let why = if runtimes.is_some() {
+        "Docker offers no runsc runtime"
+    } else {
+        "Docker did not answer when the server started"
+    };
+    match (choice, has_runsc) {
+        (SandboxChoice::Runc, _) => Ok("runc"),
+        (SandboxChoice::Auto | SandboxChoice::Runsc, true) => Ok("runsc"),
+        (SandboxChoice::Auto | SandboxChoice::Runsc, false) => Err(format!(
+            "this Stevedore server has no gVisor sandbox for Fargate tasks ({why}). Install \
+             gVisor and register runsc with Docker, or restart the server with {RUNC_FLAG} to \
+             run Fargate tasks without a sandbox."
+        )),
+    }
 }
 
 /// Hidden capacity, one in-process agent per cluster.
 pub struct Provisioner {
     marker: String,
     sandbox: String,
+    /// Why Fargate launches are refused (no sandbox and runc not allowed).
+    unavailable: Option<String>,
     endpoint: String,
     region: String,
     credentials: Credentials,
@@ -71,34 +101,43 @@ impl Provisioner {
         choice: SandboxChoice,
     ) -> Arc<Self> {
         let runtimes = match connect_docker().await {
-            Ok(docker) => docker.runtimes().await.unwrap_or_default(),
+            Ok(docker) => match docker.runtimes().await {
+                Ok(runtimes) => Some(runtimes),
+                Err(error) => {
+                    tracing::warn!(%error, "Docker did not list its runtimes.");
+                    None
+                }
+            },
             Err(error) => {
                 tracing::warn!(%error, "Docker does not answer: Fargate tasks cannot run until it does.");
-                Vec::new()
+                None
             }
         };
-        let has_runsc = runtimes.iter().any(|r| r == "runsc");
-        let sandbox = match (choice, has_runsc) {
-            (SandboxChoice::Runc, _) => "runc",
-            (SandboxChoice::Runsc, _) | (SandboxChoice::Auto, true) => "runsc",
-            (SandboxChoice::Auto, false) => "runc",
-        };
-        if sandbox == "runsc" {
-            tracing::info!(
+        let chosen = choose_sandbox(choice, runtimes.as_deref());
+        match &chosen {
+            Ok("runsc") => tracing::info!(
                 runtimes = ?runtimes,
                 "Fargate tasks run sandboxed in gVisor (Docker runtime runsc)."
-            );
-        } else {
-            tracing::warn!(
+            ),
+            Ok(_) => tracing::warn!(
                 runtimes = ?runtimes,
-                "Fargate tasks run WITHOUT a sandbox (runc): Docker offers no runsc runtime. Install gVisor (apt-get install runsc) and register it in /etc/docker/daemon.json with runtimeArgs [\"--network=host\"]."
-            );
+                "Fargate tasks run WITHOUT a sandbox (runc), as {RUNC_FLAG} asks: they share the host kernel."
+            ),
+            Err(reason) => tracing::warn!(
+                runtimes = ?runtimes,
+                "Fargate launches will be refused: {reason} gVisor: apt-get install runsc, then add it to /etc/docker/daemon.json with runtimeArgs [\"--network=host\"]."
+            ),
         }
+        let (sandbox, unavailable) = match chosen {
+            Ok(sandbox) => (sandbox, None),
+            Err(reason) => ("runsc", Some(reason)),
+        };
         let (keep, shutdown) = watch::channel(false);
         Arc::new_cyclic(|me| Self {
             me: me.clone(),
             marker: uuid::Uuid::new_v4().simple().to_string(),
             sandbox: sandbox.to_owned(),
+            unavailable,
             endpoint,
             region,
             credentials: Credentials::new(&key.access_key_id, &key.secret_access_key, None),
@@ -109,14 +148,16 @@ impl Provisioner {
         })
     }
 
-    /// The hidden capacity of another region: the same sandbox, marker and key, agents
-    /// signing for `region` and keeping their state under `state_root`.
+    /// The hidden capacity of another region: the same sandbox (or the same reason to
+    /// refuse Fargate), marker and key, agents signing for `region` and keeping their
+    /// state under `state_root`.
     pub fn for_region(&self, region: &str, state_root: PathBuf) -> Arc<Self> {
         let (keep, shutdown) = watch::channel(false);
         Arc::new_cyclic(|me| Self {
             me: me.clone(),
             marker: self.marker.clone(),
             sandbox: self.sandbox.clone(),
+            unavailable: self.unavailable.clone(),
             endpoint: self.endpoint.clone(),
             region: region.to_owned(),
             credentials: self.credentials.clone(),
@@ -125,6 +166,11 @@ impl Provisioner {
             shutdown,
             keep,
         })
+    }
+
+    /// Why Fargate launches are refused on this server, if they are.
+    pub fn unavailable(&self) -> Option<&str> {
+        self.unavailable.as_deref()
     }
 
     /// Stops every hidden agent cleanly (their containers keep running; the agents take
@@ -217,6 +263,10 @@ impl ecs::FargateCapacity for Provisioner {
         &self.sandbox
     }
 
+    fn unavailable(&self) -> Option<&str> {
+        self.unavailable.as_deref()
+    }
+
     fn ensure(&self, cluster: &str) {
         let fresh = self
             .running
@@ -232,8 +282,13 @@ impl ecs::FargateCapacity for Provisioner {
 }
 
 /// Gives back their agent to the clusters that have hidden capacity (a restarted server
-/// adopts the Fargate tasks still running).
+/// adopts the Fargate tasks still running). Not on a server that refuses Fargate: its
+/// agents would have no sandbox to run tasks in.
 pub async fn resume(ecs: ecs::Ecs, provisioner: Arc<Provisioner>) {
+    if let Some(reason) = provisioner.unavailable() {
+        tracing::warn!("Fargate capacity is not resumed: {reason}");
+        return;
+    }
     match ecs.fargate_clusters().await {
         Ok(clusters) => {
             for c in clusters {
@@ -241,6 +296,38 @@ pub async fn resume(ecs: ecs::Ecs, provisioner: Arc<Provisioner>) {
             }
         }
         Err(error) => tracing::warn!(%error, "Could not list the clusters with Fargate capacity."),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_runsc_only_the_runc_flag_allows_fargate() {
+        let with = ["runc".to_owned(), "runsc".to_owned()];
+        let without = ["runc".to_owned()];
+        assert_eq!(
+            choose_sandbox(SandboxChoice::Auto, Some(&with)),
+            Ok("runsc")
+        );
+        assert_eq!(
+            choose_sandbox(SandboxChoice::Runsc, Some(&with)),
+            Ok("runsc")
+        );
+        assert_eq!(choose_sandbox(SandboxChoice::Runc, Some(&with)), Ok("runc"));
+        assert_eq!(
+            choose_sandbox(SandboxChoice::Runc, Some(&without)),
+            Ok("runc")
+        );
+        assert_eq!(choose_sandbox(SandboxChoice::Runc, None), Ok("runc"));
+        for choice in [SandboxChoice::Auto, SandboxChoice::Runsc] {
+            let reason = choose_sandbox(choice, Some(&without)).expect_err("refused");
+            assert!(reason.contains(RUNC_FLAG), "{reason}");
+            assert!(reason.contains("no runsc runtime"), "{reason}");
+            let reason = choose_sandbox(choice, None).expect_err("refused");
+            assert!(reason.contains("did not answer"), "{reason}");
+        }
     }
 }
 

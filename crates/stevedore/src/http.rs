@@ -10,7 +10,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use http::HeaderMap;
-use http_body_util::BodyExt;
 use std::sync::Arc;
 use wire::envelope::{self, Envelope};
 use wire::{AwsError, JsonVersion};
@@ -154,46 +153,32 @@ async fn api(State(app): State<Arc<App>>, mut req: Request) -> Response {
 const GLOBAL_SERVICES: [&str; 2] = ["iam", "sts"];
 
 /// The first request signed for a region not served yet: the region is built only once
-/// the request is authenticated (every region costs background loops), so the body is
-/// read (up to the default limit: a first request is never a layer upload) and checked
-/// here before the region's dispatch serves it.
+/// the request is authenticated (every region costs background loops). The default
+/// region's dispatch checks it as it checks its own: the key before the body (an unknown
+/// key never makes the server take a body), then the body, up to the default limit (a
+/// first request is never a layer upload), and the signature.
 async fn first_in_region(app: &App, req: Request, region: &str) -> Response {
     let (parts, body) = req.into_parts();
     let addressed = wire::dispatch::route::classify(parts.uri.path(), &parts.headers);
     let envelope = addressed.envelope();
+    let query = envelope == Envelope::Query;
     let refuse = |err: &AwsError| {
         let request_id = uuid::Uuid::new_v4().to_string();
         envelope::error(envelope, err, &request_id).map(Body::from)
     };
     if !crate::regions::valid_region(region) {
-        return refuse(&crate::regions::invalid_region(envelope == Envelope::Query));
+        return refuse(&crate::regions::invalid_region(query));
     }
     let default = app.regions().default_region();
-    let Ok(bytes) = http_body_util::Limited::new(body, wire::service::DEFAULT_BODY_LIMIT)
-        .collect()
+    let limit = wire::service::DEFAULT_BODY_LIMIT;
+    let (bytes, verified) = match default
+        .dispatch
+        .read_and_verify(&parts, body, limit, query)
         .await
-        .map(http_body_util::Collected::to_bytes)
-    else {
-        return refuse(
-            &AwsError::client(
-                "SerializationException",
-                "The first request to a region must be smaller than the default body limit.",
-            )
-            .with_status(413),
-        );
+    {
+        Ok((bytes, verified, _)) => (bytes, verified),
+        Err(err) => return refuse(&err),
     };
-    let verified =
-        match default
-            .dispatch
-            .authenticate(&parts.method, &parts.uri, &parts.headers, &bytes, None)
-        {
-            // A refusal is worded by the dispatch, in the request's protocol.
-            Err(_) => {
-                let req = Request::from_parts(parts, Body::from(bytes));
-                return default.dispatch.serve(req).await.map(Body::from);
-            }
-            Ok((verified, _)) => verified,
-        };
     match app.region_of(&verified).await {
         Ok(regional) => {
             let req = Request::from_parts(parts, Body::from(bytes));

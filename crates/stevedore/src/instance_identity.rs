@@ -8,8 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ::agent::instance_identity::{
-    ImdsCredentials, InstanceCredentialsRequest, InstanceIdentity, JoinTokenRequest,
-    JoinTokenResponse, RedeemRequest,
+    ImdsCredentials, InstanceCredentialsRequest, JoinTokenRequest, JoinTokenResponse, RedeemRequest,
 };
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -97,12 +96,7 @@ pub async fn redeem(State(app): State<Arc<App>>, bytes: Bytes) -> Response {
         return no_iam();
     };
     match iam.redeem_join_token(&req.join_token).await {
-        Ok(i) => json(&InstanceIdentity {
-            instance_id: i.instance_id,
-            instance_secret: i.instance_secret,
-            instance_profile_arn: i.instance_profile_arn,
-            role_arn: i.role_arn,
-        }),
+        Ok(identity) => json(&identity),
         Err(e) => refusal(&e),
     }
 }

@@ -11,6 +11,7 @@ mod instance_identity;
 mod join_token;
 mod lb_command;
 mod lb_wiring;
+mod listener;
 mod metrics;
 mod regions;
 mod registry_identity;
@@ -18,7 +19,6 @@ mod server;
 mod sim;
 mod task_roles;
 mod tls;
-mod tls_listener;
 
 use clap::{Parser, Subcommand};
 

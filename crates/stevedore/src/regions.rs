@@ -5,8 +5,9 @@
 //! The server's default region (`--region`) is built at start-up and keeps its state
 //! unprefixed in the store, so data directories from before regions keep working. Any
 //! other region lives under `regions/<region>/` in the same store ([`store::Prefixed`]),
-//! and its blobs and Fargate agents' state under `<data dir>/regions/<region>/`. A region
-//! is built on the first authenticated request signed for it, which also records the
+//! and its log events (`logs.db`), blobs and Fargate agents' state under
+//! `<data dir>/regions/<region>/` (the default region's are directly in the data dir). A
+//! region is built on the first authenticated request signed for it, which also records the
 //! marker key `stevedore/regions/<region>` in the default view; at start-up every marked
 //! region is built again, so its services keep being reconciled with no request.
 //!
@@ -83,11 +84,9 @@ pub struct Regional {
     fargate: Option<Arc<crate::fargate::Provisioner>>,
 }
 
-/// What builds a region's services beyond the store and scope: the global services and
-/// the server's options. Without it (tests) regions are plain API instances.
+/// What builds a region's services beyond the store, scope and event store: the global
+/// services and the server's options. Without it (tests) regions are plain API instances.
 pub struct Kit {
-    /// The server's data directory; other regions' files live under `regions/<region>/`.
-    pub data_dir: PathBuf,
     /// How each region's registry is built (none: no registry).
     pub registry: Option<RegistryKit>,
     /// The default region's hidden Fargate capacity; other regions get theirs from it.
@@ -96,6 +95,9 @@ pub struct Kit {
     pub role_sessions: Option<Arc<dyn ecs::channel::RoleSessions>>,
     /// `--agent-disconnect-timeout`, in seconds.
     pub disconnect_timeout: f64,
+    /// How long finished ECS records (STOPPED tasks, INACTIVE services, RunTask tokens)
+    /// stay before they leave the store (`--stopped-task-retention`).
+    pub retention: ecs::Retention,
     /// Whether this process serves the ELBv2 listeners (not `--no-lb`).
     pub serve_lb: bool,
     /// Stops every region's background loops.
@@ -124,6 +126,8 @@ pub struct Regions {
 /// What every region is built from.
 struct Factory {
     root: Arc<dyn Store>,
+    /// The server's data directory; other regions' files live under `regions/<region>/`.
+    data_dir: PathBuf,
     account_id: String,
     endpoint: String,
     keys: Keys,
@@ -134,11 +138,12 @@ struct Factory {
 }
 
 impl Regions {
-    /// The regions of `root`, with the default one (`scope`'s) built and started now.
-    /// `keys` and `iam` are global; `kit` (absent in tests) starts each region's
-    /// background work.
-    pub fn new(
-        root: Arc<dyn Store>,
+    /// The regions of `root` (with their files in `data_dir`), with the default one
+    /// (`scope`'s) built and started now: its log events that an older server kept in
+    /// the keyspace are moved to its `logs.db` first, so no read misses them. `keys` and
+    /// `iam` are global; `kit` (absent in tests) starts each region's background work.
+    pub async fn new(
+        (root, data_dir): (Arc<dyn Store>, PathBuf),
         scope: &ArnScope,
         endpoint: String,
         (keys, iam): (Keys, Option<iam::Iam>),
@@ -147,13 +152,14 @@ impl Regions {
         let factory = Factory {
             account_id: scope.account_id.clone(),
             root: root.clone(),
+            data_dir,
             endpoint,
             keys,
             iam,
             kit,
             loops: Mutex::new(tokio::task::JoinSet::new()),
         };
-        let default = factory.build(&scope.region, root, true)?;
+        let default = factory.build(&scope.region, root, true).await?;
         Ok(Self {
             factory,
             default,
@@ -201,7 +207,7 @@ impl Regions {
             root.clone(),
             format!("{STORE_PREFIX}{name}/"),
         ));
-        let built = self.factory.build(name, view, false)?;
+        let built = self.factory.build(name, view, false).await?;
         self.others
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -283,7 +289,7 @@ impl Regions {
 }
 
 impl Factory {
-    fn build(
+    async fn build(
         &self,
         region: &str,
         store: Arc<dyn Store>,
@@ -293,22 +299,41 @@ impl Factory {
             region: region.to_owned(),
             account_id: self.account_id.clone(),
         };
+        let region_dir = if default {
+            self.data_dir.clone()
+        } else {
+            self.data_dir.join("regions").join(region)
+        };
+        // Log events live beside the keyspace, read on demand, so memory does not grow
+        // with logs; opening the database blocks.
+        let (dir, fresh) = (region_dir.clone(), !default);
+        let events = tokio::task::spawn_blocking(move || {
+            // The default region's directory is the data dir, made by the server.
+            if fresh {
+                agent::modes::private_dir(&dir)?;
+            }
+            logs::SqliteEventStore::open(dir.join("logs.db")).map_err(anyhow::Error::from)
+        })
+        .await
+        .context("opening the log event store")?
+        .with_context(|| format!("opening the log event store of {region}"))?;
         let elb = elbv2::Elbv2::new(store.clone(), scope.clone(), None);
         let mut ecs = ecs::Ecs::new(store.clone(), scope.clone(), self.endpoint.clone())
             .with_target_groups(Arc::new(crate::lb_wiring::EcsTargets(elb.clone())));
-        let logs = logs::Logs::new(store.clone(), scope.clone());
-        let region_dir = |kit: &Kit| {
-            if default {
-                kit.data_dir.clone()
-            } else {
-                kit.data_dir.join("regions").join(region)
-            }
-        };
+        let logs = logs::Logs::new(store.clone(), Arc::new(events), scope.clone());
+        if default {
+            // A data dir from before logs.db holds the default region's log events in the
+            // keyspace (other regions came later and never did): they move once, before
+            // the API answers and before the retention sweep starts.
+            logs.migrate_keyspace_events()
+                .await
+                .context("moving log events from the state store to logs.db")?;
+        }
         let mut registry = None;
         let mut fargate = None;
         if let Some(kit) = &self.kit {
             if let Some(reg) = &kit.registry {
-                let blobs = blobstore::FsBlobStore::open(region_dir(kit).join("blobs"))
+                let blobs = blobstore::FsBlobStore::open(region_dir.join("blobs"))
                     .context("opening the registry's blob storage")?;
                 let mut config = registry::RegistryConfig::new(
                     reg.host.clone(),
@@ -326,7 +351,7 @@ impl Factory {
                 let provisioner = if default {
                     base.clone()
                 } else {
-                    base.for_region(region, region_dir(kit).join("fargate"))
+                    base.for_region(region, region_dir.join("fargate"))
                 };
                 ecs = ecs.with_fargate(provisioner.clone());
                 fargate = Some(provisioner);
@@ -398,6 +423,9 @@ impl Factory {
         let (ecs, stop) = (region.ecs.clone(), shutdown.clone());
         ecs.set_disconnect_timeout(kit.disconnect_timeout);
         loops.spawn(async move { ecs.run_services(stop).await });
+        // Finished records leave the store after their window, so state stops growing.
+        let (ecs, stop, keep) = (region.ecs.clone(), shutdown.clone(), kit.retention);
+        loops.spawn(async move { ecs.run_retention(keep, stop).await });
     }
 }
 
@@ -434,7 +462,7 @@ mod tests {
         }
     }
 
-    fn regions() -> (tempfile::TempDir, Arc<dyn Store>, Regions) {
+    async fn regions() -> (tempfile::TempDir, Arc<dyn Store>, Regions) {
         let dir = tempfile::tempdir().expect("temp dir");
         let root: Arc<dyn Store> = Arc::new(
             store::SqliteStore::open(store::SqliteConfig::new(dir.path().join("s.db")))
@@ -445,17 +473,28 @@ mod tests {
             account_id: "000000000000".into(),
         };
         let keys = iam::admin_only_keys("000000000000", "AK".into(), "SK".into());
-        let regions = Regions::new(root.clone(), &scope, "http://x/".into(), (keys, None), None)
-            .expect("regions");
+        let files = dir.path().to_owned();
+        let regions = Regions::new(
+            (root.clone(), files),
+            &scope,
+            "http://x/".into(),
+            (keys, None),
+            None,
+        )
+        .await
+        .expect("regions");
         (dir, root, regions)
     }
 
     #[tokio::test]
     async fn a_region_is_built_once_marked_and_brought_back() {
-        let (_dir, root, regions) = regions();
+        let (dir, root, regions) = regions().await;
         assert!(regions.get("us-east-2").is_none());
         let east2 = regions.get_or_build("us-east-2").await.expect("built");
         assert_eq!(east2.scope.region, "us-east-2");
+        // Its log events have their own database; the default region's is the data dir's.
+        assert!(dir.path().join("regions/us-east-2/logs.db").is_file());
+        assert!(dir.path().join("logs.db").is_file());
         let again = regions.get_or_build("us-east-2").await.expect("built");
         assert!(Arc::ptr_eq(&east2, &again));
         assert!(regions.get_or_build("bad").await.is_err());
@@ -471,8 +510,16 @@ mod tests {
             account_id: "000000000000".into(),
         };
         let keys = iam::admin_only_keys("000000000000", "AK".into(), "SK".into());
-        let restarted =
-            Regions::new(root, &scope, "http://x/".into(), (keys, None), None).expect("regions");
+        let files = dir.path().to_owned();
+        let restarted = Regions::new(
+            (root, files),
+            &scope,
+            "http://x/".into(),
+            (keys, None),
+            None,
+        )
+        .await
+        .expect("regions");
         assert!(restarted.get("us-east-2").is_none());
         restarted.resume().await.expect("resume");
         assert!(restarted.get("us-east-2").is_some());

@@ -39,10 +39,19 @@ pub struct ServerArgs {
         default_value_t = 300.0
     )]
     agent_disconnect_timeout: f64,
-    /// Sandbox of Fargate tasks: `auto` uses gVisor (Docker runtime `runsc`) when Docker
-    /// offers it, else runc.
+    /// How long STOPPED tasks (and INACTIVE services) stay visible before they leave the
+    /// store: `1h` (AWS's documented floor), `30s`, `2m` or plain seconds.
+    #[arg(long, env = "STEVEDORE_STOPPED_TASK_RETENTION", default_value = "1h",
+          value_parser = parse_retention)]
+    stopped_task_retention: Duration,
+    /// Sandbox of Fargate tasks: `auto` (and `runsc`) use gVisor (Docker runtime
+    /// `runsc`) and refuse Fargate launches when Docker lacks it; `runc` runs them
+    /// without a sandbox.
     #[arg(long, env = "STEVEDORE_FARGATE_SANDBOX", value_enum, default_value_t)]
     fargate_sandbox: crate::fargate::SandboxChoice,
+    /// Timeouts and caps of the API listener.
+    #[command(flatten)]
+    limits: crate::listener::Limits,
     /// Do not serve the ELBv2 listeners from this process (run `stevedore lb` instead).
     #[arg(long, env = "STEVEDORE_NO_LB", value_parser = clap::builder::BoolishValueParser::new())]
     no_lb: bool,
@@ -191,7 +200,6 @@ pub async fn run(args: ServerArgs, quick_start: bool) -> anyhow::Result<()> {
     let roles = crate::task_roles::IamRoleSessions::new(iam.clone(), &key.secret_access_key);
     let keys = iam.keys(key.access_key_id.clone(), key.secret_access_key.clone());
     let kit = crate::regions::Kit {
-        data_dir: args.data_dir.clone(),
         registry: Some(crate::regions::RegistryKit {
             host: addr.to_string(),
             scheme: scheme.to_owned(),
@@ -200,19 +208,21 @@ pub async fn run(args: ServerArgs, quick_start: bool) -> anyhow::Result<()> {
                 iam.directory().clone(),
             )),
         }),
-        fargate: Some(provisioner),
+        fargate: Some(provisioner.clone()),
         role_sessions: Some(Arc::new(roles)),
         disconnect_timeout: args.agent_disconnect_timeout,
+        retention: ecs::Retention::with_stopped_tasks(args.stopped_task_retention.as_secs_f64()),
         serve_lb: !args.no_lb,
         shutdown: shutdown.clone(),
     };
     let regions = crate::regions::Regions::new(
-        store,
+        (store, args.data_dir.clone()),
         &scope,
         format!("{scheme}://{addr}/"),
         (keys, Some(iam.clone())),
         Some(kit),
-    )?;
+    )
+    .await?;
     // Regions other than the default that hold state keep being reconciled.
     regions
         .resume()
@@ -226,7 +236,14 @@ pub async fn run(args: ServerArgs, quick_start: bool) -> anyhow::Result<()> {
         || async { telemetry::exporter::upkeep() },
     ));
     tracing::info!(listen = %addr, data_dir = %args.data_dir.display(), region = %args.region, "Stevedore server ready.");
-    print_banner(&addr, &args, &source, server_tls.as_ref(), quick_start);
+    print_banner(
+        &addr,
+        &args,
+        &source,
+        server_tls.as_ref(),
+        provisioner.unavailable(),
+        quick_start,
+    );
     if let Some(key) = agent_key {
         let (region, state_dir) = (args.region.clone(), args.data_dir.join("agent"));
         loops.spawn(crate::agent::start_for_up(
@@ -239,27 +256,18 @@ pub async fn run(args: ServerArgs, quick_start: bool) -> anyhow::Result<()> {
         ));
     }
     let stop = shutdown.clone();
-    let served = match server_tls {
-        Some(tls) => {
-            tokio::spawn(async move {
-                shutdown_signal().await;
-                stop.cancel();
-            });
-            crate::tls_listener::serve(listener, tls.config, router(app.clone()), shutdown.clone())
-                .await;
-            Ok(())
-        }
-        None => axum::serve(
-            listener,
-            router(app.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            stop.cancel();
-        })
-        .await
-        .context("serving HTTP"),
-    };
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        stop.cancel();
+    });
+    crate::listener::serve(
+        listener,
+        server_tls.map(|tls| tls.config),
+        router(app.clone()),
+        &args.limits,
+        shutdown.clone(),
+    )
+    .await;
     // Also when serving failed: no loop outlives the server.
     shutdown.cancel();
     // Every region's Fargate agents and loops, then the server's own.
@@ -274,7 +282,6 @@ pub async fn run(args: ServerArgs, quick_start: bool) -> anyhow::Result<()> {
             "Background loops did not stop in time; leaving them."
         );
     }
-    served?;
     tracing::info!("Stevedore server stopped.");
     Ok(())
 }
@@ -314,6 +321,7 @@ fn print_banner(
     args: &ServerArgs,
     source: &KeySource,
     tls: Option<&crate::tls::ServerTls>,
+    fargate_unavailable: Option<&str>,
     quick_start: bool,
 ) {
     let scheme = if tls.is_some() { "https" } else { "http" };
@@ -345,6 +353,9 @@ fn print_banner(
             addr.port()
         );
     }
+    if let Some(reason) = fargate_unavailable {
+        println!("  Fargate launches are refused: {reason}");
+    }
     println!("  aws ecs create-cluster --cluster-name demo");
     if quick_start {
         println!("  (starting an agent on this machine in cluster `default`...)");
@@ -371,6 +382,15 @@ pub(crate) async fn shutdown_signal() {
     };
     tokio::select! { () = ctrl_c => {}, () = term => {} }
     tracing::info!("Shutdown requested; finishing in-flight requests.");
+}
+
+/// A retention of at least one second (`1h`, `2m`, `30s`, plain seconds).
+fn parse_retention(text: &str) -> Result<Duration, String> {
+    let d = crate::agent::parse_duration(text).map_err(|e| format!("{e:#}"))?;
+    if d < Duration::from_secs(1) {
+        return Err(format!("'{text}' is too short; use at least 1s"));
+    }
+    Ok(d)
 }
 
 #[cfg(test)]

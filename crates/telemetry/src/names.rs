@@ -160,6 +160,8 @@ pub enum LoopName {
     RegistryMaintenance,
     /// CloudWatch Logs retention sweep.
     LogsRetention,
+    /// ECS retention sweep (stopped tasks, client tokens, INACTIVE services).
+    EcsRetention,
     /// ELBv2 deregistration-delay sweeper.
     ElbDrainSweeper,
     /// The load balancer data plane following its configuration.
@@ -189,6 +191,7 @@ impl LoopName {
             LoopName::EcsServiceController => "ecs_service_controller",
             LoopName::RegistryMaintenance => "registry_maintenance",
             LoopName::LogsRetention => "logs_retention",
+            LoopName::EcsRetention => "ecs_retention",
             LoopName::ElbDrainSweeper => "elb_drain_sweeper",
             LoopName::LbDataPlane => "lb_data_plane",
             LoopName::LbHealthCheck => "lb_health_check",

@@ -252,7 +252,8 @@ pub(crate) fn spawn_shipper<R: Runtime>(
             }
             cursor = last;
             let (arn, name) = (task_arn.clone(), container.clone());
-            let _ = shared.state.update(|doc| {
+            // A cursor lost in a crash only re-ships a few lines: not waited for.
+            shared.state.update(|doc| {
                 if let Some(r) = doc.tasks.get_mut(&arn) {
                     r.log_cursors.insert(name, cursor);
                 }

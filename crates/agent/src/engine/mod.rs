@@ -272,11 +272,11 @@ impl<R: Runtime> Engine<R> {
             ..TaskRecord::default()
         };
         let arn = task.arn.clone();
-        if let Err(error) = self.shared.state.update(|doc| {
+        // Not waited for: what must be durable before an action (a container's Docker
+        // name) is written with `update_durable`, which includes this.
+        self.shared.state.update(|doc| {
             doc.tasks.entry(arn).or_insert(record);
-        }) {
-            tracing::error!(%error, "Could not write the agent state.");
-        }
+        });
         let members = task.containers.iter().cloned().map(new_member).collect();
         self.spawn(task, members, Saved::default());
     }

@@ -219,7 +219,7 @@ impl<R: Runtime> TaskActor<R> {
         let id = match self.pause_id.clone() {
             Some(id) => id,
             None => {
-                let name = self.reserve_docker_name(PAUSE_CONTAINER_NAME)?;
+                let name = self.reserve_docker_name(PAUSE_CONTAINER_NAME).await?;
                 let body = compute_pause_body(&self.shared.config.cluster, &self.task, &image)
                     .map_err(RuntimeError::CannotCreate)?;
                 let id = match rt.create(&name, body).await {
@@ -280,7 +280,7 @@ impl<R: Runtime> TaskActor<R> {
     }
 
     /// The Docker name saved for `cname`, choosing and saving a new one first if needed.
-    fn reserve_docker_name(&self, cname: &str) -> Result<String, RuntimeError> {
+    async fn reserve_docker_name(&self, cname: &str) -> Result<String, RuntimeError> {
         let arn = self.task.arn.clone();
         if let Some(n) = self
             .shared
@@ -301,11 +301,12 @@ impl<R: Runtime> TaskActor<R> {
         let (c2, n2) = (cname.to_owned(), name.clone());
         self.shared
             .state
-            .update(|doc| {
+            .update_durable(|doc| {
                 if let Some(r) = doc.tasks.get_mut(&arn) {
                     r.docker_names.insert(c2, n2);
                 }
             })
+            .await
             .map_err(|e| RuntimeError::CannotCreate(e.to_string()))?;
         Ok(name)
     }
@@ -322,14 +323,14 @@ impl<R: Runtime> TaskActor<R> {
         self.task = task;
     }
 
+    /// Records a change to the task's saved record; the writer thread writes it soon (and
+    /// logs a failure).
     fn persist(&self, f: impl FnOnce(&mut crate::state::TaskRecord), arn: &str) {
-        if let Err(error) = self.shared.state.update(|doc| {
+        self.shared.state.update(|doc| {
             if let Some(r) = doc.tasks.get_mut(arn) {
                 f(r);
             }
-        }) {
-            tracing::error!(task = %arn, %error, "Could not write the agent state.");
-        }
+        });
     }
 
     fn dependencies_of(&self, i: usize) -> Vec<Dependency<'_>> {
@@ -576,7 +577,7 @@ impl<R: Runtime> TaskActor<R> {
             // metadata token the container was given.
             self.shared
                 .state
-                .update(|doc| {
+                .update_durable(|doc| {
                     if let Some(r) = doc.tasks.get_mut(&arn) {
                         if let Some(t) = t2 {
                             r.metadata_tokens.insert(c2.clone(), t);
@@ -586,6 +587,7 @@ impl<R: Runtime> TaskActor<R> {
                         }
                     }
                 })
+                .await
                 .map_err(|e| RuntimeError::CannotCreate(e.to_string()))?;
         }
         if let Some(n) = new_name {
@@ -897,7 +899,12 @@ impl<R: Runtime> TaskActor<R> {
             }
         }
         let arn = self.task.arn.clone();
-        if let Err(error) = self.shared.state.update(|doc| doc.tasks.remove(&arn)) {
+        if let Err(error) = self
+            .shared
+            .state
+            .update_durable(|doc| doc.tasks.remove(&arn))
+            .await
+        {
             tracing::error!(%error, "Could not write the agent state.");
         }
         tracing::info!(task = %arn, "Stopped task cleaned up.");

@@ -371,6 +371,7 @@ pub(crate) async fn create_service(
                 request_hash: hash.clone(),
                 completed: Vec::new(),
                 steady: false,
+                inactive_at: None,
             };
             save(&key, rev, &stored)
         })

@@ -49,6 +49,10 @@ pub(crate) struct StoredService {
     /// Whether the last controller round found the service steady (events say so once).
     #[serde(default)]
     pub steady: bool,
+    /// When it became INACTIVE (epoch seconds): it leaves the store a window later (see
+    /// `retention`). `None` while it is ACTIVE or DRAINING.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inactive_at: Option<f64>,
 }
 
 impl StoredService {

@@ -83,6 +83,7 @@ pub(crate) fn apply_outcome(st: &mut StoredService, a: &Actions, notes: &RoundRe
         && notes.waiting == 0
     {
         st.service.status = Some(INACTIVE);
+        st.inactive_at = Some(at);
     }
     let steady_now = a.steady && is_active(&st.service);
     if steady_now && !st.steady {

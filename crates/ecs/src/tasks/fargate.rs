@@ -21,7 +21,7 @@ use model::ecs::shapes::{
     PlacementConstraint, PlacementStrategy, Service, Task, TaskDefinition, TaskStopCode,
 };
 use model::ecs::status::{ContainerInstanceStatus, TaskStatus};
-use model::ecs::task_definition::fargate_size_is_valid;
+use model::ecs::task_definition::{fargate_container_refusal, fargate_size_is_valid};
 use placement::Plan;
 use serde::Serialize;
 use std::time::Duration;
@@ -51,6 +51,9 @@ pub trait FargateCapacity: Send + Sync {
     fn marker(&self) -> &str;
     /// The sandbox its agents run task containers in (`runsc` or `runc`).
     fn sandbox(&self) -> &str;
+    /// Why Fargate tasks cannot launch at all (no sandbox on this host and runc not
+    /// allowed), or `None` when they can.
+    fn unavailable(&self) -> Option<&str>;
     /// Starts hidden capacity for `cluster` unless it runs already; returns at once.
     fn ensure(&self, cluster: &str);
 }
@@ -266,12 +269,11 @@ pub(crate) fn check_task(
     if !fargate_size_is_valid(cpu, memory) {
         return invalid(format!("No Fargate configuration exists for given values: {cpu} CPU, {memory} memory. See the Amazon ECS documentation for the valid combinations of task CPU and memory."));
     }
+    // A definition registered for EC2 only may still be launched on Fargate when it
+    // happens to qualify: privileged mode and added capabilities are checked here too.
     for c in td.container_definitions.iter().flatten() {
-        if c.privileged == Some(true) {
-            return invalid(format!(
-                "Container '{}': privileged mode is not supported on Fargate.",
-                c.name.as_deref().unwrap_or("")
-            ));
+        if let Some(refusal) = fargate_container_refusal(c) {
+            return invalid(refusal);
         }
     }
     if td.volumes.iter().flatten().any(|v| {
@@ -466,6 +468,15 @@ impl Ecs {
                 "Fargate capacity is not available: this Stevedore server runs no Fargate provisioner.".into(),
             ));
         };
+        if let Some(reason) = provisioner.unavailable() {
+            // AWS answers RunTask with "Capacity is unavailable at this time" when Fargate
+            // has no room; the code it uses is not in the API model, so the refusal is the
+            // modelled ClientException (like a server without a provisioner), not a 5xx
+            // that SDKs would retry: retrying cannot help until the host changes.
+            return Err(EcsError::Client(format!(
+                "Capacity is unavailable at this time: {reason}"
+            )));
+        }
         let shared = self.view_for(cluster);
         let deadline = tokio::time::Instant::now() + CAPACITY_WAIT;
         let mut asked = false;

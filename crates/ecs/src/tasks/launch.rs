@@ -571,6 +571,7 @@ impl Ecs {
                 let rec = TokenRecord {
                     request_hash: hash.to_owned(),
                     task_arns: tasks.iter().filter_map(|t| t.task_arn.clone()).collect(),
+                    created_at: Some(crate::now()),
                 };
                 let key = token_key(&l.cluster, t);
                 txn = txn.when(key.clone(), 0).put(key, encode(&rec)?);

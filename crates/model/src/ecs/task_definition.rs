@@ -33,6 +33,37 @@ pub struct Registration<'a> {
     pub registered_by: &'a str,
 }
 
+/// The one kernel capability a Fargate container may add, as AWS documents
+/// (`KernelCapabilities.add`: "Tasks launched on Fargate only support adding the
+/// SYS_PTRACE kernel capability").
+pub const FARGATE_ADDABLE_CAPABILITY: &str = "SYS_PTRACE";
+
+/// Why a container cannot run on Fargate, if it cannot: privileged mode, or a kernel
+/// capability added other than [`FARGATE_ADDABLE_CAPABILITY`]. Checked when a
+/// FARGATE-requiring definition is registered and again when a task launches on Fargate.
+pub fn fargate_container_refusal(c: &ContainerDefinition) -> Option<String> {
+    let name = c.name.as_deref().unwrap_or("");
+    if c.privileged == Some(true) {
+        return Some(format!(
+            "Container '{name}': privileged mode is not supported on Fargate."
+        ));
+    }
+    let added = c
+        .linux_parameters
+        .as_ref()
+        .and_then(|lp| lp.capabilities.as_ref())
+        .and_then(|caps| caps.add.as_deref())
+        .unwrap_or_default();
+    added
+        .iter()
+        .find(|cap| *cap != FARGATE_ADDABLE_CAPABILITY)
+        .map(|cap| {
+            format!(
+                "Container '{name}': linuxParameters.capabilities.add contains '{cap}'; tasks launched on Fargate only support adding the '{FARGATE_ADDABLE_CAPABILITY}' kernel capability."
+            )
+        })
+}
+
 /// The Fargate table of valid (cpu units, memory MiB) pairs.
 pub fn fargate_size_is_valid(cpu: i64, memory: i64) -> bool {
     let steps =
@@ -403,10 +434,10 @@ fn compute_container(
             "Container '{name}': links are only supported when networkMode=bridge."
         ));
     }
-    if cx.fargate && c.privileged == Some(true) {
-        return fail(format!(
-            "Container '{name}': privileged mode is not supported on Fargate."
-        ));
+    if cx.fargate {
+        if let Some(refusal) = fargate_container_refusal(c) {
+            return fail(refusal);
+        }
     }
     for mp in c.mount_points.iter().flatten() {
         let src = mp.source_volume.as_deref().unwrap_or("");

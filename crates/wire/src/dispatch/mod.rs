@@ -5,6 +5,7 @@
 //! the dispatch: they use registry tokens, not SigV4.)
 
 mod authorize;
+pub mod front;
 pub mod route;
 mod serve;
 

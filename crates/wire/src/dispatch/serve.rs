@@ -206,6 +206,16 @@ impl Dispatch {
         B::Error: Into<BoxError>,
     {
         let addressed = classify(parts.uri.path(), &parts.headers);
+        if !super::front::path_is_normal(parts.uri.path()) {
+            // The front door refuses these before routing; a dispatch served some other
+            // way must not route on one reading of a path signed as another either.
+            return Served {
+                service: None,
+                operation: None,
+                envelope: addressed.envelope(),
+                result: Err(super::front::path_refusal()),
+            };
+        }
         let resolved = self.resolve(addressed);
         let envelope = resolved
             .service
@@ -299,7 +309,12 @@ impl Dispatch {
             .map(|s| s.as_ref())
     }
 
-    async fn read_and_verify<B>(
+    /// Reads a request's body (at most `limit` bytes) and verifies its signature: the key,
+    /// clock and signed headers are checked before any body is read, so an unknown key
+    /// never makes the server take a body. For a server that must know who signed a
+    /// request before it picks the dispatch to serve it; `query` words failures as query
+    /// protocols do.
+    pub async fn read_and_verify<B>(
         &self,
         parts: &Parts,
         body: B,
@@ -317,6 +332,16 @@ impl Dispatch {
             )
             .with_status(413)
         };
+        // The key, the clock and the signed headers are checked before any body is read:
+        // an unknown key never makes the server take a body, and the limit below (from
+        // the operation `x-amz-target` names) is trusted only once that header is known
+        // to be signed.
+        let checked = sigv4::check_key(
+            &signed_request(parts, &[]),
+            |id, token| self.lookup(id, token),
+            now_secs(),
+        )
+        .map_err(|e| refused(&e, query))?;
         let declared = parts
             .headers
             .get(http::header::CONTENT_LENGTH)
@@ -331,7 +356,8 @@ impl Dispatch {
             .map_err(|_| too_large())?
             .to_bytes();
         let (verified, caller) =
-            self.verify(&parts.method, &parts.uri, &parts.headers, &body, query)?;
+            sigv4::verify_checked(&signed_request(parts, &body), checked, now_secs())
+                .map_err(|e| refused(&e, query))?;
         Ok((body, verified, caller))
     }
 
@@ -369,20 +395,15 @@ impl Dispatch {
             headers,
             body,
         };
-        let lookup = |id: &str, token: Option<&str>| {
-            (self.keys)(id, token)
-                .map(|i| (i.secret_access_key, i.caller))
-                .map_err(sigv4::SigV4Error::from)
-        };
-        sigv4::verify_with(&signed, lookup, now_secs()).map_err(|e| {
-            tracing::debug!(error = %e, "Request refused by signature verification.");
-            let code = if query {
-                e.aws_query_code()
-            } else {
-                e.aws_code()
-            };
-            AwsError::client(code, e.to_string()).with_status(e.status(query))
-        })
+        sigv4::verify_with(&signed, |id, token| self.lookup(id, token), now_secs())
+            .map_err(|e| refused(&e, query))
+    }
+
+    /// The secret and caller of an access key (and session token).
+    fn lookup(&self, id: &str, token: Option<&str>) -> Result<(String, Caller), sigv4::SigV4Error> {
+        (self.keys)(id, token)
+            .map(|i| (i.secret_access_key, i.caller))
+            .map_err(sigv4::SigV4Error::from)
     }
 
     /// A JSON or CBOR request, whose service and operation were resolved from its headers
@@ -460,6 +481,28 @@ impl Dispatch {
         };
         served
     }
+}
+
+/// The request as the signature verifier reads it, with `body`.
+fn signed_request<'a>(parts: &'a Parts, body: &'a [u8]) -> sigv4::SignedRequest<'a> {
+    sigv4::SignedRequest {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: parts.uri.query(),
+        headers: &parts.headers,
+        body,
+    }
+}
+
+/// A signature refusal as an AWS error; `query` words it as query protocols do.
+fn refused(e: &sigv4::SigV4Error, query: bool) -> AwsError {
+    tracing::debug!(error = %e, "Request refused by signature verification.");
+    let code = if query {
+        e.aws_query_code()
+    } else {
+        e.aws_code()
+    };
+    AwsError::client(code, e.to_string()).with_status(e.status(query))
 }
 
 /// The operation named by an `X-Amz-Target` value.

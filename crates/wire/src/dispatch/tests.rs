@@ -661,3 +661,102 @@ async fn a_public_access_needs_no_policy() {
         .await;
     assert_eq!(json_code(&r), "UnknownOperationException", "{}", text(&r));
 }
+
+/// A body that must never be read: polling it fails the test.
+struct Untouched;
+
+impl http_body::Body for Untouched {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        panic!("the body was read before the request was authenticated")
+    }
+}
+
+/// `req` with its body swapped for one that must not be read, declared `length` long.
+fn unread(req: http::Request<Full<Bytes>>, length: u64) -> http::Request<Untouched> {
+    let (mut parts, _) = req.into_parts();
+    parts
+        .headers
+        .insert(http::header::CONTENT_LENGTH, length.into());
+    http::Request::from_parts(parts, Untouched)
+}
+
+#[tokio::test]
+async fn an_unknown_key_is_refused_before_the_body_is_read() {
+    let creds = Credentials::new("AKIAUNKNOWN", SECRET, None, None, "test");
+    let req = signed_as(
+        creds,
+        "/",
+        "fake",
+        &[
+            ("content-type", "application/x-amz-json-1.1"),
+            ("x-amz-target", "Fake_20240101.Big"),
+        ],
+        b"{}",
+    );
+    let r = dispatch().serve(unread(req, 1 << 40)).await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(json_code(&r), "UnrecognizedClientException");
+}
+
+#[tokio::test]
+async fn an_unsigned_target_or_content_type_is_refused_before_the_body_is_read() {
+    // Signed for Echo's 64-byte limit without the target, then pointed at Big.
+    let mut req = signed(
+        "fake",
+        &[("content-type", "application/x-amz-json-1.1")],
+        b"{}",
+    );
+    req.headers_mut()
+        .insert("x-amz-target", "Fake_20240101.Big".parse().unwrap());
+    let r = dispatch().serve(unread(req, 4096)).await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(json_code(&r), "InvalidSignatureException");
+    assert!(
+        text(&r).contains("'X-Amz-Target' must be a 'SignedHeader'"),
+        "{}",
+        text(&r)
+    );
+    let mut req = signed("fakeq", &[], b"Action=Ping&Version=2020-01-01");
+    req.headers_mut().insert(
+        "content-type",
+        "application/x-www-form-urlencoded".parse().unwrap(),
+    );
+    let r = dispatch().serve(unread(req, 30)).await;
+    assert_eq!(r.status(), 400);
+    assert!(
+        text(&r).contains("'Content-Type' must be a 'SignedHeader'"),
+        "{}",
+        text(&r)
+    );
+}
+
+#[tokio::test]
+async fn a_known_key_over_the_operations_limit_is_refused_without_reading_the_body() {
+    let req = json("Fake_20240101.Echo", b"{}");
+    let r = dispatch().serve(unread(req, 1 << 40)).await;
+    assert_eq!(r.status(), 413);
+    assert_eq!(json_code(&r), "SerializationException");
+}
+
+#[tokio::test]
+async fn paths_not_in_normal_form_are_refused_even_when_signed_as_sent() {
+    for path in ["/a/../", "//", "/./", "/%2e%2e/", "/service%2FFake"] {
+        let req = signed_at(
+            path,
+            "fake",
+            &[
+                ("content-type", "application/x-amz-json-1.1"),
+                ("x-amz-target", "Fake_20240101.Echo"),
+            ],
+            b"{}",
+        );
+        let r = dispatch().serve(req).await;
+        assert_eq!(r.status(), 400, "{path}");
+        assert_eq!(json_code(&r), "InvalidURI", "{path}");
+    }
+}

@@ -119,6 +119,17 @@ pub enum SigV4Error {
     #[error("'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.")]
     HostNotSigned,
 
+    /// A header that decides how the request is routed and how much body is read
+    /// (`x-amz-target`, `content-type`) was sent but left out of the signature: it could
+    /// be changed in flight without breaking the signature, so it must be signed.
+    #[error(
+        "'{header}' must be a 'SignedHeader' in the AWS Authorization when the request carries it."
+    )]
+    HeaderNotSigned {
+        /// The header, as AWS writes it (e.g. `X-Amz-Target`).
+        header: &'static str,
+    },
+
     /// `x-amz-content-sha256` is neither `UNSIGNED-PAYLOAD` nor a hex SHA-256 digest.
     #[error(
         "x-amz-content-sha256 must be UNSIGNED-PAYLOAD or the hex SHA-256 digest of the body, \
@@ -242,6 +253,7 @@ impl SigV4Error {
             SigV4Error::InvalidSecurityToken => "InvalidClientTokenId",
             SigV4Error::ExpiredSecurityToken => "ExpiredTokenException",
             SigV4Error::HostNotSigned
+            | SigV4Error::HeaderNotSigned { .. }
             | SigV4Error::InvalidContentSha256 { .. }
             | SigV4Error::ContentSha256Mismatch { .. }
             | SigV4Error::SignatureMismatch

@@ -70,7 +70,8 @@ pub struct Verified {
 /// [`SigV4Error::SignatureExpired`], `InvalidSignatureException`).
 ///
 /// The checks run in this order, so the error names the first problem: authentication
-/// present, its parts well formed, scope date, `host` signed, clock, access key, signature,
+/// present, its parts well formed, scope date, `host` signed (and `x-amz-target` and
+/// `content-type` when sent), clock, access key, signature,
 /// and last the body against a hex `x-amz-content-sha256`.
 pub fn verify(
     req: &SignedRequest<'_>,
@@ -97,6 +98,62 @@ pub fn verify_with<T>(
     lookup: impl FnOnce(&str, Option<&str>) -> Result<(String, T), SigV4Error>,
     now_unix_secs: i64,
 ) -> Result<(Verified, T), SigV4Error> {
+    with_auth(req, now_unix_secs, |auth| {
+        let (secret, found) = lookup(auth.credential.access_key_id, auth.security_token)?;
+        Ok((check_signature(req, auth, &secret)?, found))
+    })
+}
+
+/// A request whose authentication is well formed, current, signs the headers it must and
+/// names a key `lookup` accepted: what is left to check needs the body
+/// ([`verify_checked`]). It lets a server refuse an unknown key before reading the body.
+pub struct KeyChecked<T> {
+    secret: String,
+    found: T,
+}
+
+/// The checks of [`verify_with`] that need no body, through the key lookup. `req.body` is
+/// not read.
+pub fn check_key<T>(
+    req: &SignedRequest<'_>,
+    lookup: impl FnOnce(&str, Option<&str>) -> Result<(String, T), SigV4Error>,
+    now_unix_secs: i64,
+) -> Result<KeyChecked<T>, SigV4Error> {
+    with_auth(req, now_unix_secs, |auth| {
+        let (secret, found) = lookup(auth.credential.access_key_id, auth.security_token)?;
+        Ok(KeyChecked { secret, found })
+    })
+}
+
+/// Finishes [`check_key`]'s verification once the body is in `req`: the signature and the
+/// payload hash. The authentication parts are read again (borrowed, no allocation for a
+/// header-signed request) rather than kept, so nothing borrows across the body read.
+pub fn verify_checked<T>(
+    req: &SignedRequest<'_>,
+    checked: KeyChecked<T>,
+    now_unix_secs: i64,
+) -> Result<(Verified, T), SigV4Error> {
+    let KeyChecked { secret, found } = checked;
+    let verified = with_auth(req, now_unix_secs, |auth| {
+        check_signature(req, auth, &secret)
+    })?;
+    Ok((verified, found))
+}
+
+/// Headers that, when sent, must be signed: they pick the operation, and with it how much
+/// body the server reads, and how the body is decoded.
+const MUST_SIGN_WHEN_SENT: [(&str, &str); 2] = [
+    ("x-amz-target", "X-Amz-Target"),
+    ("content-type", "Content-Type"),
+];
+
+/// Reads the request's authentication parts, runs every check that needs neither key nor
+/// body (form, scope date, signed headers, clock), then `then`.
+fn with_auth<R>(
+    req: &SignedRequest<'_>,
+    now_unix_secs: i64,
+    then: impl FnOnce(&Auth<'_>) -> Result<R, SigV4Error>,
+) -> Result<R, SigV4Error> {
     let raw_query = req.query.unwrap_or("");
     let mut auth_headers = req.headers.get_all(http::header::AUTHORIZATION).iter();
     let auth_header = auth_headers.next();
@@ -115,7 +172,7 @@ pub fn verify_with<T>(
         (None, Some(parts)) => from_query(parts)?,
         (None, None) => return Err(SigV4Error::MissingAuthenticationToken),
     };
-    let credential = auth.credential;
+    let credential = &auth.credential;
 
     let amz_date = auth.timestamp.as_str();
     if credential.date != &amz_date[..8] {
@@ -125,14 +182,30 @@ pub fn verify_with<T>(
             timestamp: amz_date.to_owned(),
         });
     }
-    if !auth.signed_headers.split(';').any(|h| h == "host") {
+    let signed = |name: &str| auth.signed_headers.split(';').any(|h| h == name);
+    if !signed("host") {
         return Err(SigV4Error::HostNotSigned);
     }
+    for (name, header) in MUST_SIGN_WHEN_SENT {
+        if req.headers.contains_key(name) && !signed(name) {
+            return Err(SigV4Error::HeaderNotSigned { header });
+        }
+    }
     check_clock(auth.unix_secs, auth.expires, now_unix_secs)?;
+    then(&auth)
+}
 
-    let (secret, found) = lookup(credential.access_key_id, auth.security_token)?;
+/// The signature and payload-hash checks, with the key's secret.
+fn check_signature(
+    req: &SignedRequest<'_>,
+    auth: &Auth<'_>,
+    secret: &str,
+) -> Result<Verified, SigV4Error> {
+    let raw_query = req.query.unwrap_or("");
+    let credential = &auth.credential;
+    let amz_date = auth.timestamp.as_str();
     let provided = decode_signature(auth.signature).ok_or(SigV4Error::SignatureMismatch)?;
-    let signing_key = signing_key(&secret, &credential);
+    let signing_key = signing_key(secret, credential);
 
     let content_sha256 = content_sha256_header(req.headers)?;
     let presigned = auth.expires.is_some();
@@ -147,7 +220,7 @@ pub fn verify_with<T>(
         .then(|| canonical::canonical_query(raw_query, PlusMode::Space, presigned));
     let scope = Scope {
         amz_date,
-        credential: &credential,
+        credential,
     };
     // Tries every reading of the path and query with one payload hash, standard first.
     let matches_with = |payload_hash: &str| {
@@ -188,12 +261,11 @@ pub fn verify_with<T>(
         }
     }
 
-    let verified = Verified {
+    Ok(Verified {
         access_key_id: credential.access_key_id.to_owned(),
         region: credential.region.to_owned(),
         service: credential.service.to_owned(),
-    };
-    Ok((verified, found))
+    })
 }
 
 /// The signature's parts, from whichever place the request carried them.

@@ -267,6 +267,89 @@ fn host_must_be_signed() {
 }
 
 #[test]
+fn target_and_content_type_must_be_signed_when_sent() {
+    // content-type is sent but not signed.
+    let auth = vector_auth(VECTOR_SIG).replace("content-type;host;x-amz-date", "host;x-amz-date");
+    let err = run(&vector_headers(&auth), None, VECTOR_TIME).unwrap_err();
+    assert_eq!(
+        err,
+        SigV4Error::HeaderNotSigned {
+            header: "Content-Type"
+        }
+    );
+    assert_eq!(err.aws_code(), "InvalidSignatureException");
+    // x-amz-target is sent but not signed; the check comes before the key lookup.
+    let mut headers = vector_headers(&vector_auth(VECTOR_SIG));
+    headers.insert(
+        "x-amz-target",
+        "AmazonEC2ContainerServiceV20141113.ListClusters"
+            .parse()
+            .unwrap(),
+    );
+    let req = SignedRequest {
+        method: "GET",
+        path: "/",
+        query: None,
+        headers: &headers,
+        body: b"",
+    };
+    let lookup = |_: &str, _: Option<&str>| -> Result<(String, ()), SigV4Error> {
+        panic!("no key is looked up for a request that leaves x-amz-target unsigned")
+    };
+    let err = check_key(&req, lookup, VECTOR_TIME).err().unwrap();
+    assert_eq!(
+        err,
+        SigV4Error::HeaderNotSigned {
+            header: "X-Amz-Target"
+        }
+    );
+    // Without the headers, nothing more is asked.
+    headers.remove("x-amz-target");
+    headers.remove("content-type");
+    let auth = vector_auth(VECTOR_SIG).replace("content-type;host;x-amz-date", "host;x-amz-date");
+    headers.insert("authorization", auth.parse().unwrap());
+    assert_eq!(
+        run(&headers, None, VECTOR_TIME).unwrap_err(),
+        SigV4Error::SignatureMismatch
+    );
+}
+
+#[test]
+fn the_key_is_checked_before_the_body_and_the_signature_after() {
+    let headers = vector_headers(&vector_auth(VECTOR_SIG));
+    let query = Some("Action=ListUsers&Version=2010-05-08");
+    let req = |body: &'static [u8]| SignedRequest {
+        method: "GET",
+        path: "/",
+        query,
+        headers: &headers,
+        body,
+    };
+    let lookup = |id: &str, _: Option<&str>| {
+        secrets(id)
+            .map(|s| (s, id.len()))
+            .ok_or(SigV4Error::UnrecognizedClient)
+    };
+    let checked = check_key(&req(b""), lookup, VECTOR_TIME).unwrap();
+    let (verified, found) = verify_checked(&req(b""), checked, VECTOR_TIME).unwrap();
+    assert_eq!(verified.access_key_id, AKID);
+    assert_eq!(found, AKID.len());
+    // An unknown key is refused by the first step, with no body in sight.
+    let unknown = vector_headers(&vector_auth(VECTOR_SIG).replace(AKID, "AKIDUNKNOWN"));
+    let req = SignedRequest {
+        method: "GET",
+        path: "/",
+        query,
+        headers: &unknown,
+        body: b"",
+    };
+    assert_eq!(
+        check_key(&req, lookup, VECTOR_TIME).err().unwrap(),
+        SigV4Error::UnrecognizedClient
+    );
+}
+
+#[test]
 fn conflicting_authentication() {
     let mut headers = vector_headers(&vector_auth(VECTOR_SIG));
     let err = run(
@@ -304,7 +387,9 @@ fn invalid_content_sha256_header() {
 
 #[test]
 fn presigned_errors() {
-    let h = vector_headers("");
+    let mut h = vector_headers("");
+    // Only `host` is presigned: the request carries nothing else that must be signed.
+    h.remove("content-type");
     let base = "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIDEXAMPLE%2F20150830%2Fus-east-1%2Fiam%2Faws4_request&X-Amz-Date=20150830T123600Z&X-Amz-SignedHeaders=host&X-Amz-Signature=00";
     let err = run(&h, Some(base), VECTOR_TIME).unwrap_err();
     assert_eq!(err.aws_code(), "IncompleteSignatureException");

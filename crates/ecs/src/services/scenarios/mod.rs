@@ -107,6 +107,7 @@ fn service(desired: i32, min: i32, max: i32) -> StoredService {
         request_hash: String::new(),
         completed: Vec::new(),
         steady: false,
+        inactive_at: None,
     }
 }
 

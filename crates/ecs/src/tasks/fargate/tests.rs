@@ -16,7 +16,28 @@ impl FargateCapacity for Provisioner {
     fn sandbox(&self) -> &str {
         "runc"
     }
+    fn unavailable(&self) -> Option<&str> {
+        None
+    }
     fn ensure(&self, _: &str) {}
+}
+
+/// A provisioner on a host without gVisor, not allowed to fall back to runc.
+struct NoSandbox;
+
+impl FargateCapacity for NoSandbox {
+    fn marker(&self) -> &str {
+        "s3cret"
+    }
+    fn sandbox(&self) -> &str {
+        "runsc"
+    }
+    fn unavailable(&self) -> Option<&str> {
+        Some("no gVisor here")
+    }
+    fn ensure(&self, _: &str) {
+        unreachable!("no capacity is started when Fargate is unavailable");
+    }
 }
 
 fn fixture() -> (Ecs, tempfile::TempDir) {
@@ -383,4 +404,113 @@ async fn fargate_launches_are_refused_with_aws_messages() {
     assert_eq!(svc["service"]["launchType"], "FARGATE");
     assert_eq!(svc["service"]["platformVersion"], PLATFORM_VERSION);
     assert_eq!(svc["service"]["deployments"][0]["launchType"], "FARGATE");
+}
+
+#[tokio::test]
+async fn fargate_refuses_added_capabilities_but_sys_ptrace_privileged_mode_and_host_paths() {
+    let (ecs, _dir) = fixture();
+    cluster_with_capacity(&ecs).await;
+    let fargate_def = |family: &str, container: Value, volumes: Value| {
+        json!({"family": family, "requiresCompatibilities": ["FARGATE"], "networkMode": "awsvpc",
+               "cpu": "256", "memory": "512", "volumes": volumes,
+               "containerDefinitions": [container]})
+    };
+    let caps = |add: Value| json!({"name": "app", "image": "busybox", "linuxParameters": {"capabilities": {"add": add}}});
+    // Registration, when the definition requires FARGATE.
+    assert_eq!(
+        refused(&ecs, "RegisterTaskDefinition", fargate_def("a", caps(json!(["SYS_PTRACE", "NET_ADMIN"])), json!([]))).await,
+        "Container 'app': linuxParameters.capabilities.add contains 'NET_ADMIN'; tasks launched on Fargate only support adding the 'SYS_PTRACE' kernel capability."
+    );
+    assert_eq!(
+        refused(
+            &ecs,
+            "RegisterTaskDefinition",
+            fargate_def(
+                "a",
+                json!({"name": "app", "image": "busybox", "privileged": true}),
+                json!([])
+            )
+        )
+        .await,
+        "Container 'app': privileged mode is not supported on Fargate."
+    );
+    assert_eq!(
+        refused(
+            &ecs,
+            "RegisterTaskDefinition",
+            fargate_def(
+                "a",
+                json!({"name": "app", "image": "busybox"}),
+                json!([{"name": "root", "host": {"sourcePath": "/"}}])
+            )
+        )
+        .await,
+        "Host volumes with a sourcePath are not supported on Fargate."
+    );
+    call(
+        &ecs,
+        "RegisterTaskDefinition",
+        fargate_def("ptrace", caps(json!(["SYS_PTRACE"])), json!([])),
+    )
+    .await
+    .expect("SYS_PTRACE is allowed");
+    // RunTask, for a definition registered without requiring FARGATE that still
+    // qualifies (awsvpc and a Fargate size).
+    let mut ec2_only = fargate_def("admin", caps(json!(["SYS_ADMIN"])), json!([]));
+    ec2_only["requiresCompatibilities"] = json!(["EC2"]);
+    call(&ecs, "RegisterTaskDefinition", ec2_only)
+        .await
+        .expect("EC2 may add SYS_ADMIN");
+    let run = |td: &str| {
+        json!({"cluster": "c", "taskDefinition": td, "launchType": "FARGATE",
+               "networkConfiguration": network()})
+    };
+    assert_eq!(
+        refused(&ecs, "RunTask", run("admin")).await,
+        "Container 'app': linuxParameters.capabilities.add contains 'SYS_ADMIN'; tasks launched on Fargate only support adding the 'SYS_PTRACE' kernel capability."
+    );
+    let mut privileged = fargate_def(
+        "priv",
+        json!({"name": "app", "image": "busybox", "privileged": true}),
+        json!([]),
+    );
+    privileged["requiresCompatibilities"] = json!(["EC2"]);
+    call(&ecs, "RegisterTaskDefinition", privileged)
+        .await
+        .expect("EC2 may be privileged");
+    assert_eq!(
+        refused(&ecs, "RunTask", run("priv")).await,
+        "Container 'app': privileged mode is not supported on Fargate."
+    );
+}
+
+#[tokio::test]
+async fn without_a_sandbox_fargate_launches_are_refused_with_the_reason() {
+    let f = crate::tests::fixture();
+    let ecs = f.ecs.with_fargate(Arc::new(NoSandbox));
+    call(&ecs, "CreateCluster", json!({"clusterName": "c"}))
+        .await
+        .expect("cluster");
+    call(
+        &ecs,
+        "RegisterTaskDefinition",
+        json!({"family": "web", "requiresCompatibilities": ["FARGATE"], "networkMode": "awsvpc",
+               "cpu": "256", "memory": "512",
+               "containerDefinitions": [{"name": "app", "image": "busybox"}]}),
+    )
+    .await
+    .expect("task definition");
+    let e = call(
+        &ecs,
+        "RunTask",
+        json!({"cluster": "c", "taskDefinition": "web", "launchType": "FARGATE",
+               "networkConfiguration": network()}),
+    )
+    .await
+    .expect_err("refused");
+    assert_eq!(e.code, "ClientException");
+    assert_eq!(
+        e.message,
+        "Capacity is unavailable at this time: no gVisor here"
+    );
 }
