@@ -1,17 +1,21 @@
 """Regions as scopes: one server, boto3 clients signed for us-east-1 (the server's default)
 and us-east-2. Resources of one region are invisible from the other and carry their
 region in ARNs; a region's service survives a restart and keeps being reconciled; a
-foreign-region ARN and a malformed region get AWS's errors."""
+foreign-region ARN and a malformed region get AWS's errors; a region's log events live in
+its own logs.db; an unknown key is refused before its body is read even for a region not
+built yet."""
 
 from __future__ import annotations
 
 import base64
 import dataclasses
+import time
 
 import botocore.exceptions
 import pytest
 
 from conftest import ACCOUNT_ID, REGION, StevedoreServer, container, make_client, unique
+from test_edges import assert_unknown_key_refused_before_body
 from agent_fixtures import wait_for
 from registry_fixtures import V2
 from sim_fixtures import Sim
@@ -83,6 +87,31 @@ def test_log_groups_repositories_and_load_balancers_are_per_region(two):
     with pytest.raises(botocore.exceptions.ClientError) as err:
         elb1.describe_load_balancers(Names=[name])
     assert err.value.response["Error"]["Code"] == "LoadBalancerNotFound"
+
+
+def test_a_regions_log_events_live_in_its_own_logs_db(two):
+    _, east1, east2 = two
+    logs1, logs2 = clients(east1, "logs"), clients(east2, "logs")
+    group, stream = unique("/ev"), "s"
+    logs2.create_log_group(logGroupName=group)
+    logs2.create_log_stream(logGroupName=group, logStreamName=stream)
+    now = int(time.time() * 1000)
+    logs2.put_log_events(logGroupName=group, logStreamName=stream,
+                         logEvents=[{"timestamp": now, "message": "east-2 says hi"}])
+    got = logs2.get_log_events(logGroupName=group, logStreamName=stream, startFromHead=True)["events"]
+    assert [e["message"] for e in got] == ["east-2 says hi"]
+    assert (east2.data_dir / "regions" / OTHER / "logs.db").is_file()
+    assert (east1.data_dir / "logs.db").is_file()
+    with pytest.raises(botocore.exceptions.ClientError) as err:
+        logs1.get_log_events(logGroupName=group, logStreamName=stream)
+    assert err.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+def test_an_unknown_key_to_a_new_region_is_refused_before_its_body(two):
+    _, east1, _ = two
+    assert_unknown_key_refused_before_body(dataclasses.replace(east1, region="eu-west-3"))
+    # Nothing was built for it.
+    assert not (east1.data_dir / "regions" / "eu-west-3").exists()
 
 
 def password(ecr) -> str:
