@@ -123,12 +123,14 @@ def test_an_idle_keep_alive_connection_is_closed_after_the_idle_timeout(edgy):
     assert IDLE_S * 0.8 <= gone <= IDLE_S + 2.0, gone
 
 
-def test_an_unknown_key_with_a_huge_body_is_refused_without_reading_it(edgy):
+def assert_unknown_key_refused_before_body(cfg) -> None:
+    """A request signed (for `cfg.region`) with an unknown key, declaring a terabyte of
+    body that never follows, is answered UnrecognizedClientException at once."""
     unknown = Credentials("AKIAUNKNOWNKEY000000", "secret")
-    headers = signed_headers(edgy, "ListClusters", b"{}", credentials=unknown)
-    headers["Host"] = edgy.endpoint.removeprefix("http://")
+    headers = signed_headers(cfg, "ListClusters", b"{}", credentials=unknown)
+    headers["Host"] = cfg.endpoint.removeprefix("http://")
     headers["Content-Length"] = str(10**12)
-    s = connect(edgy)
+    s = connect(cfg)
     started = time.monotonic()
     s.sendall(raw_request("POST", "/", headers))  # the terabyte never follows
     response = read_response(s)
@@ -138,6 +140,10 @@ def test_an_unknown_key_with_a_huge_body_is_refused_without_reading_it(edgy):
     assert response.startswith(b"HTTP/1.1 400"), response
     body = json.loads(response.partition(b"\r\n\r\n")[2])
     assert body["__type"].endswith("UnrecognizedClientException"), body
+
+
+def test_an_unknown_key_with_a_huge_body_is_refused_without_reading_it(edgy):
+    assert_unknown_key_refused_before_body(edgy)
 
 
 def test_an_unsigned_target_is_refused(edgy):

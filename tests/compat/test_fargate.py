@@ -14,8 +14,8 @@ import requests
 from botocore.awsrequest import AWSRequest
 
 from agent_fixtures import (SH_IMAGE as IMAGE, agent_env, build_sh_image, docker_offers_runsc,
-                            http_body, wait_for)
-from conftest import unique
+                            http_body, remove_cluster_containers, wait_for)
+from conftest import ACCOUNT_ID, unique
 
 NETWORK = "awsvpcConfiguration={subnets=[subnet-0abc],securityGroups=[sg-1],assignPublicIp=DISABLED}"
 
@@ -182,3 +182,34 @@ def test_a_fargate_spot_service_reaches_steady_state_and_replaces_an_interruptio
     wait_for(lambda: len(r := running_tasks()) == 2 and victim not in {t["taskArn"] for t in r},
              90, "the service to replace the interrupted task", env["srv"].log_tail)
     aws.run("ecs", "delete-service", "--cluster", cluster, "--service", name, "--force")
+
+
+def test_fargate_runs_in_another_region_on_that_regions_hidden_capacity(env):
+    """`aws --region us-east-2`: the task, its cluster and its hidden agent are us-east-2's."""
+    aws, srv = env["aws"], env["srv"]
+    east2 = lambda *args: aws.run("--region", "us-east-2", *args)  # noqa: E731
+    cluster = unique("east2")
+    east2("ecs", "create-cluster", "--cluster-name", cluster, "--capacity-providers", "FARGATE")
+    family = unique("f2")
+    east2("ecs", "register-task-definition", "--family", family, "--network-mode", "awsvpc",
+          "--requires-compatibilities", "FARGATE", "--cpu", "256", "--memory", "512",
+          "--container-definitions", json.dumps([
+              {"name": "app", "image": IMAGE, "essential": True, "stopTimeout": 2,
+               "command": ["/bin/sh", "-c", "exec sleep 600"]}]))
+    try:
+        out = east2("ecs", "run-task", "--cluster", cluster, "--task-definition", family,
+                    "--launch-type", "FARGATE", "--network-configuration", NETWORK)
+        assert not out["failures"], out
+        arn = out["tasks"][0]["taskArn"]
+        assert arn.startswith("arn:aws:ecs:us-east-2:")
+        wait_for(lambda: east2("ecs", "describe-tasks", "--cluster", cluster, "--tasks", arn)[
+            "tasks"][0]["lastStatus"] == "RUNNING", 60, "the us-east-2 Fargate task to run", srv.log_tail)
+        # Its hidden agent keeps its state with the region's, and us-east-1 sees none of it.
+        assert (env["cfg"].data_dir / "regions" / "us-east-2" / "fargate").is_dir()
+        assert not any(c.endswith(f"/{cluster}") for c in aws.run("ecs", "list-clusters")["clusterArns"])
+        east2("ecs", "stop-task", "--cluster", cluster, "--task", arn)
+        # Stopped by its agent before its containers are removed below.
+        wait_for(lambda: east2("ecs", "describe-tasks", "--cluster", cluster, "--tasks", arn)[
+            "tasks"][0]["lastStatus"] == "STOPPED", 60, "the us-east-2 Fargate task to stop", srv.log_tail)
+    finally:
+        remove_cluster_containers(f"arn:aws:ecs:us-east-2:{ACCOUNT_ID}:cluster/{cluster}")

@@ -168,9 +168,44 @@ impl Service for Ecs {
         let Input::Json(body) = call.input else {
             return Err(ServiceError::NotImplemented);
         };
-        self.run(op, body, call.caller).await.map_err(|e| match e {
+        let ran = match self.refuse_foreign_regions(body) {
+            Ok(()) => self.run(op, body, call.caller).await,
+            Err(e) => Err(e),
+        };
+        ran.map_err(|e| match e {
             EcsError::NotImplemented(_) => ServiceError::NotImplemented,
             e => ServiceError::Aws(e.to_aws()),
         })
+    }
+}
+
+impl Ecs {
+    /// ECS refuses a reference to another region's resource (a request signed for
+    /// us-east-2 naming a us-east-1 cluster ARN) with `InvalidParameterException: Invalid
+    /// Region in ARN` instead of looking the ARN's name up in its own region. References
+    /// are the request's top-level strings and lists of strings (`cluster`, `services`,
+    /// `taskDefinition`, `resourceArn`…); nested values (environment variables, tags) are
+    /// data, not references. Bodies naming no ECS ARN at all are not parsed again.
+    fn refuse_foreign_regions(&self, body: &[u8]) -> Result<(), EcsError> {
+        const MARK: &[u8] = b"arn:aws:ecs:";
+        if !body.windows(MARK.len()).any(|w| w == MARK) {
+            return Ok(());
+        }
+        // A body that is not a JSON object is the operation's to refuse, in its words.
+        let Ok(serde_json::Value::Object(fields)) = serde_json::from_slice(body) else {
+            return Ok(());
+        };
+        let foreign = |v: &serde_json::Value| {
+            v.as_str()
+                .is_some_and(|r| self.scope().is_foreign_region(r))
+        };
+        let names_foreign = fields.values().any(|value| match value {
+            serde_json::Value::Array(items) => items.iter().any(foreign),
+            other => foreign(other),
+        });
+        if names_foreign {
+            return Err(EcsError::InvalidParameter("Invalid Region in ARN".into()));
+        }
+        Ok(())
     }
 }

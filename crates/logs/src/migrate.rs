@@ -88,7 +88,10 @@ impl Logs {
             }
         }
         if moved > 0 {
-            tracing::info!(events = moved, "Moved log events from the state store to logs.db.");
+            tracing::info!(
+                events = moved,
+                "Moved log events from the state store to logs.db."
+            );
         }
         Ok(moved)
     }
@@ -100,8 +103,9 @@ mod tests {
 
     #[test]
     fn old_event_keys_parse_into_their_stream_and_place() {
-        let (id, ts, seq) = parse("/ecs/app:web/1:00000000000000000003/0001700000000000/0000000042")
-            .expect("parses");
+        let (id, ts, seq) =
+            parse("/ecs/app:web/1:00000000000000000003/0001700000000000/0000000042")
+                .expect("parses");
         assert_eq!(id, super::StreamId::new("/ecs/app", "web/1", 3));
         assert_eq!((ts, seq), (1_700_000_000_000, 42));
         assert!(parse("g:s/1/2").is_none());

@@ -161,6 +161,19 @@ impl Registry {
         distribution::router(self.clone())
     }
 
+    /// Whether this registry issued the live token an `Authorization` header (Basic or
+    /// Bearer) carries: each registry signs its tokens with its own key, so a server
+    /// with one registry per region finds the region a `/v2/` request is for this way.
+    pub async fn issued(&self, authorization: Option<&str>) -> bool {
+        match self.token_key().await {
+            Ok(key) => key.verify_header(authorization, now_secs()).is_ok(),
+            Err(error) => {
+                tracing::warn!(%error, "Could not load the registry's token key.");
+                false
+            }
+        }
+    }
+
     /// Runs an ECR operation on a JSON body; returns the JSON response.
     pub async fn handle(&self, operation: &str, body: &[u8]) -> Result<Vec<u8>, RegistryError> {
         ecr::handle(self, operation, body).await

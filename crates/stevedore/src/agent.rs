@@ -32,6 +32,11 @@ pub struct AgentArgs {
     /// The control plane, e.g. http://127.0.0.1:4747 (config file: STEVEDORE_ENDPOINT).
     #[arg(long, env = "STEVEDORE_AGENT_ENDPOINT")]
     endpoint: Option<String>,
+    /// Region of the cluster to join: the agent signs for it, and the server serves each
+    /// region's clusters apart (default: AWS_REGION, then AWS_DEFAULT_REGION, then
+    /// us-east-1, the server's own default).
+    #[arg(long)]
+    region: Option<String>,
     /// Directory of the agent's durable state (config file: STEVEDORE_STATE_DIR; default
     /// /var/lib/stevedore/agent).
     #[arg(long, env = "STEVEDORE_AGENT_STATE_DIR")]
@@ -301,7 +306,7 @@ fn instance_config(r: &Resolved, api: ApiClient) -> InstanceConfig {
 pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let file = read_config(&args)?;
     let resolved = resolve(&args, &file)?;
-    let region = region_from_environment();
+    let region = args.region.clone().unwrap_or_else(region_from_environment);
     if let Some(ca) = &resolved.ca_file {
         ::agent::tls::trust_ca_file(ca).context("--ca-file")?;
     }

@@ -26,14 +26,17 @@ pub async fn upgrade(
     Query(params): Query<HashMap<String, String>>,
     ws: WebSocketUpgrade,
 ) -> Response {
-    let caller = match authenticate_request(
+    // The region of the signature is the region whose cluster the agent joins.
+    let (caller, region) = match authenticate_request(
         &app,
         &method,
         &uri,
         &headers,
         &[],
         Some(model::ecs::SIGNING_NAME),
-    ) {
+    )
+    .await
+    {
         Ok(c) => c,
         Err(err) => return crate::http::aws_error(&err),
     };
@@ -55,7 +58,7 @@ pub async fn upgrade(
     }
     // Only the instance's owner may hold its channel (ecs::ownership); a refusal is
     // answered before any upgrade.
-    let session = match app.ecs().open_session_as(cluster, instance, &caller).await {
+    let session = match region.ecs.open_session_as(cluster, instance, &caller).await {
         Ok(s) => s,
         Err(e) => {
             let mut err = e.to_aws();

@@ -148,6 +148,26 @@ impl Provisioner {
         })
     }
 
+    /// The hidden capacity of another region: the same sandbox (or the same reason to
+    /// refuse Fargate), marker and key, agents signing for `region` and keeping their
+    /// state under `state_root`.
+    pub fn for_region(&self, region: &str, state_root: PathBuf) -> Arc<Self> {
+        let (keep, shutdown) = watch::channel(false);
+        Arc::new_cyclic(|me| Self {
+            me: me.clone(),
+            marker: self.marker.clone(),
+            sandbox: self.sandbox.clone(),
+            unavailable: self.unavailable.clone(),
+            endpoint: self.endpoint.clone(),
+            region: region.to_owned(),
+            credentials: self.credentials.clone(),
+            state_root,
+            running: Mutex::default(),
+            shutdown,
+            keep,
+        })
+    }
+
     /// Why Fargate launches are refused on this server, if they are.
     pub fn unavailable(&self) -> Option<&str> {
         self.unavailable.as_deref()
@@ -350,10 +370,12 @@ pub async fn usage(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(e) = crate::http::verify_request(&app, &method, &uri, &headers, b"", None) {
-        return crate::http::aws_error(&e);
-    }
-    match app.ecs().fargate_usage(q.cluster.as_deref()).await {
+    let region =
+        match crate::http::authenticate_request(&app, &method, &uri, &headers, b"", None).await {
+            Ok((_, region)) => region,
+            Err(e) => return crate::http::aws_error(&e),
+        };
+    match region.ecs.fargate_usage(q.cluster.as_deref()).await {
         Ok(tasks) => {
             let vcpu: f64 = tasks.iter().map(|t| t.vcpu_seconds).sum();
             let gb: f64 = tasks.iter().map(|t| t.gb_seconds).sum();
@@ -376,19 +398,21 @@ pub async fn interrupt(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let req: Interruption = match crate::http::signed_json(
+    let (req, region): (Interruption, _) = match crate::http::signed_json(
         &app,
         &method,
         &uri,
         &headers,
         &body,
         r#"{"cluster": ..., "tasks": [...], "count": n}"#,
-    ) {
+    )
+    .await
+    {
         Ok(r) => r,
         Err(response) => return *response,
     };
-    match app
-        .ecs()
+    match region
+        .ecs
         .interrupt_spot(&req.cluster, &req.tasks, req.count)
         .await
     {

@@ -128,14 +128,17 @@ pub async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let reports: Reports = match crate::http::signed_json(
+    // Reports are about the load balancers of the region the sender signed for.
+    let (reports, region): (Reports, _) = match crate::http::signed_json(
         &app,
         &method,
         &uri,
         &headers,
         &body,
         r#"{"reports": [{"targetGroupArn", "id", "port", "state", "reason"?, "description"?}]}"#,
-    ) {
+    )
+    .await
+    {
         Ok(r) => r,
         Err(response) => return *response,
     };
@@ -148,7 +151,7 @@ pub async fn receive(
         Ok(r) => r,
         Err(message) => return crate::http::client_error("InvalidParameterException", &message),
     };
-    let registered = match app.elb().registered_targets().await {
+    let registered = match region.elb.registered_targets().await {
         Ok(r) => r,
         Err(e) => return crate::http::aws_error(&e.to_aws()),
     };
@@ -157,7 +160,7 @@ pub async fn receive(
         .filter(|r| registered.contains(&(r.target_group_arn.clone(), r.target.clone())))
         .collect();
     let accepted = known.len();
-    app.elb().report_health(known);
+    region.elb.report_health(known);
     (
         [(http::header::CONTENT_TYPE, "application/json")],
         serde_json::json!({ "accepted": accepted }).to_string(),

@@ -1,125 +1,57 @@
 //! The HTTP front door, wiring only: `/health`, the agents' `/ws` channel, the registry's
-//! `/v2/` routes, Stevedore's own routes, and everything else into the one AWS API
-//! dispatch ([`wire::Dispatch`]), which picks the service, limits the body, verifies
-//! SigV4 and encodes every error in the caller's protocol.
+//! `/v2/` routes, Stevedore's own routes, and everything else into the AWS API dispatch
+//! ([`wire::Dispatch`]) of the region the request is signed for (see [`crate::regions`]),
+//! which picks the service, limits the body, verifies SigV4 and encodes every error in
+//! the caller's protocol.
 
-use crate::credentials::AccessKey;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use ecs::Ecs;
 use http::HeaderMap;
-use model::ecs::arn::ArnScope;
 use std::sync::Arc;
-use store::Store;
 use wire::envelope::{self, Envelope};
-use wire::{AwsError, Dispatch, JsonVersion, Keys};
+use wire::{AwsError, JsonVersion};
 
-/// Shared state of the HTTP layer.
+/// Shared state of the HTTP layer: the regions and what is global to them.
 pub struct App {
-    ecs: Ecs,
-    logs: logs::Logs,
-    elb: elbv2::Elbv2,
-    registry: Option<registry::Registry>,
+    regions: crate::regions::Regions,
     iam: Option<iam::Iam>,
-    admin: AccessKey,
-    keys: Keys,
-    dispatch: Dispatch,
 }
 
 impl App {
-    pub fn new(
-        store: Arc<dyn Store>,
-        events: Arc<dyn logs::EventStore>,
-        scope: ArnScope,
-        admin: AccessKey,
-        endpoint: String,
-    ) -> Self {
-        // The admin key is the account's root.
-        let keys: Keys = iam::admin_only_keys(
-            &scope.account_id,
-            admin.access_key_id.clone(),
-            admin.secret_access_key.clone(),
-        );
-        let elb = elbv2::Elbv2::new(store.clone(), scope.clone(), None);
-        Self {
-            logs: logs::Logs::new(store.clone(), events, scope.clone()),
-            elb: elb.clone(),
-            ecs: Ecs::new(store, scope, endpoint)
-                .with_target_groups(Arc::new(crate::lb_wiring::EcsTargets(elb))),
-            registry: None,
-            iam: None,
-            admin,
-            dispatch: Dispatch::new(keys.clone()),
-            keys,
-        }
-        .wired()
+    /// Serves `regions`; `iam` is global.
+    pub fn new(regions: crate::regions::Regions, iam: Option<iam::Iam>) -> Self {
+        Self { regions, iam }
     }
 
-    /// Runs Fargate tasks on `provisioner`'s hidden capacity.
-    #[must_use]
-    pub fn with_fargate(mut self, provisioner: Arc<crate::fargate::Provisioner>) -> Self {
-        self.ecs = self.ecs.with_fargate(provisioner);
-        self.wired()
-    }
-
-    /// Serves the registry (`/v2/` and the ECR API) too.
-    #[must_use]
-    pub fn with_registry(mut self, registry: registry::Registry) -> Self {
-        self.registry = Some(registry);
-        self.wired()
-    }
-
-    /// Serves IAM and STS too; every signed request's key is then looked up in IAM's
-    /// directory (the admin key stays the account root).
-    #[must_use]
-    pub fn with_iam(mut self, iam: iam::Iam) -> Self {
-        self.keys = iam.keys(
-            self.admin.access_key_id.clone(),
-            self.admin.secret_access_key.clone(),
-        );
-        self.iam = Some(iam);
-        self.wired()
-    }
-
-    /// Registers every AWS API with the dispatch, as configured now.
-    fn wired(mut self) -> Self {
-        let dispatch = Dispatch::new(self.keys.clone())
-            .with_observer(Arc::new(crate::metrics::RequestMetrics))
-            .register(self.ecs.clone())
-            .register(self.logs.clone())
-            .register(self.elb.clone());
-        let dispatch = match &self.registry {
-            Some(reg) => dispatch.register(reg.clone()),
-            None => dispatch,
-        };
-        self.dispatch = match &self.iam {
-            Some(iam) => dispatch.register(iam.clone()).register(iam.sts()),
-            None => dispatch,
-        };
-        self
-    }
-
-    /// The ECS service.
-    pub fn ecs(&self) -> &Ecs {
-        &self.ecs
-    }
-
-    /// The CloudWatch Logs service.
-    pub fn logs(&self) -> &logs::Logs {
-        &self.logs
-    }
-
-    /// The ELBv2 service (control side).
-    pub fn elb(&self) -> &elbv2::Elbv2 {
-        &self.elb
+    /// Every region, by name.
+    pub fn regions(&self) -> &crate::regions::Regions {
+        &self.regions
     }
 
     /// IAM, when the server serves it.
     pub fn iam(&self) -> Option<&iam::Iam> {
         self.iam.as_ref()
+    }
+
+    /// The region a verified request was signed for, built on its first use (the
+    /// request is authenticated, so building it is not something strangers can cause).
+    pub async fn region_of(
+        &self,
+        verified: &wire::sigv4::Verified,
+    ) -> Result<Arc<crate::regions::Regional>, AwsError> {
+        if !crate::regions::valid_region(&verified.region) {
+            return Err(crate::regions::invalid_region(false));
+        }
+        self.regions
+            .get_or_build(&verified.region)
+            .await
+            .map_err(|error| {
+                tracing::error!(region = %verified.region, %error, "Could not bring a region into service.");
+                AwsError::server("InternalFailure", "The region could not be brought into service.")
+            })
     }
 }
 
@@ -149,13 +81,34 @@ pub fn router(app: Arc<App>) -> Router {
             ::agent::instance_identity::CREDENTIALS_PATH,
             axum::routing::post(crate::instance_identity::credentials),
         )
-        .fallback(api)
-        .with_state(app.clone());
+        .fallback(api);
     // The registry's `/v2/` routes authenticate with registry tokens, not SigV4, so they
-    // sit beside the signed fallback rather than behind it.
-    match &app.registry {
-        Some(reg) => router.merge(reg.router()),
-        None => router,
+    // sit beside the signed fallback rather than behind it; the token picks the region.
+    let router = if app.regions.default_region().registry.is_some() {
+        router
+            .route("/v2", axum::routing::any(registry_entry))
+            .route("/v2/", axum::routing::any(registry_entry))
+            .route("/v2/{*rest}", axum::routing::any(registry_entry))
+    } else {
+        router
+    };
+    router.with_state(app)
+}
+
+/// A `/v2/` request, served by the registry of the region whose token it carries.
+async fn registry_entry(State(app): State<Arc<App>>, req: Request) -> Response {
+    use tower::ServiceExt;
+    let authorization = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let region = app.regions.registry_for(authorization).await;
+    let Some(routes) = region.registry_routes.clone() else {
+        return http::StatusCode::NOT_FOUND.into_response();
+    };
+    match routes.oneshot(req).await {
+        Ok(response) => response,
+        Err(never) => match never {},
     }
 }
 
@@ -176,36 +129,98 @@ async fn api(State(app): State<Arc<App>>, mut req: Request) -> Response {
     if let Some(peer) = peer {
         req.extensions_mut().insert(peer);
     }
-    app.dispatch.serve(req).await.map(Body::from)
+    let regions = app.regions();
+    let claimed = wire::sigv4::claimed_scope(req.uri().query(), req.headers());
+    let region = match &claimed {
+        // Unsigned, unreadable, or global (IAM, STS): the default region's dispatch serves
+        // it or words the refusal.
+        None => regions.default_region().clone(),
+        Some(c) if GLOBAL_SERVICES.contains(&c.service.as_ref()) => {
+            regions.default_region().clone()
+        }
+        Some(c) => match regions.get(&c.region) {
+            Some(region) => region,
+            None => {
+                let name = c.region.clone().into_owned();
+                return first_in_region(&app, req, &name).await;
+            }
+        },
+    };
+    region.dispatch.serve(req).await.map(Body::from)
+}
+
+/// Signing names of the services that are not regional: one instance serves every region.
+const GLOBAL_SERVICES: [&str; 2] = ["iam", "sts"];
+
+/// The first request signed for a region not served yet: the region is built only once
+/// the request is authenticated (every region costs background loops). The default
+/// region's dispatch checks it as it checks its own: the key before the body (an unknown
+/// key never makes the server take a body), then the body, up to the default limit (a
+/// first request is never a layer upload), and the signature.
+async fn first_in_region(app: &App, req: Request, region: &str) -> Response {
+    let (parts, body) = req.into_parts();
+    let addressed = wire::dispatch::route::classify(parts.uri.path(), &parts.headers);
+    let envelope = addressed.envelope();
+    let query = envelope == Envelope::Query;
+    let refuse = |err: &AwsError| {
+        let request_id = uuid::Uuid::new_v4().to_string();
+        envelope::error(envelope, err, &request_id).map(Body::from)
+    };
+    if !crate::regions::valid_region(region) {
+        return refuse(&crate::regions::invalid_region(query));
+    }
+    let default = app.regions().default_region();
+    let limit = wire::service::DEFAULT_BODY_LIMIT;
+    let (bytes, verified) = match default
+        .dispatch
+        .read_and_verify(&parts, body, limit, query)
+        .await
+    {
+        Ok((bytes, verified, _)) => (bytes, verified),
+        Err(err) => return refuse(&err),
+    };
+    match app.region_of(&verified).await {
+        Ok(regional) => {
+            let req = Request::from_parts(parts, Body::from(bytes));
+            regional.dispatch.serve(req).await.map(Body::from)
+        }
+        Err(err) => refuse(&err),
+    }
+}
+
+/// Who signed a request to a global route (IAM's own), checked as [`authenticate_request`]
+/// checks it but without looking at its region.
+pub fn authenticate_global(
+    app: &App,
+    method: &http::Method,
+    uri: &http::Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<wire::Caller, AwsError> {
+    app.regions
+        .default_region()
+        .dispatch
+        .authenticate(method, uri, headers, body, None)
+        .map(|(_, caller)| caller)
 }
 
 /// Verifies a request outside the API dispatch (the channel upgrade, Stevedore's own
-/// routes) and, when `service` is given, that its credential scope names that service.
-pub fn verify_request(
+/// routes) and, when `service` is given, that its credential scope names that service;
+/// who signed it and the region it was signed for (built on its first use).
+pub async fn authenticate_request(
     app: &App,
     method: &http::Method,
     uri: &http::Uri,
     headers: &HeaderMap,
     body: &[u8],
     service: Option<&str>,
-) -> Result<wire::sigv4::Verified, AwsError> {
-    app.dispatch
-        .authenticate(method, uri, headers, body, service)
-        .map(|(verified, _)| verified)
-}
-
-/// [`verify_request`], answering who signed the request.
-pub fn authenticate_request(
-    app: &App,
-    method: &http::Method,
-    uri: &http::Uri,
-    headers: &HeaderMap,
-    body: &[u8],
-    service: Option<&str>,
-) -> Result<wire::Caller, AwsError> {
-    app.dispatch
-        .authenticate(method, uri, headers, body, service)
-        .map(|(_, caller)| caller)
+) -> Result<(wire::Caller, Arc<crate::regions::Regional>), AwsError> {
+    let (verified, caller) = app
+        .regions
+        .default_region()
+        .dispatch
+        .authenticate(method, uri, headers, body, service)?;
+    Ok((caller, app.region_of(&verified).await?))
 }
 
 /// An AWS JSON 1.1 error response.
@@ -214,24 +229,28 @@ pub fn aws_error(err: &AwsError) -> Response {
     envelope::error(Envelope::Json(JsonVersion::V1_1), err, &request_id).map(Body::from)
 }
 
-/// The JSON body of a signed request to one of Stevedore's own routes: the signature is
-/// checked, then the body decoded; `shape` says what the body must look like when it
-/// does not (InvalidParameterException). `Err` is the response to send.
-pub fn signed_json<T: serde::de::DeserializeOwned>(
+/// The JSON body of a signed request to one of Stevedore's own routes, and the region it
+/// was signed for: the signature is checked, then the body decoded; `shape` says what
+/// the body must look like when it does not (InvalidParameterException). `Err` is the
+/// response to send.
+pub async fn signed_json<T: serde::de::DeserializeOwned>(
     app: &App,
     method: &http::Method,
     uri: &http::Uri,
     headers: &HeaderMap,
     body: &[u8],
     shape: &str,
-) -> Result<T, Box<Response>> {
-    verify_request(app, method, uri, headers, body, None).map_err(|e| Box::new(aws_error(&e)))?;
-    serde_json::from_slice(body).map_err(|e| {
+) -> Result<(T, Arc<crate::regions::Regional>), Box<Response>> {
+    let (_, region) = authenticate_request(app, method, uri, headers, body, None)
+        .await
+        .map_err(|e| Box::new(aws_error(&e)))?;
+    let value = serde_json::from_slice(body).map_err(|e| {
         Box::new(client_error(
             "InvalidParameterException",
             &format!("The body must be {shape}: {e}"),
         ))
-    })
+    })?;
+    Ok((value, region))
 }
 
 /// A 400 AWS JSON 1.1 error response.

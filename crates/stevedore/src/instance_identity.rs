@@ -61,11 +61,10 @@ pub async fn mint(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Response {
-    let caller =
-        match crate::http::authenticate_request(&app, &method, &uri, &headers, &bytes, None) {
-            Ok(c) => c,
-            Err(e) => return aws_error(&e),
-        };
+    let caller = match crate::http::authenticate_global(&app, &method, &uri, &headers, &bytes) {
+        Ok(c) => c,
+        Err(e) => return aws_error(&e),
+    };
     let req: JoinTokenRequest = match body(&bytes, r#"{"instanceProfileName", "ttlSeconds"?}"#) {
         Ok(r) => r,
         Err(response) => return *response,

@@ -13,6 +13,7 @@ mod lb_command;
 mod lb_wiring;
 mod listener;
 mod metrics;
+mod regions;
 mod registry_identity;
 mod server;
 mod sim;

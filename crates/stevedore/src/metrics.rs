@@ -11,12 +11,26 @@ use axum::response::{IntoResponse, Response};
 use http::HeaderValue;
 use std::sync::Arc;
 
-/// Serves the exposition. Tasks by status are counted from the store now, so the gauge
-/// is as fresh as the scrape.
+/// Serves the exposition. Tasks by status are counted from the store now (summed over
+/// every region), so the gauge is as fresh as the scrape.
 pub async fn scrape(State(app): State<Arc<App>>) -> Response {
-    match app.ecs().task_counts().await {
-        Ok(counts) => telemetry::TaskCounts(&counts).emit(),
-        Err(error) => tracing::warn!(%error, "Could not count tasks for /metrics."),
+    let mut counts = std::collections::HashMap::<String, u64>::new();
+    let mut counted = true;
+    for region in app.regions().all() {
+        match region.ecs.task_counts().await {
+            Ok(region_counts) => {
+                for (status, n) in region_counts {
+                    *counts.entry(status).or_default() += n;
+                }
+            }
+            Err(error) => {
+                counted = false;
+                tracing::warn!(%error, region = %region.scope.region, "Could not count tasks for /metrics.");
+            }
+        }
+    }
+    if counted {
+        telemetry::TaskCounts(&counts).emit();
     }
     (
         [(

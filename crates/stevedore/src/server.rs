@@ -169,12 +169,6 @@ pub async fn run(args: ServerArgs, quick_start: bool) -> anyhow::Result<()> {
             .await
             .context("opening the state store")?
             .context("opening the state store")?;
-    // Log events live beside the keyspace, read on demand, so memory does not grow with logs.
-    let log_db = args.data_dir.join("logs.db");
-    let log_events = tokio::task::spawn_blocking(move || logs::SqliteEventStore::open(log_db))
-        .await
-        .context("opening the log event store")?
-        .context("opening the log event store")?;
     let scope = ArnScope {
         region: args.region.clone(),
         account_id: args.account_id.clone(),
@@ -184,19 +178,9 @@ pub async fn run(args: ServerArgs, quick_start: bool) -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr()?;
     let store: Arc<dyn store::Store> = Arc::new(store);
-    let blobs = blobstore::FsBlobStore::open(args.data_dir.join("blobs"))
-        .context("opening the registry's blob storage")?;
-    let mut registry_config = registry::RegistryConfig::new(
-        addr.to_string(),
-        args.region.clone(),
-        args.account_id.clone(),
-    );
-    // The token realm Docker is sent to must use the scheme it reached us with.
-    registry_config.scheme = scheme.to_owned();
-    let registry = registry::Registry::new(store.clone(), Arc::new(blobs), registry_config);
-    loops.spawn(registry.clone().run_background(shutdown.clone()));
     let agent_key = quick_start.then(|| key.clone());
-    // Fargate: hidden capacity is agents of this process calling this server.
+    // Fargate: hidden capacity is agents of this process calling this server (each
+    // region's sign for their region).
     let loopback = if addr.ip().is_unspecified() {
         SocketAddr::from(([127, 0, 0, 1], addr.port()))
     } else {
@@ -214,56 +198,37 @@ pub async fn run(args: ServerArgs, quick_start: bool) -> anyhow::Result<()> {
         .await
         .context("opening IAM")?;
     let roles = crate::task_roles::IamRoleSessions::new(iam.clone(), &key.secret_access_key);
-    // Registry tokens act as their principal, with its policies as IAM holds them now.
-    let registry = registry.with_identity(Arc::new(
-        crate::registry_identity::RegistryIdentity::new(iam.directory().clone()),
-    ));
-    let app = Arc::new(
-        App::new(
-            store,
-            Arc::new(log_events),
-            scope,
-            key,
-            format!("{scheme}://{addr}/"),
-        )
-        .with_iam(iam)
-        .with_registry(registry)
-        .with_fargate(provisioner.clone()),
-    );
-    // Task roles: the channel mints their credentials with IAM.
-    app.ecs().set_role_sessions(Arc::new(roles));
-    // A data dir from before logs.db holds its log events in the keyspace: they move
-    // once, before the API answers, so no read ever misses them.
-    app.logs()
-        .migrate_keyspace_events()
+    let keys = iam.keys(key.access_key_id.clone(), key.secret_access_key.clone());
+    let kit = crate::regions::Kit {
+        registry: Some(crate::regions::RegistryKit {
+            host: addr.to_string(),
+            scheme: scheme.to_owned(),
+            // Registry tokens act as their principal, with its policies as IAM holds them now.
+            identity: Arc::new(crate::registry_identity::RegistryIdentity::new(
+                iam.directory().clone(),
+            )),
+        }),
+        fargate: Some(provisioner.clone()),
+        role_sessions: Some(Arc::new(roles)),
+        disconnect_timeout: args.agent_disconnect_timeout,
+        retention: ecs::Retention::with_stopped_tasks(args.stopped_task_retention.as_secs_f64()),
+        serve_lb: !args.no_lb,
+        shutdown: shutdown.clone(),
+    };
+    let regions = crate::regions::Regions::new(
+        (store, args.data_dir.clone()),
+        &scope,
+        format!("{scheme}://{addr}/"),
+        (keys, Some(iam.clone())),
+        Some(kit),
+    )
+    .await?;
+    // Regions other than the default that hold state keep being reconciled.
+    regions
+        .resume()
         .await
-        .context("moving log events from the state store to logs.db")?;
-    let fargate = provisioner.clone();
-    let ecs = app.ecs().clone();
-    loops.spawn(supervise_task(
-        LoopName::FargateResume,
-        shutdown.clone(),
-        move || crate::fargate::resume(ecs.clone(), provisioner.clone()),
-    ));
-    // CloudWatch Logs retention: the sweep only reclaims space (reads already hide expired
-    // events), so stopping it mid-sweep loses nothing.
-    let (logs, stop) = (app.logs().clone(), shutdown.clone());
-    loops.spawn(async move { logs.run_retention(stop).await });
-    // ELBv2: ends target draining on time (a committed write the data plane hears of).
-    let (elb, stop) = (app.elb().clone(), shutdown.clone());
-    loops.spawn(async move { elb.run_sweeper(stop).await });
-    // The load balancer data plane serves the ELBv2 listeners from this process.
-    if !args.no_lb {
-        spawn_data_plane(&mut loops, &app, &shutdown);
-    }
-    // The service controller is level-triggered: stopping it mid-round loses nothing.
-    let (ecs, stop) = (app.ecs().clone(), shutdown.clone());
-    ecs.set_disconnect_timeout(args.agent_disconnect_timeout);
-    loops.spawn(async move { ecs.run_services(stop).await });
-    // Finished records leave the store after their window, so state stops growing.
-    let (ecs, stop) = (app.ecs().clone(), shutdown.clone());
-    let keep = ecs::Retention::with_stopped_tasks(args.stopped_task_retention.as_secs_f64());
-    loops.spawn(async move { ecs.run_retention(keep, stop).await });
+        .context("bringing the regions back")?;
+    let app = Arc::new(App::new(regions, Some(iam)));
     loops.spawn(supervise(
         LoopName::MetricsUpkeep,
         shutdown.clone(),
@@ -276,7 +241,7 @@ pub async fn run(args: ServerArgs, quick_start: bool) -> anyhow::Result<()> {
         &args,
         &source,
         server_tls.as_ref(),
-        fargate.unavailable(),
+        provisioner.unavailable(),
         quick_start,
     );
     if let Some(key) = agent_key {
@@ -298,21 +263,22 @@ pub async fn run(args: ServerArgs, quick_start: bool) -> anyhow::Result<()> {
     crate::listener::serve(
         listener,
         server_tls.map(|tls| tls.config),
-        router(app),
+        router(app.clone()),
         &args.limits,
         shutdown.clone(),
     )
     .await;
     // Also when serving failed: no loop outlives the server.
     shutdown.cancel();
-    fargate.stop(Duration::from_secs(10)).await;
+    // Every region's Fargate agents and loops, then the server's own.
+    let regional_left = app.regions().stop(LOOPS_STOP_WITHIN).await;
     let stopped = tokio::time::timeout(LOOPS_STOP_WITHIN, async {
         while loops.join_next().await.is_some() {}
     })
     .await;
-    if stopped.is_err() {
+    if stopped.is_err() || regional_left > 0 {
         tracing::warn!(
-            still_running = loops.len(),
+            still_running = loops.len() + regional_left,
             "Background loops did not stop in time; leaving them."
         );
     }
@@ -320,14 +286,14 @@ pub async fn run(args: ServerArgs, quick_start: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Starts the load balancer data plane and the source that follows the ELBv2 state,
-/// each restarted if it panics, both stopping with `shutdown`.
-fn spawn_data_plane(
+/// Starts one region's load balancer data plane and the source that follows its ELBv2
+/// state, each restarted if it panics, both stopping with `shutdown`.
+pub(crate) fn spawn_data_plane(
     loops: &mut tokio::task::JoinSet<()>,
-    app: &crate::http::App,
+    elb: &elbv2::Elbv2,
     shutdown: &CancellationToken,
 ) {
-    let source = crate::lb_wiring::ElbSource::new(app.elb().clone());
+    let source = crate::lb_wiring::ElbSource::new(elb.clone());
     let plane = Arc::new(lb::DataPlane::new(lb::Options::default()));
     let follower = source.clone();
     loops.spawn(supervise_task(

@@ -22,9 +22,11 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 pub mod objects;
+mod prefixed;
 pub mod retry;
 mod sqlite;
 pub use objects::{CommitHook, ObjectPage, Objects, ObjectsError, Step};
+pub use prefixed::Prefixed;
 pub use retry::RetryPolicy;
 pub use sqlite::{SqliteConfig, SqliteStore};
 

@@ -83,6 +83,16 @@ impl ArnScope {
         format!("arn:aws:iam::{}:root", self.account_id)
     }
 
+    /// Whether `reference` is an ECS ARN of another region, which ECS refuses wherever it
+    /// takes a reference (`InvalidParameterException: Invalid Region in ARN`) rather than
+    /// reading its last segment as a name.
+    pub fn is_foreign_region(&self, reference: &str) -> bool {
+        reference
+            .strip_prefix("arn:aws:ecs:")
+            .and_then(|rest| rest.split(':').next())
+            .is_some_and(|region| region != self.region)
+    }
+
     /// Parses an ECS ARN of this region and account.
     pub fn parse(&self, arn: &str) -> Result<EcsResource, ArnParseError> {
         let err = || ArnParseError(arn.to_owned());
@@ -187,6 +197,15 @@ mod tests {
             .parse("arn:aws:ecs:us-east-1:000000000000:task-definition/x:0")
             .is_err());
         assert!(s.parse("cluster/x").is_err());
+    }
+
+    #[test]
+    fn only_ecs_arns_of_another_region_are_foreign() {
+        let s = scope();
+        assert!(s.is_foreign_region("arn:aws:ecs:us-east-2:000000000000:cluster/x"));
+        assert!(!s.is_foreign_region("arn:aws:ecs:us-east-1:000000000000:cluster/x"));
+        assert!(!s.is_foreign_region("x"));
+        assert!(!s.is_foreign_region("arn:aws:iam::000000000000:role/r"));
     }
 
     #[test]

@@ -309,7 +309,12 @@ impl Dispatch {
             .map(|s| s.as_ref())
     }
 
-    async fn read_and_verify<B>(
+    /// Reads a request's body (at most `limit` bytes) and verifies its signature: the key,
+    /// clock and signed headers are checked before any body is read, so an unknown key
+    /// never makes the server take a body. For a server that must know who signed a
+    /// request before it picks the dispatch to serve it; `query` words failures as query
+    /// protocols do.
+    pub async fn read_and_verify<B>(
         &self,
         parts: &Parts,
         body: B,

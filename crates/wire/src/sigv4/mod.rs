@@ -19,7 +19,7 @@ use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
 pub use error::SigV4Error;
-pub use parse::{parse_authorization, AuthorizationHeader};
+pub use parse::{claimed_scope, parse_authorization, AuthorizationHeader, ClaimedScope};
 
 use canonical::{CanonicalRequest, PathMode, PlusMode};
 use parse::{AuthParts, Credential, PresignedParts, ALGORITHM};

@@ -44,6 +44,41 @@ pub fn parse_authorization(value: &str) -> Result<AuthorizationHeader, SigV4Erro
     })
 }
 
+/// The region and signing name of a request's credential scope, as claimed before the
+/// signature is checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimedScope<'a> {
+    /// The scope's region, e.g. `us-east-2`.
+    pub region: Cow<'a, str>,
+    /// The scope's signing name, e.g. `ecs`.
+    pub service: Cow<'a, str>,
+}
+
+/// The credential scope a request claims, read before its signature is checked (a front
+/// end picks the region's services with it; the signature, verified later against the
+/// same scope, makes it binding). From the `Authorization` header, else a presigned
+/// URL's `X-Amz-Credential`; `None` when neither parses (the dispatch then reports why).
+/// Borrows from the header on the common path.
+pub fn claimed_scope<'a>(
+    query: Option<&'a str>,
+    headers: &'a http::HeaderMap,
+) -> Option<ClaimedScope<'a>> {
+    if let Some(value) = headers.get(http::header::AUTHORIZATION) {
+        let credential = AuthParts::parse(value.to_str().ok()?).ok()?.credential;
+        return Some(ClaimedScope {
+            region: Cow::Borrowed(credential.region),
+            service: Cow::Borrowed(credential.service),
+        });
+    }
+    let query = query.filter(|q| query_has_algorithm(q))?;
+    let parts = PresignedParts::parse(query).ok()?;
+    let credential = Credential::parse(&parts.credential).ok()?;
+    Some(ClaimedScope {
+        region: Cow::Owned(credential.region.to_owned()),
+        service: Cow::Owned(credential.service.to_owned()),
+    })
+}
+
 /// The credential scope: `<AccessKeyId>/<date>/<region>/<service>/aws4_request`.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Credential<'a> {

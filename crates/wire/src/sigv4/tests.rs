@@ -471,3 +471,23 @@ fn a_remembered_signing_key_is_the_derived_one_and_never_another_secrets() {
         signing_key("b", &scope("ecs"))
     );
 }
+
+#[test]
+fn the_claimed_scope_comes_from_the_header_or_the_presigned_credential() {
+    let region = |q: Option<&str>, h: &http::HeaderMap| {
+        claimed_scope(q, h).map(|c| (c.region.into_owned(), c.service.into_owned()))
+    };
+    let h = vector_headers(&vector_auth(VECTOR_SIG));
+    assert_eq!(region(None, &h), Some(("us-east-1".into(), "iam".into())));
+    let bare = vector_headers("");
+    let presigned = "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIDEXAMPLE%2F20150830%2Feu-west-3%2Fecs%2Faws4_request&X-Amz-Date=20150830T123600Z&X-Amz-Expires=60&X-Amz-SignedHeaders=host&X-Amz-Signature=00";
+    assert_eq!(
+        region(Some(presigned), &bare),
+        Some(("eu-west-3".into(), "ecs".into()))
+    );
+    // Unsigned or unreadable: no claim; the dispatch words the refusal.
+    assert_eq!(region(None, &bare), None);
+    assert_eq!(region(Some("a=b"), &bare), None);
+    let garbled = vector_headers("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/2015");
+    assert_eq!(region(None, &garbled), None);
+}
