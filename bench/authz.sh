@@ -49,13 +49,20 @@ print(k["AccessKeyId"], k["SecretAccessKey"])
 PYEOF
 )
 
+# The server's CPU time so far (user + system), in clock ticks.
+server_ticks() { awk '{print $14 + $15}' "/proc/$SERVER_PID/stat"; }
+
+# One run; its loadgen JSON line gains `server_cpu_ticks` (the server's CPU time during
+# the run): CPU per request is steadier than throughput on a machine the load generator
+# shares with the server.
 run() { # label key secret op
-  local extra=()
+  local extra=() before out
   [ "$4" = describe-task-definition ] && extra=(--prepare)
-  printf '%s %s ' "$1" "$4"
-  "$LOADGEN" --endpoint "$ENDPOINT" --access-key "$2" --secret-key "$3" \
+  before=$(server_ticks)
+  out=$("$LOADGEN" --endpoint "$ENDPOINT" --access-key "$2" --secret-key "$3" \
     --region us-east-1 --op "$4" --concurrency "$CONCURRENCY" --duration-secs "$DURATION" \
-    "${extra[@]}" | tail -n 1
+    "${extra[@]}" | tail -n 1)
+  printf '%s %s %s\n' "$1" "$4" "${out%\}},\"server_cpu_ticks\":$(($(server_ticks) - before))}"
 }
 
 for round in $(seq 1 "$ROUNDS"); do
@@ -71,19 +78,24 @@ for round in $(seq 1 "$ROUNDS"); do
   done
 done
 
-"$PY" - "$WORK/results" <<'PYEOF'
+"$PY" - "$WORK/results" "$(getconf CLK_TCK)" <<'PYEOF'
 import json, statistics, sys
 runs = {}
 for line in open(sys.argv[1]):
     label, op, js = line.split(" ", 2)
     runs.setdefault((op, label), []).append(json.loads(js))
-print("\n| op | root rps (median) | user rps (median) | user/root | target | errors |")
-print("|---|---:|---:|---:|---:|---:|")
+tick_us = 1e6 / int(sys.argv[2])
+def cpu_us(x):  # server CPU per request, µs
+    return x["server_cpu_ticks"] * tick_us / max(x["requests"], 1)
+print("\n| op | root rps (median) | user rps (median) | user/root | target | server CPU/request root / user (µs, median) | CPU root/user | errors |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|")
 for op, target in (("describe-task-definition", 0.95), ("register-task-definition", 0.90)):
     r, u = runs[(op, "root")], runs[(op, "user")]
     mr = statistics.median(x["rps"] for x in r)
     mu = statistics.median(x["rps"] for x in u)
+    cr = statistics.median(cpu_us(x) for x in r)
+    cu = statistics.median(cpu_us(x) for x in u)
     errs = sum(x["errors"] for x in r + u)
-    print(f"| {op} | {mr:.0f} | {mu:.0f} | **{mu / mr:.3f}** | ≥ {target} | {errs} |")
+    print(f"| {op} | {mr:.0f} | {mu:.0f} | **{mu / mr:.3f}** | ≥ {target} | {cr:.1f} / {cu:.1f} | {cr / cu:.3f} | {errs} |")
 PYEOF
 bench_footer
