@@ -21,6 +21,7 @@ import botocore.exceptions
 import pytest
 import requests
 
+from sim_fixtures import Sim
 from agent_fixtures import (
     IMAGE,
     AgentProcess,
@@ -292,3 +293,13 @@ def test_docker_push_and_pull_through_the_tls_registry_with_the_ca_installed(
         assert "hello from stevedore" in docker.run("run", "--rm", remote).stdout
     finally:
         shutil.rmtree(certs, ignore_errors=True)
+
+
+def test_hollow_instances_join_over_tls_with_the_ca_file(tls):
+    srv, cfg = tls
+    ecs = ecs_client(cfg, str(srv.ca))
+    sim = Sim(cfg, ecs, 2)
+    sim.args += ["--ca-file", str(srv.ca)]
+    with sim:
+        instances = sim.describe_instances()
+        assert len(instances) == 2 and all(ci["agentConnected"] for ci in instances), instances

@@ -54,6 +54,10 @@ pub struct SimArgs {
     /// Seconds between progress lines.
     #[arg(long, env = "STEVEDORE_SIM_REPORT_INTERVAL", default_value_t = 10)]
     report_interval_secs: u64,
+    /// PEM file of the CA that an `https://` endpoint's certificate must chain to (default:
+    /// the system's roots), e.g. the server's generated `ca.crt`.
+    #[arg(long, env = "STEVEDORE_SIM_CA_FILE")]
+    ca_file: Option<std::path::PathBuf>,
 }
 
 /// Runs the hollow instances until SIGINT or SIGTERM.
@@ -62,6 +66,9 @@ pub async fn run(args: SimArgs) -> anyhow::Result<()> {
         anyhow::bail!("--instances must be at least 1");
     }
     raise_open_files_limit();
+    if let Some(ca) = &args.ca_file {
+        ::agent::tls::trust_ca_file(ca).context("--ca-file")?;
+    }
     let credentials = Credentials::from_environment().context("loading AWS credentials")?;
     let region = region_from_environment();
     let mut api_config = ApiConfig::new(&args.endpoint, &region, credentials);
