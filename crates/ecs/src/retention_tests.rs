@@ -8,6 +8,11 @@ use crate::tests::{call, cluster_with_instance, fixture, td};
 use serde_json::{json, Value};
 use testkit::FakeClock;
 
+/// One sweep at the fake clock's time.
+async fn sweep(ecs: &crate::Ecs, keep: &Retention, clock: &FakeClock) -> Swept {
+    ecs.sweep_expired(keep, clock.now()).await.expect("sweep")
+}
+
 const HOUR: f64 = 3600.0;
 
 /// A cluster `c` with one connected instance and the `web` definition; the instance ARN
@@ -78,11 +83,7 @@ async fn a_stopped_task_is_visible_until_its_retention_then_missing_with_its_ind
 
     // Just short of an hour after it stopped: still there, in Describe and List.
     clock.advance(HOUR - 60.0);
-    let swept = f
-        .ecs
-        .sweep_expired(&keep, clock.now())
-        .await
-        .expect("sweep");
+    let swept = sweep(&f.ecs, &keep, &clock).await;
     assert_eq!(swept.tasks, 0);
     let d = describe(&f.ecs, &gone).await;
     assert_eq!(d["tasks"][0]["lastStatus"], "STOPPED");
@@ -90,11 +91,7 @@ async fn a_stopped_task_is_visible_until_its_retention_then_missing_with_its_ind
 
     // Past the hour: gone, and DescribeTasks answers as for any unknown task.
     clock.advance(120.0);
-    let swept = f
-        .ecs
-        .sweep_expired(&keep, clock.now())
-        .await
-        .expect("sweep");
+    let swept = sweep(&f.ecs, &keep, &clock).await;
     assert_eq!(swept.tasks, 1);
     let d = describe(&f.ecs, &gone).await;
     assert_eq!(d["tasks"], json!([]));
@@ -119,11 +116,7 @@ async fn a_stopped_task_is_visible_until_its_retention_then_missing_with_its_ind
     assert!(index[0].0.ends_with(running_id), "{index:?}");
 
     // A second sweep finds nothing more.
-    let again = f
-        .ecs
-        .sweep_expired(&keep, clock.now())
-        .await
-        .expect("sweep");
+    let again = sweep(&f.ecs, &keep, &clock).await;
     assert_eq!(again, Swept::default());
 }
 
@@ -136,23 +129,9 @@ async fn the_retention_is_what_the_server_was_told() {
     let clock = FakeClock::at(crate::now());
     let keep = Retention::with_stopped_tasks(30.0);
     clock.advance(20.0);
-    assert_eq!(
-        f.ecs
-            .sweep_expired(&keep, clock.now())
-            .await
-            .expect("sweep")
-            .tasks,
-        0
-    );
+    assert_eq!(sweep(&f.ecs, &keep, &clock).await.tasks, 0);
     clock.advance(11.0);
-    assert_eq!(
-        f.ecs
-            .sweep_expired(&keep, clock.now())
-            .await
-            .expect("sweep")
-            .tasks,
-        1
-    );
+    assert_eq!(sweep(&f.ecs, &keep, &clock).await.tasks, 1);
     assert_eq!(
         describe(&f.ecs, &task).await["failures"][0]["reason"],
         "MISSING"
@@ -202,20 +181,12 @@ async fn a_client_token_answers_retries_for_its_window_then_is_forgotten() {
         ..Retention::default()
     };
     clock.advance(CLIENT_TOKEN_WINDOW - 60.0);
-    let swept = f
-        .ecs
-        .sweep_expired(&keep, clock.now())
-        .await
-        .expect("sweep");
+    let swept = sweep(&f.ecs, &keep, &clock).await;
     assert_eq!(swept.tokens, 0);
     assert_eq!(run(&f.ecs, json!({"clientToken": "tok-1"})).await, first);
 
     clock.advance(120.0);
-    let swept = f
-        .ecs
-        .sweep_expired(&keep, clock.now())
-        .await
-        .expect("sweep");
+    let swept = sweep(&f.ecs, &keep, &clock).await;
     assert_eq!(swept.tokens, 1);
     let key = token_key("c", "tok-1");
     assert!(f
@@ -243,11 +214,7 @@ async fn a_token_recorded_without_a_time_is_stamped_then_expires_a_window_later(
     assert!(f.ecs.objects.commit(txn).await.expect("written"));
     let clock = FakeClock::at(crate::now());
     let keep = Retention::default();
-    let swept = f
-        .ecs
-        .sweep_expired(&keep, clock.now())
-        .await
-        .expect("sweep");
+    let swept = sweep(&f.ecs, &keep, &clock).await;
     assert_eq!((swept.tokens, swept.stamped), (0, 1));
     let (rec, _) = f
         .ecs
@@ -258,11 +225,7 @@ async fn a_token_recorded_without_a_time_is_stamped_then_expires_a_window_later(
         .expect("kept");
     assert_eq!(rec.created_at, Some(clock.now()));
     clock.advance(CLIENT_TOKEN_WINDOW);
-    let swept = f
-        .ecs
-        .sweep_expired(&keep, clock.now())
-        .await
-        .expect("sweep");
+    let swept = sweep(&f.ecs, &keep, &clock).await;
     assert_eq!(swept.tokens, 1);
 }
 
@@ -297,20 +260,12 @@ async fn an_inactive_service_stays_describable_for_the_window_then_is_missing() 
     let clock = FakeClock::at(crate::now());
     let keep = Retention::default();
     clock.advance(HOUR - 60.0);
-    let swept = f
-        .ecs
-        .sweep_expired(&keep, clock.now())
-        .await
-        .expect("sweep");
+    let swept = sweep(&f.ecs, &keep, &clock).await;
     assert_eq!(swept.services, 0);
     assert_eq!(describe().await["services"][0]["status"], "INACTIVE");
 
     clock.advance(120.0);
-    let swept = f
-        .ecs
-        .sweep_expired(&keep, clock.now())
-        .await
-        .expect("sweep");
+    let swept = sweep(&f.ecs, &keep, &clock).await;
     assert_eq!(swept.services, 1);
     let d = describe().await;
     assert_eq!(d["services"], json!([]));
