@@ -468,22 +468,26 @@ mod tests {
             store::SqliteStore::open(store::SqliteConfig::new(dir.path().join("s.db")))
                 .expect("open"),
         );
+        let regions = open_regions(&root, dir.path()).await;
+        (dir, root, regions)
+    }
+
+    /// The server's regions over `root`, with files under `dir` (us-east-1 the default).
+    async fn open_regions(root: &Arc<dyn Store>, dir: &std::path::Path) -> Regions {
         let scope = ArnScope {
             region: "us-east-1".into(),
             account_id: "000000000000".into(),
         };
         let keys = iam::admin_only_keys("000000000000", "AK".into(), "SK".into());
-        let files = dir.path().to_owned();
-        let regions = Regions::new(
-            (root.clone(), files),
+        Regions::new(
+            (root.clone(), dir.to_owned()),
             &scope,
             "http://x/".into(),
             (keys, None),
             None,
         )
         .await
-        .expect("regions");
-        (dir, root, regions)
+        .expect("regions")
     }
 
     #[tokio::test]
@@ -505,21 +509,7 @@ mod tests {
             .expect("get")
             .is_some());
         // A server starting on the same store brings the marked region back.
-        let scope = ArnScope {
-            region: "us-east-1".into(),
-            account_id: "000000000000".into(),
-        };
-        let keys = iam::admin_only_keys("000000000000", "AK".into(), "SK".into());
-        let files = dir.path().to_owned();
-        let restarted = Regions::new(
-            (root, files),
-            &scope,
-            "http://x/".into(),
-            (keys, None),
-            None,
-        )
-        .await
-        .expect("regions");
+        let restarted = open_regions(&root, dir.path()).await;
         assert!(restarted.get("us-east-2").is_none());
         restarted.resume().await.expect("resume");
         assert!(restarted.get("us-east-2").is_some());
