@@ -47,6 +47,16 @@ def connect(cfg) -> socket.socket:
     return s
 
 
+def read_head(s: socket.socket) -> bytes:
+    """One response head, read a byte at a time so nothing after it is consumed."""
+    data = b""
+    while not data.endswith(b"\r\n\r\n"):
+        chunk = s.recv(1)
+        assert chunk, f"connection closed mid-head: {data!r}"
+        data += chunk
+    return data
+
+
 def read_response(s: socket.socket) -> bytes:
     """One whole response (headers plus Content-Length body)."""
     data = b""
@@ -203,13 +213,19 @@ def test_requests_past_the_in_flight_cap_get_throttling_503(tmp_path_factory):
 
 def held_requests_get_throttled(edgy) -> None:
     # Two requests held in flight: signed, declared 100 bytes long, the body never sent.
+    # Each asks for "100 Continue", which the server sends only once a handler (holding
+    # its place in the cap) reads the body: so both are counted before the cap is probed,
+    # and the probe cannot overtake the second one.
     held = []
     for _ in range(2):
         headers = signed_headers(edgy, "ListClusters", b"{}")
         headers["Host"] = edgy.endpoint.removeprefix("http://")
         headers["Content-Length"] = "100"
+        headers["Expect"] = "100-continue"
         s = connect(edgy)
-        s.sendall(raw_request("POST", "/", headers, b"{"))
+        s.sendall(raw_request("POST", "/", headers))
+        assert read_head(s).startswith(b"HTTP/1.1 100 Continue")
+        s.sendall(b"{")
         held.append(s)
     try:
         r = list_clusters_until(edgy, 503)
