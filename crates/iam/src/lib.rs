@@ -36,10 +36,15 @@ use store::{Objects, Step, Store, Txn};
 use token::TokenKey;
 use wire::{Caller, Identity, KeyError, Keys};
 
-/// What both services share: the store and the directory.
+/// Finds the directory of another account this server holds, by account id: what a
+/// cross-account AssumeRole reads the role (and mints the session) from.
+pub type Peers = Arc<dyn Fn(&str) -> Option<Arc<Directory>> + Send + Sync>;
+
+/// What both services share: the store, the directory and the other accounts'.
 struct Core {
     objects: Objects<IamError>,
     directory: Arc<Directory>,
+    peers: std::sync::OnceLock<Peers>,
 }
 
 /// The IAM API.
@@ -90,7 +95,11 @@ impl Iam {
             }
         }
         Ok(Self {
-            core: Arc::new(Core { objects, directory }),
+            core: Arc::new(Core {
+                objects,
+                directory,
+                peers: std::sync::OnceLock::new(),
+            }),
         })
     }
 
@@ -99,6 +108,13 @@ impl Iam {
         Sts {
             core: self.core.clone(),
         }
+    }
+
+    /// Lets STS reach the other accounts of this server (set once; later calls are
+    /// ignored): a role of another account can then be assumed where its trust policy
+    /// allows the caller, as on AWS.
+    pub fn set_peers(&self, peers: Peers) {
+        let _ = self.core.peers.set(peers);
     }
 
     /// The directory.

@@ -135,9 +135,9 @@ pub(crate) fn trust_names_account(document: &str, account: &str) -> bool {
     })
 }
 
-/// AWS's check for AssumeRole within one account: the trust policy must name the caller
-/// (or its account), the caller's identity policies must allow `sts:AssumeRole` on the
-/// role (root needs none), and no Deny in either may match.
+/// AWS's check for AssumeRole, within one account or across two: the trust policy must
+/// name the caller (or its account), the caller's identity policies must allow
+/// `sts:AssumeRole` on the role (root needs none), and no Deny in either may match.
 fn trusts(role: &RoleEntry, caller: &Caller) -> bool {
     let Some(trust) = role.trust.as_deref() else {
         return false;
@@ -157,8 +157,13 @@ fn trusts(role: &RoleEntry, caller: &Caller) -> bool {
     if matches!(evaluate(&req, all), Decision::ExplicitDeny(_)) {
         return false;
     }
-    let names_account =
-        role.trusts_account && caller.account() == role.record.arn.split(':').nth(4).unwrap_or("");
+    let same_account = caller.account() == role.record.arn.split(':').nth(4).unwrap_or("");
+    let names_account = if same_account {
+        role.trusts_account
+    } else {
+        // Another account's trust policy delegates to this one only by naming it.
+        trust_names_account(&role.record.trust, caller.account())
+    };
     if caller.is_root() {
         return names_account;
     }
@@ -182,7 +187,12 @@ fn session_tags(q: &QueryView<'_>) -> Result<Vec<(String, String)>, IamError> {
         .collect())
 }
 
-fn assume_role(dir: &Directory, q: &QueryView<'_>, caller: &Caller) -> Result<String, IamError> {
+fn assume_role(
+    own: &Directory,
+    peers: Option<&crate::Peers>,
+    q: &QueryView<'_>,
+    caller: &Caller,
+) -> Result<String, IamError> {
     let role_arn = q
         .get("RoleArn")
         .ok_or_else(|| IamError::missing("roleArn"))?;
@@ -201,6 +211,18 @@ fn assume_role(dir: &Directory, q: &QueryView<'_>, caller: &Caller) -> Result<St
             "Session policies (Policy, PolicyArns) are not supported by Stevedore yet.".into(),
         ));
     }
+    // A role of another account of this server is read (and its session minted) there,
+    // so that account's key lookup opens the session and its resources serve it.
+    let role_account = role_arn.split(':').nth(4).unwrap_or("");
+    let peer;
+    let dir = if role_account == own.account() {
+        own
+    } else {
+        peer = peers
+            .and_then(|find| find(role_account))
+            .ok_or_else(|| denied(caller.principal_arn(), role_arn))?;
+        &peer
+    };
     let role = role_by_arn(dir, role_arn)
         .filter(|r| trusts(r, caller))
         .ok_or_else(|| denied(caller.principal_arn(), role_arn))?;
@@ -366,7 +388,7 @@ impl Service for Sts {
         let dir = self.core.dir();
         let result = match op {
             Operation::GetCallerIdentity => Ok(get_caller_identity(call.caller)),
-            Operation::AssumeRole => assume_role(dir, &q, call.caller),
+            Operation::AssumeRole => assume_role(dir, self.core.peers.get(), &q, call.caller),
             Operation::GetSessionToken => get_session_token(dir, &q, call.caller),
             _ => return Err(ServiceError::NotImplemented),
         };

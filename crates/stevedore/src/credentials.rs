@@ -35,7 +35,8 @@ pub enum KeySource {
 const ID_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 const SECRET_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-fn generate() -> AccessKey {
+/// A new random access key pair, shaped as AWS's long-term keys are.
+pub fn generate() -> AccessKey {
     let mut rng = rand::thread_rng();
     let mut pick = |alphabet: &[u8], n: usize| -> String {
         (0..n)

@@ -152,6 +152,22 @@ impl Provisioner {
     /// refuse Fargate), marker and key, agents signing for `region` and keeping their
     /// state under `state_root`.
     pub fn for_region(&self, region: &str, state_root: PathBuf) -> Arc<Self> {
+        self.for_scope(region, state_root, self.credentials.clone())
+    }
+
+    /// The hidden capacity of another account (in `region`): agents sign with that
+    /// account's root `key`, so their clusters and instances are the account's own.
+    pub fn for_account(
+        &self,
+        region: &str,
+        state_root: PathBuf,
+        key: &crate::credentials::AccessKey,
+    ) -> Arc<Self> {
+        let credentials = Credentials::new(&key.access_key_id, &key.secret_access_key, None);
+        self.for_scope(region, state_root, credentials)
+    }
+
+    fn for_scope(&self, region: &str, state_root: PathBuf, credentials: Credentials) -> Arc<Self> {
         let (keep, shutdown) = watch::channel(false);
         Arc::new_cyclic(|me| Self {
             me: me.clone(),
@@ -160,7 +176,7 @@ impl Provisioner {
             unavailable: self.unavailable.clone(),
             endpoint: self.endpoint.clone(),
             region: region.to_owned(),
-            credentials: self.credentials.clone(),
+            credentials,
             state_root,
             running: Mutex::default(),
             shutdown,

@@ -14,42 +14,52 @@ use std::sync::Arc;
 use wire::envelope::{self, Envelope};
 use wire::{AwsError, JsonVersion};
 
-/// Shared state of the HTTP layer: the regions and what is global to them.
+/// Shared state of the HTTP layer: the accounts, each with its IAM and regions.
 pub struct App {
-    regions: crate::regions::Regions,
-    iam: Option<iam::Iam>,
+    accounts: crate::accounts::Accounts,
 }
 
 impl App {
-    /// Serves `regions`; `iam` is global.
-    pub fn new(regions: crate::regions::Regions, iam: Option<iam::Iam>) -> Self {
-        Self { regions, iam }
+    /// Serves `accounts`.
+    pub fn new(accounts: crate::accounts::Accounts) -> Self {
+        Self { accounts }
     }
 
-    /// Every region, by name.
-    pub fn regions(&self) -> &crate::regions::Regions {
-        &self.regions
+    /// Every account, by id.
+    pub fn accounts(&self) -> &crate::accounts::Accounts {
+        &self.accounts
     }
 
-    /// IAM, when the server serves it.
-    pub fn iam(&self) -> Option<&iam::Iam> {
-        self.iam.as_ref()
-    }
-
-    /// The region a verified request was signed for, built on its first use (the
-    /// request is authenticated, so building it is not something strangers can cause).
-    pub async fn region_of(
+    /// The account whose key signed a request (the first account when none did, or
+    /// when no account knows the key: its dispatch then refuses the request).
+    pub fn account_for(
         &self,
+        query: Option<&str>,
+        headers: &HeaderMap,
+    ) -> Arc<crate::accounts::Account> {
+        match wire::sigv4::claimed_scope(query, headers) {
+            Some(claimed) => self
+                .accounts
+                .owner(&claimed.access_key_id, claimed.session_token.as_deref()),
+            None => self.accounts.first().clone(),
+        }
+    }
+
+    /// The region a verified request was signed for in `account`, built on its first use
+    /// (the request is authenticated, so building it is not something strangers can cause).
+    pub async fn region_of(
+        account: &crate::accounts::Account,
         verified: &wire::sigv4::Verified,
     ) -> Result<Arc<crate::regions::Regional>, AwsError> {
         if !crate::regions::valid_region(&verified.region) {
             return Err(crate::regions::invalid_region(false));
         }
-        self.regions
+        account
+            .regions
             .get_or_build(&verified.region)
             .await
             .map_err(|error| {
-                tracing::error!(region = %verified.region, %error, "Could not bring a region into service.");
+                tracing::error!(account = %account.id, region = %verified.region, %error, "Could not bring a region into service.");
                 AwsError::server("InternalFailure", "The region could not be brought into service.")
             })
     }
@@ -74,6 +84,10 @@ pub fn router(app: Arc<App>) -> Router {
             axum::routing::post(crate::instance_identity::mint),
         )
         .route(
+            crate::accounts::ACCOUNTS_PATH,
+            axum::routing::post(crate::accounts::create_route),
+        )
+        .route(
             ::agent::instance_identity::IDENTITY_PATH,
             axum::routing::post(crate::instance_identity::redeem),
         )
@@ -84,7 +98,14 @@ pub fn router(app: Arc<App>) -> Router {
         .fallback(api);
     // The registry's `/v2/` routes authenticate with registry tokens, not SigV4, so they
     // sit beside the signed fallback rather than behind it; the token picks the region.
-    let router = if app.regions.default_region().registry.is_some() {
+    let router = if app
+        .accounts
+        .first()
+        .regions
+        .default_region()
+        .registry
+        .is_some()
+    {
         router
             .route("/v2", axum::routing::any(registry_entry))
             .route("/v2/", axum::routing::any(registry_entry))
@@ -102,7 +123,7 @@ async fn registry_entry(State(app): State<Arc<App>>, req: Request) -> Response {
         .headers()
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let region = app.regions.registry_for(authorization).await;
+    let region = app.accounts.registry_for(authorization).await;
     let Some(routes) = region.registry_routes.clone() else {
         return http::StatusCode::NOT_FOUND.into_response();
     };
@@ -129,7 +150,8 @@ async fn api(State(app): State<Arc<App>>, mut req: Request) -> Response {
     if let Some(peer) = peer {
         req.extensions_mut().insert(peer);
     }
-    let regions = app.regions();
+    let account = app.account_for(req.uri().query(), req.headers());
+    let regions = &account.regions;
     let claimed = wire::sigv4::claimed_scope(req.uri().query(), req.headers());
     let region = match &claimed {
         // Unsigned, unreadable, or global (IAM, STS): the default region's dispatch serves
@@ -142,7 +164,7 @@ async fn api(State(app): State<Arc<App>>, mut req: Request) -> Response {
             Some(region) => region,
             None => {
                 let name = c.region.clone().into_owned();
-                return first_in_region(&app, req, &name).await;
+                return first_in_region(&account, req, &name).await;
             }
         },
     };
@@ -157,7 +179,11 @@ const GLOBAL_SERVICES: [&str; 2] = ["iam", "sts"];
 /// region's dispatch checks it as it checks its own: the key before the body (an unknown
 /// key never makes the server take a body), then the body, up to the default limit (a
 /// first request is never a layer upload), and the signature.
-async fn first_in_region(app: &App, req: Request, region: &str) -> Response {
+async fn first_in_region(
+    account: &crate::accounts::Account,
+    req: Request,
+    region: &str,
+) -> Response {
     let (parts, body) = req.into_parts();
     let addressed = wire::dispatch::route::classify(parts.uri.path(), &parts.headers);
     let envelope = addressed.envelope();
@@ -169,7 +195,7 @@ async fn first_in_region(app: &App, req: Request, region: &str) -> Response {
     if !crate::regions::valid_region(region) {
         return refuse(&crate::regions::invalid_region(query));
     }
-    let default = app.regions().default_region();
+    let default = account.regions.default_region();
     let limit = wire::service::DEFAULT_BODY_LIMIT;
     let (bytes, verified) = match default
         .dispatch
@@ -179,7 +205,7 @@ async fn first_in_region(app: &App, req: Request, region: &str) -> Response {
         Ok((bytes, verified, _)) => (bytes, verified),
         Err(err) => return refuse(&err),
     };
-    match app.region_of(&verified).await {
+    match App::region_of(account, &verified).await {
         Ok(regional) => {
             let req = Request::from_parts(parts, Body::from(bytes));
             regional.dispatch.serve(req).await.map(Body::from)
@@ -196,17 +222,21 @@ pub fn authenticate_global(
     uri: &http::Uri,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<wire::Caller, AwsError> {
-    app.regions
+) -> Result<(wire::Caller, Arc<crate::accounts::Account>), AwsError> {
+    let account = app.account_for(uri.query(), headers);
+    let caller = account
+        .regions
         .default_region()
         .dispatch
         .authenticate(method, uri, headers, body, None)
-        .map(|(_, caller)| caller)
+        .map(|(_, caller)| caller)?;
+    Ok((caller, account))
 }
 
 /// Verifies a request outside the API dispatch (the channel upgrade, Stevedore's own
 /// routes) and, when `service` is given, that its credential scope names that service;
-/// who signed it and the region it was signed for (built on its first use).
+/// who signed it and the region (of the signer's account) it was signed for, built on
+/// its first use.
 pub async fn authenticate_request(
     app: &App,
     method: &http::Method,
@@ -215,12 +245,13 @@ pub async fn authenticate_request(
     body: &[u8],
     service: Option<&str>,
 ) -> Result<(wire::Caller, Arc<crate::regions::Regional>), AwsError> {
-    let (verified, caller) = app
+    let account = app.account_for(uri.query(), headers);
+    let (verified, caller) = account
         .regions
         .default_region()
         .dispatch
         .authenticate(method, uri, headers, body, service)?;
-    Ok((caller, app.region_of(&verified).await?))
+    Ok((caller, App::region_of(&account, &verified).await?))
 }
 
 /// An AWS JSON 1.1 error response.

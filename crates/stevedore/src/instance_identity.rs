@@ -61,19 +61,18 @@ pub async fn mint(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Response {
-    let caller = match crate::http::authenticate_global(&app, &method, &uri, &headers, &bytes) {
-        Ok(c) => c,
-        Err(e) => return aws_error(&e),
-    };
+    let (caller, account) =
+        match crate::http::authenticate_global(&app, &method, &uri, &headers, &bytes) {
+            Ok(c) => c,
+            Err(e) => return aws_error(&e),
+        };
     let req: JoinTokenRequest = match body(&bytes, r#"{"instanceProfileName", "ttlSeconds"?}"#) {
         Ok(r) => r,
         Err(response) => return *response,
     };
-    let Some(iam) = app.iam() else {
-        return no_iam();
-    };
     let ttl = req.ttl_seconds.map_or(DEFAULT_TTL, Duration::from_secs);
-    match iam
+    match account
+        .iam
         .mint_join_token(&caller, &req.instance_profile_name, ttl)
         .await
     {
@@ -92,13 +91,17 @@ pub async fn redeem(State(app): State<Arc<App>>, bytes: Bytes) -> Response {
         Ok(r) => r,
         Err(response) => return *response,
     };
-    let Some(iam) = app.iam() else {
-        return no_iam();
-    };
-    match iam.redeem_join_token(&req.join_token).await {
-        Ok(identity) => json(&identity),
-        Err(e) => refusal(&e),
+    // The token is the proof; the account whose IAM minted it redeems it.
+    let mut refused = None;
+    for account in app.accounts().all() {
+        match account.iam.redeem_join_token(&req.join_token).await {
+            Ok(identity) => return json(&identity),
+            Err(e) => {
+                refused.get_or_insert(e);
+            }
+        }
     }
+    refused.map_or_else(no_iam, |e| refusal(&e))
 }
 
 /// `POST /stevedore/instance-credentials`.
@@ -108,25 +111,32 @@ pub async fn credentials(State(app): State<Arc<App>>, bytes: Bytes) -> Response 
         Ok(r) => r,
         Err(response) => return *response,
     };
-    let Some(iam) = app.iam() else {
-        return no_iam();
-    };
-    match iam
-        .instance_credentials(&req.instance_id, &req.instance_secret)
-        .await
-    {
-        Ok(c) => json(&ImdsCredentials {
-            code: "Success".into(),
-            expiration: c.expiration_iso8601(),
-            last_updated: wire::xml::iso8601_secs(iam.directory().now()),
-            access_key_id: c.access_key_id,
-            secret_access_key: c.secret_access_key,
-            token: c.session_token,
-            kind: "AWS-HMAC".into(),
-        }),
-        Err(e) => {
-            tracing::info!(instance = %req.instance_id, error = %e, "Instance credentials refused.");
-            refusal(&e)
+    // The instance belongs to the account whose IAM knows it.
+    let mut refused = None;
+    for account in app.accounts().all() {
+        let iam = &account.iam;
+        match iam
+            .instance_credentials(&req.instance_id, &req.instance_secret)
+            .await
+        {
+            Ok(c) => {
+                return json(&ImdsCredentials {
+                    code: "Success".into(),
+                    expiration: c.expiration_iso8601(),
+                    last_updated: wire::xml::iso8601_secs(iam.directory().now()),
+                    access_key_id: c.access_key_id,
+                    secret_access_key: c.secret_access_key,
+                    token: c.session_token,
+                    kind: "AWS-HMAC".into(),
+                });
+            }
+            Err(e) => {
+                refused.get_or_insert(e);
+            }
         }
     }
+    refused.map_or_else(no_iam, |e| {
+        tracing::info!(instance = %req.instance_id, error = %e, "Instance credentials refused.");
+        refusal(&e)
+    })
 }

@@ -3,9 +3,7 @@
 //! checks `iam:PassRole` on the profile's role) and prints it with the command an agent
 //! host runs to join. The admin key never has to reach that host.
 
-use ::agent::credentials::region_from_environment;
 use ::agent::instance_identity::{JoinTokenRequest, JoinTokenResponse, JOIN_TOKENS_PATH};
-use ::agent::{ApiClient, ApiConfig, Credentials};
 use anyhow::Context;
 
 /// Options of `stevedore join-token`.
@@ -17,49 +15,23 @@ pub struct JoinTokenArgs {
     /// How long the token may wait to be redeemed, e.g. `1h`, `30m` (at most 7 days).
     #[arg(long, default_value = "1h")]
     ttl: String,
-    /// The control plane.
-    #[arg(
-        long,
-        env = "STEVEDORE_ENDPOINT",
-        default_value = "http://127.0.0.1:4747"
-    )]
-    endpoint: String,
+    #[command(flatten)]
+    to: crate::admin_client::Endpoint,
     /// The cluster named in the printed agent command line.
     #[arg(long, default_value = "default")]
     cluster: String,
-    /// PEM file of the CA that an `https://` endpoint's certificate must chain to
-    /// (default: the system's roots), e.g. the server's `ca.crt`.
-    #[arg(long, env = "AWS_CA_BUNDLE")]
-    ca_file: Option<std::path::PathBuf>,
 }
 
 /// Mints the token and prints it.
 pub async fn run(args: JoinTokenArgs) -> anyhow::Result<()> {
     let ttl = crate::agent::parse_duration(&args.ttl)?;
-    let credentials = Credentials::from_environment().context("loading AWS credentials")?;
-    if let Some(ca) = &args.ca_file {
-        ::agent::tls::trust_ca_file(ca).context("--ca-file")?;
-    }
-    let api = ApiClient::new(ApiConfig::new(
-        &args.endpoint,
-        region_from_environment(),
-        credentials,
-    ))
-    .context("building the client")?;
     let body = serde_json::to_vec(&JoinTokenRequest {
         instance_profile_name: args.instance_profile.clone(),
         ttl_seconds: Some(ttl.as_secs()),
     })?;
-    let (status, answer) = api
-        .post_json("iam", JOIN_TOKENS_PATH, "CreateJoinToken", body)
-        .await?;
-    if status != 200 {
-        let message = serde_json::from_slice::<serde_json::Value>(&answer)
-            .ok()
-            .and_then(|v| v.get("message").and_then(|m| m.as_str().map(str::to_owned)))
-            .unwrap_or_else(|| String::from_utf8_lossy(&answer).into_owned());
-        anyhow::bail!("the server refused the join token (HTTP {status}): {message}");
-    }
+    let answer =
+        crate::admin_client::post(&args.to, "iam", JOIN_TOKENS_PATH, "the join token", body)
+            .await?;
     let token: JoinTokenResponse =
         serde_json::from_slice(&answer).context("reading the server's answer")?;
     println!("{}", token.join_token);
@@ -67,10 +39,10 @@ pub async fn run(args: JoinTokenArgs) -> anyhow::Result<()> {
         "Join token for instance profile {} (single use, expires {}). On the agent host run:\n  stevedore agent --endpoint {} --cluster {} --join-token {}{}",
         token.instance_profile_name,
         token.expiration,
-        args.endpoint,
+        args.to.endpoint,
         args.cluster,
         token.join_token,
-        if args.endpoint.starts_with("https://") { " --ca-file <copy of the server's ca.crt>" } else { "" }
+        if args.to.endpoint.starts_with("https://") { " --ca-file <copy of the server's ca.crt>" } else { "" }
     );
     Ok(())
 }

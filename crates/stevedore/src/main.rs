@@ -1,6 +1,9 @@
 //! `stevedore`: the one binary. It parses the command line, sets up logging and runs the
 //! role asked for. Each role's wiring lives in its own module.
 
+mod account_command;
+mod accounts;
+mod admin_client;
 mod agent;
 mod channel;
 mod credentials;
@@ -52,6 +55,8 @@ enum Command {
     Lb(lb_command::LbArgs),
     /// Mint a one-time token with which an agent host joins as an instance profile.
     JoinToken(join_token::JoinTokenArgs),
+    /// Manage the accounts this server holds (each with its own IAM and resources).
+    Account(account_command::AccountArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -85,6 +90,7 @@ fn main() -> std::process::ExitCode {
             Command::Agent(args) => agent::run(args).await,
             Command::Lb(args) => lb_command::run(args).await,
             Command::JoinToken(args) => join_token::run(args).await,
+            Command::Account(args) => account_command::run(args).await,
         }
     });
     match result {

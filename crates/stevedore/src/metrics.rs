@@ -16,7 +16,7 @@ use std::sync::Arc;
 pub async fn scrape(State(app): State<Arc<App>>) -> Response {
     let mut counts = std::collections::HashMap::<String, u64>::new();
     let mut counted = true;
-    for region in app.regions().all() {
+    for region in app.accounts().regions() {
         match region.ecs.task_counts().await {
             Ok(region_counts) => {
                 for (status, n) in region_counts {

@@ -233,23 +233,6 @@ impl Regions {
         Ok(())
     }
 
-    /// The region whose registry issued the token of a `/v2/` request's `Authorization`
-    /// header; the default region for anonymous requests and tokens no region issued
-    /// (its registry then words the refusal). One `docker login` holds one region's
-    /// token, so it reaches that region's repositories.
-    pub async fn registry_for(&self, authorization: Option<&str>) -> Arc<Regional> {
-        if authorization.is_some() {
-            for region in self.all() {
-                if let Some(registry) = &region.registry {
-                    if registry.issued(authorization).await {
-                        return region;
-                    }
-                }
-            }
-        }
-        self.default.clone()
-    }
-
     /// Every region built so far, the default first.
     pub fn all(&self) -> Vec<Arc<Regional>> {
         let mut all = vec![self.default.clone()];

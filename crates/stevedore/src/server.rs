@@ -194,41 +194,28 @@ pub async fn run(args: ServerArgs, quick_start: bool) -> anyhow::Result<()> {
         args.fargate_sandbox,
     )
     .await;
-    let iam = iam::Iam::open(store.clone(), &args.account_id)
-        .await
-        .context("opening IAM")?;
-    let roles = crate::task_roles::IamRoleSessions::new(iam.clone(), &key.secret_access_key);
-    let keys = iam.keys(key.access_key_id.clone(), key.secret_access_key.clone());
-    let kit = crate::regions::Kit {
-        registry: Some(crate::regions::RegistryKit {
-            host: addr.to_string(),
-            scheme: scheme.to_owned(),
-            // Registry tokens act as their principal, with its policies as IAM holds them now.
-            identity: Arc::new(crate::registry_identity::RegistryIdentity::new(
-                iam.directory().clone(),
-            )),
-        }),
+    let template = crate::accounts::Template {
+        registry: Some((addr.to_string(), scheme.to_owned())),
         fargate: Some(provisioner.clone()),
-        role_sessions: Some(Arc::new(roles)),
         disconnect_timeout: args.agent_disconnect_timeout,
         retention: ecs::Retention::with_stopped_tasks(args.stopped_task_retention.as_secs_f64()),
         serve_lb: !args.no_lb,
         shutdown: shutdown.clone(),
     };
-    let regions = crate::regions::Regions::new(
+    let accounts = crate::accounts::Accounts::open(
         (store, args.data_dir.clone()),
         &scope,
         format!("{scheme}://{addr}/"),
-        (keys, Some(iam.clone())),
-        Some(kit),
+        &key,
+        Some(template),
     )
     .await?;
-    // Regions other than the default that hold state keep being reconciled.
-    regions
+    // Accounts and regions other than the first that hold state keep being reconciled.
+    accounts
         .resume()
         .await
-        .context("bringing the regions back")?;
-    let app = Arc::new(App::new(regions, Some(iam)));
+        .context("bringing the accounts back")?;
+    let app = Arc::new(App::new(accounts));
     loops.spawn(supervise(
         LoopName::MetricsUpkeep,
         shutdown.clone(),
@@ -270,8 +257,8 @@ pub async fn run(args: ServerArgs, quick_start: bool) -> anyhow::Result<()> {
     .await;
     // Also when serving failed: no loop outlives the server.
     shutdown.cancel();
-    // Every region's Fargate agents and loops, then the server's own.
-    let regional_left = app.regions().stop(LOOPS_STOP_WITHIN).await;
+    // Every account's regions' Fargate agents and loops, then the server's own.
+    let regional_left = app.accounts().stop(LOOPS_STOP_WITHIN).await;
     let stopped = tokio::time::timeout(LOOPS_STOP_WITHIN, async {
         while loops.join_next().await.is_some() {}
     })

@@ -48,6 +48,10 @@ pub fn parse_authorization(value: &str) -> Result<AuthorizationHeader, SigV4Erro
 /// signature is checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaimedScope<'a> {
+    /// The access key id that signed (claims to have signed) the request.
+    pub access_key_id: Cow<'a, str>,
+    /// The session token sent with it (temporary credentials), if any.
+    pub session_token: Option<Cow<'a, str>>,
     /// The scope's region, e.g. `us-east-2`.
     pub region: Cow<'a, str>,
     /// The scope's signing name, e.g. `ecs`.
@@ -66,6 +70,11 @@ pub fn claimed_scope<'a>(
     if let Some(value) = headers.get(http::header::AUTHORIZATION) {
         let credential = AuthParts::parse(value.to_str().ok()?).ok()?.credential;
         return Some(ClaimedScope {
+            access_key_id: Cow::Borrowed(credential.access_key_id),
+            session_token: headers
+                .get("x-amz-security-token")
+                .and_then(|t| t.to_str().ok())
+                .map(Cow::Borrowed),
             region: Cow::Borrowed(credential.region),
             service: Cow::Borrowed(credential.service),
         });
@@ -74,6 +83,8 @@ pub fn claimed_scope<'a>(
     let parts = PresignedParts::parse(query).ok()?;
     let credential = Credential::parse(&parts.credential).ok()?;
     Some(ClaimedScope {
+        access_key_id: Cow::Owned(credential.access_key_id.to_owned()),
+        session_token: parts.security_token.clone(),
         region: Cow::Owned(credential.region.to_owned()),
         service: Cow::Owned(credential.service.to_owned()),
     })
