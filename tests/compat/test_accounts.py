@@ -6,6 +6,7 @@ an account's key join that account's clusters; accounts survive kill -9."""
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 import os
@@ -17,6 +18,7 @@ import botocore.exceptions
 import pytest
 
 from conftest import ACCOUNT_ID, StevedoreServer, make_client, stevedore_binary, unique
+from registry_fixtures import V2
 from sim_fixtures import Sim
 
 B_ID = "222233334444"
@@ -201,6 +203,63 @@ def test_agents_signing_with_an_accounts_key_join_its_clusters(accounts):
         assert len(arns) == 2
         assert all(f":{B_ID}:container-instance/{sim.cluster}/" in a for a in arns)
         assert not any(a.endswith(f"/{sim.cluster}") for a in ecs_a.list_clusters()["clusterArns"])
+
+
+def password_for(ecr, registry_id: str | None = None) -> str:
+    kw = {"registryIds": [registry_id]} if registry_id else {}
+    token = ecr.get_authorization_token(**kw)["authorizationData"][0]["authorizationToken"]
+    return base64.b64decode(token).decode().split(":")[1]
+
+
+def test_a_repository_shared_by_its_policy_is_pulled_by_the_named_account_and_nobody_else(accounts):
+    _, first, b, c = accounts
+    ecr_a, ecr_b, ecr_c = make_client(first, "ecr"), make_client(b, "ecr"), make_client(c, "ecr")
+    repo = unique("shared")
+    ecr_a.create_repository(repositoryName=repo)
+    digest, manifest = V2(first.endpoint, password_for(ecr_a)).push_image(repo, "v1", [b"shared layer"])
+    layer = json.loads(manifest)["layers"][0]["digest"]
+
+    def get(ecr):
+        return ecr.batch_get_image(registryId=ACCOUNT_ID, repositoryName=repo, imageIds=[{"imageTag": "v1"}])
+
+    # Not shared yet: even B's root is refused, as AWS words it.
+    with pytest.raises(botocore.exceptions.ClientError) as err:
+        get(ecr_b)
+    assert err.value.response["Error"]["Code"] == "AccessDeniedException"
+    assert "because no resource-based policy allows the ecr:BatchGetImage action" in err.value.response["Error"]["Message"]
+    ecr_a.set_repository_policy(repositoryName=repo, policyText=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Sid": "PullFromB", "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{B_ID}:root"},
+                       "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer",
+                                  "ecr:BatchCheckLayerAvailability"]}]}))
+    got = get(ecr_b)["images"]
+    assert [i["imageId"]["imageDigest"] for i in got] == [digest]
+    assert got[0]["registryId"] == ACCOUNT_ID
+    # Only what the policy grants: B cannot list, push or delete.
+    for call in (lambda: ecr_b.describe_images(registryId=ACCOUNT_ID, repositoryName=repo),
+                 lambda: ecr_b.batch_delete_image(registryId=ACCOUNT_ID, repositoryName=repo,
+                                                  imageIds=[{"imageTag": "v1"}]),
+                 lambda: ecr_b.describe_repositories(registryId=ACCOUNT_ID)):
+        with pytest.raises(botocore.exceptions.ClientError) as err:
+            call()
+        assert err.value.response["Error"]["Code"] == "AccessDeniedException"
+    with pytest.raises(botocore.exceptions.ClientError) as err:
+        get(ecr_c)
+    assert err.value.response["Error"]["Code"] == "AccessDeniedException"
+
+    # Pulls over /v2/ with a token for the first account's registry.
+    v2_b = V2(first.endpoint, password_for(ecr_b, ACCOUNT_ID))
+    r = v2_b.req("GET", f"/v2/{repo}/manifests/v1",
+                 headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
+    assert r.status_code == 200, r.text
+    assert r.content == manifest
+    r = v2_b.req("GET", f"/v2/{repo}/blobs/{layer}")
+    assert r.status_code == 200 and r.content == b"shared layer"
+    assert v2_b.req("POST", f"/v2/{repo}/blobs/uploads/").status_code in (401, 403)
+    # C's token for the same registry reaches nothing; B's own registry has no such image.
+    v2_c = V2(first.endpoint, password_for(ecr_c, ACCOUNT_ID))
+    assert v2_c.req("GET", f"/v2/{repo}/manifests/v1").status_code in (401, 403)
+    assert V2(first.endpoint, password_for(ecr_b)).req("GET", f"/v2/{repo}/manifests/v1").status_code in (401, 403, 404)
 
 
 def test_accounts_survive_a_kill_9(accounts):

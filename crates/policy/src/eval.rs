@@ -8,6 +8,11 @@
 //! 4. Otherwise an identity policy `Allow` allows; when the caller is a session with
 //!    session policies, they must allow too (the permissions are the intersection).
 //! 5. Otherwise the request is implicitly denied.
+//!
+//! Across accounts ([`evaluate_for`] with a resource of another account than the
+//! caller's), both sides must allow: the resource policy must name the caller or its
+//! account, and the caller's own account must allow it (its identity policies; its root
+//! needs none). A Deny anywhere is still final.
 
 use std::sync::Arc;
 
@@ -67,6 +72,8 @@ pub enum Missing {
     IdentityAllow,
     /// Identity policies allow, but no session policy does.
     SessionAllow,
+    /// Across accounts: no resource-based policy allows the caller.
+    ResourceAllow,
 }
 
 /// The outcome of evaluating a request.
@@ -98,8 +105,63 @@ enum Reach {
     Direct,
 }
 
-/// Evaluates `req` against `set`.
+/// Evaluates `req` against `set`, the resource being in the caller's own account.
 pub fn evaluate(req: &Request, set: PolicySet<'_>) -> Decision {
+    let found = match gather(req, set) {
+        Ok(found) => found,
+        Err(deny) => return Decision::ExplicitDeny(deny),
+    };
+    if *req.principal().kind() == PrincipalKind::Root {
+        return Decision::Allow(AllowedBy::Root);
+    }
+    let session_ok = set.session.is_none() || found.session_allow.is_some();
+    match found.resource_allow {
+        Some((Reach::Direct, r)) => return Decision::Allow(AllowedBy::Statement(r)),
+        Some((Reach::ViaRole, r)) if session_ok => return Decision::Allow(AllowedBy::Statement(r)),
+        _ => {}
+    }
+    match found.identity_allow {
+        Some(_) if !session_ok => Decision::ImplicitDeny(Missing::SessionAllow),
+        Some(r) => Decision::Allow(AllowedBy::Statement(r)),
+        None => Decision::ImplicitDeny(Missing::IdentityAllow),
+    }
+}
+
+/// Evaluates `req` against `set` for a resource owned by `resource_account`: within the
+/// caller's account as [`evaluate`]; across accounts, the resource policy and the
+/// caller's own account must both allow.
+pub fn evaluate_for(req: &Request, set: PolicySet<'_>, resource_account: &str) -> Decision {
+    if resource_account == req.principal().account() {
+        return evaluate(req, set);
+    }
+    let found = match gather(req, set) {
+        Ok(found) => found,
+        Err(deny) => return Decision::ExplicitDeny(deny),
+    };
+    let Some((_, by_resource)) = found.resource_allow else {
+        return Decision::ImplicitDeny(Missing::ResourceAllow);
+    };
+    if *req.principal().kind() == PrincipalKind::Root {
+        return Decision::Allow(AllowedBy::Statement(by_resource));
+    }
+    let session_ok = set.session.is_none() || found.session_allow.is_some();
+    match found.identity_allow {
+        Some(_) if !session_ok => Decision::ImplicitDeny(Missing::SessionAllow),
+        Some(r) => Decision::Allow(AllowedBy::Statement(r)),
+        None => Decision::ImplicitDeny(Missing::IdentityAllow),
+    }
+}
+
+/// The allowing statements of each kind that match a request.
+struct Found {
+    identity_allow: Option<StatementRef>,
+    session_allow: Option<StatementRef>,
+    resource_allow: Option<(Reach, StatementRef)>,
+}
+
+/// Every statement of `set` that matches `req`: the first matching Deny (as `Err`), else
+/// the allowing statements of each kind (the resource one reaching the caller best).
+fn gather(req: &Request, set: PolicySet<'_>) -> Result<Found, StatementRef> {
     let mut identity_allow = None;
     let mut session_allow = None;
     let mut resource_allow: Option<(Reach, StatementRef)> = None;
@@ -115,7 +177,7 @@ pub fn evaluate(req: &Request, set: PolicySet<'_>) -> Decision {
                 }
                 let r = || statement_ref(source, pi, policy, si, st);
                 match (st.effect, source) {
-                    (Effect::Deny, _) => return Decision::ExplicitDeny(r()),
+                    (Effect::Deny, _) => return Err(r()),
                     (Effect::Allow, PolicySource::Session) => {
                         session_allow = session_allow.or_else(|| Some(r()))
                     }
@@ -134,7 +196,7 @@ pub fn evaluate(req: &Request, set: PolicySet<'_>) -> Decision {
             }
             let r = statement_ref(PolicySource::Resource, pi, policy, si, st);
             if st.effect == Effect::Deny {
-                return Decision::ExplicitDeny(r);
+                return Err(r);
             }
             if resource_allow
                 .as_ref()
@@ -145,20 +207,11 @@ pub fn evaluate(req: &Request, set: PolicySet<'_>) -> Decision {
         }
     }
 
-    if *req.principal().kind() == PrincipalKind::Root {
-        return Decision::Allow(AllowedBy::Root);
-    }
-    let session_ok = set.session.is_none() || session_allow.is_some();
-    match resource_allow {
-        Some((Reach::Direct, r)) => return Decision::Allow(AllowedBy::Statement(r)),
-        Some((Reach::ViaRole, r)) if session_ok => return Decision::Allow(AllowedBy::Statement(r)),
-        _ => {}
-    }
-    match identity_allow {
-        Some(_) if !session_ok => Decision::ImplicitDeny(Missing::SessionAllow),
-        Some(r) => Decision::Allow(AllowedBy::Statement(r)),
-        None => Decision::ImplicitDeny(Missing::IdentityAllow),
-    }
+    Ok(Found {
+        identity_allow,
+        session_allow,
+        resource_allow,
+    })
 }
 
 fn statement_ref(

@@ -31,5 +31,7 @@ mod time;
 pub use context::{ContextValue, Principal, PrincipalKind, Request, Scalar};
 pub use document::{Effect, Policy, PolicyKind, Statement, Version};
 pub use error::PolicyError;
-pub use eval::{evaluate, AllowedBy, Decision, Missing, PolicySet, PolicySource, StatementRef};
+pub use eval::{
+    evaluate, evaluate_for, AllowedBy, Decision, Missing, PolicySet, PolicySource, StatementRef,
+};
 pub use message::{AccessDenied, DenyReason};

@@ -31,6 +31,7 @@ impl DenyReason {
             Decision::ExplicitDeny(r) => Some(Self::ExplicitDeny(r.source)),
             Decision::ImplicitDeny(Missing::IdentityAllow) => Some(Self::NoIdentityPolicy),
             Decision::ImplicitDeny(Missing::SessionAllow) => Some(Self::NoSessionPolicy),
+            Decision::ImplicitDeny(Missing::ResourceAllow) => Some(Self::NoResourcePolicy),
         }
     }
 }

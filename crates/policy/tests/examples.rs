@@ -674,3 +674,59 @@ fn managed_policies_grant_what_their_names_say() {
         Some("arn:aws:iam::aws:policy/AdministratorAccess")
     );
 }
+
+/// AWS's cross-account rule: a resource of account A reached by a principal of account B
+/// needs A's resource policy to name B (or the principal) and B's identity policies to
+/// allow (B's root needs none); A's own principals are evaluated as within one account.
+#[test]
+fn across_accounts_both_the_resource_policy_and_the_callers_account_must_allow() {
+    use policy::{evaluate_for, DenyReason};
+    const B: &str = "222233334444";
+    let res = "arn:aws:ecr:us-east-1:123456789012:repository/shared";
+    let bob = || {
+        Request::new(
+            Principal::user("arn:aws:iam::222233334444:user/bob"),
+            "ecr:BatchGetImage",
+            res,
+        )
+    };
+    let b_root = || Request::new(Principal::root(B), "ecr:BatchGetImage", res);
+    let names_b = resource(
+        r#"{"Effect":"Allow","Principal":{"AWS":"222233334444"},"Action":"ecr:BatchGetImage"}"#,
+    );
+    let names_bob = resource(
+        r#"{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::222233334444:user/bob"},"Action":"ecr:*"}"#,
+    );
+    let bob_may = identity(r#"{"Effect":"Allow","Action":"ecr:BatchGetImage","Resource":"*"}"#);
+    let ids = [&bob_may];
+    let (only_b, only_bob) = ([&names_b], [&names_bob]);
+    // No resource policy: even B's root is refused, and the message says which is missing.
+    let d = evaluate_for(&b_root(), both(&[], &[]), ACCT);
+    assert_eq!(d, Decision::ImplicitDeny(Missing::ResourceAllow));
+    assert_eq!(DenyReason::of(&d), Some(DenyReason::NoResourcePolicy));
+    assert!(!evaluate_for(&bob(), both(&ids, &[]), ACCT).is_allowed());
+    // The account named: its root passes, its users need their own allow too.
+    assert!(evaluate_for(&b_root(), both(&[], &only_b), ACCT).is_allowed());
+    assert_eq!(
+        evaluate_for(&bob(), both(&[], &only_b), ACCT),
+        Decision::ImplicitDeny(Missing::IdentityAllow)
+    );
+    assert!(evaluate_for(&bob(), both(&ids, &only_b), ACCT).is_allowed());
+    // Naming the user directly still needs B to allow it (unlike within one account).
+    assert!(!evaluate_for(&bob(), both(&[], &only_bob), ACCT).is_allowed());
+    assert!(evaluate_for(&bob(), both(&ids, &only_bob), ACCT).is_allowed());
+    // Within the resource's own account nothing changes.
+    let alice_req = alice("ecr:BatchGetImage", res);
+    assert_eq!(
+        evaluate_for(&alice_req, both(&ids, &[]), ACCT),
+        evaluate(&alice_req, both(&ids, &[]))
+    );
+}
+
+fn both<'a>(identity: &'a [&'a Policy], resource: &'a [&'a Policy]) -> PolicySet<'a> {
+    PolicySet {
+        identity,
+        resource,
+        session: None,
+    }
+}

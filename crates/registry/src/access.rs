@@ -148,7 +148,8 @@ impl Registry {
             resource: &resource_policies,
             session: None,
         };
-        let decision = policy::evaluate(&req, set);
+        // A principal of another account needs the repository policy's allow too.
+        let decision = policy::evaluate_for(&req, set, self.registry_id());
         match policy::AccessDenied::for_decision(&req, &decision) {
             None => Ok(()),
             Some(denied) => {

@@ -38,9 +38,11 @@ pub enum TokenSubject {
 }
 
 impl TokenSubject {
-    /// The subject a signed ECR caller's tokens act as.
-    pub fn of(caller: &wire::Caller) -> Self {
-        if caller.is_root() {
+    /// The subject a signed ECR caller's tokens for the registry of account `registry`
+    /// act as: `Root` only for that account's own root (another account's root is a
+    /// principal like any other there).
+    pub fn of(caller: &wire::Caller, registry: &str) -> Self {
+        if caller.is_root() && caller.account() == registry {
             Self::Root
         } else {
             Self::Principal {

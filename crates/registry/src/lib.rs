@@ -21,6 +21,20 @@ mod lifecycle_policy;
 mod objects;
 
 pub use access::IdentityResolver;
+
+/// Finds the registry of another account of this server (in the same region) by id.
+pub type Peers = Arc<dyn Fn(&str) -> Option<Registry> + Send + Sync>;
+
+/// A [`Registry`] handle that does not keep it alive.
+#[derive(Clone)]
+pub struct WeakRegistry(std::sync::Weak<Inner>);
+
+impl WeakRegistry {
+    /// The registry, if it still exists.
+    pub fn upgrade(&self) -> Option<Registry> {
+        self.0.upgrade().map(|inner| Registry { inner })
+    }
+}
 pub use ecr::Operation;
 pub use error::RegistryError;
 pub use gc::GcReport;
@@ -95,6 +109,9 @@ struct Inner {
     token_key: tokio::sync::OnceCell<auth::TokenKey>,
     /// Resolves the principals of non-root tokens (set once by the binary).
     identity: std::sync::OnceLock<Arc<dyn IdentityResolver>>,
+    /// The registries of the other accounts of this server in this region (set once by
+    /// the binary): where a request naming another `registryId` is served.
+    peers: std::sync::OnceLock<Peers>,
     /// Compiled repository policies.
     policies: access::PolicyCache,
     /// Serialises, per digest stripe, a blob's commit against its collection, so
@@ -112,6 +129,7 @@ impl Registry {
                 config,
                 token_key: tokio::sync::OnceCell::new(),
                 identity: std::sync::OnceLock::new(),
+                peers: std::sync::OnceLock::new(),
                 policies: access::PolicyCache::default(),
                 blob_locks: (0..64).map(|_| tokio::sync::Mutex::new(())).collect(),
             }),
@@ -154,6 +172,31 @@ impl Registry {
 
     fn identity(&self) -> Option<&Arc<dyn IdentityResolver>> {
         self.inner.identity.get()
+    }
+
+    /// Lets requests naming another account's `registryId` reach that account's registry
+    /// (in this region), authorized there by its repository policies as on AWS. The first
+    /// finder set stays.
+    #[must_use]
+    pub fn with_peers(self, peers: Peers) -> Self {
+        if self.inner.peers.set(peers).is_err() {
+            tracing::warn!("Registry peers already set; keeping the first.");
+        }
+        self
+    }
+
+    /// The registry of account `registry_id` when it is another account of this server.
+    pub(crate) fn peer(&self, registry_id: &str) -> Option<Registry> {
+        if registry_id == self.registry_id() {
+            return None;
+        }
+        self.inner.peers.get().and_then(|find| find(registry_id))
+    }
+
+    /// A handle that does not keep the registry alive (for finders the registry itself
+    /// holds, which would otherwise keep each other alive).
+    pub fn downgrade(&self) -> WeakRegistry {
+        WeakRegistry(Arc::downgrade(&self.inner))
     }
 
     /// The `/v2/` router (it authenticates with registry tokens, not SigV4).

@@ -76,15 +76,26 @@ pub struct Template {
 }
 
 impl Template {
-    fn kit(&self, iam: &iam::Iam, key: &AccessKey, region: &str, dir: &Path, first: bool) -> Kit {
+    fn kit(
+        &self,
+        iam: &iam::Iam,
+        key: &AccessKey,
+        region: &str,
+        dir: &Path,
+        first: bool,
+        shared: &Shared,
+    ) -> Kit {
         Kit {
             registry: self.registry.as_ref().map(|(host, scheme)| RegistryKit {
                 host: host.clone(),
                 scheme: scheme.clone(),
-                // Registry tokens act as their principal, with its policies as IAM holds them.
-                identity: Arc::new(crate::registry_identity::RegistryIdentity::new(
-                    iam.directory().clone(),
-                )),
+                // Registry tokens act as their principal (of this account or another),
+                // with its policies as IAM holds them now.
+                identity: Arc::new(
+                    crate::registry_identity::RegistryIdentity::new(iam.directory().clone())
+                        .with_peers(shared.directory_finder()),
+                ),
+                book: shared.registries.clone(),
             }),
             fargate: self.fargate.as_ref().map(|base| {
                 if first {
@@ -124,8 +135,6 @@ pub struct Accounts {
     first: Arc<Account>,
     others: RwLock<HashMap<String, Arc<Account>>>,
     builder: Builder,
-    /// Every account's IAM directory, by id: how one account's STS reaches another's roles.
-    directories: Arc<RwLock<HashMap<String, Arc<iam::Directory>>>>,
     /// One account is created at a time, so two calls never make one id twice.
     creating: tokio::sync::Mutex<()>,
 }
@@ -137,6 +146,30 @@ struct Builder {
     region: String,
     endpoint: String,
     template: Option<Template>,
+    shared: Shared,
+}
+
+/// What the accounts find each other by.
+#[derive(Default)]
+struct Shared {
+    /// Every account's IAM directory, by id: how one account's STS reaches another's
+    /// roles, and a registry another account's principals.
+    directories: Arc<RwLock<HashMap<String, Arc<iam::Directory>>>>,
+    /// Every account's registries, by account and region.
+    registries: crate::regions::RegistryBook,
+}
+
+impl Shared {
+    fn directory_finder(&self) -> iam::Peers {
+        let directories = self.directories.clone();
+        Arc::new(move |id: &str| {
+            directories
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(id)
+                .cloned()
+        })
+    }
 }
 
 impl Accounts {
@@ -155,6 +188,7 @@ impl Accounts {
             region: scope.region.clone(),
             endpoint,
             template,
+            shared: Shared::default(),
         };
         let first = builder
             .build(&scope.account_id, admin, root, data_dir, true)
@@ -163,7 +197,6 @@ impl Accounts {
             first,
             others: RwLock::default(),
             builder,
-            directories: Arc::default(),
             creating: tokio::sync::Mutex::new(()),
         };
         accounts.join(&accounts.first);
@@ -172,18 +205,13 @@ impl Accounts {
 
     /// Makes `account`'s IAM reachable from every account's STS, and theirs from its.
     fn join(&self, account: &Account) {
-        self.directories
+        let shared = &self.builder.shared;
+        shared
+            .directories
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(account.id.clone(), account.iam.directory().clone());
-        let directories = self.directories.clone();
-        account.iam.set_peers(Arc::new(move |id: &str| {
-            directories
-                .read()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .get(id)
-                .cloned()
-        }));
+        account.iam.set_peers(shared.directory_finder());
     }
 
     /// The first account (`--account-id`, the admin key's).
@@ -391,7 +419,7 @@ impl Builder {
         let kit = self
             .template
             .as_ref()
-            .map(|t| t.kit(&iam, key, &self.region, &dir, first));
+            .map(|t| t.kit(&iam, key, &self.region, &dir, first, &self.shared));
         let scope = ArnScope {
             region: self.region.clone(),
             account_id: id.to_owned(),

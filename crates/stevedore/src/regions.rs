@@ -112,7 +112,14 @@ pub struct RegistryKit {
     pub scheme: String,
     /// Who registry tokens act as (IAM, global).
     pub identity: Arc<dyn registry::IdentityResolver>,
+    /// Every account's registries by (account, region): each registry finds its peers
+    /// (the other accounts' in its region) here, and is listed here once built.
+    pub book: RegistryBook,
 }
+
+/// The registries of every account and region of this server, by (account, region);
+/// weak, since each registry holds a finder over the book.
+pub type RegistryBook = Arc<RwLock<HashMap<(String, String), registry::WeakRegistry>>>;
 
 /// Every region this server serves, built once each.
 pub struct Regions {
@@ -325,10 +332,24 @@ impl Factory {
                 );
                 // The token realm Docker is sent to must use the scheme it reached us with.
                 config.scheme = reg.scheme.clone();
-                registry = Some(
-                    registry::Registry::new(store.clone(), Arc::new(blobs), config)
-                        .with_identity(reg.identity.clone()),
-                );
+                let book = reg.book.clone();
+                let here = region.to_owned();
+                let built = registry::Registry::new(store.clone(), Arc::new(blobs), config)
+                    .with_identity(reg.identity.clone())
+                    .with_peers(Arc::new(move |account: &str| {
+                        let book = book
+                            .read()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner);
+                        book.get(&(account.to_owned(), here.clone()))?.upgrade()
+                    }));
+                reg.book
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(
+                        (self.account_id.clone(), region.to_owned()),
+                        built.downgrade(),
+                    );
+                registry = Some(built);
             }
             if let Some(base) = &kit.fargate {
                 let provisioner = if default {

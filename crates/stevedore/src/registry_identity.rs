@@ -3,40 +3,63 @@
 //! identity policies from IAM's directory, so a permission removed from a user stops
 //! its live registry tokens at once.
 
+//!
+//! Tokens a registry issued to another account's principal (a repository shared by its
+//! policy) resolve through that account's directory, found with IAM's peers.
+
 use std::sync::Arc;
 
-/// [`registry::IdentityResolver`] over IAM's directory.
+/// [`registry::IdentityResolver`] over IAM's directories.
 pub struct RegistryIdentity {
     directory: Arc<iam::Directory>,
-    /// `arn:aws:sts::<account>:assumed-role/`.
-    session_prefix: String,
+    /// The other accounts' directories, for tokens issued to their principals.
+    peers: Option<iam::Peers>,
 }
 
 impl RegistryIdentity {
     /// Resolves principals through `directory`.
     pub fn new(directory: Arc<iam::Directory>) -> Self {
-        let session_prefix = format!("arn:aws:sts::{}:assumed-role/", directory.account());
         Self {
             directory,
-            session_prefix,
+            peers: None,
         }
+    }
+
+    /// Also resolves the principals of the other accounts `peers` finds.
+    #[must_use]
+    pub fn with_peers(mut self, peers: iam::Peers) -> Self {
+        self.peers = Some(peers);
+        self
     }
 }
 
 impl registry::IdentityResolver for RegistryIdentity {
     fn resolve(&self, arn: &str, user_id: &str) -> Option<wire::Caller> {
-        if let Some(rest) = arn.strip_prefix(&self.session_prefix) {
+        let account = arn.split(':').nth(4)?;
+        let peer;
+        let directory = if account == self.directory.account() {
+            &self.directory
+        } else {
+            peer = self.peers.as_ref()?(account)?;
+            &peer
+        };
+        if arn == format!("arn:aws:iam::{account}:root") {
+            // Another account's root (its own root's tokens are `Root` subjects).
+            return (user_id == account).then(|| wire::Caller::root(account));
+        }
+        let session_prefix = format!("arn:aws:sts::{account}:assumed-role/");
+        if let Some(rest) = arn.strip_prefix(&session_prefix) {
             // `<role>/<session>` with unique id `<role id>:<session>`: a role deleted and
             // recreated under the same name has another id, and its old tokens stop.
             let (role, session) = rest.split_once('/')?;
             let (role_id, id_session) = user_id.split_once(':')?;
-            let entry = self.directory.role(role)?;
+            let entry = directory.role(role)?;
             return (entry.record.id == role_id && id_session == session)
-                .then(|| self.directory.session_caller(&entry.record, session, &[]));
+                .then(|| directory.session_caller(&entry.record, session, &[]));
         }
         let name = arn.rsplit('/').next()?;
-        let user = self.directory.user(name)?;
-        (user.arn == arn && user.id == user_id).then(|| self.directory.user_caller(&user))
+        let user = directory.user(name)?;
+        (user.arn == arn && user.id == user_id).then(|| directory.user_caller(&user))
     }
 }
 

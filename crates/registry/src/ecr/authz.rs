@@ -113,6 +113,26 @@ pub(crate) async fn accesses(reg: &Registry, op: Operation, body: &[u8]) -> Vec<
     out
 }
 
+/// The accesses of `op` on another account's registry `peer`: as [`accesses`], with the
+/// registry-level ones (on `*`) narrowed to the peer's repositories, so that only the
+/// peer's policies could grant them (a repository policy never does: registry-level
+/// operations stay the owner's).
+pub(crate) async fn foreign_accesses(peer: &Registry, op: Operation, body: &[u8]) -> Vec<Access> {
+    let c = peer.config();
+    let every_repository = format!("arn:aws:ecr:{}:{}:repository/*", c.region, c.account_id);
+    accesses(peer, op, body)
+        .await
+        .into_iter()
+        .map(|a| {
+            if a.resource() == "*" {
+                Access::new(ECR, op.name(), every_repository.clone())
+            } else {
+                a
+            }
+        })
+        .collect()
+}
+
 /// The repository's policy, compiled (cached by the registry; a missing repository has
 /// none: the handler answers RepositoryNotFoundException).
 async fn repository_policy(reg: &Registry, name: &str) -> Option<Arc<policy::Policy>> {

@@ -160,24 +160,26 @@ async fn get_authorization_token(
     {
         return invalid("registryIds must hold 1-10 twelve-digit registry ids.");
     }
-    let key = reg.token_key().await?;
-    let subject = crate::auth::TokenSubject::of(caller);
     // A session's token ends with the session, so renewal can never outlive it.
     let not_after = caller.session_expiry();
     let endpoint = format!("{}://{}", reg.config().scheme, reg.config().host);
-    let data = ids
-        .iter()
-        .map(|_| {
-            let (password, expires) = key.issue(now_secs(), &subject, not_after);
-            AuthorizationData {
-                authorization_token: Some(
-                    base64::engine::general_purpose::STANDARD.encode(format!("AWS:{password}")),
-                ),
-                expires_at: Some(expires as f64),
-                proxy_endpoint: Some(endpoint.clone()),
-            }
-        })
-        .collect();
+    let mut data = Vec::with_capacity(ids.len());
+    for id in &ids {
+        // Another account's registry of this server issues its own token (it verifies
+        // it on pulls, against its repository policies); any other id gets this
+        // registry's, as every registry of one server shares its host.
+        let issuer = reg.peer(id).unwrap_or_else(|| reg.clone());
+        let key = issuer.token_key().await?;
+        let subject = crate::auth::TokenSubject::of(caller, issuer.registry_id());
+        let (password, expires) = key.issue(now_secs(), &subject, not_after);
+        data.push(AuthorizationData {
+            authorization_token: Some(
+                base64::engine::general_purpose::STANDARD.encode(format!("AWS:{password}")),
+            ),
+            expires_at: Some(expires as f64),
+            proxy_endpoint: Some(endpoint.clone()),
+        });
+    }
     Ok(GetAuthorizationTokenResponse {
         authorization_data: Some(data),
     })

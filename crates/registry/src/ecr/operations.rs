@@ -136,18 +136,46 @@ impl Service for Registry {
         let Input::Json(body) = call.input else {
             return Err(ServiceError::NotImplemented);
         };
-        Ok(authz::accesses(self, op, body).await)
+        Ok(match addressed_peer(self, body) {
+            Some(peer) => authz::foreign_accesses(&peer, op, body).await,
+            None => authz::accesses(self, op, body).await,
+        })
     }
 
     async fn handle(&self, op: Operation, call: Call<'_>) -> Result<Vec<u8>, ServiceError> {
         let Input::Json(body) = call.input else {
             return Err(ServiceError::NotImplemented);
         };
-        execute(self, op, body, call.caller)
-            .await
-            .map_err(|e| match e {
-                RegistryError::NotImplemented(_) => ServiceError::NotImplemented,
-                e => ServiceError::Aws(e.to_aws()),
-            })
+        let result = match addressed_peer(self, body) {
+            Some(peer) => {
+                // The dispatch checked every other caller against the peer's policies
+                // (`authorize` above) but skips its own account's root, which is a
+                // stranger in the peer's account: checked here.
+                if call.caller.is_root() {
+                    let needs = authz::foreign_accesses(&peer, op, body).await;
+                    wire::dispatch::authorize_foreign(call.caller, needs, None)?;
+                }
+                execute(&peer, op, body, call.caller).await
+            }
+            None => execute(self, op, body, call.caller).await,
+        };
+        result.map_err(|e| match e {
+            RegistryError::NotImplemented(_) => ServiceError::NotImplemented,
+            e => ServiceError::Aws(e.to_aws()),
+        })
     }
+}
+
+/// The registry of another account of this server that the request's `registryId` names,
+/// if it does: that registry serves the request, under its repository policies.
+fn addressed_peer(reg: &Registry, body: &[u8]) -> Option<Registry> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Addressed {
+        registry_id: Option<String>,
+    }
+    let id = serde_json::from_slice::<Addressed>(body)
+        .ok()?
+        .registry_id?;
+    reg.peer(&id)
 }

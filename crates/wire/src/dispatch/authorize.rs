@@ -57,7 +57,15 @@ pub(crate) fn check(
             resource: &resource,
             session: None,
         };
-        let decision = policy::evaluate(&req, set);
+        // A resource names its account in its ARN; `*` and non-ARNs are the caller's own.
+        let owner = req
+            .resource()
+            .split(':')
+            .nth(4)
+            .filter(|a| !a.is_empty())
+            .unwrap_or(caller.account())
+            .to_owned();
+        let decision = policy::evaluate_for(&req, set, &owner);
         if let Some(denied) = policy::AccessDenied::for_decision(&req, &decision) {
             tracing::debug!(
                 principal = caller.principal_arn(),
@@ -69,6 +77,23 @@ pub(crate) fn check(
         }
     }
     Ok(())
+}
+
+/// Authorizes `needs` for `caller` on resources a service reached in another account
+/// of this server (a repository shared by its policy): every access is evaluated, the
+/// caller's root too, since another account's root is a stranger there and needs the
+/// resource policy's allow. A denial answers `AccessDeniedException`.
+pub fn authorize_foreign(
+    caller: &Caller,
+    needs: Vec<Access>,
+    peer: Option<IpAddr>,
+) -> Result<(), AwsError> {
+    let transport = Transport {
+        peer,
+        secure: false,
+        query: false,
+    };
+    check(caller, needs, transport, now_millis())
 }
 
 /// Authorizes `needs` for `caller` outside an API call (a route of Stevedore's own, such

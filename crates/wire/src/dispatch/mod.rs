@@ -9,7 +9,7 @@ pub mod front;
 pub mod route;
 mod serve;
 
-pub use authorize::{access_denied, authorize, PeerAddr};
+pub use authorize::{access_denied, authorize, authorize_foreign, PeerAddr};
 pub use serve::{
     not_implemented, unknown_operation, wrong_service, Dispatch, Identity, KeyError, Keys, Observer,
 };
