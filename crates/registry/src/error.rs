@@ -102,6 +102,12 @@ pub enum RegistryError {
     /// No lifecycle policy preview exists.
     #[error("{0}")]
     LifecyclePreviewNotFound(String),
+    /// The registry has no registry policy.
+    #[error("{0}")]
+    RegistryPolicyNotFound(String),
+    /// PutImage's `imageDigest` is not the manifest's digest.
+    #[error("{0}")]
+    ImageDigestDoesNotMatch(String),
     /// A layer upload part failed (ECR layer API).
     #[error("{message}")]
     InvalidLayerPart {
@@ -187,7 +193,9 @@ impl RegistryError {
             Self::Denied(_) => ErrorCode::Denied,
             Self::PolicyNotFound(_)
             | Self::LifecyclePolicyNotFound(_)
-            | Self::LifecyclePreviewNotFound(_) => ErrorCode::NameUnknown,
+            | Self::LifecyclePreviewNotFound(_)
+            | Self::RegistryPolicyNotFound(_) => ErrorCode::NameUnknown,
+            Self::ImageDigestDoesNotMatch(_) => ErrorCode::DigestInvalid,
             Self::TooManyTags(_) | Self::InvalidTagParameter(_) => ErrorCode::Denied,
             Self::Store(_) | Self::Storage(_) | Self::Contention(_) => ErrorCode::Internal,
         }
@@ -224,6 +232,8 @@ impl RegistryError {
             Self::PolicyNotFound(_) => "RepositoryPolicyNotFoundException",
             Self::LifecyclePolicyNotFound(_) => "LifecyclePolicyNotFoundException",
             Self::LifecyclePreviewNotFound(_) => "LifecyclePolicyPreviewNotFoundException",
+            Self::RegistryPolicyNotFound(_) => "RegistryPolicyNotFoundException",
+            Self::ImageDigestDoesNotMatch(_) => "ImageDigestDoesNotMatchException",
             Self::InvalidLayerPart {
                 last_valid,
                 upload_id,

@@ -56,7 +56,9 @@ pub struct Rule {
     pub description: Option<String>,
     /// Which images.
     pub selection: Selection,
-    /// What happens to them.
+    /// What happens to them: parsed so that anything but `expire` is refused, and
+    /// never read after (expire is all there is).
+    #[allow(dead_code)]
     pub action: Action,
 }
 
@@ -127,7 +129,7 @@ pub enum ActionType {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Action {
-    /// Only `expire`; parsed so that anything else is refused, never read after.
+    /// Only `expire` (parsed to refuse anything else, never read after).
     #[serde(rename = "type")]
     #[allow(dead_code)]
     pub kind: ActionType,
@@ -454,7 +456,11 @@ async fn apply_one(reg: &Registry, name: &str, text: &str) -> Result<usize, Regi
     let at = now();
     let mut expired = 0;
     for r in plan(reg, name, &policy, at).await? {
-        let Some(d) = r.image_digest.as_deref().and_then(|d| Digest::parse(d).ok()) else {
+        let Some(d) = r
+            .image_digest
+            .as_deref()
+            .and_then(|d| Digest::parse(d).ok())
+        else {
             continue;
         };
         match reg.delete_manifest(name, &d).await {

@@ -67,7 +67,10 @@ fn evaluation_follows_ecr_documented_examples() {
     let cases = [
         Case {
             what: "age: prod* images older than 14 days",
-            rules: vec![rule(1, older_than("tagged", Some((PATTERN, &["prod*"])), 14))],
+            rules: vec![rule(
+                1,
+                older_than("tagged", Some((PATTERN, &["prod*"])), 14),
+            )],
             images: vec![
                 image("A", &["prod-1"], 20.0),
                 image("B", &["prod-2"], 3.0),
@@ -120,12 +123,18 @@ fn evaluation_follows_ecr_documented_examples() {
                 rule(1, keep("tagged", Some((PREFIX, &["prod"])), 1)),
                 rule(2, keep("tagged", Some((PREFIX, &["beta"])), 1)),
             ],
-            images: vec![image("A", &["prod-1", "beta-1"], 1.0), image("B", &["beta-2"], 2.0)],
+            images: vec![
+                image("A", &["prod-1", "beta-1"], 1.0),
+                image("B", &["beta-2"], 2.0),
+            ],
             expired: vec![('B', 2)],
         },
         Case {
             what: "multiple tags in one rule, by age: both prefixes must match",
-            rules: vec![rule(1, older_than("tagged", Some((PREFIX, &["alpha", "beta"])), 5))],
+            rules: vec![rule(
+                1,
+                older_than("tagged", Some((PREFIX, &["alpha", "beta"])), 5),
+            )],
             images: vec![
                 image("A", &["alpha-1", "beta-1"], 12.0),
                 image("B", &["alpha-2", "beta-2"], 11.0),
@@ -137,7 +146,10 @@ fn evaluation_follows_ecr_documented_examples() {
         },
         Case {
             what: "multiple tags in one rule, by count: images with one prefix are not selected",
-            rules: vec![rule(1, keep("tagged", Some((PREFIX, &["alpha", "beta"])), 1))],
+            rules: vec![rule(
+                1,
+                keep("tagged", Some((PREFIX, &["alpha", "beta"])), 1),
+            )],
             images: vec![
                 image("A", &["alpha-1", "beta-1"], 10.0),
                 image("B", &["alpha-2", "beta-2"], 9.0),
@@ -149,13 +161,22 @@ fn evaluation_follows_ecr_documented_examples() {
         },
         Case {
             what: "one tag may satisfy several prefixes",
-            rules: vec![rule(1, keep("tagged", Some((PREFIX, &["rel", "release"])), 1))],
-            images: vec![image("A", &["release-1"], 2.0), image("B", &["release-2"], 1.0)],
+            rules: vec![rule(
+                1,
+                keep("tagged", Some((PREFIX, &["rel", "release"])), 1),
+            )],
+            images: vec![
+                image("A", &["release-1"], 2.0),
+                image("B", &["release-2"], 1.0),
+            ],
             expired: vec![('A', 1)],
         },
         Case {
             what: "multiple patterns: every pattern must match one of the tags",
-            rules: vec![rule(1, keep("tagged", Some((PATTERN, &["prod*", "*-rc*"])), 1))],
+            rules: vec![rule(
+                1,
+                keep("tagged", Some((PATTERN, &["prod*", "*-rc*"])), 1),
+            )],
             images: vec![
                 image("A", &["prod", "v1-rc1"], 3.0),
                 image("B", &["prod-2"], 4.0),
@@ -167,7 +188,11 @@ fn evaluation_follows_ecr_documented_examples() {
         Case {
             what: "all images: any keeps the newest one",
             rules: vec![rule(1, keep("any", None, 1))],
-            images: vec![image("A", &["a"], 3.0), image("B", &[], 2.0), image("C", &["c"], 1.0)],
+            images: vec![
+                image("A", &["a"], 3.0),
+                image("B", &[], 2.0),
+                image("C", &["c"], 1.0),
+            ],
             expired: vec![('A', 1), ('B', 1)],
         },
         Case {
@@ -209,14 +234,21 @@ fn images_a_manifest_list_references_never_expire() {
     let mut child = image("A", &[], 10.0);
     child.referenced = true;
     let images = [child, image("B", &[], 9.0), image("C", &[], 1.0)];
-    assert_eq!(expired(&[rule(1, keep("untagged", None, 1))], &images), [('B', 1)]);
+    assert_eq!(
+        expired(&[rule(1, keep("untagged", None, 1))], &images),
+        [('B', 1)]
+    );
 }
 
 #[test]
 fn grammar_is_enforced_as_ecr_does() {
     let untagged_old = rule(1, older_than("untagged", None, 14));
     let cases: Vec<(&str, String, bool)> = vec![
-        ("a valid untagged rule", policy_text(&[untagged_old.clone()]), true),
+        (
+            "a valid untagged rule",
+            policy_text(&[untagged_old.clone()]),
+            true,
+        ),
         (
             "tagged without a list",
             policy_text(&[rule(1, keep("tagged", None, 1))]),
@@ -243,28 +275,47 @@ fn grammar_is_enforced_as_ecr_does() {
         ),
         (
             "any not last",
-            policy_text(&[rule(1, keep("any", None, 1)), rule(2, keep("tagged", Some((PREFIX, &["a"])), 1))]),
+            policy_text(&[
+                rule(1, keep("any", None, 1)),
+                rule(2, keep("tagged", Some((PREFIX, &["a"])), 1)),
+            ]),
             false,
         ),
         (
             "any last",
-            policy_text(&[rule(2, keep("any", None, 1)), rule(1, keep("tagged", Some((PREFIX, &["a"])), 1))]),
+            policy_text(&[
+                rule(2, keep("any", None, 1)),
+                rule(1, keep("tagged", Some((PREFIX, &["a"])), 1)),
+            ]),
             true,
         ),
         (
             "duplicate priorities",
-            policy_text(&[rule(1, keep("tagged", Some((PREFIX, &["a"])), 1)), rule(1, keep("tagged", Some((PREFIX, &["b"])), 1))]),
+            policy_text(&[
+                rule(1, keep("tagged", Some((PREFIX, &["a"])), 1)),
+                rule(1, keep("tagged", Some((PREFIX, &["b"])), 1)),
+            ]),
             false,
         ),
-        ("priority zero", policy_text(&[rule(0, keep("untagged", None, 1))]), false),
+        (
+            "priority zero",
+            policy_text(&[rule(0, keep("untagged", None, 1))]),
+            false,
+        ),
         (
             "two untagged rules",
-            policy_text(&[rule(1, keep("untagged", None, 1)), rule(2, older_than("untagged", None, 14))]),
+            policy_text(&[
+                rule(1, keep("untagged", None, 1)),
+                rule(2, older_than("untagged", None, 14)),
+            ]),
             false,
         ),
         (
             "the same prefixes twice",
-            policy_text(&[rule(1, keep("tagged", Some((PREFIX, &["a", "b"])), 1)), rule(2, keep("tagged", Some((PREFIX, &["b", "a"])), 5))]),
+            policy_text(&[
+                rule(1, keep("tagged", Some((PREFIX, &["a", "b"])), 1)),
+                rule(2, keep("tagged", Some((PREFIX, &["b", "a"])), 5)),
+            ]),
             false,
         ),
         (
@@ -295,7 +346,11 @@ fn grammar_is_enforced_as_ecr_does() {
             })]),
             false,
         ),
-        ("countNumber zero", policy_text(&[rule(1, keep("untagged", None, 0))]), false),
+        (
+            "countNumber zero",
+            policy_text(&[rule(1, keep("untagged", None, 0))]),
+            false,
+        ),
         (
             "a null list",
             policy_text(&[rule(1, {
