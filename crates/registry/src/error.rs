@@ -38,6 +38,9 @@ pub enum RegistryError {
     /// The manifest names a blob or child manifest that is not in the registry.
     #[error("{0}")]
     ManifestBlobUnknown(String),
+    /// An index names a child manifest that is not in the repository.
+    #[error("{0}")]
+    ReferencedImagesNotFound(String),
     /// The manifest is malformed.
     #[error("{0}")]
     ManifestInvalid(String),
@@ -175,7 +178,9 @@ impl RegistryError {
             Self::RepositoryNotFound(..) => ErrorCode::NameUnknown,
             Self::RepositoryAlreadyExists(..) | Self::RepositoryNotEmpty(..) => ErrorCode::Denied,
             Self::ImageNotFound(_) => ErrorCode::ManifestUnknown,
-            Self::ManifestBlobUnknown(_) => ErrorCode::ManifestBlobUnknown,
+            Self::ManifestBlobUnknown(_) | Self::ReferencedImagesNotFound(_) => {
+                ErrorCode::ManifestBlobUnknown
+            }
             Self::ManifestInvalid(_) => ErrorCode::ManifestInvalid,
             Self::TagImmutable { .. } | Self::ImageAlreadyExists { .. } | Self::TagInvalid(_) => {
                 ErrorCode::TagInvalid
@@ -224,6 +229,7 @@ impl RegistryError {
             Self::RepositoryNotEmpty(..) => "RepositoryNotEmptyException",
             Self::ImageNotFound(_) => "ImageNotFoundException",
             Self::ManifestBlobUnknown(_) | Self::BlobUnknown(_) => "LayersNotFoundException",
+            Self::ReferencedImagesNotFound(_) => "ReferencedImagesNotFoundException",
             Self::TagImmutable { .. } => "ImageTagAlreadyExistsException",
             Self::ImageAlreadyExists { .. } => "ImageAlreadyExistsException",
             Self::UploadUnknown(_) => "UploadNotFoundException",
