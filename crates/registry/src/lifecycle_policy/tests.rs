@@ -242,13 +242,9 @@ fn images_a_manifest_list_references_never_expire() {
 
 #[test]
 fn grammar_is_enforced_as_ecr_does() {
-    let untagged_old = rule(1, older_than("untagged", None, 14));
+    let valid = policy_text(&[rule(1, older_than("untagged", None, 14))]);
     let cases: Vec<(&str, String, bool)> = vec![
-        (
-            "a valid untagged rule",
-            policy_text(&[untagged_old.clone()]),
-            true,
-        ),
+        ("a valid untagged rule", valid.clone(), true),
         (
             "tagged without a list",
             policy_text(&[rule(1, keep("tagged", None, 1))]),
@@ -362,12 +358,14 @@ fn grammar_is_enforced_as_ecr_does() {
         ),
         (
             "an unknown action",
-            policy_text(&[untagged_old.clone()]).replace("expire", "delete"),
+            valid.clone().replace("expire", "delete"),
             false,
         ),
         (
             "an unknown field",
-            policy_text(&[untagged_old.clone()]).replace("\"action\"", "\"extra\":1,\"action\""),
+            valid
+                .clone()
+                .replace("\"action\"", "\"extra\":1,\"action\""),
             false,
         ),
         ("no rules", format!("{:<100}", r#"{"rules":[]}"#), false),
