@@ -16,6 +16,7 @@
 //! - each image is expired by at most one rule, and an image a manifest list of the
 //!   repository references is not expired while that list exists.
 
+use crate::ecr::tags_by_digest;
 use crate::error::{invalid, RegistryError};
 use crate::objects::{encode, lifecycle_run_key, now, repo_key, RepoRecord, Step, REPO_PREFIX};
 use crate::Registry;
@@ -24,7 +25,7 @@ use model::ecr::shapes::{
 };
 use oci::Digest;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use store::Txn;
 
 /// ECR's limits on a policy.
@@ -369,10 +370,7 @@ pub fn compute_expiries(policy: &Policy, images: &[Candidate], now: f64) -> Vec<
 
 /// Repository `name`'s images as evaluation sees them.
 async fn candidates(reg: &Registry, name: &str) -> Result<Vec<Candidate>, RegistryError> {
-    let mut tags: BTreeMap<Digest, Vec<String>> = BTreeMap::new();
-    for (t, rec) in reg.tags(name).await? {
-        tags.entry(rec.digest).or_default().push(t);
-    }
+    let tags = tags_by_digest(reg, name).await?;
     let manifests = reg.manifests(name).await?;
     let referenced: BTreeSet<&Digest> = manifests.iter().flat_map(|m| &m.children).collect();
     Ok(manifests
@@ -455,7 +453,11 @@ async fn apply_one(reg: &Registry, name: &str, text: &str) -> Result<usize, Regi
     let policy = parse_policy(text)?;
     let at = now();
     let mut expired = 0;
-    for r in plan(reg, name, &policy, at).await? {
+    let planned = plan(reg, name, &policy, at).await?;
+    // Deleting a manifest drops every tag on it: an image tagged since it was planned
+    // is left for the next run to judge with its new tags.
+    let current = tags_by_digest(reg, name).await?;
+    for r in planned {
         let Some(d) = r
             .image_digest
             .as_deref()
@@ -463,6 +465,14 @@ async fn apply_one(reg: &Registry, name: &str, text: &str) -> Result<usize, Regi
         else {
             continue;
         };
+        let mut now_tags = current.get(&d).cloned().unwrap_or_default();
+        let mut planned_tags = r.image_tags.clone().unwrap_or_default();
+        now_tags.sort();
+        planned_tags.sort();
+        if now_tags != planned_tags {
+            tracing::info!(repository = %name, digest = %d, "Image retagged while the lifecycle policy ran; left for the next run.");
+            continue;
+        }
         match reg.delete_manifest(name, &d).await {
             Ok(_) | Err(RegistryError::ImageNotFound(_)) => expired += 1,
             Err(e) => return Err(e),

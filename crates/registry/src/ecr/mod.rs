@@ -317,7 +317,7 @@ async fn delete_repository(
 }
 
 /// Tags per digest.
-async fn tags_by_digest(
+pub(crate) async fn tags_by_digest(
     reg: &Registry,
     name: &str,
 ) -> Result<BTreeMap<Digest, Vec<String>>, RegistryError> {
