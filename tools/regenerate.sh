@@ -30,6 +30,7 @@ ecr_ops=(BatchCheckLayerAvailability BatchDeleteImage BatchGetImage CompleteLaye
   GetLifecyclePolicy GetLifecyclePolicyPreview GetRepositoryPolicy InitiateLayerUpload
   ListImages ListTagsForResource PutImage PutImageScanningConfiguration PutImageTagMutability
   PutLifecyclePolicy SetRepositoryPolicy StartLifecyclePolicyPreview TagResource UntagResource
+  PutRegistryPolicy GetRegistryPolicy DeleteRegistryPolicy
   UploadLayerPart)
 logs_ops=(CreateLogGroup CreateLogStream DeleteLogGroup DeleteLogStream DeleteRetentionPolicy
   DescribeLogGroups DescribeLogStreams FilterLogEvents GetLogEvents ListTagsForResource

@@ -38,6 +38,9 @@ pub enum RegistryError {
     /// The manifest names a blob or child manifest that is not in the registry.
     #[error("{0}")]
     ManifestBlobUnknown(String),
+    /// An index names a child manifest that is not in the repository.
+    #[error("{0}")]
+    ReferencedImagesNotFound(String),
     /// The manifest is malformed.
     #[error("{0}")]
     ManifestInvalid(String),
@@ -102,6 +105,12 @@ pub enum RegistryError {
     /// No lifecycle policy preview exists.
     #[error("{0}")]
     LifecyclePreviewNotFound(String),
+    /// The registry has no registry policy.
+    #[error("{0}")]
+    RegistryPolicyNotFound(String),
+    /// PutImage's `imageDigest` is not the manifest's digest.
+    #[error("{0}")]
+    ImageDigestDoesNotMatch(String),
     /// A layer upload part failed (ECR layer API).
     #[error("{message}")]
     InvalidLayerPart {
@@ -169,7 +178,9 @@ impl RegistryError {
             Self::RepositoryNotFound(..) => ErrorCode::NameUnknown,
             Self::RepositoryAlreadyExists(..) | Self::RepositoryNotEmpty(..) => ErrorCode::Denied,
             Self::ImageNotFound(_) => ErrorCode::ManifestUnknown,
-            Self::ManifestBlobUnknown(_) => ErrorCode::ManifestBlobUnknown,
+            Self::ManifestBlobUnknown(_) | Self::ReferencedImagesNotFound(_) => {
+                ErrorCode::ManifestBlobUnknown
+            }
             Self::ManifestInvalid(_) => ErrorCode::ManifestInvalid,
             Self::TagImmutable { .. } | Self::ImageAlreadyExists { .. } | Self::TagInvalid(_) => {
                 ErrorCode::TagInvalid
@@ -187,7 +198,9 @@ impl RegistryError {
             Self::Denied(_) => ErrorCode::Denied,
             Self::PolicyNotFound(_)
             | Self::LifecyclePolicyNotFound(_)
-            | Self::LifecyclePreviewNotFound(_) => ErrorCode::NameUnknown,
+            | Self::LifecyclePreviewNotFound(_)
+            | Self::RegistryPolicyNotFound(_) => ErrorCode::NameUnknown,
+            Self::ImageDigestDoesNotMatch(_) => ErrorCode::DigestInvalid,
             Self::TooManyTags(_) | Self::InvalidTagParameter(_) => ErrorCode::Denied,
             Self::Store(_) | Self::Storage(_) | Self::Contention(_) => ErrorCode::Internal,
         }
@@ -216,6 +229,7 @@ impl RegistryError {
             Self::RepositoryNotEmpty(..) => "RepositoryNotEmptyException",
             Self::ImageNotFound(_) => "ImageNotFoundException",
             Self::ManifestBlobUnknown(_) | Self::BlobUnknown(_) => "LayersNotFoundException",
+            Self::ReferencedImagesNotFound(_) => "ReferencedImagesNotFoundException",
             Self::TagImmutable { .. } => "ImageTagAlreadyExistsException",
             Self::ImageAlreadyExists { .. } => "ImageAlreadyExistsException",
             Self::UploadUnknown(_) => "UploadNotFoundException",
@@ -224,6 +238,8 @@ impl RegistryError {
             Self::PolicyNotFound(_) => "RepositoryPolicyNotFoundException",
             Self::LifecyclePolicyNotFound(_) => "LifecyclePolicyNotFoundException",
             Self::LifecyclePreviewNotFound(_) => "LifecyclePolicyPreviewNotFoundException",
+            Self::RegistryPolicyNotFound(_) => "RegistryPolicyNotFoundException",
+            Self::ImageDigestDoesNotMatch(_) => "ImageDigestDoesNotMatchException",
             Self::InvalidLayerPart {
                 last_valid,
                 upload_id,

@@ -189,7 +189,7 @@ impl Registry {
                     }
                     for c in children {
                         let Some((_, rev)) = self.objects().get_raw(&manifest_key(name, c)).await? else {
-                            return Err(RegistryError::ManifestBlobUnknown(format!("the index references manifest {c}, which is not in repository {name}")));
+                            return Err(RegistryError::ReferencedImagesNotFound(format!("the index references manifest {c}, which is not in repository {name}")));
                         };
                         txn = txn.when(manifest_key(name, c), rev);
                     }

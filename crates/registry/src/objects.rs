@@ -16,6 +16,8 @@
 //! - `ecr/upload/<id>` → [`UploadRecord`]
 //! - `ecr/secret` → the HMAC key of authorization tokens (hex)
 //! - `ecr/preview/<name>` → a lifecycle policy preview
+//! - `ecr/lifecycle-run/<name>` → when the lifecycle policy last ran for the repository
+//! - `ecr/registry-policy` → the registry's permissions policy text
 
 use crate::error::RegistryError;
 use model::ecr::shapes::{LifecyclePolicyPreviewResult, Repository, Tag};
@@ -83,6 +85,13 @@ pub const SECRET_KEY: &str = "ecr/secret";
 pub fn preview_key(name: &str) -> String {
     format!("ecr/preview/{name}")
 }
+
+/// Key of a repository's last lifecycle run.
+pub fn lifecycle_run_key(name: &str) -> String {
+    format!("ecr/lifecycle-run/{name}")
+}
+/// Key of the registry policy (one per registry, that is per region and account).
+pub const REGISTRY_POLICY_KEY: &str = "ecr/registry-policy";
 
 /// A repository and what ECR keeps beside it.
 #[derive(Clone, Debug, Serialize, Deserialize)]

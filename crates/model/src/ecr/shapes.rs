@@ -223,6 +223,25 @@ pub struct DeleteLifecyclePolicyResponse {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct DeleteRegistryPolicyRequest {}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct DeleteRegistryPolicyResponse {
+    #[serde(
+        rename = "registryId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub registry_id: Option<String>,
+    #[serde(
+        rename = "policyText",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub policy_text: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
 pub struct DeleteReplication {
     #[serde(rename = "enabled")]
     pub enabled: bool,
@@ -592,6 +611,25 @@ pub struct GetLifecyclePolicyResponse {
         skip_serializing_if = "Option::is_none"
     )]
     pub last_evaluated_at: Option<f64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct GetRegistryPolicyRequest {}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct GetRegistryPolicyResponse {
+    #[serde(
+        rename = "registryId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub registry_id: Option<String>,
+    #[serde(
+        rename = "policyText",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub policy_text: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
@@ -1396,6 +1434,28 @@ pub struct PutLifecyclePolicyResponse {
         skip_serializing_if = "Option::is_none"
     )]
     pub lifecycle_policy_text: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct PutRegistryPolicyRequest {
+    #[serde(rename = "policyText")]
+    pub policy_text: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct PutRegistryPolicyResponse {
+    #[serde(
+        rename = "registryId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub registry_id: Option<String>,
+    #[serde(
+        rename = "policyText",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub policy_text: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]

@@ -3,7 +3,9 @@
 //! Container Registry"): `ecr:` actions on the repository ARN
 //! (`arn:aws:ecr:REGION:ACCOUNT:repository/NAME`), `ecr:GetAuthorizationToken` and the
 //! registry-level operations on `*`, request tags, and the repository's policy as the
-//! resource policy evaluated beside the caller's identity policies.
+//! resource policy evaluated beside the caller's identity policies — or, for the
+//! registry-level actions a registry policy governs (CreateRepository), the registry
+//! policy.
 //!
 //! (The `/v2/` side authorizes its routes itself, in the registry's own modules.)
 
@@ -95,13 +97,19 @@ pub(crate) fn map(region: &str, account: &str, op: Operation, body: &[u8]) -> Ve
     out
 }
 
-/// The accesses of `op`, each carrying its repository's policy as the resource policy
-/// (a repository that does not exist has none: the handler answers its error).
+/// The accesses of `op`, each carrying its resource policy: the registry policy for the
+/// registry-level actions it governs (CreateRepository among the operations served),
+/// else the repository's policy (a repository that does not exist has none: the handler
+/// answers its error).
 pub(crate) async fn accesses(reg: &Registry, op: Operation, body: &[u8]) -> Vec<Access> {
     let c = reg.config();
     let mut out = Vec::new();
     for (access, repo) in map(&c.region, &c.account_id, op, body) {
+        let registry_level = crate::ecr::registry_policy::REGISTRY_ACTIONS
+            .iter()
+            .any(|a| a.strip_prefix("ecr:") == Some(op.name()));
         let policy = match repo {
+            _ if registry_level => registry_policy(reg).await,
             Some(name) => repository_policy(reg, &name).await,
             None => None,
         };
@@ -131,6 +139,17 @@ pub(crate) async fn foreign_accesses(peer: &Registry, op: Operation, body: &[u8]
             }
         })
         .collect()
+}
+
+/// The registry policy, compiled; one that cannot be read grants nothing (logged).
+async fn registry_policy(reg: &Registry) -> Option<Arc<policy::Policy>> {
+    match crate::ecr::registry_policy::compiled(reg).await {
+        Ok(p) => p,
+        Err(error) => {
+            tracing::warn!(%error, "Could not read the registry policy.");
+            None
+        }
+    }
 }
 
 /// The repository's policy, compiled (cached by the registry; a missing repository has

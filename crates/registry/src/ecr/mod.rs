@@ -4,8 +4,8 @@
 use crate::error::{invalid, RegistryError};
 use crate::images::PutMode;
 use crate::objects::{
-    encode, manifest_prefix, now, preview_key, repo_key, tag_prefix, ManifestRecord, PreviewRecord,
-    RepoRecord, Step, REPO_PREFIX,
+    encode, lifecycle_run_key, manifest_prefix, now, preview_key, repo_key, tag_prefix,
+    ManifestRecord, PreviewRecord, RepoRecord, Step, REPO_PREFIX,
 };
 use crate::{distribution, lifecycle_policy, now_secs, Registry};
 use base64::Engine;
@@ -26,6 +26,7 @@ const MAX_PART: usize = 20 * 1024 * 1024;
 mod layers;
 mod operations;
 mod policies;
+pub(crate) mod registry_policy;
 
 use operations::execute;
 pub use operations::Operation;
@@ -295,7 +296,8 @@ async fn delete_repository(
             let mut txn = Txn::new()
                 .when(repo_key(name), rev)
                 .delete(repo_key(name))
-                .delete(preview_key(name));
+                .delete(preview_key(name))
+                .delete(lifecycle_run_key(name));
             for prefix in [
                 manifest_prefix(name),
                 tag_prefix(name),
@@ -317,7 +319,7 @@ async fn delete_repository(
 }
 
 /// Tags per digest.
-async fn tags_by_digest(
+pub(crate) async fn tags_by_digest(
     reg: &Registry,
     name: &str,
 ) -> Result<BTreeMap<Digest, Vec<String>>, RegistryError> {
@@ -654,28 +656,33 @@ async fn put_image(
     check_registry(reg, req.registry_id.as_ref())?;
     check_name(&req.repository_name)?;
     let name = req.repository_name.as_str();
+    // A missing repository is reported before anything about the manifest, as ECR does.
+    reg.repo(name).await?;
     let bytes = Bytes::from(req.image_manifest.clone().into_bytes());
-    let reference =
-        match (&req.image_tag, &req.image_digest) {
-            (Some(t), _) => {
-                validate_tag(t).map_err(|e| RegistryError::InvalidParameter(e.to_string()))?;
-                if let Some(d) = &req.image_digest {
-                    let d = Digest::parse(d).map_err(|e| {
-                        RegistryError::InvalidParameter(format!("Invalid imageDigest: {e}"))
-                    })?;
-                    if Digest::sha256_of(&bytes) != d {
-                        return Err(RegistryError::DigestInvalid(format!(
-                            "The imageDigest {d} does not match the manifest's digest."
-                        )));
-                    }
-                }
-                Reference::Tag(t.clone())
-            }
-            (None, Some(d)) => Reference::Digest(Digest::parse(d).map_err(|e| {
-                RegistryError::InvalidParameter(format!("Invalid imageDigest: {e}"))
-            })?),
-            (None, None) => Reference::Digest(Digest::sha256_of(&bytes)),
-        };
+    let given = match &req.image_digest {
+        Some(d) => Some(Digest::parse(d).map_err(|e| {
+            RegistryError::InvalidParameter(format!("Invalid parameter at 'imageDigest': {e}"))
+        })?),
+        None => None,
+    };
+    if let Some(d) = &given {
+        let mut digester = oci::Digester::new(d.algorithm());
+        digester.update(&bytes);
+        let actual = digester.finish();
+        if &actual != d {
+            return Err(RegistryError::ImageDigestDoesNotMatch(format!(
+                "The image digest {d} does not match the digest {actual} calculated for the image manifest."
+            )));
+        }
+    }
+    let reference = match (&req.image_tag, given) {
+        (Some(t), _) => {
+            validate_tag(t).map_err(|e| RegistryError::InvalidParameter(e.to_string()))?;
+            Reference::Tag(t.clone())
+        }
+        (None, Some(d)) => Reference::Digest(d),
+        (None, None) => Reference::Digest(Digest::sha256_of(&bytes)),
+    };
     let rec = reg
         .put_manifest(
             name,

@@ -60,6 +60,9 @@ pub(crate) async fn execute(
         Op::StartLifecyclePolicyPreview => run!(super::policies::start_lifecycle_policy_preview),
         Op::GetLifecyclePolicyPreview => run!(super::policies::get_lifecycle_policy_preview),
         Op::DescribeRegistry => run!(super::policies::describe_registry),
+        Op::PutRegistryPolicy => run!(super::registry_policy::put_registry_policy),
+        Op::GetRegistryPolicy => run!(super::registry_policy::get_registry_policy),
+        Op::DeleteRegistryPolicy => run!(super::registry_policy::delete_registry_policy),
         Op::TagResource => run!(super::policies::tag_resource),
         Op::UntagResource => run!(super::policies::untag_resource),
         Op::ListTagsForResource => run!(super::policies::list_tags_for_resource),
@@ -67,7 +70,6 @@ pub(crate) async fn execute(
         | Op::CreatePullThroughCacheRule
         | Op::CreateRepositoryCreationTemplate
         | Op::DeletePullThroughCacheRule
-        | Op::DeleteRegistryPolicy
         | Op::DeleteRepositoryCreationTemplate
         | Op::DeleteSigningConfiguration
         | Op::DeregisterPullTimeUpdateExclusion
@@ -78,14 +80,12 @@ pub(crate) async fn execute(
         | Op::DescribeReplicationBackfillResults
         | Op::DescribeRepositoryCreationTemplates
         | Op::GetAccountSetting
-        | Op::GetRegistryPolicy
         | Op::GetRegistryScanningConfiguration
         | Op::GetSigningConfiguration
         | Op::ListImageReferrers
         | Op::ListPullTimeUpdateExclusions
         | Op::ListReplicationBackfills
         | Op::PutAccountSetting
-        | Op::PutRegistryPolicy
         | Op::PutRegistryScanningConfiguration
         | Op::PutReplicationConfiguration
         | Op::PutSigningConfiguration

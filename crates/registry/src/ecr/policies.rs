@@ -81,28 +81,54 @@ pub(super) fn validate_policy(text: &str) -> Result<(), RegistryError> {
     if let Err(e) = policy::Policy::parse(text, policy::PolicyKind::Resource) {
         return bad(&e);
     }
-    // The document parsed, so it is JSON with a Statement object or list.
+    if let Some(a) = policy_actions(text).iter().find(|a| {
+        !a.name
+            .get(..4)
+            .is_some_and(|p| p.eq_ignore_ascii_case("ecr:"))
+    }) {
+        return bad(&format!(
+            "Invalid repository policy action '{}': repository policies may only name ecr: actions",
+            a.name
+        ));
+    }
+    Ok(())
+}
+
+/// An action a policy statement names.
+pub(super) struct PolicyAction {
+    /// As written.
+    pub(super) name: String,
+    /// Listed under `NotAction`.
+    pub(super) negated: bool,
+}
+
+/// The actions a policy's statements list under `Action` or `NotAction`; `text` has
+/// already parsed as an IAM policy, so it is JSON with a Statement object or list.
+pub(super) fn policy_actions(text: &str) -> Vec<PolicyAction> {
     let v: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
     let statements = match v.get("Statement") {
         Some(serde_json::Value::Array(a)) => a.iter().collect(),
         Some(o) => vec![o],
         None => Vec::new(),
     };
+    let mut out = Vec::new();
     for st in statements {
-        let actions = st.get("Action").or_else(|| st.get("NotAction"));
-        let names: Vec<&str> = match actions {
-            Some(serde_json::Value::String(a)) => vec![a.as_str()],
-            Some(serde_json::Value::Array(a)) => a.iter().filter_map(|x| x.as_str()).collect(),
+        let (listed, negated) = match (st.get("Action"), st.get("NotAction")) {
+            (Some(a), _) => (a, false),
+            (None, Some(a)) => (a, true),
+            (None, None) => continue,
+        };
+        let names: Vec<&str> = match listed {
+            serde_json::Value::String(a) => vec![a.as_str()],
+            serde_json::Value::Array(a) => a.iter().filter_map(|x| x.as_str()).collect(),
             _ => Vec::new(),
         };
-        if let Some(a) = names
-            .iter()
-            .find(|a| !a.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("ecr:")))
-        {
-            return bad(&format!("Invalid repository policy action '{a}': repository policies may only name ecr: actions"));
-        }
+        out.extend(names.into_iter().map(|n| PolicyAction {
+            name: n.to_owned(),
+            negated,
+        }));
     }
-    Ok(())
+    out
 }
 
 pub(super) async fn get_repository_policy(
@@ -200,9 +226,9 @@ pub(super) async fn get_lifecycle_policy(
     };
     Ok(GetLifecyclePolicyResponse {
         registry_id: Some(reg.registry_id().to_owned()),
+        last_evaluated_at: lifecycle_policy::last_evaluated_at(reg, &req.repository_name).await?,
         repository_name: Some(req.repository_name),
         lifecycle_policy_text: Some(p),
-        last_evaluated_at: rec.lifecycle_updated_at,
     })
 }
 
@@ -212,14 +238,14 @@ pub(super) async fn delete_lifecycle_policy(
 ) -> Result<DeleteLifecyclePolicyResponse, RegistryError> {
     check_registry(reg, req.registry_id.as_ref())?;
     let name = req.repository_name.clone();
-    let (old, at) = update_repo(reg, &req.repository_name, |r| {
-        let p = r
-            .lifecycle_policy
+    let old = update_repo(reg, &req.repository_name, |r| {
+        r.lifecycle_updated_at = None;
+        r.lifecycle_policy
             .take()
-            .ok_or_else(|| no_lifecycle(reg, &name))?;
-        Ok((p, r.lifecycle_updated_at.take()))
+            .ok_or_else(|| no_lifecycle(reg, &name))
     })
     .await?;
+    let at = lifecycle_policy::last_evaluated_at(reg, &req.repository_name).await?;
     Ok(DeleteLifecyclePolicyResponse {
         registry_id: Some(reg.registry_id().to_owned()),
         repository_name: Some(req.repository_name),
@@ -257,12 +283,24 @@ pub(super) async fn start_lifecycle_policy_preview(
     })
 }
 
+/// GetLifecyclePolicyPreview's largest page (its own limit, below the other lists').
+const MAX_PREVIEW_PAGE: i32 = 100;
+
 pub(super) async fn get_lifecycle_policy_preview(
     reg: &Registry,
     req: GetLifecyclePolicyPreviewRequest,
 ) -> Result<GetLifecyclePolicyPreviewResponse, RegistryError> {
     check_registry(reg, req.registry_id.as_ref())?;
     check_name(&req.repository_name)?;
+    if req
+        .max_results
+        .is_some_and(|n| !(1..=MAX_PREVIEW_PAGE).contains(&n))
+    {
+        return invalid(format!("Invalid parameter at 'maxResults' failed to satisfy constraint: 'Member must have value between 1 and {MAX_PREVIEW_PAGE}'"));
+    }
+    if req.image_ids.is_some() && (req.max_results.is_some() || req.next_token.is_some()) {
+        return invalid("maxResults and nextToken cannot be used with imageIds.");
+    }
     let name = req.repository_name.as_str();
     reg.repo(name).await?;
     let Some((preview, _)) = reg
@@ -271,15 +309,30 @@ pub(super) async fn get_lifecycle_policy_preview(
         .await?
     else {
         return Err(RegistryError::LifecyclePreviewNotFound(format!(
-            "Lifecycle policy preview does not exist for the repository with name '{name}'"
+            "Lifecycle policy preview does not exist for the repository with name '{name}' in the registry with id '{}'",
+            reg.registry_id()
         )));
     };
     let count = i32::try_from(preview.results.len()).unwrap_or(i32::MAX);
-    let (results, next) = page(preview.results, req.next_token.as_deref(), req.max_results)?;
+    let status = req.filter.as_ref().and_then(|f| f.tag_status);
+    let wanted = |r: &LifecyclePolicyPreviewResult| {
+        let tags = r.image_tags.as_deref().unwrap_or_default();
+        let named = req.image_ids.as_ref().is_none_or(|ids| {
+            ids.iter().any(|id| {
+                id.image_digest.is_some() && id.image_digest == r.image_digest
+                    || id.image_tag.as_ref().is_some_and(|t| tags.contains(t))
+            })
+        });
+        named && status_admits(status, !tags.is_empty())
+    };
+    let results: Vec<_> = preview.results.into_iter().filter(wanted).collect();
+    let (results, next) = page(results, req.next_token.as_deref(), req.max_results)?;
     Ok(GetLifecyclePolicyPreviewResponse {
         registry_id: Some(reg.registry_id().to_owned()),
         repository_name: Some(name.to_owned()),
         lifecycle_policy_text: Some(preview.policy),
+        // The preview is computed before StartLifecyclePolicyPreview answers, so
+        // it is complete by the first Get.
         status: Some(LifecyclePolicyPreviewStatus::Complete),
         next_token: next,
         preview_results: Some(results),
