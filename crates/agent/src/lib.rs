@@ -31,6 +31,7 @@ mod sign;
 pub mod state;
 pub mod task_credentials;
 pub mod tls;
+pub mod tls_pin;
 
 pub use api::{ApiClient, ApiConfig, ApiError};
 pub use credentials::{Credentials, CredentialsError};

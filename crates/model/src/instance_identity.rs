@@ -33,6 +33,11 @@ pub struct JoinTokenResponse {
     pub instance_profile_name: String,
     /// When it stops being accepted, ISO 8601.
     pub expiration: String,
+    /// `sha256:<hex>` of the server's own CA certificate, when the server made its
+    /// certificates: an agent given it trusts the CA the server presents with that hash
+    /// (`--ca-cert-hash`), so no `ca.crt` has to be copied to the host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_cert_hash: Option<String>,
 }
 
 /// The body of a redemption (no `Debug`: it holds the token).
