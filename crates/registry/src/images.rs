@@ -129,6 +129,7 @@ impl Registry {
             .put_manifest_txn(name, reference, bytes, content_type, mode)
             .await?;
         tracing::info!(repository = name, digest = %record.digest, reference = %reference, media_type = %record.media_type, "Manifest stored.");
+        self.on_push(name, &record);
         Ok(record)
     }
 

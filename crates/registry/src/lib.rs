@@ -1,6 +1,6 @@
 //! `registry` owns the container registry: the OCI distribution API under `/v2/`
 //! ([`Registry::router`]), the Amazon ECR API ([`Registry::handle`]), authorization
-//! tokens, lifecycle policies and garbage collection.
+//! tokens, lifecycle policies, image scanning and garbage collection.
 //!
 //! Metadata (repositories, manifests, tags, blob links, upload sessions) lives in the
 //! transactional `store`; blob bytes live in a `blobstore`. This crate must not depend on
@@ -19,6 +19,7 @@ mod gc;
 mod images;
 mod lifecycle_policy;
 mod objects;
+mod scanning;
 
 pub use access::IdentityResolver;
 pub use ecr::Operation;
@@ -100,6 +101,8 @@ struct Inner {
     /// Serialises, per digest stripe, a blob's commit against its collection, so
     /// garbage collection never deletes a file a commit has just put in place.
     blob_locks: Vec<tokio::sync::Mutex<()>>,
+    /// The vulnerability scanner (set once by the binary with its database).
+    scanner: std::sync::OnceLock<scanning::Scanner>,
 }
 
 impl Registry {
@@ -114,6 +117,7 @@ impl Registry {
                 identity: std::sync::OnceLock::new(),
                 policies: access::PolicyCache::default(),
                 blob_locks: (0..64).map(|_| tokio::sync::Mutex::new(())).collect(),
+                scanner: std::sync::OnceLock::new(),
             }),
         }
     }
