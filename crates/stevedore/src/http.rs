@@ -74,6 +74,11 @@ pub fn router(app: Arc<App>) -> Router {
             axum::routing::post(crate::instance_identity::mint),
         )
         .route(
+            crate::scan_db::IMPORT_PATH,
+            axum::routing::post(crate::scan_db::import)
+                .layer(axum::extract::DefaultBodyLimit::max(crate::scan_db::MAX_BODY)),
+        )
+        .route(
             ::agent::instance_identity::IDENTITY_PATH,
             axum::routing::post(crate::instance_identity::redeem),
         )

@@ -15,6 +15,7 @@ mod listener;
 mod metrics;
 mod regions;
 mod registry_identity;
+mod scan_db;
 mod server;
 mod sim;
 mod task_roles;
@@ -52,6 +53,9 @@ enum Command {
     Lb(lb_command::LbArgs),
     /// Mint a one-time token with which an agent host joins as an instance profile.
     JoinToken(join_token::JoinTokenArgs),
+    /// Manage the registry's vulnerability database (OSV records) on a running server.
+    #[command(subcommand)]
+    ScanDb(scan_db::ScanDbCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -85,6 +89,7 @@ fn main() -> std::process::ExitCode {
             Command::Agent(args) => agent::run(args).await,
             Command::Lb(args) => lb_command::run(args).await,
             Command::JoinToken(args) => join_token::run(args).await,
+            Command::ScanDb(command) => scan_db::run(command).await,
         }
     });
     match result {
