@@ -346,7 +346,8 @@ impl Registry {
                 let blob = handle
                     .block_on(blobs.read(d, None))
                     .map_err(|e| scan::ScanError::Layer(d.to_string(), e.to_string()))?;
-                let reader = tokio_util::io::SyncIoBridge::new_with_handle(blob.reader, handle.clone());
+                let reader =
+                    tokio_util::io::SyncIoBridge::new_with_handle(blob.reader, handle.clone());
                 Ok((d.to_string(), reader))
             });
             let fs = scan::read_layers(open, &limits)?;
@@ -413,7 +414,9 @@ async fn image(
             Some(ImageFailureCode::InvalidImageDigest | ImageFailureCode::InvalidImageTag) => {
                 invalid(f.failure_reason.unwrap_or_default())
             }
-            _ => Err(RegistryError::ImageNotFound(crate::ecr::image_not_found(reg, name, id))),
+            _ => Err(RegistryError::ImageNotFound(crate::ecr::image_not_found(
+                reg, name, id,
+            ))),
         },
     }
 }
@@ -542,8 +545,7 @@ pub(crate) async fn put_registry_scanning_configuration(
         for f in &rule.repository_filters {
             let ok = !f.filter.is_empty()
                 && f.filter.len() <= 256
-                && f
-                    .filter
+                && f.filter
                     .bytes()
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-/*".contains(&b));
             if !ok {

@@ -75,8 +75,9 @@ pub fn router(app: Arc<App>) -> Router {
         )
         .route(
             crate::scan_db::IMPORT_PATH,
-            axum::routing::post(crate::scan_db::import)
-                .layer(axum::extract::DefaultBodyLimit::max(crate::scan_db::MAX_BODY)),
+            axum::routing::post(crate::scan_db::import).layer(
+                axum::extract::DefaultBodyLimit::max(crate::scan_db::MAX_BODY),
+            ),
         )
         .route(
             ::agent::instance_identity::IDENTITY_PATH,

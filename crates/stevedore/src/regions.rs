@@ -344,10 +344,13 @@ impl Factory {
                 config.scheme = reg.scheme.clone();
                 // The vulnerability database is a file beside logs.db (opening blocks).
                 let path = region_dir.join("scan.db");
-                let vulnerabilities = tokio::task::spawn_blocking(move || scan::Database::open(&path))
-                    .await
-                    .context("opening the vulnerability database")?
-                    .with_context(|| format!("opening the vulnerability database of {region}"))?;
+                let vulnerabilities =
+                    tokio::task::spawn_blocking(move || scan::Database::open(&path))
+                        .await
+                        .context("opening the vulnerability database")?
+                        .with_context(|| {
+                            format!("opening the vulnerability database of {region}")
+                        })?;
                 registry = Some(
                     registry::Registry::new(store.clone(), Arc::new(blobs), config)
                         .with_identity(reg.identity.clone())

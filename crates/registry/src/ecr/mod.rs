@@ -489,7 +489,9 @@ async fn describe_images(
             for id in ids {
                 match resolve_id(reg, name, id).await? {
                     Ok(m) => {
-                        if !out.iter().any(|d: &ImageDetail| d.image_digest.as_deref() == Some(&m.digest.to_string())) {
+                        if !out.iter().any(|d: &ImageDetail| {
+                            d.image_digest.as_deref() == Some(&m.digest.to_string())
+                        }) {
                             out.push(detail(reg, name, &m, tags.get(&m.digest)));
                         }
                     }
@@ -512,7 +514,10 @@ async fn describe_images(
     };
     let (mut details, next) = page(details, req.next_token.as_deref(), req.max_results)?;
     for d in &mut details {
-        let digest = d.image_digest.as_deref().and_then(|d| Digest::parse(d).ok());
+        let digest = d
+            .image_digest
+            .as_deref()
+            .and_then(|d| Digest::parse(d).ok());
         if let Some(digest) = digest {
             if let Some((status, summary)) = reg.scan_of(name, &digest).await? {
                 d.image_scan_status = Some(status);
