@@ -190,6 +190,14 @@ def test_manual_scan_scan_not_found_and_the_daily_quota(ecr, v2, repo, osv_db):
     with pytest.raises(botocore.exceptions.ClientError) as e:
         ecr.start_image_scan(repositoryName=repo, imageId={"imageDigest": digest})
     assert e.value.response["Error"]["Code"] == "LimitExceededException"
+    # Deleting the image deletes its scan: pushed again, it has none and may be scanned.
+    ecr.batch_delete_image(repositoryName=repo, imageIds=[{"imageDigest": digest}])
+    again, _ = v2.push_image(repo, "v1", image_layers(vulnerable=True))
+    assert again == digest
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        ecr.describe_image_scan_findings(repositoryName=repo, imageId={"imageDigest": digest})
+    assert e.value.response["Error"]["Code"] == "ScanNotFoundException"
+    assert ecr.start_image_scan(repositoryName=repo, imageId={"imageDigest": digest})["imageScanStatus"]["status"] == "IN_PROGRESS"
     with pytest.raises(botocore.exceptions.ClientError) as e:
         ecr.start_image_scan(repositoryName=repo, imageId={"imageTag": "nope"})
     assert e.value.response["Error"]["Code"] == "ImageNotFoundException"

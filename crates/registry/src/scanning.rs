@@ -43,7 +43,8 @@ const TAR_LAYERS: &[&str] = &[
     "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
 ];
 
-fn scan_key(name: &str, d: &Digest) -> String {
+/// Key of an image's scan record.
+pub(crate) fn scan_key(name: &str, d: &Digest) -> String {
     format!("ecr/scan/{name}#{d}")
 }
 
@@ -402,12 +403,17 @@ fn image_id(rec: &ManifestRecord, asked: &ImageIdentifier) -> ImageIdentifier {
     }
 }
 
-/// Resolves an image id or fails with ImageNotFoundException in ECR's words.
+/// Checks the request's registry and repository and resolves its image id, failing with
+/// RepositoryNotFoundException or ImageNotFoundException in ECR's words.
 async fn image(
     reg: &Registry,
+    registry_id: Option<&String>,
     name: &str,
     id: &ImageIdentifier,
 ) -> Result<ManifestRecord, RegistryError> {
+    crate::ecr::check_registry(reg, registry_id)?;
+    crate::ecr::check_name(name)?;
+    reg.repo(name).await?;
     match crate::ecr::resolve_id(reg, name, id).await? {
         Ok(rec) => Ok(rec),
         Err(f) => match f.failure_code {
@@ -425,11 +431,8 @@ pub(crate) async fn start_image_scan(
     reg: &Registry,
     req: StartImageScanRequest,
 ) -> Result<StartImageScanResponse, RegistryError> {
-    crate::ecr::check_registry(reg, req.registry_id.as_ref())?;
-    crate::ecr::check_name(&req.repository_name)?;
     let name = req.repository_name.as_str();
-    reg.repo(name).await?;
-    let rec = image(reg, name, &req.image_id).await?;
+    let rec = image(reg, req.registry_id.as_ref(), name, &req.image_id).await?;
     if !rec.children.is_empty() {
         return Err(RegistryError::Unsupported(
             "The image is a manifest list or image index, which basic scanning does not scan."
@@ -449,11 +452,8 @@ pub(crate) async fn describe_image_scan_findings(
     reg: &Registry,
     req: DescribeImageScanFindingsRequest,
 ) -> Result<DescribeImageScanFindingsResponse, RegistryError> {
-    crate::ecr::check_registry(reg, req.registry_id.as_ref())?;
-    crate::ecr::check_name(&req.repository_name)?;
     let name = req.repository_name.as_str();
-    reg.repo(name).await?;
-    let rec = image(reg, name, &req.image_id).await?;
+    let rec = image(reg, req.registry_id.as_ref(), name, &req.image_id).await?;
     let Some((scan, _)) = reg
         .objects()
         .get::<ScanRecord>(&scan_key(name, &rec.digest))

@@ -36,16 +36,7 @@ pub struct JoinTokenArgs {
 /// Mints the token and prints it.
 pub async fn run(args: JoinTokenArgs) -> anyhow::Result<()> {
     let ttl = crate::agent::parse_duration(&args.ttl)?;
-    let credentials = Credentials::from_environment().context("loading AWS credentials")?;
-    if let Some(ca) = &args.ca_file {
-        ::agent::tls::trust_ca_file(ca).context("--ca-file")?;
-    }
-    let api = ApiClient::new(ApiConfig::new(
-        &args.endpoint,
-        region_from_environment(),
-        credentials,
-    ))
-    .context("building the client")?;
+    let api = signed_client(&args.endpoint, args.ca_file.as_deref())?;
     let body = serde_json::to_vec(&JoinTokenRequest {
         instance_profile_name: args.instance_profile.clone(),
         ttl_seconds: Some(ttl.as_secs()),
@@ -54,10 +45,7 @@ pub async fn run(args: JoinTokenArgs) -> anyhow::Result<()> {
         .post_json("iam", JOIN_TOKENS_PATH, "CreateJoinToken", body)
         .await?;
     if status != 200 {
-        let message = serde_json::from_slice::<serde_json::Value>(&answer)
-            .ok()
-            .and_then(|v| v.get("message").and_then(|m| m.as_str().map(str::to_owned)))
-            .unwrap_or_else(|| String::from_utf8_lossy(&answer).into_owned());
+        let message = refusal_message(&answer);
         anyhow::bail!("the server refused the join token (HTTP {status}): {message}");
     }
     let token: JoinTokenResponse =
@@ -73,4 +61,30 @@ pub async fn run(args: JoinTokenArgs) -> anyhow::Result<()> {
         if args.endpoint.starts_with("https://") { " --ca-file <copy of the server's ca.crt>" } else { "" }
     );
     Ok(())
+}
+
+/// A client for Stevedore's own signed routes, with the caller's AWS credentials (found
+/// the AWS way) and, for an `https://` endpoint, the CA in `ca_file` when given.
+pub(crate) fn signed_client(
+    endpoint: &str,
+    ca_file: Option<&std::path::Path>,
+) -> anyhow::Result<ApiClient> {
+    let credentials = Credentials::from_environment().context("loading AWS credentials")?;
+    if let Some(ca) = ca_file {
+        ::agent::tls::trust_ca_file(ca).context("--ca-file")?;
+    }
+    ApiClient::new(ApiConfig::new(
+        endpoint,
+        region_from_environment(),
+        credentials,
+    ))
+    .context("building the client")
+}
+
+/// The `message` of a refusal's AWS error body, else the body as text.
+pub(crate) fn refusal_message(answer: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(answer)
+        .ok()
+        .and_then(|v| v.get("message").and_then(|m| m.as_str().map(str::to_owned)))
+        .unwrap_or_else(|| String::from_utf8_lossy(answer).into_owned())
 }

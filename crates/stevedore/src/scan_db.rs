@@ -6,8 +6,6 @@
 
 use std::sync::Arc;
 
-use ::agent::credentials::region_from_environment;
-use ::agent::{ApiClient, ApiConfig, Credentials};
 use anyhow::Context;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -65,16 +63,7 @@ pub async fn run(command: ScanDbCommand) -> anyhow::Result<()> {
 }
 
 async fn import_command(args: ImportArgs) -> anyhow::Result<()> {
-    let credentials = Credentials::from_environment().context("loading AWS credentials")?;
-    if let Some(ca) = &args.ca_file {
-        ::agent::tls::trust_ca_file(ca).context("--ca-file")?;
-    }
-    let api = ApiClient::new(ApiConfig::new(
-        &args.endpoint,
-        region_from_environment(),
-        credentials,
-    ))
-    .context("building the client")?;
+    let api = crate::join_token::signed_client(&args.endpoint, args.ca_file.as_deref())?;
     let path = args.path.clone();
     let (files, mut skipped) = tokio::task::spawn_blocking(move || scan::db::read_source(&path))
         .await
@@ -87,10 +76,7 @@ async fn import_command(args: ImportArgs) -> anyhow::Result<()> {
             .post_json("ecr", IMPORT_PATH, "ImportVulnerabilities", body)
             .await?;
         if status != 200 {
-            let message = serde_json::from_slice::<serde_json::Value>(&answer)
-                .ok()
-                .and_then(|v| v.get("message").and_then(|m| m.as_str().map(str::to_owned)))
-                .unwrap_or_else(|| String::from_utf8_lossy(&answer).into_owned());
+            let message = crate::join_token::refusal_message(&answer);
             anyhow::bail!("the server refused the import (HTTP {status}): {message}");
         }
         let report: ImportReport =
