@@ -183,9 +183,15 @@ impl Registry {
         ecr::handle(self, operation, body).await
     }
 
-    /// Runs garbage collection and lifecycle policies every `gc_interval` until
-    /// `shutdown` fires; a panic costs one run (loop `registry_maintenance`).
+    /// Queues again the image scans a stopped server left in progress, then runs garbage
+    /// collection and lifecycle policies every `gc_interval` until `shutdown` fires; a
+    /// panic costs one run (loop `registry_maintenance`).
     pub async fn run_background(self, shutdown: telemetry::CancellationToken) {
+        match self.resume_scans().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(scans = n, "Interrupted image scans queued again."),
+            Err(error) => tracing::warn!(%error, "Could not resume interrupted image scans."),
+        }
         let every = self.inner.config.gc_interval;
         let wait = || tokio::time::sleep(every);
         let round = || self.maintain();

@@ -45,12 +45,15 @@ const TAR_LAYERS: &[&str] = &[
 
 /// Key of an image's scan record.
 pub(crate) fn scan_key(name: &str, d: &Digest) -> String {
-    format!("ecr/scan/{name}#{d}")
+    format!("{ALL_SCANS}{name}#{d}")
 }
+
+/// Prefix of every scan record.
+const ALL_SCANS: &str = "ecr/scan/";
 
 /// Prefix of a repository's scan records (deleted with the repository).
 pub(crate) fn scan_prefix(name: &str) -> String {
-    format!("ecr/scan/{name}#")
+    format!("{ALL_SCANS}{name}#")
 }
 
 /// One image's scan.
@@ -365,6 +368,29 @@ impl Registry {
             Ok(Err(e)) => Err(ScanOutcome::Failed(e.to_string())),
             Err(e) => Err(ScanOutcome::Failed(format!("the scan stopped: {e}"))),
         }
+    }
+
+    /// Queues again the scans a stopped server left IN_PROGRESS (run once at start), so
+    /// none stays in progress for ever.
+    pub(crate) async fn resume_scans(&self) -> Result<usize, RegistryError> {
+        let mut resumed = 0;
+        for (key, rec, _) in self.objects().list::<ScanRecord>(ALL_SCANS).await? {
+            if rec.status != ScanStatus::InProgress {
+                continue;
+            }
+            let parsed = key
+                .strip_prefix(ALL_SCANS)
+                .and_then(|k| k.rsplit_once('#'))
+                .and_then(|(name, d)| Some((name.to_owned(), Digest::parse(d).ok()?)));
+            let Some((name, digest)) = parsed else {
+                tracing::warn!(%key, "Unreadable scan key; skipped.");
+                continue;
+            };
+            let reg = self.clone();
+            tokio::spawn(async move { reg.run_scan(name, digest, rec.started_at).await });
+            resumed += 1;
+        }
+        Ok(resumed)
     }
 
     /// The scan of an image, if it has one (DescribeImages).

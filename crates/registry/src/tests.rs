@@ -260,3 +260,4 @@ async fn every_modelled_ecr_operation_runs_a_handler_or_answers_not_implemented(
 }
 
 mod access;
+mod scanning;
