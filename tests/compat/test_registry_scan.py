@@ -62,6 +62,8 @@ def image_layers(vulnerable: bool) -> list[bytes]:
         # A lockfile the next layer deletes: its (vulnerable) crate must not be reported.
         "srv/old/Cargo.lock": cargo_lock("1.0.0", "0.1.40"),
         "usr/bin/tool": b"\x7fELF not really",
+        # Debian 12: records for other Debian releases must not apply.
+        "usr/lib/os-release": b'ID=debian\nVERSION_ID="12"\n',
     })
     top = layer({
         "srv/.wh.old": None,
@@ -112,11 +114,11 @@ def scanned_repo(ecr):
 def test_import_reports_malformed_files_and_reimport_replaces_by_id(server, osv_db):
     assert "malformed.json" in osv_db.stderr
     first = json.loads(osv_db.stdout)
-    assert first["imported"] == 5 and first["skipped"] == 1
+    assert first["imported"] == 6 and first["skipped"] == 1
     again = run_import(server, FIXTURES)
     assert again.returncode == 0, again.stderr
     second = json.loads(again.stdout)
-    assert second["imported"] == 5
+    assert second["imported"] == 6
     assert second["total"] == first["total"], "same ids replace, never duplicate"
     assert second["updatedAt"] >= first["updatedAt"]
 

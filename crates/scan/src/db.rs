@@ -333,6 +333,7 @@ mod tests {
             name: "c".into(),
             source: None,
             version: "1.5.0".into(),
+            release: None,
         };
         let hits = |db: &Database| {
             db.candidates(Ecosystem::CratesIo, "c")

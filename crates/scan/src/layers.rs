@@ -9,10 +9,16 @@ use crate::{Limits, ScanError};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
 
+/// Whether `path` is an os-release file (which names the OS release packages belong to).
+pub fn is_os_release(path: &str) -> bool {
+    path == "etc/os-release" || path == "usr/lib/os-release"
+}
+
 /// Paths (relative, no leading `/`) the package inventory reads.
 pub fn wanted(path: &str) -> bool {
     let base = path.rsplit('/').next().unwrap_or(path);
-    path == "var/lib/dpkg/status"
+    is_os_release(path)
+        || path == "var/lib/dpkg/status"
         || path == "lib/apk/db/installed"
         || (path.starts_with("var/lib/dpkg/status.d/") && !base.ends_with(".md5sums"))
         || base == "Cargo.lock"

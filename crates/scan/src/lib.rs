@@ -115,7 +115,7 @@ pub fn read_layers<R: Read>(
 /// Inventories `fs` and matches its packages against `db`.
 pub fn scan(fs: &layers::Filesystem, db: &Database) -> Result<Report, ScanError> {
     let (packages, notes) = packages::inventory(fs.files());
-    if packages.is_empty() && fs.files().is_empty() {
+    if packages.is_empty() && fs.files().keys().all(|p| layers::is_os_release(p)) {
         return Err(ScanError::NoPackages);
     }
     let mut cache: BTreeMap<(Ecosystem, String), Vec<osv::Vulnerability>> = BTreeMap::new();

@@ -172,6 +172,7 @@ impl Vulnerability {
         self.affected.iter().position(|a| {
             a.package.as_ref().is_some_and(|p| {
                 Ecosystem::from_osv(&p.ecosystem) == Some(pkg.ecosystem)
+                    && same_release(&p.ecosystem, pkg.release.as_deref())
                     && names.contains(&p.name.as_str())
             }) && affected_version(a, pkg.ecosystem, &pkg.version)
         })
@@ -203,6 +204,18 @@ impl Vulnerability {
                 Some(best.map_or(s, |b| b.max(s)))
             });
         score.map_or(FindingSeverity::Undefined, FindingSeverity::from_score)
+    }
+}
+
+/// Whether a record's ecosystem (`Debian:12`) is for the package's release (`12`): a
+/// record without a release, or a package whose release is unknown, matches any.
+fn same_release(ecosystem: &str, release: Option<&str>) -> bool {
+    match (ecosystem.split_once(':'), release) {
+        (Some((_, suffix)), Some(release)) => {
+            // `Ubuntu:22.04:LTS`-style suffixes: only the release part counts.
+            suffix.split(':').next() == Some(release)
+        }
+        _ => true,
     }
 }
 
@@ -364,6 +377,7 @@ mod tests {
             name: name.into(),
             source: None,
             version: version.into(),
+            release: None,
         }
     }
 
@@ -406,6 +420,14 @@ mod tests {
         assert!(v.affects(&p).is_none());
         p.version = "3.0.11-1".into();
         assert!(v.affects(&p).is_none(), "~ sorts before the release");
+        p.version = "3.0.11-1~deb12u1".into();
+        p.release = Some("11".into());
+        assert!(
+            v.affects(&p).is_none(),
+            "a Debian 12 record is not about Debian 11"
+        );
+        p.release = Some("12".into());
+        assert!(v.affects(&p).is_some());
     }
 
     #[test]

@@ -18,6 +18,10 @@ pub struct Package {
     pub source: Option<String>,
     /// Installed version.
     pub version: String,
+    /// The OS release the package belongs to, in OSV's ecosystem suffix form (`12` for
+    /// `Debian:12`, `v3.19` for `Alpine:v3.19`); `None` for language packages or when
+    /// the image does not say.
+    pub release: Option<String>,
 }
 
 impl Package {
@@ -31,14 +35,21 @@ impl Package {
     }
 }
 
-/// Inventories every wanted file (see [`crate::layers::wanted`]); returns the packages
-/// and a note per file that could not be read.
+/// Inventories every wanted file (see [`crate::layers::wanted`]), OS packages tagged
+/// with the release the image's os-release names; returns the packages and a note per
+/// file that could not be read.
 pub fn inventory<'a>(
     files: impl IntoIterator<Item = (&'a String, &'a Vec<u8>)>,
 ) -> (Vec<Package>, Vec<String>) {
     let mut out = BTreeSet::new();
     let mut notes = Vec::new();
+    // `etc/os-release` wins over `usr/lib/os-release` (the usual link target).
+    let mut releases: Vec<(&String, &Vec<u8>)> = Vec::new();
     for (path, body) in files {
+        if crate::layers::is_os_release(path) {
+            releases.push((path, body));
+            continue;
+        }
         let base = path.rsplit('/').next().unwrap_or(path);
         let Ok(text) = std::str::from_utf8(body) else {
             notes.push(format!("{path}: not UTF-8"));
@@ -61,7 +72,48 @@ pub fn inventory<'a>(
             Err(e) => notes.push(format!("{path}: {e}")),
         }
     }
-    (out.into_iter().collect(), notes)
+    releases.sort_by_key(|(p, _)| !p.starts_with("etc/"));
+    let files_release = releases
+        .first()
+        .and_then(|(_, b)| std::str::from_utf8(b).ok());
+    let release = os_release(files_release);
+    let packages = out
+        .into_iter()
+        .map(|mut p| {
+            p.release = match p.ecosystem {
+                Ecosystem::Debian | Ecosystem::Alpine => release
+                    .as_ref()
+                    .filter(|(eco, _)| *eco == p.ecosystem)
+                    .map(|(_, r)| r.clone()),
+                _ => None,
+            };
+            p
+        })
+        .collect();
+    (packages, notes)
+}
+
+/// The OS release an image's os-release file names, as OSV's ecosystem suffix: Debian's
+/// `VERSION_ID` (`12`), Alpine's major.minor with a `v` (`v3.19`).
+pub fn os_release(text: Option<&str>) -> Option<(Ecosystem, String)> {
+    let text = text?;
+    let field = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+            .map(|v| v.trim().trim_matches(['"', '\'']).to_owned())
+    };
+    let version = field("VERSION_ID")?;
+    match field("ID")?.as_str() {
+        "debian" => Some((Ecosystem::Debian, version.split('.').next()?.to_owned())),
+        "alpine" => {
+            let mut parts = version.split('.');
+            Some((
+                Ecosystem::Alpine,
+                format!("v{}.{}", parts.next()?, parts.next()?),
+            ))
+        }
+        _ => None,
+    }
 }
 
 /// dpkg's status file: RFC 822-style stanzas; only installed packages count.
@@ -112,6 +164,7 @@ pub fn dpkg_status(text: &str) -> Vec<Package> {
                 name: name.to_owned(),
                 source,
                 version,
+                release: None,
             });
         }
     }
@@ -141,6 +194,7 @@ pub fn apk_installed(text: &str) -> Vec<Package> {
                 name: name.to_owned(),
                 source: origin.filter(|o| !o.is_empty()).map(str::to_owned),
                 version: version.to_owned(),
+                release: None,
             });
         }
     }
@@ -178,6 +232,7 @@ pub fn cargo_lock(text: &str) -> Vec<Package> {
                 name: name.to_owned(),
                 source: None,
                 version: version.to_owned(),
+                release: None,
             });
         }
     }
@@ -195,6 +250,7 @@ pub fn package_lock(text: &str) -> Result<Vec<Package>, String> {
         name: name.to_owned(),
         source: None,
         version: version.to_owned(),
+        release: None,
     };
     if let Some(packages) = doc.get("packages").and_then(|p| p.as_object()) {
         for (key, p) in packages {
@@ -278,6 +334,38 @@ mod tests {
         let v1 = r#"{"lockfileVersion":1,"dependencies":{"a":{"version":"1.0.0","dependencies":{"b":{"version":"2.0.0"}}}}}"#;
         assert_eq!(package_lock(v1).expect("v1").len(), 2);
         assert!(package_lock("{not json").is_err());
+    }
+
+    #[test]
+    fn os_release_names_the_osv_release_of_os_packages() {
+        let debian =
+            "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\nVERSION_ID=\"12\"\n";
+        let alpine = "NAME=\"Alpine Linux\"\nID=alpine\nVERSION_ID=3.19.1\n";
+        assert_eq!(
+            os_release(Some(debian)),
+            Some((Ecosystem::Debian, "12".into()))
+        );
+        assert_eq!(
+            os_release(Some(alpine)),
+            Some((Ecosystem::Alpine, "v3.19".into()))
+        );
+        assert_eq!(os_release(Some("ID=plan9\nVERSION_ID=4")), None);
+        let files = std::collections::BTreeMap::from([
+            ("usr/lib/os-release".to_owned(), debian.as_bytes().to_vec()),
+            (
+                "var/lib/dpkg/status".to_owned(),
+                b"Package: a\nVersion: 1\n".to_vec(),
+            ),
+            (
+                "app/Cargo.lock".to_owned(),
+                b"[[package]]\nname = \"c\"\nversion = \"1.0.0\"\nsource = \"registry+x\"\n"
+                    .to_vec(),
+            ),
+        ]);
+        let (p, notes) = inventory(&files);
+        assert!(notes.is_empty());
+        let releases: Vec<Option<&str>> = p.iter().map(|p| p.release.as_deref()).collect();
+        assert_eq!(releases, [Some("12"), None], "{p:?}");
     }
 
     #[test]
