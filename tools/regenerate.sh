@@ -31,7 +31,8 @@ ecr_ops=(BatchCheckLayerAvailability BatchDeleteImage BatchGetImage CompleteLaye
   ListImages ListTagsForResource PutImage PutImageScanningConfiguration PutImageTagMutability
   PutLifecyclePolicy SetRepositoryPolicy StartLifecyclePolicyPreview TagResource UntagResource
   PutRegistryPolicy GetRegistryPolicy DeleteRegistryPolicy
-  UploadLayerPart)
+  UploadLayerPart StartImageScan DescribeImageScanFindings PutRegistryScanningConfiguration
+  GetRegistryScanningConfiguration BatchGetRepositoryScanningConfiguration)
 logs_ops=(CreateLogGroup CreateLogStream DeleteLogGroup DeleteLogStream DeleteRetentionPolicy
   DescribeLogGroups DescribeLogStreams FilterLogEvents GetLogEvents ListTagsForResource
   ListTagsLogGroup PutLogEvents PutRetentionPolicy TagLogGroup TagResource UntagLogGroup

@@ -5,7 +5,10 @@ push/pull with the CA installed for Docker; and the file modes of the data dir a
 agent state dir."""
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import re
 import shutil
 import signal
 import ssl
@@ -303,3 +306,76 @@ def test_hollow_instances_join_over_tls_with_the_ca_file(tls):
     with sim:
         instances = sim.describe_instances()
         assert len(instances) == 2 and all(ci["agentConnected"] for ci in instances), instances
+
+
+def join_token_for_a_new_profile(srv: TlsServer, cfg: ServerConfig) -> subprocess.CompletedProcess:
+    """An instance profile whose role agents may use, and `stevedore join-token` for it."""
+    iam = boto3.session.Session().client(
+        "iam", endpoint_url=cfg.endpoint, region_name=cfg.region, verify=str(srv.ca),
+        aws_access_key_id=cfg.access_key, aws_secret_access_key=cfg.secret_key)
+    role, profile = unique("role"), unique("profile")
+    iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {
+            "Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]}))
+    iam.attach_role_policy(RoleName=role, PolicyArn=(
+        "arn:aws:iam::aws:policy/service-role/AmazonEC2ContainerServiceforEC2Role"))
+    iam.create_instance_profile(InstanceProfileName=profile)
+    iam.add_role_to_instance_profile(InstanceProfileName=profile, RoleName=role)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_ACCESS_KEY_ID=cfg.access_key, AWS_SECRET_ACCESS_KEY=cfg.secret_key,
+               AWS_DEFAULT_REGION=cfg.region, AWS_CA_BUNDLE=str(srv.ca), STEVEDORE_LOG="warn")
+    out = subprocess.run([str(stevedore_binary()), "join-token", "--instance-profile", profile,
+                          "--endpoint", cfg.endpoint, "--ttl", "10m"],
+                         env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out
+
+
+def keyless(cfg: ServerConfig, tmp: Path) -> ServerConfig:
+    """`cfg` with no AWS keys for child processes: a joining agent has only its token."""
+    return ServerConfig(cfg.endpoint, cfg.region, "", "", tmp / "no-credentials", cfg.data_dir)
+
+
+def test_an_agent_given_the_join_tokens_ca_hash_trusts_the_server_and_joins(tls, tmp_path):
+    require_docker()
+    srv, cfg = tls
+    minted = join_token_for_a_new_profile(srv, cfg)
+    token = minted.stdout.strip()
+    found = re.search(r"--ca-cert-hash (sha256:[0-9a-f]{64})", minted.stderr)
+    assert found, minted.stderr
+    # The printed hash is the server's CA's, so no ca.crt has to be copied.
+    ca_der = ssl.PEM_cert_to_DER_cert(srv.ca.read_text())
+    assert found.group(1) == "sha256:" + hashlib.sha256(ca_der).hexdigest()
+    a = AgentProcess(keyless(cfg, tmp_path), unique("pin"), tmp_path / "pin-state",
+                     tmp_path / "pin.log", extra_args=("--join-token", token,
+                                                       "--ca-cert-hash", found.group(1)))
+    ecs = ecs_client(cfg, str(srv.ca))
+    ecs.create_cluster(clusterName=a.cluster)
+    a.start()
+    try:
+        wait_for(lambda: ecs.list_container_instances(cluster=a.cluster)["containerInstanceArns"],
+                 60, "the agent to join", a.log_tail)
+        kept = a.state_dir / "ca.crt"
+        assert ssl.PEM_cert_to_DER_cert(kept.read_text()) == ca_der
+        assert stat.S_IMODE(kept.stat().st_mode) == 0o600
+    finally:
+        a.kill(signal.SIGTERM)
+        remove_cluster_containers(f"arn:aws:ecs:{REGION}:{ACCOUNT_ID}:cluster/{a.cluster}")
+
+
+def test_an_agent_with_a_wrong_ca_hash_refuses_to_join(tls, other, tmp_path):
+    srv, cfg = tls
+    other_srv, _ = other
+    token = join_token_for_a_new_profile(srv, cfg).stdout.strip()
+    # The hash of another CA: what a host told the wrong hash, or a man in the middle, sees.
+    wrong = "sha256:" + hashlib.sha256(ssl.PEM_cert_to_DER_cert(other_srv.ca.read_text())).hexdigest()
+    a = AgentProcess(keyless(cfg, tmp_path), unique("pin"), tmp_path / "wrong-state",
+                     tmp_path / "wrong.log", extra_args=("--join-token", token,
+                                                         "--ca-cert-hash", wrong))
+    a.start()
+    assert wait_exit(a) != 0
+    log = a.log_tail()
+    assert "presented no CA certificate with hash" in log and wrong in log, log
+    assert not (a.state_dir / "ca.crt").exists()
+    # Nothing was redeemed: the token never reached a server this host does not trust.
+    assert not (a.state_dir / "instance-identity.json").exists()

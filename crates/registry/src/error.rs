@@ -143,6 +143,12 @@ pub enum RegistryError {
     /// Tag keys or values are invalid.
     #[error("{0}")]
     InvalidTagParameter(String),
+    /// No scan exists for the image.
+    #[error("{0}")]
+    ScanNotFound(String),
+    /// A quota was reached (an image's scans per 24 hours).
+    #[error("{0}")]
+    LimitExceeded(String),
     /// The state store failed.
     #[error("The registry's state store failed: {0}")]
     Store(#[from] store::StoreError),
@@ -202,6 +208,8 @@ impl RegistryError {
             | Self::RegistryPolicyNotFound(_) => ErrorCode::NameUnknown,
             Self::ImageDigestDoesNotMatch(_) => ErrorCode::DigestInvalid,
             Self::TooManyTags(_) | Self::InvalidTagParameter(_) => ErrorCode::Denied,
+            Self::ScanNotFound(_) => ErrorCode::ManifestUnknown,
+            Self::LimitExceeded(_) => ErrorCode::TooManyRequests,
             Self::Store(_) | Self::Storage(_) | Self::Contention(_) => ErrorCode::Internal,
         }
     }
@@ -262,6 +270,8 @@ impl RegistryError {
             Self::LayersNotFound(_) => "LayersNotFoundException",
             Self::TooManyTags(_) => "TooManyTagsException",
             Self::InvalidTagParameter(_) => "InvalidTagParameterException",
+            Self::ScanNotFound(_) => "ScanNotFoundException",
+            Self::LimitExceeded(_) => "LimitExceededException",
             Self::Store(_) | Self::Storage(_) | Self::Contention(_) => {
                 return AwsError::server("ServerException", msg)
             }

@@ -129,6 +129,7 @@ impl Registry {
             .put_manifest_txn(name, reference, bytes, content_type, mode)
             .await?;
         tracing::info!(repository = name, digest = %record.digest, reference = %reference, media_type = %record.media_type, "Manifest stored.");
+        self.on_push(name, &record);
         Ok(record)
     }
 
@@ -273,7 +274,9 @@ impl Registry {
                 let mut txn = Txn::new()
                     .when(manifest_key(name, digest), rev)
                     .delete(manifest_key(name, digest))
-                    .delete(mbody_key(name, digest));
+                    .delete(mbody_key(name, digest))
+                    // Its scan goes with it: a later push of the same digest starts afresh.
+                    .delete(crate::scanning::scan_key(name, digest));
                 if let Some(s) = &rec.subject {
                     txn = txn.delete(referrer_key(name, s, digest));
                 }

@@ -1,6 +1,6 @@
 //! `registry` owns the container registry: the OCI distribution API under `/v2/`
 //! ([`Registry::router`]), the Amazon ECR API ([`Registry::handle`]), authorization
-//! tokens, lifecycle policies and garbage collection.
+//! tokens, lifecycle policies, image scanning and garbage collection.
 //!
 //! Metadata (repositories, manifests, tags, blob links, upload sessions) lives in the
 //! transactional `store`; blob bytes live in a `blobstore`. This crate must not depend on
@@ -19,6 +19,7 @@ mod gc;
 mod images;
 mod lifecycle_policy;
 mod objects;
+mod scanning;
 
 pub use access::IdentityResolver;
 
@@ -117,6 +118,8 @@ struct Inner {
     /// Serialises, per digest stripe, a blob's commit against its collection, so
     /// garbage collection never deletes a file a commit has just put in place.
     blob_locks: Vec<tokio::sync::Mutex<()>>,
+    /// The vulnerability scanner (set once by the binary with its database).
+    scanner: std::sync::OnceLock<scanning::Scanner>,
 }
 
 impl Registry {
@@ -132,6 +135,7 @@ impl Registry {
                 peers: std::sync::OnceLock::new(),
                 policies: access::PolicyCache::default(),
                 blob_locks: (0..64).map(|_| tokio::sync::Mutex::new(())).collect(),
+                scanner: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -222,9 +226,15 @@ impl Registry {
         ecr::handle(self, operation, body).await
     }
 
-    /// Runs garbage collection and lifecycle policies every `gc_interval` until
-    /// `shutdown` fires; a panic costs one run (loop `registry_maintenance`).
+    /// Queues again the image scans a stopped server left in progress, then runs garbage
+    /// collection and lifecycle policies every `gc_interval` until `shutdown` fires; a
+    /// panic costs one run (loop `registry_maintenance`).
     pub async fn run_background(self, shutdown: telemetry::CancellationToken) {
+        match self.resume_scans().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(scans = n, "Interrupted image scans queued again."),
+            Err(error) => tracing::warn!(%error, "Could not resume interrupted image scans."),
+        }
         let every = self.inner.config.gc_interval;
         let wait = || tokio::time::sleep(every);
         let round = || self.maintain();

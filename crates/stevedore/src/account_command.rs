@@ -31,8 +31,9 @@ pub async fn run(args: AccountArgs) -> anyhow::Result<()> {
     match args.action {
         Action::Create { account_id, to } => {
             let body = serde_json::to_vec(&CreateAccountRequest { account_id })?;
+            let api = crate::admin_client::client(&to)?;
             let answer =
-                crate::admin_client::post(&to, "iam", ACCOUNTS_PATH, "the account", body).await?;
+                crate::admin_client::post(&api, "iam", ACCOUNTS_PATH, "the account", body).await?;
             let created: CreateAccountResponse =
                 serde_json::from_slice(&answer).context("reading the server's answer")?;
             println!("{}", serde_json::to_string_pretty(&created)?);

@@ -22,25 +22,30 @@ pub struct Endpoint {
     pub ca_file: Option<std::path::PathBuf>,
 }
 
+/// A client signing with the caller's AWS credentials (found the AWS way) for `to`,
+/// trusting `to`'s CA file when one is given.
+pub fn client(to: &Endpoint) -> anyhow::Result<ApiClient> {
+    let credentials = Credentials::from_environment().context("loading AWS credentials")?;
+    if let Some(ca) = &to.ca_file {
+        ::agent::tls::trust_ca_file(ca).context("--ca-file")?;
+    }
+    ApiClient::new(ApiConfig::new(
+        &to.endpoint,
+        region_from_environment(),
+        credentials,
+    ))
+    .context("building the client")
+}
+
 /// POSTs `body` to `path`, signed for `signing_name`; the answer's body when it is a 200.
 /// `what` names the call in errors ("the join token").
 pub async fn post(
-    to: &Endpoint,
+    api: &ApiClient,
     signing_name: &'static str,
     path: &str,
     what: &'static str,
     body: Vec<u8>,
 ) -> anyhow::Result<Vec<u8>> {
-    let credentials = Credentials::from_environment().context("loading AWS credentials")?;
-    if let Some(ca) = &to.ca_file {
-        ::agent::tls::trust_ca_file(ca).context("--ca-file")?;
-    }
-    let api = ApiClient::new(ApiConfig::new(
-        &to.endpoint,
-        region_from_environment(),
-        credentials,
-    ))
-    .context("building the client")?;
     let (status, answer) = api.post_json(signing_name, path, what, body).await?;
     if status != 200 {
         let message = serde_json::from_slice::<serde_json::Value>(&answer)

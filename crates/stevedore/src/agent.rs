@@ -88,6 +88,11 @@ pub struct AgentArgs {
     /// file: STEVEDORE_CA_FILE; default: the system's roots), e.g. the server's `ca.crt`.
     #[arg(long, env = "STEVEDORE_AGENT_CA_FILE")]
     ca_file: Option<PathBuf>,
+    /// `sha256:<hex>` of the server's own CA, as `stevedore join-token` prints it (config
+    /// file: STEVEDORE_CA_CERT_HASH): without `--ca-file`, the CA the server presents
+    /// with that hash is trusted (and kept as `ca.crt` in the state directory).
+    #[arg(long, env = "STEVEDORE_AGENT_CA_CERT_HASH")]
+    ca_cert_hash: Option<String>,
 }
 
 /// Settings after every source was consulted.
@@ -109,6 +114,8 @@ pub struct Resolved {
     pub join_token: Option<String>,
     /// The CA file that `https://` endpoints are verified with (`None`: system roots).
     pub ca_file: Option<PathBuf>,
+    /// The pinned hash of the server's CA, taken from the server when there is no CA file.
+    pub ca_cert_hash: Option<String>,
 }
 
 /// Parses a `KEY=VALUE` file: blank lines and `#` comments are skipped, values may be
@@ -251,8 +258,14 @@ pub fn resolve(args: &AgentArgs, file: &BTreeMap<String, String>) -> anyhow::Res
         .clone()
         .filter(|p| !p.as_os_str().is_empty())
         .or_else(|| get("STEVEDORE_CA_FILE").map(PathBuf::from));
+    let ca_cert_hash = args
+        .ca_cert_hash
+        .clone()
+        .filter(|h| !h.is_empty())
+        .or_else(|| get("STEVEDORE_CA_CERT_HASH"));
     Ok(Resolved {
         ca_file,
+        ca_cert_hash,
         join_token,
         pause_image,
         host_address,
@@ -302,19 +315,47 @@ fn instance_config(r: &Resolved, api: ApiClient) -> InstanceConfig {
     }
 }
 
+/// The server's CA with hash `pin`: the copy kept in the state directory when it still
+/// has that hash (a restart does not depend on the server), else taken from the server
+/// and kept there (0600).
+async fn pinned_ca(endpoint: &str, pin: &str, state_dir: &Path) -> anyhow::Result<PathBuf> {
+    let path = state_dir.join("ca.crt");
+    if let Ok(kept) = std::fs::read(&path) {
+        use rustls_pki_types::pem::PemObject;
+        let first = rustls_pki_types::CertificateDer::pem_slice_iter(&kept).next();
+        if let Some(Ok(der)) = first {
+            if ::agent::tls_pin::ca_cert_hash(&der) == pin.trim().to_ascii_lowercase() {
+                return Ok(path);
+            }
+        }
+    }
+    let pem = ::agent::tls_pin::fetch_pinned_ca(endpoint, pin)
+        .await
+        .context("--ca-cert-hash")?;
+    ::agent::modes::write_private(&path, pem.as_bytes())
+        .with_context(|| format!("keeping the server's CA in {}", path.display()))?;
+    tracing::info!(path = %path.display(), hash = pin, "Trusting the server's CA, whose hash was pinned.");
+    Ok(path)
+}
+
 /// Runs the agent until SIGINT or SIGTERM.
 pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let file = read_config(&args)?;
     let resolved = resolve(&args, &file)?;
     let region = args.region.clone().unwrap_or_else(region_from_environment);
-    if let Some(ca) = &resolved.ca_file {
-        ::agent::tls::trust_ca_file(ca).context("--ca-file")?;
-    }
     // Its state (instance identity, task credentials' keys) is owner-only.
     ::agent::modes::private_dir(&resolved.state_dir)
         .with_context(|| format!("creating {}", resolved.state_dir.display()))?;
     if let Err(error) = ::agent::modes::tighten_tree(&resolved.state_dir) {
         tracing::warn!(state_dir = %resolved.state_dir.display(), %error, "Could not check the state directory's file modes.");
+    }
+    match (&resolved.ca_file, &resolved.ca_cert_hash) {
+        (Some(ca), _) => ::agent::tls::trust_ca_file(ca).context("--ca-file")?,
+        (None, Some(pin)) => {
+            let ca = pinned_ca(&resolved.endpoint, pin, &resolved.state_dir).await?;
+            ::agent::tls::trust_ca_file(&ca).context("the pinned CA")?;
+        }
+        (None, None) => {}
     }
     // A server whose certificate this host does not trust is not joined at all.
     ::agent::tls::verify_endpoint(&resolved.endpoint)
@@ -433,6 +474,7 @@ pub async fn spawn_local(
         host_address: None,
         join_token: None,
         ca_file: None,
+        ca_cert_hash: None,
     };
     let config = instance_config(&resolved, api);
     // Supervised like the server's own loops: a panic restarts the agent, which adopts

@@ -17,12 +17,22 @@ use wire::{AwsError, JsonVersion};
 /// Shared state of the HTTP layer: the accounts, each with its IAM and regions.
 pub struct App {
     accounts: crate::accounts::Accounts,
+    /// `sha256:<hex>` of the CA the server made for its certificates, if it did.
+    ca_cert_hash: Option<String>,
 }
 
 impl App {
-    /// Serves `accounts`.
-    pub fn new(accounts: crate::accounts::Accounts) -> Self {
-        Self { accounts }
+    /// Serves `accounts`; `ca_cert_hash` names the server's own CA (join tokens print it).
+    pub fn new(accounts: crate::accounts::Accounts, ca_cert_hash: Option<String>) -> Self {
+        Self {
+            accounts,
+            ca_cert_hash,
+        }
+    }
+
+    /// `sha256:<hex>` of the server's own CA, when it made its certificates.
+    pub fn ca_cert_hash(&self) -> Option<&str> {
+        self.ca_cert_hash.as_deref()
     }
 
     /// Every account, by id.
@@ -86,6 +96,12 @@ pub fn router(app: Arc<App>) -> Router {
         .route(
             crate::accounts::ACCOUNTS_PATH,
             axum::routing::post(crate::accounts::create_route),
+        )
+        .route(
+            crate::scan_db::IMPORT_PATH,
+            axum::routing::post(crate::scan_db::import).layer(
+                axum::extract::DefaultBodyLimit::max(crate::scan_db::MAX_BODY),
+            ),
         )
         .route(
             ::agent::instance_identity::IDENTITY_PATH,

@@ -80,6 +80,7 @@ pub async fn mint(
             join_token: t.token,
             instance_profile_name: t.profile,
             expiration: wire::xml::iso8601_secs(t.expires),
+            ca_cert_hash: app.ca_cert_hash().map(str::to_owned),
         }),
         Err(e) => refusal(&e),
     }

@@ -29,9 +29,9 @@ pub async fn run(args: JoinTokenArgs) -> anyhow::Result<()> {
         instance_profile_name: args.instance_profile.clone(),
         ttl_seconds: Some(ttl.as_secs()),
     })?;
+    let api = crate::admin_client::client(&args.to)?;
     let answer =
-        crate::admin_client::post(&args.to, "iam", JOIN_TOKENS_PATH, "the join token", body)
-            .await?;
+        crate::admin_client::post(&api, "iam", JOIN_TOKENS_PATH, "the join token", body).await?;
     let token: JoinTokenResponse =
         serde_json::from_slice(&answer).context("reading the server's answer")?;
     println!("{}", token.join_token);
@@ -42,7 +42,18 @@ pub async fn run(args: JoinTokenArgs) -> anyhow::Result<()> {
         args.to.endpoint,
         args.cluster,
         token.join_token,
-        if args.to.endpoint.starts_with("https://") { " --ca-file <copy of the server's ca.crt>" } else { "" }
+        trust_flag(&args.to.endpoint, token.ca_cert_hash.as_deref())
     );
     Ok(())
+}
+
+/// How the printed agent command trusts an `https://` server: the hash of the server's
+/// own CA when it made one (the agent takes the CA from the server and checks it), else
+/// a copy of the CA file (a server with the user's certificates).
+fn trust_flag(endpoint: &str, ca_cert_hash: Option<&str>) -> String {
+    match ca_cert_hash {
+        _ if !endpoint.starts_with("https://") => String::new(),
+        Some(hash) => format!(" --ca-cert-hash {hash}"),
+        None => " --ca-file <the CA file that signed the server's certificate>".to_owned(),
+    }
 }

@@ -18,6 +18,7 @@ mod listener;
 mod metrics;
 mod regions;
 mod registry_identity;
+mod scan_db;
 mod server;
 mod sim;
 mod task_roles;
@@ -57,6 +58,9 @@ enum Command {
     JoinToken(join_token::JoinTokenArgs),
     /// Manage the accounts this server holds (each with its own IAM and resources).
     Account(account_command::AccountArgs),
+    /// Manage the registry's vulnerability database (OSV records) on a running server.
+    #[command(subcommand)]
+    ScanDb(scan_db::ScanDbCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -91,6 +95,7 @@ fn main() -> std::process::ExitCode {
             Command::Lb(args) => lb_command::run(args).await,
             Command::JoinToken(args) => join_token::run(args).await,
             Command::Account(args) => account_command::run(args).await,
+            Command::ScanDb(command) => scan_db::run(command).await,
         }
     });
     match result {

@@ -5,7 +5,7 @@
 //! The server's default region (`--region`) is built at start-up and keeps its state
 //! unprefixed in the store, so data directories from before regions keep working. Any
 //! other region lives under `regions/<region>/` in the same store ([`store::Prefixed`]),
-//! and its log events (`logs.db`), blobs and Fargate agents' state under
+//! and its log events (`logs.db`), its vulnerability database (`scan.db`), blobs and Fargate agents' state under
 //! `<data dir>/regions/<region>/` (the default region's are directly in the data dir). A
 //! region is built on the first authenticated request signed for it, which also records the
 //! marker key `stevedore/regions/<region>` in the default view; at start-up every marked
@@ -332,10 +332,20 @@ impl Factory {
                 );
                 // The token realm Docker is sent to must use the scheme it reached us with.
                 config.scheme = reg.scheme.clone();
+                // The vulnerability database is a file beside logs.db (opening blocks).
+                let path = region_dir.join("scan.db");
+                let vulnerabilities =
+                    tokio::task::spawn_blocking(move || scan::Database::open(&path))
+                        .await
+                        .context("opening the vulnerability database")?
+                        .with_context(|| {
+                            format!("opening the vulnerability database of {region}")
+                        })?;
                 let book = reg.book.clone();
                 let here = region.to_owned();
                 let built = registry::Registry::new(store.clone(), Arc::new(blobs), config)
                     .with_identity(reg.identity.clone())
+                    .with_scan_database(Arc::new(vulnerabilities))
                     .with_peers(Arc::new(move |account: &str| {
                         let book = book
                             .read()

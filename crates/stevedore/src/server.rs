@@ -215,7 +215,8 @@ pub async fn run(args: ServerArgs, quick_start: bool) -> anyhow::Result<()> {
         .resume()
         .await
         .context("bringing the accounts back")?;
-    let app = Arc::new(App::new(accounts));
+    let ca_cert_hash = server_tls.as_ref().and_then(|t| t.ca_cert_hash.clone());
+    let app = Arc::new(App::new(accounts, ca_cert_hash));
     loops.spawn(supervise(
         LoopName::MetricsUpkeep,
         shutdown.clone(),

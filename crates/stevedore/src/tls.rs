@@ -82,6 +82,8 @@ pub struct ServerTls {
     pub config: Arc<rustls::ServerConfig>,
     /// The CA clients should trust, when the server generated it.
     pub ca_file: Option<PathBuf>,
+    /// `sha256:<hex>` of that CA's certificate.
+    pub ca_cert_hash: Option<String>,
 }
 
 impl std::fmt::Debug for ServerTls {
@@ -101,7 +103,18 @@ pub fn load(source: &CertSource) -> Result<ServerTls, TlsError> {
         }
         CertSource::User { cert, key } => (cert.clone(), key.clone(), None),
     };
-    let chain = read_certs(&cert)?;
+    let mut chain = read_certs(&cert)?;
+    // A CA of our own is sent after the server's certificate: an agent given only its
+    // hash (`--ca-cert-hash`) takes it from there (clients that trust it ignore it).
+    let ca_cert_hash = match &ca_file {
+        Some(ca) => {
+            let ca_chain = read_certs(ca)?;
+            let hash = ca_chain.first().map(|c| agent::tls_pin::ca_cert_hash(c));
+            chain.extend(ca_chain);
+            hash
+        }
+        None => None,
+    };
     let key = read_key(&key)?;
     let mut config = rustls::ServerConfig::builder_with_provider(agent::tls::crypto_provider())
         .with_safe_default_protocol_versions()?
@@ -111,6 +124,7 @@ pub fn load(source: &CertSource) -> Result<ServerTls, TlsError> {
     Ok(ServerTls {
         config: Arc::new(config),
         ca_file,
+        ca_cert_hash,
     })
 }
 

@@ -5,6 +5,14 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct Attribute {
+    #[serde(rename = "key")]
+    pub key: String,
+    #[serde(rename = "value", default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
 pub struct AuthorizationData {
     #[serde(
         rename = "authorizationToken",
@@ -20,6 +28,46 @@ pub struct AuthorizationData {
         skip_serializing_if = "Option::is_none"
     )]
     pub proxy_endpoint: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct AwsEcrContainerImageDetails {
+    #[serde(
+        rename = "architecture",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub architecture: Option<String>,
+    #[serde(rename = "author", default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
+    #[serde(rename = "imageHash", default, skip_serializing_if = "Option::is_none")]
+    pub image_hash: Option<String>,
+    #[serde(rename = "imageTags", default, skip_serializing_if = "Option::is_none")]
+    pub image_tags: Option<Vec<String>>,
+    #[serde(rename = "platform", default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+    #[serde(rename = "pushedAt", default, skip_serializing_if = "Option::is_none")]
+    pub pushed_at: Option<f64>,
+    #[serde(
+        rename = "lastInUseAt",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub last_in_use_at: Option<f64>,
+    #[serde(
+        rename = "inUseCount",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub in_use_count: Option<i64>,
+    #[serde(rename = "registry", default, skip_serializing_if = "Option::is_none")]
+    pub registry: Option<String>,
+    #[serde(
+        rename = "repositoryName",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub repository_name: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
@@ -92,6 +140,24 @@ pub struct BatchGetImageResponse {
     pub images: Option<Vec<Image>>,
     #[serde(rename = "failures", default, skip_serializing_if = "Option::is_none")]
     pub failures: Option<Vec<ImageFailure>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct BatchGetRepositoryScanningConfigurationRequest {
+    #[serde(rename = "repositoryNames")]
+    pub repository_names: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct BatchGetRepositoryScanningConfigurationResponse {
+    #[serde(
+        rename = "scanningConfigurations",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub scanning_configurations: Option<Vec<RepositoryScanningConfiguration>>,
+    #[serde(rename = "failures", default, skip_serializing_if = "Option::is_none")]
+    pub failures: Option<Vec<RepositoryScanningConfigurationFailure>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
@@ -180,6 +246,56 @@ pub struct CreateRepositoryResponse {
         skip_serializing_if = "Option::is_none"
     )]
     pub repository: Option<Repository>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct CvssScore {
+    #[serde(rename = "baseScore", default, skip_serializing_if = "Option::is_none")]
+    pub base_score: Option<f64>,
+    #[serde(
+        rename = "scoringVector",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub scoring_vector: Option<String>,
+    #[serde(rename = "source", default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    #[serde(rename = "version", default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct CvssScoreAdjustment {
+    #[serde(rename = "metric", default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<String>,
+    #[serde(rename = "reason", default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct CvssScoreDetails {
+    #[serde(
+        rename = "adjustments",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub adjustments: Option<Vec<CvssScoreAdjustment>>,
+    #[serde(rename = "score", default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+    #[serde(
+        rename = "scoreSource",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub score_source: Option<String>,
+    #[serde(
+        rename = "scoringVector",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub scoring_vector: Option<String>,
+    #[serde(rename = "version", default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
@@ -303,6 +419,60 @@ pub struct DeleteRepositoryResponse {
         skip_serializing_if = "Option::is_none"
     )]
     pub repository: Option<Repository>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct DescribeImageScanFindingsRequest {
+    #[serde(
+        rename = "registryId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub registry_id: Option<String>,
+    #[serde(rename = "repositoryName")]
+    pub repository_name: String,
+    #[serde(rename = "imageId")]
+    pub image_id: ImageIdentifier,
+    #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+    #[serde(
+        rename = "maxResults",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_results: Option<i32>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct DescribeImageScanFindingsResponse {
+    #[serde(
+        rename = "registryId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub registry_id: Option<String>,
+    #[serde(
+        rename = "repositoryName",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub repository_name: Option<String>,
+    #[serde(rename = "imageId", default, skip_serializing_if = "Option::is_none")]
+    pub image_id: Option<ImageIdentifier>,
+    #[serde(
+        rename = "imageScanStatus",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub image_scan_status: Option<ImageScanStatus>,
+    #[serde(
+        rename = "imageScanFindings",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub image_scan_findings: Option<ImageScanFindings>,
+    #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
@@ -434,6 +604,84 @@ impl EncryptionType {
             Self::KmsDsse => "KMS_DSSE",
         }
     }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct EnhancedImageScanFinding {
+    #[serde(
+        rename = "awsAccountId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub aws_account_id: Option<String>,
+    #[serde(
+        rename = "description",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub description: Option<String>,
+    #[serde(
+        rename = "findingArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub finding_arn: Option<String>,
+    #[serde(
+        rename = "firstObservedAt",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub first_observed_at: Option<f64>,
+    #[serde(
+        rename = "lastObservedAt",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub last_observed_at: Option<f64>,
+    #[serde(
+        rename = "packageVulnerabilityDetails",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub package_vulnerability_details: Option<PackageVulnerabilityDetails>,
+    #[serde(
+        rename = "remediation",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub remediation: Option<Remediation>,
+    #[serde(rename = "resources", default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Vec<Resource>>,
+    #[serde(rename = "score", default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+    #[serde(
+        rename = "scoreDetails",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub score_details: Option<ScoreDetails>,
+    #[serde(rename = "severity", default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<String>,
+    #[serde(rename = "status", default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(rename = "title", default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub type_: Option<String>,
+    #[serde(rename = "updatedAt", default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<f64>,
+    #[serde(
+        rename = "fixAvailable",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub fix_available: Option<String>,
+    #[serde(
+        rename = "exploitAvailable",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub exploit_available: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -630,6 +878,25 @@ pub struct GetRegistryPolicyResponse {
         skip_serializing_if = "Option::is_none"
     )]
     pub policy_text: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct GetRegistryScanningConfigurationRequest {}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct GetRegistryScanningConfigurationResponse {
+    #[serde(
+        rename = "registryId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub registry_id: Option<String>,
+    #[serde(
+        rename = "scanningConfiguration",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub scanning_configuration: Option<RegistryScanningConfiguration>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
@@ -875,6 +1142,58 @@ pub struct ImageIdentifier {
     pub image_digest: Option<String>,
     #[serde(rename = "imageTag", default, skip_serializing_if = "Option::is_none")]
     pub image_tag: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct ImageScanFinding {
+    #[serde(rename = "name", default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(
+        rename = "description",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub description: Option<String>,
+    #[serde(rename = "uri", default, skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
+    #[serde(rename = "severity", default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<FindingSeverity>,
+    #[serde(
+        rename = "attributes",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub attributes: Option<Vec<Attribute>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct ImageScanFindings {
+    #[serde(
+        rename = "imageScanCompletedAt",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub image_scan_completed_at: Option<f64>,
+    #[serde(
+        rename = "vulnerabilitySourceUpdatedAt",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub vulnerability_source_updated_at: Option<f64>,
+    #[serde(
+        rename = "findingSeverityCounts",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub finding_severity_counts: Option<BTreeMap<String, i32>>,
+    #[serde(rename = "findings", default, skip_serializing_if = "Option::is_none")]
+    pub findings: Option<Vec<ImageScanFinding>>,
+    #[serde(
+        rename = "enhancedFindings",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub enhanced_findings: Option<Vec<EnhancedImageScanFinding>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
@@ -1283,6 +1602,58 @@ pub struct ListTagsForResourceResponse {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct PackageVulnerabilityDetails {
+    #[serde(rename = "cvss", default, skip_serializing_if = "Option::is_none")]
+    pub cvss: Option<Vec<CvssScore>>,
+    #[serde(
+        rename = "referenceUrls",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub reference_urls: Option<Vec<String>>,
+    #[serde(
+        rename = "relatedVulnerabilities",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub related_vulnerabilities: Option<Vec<String>>,
+    #[serde(rename = "source", default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    #[serde(rename = "sourceUrl", default, skip_serializing_if = "Option::is_none")]
+    pub source_url: Option<String>,
+    #[serde(
+        rename = "vendorCreatedAt",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub vendor_created_at: Option<f64>,
+    #[serde(
+        rename = "vendorSeverity",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub vendor_severity: Option<String>,
+    #[serde(
+        rename = "vendorUpdatedAt",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub vendor_updated_at: Option<f64>,
+    #[serde(
+        rename = "vulnerabilityId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub vulnerability_id: Option<String>,
+    #[serde(
+        rename = "vulnerablePackages",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub vulnerable_packages: Option<Vec<VulnerablePackage>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
 pub struct PutImageRequest {
     #[serde(
         rename = "registryId",
@@ -1459,6 +1830,58 @@ pub struct PutRegistryPolicyResponse {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct PutRegistryScanningConfigurationRequest {
+    #[serde(rename = "scanType", default, skip_serializing_if = "Option::is_none")]
+    pub scan_type: Option<ScanType>,
+    #[serde(rename = "rules", default, skip_serializing_if = "Option::is_none")]
+    pub rules: Option<Vec<RegistryScanningRule>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct PutRegistryScanningConfigurationResponse {
+    #[serde(
+        rename = "registryScanningConfiguration",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub registry_scanning_configuration: Option<RegistryScanningConfiguration>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct Recommendation {
+    #[serde(rename = "url", default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(rename = "text", default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct RegistryScanningConfiguration {
+    #[serde(rename = "scanType", default, skip_serializing_if = "Option::is_none")]
+    pub scan_type: Option<ScanType>,
+    #[serde(rename = "rules", default, skip_serializing_if = "Option::is_none")]
+    pub rules: Option<Vec<RegistryScanningRule>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RegistryScanningRule {
+    #[serde(rename = "scanFrequency")]
+    pub scan_frequency: ScanFrequency,
+    #[serde(rename = "repositoryFilters")]
+    pub repository_filters: Vec<ScanningRepositoryFilter>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct Remediation {
+    #[serde(
+        rename = "recommendation",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub recommendation: Option<Recommendation>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
 pub struct ReplicationConfiguration {
     #[serde(rename = "rules")]
     pub rules: Vec<ReplicationRule>,
@@ -1566,6 +1989,104 @@ impl RepositoryFilterType {
     }
 }
 
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct RepositoryScanningConfiguration {
+    #[serde(
+        rename = "repositoryArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub repository_arn: Option<String>,
+    #[serde(
+        rename = "repositoryName",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub repository_name: Option<String>,
+    #[serde(
+        rename = "scanOnPush",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub scan_on_push: Option<bool>,
+    #[serde(
+        rename = "scanFrequency",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub scan_frequency: Option<ScanFrequency>,
+    #[serde(
+        rename = "appliedScanFilters",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub applied_scan_filters: Option<Vec<ScanningRepositoryFilter>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct RepositoryScanningConfigurationFailure {
+    #[serde(
+        rename = "repositoryName",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub repository_name: Option<String>,
+    #[serde(
+        rename = "failureCode",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub failure_code: Option<ScanningConfigurationFailureCode>,
+    #[serde(
+        rename = "failureReason",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub failure_reason: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct Resource {
+    #[serde(rename = "details", default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<ResourceDetails>,
+    #[serde(rename = "id", default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(rename = "tags", default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<BTreeMap<String, String>>,
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub type_: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct ResourceDetails {
+    #[serde(
+        rename = "awsEcrContainerImage",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub aws_ecr_container_image: Option<AwsEcrContainerImageDetails>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum ScanFrequency {
+    #[serde(rename = "SCAN_ON_PUSH")]
+    ScanOnPush,
+    #[serde(rename = "CONTINUOUS_SCAN")]
+    ContinuousScan,
+    #[serde(rename = "MANUAL")]
+    Manual,
+}
+impl ScanFrequency {
+    /// The AWS string for this value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ScanOnPush => "SCAN_ON_PUSH",
+            Self::ContinuousScan => "CONTINUOUS_SCAN",
+            Self::Manual => "MANUAL",
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum ScanStatus {
     #[serde(rename = "IN_PROGRESS")]
@@ -1610,6 +2131,65 @@ impl ScanStatus {
     }
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum ScanType {
+    #[serde(rename = "BASIC")]
+    Basic,
+    #[serde(rename = "ENHANCED")]
+    Enhanced,
+}
+impl ScanType {
+    /// The AWS string for this value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Basic => "BASIC",
+            Self::Enhanced => "ENHANCED",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum ScanningConfigurationFailureCode {
+    #[serde(rename = "REPOSITORY_NOT_FOUND")]
+    RepositoryNotFound,
+}
+impl ScanningConfigurationFailureCode {
+    /// The AWS string for this value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RepositoryNotFound => "REPOSITORY_NOT_FOUND",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ScanningRepositoryFilter {
+    #[serde(rename = "filter")]
+    pub filter: String,
+    #[serde(rename = "filterType")]
+    pub filter_type: ScanningRepositoryFilterType,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum ScanningRepositoryFilterType {
+    #[serde(rename = "WILDCARD")]
+    Wildcard,
+}
+impl ScanningRepositoryFilterType {
+    /// The AWS string for this value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Wildcard => "WILDCARD",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct ScoreDetails {
+    #[serde(rename = "cvss", default, skip_serializing_if = "Option::is_none")]
+    pub cvss: Option<CvssScoreDetails>,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
 pub struct SetRepositoryPolicyRequest {
     #[serde(
@@ -1646,6 +2226,44 @@ pub struct SetRepositoryPolicyResponse {
         skip_serializing_if = "Option::is_none"
     )]
     pub policy_text: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct StartImageScanRequest {
+    #[serde(
+        rename = "registryId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub registry_id: Option<String>,
+    #[serde(rename = "repositoryName")]
+    pub repository_name: String,
+    #[serde(rename = "imageId")]
+    pub image_id: ImageIdentifier,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct StartImageScanResponse {
+    #[serde(
+        rename = "registryId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub registry_id: Option<String>,
+    #[serde(
+        rename = "repositoryName",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub repository_name: Option<String>,
+    #[serde(rename = "imageId", default, skip_serializing_if = "Option::is_none")]
+    pub image_id: Option<ImageIdentifier>,
+    #[serde(
+        rename = "imageScanStatus",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub image_scan_status: Option<ImageScanStatus>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
@@ -1798,4 +2416,38 @@ pub struct UploadLayerPartResponse {
         skip_serializing_if = "Option::is_none"
     )]
     pub last_byte_received: Option<i64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct VulnerablePackage {
+    #[serde(rename = "arch", default, skip_serializing_if = "Option::is_none")]
+    pub arch: Option<String>,
+    #[serde(rename = "epoch", default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<i32>,
+    #[serde(rename = "filePath", default, skip_serializing_if = "Option::is_none")]
+    pub file_path: Option<String>,
+    #[serde(rename = "name", default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(
+        rename = "packageManager",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub package_manager: Option<String>,
+    #[serde(rename = "release", default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<String>,
+    #[serde(
+        rename = "sourceLayerHash",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub source_layer_hash: Option<String>,
+    #[serde(rename = "version", default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(
+        rename = "fixedInVersion",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub fixed_in_version: Option<String>,
 }

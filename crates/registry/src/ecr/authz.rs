@@ -58,11 +58,15 @@ pub(crate) fn map(region: &str, account: &str, op: Operation, body: &[u8]) -> Ve
         | Op::DescribeRegistry
         | Op::GetRegistryPolicy
         | Op::PutRegistryPolicy
-        | Op::DeleteRegistryPolicy => vec![anywhere()],
-        Op::DescribeRepositories => match f.repository_names.as_ref().filter(|n| !n.is_empty()) {
-            Some(names) => names.iter().map(|n| on_repo(n)).collect(),
-            None => vec![anywhere()],
-        },
+        | Op::DeleteRegistryPolicy
+        | Op::GetRegistryScanningConfiguration
+        | Op::PutRegistryScanningConfiguration => vec![anywhere()],
+        Op::DescribeRepositories | Op::BatchGetRepositoryScanningConfiguration => {
+            match f.repository_names.as_ref().filter(|n| !n.is_empty()) {
+                Some(names) => names.iter().map(|n| on_repo(n)).collect(),
+                None => vec![anywhere()],
+            }
+        }
         Op::TagResource | Op::UntagResource | Op::ListTagsForResource => {
             match f.resource_arn.as_deref() {
                 Some(arn) => {

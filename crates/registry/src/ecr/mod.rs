@@ -44,7 +44,7 @@ pub(crate) async fn handle(
     }
 }
 
-fn check_registry(reg: &Registry, id: Option<&String>) -> Result<(), RegistryError> {
+pub(crate) fn check_registry(reg: &Registry, id: Option<&String>) -> Result<(), RegistryError> {
     match id {
         Some(i) if i != reg.registry_id() => invalid(format!("Invalid parameter at 'registryId' failed to satisfy constraint: this registry's id is {}", reg.registry_id())),
         _ => Ok(()),
@@ -53,7 +53,7 @@ fn check_registry(reg: &Registry, id: Option<&String>) -> Result<(), RegistryErr
 
 /// ECR's name rule is stricter than distribution's: one `.`, `_` or `-` between
 /// alphanumerics (no `__`, no `--`).
-fn check_name(name: &str) -> Result<(), RegistryError> {
+pub(crate) fn check_name(name: &str) -> Result<(), RegistryError> {
     let strict = if name.contains("__") || name.contains("--") {
         Err(())
     } else {
@@ -115,7 +115,7 @@ fn merge_tags(existing: &mut Vec<Tag>, new: &[Tag]) {
 }
 
 /// Offset-based opaque pagination over a sorted list.
-fn page<T>(
+pub(crate) fn page<T>(
     items: Vec<T>,
     token: Option<&str>,
     max: Option<i32>,
@@ -304,6 +304,7 @@ async fn delete_repository(
                 format!("ecr/mbody/{name}#"),
                 format!("ecr/link/{name}#"),
                 format!("ecr/referrer/{name}#"),
+                crate::scanning::scan_prefix(name),
             ] {
                 for (k, _) in reg.objects().keys(&prefix).await? {
                     txn = txn.delete(k);
@@ -393,8 +394,18 @@ fn detail(
     }
 }
 
+/// ImageNotFoundException's message for an image id.
+pub(crate) fn image_not_found(reg: &Registry, name: &str, id: &ImageIdentifier) -> String {
+    format!(
+        "The image with imageId {{imageDigest:'{}', imageTag:'{}'}} does not exist within the repository with name '{name}' in the registry with id '{}'",
+        id.image_digest.as_deref().unwrap_or("null"),
+        id.image_tag.as_deref().unwrap_or("null"),
+        reg.registry_id()
+    )
+}
+
 /// Resolves an ECR image id to a manifest, or an `ImageFailure`.
-async fn resolve_id(
+pub(crate) async fn resolve_id(
     reg: &Registry,
     name: &str,
     id: &ImageIdentifier,
@@ -482,17 +493,14 @@ async fn describe_images(
             for id in ids {
                 match resolve_id(reg, name, id).await? {
                     Ok(m) => {
-                        if !out.iter().any(|d: &ImageDetail| d.image_digest.as_deref() == Some(&m.digest.to_string())) {
+                        if !out.iter().any(|d: &ImageDetail| {
+                            d.image_digest.as_deref() == Some(&m.digest.to_string())
+                        }) {
                             out.push(detail(reg, name, &m, tags.get(&m.digest)));
                         }
                     }
                     Err(_) => {
-                        return Err(RegistryError::ImageNotFound(format!(
-                            "The image with imageId {{imageDigest:'{}', imageTag:'{}'}} does not exist within the repository with name '{name}' in the registry with id '{}'",
-                            id.image_digest.as_deref().unwrap_or("null"),
-                            id.image_tag.as_deref().unwrap_or("null"),
-                            reg.registry_id()
-                        )))
+                        return Err(RegistryError::ImageNotFound(image_not_found(reg, name, id)))
                     }
                 }
             }
@@ -508,7 +516,19 @@ async fn describe_images(
                 .collect()
         }
     };
-    let (details, next) = page(details, req.next_token.as_deref(), req.max_results)?;
+    let (mut details, next) = page(details, req.next_token.as_deref(), req.max_results)?;
+    for d in &mut details {
+        let digest = d
+            .image_digest
+            .as_deref()
+            .and_then(|d| Digest::parse(d).ok());
+        if let Some(digest) = digest {
+            if let Some((status, summary)) = reg.scan_of(name, &digest).await? {
+                d.image_scan_status = Some(status);
+                d.image_scan_findings_summary = summary;
+            }
+        }
+    }
     Ok(DescribeImagesResponse {
         image_details: Some(details),
         next_token: next,

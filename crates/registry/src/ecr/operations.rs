@@ -66,31 +66,37 @@ pub(crate) async fn execute(
         Op::TagResource => run!(super::policies::tag_resource),
         Op::UntagResource => run!(super::policies::untag_resource),
         Op::ListTagsForResource => run!(super::policies::list_tags_for_resource),
-        Op::BatchGetRepositoryScanningConfiguration
-        | Op::CreatePullThroughCacheRule
+        Op::StartImageScan => run!(crate::scanning::start_image_scan),
+        Op::DescribeImageScanFindings => run!(crate::scanning::describe_image_scan_findings),
+        Op::PutRegistryScanningConfiguration => {
+            run!(crate::scanning::put_registry_scanning_configuration)
+        }
+        Op::GetRegistryScanningConfiguration => {
+            run!(crate::scanning::get_registry_scanning_configuration)
+        }
+        Op::BatchGetRepositoryScanningConfiguration => {
+            run!(crate::scanning::batch_get_repository_scanning_configuration)
+        }
+        Op::CreatePullThroughCacheRule
         | Op::CreateRepositoryCreationTemplate
         | Op::DeletePullThroughCacheRule
         | Op::DeleteRepositoryCreationTemplate
         | Op::DeleteSigningConfiguration
         | Op::DeregisterPullTimeUpdateExclusion
         | Op::DescribeImageReplicationStatus
-        | Op::DescribeImageScanFindings
         | Op::DescribeImageSigningStatus
         | Op::DescribePullThroughCacheRules
         | Op::DescribeReplicationBackfillResults
         | Op::DescribeRepositoryCreationTemplates
         | Op::GetAccountSetting
-        | Op::GetRegistryScanningConfiguration
         | Op::GetSigningConfiguration
         | Op::ListImageReferrers
         | Op::ListPullTimeUpdateExclusions
         | Op::ListReplicationBackfills
         | Op::PutAccountSetting
-        | Op::PutRegistryScanningConfiguration
         | Op::PutReplicationConfiguration
         | Op::PutSigningConfiguration
         | Op::RegisterPullTimeUpdateExclusion
-        | Op::StartImageScan
         | Op::StartReplicationBackfill
         | Op::StopReplicationBackfill
         | Op::UpdateImageStorageClass
