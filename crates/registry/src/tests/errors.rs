@@ -28,7 +28,12 @@ fn body(op: &str) -> serde_json::Value {
         "layers": []})
     .to_string();
     match op {
-        "DescribeRepositories" => json!({"repositoryNames": ["missing"]}),
+        "DescribeRepositories" | "BatchGetRepositoryScanningConfiguration" => {
+            json!({"repositoryNames": ["missing"]})
+        }
+        "StartImageScan" | "DescribeImageScanFindings" => {
+            with(json!({"imageId": {"imageTag": "v1"}}))
+        }
         "BatchGetImage" | "BatchDeleteImage" => with(json!({"imageIds": [{"imageTag": "v1"}]})),
         "PutImage" => with(json!({"imageManifest": manifest, "imageTag": "v1"})),
         "BatchCheckLayerAvailability" | "CompleteLayerUpload" => {
@@ -73,6 +78,14 @@ async fn every_operation_on_a_missing_repository_answers_repository_not_found() 
                     aws.code, "RepositoryNotFoundException",
                     "{name}: {}",
                     aws.message
+                );
+            }
+            // A batch answers each missing repository in its failures, as AWS does.
+            Ok(out) if name == "BatchGetRepositoryScanningConfiguration" => {
+                let answer: serde_json::Value = serde_json::from_slice(&out).unwrap_or_default();
+                assert_eq!(
+                    answer["failures"][0]["failureCode"], "REPOSITORY_NOT_FOUND",
+                    "{answer}"
                 );
             }
             Ok(out) => panic!(
