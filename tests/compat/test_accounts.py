@@ -126,6 +126,28 @@ def test_iam_is_per_account(accounts):
     assert err.value.response["Error"]["Code"] == "AccessDeniedException"
 
 
+def list_accounts(cfg, *, as_cfg=None) -> subprocess.CompletedProcess:
+    signer = as_cfg or cfg
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_ACCESS_KEY_ID=signer.access_key, AWS_SECRET_ACCESS_KEY=signer.secret_key,
+               AWS_DEFAULT_REGION=cfg.region, STEVEDORE_LOG="warn")
+    return subprocess.run([str(stevedore_binary()), "account", "list", "--endpoint", cfg.endpoint],
+                          env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_the_first_accounts_root_lists_the_accounts(accounts):
+    _, first, b, _ = accounts
+    listed = list_accounts(first)
+    assert listed.returncode == 0, listed.stderr
+    found = json.loads(listed.stdout)["accounts"]
+    assert found[0] == {"accountId": ACCOUNT_ID, "arn": f"arn:aws:iam::{ACCOUNT_ID}:root"}
+    ids = [a["accountId"] for a in found]
+    assert B_ID in ids and C_ID in ids
+    assert all(isinstance(a["createdAt"], int) for a in found[1:])
+    refused = list_accounts(first, as_cfg=b)
+    assert refused.returncode != 0 and "HTTP 403" in refused.stderr
+
+
 def test_only_the_first_accounts_root_creates_accounts(accounts):
     _, first, b, _ = accounts
     refused = create_account(first, as_cfg=b)

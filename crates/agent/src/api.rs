@@ -253,6 +253,7 @@ impl ApiClient {
             target: Some(&target),
             path: None,
             anonymous: false,
+            method: "POST",
         };
         let req = self.build_request(&signing, body, SystemTime::now())?;
         let (status, header_type, body) = self.exchange(operation, req).await?;
@@ -286,6 +287,7 @@ impl ApiClient {
             target: None,
             path: None,
             anonymous: false,
+            method: "POST",
         };
         let req = self.build_request(&signing, form.into_bytes(), SystemTime::now())?;
         let (status, _, body) = self.exchange(operation, req).await?;
@@ -309,8 +311,30 @@ impl ApiClient {
             target: None,
             path: Some(path),
             anonymous: false,
+            method: "POST",
         };
         let req = self.build_request(&signing, body, SystemTime::now())?;
+        let (status, _, body) = self.exchange(what, req).await?;
+        Ok((status, body))
+    }
+
+    /// A signed `GET` of one of Stevedore's own routes (`path`, e.g. a listing): the
+    /// status and body.
+    pub async fn get_json(
+        &self,
+        signing_name: &'static str,
+        path: &str,
+        what: &'static str,
+    ) -> Result<(u16, Bytes), ApiError> {
+        let signing = Signing {
+            service: signing_name,
+            content_type: "application/json",
+            target: None,
+            path: Some(path),
+            anonymous: false,
+            method: "GET",
+        };
+        let req = self.build_request(&signing, Vec::new(), SystemTime::now())?;
         let (status, _, body) = self.exchange(what, req).await?;
         Ok((status, body))
     }
@@ -330,6 +354,7 @@ impl ApiClient {
             target: None,
             path: Some(path),
             anonymous: true,
+            method: "POST",
         };
         let req = self.build_request(&signing, body, SystemTime::now())?;
         let (status, _, body) = self.exchange(what, req).await?;
@@ -414,7 +439,7 @@ impl ApiClient {
                     service: signing.service,
                     region: &inner.region,
                 },
-                "POST",
+                signing.method,
                 &uri_text,
                 &base,
                 &body,
@@ -422,7 +447,7 @@ impl ApiClient {
             )
             .map_err(|e| ApiError::Signing(e.to_string()))?
         };
-        let mut builder = http::Request::builder().method("POST").uri(uri);
+        let mut builder = http::Request::builder().method(signing.method).uri(uri);
         for (k, v) in base.iter().copied() {
             builder = builder.header(k, v);
         }
@@ -447,6 +472,8 @@ struct Signing<'a> {
     path: Option<&'a str>,
     /// Sent without a signature (routes whose body is the proof, e.g. a join token).
     anonymous: bool,
+    /// `POST`, or `GET` for Stevedore's own listings.
+    method: &'static str,
 }
 
 /// Splits an endpoint URL into the URI to post to and its `host` header.

@@ -48,6 +48,8 @@ pub struct Account {
     pub iam: iam::Iam,
     /// The account's regions.
     pub regions: Regions,
+    /// When it was created, in Unix seconds (`None` for the first account).
+    pub created_at: Option<i64>,
     root_key_id: String,
 }
 
@@ -329,7 +331,11 @@ impl Accounts {
             access_key_id: record.access_key_id.clone(),
             secret_access_key: record.secret_access_key.clone(),
         };
-        let account = self.builder.build(id, &key, view, dir, false).await?;
+        let built = self.builder.build(id, &key, view, dir, false).await?;
+        let account = Arc::new(Account {
+            created_at: Some(record.created_at),
+            ..Arc::into_inner(built).context("a new account is not shared yet")?
+        });
         account
             .regions
             .resume()
@@ -437,6 +443,7 @@ impl Builder {
             id: id.to_owned(),
             iam,
             regions,
+            created_at: None,
             root_key_id: key.access_key_id.clone(),
         }))
     }
@@ -485,6 +492,89 @@ pub struct CreateAccountResponse {
     pub secret_access_key: String,
 }
 
+/// One account in the answer of `GET /stevedore/accounts`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountSummary {
+    /// The account's id.
+    pub account_id: String,
+    /// Its root user's ARN.
+    pub arn: String,
+    /// When it was created (Unix seconds); absent for the first account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<i64>,
+}
+
+/// The answer of `GET /stevedore/accounts`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListAccountsResponse {
+    /// Every account, the first one first, then by id.
+    pub accounts: Vec<AccountSummary>,
+}
+
+/// The caller, when it is the first account's root (the only one that manages accounts);
+/// else the response refusing it.
+fn first_root(
+    app: &crate::http::App,
+    method: &http::Method,
+    uri: &http::Uri,
+    headers: &http::HeaderMap,
+    body: &[u8],
+    what: &str,
+) -> Result<wire::Caller, axum::response::Response> {
+    use crate::http::aws_error;
+    let (caller, account) = crate::http::authenticate_global(app, method, uri, headers, body)
+        .map_err(|e| aws_error(&e))?;
+    let first = app.accounts().first();
+    if account.id != first.id || !caller.is_root() {
+        return Err(aws_error(
+            &wire::AwsError::client(
+                "AccessDeniedException",
+                format!(
+                    "{} is not authorized to {what}: only the root user of account {} (this server's first account) can.",
+                    caller.principal_arn(),
+                    first.id
+                ),
+            )
+            .with_status(403),
+        ));
+    }
+    Ok(caller)
+}
+
+fn json_response<T: Serialize>(value: &T) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match serde_json::to_vec(value) {
+        Ok(body) => ([(http::header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Err(e) => crate::http::aws_error(&wire::AwsError::server("InternalFailure", e.to_string())),
+    }
+}
+
+/// `GET /stevedore/accounts`: the first account's root lists every account.
+pub async fn list_route(
+    axum::extract::State(app): axum::extract::State<Arc<crate::http::App>>,
+    method: http::Method,
+    uri: http::Uri,
+    headers: http::HeaderMap,
+) -> axum::response::Response {
+    if let Err(refused) = first_root(&app, &method, &uri, &headers, &[], "list accounts") {
+        return refused;
+    }
+    let mut all = app.accounts().all();
+    all[1..].sort_by(|a, b| a.id.cmp(&b.id));
+    json_response(&ListAccountsResponse {
+        accounts: all
+            .iter()
+            .map(|a| AccountSummary {
+                account_id: a.id.clone(),
+                arn: format!("arn:aws:iam::{}:root", a.id),
+                created_at: a.created_at,
+            })
+            .collect(),
+    })
+}
+
 /// `POST /stevedore/accounts`: only the first account's root (the server's administrator,
 /// as an organization's management account is on AWS) creates accounts.
 pub async fn create_route(
@@ -495,25 +585,8 @@ pub async fn create_route(
     bytes: bytes::Bytes,
 ) -> axum::response::Response {
     use crate::http::{aws_error, client_error};
-    use axum::response::IntoResponse;
-    let (caller, account) =
-        match crate::http::authenticate_global(&app, &method, &uri, &headers, &bytes) {
-            Ok(c) => c,
-            Err(e) => return aws_error(&e),
-        };
-    let first = app.accounts().first();
-    if account.id != first.id || !caller.is_root() {
-        return aws_error(
-            &wire::AwsError::client(
-                "AccessDeniedException",
-                format!(
-                    "{} is not authorized to create accounts: only the root user of account {} (this server's first account) can.",
-                    caller.principal_arn(),
-                    first.id
-                ),
-            )
-            .with_status(403),
-        );
+    if let Err(refused) = first_root(&app, &method, &uri, &headers, &bytes, "create accounts") {
+        return refused;
     }
     let req: CreateAccountRequest = if bytes.is_empty() {
         CreateAccountRequest::default()
@@ -536,12 +609,7 @@ pub async fn create_route(
                 access_key_id: key.access_key_id,
                 secret_access_key: key.secret_access_key,
             };
-            match serde_json::to_vec(&answer) {
-                Ok(body) => {
-                    ([(http::header::CONTENT_TYPE, "application/json")], body).into_response()
-                }
-                Err(e) => aws_error(&wire::AwsError::server("InternalFailure", e.to_string())),
-            }
+            json_response(&answer)
         }
         Err(e @ CreateError::InvalidId(_)) => {
             client_error("InvalidParameterException", &e.to_string())

@@ -47,11 +47,26 @@ pub async fn post(
     body: Vec<u8>,
 ) -> anyhow::Result<Vec<u8>> {
     let (status, answer) = api.post_json(signing_name, path, what, body).await?;
+    answered(status, &answer, what)
+}
+
+/// GETs `path`, signed for `signing_name`; the answer's body when it is a 200.
+pub async fn get(
+    api: &ApiClient,
+    signing_name: &'static str,
+    path: &str,
+    what: &'static str,
+) -> anyhow::Result<Vec<u8>> {
+    let (status, answer) = api.get_json(signing_name, path, what).await?;
+    answered(status, &answer, what)
+}
+
+fn answered(status: u16, answer: &[u8], what: &str) -> anyhow::Result<Vec<u8>> {
     if status != 200 {
-        let message = serde_json::from_slice::<serde_json::Value>(&answer)
+        let message = serde_json::from_slice::<serde_json::Value>(answer)
             .ok()
             .and_then(|v| v.get("message").and_then(|m| m.as_str().map(str::to_owned)))
-            .unwrap_or_else(|| String::from_utf8_lossy(&answer).into_owned());
+            .unwrap_or_else(|| String::from_utf8_lossy(answer).into_owned());
         anyhow::bail!("the server refused {what} (HTTP {status}): {message}");
     }
     Ok(answer.to_vec())

@@ -95,7 +95,7 @@ pub fn router(app: Arc<App>) -> Router {
         )
         .route(
             crate::accounts::ACCOUNTS_PATH,
-            axum::routing::post(crate::accounts::create_route),
+            axum::routing::post(crate::accounts::create_route).get(crate::accounts::list_route),
         )
         .route(
             crate::scan_db::IMPORT_PATH,
