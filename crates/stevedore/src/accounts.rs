@@ -522,13 +522,13 @@ fn first_root(
     headers: &http::HeaderMap,
     body: &[u8],
     what: &str,
-) -> Result<wire::Caller, axum::response::Response> {
+) -> Result<wire::Caller, Box<axum::response::Response>> {
     use crate::http::aws_error;
     let (caller, account) = crate::http::authenticate_global(app, method, uri, headers, body)
-        .map_err(|e| aws_error(&e))?;
+        .map_err(|e| Box::new(aws_error(&e)))?;
     let first = app.accounts().first();
     if account.id != first.id || !caller.is_root() {
-        return Err(aws_error(
+        return Err(Box::new(aws_error(
             &wire::AwsError::client(
                 "AccessDeniedException",
                 format!(
@@ -538,7 +538,7 @@ fn first_root(
                 ),
             )
             .with_status(403),
-        ));
+        )));
     }
     Ok(caller)
 }
@@ -559,7 +559,7 @@ pub async fn list_route(
     headers: http::HeaderMap,
 ) -> axum::response::Response {
     if let Err(refused) = first_root(&app, &method, &uri, &headers, &[], "list accounts") {
-        return refused;
+        return *refused;
     }
     let mut all = app.accounts().all();
     all[1..].sort_by(|a, b| a.id.cmp(&b.id));
@@ -586,7 +586,7 @@ pub async fn create_route(
 ) -> axum::response::Response {
     use crate::http::{aws_error, client_error};
     if let Err(refused) = first_root(&app, &method, &uri, &headers, &bytes, "create accounts") {
-        return refused;
+        return *refused;
     }
     let req: CreateAccountRequest = if bytes.is_empty() {
         CreateAccountRequest::default()
