@@ -14,6 +14,9 @@ pub enum RegistryError {
     /// A parameter is missing, out of range or malformed.
     #[error("{0}")]
     InvalidParameter(String),
+    /// A request breaks a rule the model types cannot say (ECR's ValidationException).
+    #[error("{0}")]
+    Validation(String),
     /// The target names an operation the ECR model does not have.
     #[error("Operation {0} is not supported by this Amazon ECR endpoint.")]
     UnknownOperation(String),
@@ -178,6 +181,7 @@ impl RegistryError {
         match self {
             Self::Serialization(_)
             | Self::InvalidParameter(_)
+            | Self::Validation(_)
             | Self::UnknownOperation(_)
             | Self::NotImplemented(_) => ErrorCode::Unsupported,
             Self::NameInvalid(_) => ErrorCode::NameInvalid,
@@ -271,6 +275,7 @@ impl RegistryError {
             Self::TooManyTags(_) => "TooManyTagsException",
             Self::InvalidTagParameter(_) => "InvalidTagParameterException",
             Self::ScanNotFound(_) => "ScanNotFoundException",
+            Self::Validation(_) => "ValidationException",
             Self::LimitExceeded(_) => "LimitExceededException",
             Self::Store(_) | Self::Storage(_) | Self::Contention(_) => {
                 return AwsError::server("ServerException", msg)

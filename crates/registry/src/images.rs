@@ -130,6 +130,23 @@ impl Registry {
             .await?;
         tracing::info!(repository = name, digest = %record.digest, reference = %reference, media_type = %record.media_type, "Manifest stored.");
         self.on_push(name, &record);
+        self.replicate(name, &record);
+        Ok(record)
+    }
+
+    /// Stores a replicated manifest as a `/v2/` push would (a tag moves unless it is
+    /// immutable), scanned on push where the repository says so, never replicated again.
+    pub(crate) async fn put_manifest_quietly(
+        &self,
+        name: &str,
+        reference: &Reference,
+        bytes: Bytes,
+        content_type: Option<&str>,
+    ) -> Result<ManifestRecord, RegistryError> {
+        let record = self
+            .put_manifest_txn(name, reference, bytes, content_type, PutMode::Distribution)
+            .await?;
+        self.on_push(name, &record);
         Ok(record)
     }
 

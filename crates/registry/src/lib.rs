@@ -19,9 +19,11 @@ mod gc;
 mod images;
 mod lifecycle_policy;
 mod objects;
+mod replication;
 mod scanning;
 
 pub use access::IdentityResolver;
+pub use replication::Replicas;
 
 /// Finds the registry of another account of this server (in the same region) by id.
 pub type Peers = Arc<dyn Fn(&str) -> Option<Registry> + Send + Sync>;
@@ -113,6 +115,9 @@ struct Inner {
     /// The registries of the other accounts of this server in this region (set once by
     /// the binary): where a request naming another `registryId` is served.
     peers: std::sync::OnceLock<Peers>,
+    /// Every registry of this server by account and region (set once by the binary):
+    /// where replication copies to.
+    replicas: std::sync::OnceLock<replication::Replicas>,
     /// Compiled repository policies.
     policies: access::PolicyCache,
     /// Serialises, per digest stripe, a blob's commit against its collection, so
@@ -133,6 +138,7 @@ impl Registry {
                 token_key: tokio::sync::OnceCell::new(),
                 identity: std::sync::OnceLock::new(),
                 peers: std::sync::OnceLock::new(),
+                replicas: std::sync::OnceLock::new(),
                 policies: access::PolicyCache::default(),
                 blob_locks: (0..64).map(|_| tokio::sync::Mutex::new(())).collect(),
                 scanner: std::sync::OnceLock::new(),
@@ -195,6 +201,20 @@ impl Registry {
             return None;
         }
         self.inner.peers.get().and_then(|find| find(registry_id))
+    }
+
+    /// Lets pushes replicate to the registries `replicas` finds (building a region on
+    /// first use). The first finder set stays.
+    #[must_use]
+    pub fn with_replicas(self, replicas: Replicas) -> Self {
+        if self.inner.replicas.set(replicas).is_err() {
+            tracing::warn!("Registry replicas already set; keeping the first.");
+        }
+        self
+    }
+
+    pub(crate) fn replicas(&self) -> Option<&Replicas> {
+        self.inner.replicas.get()
     }
 
     /// A handle that does not keep the registry alive (for finders the registry itself

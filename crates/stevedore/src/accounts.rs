@@ -98,6 +98,7 @@ impl Template {
                         .with_peers(shared.directory_finder()),
                 ),
                 book: shared.registries.clone(),
+                replicas: Some(shared.replicas()),
             }),
             fargate: self.fargate.as_ref().map(|base| {
                 if first {
@@ -159,9 +160,32 @@ struct Shared {
     directories: Arc<RwLock<HashMap<String, Arc<iam::Directory>>>>,
     /// Every account's registries, by account and region.
     registries: crate::regions::RegistryBook,
+    /// The accounts themselves, once they are shared ([`Accounts::bind`]): replication
+    /// builds a destination region on first use.
+    accounts: Arc<std::sync::OnceLock<std::sync::Weak<Accounts>>>,
 }
 
 impl Shared {
+    /// Finds the registry of an account and region of this server, building the region
+    /// when it is not served yet (replication destinations).
+    fn replicas(&self) -> registry::Replicas {
+        let accounts = self.accounts.clone();
+        Arc::new(move |account: String, region: String| {
+            let accounts = accounts.clone();
+            Box::pin(async move {
+                let accounts = accounts.get()?.upgrade()?;
+                let account = accounts.get(&account)?;
+                match account.regions.get_or_build(&region).await {
+                    Ok(regional) => regional.registry.clone(),
+                    Err(error) => {
+                        tracing::warn!(account = %account.id, %region, %error, "Could not bring a replication destination's region into service.");
+                        None
+                    }
+                }
+            })
+        })
+    }
+
     fn directory_finder(&self) -> iam::Peers {
         let directories = self.directories.clone();
         Arc::new(move |id: &str| {
@@ -214,6 +238,11 @@ impl Accounts {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(account.id.clone(), account.iam.directory().clone());
         account.iam.set_peers(shared.directory_finder());
+    }
+
+    /// Lets what needs the accounts later (replication) reach them once they are shared.
+    pub fn bind(self: &Arc<Self>) {
+        let _ = self.builder.shared.accounts.set(Arc::downgrade(self));
     }
 
     /// The first account (`--account-id`, the admin key's).

@@ -16,14 +16,14 @@ use wire::{AwsError, JsonVersion};
 
 /// Shared state of the HTTP layer: the accounts, each with its IAM and regions.
 pub struct App {
-    accounts: crate::accounts::Accounts,
+    accounts: Arc<crate::accounts::Accounts>,
     /// `sha256:<hex>` of the CA the server made for its certificates, if it did.
     ca_cert_hash: Option<String>,
 }
 
 impl App {
     /// Serves `accounts`; `ca_cert_hash` names the server's own CA (join tokens print it).
-    pub fn new(accounts: crate::accounts::Accounts, ca_cert_hash: Option<String>) -> Self {
+    pub fn new(accounts: Arc<crate::accounts::Accounts>, ca_cert_hash: Option<String>) -> Self {
         Self {
             accounts,
             ca_cert_hash,

@@ -115,6 +115,8 @@ pub struct RegistryKit {
     /// Every account's registries by (account, region): each registry finds its peers
     /// (the other accounts' in its region) here, and is listed here once built.
     pub book: RegistryBook,
+    /// Where replication copies to: any account's registry in any region of this server.
+    pub replicas: Option<registry::Replicas>,
 }
 
 /// The registries of every account and region of this server, by (account, region);
@@ -352,6 +354,10 @@ impl Factory {
                             .unwrap_or_else(std::sync::PoisonError::into_inner);
                         book.get(&(account.to_owned(), here.clone()))?.upgrade()
                     }));
+                let built = match &reg.replicas {
+                    Some(replicas) => built.with_replicas(replicas.clone()),
+                    None => built,
+                };
                 reg.book
                     .write()
                     .unwrap_or_else(std::sync::PoisonError::into_inner)

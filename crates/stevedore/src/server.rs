@@ -216,6 +216,8 @@ pub async fn run(args: ServerArgs, quick_start: bool) -> anyhow::Result<()> {
         .await
         .context("bringing the accounts back")?;
     let ca_cert_hash = server_tls.as_ref().and_then(|t| t.ca_cert_hash.clone());
+    let accounts = Arc::new(accounts);
+    accounts.bind();
     let app = Arc::new(App::new(accounts, ca_cert_hash));
     loops.spawn(supervise(
         LoopName::MetricsUpkeep,

@@ -422,6 +422,38 @@ pub struct DeleteRepositoryResponse {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct DescribeImageReplicationStatusRequest {
+    #[serde(rename = "repositoryName")]
+    pub repository_name: String,
+    #[serde(rename = "imageId")]
+    pub image_id: ImageIdentifier,
+    #[serde(
+        rename = "registryId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub registry_id: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct DescribeImageReplicationStatusResponse {
+    #[serde(
+        rename = "repositoryName",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub repository_name: Option<String>,
+    #[serde(rename = "imageId", default, skip_serializing_if = "Option::is_none")]
+    pub image_id: Option<ImageIdentifier>,
+    #[serde(
+        rename = "replicationStatuses",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub replication_statuses: Option<Vec<ImageReplicationStatus>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
 pub struct DescribeImageScanFindingsRequest {
     #[serde(
         rename = "registryId",
@@ -1145,6 +1177,26 @@ pub struct ImageIdentifier {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct ImageReplicationStatus {
+    #[serde(rename = "region", default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(
+        rename = "registryId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub registry_id: Option<String>,
+    #[serde(rename = "status", default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<ReplicationStatus>,
+    #[serde(
+        rename = "failureCode",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub failure_code: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
 pub struct ImageScanFinding {
     #[serde(rename = "name", default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -1848,6 +1900,22 @@ pub struct PutRegistryScanningConfigurationResponse {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct PutReplicationConfigurationRequest {
+    #[serde(rename = "replicationConfiguration")]
+    pub replication_configuration: ReplicationConfiguration,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct PutReplicationConfigurationResponse {
+    #[serde(
+        rename = "replicationConfiguration",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub replication_configuration: Option<ReplicationConfiguration>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
 pub struct Recommendation {
     #[serde(rename = "url", default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
@@ -1911,6 +1979,26 @@ pub struct ReplicationRule {
         skip_serializing_if = "Option::is_none"
     )]
     pub delete_replication: Option<DeleteReplication>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum ReplicationStatus {
+    #[serde(rename = "IN_PROGRESS")]
+    InProgress,
+    #[serde(rename = "COMPLETE")]
+    Complete,
+    #[serde(rename = "FAILED")]
+    Failed,
+}
+impl ReplicationStatus {
+    /// The AWS string for this value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InProgress => "IN_PROGRESS",
+            Self::Complete => "COMPLETE",
+            Self::Failed => "FAILED",
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]

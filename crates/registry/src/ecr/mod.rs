@@ -186,6 +186,19 @@ async fn get_authorization_token(
     })
 }
 
+/// Creates repository `name` with CreateRepository's defaults (replication's destination
+/// repositories, as AWS creates them).
+pub(crate) async fn create_repository_named(
+    reg: &Registry,
+    name: &str,
+) -> Result<(), RegistryError> {
+    let req = CreateRepositoryRequest {
+        repository_name: name.to_owned(),
+        ..CreateRepositoryRequest::default()
+    };
+    create_repository(reg, req).await.map(|_| ())
+}
+
 async fn create_repository(
     reg: &Registry,
     req: CreateRepositoryRequest,

@@ -66,6 +66,12 @@ pub(crate) async fn execute(
         Op::TagResource => run!(super::policies::tag_resource),
         Op::UntagResource => run!(super::policies::untag_resource),
         Op::ListTagsForResource => run!(super::policies::list_tags_for_resource),
+        Op::PutReplicationConfiguration => {
+            run!(crate::replication::put_replication_configuration)
+        }
+        Op::DescribeImageReplicationStatus => {
+            run!(crate::replication::describe_image_replication_status)
+        }
         Op::StartImageScan => run!(crate::scanning::start_image_scan),
         Op::DescribeImageScanFindings => run!(crate::scanning::describe_image_scan_findings),
         Op::PutRegistryScanningConfiguration => {
@@ -83,7 +89,6 @@ pub(crate) async fn execute(
         | Op::DeleteRepositoryCreationTemplate
         | Op::DeleteSigningConfiguration
         | Op::DeregisterPullTimeUpdateExclusion
-        | Op::DescribeImageReplicationStatus
         | Op::DescribeImageSigningStatus
         | Op::DescribePullThroughCacheRules
         | Op::DescribeReplicationBackfillResults
@@ -94,7 +99,6 @@ pub(crate) async fn execute(
         | Op::ListPullTimeUpdateExclusions
         | Op::ListReplicationBackfills
         | Op::PutAccountSetting
-        | Op::PutReplicationConfiguration
         | Op::PutSigningConfiguration
         | Op::RegisterPullTimeUpdateExclusion
         | Op::StartReplicationBackfill

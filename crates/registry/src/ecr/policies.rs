@@ -349,7 +349,7 @@ pub(super) async fn describe_registry(
 ) -> Result<DescribeRegistryResponse, RegistryError> {
     Ok(DescribeRegistryResponse {
         registry_id: Some(reg.registry_id().to_owned()),
-        replication_configuration: Some(ReplicationConfiguration { rules: vec![] }),
+        replication_configuration: Some(reg.replication_config().await?),
     })
 }
 

@@ -31,7 +31,7 @@ fn body(op: &str) -> serde_json::Value {
         "DescribeRepositories" | "BatchGetRepositoryScanningConfiguration" => {
             json!({"repositoryNames": ["missing"]})
         }
-        "StartImageScan" | "DescribeImageScanFindings" => {
+        "StartImageScan" | "DescribeImageScanFindings" | "DescribeImageReplicationStatus" => {
             with(json!({"imageId": {"imageTag": "v1"}}))
         }
         "BatchGetImage" | "BatchDeleteImage" => with(json!({"imageIds": [{"imageTag": "v1"}]})),
