@@ -33,6 +33,12 @@ impl Xml {
         self.el(tag, |x| escape_into(&mut x.buf, text))
     }
 
+    /// Escaped text inside the element being written.
+    pub fn text(&mut self, text: &str) -> &mut Self {
+        escape_into(&mut self.buf, text);
+        self
+    }
+
     /// [`Xml::leaf`] when `text` is present; nothing otherwise.
     pub fn opt(&mut self, tag: &str, text: Option<&str>) -> &mut Self {
         if let Some(t) = text {

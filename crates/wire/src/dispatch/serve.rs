@@ -234,6 +234,11 @@ impl Dispatch {
             secure: false,
             query,
         };
+        if let Addressed::Cbor { .. } = addressed {
+            if let Err(e) = check_rpc_v2_headers(&parts.headers) {
+                return served(Err(e));
+            }
+        }
         let (body, verified, caller) = match self.read_and_verify(parts, body, limit, query).await {
             Ok(v) => v,
             Err(e) => return served(Err(e)),
@@ -481,6 +486,25 @@ impl Dispatch {
         };
         served
     }
+}
+
+/// Smithy RPC v2 CBOR requests must say `Smithy-Protocol: rpc-v2-cbor` and must not carry
+/// `X-Amz-Target` (the protocol's rules: a client mixing protocols is refused, not guessed).
+fn check_rpc_v2_headers(headers: &http::HeaderMap) -> Result<(), AwsError> {
+    let protocol = headers.get("smithy-protocol").and_then(|v| v.to_str().ok());
+    if protocol != Some("rpc-v2-cbor") {
+        return Err(AwsError::client(
+            "SerializationException",
+            "Smithy RPC v2 CBOR requests must carry the header Smithy-Protocol: rpc-v2-cbor.",
+        ));
+    }
+    if headers.contains_key("x-amz-target") {
+        return Err(AwsError::client(
+            "SerializationException",
+            "Smithy RPC v2 CBOR requests must not carry X-Amz-Target.",
+        ));
+    }
+    Ok(())
 }
 
 /// The request as the signature verifier reads it, with `body`.
