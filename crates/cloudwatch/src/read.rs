@@ -361,9 +361,11 @@ impl Evaluation<'_> {
                         self.grid.iter().map(|t| (*t, k)).collect()
                     }
                     math::Value::Scalar(_) => Series::new(),
-                    math::Value::Array(_) => return Err(validation(format!(
+                    math::Value::Array(_) => {
+                        return Err(validation(format!(
                         "Error in expression {id}: the expression must return a single time series"
-                    ))),
+                    )))
+                    }
                 }
             }
         };

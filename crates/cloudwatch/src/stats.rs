@@ -94,6 +94,13 @@ impl Sketch {
         if total <= 0.0 {
             return None;
         }
+        // The ends are known exactly.
+        if p <= 0.0 {
+            return Some(min);
+        }
+        if p >= 100.0 {
+            return Some(max);
+        }
         // The rank of the value asked for, 1-based, as "nearest rank" defines it.
         let rank = (p / 100.0 * total).ceil().max(1.0);
         let mut seen = 0.0;
