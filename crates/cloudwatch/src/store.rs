@@ -345,13 +345,11 @@ impl MetricStore {
         let Some(sid) = self.series_id(key) else {
             return Ok(Vec::new());
         };
-        let Some((res, retention)) = tier_for(range, now) else {
+        let Some(plan) = tier_for(range, now) else {
             return Ok(Vec::new());
         };
-        // Aligned on the tier, so buckets are whole and the start is rounded down as AWS
-        // rounds it.
-        let start = range.start.div_euclid(res) * res;
-        let floor = start.max(now - retention);
+        let (start, res) = (plan.start, plan.resolution);
+        let floor = start.max(now - plan.retention);
         let conn = lock(&self.reader);
         let mut stmt = conn
             .prepare_cached(
@@ -476,20 +474,55 @@ impl MetricStore {
     }
 }
 
-/// The tier a read of `range` uses at `now`: sub-minute periods read the 1-second tier;
-/// others the finest tier of at least a minute that divides the period and still holds
-/// data from the start (AWS: data older than 3 h needs a multiple of 60, older than 15 d
-/// of 300, older than 63 d of 3600).
-pub fn tier_for(range: Range, now: i64) -> Option<(i64, i64)> {
+/// How a read of `range` at `now` is served (see [`tier_for`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// The start, rounded down as AWS rounds it (to the finest tier that holds it).
+    pub start: i64,
+    /// The tier whose rows are read.
+    pub resolution: i64,
+    /// That tier's retention, in seconds.
+    pub retention: i64,
+}
+
+/// The tier a read of `range` uses at `now`. AWS rounds the start down by its age (to
+/// the second within 3 h for sub-minute periods, else to the minute within 15 d, to
+/// 5 minutes within 63 d, to the hour beyond) and answers nothing when the period is not
+/// a multiple of that resolution. Rows are then read from the coarsest tier that divides
+/// both the period and the rounded start: its buckets nest exactly in the period's, so the
+/// answer is the same while far fewer rows are read (an hourly period over a day reads 24
+/// rows per series, not 1,440).
+pub fn tier_for(range: Range, now: i64) -> Option<Plan> {
     let age = now - range.start;
-    TIERS.into_iter().find(|&(res, retention)| {
-        let fits = if range.period < 60 {
+    let fits = |res: i64| {
+        if range.period < 60 {
             res == 1
         } else {
             res >= 60
-        };
-        fits && range.period % res == 0 && age <= retention
-    })
+        }
+    };
+    let (finest, _) = TIERS
+        .into_iter()
+        .find(|&(res, retention)| fits(res) && age <= retention)?;
+    if range.period % finest != 0 {
+        return None;
+    }
+    let start = range.start.div_euclid(finest) * finest;
+    TIERS
+        .into_iter()
+        .rev()
+        .find(|&(res, retention)| {
+            fits(res)
+                && res >= finest
+                && range.period % res == 0
+                && start % res == 0
+                && age <= retention
+        })
+        .map(|(resolution, retention)| Plan {
+            start,
+            resolution,
+            retention,
+        })
 }
 
 fn load_index(conn: &Connection) -> Result<HashMap<SeriesKey, SeriesMeta>, MetricStoreError> {
