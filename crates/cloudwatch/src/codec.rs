@@ -26,11 +26,11 @@ pub fn decode(input: Input<'_>) -> Result<Value, CloudWatchError> {
             })?;
             cbor_to_json(value)
         }
-        Input::Query(params) => Ok(query_to_json(
+        Input::Query(params) => query_to_json(
             params
                 .iter()
                 .filter(|(k, _)| *k != "Action" && *k != "Version"),
-        )),
+        ),
     }
 }
 
@@ -96,14 +96,26 @@ enum Node {
 }
 
 /// Query parameters (`A.member.1.B=x`) as the JSON object they flatten.
-fn query_to_json<'a>(params: impl Iterator<Item = (&'a str, &'a str)>) -> Value {
+fn query_to_json<'a>(
+    params: impl Iterator<Item = (&'a str, &'a str)>,
+) -> Result<Value, CloudWatchError> {
     let mut root = Node::Obj(BTreeMap::new());
     for (key, value) in params {
         let segments: Vec<&str> = key.split('.').collect();
+        // No CloudWatch input nests deeper; the bound keeps the recursion shallow.
+        if segments.len() > MAX_QUERY_DEPTH {
+            return Err(CloudWatchError::Serialization(format!(
+                "The parameter name {key} nests deeper than any CloudWatch input."
+            )));
+        }
         insert(&mut root, &segments, value);
     }
-    node_to_json(root)
+    Ok(node_to_json(root))
 }
+
+/// The deepest parameter name a CloudWatch input has (GetMetricData's
+/// `MetricDataQueries.member.N.MetricStat.Metric.Dimensions.member.N.Name` is 9).
+const MAX_QUERY_DEPTH: usize = 16;
 
 fn insert(node: &mut Node, path: &[&str], value: &str) {
     let Some((first, rest)) = path.split_first() else {
@@ -216,7 +228,7 @@ pub fn lenient_time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::E
             .map(Some)
             .ok_or_else(|| D::Error::custom("not a timestamp")),
         Some(Value::String(s)) => parse_iso8601(&s)
-            .or_else(|| s.parse::<f64>().ok())
+            .or_else(|| s.parse::<f64>().ok().filter(|t| t.is_finite()))
             .map(Some)
             .ok_or_else(|| D::Error::custom(format!("'{s}' is not a timestamp"))),
         Some(other) => Err(D::Error::custom(format!("{other} is not a timestamp"))),
@@ -232,7 +244,7 @@ pub fn parse_iso8601(s: &str) -> Option<f64> {
         d.next()?.parse().ok()?,
         d.next()?.parse().ok()?,
     );
-    if !(1..=12).contains(&m) || !(1..=31).contains(&day) {
+    if !(0..=9999).contains(&y) || !(1..=12).contains(&m) || !(1..=31).contains(&day) {
         return None;
     }
     let (clock, offset) = if let Some(c) = time.strip_suffix(['Z', 'z']) {

@@ -22,6 +22,8 @@ pub const MAX_QUERIES: usize = 500;
 pub const MAX_DATA_POINTS: i64 = 100_800;
 /// ListMetrics' page size.
 pub const LIST_PAGE: usize = 500;
+/// How deep expressions may refer to other expressions.
+const MAX_EXPRESSION_DEPTH: usize = 20;
 /// RecentlyActive's one value, in seconds.
 const RECENTLY_ACTIVE_SECS: i64 = 3 * 3600;
 
@@ -109,7 +111,7 @@ pub fn get_metric_statistics(
             "The parameter StartTime must be less than the parameter EndTime.".into(),
         ));
     }
-    let points = (end - start + period - 1) / period;
+    let points = end.saturating_sub(start).saturating_add(period - 1) / period;
     if points > MAX_STATISTICS_POINTS {
         return Err(CloudWatchError::InvalidParameterCombination(format!(
             "You have requested up to {points} datapoints, which exceeds the limit of {MAX_STATISTICS_POINTS}. You may reduce the datapoints requested by increasing Period, or decreasing the time range."
@@ -347,6 +349,14 @@ impl Evaluation<'_> {
                         q.id
                     )));
                 }
+                // Expressions referring to expressions recurse: bound the chain so no
+                // request can exhaust a blocking thread's stack.
+                if self.stack.len() >= MAX_EXPRESSION_DEPTH {
+                    return Err(validation(format!(
+                        "Error in expression {}: expressions refer to each other more than {MAX_EXPRESSION_DEPTH} deep",
+                        q.id
+                    )));
+                }
                 let step = period
                     .or_else(|| self.referenced_period(expr))
                     .unwrap_or(60);
@@ -413,9 +423,10 @@ impl math::Context for Evaluation<'_> {
 }
 
 fn grid(start: i64, end: i64, step: i64) -> Vec<i64> {
-    let first = start.div_euclid(step.max(1)) * step.max(1);
-    (0..)
-        .map(|k| first + k * step.max(1))
+    let step = step.max(1);
+    let first = start.div_euclid(step) * step;
+    // Checked: outside input picks the start, end and step.
+    std::iter::successors(Some(first), |t| t.checked_add(step))
         .take_while(|t| *t < end)
         .take(usize::try_from(MAX_DATA_POINTS).unwrap_or(usize::MAX))
         .collect()
@@ -557,7 +568,10 @@ fn page(
         ("Messages", Out::List(Vec::new())),
     ];
     if truncated {
-        let token = wire::pagination::encode_token("GetMetricData", &(offset + max).to_string());
+        let token = wire::pagination::encode_token(
+            "GetMetricData",
+            &offset.saturating_add(max).to_string(),
+        );
         fields.push(("NextToken", Out::Str(token)));
     }
     Out::Obj(fields)
@@ -636,12 +650,12 @@ pub fn list_metrics(
         .map(|(key, _)| metric_out(key))
         .collect();
     let mut fields = vec![("Metrics", Out::List(metrics))];
-    if all.len() > offset + LIST_PAGE {
+    if all.len() > offset.saturating_add(LIST_PAGE) {
         fields.push((
             "NextToken",
             Out::Str(wire::pagination::encode_token(
                 "ListMetrics",
-                &(offset + LIST_PAGE).to_string(),
+                &(offset.saturating_add(LIST_PAGE)).to_string(),
             )),
         ));
     }

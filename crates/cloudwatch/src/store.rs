@@ -349,7 +349,7 @@ impl MetricStore {
             return Ok(Vec::new());
         };
         let (start, res) = (plan.start, plan.resolution);
-        let floor = start.max(now - plan.retention);
+        let floor = start.max(now.saturating_sub(plan.retention));
         let conn = lock(&self.reader);
         let mut stmt = conn
             .prepare_cached(
@@ -493,7 +493,7 @@ pub struct Plan {
 /// answer is the same while far fewer rows are read (an hourly period over a day reads 24
 /// rows per series, not 1,440).
 pub fn tier_for(range: Range, now: i64) -> Option<Plan> {
-    let age = now - range.start;
+    let age = now.saturating_sub(range.start);
     let fits = |res: i64| {
         if range.period < 60 {
             res == 1

@@ -443,6 +443,25 @@ fn query_parameters_flatten_to_the_json_shape() {
 }
 
 #[test]
+fn hostile_inputs_are_refused_not_panicked_on() {
+    let deep = format!("{}=1", vec!["a"; 1000].join("."));
+    let params = wire::query::parse_form(deep.as_bytes()).unwrap();
+    assert!(decode(wire::Input::Query(&params)).is_err());
+    assert_eq!(parse_iso8601("99999999999-01-01T00:00:00Z"), None);
+    let (_d, store) = open();
+    let extreme = Range {
+        start: i64::MIN,
+        end: i64::MAX,
+        period: 60,
+    };
+    assert!(store
+        .query(&key("m"), None, extreme, i64::MAX, false)
+        .unwrap()
+        .is_empty());
+    assert_eq!(tier_for(extreme, i64::MAX), None);
+}
+
+#[test]
 fn iso8601_timestamps_parse_with_fractions_and_offsets() {
     assert_eq!(parse_iso8601("1970-01-01T00:00:00Z"), Some(0.0));
     assert_eq!(
