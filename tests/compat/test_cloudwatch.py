@@ -451,7 +451,7 @@ def test_rpc_v2_cbor_put_get_and_errors(server):
     assert resp.status_code == 400
     assert resp.headers["x-amzn-query-error"] == "InvalidParameterValue;Sender"
     err = cbor_decode(resp.content)
-    assert err["__type"].endswith("#InvalidParameterValueException")
+    assert err["__type"].split("#")[-1] == "InvalidParameterValueException"
     assert "message" in err
     # The protocol header is required.
     bad = signed(server, cbor_encode({}), {"Content-Type": "application/cbor"},

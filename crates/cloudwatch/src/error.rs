@@ -1,5 +1,5 @@
 //! CloudWatch's errors and the one place they become AWS errors: each carries its JSON/CBOR
-//! `__type` (`com.amazonaws.cloudwatch#<Shape>`) and its query-protocol code (the model's
+//! `__type` (the error shape's name) and its query-protocol code (the model's
 //! `awsQueryError`, sent in `x-amzn-query-error`, which is what botocore reports).
 
 use wire::AwsError;
@@ -56,7 +56,9 @@ impl CloudWatchError {
             }
             Self::Internal(_) => ("InternalServiceFault", "InternalServiceError"),
         };
-        let ty = format!("{}#{shape}", model::cloudwatch::ERROR_NAMESPACE);
+        // The bare shape name: botocore and the Smithy clients keep what follows a `#`
+        // anyway, and it is the code the operation table models.
+        let ty = shape;
         let message = self.to_string();
         if let Self::Internal(_) = self {
             tracing::error!(error = %message, "CloudWatch operation failed.");

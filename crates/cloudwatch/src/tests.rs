@@ -509,3 +509,47 @@ fn cbor_requests_decode_with_tagged_timestamps_and_answers_encode_them() {
     .unwrap();
     assert!(xml.starts_with("<ListMetricsResponse xmlns=\"http://monitoring.amazonaws.com/doc/2010-08-01/\"><ListMetricsResult><Metrics></Metrics>"), "{xml}");
 }
+
+fn service() -> (tempfile::TempDir, crate::CloudWatch) {
+    let (dir, store) = open();
+    let scope = model::ecs::arn::ArnScope {
+        region: "us-east-1".into(),
+        account_id: "000000000000".into(),
+    };
+    (
+        dir,
+        crate::CloudWatch::new(std::sync::Arc::new(store), scope),
+    )
+}
+
+#[tokio::test]
+async fn every_operation_answers_a_modelled_error_or_not_implemented() {
+    let (_d, cw) = service();
+    let caller = wire::Caller::root("000000000000");
+    let answered = wire::conformance::every_operation_answers(
+        &cw,
+        wire::Input::Json(b"{}"),
+        &caller,
+        // What an empty body gets from operations whose model lists no such error.
+        &[
+            "MissingRequiredParameterException",
+            "InvalidParameterValueException",
+        ],
+    )
+    .await;
+    assert_eq!(answered.served, 4);
+}
+
+#[tokio::test]
+async fn every_operation_needs_a_cloudwatch_permission() {
+    let (_d, cw) = service();
+    let caller = wire::Caller::root("000000000000");
+    let n = wire::conformance::every_operation_needs_access(
+        &cw,
+        wire::Input::Json(b"{}"),
+        &caller,
+        "cloudwatch",
+    )
+    .await;
+    assert_eq!(n, crate::Operation::ALL.len());
+}

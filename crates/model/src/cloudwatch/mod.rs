@@ -12,5 +12,3 @@ pub const SIGNING_NAME: &str = "monitoring";
 pub const API_VERSION: &str = "2010-08-01";
 /// The query protocol's XML namespace.
 pub const XML_NAMESPACE: &str = "http://monitoring.amazonaws.com/doc/2010-08-01/";
-/// The Smithy namespace prefixed to error names in JSON and CBOR `__type`s.
-pub const ERROR_NAMESPACE: &str = "com.amazonaws.cloudwatch";
