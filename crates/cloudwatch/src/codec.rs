@@ -19,7 +19,7 @@ pub fn decode(input: Input<'_>) -> Result<Value, CloudWatchError> {
         Input::Json(body) => serde_json::from_slice(body).map_err(|e| {
             CloudWatchError::Serialization(format!("The request body is not valid JSON: {e}"))
         }),
-        Input::Cbor(body) if body.is_empty() => Ok(Value::Object(Map::new())),
+        Input::Cbor([]) => Ok(Value::Object(Map::new())),
         Input::Cbor(body) => {
             let value: ciborium::Value = ciborium::from_reader(body).map_err(|e| {
                 CloudWatchError::Serialization(format!("The request body is not valid CBOR: {e}"))

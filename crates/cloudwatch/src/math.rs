@@ -142,11 +142,8 @@ impl Parser {
             return Err("The expression is nested too deeply".into());
         }
         let mut left = self.term()?;
-        loop {
-            let op = match self.peek() {
-                Some(Token::Op(c @ ('+' | '-'))) => *c,
-                _ => break,
-            };
+        while let Some(Token::Op(op @ ('+' | '-'))) = self.peek() {
+            let op = *op;
             self.at += 1;
             left = Expr::Bin(op, Box::new(left), Box::new(self.term()?));
         }
@@ -155,11 +152,8 @@ impl Parser {
     }
     fn term(&mut self) -> Result<Expr, String> {
         let mut left = self.unary()?;
-        loop {
-            let op = match self.peek() {
-                Some(Token::Op(c @ ('*' | '/'))) => *c,
-                _ => break,
-            };
+        while let Some(Token::Op(op @ ('*' | '/'))) = self.peek() {
+            let op = *op;
             self.at += 1;
             left = Expr::Bin(op, Box::new(left), Box::new(self.unary()?));
         }
