@@ -123,9 +123,8 @@ impl Sketch {
         out
     }
 
-    /// The inverse of [`Sketch::encode`], also of concatenated encodings (a bin given
-    /// twice adds up: the store merges sketches by concatenating them); a truncated tail
-    /// is ignored (it cannot be written: rows are written whole in one transaction).
+    /// The inverse of [`Sketch::encode`]; a truncated tail is ignored (it cannot be
+    /// written: rows are written whole in one transaction).
     pub fn decode(bytes: &[u8]) -> Self {
         let mut bins = BTreeMap::new();
         for chunk in bytes.chunks_exact(12) {
@@ -133,7 +132,7 @@ impl Sketch {
             let (Ok(b), Ok(c)) = (<[u8; 4]>::try_from(b), <[u8; 8]>::try_from(c)) else {
                 continue;
             };
-            *bins.entry(i32::from_le_bytes(b)).or_insert(0.0) += f64::from_le_bytes(c);
+            bins.insert(i32::from_le_bytes(b), f64::from_le_bytes(c));
         }
         Self { bins }
     }

@@ -19,7 +19,7 @@
 
 use crate::series::SeriesKey;
 use crate::stats::{Sketch, StatisticSet};
-use rusqlite::{params, Connection, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -266,24 +266,39 @@ impl MetricStore {
             }
         }
         {
-            // One upsert per bucket, no read: the statistics merge in SQL and the sketch
-            // blobs concatenate (a sketch's encoding is a bag of bins, so the
-            // concatenation decodes to the merge; the sweep re-encodes long ones).
-            let mut upsert = tx
+            let mut read = tx
                 .prepare_cached(
-                    "INSERT INTO points (sid, res, ts, unit, count, sum, min, max, sketch)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-                     ON CONFLICT (sid, res, ts, unit) DO UPDATE SET
-                        count = count + excluded.count,
-                        sum = sum + excluded.sum,
-                        min = min(min, excluded.min),
-                        max = max(max, excluded.max),
-                        sketch = CAST(sketch || excluded.sketch AS BLOB)",
+                    "SELECT count, sum, min, max, sketch FROM points
+                     WHERE sid = ?1 AND res = ?2 AND ts = ?3 AND unit = ?4",
+                )
+                .map_err(backend("prepare the bucket read"))?;
+            let mut write = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO points (sid, res, ts, unit, count, sum, min, max, sketch)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 )
                 .map_err(backend("prepare the bucket write"))?;
-            for ((key, unit, res, ts), (set, sketch)) in buckets {
+            for ((key, unit, res, ts), (mut set, mut sketch)) in buckets {
                 let sid = ids.get(key).copied().unwrap_or_default();
-                upsert
+                let old = read
+                    .query_row(params![sid, res, ts, unit], |row| {
+                        Ok((
+                            StatisticSet {
+                                sample_count: row.get(0)?,
+                                sum: row.get(1)?,
+                                minimum: row.get(2)?,
+                                maximum: row.get(3)?,
+                            },
+                            row.get::<_, Vec<u8>>(4)?,
+                        ))
+                    })
+                    .optional()
+                    .map_err(backend("read a bucket"))?;
+                if let Some((old_set, old_sketch)) = old {
+                    set.merge(&old_set);
+                    sketch.merge(&Sketch::decode(&old_sketch));
+                }
+                write
                     .execute(params![
                         sid,
                         res,
@@ -436,7 +451,6 @@ impl MetricStore {
                 .map_err(backend("delete expired points"))?;
             deleted += n as u64;
         }
-        deleted += compact_sketches(&tx)?;
         let oldest_kept = now - TIERS[TIERS.len() - 1].1;
         tx.execute(
             "DELETE FROM series WHERE last_put < ?1",
@@ -509,44 +523,6 @@ pub fn tier_for(range: Range, now: i64) -> Option<Plan> {
             resolution,
             retention,
         })
-}
-
-/// Sketch blobs longer than this are re-encoded by the sweep (a bucket put into often
-/// accumulates one record per put and bin).
-const COMPACT_OVER_BYTES: i64 = 2048;
-
-/// Re-encodes long sketch blobs as one record per bin; returns 0 (it deletes nothing).
-fn compact_sketches(tx: &rusqlite::Transaction<'_>) -> Result<u64, MetricStoreError> {
-    let long: Vec<(i64, i64, i64, String, Vec<u8>)> = {
-        let mut stmt = tx
-            .prepare("SELECT sid, res, ts, unit, sketch FROM points WHERE length(sketch) > ?1")
-            .map_err(backend("find long sketches"))?;
-        let rows = stmt
-            .query_map(params![COMPACT_OVER_BYTES], |row| {
-                Ok((
-                    row.get(0)?,
-                    row.get(1)?,
-                    row.get(2)?,
-                    row.get(3)?,
-                    row.get(4)?,
-                ))
-            })
-            .map_err(backend("read long sketches"))?;
-        rows.collect::<Result<_, _>>()
-            .map_err(backend("read a long sketch"))?
-    };
-    let mut update = tx
-        .prepare_cached(
-            "UPDATE points SET sketch = ?5 WHERE sid = ?1 AND res = ?2 AND ts = ?3 AND unit = ?4",
-        )
-        .map_err(backend("prepare the sketch compaction"))?;
-    for (sid, res, ts, unit, blob) in long {
-        let compact = Sketch::decode(&blob).encode();
-        update
-            .execute(params![sid, res, ts, unit, compact])
-            .map_err(backend("compact a sketch"))?;
-    }
-    Ok(0)
 }
 
 fn load_index(conn: &Connection) -> Result<HashMap<SeriesKey, SeriesMeta>, MetricStoreError> {

@@ -156,50 +156,8 @@ fn retention_follows_aws_tiers_as_data_ages() {
     );
     assert!(sums(&store, "m", T0, T0 + 3600, 3600, T0 + 456 * day).is_empty());
     // The sweep deletes what reads already hide, tier by tier.
-    // Many puts into one bucket: the sweep compacts the concatenated sketch, losing nothing.
-    let many: Vec<Sample> = (0..300)
-        .map(|i| {
-            sample(
-                "c",
-                T0 + 3000 + i,
-                f64::from(i32::try_from(i % 7).unwrap()),
-                false,
-            )
-        })
-        .collect();
-    for chunk in many.chunks(1) {
-        store.put(chunk).unwrap();
-    }
-    let p = |store: &MetricStore| {
-        let b = store
-            .query(
-                &key("c"),
-                None,
-                Range {
-                    start: T0,
-                    end: T0 + 3600,
-                    period: 3600,
-                },
-                T0 + 16 * day,
-                true,
-            )
-            .unwrap();
-        (
-            b[0].set,
-            Statistic::Percentile(50.0).compute(&b[0].set, &b[0].sketch),
-        )
-    };
-    let before = p(&store);
-    assert_eq!(before.0.sample_count, 300.0);
-    let p50 = before.1.unwrap();
-    assert!((p50 - 3.0).abs() < 0.05, "{p50}");
     let deleted = store.sweep(T0 + 16 * day).unwrap();
-    assert_eq!(p(&store), before);
-    assert_eq!(
-        deleted,
-        4 + 5,
-        "two 1-second and two 1-minute buckets of m, five of c"
-    );
+    assert_eq!(deleted, 4, "two 1-second and two 1-minute buckets");
     assert_eq!(
         sums(&store, "m", T0, T0 + 3600, 3600, T0 + 16 * day),
         vec![(T0, 5.0)]
@@ -299,12 +257,6 @@ fn percentiles_stay_within_one_percent_and_merge() {
     a.merge(&b);
     let decoded = Sketch::decode(&a.encode());
     assert_eq!(decoded, a);
-    // Concatenated encodings decode to the merge (how the store merges them).
-    let mut twice = a.encode();
-    twice.extend(a.encode());
-    let mut doubled = a.clone();
-    doubled.merge(&a);
-    assert_eq!(Sketch::decode(&twice), doubled);
     for (p, exact) in [
         (10.0, 100.0),
         (50.0, 500.0),
