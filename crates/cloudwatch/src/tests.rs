@@ -2,12 +2,13 @@
 //! percentile sketch, metric math and the protocol codec.
 #![allow(clippy::unwrap_used)]
 
-use crate::codec::{decode, parse_iso8601, Encoding, Out};
+use crate::codec::{decode, Encoding, Out};
 use crate::math;
 use crate::series::{Dimension, SeriesKey};
 use crate::stats::{Sketch, Statistic, StatisticSet};
 use crate::store::{tier_for, MetricStore, Range, Sample};
 use std::collections::BTreeMap;
+use wire::xml::parse_iso8601;
 
 const T0: i64 = 1_800_000_000; // a whole hour (divisible by 3600)
 
