@@ -57,6 +57,7 @@ shapes logs "${logs_ops[@]}"
 operations ecs ecs
 operations ecr ecr
 operations logs logs
+operations cloudwatch cloudwatch
 operations elbv2 elbv2
 operations iam iam
 operations sts sts

@@ -1,11 +1,12 @@
-//! Regions as real scopes: one set of regional services (ECS, CloudWatch Logs, ELBv2, the
+//! Regions as real scopes: one set of regional services (ECS, CloudWatch Logs and metrics, ELBv2, the
 //! registry's ECR API) per (account, region), picked by the region of each request's
-//! SigV4 credential scope. IAM and STS are global and shared by every region.
+//! SigV4 credential scope. IAM and STS serve the whole account, every region of it.
 //!
 //! The server's default region (`--region`) is built at start-up and keeps its state
 //! unprefixed in the store, so data directories from before regions keep working. Any
 //! other region lives under `regions/<region>/` in the same store ([`store::Prefixed`]),
-//! and its log events (`logs.db`), its vulnerability database (`scan.db`), blobs and Fargate agents' state under
+//! and its log events (`logs.db`), metrics (`metrics.db`), its vulnerability database
+//! (`scan.db`), blobs and Fargate agents' state under
 //! `<data dir>/regions/<region>/` (the default region's are directly in the data dir). A
 //! region is built on the first authenticated request signed for it, which also records the
 //! marker key `stevedore/regions/<region>` in the default view; at start-up every marked
@@ -73,6 +74,8 @@ pub struct Regional {
     pub ecs: ecs::Ecs,
     /// CloudWatch Logs.
     pub logs: logs::Logs,
+    /// CloudWatch metrics.
+    pub cloudwatch: cloudwatch::CloudWatch,
     /// ELBv2 (control side).
     pub elb: elbv2::Elbv2,
     /// The registry (ECR API and `/v2/`), with the region's own blobs and token key.
@@ -304,11 +307,17 @@ impl Factory {
             if fresh {
                 agent::modes::private_dir(&dir)?;
             }
-            logs::SqliteEventStore::open(dir.join("logs.db")).map_err(anyhow::Error::from)
+            let events =
+                logs::SqliteEventStore::open(dir.join("logs.db")).map_err(anyhow::Error::from)?;
+            let metrics = cloudwatch::MetricStore::open(dir.join("metrics.db"))
+                .context("opening the metric store")?;
+            Ok::<_, anyhow::Error>((events, metrics))
         })
         .await
-        .context("opening the log event store")?
-        .with_context(|| format!("opening the log event store of {region}"))?;
+        .context("opening the log event and metric stores")?
+        .with_context(|| format!("opening the log event and metric stores of {region}"))?;
+        let (events, metrics) = events;
+        let cloudwatch = cloudwatch::CloudWatch::new(Arc::new(metrics), scope.clone());
         let elb = elbv2::Elbv2::new(store.clone(), scope.clone(), None);
         let mut ecs = ecs::Ecs::new(store.clone(), scope.clone(), self.endpoint.clone())
             .with_target_groups(Arc::new(crate::lb_wiring::EcsTargets(elb.clone())));
@@ -381,6 +390,7 @@ impl Factory {
             .with_observer(Arc::new(crate::metrics::RequestMetrics))
             .register(ecs.clone())
             .register(logs.clone())
+            .register(cloudwatch.clone())
             .register(elb.clone());
         let dispatch = match &registry {
             Some(reg) => dispatch.register(reg.clone()),
@@ -394,6 +404,7 @@ impl Factory {
             scope,
             ecs,
             logs,
+            cloudwatch,
             elb,
             registry_routes: registry.as_ref().map(registry::Registry::router),
             registry,
@@ -432,6 +443,10 @@ impl Factory {
         // expired events), so stopping it mid-sweep loses nothing.
         let (logs, stop) = (region.logs.clone(), shutdown.clone());
         loops.spawn(async move { logs.run_retention(stop).await });
+        // CloudWatch metrics retention: reads already ignore expired buckets, so stopping
+        // mid-sweep loses nothing.
+        let (metrics, stop) = (region.cloudwatch.clone(), shutdown.clone());
+        loops.spawn(async move { metrics.run_retention(stop).await });
         // ELBv2: ends target draining on time (a committed write the data plane hears of).
         let (elb, stop) = (region.elb.clone(), shutdown.clone());
         loops.spawn(async move { elb.run_sweeper(stop).await });
@@ -518,6 +533,7 @@ mod tests {
         assert_eq!(east2.scope.region, "us-east-2");
         // Its log events have their own database; the default region's is the data dir's.
         assert!(dir.path().join("regions/us-east-2/logs.db").is_file());
+        assert!(dir.path().join("regions/us-east-2/metrics.db").is_file());
         assert!(dir.path().join("logs.db").is_file());
         let again = regions.get_or_build("us-east-2").await.expect("built");
         assert!(Arc::ptr_eq(&east2, &again));

@@ -162,6 +162,8 @@ pub enum LoopName {
     LogsRetention,
     /// ECS retention sweep (stopped tasks, client tokens, INACTIVE services).
     EcsRetention,
+    /// CloudWatch metrics retention sweep (datapoints past their resolution's retention).
+    MetricsRetention,
     /// ELBv2 deregistration-delay sweeper.
     ElbDrainSweeper,
     /// The load balancer data plane following its configuration.
@@ -192,6 +194,7 @@ impl LoopName {
             LoopName::RegistryMaintenance => "registry_maintenance",
             LoopName::LogsRetention => "logs_retention",
             LoopName::EcsRetention => "ecs_retention",
+            LoopName::MetricsRetention => "metrics_retention",
             LoopName::ElbDrainSweeper => "elb_drain_sweeper",
             LoopName::LbDataPlane => "lb_data_plane",
             LoopName::LbHealthCheck => "lb_health_check",

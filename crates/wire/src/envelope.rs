@@ -6,7 +6,11 @@
 //!   <Message>…</Message></Error><RequestId>…</RequestId></ErrorResponse>`, `Receiver`
 //!   for 5xx.
 //! - Smithy RPC v2 CBOR: a CBOR map `{"__type", "message"}` (the smallest encoder that
-//!   says what went wrong; no service answers in CBOR yet).
+//!   says what went wrong). A successful CBOR answer with no body (a Unit output) has no
+//!   `Content-Type` either, as the protocol requires.
+//! - Errors of `awsQueryCompatible` services (CloudWatch) also carry
+//!   `x-amzn-query-error: <query code>;Sender|Receiver` in JSON and CBOR, and their query
+//!   code as the query protocol's `Code`.
 
 use crate::{AwsError, JsonVersion, Protocol};
 use bytes::Bytes;
@@ -61,6 +65,16 @@ pub fn error(envelope: Envelope, err: &AwsError, request_id: &str) -> Response<B
     if let Ok(v) = HeaderValue::from_str(&err.code) {
         resp.headers_mut().insert("x-amzn-ErrorType", v);
     }
+    if let Some(code) = err
+        .query_code
+        .as_deref()
+        .filter(|_| envelope != Envelope::Query)
+    {
+        let value = format!("{code};{}", query_fault(err.status));
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            resp.headers_mut().insert("x-amzn-query-error", v);
+        }
+    }
     resp
 }
 
@@ -70,12 +84,16 @@ fn respond(
     body: Bytes,
     request_id: &str,
 ) -> Response<Bytes> {
+    // Smithy RPC v2 CBOR: a Unit output is sent with no body and no Content-Type.
+    let typed = !(envelope == Envelope::Cbor && body.is_empty());
     let mut resp = Response::new(body);
     *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static(envelope.content_type()),
-    );
+    if typed {
+        resp.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static(envelope.content_type()),
+        );
+    }
     if envelope == Envelope::Cbor {
         resp.headers_mut()
             .insert("smithy-protocol", HeaderValue::from_static("rpc-v2-cbor"));
@@ -99,7 +117,7 @@ fn query_error_body(err: &AwsError, request_id: &str) -> String {
     format!(
         "<ErrorResponse><Error><Type>{}</Type><Code>{}</Code><Message>{}</Message></Error><RequestId>{}</RequestId></ErrorResponse>",
         query_fault(err.status),
-        xml_escape(&err.code),
+        xml_escape(err.query_code.as_deref().unwrap_or(&err.code)),
         xml_escape(&err.message),
         xml_escape(request_id),
     )
@@ -220,6 +238,36 @@ mod tests {
             out,
             [0x78, 24, 0x79, 0x01, 0x2c, 0x7a, 0x00, 0x01, 0x11, 0x70]
         );
+    }
+
+    #[test]
+    fn query_compatible_errors_carry_their_query_code() {
+        let err = AwsError::client(
+            "com.amazonaws.cloudwatch#InvalidParameterValueException",
+            "m",
+        )
+        .with_query_code("InvalidParameterValue");
+        for env in [Envelope::Json(JsonVersion::V1_0), Envelope::Cbor] {
+            let r = error(env, &err, "rid");
+            assert_eq!(
+                header(&r, "x-amzn-query-error"),
+                "InvalidParameterValue;Sender"
+            );
+        }
+        let r = error(Envelope::Query, &err, "rid");
+        assert_eq!(header(&r, "x-amzn-query-error"), "");
+        let body = std::str::from_utf8(r.body()).expect("utf-8");
+        assert!(
+            body.contains("<Code>InvalidParameterValue</Code>"),
+            "{body}"
+        );
+    }
+
+    #[test]
+    fn an_empty_cbor_answer_has_no_content_type() {
+        let r = success(Envelope::Cbor, Vec::new(), "rid");
+        assert!(r.headers().get("content-type").is_none());
+        assert_eq!(header(&r, "smithy-protocol"), "rpc-v2-cbor");
     }
 
     #[test]

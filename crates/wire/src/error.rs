@@ -15,6 +15,11 @@ pub struct AwsError {
     pub message: String,
     /// Modeled extra members (e.g. `resourceIds` on ECS `ConflictException`).
     pub extra: Map<String, Value>,
+    /// For services modelled `awsQueryCompatible` (CloudWatch): the error's query-protocol
+    /// code (`InvalidParameterValue` for `InvalidParameterValueException`). Query answers
+    /// carry it as their `Code`; JSON and CBOR answers in `x-amzn-query-error`, from
+    /// which botocore takes the code it reports.
+    pub query_code: Option<String>,
 }
 
 impl AwsError {
@@ -25,6 +30,7 @@ impl AwsError {
             code: code.into(),
             message: message.into(),
             extra: Map::new(),
+            query_code: None,
         }
     }
     /// A 500 error with `code`: only for faults that are not the caller's.
@@ -34,12 +40,19 @@ impl AwsError {
             code: code.into(),
             message: message.into(),
             extra: Map::new(),
+            query_code: None,
         }
     }
     /// Replaces the HTTP status.
     #[must_use]
     pub fn with_status(mut self, status: u16) -> Self {
         self.status = status;
+        self
+    }
+    /// Sets the query-protocol code of an `awsQueryCompatible` service's error.
+    #[must_use]
+    pub fn with_query_code(mut self, code: impl Into<String>) -> Self {
+        self.query_code = Some(code.into());
         self
     }
     /// The AWS JSON 1.0/1.1 body: `{"__type": code, "message": text, ...extra}`.

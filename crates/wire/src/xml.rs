@@ -33,6 +33,12 @@ impl Xml {
         self.el(tag, |x| escape_into(&mut x.buf, text))
     }
 
+    /// Escaped text inside the element being written.
+    pub fn text(&mut self, text: &str) -> &mut Self {
+        escape_into(&mut self.buf, text);
+        self
+    }
+
     /// [`Xml::leaf`] when `text` is present; nothing otherwise.
     pub fn opt(&mut self, tag: &str, text: Option<&str>) -> &mut Self {
         if let Some(t) = text {
@@ -132,6 +138,51 @@ pub fn iso8601_secs(secs: i64) -> String {
     )
 }
 
+/// A query-protocol timestamp, `YYYY-MM-DDTHH:MM:SS[.fff][Z|±HH:MM]` (years 0–9999), as
+/// epoch seconds: the inverse of [`iso8601`] for what clients send.
+pub fn parse_iso8601(s: &str) -> Option<f64> {
+    let (date, time) = s.split_once(['T', 't', ' '])?;
+    let mut d = date.splitn(3, '-');
+    let (y, m, day): (i64, i64, i64) = (
+        d.next()?.parse().ok()?,
+        d.next()?.parse().ok()?,
+        d.next()?.parse().ok()?,
+    );
+    if !(0..=9999).contains(&y) || !(1..=12).contains(&m) || !(1..=31).contains(&day) {
+        return None;
+    }
+    let (clock, offset) = if let Some(c) = time.strip_suffix(['Z', 'z']) {
+        (c, 0)
+    } else if let Some(i) = time.rfind(['+', '-']) {
+        let (c, o) = time.split_at(i);
+        let sign = if o.starts_with('-') { -1 } else { 1 };
+        let (oh, om) = o[1..].split_once(':').unwrap_or((&o[1..], "0"));
+        (
+            c,
+            sign * (oh.parse::<i64>().ok()? * 3600 + om.parse::<i64>().ok()? * 60),
+        )
+    } else {
+        (time, 0)
+    };
+    let mut c = clock.splitn(3, ':');
+    let (hh, mm): (i64, i64) = (c.next()?.parse().ok()?, c.next()?.parse().ok()?);
+    let secs: f64 = c.next().unwrap_or("0").parse().ok()?;
+    if hh > 23 || mm > 59 || !(0.0..61.0).contains(&secs) {
+        return None;
+    }
+    // Days from civil (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    #[allow(clippy::cast_precision_loss)]
+    let whole = (days * 86_400 + hh * 3600 + mm * 60 - offset) as f64;
+    Some(whole + secs)
+}
+
 /// Days since 1970-01-01 → (year, month, day) in the proleptic Gregorian calendar
 /// (Howard Hinnant's algorithm).
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
@@ -150,6 +201,19 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parse_iso8601_inverts_the_formatter() {
+        for secs in [0, 951_782_400, 1_800_000_000, 4_102_444_799] {
+            #[allow(clippy::cast_precision_loss)]
+            let expected = secs as f64;
+            assert_eq!(parse_iso8601(&iso8601_secs(secs)), Some(expected));
+        }
+        assert_eq!(
+            parse_iso8601("2027-01-15T08:00:00.250Z"),
+            Some(1_800_000_000.25)
+        );
+    }
 
     #[test]
     fn escapes_text_and_writes_member_lists() {

@@ -234,8 +234,18 @@ impl Dispatch {
             secure: false,
             query,
         };
+        if let Addressed::Cbor { .. } = addressed {
+            if let Err(e) = check_rpc_v2_headers(&parts.headers) {
+                return served(Err(e));
+            }
+        }
         let (body, verified, caller) = match self.read_and_verify(parts, body, limit, query).await {
             Ok(v) => v,
+            Err(e) => return served(Err(e)),
+        };
+        // The signature covers the body as sent; the operation reads it decoded.
+        let body = match decode_content(&parts.headers, body, limit) {
+            Ok(b) => b,
             Err(e) => return served(Err(e)),
         };
         let call = |input| Call {
@@ -481,6 +491,66 @@ impl Dispatch {
         };
         served
     }
+}
+
+/// The body with its `Content-Encoding` undone: `gzip` (what botocore sends for models
+/// with `requestcompression`, e.g. CloudWatch PutMetricData over 10 KB) is inflated up to
+/// `limit` bytes; `identity` or none passes through; anything else is refused.
+fn decode_content(headers: &http::HeaderMap, body: Bytes, limit: usize) -> Result<Bytes, AwsError> {
+    use std::io::Read;
+    let encoding = headers
+        .get(http::header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .unwrap_or("");
+    if encoding.is_empty() || encoding.eq_ignore_ascii_case("identity") {
+        return Ok(body);
+    }
+    if !encoding.eq_ignore_ascii_case("gzip") {
+        return Err(AwsError::client(
+            "SerializationException",
+            format!("The Content-Encoding {encoding} is not supported: send gzip or none."),
+        )
+        .with_status(415));
+    }
+    let mut out = Vec::new();
+    let limit_u64 = u64::try_from(limit).unwrap_or(u64::MAX);
+    flate2::read::GzDecoder::new(body.as_ref())
+        .take(limit_u64.saturating_add(1))
+        .read_to_end(&mut out)
+        .map_err(|e| {
+            AwsError::client(
+                "SerializationException",
+                format!("The gzip request body does not decode: {e}"),
+            )
+        })?;
+    if out.len() > limit {
+        return Err(AwsError::client(
+            "SerializationException",
+            format!("The request body is larger than the {limit}-byte limit."),
+        )
+        .with_status(413));
+    }
+    Ok(Bytes::from(out))
+}
+
+/// Smithy RPC v2 CBOR requests must say `Smithy-Protocol: rpc-v2-cbor` and must not carry
+/// `X-Amz-Target` (the protocol's rules: a client mixing protocols is refused, not guessed).
+fn check_rpc_v2_headers(headers: &http::HeaderMap) -> Result<(), AwsError> {
+    let protocol = headers.get("smithy-protocol").and_then(|v| v.to_str().ok());
+    if protocol != Some("rpc-v2-cbor") {
+        return Err(AwsError::client(
+            "SerializationException",
+            "Smithy RPC v2 CBOR requests must carry the header Smithy-Protocol: rpc-v2-cbor.",
+        ));
+    }
+    if headers.contains_key("x-amz-target") {
+        return Err(AwsError::client(
+            "SerializationException",
+            "Smithy RPC v2 CBOR requests must not carry X-Amz-Target.",
+        ));
+    }
+    Ok(())
 }
 
 /// The request as the signature verifier reads it, with `body`.

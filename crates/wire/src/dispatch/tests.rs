@@ -426,6 +426,29 @@ async fn rpc_v2_cbor_requests_get_a_cbor_error_until_a_service_speaks_it() {
     assert_eq!(header(&r, "x-amzn-ErrorType"), "UnknownOperationException");
 }
 
+#[tokio::test]
+async fn rpc_v2_cbor_requests_must_say_smithy_protocol_and_not_name_a_target() {
+    let path = "/service/GraniteServiceVersion20100801/operation/PutMetricData";
+    for headers in [
+        &[("content-type", "application/cbor")][..],
+        &[
+            ("content-type", "application/cbor"),
+            ("smithy-protocol", "rpc-v2-cbor"),
+            (
+                "x-amz-target",
+                "GraniteServiceVersion20100801.PutMetricData",
+            ),
+        ][..],
+    ] {
+        let r = dispatch()
+            .serve(signed_at(path, "monitoring", headers, b""))
+            .await;
+        assert_eq!(r.status(), 400);
+        assert_eq!(header(&r, "x-amzn-ErrorType"), "SerializationException");
+        assert_eq!(header(&r, "smithy-protocol"), "rpc-v2-cbor");
+    }
+}
+
 #[test]
 fn registered_specs_are_listed_in_order() {
     let names: Vec<_> = dispatch().specs().iter().map(|s| s.name).collect();
@@ -759,4 +782,28 @@ async fn paths_not_in_normal_form_are_refused_even_when_signed_as_sent() {
         assert_eq!(r.status(), 400, "{path}");
         assert_eq!(json_code(&r), "InvalidURI", "{path}");
     }
+}
+
+#[test]
+fn gzip_bodies_are_inflated_within_the_limit_and_other_encodings_refused() {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&[b'x'; 100]).unwrap();
+    let packed = Bytes::from(gz.finish().unwrap());
+    let mut h = http::HeaderMap::new();
+    assert_eq!(decode_content(&h, packed.clone(), 10).unwrap(), packed);
+    h.insert("content-encoding", http::HeaderValue::from_static("gzip"));
+    assert_eq!(decode_content(&h, packed.clone(), 100).unwrap().len(), 100);
+    assert_eq!(
+        decode_content(&h, packed.clone(), 99).unwrap_err().status,
+        413
+    );
+    assert_eq!(
+        decode_content(&h, Bytes::from_static(b"not gzip"), 100)
+            .unwrap_err()
+            .code,
+        "SerializationException"
+    );
+    h.insert("content-encoding", http::HeaderValue::from_static("br"));
+    assert_eq!(decode_content(&h, packed, 100).unwrap_err().status, 415);
 }

@@ -1,0 +1,562 @@
+//! The time-series store: one SQLite file per region (`metrics.db` beside `logs.db`), WAL
+//! with `synchronous=FULL`, so a PutMetricData is on disk when it is acknowledged and
+//! survives `kill -9`; the file and its `-wal`/`-shm` are mode 0600.
+//!
+//! Data is kept per resolution tier, each with AWS's retention: 1-second buckets (only
+//! for series put with StorageResolution 1) for 3 hours, 1-minute for 15 days, 5-minute
+//! for 63 days and 1-hour for 455 days. Every put is aggregated into all its tiers at
+//! once (a bucket holds a [`StatisticSet`] and a percentile [`Sketch`]), so "rolling up as
+//! data ages" needs no rewrite: a fine tier's rows simply expire while the coarser
+//! buckets that already contain them live on. Reads pick the finest tier that divides
+//! the period and still covers the start time, as AWS's retention rules say.
+//!
+//! Memory holds only the series index (key → row id and when it was last put, for
+//! ListMetrics and RecentlyActive); datapoints are read from disk on demand, so memory
+//! per series stays small whatever its history (measured by the bench).
+//!
+//! Two connections: one writes, one reads, so a read never waits for a write's fsync.
+//! Calls block: the service runs them on blocking threads.
+
+use crate::series::SeriesKey;
+use crate::stats::{Sketch, StatisticSet};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, HashMap};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard, RwLock};
+
+/// Mode of the database files: metric data is the account's.
+const FILE_MODE: u32 = 0o600;
+
+/// The resolution tiers: (bucket width, retention), both in seconds.
+pub const TIERS: [(i64, i64); 4] = [
+    (1, 3 * 3600),
+    (60, 15 * 86_400),
+    (300, 63 * 86_400),
+    (3600, 455 * 86_400),
+];
+
+/// How long a series is listed after its last put (ListMetrics: two weeks).
+pub const LISTED_FOR_SECS: i64 = 14 * 86_400;
+
+const SCHEMA: &str = "
+    CREATE TABLE IF NOT EXISTS series (
+        id         INTEGER PRIMARY KEY,
+        namespace  TEXT    NOT NULL,
+        name       TEXT    NOT NULL,
+        dimensions TEXT    NOT NULL,
+        last_put   INTEGER NOT NULL,
+        UNIQUE (namespace, name, dimensions)
+    );
+    CREATE TABLE IF NOT EXISTS points (
+        sid    INTEGER NOT NULL,
+        res    INTEGER NOT NULL,
+        ts     INTEGER NOT NULL,
+        unit   TEXT    NOT NULL,
+        count  REAL    NOT NULL,
+        sum    REAL    NOT NULL,
+        min    REAL    NOT NULL,
+        max    REAL    NOT NULL,
+        sketch BLOB    NOT NULL,
+        PRIMARY KEY (sid, res, ts, unit)
+    ) WITHOUT ROWID;
+    CREATE INDEX IF NOT EXISTS points_by_age ON points (res, ts);
+";
+
+/// Why the store could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum MetricStoreError {
+    /// The database failed.
+    #[error("metric store: could not {what}: {detail}")]
+    Backend {
+        /// What was being done.
+        what: &'static str,
+        /// The database's error.
+        detail: String,
+    },
+}
+
+fn backend(what: &'static str) -> impl Fn(rusqlite::Error) -> MetricStoreError {
+    move |e| MetricStoreError::Backend {
+        what,
+        detail: e.to_string(),
+    }
+}
+
+fn io(what: &'static str) -> impl Fn(std::io::Error) -> MetricStoreError {
+    move |e| MetricStoreError::Backend {
+        what,
+        detail: e.to_string(),
+    }
+}
+
+/// One datum to store: values already reduced to a StatisticSet (and a sketch of the raw
+/// values, when there were some).
+#[derive(Clone, Debug)]
+pub struct Sample {
+    /// The series.
+    pub key: SeriesKey,
+    /// The unit (`None` when the put named none).
+    pub unit: String,
+    /// Epoch seconds.
+    pub timestamp: i64,
+    /// SampleCount, Sum, Minimum, Maximum.
+    pub set: StatisticSet,
+    /// The raw values' distribution (empty for a StatisticSet put).
+    pub sketch: Sketch,
+    /// StorageResolution 1: also kept per second for 3 hours.
+    pub high_resolution: bool,
+}
+
+/// One aggregated bucket read back.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Bucket {
+    /// Start of the period, epoch seconds.
+    pub timestamp: i64,
+    /// The unit of its data (`None` when it mixes units).
+    pub unit: String,
+    /// Its statistics.
+    pub set: StatisticSet,
+    /// Its distribution (empty unless asked for, or when only StatisticSets were put).
+    pub sketch: Sketch,
+}
+
+/// What a read asks for.
+#[derive(Clone, Copy, Debug)]
+pub struct Range {
+    /// Inclusive, epoch seconds.
+    pub start: i64,
+    /// Exclusive, epoch seconds.
+    pub end: i64,
+    /// Seconds per returned bucket.
+    pub period: i64,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct SeriesMeta {
+    id: i64,
+    last_put: i64,
+}
+
+/// The store (see the module docs).
+pub struct MetricStore {
+    writer: Mutex<Connection>,
+    reader: Mutex<Connection>,
+    index: RwLock<HashMap<SeriesKey, SeriesMeta>>,
+}
+
+impl std::fmt::Debug for MetricStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricStore").finish_non_exhaustive()
+    }
+}
+
+fn lock(conn: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    // A panic mid-call leaves at most an open transaction, which the next
+    // `transaction_with_behavior` refuses loudly rather than corrupting anything.
+    conn.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn open_connection(path: &Path) -> Result<Connection, MetricStoreError> {
+    let conn = Connection::open(path).map_err(backend("open the database"))?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(backend("set the busy timeout"))?;
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+        .map_err(backend("switch to WAL"))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(MetricStoreError::Backend {
+            what: "switch to WAL",
+            detail: format!("the database answered journal mode {mode}"),
+        });
+    }
+    // FULL: an acknowledged put is on disk (DESIGN.md: survives kill -9). A 16 MiB page
+    // cache per connection (SQLite's default is 2 MiB) keeps the index pages of recent
+    // buckets in memory once the file holds millions of rows; it is per store, not per
+    // series.
+    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA cache_size = -16384;")
+        .map_err(backend("set synchronous=FULL and the cache size"))?;
+    Ok(conn)
+}
+
+impl MetricStore {
+    /// Opens (creating if needed, mode 0600) the database at `path` and loads the series
+    /// index; its directory must exist. Blocking.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, MetricStoreError> {
+        let path = path.as_ref();
+        // Created owner-only before SQLite opens it; SQLite gives -wal and -shm the
+        // database file's mode.
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(FILE_MODE)
+            .open(path)
+            .map_err(io("create the database file"))?;
+        file.set_permissions(std::fs::Permissions::from_mode(FILE_MODE))
+            .map_err(io("restrict the database file's mode"))?;
+        drop(file);
+        let writer = open_connection(path)?;
+        writer
+            .execute_batch(SCHEMA)
+            .map_err(backend("create the schema"))?;
+        let reader = open_connection(path)?;
+        let index = load_index(&reader)?;
+        Ok(Self {
+            writer: Mutex::new(writer),
+            reader: Mutex::new(reader),
+            index: RwLock::new(index),
+        })
+    }
+
+    /// Stores `samples` in one transaction: durable when this returns. Samples that fall
+    /// in the same bucket are merged first, so a batch costs one row write per bucket.
+    pub fn put(&self, samples: &[Sample]) -> Result<(), MetricStoreError> {
+        type BucketKey<'a> = (&'a SeriesKey, &'a str, i64, i64);
+        let mut buckets: BTreeMap<BucketKey<'_>, (StatisticSet, Sketch)> = BTreeMap::new();
+        let mut last_put: HashMap<&SeriesKey, i64> = HashMap::new();
+        for s in samples {
+            for (res, _) in TIERS {
+                if res == 1 && !s.high_resolution {
+                    continue;
+                }
+                let ts = s.timestamp.div_euclid(res) * res;
+                match buckets.entry((&s.key, s.unit.as_str(), res, ts)) {
+                    Entry::Vacant(v) => {
+                        v.insert((s.set, s.sketch.clone()));
+                    }
+                    Entry::Occupied(mut o) => {
+                        let (set, sketch) = o.get_mut();
+                        set.merge(&s.set);
+                        sketch.merge(&s.sketch);
+                    }
+                }
+            }
+            let last = last_put.entry(&s.key).or_insert(s.timestamp);
+            *last = (*last).max(s.timestamp);
+        }
+        let mut conn = lock(&self.writer);
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend("begin a write"))?;
+        let mut ids: HashMap<&SeriesKey, i64> = HashMap::new();
+        {
+            let index = self
+                .index
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO series (namespace, name, dimensions, last_put) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (namespace, name, dimensions)
+                     DO UPDATE SET last_put = max(last_put, excluded.last_put)
+                     RETURNING id",
+                )
+                .map_err(backend("prepare the series write"))?;
+            for (key, last) in &last_put {
+                let known = index.get(*key).filter(|m| m.last_put >= *last);
+                let id = match known {
+                    Some(meta) => meta.id,
+                    None => insert
+                        .query_row(
+                            params![key.namespace, key.metric_name, key.dimensions_text(), last],
+                            |row| row.get(0),
+                        )
+                        .map_err(backend("write a series"))?,
+                };
+                ids.insert(key, id);
+            }
+        }
+        {
+            let mut read = tx
+                .prepare_cached(
+                    "SELECT count, sum, min, max, sketch FROM points
+                     WHERE sid = ?1 AND res = ?2 AND ts = ?3 AND unit = ?4",
+                )
+                .map_err(backend("prepare the bucket read"))?;
+            let mut write = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO points (sid, res, ts, unit, count, sum, min, max, sketch)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                )
+                .map_err(backend("prepare the bucket write"))?;
+            for ((key, unit, res, ts), (mut set, mut sketch)) in buckets {
+                let sid = ids.get(key).copied().unwrap_or_default();
+                let old = read
+                    .query_row(params![sid, res, ts, unit], |row| {
+                        Ok((
+                            StatisticSet {
+                                sample_count: row.get(0)?,
+                                sum: row.get(1)?,
+                                minimum: row.get(2)?,
+                                maximum: row.get(3)?,
+                            },
+                            row.get::<_, Vec<u8>>(4)?,
+                        ))
+                    })
+                    .optional()
+                    .map_err(backend("read a bucket"))?;
+                if let Some((old_set, old_sketch)) = old {
+                    set.merge(&old_set);
+                    sketch.merge(&Sketch::decode(&old_sketch));
+                }
+                write
+                    .execute(params![
+                        sid,
+                        res,
+                        ts,
+                        unit,
+                        set.sample_count,
+                        set.sum,
+                        set.minimum,
+                        set.maximum,
+                        sketch.encode()
+                    ])
+                    .map_err(backend("write a bucket"))?;
+            }
+        }
+        tx.commit().map_err(backend("commit a put"))?;
+        // The index learns of new series only once they are durable.
+        let mut index = self
+            .index
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (key, last) in last_put {
+            let id = ids.get(key).copied().unwrap_or_default();
+            let meta = index
+                .entry(key.clone())
+                .or_insert(SeriesMeta { id, last_put: last });
+            meta.last_put = meta.last_put.max(last);
+        }
+        Ok(())
+    }
+
+    /// The buckets of `key` in `range`, aggregated per period (each bucket's timestamp is
+    /// `start + k × period`); only data in `unit` when one is given. Empty when no tier
+    /// both divides the period and still holds data from `range.start` at `now` (AWS
+    /// returns no datapoints then). `sketches`: also merge the distributions (for
+    /// percentiles; skipped otherwise, as decoding them costs).
+    pub fn query(
+        &self,
+        key: &SeriesKey,
+        unit: Option<&str>,
+        range: Range,
+        now: i64,
+        sketches: bool,
+    ) -> Result<Vec<Bucket>, MetricStoreError> {
+        let Some(sid) = self.series_id(key) else {
+            return Ok(Vec::new());
+        };
+        let Some(plan) = tier_for(range, now) else {
+            return Ok(Vec::new());
+        };
+        let (start, res) = (plan.start, plan.resolution);
+        let floor = start.max(now.saturating_sub(plan.retention));
+        let conn = lock(&self.reader);
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT ts, unit, count, sum, min, max, CASE WHEN ?5 THEN sketch ELSE x'' END
+                 FROM points WHERE sid = ?1 AND res = ?2 AND ts >= ?3 AND ts < ?4 ORDER BY ts",
+            )
+            .map_err(backend("prepare a read"))?;
+        let rows = stmt
+            .query_map(params![sid, res, floor, range.end, sketches], |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, String>(1)?,
+                    StatisticSet {
+                        sample_count: row.get(2)?,
+                        sum: row.get(3)?,
+                        minimum: row.get(4)?,
+                        maximum: row.get(5)?,
+                    },
+                    row.get::<_, Vec<u8>>(6)?,
+                ))
+            })
+            .map_err(backend("read points"))?;
+        let mut out: Vec<Bucket> = Vec::new();
+        for row in rows {
+            let (ts, row_unit, set, sketch) = row.map_err(backend("read a point"))?;
+            if unit.is_some_and(|u| u != row_unit) {
+                continue;
+            }
+            let bucket_ts = start + (ts - start).div_euclid(range.period) * range.period;
+            let sketch = if sketches {
+                Sketch::decode(&sketch)
+            } else {
+                Sketch::default()
+            };
+            match out.last_mut() {
+                Some(b) if b.timestamp == bucket_ts => {
+                    b.set.merge(&set);
+                    b.sketch.merge(&sketch);
+                    if b.unit != row_unit {
+                        "None".clone_into(&mut b.unit);
+                    }
+                }
+                _ => out.push(Bucket {
+                    timestamp: bucket_ts,
+                    unit: row_unit,
+                    set,
+                    sketch,
+                }),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every series put within [`LISTED_FOR_SECS`] of `now` that `admit` accepts, with
+    /// when it was last put, sorted by key.
+    pub fn list(&self, now: i64, admit: impl Fn(&SeriesKey, i64) -> bool) -> Vec<(SeriesKey, i64)> {
+        let index = self
+            .index
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut out: Vec<(SeriesKey, i64)> = index
+            .iter()
+            .filter(|(k, m)| m.last_put >= now - LISTED_FOR_SECS && admit(k, m.last_put))
+            .map(|(k, m)| (k.clone(), m.last_put))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// How many series the index holds.
+    pub fn series_count(&self) -> usize {
+        self.index.read().map_or(0, |i| i.len())
+    }
+
+    /// Approximate heap bytes of the in-memory index (keys, entries and table slots).
+    pub fn index_heap_bytes(&self) -> usize {
+        let index = self
+            .index
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let slot = std::mem::size_of::<(SeriesKey, SeriesMeta)>() + 1;
+        index.capacity() * slot + index.keys().map(SeriesKey::heap_bytes).sum::<usize>()
+    }
+
+    /// Deletes every bucket past its tier's retention at `now`, and forgets series with
+    /// no data left in any tier; returns how many buckets went.
+    pub fn sweep(&self, now: i64) -> Result<u64, MetricStoreError> {
+        let mut conn = lock(&self.writer);
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend("begin a sweep"))?;
+        let mut deleted = 0u64;
+        for (res, retention) in TIERS {
+            let n = tx
+                .execute(
+                    "DELETE FROM points WHERE res = ?1 AND ts < ?2",
+                    params![res, now - retention],
+                )
+                .map_err(backend("delete expired points"))?;
+            deleted += n as u64;
+        }
+        let oldest_kept = now - TIERS[TIERS.len() - 1].1;
+        tx.execute(
+            "DELETE FROM series WHERE last_put < ?1",
+            params![oldest_kept],
+        )
+        .map_err(backend("delete expired series"))?;
+        tx.commit().map_err(backend("commit a sweep"))?;
+        self.index
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|_, m| m.last_put >= oldest_kept);
+        Ok(deleted)
+    }
+
+    fn series_id(&self, key: &SeriesKey) -> Option<i64> {
+        self.index
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(key)
+            .map(|m| m.id)
+    }
+}
+
+/// How a read of `range` at `now` is served (see [`tier_for`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// The start, rounded down as AWS rounds it (to the finest tier that holds it).
+    pub start: i64,
+    /// The tier whose rows are read.
+    pub resolution: i64,
+    /// That tier's retention, in seconds.
+    pub retention: i64,
+}
+
+/// The tier a read of `range` uses at `now`. AWS rounds the start down by its age (to
+/// the second within 3 h for sub-minute periods, else to the minute within 15 d, to
+/// 5 minutes within 63 d, to the hour beyond) and answers nothing when the period is not
+/// a multiple of that resolution. Rows are then read from the coarsest tier that divides
+/// both the period and the rounded start: its buckets nest exactly in the period's, so the
+/// answer is the same while far fewer rows are read (an hourly period over a day reads 24
+/// rows per series, not 1,440).
+pub fn tier_for(range: Range, now: i64) -> Option<Plan> {
+    let age = now.saturating_sub(range.start);
+    let fits = |res: i64| {
+        if range.period < 60 {
+            res == 1
+        } else {
+            res >= 60
+        }
+    };
+    let (finest, _) = TIERS
+        .into_iter()
+        .find(|&(res, retention)| fits(res) && age <= retention)?;
+    if range.period % finest != 0 {
+        return None;
+    }
+    let start = range.start.div_euclid(finest) * finest;
+    TIERS
+        .into_iter()
+        .rev()
+        .find(|&(res, retention)| {
+            fits(res)
+                && res >= finest
+                && range.period % res == 0
+                && start % res == 0
+                && age <= retention
+        })
+        .map(|(resolution, retention)| Plan {
+            start,
+            resolution,
+            retention,
+        })
+}
+
+fn load_index(conn: &Connection) -> Result<HashMap<SeriesKey, SeriesMeta>, MetricStoreError> {
+    let mut stmt = conn
+        .prepare("SELECT id, namespace, name, dimensions, last_put FROM series")
+        .map_err(backend("prepare the index load"))?;
+    let rows = stmt
+        .query_map([], |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+                row.get::<_, String>(3)?,
+                row.get::<_, i64>(4)?,
+            ))
+        })
+        .map_err(backend("load the index"))?;
+    let mut index = HashMap::new();
+    for row in rows {
+        let (id, namespace, name, dims, last_put) = row.map_err(backend("load a series"))?;
+        let Some(dimensions) = SeriesKey::parse_dimensions(&dims) else {
+            tracing::warn!(
+                id,
+                "Skipping a stored series whose dimensions do not parse."
+            );
+            continue;
+        };
+        index.insert(
+            SeriesKey::new(namespace, name, dimensions),
+            SeriesMeta { id, last_put },
+        );
+    }
+    Ok(index)
+}
