@@ -483,7 +483,8 @@ impl Session<'_> {
             | Frame::IAMRoleCredentialsAckRequest(_)
             | Frame::HeartbeatAckRequest(_)
             | Frame::NackRequest(_)
-            | Frame::PublishHealthRequest(_) => {
+            | Frame::PublishHealthRequest(_)
+            | Frame::PublishMetricsRequest(_) => {
                 tracing::debug!(instance = %config.container_instance_arn, "Channel agent-side frame from the server ignored.");
             }
         }

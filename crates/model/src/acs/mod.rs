@@ -34,6 +34,8 @@ pub enum Frame {
     /// Agent → server: containers' health-check verdicts (TCS's `PublishHealthRequest`,
     /// carried on this channel because Stevedore has no separate telemetry socket).
     PublishHealthRequest(PublishHealthRequest),
+    /// Agent → server: what its tasks' containers use (TCS `PublishMetricsRequest`).
+    PublishMetricsRequest(PublishMetricsRequest),
     /// Server → agent: fresh credentials of a task's role, sent before the old ones expire.
     IAMRoleCredentialsMessage(IAMRoleCredentialsMessage),
     /// Agent → server: an [`IAMRoleCredentialsMessage`] was stored.
@@ -547,6 +549,101 @@ pub struct ContainerHealth {
     /// Output of the last check, when useful.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_message: Option<String>,
+}
+
+/// What an instance's running task containers use (TCS `PublishMetricsRequest`, its
+/// shape kept): one statistic set per container since the last report. CPU is in CPU
+/// units (1,024 per core) and memory in MiB, the units task definitions reserve in.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PublishMetricsRequest {
+    /// Who is reporting.
+    #[serde(default)]
+    pub metadata: HealthMetadata,
+    /// The tasks.
+    #[serde(default)]
+    pub task_metrics: Vec<TaskMetric>,
+    /// Epoch seconds when the agent built it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<f64>,
+}
+
+/// One task's containers' usage.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskMetric {
+    /// Task ARN.
+    pub task_arn: String,
+    /// Task definition family.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_definition_family: Option<String>,
+    /// Task definition revision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_definition_version: Option<String>,
+    /// Its running containers.
+    #[serde(default)]
+    pub container_metrics: Vec<ContainerMetric>,
+}
+
+/// One container's usage over the report's interval.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerMetric {
+    /// Container name.
+    pub container_name: String,
+    /// CPU units used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_stats_set: Option<StatsSet>,
+    /// Memory used, MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_stats_set: Option<StatsSet>,
+}
+
+/// A statistic set (TCS `CWStatsSet`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatsSet {
+    /// Least sample.
+    pub min: f64,
+    /// Greatest sample.
+    pub max: f64,
+    /// How many samples.
+    pub sample_count: f64,
+    /// Their sum.
+    pub sum: f64,
+}
+
+impl StatsSet {
+    /// The set of one sample.
+    pub fn of(value: f64) -> Self {
+        Self {
+            min: value,
+            max: value,
+            sample_count: 1.0,
+            sum: value,
+        }
+    }
+
+    /// Adds a sample.
+    pub fn add(&mut self, value: f64) {
+        if self.sample_count == 0.0 {
+            *self = Self::of(value);
+            return;
+        }
+        self.min = self.min.min(value);
+        self.max = self.max.max(value);
+        self.sample_count += 1.0;
+        self.sum += value;
+    }
+
+    /// The mean (0 for an empty set).
+    pub fn average(&self) -> f64 {
+        if self.sample_count > 0.0 {
+            self.sum / self.sample_count
+        } else {
+            0.0
+        }
+    }
 }
 
 #[cfg(test)]
