@@ -1,5 +1,5 @@
 //! Tasks: launching them (RunTask, StartTask) through placement, stopping them, the
-//! state the agents report, and reading them back.
+//! state the agents report, reading them back, and their scale-in protection.
 //!
 //! A task's resources are booked on its instance (`StoredInstance::usage`) in the same
 //! transaction that creates it, and given back in the same transaction that records it
@@ -11,6 +11,7 @@ pub(crate) mod counts;
 pub(crate) mod fargate;
 pub(crate) mod health;
 pub(crate) mod launch;
+pub(crate) mod protection;
 pub(crate) mod query;
 pub(crate) mod report;
 pub(crate) mod roles;
