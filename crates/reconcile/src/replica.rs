@@ -69,8 +69,12 @@ pub(crate) fn compute(spec: &Spec, observed: &Observed) -> Actions {
             a.stop.push(stop(t, StopReason::ScaleIn));
         }
         if excess > unprotected {
-            a.protected_kept
-                .extend(current.iter().filter(|t| t.is_protected(observed.now)).map(|t| t.id.clone()));
+            a.protected_kept.extend(
+                current
+                    .iter()
+                    .filter(|t| t.is_protected(observed.now))
+                    .map(|t| t.id.clone()),
+            );
         }
     }
     let top = ceiling(desired, spec.max_percent);

@@ -502,7 +502,10 @@ fn protected_old_tasks_block_the_deployment_until_released() {
     let stopped: Vec<&str> = a.stop.iter().map(|s| s.task.as_str()).collect();
     assert_eq!(stopped, ["a", "c"]);
     assert_eq!(a.protected_kept, ["b"]);
-    assert!(a.retire.is_empty(), "the old deployment still runs its protected task");
+    assert!(
+        a.retire.is_empty(),
+        "the old deployment still runs its protected task"
+    );
     assert!(!a.steady);
     // Once protection expires the old task goes and the deployment can finish.
     let later = on_one_instance(&["d1", "d2"], tasks, 1000.0);

@@ -27,10 +27,10 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, RwLock};
 
+use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::body::Bytes;
 use axum::routing::get;
 use axum::Router;
 use tokio::net::TcpListener;
@@ -396,7 +396,10 @@ async fn task_stats(State(state): State<Arc<AppState>>, Path(token): Path<String
     json(&out)
 }
 
-async fn protection_state(State(state): State<Arc<AppState>>, Path(token): Path<String>) -> Response {
+async fn protection_state(
+    State(state): State<Arc<AppState>>,
+    Path(token): Path<String>,
+) -> Response {
     answer_protection(&state, &token, None).await
 }
 

@@ -318,8 +318,7 @@ mod tests {
             operation: "UpdateTaskProtection",
             status: 400,
             aws_type: "InvalidParameterException".into(),
-            message: "expiresInMinutes must be between 1 and 2880 minutes; 5000 was given."
-                .into(),
+            message: "expiresInMinutes must be between 1 and 2880 minutes; 5000 was given.".into(),
         };
         let (status, body) = compute_error_answer(ARN, &e);
         assert_eq!(status, 400);

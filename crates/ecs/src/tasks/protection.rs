@@ -104,7 +104,9 @@ pub(crate) async fn get_task_protection(
     let (cluster, _, _) = ecs.active_cluster(Some(&req.cluster)).await?;
     let tasks = req.tasks.unwrap_or_default();
     if tasks.is_empty() || tasks.len() > MAX_GET_TASKS {
-        return invalid(format!("tasks must name between 1 and {MAX_GET_TASKS} tasks."));
+        return invalid(format!(
+            "tasks must name between 1 and {MAX_GET_TASKS} tasks."
+        ));
     }
     let at = now();
     let mut protected = Vec::new();
@@ -112,7 +114,11 @@ pub(crate) async fn get_task_protection(
     for r in &tasks {
         let arn = ecs.task_arn_of(&cluster, r);
         let found = match ecs.task_id(&cluster, r) {
-            Some(id) => ecs.objects.get::<StoredTask>(&task_key(&cluster, &id)).await?,
+            Some(id) => {
+                ecs.objects
+                    .get::<StoredTask>(&task_key(&cluster, &id))
+                    .await?
+            }
             None => None,
         };
         match found {
@@ -182,7 +188,10 @@ impl Ecs {
                             "The task is stopping or stopped and cannot be protected.",
                         ))));
                     }
-                    if self.protection_would_block(cluster, &service, &id, at).await? {
+                    if self
+                        .protection_would_block(cluster, &service, &id, at)
+                        .await?
+                    {
                         return Ok(Step::Done(Err(failure(
                             arn.clone(),
                             "DEPLOYMENT_BLOCKED",
@@ -191,7 +200,9 @@ impl Ecs {
                     }
                 }
                 st.protected_until = minutes.map(|m| at + f64::from(m) * 60.0);
-                let txn = Txn::new().when(key.clone(), rev).put(key.clone(), encode(&st)?);
+                let txn = Txn::new()
+                    .when(key.clone(), rev)
+                    .put(key.clone(), encode(&st)?);
                 Ok(Step::Commit(txn, Ok(shown(&st, at))))
             })
             .await
@@ -242,8 +253,14 @@ mod tests {
     #[test]
     fn protection_defaults_to_two_hours_and_allows_one_to_2880_minutes() {
         assert_eq!(compute_expiry_minutes(true, None).ok().flatten(), Some(120));
-        assert_eq!(compute_expiry_minutes(true, Some(1)).ok().flatten(), Some(1));
-        assert_eq!(compute_expiry_minutes(true, Some(2880)).ok().flatten(), Some(2880));
+        assert_eq!(
+            compute_expiry_minutes(true, Some(1)).ok().flatten(),
+            Some(1)
+        );
+        assert_eq!(
+            compute_expiry_minutes(true, Some(2880)).ok().flatten(),
+            Some(2880)
+        );
         for bad in [0, -5, 2881] {
             assert!(matches!(
                 compute_expiry_minutes(true, Some(bad)),
