@@ -107,24 +107,24 @@ pub struct MetadataEndpoint {
 }
 
 impl MetadataEndpoint {
-    /// The `ECS_CONTAINER_METADATA_URI_V4` value for a container in `network_mode`.
-    pub fn compute_uri(&self, network_mode: &str, token: &str) -> String {
-        let base = if network_mode == "host" {
+    /// Where a container in `network_mode` reaches this server: loopback for host mode,
+    /// the bridge gateway otherwise.
+    fn base_for(&self, network_mode: &str) -> &str {
+        if network_mode == "host" {
             &self.host_base
         } else {
             &self.bridge_base
-        };
-        format!("{base}/v4/{token}")
+        }
+    }
+
+    /// The `ECS_CONTAINER_METADATA_URI_V4` value for a container in `network_mode`.
+    pub fn compute_uri(&self, network_mode: &str, token: &str) -> String {
+        format!("{}/v4/{token}", self.base_for(network_mode))
     }
 
     /// The `ECS_AGENT_URI` value for a container in `network_mode`.
     pub fn compute_agent_uri(&self, network_mode: &str, token: &str) -> String {
-        let base = if network_mode == "host" {
-            &self.host_base
-        } else {
-            &self.bridge_base
-        };
-        format!("{base}/api/{token}")
+        format!("{}/api/{token}", self.base_for(network_mode))
     }
 
     /// The variable and value that lead a container in `network_mode` to the
@@ -135,14 +135,9 @@ impl MetadataEndpoint {
         if self.link_local {
             return (task_credentials::ENV_RELATIVE_URI.to_owned(), path);
         }
-        let base = if network_mode == "host" {
-            &self.host_base
-        } else {
-            &self.bridge_base
-        };
         (
             task_credentials::ENV_FULL_URI.to_owned(),
-            format!("{base}{path}"),
+            format!("{}{path}", self.base_for(network_mode)),
         )
     }
 
@@ -450,7 +445,7 @@ async fn answer_protection(state: &AppState, token: &str, body: Option<Bytes>) -
                     .answer(&state.credentials, &task.cluster, &task.arn, Some(put))
                     .await
             }
-            Err(refusal) => refusal,
+            Err(refusal) => *refusal,
         },
         (Some(calls), None) => {
             calls

@@ -111,23 +111,24 @@ fn error_answer(status: u16, arn: &str, code: &str, message: impl Into<String>) 
     )
 }
 
-/// Decodes a `PUT` body; the refusal is the endpoint's 400 answer.
-pub fn parse_put_state(arn: &str, body: &[u8]) -> Result<(bool, Option<i32>), Answer> {
+/// Decodes a `PUT` body; the refusal is the endpoint's 400 answer (boxed: it is large
+/// beside the decoded pair).
+pub fn parse_put_state(arn: &str, body: &[u8]) -> Result<(bool, Option<i32>), Box<Answer>> {
     let state: PutState = serde_json::from_slice(body).map_err(|e| {
-        error_answer(
+        Box::new(error_answer(
             400,
             arn,
             "InvalidParameterException",
             format!("The request body is not a valid task protection state: {e}"),
-        )
+        ))
     })?;
     let Some(enabled) = state.protection_enabled else {
-        return Err(error_answer(
+        return Err(Box::new(error_answer(
             400,
             arn,
             "InvalidParameterException",
             "The request body must give ProtectionEnabled (true or false).",
-        ));
+        )));
     };
     Ok((enabled, state.expires_in_minutes))
 }
@@ -265,14 +266,19 @@ mod tests {
             parse_put_state(ARN, br#"{"ProtectionEnabled":false}"#),
             Ok((false, None))
         );
-        let (status, body) = parse_put_state(ARN, br#"{"ExpiresInMinutes":60}"#).unwrap_err();
+        let Err(refusal) = parse_put_state(ARN, br#"{"ExpiresInMinutes":60}"#) else {
+            panic!("a body without ProtectionEnabled is refused");
+        };
+        let (status, body) = *refusal;
         assert_eq!(status, 400);
         assert_eq!(
             body.error.map(|e| e.code).as_deref(),
             Some("InvalidParameterException")
         );
-        let (status, _) = parse_put_state(ARN, b"not json").unwrap_err();
-        assert_eq!(status, 400);
+        let Err(refusal) = parse_put_state(ARN, b"not json") else {
+            panic!("a body that is not JSON is refused");
+        };
+        assert_eq!(refusal.0, 400);
     }
 
     #[test]

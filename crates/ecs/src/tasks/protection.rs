@@ -113,22 +113,14 @@ pub(crate) async fn get_task_protection(
     let mut failures = Vec::new();
     for r in &tasks {
         let arn = ecs.task_arn_of(&cluster, r);
-        let found = match ecs.task_id(&cluster, r) {
-            Some(id) => {
-                ecs.objects
-                    .get::<StoredTask>(&task_key(&cluster, &id))
-                    .await?
-            }
-            None => None,
-        };
-        match found {
+        match ecs.find_task(&cluster, r).await? {
             None => failures.push(failure(arn, "MISSING", "The task was not found.")),
-            Some((st, _)) if service_of(&st).is_none() => failures.push(failure(
+            Some(st) if service_of(&st).is_none() => failures.push(failure(
                 arn,
                 "TASK_NOT_VALID",
                 "The task does not belong to a service.",
             )),
-            Some((st, _)) => protected.push(shown(&st, at)),
+            Some(st) => protected.push(shown(&st, at)),
         }
     }
     Ok(GetTaskProtectionResponse {
@@ -138,15 +130,6 @@ pub(crate) async fn get_task_protection(
 }
 
 impl Ecs {
-    /// A task reference as an ARN (as given when it is one).
-    fn task_arn_of(&self, cluster: &str, reference: &str) -> String {
-        if reference.starts_with("arn:") {
-            reference.to_owned()
-        } else {
-            self.scope.task(cluster, reference)
-        }
-    }
-
     /// Sets (`minutes` given) or removes one task's protection. The inner `Err` is the
     /// task's entry in `failures`.
     async fn apply_protection(
