@@ -23,7 +23,8 @@ ecs_ops=(CreateCluster CreateService DeleteAttributes DeleteCluster DeleteServic
   PutAccountSetting PutAccountSettingDefault PutAttributes PutClusterCapacityProviders
   RegisterContainerInstance RegisterTaskDefinition RunTask StartTask StopTask
   SubmitContainerStateChange SubmitTaskStateChange TagResource UntagResource UpdateCluster
-  UpdateClusterSettings UpdateContainerInstancesState UpdateService)
+  UpdateClusterSettings UpdateContainerInstancesState UpdateService GetTaskProtection
+  UpdateTaskProtection)
 ecr_ops=(BatchCheckLayerAvailability BatchDeleteImage BatchGetImage CompleteLayerUpload
   CreateRepository DeleteLifecyclePolicy DeleteRepository DeleteRepositoryPolicy DescribeImages
   DescribeRegistry DescribeRepositories GetAuthorizationToken GetDownloadUrlForLayer

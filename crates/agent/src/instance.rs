@@ -224,7 +224,13 @@ pub async fn run(
     engine_config.pause_image = config.pause_image.clone();
     engine_config.sandbox_runtime = config.sandbox_runtime.clone();
     let health = Arc::new(HealthBoard::new());
-    let mut metadata = start_metadata(&runtime, config.metadata_port, shutdown.clone()).await;
+    let mut metadata = start_metadata(
+        &runtime,
+        api.clone(),
+        config.metadata_port,
+        shutdown.clone(),
+    )
+    .await;
     let nat = match metadata.as_mut() {
         Some(endpoint) => start_credentials_nat(endpoint).await,
         None => None,
@@ -311,6 +317,7 @@ async fn start_credentials_nat(endpoint: &mut MetadataEndpoint) -> Option<NatGua
 /// (nothing could be bound) tasks still run, without `ECS_CONTAINER_METADATA_URI_V4`.
 async fn start_metadata(
     runtime: &DockerRuntime,
+    api: ApiClient,
     port: u16,
     shutdown: watch::Receiver<bool>,
 ) -> Option<MetadataEndpoint> {
@@ -322,7 +329,7 @@ async fn start_metadata(
         }
     };
     let rt: Arc<dyn Runtime> = Arc::new(runtime.clone());
-    match metadata::serve(rt, gateway, port, shutdown).await {
+    match metadata::serve(rt, Some(api), gateway, port, shutdown).await {
         Ok(endpoint) => {
             tracing::info!(bridge = %endpoint.bridge_base, host = %endpoint.host_base, "Task metadata endpoint started.");
             Some(endpoint)

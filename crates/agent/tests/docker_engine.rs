@@ -488,7 +488,7 @@ async fn containers_read_their_task_from_the_metadata_endpoint() {
         Arc::new(DockerRuntime::connect().await.expect("docker"));
     let (stop, shutdown) = tokio::sync::watch::channel(false);
     // Loopback only, on an ephemeral port: the task runs in host network mode.
-    let endpoint = agent::metadata::serve(runtime, None, 0, shutdown)
+    let endpoint = agent::metadata::serve(runtime, None, None, 0, shutdown)
         .await
         .expect("metadata endpoint");
     let host_base = endpoint.host_base.clone();

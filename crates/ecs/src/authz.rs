@@ -224,7 +224,9 @@ pub(crate) fn map(
                 arn_or(t, |id| scope.task(cluster_name, id))
             }))]
         }
-        Op::DescribeTasks => each(f.tasks.as_ref(), &|id| scope.task(cluster_name, id)),
+        Op::DescribeTasks | Op::UpdateTaskProtection | Op::GetTaskProtection => {
+            each(f.tasks.as_ref(), &|id| scope.task(cluster_name, id))
+        }
         Op::ListTasks => vec![in_cluster(
             f.container_instance.as_deref().map_or_else(any, |c| {
                 arn_or(c, |id| scope.container_instance(cluster_name, id))

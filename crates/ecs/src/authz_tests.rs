@@ -210,3 +210,31 @@ fn operations_mapped_without_their_body_read_none_of_its_fields() {
         assert_eq!(format!("{empty:?}"), format!("{filled:?}"), "{op:?}");
     }
 }
+
+#[test]
+fn task_protection_needs_each_task_arn_in_its_cluster() {
+    for op in [
+        Operation::UpdateTaskProtection,
+        Operation::GetTaskProtection,
+    ] {
+        let a = mapped(op, json!({"cluster": "web", "tasks": ["t1", "t2"]}));
+        let name = op.name();
+        assert_eq!(
+            summary(&a),
+            [
+                (
+                    format!("ecs:{name}"),
+                    "arn:aws:ecs:us-east-1:000000000000:task/web/t1".into()
+                ),
+                (
+                    format!("ecs:{name}"),
+                    "arn:aws:ecs:us-east-1:000000000000:task/web/t2".into()
+                ),
+            ]
+        );
+        assert_eq!(
+            text(a[0].key("ecs:cluster")),
+            "arn:aws:ecs:us-east-1:000000000000:cluster/web"
+        );
+    }
+}

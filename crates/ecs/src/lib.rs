@@ -134,6 +134,7 @@ impl Ecs {
                     | Operation::DeregisterContainerInstance
                     | Operation::RegisterContainerInstance
                     | Operation::StopTask
+                    | Operation::UpdateTaskProtection
             )
         {
             self.wake_services();

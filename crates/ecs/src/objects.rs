@@ -167,6 +167,11 @@ pub struct StoredTask {
     /// while its agent keeps running it until the stop is requested.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub deactivating: bool,
+    /// Scale-in protection (UpdateTaskProtection): the epoch seconds it expires at. The
+    /// task is protected while that is ahead; a lapsed value is the same as none, so
+    /// expiry needs no sweeper.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protected_until: Option<f64>,
 }
 
 /// A RunTask client token: the request it answered.

@@ -75,6 +75,8 @@ impl Ecs {
             Op::DescribeServices => run!(services::api::describe_services),
             Op::ListServices => run!(services::api::list_services),
             Op::PutClusterCapacityProviders => run!(clusters::put_cluster_capacity_providers),
+            Op::UpdateTaskProtection => run!(tasks::protection::update_task_protection),
+            Op::GetTaskProtection => run!(tasks::protection::get_task_protection),
             Op::AssociateGatewayWithCluster
             | Op::ContinueServiceDeployment
             | Op::CreateCapacityProvider
@@ -103,7 +105,6 @@ impl Ecs {
             | Op::DescribeTaskSets
             | Op::DisassociateGatewayFromCluster
             | Op::ExecuteCommand
-            | Op::GetTaskProtection
             | Op::ListDaemonDeployments
             | Op::ListDaemonTaskDefinitions
             | Op::ListDaemons
@@ -121,7 +122,6 @@ impl Ecs {
             | Op::UpdateExpressGatewayService
             | Op::UpdateGateway
             | Op::UpdateServicePrimaryTaskSet
-            | Op::UpdateTaskProtection
             | Op::UpdateTaskSet => Err(EcsError::NotImplemented(op)),
         }
     }

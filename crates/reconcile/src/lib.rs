@@ -15,6 +15,10 @@
 //! - The circuit breaker fails a deployment after `clamp(ceil(desired / 2), 3, 200)` failed
 //!   tasks and, with rollback, returns to the last completed deployment.
 //! - DAEMON services run exactly one task on each eligible instance.
+//! - A task under scale-in protection (`protected_until` still ahead) is never stopped by
+//!   a scale-in or by a deployment retiring it: a lowered desired count stops unprotected
+//!   tasks only, and an old deployment's protected tasks keep it alive (its replacements
+//!   still start within `maximumPercent`) until protection is removed or expires.
 
 #![forbid(unsafe_code)]
 
@@ -130,6 +134,16 @@ pub struct Task {
     /// Stopped: whether it counts as a failure (it exited or failed to start on its own,
     /// or was stopped for failing health checks) rather than being stopped on purpose.
     pub failed: bool,
+    /// Scale-in protection's expiry (seconds), if protection was set: the task is
+    /// protected while `now` is before it.
+    pub protected_until: Option<f64>,
+}
+
+impl Task {
+    /// Whether scale-in protection holds the task at `now`.
+    pub fn is_protected(&self, now: f64) -> bool {
+        self.protected_until.is_some_and(|until| now < until)
+    }
 }
 
 /// A container instance's standing.
@@ -258,6 +272,9 @@ pub struct Actions {
     pub steady: bool,
     /// Launches are held back after repeated failures until this time (seconds).
     pub backoff_until: Option<f64>,
+    /// Tasks a scale-in or a deployment would have stopped but scale-in protection keeps
+    /// (ids, sorted): the service cannot reach its steady state until they are released.
+    pub protected_kept: Vec<String>,
 }
 
 impl Actions {
@@ -347,6 +364,7 @@ pub fn compute(spec: &Spec, observed: &Observed) -> Actions {
 /// The parts every strategy shares once starts and stops are known: counts, the circuit
 /// breaker, completion of the primary, retirement of drained deployments, backoff.
 fn finish(spec: &Spec, observed: &Observed, a: &mut Actions) {
+    a.protected_kept.sort();
     let stopping: std::collections::HashSet<&str> =
         a.stop.iter().map(|s| s.task.as_str()).collect();
     for d in &observed.deployments {

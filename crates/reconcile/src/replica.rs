@@ -45,11 +45,14 @@ pub(crate) fn compute(spec: &Spec, observed: &Observed) -> Actions {
             current.push(t);
         }
     }
-    // Scale in: the newest and least advanced tasks go first.
+    // Scale in: the newest and least advanced unprotected tasks go first; protected
+    // tasks are never chosen, so with too many of them the service stays above its
+    // desired count until their protection ends.
     if current.len() > desired as usize {
         current.sort_by(|x, y| {
-            (x.phase == Phase::Running)
-                .cmp(&(y.phase == Phase::Running))
+            x.is_protected(observed.now)
+                .cmp(&y.is_protected(observed.now))
+                .then((x.phase == Phase::Running).cmp(&(y.phase == Phase::Running)))
                 .then(
                     y.started_at
                         .partial_cmp(&x.started_at)
@@ -58,8 +61,20 @@ pub(crate) fn compute(spec: &Spec, observed: &Observed) -> Actions {
                 .then(x.id.cmp(&y.id))
         });
         let excess = current.len() - desired as usize;
-        for t in current.drain(..excess) {
+        let unprotected = current
+            .iter()
+            .take_while(|t| !t.is_protected(observed.now))
+            .count();
+        for t in current.drain(..excess.min(unprotected)) {
             a.stop.push(stop(t, StopReason::ScaleIn));
+        }
+        if excess > unprotected {
+            a.protected_kept.extend(
+                current
+                    .iter()
+                    .filter(|t| t.is_protected(observed.now))
+                    .map(|t| t.id.clone()),
+            );
         }
     }
     let top = ceiling(desired, spec.max_percent);
@@ -84,6 +99,12 @@ pub(crate) fn compute(spec: &Spec, observed: &Observed) -> Actions {
             .then(x.id.cmp(&y.id))
     });
     for (t, why) in retiring {
+        // A deployment never stops a protected task (a draining instance still does: that
+        // is not a scale-in).
+        if why == StopReason::Deployment && t.is_protected(observed.now) {
+            a.protected_kept.push(t.id.clone());
+            continue;
+        }
         if counts_healthy(t) {
             if surplus == 0 {
                 break;

@@ -35,6 +35,7 @@ fn task(id: &str, dep: &str, inst: &str, phase: Phase) -> Task {
         started_at: (phase == Phase::Running).then_some(0.0),
         stopped_at: (phase == Phase::Stopped).then_some(0.0),
         failed: false,
+        protected_until: None,
     }
 }
 
@@ -446,4 +447,95 @@ fn deactivating_tasks_are_not_stopped_again_and_hold_room() {
         ..o
     };
     assert_eq!(compute(&spec(3, 100, 200), &o).start.len(), 3);
+}
+
+/// Three running tasks of one deployment, `protect` of them protected until t=1000.
+fn three_with_protected(protect: &[&str]) -> Vec<Task> {
+    ["a", "b", "c"]
+        .iter()
+        .map(|id| {
+            let mut t = task(id, "d1", "i0", Phase::Running);
+            if protect.contains(id) {
+                t.protected_until = Some(1000.0);
+            }
+            t
+        })
+        .collect()
+}
+
+#[test]
+fn scale_in_stops_only_unprotected_tasks() {
+    let o = on_one_instance(&["d1"], three_with_protected(&["a", "c"]), 10.0);
+    let a = compute(&spec(1, 100, 200), &o);
+    let stopped: Vec<&str> = a.stop.iter().map(|s| s.task.as_str()).collect();
+    assert_eq!(stopped, ["b"]);
+    // One protected task more than wanted stays: no steady state, and it is reported.
+    assert_eq!(a.protected_kept, ["a", "c"]);
+    assert!(!a.steady);
+    assert!(a.start.is_empty());
+}
+
+#[test]
+fn scale_in_waits_when_every_task_is_protected() {
+    let o = on_one_instance(&["d1"], three_with_protected(&["a", "b", "c"]), 10.0);
+    let a = compute(&spec(1, 100, 200), &o);
+    assert!(a.stop.is_empty());
+    assert_eq!(a.protected_kept, ["a", "b", "c"]);
+    assert!(!a.steady);
+}
+
+#[test]
+fn expired_protection_no_longer_holds_a_task() {
+    // At t=1000 the protection has expired: scale-in proceeds as if it never was.
+    let o = on_one_instance(&["d1"], three_with_protected(&["a", "b", "c"]), 1000.0);
+    let a = compute(&spec(1, 100, 200), &o);
+    assert_eq!(a.stop.len(), 2);
+    assert!(a.protected_kept.is_empty());
+}
+
+#[test]
+fn protected_old_tasks_block_the_deployment_until_released() {
+    let mut tasks = three_with_protected(&["b"]);
+    tasks.extend(["n1", "n2", "n3"].map(|id| task(id, "d2", "i0", Phase::Running)));
+    let o = on_one_instance(&["d1", "d2"], tasks.clone(), 10.0);
+    let a = compute(&spec(3, 100, 200), &o);
+    let stopped: Vec<&str> = a.stop.iter().map(|s| s.task.as_str()).collect();
+    assert_eq!(stopped, ["a", "c"]);
+    assert_eq!(a.protected_kept, ["b"]);
+    assert!(
+        a.retire.is_empty(),
+        "the old deployment still runs its protected task"
+    );
+    assert!(!a.steady);
+    // Once protection expires the old task goes and the deployment can finish.
+    let later = on_one_instance(&["d1", "d2"], tasks, 1000.0);
+    let a = compute(&spec(3, 100, 200), &later);
+    assert!(a.stop.iter().any(|s| s.task == "b"));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Whatever the desired count and deployments, no scale-in or deployment stop ever
+    /// names a task whose protection is still running.
+    #[test]
+    fn protected_tasks_are_never_scaled_in_or_replaced(
+        desired in 0u32..8,
+        shape in prop::collection::vec((any::<bool>(), any::<bool>(), any::<bool>()), 0..12),
+        now in 0.0f64..200.0,
+    ) {
+        let tasks: Vec<Task> = shape.iter().enumerate().map(|(i, (old, protect, pending))| {
+            let mut t = task(&format!("t{i}"), if *old { "d1" } else { "d2" }, "i0",
+                if *pending { Phase::Pending } else { Phase::Running });
+            if *protect { t.protected_until = Some(100.0); }
+            t
+        }).collect();
+        let o = on_one_instance(&["d1", "d2"], tasks, now);
+        let a = compute(&spec(desired, 50, 200), &o);
+        for s in &a.stop {
+            let t = o.tasks.iter().find(|t| t.id == s.task).expect("stops a known task");
+            prop_assert!(!(matches!(s.reason, StopReason::ScaleIn | StopReason::Deployment) && t.is_protected(now)),
+                "stopped protected task {} at {}", t.id, now);
+        }
+    }
 }

@@ -124,6 +124,7 @@ pub fn task(id: &str, deployment: &str, instance: &str) -> TaskBuilder {
         started_at: Some(0.0),
         stopped_at: None,
         failed: false,
+        protected_until: None,
     })
 }
 
@@ -163,6 +164,12 @@ impl TaskBuilder {
         self.0.phase = Phase::Stopped;
         self.0.stopped_at = Some(at);
         self.0.failed = failed;
+        self
+    }
+
+    /// Under scale-in protection until `until`.
+    pub fn protected_until(mut self, until: f64) -> Self {
+        self.0.protected_until = Some(until);
         self
     }
 

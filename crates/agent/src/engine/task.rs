@@ -661,7 +661,8 @@ impl<R: Runtime> TaskActor<R> {
         }
     }
 
-    /// `ECS_CONTAINER_METADATA_URI_V4` for container `name`, when the endpoint runs.
+    /// `ECS_CONTAINER_METADATA_URI_V4` and `ECS_AGENT_URI` for container `name`, when the
+    /// endpoint runs.
     fn compute_metadata_env(&self, name: &str) -> BTreeMap<String, String> {
         let mut env = BTreeMap::new();
         if let (Some(metadata), Some(token)) =
@@ -671,6 +672,10 @@ impl<R: Runtime> TaskActor<R> {
             env.insert(
                 crate::metadata::ENV_V4.to_owned(),
                 metadata.compute_uri(mode, token),
+            );
+            env.insert(
+                crate::metadata::ENV_AGENT_URI.to_owned(),
+                metadata.compute_agent_uri(mode, token),
             );
         }
         if let Some(creds) = &self.task.role_credentials {

@@ -12,7 +12,12 @@
 //! The same server answers the container credentials endpoint (`GET /v2/credentials/<id>`,
 //! legacy `/v1/credentials?id=<id>`) from [`TaskCredentials`], knowing each caller's
 //! address; containers reach it at `169.254.170.2:80` through the agent's NAT rule.
+//!
+//! And the agent API's task scale-in protection endpoint, `GET`/`PUT
+//! /api/<token>/task-protection/v1/state` ([`protection`]): containers get
+//! `ECS_AGENT_URI` = `<base>/api/<token>` beside their metadata URI.
 
+pub mod protection;
 pub mod types;
 
 #[cfg(test)]
@@ -22,6 +27,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, RwLock};
 
+use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -30,6 +36,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::api::ApiClient;
 use crate::runtime::Runtime;
 use crate::task_credentials::{self, TaskCredentials};
 pub use types::{AwsvpcView, ContainerView, PortView, TaskView};
@@ -38,6 +45,8 @@ pub use types::{AwsvpcView, ContainerView, PortView, TaskView};
 pub const DEFAULT_PORT: u16 = 51679;
 /// The environment variable that carries a container's endpoint.
 pub const ENV_V4: &str = "ECS_CONTAINER_METADATA_URI_V4";
+/// The environment variable that carries a container's agent API base (task protection).
+pub const ENV_AGENT_URI: &str = "ECS_AGENT_URI";
 
 /// Published task snapshots, and which (task, container) each token belongs to.
 #[derive(Debug, Default)]
@@ -98,14 +107,24 @@ pub struct MetadataEndpoint {
 }
 
 impl MetadataEndpoint {
-    /// The `ECS_CONTAINER_METADATA_URI_V4` value for a container in `network_mode`.
-    pub fn compute_uri(&self, network_mode: &str, token: &str) -> String {
-        let base = if network_mode == "host" {
+    /// Where a container in `network_mode` reaches this server: loopback for host mode,
+    /// the bridge gateway otherwise.
+    fn base_for(&self, network_mode: &str) -> &str {
+        if network_mode == "host" {
             &self.host_base
         } else {
             &self.bridge_base
-        };
-        format!("{base}/v4/{token}")
+        }
+    }
+
+    /// The `ECS_CONTAINER_METADATA_URI_V4` value for a container in `network_mode`.
+    pub fn compute_uri(&self, network_mode: &str, token: &str) -> String {
+        format!("{}/v4/{token}", self.base_for(network_mode))
+    }
+
+    /// The `ECS_AGENT_URI` value for a container in `network_mode`.
+    pub fn compute_agent_uri(&self, network_mode: &str, token: &str) -> String {
+        format!("{}/api/{token}", self.base_for(network_mode))
     }
 
     /// The variable and value that lead a container in `network_mode` to the
@@ -116,14 +135,9 @@ impl MetadataEndpoint {
         if self.link_local {
             return (task_credentials::ENV_RELATIVE_URI.to_owned(), path);
         }
-        let base = if network_mode == "host" {
-            &self.host_base
-        } else {
-            &self.bridge_base
-        };
         (
             task_credentials::ENV_FULL_URI.to_owned(),
-            format!("{base}{path}"),
+            format!("{}{path}", self.base_for(network_mode)),
         )
     }
 
@@ -155,6 +169,8 @@ struct AppState {
     index: Arc<MetadataIndex>,
     runtime: Arc<dyn Runtime>,
     credentials: Arc<TaskCredentials>,
+    /// The server calls the task protection endpoint makes (none: it answers 503).
+    protection: Option<protection::ProtectionCalls>,
 }
 
 async fn bind_preferring(ip: IpAddr, port: u16) -> Result<TcpListener, MetadataError> {
@@ -176,9 +192,11 @@ async fn bind_preferring(ip: IpAddr, port: u16) -> Result<TcpListener, MetadataE
 }
 
 /// Binds the endpoint on `gateway` (if any) and 127.0.0.1, preferring `port` (then the
-/// gateway's port on 127.0.0.1), and serves until `shutdown` turns true.
+/// gateway's port on 127.0.0.1), and serves until `shutdown` turns true. Task protection
+/// calls go to the server through `api` (re-signed with each task's role).
 pub async fn serve(
     runtime: Arc<dyn Runtime>,
+    api: Option<ApiClient>,
     gateway: Option<Ipv4Addr>,
     port: u16,
     shutdown: watch::Receiver<bool>,
@@ -189,6 +207,7 @@ pub async fn serve(
         index: index.clone(),
         runtime,
         credentials: credentials.clone(),
+        protection: api.map(|api| protection::ProtectionCalls { api }),
     });
     let mut listeners = Vec::new();
     let mut local_port = port;
@@ -248,6 +267,10 @@ fn compute_router(state: Arc<AppState>) -> Router {
         .route("/v2/credentials/", get(credentials_without_id))
         .route("/v2/credentials/{id}", get(credentials_v2))
         .route("/v1/credentials", get(credentials_v1))
+        .route(
+            "/api/{token}/task-protection/v1/state",
+            get(protection_state).put(put_protection_state),
+        )
         .with_state(state)
 }
 
@@ -366,4 +389,73 @@ async fn task_stats(State(state): State<Arc<AppState>>, Path(token): Path<String
         out.insert(id, stats);
     }
     json(&out)
+}
+
+async fn protection_state(
+    State(state): State<Arc<AppState>>,
+    Path(token): Path<String>,
+) -> Response {
+    answer_protection(&state, &token, None).await
+}
+
+async fn put_protection_state(
+    State(state): State<Arc<AppState>>,
+    Path(token): Path<String>,
+    body: Bytes,
+) -> Response {
+    answer_protection(&state, &token, Some(body)).await
+}
+
+/// Answers the task protection endpoint for the container holding `token`; `body` is a
+/// `PUT`'s.
+async fn answer_protection(state: &AppState, token: &str, body: Option<Bytes>) -> Response {
+    let Some((task, _)) = state.index.lookup(token) else {
+        return unknown_token();
+    };
+    let (status, answer) = match (&state.protection, body) {
+        (None, _) => (
+            503,
+            protection::StateResponse {
+                error: Some(protection::ErrorBody {
+                    arn: task.arn.clone(),
+                    code: "ServerException".into(),
+                    message: "This agent has no connection to the server for task protection."
+                        .into(),
+                }),
+                ..Default::default()
+            },
+        ),
+        (Some(_), Some(b)) if b.len() > protection::MAX_BODY_BYTES => (
+            413,
+            protection::StateResponse {
+                error: Some(protection::ErrorBody {
+                    arn: task.arn.clone(),
+                    code: "InvalidParameterException".into(),
+                    message: format!(
+                        "The request body is larger than {} bytes.",
+                        protection::MAX_BODY_BYTES
+                    ),
+                }),
+                ..Default::default()
+            },
+        ),
+        (Some(calls), Some(b)) => match protection::parse_put_state(&task.arn, &b) {
+            Ok(put) => {
+                calls
+                    .answer(&state.credentials, &task.cluster, &task.arn, Some(put))
+                    .await
+            }
+            Err(refusal) => *refusal,
+        },
+        (Some(calls), None) => {
+            calls
+                .answer(&state.credentials, &task.cluster, &task.arn, None)
+                .await
+        }
+    };
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    match serde_json::to_vec(&answer) {
+        Ok(b) => (status, [(header::CONTENT_TYPE, "application/json")], b).into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
 }

@@ -112,6 +112,7 @@ fn observe_task(st: &StoredTask) -> reconcile::Task {
         started_at: t.started_at,
         stopped_at: t.stopped_at,
         failed,
+        protected_until: st.protected_until,
     }
 }
 

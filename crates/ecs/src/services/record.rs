@@ -176,6 +176,20 @@ fn compute_repeatable_events(name: &str, a: &Actions, notes: &RoundReport) -> Ve
     if let Some(e) = &notes.launch_error {
         repeatable.push(format!("(service {name}) failed to launch a task: {e}"));
     }
+    if !a.protected_kept.is_empty() {
+        // ECS says so when protected tasks keep a scale-in or a deployment from reaching
+        // steady state ("Task scale-in protection considerations").
+        let list: Vec<String> = a
+            .protected_kept
+            .iter()
+            .map(|t| format!("(task {t})"))
+            .collect();
+        repeatable.push(format!(
+            "(service {name}) was unable to scale in due to {} tasks under protection: {}.",
+            a.protected_kept.len(),
+            list.join(" ")
+        ));
+    }
     if a.backoff_until.is_some() {
         repeatable.push(format!(
             "(service {name}) is unable to consistently start tasks successfully. For more information, see the Troubleshooting section of the Amazon ECS Developer Guide."

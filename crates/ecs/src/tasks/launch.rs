@@ -404,6 +404,7 @@ impl Ecs {
             volumes: l.td.volumes.clone().unwrap_or_default(),
             eni: None,
             deactivating: false,
+            protected_until: None,
         }
     }
 

@@ -1,5 +1,5 @@
 //! Tasks: launching them (RunTask, StartTask) through placement, stopping them, the
-//! state the agents report, and reading them back.
+//! state the agents report, reading them back, and their scale-in protection.
 //!
 //! A task's resources are booked on its instance (`StoredInstance::usage`) in the same
 //! transaction that creates it, and given back in the same transaction that records it
@@ -11,6 +11,7 @@ pub(crate) mod counts;
 pub(crate) mod fargate;
 pub(crate) mod health;
 pub(crate) mod launch;
+pub(crate) mod protection;
 pub(crate) mod query;
 pub(crate) mod report;
 pub(crate) mod roles;
@@ -19,7 +20,7 @@ mod roles_tests;
 
 use crate::error::EcsError;
 use crate::objects::{
-    encode, instance_key, instance_task_key, Reservation, StoredInstance, StoredTask,
+    encode, instance_key, instance_task_key, task_key, Reservation, StoredInstance, StoredTask,
 };
 use crate::Ecs;
 use model::ecs::arn::EcsResource;
@@ -38,6 +39,31 @@ impl Ecs {
         } else {
             None
         }
+    }
+
+    /// A task reference as an ARN (as given when it is one).
+    pub(crate) fn task_arn_of(&self, cluster: &str, reference: &str) -> String {
+        if reference.starts_with("arn:") {
+            reference.to_owned()
+        } else {
+            self.scope.task(cluster, reference)
+        }
+    }
+
+    /// The stored task a reference (ARN or id) names within `cluster`, if any.
+    pub(crate) async fn find_task(
+        &self,
+        cluster: &str,
+        reference: &str,
+    ) -> Result<Option<StoredTask>, EcsError> {
+        let Some(id) = self.task_id(cluster, reference) else {
+            return Ok(None);
+        };
+        let found = self
+            .objects
+            .get::<StoredTask>(&task_key(cluster, &id))
+            .await?;
+        Ok(found.map(|(st, _)| st))
     }
 }
 

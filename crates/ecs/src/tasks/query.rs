@@ -1,7 +1,7 @@
 //! DescribeTasks and ListTasks.
 
 use crate::error::{invalid, EcsError};
-use crate::objects::{task_key, task_prefix, StoredTask};
+use crate::objects::{task_prefix, StoredTask};
 use crate::pagination::{page_size, paginate};
 use crate::{cluster_name, Caller, Ecs};
 use model::ecs::shapes::{
@@ -23,27 +23,15 @@ pub(crate) async fn describe_tasks(
     let mut tasks = Vec::new();
     let mut failures = Vec::new();
     for r in &req.tasks {
-        let found = match ecs.task_id(&cluster, r) {
-            Some(id) => {
-                ecs.objects
-                    .get::<StoredTask>(&task_key(&cluster, &id))
-                    .await?
-            }
-            None => None,
-        };
-        match found {
-            Some((mut st, _)) => {
+        match ecs.find_task(&cluster, r).await? {
+            Some(mut st) => {
                 if !with_tags {
                     st.task.tags = None;
                 }
                 tasks.push(st.task);
             }
             None => failures.push(Failure {
-                arn: Some(if r.starts_with("arn:") {
-                    r.clone()
-                } else {
-                    ecs.scope.task(&cluster, r)
-                }),
+                arn: Some(ecs.task_arn_of(&cluster, r)),
                 reason: Some("MISSING".into()),
                 detail: None,
             }),

@@ -2296,6 +2296,26 @@ impl GatewayConnectorHealthCheckProtocol {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct GetTaskProtectionRequest {
+    #[serde(rename = "cluster")]
+    pub cluster: String,
+    #[serde(rename = "tasks", default, skip_serializing_if = "Option::is_none")]
+    pub tasks: Option<Vec<String>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct GetTaskProtectionResponse {
+    #[serde(
+        rename = "protectedTasks",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub protected_tasks: Option<Vec<ProtectedTask>>,
+    #[serde(rename = "failures", default, skip_serializing_if = "Option::is_none")]
+    pub failures: Option<Vec<Failure>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
 pub struct GpuDevice {
     #[serde(rename = "gpuId", default, skip_serializing_if = "Option::is_none")]
     pub gpu_id: Option<String>,
@@ -3391,6 +3411,24 @@ impl PropagateTags {
             Self::None => "NONE",
         }
     }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct ProtectedTask {
+    #[serde(rename = "taskArn", default, skip_serializing_if = "Option::is_none")]
+    pub task_arn: Option<String>,
+    #[serde(
+        rename = "protectionEnabled",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub protection_enabled: Option<bool>,
+    #[serde(
+        rename = "expirationDate",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub expiration_date: Option<f64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
@@ -5893,6 +5931,34 @@ pub struct UpdateServiceRequest {
 pub struct UpdateServiceResponse {
     #[serde(rename = "service", default, skip_serializing_if = "Option::is_none")]
     pub service: Option<Service>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct UpdateTaskProtectionRequest {
+    #[serde(rename = "cluster")]
+    pub cluster: String,
+    #[serde(rename = "tasks")]
+    pub tasks: Vec<String>,
+    #[serde(rename = "protectionEnabled")]
+    pub protection_enabled: bool,
+    #[serde(
+        rename = "expiresInMinutes",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub expires_in_minutes: Option<i32>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct UpdateTaskProtectionResponse {
+    #[serde(
+        rename = "protectedTasks",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub protected_tasks: Option<Vec<ProtectedTask>>,
+    #[serde(rename = "failures", default, skip_serializing_if = "Option::is_none")]
+    pub failures: Option<Vec<Failure>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
