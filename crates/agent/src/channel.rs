@@ -75,6 +75,9 @@ pub struct ChannelConfig {
     /// Container health to publish (`PublishHealthRequest`): what changed as it changes,
     /// and everything again on each new session.
     pub health: Option<Arc<HealthBoard>>,
+    /// Container usage to publish (`PublishMetricsRequest`): the latest report, when the
+    /// sampler puts one.
+    pub usage: Option<Arc<crate::usage::UsageBoard>>,
     /// Where refreshed task role credentials (`IAMRoleCredentialsMessage`) go; without
     /// it they are acknowledged and dropped.
     pub task_credentials: Option<Arc<crate::task_credentials::TaskCredentials>>,
@@ -106,6 +109,7 @@ impl ChannelConfig {
             backoff_max: Duration::from_secs(30),
             read_buffer_bytes: 4096,
             health: None,
+            usage: None,
             task_credentials: None,
         }
     }
@@ -333,8 +337,17 @@ impl Session<'_> {
             rx
         });
         let mut health_sent = 0u64;
+        let mut usage_rx = config.usage.as_ref().map(|b| b.subscribe());
         loop {
             tokio::select! {
+                true = health_changed(&mut usage_rx) => {
+                    if let Some(tasks) = config.usage.as_ref().and_then(|b| b.take()) {
+                        if let Err(end) = self.send(&mut ws, &self.compute_metrics_frame(tasks)).await {
+                            return end;
+                        }
+                        tracing::debug!(instance = %config.container_instance_arn, "Container usage published.");
+                    }
+                }
                 true = health_changed(&mut health_rx) => {
                     if let Some(board) = &config.health {
                         let (tasks, generation) = board.changed_since(health_sent);
@@ -404,6 +417,22 @@ impl Session<'_> {
                 }
             }
         }
+    }
+
+    fn compute_metrics_frame(&self, tasks: Vec<model::acs::TaskMetric>) -> Frame {
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        Frame::PublishMetricsRequest(model::acs::PublishMetricsRequest {
+            metadata: HealthMetadata {
+                cluster: Some(self.config.cluster_arn.clone()),
+                container_instance: Some(self.config.container_instance_arn.clone()),
+                message_id: Some(uuid::Uuid::new_v4().to_string()),
+                fin: Some(true),
+            },
+            task_metrics: tasks,
+            timestamp: Some(now),
+        })
     }
 
     fn compute_health_frame(&self, tasks: Vec<model::acs::TaskHealth>) -> Frame {

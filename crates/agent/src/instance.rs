@@ -77,6 +77,8 @@ pub struct InstanceConfig {
     /// Registered as [`HOST_ADDRESS_ATTRIBUTE`] (unless an attribute of that name is
     /// given); `None` registers none, and balancers use 127.0.0.1.
     pub host_address: Option<IpAddr>,
+    /// How often running containers' usage is sampled and reported (ECS: 20 s).
+    pub metrics_interval: Duration,
 }
 
 /// Why the agent stopped.
@@ -235,15 +237,25 @@ pub async fn run(
         Some(endpoint) => start_credentials_nat(endpoint).await,
         None => None,
     };
-    let mut engine = Engine::new(
-        Arc::new(runtime),
-        Arc::new(api.clone()),
-        state.clone(),
-        engine_config,
-    )
-    .with_log_sink(Arc::new(api.clone()))
-    .with_registry_auth(Arc::new(EcrAuth::new(api.clone())))
-    .with_health(health.clone());
+    let runtime = Arc::new(runtime);
+    let usage = Arc::new(crate::usage::UsageBoard::new());
+    match &metadata {
+        // The running tasks' containers are read from the metadata index.
+        Some(endpoint) => {
+            tokio::spawn(crate::usage::run_sampler(
+                runtime.clone(),
+                endpoint.index.clone(),
+                usage.clone(),
+                config.metrics_interval,
+                shutdown.clone(),
+            ));
+        }
+        None => tracing::warn!("No task metadata index: container usage is not reported."),
+    }
+    let mut engine = Engine::new(runtime, Arc::new(api.clone()), state.clone(), engine_config)
+        .with_log_sink(Arc::new(api.clone()))
+        .with_registry_auth(Arc::new(EcrAuth::new(api.clone())))
+        .with_health(health.clone());
     if let Some(endpoint) = metadata {
         engine = engine.with_metadata(endpoint);
     }
@@ -272,6 +284,7 @@ pub async fn run(
     channel_config.agent_version = AGENT_VERSION.to_owned();
     channel_config.docker_version = docker_version;
     channel_config.health = Some(health);
+    channel_config.usage = Some(usage);
     channel_config.task_credentials = Some(TaskCredentials::global());
     let (channel, mut deliveries) = Channel::spawn(channel_config, shutdown.clone());
     loop {

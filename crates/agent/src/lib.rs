@@ -32,6 +32,7 @@ pub mod state;
 pub mod task_credentials;
 pub mod tls;
 pub mod tls_pin;
+pub mod usage;
 
 pub use api::{ApiClient, ApiConfig, ApiError};
 pub use credentials::{Credentials, CredentialsError};

@@ -46,6 +46,8 @@ pub(crate) struct Channels {
     entries: Mutex<HashMap<(String, String), Arc<Entry>>>,
     /// Mints task role credentials; without it tasks get none (and a warning).
     roles: RwLock<Option<Arc<dyn RoleSessions>>>,
+    /// Where AWS/ECS metrics from usage reports go; without it reports are dropped.
+    usage: RwLock<Option<Arc<dyn crate::tasks::usage::UsageSink>>>,
 }
 
 impl Channels {
@@ -53,6 +55,17 @@ impl Channels {
         let mut map = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         map.entry((cluster.to_owned(), instance_id.to_owned()))
             .or_default()
+            .clone()
+    }
+
+    pub(crate) fn set_usage_sink(&self, sink: Arc<dyn crate::tasks::usage::UsageSink>) {
+        *self.usage.write().unwrap_or_else(PoisonError::into_inner) = Some(sink);
+    }
+
+    pub(crate) fn usage_sink(&self) -> Option<Arc<dyn crate::tasks::usage::UsageSink>> {
+        self.usage
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
             .clone()
     }
 
@@ -458,6 +471,17 @@ impl Session {
     ) -> Result<usize, EcsError> {
         self.ecs
             .apply_health_report(&self.cluster, &self.instance_id, report)
+            .await
+    }
+
+    /// Turns the agent's container usage report into AWS/ECS metrics. Returns how many
+    /// datapoints it made.
+    pub async fn publish_usage(
+        &self,
+        report: &acs::PublishMetricsRequest,
+    ) -> Result<usize, EcsError> {
+        self.ecs
+            .apply_usage_report(&self.cluster, &self.instance_id, report)
             .await
     }
 

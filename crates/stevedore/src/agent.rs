@@ -63,6 +63,11 @@ pub struct AgentArgs {
     /// ECS_ENGINE_TASK_CLEANUP_WAIT_DURATION; default 3h).
     #[arg(long, env = "STEVEDORE_AGENT_CONTAINER_CLEANUP_WAIT")]
     container_cleanup_wait: Option<String>,
+    /// How often running containers' CPU and memory use is sampled and reported (the
+    /// AWS/ECS metrics), e.g. `20s`, `1s` (config file: STEVEDORE_METRICS_INTERVAL;
+    /// default 20s, as ECS's agent).
+    #[arg(long, env = "STEVEDORE_AGENT_METRICS_INTERVAL")]
+    metrics_interval: Option<String>,
     /// Preferred port of the task metadata endpoint; an ephemeral port is used when it
     /// is taken (config file: STEVEDORE_METADATA_PORT; default 51679).
     #[arg(long, env = "STEVEDORE_AGENT_METADATA_PORT")]
@@ -106,6 +111,8 @@ pub struct Resolved {
     pub reserved_memory: i32,
     pub reserved_ports: Vec<u16>,
     pub cleanup_wait: Duration,
+    /// How often container usage is sampled and reported.
+    pub metrics_interval: Duration,
     pub metadata_port: u16,
     pub pause_image: Option<String>,
     /// `None`: found from the route to the endpoint when the agent starts.
@@ -228,6 +235,18 @@ pub fn resolve(args: &AgentArgs, file: &BTreeMap<String, String>) -> anyhow::Res
         Some(s) => parse_duration(&s)?,
         None => Duration::from_secs(3 * 3600),
     };
+    let metrics_interval = match args
+        .metrics_interval
+        .clone()
+        .or_else(|| get("STEVEDORE_METRICS_INTERVAL"))
+    {
+        Some(s) => parse_duration(&s)?,
+        None => ::agent::usage::DEFAULT_INTERVAL,
+    };
+    anyhow::ensure!(
+        metrics_interval >= Duration::from_millis(100),
+        "--metrics-interval must be at least 100ms"
+    );
     let metadata_port = match args.metadata_port {
         Some(p) => p,
         None => match get("STEVEDORE_METADATA_PORT") {
@@ -277,6 +296,7 @@ pub fn resolve(args: &AgentArgs, file: &BTreeMap<String, String>) -> anyhow::Res
         reserved_memory,
         reserved_ports,
         cleanup_wait,
+        metrics_interval,
         metadata_port,
     })
 }
@@ -307,6 +327,7 @@ fn instance_config(r: &Resolved, api: ApiClient) -> InstanceConfig {
         reserved_memory: r.reserved_memory,
         reserved_ports: r.reserved_ports.clone(),
         cleanup_wait: r.cleanup_wait,
+        metrics_interval: r.metrics_interval,
         metadata_port: r.metadata_port,
         pause_image: r.pause_image.clone(),
         sandbox_runtime: None,
@@ -469,6 +490,7 @@ pub async fn spawn_local(
         reserved_memory: 0,
         reserved_ports: Vec::new(),
         cleanup_wait: Duration::from_secs(3 * 3600),
+        metrics_interval: ::agent::usage::DEFAULT_INTERVAL,
         metadata_port: ::agent::metadata::DEFAULT_PORT,
         pause_image: None,
         host_address: None,

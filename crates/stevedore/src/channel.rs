@@ -130,6 +130,11 @@ async fn pump(mut socket: WebSocket, mut session: ecs::Session) {
                             tracing::warn!(%error, instance = %session.instance_arn(), "Could not record an agent's health report.");
                         }
                     }
+                    Ok(Frame::PublishMetricsRequest(m)) => {
+                        if let Err(error) = session.publish_usage(&m).await {
+                            tracing::warn!(%error, instance = %session.instance_arn(), "Could not record an agent's usage report.");
+                        }
+                    }
                     Ok(_) => {}
                     Err(error) => tracing::debug!(%error, "Ignoring an unreadable frame from an agent."),
                 },

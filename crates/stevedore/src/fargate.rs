@@ -241,6 +241,7 @@ impl Provisioner {
                 cpu_units: Some(cpu.saturating_mul(CPU_OVERCOMMIT)),
                 // Fargate tasks are awsvpc: balancers reach them as ip targets.
                 host_address: None,
+                metrics_interval: ::agent::usage::DEFAULT_INTERVAL,
             };
             tracing::info!(%cluster, sandbox = %self.sandbox, "Fargate capacity starting.");
             ::agent::instance::run(config, runtime, self.shutdown.clone())

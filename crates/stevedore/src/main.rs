@@ -23,6 +23,7 @@ mod server;
 mod sim;
 mod task_roles;
 mod tls;
+mod usage_wiring;
 
 use clap::{Parser, Subcommand};
 

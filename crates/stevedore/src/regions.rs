@@ -424,6 +424,12 @@ impl Factory {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let shutdown = &kit.shutdown;
+        // Agents' usage reports become AWS/ECS metrics in this region's CloudWatch.
+        region
+            .ecs
+            .set_usage_sink(Arc::new(crate::usage_wiring::CloudWatchUsage(
+                region.cloudwatch.clone(),
+            )));
         if let Some(roles) = &kit.role_sessions {
             // Task roles: the channel mints their credentials with IAM.
             region.ecs.set_role_sessions(roles.clone());

@@ -82,6 +82,17 @@ impl MetadataIndex {
         }
     }
 
+    /// Snapshots of the tasks whose known status is RUNNING.
+    pub fn running(&self) -> Vec<TaskView> {
+        let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        inner
+            .tasks
+            .values()
+            .filter(|t| t.known_status == "RUNNING")
+            .cloned()
+            .collect()
+    }
+
     /// The task snapshot and container name a token belongs to.
     pub fn lookup(&self, token: &str) -> Option<(TaskView, String)> {
         let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());

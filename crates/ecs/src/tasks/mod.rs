@@ -17,6 +17,7 @@ pub(crate) mod report;
 pub(crate) mod roles;
 #[cfg(test)]
 mod roles_tests;
+pub mod usage;
 
 use crate::error::EcsError;
 use crate::objects::{

@@ -1,0 +1,224 @@
+//! What the agent's running containers use, going upstream as `PublishMetricsRequest`
+//! (ECS's telemetry shape) so the server can publish AWS/ECS CPUUtilization and
+//! MemoryUtilization. A sampler reads each running container's Docker stats every
+//! interval: CPU as CPU units (1,024 per core) from the growth of the container's
+//! cumulative CPU time between two samples (a one-shot stats read carries no previous
+//! sample), memory as MiB in use without the page cache it could drop (what ECS counts).
+//! The latest report waits on the [`UsageBoard`] until the channel sends it; a report
+//! not sent before the next one is replaced, since only the latest matters.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use model::acs::{ContainerMetric, StatsSet, TaskMetric};
+use tokio::sync::watch;
+
+use crate::metadata::MetadataIndex;
+use crate::runtime::Runtime;
+
+/// How often containers are sampled and reported by default: ECS's agent publishes
+/// every 20 s.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(20);
+
+/// The latest usage report, waiting for the channel.
+#[derive(Debug)]
+pub struct UsageBoard {
+    latest: Mutex<Option<Vec<TaskMetric>>>,
+    changed: watch::Sender<u64>,
+}
+
+impl Default for UsageBoard {
+    fn default() -> Self {
+        Self {
+            latest: Mutex::new(None),
+            changed: watch::Sender::new(0),
+        }
+    }
+}
+
+impl UsageBoard {
+    /// An empty board.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Replaces the waiting report.
+    pub fn put(&self, tasks: Vec<TaskMetric>) {
+        *self
+            .latest
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(tasks);
+        self.changed.send_modify(|g| *g = g.wrapping_add(1));
+    }
+
+    /// The waiting report, if any (it leaves the board).
+    pub fn take(&self) -> Option<Vec<TaskMetric>> {
+        self.latest
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+    }
+
+    /// Wakes when a report is put.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+}
+
+/// One container's cumulative CPU time when last sampled.
+#[derive(Clone, Copy, Debug)]
+struct CpuMark {
+    total_ns: u64,
+    at: Instant,
+}
+
+/// CPU units used between `before` and `now` (cumulative nanoseconds at both).
+fn cpu_units(before: CpuMark, total_ns: u64, now: Instant) -> Option<f64> {
+    let wall = now.checked_duration_since(before.at)?.as_nanos() as f64;
+    let used = total_ns.checked_sub(before.total_ns)? as f64;
+    (wall > 0.0).then(|| used / wall * 1024.0)
+}
+
+/// The cumulative CPU time in a Docker stats document.
+fn cpu_total_ns(stats: &serde_json::Value) -> Option<u64> {
+    stats
+        .pointer("/cpu_stats/cpu_usage/total_usage")
+        .and_then(serde_json::Value::as_u64)
+}
+
+/// Memory in use, MiB: usage less the inactive page cache (cgroup v2 `inactive_file`,
+/// v1 `total_inactive_file`), as `docker stats` and ECS count it.
+fn memory_mib(stats: &serde_json::Value) -> Option<f64> {
+    let usage = stats
+        .pointer("/memory_stats/usage")
+        .and_then(serde_json::Value::as_u64)?;
+    let cache = [
+        "/memory_stats/stats/inactive_file",
+        "/memory_stats/stats/total_inactive_file",
+    ]
+    .iter()
+    .find_map(|p| stats.pointer(p).and_then(serde_json::Value::as_u64))
+    .unwrap_or(0);
+    Some(usage.saturating_sub(cache) as f64 / (1024.0 * 1024.0))
+}
+
+/// Samples every `every` until `shutdown`, putting each report on `board`.
+pub async fn run_sampler<R: Runtime + ?Sized>(
+    runtime: Arc<R>,
+    index: Arc<MetadataIndex>,
+    board: Arc<UsageBoard>,
+    every: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut marks: HashMap<String, CpuMark> = HashMap::new();
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
+        let mut seen = Vec::new();
+        let mut report = Vec::new();
+        for task in index.running() {
+            let mut containers = Vec::new();
+            for c in &task.containers {
+                let Some(id) = c
+                    .docker_id
+                    .as_deref()
+                    .filter(|_| c.known_status == "RUNNING")
+                else {
+                    continue;
+                };
+                let stats = match runtime.stats(id).await {
+                    Ok(s) => s,
+                    Err(error) => {
+                        tracing::debug!(container = id, %error, "No stats for a running container.");
+                        continue;
+                    }
+                };
+                let now = Instant::now();
+                seen.push(id.to_owned());
+                let cpu = cpu_total_ns(&stats).and_then(|total| {
+                    let before = marks.insert(
+                        id.to_owned(),
+                        CpuMark {
+                            total_ns: total,
+                            at: now,
+                        },
+                    );
+                    before.and_then(|b| cpu_units(b, total, now))
+                });
+                containers.push(ContainerMetric {
+                    container_name: c.name.clone(),
+                    cpu_stats_set: cpu.map(StatsSet::of),
+                    memory_stats_set: memory_mib(&stats).map(StatsSet::of),
+                });
+            }
+            if !containers.is_empty() {
+                report.push(TaskMetric {
+                    task_arn: task.arn.clone(),
+                    task_definition_family: Some(task.family.clone()),
+                    task_definition_version: Some(task.revision.clone()),
+                    container_metrics: containers,
+                });
+            }
+        }
+        // Containers gone since: their marks go too.
+        marks.retain(|id, _| seen.contains(id));
+        if !report.is_empty() {
+            board.put(report);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn cpu_units_are_cpu_time_over_wall_time_times_1024() {
+        let t0 = Instant::now();
+        let before = CpuMark {
+            total_ns: 1_000_000_000,
+            at: t0,
+        };
+        // Half a core for two seconds: one second of CPU time.
+        let units = cpu_units(before, 2_000_000_000, t0 + Duration::from_secs(2));
+        assert_eq!(units, Some(512.0));
+        // A counter that went backwards (a restarted container) gives nothing.
+        assert_eq!(cpu_units(before, 10, t0 + Duration::from_secs(1)), None);
+    }
+
+    #[test]
+    fn memory_excludes_the_inactive_page_cache_in_both_cgroup_versions() {
+        let v2 = json!({"memory_stats": {"usage": 100 * 1024 * 1024, "stats": {"inactive_file": 36 * 1024 * 1024}}});
+        assert_eq!(memory_mib(&v2), Some(64.0));
+        let v1 = json!({"memory_stats": {"usage": 10 * 1024 * 1024, "stats": {"total_inactive_file": 2 * 1024 * 1024}}});
+        assert_eq!(memory_mib(&v1), Some(8.0));
+        assert_eq!(memory_mib(&json!({})), None);
+        assert_eq!(
+            cpu_total_ns(&json!({"cpu_stats": {"cpu_usage": {"total_usage": 42}}})),
+            Some(42)
+        );
+    }
+
+    #[test]
+    fn the_board_keeps_only_the_latest_report() {
+        let board = UsageBoard::new();
+        let mut rx = board.subscribe();
+        board.put(vec![TaskMetric {
+            task_arn: "a".into(),
+            ..TaskMetric::default()
+        }]);
+        board.put(vec![TaskMetric {
+            task_arn: "b".into(),
+            ..TaskMetric::default()
+        }]);
+        assert!(rx.has_changed().unwrap_or(false));
+        rx.mark_unchanged();
+        let taken = board.take().unwrap_or_default();
+        assert_eq!(taken[0].task_arn, "b");
+        assert!(board.take().is_none());
+    }
+}
