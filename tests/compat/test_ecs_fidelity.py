@@ -8,11 +8,11 @@ launch type). boto3 and the aws CLI against a live server; services on hollow in
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
-from conftest import container, register, register_instance, unique
+from agent_fixtures import wait_for
+from conftest import container, register, unique
 from sim_fixtures import Sim
 
 
@@ -20,18 +20,18 @@ def tags_of(resource: dict) -> dict:
     return {t["key"]: t["value"] for t in resource.get("tags", [])}
 
 
+def idle_service(ecs) -> tuple[str, str]:
+    """A new cluster with one EC2 service scaled to 0: (cluster, service)."""
+    cluster = unique("idle")
+    ecs.create_cluster(clusterName=cluster)
+    td = register(ecs)
+    name = unique("svc")
+    ecs.create_service(cluster=cluster, serviceName=name, taskDefinition=td["taskDefinitionArn"], desiredCount=0)
+    return cluster, name
+
+
 def stats_of(cluster: dict) -> dict:
     return {s["name"]: int(s["value"]) for s in cluster["statistics"]}
-
-
-def wait_for(what: str, pred, timeout: float = 60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = pred()
-        if got:
-            return got
-        time.sleep(0.2)
-    raise AssertionError(f"{what} not reached within {timeout} s")
 
 
 # --- item 5: managed and propagated tags ------------------------------------------------
@@ -65,7 +65,7 @@ def test_service_tasks_carry_managed_and_service_tags(server, ecs, aws):
                 "--task-definition", td["taskDefinitionArn"], "--desired-count", "1",
                 "--enable-ecs-managed-tags", "--propagate-tags", "SERVICE",
                 "--tags", "key=owner,value=ops")
-        arns = wait_for("a service task", lambda: ecs.list_tasks(cluster=sim.cluster, serviceName=name)["taskArns"])
+        arns = wait_for(lambda: ecs.list_tasks(cluster=sim.cluster, serviceName=name)["taskArns"], 60, "a service task")
         task = ecs.describe_tasks(cluster=sim.cluster, tasks=arns, include=["TAGS"])["tasks"][0]
         assert tags_of(task) == {"owner": "ops", "aws:ecs:clusterName": sim.cluster, "aws:ecs:serviceName": name}
         # UpdateService switches both without a deployment; a forced one starts tasks with them.
@@ -80,7 +80,7 @@ def test_service_tasks_carry_managed_and_service_tags(server, ecs, aws):
             fresh = [a for a in arns2 if a not in arns]
             return fresh and ecs.describe_tasks(cluster=sim.cluster, tasks=fresh, include=["TAGS"])["tasks"][0]
 
-        assert tags_of(wait_for("a redeployed task", new_task)) == {"from": "td"}
+        assert tags_of(wait_for(new_task, 60, "a redeployed task")) == {"from": "td"}
         ecs.delete_service(cluster=sim.cluster, service=name, force=True)
 
 
@@ -143,11 +143,7 @@ def test_service_role_is_shown_as_an_arn_and_needs_load_balancers(ecs):
 
 
 def test_update_service_platform_version_is_refused_for_ec2(ecs):
-    cluster = unique("pv")
-    ecs.create_cluster(clusterName=cluster)
-    td = register(ecs)
-    name = unique("svc")
-    ecs.create_service(cluster=cluster, serviceName=name, taskDefinition=td["taskDefinitionArn"], desiredCount=0)
+    cluster, name = idle_service(ecs)
     with pytest.raises(ecs.exceptions.InvalidParameterException) as e:
         ecs.update_service(cluster=cluster, service=name, platformVersion="1.4.0")
     assert "EC2 launch type" in e.value.response["Error"]["Message"]
@@ -171,21 +167,14 @@ def test_list_tasks_unknown_service_and_desired_pending(server, ecs, aws):
         assert out["taskArns"] == []
 
 
-def test_delete_cluster_with_tasks_services_or_instances_is_refused(ecs):
-    cluster = unique("del")
-    ecs.create_cluster(clusterName=cluster)
-    ci = register_instance(ecs, cluster)
-    with pytest.raises(ecs.exceptions.ClusterContainsContainerInstancesException):
-        ecs.delete_cluster(cluster=cluster)
-    ecs.deregister_container_instance(cluster=cluster, containerInstance=ci["containerInstanceArn"], force=True)
-    td = register(ecs)
-    name = unique("svc")
-    ecs.create_service(cluster=cluster, serviceName=name, taskDefinition=td["taskDefinitionArn"], desiredCount=0)
+def test_delete_cluster_with_services_is_refused_until_they_are_gone(ecs):
+    cluster, name = idle_service(ecs)
     with pytest.raises(ecs.exceptions.ClusterContainsServicesException) as e:
         ecs.delete_cluster(cluster=cluster)
     assert e.value.response["Error"]["Message"] == "The Cluster cannot be deleted while Services are active."
     ecs.delete_service(cluster=cluster, service=name)
-    wait_for("service INACTIVE", lambda: ecs.describe_services(cluster=cluster, services=[name])["services"][0]["status"] == "INACTIVE")
+    wait_for(lambda: ecs.describe_services(cluster=cluster, services=[name])["services"][0]["status"] == "INACTIVE",
+             60, "service INACTIVE")
     assert ecs.delete_cluster(cluster=cluster)["cluster"]["status"] == "INACTIVE"
 
 
@@ -199,7 +188,7 @@ def test_cluster_statistics_count_tasks_and_services(server, ecs):
             c = ecs.describe_clusters(clusters=[sim.cluster], include=["STATISTICS"])["clusters"][0]
             return c if stats_of(c)["runningEC2TasksCount"] == 2 else None
 
-        c = wait_for("two running tasks", running)
+        c = wait_for(running, 60, "two running tasks")
         s = stats_of(c)
         assert s["activeEC2ServiceCount"] == 1 and s["activeFargateServiceCount"] == 0
         assert s["runningFargateTasksCount"] == 0 and s["pendingFargateTasksCount"] == 0

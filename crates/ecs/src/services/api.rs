@@ -1,6 +1,6 @@
 //! The service operations: validation, the stored record, and what DescribeServices shows.
 
-use super::unsupported::{check_unhonoured, Unhonoured};
+use super::unsupported::{check_unhonoured, unhonoured_of};
 use super::{deployment_id, service_key, service_prefix, StoredService, ALL_SERVICES};
 use crate::error::{invalid, EcsError};
 use crate::objects::{encode, Step};
@@ -287,16 +287,7 @@ pub(crate) async fn create_service(
             "The daemon scheduling strategy is not supported with the FARGATE launch type.",
         );
     }
-    check_unhonoured(&Unhonoured {
-        service_registries: req.service_registries.as_deref(),
-        service_connect: req.service_connect_configuration.as_ref(),
-        volume_configurations: req.volume_configurations.as_deref(),
-        vpc_lattice: req.vpc_lattice_configurations.as_deref(),
-        gateway_connectors: req.gateway_connectors.as_deref(),
-        monitoring: req.monitoring.as_ref(),
-        az_rebalancing: req.availability_zone_rebalancing,
-        deployment_controller: req.deployment_controller.as_ref(),
-    })?;
+    check_unhonoured(&unhonoured_of!(req))?;
     let desired = match (daemon, req.desired_count) {
         (true, Some(_)) => {
             return invalid("The DAEMON scheduling strategy does not support a desired count; it runs one task on each instance.")
@@ -468,16 +459,7 @@ pub(crate) async fn update_service(
             "capacityProviderStrategy is not supported by Stevedore yet; use launchType EC2.",
         );
     }
-    check_unhonoured(&Unhonoured {
-        service_registries: req.service_registries.as_deref(),
-        service_connect: req.service_connect_configuration.as_ref(),
-        volume_configurations: req.volume_configurations.as_deref(),
-        vpc_lattice: req.vpc_lattice_configurations.as_deref(),
-        gateway_connectors: req.gateway_connectors.as_deref(),
-        monitoring: req.monitoring.as_ref(),
-        az_rebalancing: req.availability_zone_rebalancing,
-        deployment_controller: req.deployment_controller.as_ref(),
-    })?;
+    check_unhonoured(&unhonoured_of!(req))?;
     crate::tasks::launch::parse_placement(
         &Default::default(),
         req.placement_constraints.as_deref(),

@@ -25,6 +25,24 @@ pub(crate) struct Unhonoured<'a> {
     pub deployment_controller: Option<&'a DeploymentController>,
 }
 
+/// The [`Unhonoured`] view of a CreateService or UpdateService request (both name these
+/// members alike).
+macro_rules! unhonoured_of {
+    ($req:expr) => {
+        $crate::services::unsupported::Unhonoured {
+            service_registries: $req.service_registries.as_deref(),
+            service_connect: $req.service_connect_configuration.as_ref(),
+            volume_configurations: $req.volume_configurations.as_deref(),
+            vpc_lattice: $req.vpc_lattice_configurations.as_deref(),
+            gateway_connectors: $req.gateway_connectors.as_deref(),
+            monitoring: $req.monitoring.as_ref(),
+            az_rebalancing: $req.availability_zone_rebalancing,
+            deployment_controller: $req.deployment_controller.as_ref(),
+        }
+    };
+}
+pub(crate) use unhonoured_of;
+
 fn given<T>(v: Option<&[T]>) -> bool {
     v.is_some_and(|v| !v.is_empty())
 }
