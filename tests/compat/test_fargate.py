@@ -213,3 +213,26 @@ def test_fargate_runs_in_another_region_on_that_regions_hidden_capacity(env):
             "tasks"][0]["lastStatus"] == "STOPPED", 60, "the us-east-2 Fargate task to stop", srv.log_tail)
     finally:
         remove_cluster_containers(f"arn:aws:ecs:us-east-2:{ACCOUNT_ID}:cluster/{cluster}")
+
+
+def test_cluster_statistics_count_fargate_tasks_and_delete_cluster_refuses_while_they_run(env):
+    aws = env["aws"]
+    cluster = unique("fgstats")
+    aws.run("ecs", "create-cluster", "--cluster-name", cluster, "--capacity-providers", "FARGATE")
+    family = unique("sleep")
+    register(aws, family, "exec sleep 600")
+    out = aws.run("ecs", "run-task", "--cluster", cluster, "--task-definition", family,
+                  "--launch-type", "FARGATE", "--network-configuration", NETWORK)
+    assert not out["failures"], out
+    arn = out["tasks"][0]["taskArn"]
+    wait_for(lambda: describe(aws, cluster, arn)["lastStatus"] == "RUNNING", 60,
+             "the Fargate task to run", env["srv"].log_tail)
+    c = aws.run("ecs", "describe-clusters", "--clusters", cluster, "--include", "STATISTICS")["clusters"][0]
+    stats = {s["name"]: int(s["value"]) for s in c["statistics"]}
+    assert stats["runningFargateTasksCount"] == 1 and stats["runningEC2TasksCount"] == 0
+    assert c["runningTasksCount"] == 1
+    proc = aws.run("ecs", "delete-cluster", "--cluster", cluster, check=False)
+    assert proc.returncode != 0 and "ClusterContainsTasksException" in proc.stderr, proc.stderr
+    aws.run("ecs", "stop-task", "--cluster", cluster, "--task", arn)
+    wait_for(lambda: describe(aws, cluster, arn)["lastStatus"] == "STOPPED", 60, "the task to stop")
+    assert aws.run("ecs", "delete-cluster", "--cluster", cluster)["cluster"]["status"] == "INACTIVE"

@@ -54,42 +54,27 @@ impl Ecs {
                     )
             })
             .count();
-        let running: u64 = instances
-            .iter()
-            .map(|(_, si, _)| u64::from(si.usage.running))
-            .sum();
-        let pending: u64 = instances
-            .iter()
-            .map(|(_, si, _)| u64::from(si.usage.pending))
-            .sum();
+        // Fargate tasks run on hidden capacity: the instance's marker says which count
+        // each task belongs to.
+        let mut tasks = TaskCensus::default();
+        for (_, si, _) in &instances {
+            let (running, pending) = if si.fargate {
+                (&mut tasks.running_fargate, &mut tasks.pending_fargate)
+            } else {
+                (&mut tasks.running_ec2, &mut tasks.pending_ec2)
+            };
+            *running += u64::from(si.usage.running);
+            *pending += u64::from(si.usage.pending);
+        }
         let count = |n: u64| i32::try_from(n).unwrap_or(i32::MAX);
         c.registered_container_instances_count =
             Some(i32::try_from(registered).unwrap_or(i32::MAX));
-        c.running_tasks_count = Some(count(running));
-        c.pending_tasks_count = Some(count(pending));
-        let (active_services, _) = self.service_census(&name).await?;
-        c.active_services_count = Some(i32::try_from(active_services).unwrap_or(i32::MAX));
+        c.running_tasks_count = Some(count(tasks.running_ec2 + tasks.running_fargate));
+        c.pending_tasks_count = Some(count(tasks.pending_ec2 + tasks.pending_fargate));
+        let services = self.service_census(&name).await?;
+        c.active_services_count = Some(i32::try_from(services.active()).unwrap_or(i32::MAX));
         c.statistics = Some(if include.contains(&ClusterField::Statistics) {
-            [
-                "runningEC2TasksCount",
-                "runningFargateTasksCount",
-                "pendingEC2TasksCount",
-                "pendingFargateTasksCount",
-                "activeEC2ServiceCount",
-                "activeFargateServiceCount",
-                "drainingEC2ServiceCount",
-                "drainingFargateServiceCount",
-            ]
-            .iter()
-            .map(|n| KeyValuePair {
-                name: Some((*n).to_owned()),
-                value: Some(match *n {
-                    "runningEC2TasksCount" => running.to_string(),
-                    "pendingEC2TasksCount" => pending.to_string(),
-                    _ => "0".to_owned(),
-                }),
-            })
-            .collect()
+            compute_statistics(&tasks, &services)
         } else {
             Vec::new()
         });
@@ -107,6 +92,38 @@ impl Ecs {
         }
         Ok(c)
     }
+}
+
+/// A cluster's RUNNING and PENDING tasks, by launch type.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct TaskCensus {
+    running_ec2: u64,
+    running_fargate: u64,
+    pending_ec2: u64,
+    pending_fargate: u64,
+}
+
+/// DescribeClusters' `statistics` (with `include: STATISTICS`), in AWS's order.
+fn compute_statistics(
+    tasks: &TaskCensus,
+    services: &crate::services::api::ServiceCensus,
+) -> Vec<KeyValuePair> {
+    [
+        ("runningEC2TasksCount", tasks.running_ec2),
+        ("runningFargateTasksCount", tasks.running_fargate),
+        ("pendingEC2TasksCount", tasks.pending_ec2),
+        ("pendingFargateTasksCount", tasks.pending_fargate),
+        ("activeEC2ServiceCount", services.active_ec2),
+        ("activeFargateServiceCount", services.active_fargate),
+        ("drainingEC2ServiceCount", services.draining_ec2),
+        ("drainingFargateServiceCount", services.draining_fargate),
+    ]
+    .into_iter()
+    .map(|(n, v)| KeyValuePair {
+        name: Some(n.to_owned()),
+        value: Some(v.to_string()),
+    })
+    .collect()
 }
 
 pub(crate) async fn create_cluster(
@@ -361,8 +378,16 @@ pub(crate) async fn delete_cluster(
             }) {
                 return Err(EcsError::ClusterContainsContainerInstances);
             }
-            if ecs.service_census(&name).await?.1 {
+            if ecs.service_census(&name).await?.any() {
                 return Err(EcsError::ClusterContainsServices);
+            }
+            // Only Fargate's hidden capacity can hold tasks once no instance of the
+            // user's is left.
+            if instances
+                .iter()
+                .any(|(_, si, _)| si.usage.running + si.usage.pending > 0)
+            {
+                return Err(EcsError::ClusterContainsTasks);
             }
             c.status = Some(INACTIVE.into());
             Ok(Step::Commit(
@@ -395,4 +420,46 @@ pub(crate) async fn discover_poll_endpoint(
         telemetry_endpoint: Some(endpoint.clone()),
         service_connect_endpoint: Some(endpoint),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::services::api::ServiceCensus;
+
+    #[test]
+    fn statistics_keep_ec2_and_fargate_apart_in_aws_order() {
+        let tasks = TaskCensus {
+            running_ec2: 3,
+            running_fargate: 2,
+            pending_ec2: 0,
+            pending_fargate: 1,
+        };
+        let services = ServiceCensus {
+            active_ec2: 1,
+            active_fargate: 4,
+            draining_ec2: 0,
+            draining_fargate: 2,
+        };
+        let got: Vec<(String, String)> = compute_statistics(&tasks, &services)
+            .into_iter()
+            .map(|kv| (kv.name.unwrap_or_default(), kv.value.unwrap_or_default()))
+            .collect();
+        let want = [
+            ("runningEC2TasksCount", "3"),
+            ("runningFargateTasksCount", "2"),
+            ("pendingEC2TasksCount", "0"),
+            ("pendingFargateTasksCount", "1"),
+            ("activeEC2ServiceCount", "1"),
+            ("activeFargateServiceCount", "4"),
+            ("drainingEC2ServiceCount", "0"),
+            ("drainingFargateServiceCount", "2"),
+        ];
+        assert_eq!(
+            got,
+            want.iter()
+                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+                .collect::<Vec<_>>()
+        );
+    }
 }

@@ -143,6 +143,61 @@ fn check_resources(resources: &[Resource]) -> Result<(), EcsError> {
     Ok(())
 }
 
+/// Ports the ECS agent reserves on every instance when the caller names none (SSH,
+/// Docker's API, the agent's introspection and credential endpoints).
+const DEFAULT_RESERVED_PORTS: [&str; 5] = ["22", "2375", "2376", "51678", "51679"];
+
+/// The resources to register: those given, with CPU and MEMORY derived from the
+/// identity document's instance type when the caller leaves them out (as AWS derives
+/// them from the instance it knows).
+fn compute_registered_resources(
+    given: Option<&[Resource]>,
+    instance_type: Option<&str>,
+) -> Result<Vec<Resource>, EcsError> {
+    let mut resources = given.map(<[Resource]>::to_vec).unwrap_or_default();
+    let missing = |rs: &[Resource], n: &str| !rs.iter().any(|r| r.name.as_deref() == Some(n));
+    if !missing(&resources, "CPU") && !missing(&resources, "MEMORY") {
+        return Ok(resources);
+    }
+    let Some(t) = instance_type else {
+        return invalid("totalResources must include CPU and MEMORY (type INTEGER) when no instanceIdentityDocument names the instance type.");
+    };
+    let Some((cpu, memory)) = crate::instance_types::compute_instance_resources(t) else {
+        return invalid(format!(
+            "Stevedore does not know the resources of instance type '{t}': give totalResources with CPU and MEMORY (type INTEGER)."
+        ));
+    };
+    let integer = |name: &str, v: i32| Resource {
+        name: Some(name.to_owned()),
+        type_: Some("INTEGER".to_owned()),
+        integer_value: Some(v),
+        ..Resource::default()
+    };
+    let string_set = |name: &str, v: Vec<String>| Resource {
+        name: Some(name.to_owned()),
+        type_: Some("STRINGSET".to_owned()),
+        string_set_value: Some(v),
+        ..Resource::default()
+    };
+    if missing(&resources, "CPU") {
+        resources.push(integer("CPU", cpu));
+    }
+    if missing(&resources, "MEMORY") {
+        resources.push(integer("MEMORY", memory));
+    }
+    if missing(&resources, "PORTS") {
+        let ports = DEFAULT_RESERVED_PORTS
+            .iter()
+            .map(|p| (*p).to_owned())
+            .collect();
+        resources.push(string_set("PORTS", ports));
+    }
+    if missing(&resources, "PORTS_UDP") {
+        resources.push(string_set("PORTS_UDP", Vec::new()));
+    }
+    Ok(resources)
+}
+
 /// Fields an EC2 instance identity document tells us, when the caller sends one.
 #[derive(serde::Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
@@ -158,8 +213,6 @@ pub(crate) async fn register_container_instance(
     caller: &Caller,
 ) -> Result<RegisterContainerInstanceResponse, EcsError> {
     let (cluster, _, _) = ecs.active_cluster(req.cluster.as_deref()).await?;
-    let resources = req.total_resources.clone().unwrap_or_default();
-    check_resources(&resources)?;
     if let Some(tags) = &req.tags {
         model::ecs::names::check_tags(tags).map_err(EcsError::InvalidParameter)?;
     }
@@ -189,6 +242,9 @@ pub(crate) async fn register_container_instance(
         })?,
         _ => IdentityDocument::default(),
     };
+    let resources =
+        compute_registered_resources(req.total_resources.as_deref(), doc.instance_type.as_deref())?;
+    check_resources(&resources)?;
     for (name, value) in [
         ("ecs.availability-zone", &doc.availability_zone),
         ("ecs.instance-type", &doc.instance_type),
@@ -477,4 +533,37 @@ pub(crate) async fn update_container_instances_state(
         container_instances: Some(out),
         failures: Some(failures),
     })
+}
+
+#[cfg(test)]
+mod resource_tests {
+    use super::*;
+
+    fn value(rs: &[Resource], name: &str) -> Option<i32> {
+        rs.iter()
+            .find(|r| r.name.as_deref() == Some(name))
+            .and_then(|r| r.integer_value)
+    }
+
+    #[test]
+    fn given_resources_win_over_the_instance_type() {
+        let given = [Resource {
+            name: Some("CPU".into()),
+            integer_value: Some(512),
+            ..Resource::default()
+        }];
+        let rs = compute_registered_resources(Some(&given), Some("m5.large")).unwrap_or_default();
+        assert_eq!(value(&rs, "CPU"), Some(512));
+        assert_eq!(value(&rs, "MEMORY"), Some(8192));
+        assert!(check_resources(&rs).is_ok());
+    }
+
+    #[test]
+    fn no_resources_and_no_known_type_is_refused() {
+        assert!(compute_registered_resources(None, None).is_err());
+        assert!(compute_registered_resources(None, Some("z1.big")).is_err());
+        let rs = compute_registered_resources(None, Some("t3.small")).unwrap_or_default();
+        assert_eq!(value(&rs, "CPU"), Some(2048));
+        assert!(check_resources(&rs).is_ok());
+    }
 }

@@ -12,6 +12,7 @@ mod clusters;
 mod container_instances;
 mod decode;
 mod error;
+mod instance_types;
 mod objects;
 mod operations;
 pub mod ownership;

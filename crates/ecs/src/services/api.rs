@@ -1,5 +1,6 @@
 //! The service operations: validation, the stored record, and what DescribeServices shows.
 
+use super::unsupported::{check_unhonoured, unhonoured_of};
 use super::{deployment_id, service_key, service_prefix, StoredService, ALL_SERVICES};
 use crate::error::{invalid, EcsError};
 use crate::objects::{encode, Step};
@@ -76,6 +77,34 @@ fn deployment_config(
         ));
     }
     Ok(c)
+}
+
+/// The ARN of CreateService's `role` (a name, a path and name, or an ARN). As on AWS,
+/// the role is what registers a service's tasks with its load balancers, so it is only
+/// valid with `loadBalancers`, and never for awsvpc tasks (whose targets are registered
+/// by IP through the service-linked role).
+fn compute_role_arn(
+    role: &str,
+    load_balanced: bool,
+    awsvpc: bool,
+    account: &str,
+) -> Result<String, EcsError> {
+    if role.is_empty() {
+        return invalid("role cannot be empty: give a role name or ARN, or omit it.");
+    }
+    if !load_balanced {
+        return invalid("The role parameter is only valid for services configured to use load balancers: add loadBalancers or omit role.");
+    }
+    if awsvpc {
+        return invalid("You cannot specify an IAM role for services that require a service linked role: tasks using the awsvpc network mode are registered with the service-linked role. Omit role.");
+    }
+    if role.starts_with("arn:") {
+        return Ok(role.to_owned());
+    }
+    Ok(format!(
+        "arn:aws:iam::{account}:role/{}",
+        role.trim_start_matches('/')
+    ))
 }
 
 fn check_desired(n: i32) -> Result<(), EcsError> {
@@ -160,6 +189,28 @@ impl Ecs {
     }
 }
 
+/// A cluster's services that count: ACTIVE or DRAINING, on EC2 or on Fargate
+/// (DescribeClusters' statistics; DeleteCluster refuses while any is left).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ServiceCensus {
+    pub active_ec2: u64,
+    pub active_fargate: u64,
+    pub draining_ec2: u64,
+    pub draining_fargate: u64,
+}
+
+impl ServiceCensus {
+    /// ACTIVE services (the cluster's `activeServicesCount`).
+    pub(crate) fn active(&self) -> u64 {
+        self.active_ec2 + self.active_fargate
+    }
+
+    /// Whether any service is ACTIVE or DRAINING.
+    pub(crate) fn any(&self) -> bool {
+        self.active() + self.draining_ec2 + self.draining_fargate > 0
+    }
+}
+
 /// A new PRIMARY deployment for `td`.
 fn new_deployment(svc: &Service, td: &str, at: f64) -> Deployment {
     Deployment {
@@ -172,7 +223,12 @@ fn new_deployment(svc: &Service, td: &str, at: f64) -> Deployment {
         failed_tasks: Some(0),
         created_at: Some(at),
         updated_at: Some(at),
-        launch_type: svc.launch_type.or(Some(LaunchType::Ec2)),
+        // A service with a capacity provider strategy has no launch type, and neither
+        // have its deployments (AWS shows the strategy instead).
+        launch_type: match &svc.capacity_provider_strategy {
+            Some(s) if !s.is_empty() => None,
+            _ => svc.launch_type.or(Some(LaunchType::Ec2)),
+        },
         capacity_provider_strategy: svc.capacity_provider_strategy.clone(),
         platform_version: svc.platform_version.clone(),
         platform_family: svc.platform_family.clone(),
@@ -231,14 +287,7 @@ pub(crate) async fn create_service(
             "The daemon scheduling strategy is not supported with the FARGATE launch type.",
         );
     }
-    if let Some(c) = &req.deployment_controller {
-        if c.type_ != DeploymentControllerType::Ecs {
-            return invalid(format!(
-                "deploymentController type {} is not supported by Stevedore yet; use ECS.",
-                c.type_.as_str()
-            ));
-        }
-    }
+    check_unhonoured(&unhonoured_of!(req))?;
     let desired = match (daemon, req.desired_count) {
         (true, Some(_)) => {
             return invalid("The DAEMON scheduling strategy does not support a desired count; it runs one task on each instance.")
@@ -296,6 +345,15 @@ pub(crate) async fn create_service(
     }
     ecs.check_load_balancers(req.load_balancers.as_deref().unwrap_or_default())
         .await?;
+    let role_arn = match req.role.as_deref() {
+        None => None,
+        Some(r) => Some(compute_role_arn(
+            r,
+            req.load_balancers.as_ref().is_some_and(|l| !l.is_empty()),
+            req.network_configuration.is_some(),
+            &ecs.scope.account_id,
+        )?),
+    };
     // AWS shows a service's strategy (given or the cluster's default) instead of a
     // launchType.
     let strategy = capacity
@@ -329,7 +387,9 @@ pub(crate) async fn create_service(
                 service_name: Some(req.service_name.clone()),
                 cluster_arn: Some(ecs.scope.cluster(&cluster)),
                 load_balancers: Some(req.load_balancers.clone().unwrap_or_default()),
-                service_registries: Some(req.service_registries.clone().unwrap_or_default()),
+                service_registries: Some(Vec::new()),
+                role_arn: role_arn.clone(),
+                availability_zone_rebalancing: req.availability_zone_rebalancing,
                 status: Some(ACTIVE),
                 desired_count: Some(desired),
                 running_count: Some(0),
@@ -399,6 +459,7 @@ pub(crate) async fn update_service(
             "capacityProviderStrategy is not supported by Stevedore yet; use launchType EC2.",
         );
     }
+    check_unhonoured(&unhonoured_of!(req))?;
     crate::tasks::launch::parse_placement(
         &Default::default(),
         req.placement_constraints.as_deref(),
@@ -464,10 +525,32 @@ pub(crate) async fn update_service(
             if let Some(e) = req.enable_execute_command {
                 s.enable_execute_command = Some(e);
             }
+            // Neither triggers a deployment: tasks started from now on carry the tags.
             if let Some(p) = req.propagate_tags {
                 s.propagate_tags = Some(p);
             }
+            if let Some(m) = req.enable_ecs_managed_tags {
+                s.enable_ecs_managed_tags = Some(m);
+            }
+            if let Some(a) = req.availability_zone_rebalancing {
+                s.availability_zone_rebalancing = Some(a);
+            }
             let mut redeploy = req.force_new_deployment.unwrap_or(false);
+            if let Some(v) = req.platform_version.as_deref() {
+                let Some(f) = crate::tasks::fargate::Capacity::of_service(s)
+                    .fargate()
+                    .cloned()
+                else {
+                    return invalid(
+                        "The platform version must be null when specifying an EC2 launch type.",
+                    );
+                };
+                let v = crate::tasks::fargate::resolve_platform_version(Some(v))?;
+                if f.platform_version != v {
+                    s.platform_version = Some(v);
+                    redeploy = true;
+                }
+            }
             if let Some(nc) = &req.network_configuration {
                 s.network_configuration = Some(nc.clone());
                 redeploy = true;
@@ -604,6 +687,15 @@ pub(crate) async fn list_services(
             req.scheduling_strategy
                 .is_none_or(|s| st.service.scheduling_strategy == Some(s))
         })
+        // Every service here is the customer's: ECS manages none of its own.
+        .filter(|(_, st, _)| {
+            req.resource_management_type.is_none_or(|t| {
+                st.service
+                    .resource_management_type
+                    .unwrap_or(model::ecs::shapes::ResourceManagementType::Customer)
+                    == t
+            })
+        })
         .map(|(k, st, _)| (k, st.service.service_arn.unwrap_or_default()))
         .collect();
     let page = paginate(items, req.next_token.as_deref(), size, false)?;
@@ -614,20 +706,27 @@ pub(crate) async fn list_services(
 }
 
 impl Ecs {
-    /// How many services of `cluster` are ACTIVE, and whether any is ACTIVE or DRAINING.
-    pub(crate) async fn service_census(&self, cluster: &str) -> Result<(usize, bool), EcsError> {
-        let all = self
+    /// The cluster's ACTIVE and DRAINING services, by whether they run on Fargate.
+    pub(crate) async fn service_census(&self, cluster: &str) -> Result<ServiceCensus, EcsError> {
+        let mut c = ServiceCensus::default();
+        for (_, s, _) in self
             .objects
             .list::<StoredService>(&service_prefix(cluster))
-            .await?;
-        let active = all
-            .iter()
-            .filter(|(_, s, _)| s.service.status == Some(ACTIVE))
-            .count();
-        let any = all
-            .iter()
-            .any(|(_, s, _)| s.service.status != Some(INACTIVE));
-        Ok((active, any))
+            .await?
+        {
+            let fargate = crate::tasks::fargate::Capacity::of_service(&s.service)
+                .fargate()
+                .is_some();
+            let slot = match (s.service.status, fargate) {
+                (Some(ACTIVE), false) => &mut c.active_ec2,
+                (Some(ACTIVE), true) => &mut c.active_fargate,
+                (Some(DRAINING), false) => &mut c.draining_ec2,
+                (Some(DRAINING), true) => &mut c.draining_fargate,
+                _ => continue,
+            };
+            *slot += 1;
+        }
+        Ok(c)
     }
 
     /// Every stored service key, across clusters.
@@ -639,5 +738,51 @@ impl Ecs {
             .into_iter()
             .map(|kv| kv.key)
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn role_names_become_arns_and_arns_stay() {
+        let arn = compute_role_arn("ecsServiceRole", true, false, "123456789012");
+        assert_eq!(
+            arn.ok().as_deref(),
+            Some("arn:aws:iam::123456789012:role/ecsServiceRole")
+        );
+        let path = compute_role_arn("/ops/lb", true, false, "1");
+        assert_eq!(path.ok().as_deref(), Some("arn:aws:iam::1:role/ops/lb"));
+        let given = "arn:aws:iam::1:role/x";
+        assert_eq!(
+            compute_role_arn(given, true, false, "2").ok().as_deref(),
+            Some(given)
+        );
+    }
+
+    #[test]
+    fn role_needs_load_balancers_and_no_awsvpc() {
+        assert!(compute_role_arn("r", false, false, "1").is_err());
+        assert!(compute_role_arn("r", true, true, "1").is_err());
+        assert!(compute_role_arn("", true, false, "1").is_err());
+    }
+
+    #[test]
+    fn census_counts_active_and_any() {
+        let c = ServiceCensus {
+            active_ec2: 1,
+            active_fargate: 2,
+            ..Default::default()
+        };
+        assert_eq!(c.active(), 3);
+        assert!(c.any());
+        let draining = ServiceCensus {
+            draining_fargate: 1,
+            ..Default::default()
+        };
+        assert_eq!(draining.active(), 0);
+        assert!(draining.any());
+        assert!(!ServiceCensus::default().any());
     }
 }

@@ -488,6 +488,8 @@ impl Ecs {
                 network_configuration: d.network_configuration.as_ref(),
                 enable_execute_command: svc.enable_execute_command,
                 capacity: crate::tasks::fargate::Capacity::of_service(svc),
+                managed_tags: svc.enable_ecs_managed_tags.unwrap_or(false),
+                service: Some(name),
             })
             .await?;
         let (constraints, strategies) = parse_placement(

@@ -16,6 +16,7 @@ pub(crate) mod record;
 mod scenarios;
 mod target_plan;
 pub mod targets;
+pub(crate) mod unsupported;
 
 use model::ecs::shapes::{Service, ServiceEvent};
 use serde::{Deserialize, Serialize};

@@ -153,15 +153,19 @@ pub(crate) fn resolve_capacity(
     if !strategy.is_empty() {
         check_strategy(&strategy, cluster)?;
     }
-    let platform_version = match platform_version {
-        None | Some("LATEST") => PLATFORM_VERSION.to_owned(),
-        Some(v) if KNOWN_VERSIONS.contains(&v) => v.to_owned(),
-        Some(_) => return invalid("The specified platform version does not exist."),
-    };
     Ok(Capacity::Fargate(FargateLaunch {
-        platform_version,
+        platform_version: resolve_platform_version(platform_version)?,
         strategy,
     }))
+}
+
+/// The Fargate platform version a request names (`LATEST` or none: the newest).
+pub(crate) fn resolve_platform_version(given: Option<&str>) -> Result<String, EcsError> {
+    match given {
+        None | Some("LATEST") => Ok(PLATFORM_VERSION.to_owned()),
+        Some(v) if KNOWN_VERSIONS.contains(&v) => Ok(v.to_owned()),
+        Some(_) => invalid("The specified platform version does not exist."),
+    }
 }
 
 /// A capacity provider strategy's own rules, and that each provider is the cluster's.

@@ -64,6 +64,36 @@ pub(crate) struct LaunchParams<'a> {
     pub enable_execute_command: Option<bool>,
     /// EC2 or Fargate, resolved from launchType / capacityProviderStrategy.
     pub capacity: Capacity,
+    /// `enableECSManagedTags`: the task gets `aws:ecs:clusterName` (and
+    /// `aws:ecs:serviceName` when a service starts it).
+    pub managed_tags: bool,
+    /// The service starting the task, if any.
+    pub service: Option<&'a str>,
+}
+
+/// The tags ECS itself puts on a task when managed tags are on: the cluster's name, and
+/// the service's when a service starts it. They carry the reserved `aws:` prefix, so they
+/// are added after the caller's tags are checked, and (as on AWS) do not count towards
+/// the caller's limit of 50.
+pub(crate) fn compute_managed_tags(cluster: &str, service: Option<&str>) -> Vec<Tag> {
+    let tag = |k: &str, v: &str| Tag {
+        key: Some(k.to_owned()),
+        value: Some(v.to_owned()),
+    };
+    let mut tags = vec![tag("aws:ecs:clusterName", cluster)];
+    if let Some(s) = service {
+        tags.push(tag("aws:ecs:serviceName", s));
+    }
+    tags
+}
+
+/// RunTask and StartTask cannot attach EBS volumes at launch: there is no block storage
+/// service here.
+pub(crate) fn refuse_volume_configurations<T>(given: Option<&[T]>) -> Result<(), EcsError> {
+    if given.is_some_and(|v| !v.is_empty()) {
+        return invalid("volumeConfigurations is not supported by Stevedore: it configures Amazon EBS volumes attached at launch, and Stevedore has no block storage service. Use the task definition's volumes (bind mounts or Docker volumes) instead.");
+    }
+    Ok(())
 }
 
 fn check_started_by(s: &str) -> Result<(), EcsError> {
@@ -239,6 +269,9 @@ impl Ecs {
             _ => {}
         }
         model::ecs::names::check_tags(&tags).map_err(EcsError::InvalidParameter)?;
+        if p.managed_tags {
+            tags.extend(compute_managed_tags(&cluster, p.service));
+        }
         let (containers, container_overrides) = compute_containers(&td, p.overrides)?;
         let parse = |s: &Option<String>,
                      f: fn(&str) -> Option<i64>,
@@ -802,6 +835,7 @@ pub(crate) async fn run_task(
             "count must be between 1 and {MAX_COUNT}; got {count}."
         ));
     }
+    refuse_volume_configurations(req.volume_configurations.as_deref())?;
     let (_, cluster, _) = ecs.active_cluster(req.cluster.as_deref()).await?;
     let capacity = fargate::resolve_capacity(
         req.launch_type,
@@ -824,6 +858,8 @@ pub(crate) async fn run_task(
             network_configuration: req.network_configuration.as_ref(),
             enable_execute_command: req.enable_execute_command,
             capacity,
+            managed_tags: req.enable_ecs_managed_tags.unwrap_or(false),
+            service: None,
         })
         .await?;
     if l.capacity.fargate().is_some() {
@@ -881,6 +917,7 @@ pub(crate) async fn start_task(
     if req.container_instances.is_empty() || req.container_instances.len() > 10 {
         return invalid("containerInstances must name between 1 and 10 container instances.");
     }
+    refuse_volume_configurations(req.volume_configurations.as_deref())?;
     let l = ecs
         .prepare_launch(&LaunchParams {
             cluster: req.cluster.as_deref(),
@@ -893,6 +930,8 @@ pub(crate) async fn start_task(
             network_configuration: req.network_configuration.as_ref(),
             enable_execute_command: req.enable_execute_command,
             capacity: Capacity::Ec2,
+            managed_tags: req.enable_ecs_managed_tags.unwrap_or(false),
+            service: None,
         })
         .await?;
     let mut wanted = Vec::new();

@@ -65,7 +65,18 @@ pub(crate) async fn list_tasks(
         },
         None => None,
     };
-    // PENDING is accepted by ListTasks and means "desired RUNNING, not running yet".
+    if req.daemon_name.is_some() {
+        return invalid("daemonName is not supported by Stevedore: it has no ECS daemons. List a DAEMON-strategy service's tasks with serviceName.");
+    }
+    // As on AWS, a filter on a service that does not exist is an error, not an empty
+    // list: a script with a typo learns it.
+    if let Some(s) = &req.service_name {
+        if ecs.load_service(&cluster, s).await?.is_none() {
+            return Err(EcsError::ServiceNotFound);
+        }
+    }
+    // AWS accepts desiredStatus PENDING but never sets a task's desired status to it
+    // (only lastStatus is ever PENDING), so the filter matches nothing.
     let desired = req.desired_status.unwrap_or(DesiredStatus::Running);
     let family_arn_prefix = req.family.as_ref().map(|f| {
         format!(
@@ -86,10 +97,7 @@ pub(crate) async fn list_tasks(
         .filter(|(_, t)| match desired {
             DesiredStatus::Running => t.desired_status == Some(TaskStatus::Running),
             DesiredStatus::Stopped => t.desired_status == Some(TaskStatus::Stopped),
-            DesiredStatus::Pending => {
-                t.desired_status == Some(TaskStatus::Running)
-                    && t.last_status.is_some_and(|s| !s.has_run())
-            }
+            DesiredStatus::Pending => false,
         })
         .filter(|(_, t)| {
             instance_arn
