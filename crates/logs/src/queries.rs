@@ -737,7 +737,9 @@ pub(crate) async fn get_log_group_fields(
         for (name, n) in counts {
             fields.push(LogGroupField {
                 name: Some(name),
-                percent: i32::try_from(n * 100 / total).ok(),
+                percent: (n * 100)
+                    .checked_div(total)
+                    .and_then(|p| i32::try_from(p).ok()),
             });
         }
     }

@@ -446,11 +446,7 @@ impl Execution {
                 break;
             };
             match (command, stage) {
-                (Command::Filter(e), _) => {
-                    if !eval(e, &row).is_true() {
-                        return Flow::More;
-                    }
-                }
+                (Command::Filter(e), _) if !eval(e, &row).is_true() => return Flow::More,
                 (Command::Fields(ps), _) => {
                     for p in ps {
                         if matches!(&p.expr, Expr::Field(f) if f.name() == p.name.as_ref()) {
@@ -833,8 +829,7 @@ fn discover_json(message: &str, fields: &mut Vec<(Arc<str>, Value<'_>)>) {
     else {
         return;
     };
-    let mut stack: Vec<(String, serde_json::Value)> =
-        map.into_iter().rev().map(|(k, v)| (k, v)).collect();
+    let mut stack: Vec<(String, serde_json::Value)> = map.into_iter().rev().collect();
     while let Some((name, v)) = stack.pop() {
         if fields.len() >= MAX_JSON_FIELDS {
             return;
