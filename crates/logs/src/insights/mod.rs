@@ -24,4 +24,4 @@ mod tests;
 
 pub use ast::Query;
 pub use eval::{message_fields, render_time, EventRef, Execution, Flow, ResultRow};
-pub use parse::{parse_query, QueryError, MAX_LIMIT, MAX_QUERY_CHARS};
+pub use parse::{parse_query, QueryError, MAX_DEPTH, MAX_LIMIT, MAX_QUERY_CHARS};

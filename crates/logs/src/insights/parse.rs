@@ -18,6 +18,10 @@ pub const MAX_QUERY_CHARS: usize = 10_000;
 /// The largest `limit` a query may ask for (StartQuery's `limit` maximum).
 pub const MAX_LIMIT: usize = 100_000;
 
+/// How deeply expressions may nest (parentheses, `not`, unary minus): parsing and
+/// evaluating recurse, and a 10,000-character query must not exhaust a thread's stack.
+pub const MAX_DEPTH: usize = 64;
+
 /// A query that does not compile: where, and why.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
@@ -274,6 +278,7 @@ pub fn parse_query(src: &str) -> Result<Query, QueryError> {
         src,
         lexer: Lexer { src, pos: 0 },
         peeked: None,
+        depth: 0,
     };
     let mut commands = vec![p.command()?];
     loop {
@@ -291,6 +296,7 @@ struct Parser<'s> {
     src: &'s str,
     lexer: Lexer<'s>,
     peeked: Option<Spanned>,
+    depth: usize,
 }
 
 impl<'s> Parser<'s> {
@@ -598,7 +604,30 @@ impl<'s> Parser<'s> {
         Ok(Command::Stats { aggs, by })
     }
 
+    /// Runs `parse` one nesting level deeper, refusing past [`MAX_DEPTH`].
+    fn nested<T>(
+        &mut self,
+        parse: impl FnOnce(&mut Self) -> Result<T, QueryError>,
+    ) -> Result<T, QueryError> {
+        if self.depth >= MAX_DEPTH {
+            let t = self.peek()?.clone();
+            return Err(self.error(
+                t.start,
+                t.end,
+                &format!("expressions nest more than {MAX_DEPTH} deep"),
+            ));
+        }
+        self.depth += 1;
+        let out = parse(self);
+        self.depth -= 1;
+        out
+    }
+
     fn expr(&mut self) -> Result<Expr, QueryError> {
+        self.nested(Self::or)
+    }
+
+    fn or(&mut self) -> Result<Expr, QueryError> {
         let mut left = self.and()?;
         while self.keyword("or")? {
             left = Expr::Or(Box::new(left), Box::new(self.and()?));
@@ -616,7 +645,7 @@ impl<'s> Parser<'s> {
 
     fn not(&mut self) -> Result<Expr, QueryError> {
         if self.keyword("not")? {
-            return Ok(Expr::Not(Box::new(self.not()?)));
+            return Ok(Expr::Not(Box::new(self.nested(Self::not)?)));
         }
         self.comparison()
     }
@@ -721,7 +750,7 @@ impl<'s> Parser<'s> {
     fn unary(&mut self) -> Result<Expr, QueryError> {
         if self.peek()?.tok == Tok::Op("-") {
             self.bump()?;
-            return Ok(Expr::Neg(Box::new(self.unary()?)));
+            return Ok(Expr::Neg(Box::new(self.nested(Self::unary)?)));
         }
         self.primary()
     }

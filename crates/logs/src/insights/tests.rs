@@ -211,6 +211,7 @@ fn sort_puts_strings_before_numbers_and_compares_digit_runs_as_numbers() {
 
 #[test]
 fn syntax_errors_name_their_position() {
+    const MAX_DEPTH_PARENS: usize = 64;
     let cases: &[(&str, usize, usize, &str)] = &[
         (
             "fields @message | filtr x = 1",
@@ -256,6 +257,18 @@ fn syntax_errors_name_their_position() {
             "limit must be a whole number from 1 to 100000 at line 1 and position 7",
         ),
         ("", 0, 0, "unexpected end of query at line 1 and position 1"),
+        (
+            &format!("filter {}1{}", "(".repeat(100), ")".repeat(100)),
+            7 + MAX_DEPTH_PARENS,
+            7 + MAX_DEPTH_PARENS,
+            "expressions nest more than 64 deep at line 1 and position 72",
+        ),
+        (
+            &format!("filter {}x", "not ".repeat(2000)),
+            7 + 4 * MAX_DEPTH_PARENS,
+            9 + 4 * MAX_DEPTH_PARENS,
+            "expressions nest more than 64 deep at line 1 and position 264",
+        ),
         (
             "filter é ~ 1",
             9,
