@@ -284,3 +284,38 @@ fn syntax_errors_name_their_position() {
         }
     }
 }
+
+mod arbitrary {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Pieces queries are made of, so random sequences reach deep into the parser.
+    const PIECES: &[&str] = &[
+        "fields", "filter", "stats", "sort", "limit", "dedup", "display", "parse", " | ",
+        "@message", "@timestamp", "level", "a.b", "`x y`", "(", ")", "[", "]", ",", " as ",
+        " by ", " and ", " or ", "not ", " like ", " in ", " asc", " desc", "=", "!=", "<",
+        ">=", "=~", "+", "-", "*", "/", "%", "^", "/ERR.*/", "/(?<u>\\w+)/", "'a=*'",
+        "\"x\"", "1", "2.5", "5m", "count(*)", "sum(", "pct(", "bin(", "strlen(", "é", "#c\n",
+        "\\", "'", "\"", "/",
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn any_query_parses_or_fails_inside_itself_and_runs(
+            parts in proptest::collection::vec(0..PIECES.len(), 0..40)
+        ) {
+            let query: String = parts.iter().map(|i| PIECES[*i]).collect::<Vec<_>>().join(" ");
+            match parse_query(&query) {
+                Ok(_) => {
+                    let _ = run_with(&query, &events(), 50);
+                }
+                Err(e) => {
+                    let chars = query.chars().count();
+                    prop_assert!(e.start <= e.end && e.end <= chars.max(1), "{e:?} in {chars}");
+                }
+            }
+        }
+    }
+}
