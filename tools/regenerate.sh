@@ -38,7 +38,8 @@ ecr_ops=(BatchCheckLayerAvailability BatchDeleteImage BatchGetImage CompleteLaye
 logs_ops=(CreateLogGroup CreateLogStream DeleteLogGroup DeleteLogStream DeleteRetentionPolicy
   DescribeLogGroups DescribeLogStreams FilterLogEvents GetLogEvents ListTagsForResource
   ListTagsLogGroup PutLogEvents PutRetentionPolicy TagLogGroup TagResource UntagLogGroup
-  UntagResource)
+  UntagResource StartQuery GetQueryResults StopQuery DescribeQueries PutQueryDefinition
+  DescribeQueryDefinitions DeleteQueryDefinition GetLogGroupFields)
 
 generated=()
 shapes() {

@@ -19,6 +19,8 @@ const LOGS: &str = "logs";
 pub(crate) struct Fields {
     log_group_name: Option<String>,
     log_group_identifier: Option<String>,
+    log_group_names: Option<Vec<String>>,
+    log_group_identifiers: Option<Vec<String>>,
     log_stream_name: Option<String>,
     resource_arn: Option<String>,
     tags: Option<BTreeMap<String, String>>,
@@ -43,6 +45,25 @@ pub(crate) fn map(scope: &ArnScope, op: Operation, f: &Fields) -> Vec<Access> {
     });
     let on = |resource: String| Access::new(LOGS, op.name(), resource);
     let group_arn = || group.map_or_else(|| "*".to_owned(), |g| log_group_arn(region, account, g));
+    if op == Op::StartQuery {
+        // A query needs logs:StartQuery on every group it reads.
+        let groups: Vec<&str> = group
+            .into_iter()
+            .chain(f.log_group_names.iter().flatten().map(String::as_str))
+            .chain(
+                f.log_group_identifiers
+                    .iter()
+                    .flatten()
+                    .filter_map(|i| log_group_from_identifier(i)),
+            )
+            .collect();
+        if !groups.is_empty() {
+            return groups
+                .into_iter()
+                .map(|g| on(log_group_arn(region, account, g)))
+                .collect();
+        }
+    }
     let mut access = match op {
         Op::PutLogEvents | Op::GetLogEvents => match (group, f.log_stream_name.as_deref()) {
             (Some(g), Some(s)) => on(log_stream_arn(region, account, g, s)),
@@ -58,7 +79,8 @@ pub(crate) fn map(scope: &ArnScope, op: Operation, f: &Fields) -> Vec<Access> {
         | Op::FilterLogEvents
         | Op::TagLogGroup
         | Op::UntagLogGroup
-        | Op::ListTagsLogGroup => on(group_arn()),
+        | Op::ListTagsLogGroup
+        | Op::GetLogGroupFields => on(group_arn()),
         Op::TagResource | Op::UntagResource | Op::ListTagsForResource => on(f
             .resource_arn
             .as_deref()
@@ -135,6 +157,21 @@ mod tests {
         assert_eq!(
             mapped(Operation::DescribeLogGroups, json!({})),
             ("logs:DescribeLogGroups".into(), "*".into())
+        );
+    }
+
+    #[test]
+    fn start_query_needs_every_group_it_reads() {
+        let body = serde_json::to_vec(&json!({"logGroupNames": ["a", "b"], "startTime": 0, "endTime": 1, "queryString": "fields @message"}))
+            .unwrap_or_default();
+        let a = accesses(&scope(), Operation::StartQuery, &body);
+        let resources: Vec<&str> = a.iter().map(|a| a.resource()).collect();
+        assert_eq!(
+            resources,
+            [
+                "arn:aws:logs:us-east-1:000000000000:log-group:a",
+                "arn:aws:logs:us-east-1:000000000000:log-group:b"
+            ]
         );
     }
 

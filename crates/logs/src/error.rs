@@ -38,6 +38,12 @@ pub enum LogsError {
     /// A resource would carry more than 50 tags.
     #[error("{0}")]
     TooManyTags(String),
+    /// A Logs Insights query that does not compile.
+    #[error("{0}")]
+    MalformedQuery(crate::insights::QueryError),
+    /// A quota is reached (e.g. concurrent queries).
+    #[error("{0}")]
+    LimitExceeded(String),
     /// The state store failed.
     #[error("The state store failed: {0}")]
     Store(#[from] StoreError),
@@ -66,6 +72,18 @@ impl LogsError {
                 "ResourceAlreadyExistsException"
             }
             Self::TooManyTags(_) => "TooManyTagsException",
+            Self::LimitExceeded(_) => "LimitExceededException",
+            Self::MalformedQuery(e) => {
+                let mut err = AwsError::client("MalformedQueryException", msg.clone());
+                err.extra.insert(
+                    "queryCompileError".into(),
+                    serde_json::json!({
+                        "location": {"startCharOffset": e.start, "endCharOffset": e.end},
+                        "message": e.message,
+                    }),
+                );
+                return err;
+            }
             // ServiceUnavailableException is the Logs model's only server fault; botocore
             // retries it, which is right for contention and store hiccups.
             Self::Store(_) | Self::Contention(_) => {

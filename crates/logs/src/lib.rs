@@ -15,11 +15,13 @@ pub mod event_store;
 mod events;
 mod filter;
 mod groups;
+pub mod insights;
 mod migrate;
 mod objects;
 mod operations;
 mod pagination;
 mod pattern;
+mod queries;
 mod retention;
 mod streams;
 mod tags;
@@ -49,6 +51,7 @@ pub struct Logs {
     events: Arc<dyn EventStore>,
     scope: ArnScope,
     clock: Clock,
+    queries: Arc<queries::Queries>,
 }
 
 /// The (empty) response of operations that have no output shape.
@@ -64,6 +67,7 @@ impl Logs {
             events,
             scope,
             clock: Arc::new(wall_clock_ms),
+            queries: Arc::new(queries::Queries::new()),
         }
     }
 

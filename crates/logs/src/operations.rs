@@ -5,7 +5,7 @@
 
 use crate::decode::parse_request;
 use crate::error::LogsError;
-use crate::{events, filter, groups, streams, tags, Logs};
+use crate::{events, filter, groups, queries, streams, tags, Logs};
 pub use model::logs::operations::Operation;
 use serde::Serialize;
 use wire::{
@@ -39,6 +39,14 @@ impl Logs {
             Op::TagLogGroup => run!(tags::tag_log_group),
             Op::UntagLogGroup => run!(tags::untag_log_group),
             Op::ListTagsLogGroup => run!(tags::list_tags_log_group),
+            Op::StartQuery => run!(queries::start_query),
+            Op::GetQueryResults => run!(queries::get_query_results),
+            Op::StopQuery => run!(queries::stop_query),
+            Op::DescribeQueries => run!(queries::describe_queries),
+            Op::PutQueryDefinition => run!(queries::put_query_definition),
+            Op::DescribeQueryDefinitions => run!(queries::describe_query_definitions),
+            Op::DeleteQueryDefinition => run!(queries::delete_query_definition),
+            Op::GetLogGroupFields => run!(queries::get_log_group_fields),
             Op::AssociateKmsKey
             | Op::AssociateSourceToS3TableIntegration
             | Op::CancelExportTask
@@ -61,7 +69,6 @@ impl Logs {
             | Op::DeleteLogAnomalyDetector
             | Op::DeleteLookupTable
             | Op::DeleteMetricFilter
-            | Op::DeleteQueryDefinition
             | Op::DeleteResourcePolicy
             | Op::DeleteScheduledQuery
             | Op::DeleteSubscriptionFilter
@@ -80,8 +87,6 @@ impl Logs {
             | Op::DescribeIndexPolicies
             | Op::DescribeLookupTables
             | Op::DescribeMetricFilters
-            | Op::DescribeQueries
-            | Op::DescribeQueryDefinitions
             | Op::DescribeResourcePolicies
             | Op::DescribeSubscriptionFilters
             | Op::DisassociateKmsKey
@@ -94,11 +99,9 @@ impl Logs {
             | Op::GetIntegration
             | Op::GetLogAnomalyDetector
             | Op::GetLogFields
-            | Op::GetLogGroupFields
             | Op::GetLogObject
             | Op::GetLogRecord
             | Op::GetLookupTable
-            | Op::GetQueryResults
             | Op::GetScheduledQuery
             | Op::GetScheduledQueryHistory
             | Op::GetStorageTierPolicy
@@ -124,15 +127,12 @@ impl Logs {
             | Op::PutIntegration
             | Op::PutLogGroupDeletionProtection
             | Op::PutMetricFilter
-            | Op::PutQueryDefinition
             | Op::PutResourcePolicy
             | Op::PutStorageTierPolicy
             | Op::PutSubscriptionFilter
             | Op::PutSyslogConfiguration
             | Op::PutTransformer
             | Op::StartLiveTail
-            | Op::StartQuery
-            | Op::StopQuery
             | Op::TestMetricFilter
             | Op::TestTransformer
             | Op::UpdateAnomaly

@@ -914,7 +914,7 @@ async fn every_modelled_operation_runs_a_handler_or_answers_not_implemented() {
         &["SerializationException", "InvalidParameterException"],
     )
     .await;
-    assert_eq!(answered.served, 17, "operations served");
+    assert_eq!(answered.served, 25, "operations served");
 }
 
 #[tokio::test]
@@ -971,4 +971,243 @@ async fn events_an_older_server_kept_in_the_keyspace_move_to_the_event_store_onc
         messages(&f.ok("GetLogEvents", get).await),
         vec!["a", "b", "c", "d"]
     );
+}
+
+/// Polls GetQueryResults until the query is no longer scheduled or running.
+async fn query_results(f: &Fixture, id: &str) -> Value {
+    for _ in 0..500 {
+        let v = f.ok("GetQueryResults", json!({"queryId": id})).await;
+        if v["status"] != "Running" && v["status"] != "Scheduled" {
+            return v;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("query {id} did not finish");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn insights_queries_run_over_the_stored_events_of_every_named_group() {
+    let f = fixture();
+    f.stream("a", "s1").await;
+    f.stream("a", "s2").await;
+    f.stream("b", "s1").await;
+    f.put("a", "s1", &[(T0, "GET 200"), (T0 + 61_000, "GET 500")])
+        .await;
+    f.put("a", "s2", &[(T0 + 1_000, "POST 200")]).await;
+    f.put(
+        "b",
+        "s1",
+        &[(T0 + 2_000, "GET 404"), (T0 + 600_000, "late")],
+    )
+    .await;
+    let id = f
+        .ok(
+            "StartQuery",
+            json!({"logGroupNames": ["a", "b"], "startTime": T0 / 1000, "endTime": (T0 + 120_000) / 1000,
+                   "queryString": "filter @message like /GET/ | stats count(*) by bin(1m)"}),
+        )
+        .await["queryId"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let v = query_results(&f, &id).await;
+    assert_eq!(v["status"], "Complete");
+    assert_eq!(
+        v["results"],
+        json!([
+            [{"field": "bin(1m)", "value": "2024-11-26 10:00:00.000"}, {"field": "count(*)", "value": "2"}],
+            [{"field": "bin(1m)", "value": "2024-11-26 10:01:00.000"}, {"field": "count(*)", "value": "1"}],
+        ])
+    );
+    // The event at T0+600s is outside the time range: not scanned.
+    assert_eq!(v["statistics"]["recordsScanned"], 4.0);
+    assert_eq!(v["statistics"]["recordsMatched"], 3.0);
+    assert_eq!(v["statistics"]["bytesScanned"], 29.0);
+
+    let listed = f.ok("DescribeQueries", json!({"logGroupName": "b"})).await;
+    assert_eq!(listed["queries"][0]["queryId"], id.as_str());
+    assert_eq!(listed["queries"][0]["status"], "Complete");
+    let none = f.ok("DescribeQueries", json!({"status": "Running"})).await;
+    assert_eq!(none["queries"], json!([]));
+    let stopped = f.ok("StopQuery", json!({"queryId": id})).await;
+    assert_eq!(stopped["success"], false, "a finished query is not stopped");
+
+    // Rows of a plain query, paged with maxItems.
+    let id = f
+        .ok(
+            "StartQuery",
+            json!({"logGroupName": "a", "startTime": 0, "endTime": (T0 / 1000) + 3600,
+                   "queryString": "fields @message, @log | sort @timestamp desc", "limit": 2}),
+        )
+        .await["queryId"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let v = query_results(&f, &id).await;
+    let rows = v["results"].as_array().expect("rows");
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0][0], json!({"field": "@message", "value": "GET 500"}));
+    assert_eq!(
+        rows[0][1],
+        json!({"field": "@log", "value": "000000000000:a"})
+    );
+    assert_eq!(rows[0][2]["field"], "@ptr");
+    let page = f
+        .ok("GetQueryResults", json!({"queryId": id, "maxItems": 1}))
+        .await;
+    assert_eq!(page["results"].as_array().map(Vec::len), Some(1));
+    let token = page["nextToken"].as_str().expect("a next page");
+    let next = f
+        .ok(
+            "GetQueryResults",
+            json!({"queryId": id, "maxItems": 1, "nextToken": token}),
+        )
+        .await;
+    assert_eq!(next["results"][0][0]["value"], "POST 200");
+    assert!(next.get("nextToken").is_none());
+}
+
+#[tokio::test]
+async fn insights_requests_are_checked_as_aws_checks_them() {
+    let f = fixture();
+    f.stream("a", "s").await;
+    let e = f
+        .err(
+            "StartQuery",
+            json!({"logGroupName": "a", "startTime": 0, "endTime": 10, "queryString": "fields @message | stats count(*) by"}),
+        )
+        .await;
+    assert_eq!(e.code, "MalformedQueryException");
+    assert_eq!(
+        e.message,
+        "unexpected end of query at line 1 and position 36"
+    );
+    assert_eq!(
+        e.extra["queryCompileError"],
+        json!({"location": {"startCharOffset": 35, "endCharOffset": 35},
+               "message": "unexpected end of query at line 1 and position 36"})
+    );
+    let q = json!({"startTime": 0, "endTime": 10, "queryString": "fields @message"});
+    let mut both = q.clone();
+    both["logGroupName"] = json!("a");
+    both["logGroupNames"] = json!(["a"]);
+    assert_eq!(
+        f.err("StartQuery", both).await.code,
+        "InvalidParameterException"
+    );
+    assert_eq!(
+        f.err("StartQuery", q.clone()).await.code,
+        "InvalidParameterException"
+    );
+    let mut missing = q.clone();
+    missing["logGroupName"] = json!("nope");
+    assert_eq!(
+        f.err("StartQuery", missing).await.code,
+        "ResourceNotFoundException"
+    );
+    let mut backwards = q.clone();
+    backwards["logGroupName"] = json!("a");
+    backwards["startTime"] = json!(20);
+    assert_eq!(
+        f.err("StartQuery", backwards).await.code,
+        "InvalidParameterException"
+    );
+    let mut sql = q.clone();
+    sql["logGroupName"] = json!("a");
+    sql["queryLanguage"] = json!("SQL");
+    assert_eq!(
+        f.err("StartQuery", sql).await.code,
+        "InvalidParameterException"
+    );
+    let e = f.err("GetQueryResults", json!({"queryId": "0000"})).await;
+    assert_eq!(e.code, "ResourceNotFoundException");
+}
+
+#[tokio::test]
+async fn query_definitions_are_saved_listed_updated_and_deleted() {
+    let f = fixture();
+    let id = f
+        .ok(
+            "PutQueryDefinition",
+            json!({"name": "errors/by-minute", "queryString": "filter @message like /ERROR/ | stats count(*) by bin(1m)", "logGroupNames": ["a"]}),
+        )
+        .await["queryDefinitionId"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    f.ok(
+        "PutQueryDefinition",
+        json!({"name": "other", "queryString": "fields @message"}),
+    )
+    .await;
+    let v = f
+        .ok(
+            "DescribeQueryDefinitions",
+            json!({"queryDefinitionNamePrefix": "errors/"}),
+        )
+        .await;
+    assert_eq!(v["queryDefinitions"].as_array().map(Vec::len), Some(1));
+    assert_eq!(v["queryDefinitions"][0]["queryDefinitionId"], id.as_str());
+    assert_eq!(v["queryDefinitions"][0]["logGroupNames"], json!(["a"]));
+    assert_eq!(v["queryDefinitions"][0]["queryLanguage"], "CWLI");
+    assert_eq!(v["queryDefinitions"][0]["lastModified"], T0);
+    // An update replaces every member (AWS keeps nothing of the old definition).
+    f.ok(
+        "PutQueryDefinition",
+        json!({"queryDefinitionId": id, "name": "errors/renamed", "queryString": "fields @timestamp"}),
+    )
+    .await;
+    let v = f
+        .ok("DescribeQueryDefinitions", json!({"maxResults": 1}))
+        .await;
+    assert_eq!(v["queryDefinitions"][0]["name"], "errors/renamed");
+    assert_eq!(v["queryDefinitions"][0]["logGroupNames"], json!([]));
+    assert!(v["nextToken"].is_string());
+    let e = f
+        .err(
+            "PutQueryDefinition",
+            json!({"queryDefinitionId": "missing", "name": "n", "queryString": "fields @message"}),
+        )
+        .await;
+    assert_eq!(e.code, "ResourceNotFoundException");
+    let d = f
+        .ok("DeleteQueryDefinition", json!({"queryDefinitionId": id}))
+        .await;
+    assert_eq!(d["success"], true);
+    let e = f
+        .err("DeleteQueryDefinition", json!({"queryDefinitionId": id}))
+        .await;
+    assert_eq!(e.code, "ResourceNotFoundException");
+}
+
+#[tokio::test]
+async fn log_group_fields_come_from_recent_events() {
+    let f = fixture();
+    f.stream("a", "s").await;
+    f.put(
+        "a",
+        "s",
+        &[
+            (T0 - 60_000, r#"{"level":"INFO","http":{"status":200}}"#),
+            (T0 - 30_000, r#"{"level":"WARN"}"#),
+        ],
+    )
+    .await;
+    let v = f
+        .ok("GetLogGroupFields", json!({"logGroupName": "a"}))
+        .await;
+    let fields: Vec<(String, i64)> = v["logGroupFields"]
+        .as_array()
+        .expect("fields")
+        .iter()
+        .map(|x| {
+            (
+                x["name"].as_str().unwrap_or("").to_owned(),
+                x["percent"].as_i64().unwrap_or(-1),
+            )
+        })
+        .collect();
+    assert!(fields.contains(&("@message".into(), 100)));
+    assert!(fields.contains(&("level".into(), 100)));
+    assert!(fields.contains(&("http.status".into(), 50)));
 }

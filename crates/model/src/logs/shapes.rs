@@ -72,6 +72,18 @@ pub struct DeleteLogStreamRequest {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct DeleteQueryDefinitionRequest {
+    #[serde(rename = "queryDefinitionId")]
+    pub query_definition_id: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct DeleteQueryDefinitionResponse {
+    #[serde(rename = "success", default, skip_serializing_if = "Option::is_none")]
+    pub success: Option<bool>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
 pub struct DeleteRetentionPolicyRequest {
     #[serde(rename = "logGroupName")]
     pub log_group_name: String,
@@ -171,6 +183,76 @@ pub struct DescribeLogStreamsResponse {
         skip_serializing_if = "Option::is_none"
     )]
     pub log_streams: Option<Vec<LogStream>>,
+    #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct DescribeQueriesRequest {
+    #[serde(
+        rename = "logGroupName",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub log_group_name: Option<String>,
+    #[serde(rename = "status", default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<QueryStatus>,
+    #[serde(
+        rename = "maxResults",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_results: Option<i32>,
+    #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+    #[serde(
+        rename = "queryLanguage",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub query_language: Option<QueryLanguage>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct DescribeQueriesResponse {
+    #[serde(rename = "queries", default, skip_serializing_if = "Option::is_none")]
+    pub queries: Option<Vec<QueryInfo>>,
+    #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct DescribeQueryDefinitionsRequest {
+    #[serde(
+        rename = "queryLanguage",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub query_language: Option<QueryLanguage>,
+    #[serde(
+        rename = "queryDefinitionNamePrefix",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub query_definition_name_prefix: Option<String>,
+    #[serde(
+        rename = "maxResults",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_results: Option<i32>,
+    #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct DescribeQueryDefinitionsResponse {
+    #[serde(
+        rename = "queryDefinitions",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub query_definitions: Option<Vec<QueryDefinition>>,
     #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
 }
@@ -367,6 +449,72 @@ pub struct GetLogEventsResponse {
     pub next_backward_token: Option<String>,
 }
 
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct GetLogGroupFieldsRequest {
+    #[serde(
+        rename = "logGroupName",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub log_group_name: Option<String>,
+    #[serde(rename = "time", default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<i64>,
+    #[serde(
+        rename = "logGroupIdentifier",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub log_group_identifier: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct GetLogGroupFieldsResponse {
+    #[serde(
+        rename = "logGroupFields",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub log_group_fields: Option<Vec<LogGroupField>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct GetQueryResultsRequest {
+    #[serde(rename = "queryId")]
+    pub query_id: String,
+    #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+    #[serde(rename = "maxItems", default, skip_serializing_if = "Option::is_none")]
+    pub max_items: Option<i32>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct GetQueryResultsResponse {
+    #[serde(
+        rename = "queryLanguage",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub query_language: Option<QueryLanguage>,
+    #[serde(rename = "results", default, skip_serializing_if = "Option::is_none")]
+    pub results: Option<Vec<Vec<ResultField>>>,
+    #[serde(
+        rename = "statistics",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub statistics: Option<QueryStatistics>,
+    #[serde(rename = "status", default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<QueryStatus>,
+    #[serde(
+        rename = "encryptionKey",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub encryption_key: Option<String>,
+    #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum InheritedProperty {
     #[serde(rename = "ACCOUNT_DATA_PROTECTION")]
@@ -517,6 +665,14 @@ impl LogGroupClass {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct LogGroupField {
+    #[serde(rename = "name", default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(rename = "percent", default, skip_serializing_if = "Option::is_none")]
+    pub percent: Option<i32>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
 pub struct LogStream {
     #[serde(
         rename = "logStreamName",
@@ -636,11 +792,267 @@ pub struct PutLogEventsResponse {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct PutQueryDefinitionRequest {
+    #[serde(
+        rename = "queryLanguage",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub query_language: Option<QueryLanguage>,
+    #[serde(rename = "name")]
+    pub name: String,
+    #[serde(
+        rename = "queryDefinitionId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub query_definition_id: Option<String>,
+    #[serde(
+        rename = "logGroupNames",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub log_group_names: Option<Vec<String>>,
+    #[serde(rename = "queryString")]
+    pub query_string: String,
+    #[serde(
+        rename = "clientToken",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub client_token: Option<String>,
+    #[serde(
+        rename = "parameters",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub parameters: Option<Vec<QueryParameter>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct PutQueryDefinitionResponse {
+    #[serde(
+        rename = "queryDefinitionId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub query_definition_id: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
 pub struct PutRetentionPolicyRequest {
     #[serde(rename = "logGroupName")]
     pub log_group_name: String,
     #[serde(rename = "retentionInDays")]
     pub retention_in_days: i32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct QueryDefinition {
+    #[serde(
+        rename = "queryLanguage",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub query_language: Option<QueryLanguage>,
+    #[serde(
+        rename = "queryDefinitionId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub query_definition_id: Option<String>,
+    #[serde(rename = "name", default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(
+        rename = "queryString",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub query_string: Option<String>,
+    #[serde(
+        rename = "lastModified",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub last_modified: Option<i64>,
+    #[serde(
+        rename = "logGroupNames",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub log_group_names: Option<Vec<String>>,
+    #[serde(
+        rename = "parameters",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub parameters: Option<Vec<QueryParameter>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct QueryInfo {
+    #[serde(
+        rename = "queryLanguage",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub query_language: Option<QueryLanguage>,
+    #[serde(rename = "queryId", default, skip_serializing_if = "Option::is_none")]
+    pub query_id: Option<String>,
+    #[serde(
+        rename = "queryString",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub query_string: Option<String>,
+    #[serde(rename = "status", default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<QueryStatus>,
+    #[serde(
+        rename = "createTime",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub create_time: Option<i64>,
+    #[serde(
+        rename = "logGroupName",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub log_group_name: Option<String>,
+    #[serde(
+        rename = "queryDuration",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub query_duration: Option<i64>,
+    #[serde(
+        rename = "bytesScanned",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub bytes_scanned: Option<f64>,
+    #[serde(
+        rename = "userIdentity",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub user_identity: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum QueryLanguage {
+    #[serde(rename = "CWLI")]
+    Cwli,
+    #[serde(rename = "SQL")]
+    Sql,
+    #[serde(rename = "PPL")]
+    Ppl,
+}
+impl QueryLanguage {
+    /// The AWS string for this value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Cwli => "CWLI",
+            Self::Sql => "SQL",
+            Self::Ppl => "PPL",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct QueryParameter {
+    #[serde(rename = "name")]
+    pub name: String,
+    #[serde(
+        rename = "defaultValue",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub default_value: Option<String>,
+    #[serde(
+        rename = "description",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub description: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct QueryStatistics {
+    #[serde(
+        rename = "recordsMatched",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub records_matched: Option<f64>,
+    #[serde(
+        rename = "recordsScanned",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub records_scanned: Option<f64>,
+    #[serde(
+        rename = "estimatedRecordsSkipped",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub estimated_records_skipped: Option<f64>,
+    #[serde(
+        rename = "bytesScanned",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub bytes_scanned: Option<f64>,
+    #[serde(
+        rename = "estimatedBytesSkipped",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub estimated_bytes_skipped: Option<f64>,
+    #[serde(
+        rename = "logGroupsScanned",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub log_groups_scanned: Option<f64>,
+    #[serde(
+        rename = "resultCount",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub result_count: Option<f64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum QueryStatus {
+    #[serde(rename = "Scheduled")]
+    Scheduled,
+    #[serde(rename = "Running")]
+    Running,
+    #[serde(rename = "Complete")]
+    Complete,
+    #[serde(rename = "Failed")]
+    Failed,
+    #[serde(rename = "Cancelled")]
+    Cancelled,
+    #[serde(rename = "Timeout")]
+    Timeout,
+    #[serde(rename = "Unknown")]
+    Unknown,
+}
+impl QueryStatus {
+    /// The AWS string for this value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Scheduled => "Scheduled",
+            Self::Running => "Running",
+            Self::Complete => "Complete",
+            Self::Failed => "Failed",
+            Self::Cancelled => "Cancelled",
+            Self::Timeout => "Timeout",
+            Self::Unknown => "Unknown",
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -672,6 +1084,14 @@ pub struct RejectedLogEventsInfo {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct ResultField {
+    #[serde(rename = "field", default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    #[serde(rename = "value", default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
 pub struct SearchedLogStream {
     #[serde(
         rename = "logStreamName",
@@ -685,6 +1105,60 @@ pub struct SearchedLogStream {
         skip_serializing_if = "Option::is_none"
     )]
     pub searched_completely: Option<bool>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct StartQueryRequest {
+    #[serde(
+        rename = "queryLanguage",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub query_language: Option<QueryLanguage>,
+    #[serde(
+        rename = "logGroupName",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub log_group_name: Option<String>,
+    #[serde(
+        rename = "logGroupNames",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub log_group_names: Option<Vec<String>>,
+    #[serde(
+        rename = "logGroupIdentifiers",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub log_group_identifiers: Option<Vec<String>>,
+    #[serde(rename = "startTime")]
+    pub start_time: i64,
+    #[serde(rename = "endTime")]
+    pub end_time: i64,
+    #[serde(rename = "queryString")]
+    pub query_string: String,
+    #[serde(rename = "limit", default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<i32>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct StartQueryResponse {
+    #[serde(rename = "queryId", default, skip_serializing_if = "Option::is_none")]
+    pub query_id: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct StopQueryRequest {
+    #[serde(rename = "queryId")]
+    pub query_id: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct StopQueryResponse {
+    #[serde(rename = "success", default, skip_serializing_if = "Option::is_none")]
+    pub success: Option<bool>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
