@@ -660,13 +660,13 @@ impl Alarms {
             input
                 .alarm_names
                 .as_ref()
-                .map_or(true, |n| n.contains(&a.name))
+                .is_none_or(|n| n.contains(&a.name))
                 && input
                     .alarm_name_prefix
                     .as_ref()
-                    .map_or(true, |p| a.name.starts_with(p.as_str()))
-                && state.map_or(true, |s| a.state == s)
-                && input.action_prefix.as_ref().map_or(true, |p| {
+                    .is_none_or(|p| a.name.starts_with(p.as_str()))
+                && state.is_none_or(|s| a.state == s)
+                && input.action_prefix.as_ref().is_none_or(|p| {
                     a.ok_actions
                         .iter()
                         .chain(&a.alarm_actions)
@@ -706,16 +706,16 @@ impl Alarms {
                     && input
                         .statistic
                         .as_ref()
-                        .map_or(true, |s| a.statistic.as_ref() == Some(s))
+                        .is_none_or(|s| a.statistic.as_ref() == Some(s))
                     && input
                         .extended_statistic
                         .as_ref()
-                        .map_or(true, |s| a.extended_statistic.as_ref() == Some(s))
-                    && input.period.map_or(true, |p| a.period == p)
+                        .is_none_or(|s| a.extended_statistic.as_ref() == Some(s))
+                    && input.period.is_none_or(|p| a.period == p)
                     && input
                         .unit
                         .as_ref()
-                        .map_or(true, |u| a.unit.as_ref() == Some(u))
+                        .is_none_or(|u| a.unit.as_ref() == Some(u))
             })
             .map(|a| a.to_out())
             .collect();
@@ -870,20 +870,17 @@ impl Alarms {
             .filter(|(_, h, _)| {
                 metric_wanted
                     && h.timestamp_ms >= cutoff
-                    && input
-                        .alarm_name
-                        .as_ref()
-                        .map_or(true, |n| &h.alarm_name == n)
+                    && input.alarm_name.as_ref().is_none_or(|n| &h.alarm_name == n)
                     && input
                         .history_item_type
                         .as_ref()
-                        .map_or(true, |t| &h.item_type == t)
+                        .is_none_or(|t| &h.item_type == t)
                     && input
                         .start_date
-                        .map_or(true, |s| h.timestamp_ms as f64 >= s * 1000.0)
+                        .is_none_or(|s| h.timestamp_ms as f64 >= s * 1000.0)
                     && input
                         .end_date
-                        .map_or(true, |e| (h.timestamp_ms as f64) <= e * 1000.0)
+                        .is_none_or(|e| (h.timestamp_ms as f64) <= e * 1000.0)
             })
             .map(|(k, h, _)| (k, h))
             .collect();

@@ -185,7 +185,7 @@ impl CloudWatch {
                 let done = done
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
-                done.get(&alarm.name).map_or(true, |last| *last < end)
+                done.get(&alarm.name).is_none_or(|last| *last < end)
             };
             if !due {
                 continue;
