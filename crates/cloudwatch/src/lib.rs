@@ -434,3 +434,6 @@ impl Service for CloudWatch {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod alarm_tests;
