@@ -187,3 +187,40 @@ def test_aws_cli_describe_alarms(cw, scaled):
     alarm = json.loads(out.stdout)["MetricAlarms"][0]
     assert alarm["TreatMissingData"] == "notBreaching"
     assert alarm["EvaluationPeriods"] == 2
+
+
+def test_query_protocol_and_cbor_alarms(scaled):
+    # The raw-protocol helpers live with the metrics tests.
+    import urllib.parse
+    import xml.etree.ElementTree as ET
+
+    from test_cloudwatch import NS, cbor_call, cbor_decode, signed
+
+    name, ns = unique("query"), unique("AlarmNs")
+    form = {
+        "Action": "PutMetricAlarm", "Version": "2010-08-01", "AlarmName": name, "Namespace": ns,
+        "MetricName": "Load", "Statistic": "Maximum", "Period": "60", "EvaluationPeriods": "3",
+        "DatapointsToAlarm": "2", "Threshold": "75", "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+        "ActionsEnabled": "false", "OKActions.member.1": "arn:aws:sns:us-east-1:000000000000:ops",
+        "Dimensions.member.1.Name": "Service", "Dimensions.member.1.Value": "web",
+    }
+    ct = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
+    resp = signed(scaled, urllib.parse.urlencode(form).encode(), ct)
+    assert resp.status_code == 200, resp.text
+    form = {"Action": "DescribeAlarms", "Version": "2010-08-01", "AlarmNames.member.1": name}
+    resp = signed(scaled, urllib.parse.urlencode(form).encode(), ct)
+    assert resp.status_code == 200, resp.text
+    [alarm] = ET.fromstring(resp.text).findall(f"{NS}DescribeAlarmsResult/{NS}MetricAlarms/{NS}member")
+    assert alarm.find(f"{NS}ActionsEnabled").text == "false"
+    assert alarm.find(f"{NS}DatapointsToAlarm").text == "2"
+    assert alarm.find(f"{NS}OKActions/{NS}member").text.endswith(":ops")
+    assert alarm.find(f"{NS}Dimensions/{NS}member/{NS}Name").text == "Service"
+    # The same alarm over RPC v2 CBOR; a missing alarm is ResourceNotFound (404).
+    resp = cbor_call(scaled, "DescribeAlarms", {"AlarmNames": [name]})
+    assert resp.status_code == 200, resp.content
+    [out] = cbor_decode(resp.content)["MetricAlarms"]
+    assert out["ActionsEnabled"] is False and out["Threshold"] == 75.0
+    assert out["StateUpdatedTimestamp"][:2] == ("tag", 1)
+    resp = cbor_call(scaled, "SetAlarmState", {"AlarmName": unique("none"), "StateValue": "OK", "StateReason": "x"})
+    assert resp.status_code == 404
+    assert resp.headers["x-amzn-query-error"] == "ResourceNotFound;Sender"
