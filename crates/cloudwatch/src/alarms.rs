@@ -773,29 +773,15 @@ impl Alarms {
                 ));
             }
         }
-        let key = alarm_key(&name);
         let changed = self
-            .objects
-            .retry(&key, || async {
-                let Some((alarm, rev)) = self.objects.get::<StoredAlarm>(&key).await? else {
-                    return Err(CloudWatchError::ResourceNotFound(format!(
-                        "Alarm {name} does not exist."
-                    )));
-                };
-                let Some((next, item)) = transition(
-                    &alarm,
-                    state,
-                    reason.clone(),
-                    input.state_reason_data.clone(),
-                    now_ms,
-                ) else {
-                    return Ok(Step::Done(None));
-                };
-                let txn = Txn::new()
-                    .when(&key, rev)
-                    .put(&key, ::store::objects::encode(&next)?);
-                Ok(Step::Commit(put_history(txn, &item)?, Some(next)))
-            })
+            .change_state(
+                &name,
+                None,
+                state,
+                &reason,
+                input.state_reason_data.as_deref(),
+                now_ms,
+            )
             .await?;
         if let Some(alarm) = changed {
             self.fire(&alarm, actions, true, now_ms).await?;
@@ -933,31 +919,15 @@ impl Alarms {
         actions: &dyn AlarmActions,
         now_ms: i64,
     ) -> Result<(), CloudWatchError> {
-        let key = alarm_key(&evaluated.name);
         let changed = self
-            .objects
-            .retry(&key, || async {
-                let Some((alarm, rev)) = self.objects.get::<StoredAlarm>(&key).await? else {
-                    return Ok(Step::Done(None));
-                };
-                if alarm.config_updated_ms != evaluated.config_updated_ms {
-                    // Reconfigured meanwhile: the next round evaluates the new rule.
-                    return Ok(Step::Done(None));
-                }
-                let Some((next, item)) = transition(
-                    &alarm,
-                    verdict.state,
-                    verdict.reason.clone(),
-                    Some(verdict.reason_data.clone()),
-                    now_ms,
-                ) else {
-                    return Ok(Step::Done(None));
-                };
-                let txn = Txn::new()
-                    .when(&key, rev)
-                    .put(&key, ::store::objects::encode(&next)?);
-                Ok(Step::Commit(put_history(txn, &item)?, Some(next)))
-            })
+            .change_state(
+                &evaluated.name,
+                Some(evaluated.config_updated_ms),
+                verdict.state,
+                &verdict.reason,
+                Some(&verdict.reason_data),
+                now_ms,
+            )
             .await?;
         match changed {
             Some(alarm) => self.fire(&alarm, actions, true, now_ms).await,
@@ -967,6 +937,51 @@ impl Alarms {
             }
             None => Ok(()),
         }
+    }
+
+    /// Moves alarm `name` to `state` with its reason and data, writing the StateUpdate
+    /// history item in the same transaction; the new record when the state changed.
+    /// `config`: the configuration stamp an evaluation used; when the alarm has been
+    /// reconfigured (or deleted) since, nothing changes and the next round evaluates
+    /// the new rule. `None` (SetAlarmState): an absent alarm is ResourceNotFound.
+    async fn change_state(
+        &self,
+        name: &str,
+        config: Option<i64>,
+        state: State,
+        reason: &str,
+        data: Option<&str>,
+        now_ms: i64,
+    ) -> Result<Option<StoredAlarm>, CloudWatchError> {
+        let key = alarm_key(name);
+        self.objects
+            .retry(&key, || async {
+                let Some((alarm, rev)) = self.objects.get::<StoredAlarm>(&key).await? else {
+                    return match config {
+                        Some(_) => Ok(Step::Done(None)),
+                        None => Err(CloudWatchError::ResourceNotFound(format!(
+                            "Alarm {name} does not exist."
+                        ))),
+                    };
+                };
+                if config.is_some_and(|c| c != alarm.config_updated_ms) {
+                    return Ok(Step::Done(None));
+                }
+                let Some((next, item)) = transition(
+                    &alarm,
+                    state,
+                    reason.to_owned(),
+                    data.map(str::to_owned),
+                    now_ms,
+                ) else {
+                    return Ok(Step::Done(None));
+                };
+                let txn = Txn::new()
+                    .when(&key, rev)
+                    .put(&key, ::store::objects::encode(&next)?);
+                Ok(Step::Commit(put_history(txn, &item)?, Some(next)))
+            })
+            .await
     }
 
     /// Runs the actions of `alarm`'s current state: all of them on a transition, only
