@@ -244,6 +244,8 @@ pub enum Out {
     F64(f64),
     /// An integer.
     Int(i64),
+    /// A boolean.
+    Bool(bool),
     /// A timestamp, epoch seconds.
     Time(i64),
     /// A list (`<member>` items in XML).
@@ -261,6 +263,7 @@ impl Out {
             Out::Str(s) => Value::String(s.clone()),
             Out::F64(f) => json_f64(*f).unwrap_or(Value::Null),
             Out::Int(i) | Out::Time(i) => Value::from(*i),
+            Out::Bool(b) => Value::Bool(*b),
             Out::List(items) => Value::Array(items.iter().map(Out::to_json).collect()),
             Out::Obj(fields) => Value::Object(
                 fields
@@ -284,6 +287,7 @@ impl Out {
             Out::Str(s) => C::Text(s.clone()),
             Out::F64(f) => C::Float(*f),
             Out::Int(i) => C::Integer((*i).into()),
+            Out::Bool(b) => C::Bool(*b),
             Out::Time(t) => C::Tag(1, Box::new(C::Integer((*t).into()))),
             Out::List(items) => C::Array(items.iter().map(Out::to_cbor).collect()),
             Out::Obj(fields) => C::Map(
@@ -312,6 +316,9 @@ impl Out {
             }
             Out::Int(i) => {
                 x.text(&i.to_string());
+            }
+            Out::Bool(b) => {
+                x.text(if *b { "true" } else { "false" });
             }
             Out::Time(t) => {
                 x.text(&wire::xml::iso8601_secs(*t));

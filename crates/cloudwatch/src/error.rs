@@ -22,6 +22,12 @@ pub enum CloudWatchError {
     /// A NextToken this service did not hand out (`InvalidNextToken`).
     #[error("{0}")]
     InvalidNextToken(String),
+    /// No alarm of that name (`ResourceNotFound`).
+    #[error("{0}")]
+    ResourceNotFound(String),
+    /// A value in a format the operation does not take (`InvalidFormat`).
+    #[error("{0}")]
+    InvalidFormat(String),
     /// The body does not decode.
     #[error("{0}")]
     Serialization(String),
@@ -32,6 +38,12 @@ pub enum CloudWatchError {
 
 impl From<crate::store::MetricStoreError> for CloudWatchError {
     fn from(e: crate::store::MetricStoreError) -> Self {
+        Self::Internal(e.to_string())
+    }
+}
+
+impl From<::store::ObjectsError> for CloudWatchError {
+    fn from(e: ::store::ObjectsError) -> Self {
         Self::Internal(e.to_string())
     }
 }
@@ -50,6 +62,13 @@ impl CloudWatchError {
             ),
             Self::Validation(_) => ("ValidationException", "ValidationError"),
             Self::InvalidNextToken(_) => ("InvalidNextToken", "InvalidNextToken"),
+            Self::InvalidFormat(_) => ("InvalidFormatFault", "InvalidFormat"),
+            Self::ResourceNotFound(m) => {
+                let mut e = AwsError::client("ResourceNotFound", m.clone())
+                    .with_query_code("ResourceNotFound");
+                e.status = 404;
+                return e;
+            }
             // Not a modelled shape: the protocols' own decoding error.
             Self::Serialization(m) => {
                 return AwsError::client("SerializationException", m.clone());

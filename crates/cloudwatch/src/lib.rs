@@ -7,14 +7,20 @@
 //!
 //! Later work builds on [`CloudWatch::put`] and [`CloudWatch::query`] (ECS and ELB
 //! metrics, alarms, Application Auto Scaling); they take a [`SeriesKey`], a time range,
-//! a period and statistics, and need no HTTP. Alarms are not here yet: their operations
-//! answer as not implemented.
+//! a period and statistics, and need no HTTP.
+//!
+//! Metric alarms ([`alarms`]) are configuration kept in the region's state store once
+//! [`CloudWatch::with_alarms`] gives it one; [`CloudWatch::run_alarms`] evaluates them
+//! every period (divided by the server's time scale) and hands actions to an
+//! [`AlarmActions`] port.
 //!
 //! It must not speak HTTP or SigV4 (the binary does, through `wire`), nor reach into
 //! other services.
 
+pub mod alarms;
 pub mod codec;
 mod error;
+pub mod evaluate;
 pub mod math;
 mod put;
 mod read;
@@ -22,6 +28,7 @@ pub mod series;
 pub mod stats;
 pub mod store;
 
+pub use alarms::{AlarmActions, LoggedActions, StoredAlarm};
 pub use error::CloudWatchError;
 pub use model::cloudwatch::operations::Operation;
 pub use series::{Dimension, SeriesKey};
@@ -52,6 +59,9 @@ pub struct CloudWatch {
     store: Arc<MetricStore>,
     scope: ArnScope,
     clock: Clock,
+    alarms: Option<alarms::Alarms>,
+    actions: Arc<dyn AlarmActions>,
+    time_scale: f64,
 }
 
 impl std::fmt::Debug for CloudWatch {
@@ -76,7 +86,125 @@ impl CloudWatch {
             store,
             scope,
             clock: Arc::new(wall_clock),
+            alarms: None,
+            actions: Arc::new(LoggedActions),
+            time_scale: 1.0,
         }
+    }
+
+    /// The same service keeping alarms in the region's state `store`.
+    #[must_use]
+    pub fn with_alarms(mut self, store: Arc<dyn ::store::Store>) -> Self {
+        self.alarms = Some(alarms::Alarms::new(
+            ::store::Objects::new(store),
+            &self.scope,
+        ));
+        self
+    }
+
+    /// The same service sending alarm actions to `actions`.
+    #[must_use]
+    pub fn with_actions(mut self, actions: Arc<dyn AlarmActions>) -> Self {
+        self.actions = actions;
+        self
+    }
+
+    /// The same service evaluating alarms `scale` times faster than AWS: every period is
+    /// divided by it (the server's `--time-scale`; 1 is AWS's timing). Values below 1 are
+    /// taken as 1.
+    #[must_use]
+    pub fn with_time_scale(mut self, scale: f64) -> Self {
+        self.time_scale = if scale.is_finite() && scale >= 1.0 {
+            scale
+        } else {
+            1.0
+        };
+        self
+    }
+
+    /// An alarm period as evaluated: `period` divided by the time scale, whole seconds,
+    /// at least 1.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+    pub fn scaled_period(&self, period: i64) -> i64 {
+        ((period as f64 / self.time_scale).round() as i64).max(1)
+    }
+
+    #[allow(clippy::cast_possible_truncation)]
+    fn now_ms(&self) -> i64 {
+        (self.now() * 1000.0).floor() as i64
+    }
+
+    /// Evaluates every alarm whose (scaled) period ended since it was last evaluated
+    /// until `shutdown` fires (loop `alarm_evaluation`), and drops alarm history older
+    /// than two weeks once an hour.
+    pub async fn run_alarms(&self, shutdown: telemetry::CancellationToken) {
+        let Some(alarms) = self.alarms.clone() else {
+            return;
+        };
+        // Periods are at least 1 s once scaled: a tick of a fraction of the smallest
+        // one evaluates each soon after its period ends.
+        let tick = Duration::from_millis(250);
+        let done = std::sync::Mutex::new(std::collections::HashMap::<String, i64>::new());
+        let swept = std::sync::atomic::AtomicI64::new(0);
+        let wait = || tokio::time::sleep(tick);
+        let round = || async {
+            if let Err(error) = self.alarm_round(&alarms, &done, &swept).await {
+                tracing::warn!(%error, "Alarm evaluation round failed; retrying next tick.");
+            }
+        };
+        telemetry::supervise(telemetry::LoopName::AlarmEvaluation, shutdown, wait, round).await;
+    }
+
+    async fn alarm_round(
+        &self,
+        alarms: &alarms::Alarms,
+        done: &std::sync::Mutex<std::collections::HashMap<String, i64>>,
+        swept: &std::sync::atomic::AtomicI64,
+    ) -> Result<(), CloudWatchError> {
+        use std::sync::atomic::Ordering;
+        let now = self.now_secs();
+        if now - swept.load(Ordering::Relaxed) >= 3600 {
+            swept.store(now, Ordering::Relaxed);
+            let deleted = alarms.sweep_history(now).await?;
+            if deleted > 0 {
+                tracing::info!(deleted, "Alarm history older than two weeks deleted.");
+            }
+        }
+        let all = alarms.all().await?;
+        {
+            let mut done = done
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            done.retain(|name, _| all.iter().any(|a| &a.name == name));
+        }
+        for alarm in all {
+            let period = self.scaled_period(alarm.period);
+            // The last whole period ends here; the one in progress is still filling.
+            let end = now.div_euclid(period) * period;
+            let due = {
+                let done = done
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                done.get(&alarm.name).is_none_or(|last| *last < end)
+            };
+            if !due {
+                continue;
+            }
+            let range = alarms::window(&alarm, period, end);
+            let percentiles = alarm.extended_statistic.is_some();
+            let buckets = self
+                .query(alarm.series(), alarm.unit.clone(), range, percentiles)
+                .await?;
+            let now_ms = self.now_ms();
+            let verdict = alarms::judge(&alarm, &buckets, range, now_ms);
+            alarms
+                .apply(&alarm, verdict, self.actions.as_ref(), now_ms)
+                .await?;
+            done.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(alarm.name.clone(), end);
+        }
+        Ok(())
     }
 
     /// The same service reading time from `clock` (tests move time with it).
@@ -183,8 +311,47 @@ impl CloudWatch {
                     .await
                     .map(Some)
             }
-            _ => Err(ServiceError::NotImplemented),
+            _ => self.alarm_op(op, request).await,
         }
+    }
+
+    /// The alarm operations (not implemented when no state store was given).
+    async fn alarm_op(
+        &self,
+        op: Operation,
+        request: serde_json::Value,
+    ) -> Result<Option<Out>, ServiceError> {
+        use Operation as Op;
+        let Some(alarms) = &self.alarms else {
+            return Err(ServiceError::NotImplemented);
+        };
+        let aws = |e: CloudWatchError| ServiceError::Aws(e.to_aws());
+        let now_ms = self.now_ms();
+        let names = |r| parse::<alarms::AlarmNamesInput>(r).map(|i| i.alarm_names);
+        match op {
+            Op::PutMetricAlarm => alarms.put(parse(request)?, now_ms).await.map(|()| None),
+            Op::DescribeAlarms => alarms.describe(parse(request)?).await.map(Some),
+            Op::DescribeAlarmsForMetric => alarms.for_metric(parse(request)?).await.map(Some),
+            Op::DeleteAlarms => alarms.delete(names(request)?).await.map(|()| None),
+            Op::SetAlarmState => alarms
+                .set_state(parse(request)?, self.actions.as_ref(), now_ms)
+                .await
+                .map(|()| None),
+            Op::DescribeAlarmHistory => alarms
+                .history(parse(request)?, self.now_secs())
+                .await
+                .map(Some),
+            Op::EnableAlarmActions => alarms
+                .set_actions_enabled(names(request)?, true)
+                .await
+                .map(|()| None),
+            Op::DisableAlarmActions => alarms
+                .set_actions_enabled(names(request)?, false)
+                .await
+                .map(|()| None),
+            _ => return Err(ServiceError::NotImplemented),
+        }
+        .map_err(aws)
     }
 
     async fn blocking_op<F>(&self, call: F) -> Result<Out, ServiceError>
@@ -267,3 +434,6 @@ impl Service for CloudWatch {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod alarm_tests;

@@ -69,6 +69,8 @@ pub struct Template {
     pub fargate: Option<Arc<crate::fargate::Provisioner>>,
     /// `--agent-disconnect-timeout`, in seconds.
     pub disconnect_timeout: f64,
+    /// `--time-scale`: how many times faster than AWS alarm periods run.
+    pub time_scale: f64,
     /// `--stopped-task-retention` and the other ECS windows.
     pub retention: ecs::Retention,
     /// Whether this process serves the ELBv2 listeners.
@@ -112,6 +114,7 @@ impl Template {
                 &key.secret_access_key,
             ))),
             disconnect_timeout: self.disconnect_timeout,
+            time_scale: self.time_scale,
             retention: self.retention,
             serve_lb: self.serve_lb,
             shutdown: self.shutdown.clone(),

@@ -98,6 +98,8 @@ pub struct Kit {
     pub role_sessions: Option<Arc<dyn ecs::channel::RoleSessions>>,
     /// `--agent-disconnect-timeout`, in seconds.
     pub disconnect_timeout: f64,
+    /// `--time-scale`: how many times faster than AWS alarm periods run.
+    pub time_scale: f64,
     /// How long finished ECS records (STOPPED tasks, INACTIVE services, RunTask tokens)
     /// stay before they leave the store (`--stopped-task-retention`).
     pub retention: ecs::Retention,
@@ -317,7 +319,10 @@ impl Factory {
         .context("opening the log event and metric stores")?
         .with_context(|| format!("opening the log event and metric stores of {region}"))?;
         let (events, metrics) = events;
-        let cloudwatch = cloudwatch::CloudWatch::new(Arc::new(metrics), scope.clone());
+        // Alarms are configuration: they live in the region's state store.
+        let cloudwatch = cloudwatch::CloudWatch::new(Arc::new(metrics), scope.clone())
+            .with_alarms(store.clone())
+            .with_time_scale(self.kit.as_ref().map_or(1.0, |k| k.time_scale));
         let elb = elbv2::Elbv2::new(store.clone(), scope.clone(), None);
         let mut ecs = ecs::Ecs::new(store.clone(), scope.clone(), self.endpoint.clone())
             .with_target_groups(Arc::new(crate::lb_wiring::EcsTargets(elb.clone())));
@@ -453,6 +458,10 @@ impl Factory {
         // mid-sweep loses nothing.
         let (metrics, stop) = (region.cloudwatch.clone(), shutdown.clone());
         loops.spawn(async move { metrics.run_retention(stop).await });
+        // CloudWatch alarms: each round reads the alarms afresh and commits transitions
+        // with compare-and-swap, so stopping mid-round loses nothing.
+        let (alarms, stop) = (region.cloudwatch.clone(), shutdown.clone());
+        loops.spawn(async move { alarms.run_alarms(stop).await });
         // ELBv2: ends target draining on time (a committed write the data plane hears of).
         let (elb, stop) = (region.elb.clone(), shutdown.clone());
         loops.spawn(async move { elb.run_sweeper(stop).await });

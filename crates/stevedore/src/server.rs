@@ -39,6 +39,12 @@ pub struct ServerArgs {
         default_value_t = 300.0
     )]
     agent_disconnect_timeout: f64,
+    /// Runs CloudWatch alarm periods this many times faster than AWS (2 halves every
+    /// period; 1 is AWS's timing), so tests and demos see minute-long periods in seconds.
+    /// Scaled periods shorter than a minute read high-resolution (StorageResolution 1)
+    /// data.
+    #[arg(long, env = "STEVEDORE_TIME_SCALE", default_value_t = 1.0)]
+    time_scale: f64,
     /// How long STOPPED tasks (and INACTIVE services) stay visible before they leave the
     /// store: `1h` (AWS's documented floor), `30s`, `2m` or plain seconds.
     #[arg(long, env = "STEVEDORE_STOPPED_TASK_RETENTION", default_value = "1h",
@@ -198,6 +204,7 @@ pub async fn run(args: ServerArgs, quick_start: bool) -> anyhow::Result<()> {
         registry: Some((addr.to_string(), scheme.to_owned())),
         fargate: Some(provisioner.clone()),
         disconnect_timeout: args.agent_disconnect_timeout,
+        time_scale: args.time_scale,
         retention: ecs::Retention::with_stopped_tasks(args.stopped_task_retention.as_secs_f64()),
         serve_lb: !args.no_lb,
         shutdown: shutdown.clone(),

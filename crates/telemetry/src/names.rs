@@ -164,6 +164,8 @@ pub enum LoopName {
     EcsRetention,
     /// CloudWatch metrics retention sweep (datapoints past their resolution's retention).
     MetricsRetention,
+    /// CloudWatch alarm evaluation.
+    AlarmEvaluation,
     /// ELBv2 deregistration-delay sweeper.
     ElbDrainSweeper,
     /// The load balancer data plane following its configuration.
@@ -195,6 +197,7 @@ impl LoopName {
             LoopName::LogsRetention => "logs_retention",
             LoopName::EcsRetention => "ecs_retention",
             LoopName::MetricsRetention => "metrics_retention",
+            LoopName::AlarmEvaluation => "alarm_evaluation",
             LoopName::ElbDrainSweeper => "elb_drain_sweeper",
             LoopName::LbDataPlane => "lb_data_plane",
             LoopName::LbHealthCheck => "lb_health_check",
