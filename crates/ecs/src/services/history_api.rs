@@ -140,25 +140,42 @@ pub(crate) async fn list_service_deployments(
     })
 }
 
+/// Looks each history ARN up: what `pick` finds in its service's history, or a `MISSING`
+/// failure. A malformed ARN (or one of the other kind) refuses the whole request.
+async fn describe_each<T>(
+    ecs: &Ecs,
+    arns: &[String],
+    member: &str,
+    revision: bool,
+    pick: impl Fn(&super::history::History, &str) -> Option<T>,
+) -> Result<(Vec<T>, Vec<Failure>), EcsError> {
+    check_count(arns.len(), member)?;
+    let mut found = Vec::new();
+    let mut failures = Vec::new();
+    for arn in arns {
+        let (cluster, service) = parse_history_arn(ecs, arn, revision)?;
+        let st = ecs.service_of(&cluster, &service).await?;
+        match st.and_then(|st| pick(&st.history, arn)) {
+            Some(x) => found.push(x),
+            None => failures.push(missing(arn)),
+        }
+    }
+    Ok((found, failures))
+}
+
 pub(crate) async fn describe_service_deployments(
     ecs: &Ecs,
     req: DescribeServiceDeploymentsRequest,
     _: &Caller,
 ) -> Result<DescribeServiceDeploymentsResponse, EcsError> {
-    check_count(req.service_deployment_arns.len(), "serviceDeploymentArns")?;
-    let mut found = Vec::new();
-    let mut failures = Vec::new();
-    for arn in &req.service_deployment_arns {
-        let (cluster, service) = parse_history_arn(ecs, arn, false)?;
-        let record = ecs
-            .service_of(&cluster, &service)
-            .await?
-            .and_then(|st| st.history.find(arn).map(|r| r.deployment.clone()));
-        match record {
-            Some(d) => found.push(d),
-            None => failures.push(missing(arn)),
-        }
-    }
+    let (found, failures) = describe_each(
+        ecs,
+        &req.service_deployment_arns,
+        "serviceDeploymentArns",
+        false,
+        |h, arn| h.find(arn).map(|r| r.deployment.clone()),
+    )
+    .await?;
     Ok(DescribeServiceDeploymentsResponse {
         service_deployments: Some(found),
         failures: Some(failures),
@@ -170,20 +187,14 @@ pub(crate) async fn describe_service_revisions(
     req: DescribeServiceRevisionsRequest,
     _: &Caller,
 ) -> Result<DescribeServiceRevisionsResponse, EcsError> {
-    check_count(req.service_revision_arns.len(), "serviceRevisionArns")?;
-    let mut found = Vec::new();
-    let mut failures = Vec::new();
-    for arn in &req.service_revision_arns {
-        let (cluster, service) = parse_history_arn(ecs, arn, true)?;
-        let revision = ecs
-            .service_of(&cluster, &service)
-            .await?
-            .and_then(|st| st.history.revision(arn).cloned());
-        match revision {
-            Some(r) => found.push(r),
-            None => failures.push(missing(arn)),
-        }
-    }
+    let (found, failures) = describe_each(
+        ecs,
+        &req.service_revision_arns,
+        "serviceRevisionArns",
+        true,
+        |h, arn| h.revision(arn).cloned(),
+    )
+    .await?;
     Ok(DescribeServiceRevisionsResponse {
         service_revisions: Some(found),
         failures: Some(failures),
