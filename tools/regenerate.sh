@@ -24,7 +24,8 @@ ecs_ops=(CreateCluster CreateService DeleteAttributes DeleteCluster DeleteServic
   RegisterContainerInstance RegisterTaskDefinition RunTask StartTask StopTask
   SubmitContainerStateChange SubmitTaskStateChange TagResource UntagResource UpdateCluster
   UpdateClusterSettings UpdateContainerInstancesState UpdateService GetTaskProtection
-  UpdateTaskProtection)
+  UpdateTaskProtection ListServiceDeployments DescribeServiceDeployments
+  DescribeServiceRevisions StopServiceDeployment)
 ecr_ops=(BatchCheckLayerAvailability BatchDeleteImage BatchGetImage CompleteLayerUpload
   CreateRepository DeleteLifecyclePolicy DeleteRepository DeleteRepositoryPolicy DescribeImages
   DescribeRegistry DescribeRepositories GetAuthorizationToken GetDownloadUrlForLayer

@@ -44,6 +44,9 @@ pub(crate) struct Fields {
     tag_keys: Option<Vec<String>>,
     role: Option<String>,
     attributes: Option<Vec<Target>>,
+    service_deployment_arn: Option<String>,
+    service_deployment_arns: Option<Vec<String>>,
+    service_revision_arns: Option<Vec<String>>,
 }
 
 /// An attribute's target (PutAttributes, DeleteAttributes).
@@ -244,6 +247,24 @@ pub(crate) fn map(
                 a = a.with_key("ecs:task-definition", task_def());
             }
             vec![a]
+        }
+        // Listing names the service; the others name their deployment or revision ARN.
+        Op::ListServiceDeployments => {
+            let name = f.service.as_deref().unwrap_or("");
+            vec![in_cluster(arn_or(name, |n| scope.service(cluster_name, n)))]
+        }
+        Op::StopServiceDeployment => {
+            vec![on(f.service_deployment_arn.clone().unwrap_or_else(any))]
+        }
+        Op::DescribeServiceDeployments | Op::DescribeServiceRevisions => {
+            let arns = match op {
+                Op::DescribeServiceDeployments => f.service_deployment_arns.as_ref(),
+                _ => f.service_revision_arns.as_ref(),
+            };
+            match arns.filter(|a| !a.is_empty()) {
+                Some(a) => a.iter().map(|x| on(x.clone())).collect(),
+                None => vec![on(any())],
+            }
         }
         Op::DescribeServices => each(f.services.as_ref(), &|n| scope.service(cluster_name, n)),
         Op::ListServices | Op::ListServicesByNamespace => vec![in_cluster(any())],

@@ -41,6 +41,9 @@ pub enum EcsError {
     /// The named service does not exist in the cluster.
     #[error("Service not found.")]
     ServiceNotFound,
+    /// The service deployment ARN names no deployment this service keeps.
+    #[error("Service deployment not found.")]
+    ServiceDeploymentNotFound,
     /// The service exists but is DRAINING or INACTIVE.
     #[error("Service was not ACTIVE.")]
     ServiceNotActive,
@@ -91,6 +94,7 @@ impl EcsError {
             Self::TargetNotFound(_) => "TargetNotFoundException",
             Self::ServiceNotFound => "ServiceNotFoundException",
             Self::ServiceNotActive => "ServiceNotActiveException",
+            Self::ServiceDeploymentNotFound => "ServiceDeploymentNotFoundException",
             Self::AttributeLimitExceeded(_) => "AttributeLimitExceededException",
             Self::ResourceNotFound(_) => "ResourceNotFoundException",
             Self::AccessDenied(_) => "AccessDeniedException",

@@ -77,6 +77,12 @@ impl Ecs {
             Op::PutClusterCapacityProviders => run!(clusters::put_cluster_capacity_providers),
             Op::UpdateTaskProtection => run!(tasks::protection::update_task_protection),
             Op::GetTaskProtection => run!(tasks::protection::get_task_protection),
+            Op::ListServiceDeployments => run!(services::history_api::list_service_deployments),
+            Op::DescribeServiceDeployments => {
+                run!(services::history_api::describe_service_deployments)
+            }
+            Op::DescribeServiceRevisions => run!(services::history_api::describe_service_revisions),
+            Op::StopServiceDeployment => run!(services::history_api::stop_service_deployment),
             Op::AssociateGatewayWithCluster
             | Op::ContinueServiceDeployment
             | Op::CreateCapacityProvider
@@ -100,8 +106,6 @@ impl Ecs {
             | Op::DescribeGateway
             | Op::DescribeGatewayResources
             | Op::DescribeGatewayRoute
-            | Op::DescribeServiceDeployments
-            | Op::DescribeServiceRevisions
             | Op::DescribeTaskSets
             | Op::DisassociateGatewayFromCluster
             | Op::ExecuteCommand
@@ -111,10 +115,8 @@ impl Ecs {
             | Op::ListGatewayClusterAssociations
             | Op::ListGatewayRoutes
             | Op::ListGateways
-            | Op::ListServiceDeployments
             | Op::ListServicesByNamespace
             | Op::RegisterDaemonTaskDefinition
-            | Op::StopServiceDeployment
             | Op::SubmitAttachmentStateChanges
             | Op::UpdateCapacityProvider
             | Op::UpdateContainerAgent

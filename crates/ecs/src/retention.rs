@@ -15,8 +15,9 @@
 //! - INACTIVE services, `inactive_services` after they became INACTIVE. AWS documents
 //!   only that INACTIVE services "may be cleaned up" later and then answer as missing; no
 //!   window is documented, so the stopped-task retention is used: the one visibility
-//!   window ECS documents. A service's deployments and events live inside its record, so
-//!   deleting the record removes them.
+//!   window ECS documents. A service's deployments, events and deployment history (service
+//!   deployments and revisions, `services::history`) live inside its record, so deleting
+//!   the record removes them.
 //! - Deregistered (INACTIVE) container instances stay: AWS documents no window for them.
 //!
 //! Every removal is a compare-and-swap on the record's revision: a record that changed

@@ -278,6 +278,64 @@ async fn an_inactive_service_stays_describable_for_the_window_then_is_missing() 
 }
 
 #[tokio::test]
+async fn a_swept_service_takes_its_deployment_history_with_it() {
+    let f = fixture();
+    let (_instance, _session) = cluster(&f.ecs).await;
+    let create =
+        json!({"cluster": "c", "serviceName": "h", "taskDefinition": "web", "desiredCount": 0});
+    let created = call(&f.ecs, "CreateService", create.clone())
+        .await
+        .expect("service");
+    let deployment = created["service"]["currentServiceDeployment"]
+        .as_str()
+        .expect("a service deployment")
+        .to_owned();
+    let describe_deployment = || async {
+        call(
+            &f.ecs,
+            "DescribeServiceDeployments",
+            json!({"serviceDeploymentArns": [deployment.clone()]}),
+        )
+        .await
+        .expect("described")
+    };
+    call(
+        &f.ecs,
+        "DeleteService",
+        json!({"cluster": "c", "service": "h"}),
+    )
+    .await
+    .expect("deleted");
+    f.ecs.reconcile_all().await.expect("round");
+    // Still there while the INACTIVE service is.
+    assert_eq!(
+        describe_deployment().await["serviceDeployments"][0]["serviceDeploymentArn"],
+        deployment.as_str()
+    );
+    let clock = FakeClock::at(crate::now());
+    clock.advance(HOUR + 60.0);
+    let swept = sweep(&f.ecs, &Retention::default(), &clock).await;
+    assert_eq!(swept.services, 1);
+    let d = describe_deployment().await;
+    assert_eq!(d["serviceDeployments"], json!([]));
+    assert_eq!(d["failures"][0]["reason"], "MISSING");
+    // A service recreated under the name starts a history of its own.
+    call(&f.ecs, "CreateService", create)
+        .await
+        .expect("recreated");
+    let listed = call(
+        &f.ecs,
+        "ListServiceDeployments",
+        json!({"cluster": "c", "service": "h"}),
+    )
+    .await
+    .expect("listed");
+    let listed = listed["serviceDeployments"].as_array().expect("a list");
+    assert_eq!(listed.len(), 1);
+    assert_ne!(listed[0]["serviceDeploymentArn"], deployment.as_str());
+}
+
+#[tokio::test]
 async fn active_and_draining_services_never_expire() {
     let f = fixture();
     let (_instance, _session) = cluster(&f.ecs).await;

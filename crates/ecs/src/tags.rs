@@ -104,7 +104,10 @@ async fn with_tags(ecs: &Ecs, arn: &str, change: Option<Change<'_>>) -> Result<V
                 .map(|i| i.tags.unwrap_or_default())
                 .ok_or_else(|| not_found(arn))
         }
-        EcsResource::Task { .. } | EcsResource::Service { .. } => Err(not_found(arn)),
+        EcsResource::Task { .. }
+        | EcsResource::Service { .. }
+        | EcsResource::ServiceDeployment { .. }
+        | EcsResource::ServiceRevision { .. } => Err(not_found(arn)),
     }
 }
 

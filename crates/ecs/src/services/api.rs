@@ -253,7 +253,7 @@ pub(crate) fn push_primary(svc: &mut Service, mut d: Deployment) {
 
 /// The write of one attempt: the record at `key`, if still at `rev`; answers with the
 /// service as stored.
-fn save(key: &str, rev: u64, st: &StoredService) -> Result<Step<Service>, EcsError> {
+pub(crate) fn save(key: &str, rev: u64, st: &StoredService) -> Result<Step<Service>, EcsError> {
     Ok(Step::Commit(
         Txn::new()
             .when(key.to_owned(), rev)
@@ -382,7 +382,7 @@ pub(crate) async fn create_service(
                 Some((_, rev)) => *rev,
                 None => 0,
             };
-            let mut service = Service {
+            let service = Service {
                 service_arn: Some(ecs.scope.service(&cluster, &req.service_name)),
                 service_name: Some(req.service_name.clone()),
                 cluster_arn: Some(ecs.scope.cluster(&cluster)),
@@ -425,14 +425,15 @@ pub(crate) async fn create_service(
                 ..Default::default()
             };
             let d = new_deployment(&service, &td, at);
-            push_primary(&mut service, d);
-            let stored = StoredService {
+            let mut stored = StoredService {
                 service,
                 request_hash: hash.clone(),
                 completed: Vec::new(),
                 steady: false,
                 inactive_at: None,
+                history: Default::default(),
             };
+            stored.deploy(&ecs.scope, d, at);
             save(&key, rev, &stored)
         })
         .await?;
@@ -575,8 +576,9 @@ pub(crate) async fn update_service(
                 redeploy = true;
             }
             if redeploy {
-                let d = new_deployment(s, &td, now());
-                push_primary(s, d);
+                let at = now();
+                let d = new_deployment(s, &td, at);
+                st.deploy(&ecs.scope, d, at);
                 st.steady = false;
             }
             save(&key, rev, &st)

@@ -10,6 +10,8 @@
 
 pub(crate) mod api;
 pub(crate) mod controller;
+pub(crate) mod history;
+pub(crate) mod history_api;
 pub(crate) mod plan;
 pub(crate) mod record;
 #[cfg(test)]
@@ -18,7 +20,7 @@ mod target_plan;
 pub mod targets;
 pub(crate) mod unsupported;
 
-use model::ecs::shapes::{Service, ServiceEvent};
+use model::ecs::shapes::{Deployment, Service, ServiceEvent};
 use serde::{Deserialize, Serialize};
 
 /// Key of a service.
@@ -54,12 +56,23 @@ pub(crate) struct StoredService {
     /// `retention`). `None` while it is ACTIVE or DRAINING.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inactive_at: Option<f64>,
+    /// Service deployments and revisions (ListServiceDeployments and friends).
+    #[serde(default)]
+    pub history: history::History,
 }
 
 impl StoredService {
     /// The service's name.
     pub fn name(&self) -> &str {
         self.service.service_name.as_deref().unwrap_or_default()
+    }
+
+    /// Makes `d` the PRIMARY deployment of a new service deployment, recording the
+    /// revision it rolls out.
+    pub fn deploy(&mut self, scope: &model::ecs::arn::ArnScope, d: Deployment, at: f64) {
+        api::push_primary(&mut self.service, d.clone());
+        self.history.started(scope, &self.service, &d, at);
+        self.history.refresh(&mut self.service);
     }
 
     /// Adds an event (newest first), keeping the newest [`MAX_EVENTS`].

@@ -68,8 +68,10 @@ pub(crate) fn apply_outcome(st: &mut StoredService, a: &Actions, notes: &RoundRe
     let deps = st.service.deployments.get_or_insert_with(Vec::new);
     // Retire drained old deployments (never the PRIMARY).
     deps.retain(|d| is_primary(d) || !a.retire.iter().any(|r| Some(r.as_str()) == d.id.as_deref()));
-    if let Some((old_id, td)) = rollback {
-        apply_rollback(st, &old_id, td, at, &mut events);
+    if let Some((failed, old_id, td)) = rollback {
+        let reason =
+            format!("ECS deployment circuit breaker: rolling back to deploymentId {old_id}.");
+        roll_back(st, &failed, &old_id, td, &reason, at, &mut events);
     }
     st.service.running_count = Some(i32::try_from(total.running).unwrap_or(i32::MAX));
     st.service.pending_count = Some(i32::try_from(total.pending).unwrap_or(i32::MAX));
@@ -93,6 +95,8 @@ pub(crate) fn apply_outcome(st: &mut StoredService, a: &Actions, notes: &RoundRe
     for e in events {
         st.event(e, at);
     }
+    // The history's counts follow this round's.
+    st.history.refresh(&mut st.service);
     for e in repeatable {
         let recent = st.service.events.iter().flatten().any(|x| {
             x.message.as_deref() == Some(e.as_str())
@@ -219,17 +223,17 @@ fn apply_counts(st: &mut StoredService, a: &Actions) -> reconcile::Counts {
     total
 }
 
-/// Records rollout changes and their events; the completed deployment to roll back to,
-/// when one failed with rollback on.
+/// Records rollout changes and their events; when one failed with rollback on, the
+/// failed deployment and the completed one to roll back to (id, task definition).
 fn apply_rollouts(
     st: &mut StoredService,
     a: &Actions,
     at: f64,
     events: &mut Vec<String>,
-) -> Option<(String, String)> {
+) -> Option<(String, String, String)> {
     let name = st.name().to_owned();
     let deps = st.service.deployments.get_or_insert_with(Vec::new);
-    let mut rollback: Option<(String, String)> = None;
+    let mut rollback: Option<(String, String, String)> = None;
     for r in &a.rollouts {
         let Some(d) = deps
             .iter_mut()
@@ -256,6 +260,7 @@ fn apply_rollouts(
                 if st.completed.len() > 10 {
                     st.completed.remove(0);
                 }
+                st.history.completed(&r.deployment, at);
             }
             Rollout::Failed => {
                 events.push(format!(
@@ -268,8 +273,13 @@ fn apply_rollouts(
                     .as_ref()
                     .and_then(|c| c.deployment_circuit_breaker.as_ref())
                     .is_some_and(|b| b.enable && b.rollback);
+                st.history
+                    .failed(&r.deployment, d.failed_tasks.unwrap_or(0), at);
                 if wants_rollback {
-                    rollback = st.completed.last().cloned();
+                    rollback = st
+                        .completed
+                        .last()
+                        .map(|(id, td)| (r.deployment.clone(), id.clone(), td.clone()));
                 }
             }
             Rollout::InProgress => {}
@@ -278,11 +288,16 @@ fn apply_rollouts(
     rollback
 }
 
-/// Starts a deployment of the last completed one's task definition (`td`).
-fn apply_rollback(
+/// Rolls the deployment `failed` back: starts a deployment of the completed deployment
+/// `old_id`'s task definition (`td`), `reason` saying why, and records it in the
+/// service deployment of `failed` (the circuit breaker's rollback and
+/// StopServiceDeployment's).
+pub(crate) fn roll_back(
     st: &mut StoredService,
+    failed: &str,
     old_id: &str,
     td: String,
+    reason: &str,
     at: f64,
     events: &mut Vec<String>,
 ) {
@@ -307,10 +322,10 @@ fn apply_rollback(
         let new_id = d.id.clone().unwrap_or_default();
         push_primary(&mut st.service, d);
         if let Some(nd) = st.service.deployments.iter_mut().flatten().next() {
-            nd.rollout_state_reason = Some(format!(
-                "ECS deployment circuit breaker: rolling back to deploymentId {old_id}."
-            ));
+            nd.rollout_state_reason = Some(reason.to_owned());
         }
+        st.history.rolling_back(failed, &new_id, old_id, reason, at);
+        st.history.refresh(&mut st.service);
         st.service.task_definition = Some(td);
         events.push(format!(
             "(service {name}) (deployment {new_id}) rolling back to deployment {old_id}."

@@ -47,6 +47,24 @@ pub enum EcsResource {
         /// Service name.
         name: String,
     },
+    /// `service-deployment/<cluster>/<service>/<id>`
+    ServiceDeployment {
+        /// Cluster name.
+        cluster: String,
+        /// Service name.
+        service: String,
+        /// The deployment's id.
+        id: String,
+    },
+    /// `service-revision/<cluster>/<service>/<id>`
+    ServiceRevision {
+        /// Cluster name.
+        cluster: String,
+        /// Service name.
+        service: String,
+        /// The revision's id.
+        id: String,
+    },
 }
 
 /// A string that is not an ECS ARN of this partition.
@@ -77,6 +95,17 @@ impl ArnScope {
     /// ARN of a service.
     pub fn service(&self, cluster: &str, name: &str) -> String {
         format!("{}service/{cluster}/{name}", self.prefix())
+    }
+    /// ARN of a service deployment (one UpdateService's rollout, as history).
+    pub fn service_deployment(&self, cluster: &str, service: &str, id: &str) -> String {
+        format!(
+            "{}service-deployment/{cluster}/{service}/{id}",
+            self.prefix()
+        )
+    }
+    /// ARN of a service revision (the configuration one deployment rolled out).
+    pub fn service_revision(&self, cluster: &str, service: &str, id: &str) -> String {
+        format!("{}service-revision/{cluster}/{service}/{id}", self.prefix())
     }
     /// The root principal of the account, used as `registeredBy` and the default principal.
     pub fn root_principal(&self) -> String {
@@ -129,6 +158,20 @@ impl ArnScope {
                 cluster: (*c).to_owned(),
                 name: (*n).to_owned(),
             }),
+            ("service-deployment", [c, n, id]) if [c, n, id].iter().all(|p| nonempty(p)) => {
+                Ok(EcsResource::ServiceDeployment {
+                    cluster: (*c).to_owned(),
+                    service: (*n).to_owned(),
+                    id: (*id).to_owned(),
+                })
+            }
+            ("service-revision", [c, n, id]) if [c, n, id].iter().all(|p| nonempty(p)) => {
+                Ok(EcsResource::ServiceRevision {
+                    cluster: (*c).to_owned(),
+                    service: (*n).to_owned(),
+                    id: (*id).to_owned(),
+                })
+            }
             _ => Err(err()),
         }
     }
@@ -197,6 +240,33 @@ mod tests {
             .parse("arn:aws:ecs:us-east-1:000000000000:task-definition/x:0")
             .is_err());
         assert!(s.parse("cluster/x").is_err());
+        assert!(s
+            .parse("arn:aws:ecs:us-east-1:000000000000:service-deployment/c/s")
+            .is_err());
+        assert!(s
+            .parse("arn:aws:ecs:us-east-1:000000000000:service-revision/c//1")
+            .is_err());
+    }
+
+    #[test]
+    fn deployment_and_revision_arns_parse_back() {
+        let s = scope();
+        assert_eq!(
+            s.parse(&s.service_deployment("c", "web", "abc")),
+            Ok(EcsResource::ServiceDeployment {
+                cluster: "c".into(),
+                service: "web".into(),
+                id: "abc".into()
+            })
+        );
+        assert_eq!(
+            s.parse(&s.service_revision("c", "web", "123")),
+            Ok(EcsResource::ServiceRevision {
+                cluster: "c".into(),
+                service: "web".into(),
+                id: "123".into()
+            })
+        );
     }
 
     #[test]

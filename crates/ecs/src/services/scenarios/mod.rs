@@ -8,10 +8,10 @@
 mod balancers;
 mod daemon;
 mod deployments;
+mod history;
 mod instances;
 mod stored;
 
-use super::api::push_primary;
 use super::plan::{plan_round, Act, Groups, LaunchInputs, Observed, RoundPlan};
 use super::record::{apply_outcome, placement_message, RoundReport};
 use super::targets::{TargetGroupView, TargetState, TaskAddress};
@@ -85,6 +85,14 @@ fn deployment(id: &str, td: &str) -> Deployment {
     }
 }
 
+/// The ARN scope of the simulated service.
+fn scope() -> model::ecs::arn::ArnScope {
+    model::ecs::arn::ArnScope {
+        region: "us-east-1".into(),
+        account_id: "000000000000".into(),
+    }
+}
+
 fn service(desired: i32, min: i32, max: i32) -> StoredService {
     StoredService {
         service: Service {
@@ -92,6 +100,7 @@ fn service(desired: i32, min: i32, max: i32) -> StoredService {
             service_arn: Some(format!(
                 "arn:aws:ecs:us-east-1:000000000000:service/default/{NAME}"
             )),
+            cluster_arn: Some("arn:aws:ecs:us-east-1:000000000000:cluster/default".into()),
             status: Some("ACTIVE".parse().expect("an AWS status")),
             desired_count: Some(desired),
             scheduling_strategy: Some(SchedulingStrategy::Replica),
@@ -108,6 +117,7 @@ fn service(desired: i32, min: i32, max: i32) -> StoredService {
         completed: Vec::new(),
         steady: false,
         inactive_at: None,
+        history: Default::default(),
     }
 }
 
@@ -150,6 +160,13 @@ impl Sim {
         };
         for _ in 0..instances {
             sim.join_instance();
+        }
+        // The first deployment is the service's first service deployment.
+        let first = sim.st.service.deployments.iter().flatten().next().cloned();
+        if let Some(d) = first {
+            let at = sim.clock.now();
+            sim.st.history.started(&scope(), &sim.st.service, &d, at);
+            sim.st.history.refresh(&mut sim.st.service);
         }
         sim
     }
@@ -229,7 +246,8 @@ impl Sim {
         let id = format!("ecs-svc/{}", self.next_deployment);
         let td = format!("web:{}", self.next_deployment);
         self.next_deployment += 1;
-        push_primary(&mut self.st.service, deployment(&id, &td));
+        let at = self.clock.now();
+        self.st.deploy(&scope(), deployment(&id, &td), at);
         self.st.service.task_definition = Some(td);
         id
     }
