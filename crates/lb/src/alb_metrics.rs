@@ -262,9 +262,8 @@ impl Meters {
             let Some(load_balancer) = &entry.load_balancer else {
                 continue;
             };
-            let count = |want: Routable| {
-                entry.targets.iter().filter(|t| t.health() == want).count() as u64
-            };
+            let count =
+                |want: Routable| entry.targets.iter().filter(|t| t.health() == want).count() as u64;
             out.push(GroupPeriod {
                 load_balancer: load_balancer.clone(),
                 target_group: target_group_dimension(arn).to_owned(),
@@ -312,7 +311,11 @@ pub(crate) fn compute_points(groups: &[GroupPeriod], timestamp: i64) -> Vec<Metr
                 false,
                 PointValue::Count(value),
             ));
-            out.push(point("RequestCountPerTarget", true, PointValue::Count(value)));
+            out.push(point(
+                "RequestCountPerTarget",
+                true,
+                PointValue::Count(value),
+            ));
         }
         out.push(point(
             "HealthyHostCount",

@@ -104,7 +104,10 @@ mod tests {
                 ("TargetGroup", "targetgroup/tg/2")
             ]
         );
-        assert_eq!((s.unit.as_str(), s.set), ("Count", StatisticSet::of(7.0, 1.0)));
+        assert_eq!(
+            (s.unit.as_str(), s.set),
+            ("Count", StatisticSet::of(7.0, 1.0))
+        );
     }
 
     #[test]

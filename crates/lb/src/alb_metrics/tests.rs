@@ -90,7 +90,11 @@ fn points_per_target_group_and_per_load_balancer() {
         120,
     );
     assert!(points.iter().all(|p| p.timestamp == 120));
-    let (lb, ta, tb) = (Some("app/web/1"), Some("targetgroup/a/1"), Some("targetgroup/b/2"));
+    let (lb, ta, tb) = (
+        Some("app/web/1"),
+        Some("targetgroup/a/1"),
+        Some("targetgroup/b/2"),
+    );
     assert_eq!(
         find(&points, "RequestCount", lb, ta),
         Some(&PointValue::Count(7.0))
@@ -143,7 +147,13 @@ fn points_per_target_group_and_per_load_balancer() {
 #[test]
 fn a_quiet_period_reports_only_host_counts() {
     let points = compute_points(
-        &[period("app/web/1", "targetgroup/a/1", Window::default(), 1, 1)],
+        &[period(
+            "app/web/1",
+            "targetgroup/a/1",
+            Window::default(),
+            1,
+            1,
+        )],
         60,
     );
     let metrics: Vec<&str> = points.iter().map(|p| p.metric).collect();
@@ -187,7 +197,10 @@ fn load_balancers_are_kept_apart() {
 fn periods_align_to_the_epoch() {
     let every = Duration::from_secs(60);
     // At 12:01:00.5 the period that just ended began at 12:00:00.
-    assert_eq!(period_start(Duration::from_millis(43_260_500), every), 43_200);
+    assert_eq!(
+        period_start(Duration::from_millis(43_260_500), every),
+        43_200
+    );
     assert_eq!(
         until_boundary(Duration::from_millis(43_260_500), every),
         Duration::from_millis(59_500)
