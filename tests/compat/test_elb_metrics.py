@@ -17,6 +17,7 @@ import urllib.request
 
 import pytest
 
+from agent_fixtures import wait_for
 from conftest import StevedoreServer, free_port, make_client, unique
 
 NAMESPACE = "AWS/ApplicationELB"
@@ -53,17 +54,6 @@ def get_status(url: str) -> int:
             return resp.status
     except urllib.error.HTTPError as err:
         return err.code
-
-
-def wait_for(check, timeout: float, what: str, log=lambda: ""):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.25)
-    pytest.fail(f"timed out waiting for {what} (last: {last!r})\n{log()}")
 
 
 @pytest.fixture()
