@@ -7,8 +7,9 @@
 //! - every request forwarded to it, whether its target answered or the load balancer
 //!   answered 502/504 for it (AWS counts each request for which a target was chosen);
 //! - the 5XX responses its targets sent (not the load balancer's own);
-//! - each target response time (request sent → response head), to the microsecond, with
-//!   how often each value occurred, so the store can answer Average and percentiles.
+//! - each target response time (request sent → response head), to the microsecond below
+//!   a millisecond and to three significant digits above (see [`coarse_us`]), with how
+//!   often each value occurred, so the store can answer Average and percentiles.
 //!
 //! Health checks go through [`crate::health`], never through here, so they are not
 //! counted, as on AWS. Network load balancers (TCP listeners) publish nothing here: their
@@ -66,7 +67,7 @@ pub(crate) struct Window {
     pub(crate) requests: u64,
     /// 5XX responses sent by targets.
     pub(crate) target_5xx: u64,
-    /// Target response times in microseconds → how many.
+    /// Target response times in microseconds (see [`coarse_us`]) → how many.
     pub(crate) response_us: HashMap<u64, u64>,
 }
 
@@ -80,7 +81,7 @@ impl Window {
                 self.target_5xx += 1;
             }
             let us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
-            *self.response_us.entry(us).or_insert(0) += 1;
+            *self.response_us.entry(coarse_us(us)).or_insert(0) += 1;
         }
     }
 
@@ -100,6 +101,27 @@ impl Window {
             .collect();
         out.sort_by(|a, b| a.0.total_cmp(&b.0));
         out
+    }
+}
+
+/// A response time as kept: exact below a millisecond, else rounded to three significant
+/// digits (within 0.5 %, finer than the store's 1 % percentile bins). This bounds a
+/// period's distinct values to a few thousand whatever the traffic, where exact
+/// microseconds could grow by one entry per request.
+pub(crate) fn coarse_us(us: u64) -> u64 {
+    if us < 1_000 {
+        return us;
+    }
+    // The power of ten that leaves three digits, and rounding to the nearest multiple.
+    let mut step = 1u64;
+    while us / step >= 1_000 {
+        step *= 10;
+    }
+    let down = us / step * step;
+    if us - down >= step / 2 {
+        down.saturating_add(step)
+    } else {
+        down
     }
 }
 

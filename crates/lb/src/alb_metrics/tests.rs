@@ -210,3 +210,26 @@ fn periods_align_to_the_epoch() {
         Duration::from_secs(2)
     );
 }
+
+#[test]
+fn response_times_keep_three_significant_digits_above_a_millisecond() {
+    assert_eq!(coarse_us(0), 0);
+    assert_eq!(coarse_us(999), 999);
+    assert_eq!(coarse_us(1_000), 1_000);
+    assert_eq!(coarse_us(12_345), 12_300);
+    assert_eq!(coarse_us(12_350), 12_400);
+    assert_eq!(coarse_us(59_999_999), 60_000_000);
+    // No overflow at the top.
+    assert!(coarse_us(u64::MAX) >= 18_400_000_000_000_000_000);
+    // Every value stays within 0.5 %, and a whole minute of distinct times stays small.
+    let mut keys = std::collections::HashSet::new();
+    for us in (1_000..60_000_000u64).step_by(997) {
+        let c = coarse_us(us);
+        assert!(
+            (c as f64 - us as f64).abs() <= us as f64 * 0.005,
+            "{us} -> {c}"
+        );
+        keys.insert(c);
+    }
+    assert!(keys.len() < 5_000, "{}", keys.len());
+}
