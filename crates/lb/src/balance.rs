@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use model::lb::{Algorithm, TargetKey};
 
+use crate::alb_metrics::GroupMeter;
 use crate::pool::{Pools, Sender, Upstream};
 
 /// Routing health of a target, as the health checker last concluded.
@@ -79,9 +80,19 @@ pub(crate) struct Backend {
     pub(crate) state: Arc<TargetState>,
     /// Its target group's request counters, resolved when the configuration loaded.
     pub(crate) requests: Arc<telemetry::LbRequests>,
+    /// Its target group's AWS/ApplicationELB counters (kept across snapshots).
+    pub(crate) meter: Arc<GroupMeter>,
 }
 
 impl Backend {
+    /// Counts one request forwarded to this target, answered with `status`: by the
+    /// target after `response_time`, or by the load balancer (`None`) when the target
+    /// could not be reached in time.
+    pub(crate) fn record(&self, worker: usize, status: u16, response_time: Option<Duration>) {
+        self.requests.record(status);
+        self.meter.record(worker, status, response_time);
+    }
+
     /// May take new requests while at least one target of its group is healthy.
     fn healthy(&self) -> bool {
         !self.draining && self.state.health() == Routable::Healthy
@@ -153,6 +164,16 @@ impl Group {
 
     pub(crate) fn stickiness(&self) -> Option<Duration> {
         self.stickiness
+    }
+
+    /// The live state of each target that is not draining (what AWS counts in
+    /// HealthyHostCount and UnHealthyHostCount).
+    pub(crate) fn live_targets(&self) -> Vec<Arc<TargetState>> {
+        self.backends
+            .iter()
+            .filter(|b| !b.draining)
+            .map(|b| b.state.clone())
+            .collect()
     }
 
     /// The target for the next request; `None` when the group has no target that may take
@@ -277,6 +298,7 @@ mod tests {
             ),
             state: Arc::new(TargetState::new(health, 1)),
             requests: Arc::new(telemetry::LbRequests::for_target_group("tg")),
+            meter: Arc::new(GroupMeter::new(1)),
         })
     }
 

@@ -7,6 +7,7 @@ use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use bytes::{Buf, Bytes, BytesMut};
 use http::StatusCode;
@@ -239,6 +240,8 @@ impl Exchange<'_> {
         let timeouts = self.conn.timeouts;
         let pools = self.in_flight.raw_pools();
         let backend = self.in_flight.backend();
+        // Target response time: from sending the request to the response head.
+        let started = Instant::now();
         // A pooled connection the target has closed meanwhile fails the first attempt;
         // the request goes again on the next one (at worst a fresh one, which is final).
         let (mut upstream, head) = loop {
@@ -267,7 +270,7 @@ impl Exchange<'_> {
                 Err(_) => return self.fail(client, StatusCode::GATEWAY_TIMEOUT).await,
             }
         };
-        backend.requests.record(head.status);
+        backend.record(self.conn.worker, head.status, Some(started.elapsed()));
         if head.body == Body::Tunnel {
             // The 101 goes with whatever the target already sent past it.
             response.extend_from_slice(&upstream.buf);
@@ -399,7 +402,9 @@ impl Exchange<'_> {
 
     /// Answers the client with the load balancer's error page for `status`.
     async fn fail(&self, client: &mut TcpStream, status: StatusCode) -> Next {
-        self.in_flight.backend().requests.record(status.as_u16());
+        self.in_flight
+            .backend()
+            .record(self.conn.worker, status.as_u16(), None);
         let target = &self.in_flight.backend().key;
         tracing::debug!(status = status.as_u16(), target = %target.id, port = target.port, "Target did not answer.");
         let mut out = Vec::with_capacity(128);

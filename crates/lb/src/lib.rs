@@ -19,6 +19,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod alb_metrics;
 mod balance;
 mod error;
 pub mod framing;
@@ -34,6 +35,7 @@ mod table;
 mod tcp;
 mod workers;
 
+pub use alb_metrics::{MetricPoint, MetricsSink, PointValue};
 pub use error::LbError;
 pub use plane::{BindFailure, BoundListener, DataPlane, Options, PlaneStatus};
 pub use proxy::Timeouts;

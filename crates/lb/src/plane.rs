@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::alb_metrics::{compute_points, period_start, until_boundary, Meters, MetricsSink};
 use crate::balance::Group;
 use crate::error::LbError;
 use crate::proxy::{run_http_listener, Timeouts};
@@ -34,6 +35,9 @@ pub struct Options {
     /// Threads serving HTTP connections (each with its own runtime and upstream pool);
     /// 0 means one per available core.
     pub http_workers: usize,
+    /// The period of the AWS/ApplicationELB metrics handed to the sink (AWS: 60 s;
+    /// shorter for tests and demos). Periods are aligned to the epoch.
+    pub metrics_interval: Duration,
 }
 
 impl Default for Options {
@@ -42,6 +46,7 @@ impl Default for Options {
             timeouts: Timeouts::default(),
             bind_retry: Duration::from_secs(5),
             http_workers: 0,
+            metrics_interval: Duration::from_secs(60),
         }
     }
 }
@@ -89,10 +94,21 @@ impl PlaneStatus {
 
 /// The load balancer data plane. Construct it, keep a handle on [`DataPlane::status`],
 /// and drive [`DataPlane::run`] on a task.
-#[derive(Debug)]
 pub struct DataPlane {
     options: Options,
     status: watch::Sender<PlaneStatus>,
+    /// Where AWS/ApplicationELB metrics go (none: they are not collected for anyone).
+    sink: Option<Arc<dyn MetricsSink>>,
+}
+
+impl std::fmt::Debug for DataPlane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataPlane")
+            .field("options", &self.options)
+            .field("status", &self.status)
+            .field("sink", &self.sink.is_some())
+            .finish()
+    }
 }
 
 enum Routes {
@@ -130,7 +146,14 @@ impl DataPlane {
         DataPlane {
             options,
             status: watch::Sender::new(PlaneStatus::default()),
+            sink: None,
         }
+    }
+
+    /// Hands the AWS/ApplicationELB metrics to `sink` every [`Options::metrics_interval`].
+    pub fn with_metrics_sink(mut self, sink: Arc<dyn MetricsSink>) -> Self {
+        self.sink = Some(sink);
+        self
     }
 
     /// Follows what is being served.
@@ -167,13 +190,23 @@ impl DataPlane {
         };
         let (reports, reports_rx) = mpsc::unbounded_channel();
         let reporter = tokio::spawn(forward_reports(source.clone(), reports_rx));
+        let meters = Arc::new(Meters::new(workers.count()));
+        let root = CancellationToken::new();
+        if let Some(sink) = &self.sink {
+            tokio::spawn(publish_metrics(
+                meters.clone(),
+                sink.clone(),
+                self.options.metrics_interval,
+                root.clone(),
+            ));
+        }
         let mut sup = Supervisor {
             workers: workers.clone(),
             timeouts: self.options.timeouts,
             connect_timeout: self.options.timeouts.connect,
-            root: CancellationToken::new(),
+            root,
             reports,
-            targets: Targets::new(workers.count()),
+            targets: Targets::new(workers.count(), meters),
             listeners: HashMap::new(),
             failures: Vec::new(),
             served: None,
@@ -232,6 +265,38 @@ impl DataPlane {
         };
         self.status.send_replace(status);
     }
+}
+
+/// Every period (aligned to the epoch), drains the target groups' counters and hands
+/// their AWS/ApplicationELB points to `sink`, until `stop`.
+async fn publish_metrics(
+    meters: Arc<Meters>,
+    sink: Arc<dyn MetricsSink>,
+    every: Duration,
+    stop: CancellationToken,
+) {
+    // Below a second the store's finest resolution is crossed for nothing.
+    let every = every.max(Duration::from_secs(1));
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+    };
+    telemetry::supervise(
+        telemetry::LoopName::LbMetrics,
+        stop,
+        || tokio::time::sleep(until_boundary(now(), every)),
+        || {
+            let (meters, sink) = (meters.clone(), sink.clone());
+            async move {
+                let points = compute_points(&meters.collect(), period_start(now(), every));
+                if !points.is_empty() {
+                    sink.publish(points);
+                }
+            }
+        },
+    )
+    .await;
 }
 
 /// Batches health verdicts to the source: whatever has queued up goes in one call.

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -290,13 +290,15 @@ impl Conn {
             }
         }
         *request.version_mut() = http::Version::HTTP_11;
+        let started = Instant::now();
         let exchange = self.exchange(request, &in_flight);
         match tokio::time::timeout(self.timeouts.response, exchange).await {
             Ok(Ok((mut response, sender))) => {
-                in_flight
-                    .backend()
-                    .requests
-                    .record(response.status().as_u16());
+                in_flight.backend().record(
+                    self.worker,
+                    response.status().as_u16(),
+                    Some(started.elapsed()),
+                );
                 strip_hop_by_hop(response.headers_mut());
                 if let Some(cookie) = sticky {
                     cookie.append_to(response.headers_mut());
@@ -310,8 +312,8 @@ impl Conn {
                     })
                 })
             }
-            Ok(Err(status)) => status_response(status, &in_flight),
-            Err(_) => status_response(StatusCode::GATEWAY_TIMEOUT, &in_flight),
+            Ok(Err(status)) => status_response(status, &in_flight, self.worker),
+            Err(_) => status_response(StatusCode::GATEWAY_TIMEOUT, &in_flight, self.worker),
         }
     }
 
@@ -516,8 +518,12 @@ pub(crate) fn decide(routes: &HttpRoutes, facts: &RequestFacts<'_>) -> Decision 
     }
 }
 
-fn status_response(status: StatusCode, in_flight: &InFlight) -> Response<ResponseBody> {
-    in_flight.backend().requests.record(status.as_u16());
+fn status_response(
+    status: StatusCode,
+    in_flight: &InFlight,
+    worker: usize,
+) -> Response<ResponseBody> {
+    in_flight.backend().record(worker, status.as_u16(), None);
     let target = &in_flight.backend().key;
     tracing::debug!(status = status.as_u16(), target = %target.id, port = target.port, "Target did not answer.");
     lb_response(status)

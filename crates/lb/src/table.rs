@@ -14,6 +14,7 @@ use model::lb::{Action, Config, HealthReport, Listener, TargetKey};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::alb_metrics::Meters;
 use crate::balance::{Backend, Forward, Group, Routable, TargetState};
 use crate::error::LbError;
 use crate::health::{run_checker, CheckSpec};
@@ -166,13 +167,16 @@ pub(crate) struct Targets {
     entries: HashMap<(String, TargetKey), TargetEntry>,
     /// HTTP worker count, for each target's per-worker connection pools.
     workers: usize,
+    /// Each target group's AWS/ApplicationELB counters.
+    meters: Arc<Meters>,
 }
 
 impl Targets {
-    pub(crate) fn new(workers: usize) -> Self {
+    pub(crate) fn new(workers: usize, meters: Arc<Meters>) -> Self {
         Targets {
             entries: HashMap::new(),
             workers,
+            meters,
         }
     }
 
@@ -188,6 +192,7 @@ impl Targets {
         let mut groups = HashMap::new();
         for tg in &config.target_groups {
             let requests = Arc::new(telemetry::LbRequests::for_target_group(&tg.arn));
+            let meter = self.meters.meter(&tg.arn);
             let mut backends = Vec::with_capacity(tg.targets.len());
             for target in &tg.targets {
                 let authority = match compute_authority(&target.host, target.key.port) {
@@ -218,12 +223,14 @@ impl Targets {
                     cookie_id: compute_cookie_id(&tg.arn, &target.key),
                     state: entry.state.clone(),
                     requests: requests.clone(),
+                    meter: meter.clone(),
                 }));
             }
             let group =
                 Group::new(tg.arn.clone(), tg.algorithm, backends).with_stickiness(tg.stickiness);
             groups.insert(tg.arn.clone(), Arc::new(group));
         }
+        self.meters.apply_config(config, &groups);
         self.entries.retain(|id, entry| {
             let keep = seen.contains(id);
             if !keep {

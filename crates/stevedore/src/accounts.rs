@@ -75,6 +75,8 @@ pub struct Template {
     pub retention: ecs::Retention,
     /// Whether this process serves the ELBv2 listeners.
     pub serve_lb: bool,
+    /// `--lb-metrics-interval`: the period of the AWS/ApplicationELB metrics.
+    pub lb_metrics_interval: std::time::Duration,
     /// Stops every account's background loops.
     pub shutdown: CancellationToken,
 }
@@ -117,6 +119,7 @@ impl Template {
             time_scale: self.time_scale,
             retention: self.retention,
             serve_lb: self.serve_lb,
+            lb_metrics_interval: self.lb_metrics_interval,
             shutdown: self.shutdown.clone(),
         }
     }

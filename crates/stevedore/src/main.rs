@@ -13,6 +13,7 @@ mod http;
 mod instance_identity;
 mod join_token;
 mod lb_command;
+mod lb_metrics_wiring;
 mod lb_wiring;
 mod listener;
 mod metrics;

@@ -105,6 +105,8 @@ pub struct Kit {
     pub retention: ecs::Retention,
     /// Whether this process serves the ELBv2 listeners (not `--no-lb`).
     pub serve_lb: bool,
+    /// The period of the AWS/ApplicationELB metrics (`--lb-metrics-interval`).
+    pub lb_metrics_interval: std::time::Duration,
     /// Stops every region's background loops.
     pub shutdown: CancellationToken,
 }
@@ -467,7 +469,12 @@ impl Factory {
         loops.spawn(async move { elb.run_sweeper(stop).await });
         // The load balancer data plane serves the ELBv2 listeners from this process.
         if kit.serve_lb {
-            crate::server::spawn_data_plane(&mut loops, &region.elb, shutdown);
+            crate::server::spawn_data_plane(
+                &mut loops,
+                (&region.elb, &region.cloudwatch),
+                kit.lb_metrics_interval,
+                shutdown,
+            );
         }
         // The service controller is level-triggered: stopping it mid-round loses nothing.
         let (ecs, stop) = (region.ecs.clone(), shutdown.clone());

@@ -58,6 +58,11 @@ pub struct ServerArgs {
     /// Timeouts and caps of the API listener.
     #[command(flatten)]
     limits: crate::listener::Limits,
+    /// Period of the load balancers' AWS/ApplicationELB metrics (AWS: `1m`); shorter,
+    /// e.g. `2s`, for tests and demos. Periods are aligned to the clock.
+    #[arg(long, env = "STEVEDORE_LB_METRICS_INTERVAL", default_value = "1m",
+          value_parser = parse_retention)]
+    lb_metrics_interval: Duration,
     /// Do not serve the ELBv2 listeners from this process (run `stevedore lb` instead).
     #[arg(long, env = "STEVEDORE_NO_LB", value_parser = clap::builder::BoolishValueParser::new())]
     no_lb: bool,
@@ -207,6 +212,7 @@ pub async fn run(args: ServerArgs, quick_start: bool) -> anyhow::Result<()> {
         time_scale: args.time_scale,
         retention: ecs::Retention::with_stopped_tasks(args.stopped_task_retention.as_secs_f64()),
         serve_lb: !args.no_lb,
+        lb_metrics_interval: args.lb_metrics_interval,
         shutdown: shutdown.clone(),
     };
     let accounts = crate::accounts::Accounts::open(
@@ -287,11 +293,20 @@ pub async fn run(args: ServerArgs, quick_start: bool) -> anyhow::Result<()> {
 /// state, each restarted if it panics, both stopping with `shutdown`.
 pub(crate) fn spawn_data_plane(
     loops: &mut tokio::task::JoinSet<()>,
-    elb: &elbv2::Elbv2,
+    (elb, cloudwatch): (&elbv2::Elbv2, &cloudwatch::CloudWatch),
+    metrics_interval: Duration,
     shutdown: &CancellationToken,
 ) {
     let source = crate::lb_wiring::ElbSource::new(elb.clone());
-    let plane = Arc::new(lb::DataPlane::new(lb::Options::default()));
+    let options = lb::Options {
+        metrics_interval,
+        ..lb::Options::default()
+    };
+    // The load balancers' AWS/ApplicationELB metrics go to the region's CloudWatch.
+    let sink = Arc::new(crate::lb_metrics_wiring::CloudWatchLbMetrics(
+        cloudwatch.clone(),
+    ));
+    let plane = Arc::new(lb::DataPlane::new(options).with_metrics_sink(sink));
     let follower = source.clone();
     loops.spawn(supervise_task(
         LoopName::LbConfigFollower,

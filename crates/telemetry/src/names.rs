@@ -174,6 +174,8 @@ pub enum LoopName {
     LbHealthCheck,
     /// The load balancer configuration source following the ELBv2 state.
     LbConfigFollower,
+    /// The load balancer data plane publishing its AWS/ApplicationELB metrics.
+    LbMetrics,
     /// Re-attaching Fargate capacity after a restart.
     FargateResume,
     /// The metrics exporter's housekeeping (drains histogram samples between scrapes).
@@ -202,6 +204,7 @@ impl LoopName {
             LoopName::LbDataPlane => "lb_data_plane",
             LoopName::LbHealthCheck => "lb_health_check",
             LoopName::LbConfigFollower => "lb_config_follower",
+            LoopName::LbMetrics => "lb_metrics",
             LoopName::FargateResume => "fargate_resume",
             LoopName::MetricsUpkeep => "metrics_upkeep",
             LoopName::LocalAgent => "local_agent",

@@ -26,6 +26,7 @@ fn group(arn: &str, ids: &[&str]) -> Group {
                 cookie_id: compute_cookie_id(arn, &key(id)),
                 state: Arc::new(TargetState::new(Routable::Healthy, 1)),
                 requests: Arc::new(telemetry::LbRequests::for_target_group(arn)),
+                meter: Arc::new(crate::alb_metrics::GroupMeter::new(1)),
             })
         })
         .collect();
