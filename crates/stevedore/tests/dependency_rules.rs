@@ -47,7 +47,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("elbv2", &["wire", "model", "policy", "store", "telemetry"]),
     ("lb", &["model", "telemetry"]),
     ("logs", &["wire", "model", "policy", "store", "telemetry"]),
-    ("cloudwatch", &["wire", "model", "telemetry"]),
+    ("cloudwatch", &["wire", "model", "store", "telemetry"]),
     ("iam", &["wire", "model", "policy", "store", "telemetry"]),
     ("autoscaling", &["wire", "model", "store", "telemetry"]),
     ("agent", &["model", "lifecycle", "oci", "wire"]),
