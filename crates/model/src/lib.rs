@@ -14,4 +14,5 @@ pub mod iam;
 pub mod instance_identity;
 pub mod lb;
 pub mod logs;
+pub mod region;
 pub mod sts;

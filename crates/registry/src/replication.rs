@@ -91,7 +91,7 @@ fn check(cfg: &ReplicationConfiguration, own: (&str, &str)) -> Result<(), Regist
                     d.registry_id
                 )));
             }
-            if !valid_region(&d.region) {
+            if !model::region::valid(&d.region) {
                 return Err(validation(format!(
                     "Invalid region '{}' in a replication destination.",
                     d.region
@@ -125,19 +125,6 @@ fn check(cfg: &ReplicationConfiguration, own: (&str, &str)) -> Result<(), Regist
         )));
     }
     Ok(())
-}
-
-/// AWS's region syntax (`us-east-1`): what a destination may name.
-fn valid_region(name: &str) -> bool {
-    let parts: Vec<&str> = name.split('-').collect();
-    parts.len() >= 3
-        && name.len() <= 25
-        && parts[0].len() == 2
-        && parts[..parts.len() - 1]
-            .iter()
-            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
-        && parts[parts.len() - 1].bytes().all(|b| b.is_ascii_digit())
-        && !parts[parts.len() - 1].is_empty()
 }
 
 /// The destinations whose rules select repository `name`, each once.
