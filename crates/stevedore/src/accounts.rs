@@ -223,7 +223,7 @@ impl Accounts {
             shared: Shared::default(),
         };
         let first = builder
-            .build(&scope.account_id, admin, root, data_dir, true)
+            .build(&scope.account_id, admin, root, data_dir, None)
             .await?;
         let accounts = Self {
             first,
@@ -366,11 +366,10 @@ impl Accounts {
             access_key_id: record.access_key_id.clone(),
             secret_access_key: record.secret_access_key.clone(),
         };
-        let built = self.builder.build(id, &key, view, dir, false).await?;
-        let account = Arc::new(Account {
-            created_at: Some(record.created_at),
-            ..Arc::into_inner(built).context("a new account is not shared yet")?
-        });
+        let account = self
+            .builder
+            .build(id, &key, view, dir, Some(record.created_at))
+            .await?;
         account
             .regions
             .resume()
@@ -451,8 +450,10 @@ impl Builder {
         key: &AccessKey,
         store: Arc<dyn Store>,
         dir: PathBuf,
-        first: bool,
+        created_at: Option<i64>,
     ) -> anyhow::Result<Arc<Account>> {
+        // Only the first account has no creation record.
+        let first = created_at.is_none();
         let iam = iam::Iam::open(store.clone(), id)
             .await
             .with_context(|| format!("opening IAM of account {id}"))?;
@@ -478,7 +479,7 @@ impl Builder {
             id: id.to_owned(),
             iam,
             regions,
-            created_at: None,
+            created_at,
             root_key_id: key.access_key_id.clone(),
         }))
     }

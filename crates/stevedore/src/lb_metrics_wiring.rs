@@ -60,12 +60,7 @@ pub fn sample_of(p: MetricPoint) -> Option<Sample> {
 impl MetricsSink for CloudWatchLbMetrics {
     fn publish(&self, points: Vec<MetricPoint>) {
         let samples: Vec<Sample> = points.into_iter().filter_map(sample_of).collect();
-        let store = self.0.clone();
-        tokio::spawn(async move {
-            if let Err(error) = store.put(samples).await {
-                tracing::warn!(%error, "Could not store AWS/ApplicationELB metrics.");
-            }
-        });
+        crate::usage_wiring::put_in_background(&self.0, samples, NAMESPACE);
     }
 }
 

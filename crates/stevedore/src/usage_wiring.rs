@@ -33,15 +33,21 @@ pub fn sample_of(p: UsagePoint) -> Sample {
     }
 }
 
+/// Stores `samples` of `namespace` in the background (the services' own metrics: a
+/// report or a data plane period never waits on the disk write).
+pub fn put_in_background(store: &CloudWatch, samples: Vec<Sample>, namespace: &'static str) {
+    let store = store.clone();
+    tokio::spawn(async move {
+        if let Err(error) = store.put(samples).await {
+            tracing::warn!(%error, namespace, "Could not store a service's own metrics.");
+        }
+    });
+}
+
 impl UsageSink for CloudWatchUsage {
     fn publish(&self, points: Vec<UsagePoint>) {
         let samples: Vec<Sample> = points.into_iter().map(sample_of).collect();
-        let store = self.0.clone();
-        tokio::spawn(async move {
-            if let Err(error) = store.put(samples).await {
-                tracing::warn!(%error, "Could not store AWS/ECS metrics.");
-            }
-        });
+        put_in_background(&self.0, samples, NAMESPACE);
     }
 }
 
