@@ -246,6 +246,18 @@ fn parse_values(kind: Kind, texts: &[String], variables: bool) -> Result<Values,
 }
 
 impl Condition {
+    /// Every context key this condition reads: its key and its values' policy variables.
+    pub(crate) fn reads(&self) -> impl Iterator<Item = &str> {
+        let (strs, arns): (&[Pattern], &[ArnPattern]) = match &self.values {
+            Values::Str(p) => (p, &[]),
+            Values::Arn(p) => (&[], p),
+            _ => (&[], &[]),
+        };
+        std::iter::once(&*self.key)
+            .chain(strs.iter().flat_map(Pattern::variable_keys))
+            .chain(arns.iter().flat_map(ArnPattern::variable_keys))
+    }
+
     /// Whether this (operator, key) pair holds for `req`.
     pub(crate) fn holds(&self, req: &Request) -> bool {
         let value = req.get_lower(&self.key);

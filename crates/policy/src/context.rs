@@ -16,6 +16,24 @@ use std::sync::Arc;
 /// A context key, lower-cased: the global keys are static, tag keys are built.
 type Key = Cow<'static, str>;
 
+/// Whether `key` (any case) is one of the context keys that follow from the principal
+/// alone (see [`Principal`]): a condition or variable reading only these decides the same
+/// way for every request the principal makes on the same action and resource.
+pub(crate) fn is_principal_key(key: &str) -> bool {
+    const TAG: &str = "aws:principaltag/";
+    [
+        "aws:principalarn",
+        "aws:principalaccount",
+        "aws:username",
+        "aws:userid",
+    ]
+    .iter()
+    .any(|k| key.eq_ignore_ascii_case(k))
+        || key
+            .get(..TAG.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(TAG))
+}
+
 /// What kind of principal makes the request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PrincipalKind {

@@ -98,6 +98,22 @@ pub(crate) enum PrincipalSpec {
 }
 
 impl Policy {
+    /// Whether each of this identity policy's decisions follows from the principal, the
+    /// action and the resource alone: no condition and no policy variable reads a key a
+    /// request sets (time, source address, TLS, tags, service keys). The dispatch may
+    /// then remember a caller's allowed (action, resource) pairs.
+    pub fn decided_by_principal(&self) -> bool {
+        self.statements.iter().all(|st| {
+            let resources = st.resource.iter().flat_map(|m| &m.items);
+            st.action
+                .items
+                .variable_keys()
+                .chain(resources.flat_map(ArnPattern::variable_keys))
+                .chain(st.conditions.iter().flat_map(Condition::reads))
+                .all(crate::context::is_principal_key)
+        })
+    }
+
     /// Parses and validates `text` as a policy of `kind`.
     pub fn parse(text: &str, kind: PolicyKind) -> Result<Self, PolicyError> {
         let root: Value =

@@ -94,6 +94,14 @@ impl Pattern {
     }
 
     /// The literal this pattern equals, when it has no wildcard and no variable.
+    /// The context keys this pattern's policy variables read.
+    pub(crate) fn variable_keys(&self) -> impl Iterator<Item = &str> {
+        self.toks.iter().filter_map(|t| match t {
+            Tok::Var { key, .. } => Some(&**key),
+            _ => None,
+        })
+    }
+
     fn exact(&self) -> Option<&str> {
         match &self.shape {
             Shape::Exact(s) => Some(s),
@@ -250,6 +258,11 @@ pub(crate) struct PatternSet {
 }
 
 impl PatternSet {
+    /// The context keys the set's policy variables read (literal patterns have none).
+    pub(crate) fn variable_keys(&self) -> impl Iterator<Item = &str> {
+        self.other.iter().flat_map(Pattern::variable_keys)
+    }
+
     pub(crate) fn new(patterns: Vec<Pattern>) -> Self {
         let (mut exact, mut other) = (HashSet::new(), Vec::new());
         for p in patterns {
@@ -277,6 +290,11 @@ pub(crate) struct ArnPattern {
 }
 
 impl ArnPattern {
+    /// The context keys the pattern's policy variables read.
+    pub(crate) fn variable_keys(&self) -> impl Iterator<Item = &str> {
+        self.segments.iter().flat_map(Pattern::variable_keys)
+    }
+
     pub(crate) fn new(text: &str, variables: bool) -> Self {
         let syntax = Syntax {
             wildcards: true,

@@ -730,3 +730,60 @@ fn both<'a>(identity: &'a [&'a Policy], resource: &'a [&'a Policy]) -> PolicySet
         session: None,
     }
 }
+
+/// A policy is "decided by the principal" exactly when nothing it reads varies between
+/// two requests of one principal on one action and resource.
+#[test]
+fn decided_by_principal_only_when_no_request_key_is_read() {
+    let cases: &[(&str, bool)] = &[
+        (
+            r#"{"Effect":"Allow","Action":"ecs:Describe*","Resource":"*"}"#,
+            true,
+        ),
+        (
+            r#"{"Effect":"Allow","Action":"ecs:*","Resource":"*",
+               "Condition":{"StringEquals":{"aws:PrincipalAccount":"123456789012"}}}"#,
+            true,
+        ),
+        (
+            r#"{"Effect":"Allow","Action":"s3:*","Resource":"arn:aws:s3:::b/${aws:username}/*"}"#,
+            true,
+        ),
+        (
+            r#"{"Effect":"Allow","Action":"ecs:*","Resource":"*",
+               "Condition":{"StringEquals":{"aws:PrincipalTag/team":"web"}}}"#,
+            true,
+        ),
+        (
+            r#"{"Effect":"Allow","Action":"ecs:*","Resource":"*",
+               "Condition":{"IpAddress":{"aws:SourceIp":"10.0.0.0/8"}}}"#,
+            false,
+        ),
+        (
+            r#"{"Effect":"Deny","Action":"*","Resource":"*",
+               "Condition":{"Bool":{"aws:SecureTransport":"false"}}}"#,
+            false,
+        ),
+        (
+            r#"{"Effect":"Allow","Action":"ecs:RunTask","Resource":"*",
+               "Condition":{"ArnEquals":{"ecs:cluster":"arn:aws:ecs:*:*:cluster/${aws:username}"}}}"#,
+            false,
+        ),
+        (
+            r#"{"Effect":"Allow","Action":"ecs:*","Resource":"*",
+               "Condition":{"StringEquals":{"aws:username":"${aws:RequestTag/owner}"}}}"#,
+            false,
+        ),
+        (
+            r#"{"Effect":"Allow","Action":"s3:*","Resource":"arn:aws:s3:::b/${aws:SourceIp}"}"#,
+            false,
+        ),
+    ];
+    for (statement, expected) in cases {
+        assert_eq!(
+            identity(statement).decided_by_principal(),
+            *expected,
+            "{statement}"
+        );
+    }
+}

@@ -5,6 +5,7 @@
 //! decoding. It knows nothing of ECS or of storage; services hand it their errors as
 //! [`AwsError`] at the edge.
 
+mod allowed;
 #[cfg(feature = "testing")]
 pub mod conformance;
 pub mod dispatch;

@@ -2,6 +2,7 @@
 //! serves: what a service is called, how its requests are recognised and signed, its
 //! operation table, and the handler that runs one operation.
 
+use crate::allowed::Allowed;
 use crate::query::QueryParams;
 use crate::{AwsError, JsonVersion};
 use std::future::Future;
@@ -94,8 +95,9 @@ pub struct Caller {
 enum Standing {
     /// The account root: everything (only a resource policy's Deny could stop it).
     Root,
-    /// What these identity policies allow.
-    Policies(Arc<[policy::Policy]>),
+    /// What these identity policies allow, and the allows remembered when they are
+    /// decided by the principal alone (see [`crate::allowed`]).
+    Policies(Option<Arc<Allowed>>, Arc<[policy::Policy]>),
 }
 
 impl Caller {
@@ -121,7 +123,7 @@ impl Caller {
         Self {
             principal: Arc::new(principal.with_userid(user_id)),
             user_id: user_id.into(),
-            access: Standing::Policies(policies),
+            access: Standing::Policies(Allowed::for_policies(&policies).map(Arc::new), policies),
             instance_id: None,
             session_expiry: None,
         }
@@ -196,7 +198,15 @@ impl Caller {
     pub fn policies(&self) -> &[policy::Policy] {
         match &self.access {
             Standing::Root => &[],
-            Standing::Policies(p) => p,
+            Standing::Policies(_, p) => p,
+        }
+    }
+
+    /// The caller's remembered allows, when its policies let them be remembered.
+    pub(crate) fn allowed(&self) -> Option<&Allowed> {
+        match &self.access {
+            Standing::Policies(Some(memo), _) => Some(memo),
+            _ => None,
         }
     }
 }
@@ -273,6 +283,11 @@ impl Access {
             public: true,
             ..Self::any(prefix, action)
         }
+    }
+
+    /// Whether the resource's own policy is evaluated with this access.
+    pub(crate) fn has_resource_policy(&self) -> bool {
+        self.resource_policy.is_some()
     }
 
     /// Whether this access needs no permission ([`Access::public`]).

@@ -39,11 +39,14 @@ pub(crate) fn check(
             "The operation maps to no IAM action, so it is refused.",
         ));
     }
-    let identity: Vec<&policy::Policy> = caller.policies().iter().collect();
+    let mut identity: Option<Vec<&policy::Policy>> = None;
+    let allowed = caller.allowed();
     for need in needs {
-        if need.is_public() {
+        if need.is_public() || allowed.is_some_and(|memo| memo.allows(&need)) {
             continue;
         }
+        let remember = allowed.filter(|_| !need.has_resource_policy());
+        let (prefix, action) = (need.prefix(), need.action_name());
         let (mut req, resource_policy) = need.into_request(caller.shared_principal());
         req = req
             .at_epoch_millis(now_millis)
@@ -53,7 +56,7 @@ pub(crate) fn check(
         }
         let resource: Vec<&policy::Policy> = resource_policy.as_deref().into_iter().collect();
         let set = policy::PolicySet {
-            identity: &identity,
+            identity: identity.get_or_insert_with(|| caller.policies().iter().collect()),
             resource: &resource,
             session: None,
         };
@@ -74,6 +77,9 @@ pub(crate) fn check(
                 "Request denied by policy."
             );
             return Err(access_denied(&denied.to_string(), transport.query));
+        }
+        if let Some(memo) = remember {
+            memo.remember(prefix, action, req.resource());
         }
     }
     Ok(())

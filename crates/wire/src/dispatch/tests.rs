@@ -592,6 +592,19 @@ async fn a_user_is_allowed_what_its_policy_allows() {
 }
 
 #[tokio::test]
+async fn remembered_allows_answer_the_same_as_evaluation_request_after_request() {
+    // The same dispatch keeps the user's memo between requests: what was allowed stays
+    // allowed, what was denied stays denied, in any order.
+    let d = dispatch();
+    for _ in 0..3 {
+        let r = d.serve(json_as(USER_KEY, "Fake_20240101.Echo")).await;
+        assert_eq!(r.status(), 200, "{}", text(&r));
+        let r = d.serve(json_as(USER_KEY, "Fake_20240101.Fail")).await;
+        assert_eq!(json_code(&r), "AccessDeniedException");
+    }
+}
+
+#[tokio::test]
 async fn a_user_is_denied_what_no_policy_allows_with_aws_message_and_the_handler_never_runs() {
     // `Fail` would answer a server fault if its handler ran.
     let r = dispatch()
