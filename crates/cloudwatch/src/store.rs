@@ -19,6 +19,7 @@
 
 use crate::series::SeriesKey;
 use crate::stats::{Sketch, StatisticSet};
+use rusqlite::functions::FunctionFlags;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap};
@@ -178,6 +179,18 @@ fn open_connection(path: &Path) -> Result<Connection, MetricStoreError> {
     // series.
     conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA cache_size = -16384;")
         .map_err(backend("set synchronous=FULL and the cache size"))?;
+    conn.create_scalar_function(
+        "sketch_merge",
+        2,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            let blob = |i| ctx.get_raw(i).as_blob().unwrap_or_default();
+            let mut merged = Sketch::decode(blob(0));
+            merged.merge(&Sketch::decode(blob(1)));
+            Ok(merged.encode())
+        },
+    )
+    .map_err(backend("register sketch_merge"))?;
     Ok(conn)
 }
 
@@ -269,39 +282,25 @@ impl MetricStore {
             }
         }
         {
-            let mut read = tx
+            // One statement per bucket: a new bucket is inserted, a known one merged in
+            // place (count and sum add up, min and max widen, the sketches merge through
+            // `sketch_merge`), which spares a read and the delete-and-insert a REPLACE
+            // would cost in both the table and its age index.
+            let mut upsert = tx
                 .prepare_cached(
-                    "SELECT count, sum, min, max, sketch FROM points
-                     WHERE sid = ?1 AND res = ?2 AND ts = ?3 AND unit = ?4",
-                )
-                .map_err(backend("prepare the bucket read"))?;
-            let mut write = tx
-                .prepare_cached(
-                    "INSERT OR REPLACE INTO points (sid, res, ts, unit, count, sum, min, max, sketch)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    "INSERT INTO points (sid, res, ts, unit, count, sum, min, max, sketch)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                     ON CONFLICT (sid, res, ts, unit) DO UPDATE SET
+                       count = count + excluded.count,
+                       sum = sum + excluded.sum,
+                       min = min(min, excluded.min),
+                       max = max(max, excluded.max),
+                       sketch = sketch_merge(sketch, excluded.sketch)",
                 )
                 .map_err(backend("prepare the bucket write"))?;
-            for ((key, unit, res, ts), (mut set, mut sketch)) in buckets {
+            for ((key, unit, res, ts), (set, sketch)) in buckets {
                 let sid = ids.get(key).copied().unwrap_or_default();
-                let old = read
-                    .query_row(params![sid, res, ts, unit], |row| {
-                        Ok((
-                            StatisticSet {
-                                sample_count: row.get(0)?,
-                                sum: row.get(1)?,
-                                minimum: row.get(2)?,
-                                maximum: row.get(3)?,
-                            },
-                            row.get::<_, Vec<u8>>(4)?,
-                        ))
-                    })
-                    .optional()
-                    .map_err(backend("read a bucket"))?;
-                if let Some((old_set, old_sketch)) = old {
-                    set.merge(&old_set);
-                    sketch.merge(&Sketch::decode(&old_sketch));
-                }
-                write
+                upsert
                     .execute(params![
                         sid,
                         res,

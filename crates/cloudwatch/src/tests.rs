@@ -248,6 +248,44 @@ fn statistic_sets_merge_and_units_filter() {
 }
 
 #[test]
+fn puts_into_one_bucket_in_separate_calls_merge_in_the_database() {
+    // The second call finds the bucket on disk: counts add up, min and max widen and the
+    // distributions merge (`sketch_merge`), as if both had come in one call.
+    let (_d, store) = open();
+    store.put(&[sample("m", T0, 2.0, false)]).unwrap();
+    store.put(&[sample("m", T0 + 10, 10.0, false)]).unwrap();
+    store.put(&[sample("m", T0 + 20, 6.0, false)]).unwrap();
+    let [b] = store
+        .query(
+            &key("m"),
+            Some("Count"),
+            Range {
+                start: T0,
+                end: T0 + 60,
+                period: 60,
+            },
+            T0,
+            true,
+        )
+        .unwrap()
+        .try_into()
+        .unwrap();
+    assert_eq!(
+        b.set,
+        StatisticSet {
+            sample_count: 3.0,
+            sum: 18.0,
+            minimum: 2.0,
+            maximum: 10.0
+        }
+    );
+    let p50 = Statistic::Percentile(50.0)
+        .compute(&b.set, &b.sketch)
+        .unwrap();
+    assert!((p50 - 6.0).abs() <= 0.1, "{p50}");
+}
+
+#[test]
 fn percentiles_stay_within_one_percent_and_merge() {
     let mut a = Sketch::default();
     let mut b = Sketch::default();
