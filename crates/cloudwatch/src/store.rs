@@ -20,7 +20,7 @@
 use crate::series::SeriesKey;
 use crate::stats::{Sketch, StatisticSet};
 use rusqlite::functions::FunctionFlags;
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, TransactionBehavior};
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
