@@ -110,3 +110,10 @@ impl From<store::ObjectsError> for LogsError {
 pub(crate) fn invalid<T>(msg: impl Into<String>) -> Result<T, LogsError> {
     Err(LogsError::InvalidParameter(msg.into()))
 }
+
+impl From<crate::pattern::PatternError> for LogsError {
+    /// A filter pattern that does not parse is an invalid parameter, as AWS reports it.
+    fn from(e: crate::pattern::PatternError) -> Self {
+        Self::InvalidParameter(e.to_string())
+    }
+}

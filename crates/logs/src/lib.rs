@@ -20,7 +20,7 @@ mod migrate;
 mod objects;
 mod operations;
 mod pagination;
-mod pattern;
+pub mod pattern;
 mod queries;
 mod retention;
 mod streams;

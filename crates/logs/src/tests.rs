@@ -495,8 +495,9 @@ async fn filter_interleaves_streams_and_applies_patterns() {
         )
         .await;
     assert_eq!(e.code, "InvalidParameterException");
-    let e = f.err("FilterLogEvents", pat("{ $.level = \"x\" }")).await;
+    let e = f.err("FilterLogEvents", pat("{ $.level = }")).await;
     assert_eq!(e.code, "InvalidParameterException");
+    assert!(e.message.starts_with("Invalid filter pattern"), "{}", e.message);
 }
 
 #[tokio::test]
