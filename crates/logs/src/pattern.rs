@@ -866,7 +866,11 @@ impl<'a> Parser<'a> {
                     let expr = self.delimited_tail(&mut head)?;
                     out.conds.push(expr);
                 }
-                if out.slots.iter().any(|s| matches!(s, Slot::Named(n) if *n == name)) {
+                if out
+                    .slots
+                    .iter()
+                    .any(|s| matches!(s, Slot::Named(n) if *n == name))
+                {
                     return bad(format!("the field name '{name}' is used twice"));
                 }
                 out.slots.push(Slot::Named(name));
@@ -890,7 +894,9 @@ impl<'a> Parser<'a> {
                 }
             });
             if let Some(n) = unknown {
-                return bad(format!("the condition names '{n}', which is not a field of the pattern"));
+                return bad(format!(
+                    "the condition names '{n}', which is not a field of the pattern"
+                ));
             }
         }
         Ok(out)
@@ -902,9 +908,9 @@ impl<'a> Parser<'a> {
         head: &mut Option<Expr<String>>,
     ) -> Result<Expr<String>, PatternError> {
         let mut subject = |p: &mut Self| p.field_name();
-        let mut and = vec![head.take().ok_or_else(|| {
-            PatternError::Invalid("a field condition is missing".into())
-        })?];
+        let mut and = vec![head
+            .take()
+            .ok_or_else(|| PatternError::Invalid("a field condition is missing".into()))?];
         while self.eat("&&") {
             and.push(self.unary(1, &mut subject)?);
         }

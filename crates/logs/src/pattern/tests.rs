@@ -118,7 +118,8 @@ fn json_patterns_match_only_json_objects() {
     assert!(m("{ $.a = 1 }", "  {\"a\":1}  "));
 }
 
-const APACHE: &str = r#"127.0.0.1 - frank [10/Oct/2000:13:25:15 -0700] "GET /apache_pb.gif HTTP/1.0" 404 1534"#;
+const APACHE: &str =
+    r#"127.0.0.1 - frank [10/Oct/2000:13:25:15 -0700] "GET /apache_pb.gif HTTP/1.0" 404 1534"#;
 
 #[test]
 fn delimited_fields_bind_in_order() {
@@ -142,11 +143,26 @@ fn delimited_fields_bind_in_order() {
 
 #[test]
 fn delimited_conditions_wildcards_and_numbers() {
-    assert!(m("[ip, id, user, timestamp, request, status = 4*, bytes]", APACHE));
-    assert!(m("[ip, id, user, timestamp, request, status = 404, bytes > 1000]", APACHE));
-    assert!(!m("[ip, id, user, timestamp, request, status = 5*, bytes]", APACHE));
-    assert!(!m("[ip, id, user, timestamp, request, status, bytes < 1000]", APACHE));
-    assert!(m("[ip, id, user, timestamp, request = *gif*, status != 200, bytes]", APACHE));
+    assert!(m(
+        "[ip, id, user, timestamp, request, status = 4*, bytes]",
+        APACHE
+    ));
+    assert!(m(
+        "[ip, id, user, timestamp, request, status = 404, bytes > 1000]",
+        APACHE
+    ));
+    assert!(!m(
+        "[ip, id, user, timestamp, request, status = 5*, bytes]",
+        APACHE
+    ));
+    assert!(!m(
+        "[ip, id, user, timestamp, request, status, bytes < 1000]",
+        APACHE
+    ));
+    assert!(m(
+        "[ip, id, user, timestamp, request = *gif*, status != 200, bytes]",
+        APACHE
+    ));
     assert!(m(r#"[ip = "127.0.0.1", ...]"#, APACHE));
     assert!(m(r"[ip = %^127\.%, ...]", APACHE));
 }
@@ -230,7 +246,12 @@ fn broken_patterns_are_refused_with_aws_wording() {
     }
     let e = FilterPattern::parse(&"a".repeat(1025)).expect_err("too long");
     assert_eq!(e, PatternError::TooLong);
-    assert!(FilterPattern::parse(&format!("{{ {}$.a = 1{} }}", "(".repeat(40), ")".repeat(40))).is_err());
+    assert!(FilterPattern::parse(&format!(
+        "{{ {}$.a = 1{} }}",
+        "(".repeat(40),
+        ")".repeat(40)
+    ))
+    .is_err());
 }
 
 #[test]
