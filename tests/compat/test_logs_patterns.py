@@ -81,8 +81,8 @@ def matched(logs, group: str, pattern: str) -> list[str]:
     "pattern, expected",
     [
         # Terms: all must occur, ?any, -exclusion, quoted phrases, regular expressions.
-        ("ERROR", [TEXT[0], TEXT[3]]),
-        ("ERROR -healthcheck", [TEXT[0]]),
+        ("ERROR", [TEXT[0], TEXT[3], JSON[1]]),
+        ("ERROR -healthcheck -latency", [TEXT[0]]),
         ("?WARN ?timeout", [TEXT[0], TEXT[1]]),
         ('"slow disk"', [TEXT[1]]),
         ("%^(WARN|INFO) %", [TEXT[1], TEXT[2]]),
@@ -242,8 +242,9 @@ def test_list_log_groups(logs):
     got = logs.list_log_groups(logGroupNamePattern=base.split("/")[-1],
                                logGroupTags=[{"key": "team", "values": ["b"]}])["logGroups"]
     assert [g["logGroupName"] for g in got] == [f"{base}/worker"]
-    with pytest.raises(logs.exceptions.InvalidParameterException):
-        make_client_unvalidated(logs).list_log_groups(logGroupNamePattern="a*")
+    raw = make_client_unvalidated(logs)
+    with pytest.raises(raw.exceptions.InvalidParameterException):
+        raw.list_log_groups(logGroupNamePattern="a*")
 
 
 def make_client_unvalidated(logs):
@@ -324,3 +325,37 @@ def test_metric_filter_on_a_busybox_tasks_awslogs_output(env):
     aws.run("ecs", "stop-task", "--cluster", cluster, "--task", arn)
     wait_for(lambda: describe_task(aws, cluster, arn)["lastStatus"] == "STOPPED", 60, "STOPPED",
              agent.log_tail)
+
+
+def test_aws_cli_metric_filter_and_statistics(aws):
+    """The CLI calls the busybox test makes, on the shared server with put-log-events."""
+    group, ns = unique("/stevedore/cli"), "Stevedore/" + unique("cli")
+    aws.run("logs", "create-log-group", "--log-group-name", group)
+    aws.run("logs", "create-log-stream", "--log-group-name", group, "--log-stream-name", "s")
+    aws.run("logs", "put-metric-filter", "--log-group-name", group, "--filter-name", "slow",
+            "--filter-pattern", "[level = ERROR, ..., ms > 100]",
+            "--metric-transformations", json.dumps([{
+                "metricName": "SlowErrors", "metricNamespace": ns, "metricValue": "$ms",
+                "unit": "Milliseconds"}]))
+    start = now_ms() - 60_000
+    lines = ["INFO fast 5", "ERROR slow 250", "ERROR fast 20", "ERROR slow 400"]
+    aws.run("logs", "put-log-events", "--log-group-name", group, "--log-stream-name", "s",
+            "--log-events", json.dumps([{"timestamp": start + i, "message": m}
+                                        for i, m in enumerate(lines)]))
+    tested = aws.run("logs", "test-metric-filter", "--filter-pattern", "[level = ERROR, ..., ms > 100]",
+                     "--log-event-messages", *lines)
+    assert [m["eventNumber"] for m in tested["matches"]] == [2, 4]
+
+    def stats():
+        out = aws.run(
+            "cloudwatch", "get-metric-statistics", "--namespace", ns, "--metric-name", "SlowErrors",
+            "--start-time", minute_floor(start - 120_000).isoformat(),
+            "--end-time", minute_floor(now_ms() + 120_000).isoformat(),
+            "--period", "60", "--statistics", "Sum", "SampleCount")
+        points = out["Datapoints"]
+        return points if sum(p["SampleCount"] for p in points) >= 2 else None
+
+    points = wait_for(stats, 20, "the slow errors as a metric")
+    assert sum(p["Sum"] for p in points) == 650
+    described = aws.run("logs", "describe-metric-filters", "--log-group-name", group)
+    assert described["metricFilters"][0]["filterPattern"] == "[level = ERROR, ..., ms > 100]"
