@@ -40,7 +40,9 @@ logs_ops=(CreateLogGroup CreateLogStream DeleteLogGroup DeleteLogStream DeleteRe
   DescribeLogGroups DescribeLogStreams FilterLogEvents GetLogEvents ListTagsForResource
   ListTagsLogGroup PutLogEvents PutRetentionPolicy TagLogGroup TagResource UntagLogGroup
   UntagResource StartQuery GetQueryResults StopQuery DescribeQueries PutQueryDefinition
-  DescribeQueryDefinitions DeleteQueryDefinition GetLogGroupFields)
+  DescribeQueryDefinitions DeleteQueryDefinition GetLogGroupFields PutMetricFilter
+  DescribeMetricFilters DeleteMetricFilter TestMetricFilter ListLogGroups PutResourcePolicy
+  DescribeResourcePolicies DeleteResourcePolicy)
 
 generated=()
 shapes() {

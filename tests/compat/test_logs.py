@@ -184,8 +184,11 @@ def test_filter_log_events_interleaves_and_matches_patterns(logs):
     assert [e["message"] for e in fle(PaginationConfig={"PageSize": 2})] == [e["message"] for e in everything]
     with pytest.raises(logs.exceptions.InvalidParameterException):
         logs.filter_log_events(logGroupName=group, logStreamNames=["a"], logStreamNamePrefix="a")
+    # JSON patterns match JSON messages only (test_logs_patterns.py has every kind); a
+    # pattern that does not parse is refused.
+    assert fle(filterPattern='{ $.level = "ERROR" }') == []
     with pytest.raises(logs.exceptions.InvalidParameterException):
-        logs.filter_log_events(logGroupName=group, filterPattern='{ $.level = "ERROR" }')
+        logs.filter_log_events(logGroupName=group, filterPattern='{ $.level = ')
 
 
 def test_tail_call_sequence_prints_recent_events_once(logs):

@@ -80,12 +80,17 @@ pub(crate) fn map(scope: &ArnScope, op: Operation, f: &Fields) -> Vec<Access> {
         | Op::TagLogGroup
         | Op::UntagLogGroup
         | Op::ListTagsLogGroup
-        | Op::GetLogGroupFields => on(group_arn()),
+        | Op::GetLogGroupFields
+        | Op::PutMetricFilter
+        | Op::DeleteMetricFilter
+        | Op::DescribeMetricFilters => on(group_arn()),
         Op::TagResource | Op::UntagResource | Op::ListTagsForResource => on(f
             .resource_arn
             .as_deref()
             .map_or_else(|| "*".to_owned(), |a| a.trim_end_matches(":*").to_owned())),
-        // DescribeLogGroups and operations Stevedore does not serve.
+        // DescribeLogGroups, ListLogGroups, TestMetricFilter, the resource policy
+        // operations (account-level in the Service Authorization Reference) and
+        // operations Stevedore does not serve.
         _ => on("*".to_owned()),
     };
     if let Some(tags) = &f.tags {

@@ -44,6 +44,9 @@ pub enum LogsError {
     /// A quota is reached (e.g. concurrent queries).
     #[error("{0}")]
     LimitExceeded(String),
+    /// A concurrent change won (a resource policy's expected revision is not current).
+    #[error("{0}")]
+    OperationAborted(String),
     /// The state store failed.
     #[error("The state store failed: {0}")]
     Store(#[from] StoreError),
@@ -73,6 +76,7 @@ impl LogsError {
             }
             Self::TooManyTags(_) => "TooManyTagsException",
             Self::LimitExceeded(_) => "LimitExceededException",
+            Self::OperationAborted(_) => "OperationAbortedException",
             Self::MalformedQuery(e) => {
                 let mut err = AwsError::client("MalformedQueryException", msg.clone());
                 err.extra.insert(
@@ -109,4 +113,11 @@ impl From<store::ObjectsError> for LogsError {
 /// Shorthand for the common refusal.
 pub(crate) fn invalid<T>(msg: impl Into<String>) -> Result<T, LogsError> {
     Err(LogsError::InvalidParameter(msg.into()))
+}
+
+impl From<crate::pattern::PatternError> for LogsError {
+    /// A filter pattern that does not parse is an invalid parameter, as AWS reports it.
+    fn from(e: crate::pattern::PatternError) -> Self {
+        Self::InvalidParameter(e.to_string())
+    }
 }

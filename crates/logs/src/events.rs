@@ -1,5 +1,5 @@
 //! PutLogEvents (AWS's batch rules; events to the event store, then the stream's counters
-//! to the keyspace) and GetLogEvents
+//! to the keyspace, then the group's metric filters) and GetLogEvents
 //! (time ranges, both directions, `f/`/`b/` tokens).
 //!
 //! A GetLogEvents token is a boundary between events: `f/<pos>` reads the events after
@@ -130,6 +130,13 @@ pub(crate) async fn put_log_events(
         .map(|(_, m)| i64::try_from(m.len()).unwrap_or(0))
         .sum();
     let id = StreamId::new(&group, &stream, s.incarnation);
+    // Metric filters see the batch only once it is stored; they keep a copy of it.
+    let filters = logs.live_filters(&group).await?;
+    let for_filters = if filters.is_empty() {
+        Vec::new()
+    } else {
+        accepted.clone()
+    };
     let appended = {
         let (id, floor) = (id.clone(), s.next_seq);
         logs.events(move |store| store.append(&id, floor, now, &accepted))
@@ -163,6 +170,7 @@ pub(crate) async fn put_log_events(
         logs.load_group(&group).await?;
         return Err(LogsError::LogStreamNotFound);
     }
+    logs.publish_metrics(&filters, &for_filters);
     response.next_sequence_token = Some(sequence_token(appended.next_seq));
     tracing::debug!(log_group = %group, log_stream = %stream, accepted = count, "Log events stored.");
     Ok(response)

@@ -1,6 +1,6 @@
 //! FilterLogEvents: the events of a group's streams (all, named, or by name prefix) in a
 //! time range, interleaved in timestamp order, matched against a filter pattern
-//! (see [`crate::pattern`]). `aws logs tail` is built on it.
+//! (see [`crate::pattern`]: terms, JSON and space-delimited). `aws logs tail` is built on it.
 //!
 //! Pages are ordered by (timestamp, stream name, ingestion sequence); `nextToken` carries
 //! the last position examined. A page stops at `limit` matches, at 1 MB, or after

@@ -1,10 +1,11 @@
-//! Log groups: create, delete (with their streams and events), describe, and the
-//! retention policy.
+//! Log groups: create, delete (with their streams, events and metric filters), describe
+//! (DescribeLogGroups and the newer ListLogGroups), and the retention policy.
 
 use crate::error::{invalid, LogsError};
 use crate::event_store::StreamId;
 use crate::objects::{
-    encode, group_key, purge_key, stream_prefix, Step, StoredGroup, StoredStream, GROUP_PREFIX,
+    encode, group_key, metric_filter_prefix, purge_key, stream_prefix, Step, StoredGroup,
+    StoredStream, GROUP_PREFIX,
 };
 use crate::pagination::{page_size, paginate};
 use crate::{Empty, Logs};
@@ -14,8 +15,8 @@ use model::logs::names::{
 };
 use model::logs::shapes::{
     CreateLogGroupRequest, DeleteLogGroupRequest, DeleteRetentionPolicyRequest,
-    DescribeLogGroupsRequest, DescribeLogGroupsResponse, LogGroup, LogGroupClass,
-    PutRetentionPolicyRequest,
+    DescribeLogGroupsRequest, DescribeLogGroupsResponse, ListLogGroupsRequest,
+    ListLogGroupsResponse, LogGroup, LogGroupClass, LogGroupSummary, PutRetentionPolicyRequest,
 };
 use store::{Revision, Txn};
 
@@ -113,12 +114,18 @@ impl Logs {
         Ok(deleted)
     }
 
-    fn present_group(&self, name: &str, g: &StoredGroup, stored_bytes: i64) -> LogGroup {
+    fn present_group(
+        &self,
+        name: &str,
+        g: &StoredGroup,
+        stored_bytes: i64,
+        metric_filters: i32,
+    ) -> LogGroup {
         LogGroup {
             log_group_name: Some(name.to_owned()),
             creation_time: Some(g.creation_time),
             retention_in_days: g.retention_in_days,
-            metric_filter_count: Some(0),
+            metric_filter_count: Some(metric_filters),
             arn: Some(log_group_arn_star(
                 &self.scope.region,
                 &self.scope.account_id,
@@ -189,6 +196,16 @@ pub(crate) async fn delete_log_group(
                 .list::<StoredStream>(&stream_prefix(&name))
                 .await?;
             let mut txn = Txn::new().when(key.as_str(), rev).delete(key.as_str());
+            // Its metric filters go with it (PutMetricFilter rewrites the group, so one
+            // added meanwhile makes this commit retry).
+            for (fkey, _, _) in logs
+                .objects
+                .list::<crate::metric_filters::StoredMetricFilter>(&metric_filter_prefix(&name))
+                .await?
+            {
+                txn = txn.delete(fkey);
+            }
+            txn = txn.delete(crate::resource_policies::group_policy_key(logs, &name));
             let mut doomed = Vec::with_capacity(streams.len());
             let group_prefix = stream_prefix(&name);
             for (skey, s, _) in streams {
@@ -259,7 +276,8 @@ pub(crate) async fn describe_log_groups(
             .iter()
             .map(|(_, s, _)| s.stored_bytes)
             .sum();
-        out.push(logs.present_group(&name, &g, stored));
+        let filters = logs.metric_filter_count(&name).await?;
+        out.push(logs.present_group(&name, &g, stored, filters));
     }
     Ok(DescribeLogGroupsResponse {
         log_groups: Some(out),
@@ -294,4 +312,122 @@ pub(crate) async fn delete_retention_policy(
     })
     .await?;
     Ok(Empty {})
+}
+
+/// The most log groups one ListLogGroups page holds.
+const MAX_LIST_GROUPS: usize = 1000;
+/// ListLogGroups' page size when the request sets no `limit`.
+const DEFAULT_LIST_GROUPS: usize = 50;
+
+/// ListLogGroups' `logGroupNamePattern`: up to five `|`-separated alternatives, each 3–24
+/// characters of `[.-_/#A-Za-z0-9]`, anchored at the start when it begins with `^`,
+/// otherwise matched as a substring (case-sensitively).
+fn name_pattern(pattern: &str) -> Result<Vec<(bool, &str)>, LogsError> {
+    let refuse = || {
+        invalid(format!("1 validation error detected: Value '{pattern}' at 'logGroupNamePattern' failed to satisfy constraint: Member must satisfy regular expression pattern: (\\^?[\\.\\-_\\/#A-Za-z0-9]{{3,24}})(\\|\\^?[\\.\\-_\\/#A-Za-z0-9]{{3,24}}){{0,4}}"))
+    };
+    let alternatives: Vec<&str> = pattern.split('|').collect();
+    if alternatives.len() > 5 {
+        return refuse();
+    }
+    let mut out = Vec::with_capacity(alternatives.len());
+    for alt in alternatives {
+        let (anchored, text) = alt.strip_prefix('^').map_or((false, alt), |t| (true, t));
+        let ok_chars = text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '/' | '#'));
+        if !(3..=24).contains(&text.len()) || !ok_chars {
+            return refuse();
+        }
+        out.push((anchored, text));
+    }
+    Ok(out)
+}
+
+pub(crate) async fn list_log_groups(
+    logs: &Logs,
+    req: ListLogGroupsRequest,
+) -> Result<ListLogGroupsResponse, LogsError> {
+    let size = match req.limit {
+        None => DEFAULT_LIST_GROUPS,
+        limit => page_size(limit, MAX_LIST_GROUPS)?,
+    };
+    let pattern = req
+        .log_group_name_pattern
+        .as_deref()
+        .map(name_pattern)
+        .transpose()?;
+    if let Some(ids) = &req.account_identifiers {
+        if ids.len() > 20 {
+            return invalid("1 validation error detected: Value at 'accountIdentifiers' failed to satisfy constraint: Member must have length less than or equal to 20");
+        }
+    }
+    let tag_filters = req.log_group_tags.clone().unwrap_or_default();
+    if req.log_group_tags.is_some() && !(1..=5).contains(&tag_filters.len()) {
+        return invalid("1 validation error detected: Value at 'logGroupTags' failed to satisfy constraint: Member must have length between 1 and 5");
+    }
+    // No log group here has a data source or a field index (this server makes neither),
+    // so filtering on them selects nothing rather than being ignored.
+    let none_can_match = req.data_sources.as_ref().is_some_and(|d| !d.is_empty())
+        || req
+            .field_index_names
+            .as_ref()
+            .is_some_and(|f| !f.is_empty());
+    // Linked source accounts do not exist here: only this account's groups are listed,
+    // and only if the account identifiers (when given) include it.
+    let own_account_excluded = req.include_linked_accounts == Some(true)
+        && req
+            .account_identifiers
+            .as_ref()
+            .is_some_and(|ids| !ids.is_empty() && !ids.contains(&logs.scope.account_id));
+    let all = if none_can_match || own_account_excluded {
+        Vec::new()
+    } else {
+        logs.objects.list::<StoredGroup>(GROUP_PREFIX).await?
+    };
+    let items: Vec<(String, LogGroupSummary)> = all
+        .into_iter()
+        .map(|(k, g, _)| (k[GROUP_PREFIX.len()..].to_owned(), g))
+        .filter(|(name, _)| {
+            pattern.as_ref().is_none_or(|alts| {
+                alts.iter().any(|(anchored, text)| {
+                    if *anchored {
+                        name.starts_with(text)
+                    } else {
+                        name.contains(text)
+                    }
+                })
+            })
+        })
+        .filter(|(_, g)| {
+            req.log_group_class
+                .is_none_or(|c| g.log_group_class.unwrap_or(LogGroupClass::Standard) == c)
+        })
+        .filter(|(_, g)| {
+            tag_filters.iter().all(|f| {
+                g.tags.get(&f.key).is_some_and(|v| {
+                    f.values
+                        .as_ref()
+                        .is_none_or(|vs| vs.is_empty() || vs.contains(v))
+                })
+            })
+        })
+        .map(|(name, g)| {
+            let summary = LogGroupSummary {
+                log_group_arn: Some(log_group_arn(
+                    &logs.scope.region,
+                    &logs.scope.account_id,
+                    &name,
+                )),
+                log_group_class: Some(g.log_group_class.unwrap_or(LogGroupClass::Standard)),
+                log_group_name: Some(name.clone()),
+            };
+            (name, summary)
+        })
+        .collect();
+    let page = paginate("listgroups", items, req.next_token.as_deref(), size, false)?;
+    Ok(ListLogGroupsResponse {
+        log_groups: Some(page.items),
+        next_token: page.next_token,
+    })
 }

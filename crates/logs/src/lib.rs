@@ -1,7 +1,8 @@
 //! `logs` owns the Amazon CloudWatch Logs API: log groups and log streams, durable in the
 //! state store; their events, durable in an [`EventStore`] read on demand (see
 //! [`event_store`] for why, and for the order of writes across the two); retention (enforced at read time and by a background
-//! sweeper); tags on log groups; and the mapping of its errors to AWS's exceptions.
+//! sweeper); tags on log groups; metric filters (datapoints leave through the
+//! [`MetricSink`] port); resource policies; and the mapping of its errors to AWS's exceptions.
 //!
 //! It must not speak HTTP or SigV4 (the binary does, through `wire`), and must not reach
 //! into other services: the awslogs driver and the aws CLI reach it over the wire.
@@ -16,18 +17,21 @@ mod events;
 mod filter;
 mod groups;
 pub mod insights;
+pub mod metric_filters;
 mod migrate;
 mod objects;
 mod operations;
 mod pagination;
-mod pattern;
+pub mod pattern;
 mod queries;
+mod resource_policies;
 mod retention;
 mod streams;
 mod tags;
 
 pub use error::LogsError;
 pub use event_store::{EventStore, SqliteEventStore};
+pub use metric_filters::{MetricPoint, MetricSink};
 pub use operations::Operation;
 
 use model::ecs::arn::ArnScope;
@@ -52,6 +56,8 @@ pub struct Logs {
     scope: ArnScope,
     clock: Clock,
     queries: Arc<queries::Queries>,
+    /// Where metric filters' datapoints go (none: filters publish nothing).
+    metric_sink: Option<Arc<dyn MetricSink>>,
 }
 
 /// The (empty) response of operations that have no output shape.
@@ -68,7 +74,15 @@ impl Logs {
             scope,
             clock: Arc::new(wall_clock_ms),
             queries: Arc::new(queries::Queries::new()),
+            metric_sink: None,
         }
+    }
+
+    /// The same service publishing metric filters' datapoints to `sink`.
+    #[must_use]
+    pub fn with_metric_sink(mut self, sink: Arc<dyn MetricSink>) -> Self {
+        self.metric_sink = Some(sink);
+        self
     }
 
     /// The same service reading time from `clock` (tests move time forward with it).

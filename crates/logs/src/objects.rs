@@ -11,6 +11,10 @@
 //!   event store after DeleteLogStream/DeleteLogGroup; written in the same transaction as
 //!   the deletion, and removed once the events are gone (the retention sweeper finishes
 //!   any purge a crash interrupted).
+//! - `logs/metricfilter/<group>:<filter>` → [`crate::metric_filters::StoredMetricFilter`]
+//!   (filter names cannot contain `:` either)
+//! - `logs/resourcepolicy/<name>` → [`crate::resource_policies::StoredPolicy`] (account
+//!   scope) and `logs/resourcepolicy-arn/<log group ARN>` (resource scope)
 
 use crate::error::LogsError;
 use serde::{Deserialize, Serialize};
@@ -37,6 +41,16 @@ pub fn purge_key(group: &str, stream: &str, incarnation: u64) -> String {
 }
 /// Prefix of every purge marker.
 pub const PURGE_PREFIX: &str = "logs/purge/";
+/// Prefix of every metric filter.
+pub const METRIC_FILTER_PREFIX: &str = "logs/metricfilter/";
+/// Prefix of a group's metric filters.
+pub fn metric_filter_prefix(group: &str) -> String {
+    format!("{METRIC_FILTER_PREFIX}{group}:")
+}
+/// Key of a metric filter.
+pub fn metric_filter_key(group: &str, filter: &str) -> String {
+    format!("{METRIC_FILTER_PREFIX}{group}:{filter}")
+}
 
 /// A stored log group.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

@@ -5,7 +5,9 @@
 
 use crate::decode::parse_request;
 use crate::error::LogsError;
-use crate::{events, filter, groups, queries, streams, tags, Logs};
+use crate::{
+    events, filter, groups, metric_filters, queries, resource_policies, streams, tags, Logs,
+};
 pub use model::logs::operations::Operation;
 use serde::Serialize;
 use wire::{
@@ -47,6 +49,14 @@ impl Logs {
             Op::DescribeQueryDefinitions => run!(queries::describe_query_definitions),
             Op::DeleteQueryDefinition => run!(queries::delete_query_definition),
             Op::GetLogGroupFields => run!(queries::get_log_group_fields),
+            Op::ListLogGroups => run!(groups::list_log_groups),
+            Op::PutMetricFilter => run!(metric_filters::put_metric_filter),
+            Op::DescribeMetricFilters => run!(metric_filters::describe_metric_filters),
+            Op::DeleteMetricFilter => run!(metric_filters::delete_metric_filter),
+            Op::TestMetricFilter => run!(metric_filters::test_metric_filter),
+            Op::PutResourcePolicy => run!(resource_policies::put_resource_policy),
+            Op::DescribeResourcePolicies => run!(resource_policies::describe_resource_policies),
+            Op::DeleteResourcePolicy => run!(resource_policies::delete_resource_policy),
             Op::AssociateKmsKey
             | Op::AssociateSourceToS3TableIntegration
             | Op::CancelExportTask
@@ -68,8 +78,6 @@ impl Logs {
             | Op::DeleteIntegration
             | Op::DeleteLogAnomalyDetector
             | Op::DeleteLookupTable
-            | Op::DeleteMetricFilter
-            | Op::DeleteResourcePolicy
             | Op::DeleteScheduledQuery
             | Op::DeleteSubscriptionFilter
             | Op::DeleteSyslogConfiguration
@@ -86,8 +94,6 @@ impl Logs {
             | Op::DescribeImportTasks
             | Op::DescribeIndexPolicies
             | Op::DescribeLookupTables
-            | Op::DescribeMetricFilters
-            | Op::DescribeResourcePolicies
             | Op::DescribeSubscriptionFilters
             | Op::DisassociateKmsKey
             | Op::DisassociateSourceFromS3TableIntegration
@@ -110,7 +116,6 @@ impl Logs {
             | Op::ListAnomalies
             | Op::ListIntegrations
             | Op::ListLogAnomalyDetectors
-            | Op::ListLogGroups
             | Op::ListLogGroupsForQuery
             | Op::ListScheduledQueries
             | Op::ListSourcesForS3TableIntegration
@@ -126,14 +131,11 @@ impl Logs {
             | Op::PutIndexPolicy
             | Op::PutIntegration
             | Op::PutLogGroupDeletionProtection
-            | Op::PutMetricFilter
-            | Op::PutResourcePolicy
             | Op::PutStorageTierPolicy
             | Op::PutSubscriptionFilter
             | Op::PutSyslogConfiguration
             | Op::PutTransformer
             | Op::StartLiveTail
-            | Op::TestMetricFilter
             | Op::TestTransformer
             | Op::UpdateAnomaly
             | Op::UpdateDeliveryConfiguration

@@ -495,8 +495,13 @@ async fn filter_interleaves_streams_and_applies_patterns() {
         )
         .await;
     assert_eq!(e.code, "InvalidParameterException");
-    let e = f.err("FilterLogEvents", pat("{ $.level = \"x\" }")).await;
+    let e = f.err("FilterLogEvents", pat("{ $.level = }")).await;
     assert_eq!(e.code, "InvalidParameterException");
+    assert!(
+        e.message.starts_with("Invalid filter pattern"),
+        "{}",
+        e.message
+    );
 }
 
 #[tokio::test]
@@ -914,7 +919,7 @@ async fn every_modelled_operation_runs_a_handler_or_answers_not_implemented() {
         &["SerializationException", "InvalidParameterException"],
     )
     .await;
-    assert_eq!(answered.served, 25, "operations served");
+    assert_eq!(answered.served, 33, "operations served");
 }
 
 #[tokio::test]
@@ -1210,4 +1215,457 @@ async fn log_group_fields_come_from_recent_events() {
     assert!(fields.contains(&("@message".into(), 100)));
     assert!(fields.contains(&("level".into(), 100)));
     assert!(fields.contains(&("http.status".into(), 50)));
+}
+
+/// A [`MetricSink`] that keeps what it is given.
+#[derive(Default)]
+struct Recorded(std::sync::Mutex<Vec<MetricPoint>>);
+
+impl MetricSink for Recorded {
+    fn publish(&self, points: Vec<MetricPoint>) {
+        self.0.lock().expect("not poisoned").extend(points);
+    }
+}
+
+fn fixture_with_sink() -> (Fixture, Arc<Recorded>) {
+    let mut f = fixture();
+    let sink = Arc::new(Recorded::default());
+    f.logs = f.logs.clone().with_metric_sink(sink.clone());
+    (f, sink)
+}
+
+fn metric_filter(group: &str, name: &str, pattern: &str, value: &str) -> Value {
+    json!({
+        "logGroupName": group,
+        "filterName": name,
+        "filterPattern": pattern,
+        "metricTransformations": [{"metricName": "Errors", "metricNamespace": "App", "metricValue": value}],
+    })
+}
+
+#[tokio::test]
+async fn metric_filters_are_put_described_and_deleted() {
+    let f = fixture();
+    let e = f
+        .err(
+            "PutMetricFilter",
+            metric_filter("g", "errors", "ERROR", "1"),
+        )
+        .await;
+    assert_eq!(e.code, "ResourceNotFoundException");
+    f.stream("g", "s").await;
+    f.ok(
+        "PutMetricFilter",
+        metric_filter("g", "errors", "ERROR", "1"),
+    )
+    .await;
+    f.ok(
+        "PutMetricFilter",
+        metric_filter("g", "bytes", "[ip, bytes]", "$bytes"),
+    )
+    .await;
+    // Putting an existing name replaces it.
+    f.ok(
+        "PutMetricFilter",
+        metric_filter("g", "errors", "?ERROR ?FATAL", "1"),
+    )
+    .await;
+    let v = f
+        .ok("DescribeMetricFilters", json!({"logGroupName": "g"}))
+        .await;
+    let names: Vec<&str> = v["metricFilters"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|m| m["filterName"].as_str())
+        .collect();
+    assert_eq!(names, ["bytes", "errors"]);
+    assert_eq!(v["metricFilters"][1]["filterPattern"], "?ERROR ?FATAL");
+    assert_eq!(v["metricFilters"][1]["logGroupName"], "g");
+    assert_eq!(v["metricFilters"][1]["creationTime"], T0);
+    let v = f
+        .ok(
+            "DescribeMetricFilters",
+            json!({"logGroupName": "g", "filterNamePrefix": "err"}),
+        )
+        .await;
+    assert_eq!(v["metricFilters"].as_array().map(Vec::len), Some(1));
+    let v = f
+        .ok(
+            "DescribeMetricFilters",
+            json!({"metricName": "Errors", "metricNamespace": "App", "limit": 1}),
+        )
+        .await;
+    assert_eq!(v["metricFilters"].as_array().map(Vec::len), Some(1));
+    let token = v["nextToken"].as_str().expect("a second page");
+    let v = f
+        .ok("DescribeMetricFilters", json!({"metricName": "Errors", "metricNamespace": "App", "limit": 1, "nextToken": token}))
+        .await;
+    assert_eq!(v["metricFilters"][0]["filterName"], "errors");
+    assert!(v["nextToken"].is_null());
+    let groups = f.ok("DescribeLogGroups", json!({})).await;
+    assert_eq!(groups["logGroups"][0]["metricFilterCount"], 2);
+    for bad in [
+        json!({"filterNamePrefix": "e"}),
+        json!({"metricName": "Errors"}),
+        json!({"limit": 51}),
+    ] {
+        assert_eq!(
+            f.err("DescribeMetricFilters", bad).await.code,
+            "InvalidParameterException"
+        );
+    }
+    f.ok(
+        "DeleteMetricFilter",
+        json!({"logGroupName": "g", "filterName": "bytes"}),
+    )
+    .await;
+    let e = f
+        .err(
+            "DeleteMetricFilter",
+            json!({"logGroupName": "g", "filterName": "bytes"}),
+        )
+        .await;
+    assert_eq!(e.code, "ResourceNotFoundException");
+    // A deleted group takes its filters with it.
+    f.ok("DeleteLogGroup", json!({"logGroupName": "g"})).await;
+    f.stream("g", "s").await;
+    let v = f
+        .ok("DescribeMetricFilters", json!({"logGroupName": "g"}))
+        .await;
+    assert_eq!(v["metricFilters"], json!([]));
+}
+
+#[tokio::test]
+async fn bad_metric_filters_are_refused_as_aws_does() {
+    let f = fixture();
+    f.stream("g", "s").await;
+    for (body, code) in [
+        (
+            metric_filter("g", "a:b", "ERROR", "1"),
+            "InvalidParameterException",
+        ),
+        (
+            metric_filter("g", "x", "{ $.a = ", "1"),
+            "InvalidParameterException",
+        ),
+        (
+            metric_filter("g", "x", "ERROR", "$bytes"),
+            "InvalidParameterException",
+        ),
+        (
+            metric_filter("g", "x", "ERROR", "lots"),
+            "InvalidParameterException",
+        ),
+        (
+            json!({"logGroupName": "g", "filterName": "x", "filterPattern": "[a]", "metricTransformations": [
+                {"metricName": "M", "metricNamespace": "N", "metricValue": "1", "defaultValue": 0, "dimensions": {"A": "$a"}}]}),
+            "InvalidParameterException",
+        ),
+        (
+            json!({"logGroupName": "g", "filterName": "x", "filterPattern": "", "metricTransformations": []}),
+            "InvalidParameterException",
+        ),
+        (
+            json!({"logGroupName": "g", "filterName": "x", "filterPattern": "", "applyOnTransformedLogs": true, "metricTransformations": [
+                {"metricName": "M", "metricNamespace": "N", "metricValue": "1"}]}),
+            "InvalidParameterException",
+        ),
+    ] {
+        let e = f.err("PutMetricFilter", body.clone()).await;
+        assert_eq!(e.code, code, "{body}");
+    }
+    let e = f
+        .err("PutMetricFilter", metric_filter("g", "x", "{ $.a = ", "1"))
+        .await;
+    assert!(
+        e.message.starts_with("Invalid filter pattern"),
+        "{}",
+        e.message
+    );
+    for i in 0..metric_filters::MAX_FILTERS_PER_GROUP {
+        f.ok(
+            "PutMetricFilter",
+            metric_filter("g", &format!("f{i:03}"), "", "1"),
+        )
+        .await;
+    }
+    let e = f
+        .err("PutMetricFilter", metric_filter("g", "one-more", "", "1"))
+        .await;
+    assert_eq!(e.code, "LimitExceededException");
+    // Replacing one of the hundred is still allowed.
+    f.ok("PutMetricFilter", metric_filter("g", "f000", "ERROR", "1"))
+        .await;
+}
+
+#[tokio::test]
+async fn put_log_events_turns_matches_into_datapoints() {
+    let (f, sink) = fixture_with_sink();
+    f.stream("/ecs/app", "web/1").await;
+    f.ok(
+        "PutMetricFilter",
+        json!({"logGroupName": "/ecs/app", "filterName": "latency", "filterPattern": "{ $.status >= 500 }",
+               "metricTransformations": [{"metricName": "Latency", "metricNamespace": "App", "metricValue": "$.ms",
+                                          "unit": "Milliseconds", "dimensions": {"Path": "$.path"}}]}),
+    )
+    .await;
+    f.ok(
+        "PutMetricFilter",
+        metric_filter("/ecs/app", "errors", "[level = ERROR, ...]", "1"),
+    )
+    .await;
+    f.put(
+        "/ecs/app",
+        "web/1",
+        &[
+            (T0, r#"{"status": 503, "ms": 120, "path": "/a"}"#),
+            (T0 + 1, r#"{"status": 200, "ms": 5, "path": "/a"}"#),
+            (T0 + 2, "ERROR disk full"),
+            (T0 + 3, "INFO fine"),
+        ],
+    )
+    .await;
+    let points = sink.0.lock().expect("not poisoned").clone();
+    assert_eq!(points.len(), 2, "{points:?}");
+    let latency = points
+        .iter()
+        .find(|p| p.metric_name == "Latency")
+        .expect("latency");
+    assert_eq!(
+        (latency.value, latency.unit.as_str(), latency.timestamp_ms),
+        (120.0, "Milliseconds", T0)
+    );
+    assert_eq!(latency.dimensions, [("Path".to_owned(), "/a".to_owned())]);
+    let errors = points
+        .iter()
+        .find(|p| p.metric_name == "Errors")
+        .expect("errors");
+    assert_eq!(
+        (errors.value, errors.unit.as_str(), errors.timestamp_ms),
+        (1.0, "None", T0 + 2)
+    );
+}
+
+#[tokio::test]
+async fn test_metric_filter_reports_matches_and_extracted_values() {
+    let f = fixture();
+    let v = f
+        .ok(
+            "TestMetricFilter",
+            json!({"filterPattern": "[ip, user, status = 5*, bytes]",
+                   "logEventMessages": ["1.1.1.1 bob 200 10", "2.2.2.2 ann 503 99"]}),
+        )
+        .await;
+    assert_eq!(
+        v,
+        json!({"matches": [{"eventNumber": 2, "eventMessage": "2.2.2.2 ann 503 99", "extractedValues":
+            {"$ip": "2.2.2.2", "$user": "ann", "$status": "503", "$bytes": "99"}}]})
+    );
+    let e = f
+        .err(
+            "TestMetricFilter",
+            json!({"filterPattern": "{ $.a", "logEventMessages": ["x"]}),
+        )
+        .await;
+    assert_eq!(e.code, "InvalidParameterException");
+    let e = f
+        .err(
+            "TestMetricFilter",
+            json!({"filterPattern": "x", "logEventMessages": []}),
+        )
+        .await;
+    assert_eq!(e.code, "InvalidParameterException");
+}
+
+#[tokio::test]
+async fn filter_log_events_understands_json_and_delimited_patterns() {
+    let f = fixture();
+    f.stream("g", "s").await;
+    f.put(
+        "g",
+        "s",
+        &[
+            (T0, r#"{"level": "ERROR", "ms": 700}"#),
+            (T0 + 1, r#"{"level": "INFO", "ms": 3}"#),
+            (T0 + 2, "10.0.0.1 GET /x 404 12"),
+            (T0 + 3, "10.0.0.2 GET /y 200 5000"),
+        ],
+    )
+    .await;
+    let pat = |p: &str| json!({"logGroupName": "g", "filterPattern": p});
+    assert_eq!(
+        messages(
+            &f.ok("FilterLogEvents", pat("{ $.level = ERROR || $.ms > 500 }"))
+                .await
+        ),
+        vec![r#"{"level": "ERROR", "ms": 700}"#]
+    );
+    assert_eq!(
+        messages(
+            &f.ok(
+                "FilterLogEvents",
+                pat("[ip, method, path, status = 4*, bytes]")
+            )
+            .await
+        ),
+        vec!["10.0.0.1 GET /x 404 12"]
+    );
+    assert_eq!(
+        messages(&f.ok("FilterLogEvents", pat("[..., bytes > 1000]")).await),
+        vec!["10.0.0.2 GET /y 200 5000"]
+    );
+}
+
+#[tokio::test]
+async fn list_log_groups_filters_by_pattern_class_and_tags() {
+    let f = fixture();
+    for (name, tags) in [
+        ("/ecs/web", json!({"team": "a"})),
+        ("/ecs/worker", json!({"team": "b"})),
+        ("/aws/lambda/fn", json!({})),
+    ] {
+        f.ok(
+            "CreateLogGroup",
+            json!({"logGroupName": name, "tags": tags}),
+        )
+        .await;
+    }
+    let names = |v: &Value| -> Vec<String> {
+        v["logGroups"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .filter_map(|g| g["logGroupName"].as_str().map(str::to_owned))
+            .collect()
+    };
+    let all = f.ok("ListLogGroups", json!({})).await;
+    assert_eq!(names(&all), ["/aws/lambda/fn", "/ecs/web", "/ecs/worker"]);
+    assert_eq!(
+        all["logGroups"][1],
+        json!({"logGroupName": "/ecs/web", "logGroupArn": "arn:aws:logs:us-east-1:000000000000:log-group:/ecs/web", "logGroupClass": "STANDARD"})
+    );
+    let v = f
+        .ok(
+            "ListLogGroups",
+            json!({"logGroupNamePattern": "^/ecs|lambda"}),
+        )
+        .await;
+    assert_eq!(names(&v), ["/aws/lambda/fn", "/ecs/web", "/ecs/worker"]);
+    let v = f
+        .ok("ListLogGroups", json!({"logGroupNamePattern": "worker"}))
+        .await;
+    assert_eq!(names(&v), ["/ecs/worker"]);
+    let v = f
+        .ok(
+            "ListLogGroups",
+            json!({"logGroupTags": [{"key": "team", "values": ["a"]}]}),
+        )
+        .await;
+    assert_eq!(names(&v), ["/ecs/web"]);
+    let v = f.ok("ListLogGroups", json!({"limit": 2})).await;
+    assert_eq!(names(&v).len(), 2);
+    let v = f
+        .ok(
+            "ListLogGroups",
+            json!({"limit": 2, "nextToken": v["nextToken"]}),
+        )
+        .await;
+    assert_eq!(names(&v), ["/ecs/worker"]);
+    let v = f
+        .ok(
+            "ListLogGroups",
+            json!({"dataSources": [{"name": "amazon_vpc"}]}),
+        )
+        .await;
+    assert_eq!(names(&v), Vec::<String>::new());
+    for bad in [
+        json!({"logGroupNamePattern": "ab"}),
+        json!({"logGroupNamePattern": "a*b+c"}),
+        json!({"limit": 1001}),
+    ] {
+        assert_eq!(
+            f.err("ListLogGroups", bad).await.code,
+            "InvalidParameterException"
+        );
+    }
+}
+
+#[tokio::test]
+async fn resource_policies_are_stored_and_described() {
+    let f = fixture();
+    let doc = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"route53.amazonaws.com"},"Action":"logs:PutLogEvents","Resource":"*"}]}"#;
+    let v = f
+        .ok(
+            "PutResourcePolicy",
+            json!({"policyName": "r53", "policyDocument": doc}),
+        )
+        .await;
+    assert_eq!(v["resourcePolicy"]["policyName"], "r53");
+    assert_eq!(v["resourcePolicy"]["policyScope"], "ACCOUNT");
+    assert_eq!(v["resourcePolicy"]["lastUpdatedTime"], T0);
+    let v = f.ok("DescribeResourcePolicies", json!({})).await;
+    assert_eq!(v["resourcePolicies"][0]["policyDocument"], doc);
+    let e = f
+        .err(
+            "PutResourcePolicy",
+            json!({"policyName": "bad", "policyDocument": "{"}),
+        )
+        .await;
+    assert_eq!(e.code, "InvalidParameterException");
+    for i in 1..resource_policies::MAX_ACCOUNT_POLICIES {
+        f.ok(
+            "PutResourcePolicy",
+            json!({"policyName": format!("p{i}"), "policyDocument": doc}),
+        )
+        .await;
+    }
+    let e = f
+        .err(
+            "PutResourcePolicy",
+            json!({"policyName": "eleventh", "policyDocument": doc}),
+        )
+        .await;
+    assert_eq!(e.code, "LimitExceededException");
+    f.ok("DeleteResourcePolicy", json!({"policyName": "r53"}))
+        .await;
+    let e = f
+        .err("DeleteResourcePolicy", json!({"policyName": "r53"}))
+        .await;
+    assert_eq!(e.code, "ResourceNotFoundException");
+    // Resource scope: one per log group, guarded by its revision id.
+    f.stream("g", "s").await;
+    let arn = "arn:aws:logs:us-east-1:000000000000:log-group:g";
+    let v = f
+        .ok(
+            "PutResourcePolicy",
+            json!({"resourceArn": arn, "policyDocument": doc}),
+        )
+        .await;
+    let rev = v["revisionId"].as_str().expect("revision").to_owned();
+    assert_eq!(v["resourcePolicy"]["policyScope"], "RESOURCE");
+    let e = f
+        .err(
+            "PutResourcePolicy",
+            json!({"resourceArn": arn, "policyDocument": doc, "expectedRevisionId": "stale"}),
+        )
+        .await;
+    assert_eq!(e.code, "OperationAbortedException");
+    let v = f
+        .ok("DescribeResourcePolicies", json!({"resourceArn": arn}))
+        .await;
+    assert_eq!(v["resourcePolicies"][0]["revisionId"], rev.as_str());
+    let e = f
+        .err("DeleteResourcePolicy", json!({"resourceArn": arn}))
+        .await;
+    assert_eq!(e.code, "InvalidParameterException");
+    f.ok(
+        "DeleteResourcePolicy",
+        json!({"resourceArn": arn, "expectedRevisionId": rev}),
+    )
+    .await;
+    let e = f
+        .err("PutResourcePolicy", json!({"resourceArn": "arn:aws:logs:us-east-1:000000000000:log-group:nope", "policyDocument": doc}))
+        .await;
+    assert_eq!(e.code, "ResourceNotFoundException");
 }

@@ -16,6 +16,7 @@ mod lb_command;
 mod lb_metrics_wiring;
 mod lb_wiring;
 mod listener;
+mod logs_metrics_wiring;
 mod metrics;
 mod regions;
 mod registry_identity;

@@ -304,7 +304,10 @@ impl Factory {
         let elb = elbv2::Elbv2::new(store.clone(), scope.clone(), None);
         let mut ecs = ecs::Ecs::new(store.clone(), scope.clone(), self.endpoint.clone())
             .with_target_groups(Arc::new(crate::lb_wiring::EcsTargets(elb.clone())));
-        let logs = logs::Logs::new(store.clone(), Arc::new(events), scope.clone());
+        let logs = logs::Logs::new(store.clone(), Arc::new(events), scope.clone())
+            .with_metric_sink(Arc::new(crate::logs_metrics_wiring::CloudWatchLogMetrics(
+                cloudwatch.clone(),
+            )));
         if default {
             // A data dir from before logs.db holds the default region's log events in the
             // keyspace (other regions came later and never did): they move once, before

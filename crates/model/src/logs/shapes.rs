@@ -58,6 +58,14 @@ impl DataProtectionStatus {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct DataSourceFilter {
+    #[serde(rename = "name")]
+    pub name: String,
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub type_: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
 pub struct DeleteLogGroupRequest {
     #[serde(rename = "logGroupName")]
     pub log_group_name: String,
@@ -72,6 +80,14 @@ pub struct DeleteLogStreamRequest {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct DeleteMetricFilterRequest {
+    #[serde(rename = "logGroupName")]
+    pub log_group_name: String,
+    #[serde(rename = "filterName")]
+    pub filter_name: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
 pub struct DeleteQueryDefinitionRequest {
     #[serde(rename = "queryDefinitionId")]
     pub query_definition_id: String,
@@ -81,6 +97,28 @@ pub struct DeleteQueryDefinitionRequest {
 pub struct DeleteQueryDefinitionResponse {
     #[serde(rename = "success", default, skip_serializing_if = "Option::is_none")]
     pub success: Option<bool>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct DeleteResourcePolicyRequest {
+    #[serde(
+        rename = "policyName",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub policy_name: Option<String>,
+    #[serde(
+        rename = "resourceArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub resource_arn: Option<String>,
+    #[serde(
+        rename = "expectedRevisionId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub expected_revision_id: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
@@ -188,6 +226,50 @@ pub struct DescribeLogStreamsResponse {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct DescribeMetricFiltersRequest {
+    #[serde(
+        rename = "logGroupName",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub log_group_name: Option<String>,
+    #[serde(
+        rename = "filterNamePrefix",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub filter_name_prefix: Option<String>,
+    #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+    #[serde(rename = "limit", default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<i32>,
+    #[serde(
+        rename = "metricName",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub metric_name: Option<String>,
+    #[serde(
+        rename = "metricNamespace",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub metric_namespace: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct DescribeMetricFiltersResponse {
+    #[serde(
+        rename = "metricFilters",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub metric_filters: Option<Vec<MetricFilter>>,
+    #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
 pub struct DescribeQueriesRequest {
     #[serde(
         rename = "logGroupName",
@@ -253,6 +335,38 @@ pub struct DescribeQueryDefinitionsResponse {
         skip_serializing_if = "Option::is_none"
     )]
     pub query_definitions: Option<Vec<QueryDefinition>>,
+    #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct DescribeResourcePoliciesRequest {
+    #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+    #[serde(rename = "limit", default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<i32>,
+    #[serde(
+        rename = "resourceArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub resource_arn: Option<String>,
+    #[serde(
+        rename = "policyScope",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub policy_scope: Option<PolicyScope>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct DescribeResourcePoliciesResponse {
+    #[serde(
+        rename = "resourcePolicies",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub resource_policies: Option<Vec<ResourcePolicy>>,
     #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
 }
@@ -538,6 +652,64 @@ pub struct InputLogEvent {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct ListLogGroupsRequest {
+    #[serde(
+        rename = "logGroupNamePattern",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub log_group_name_pattern: Option<String>,
+    #[serde(
+        rename = "logGroupClass",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub log_group_class: Option<LogGroupClass>,
+    #[serde(
+        rename = "includeLinkedAccounts",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub include_linked_accounts: Option<bool>,
+    #[serde(
+        rename = "accountIdentifiers",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub account_identifiers: Option<Vec<String>>,
+    #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+    #[serde(rename = "limit", default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<i32>,
+    #[serde(
+        rename = "dataSources",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub data_sources: Option<Vec<DataSourceFilter>>,
+    #[serde(
+        rename = "fieldIndexNames",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub field_index_names: Option<Vec<String>>,
+    #[serde(
+        rename = "logGroupTags",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub log_group_tags: Option<Vec<TagFilter>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct ListLogGroupsResponse {
+    #[serde(rename = "logGroups", default, skip_serializing_if = "Option::is_none")]
+    pub log_groups: Option<Vec<LogGroupSummary>>,
+    #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
 pub struct ListTagsForResourceRequest {
     #[serde(rename = "resourceArn")]
     pub resource_arn: String,
@@ -673,6 +845,28 @@ pub struct LogGroupField {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct LogGroupSummary {
+    #[serde(
+        rename = "logGroupName",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub log_group_name: Option<String>,
+    #[serde(
+        rename = "logGroupArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub log_group_arn: Option<String>,
+    #[serde(
+        rename = "logGroupClass",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub log_group_class: Option<LogGroupClass>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
 pub struct LogStream {
     #[serde(
         rename = "logStreamName",
@@ -720,6 +914,104 @@ pub struct LogStream {
     pub stored_bytes: Option<i64>,
 }
 
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct MetricFilter {
+    #[serde(
+        rename = "filterName",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub filter_name: Option<String>,
+    #[serde(
+        rename = "filterPattern",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub filter_pattern: Option<String>,
+    #[serde(
+        rename = "metricTransformations",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub metric_transformations: Option<Vec<MetricTransformation>>,
+    #[serde(
+        rename = "creationTime",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub creation_time: Option<i64>,
+    #[serde(
+        rename = "logGroupName",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub log_group_name: Option<String>,
+    #[serde(
+        rename = "applyOnTransformedLogs",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub apply_on_transformed_logs: Option<bool>,
+    #[serde(
+        rename = "fieldSelectionCriteria",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub field_selection_criteria: Option<String>,
+    #[serde(
+        rename = "emitSystemFieldDimensions",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub emit_system_field_dimensions: Option<Vec<String>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct MetricFilterMatchRecord {
+    #[serde(
+        rename = "eventNumber",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub event_number: Option<i64>,
+    #[serde(
+        rename = "eventMessage",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub event_message: Option<String>,
+    #[serde(
+        rename = "extractedValues",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub extracted_values: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct MetricTransformation {
+    #[serde(rename = "metricName")]
+    pub metric_name: String,
+    #[serde(rename = "metricNamespace")]
+    pub metric_namespace: String,
+    #[serde(rename = "metricValue")]
+    pub metric_value: String,
+    #[serde(
+        rename = "defaultValue",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub default_value: Option<f64>,
+    #[serde(
+        rename = "dimensions",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub dimensions: Option<BTreeMap<String, String>>,
+    #[serde(rename = "unit", default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<StandardUnit>,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum OrderBy {
     #[serde(rename = "LogStreamName")]
@@ -749,6 +1041,23 @@ pub struct OutputLogEvent {
         skip_serializing_if = "Option::is_none"
     )]
     pub ingestion_time: Option<i64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum PolicyScope {
+    #[serde(rename = "ACCOUNT")]
+    Account,
+    #[serde(rename = "RESOURCE")]
+    Resource,
+}
+impl PolicyScope {
+    /// The AWS string for this value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Account => "ACCOUNT",
+            Self::Resource => "RESOURCE",
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
@@ -789,6 +1098,36 @@ pub struct PutLogEventsResponse {
         skip_serializing_if = "Option::is_none"
     )]
     pub rejected_entity_info: Option<RejectedEntityInfo>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct PutMetricFilterRequest {
+    #[serde(rename = "logGroupName")]
+    pub log_group_name: String,
+    #[serde(rename = "filterName")]
+    pub filter_name: String,
+    #[serde(rename = "filterPattern")]
+    pub filter_pattern: String,
+    #[serde(rename = "metricTransformations")]
+    pub metric_transformations: Vec<MetricTransformation>,
+    #[serde(
+        rename = "applyOnTransformedLogs",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub apply_on_transformed_logs: Option<bool>,
+    #[serde(
+        rename = "fieldSelectionCriteria",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub field_selection_criteria: Option<String>,
+    #[serde(
+        rename = "emitSystemFieldDimensions",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub emit_system_field_dimensions: Option<Vec<String>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
@@ -837,6 +1176,50 @@ pub struct PutQueryDefinitionResponse {
         skip_serializing_if = "Option::is_none"
     )]
     pub query_definition_id: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct PutResourcePolicyRequest {
+    #[serde(
+        rename = "policyName",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub policy_name: Option<String>,
+    #[serde(
+        rename = "policyDocument",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub policy_document: Option<String>,
+    #[serde(
+        rename = "resourceArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub resource_arn: Option<String>,
+    #[serde(
+        rename = "expectedRevisionId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub expected_revision_id: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct PutResourcePolicyResponse {
+    #[serde(
+        rename = "resourcePolicy",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub resource_policy: Option<ResourcePolicy>,
+    #[serde(
+        rename = "revisionId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub revision_id: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
@@ -1084,6 +1467,46 @@ pub struct RejectedLogEventsInfo {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct ResourcePolicy {
+    #[serde(
+        rename = "policyName",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub policy_name: Option<String>,
+    #[serde(
+        rename = "policyDocument",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub policy_document: Option<String>,
+    #[serde(
+        rename = "lastUpdatedTime",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub last_updated_time: Option<i64>,
+    #[serde(
+        rename = "policyScope",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub policy_scope: Option<PolicyScope>,
+    #[serde(
+        rename = "resourceArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub resource_arn: Option<String>,
+    #[serde(
+        rename = "revisionId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub revision_id: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
 pub struct ResultField {
     #[serde(rename = "field", default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
@@ -1105,6 +1528,98 @@ pub struct SearchedLogStream {
         skip_serializing_if = "Option::is_none"
     )]
     pub searched_completely: Option<bool>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum StandardUnit {
+    #[serde(rename = "Seconds")]
+    Seconds,
+    #[serde(rename = "Microseconds")]
+    Microseconds,
+    #[serde(rename = "Milliseconds")]
+    Milliseconds,
+    #[serde(rename = "Bytes")]
+    Bytes,
+    #[serde(rename = "Kilobytes")]
+    Kilobytes,
+    #[serde(rename = "Megabytes")]
+    Megabytes,
+    #[serde(rename = "Gigabytes")]
+    Gigabytes,
+    #[serde(rename = "Terabytes")]
+    Terabytes,
+    #[serde(rename = "Bits")]
+    Bits,
+    #[serde(rename = "Kilobits")]
+    Kilobits,
+    #[serde(rename = "Megabits")]
+    Megabits,
+    #[serde(rename = "Gigabits")]
+    Gigabits,
+    #[serde(rename = "Terabits")]
+    Terabits,
+    #[serde(rename = "Percent")]
+    Percent,
+    #[serde(rename = "Count")]
+    Count,
+    #[serde(rename = "Bytes/Second")]
+    BytesSecond,
+    #[serde(rename = "Kilobytes/Second")]
+    KilobytesSecond,
+    #[serde(rename = "Megabytes/Second")]
+    MegabytesSecond,
+    #[serde(rename = "Gigabytes/Second")]
+    GigabytesSecond,
+    #[serde(rename = "Terabytes/Second")]
+    TerabytesSecond,
+    #[serde(rename = "Bits/Second")]
+    BitsSecond,
+    #[serde(rename = "Kilobits/Second")]
+    KilobitsSecond,
+    #[serde(rename = "Megabits/Second")]
+    MegabitsSecond,
+    #[serde(rename = "Gigabits/Second")]
+    GigabitsSecond,
+    #[serde(rename = "Terabits/Second")]
+    TerabitsSecond,
+    #[serde(rename = "Count/Second")]
+    CountSecond,
+    #[serde(rename = "None")]
+    None,
+}
+impl StandardUnit {
+    /// The AWS string for this value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Seconds => "Seconds",
+            Self::Microseconds => "Microseconds",
+            Self::Milliseconds => "Milliseconds",
+            Self::Bytes => "Bytes",
+            Self::Kilobytes => "Kilobytes",
+            Self::Megabytes => "Megabytes",
+            Self::Gigabytes => "Gigabytes",
+            Self::Terabytes => "Terabytes",
+            Self::Bits => "Bits",
+            Self::Kilobits => "Kilobits",
+            Self::Megabits => "Megabits",
+            Self::Gigabits => "Gigabits",
+            Self::Terabits => "Terabits",
+            Self::Percent => "Percent",
+            Self::Count => "Count",
+            Self::BytesSecond => "Bytes/Second",
+            Self::KilobytesSecond => "Kilobytes/Second",
+            Self::MegabytesSecond => "Megabytes/Second",
+            Self::GigabytesSecond => "Gigabytes/Second",
+            Self::TerabytesSecond => "Terabytes/Second",
+            Self::BitsSecond => "Bits/Second",
+            Self::KilobitsSecond => "Kilobits/Second",
+            Self::MegabitsSecond => "Megabits/Second",
+            Self::GigabitsSecond => "Gigabits/Second",
+            Self::TerabitsSecond => "Terabits/Second",
+            Self::CountSecond => "Count/Second",
+            Self::None => "None",
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
@@ -1162,6 +1677,14 @@ pub struct StopQueryResponse {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct TagFilter {
+    #[serde(rename = "key")]
+    pub key: String,
+    #[serde(rename = "values", default, skip_serializing_if = "Option::is_none")]
+    pub values: Option<Vec<String>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
 pub struct TagLogGroupRequest {
     #[serde(rename = "logGroupName")]
     pub log_group_name: String,
@@ -1175,6 +1698,20 @@ pub struct TagResourceRequest {
     pub resource_arn: String,
     #[serde(rename = "tags")]
     pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct TestMetricFilterRequest {
+    #[serde(rename = "filterPattern")]
+    pub filter_pattern: String,
+    #[serde(rename = "logEventMessages")]
+    pub log_event_messages: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct TestMetricFilterResponse {
+    #[serde(rename = "matches", default, skip_serializing_if = "Option::is_none")]
+    pub matches: Option<Vec<MetricFilterMatchRecord>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
