@@ -42,6 +42,10 @@ pub(crate) enum Action {
     ListImages,
     /// Seeing a repository in `/v2/_catalog`.
     DescribeRepositories,
+    /// Filling a pull-through cache repository from upstream.
+    BatchImportUpstreamImage,
+    /// Creating a repository (a pull-through cache's first pull).
+    CreateRepository,
 }
 
 impl Action {
@@ -58,6 +62,8 @@ impl Action {
             Self::BatchDeleteImage => "ecr:BatchDeleteImage",
             Self::ListImages => "ecr:ListImages",
             Self::DescribeRepositories => "ecr:DescribeRepositories",
+            Self::BatchImportUpstreamImage => "ecr:BatchImportUpstreamImage",
+            Self::CreateRepository => "ecr:CreateRepository",
         }
     }
 }

@@ -152,6 +152,27 @@ pub enum RegistryError {
     /// A quota was reached (an image's scans per 24 hours).
     #[error("{0}")]
     LimitExceeded(String),
+    /// CreatePullThroughCacheRule for a prefix that has a rule.
+    #[error("{0}")]
+    PullThroughCacheRuleAlreadyExists(String),
+    /// No pull-through cache rule has the prefix.
+    #[error("{0}")]
+    PullThroughCacheRuleNotFound(String),
+    /// The upstream registry cannot be used.
+    #[error("{0}")]
+    UnsupportedUpstreamRegistry(String),
+    /// The rule's secret does not exist.
+    #[error("{0}")]
+    SecretNotFound(String),
+    /// The rule's secret exists but cannot be read.
+    #[error("{0}")]
+    UnableToAccessSecret(String),
+    /// The rule's secret does not hold credentials.
+    #[error("{0}")]
+    UnableToDecryptSecret(String),
+    /// A pull-through import failed upstream.
+    #[error("{0}")]
+    UnableToGetUpstreamImage(String),
     /// The state store failed.
     #[error("The registry's state store failed: {0}")]
     Store(#[from] store::StoreError),
@@ -214,6 +235,14 @@ impl RegistryError {
             Self::TooManyTags(_) | Self::InvalidTagParameter(_) => ErrorCode::Denied,
             Self::ScanNotFound(_) => ErrorCode::ManifestUnknown,
             Self::LimitExceeded(_) => ErrorCode::TooManyRequests,
+            Self::PullThroughCacheRuleAlreadyExists(_)
+            | Self::UnsupportedUpstreamRegistry(_)
+            | Self::SecretNotFound(_)
+            | Self::UnableToAccessSecret(_)
+            | Self::UnableToDecryptSecret(_) => ErrorCode::Denied,
+            Self::PullThroughCacheRuleNotFound(_) => ErrorCode::NameUnknown,
+            // Docker reports the pull as "manifest unknown" with this message.
+            Self::UnableToGetUpstreamImage(_) => ErrorCode::ManifestUnknown,
             Self::Store(_) | Self::Storage(_) | Self::Contention(_) => ErrorCode::Internal,
         }
     }
@@ -277,6 +306,15 @@ impl RegistryError {
             Self::ScanNotFound(_) => "ScanNotFoundException",
             Self::Validation(_) => "ValidationException",
             Self::LimitExceeded(_) => "LimitExceededException",
+            Self::PullThroughCacheRuleAlreadyExists(_) => {
+                "PullThroughCacheRuleAlreadyExistsException"
+            }
+            Self::PullThroughCacheRuleNotFound(_) => "PullThroughCacheRuleNotFoundException",
+            Self::UnsupportedUpstreamRegistry(_) => "UnsupportedUpstreamRegistryException",
+            Self::SecretNotFound(_) => "SecretNotFoundException",
+            Self::UnableToAccessSecret(_) => "UnableToAccessSecretException",
+            Self::UnableToDecryptSecret(_) => "UnableToDecryptSecretValueException",
+            Self::UnableToGetUpstreamImage(_) => "UnableToGetUpstreamImageException",
             Self::Store(_) | Self::Storage(_) | Self::Contention(_) => {
                 return AwsError::server("ServerException", msg)
             }

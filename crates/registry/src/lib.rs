@@ -19,6 +19,7 @@ mod gc;
 mod images;
 mod lifecycle_policy;
 mod objects;
+mod pull_through;
 mod replication;
 mod scanning;
 
@@ -70,12 +71,19 @@ pub struct RegistryConfig {
     /// endpoint `/v2/token`) instead of ECR's Basic; both kinds of credentials are
     /// accepted either way.
     pub bearer_challenge: bool,
+    /// How long a pull-through cache tag is served before it is compared with upstream
+    /// again (ECR: 24 hours).
+    pub pull_through_refresh: Duration,
+    /// Where the secrets pull-through cache rules name are read from (the local stand-in
+    /// for Secrets Manager); none: rules with a `credentialArn` are refused.
+    pub pull_through_secrets: Option<std::path::PathBuf>,
 }
 
 impl RegistryConfig {
     /// Defaults for a registry at `host` (`127.0.0.1:4747`), overridable through
     /// `STEVEDORE_REGISTRY_GC_INTERVAL_SECS` and `STEVEDORE_REGISTRY_GC_GRACE_SECS`; `STEVEDORE_REGISTRY_CHALLENGE=bearer`
-    /// selects the bearer-token challenge.
+    /// selects the bearer-token challenge. `STEVEDORE_PULL_THROUGH_REFRESH_SECS` (default
+    /// 86400) and `STEVEDORE_PULL_THROUGH_SECRETS_DIR` configure the pull-through cache.
     pub fn new(host: String, region: String, account_id: String) -> Self {
         let secs = |var: &str, default: u64| {
             std::env::var(var)
@@ -95,6 +103,13 @@ impl RegistryConfig {
             max_blob_bytes: 64 * 1024 * 1024 * 1024,
             bearer_challenge: std::env::var("STEVEDORE_REGISTRY_CHALLENGE")
                 .is_ok_and(|v| v.eq_ignore_ascii_case("bearer")),
+            pull_through_refresh: Duration::from_secs(secs(
+                "STEVEDORE_PULL_THROUGH_REFRESH_SECS",
+                24 * 3600,
+            )),
+            pull_through_secrets: std::env::var_os("STEVEDORE_PULL_THROUGH_SECRETS_DIR")
+                .filter(|v| !v.is_empty())
+                .map(std::path::PathBuf::from),
         }
     }
 }
@@ -123,6 +138,9 @@ struct Inner {
     /// Serialises, per digest stripe, a blob's commit against its collection, so
     /// garbage collection never deletes a file a commit has just put in place.
     blob_locks: Vec<tokio::sync::Mutex<()>>,
+    /// Serialises, per repository-name stripe, pull-through imports, so concurrent first
+    /// pulls of one image fetch it upstream once.
+    pull_locks: Vec<tokio::sync::Mutex<()>>,
     /// The vulnerability scanner (set once by the binary with its database).
     scanner: std::sync::OnceLock<scanning::Scanner>,
 }
@@ -141,6 +159,7 @@ impl Registry {
                 replicas: std::sync::OnceLock::new(),
                 policies: access::PolicyCache::default(),
                 blob_locks: (0..64).map(|_| tokio::sync::Mutex::new(())).collect(),
+                pull_locks: (0..16).map(|_| tokio::sync::Mutex::new(())).collect(),
                 scanner: std::sync::OnceLock::new(),
             }),
         }
@@ -307,6 +326,13 @@ impl Registry {
         let i = usize::from(u8::from_str_radix(d.hex().get(..2).unwrap_or("0"), 16).unwrap_or(0))
             % self.inner.blob_locks.len();
         &self.inner.blob_locks[i]
+    }
+    pub(crate) fn pull_lock(&self, name: &str) -> &tokio::sync::Mutex<()> {
+        use std::hash::{BuildHasher, BuildHasherDefault};
+        let h = BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+            .hash_one(name);
+        let i = usize::try_from(h % self.inner.pull_locks.len() as u64).unwrap_or(0);
+        &self.inner.pull_locks[i]
     }
     pub(crate) fn registry_id(&self) -> &str {
         &self.inner.config.account_id

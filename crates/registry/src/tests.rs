@@ -256,7 +256,7 @@ async fn every_modelled_ecr_operation_runs_a_handler_or_answers_not_implemented(
         &["SerializationException", "InvalidParameterException"],
     )
     .await;
-    assert_eq!(answered.served, 38, "operations served");
+    assert_eq!(answered.served, 43, "operations served");
 }
 
 mod access;

@@ -157,7 +157,7 @@ impl Database {
                 };
                 tx.execute(
                     "INSERT OR IGNORE INTO affected (ecosystem, name, id) VALUES (?1, ?2, ?3)",
-                    params![eco.osv_name(), p.name, v.id],
+                    params![eco.osv_name(), eco.normalize_name(&p.name), v.id],
                 )?;
             }
             report.imported += 1;

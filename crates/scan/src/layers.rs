@@ -23,6 +23,10 @@ pub fn wanted(path: &str) -> bool {
         || (path.starts_with("var/lib/dpkg/status.d/") && !base.ends_with(".md5sums"))
         || base == "Cargo.lock"
         || base == "package-lock.json"
+        || crate::packages::rpm::SQLITE_PATHS.contains(&path)
+        || crate::packages::rpm::BDB_PATHS.contains(&path)
+        || crate::packages::python::is_metadata(path)
+        || base == crate::packages::gobinary::VIRTUAL_NAME
 }
 
 /// The wanted files of an image, by path.
@@ -191,6 +195,29 @@ impl Filesystem {
                 self.check_kept(&changes, body.len(), limits)?;
                 changes.removed.push(path.clone());
                 changes.files.insert(path, body);
+            } else if kind.is_file() && is_executable(&entry) {
+                // A Go binary keeps only its build info (a virtual file under its path).
+                let size = entry.header().size().map_err(bad)?;
+                changes.files.remove(&path);
+                changes.removed.push(path.clone());
+                if size <= limits.max_file_bytes {
+                    let mut body = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+                    (&mut entry)
+                        .take(limits.max_file_bytes)
+                        .read_to_end(&mut body)
+                        .map_err(bad)?;
+                    if let Some(info) = crate::packages::gobinary::extract(&body) {
+                        let kept = match info {
+                            Ok(info) => info,
+                            // Kept as a note the inventory reports.
+                            Err(note) => format!("!{note}").into_bytes(),
+                        };
+                        self.check_kept(&changes, kept.len(), limits)?;
+                        changes
+                            .files
+                            .insert(join(&path, crate::packages::gobinary::VIRTUAL_NAME), kept);
+                    }
+                }
             } else if !kind.is_dir() {
                 // Anything else (a link, a device, an unwanted file) replaces what a
                 // lower layer had there; links are never followed.
@@ -244,6 +271,11 @@ impl Filesystem {
         self.files.extend(changes.files);
         Ok(())
     }
+}
+
+/// Whether a tar entry has an execute bit (the files Go build info is looked for in).
+fn is_executable<R: Read>(entry: &tar::Entry<'_, R>) -> bool {
+    entry.header().mode().is_ok_and(|m| m & 0o111 != 0)
 }
 
 fn join(dir: &str, name: &str) -> String {

@@ -18,6 +18,9 @@ pub use osv::FindingSeverity;
 pub use packages::Package;
 pub use version::Ecosystem;
 
+#[cfg(test)]
+mod inventory_tests;
+
 use std::collections::BTreeMap;
 use std::io::Read;
 

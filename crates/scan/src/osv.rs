@@ -173,7 +173,7 @@ impl Vulnerability {
             a.package.as_ref().is_some_and(|p| {
                 Ecosystem::from_osv(&p.ecosystem) == Some(pkg.ecosystem)
                     && same_release(&p.ecosystem, pkg.release.as_deref())
-                    && names.contains(&p.name.as_str())
+                    && names.contains(&pkg.ecosystem.normalize_name(&p.name).as_str())
             }) && affected_version(a, pkg.ecosystem, &pkg.version)
         })
     }

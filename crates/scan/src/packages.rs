@@ -1,10 +1,15 @@
 //! The package inventory: OS packages from dpkg's status database (and distroless
-//! `status.d` files) and apk's installed database, language packages from Cargo.lock and
-//! package-lock.json. Parsers read untrusted bytes: a file they cannot read yields no
+//! `status.d` files), apk's installed database and rpm's sqlite database, language
+//! packages from Cargo.lock, package-lock.json, Python's site-packages metadata and Go
+//! binaries' build info. Parsers read untrusted bytes: a file they cannot read yields no
 //! packages and a note, never a panic.
 
 use crate::version::Ecosystem;
 use std::collections::BTreeSet;
+
+pub mod gobinary;
+pub mod python;
+pub mod rpm;
 
 /// One installed package.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -43,14 +48,51 @@ pub fn inventory<'a>(
 ) -> (Vec<Package>, Vec<String>) {
     let mut out = BTreeSet::new();
     let mut notes = Vec::new();
+    let files: Vec<(&String, &Vec<u8>)> = files.into_iter().collect();
     // `etc/os-release` wins over `usr/lib/os-release` (the usual link target).
-    let mut releases: Vec<(&String, &Vec<u8>)> = Vec::new();
+    let mut releases: Vec<(&String, &Vec<u8>)> = files
+        .iter()
+        .copied()
+        .filter(|(p, _)| crate::layers::is_os_release(p))
+        .collect();
+    releases.sort_by_key(|(p, _)| !p.starts_with("etc/"));
+    let files_release = releases
+        .first()
+        .and_then(|(_, b)| std::str::from_utf8(b).ok());
+    let release = os_release(files_release);
     for (path, body) in files {
         if crate::layers::is_os_release(path) {
-            releases.push((path, body));
             continue;
         }
         let base = path.rsplit('/').next().unwrap_or(path);
+        if rpm::SQLITE_PATHS.contains(&path.as_str()) {
+            // Which rpm distribution the packages belong to comes from os-release.
+            let eco = match release.as_ref().map(|(e, _)| *e) {
+                Some(e @ (Ecosystem::RockyLinux | Ecosystem::AlmaLinux)) => e,
+                _ => Ecosystem::RedHat,
+            };
+            match rpm::rpmdb_sqlite(body, eco) {
+                Ok(p) => out.extend(p),
+                Err(e) => notes.push(format!("{path}: {e}")),
+            }
+            continue;
+        }
+        if rpm::BDB_PATHS.contains(&path.as_str()) {
+            notes.push(format!(
+                "{path}: a BerkeleyDB rpm database, which the scanner does not read"
+            ));
+            continue;
+        }
+        if base == gobinary::VIRTUAL_NAME {
+            match std::str::from_utf8(body) {
+                Ok(text) => match text.strip_prefix('!') {
+                    Some(note) => notes.push(format!("{path}: {note}")),
+                    None => out.extend(gobinary::packages(text)),
+                },
+                Err(_) => notes.push(format!("{path}: Go build info is not UTF-8")),
+            }
+            continue;
+        }
         let Ok(text) = std::str::from_utf8(body) else {
             notes.push(format!("{path}: not UTF-8"));
             continue;
@@ -64,6 +106,8 @@ pub fn inventory<'a>(
             Ok(cargo_lock(text))
         } else if base == "package-lock.json" {
             package_lock(text)
+        } else if python::is_metadata(path) {
+            Ok(python::metadata(text))
         } else {
             Ok(Vec::new())
         };
@@ -72,16 +116,14 @@ pub fn inventory<'a>(
             Err(e) => notes.push(format!("{path}: {e}")),
         }
     }
-    releases.sort_by_key(|(p, _)| !p.starts_with("etc/"));
-    let files_release = releases
-        .first()
-        .and_then(|(_, b)| std::str::from_utf8(b).ok());
-    let release = os_release(files_release);
     let packages = out
         .into_iter()
         .map(|mut p| {
             p.release = match p.ecosystem {
-                Ecosystem::Debian | Ecosystem::Alpine => release
+                Ecosystem::Debian
+                | Ecosystem::Alpine
+                | Ecosystem::RockyLinux
+                | Ecosystem::AlmaLinux => release
                     .as_ref()
                     .filter(|(eco, _)| *eco == p.ecosystem)
                     .map(|(_, r)| r.clone()),
@@ -112,6 +154,12 @@ pub fn os_release(text: Option<&str>) -> Option<(Ecosystem, String)> {
                 format!("v{}.{}", parts.next()?, parts.next()?),
             ))
         }
+        // OSV names `Rocky Linux:9` and `AlmaLinux:9` by major release; Red Hat's
+        // suffixes name products (`Red Hat:enterprise_linux:9::appstream`), so RHEL
+        // packages match every Red Hat record of their name.
+        "rocky" => Some((Ecosystem::RockyLinux, version.split('.').next()?.to_owned())),
+        "almalinux" => Some((Ecosystem::AlmaLinux, version.split('.').next()?.to_owned())),
+        "rhel" => Some((Ecosystem::RedHat, String::new())),
         _ => None,
     }
 }

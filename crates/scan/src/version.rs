@@ -1,8 +1,15 @@
 //! Version ordering, one comparator per ecosystem: Debian's dpkg rules, Alpine's apk
-//! rules, and SemVer (crates.io, npm). A version a comparator cannot read is `None`, so a
-//! range over it is never guessed.
+//! rules, rpm's `rpmvercmp` (Red Hat, Rocky Linux, AlmaLinux), PEP 440 (PyPI) and SemVer
+//! (crates.io, npm, Go). A version a comparator cannot read is `None`, so a range over it
+//! is never guessed.
 
 use std::cmp::Ordering;
+
+mod pep440;
+mod rpm;
+
+pub use pep440::pep440_compare;
+pub use rpm::{rpm_compare, rpmvercmp};
 
 /// The ecosystems whose packages the scanner inventories.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -15,6 +22,16 @@ pub enum Ecosystem {
     CratesIo,
     /// npm packages (package-lock.json).
     Npm,
+    /// Red Hat Enterprise Linux packages (rpm database).
+    RedHat,
+    /// Rocky Linux packages (rpm database).
+    RockyLinux,
+    /// AlmaLinux packages (rpm database).
+    AlmaLinux,
+    /// Python packages (site-packages metadata), by their PEP 503 normalised names.
+    PyPI,
+    /// Go modules (the build info Go binaries embed), and `stdlib` for the toolchain.
+    Go,
 }
 
 impl Ecosystem {
@@ -25,7 +42,34 @@ impl Ecosystem {
             Self::Alpine => "Alpine",
             Self::CratesIo => "crates.io",
             Self::Npm => "npm",
+            Self::RedHat => "Red Hat",
+            Self::RockyLinux => "Rocky Linux",
+            Self::AlmaLinux => "AlmaLinux",
+            Self::PyPI => "PyPI",
+            Self::Go => "Go",
         }
+    }
+
+    /// A package name as this ecosystem compares names: PyPI's PEP 503 form (lower
+    /// case, runs of `-`, `_`, `.` as one `-`); others as they are.
+    pub fn normalize_name(self, name: &str) -> String {
+        if self != Self::PyPI {
+            return name.to_owned();
+        }
+        let mut out = String::with_capacity(name.len());
+        let mut sep = false;
+        for c in name.chars() {
+            if matches!(c, '-' | '_' | '.') {
+                sep = true;
+                continue;
+            }
+            if sep && !out.is_empty() {
+                out.push('-');
+            }
+            sep = false;
+            out.push(c.to_ascii_lowercase());
+        }
+        out
     }
 
     /// The ecosystem an OSV `affected[].package.ecosystem` names, release suffix ignored.
@@ -35,6 +79,11 @@ impl Ecosystem {
             "Alpine" => Some(Self::Alpine),
             "crates.io" => Some(Self::CratesIo),
             "npm" => Some(Self::Npm),
+            "Red Hat" => Some(Self::RedHat),
+            "Rocky Linux" => Some(Self::RockyLinux),
+            "AlmaLinux" => Some(Self::AlmaLinux),
+            "PyPI" => Some(Self::PyPI),
+            "Go" => Some(Self::Go),
             _ => None,
         }
     }
@@ -45,6 +94,13 @@ impl Ecosystem {
             Self::Debian => Some(dpkg_compare(a, b)),
             Self::Alpine => apk_compare(a, b),
             Self::CratesIo | Self::Npm => semver_compare(a, b),
+            Self::RedHat | Self::RockyLinux | Self::AlmaLinux => Some(rpm_compare(a, b)),
+            Self::PyPI => pep440_compare(a, b),
+            // Go module versions are SemVer with a `v` OSV leaves off.
+            Self::Go => semver_compare(
+                a.strip_prefix('v').unwrap_or(a),
+                b.strip_prefix('v').unwrap_or(b),
+            ),
         }
     }
 }

@@ -201,6 +201,92 @@ pub struct CompleteLayerUploadResponse {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct CreatePullThroughCacheRuleRequest {
+    #[serde(rename = "ecrRepositoryPrefix")]
+    pub ecr_repository_prefix: String,
+    #[serde(rename = "upstreamRegistryUrl")]
+    pub upstream_registry_url: String,
+    #[serde(
+        rename = "registryId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub registry_id: Option<String>,
+    #[serde(
+        rename = "upstreamRegistry",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub upstream_registry: Option<UpstreamRegistry>,
+    #[serde(
+        rename = "credentialArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub credential_arn: Option<String>,
+    #[serde(
+        rename = "customRoleArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub custom_role_arn: Option<String>,
+    #[serde(
+        rename = "upstreamRepositoryPrefix",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub upstream_repository_prefix: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct CreatePullThroughCacheRuleResponse {
+    #[serde(
+        rename = "ecrRepositoryPrefix",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ecr_repository_prefix: Option<String>,
+    #[serde(
+        rename = "upstreamRegistryUrl",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub upstream_registry_url: Option<String>,
+    #[serde(rename = "createdAt", default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<f64>,
+    #[serde(
+        rename = "registryId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub registry_id: Option<String>,
+    #[serde(
+        rename = "upstreamRegistry",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub upstream_registry: Option<UpstreamRegistry>,
+    #[serde(
+        rename = "credentialArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub credential_arn: Option<String>,
+    #[serde(
+        rename = "customRoleArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub custom_role_arn: Option<String>,
+    #[serde(
+        rename = "upstreamRepositoryPrefix",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub upstream_repository_prefix: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
 pub struct CreateRepositoryRequest {
     #[serde(
         rename = "registryId",
@@ -336,6 +422,60 @@ pub struct DeleteLifecyclePolicyResponse {
         skip_serializing_if = "Option::is_none"
     )]
     pub last_evaluated_at: Option<f64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct DeletePullThroughCacheRuleRequest {
+    #[serde(rename = "ecrRepositoryPrefix")]
+    pub ecr_repository_prefix: String,
+    #[serde(
+        rename = "registryId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub registry_id: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct DeletePullThroughCacheRuleResponse {
+    #[serde(
+        rename = "ecrRepositoryPrefix",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ecr_repository_prefix: Option<String>,
+    #[serde(
+        rename = "upstreamRegistryUrl",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub upstream_registry_url: Option<String>,
+    #[serde(rename = "createdAt", default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<f64>,
+    #[serde(
+        rename = "registryId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub registry_id: Option<String>,
+    #[serde(
+        rename = "credentialArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub credential_arn: Option<String>,
+    #[serde(
+        rename = "customRoleArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub custom_role_arn: Option<String>,
+    #[serde(
+        rename = "upstreamRepositoryPrefix",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub upstream_repository_prefix: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
@@ -551,6 +691,42 @@ pub struct DescribeImagesResponse {
         skip_serializing_if = "Option::is_none"
     )]
     pub image_details: Option<Vec<ImageDetail>>,
+    #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct DescribePullThroughCacheRulesRequest {
+    #[serde(
+        rename = "registryId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub registry_id: Option<String>,
+    #[serde(
+        rename = "ecrRepositoryPrefixes",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ecr_repository_prefixes: Option<Vec<String>>,
+    #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+    #[serde(
+        rename = "maxResults",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_results: Option<i32>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct DescribePullThroughCacheRulesResponse {
+    #[serde(
+        rename = "pullThroughCacheRules",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub pull_through_cache_rules: Option<Vec<PullThroughCacheRule>>,
     #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
 }
@@ -1706,6 +1882,56 @@ pub struct PackageVulnerabilityDetails {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct PullThroughCacheRule {
+    #[serde(
+        rename = "ecrRepositoryPrefix",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ecr_repository_prefix: Option<String>,
+    #[serde(
+        rename = "upstreamRegistryUrl",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub upstream_registry_url: Option<String>,
+    #[serde(rename = "createdAt", default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<f64>,
+    #[serde(
+        rename = "registryId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub registry_id: Option<String>,
+    #[serde(
+        rename = "credentialArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub credential_arn: Option<String>,
+    #[serde(
+        rename = "customRoleArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub custom_role_arn: Option<String>,
+    #[serde(
+        rename = "upstreamRepositoryPrefix",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub upstream_repository_prefix: Option<String>,
+    #[serde(
+        rename = "upstreamRegistry",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub upstream_registry: Option<UpstreamRegistry>,
+    #[serde(rename = "updatedAt", default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<f64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
 pub struct PutImageRequest {
     #[serde(
         rename = "registryId",
@@ -2463,6 +2689,66 @@ pub struct UntagResourceRequest {
 pub struct UntagResourceResponse {}
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct UpdatePullThroughCacheRuleRequest {
+    #[serde(
+        rename = "registryId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub registry_id: Option<String>,
+    #[serde(rename = "ecrRepositoryPrefix")]
+    pub ecr_repository_prefix: String,
+    #[serde(
+        rename = "credentialArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub credential_arn: Option<String>,
+    #[serde(
+        rename = "customRoleArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub custom_role_arn: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct UpdatePullThroughCacheRuleResponse {
+    #[serde(
+        rename = "ecrRepositoryPrefix",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ecr_repository_prefix: Option<String>,
+    #[serde(
+        rename = "registryId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub registry_id: Option<String>,
+    #[serde(rename = "updatedAt", default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<f64>,
+    #[serde(
+        rename = "credentialArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub credential_arn: Option<String>,
+    #[serde(
+        rename = "customRoleArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub custom_role_arn: Option<String>,
+    #[serde(
+        rename = "upstreamRepositoryPrefix",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub upstream_repository_prefix: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
 pub struct UploadLayerPartRequest {
     #[serde(
         rename = "registryId",
@@ -2504,6 +2790,100 @@ pub struct UploadLayerPartResponse {
         skip_serializing_if = "Option::is_none"
     )]
     pub last_byte_received: Option<i64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum UpstreamRegistry {
+    #[serde(rename = "ecr")]
+    Ecr,
+    #[serde(rename = "ecr-public")]
+    EcrPublic,
+    #[serde(rename = "quay")]
+    Quay,
+    #[serde(rename = "k8s")]
+    K8s,
+    #[serde(rename = "docker-hub")]
+    DockerHub,
+    #[serde(rename = "github-container-registry")]
+    GithubContainerRegistry,
+    #[serde(rename = "azure-container-registry")]
+    AzureContainerRegistry,
+    #[serde(rename = "gitlab-container-registry")]
+    GitlabContainerRegistry,
+    #[serde(rename = "chainguard")]
+    Chainguard,
+}
+impl UpstreamRegistry {
+    /// The AWS string for this value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ecr => "ecr",
+            Self::EcrPublic => "ecr-public",
+            Self::Quay => "quay",
+            Self::K8s => "k8s",
+            Self::DockerHub => "docker-hub",
+            Self::GithubContainerRegistry => "github-container-registry",
+            Self::AzureContainerRegistry => "azure-container-registry",
+            Self::GitlabContainerRegistry => "gitlab-container-registry",
+            Self::Chainguard => "chainguard",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct ValidatePullThroughCacheRuleRequest {
+    #[serde(rename = "ecrRepositoryPrefix")]
+    pub ecr_repository_prefix: String,
+    #[serde(
+        rename = "registryId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub registry_id: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct ValidatePullThroughCacheRuleResponse {
+    #[serde(
+        rename = "ecrRepositoryPrefix",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ecr_repository_prefix: Option<String>,
+    #[serde(
+        rename = "registryId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub registry_id: Option<String>,
+    #[serde(
+        rename = "upstreamRegistryUrl",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub upstream_registry_url: Option<String>,
+    #[serde(
+        rename = "credentialArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub credential_arn: Option<String>,
+    #[serde(
+        rename = "customRoleArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub custom_role_arn: Option<String>,
+    #[serde(
+        rename = "upstreamRepositoryPrefix",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub upstream_repository_prefix: Option<String>,
+    #[serde(rename = "isValid", default, skip_serializing_if = "Option::is_none")]
+    pub is_valid: Option<bool>,
+    #[serde(rename = "failure", default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]

@@ -241,6 +241,12 @@ async fn serve(reg: &Registry, req: Request) -> Result<Response, RegistryError> 
     let mut q = query_map(req.uri().query());
     if let Some(n) = route_name(&route) {
         validate_name(n).map_err(|e| RegistryError::NameInvalid(e.to_string()))?;
+        if let (Route::Manifest(_, r), &Method::GET | &Method::HEAD) = (&route, &method) {
+            // A pull-through cache repository is filled (or refreshed) from upstream
+            // before the pull is served.
+            let reference = parse_reference(r)?;
+            crate::pull_through::before_pull(reg, &caller, n, &reference).await?;
+        }
         let (rec, _) = reg.repo(n).await?;
         let repo_policy = reg.compiled_policy(n, rec.policy.as_deref());
         for action in route_actions(&route, &method, q.contains_key("digest")) {

@@ -311,6 +311,9 @@ async fn delete_repository(
                 .delete(repo_key(name))
                 .delete(preview_key(name))
                 .delete(lifecycle_run_key(name));
+            for k in crate::pull_through::forget_repository(reg, name).await? {
+                txn = txn.delete(k);
+            }
             for prefix in [
                 manifest_prefix(name),
                 tag_prefix(name),
@@ -550,11 +553,23 @@ async fn describe_images(
 
 async fn batch_get_image(
     reg: &Registry,
+    caller: &wire::Caller,
     req: BatchGetImageRequest,
 ) -> Result<BatchGetImageResponse, RegistryError> {
     check_registry(reg, req.registry_id.as_ref())?;
     check_name(&req.repository_name)?;
     let name = req.repository_name.as_str();
+    // A pull-through cache repository is filled (or refreshed) from upstream first.
+    for id in &req.image_ids {
+        let reference = match (&id.image_digest, &id.image_tag) {
+            (Some(d), _) => Digest::parse(d).ok().map(Reference::Digest),
+            (None, Some(t)) => validate_tag(t).ok().map(|()| Reference::Tag(t.clone())),
+            (None, None) => None,
+        };
+        if let Some(r) = reference {
+            crate::pull_through::before_pull(reg, caller, name, &r).await?;
+        }
+    }
     reg.repo(name).await?;
     if req.image_ids.is_empty() || req.image_ids.len() > 100 {
         return invalid("imageIds must hold 1-100 image identifiers.");

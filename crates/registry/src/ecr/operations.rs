@@ -39,7 +39,9 @@ pub(crate) async fn execute(
         Op::DeleteRepository => run!(super::delete_repository),
         Op::ListImages => run!(super::list_images),
         Op::DescribeImages => run!(super::describe_images),
-        Op::BatchGetImage => run!(super::batch_get_image),
+        Op::BatchGetImage => {
+            respond(&super::batch_get_image(reg, caller, parse_request(body)?).await?)
+        }
         Op::BatchDeleteImage => run!(super::batch_delete_image),
         Op::PutImage => run!(super::put_image),
         Op::BatchCheckLayerAvailability => run!(super::layers::batch_check_layer_availability),
@@ -83,14 +85,20 @@ pub(crate) async fn execute(
         Op::BatchGetRepositoryScanningConfiguration => {
             run!(crate::scanning::batch_get_repository_scanning_configuration)
         }
-        Op::CreatePullThroughCacheRule
-        | Op::CreateRepositoryCreationTemplate
-        | Op::DeletePullThroughCacheRule
+        Op::CreatePullThroughCacheRule => run!(crate::pull_through::create_pull_through_cache_rule),
+        Op::DescribePullThroughCacheRules => {
+            run!(crate::pull_through::describe_pull_through_cache_rules)
+        }
+        Op::UpdatePullThroughCacheRule => run!(crate::pull_through::update_pull_through_cache_rule),
+        Op::DeletePullThroughCacheRule => run!(crate::pull_through::delete_pull_through_cache_rule),
+        Op::ValidatePullThroughCacheRule => {
+            run!(crate::pull_through::validate_pull_through_cache_rule)
+        }
+        Op::CreateRepositoryCreationTemplate
         | Op::DeleteRepositoryCreationTemplate
         | Op::DeleteSigningConfiguration
         | Op::DeregisterPullTimeUpdateExclusion
         | Op::DescribeImageSigningStatus
-        | Op::DescribePullThroughCacheRules
         | Op::DescribeReplicationBackfillResults
         | Op::DescribeRepositoryCreationTemplates
         | Op::GetAccountSetting
@@ -104,9 +112,7 @@ pub(crate) async fn execute(
         | Op::StartReplicationBackfill
         | Op::StopReplicationBackfill
         | Op::UpdateImageStorageClass
-        | Op::UpdatePullThroughCacheRule
-        | Op::UpdateRepositoryCreationTemplate
-        | Op::ValidatePullThroughCacheRule => Err(RegistryError::NotImplemented(op)),
+        | Op::UpdateRepositoryCreationTemplate => Err(RegistryError::NotImplemented(op)),
     }
 }
 
