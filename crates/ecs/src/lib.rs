@@ -8,6 +8,7 @@ mod account_settings;
 mod attributes;
 mod authz;
 pub mod capacity_providers;
+pub mod capacity_scaling;
 pub mod channel;
 mod clusters;
 mod container_instances;

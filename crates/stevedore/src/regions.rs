@@ -380,6 +380,9 @@ impl Factory {
                 fargate = Some(provisioner);
             }
         }
+        // Managed draining: Auto Scaling asks ECS before a group instance goes.
+        let autoscaling =
+            autoscaling.with_gate(Arc::new(crate::capacity_wiring::EcsDraining(ecs.clone())));
         let dispatch = Dispatch::new(self.keys.clone())
             .with_observer(Arc::new(crate::metrics::RequestMetrics))
             .register(ecs.clone())
@@ -469,6 +472,18 @@ impl Factory {
         // Auto Scaling's group controller is level-triggered: a restart observes again.
         let (groups, stop) = (region.autoscaling.clone(), shutdown.clone());
         loops.spawn(async move { groups.run_groups(stop).await });
+        // Managed scaling of capacity providers: each round reads everything afresh.
+        let (ecs, groups, metrics, stop) = (
+            region.ecs.clone(),
+            region.autoscaling.clone(),
+            region.cloudwatch.clone(),
+            shutdown.clone(),
+        );
+        let time_scale = kit.time_scale;
+        loops.spawn(async move {
+            crate::capacity_wiring::run_managed_scaling(ecs, groups, metrics, time_scale, stop)
+                .await;
+        });
         // The service controller is level-triggered: stopping it mid-round loses nothing.
         let (ecs, stop) = (region.ecs.clone(), shutdown.clone());
         ecs.set_disconnect_timeout(kit.disconnect_timeout);
