@@ -47,7 +47,12 @@ pub trait AutoScalingGroups: Send + Sync + 'static {
     /// The group with this ARN (or name), if it exists.
     async fn group(&self, arn: &str) -> Option<GroupFacts>;
     /// Sets its desired capacity (managed scaling), with the cause its activity shows.
-    async fn set_desired_capacity(&self, arn: &str, desired: i32, cause: &str) -> Result<(), String>;
+    async fn set_desired_capacity(
+        &self,
+        arn: &str,
+        desired: i32,
+        cause: &str,
+    ) -> Result<(), String>;
 }
 
 /// A capacity provider's ARN.
@@ -71,7 +76,11 @@ pub(crate) async fn stored(ecs: &Ecs) -> Result<Vec<CapacityProvider>, EcsError>
 
 /// The names of the stored (Auto Scaling group) providers.
 pub(crate) async fn stored_names(ecs: &Ecs) -> Result<Vec<String>, EcsError> {
-    Ok(stored(ecs).await?.into_iter().filter_map(|p| p.name).collect())
+    Ok(stored(ecs)
+        .await?
+        .into_iter()
+        .filter_map(|p| p.name)
+        .collect())
 }
 
 fn fargate_listing(ecs: &Ecs, name: &str, kind: CapacityProviderType) -> CapacityProvider {
@@ -88,12 +97,17 @@ fn fargate_listing(ecs: &Ecs, name: &str, kind: CapacityProviderType) -> Capacit
 /// Checks a new provider's name as AWS does.
 fn check_name(name: &str) -> Result<(), EcsError> {
     let valid = (1..=255).contains(&name.len())
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if !valid {
         return invalid("The specified capacity provider name is invalid. Up to 255 characters are allowed, including letters (upper and lowercase), numbers, underscores, and hyphens.");
     }
     let lower = name.to_ascii_lowercase();
-    if ["aws", "ecs", "fargate"].iter().any(|p| lower.starts_with(p)) {
+    if ["aws", "ecs", "fargate"]
+        .iter()
+        .any(|p| lower.starts_with(p))
+    {
         return Err(EcsError::Client(
             "The specified capacity provider name is invalid. Capacity provider names cannot be prefixed with \"aws\", \"ecs\", or \"fargate\".".into(),
         ));
@@ -138,10 +152,7 @@ fn check_protection(
     if provider.managed_termination_protection != Some(ManagedTerminationProtection::Enabled) {
         return Ok(());
     }
-    let scaling = provider
-        .managed_scaling
-        .as_ref()
-        .and_then(|s| s.status)
+    let scaling = provider.managed_scaling.as_ref().and_then(|s| s.status)
         == Some(ManagedScalingStatus::Enabled);
     if !scaling || !group.new_instances_protected {
         return Err(EcsError::Client("The managed termination protection setting for the capacity provider is invalid. To enable managed termination protection for a capacity provider, the Auto Scaling group must have instance protection from scale in enabled and managed scaling must be enabled.".into()));
@@ -162,7 +173,9 @@ pub(crate) async fn create_capacity_provider(
         return invalid("The autoScalingGroupProvider parameter is required.");
     };
     let Some(groups) = ecs.groups.clone() else {
-        return Err(EcsError::Client("This server has no Auto Scaling groups.".into()));
+        return Err(EcsError::Client(
+            "This server has no Auto Scaling groups.".into(),
+        ));
     };
     let Some(group) = groups.group(&asg.auto_scaling_group_arn).await else {
         return Err(EcsError::Client(format!(
@@ -229,7 +242,11 @@ pub(crate) async fn describe_capacity_providers(
     _: &Caller,
 ) -> Result<DescribeCapacityProvidersResponse, EcsError> {
     let mut all = vec![
-        fargate_listing(ecs, crate::tasks::fargate::FARGATE, CapacityProviderType::Fargate),
+        fargate_listing(
+            ecs,
+            crate::tasks::fargate::FARGATE,
+            CapacityProviderType::Fargate,
+        ),
         fargate_listing(
             ecs,
             crate::tasks::fargate::FARGATE_SPOT,
@@ -248,11 +265,16 @@ pub(crate) async fn describe_capacity_providers(
     let mut failures = Vec::new();
     for w in wanted {
         match all.iter().find(|p| {
-            p.name.as_deref() == Some(w.as_str()) || p.capacity_provider_arn.as_deref() == Some(w.as_str())
+            p.name.as_deref() == Some(w.as_str())
+                || p.capacity_provider_arn.as_deref() == Some(w.as_str())
         }) {
             Some(p) => found.push(p.clone()),
             None => failures.push(Failure {
-                arn: Some(if w.starts_with("arn:") { w.clone() } else { provider_arn(ecs, &w) }),
+                arn: Some(if w.starts_with("arn:") {
+                    w.clone()
+                } else {
+                    provider_arn(ecs, &w)
+                }),
                 reason: Some("MISSING".into()),
                 detail: None,
             }),
@@ -312,9 +334,10 @@ pub(crate) async fn update_capacity_provider(
             }
             p.update_status = Some(CapacityProviderUpdateStatus::UpdateComplete);
             Ok(Step::Commit(
-                Txn::new()
-                    .when(key.clone(), rev)
-                    .put(key.clone(), store::objects::encode(&p).map_err(EcsError::from)?),
+                Txn::new().when(key.clone(), rev).put(
+                    key.clone(),
+                    store::objects::encode(&p).map_err(EcsError::from)?,
+                ),
                 p,
             ))
         })

@@ -83,8 +83,14 @@ impl Ecs {
                 continue;
             };
             let associated = cluster.capacity_providers.clone().unwrap_or_default();
-            let instances = self.objects.list::<StoredInstance>(&instance_prefix(&name)).await?;
-            for p in providers.iter().filter(|p| p.name.as_ref().is_some_and(|n| associated.contains(n))) {
+            let instances = self
+                .objects
+                .list::<StoredInstance>(&instance_prefix(&name))
+                .await?;
+            for p in providers
+                .iter()
+                .filter(|p| p.name.as_ref().is_some_and(|n| associated.contains(n)))
+            {
                 let Some(asg) = &p.auto_scaling_group_provider else {
                     continue;
                 };
@@ -130,7 +136,11 @@ impl Ecs {
     /// its container instance (in any cluster) is set DRAINING so services move their
     /// tasks, and deregistered once it runs none. True when the machine may go (no
     /// container instance, or a drained one, or its provider turns draining off).
-    pub async fn drain_for_termination(&self, group_arn: &str, ec2_instance_id: &str) -> Result<bool, EcsError> {
+    pub async fn drain_for_termination(
+        &self,
+        group_arn: &str,
+        ec2_instance_id: &str,
+    ) -> Result<bool, EcsError> {
         let draining = stored(self).await?.iter().any(|p| {
             p.auto_scaling_group_provider.as_ref().is_some_and(|a| {
                 a.auto_scaling_group_arn == group_arn
@@ -143,7 +153,11 @@ impl Ecs {
             let Some(name) = cluster.cluster_name.clone() else {
                 continue;
             };
-            for (_, si, _) in self.objects.list::<StoredInstance>(&instance_prefix(&name)).await? {
+            for (_, si, _) in self
+                .objects
+                .list::<StoredInstance>(&instance_prefix(&name))
+                .await?
+            {
                 if si.instance.ec2_instance_id.as_deref() != Some(ec2_instance_id) {
                     continue;
                 }
@@ -152,7 +166,9 @@ impl Ecs {
                 };
                 let tasks = si.usage.running + si.usage.pending;
                 if draining && tasks > 0 {
-                    if si.instance.status != Some(model::ecs::status::ContainerInstanceStatus::Draining) {
+                    if si.instance.status
+                        != Some(model::ecs::status::ContainerInstanceStatus::Draining)
+                    {
                         tracing::info!(cluster = %name, instance = ec2_instance_id, "Managed draining: the instance drains before it is terminated.");
                         crate::container_instances::update_container_instances_state(
                             self,
@@ -220,8 +236,14 @@ mod tests {
     #[test]
     fn target_tracking_sizes_the_group_to_the_target_within_steps_and_bounds() {
         // Two busy instances at target 100 need two; at target 50, four.
-        assert_eq!(plan_desired(2, 3, &scaling(100, 1, 10_000), &group(0, 10)), 2);
-        assert_eq!(plan_desired(2, 2, &scaling(50, 1, 10_000), &group(0, 10)), 4);
+        assert_eq!(
+            plan_desired(2, 3, &scaling(100, 1, 10_000), &group(0, 10)),
+            2
+        );
+        assert_eq!(
+            plan_desired(2, 2, &scaling(50, 1, 10_000), &group(0, 10)),
+            4
+        );
         // Steps: at most 1 per move, at least 3 per move.
         assert_eq!(plan_desired(5, 0, &scaling(100, 1, 1), &group(0, 10)), 1);
         assert_eq!(plan_desired(1, 0, &scaling(100, 3, 10), &group(0, 10)), 3);

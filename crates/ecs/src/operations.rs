@@ -5,8 +5,8 @@
 use crate::decode::parse_request;
 use crate::error::EcsError;
 use crate::{
-    account_settings, attributes, capacity_providers, clusters, container_instances, services, tags, task_definitions,
-    tasks, Caller, Ecs,
+    account_settings, attributes, capacity_providers, clusters, container_instances, services,
+    tags, task_definitions, tasks, Caller, Ecs,
 };
 pub use model::ecs::operations::Operation;
 use serde::Serialize;

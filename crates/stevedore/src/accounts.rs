@@ -132,7 +132,9 @@ impl Template {
                     dir.join("instances"),
                 )
                 .map(|p| Arc::new(p) as Arc<dyn autoscaling::InstanceProvider>)
-                .map_err(|error| tracing::warn!(%error, "Auto Scaling instances will be records only."))
+                .map_err(
+                    |error| tracing::warn!(%error, "Auto Scaling instances will be records only."),
+                )
                 .ok()
             }),
         }

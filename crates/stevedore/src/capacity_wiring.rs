@@ -39,7 +39,12 @@ impl AutoScalingGroups for EcsGroups {
         })
     }
 
-    async fn set_desired_capacity(&self, arn: &str, desired: i32, cause: &str) -> Result<(), String> {
+    async fn set_desired_capacity(
+        &self,
+        arn: &str,
+        desired: i32,
+        cause: &str,
+    ) -> Result<(), String> {
         self.0
             .set_desired_capacity(arn, desired, cause)
             .await
@@ -123,8 +128,14 @@ async fn apply_managed_scaling(
             MANAGED_SCALING_NAMESPACE,
             "CapacityProviderReservation".to_owned(),
             vec![
-                Dimension { name: "CapacityProviderName".into(), value: input.provider.clone() },
-                Dimension { name: "ClusterName".into(), value: input.cluster.clone() },
+                Dimension {
+                    name: "CapacityProviderName".into(),
+                    value: input.provider.clone(),
+                },
+                Dimension {
+                    name: "ClusterName".into(),
+                    value: input.cluster.clone(),
+                },
             ],
         ),
         unit: "Percent".into(),
@@ -141,7 +152,10 @@ async fn apply_managed_scaling(
             if ids.is_empty() {
                 continue;
             }
-            if let Err(error) = groups.set_instance_protection(&input.group.name, &ids, protect).await {
+            if let Err(error) = groups
+                .set_instance_protection(&input.group.name, &ids, protect)
+                .await
+            {
                 tracing::warn!(%error, group = %input.group.name, "Managed termination protection not applied.");
             }
         }
@@ -166,11 +180,16 @@ async fn apply_managed_scaling(
         input.provider,
         input.scaling.target_capacity.unwrap_or(100)
     );
-    match groups.set_desired_capacity(&input.group.name, desired, &cause).await {
+    match groups
+        .set_desired_capacity(&input.group.name, desired, &cause)
+        .await
+    {
         Ok(_) => {
             groups.wake();
             tracing::info!(group = %input.group.name, from = input.group.desired, to = desired, reservation, "Managed scaling moved the group.");
         }
-        Err(error) => tracing::warn!(%error, group = %input.group.name, "Managed scaling could not move the group."),
+        Err(error) => {
+            tracing::warn!(%error, group = %input.group.name, "Managed scaling could not move the group.")
+        }
     }
 }

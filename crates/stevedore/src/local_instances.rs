@@ -74,10 +74,7 @@ impl LocalInstances {
         settings
             .entry("STEVEDORE_METADATA_PORT".into())
             .or_insert_with(|| "51679".into());
-        settings
-            .iter()
-            .map(|(k, v)| format!("{k}={v}\n"))
-            .collect()
+        settings.iter().map(|(k, v)| format!("{k}={v}\n")).collect()
     }
 }
 

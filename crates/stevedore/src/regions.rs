@@ -390,7 +390,9 @@ impl Factory {
             .register(cloudwatch.clone())
             .register(elb.clone())
             .register(autoscaling.clone())
-            .register(crate::ec2_launch_templates::LaunchTemplates(autoscaling.clone()));
+            .register(crate::ec2_launch_templates::LaunchTemplates(
+                autoscaling.clone(),
+            ));
         let dispatch = match &registry {
             Some(reg) => dispatch.register(reg.clone()),
             None => dispatch,

@@ -178,7 +178,9 @@ pub(crate) fn check_strategy(
     cluster: &Cluster,
 ) -> Result<(), EcsError> {
     let associated = cluster.capacity_providers.clone().unwrap_or_default();
-    check_strategy_items(strategy, &|n| is_provider(n) || associated.iter().any(|a| a == n))?;
+    check_strategy_items(strategy, &|n| {
+        is_provider(n) || associated.iter().any(|a| a == n)
+    })?;
     if strategy
         .iter()
         .any(|i| !associated.contains(&i.capacity_provider))
@@ -191,7 +193,10 @@ pub(crate) fn check_strategy(
 /// Whether a strategy names Auto Scaling group providers (anything but FARGATE and
 /// FARGATE_SPOT); one may not mix both kinds.
 pub(crate) fn uses_groups(strategy: &[CapacityProviderStrategyItem]) -> Result<bool, EcsError> {
-    let groups = strategy.iter().filter(|i| !is_provider(&i.capacity_provider)).count();
+    let groups = strategy
+        .iter()
+        .filter(|i| !is_provider(&i.capacity_provider))
+        .count();
     if groups > 0 && groups < strategy.len() {
         return invalid("A capacity provider strategy cannot contain a mix of capacity providers using Auto Scaling groups and Fargate providers. Specify one or the other and try again.");
     }
@@ -253,7 +258,9 @@ pub(crate) fn check_cluster_providers(
             ));
         }
     }
-    check_strategy_items(default_strategy, &|n| is_provider(n) || groups.iter().any(|g| g == n))?;
+    check_strategy_items(default_strategy, &|n| {
+        is_provider(n) || groups.iter().any(|g| g == n)
+    })?;
     if default_strategy
         .iter()
         .any(|i| !providers.contains(&i.capacity_provider))
