@@ -326,7 +326,7 @@ impl AutoScaling {
             .filter(|g| names.is_empty() || names.contains(&g.name.as_str()))
             .collect();
         let mut x = Xml::new();
-        x.list("AutoScalingGroups", &groups, |x, g| write_group(x, g));
+        x.list("AutoScalingGroups", &groups, write_group);
         Ok(x.finish())
     }
 
@@ -563,7 +563,7 @@ impl AutoScaling {
             .flat_map(|g| g.activities.iter().map(move |a| (g.name.as_str(), a)))
             .filter(|(_, a)| ids.is_empty() || ids.contains(&a.id.as_str()))
             .collect();
-        all.sort_by(|a, b| b.1.start_ms.cmp(&a.1.start_ms));
+        all.sort_by_key(|a| std::cmp::Reverse(a.1.start_ms));
         all.truncate(max);
         let mut x = Xml::new();
         x.list("Activities", all, |x, (g, a)| write_activity(x, g, a));

@@ -247,7 +247,7 @@ impl AutoScaling {
                 if self.templates().await?.iter().any(|t| t.name == name) {
                     return Err(AutoScalingError::Ec2(
                         "InvalidLaunchTemplateName.AlreadyExistsException",
-                        format!("Launch template name already in use."),
+                        "Launch template name already in use.".to_owned(),
                     ));
                 }
                 Ok(Step::Commit(

@@ -57,7 +57,7 @@ async fn create_refuses_what_aws_refuses() {
     template(&a).await;
     let err = call(&a, &format!("{CREATE}&MinSize=2&MaxSize=1"))
         .await
-        .unwrap_err();
+        .expect_err("refused");
     assert_eq!(
         err.to_string(),
         "Max bound, 1, must be greater than or equal to min bound, 2"
@@ -67,7 +67,7 @@ async fn create_refuses_what_aws_refuses() {
         &format!("{CREATE}&MinSize=0&MaxSize=1&DesiredCapacity=3"),
     )
     .await
-    .unwrap_err();
+    .expect_err("refused");
     assert!(
         err.to_string()
             .starts_with("Desired capacity:3 must be between"),
@@ -81,10 +81,10 @@ async fn create_refuses_what_aws_refuses() {
     let unknown = CREATE.replace("lt1", "nope");
     let err = call(&a, &format!("{unknown}&MinSize=0&MaxSize=1"))
         .await
-        .unwrap_err();
+        .expect_err("refused");
     assert!(err.to_string().contains("launch template"), "{err}");
     let no_zone = "Action=CreateAutoScalingGroup&Version=2011-01-01&AutoScalingGroupName=g&LaunchTemplate.LaunchTemplateName=lt1&MinSize=0&MaxSize=1";
-    let err = call(&a, no_zone).await.unwrap_err();
+    let err = call(&a, no_zone).await.expect_err("refused");
     assert_eq!(
         err.to_string(),
         "At least one Availability Zone or VPC Subnet is required."
@@ -98,7 +98,7 @@ async fn create_refuses_what_aws_refuses() {
     ));
     let above =
         "Action=SetDesiredCapacity&Version=2011-01-01&AutoScalingGroupName=g&DesiredCapacity=3";
-    let err = call(&a, above).await.unwrap_err();
+    let err = call(&a, above).await.expect_err("refused");
     assert_eq!(
         err.to_string(),
         "New SetDesiredCapacity value 3 is above max value 2 for the AutoScalingGroup."
