@@ -25,7 +25,8 @@ ecs_ops=(CreateCluster CreateService DeleteAttributes DeleteCluster DeleteServic
   SubmitContainerStateChange SubmitTaskStateChange TagResource UntagResource UpdateCluster
   UpdateClusterSettings UpdateContainerInstancesState UpdateService GetTaskProtection
   UpdateTaskProtection ListServiceDeployments DescribeServiceDeployments
-  DescribeServiceRevisions StopServiceDeployment)
+  DescribeServiceRevisions StopServiceDeployment CreateCapacityProvider
+  DescribeCapacityProviders UpdateCapacityProvider DeleteCapacityProvider)
 ecr_ops=(BatchCheckLayerAvailability BatchDeleteImage BatchGetImage CompleteLayerUpload
   CreateRepository DeleteLifecyclePolicy DeleteRepository DeleteRepositoryPolicy DescribeImages
   DescribeRegistry DescribeRepositories GetAuthorizationToken GetDownloadUrlForLayer
@@ -68,6 +69,7 @@ operations cloudwatch cloudwatch
 operations elbv2 elbv2
 operations iam iam
 operations sts sts
+operations autoscaling autoscaling
 
 rustfmt --edition 2021 --config-path rustfmt.toml "${generated[@]}"
 printf '%s\n' "${generated[@]}"

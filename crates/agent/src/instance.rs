@@ -79,6 +79,19 @@ pub struct InstanceConfig {
     pub host_address: Option<IpAddr>,
     /// How often running containers' usage is sampled and reported (ECS: 20 s).
     pub metrics_interval: Duration,
+    /// The EC2-style identity this machine declares (an Auto Scaling instance): it
+    /// registers with an instance identity document naming it, and without CPU and
+    /// MEMORY, so the server registers the instance type's resources, not the host's.
+    pub declared: Option<DeclaredIdentity>,
+}
+
+/// What an Auto Scaling instance says it is (see [`InstanceConfig::declared`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeclaredIdentity {
+    /// `i-…`, the id its group gave it.
+    pub instance_id: String,
+    /// `ecs.instance-type`, e.g. `t3.medium`.
+    pub instance_type: String,
 }
 
 /// Why the agent stopped.
@@ -170,6 +183,25 @@ pub fn compute_machine_registration(
         agent_hash: Some("stevedore".to_owned()),
         docker_version: Some(format!("DockerVersion: {docker_version}")),
     });
+    if let Some(declared) = &config.declared {
+        for a in attrs.iter_mut() {
+            if a.name == "ecs.instance-type" {
+                a.value = Some(declared.instance_type.clone());
+            }
+        }
+        // The server derives CPU and MEMORY from the declared type.
+        if let Some(resources) = req.total_resources.as_mut() {
+            resources.retain(|r| !matches!(r.name.as_deref(), Some("CPU" | "MEMORY")));
+        }
+        req.instance_identity_document = Some(
+            serde_json::json!({
+                "instanceId": declared.instance_id,
+                "instanceType": declared.instance_type,
+                "availabilityZone": config.availability_zone,
+            })
+            .to_string(),
+        );
+    }
     req.container_instance_arn = saved_arn;
     req
 }

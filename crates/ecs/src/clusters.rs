@@ -144,7 +144,8 @@ pub(crate) async fn create_cluster(
         .default_capacity_provider_strategy
         .clone()
         .unwrap_or_default();
-    crate::tasks::fargate::check_cluster_providers(&providers, &default_strategy)?;
+    let groups = crate::capacity_providers::stored_names(ecs).await?;
+    crate::tasks::fargate::check_cluster_providers(&providers, &default_strategy, &groups)?;
     let key = cluster_key(&name);
     let cluster = ecs
         .objects
@@ -308,9 +309,11 @@ pub(crate) async fn put_cluster_capacity_providers(
     req: model::ecs::shapes::PutClusterCapacityProvidersRequest,
     _: &Caller,
 ) -> Result<model::ecs::shapes::PutClusterCapacityProvidersResponse, EcsError> {
+    let groups = crate::capacity_providers::stored_names(ecs).await?;
     crate::tasks::fargate::check_cluster_providers(
         &req.capacity_providers,
         &req.default_capacity_provider_strategy,
+        &groups,
     )?;
     let c = modify_cluster(ecs, &req.cluster, |c| {
         c.capacity_providers = Some(req.capacity_providers.clone());

@@ -7,6 +7,8 @@
 mod account_settings;
 mod attributes;
 mod authz;
+pub mod capacity_providers;
+pub mod capacity_scaling;
 pub mod channel;
 mod clusters;
 mod container_instances;
@@ -55,6 +57,8 @@ pub struct Ecs {
     channels: Arc<channel::Channels>,
     controller: Arc<services::controller::ControllerState>,
     balancers: Option<Arc<dyn services::targets::TargetGroups>>,
+    /// The Auto Scaling groups capacity providers name (none: no such providers).
+    groups: Option<Arc<dyn capacity_providers::AutoScalingGroups>>,
     /// The source of hidden Fargate capacity (none: Fargate launches are refused).
     fargate: Option<Arc<dyn tasks::fargate::FargateCapacity>>,
     /// Each task's last status as of the last `/metrics` scrape (see `tasks::counts`).
@@ -78,6 +82,7 @@ impl Ecs {
             channels: Arc::default(),
             controller: Arc::default(),
             balancers: None,
+            groups: None,
             fargate: None,
             task_statuses: Arc::default(),
             #[cfg(any(test, feature = "fault-injection"))]
@@ -147,6 +152,16 @@ impl Ecs {
     /// Lets services register their tasks with load balancers through `groups`.
     pub fn with_target_groups(mut self, groups: Arc<dyn TargetGroups>) -> Self {
         self.balancers = Some(groups);
+        self
+    }
+
+    /// Capacity providers name the Auto Scaling groups `groups` knows.
+    #[must_use]
+    pub fn with_auto_scaling_groups(
+        mut self,
+        groups: Arc<dyn capacity_providers::AutoScalingGroups>,
+    ) -> Self {
+        self.groups = Some(groups);
         self
     }
 

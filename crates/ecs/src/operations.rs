@@ -5,8 +5,8 @@
 use crate::decode::parse_request;
 use crate::error::EcsError;
 use crate::{
-    account_settings, attributes, clusters, container_instances, services, tags, task_definitions,
-    tasks, Caller, Ecs,
+    account_settings, attributes, capacity_providers, clusters, container_instances, services,
+    tags, task_definitions, tasks, Caller, Ecs,
 };
 pub use model::ecs::operations::Operation;
 use serde::Serialize;
@@ -75,6 +75,10 @@ impl Ecs {
             Op::DescribeServices => run!(services::api::describe_services),
             Op::ListServices => run!(services::api::list_services),
             Op::PutClusterCapacityProviders => run!(clusters::put_cluster_capacity_providers),
+            Op::CreateCapacityProvider => run!(capacity_providers::create_capacity_provider),
+            Op::DescribeCapacityProviders => run!(capacity_providers::describe_capacity_providers),
+            Op::UpdateCapacityProvider => run!(capacity_providers::update_capacity_provider),
+            Op::DeleteCapacityProvider => run!(capacity_providers::delete_capacity_provider),
             Op::UpdateTaskProtection => run!(tasks::protection::update_task_protection),
             Op::GetTaskProtection => run!(tasks::protection::get_task_protection),
             Op::ListServiceDeployments => run!(services::history_api::list_service_deployments),
@@ -85,19 +89,16 @@ impl Ecs {
             Op::StopServiceDeployment => run!(services::history_api::stop_service_deployment),
             Op::AssociateGatewayWithCluster
             | Op::ContinueServiceDeployment
-            | Op::CreateCapacityProvider
             | Op::CreateDaemon
             | Op::CreateExpressGatewayService
             | Op::CreateGateway
             | Op::CreateTaskSet
             | Op::DeleteAccountSetting
-            | Op::DeleteCapacityProvider
             | Op::DeleteDaemon
             | Op::DeleteDaemonTaskDefinition
             | Op::DeleteExpressGatewayService
             | Op::DeleteGateway
             | Op::DeleteTaskSet
-            | Op::DescribeCapacityProviders
             | Op::DescribeDaemon
             | Op::DescribeDaemonDeployments
             | Op::DescribeDaemonRevisions
@@ -118,7 +119,6 @@ impl Ecs {
             | Op::ListServicesByNamespace
             | Op::RegisterDaemonTaskDefinition
             | Op::SubmitAttachmentStateChanges
-            | Op::UpdateCapacityProvider
             | Op::UpdateContainerAgent
             | Op::UpdateDaemon
             | Op::UpdateExpressGatewayService

@@ -79,6 +79,9 @@ pub struct Template {
     pub lb_metrics_interval: std::time::Duration,
     /// Stops every account's background loops.
     pub shutdown: CancellationToken,
+    /// The endpoint Auto Scaling's `local` instances (agent processes) call; `None`:
+    /// group instances are records only.
+    pub instances_endpoint: Option<String>,
 }
 
 impl Template {
@@ -121,6 +124,19 @@ impl Template {
             serve_lb: self.serve_lb,
             lb_metrics_interval: self.lb_metrics_interval,
             shutdown: self.shutdown.clone(),
+            instances: self.instances_endpoint.as_ref().and_then(|endpoint| {
+                crate::local_instances::LocalInstances::new(
+                    endpoint.clone(),
+                    region.to_owned(),
+                    key.clone(),
+                    dir.join("instances"),
+                )
+                .map(|p| Arc::new(p) as Arc<dyn autoscaling::InstanceProvider>)
+                .map_err(
+                    |error| tracing::warn!(%error, "Auto Scaling instances will be records only."),
+                )
+                .ok()
+            }),
         }
     }
 }

@@ -123,6 +123,9 @@ pub struct Resolved {
     pub ca_file: Option<PathBuf>,
     /// The pinned hash of the server's CA, taken from the server when there is no CA file.
     pub ca_cert_hash: Option<String>,
+    /// The Auto Scaling instance this agent is (config file: STEVEDORE_INSTANCE_ID and
+    /// STEVEDORE_INSTANCE_TYPE, written by the server's `local` instance provider).
+    pub declared: Option<::agent::instance::DeclaredIdentity>,
 }
 
 /// Parses a `KEY=VALUE` file: blank lines and `#` comments are skipped, values may be
@@ -282,7 +285,16 @@ pub fn resolve(args: &AgentArgs, file: &BTreeMap<String, String>) -> anyhow::Res
         .clone()
         .filter(|h| !h.is_empty())
         .or_else(|| get("STEVEDORE_CA_CERT_HASH"));
+    let declared = match (get("STEVEDORE_INSTANCE_ID"), get("STEVEDORE_INSTANCE_TYPE")) {
+        (Some(instance_id), Some(instance_type)) => Some(::agent::instance::DeclaredIdentity {
+            instance_id,
+            instance_type,
+        }),
+        (None, None) => None,
+        _ => anyhow::bail!("STEVEDORE_INSTANCE_ID and STEVEDORE_INSTANCE_TYPE go together"),
+    };
     Ok(Resolved {
+        declared,
         ca_file,
         ca_cert_hash,
         join_token,
@@ -333,6 +345,7 @@ fn instance_config(r: &Resolved, api: ApiClient) -> InstanceConfig {
         sandbox_runtime: None,
         cpu_units: None,
         host_address,
+        declared: r.declared.clone(),
     }
 }
 
@@ -497,6 +510,7 @@ pub async fn spawn_local(
         join_token: None,
         ca_file: None,
         ca_cert_hash: None,
+        declared: None,
     };
     let config = instance_config(&resolved, api);
     // Supervised like the server's own loops: a panic restarts the agent, which adopts

@@ -242,6 +242,7 @@ impl Provisioner {
                 // Fargate tasks are awsvpc: balancers reach them as ip targets.
                 host_address: None,
                 metrics_interval: ::agent::usage::DEFAULT_INTERVAL,
+                declared: None,
             };
             tracing::info!(%cluster, sandbox = %self.sandbox, "Fargate capacity starting.");
             ::agent::instance::run(config, runtime, self.shutdown.clone())

@@ -54,6 +54,8 @@ pub struct Regional {
     pub cloudwatch: cloudwatch::CloudWatch,
     /// ELBv2 (control side).
     pub elb: elbv2::Elbv2,
+    /// EC2 Auto Scaling, and the EC2 launch templates its groups launch from.
+    pub autoscaling: autoscaling::AutoScaling,
     /// The registry (ECR API and `/v2/`), with the region's own blobs and token key.
     pub registry: Option<registry::Registry>,
     /// The registry's `/v2/` routes, built once.
@@ -85,6 +87,8 @@ pub struct Kit {
     pub lb_metrics_interval: std::time::Duration,
     /// Stops every region's background loops.
     pub shutdown: CancellationToken,
+    /// What Auto Scaling group instances run on (`None`: records only).
+    pub instances: Option<Arc<dyn autoscaling::InstanceProvider>>,
 }
 
 /// How a region's registry is built.
@@ -302,8 +306,15 @@ impl Factory {
             .with_alarms(store.clone())
             .with_time_scale(self.kit.as_ref().map_or(1.0, |k| k.time_scale));
         let elb = elbv2::Elbv2::new(store.clone(), scope.clone(), None);
+        let mut autoscaling = autoscaling::AutoScaling::new(store.clone(), scope.clone());
+        if let Some(provider) = self.kit.as_ref().and_then(|k| k.instances.clone()) {
+            autoscaling = autoscaling.with_provider(provider);
+        }
         let mut ecs = ecs::Ecs::new(store.clone(), scope.clone(), self.endpoint.clone())
-            .with_target_groups(Arc::new(crate::lb_wiring::EcsTargets(elb.clone())));
+            .with_target_groups(Arc::new(crate::lb_wiring::EcsTargets(elb.clone())))
+            .with_auto_scaling_groups(Arc::new(crate::capacity_wiring::EcsGroups(
+                autoscaling.clone(),
+            )));
         let logs = logs::Logs::new(store.clone(), Arc::new(events), scope.clone())
             .with_metric_sink(Arc::new(crate::logs_metrics_wiring::CloudWatchLogMetrics(
                 cloudwatch.clone(),
@@ -372,12 +383,19 @@ impl Factory {
                 fargate = Some(provisioner);
             }
         }
+        // Managed draining: Auto Scaling asks ECS before a group instance goes.
+        let autoscaling =
+            autoscaling.with_gate(Arc::new(crate::capacity_wiring::EcsDraining(ecs.clone())));
         let dispatch = Dispatch::new(self.keys.clone())
             .with_observer(Arc::new(crate::metrics::RequestMetrics))
             .register(ecs.clone())
             .register(logs.clone())
             .register(cloudwatch.clone())
-            .register(elb.clone());
+            .register(elb.clone())
+            .register(autoscaling.clone())
+            .register(crate::ec2_launch_templates::LaunchTemplates(
+                autoscaling.clone(),
+            ));
         let dispatch = match &registry {
             Some(reg) => dispatch.register(reg.clone()),
             None => dispatch,
@@ -392,6 +410,7 @@ impl Factory {
             logs,
             cloudwatch,
             elb,
+            autoscaling,
             registry_routes: registry.as_ref().map(registry::Registry::router),
             registry,
             dispatch,
@@ -455,6 +474,21 @@ impl Factory {
                 shutdown,
             );
         }
+        // Auto Scaling's group controller is level-triggered: a restart observes again.
+        let (groups, stop) = (region.autoscaling.clone(), shutdown.clone());
+        loops.spawn(async move { groups.run_groups(stop).await });
+        // Managed scaling of capacity providers: each round reads everything afresh.
+        let (ecs, groups, metrics, stop) = (
+            region.ecs.clone(),
+            region.autoscaling.clone(),
+            region.cloudwatch.clone(),
+            shutdown.clone(),
+        );
+        let time_scale = kit.time_scale;
+        loops.spawn(async move {
+            crate::capacity_wiring::run_managed_scaling(ecs, groups, metrics, time_scale, stop)
+                .await;
+        });
         // The service controller is level-triggered: stopping it mid-round loses nothing.
         let (ecs, stop) = (region.ecs.clone(), shutdown.clone());
         ecs.set_disconnect_timeout(kit.disconnect_timeout);

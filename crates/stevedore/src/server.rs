@@ -214,6 +214,7 @@ pub async fn run(args: ServerArgs, quick_start: bool) -> anyhow::Result<()> {
         serve_lb: !args.no_lb,
         lb_metrics_interval: args.lb_metrics_interval,
         shutdown: shutdown.clone(),
+        instances_endpoint: Some(format!("{scheme}://{loopback}")),
     };
     let accounts = crate::accounts::Accounts::open(
         (store, args.data_dir.clone()),

@@ -152,6 +152,10 @@ pub(crate) fn resolve_capacity(
     };
     if !strategy.is_empty() {
         check_strategy(&strategy, cluster)?;
+        if uses_groups(&strategy)? {
+            // Auto Scaling group providers: the tasks run on the cluster's instances.
+            return Ok(Capacity::Ec2);
+        }
     }
     Ok(Capacity::Fargate(FargateLaunch {
         platform_version: resolve_platform_version(platform_version)?,
@@ -173,8 +177,10 @@ pub(crate) fn check_strategy(
     strategy: &[CapacityProviderStrategyItem],
     cluster: &Cluster,
 ) -> Result<(), EcsError> {
-    check_strategy_items(strategy)?;
     let associated = cluster.capacity_providers.clone().unwrap_or_default();
+    check_strategy_items(strategy, &|n| {
+        is_provider(n) || associated.iter().any(|a| a == n)
+    })?;
     if strategy
         .iter()
         .any(|i| !associated.contains(&i.capacity_provider))
@@ -184,18 +190,33 @@ pub(crate) fn check_strategy(
     Ok(())
 }
 
-/// The rules a strategy obeys wherever it appears (including a cluster's default).
+/// Whether a strategy names Auto Scaling group providers (anything but FARGATE and
+/// FARGATE_SPOT); one may not mix both kinds.
+pub(crate) fn uses_groups(strategy: &[CapacityProviderStrategyItem]) -> Result<bool, EcsError> {
+    let groups = strategy
+        .iter()
+        .filter(|i| !is_provider(&i.capacity_provider))
+        .count();
+    if groups > 0 && groups < strategy.len() {
+        return invalid("A capacity provider strategy cannot contain a mix of capacity providers using Auto Scaling groups and Fargate providers. Specify one or the other and try again.");
+    }
+    Ok(groups > 0)
+}
+
+/// The rules a strategy obeys wherever it appears (including a cluster's default);
+/// `known` says which provider names exist.
 pub(crate) fn check_strategy_items(
     strategy: &[CapacityProviderStrategyItem],
+    known: &dyn Fn(&str) -> bool,
 ) -> Result<(), EcsError> {
     if strategy.len() > 20 {
         return invalid("A capacity provider strategy can contain at most 20 capacity providers.");
     }
     let mut seen = Vec::new();
     for i in strategy {
-        if !is_provider(&i.capacity_provider) {
+        if !known(&i.capacity_provider) {
             return invalid(format!(
-                "The specified capacity provider '{}' does not exist. Stevedore provides FARGATE and FARGATE_SPOT.",
+                "The specified capacity provider '{}' does not exist. Specify a valid capacity provider and try again.",
                 i.capacity_provider
             ));
         }
@@ -218,23 +239,28 @@ pub(crate) fn check_strategy_items(
     if !strategy.is_empty() && strategy.iter().all(|i| i.weight.unwrap_or(0) == 0) {
         return invalid("At least one capacity provider in a capacity provider strategy must have a weight greater than zero.");
     }
+    uses_groups(strategy)?;
     Ok(())
 }
 
 /// A cluster's capacity providers and default strategy (CreateCluster,
-/// PutClusterCapacityProviders).
+/// PutClusterCapacityProviders); `groups` names the Auto Scaling group providers that
+/// exist.
 pub(crate) fn check_cluster_providers(
     providers: &[String],
     default_strategy: &[CapacityProviderStrategyItem],
+    groups: &[String],
 ) -> Result<(), EcsError> {
     for p in providers {
-        if !is_provider(p) {
+        if !is_provider(p) && !groups.contains(p) {
             return invalid(format!(
-                "The specified capacity provider '{p}' does not exist. Stevedore provides FARGATE and FARGATE_SPOT."
+                "The specified capacity provider '{p}' does not exist. Specify a valid capacity provider and try again."
             ));
         }
     }
-    check_strategy_items(default_strategy)?;
+    check_strategy_items(default_strategy, &|n| {
+        is_provider(n) || groups.iter().any(|g| g == n)
+    })?;
     if default_strategy
         .iter()
         .any(|i| !providers.contains(&i.capacity_provider))

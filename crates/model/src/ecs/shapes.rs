@@ -4,6 +4,121 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct AcceleratorCountRequest {
+    #[serde(rename = "min", default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<i32>,
+    #[serde(rename = "max", default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<i32>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum AcceleratorManufacturer {
+    #[serde(rename = "amazon-web-services")]
+    AmazonWebServices,
+    #[serde(rename = "amd")]
+    Amd,
+    #[serde(rename = "nvidia")]
+    Nvidia,
+    #[serde(rename = "xilinx")]
+    Xilinx,
+    #[serde(rename = "habana")]
+    Habana,
+}
+impl AcceleratorManufacturer {
+    /// The AWS string for this value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AmazonWebServices => "amazon-web-services",
+            Self::Amd => "amd",
+            Self::Nvidia => "nvidia",
+            Self::Xilinx => "xilinx",
+            Self::Habana => "habana",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum AcceleratorName {
+    #[serde(rename = "a100")]
+    A100,
+    #[serde(rename = "inferentia")]
+    Inferentia,
+    #[serde(rename = "k520")]
+    K520,
+    #[serde(rename = "k80")]
+    K80,
+    #[serde(rename = "m60")]
+    M60,
+    #[serde(rename = "radeon-pro-v520")]
+    RadeonProV520,
+    #[serde(rename = "t4")]
+    T4,
+    #[serde(rename = "vu9p")]
+    Vu9p,
+    #[serde(rename = "v100")]
+    V100,
+    #[serde(rename = "a10g")]
+    A10g,
+    #[serde(rename = "h100")]
+    H100,
+    #[serde(rename = "t4g")]
+    T4g,
+    #[serde(rename = "l40s")]
+    L40s,
+    #[serde(rename = "l4")]
+    L4,
+}
+impl AcceleratorName {
+    /// The AWS string for this value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::A100 => "a100",
+            Self::Inferentia => "inferentia",
+            Self::K520 => "k520",
+            Self::K80 => "k80",
+            Self::M60 => "m60",
+            Self::RadeonProV520 => "radeon-pro-v520",
+            Self::T4 => "t4",
+            Self::Vu9p => "vu9p",
+            Self::V100 => "v100",
+            Self::A10g => "a10g",
+            Self::H100 => "h100",
+            Self::T4g => "t4g",
+            Self::L40s => "l40s",
+            Self::L4 => "l4",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct AcceleratorTotalMemoryMiBRequest {
+    #[serde(rename = "min", default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<i32>,
+    #[serde(rename = "max", default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<i32>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum AcceleratorType {
+    #[serde(rename = "gpu")]
+    Gpu,
+    #[serde(rename = "fpga")]
+    Fpga,
+    #[serde(rename = "inference")]
+    Inference,
+}
+impl AcceleratorType {
+    /// The AWS string for this value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Gpu => "gpu",
+            Self::Fpga => "fpga",
+            Self::Inference => "inference",
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum AccessType {
     #[serde(rename = "PUBLIC")]
@@ -162,6 +277,79 @@ pub struct Attribute {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum AutoRepairActionsStatus {
+    #[serde(rename = "ENABLED")]
+    Enabled,
+    #[serde(rename = "DISABLED")]
+    Disabled,
+}
+impl AutoRepairActionsStatus {
+    /// The AWS string for this value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Enabled => "ENABLED",
+            Self::Disabled => "DISABLED",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct AutoRepairConfiguration {
+    #[serde(
+        rename = "actionsStatus",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub actions_status: Option<AutoRepairActionsStatus>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct AutoScalingGroupProvider {
+    #[serde(rename = "autoScalingGroupArn")]
+    pub auto_scaling_group_arn: String,
+    #[serde(
+        rename = "managedScaling",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub managed_scaling: Option<ManagedScaling>,
+    #[serde(
+        rename = "managedTerminationProtection",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub managed_termination_protection: Option<ManagedTerminationProtection>,
+    #[serde(
+        rename = "managedDraining",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub managed_draining: Option<ManagedDraining>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct AutoScalingGroupProviderUpdate {
+    #[serde(
+        rename = "managedScaling",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub managed_scaling: Option<ManagedScaling>,
+    #[serde(
+        rename = "managedTerminationProtection",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub managed_termination_protection: Option<ManagedTerminationProtection>,
+    #[serde(
+        rename = "managedDraining",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub managed_draining: Option<ManagedDraining>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum AvailabilityZoneRebalancing {
     #[serde(rename = "ENABLED")]
     Enabled,
@@ -197,6 +385,54 @@ pub struct AwsVpcConfiguration {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum BareMetal {
+    #[serde(rename = "included")]
+    Included,
+    #[serde(rename = "required")]
+    Required,
+    #[serde(rename = "excluded")]
+    Excluded,
+}
+impl BareMetal {
+    /// The AWS string for this value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Included => "included",
+            Self::Required => "required",
+            Self::Excluded => "excluded",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct BaselineEbsBandwidthMbpsRequest {
+    #[serde(rename = "min", default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<i32>,
+    #[serde(rename = "max", default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<i32>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum BurstablePerformance {
+    #[serde(rename = "included")]
+    Included,
+    #[serde(rename = "required")]
+    Required,
+    #[serde(rename = "excluded")]
+    Excluded,
+}
+impl BurstablePerformance {
+    /// The AWS string for this value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Included => "included",
+            Self::Required => "required",
+            Self::Excluded => "excluded",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum CPUArchitecture {
     #[serde(rename = "X86_64")]
     X8664,
@@ -229,6 +465,107 @@ pub struct CanaryConfiguration {
     pub canary_bake_time_in_minutes: Option<i32>,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum CapacityOptionType {
+    #[serde(rename = "ON_DEMAND")]
+    OnDemand,
+    #[serde(rename = "SPOT")]
+    Spot,
+    #[serde(rename = "RESERVED")]
+    Reserved,
+}
+impl CapacityOptionType {
+    /// The AWS string for this value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OnDemand => "ON_DEMAND",
+            Self::Spot => "SPOT",
+            Self::Reserved => "RESERVED",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct CapacityProvider {
+    #[serde(
+        rename = "capacityProviderArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub capacity_provider_arn: Option<String>,
+    #[serde(rename = "name", default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(rename = "cluster", default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    #[serde(rename = "status", default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<CapacityProviderStatus>,
+    #[serde(
+        rename = "autoScalingGroupProvider",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub auto_scaling_group_provider: Option<AutoScalingGroupProvider>,
+    #[serde(
+        rename = "managedInstancesProvider",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub managed_instances_provider: Option<ManagedInstancesProvider>,
+    #[serde(
+        rename = "updateStatus",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub update_status: Option<CapacityProviderUpdateStatus>,
+    #[serde(
+        rename = "updateStatusReason",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub update_status_reason: Option<String>,
+    #[serde(rename = "tags", default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<Tag>>,
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub type_: Option<CapacityProviderType>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum CapacityProviderField {
+    #[serde(rename = "TAGS")]
+    Tags,
+}
+impl CapacityProviderField {
+    /// The AWS string for this value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Tags => "TAGS",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum CapacityProviderStatus {
+    #[serde(rename = "PROVISIONING")]
+    Provisioning,
+    #[serde(rename = "ACTIVE")]
+    Active,
+    #[serde(rename = "DEPROVISIONING")]
+    Deprovisioning,
+    #[serde(rename = "INACTIVE")]
+    Inactive,
+}
+impl CapacityProviderStatus {
+    /// The AWS string for this value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Provisioning => "PROVISIONING",
+            Self::Active => "ACTIVE",
+            Self::Deprovisioning => "DEPROVISIONING",
+            Self::Inactive => "INACTIVE",
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
 pub struct CapacityProviderStrategyItem {
     #[serde(rename = "capacityProvider")]
@@ -237,6 +574,103 @@ pub struct CapacityProviderStrategyItem {
     pub weight: Option<i32>,
     #[serde(rename = "base", default, skip_serializing_if = "Option::is_none")]
     pub base: Option<i32>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum CapacityProviderType {
+    #[serde(rename = "EC2_AUTOSCALING")]
+    Ec2Autoscaling,
+    #[serde(rename = "MANAGED_INSTANCES")]
+    ManagedInstances,
+    #[serde(rename = "FARGATE")]
+    Fargate,
+    #[serde(rename = "FARGATE_SPOT")]
+    FargateSpot,
+}
+impl CapacityProviderType {
+    /// The AWS string for this value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ec2Autoscaling => "EC2_AUTOSCALING",
+            Self::ManagedInstances => "MANAGED_INSTANCES",
+            Self::Fargate => "FARGATE",
+            Self::FargateSpot => "FARGATE_SPOT",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum CapacityProviderUpdateStatus {
+    #[serde(rename = "CREATE_IN_PROGRESS")]
+    CreateInProgress,
+    #[serde(rename = "CREATE_COMPLETE")]
+    CreateComplete,
+    #[serde(rename = "CREATE_FAILED")]
+    CreateFailed,
+    #[serde(rename = "DELETE_IN_PROGRESS")]
+    DeleteInProgress,
+    #[serde(rename = "DELETE_COMPLETE")]
+    DeleteComplete,
+    #[serde(rename = "DELETE_FAILED")]
+    DeleteFailed,
+    #[serde(rename = "UPDATE_IN_PROGRESS")]
+    UpdateInProgress,
+    #[serde(rename = "UPDATE_COMPLETE")]
+    UpdateComplete,
+    #[serde(rename = "UPDATE_FAILED")]
+    UpdateFailed,
+}
+impl CapacityProviderUpdateStatus {
+    /// The AWS string for this value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::CreateInProgress => "CREATE_IN_PROGRESS",
+            Self::CreateComplete => "CREATE_COMPLETE",
+            Self::CreateFailed => "CREATE_FAILED",
+            Self::DeleteInProgress => "DELETE_IN_PROGRESS",
+            Self::DeleteComplete => "DELETE_COMPLETE",
+            Self::DeleteFailed => "DELETE_FAILED",
+            Self::UpdateInProgress => "UPDATE_IN_PROGRESS",
+            Self::UpdateComplete => "UPDATE_COMPLETE",
+            Self::UpdateFailed => "UPDATE_FAILED",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum CapacityReservationPreference {
+    #[serde(rename = "RESERVATIONS_ONLY")]
+    ReservationsOnly,
+    #[serde(rename = "RESERVATIONS_FIRST")]
+    ReservationsFirst,
+    #[serde(rename = "RESERVATIONS_EXCLUDED")]
+    ReservationsExcluded,
+}
+impl CapacityReservationPreference {
+    /// The AWS string for this value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ReservationsOnly => "RESERVATIONS_ONLY",
+            Self::ReservationsFirst => "RESERVATIONS_FIRST",
+            Self::ReservationsExcluded => "RESERVATIONS_EXCLUDED",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct CapacityReservationRequest {
+    #[serde(
+        rename = "reservationGroupArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub reservation_group_arn: Option<String>,
+    #[serde(
+        rename = "reservationPreference",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub reservation_preference: Option<CapacityReservationPreference>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
@@ -1027,6 +1461,58 @@ pub struct ContainerStateChange {
     pub status: Option<String>,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum CpuManufacturer {
+    #[serde(rename = "intel")]
+    Intel,
+    #[serde(rename = "amd")]
+    Amd,
+    #[serde(rename = "amazon-web-services")]
+    AmazonWebServices,
+}
+impl CpuManufacturer {
+    /// The AWS string for this value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Intel => "intel",
+            Self::Amd => "amd",
+            Self::AmazonWebServices => "amazon-web-services",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct CreateCapacityProviderRequest {
+    #[serde(rename = "name")]
+    pub name: String,
+    #[serde(rename = "cluster", default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    #[serde(
+        rename = "autoScalingGroupProvider",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub auto_scaling_group_provider: Option<AutoScalingGroupProvider>,
+    #[serde(
+        rename = "managedInstancesProvider",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub managed_instances_provider: Option<CreateManagedInstancesProviderConfiguration>,
+    #[serde(rename = "tags", default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<Tag>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct CreateCapacityProviderResponse {
+    #[serde(
+        rename = "capacityProvider",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub capacity_provider: Option<CapacityProvider>,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
 pub struct CreateClusterRequest {
     #[serde(
@@ -1069,6 +1555,32 @@ pub struct CreateClusterRequest {
 pub struct CreateClusterResponse {
     #[serde(rename = "cluster", default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<Cluster>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct CreateManagedInstancesProviderConfiguration {
+    #[serde(rename = "infrastructureRoleArn")]
+    pub infrastructure_role_arn: String,
+    #[serde(rename = "instanceLaunchTemplate")]
+    pub instance_launch_template: InstanceLaunchTemplate,
+    #[serde(
+        rename = "propagateTags",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub propagate_tags: Option<PropagateMITags>,
+    #[serde(
+        rename = "infrastructureOptimization",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub infrastructure_optimization: Option<InfrastructureOptimization>,
+    #[serde(
+        rename = "autoRepairConfiguration",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub auto_repair_configuration: Option<AutoRepairConfiguration>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
@@ -1257,6 +1769,24 @@ pub struct DeleteAttributesResponse {
         skip_serializing_if = "Option::is_none"
     )]
     pub attributes: Option<Vec<Attribute>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct DeleteCapacityProviderRequest {
+    #[serde(rename = "capacityProvider")]
+    pub capacity_provider: String,
+    #[serde(rename = "cluster", default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct DeleteCapacityProviderResponse {
+    #[serde(
+        rename = "capacityProvider",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub capacity_provider: Option<CapacityProvider>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
@@ -1799,6 +2329,42 @@ pub struct DeregisterTaskDefinitionResponse {
         skip_serializing_if = "Option::is_none"
     )]
     pub task_definition: Option<TaskDefinition>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct DescribeCapacityProvidersRequest {
+    #[serde(
+        rename = "capacityProviders",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub capacity_providers: Option<Vec<String>>,
+    #[serde(rename = "cluster", default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    #[serde(rename = "include", default, skip_serializing_if = "Option::is_none")]
+    pub include: Option<Vec<CapacityProviderField>>,
+    #[serde(
+        rename = "maxResults",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_results: Option<i32>,
+    #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct DescribeCapacityProvidersResponse {
+    #[serde(
+        rename = "capacityProviders",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub capacity_providers: Option<Vec<CapacityProvider>>,
+    #[serde(rename = "failures", default, skip_serializing_if = "Option::is_none")]
+    pub failures: Option<Vec<Failure>>,
+    #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
@@ -2725,6 +3291,33 @@ pub struct InferenceAcceleratorOverride {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct InfrastructureOptimization {
+    #[serde(
+        rename = "scaleInAfter",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub scale_in_after: Option<i32>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum InstanceGeneration {
+    #[serde(rename = "current")]
+    Current,
+    #[serde(rename = "previous")]
+    Previous,
+}
+impl InstanceGeneration {
+    /// The AWS string for this value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Current => "current",
+            Self::Previous => "previous",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
 pub struct InstanceHealthCheckResult {
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
     pub type_: Option<InstanceHealthCheckType>,
@@ -2794,6 +3387,256 @@ impl InstanceHealthCheckType {
             Self::AgentConnectivity => "AGENT_CONNECTIVITY",
         }
     }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct InstanceLaunchTemplate {
+    #[serde(rename = "ec2InstanceProfileArn")]
+    pub ec2_instance_profile_arn: String,
+    #[serde(rename = "networkConfiguration")]
+    pub network_configuration: ManagedInstancesNetworkConfiguration,
+    #[serde(
+        rename = "storageConfiguration",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub storage_configuration: Option<ManagedInstancesStorageConfiguration>,
+    #[serde(
+        rename = "localStorageConfiguration",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub local_storage_configuration: Option<ManagedInstancesLocalStorageConfiguration>,
+    #[serde(
+        rename = "monitoring",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub monitoring: Option<ManagedInstancesMonitoringOptions>,
+    #[serde(
+        rename = "capacityOptionType",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub capacity_option_type: Option<CapacityOptionType>,
+    #[serde(
+        rename = "instanceMetadataTagsPropagation",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub instance_metadata_tags_propagation: Option<bool>,
+    #[serde(
+        rename = "instanceRequirements",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub instance_requirements: Option<InstanceRequirementsRequest>,
+    #[serde(
+        rename = "fipsEnabled",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub fips_enabled: Option<bool>,
+    #[serde(
+        rename = "capacityReservations",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub capacity_reservations: Option<CapacityReservationRequest>,
+    #[serde(
+        rename = "nitroEnclavesEnabled",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub nitro_enclaves_enabled: Option<bool>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct InstanceLaunchTemplateUpdate {
+    #[serde(
+        rename = "ec2InstanceProfileArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ec2_instance_profile_arn: Option<String>,
+    #[serde(
+        rename = "networkConfiguration",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub network_configuration: Option<ManagedInstancesNetworkConfiguration>,
+    #[serde(
+        rename = "storageConfiguration",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub storage_configuration: Option<ManagedInstancesStorageConfiguration>,
+    #[serde(
+        rename = "instanceMetadataTagsPropagation",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub instance_metadata_tags_propagation: Option<bool>,
+    #[serde(
+        rename = "localStorageConfiguration",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub local_storage_configuration: Option<ManagedInstancesLocalStorageConfiguration>,
+    #[serde(
+        rename = "monitoring",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub monitoring: Option<ManagedInstancesMonitoringOptions>,
+    #[serde(
+        rename = "instanceRequirements",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub instance_requirements: Option<InstanceRequirementsRequest>,
+    #[serde(
+        rename = "capacityReservations",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub capacity_reservations: Option<CapacityReservationRequest>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct InstanceRequirementsRequest {
+    #[serde(rename = "vCpuCount")]
+    pub v_cpu_count: VCpuCountRangeRequest,
+    #[serde(rename = "memoryMiB")]
+    pub memory_mi_b: MemoryMiBRequest,
+    #[serde(
+        rename = "cpuManufacturers",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub cpu_manufacturers: Option<Vec<CpuManufacturer>>,
+    #[serde(
+        rename = "memoryGiBPerVCpu",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub memory_gi_b_per_v_cpu: Option<MemoryGiBPerVCpuRequest>,
+    #[serde(
+        rename = "excludedInstanceTypes",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub excluded_instance_types: Option<Vec<String>>,
+    #[serde(
+        rename = "instanceGenerations",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub instance_generations: Option<Vec<InstanceGeneration>>,
+    #[serde(
+        rename = "spotMaxPricePercentageOverLowestPrice",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub spot_max_price_percentage_over_lowest_price: Option<i32>,
+    #[serde(
+        rename = "onDemandMaxPricePercentageOverLowestPrice",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub on_demand_max_price_percentage_over_lowest_price: Option<i32>,
+    #[serde(rename = "bareMetal", default, skip_serializing_if = "Option::is_none")]
+    pub bare_metal: Option<BareMetal>,
+    #[serde(
+        rename = "burstablePerformance",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub burstable_performance: Option<BurstablePerformance>,
+    #[serde(
+        rename = "requireHibernateSupport",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub require_hibernate_support: Option<bool>,
+    #[serde(
+        rename = "networkInterfaceCount",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub network_interface_count: Option<NetworkInterfaceCountRequest>,
+    #[serde(
+        rename = "localStorage",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub local_storage: Option<LocalStorage>,
+    #[serde(
+        rename = "localStorageTypes",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub local_storage_types: Option<Vec<LocalStorageType>>,
+    #[serde(
+        rename = "totalLocalStorageGB",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub total_local_storage_gb: Option<TotalLocalStorageGBRequest>,
+    #[serde(
+        rename = "baselineEbsBandwidthMbps",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub baseline_ebs_bandwidth_mbps: Option<BaselineEbsBandwidthMbpsRequest>,
+    #[serde(
+        rename = "acceleratorTypes",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub accelerator_types: Option<Vec<AcceleratorType>>,
+    #[serde(
+        rename = "acceleratorCount",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub accelerator_count: Option<AcceleratorCountRequest>,
+    #[serde(
+        rename = "acceleratorManufacturers",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub accelerator_manufacturers: Option<Vec<AcceleratorManufacturer>>,
+    #[serde(
+        rename = "acceleratorNames",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub accelerator_names: Option<Vec<AcceleratorName>>,
+    #[serde(
+        rename = "acceleratorTotalMemoryMiB",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub accelerator_total_memory_mi_b: Option<AcceleratorTotalMemoryMiBRequest>,
+    #[serde(
+        rename = "networkBandwidthGbps",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub network_bandwidth_gbps: Option<NetworkBandwidthGbpsRequest>,
+    #[serde(
+        rename = "allowedInstanceTypes",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub allowed_instance_types: Option<Vec<String>>,
+    #[serde(
+        rename = "maxSpotPriceAsPercentageOfOptimalOnDemandPrice",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_spot_price_as_percentage_of_optimal_on_demand_price: Option<i32>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -3295,6 +4138,43 @@ pub struct LoadBalancer {
     pub advanced_configuration: Option<AdvancedConfiguration>,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum LocalStorage {
+    #[serde(rename = "included")]
+    Included,
+    #[serde(rename = "required")]
+    Required,
+    #[serde(rename = "excluded")]
+    Excluded,
+}
+impl LocalStorage {
+    /// The AWS string for this value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Included => "included",
+            Self::Required => "required",
+            Self::Excluded => "excluded",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum LocalStorageType {
+    #[serde(rename = "hdd")]
+    Hdd,
+    #[serde(rename = "ssd")]
+    Ssd,
+}
+impl LocalStorageType {
+    /// The AWS string for this value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Hdd => "hdd",
+            Self::Ssd => "ssd",
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LogConfiguration {
     #[serde(rename = "logDriver")]
@@ -3446,6 +4326,23 @@ pub struct ManagedCertificate {
     pub domain_name: String,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum ManagedDraining {
+    #[serde(rename = "ENABLED")]
+    Enabled,
+    #[serde(rename = "DISABLED")]
+    Disabled,
+}
+impl ManagedDraining {
+    /// The AWS string for this value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Enabled => "ENABLED",
+            Self::Disabled => "DISABLED",
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ManagedIngressPath {
     #[serde(rename = "accessType")]
@@ -3480,6 +4377,89 @@ pub struct ManagedIngressPath {
         skip_serializing_if = "Option::is_none"
     )]
     pub target_groups: Option<Vec<ManagedTargetGroup>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct ManagedInstancesLocalStorageConfiguration {
+    #[serde(
+        rename = "useLocalStorage",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub use_local_storage: Option<bool>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum ManagedInstancesMonitoringOptions {
+    #[serde(rename = "BASIC")]
+    Basic,
+    #[serde(rename = "DETAILED")]
+    Detailed,
+}
+impl ManagedInstancesMonitoringOptions {
+    /// The AWS string for this value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Basic => "BASIC",
+            Self::Detailed => "DETAILED",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct ManagedInstancesNetworkConfiguration {
+    #[serde(rename = "subnets", default, skip_serializing_if = "Option::is_none")]
+    pub subnets: Option<Vec<String>>,
+    #[serde(
+        rename = "securityGroups",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub security_groups: Option<Vec<String>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct ManagedInstancesProvider {
+    #[serde(
+        rename = "infrastructureRoleArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub infrastructure_role_arn: Option<String>,
+    #[serde(
+        rename = "instanceLaunchTemplate",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub instance_launch_template: Option<InstanceLaunchTemplate>,
+    #[serde(
+        rename = "propagateTags",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub propagate_tags: Option<PropagateMITags>,
+    #[serde(
+        rename = "infrastructureOptimization",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub infrastructure_optimization: Option<InfrastructureOptimization>,
+    #[serde(
+        rename = "autoRepairConfiguration",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub auto_repair_configuration: Option<AutoRepairConfiguration>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct ManagedInstancesStorageConfiguration {
+    #[serde(
+        rename = "storageSizeGiB",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub storage_size_gi_b: Option<i32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -3620,6 +4600,53 @@ pub struct ManagedScalableTarget {
     pub max_capacity: i32,
 }
 
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct ManagedScaling {
+    #[serde(rename = "status", default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<ManagedScalingStatus>,
+    #[serde(
+        rename = "targetCapacity",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub target_capacity: Option<i32>,
+    #[serde(
+        rename = "minimumScalingStepSize",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub minimum_scaling_step_size: Option<i32>,
+    #[serde(
+        rename = "maximumScalingStepSize",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub maximum_scaling_step_size: Option<i32>,
+    #[serde(
+        rename = "instanceWarmupPeriod",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub instance_warmup_period: Option<i32>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum ManagedScalingStatus {
+    #[serde(rename = "ENABLED")]
+    Enabled,
+    #[serde(rename = "DISABLED")]
+    Disabled,
+}
+impl ManagedScalingStatus {
+    /// The AWS string for this value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Enabled => "ENABLED",
+            Self::Disabled => "DISABLED",
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ManagedSecurityGroup {
     #[serde(rename = "arn", default, skip_serializing_if = "Option::is_none")]
@@ -3670,6 +4697,39 @@ pub struct ManagedTargetGroup {
     pub port: i32,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum ManagedTerminationProtection {
+    #[serde(rename = "ENABLED")]
+    Enabled,
+    #[serde(rename = "DISABLED")]
+    Disabled,
+}
+impl ManagedTerminationProtection {
+    /// The AWS string for this value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Enabled => "ENABLED",
+            Self::Disabled => "DISABLED",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct MemoryGiBPerVCpuRequest {
+    #[serde(rename = "min", default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    #[serde(rename = "max", default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct MemoryMiBRequest {
+    #[serde(rename = "min")]
+    pub min: i32,
+    #[serde(rename = "max", default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<i32>,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
 pub struct MetricConfiguration {
     #[serde(rename = "metricNames")]
@@ -3704,6 +4764,14 @@ pub struct MountPoint {
     pub container_path: Option<String>,
     #[serde(rename = "readOnly", default, skip_serializing_if = "Option::is_none")]
     pub read_only: Option<bool>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct NetworkBandwidthGbpsRequest {
+    #[serde(rename = "min", default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    #[serde(rename = "max", default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
@@ -3764,6 +4832,14 @@ pub struct NetworkInterface {
         skip_serializing_if = "Option::is_none"
     )]
     pub ipv6_address: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct NetworkInterfaceCountRequest {
+    #[serde(rename = "min", default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<i32>,
+    #[serde(rename = "max", default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<i32>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -3967,6 +5043,23 @@ pub struct PortMapping {
         skip_serializing_if = "Option::is_none"
     )]
     pub container_port_range: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum PropagateMITags {
+    #[serde(rename = "CAPACITY_PROVIDER")]
+    CapacityProvider,
+    #[serde(rename = "NONE")]
+    None,
+}
+impl PropagateMITags {
+    /// The AWS string for this value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::CapacityProvider => "CAPACITY_PROVIDER",
+            Self::None => "NONE",
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -6734,6 +7827,14 @@ pub struct Tmpfs {
     pub mount_options: Option<Vec<String>>,
 }
 
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct TotalLocalStorageGBRequest {
+    #[serde(rename = "min", default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    #[serde(rename = "max", default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum TransportProtocol {
     #[serde(rename = "tcp")]
@@ -6853,6 +7954,36 @@ pub struct UntagResourceRequest {
 pub struct UntagResourceResponse {}
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct UpdateCapacityProviderRequest {
+    #[serde(rename = "name")]
+    pub name: String,
+    #[serde(rename = "cluster", default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    #[serde(
+        rename = "autoScalingGroupProvider",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub auto_scaling_group_provider: Option<AutoScalingGroupProviderUpdate>,
+    #[serde(
+        rename = "managedInstancesProvider",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub managed_instances_provider: Option<UpdateManagedInstancesProviderConfiguration>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct UpdateCapacityProviderResponse {
+    #[serde(
+        rename = "capacityProvider",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub capacity_provider: Option<CapacityProvider>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
 pub struct UpdateClusterRequest {
     #[serde(rename = "cluster")]
     pub cluster: String,
@@ -6912,6 +8043,32 @@ pub struct UpdateContainerInstancesStateResponse {
     pub container_instances: Option<Vec<ContainerInstance>>,
     #[serde(rename = "failures", default, skip_serializing_if = "Option::is_none")]
     pub failures: Option<Vec<Failure>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct UpdateManagedInstancesProviderConfiguration {
+    #[serde(rename = "infrastructureRoleArn")]
+    pub infrastructure_role_arn: String,
+    #[serde(rename = "instanceLaunchTemplate")]
+    pub instance_launch_template: InstanceLaunchTemplateUpdate,
+    #[serde(
+        rename = "propagateTags",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub propagate_tags: Option<PropagateMITags>,
+    #[serde(
+        rename = "infrastructureOptimization",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub infrastructure_optimization: Option<InfrastructureOptimization>,
+    #[serde(
+        rename = "autoRepairConfiguration",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub auto_repair_configuration: Option<AutoRepairConfiguration>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
@@ -7086,6 +8243,14 @@ pub struct UpdateTaskProtectionResponse {
     pub protected_tasks: Option<Vec<ProtectedTask>>,
     #[serde(rename = "failures", default, skip_serializing_if = "Option::is_none")]
     pub failures: Option<Vec<Failure>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct VCpuCountRangeRequest {
+    #[serde(rename = "min")]
+    pub min: i32,
+    #[serde(rename = "max", default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<i32>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -1,0 +1,254 @@
+//! Managed scaling and safe scale-in of Auto Scaling group capacity providers, the ECS
+//! side: what each provider's group holds in the cluster (busy and idle instances), the
+//! `CapacityProviderReservation` arithmetic and the target-tracking step, and managed
+//! draining (an instance leaving its group is set DRAINING and deregistered only once
+//! its tasks are gone). The binary's loop feeds these to Auto Scaling and CloudWatch.
+//!
+//! Not yet: tasks waiting in PROVISIONING for capacity. M therefore counts the
+//! instances that run (or are starting) non-Fargate tasks, and a strategy whose tasks fit
+//! nowhere fails placement at once, as before.
+
+use crate::capacity_providers::{stored, GroupFacts};
+use crate::error::EcsError;
+use crate::objects::{instance_prefix, StoredInstance};
+use crate::{Caller, Ecs};
+use model::ecs::shapes::{
+    Cluster, ContainerInstanceStatus, DeregisterContainerInstanceRequest, ManagedDraining,
+    ManagedScaling, ManagedScalingStatus, ManagedTerminationProtection,
+    UpdateContainerInstancesStateRequest,
+};
+
+/// One provider of one cluster, as managed scaling sees it.
+#[derive(Clone, Debug)]
+pub struct ScalingInput {
+    /// The cluster's name.
+    pub cluster: String,
+    /// The provider's name.
+    pub provider: String,
+    /// Its group.
+    pub group: GroupFacts,
+    /// Its managed scaling (defaults filled in).
+    pub scaling: ManagedScaling,
+    /// Whether managed termination protection is on.
+    pub protection: bool,
+    /// Group instances registered in the cluster that run or start tasks.
+    pub busy: Vec<String>,
+    /// Group instances registered in the cluster that run nothing.
+    pub idle: Vec<String>,
+}
+
+/// `CapacityProviderReservation`: M/N×100, where N is the group's instances and M the
+/// instances its tasks need; an empty group with tasks needing room reads 200, an empty
+/// group with nothing to run reads 100 (AWS's definitions).
+pub fn compute_reservation(m: usize, n: usize) -> f64 {
+    match (m, n) {
+        (0, 0) => 100.0,
+        (_, 0) => 200.0,
+        (m, n) => m as f64 * 100.0 / n as f64,
+    }
+}
+
+/// The desired capacity target tracking asks for: enough instances that M is
+/// `target`% of them, moved by at least the minimum and at most the maximum step size,
+/// within the group's bounds.
+pub fn plan_desired(m: usize, n: usize, scaling: &ManagedScaling, group: &GroupFacts) -> i32 {
+    let target = f64::from(scaling.target_capacity.unwrap_or(100).clamp(1, 100));
+    let want = (m as f64 * 100.0 / target).ceil() as i64;
+    let n = n as i64;
+    let min_step = i64::from(scaling.minimum_scaling_step_size.unwrap_or(1));
+    let max_step = i64::from(scaling.maximum_scaling_step_size.unwrap_or(10_000));
+    let delta = want - n;
+    let step = if delta > 0 {
+        delta.clamp(min_step, max_step)
+    } else if delta < 0 {
+        -((-delta).clamp(min_step.min(-delta), max_step))
+    } else {
+        0
+    };
+    let desired = (n + step).clamp(i64::from(group.min), i64::from(group.max));
+    i32::try_from(desired).unwrap_or(group.max)
+}
+
+impl Ecs {
+    /// Every (cluster, provider) with managed scaling on, with what its group holds.
+    pub async fn managed_scaling_inputs(&self) -> Result<Vec<ScalingInput>, EcsError> {
+        let Some(groups) = self.groups.clone() else {
+            return Ok(Vec::new());
+        };
+        let providers = stored(self).await?;
+        let clusters = self.objects.list::<Cluster>("ecs/cluster/").await?;
+        let mut out = Vec::new();
+        for (_, cluster, _) in clusters {
+            let Some(name) = cluster.cluster_name.clone() else {
+                continue;
+            };
+            let associated = cluster.capacity_providers.clone().unwrap_or_default();
+            let instances = self
+                .objects
+                .list::<StoredInstance>(&instance_prefix(&name))
+                .await?;
+            for p in providers
+                .iter()
+                .filter(|p| p.name.as_ref().is_some_and(|n| associated.contains(n)))
+            {
+                let Some(asg) = &p.auto_scaling_group_provider else {
+                    continue;
+                };
+                let Some(scaling) = asg.managed_scaling.clone() else {
+                    continue;
+                };
+                if scaling.status != Some(ManagedScalingStatus::Enabled) {
+                    continue;
+                }
+                let Some(group) = groups.group(&asg.auto_scaling_group_arn).await else {
+                    continue;
+                };
+                let (mut busy, mut idle) = (Vec::new(), Vec::new());
+                for (_, si, _) in &instances {
+                    let Some(ec2) = si.instance.ec2_instance_id.clone() else {
+                        continue;
+                    };
+                    if !group.instances.contains(&ec2) {
+                        continue;
+                    }
+                    if si.usage.running + si.usage.pending > 0 {
+                        busy.push(ec2);
+                    } else {
+                        idle.push(ec2);
+                    }
+                }
+                out.push(ScalingInput {
+                    cluster: name.clone(),
+                    provider: p.name.clone().unwrap_or_default(),
+                    protection: asg.managed_termination_protection
+                        == Some(ManagedTerminationProtection::Enabled),
+                    group,
+                    scaling,
+                    busy,
+                    idle,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Managed draining for the group instance `ec2_instance_id` about to be terminated:
+    /// its container instance (in any cluster) is set DRAINING so services move their
+    /// tasks, and deregistered once it runs none. True when the machine may go (no
+    /// container instance, or a drained one, or its provider turns draining off).
+    pub async fn drain_for_termination(
+        &self,
+        group_arn: &str,
+        ec2_instance_id: &str,
+    ) -> Result<bool, EcsError> {
+        let draining = stored(self).await?.iter().any(|p| {
+            p.auto_scaling_group_provider.as_ref().is_some_and(|a| {
+                a.auto_scaling_group_arn == group_arn
+                    && a.managed_draining != Some(ManagedDraining::Disabled)
+            })
+        });
+        let clusters = self.objects.list::<Cluster>("ecs/cluster/").await?;
+        let root = Caller::root(&self.scope.account_id);
+        for (_, cluster, _) in clusters {
+            let Some(name) = cluster.cluster_name.clone() else {
+                continue;
+            };
+            for (_, si, _) in self
+                .objects
+                .list::<StoredInstance>(&instance_prefix(&name))
+                .await?
+            {
+                if si.instance.ec2_instance_id.as_deref() != Some(ec2_instance_id) {
+                    continue;
+                }
+                let Some(arn) = si.instance.container_instance_arn.clone() else {
+                    continue;
+                };
+                let tasks = si.usage.running + si.usage.pending;
+                if draining && tasks > 0 {
+                    if si.instance.status
+                        != Some(model::ecs::status::ContainerInstanceStatus::Draining)
+                    {
+                        tracing::info!(cluster = %name, instance = ec2_instance_id, "Managed draining: the instance drains before it is terminated.");
+                        crate::container_instances::update_container_instances_state(
+                            self,
+                            UpdateContainerInstancesStateRequest {
+                                cluster: Some(name.clone()),
+                                container_instances: vec![arn],
+                                status: ContainerInstanceStatus::Draining,
+                            },
+                            &root,
+                        )
+                        .await?;
+                    }
+                    return Ok(false);
+                }
+                crate::container_instances::deregister_container_instance(
+                    self,
+                    DeregisterContainerInstanceRequest {
+                        cluster: Some(name.clone()),
+                        container_instance: arn,
+                        force: Some(true),
+                    },
+                    &root,
+                )
+                .await?;
+            }
+        }
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn group(min: i32, max: i32) -> GroupFacts {
+        GroupFacts {
+            name: "g".into(),
+            arn: "arn".into(),
+            desired: 0,
+            min,
+            max,
+            new_instances_protected: true,
+            instances: Vec::new(),
+        }
+    }
+
+    fn scaling(target: i32, min_step: i32, max_step: i32) -> ManagedScaling {
+        ManagedScaling {
+            status: Some(ManagedScalingStatus::Enabled),
+            target_capacity: Some(target),
+            minimum_scaling_step_size: Some(min_step),
+            maximum_scaling_step_size: Some(max_step),
+            instance_warmup_period: Some(300),
+        }
+    }
+
+    #[test]
+    fn reservation_follows_aws_definitions_for_empty_groups() {
+        assert_eq!(compute_reservation(0, 0), 100.0);
+        assert_eq!(compute_reservation(3, 0), 200.0);
+        assert_eq!(compute_reservation(1, 2), 50.0);
+        assert_eq!(compute_reservation(2, 2), 100.0);
+    }
+
+    #[test]
+    fn target_tracking_sizes_the_group_to_the_target_within_steps_and_bounds() {
+        // Two busy instances at target 100 need two; at target 50, four.
+        assert_eq!(
+            plan_desired(2, 3, &scaling(100, 1, 10_000), &group(0, 10)),
+            2
+        );
+        assert_eq!(
+            plan_desired(2, 2, &scaling(50, 1, 10_000), &group(0, 10)),
+            4
+        );
+        // Steps: at most 1 per move, at least 3 per move.
+        assert_eq!(plan_desired(5, 0, &scaling(100, 1, 1), &group(0, 10)), 1);
+        assert_eq!(plan_desired(1, 0, &scaling(100, 3, 10), &group(0, 10)), 3);
+        // Bounds win.
+        assert_eq!(plan_desired(9, 0, &scaling(100, 1, 100), &group(0, 3)), 3);
+        assert_eq!(plan_desired(0, 2, &scaling(100, 1, 100), &group(1, 3)), 1);
+    }
+}
