@@ -79,6 +79,8 @@ pub struct Template {
     pub lb_metrics_interval: std::time::Duration,
     /// Stops every account's background loops.
     pub shutdown: CancellationToken,
+    /// Whether this replica runs the controllers now (always with SQLite).
+    pub leadership: store::Leadership,
 }
 
 impl Template {
@@ -121,6 +123,7 @@ impl Template {
             serve_lb: self.serve_lb,
             lb_metrics_interval: self.lb_metrics_interval,
             shutdown: self.shutdown.clone(),
+            leadership: self.leadership.clone(),
         }
     }
 }

@@ -85,6 +85,8 @@ pub struct Kit {
     pub lb_metrics_interval: std::time::Duration,
     /// Stops every region's background loops.
     pub shutdown: CancellationToken,
+    /// Whether this replica runs the controllers now (always with SQLite).
+    pub leadership: store::Leadership,
 }
 
 /// How a region's registry is built.
@@ -400,8 +402,9 @@ impl Factory {
         Ok(regional)
     }
 
-    /// Starts what runs in the background for one region.
-    fn start(&self, region: &Regional, kit: &Kit) {
+    /// Starts what runs in the background for one region: what every replica needs
+    /// (sinks, the load balancer data plane) now, the controllers while it leads.
+    fn start(&self, region: &Arc<Regional>, kit: &Kit) {
         let mut loops = self
             .loops
             .lock()
@@ -417,32 +420,6 @@ impl Factory {
             // Task roles: the channel mints their credentials with IAM.
             region.ecs.set_role_sessions(roles.clone());
         }
-        if let Some(registry) = &region.registry {
-            loops.spawn(registry.clone().run_background(shutdown.clone()));
-        }
-        if let Some(provisioner) = &region.fargate {
-            let (ecs, provisioner) = (region.ecs.clone(), provisioner.clone());
-            loops.spawn(supervise_task(
-                LoopName::FargateResume,
-                shutdown.clone(),
-                move || crate::fargate::resume(ecs.clone(), provisioner.clone()),
-            ));
-        }
-        // CloudWatch Logs retention: the sweep only reclaims space (reads already hide
-        // expired events), so stopping it mid-sweep loses nothing.
-        let (logs, stop) = (region.logs.clone(), shutdown.clone());
-        loops.spawn(async move { logs.run_retention(stop).await });
-        // CloudWatch metrics retention: reads already ignore expired buckets, so stopping
-        // mid-sweep loses nothing.
-        let (metrics, stop) = (region.cloudwatch.clone(), shutdown.clone());
-        loops.spawn(async move { metrics.run_retention(stop).await });
-        // CloudWatch alarms: each round reads the alarms afresh and commits transitions
-        // with compare-and-swap, so stopping mid-round loses nothing.
-        let (alarms, stop) = (region.cloudwatch.clone(), shutdown.clone());
-        loops.spawn(async move { alarms.run_alarms(stop).await });
-        // ELBv2: ends target draining on time (a committed write the data plane hears of).
-        let (elb, stop) = (region.elb.clone(), shutdown.clone());
-        loops.spawn(async move { elb.run_sweeper(stop).await });
         // The load balancer data plane serves the ELBv2 listeners from this process.
         if kit.serve_lb {
             crate::server::spawn_data_plane(
@@ -452,14 +429,57 @@ impl Factory {
                 shutdown,
             );
         }
-        // The service controller is level-triggered: stopping it mid-round loses nothing.
-        let (ecs, stop) = (region.ecs.clone(), shutdown.clone());
-        ecs.set_disconnect_timeout(kit.disconnect_timeout);
-        loops.spawn(async move { ecs.run_services(stop).await });
-        // Finished records leave the store after their window, so state stops growing.
-        let (ecs, stop, keep) = (region.ecs.clone(), shutdown.clone(), kit.retention);
-        loops.spawn(async move { ecs.run_retention(keep, stop).await });
+        region.ecs.set_disconnect_timeout(kit.disconnect_timeout);
+        let (region, retention) = (Arc::clone(region), kit.retention);
+        crate::leader_wiring::while_leader(
+            &mut loops,
+            kit.leadership.clone(),
+            shutdown.clone(),
+            move |loops, stop| start_controllers(&region, retention, loops, stop),
+        );
     }
+}
+
+/// Spawns one region's controllers, which stop with `shutdown` (the end of this
+/// replica's term as leader, or of the process).
+fn start_controllers(
+    region: &Regional,
+    retention: ecs::Retention,
+    loops: &mut tokio::task::JoinSet<()>,
+    shutdown: &CancellationToken,
+) {
+    if let Some(registry) = &region.registry {
+        loops.spawn(registry.clone().run_background(shutdown.clone()));
+    }
+    if let Some(provisioner) = &region.fargate {
+        let (ecs, provisioner) = (region.ecs.clone(), provisioner.clone());
+        loops.spawn(supervise_task(
+            LoopName::FargateResume,
+            shutdown.clone(),
+            move || crate::fargate::resume(ecs.clone(), provisioner.clone()),
+        ));
+    }
+    // CloudWatch Logs retention: the sweep only reclaims space (reads already hide
+    // expired events), so stopping it mid-sweep loses nothing.
+    let (logs, stop) = (region.logs.clone(), shutdown.clone());
+    loops.spawn(async move { logs.run_retention(stop).await });
+    // CloudWatch metrics retention: reads already ignore expired buckets, so stopping
+    // mid-sweep loses nothing.
+    let (metrics, stop) = (region.cloudwatch.clone(), shutdown.clone());
+    loops.spawn(async move { metrics.run_retention(stop).await });
+    // CloudWatch alarms: each round reads the alarms afresh and commits transitions
+    // with compare-and-swap, so stopping mid-round loses nothing.
+    let (alarms, stop) = (region.cloudwatch.clone(), shutdown.clone());
+    loops.spawn(async move { alarms.run_alarms(stop).await });
+    // ELBv2: ends target draining on time (a committed write the data plane hears of).
+    let (elb, stop) = (region.elb.clone(), shutdown.clone());
+    loops.spawn(async move { elb.run_sweeper(stop).await });
+    // The service controller is level-triggered: stopping it mid-round loses nothing.
+    let (ecs, stop) = (region.ecs.clone(), shutdown.clone());
+    loops.spawn(async move { ecs.run_services(stop).await });
+    // Finished records leave the store after their window, so state stops growing.
+    let (ecs, stop) = (region.ecs.clone(), shutdown.clone());
+    loops.spawn(async move { ecs.run_retention(retention, stop).await });
 }
 
 #[cfg(test)]
