@@ -20,8 +20,11 @@ use store::{Store, StoreError, Txn, TxnOutcome, WatchEvent};
 struct Etcd {
     child: Option<Child>,
     dir: tempfile::TempDir,
+    name: String,
     client_port: u16,
     peer_port: u16,
+    /// `--initial-cluster`: every member's name and peer URL.
+    cluster: String,
 }
 
 fn free_port() -> u16 {
@@ -50,18 +53,37 @@ fn etcd_binary() -> Option<PathBuf> {
 
 impl Etcd {
     fn start(binary: &Path) -> Self {
-        let dir = match tempfile::tempdir() {
-            Ok(d) => d,
-            Err(e) => panic!("no temp dir: {e}"),
-        };
-        let mut etcd = Self {
-            child: None,
-            dir,
-            client_port: free_port(),
-            peer_port: free_port(),
-        };
-        etcd.spawn(binary);
-        etcd
+        match Self::start_cluster(binary, 1).pop() {
+            Some(member) => member,
+            None => panic!("a cluster of one has one member"),
+        }
+    }
+
+    /// `n` members forming one cluster.
+    fn start_cluster(binary: &Path, n: usize) -> Vec<Self> {
+        let mut members: Vec<Self> = (0..n)
+            .map(|i| Self {
+                child: None,
+                dir: match tempfile::tempdir() {
+                    Ok(d) => d,
+                    Err(e) => panic!("no temp dir: {e}"),
+                },
+                name: format!("m{i}"),
+                client_port: free_port(),
+                peer_port: free_port(),
+                cluster: String::new(),
+            })
+            .collect();
+        let cluster = members
+            .iter()
+            .map(|m| format!("{}=http://127.0.0.1:{}", m.name, m.peer_port))
+            .collect::<Vec<_>>()
+            .join(",");
+        for member in &mut members {
+            member.cluster.clone_from(&cluster);
+            member.spawn(binary);
+        }
+        members
     }
 
     fn spawn(&mut self, binary: &Path) {
@@ -72,7 +94,7 @@ impl Etcd {
             Err(e) => panic!("cannot create the etcd log: {e}"),
         };
         let child = Command::new(binary)
-            .args(["--name", "t", "--data-dir"])
+            .args(["--name", &self.name, "--data-dir"])
             .arg(self.dir.path().join("data"))
             .args([
                 "--listen-client-urls",
@@ -86,7 +108,7 @@ impl Etcd {
                 "--initial-advertise-peer-urls",
                 &peer,
             ])
-            .args(["--initial-cluster", &format!("t={peer}")])
+            .args(["--initial-cluster", &self.cluster])
             // Stevedore's multi-key txns and 1 MiB values exceed etcd's defaults.
             .args(["--max-txn-ops", "10000", "--max-request-bytes", "10485760"])
             .stdin(Stdio::null())
@@ -208,6 +230,58 @@ async fn commit(store: &dyn Store, txn: Txn) -> u64 {
     match store.txn(txn).await {
         Ok(TxnOutcome::Committed { revision }) => revision,
         other => panic!("expected a commit, got {other:?}"),
+    }
+}
+
+/// The suite on a three-member cluster (through all three endpoints); then, with one
+/// member killed, the other two still commit and read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_suite_passes_on_a_three_member_cluster_that_survives_losing_one() {
+    let Some(binary) = etcd_binary() else { return };
+    let mut members = Etcd::start_cluster(&binary, 3);
+    let config = EtcdConfig {
+        endpoints: members
+            .iter()
+            .map(|m| format!("127.0.0.1:{}", m.client_port))
+            .collect(),
+        timeout: Some(Duration::from_secs(2)),
+        ..EtcdConfig::default()
+    };
+    // Every member answers once the cluster has a leader.
+    for m in &members {
+        drop(m.store().await);
+    }
+    let inner: Arc<dyn Store> = match EtcdStore::connect(&config).await {
+        Ok(s) => Arc::new(s),
+        Err(e) => panic!("could not connect to the cluster: {e}"),
+    };
+    let mut n = 0;
+    testsuite::run_all(|| {
+        n += 1;
+        let view: Arc<dyn Store> = Arc::new(store::Prefixed::new(
+            Arc::clone(&inner),
+            format!("three/{n}/"),
+        ));
+        async move { (view, ()) }
+    })
+    .await;
+    members[0].kill();
+    let mut committed = None;
+    for _ in 0..40 {
+        if let Ok(TxnOutcome::Committed { revision }) =
+            inner.txn(Txn::new().put("after/kill", "x")).await
+        {
+            committed = Some(revision);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let Some(revision) = committed else {
+        panic!("two of three members did not commit within 10 s");
+    };
+    match inner.get("after/kill").await {
+        Ok(Some(kv)) => assert_eq!(kv.mod_revision, revision),
+        other => panic!("expected the key, got {other:?}"),
     }
 }
 
