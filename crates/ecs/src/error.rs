@@ -104,6 +104,13 @@ impl EcsError {
                     .insert("resourceIds".into(), serde_json::json!(resource_ids));
                 return e;
             }
+            // A store that cannot be reached now (etcd down or partitioned away): 503,
+            // which SDKs retry, rather than a 500 the caller would take as a bug.
+            Self::Store(StoreError::Unavailable(_)) => return AwsError::server(
+                "ServiceUnavailableException",
+                "The service is unavailable: its state store cannot be reached. Retry the request.",
+            )
+            .with_status(503),
             Self::Store(_) | Self::Contention(_) => {
                 return AwsError::server("ServerException", msg)
             }

@@ -82,6 +82,8 @@ pub struct Template {
     /// The endpoint Auto Scaling's `local` instances (agent processes) call; `None`:
     /// group instances are records only.
     pub instances_endpoint: Option<String>,
+    /// Whether this replica runs the controllers now (always with SQLite).
+    pub leadership: store::Leadership,
 }
 
 impl Template {
@@ -137,6 +139,7 @@ impl Template {
                 )
                 .ok()
             }),
+            leadership: self.leadership.clone(),
         }
     }
 }

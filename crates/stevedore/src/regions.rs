@@ -89,6 +89,8 @@ pub struct Kit {
     pub shutdown: CancellationToken,
     /// What Auto Scaling group instances run on (`None`: records only).
     pub instances: Option<Arc<dyn autoscaling::InstanceProvider>>,
+    /// Whether this replica runs the controllers now (always with SQLite).
+    pub leadership: store::Leadership,
 }
 
 /// How a region's registry is built.
@@ -422,8 +424,9 @@ impl Factory {
         Ok(regional)
     }
 
-    /// Starts what runs in the background for one region.
-    fn start(&self, region: &Regional, kit: &Kit) {
+    /// Starts what runs in the background for one region: what every replica needs
+    /// (sinks, the load balancer data plane) now, the controllers while it leads.
+    fn start(&self, region: &Arc<Regional>, kit: &Kit) {
         let mut loops = self
             .loops
             .lock()
@@ -439,32 +442,6 @@ impl Factory {
             // Task roles: the channel mints their credentials with IAM.
             region.ecs.set_role_sessions(roles.clone());
         }
-        if let Some(registry) = &region.registry {
-            loops.spawn(registry.clone().run_background(shutdown.clone()));
-        }
-        if let Some(provisioner) = &region.fargate {
-            let (ecs, provisioner) = (region.ecs.clone(), provisioner.clone());
-            loops.spawn(supervise_task(
-                LoopName::FargateResume,
-                shutdown.clone(),
-                move || crate::fargate::resume(ecs.clone(), provisioner.clone()),
-            ));
-        }
-        // CloudWatch Logs retention: the sweep only reclaims space (reads already hide
-        // expired events), so stopping it mid-sweep loses nothing.
-        let (logs, stop) = (region.logs.clone(), shutdown.clone());
-        loops.spawn(async move { logs.run_retention(stop).await });
-        // CloudWatch metrics retention: reads already ignore expired buckets, so stopping
-        // mid-sweep loses nothing.
-        let (metrics, stop) = (region.cloudwatch.clone(), shutdown.clone());
-        loops.spawn(async move { metrics.run_retention(stop).await });
-        // CloudWatch alarms: each round reads the alarms afresh and commits transitions
-        // with compare-and-swap, so stopping mid-round loses nothing.
-        let (alarms, stop) = (region.cloudwatch.clone(), shutdown.clone());
-        loops.spawn(async move { alarms.run_alarms(stop).await });
-        // ELBv2: ends target draining on time (a committed write the data plane hears of).
-        let (elb, stop) = (region.elb.clone(), shutdown.clone());
-        loops.spawn(async move { elb.run_sweeper(stop).await });
         // The load balancer data plane serves the ELBv2 listeners from this process.
         if kit.serve_lb {
             crate::server::spawn_data_plane(
@@ -474,29 +451,70 @@ impl Factory {
                 shutdown,
             );
         }
-        // Auto Scaling's group controller is level-triggered: a restart observes again.
-        let (groups, stop) = (region.autoscaling.clone(), shutdown.clone());
-        loops.spawn(async move { groups.run_groups(stop).await });
-        // Managed scaling of capacity providers: each round reads everything afresh.
-        let (ecs, groups, metrics, stop) = (
-            region.ecs.clone(),
-            region.autoscaling.clone(),
-            region.cloudwatch.clone(),
+        region.ecs.set_disconnect_timeout(kit.disconnect_timeout);
+        let (region, retention, time_scale) = (Arc::clone(region), kit.retention, kit.time_scale);
+        crate::leader_wiring::while_leader(
+            &mut loops,
+            kit.leadership.clone(),
             shutdown.clone(),
+            move |loops, stop| start_controllers(&region, (retention, time_scale), loops, stop),
         );
-        let time_scale = kit.time_scale;
-        loops.spawn(async move {
-            crate::capacity_wiring::run_managed_scaling(ecs, groups, metrics, time_scale, stop)
-                .await;
-        });
-        // The service controller is level-triggered: stopping it mid-round loses nothing.
-        let (ecs, stop) = (region.ecs.clone(), shutdown.clone());
-        ecs.set_disconnect_timeout(kit.disconnect_timeout);
-        loops.spawn(async move { ecs.run_services(stop).await });
-        // Finished records leave the store after their window, so state stops growing.
-        let (ecs, stop, keep) = (region.ecs.clone(), shutdown.clone(), kit.retention);
-        loops.spawn(async move { ecs.run_retention(keep, stop).await });
     }
+}
+
+/// Spawns one region's controllers, which stop with `shutdown` (the end of this
+/// replica's term as leader, or of the process).
+fn start_controllers(
+    region: &Regional,
+    (retention, time_scale): (ecs::Retention, f64),
+    loops: &mut tokio::task::JoinSet<()>,
+    shutdown: &CancellationToken,
+) {
+    if let Some(registry) = &region.registry {
+        loops.spawn(registry.clone().run_background(shutdown.clone()));
+    }
+    if let Some(provisioner) = &region.fargate {
+        let (ecs, provisioner) = (region.ecs.clone(), provisioner.clone());
+        loops.spawn(supervise_task(
+            LoopName::FargateResume,
+            shutdown.clone(),
+            move || crate::fargate::resume(ecs.clone(), provisioner.clone()),
+        ));
+    }
+    // CloudWatch Logs retention: the sweep only reclaims space (reads already hide
+    // expired events), so stopping it mid-sweep loses nothing.
+    let (logs, stop) = (region.logs.clone(), shutdown.clone());
+    loops.spawn(async move { logs.run_retention(stop).await });
+    // CloudWatch metrics retention: reads already ignore expired buckets, so stopping
+    // mid-sweep loses nothing.
+    let (metrics, stop) = (region.cloudwatch.clone(), shutdown.clone());
+    loops.spawn(async move { metrics.run_retention(stop).await });
+    // CloudWatch alarms: each round reads the alarms afresh and commits transitions
+    // with compare-and-swap, so stopping mid-round loses nothing.
+    let (alarms, stop) = (region.cloudwatch.clone(), shutdown.clone());
+    loops.spawn(async move { alarms.run_alarms(stop).await });
+    // ELBv2: ends target draining on time (a committed write the data plane hears of).
+    let (elb, stop) = (region.elb.clone(), shutdown.clone());
+    loops.spawn(async move { elb.run_sweeper(stop).await });
+    // Auto Scaling's group controller is level-triggered: a restart observes again.
+    let (groups, stop) = (region.autoscaling.clone(), shutdown.clone());
+    loops.spawn(async move { groups.run_groups(stop).await });
+    // Managed scaling of capacity providers: each round reads everything afresh.
+    let (ecs, groups, metrics, stop) = (
+        region.ecs.clone(),
+        region.autoscaling.clone(),
+        region.cloudwatch.clone(),
+        shutdown.clone(),
+    );
+    loops.spawn(async move {
+        crate::capacity_wiring::run_managed_scaling(ecs, groups, metrics, time_scale, stop).await;
+    });
+    // The service controller is level-triggered: stopping it mid-round loses nothing.
+    let (ecs, stop) = (region.ecs.clone(), shutdown.clone());
+    loops.spawn(async move { ecs.run_services(stop).await });
+    // Finished records leave the store after their window, so state stops growing.
+    let (ecs, stop) = (region.ecs.clone(), shutdown.clone());
+    loops.spawn(async move { ecs.run_retention(retention, stop).await });
 }
 
 #[cfg(test)]

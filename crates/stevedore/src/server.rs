@@ -58,6 +58,9 @@ pub struct ServerArgs {
     /// Timeouts and caps of the API listener.
     #[command(flatten)]
     limits: crate::listener::Limits,
+    /// The state store (`--store sqlite|etcd://...`) and its etcd options.
+    #[command(flatten)]
+    store: crate::store_choice::StoreArgs,
     /// Period of the load balancers' AWS/ApplicationELB metrics (AWS: `1m`); shorter,
     /// e.g. `2s`, for tests and demos. Periods are aligned to the clock.
     #[arg(long, env = "STEVEDORE_LB_METRICS_INTERVAL", default_value = "1m",
@@ -174,12 +177,10 @@ pub async fn run(args: ServerArgs, quick_start: bool) -> anyhow::Result<()> {
         std::env::var("STEVEDORE_ADMIN_ACCESS_KEY_ID").ok(),
         std::env::var("STEVEDORE_ADMIN_SECRET_ACCESS_KEY").ok(),
     )?;
-    let db = args.data_dir.join("state.db");
-    let store =
-        tokio::task::spawn_blocking(move || store::SqliteStore::open(store::SqliteConfig::new(db)))
-            .await
-            .context("opening the state store")?
-            .context("opening the state store")?;
+    let opened = args
+        .store
+        .open(&args.data_dir, &args.listen.to_string(), &shutdown)
+        .await?;
     let scope = ArnScope {
         region: args.region.clone(),
         account_id: args.account_id.clone(),
@@ -188,7 +189,7 @@ pub async fn run(args: ServerArgs, quick_start: bool) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr()?;
-    let store: Arc<dyn store::Store> = Arc::new(store);
+    let store = opened.store;
     let agent_key = quick_start.then(|| key.clone());
     // Fargate: hidden capacity is agents of this process calling this server (each
     // region's sign for their region).
@@ -215,6 +216,7 @@ pub async fn run(args: ServerArgs, quick_start: bool) -> anyhow::Result<()> {
         lb_metrics_interval: args.lb_metrics_interval,
         shutdown: shutdown.clone(),
         instances_endpoint: Some(format!("{scheme}://{loopback}")),
+        leadership: opened.leadership,
     };
     let accounts = crate::accounts::Accounts::open(
         (store, args.data_dir.clone()),
@@ -239,7 +241,7 @@ pub async fn run(args: ServerArgs, quick_start: bool) -> anyhow::Result<()> {
         || tokio::time::sleep(METRICS_UPKEEP_EVERY),
         || async { telemetry::exporter::upkeep() },
     ));
-    tracing::info!(listen = %addr, data_dir = %args.data_dir.display(), region = %args.region, "Stevedore server ready.");
+    tracing::info!(listen = %addr, data_dir = %args.data_dir.display(), region = %args.region, store = %opened.describe, "Stevedore server ready.");
     print_banner(
         &addr,
         &args,

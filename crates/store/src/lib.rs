@@ -15,16 +15,25 @@
 //! [`Objects`] is the typed layer the services write through (JSON records,
 //! compare-and-swap retry with backoff, commit hooks).
 //!
+//! Backends: [`SqliteStore`] (embedded, the default) and, with the `etcd` feature,
+//! [`etcd::EtcdStore`] (etcd v3, for several replicas). [`Leadership`] says whether this
+//! process may run the controllers: always with SQLite, while it holds an etcd lease with
+//! etcd ([`etcd::campaign`]).
+//!
 //! This crate must not know ECS: values are opaque bytes and keys are strings that the
 //! services lay out.
 
 use async_trait::async_trait;
 use bytes::Bytes;
 
+#[cfg(feature = "etcd")]
+pub mod etcd;
+pub mod leader;
 pub mod objects;
 mod prefixed;
 pub mod retry;
 mod sqlite;
+pub use leader::Leadership;
 pub use objects::{CommitHook, ObjectPage, Objects, ObjectsError, Step};
 pub use prefixed::Prefixed;
 pub use retry::RetryPolicy;
@@ -150,6 +159,10 @@ pub enum StoreError {
     /// The backend's database failed.
     #[error("the state database failed: {0}")]
     Backend(String),
+    /// The backend cannot be reached now (a remote store such as etcd is down or
+    /// partitioned away); the request may succeed when retried later.
+    #[error("the state store is unavailable: {0}")]
+    Unavailable(String),
     /// The stored schema is newer than this binary understands.
     #[error("the state database has schema version {found}, newer than the {supported} this binary supports")]
     SchemaTooNew {
