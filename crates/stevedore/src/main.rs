@@ -6,6 +6,7 @@ mod accounts;
 mod admin_client;
 mod agent;
 mod channel;
+mod console_wiring;
 mod credentials;
 mod fargate;
 mod health_reports;
