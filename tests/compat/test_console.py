@@ -10,6 +10,7 @@ target/console-screenshots/ (printed). Under CI=true a missing Chromium or Playw
 fails; locally it skips."""
 from __future__ import annotations
 
+import fnmatch
 import json
 import shutil
 import time
@@ -110,6 +111,16 @@ def sign_in(pg, env, key: str, secret: str) -> None:
     pg.click("button[type=submit]")
 
 
+def submit(pg, button: str, url_glob: str) -> None:
+    """Clicks a form's button and waits for the page it leads to; a refusal the console
+    showed instead fails with its text."""
+    with pg.expect_navigation():
+        pg.click(button)
+    if not fnmatch.fnmatch(pg.url, url_glob):
+        shown = pg.locator(".error").all_inner_texts()
+        raise AssertionError(f"{button} led to {pg.url}, showing {shown}")
+
+
 def shot(pg, name: str) -> None:
     pg.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
@@ -153,8 +164,7 @@ def test_create_a_service_of_two_from_the_console_and_see_both_running(env, page
     page.fill("#service_name", service)
     page.fill("#task_definition", family)
     page.fill("#desired_count", "2")
-    page.click("text=Create service")
-    page.wait_for_url(f"**/services/{service}")
+    submit(page, "button:has-text('Create service')", f"**/services/{service}")
     # htmx polling refreshes the counts without a reload.
     page.locator(".card", has_text="running").locator("b", has_text="2").wait_for()
     page.locator("#live td .status.RUNNING").nth(1).wait_for()

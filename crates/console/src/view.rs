@@ -36,6 +36,8 @@ pub(crate) fn page(title: &str, section: Option<Section>, session: Option<&Sessi
                 // Inline indicator styles would need 'unsafe-inline' under the CSP.
                 meta name="htmx-config" content=r#"{"includeIndicatorStyles":false}"#;
                 title { (title) " · Stevedore" }
+                // No icon: without this line browsers ask the API for /favicon.ico.
+                link rel="icon" href="data:,";
                 link rel="stylesheet" href=(crate::assets::css_url());
                 script src=(crate::assets::htmx_url()) defer {}
                 script src=(crate::assets::js_url()) defer {}
@@ -111,7 +113,7 @@ pub(crate) fn empty(what: &str, command: &str) -> Markup {
 
 /// A status word styled by its value.
 pub(crate) fn status(s: &str) -> Markup {
-    html! { span.status class=(s) { (s) } }
+    html! { span class={ "status " (s) } { (s) } }
 }
 
 /// The last part of an ARN (`…/name`), for display.
@@ -178,7 +180,7 @@ mod tests {
     #[test]
     fn epoch_seconds_read_as_utc_dates() {
         assert_eq!(epoch_text(0.0), "1970-01-01 00:00:00 UTC");
-        assert_eq!(epoch_text(1_796_651_523.5), "2026-12-07 14:32:03 UTC");
+        assert_eq!(epoch_text(1_796_651_523.5), "2026-12-07 13:52:03 UTC");
     }
 
     #[test]
@@ -189,5 +191,15 @@ mod tests {
         };
         let out = error(&e).into_string();
         assert!(out.contains("&lt;script&gt;") && !out.contains("<script>"));
+    }
+}
+#[cfg(test)]
+mod status_tests {
+    #[test]
+    fn status_badges_carry_the_status_as_a_class() {
+        assert_eq!(
+            super::status("RUNNING").into_string(),
+            r#"<span class="status RUNNING">RUNNING</span>"#
+        );
     }
 }

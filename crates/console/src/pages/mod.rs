@@ -250,7 +250,7 @@ impl Form {
 
 /// Percent-encodes one path segment of a console URL.
 pub(crate) fn seg(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+    percent_encoding::utf8_percent_encode(s, crate::client::UNRESERVED_KEPT).to_string()
 }
 
 #[cfg(test)]
