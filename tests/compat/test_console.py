@@ -301,11 +301,12 @@ def test_an_expired_session_goes_back_to_sign_in(playwright_browser, tmp_path):
         time.sleep(3)
         pg.goto(console(env, "/clusters"))
         pg.wait_for_url("**/console/signin**")
-        # Wrong secret: STS's refusal is shown on the form.
+        # Wrong secret: the endpoint's refusal is shown on the form, and no session starts.
         pg.fill("#access_key_id", cfg.access_key)
         pg.fill("#secret_access_key", "wrong")
         pg.click("button[type=submit]")
-        pg.locator(".error", has_text="SignatureDoesNotMatch").wait_for()
+        pg.locator(".error", has_text="does not match the signature you provided").wait_for()
+        assert not any(c["name"] == "stevedore_console" for c in context.cookies())
     finally:
         context.close()
         srv.kill()

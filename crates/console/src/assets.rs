@@ -60,7 +60,10 @@ pub(crate) async fn serve(Path(name): Path<String>) -> Response {
         Some(a) => (
             [
                 (http::header::CONTENT_TYPE, a.content_type),
-                (http::header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+                (
+                    http::header::CACHE_CONTROL,
+                    "public, max-age=31536000, immutable",
+                ),
             ],
             a.body,
         )

@@ -183,7 +183,10 @@ mod tests {
     fn cookies_are_read_from_every_header_and_pair() {
         let mut headers = http::HeaderMap::new();
         headers.append(http::header::COOKIE, "a=1; b=2".parse().expect("header"));
-        headers.append(http::header::COOKIE, "stevedore_console=xyz".parse().expect("header"));
+        headers.append(
+            http::header::COOKIE,
+            "stevedore_console=xyz".parse().expect("header"),
+        );
         assert_eq!(cookie(&headers, "b"), Some("2"));
         assert_eq!(cookie(&headers, COOKIE), Some("xyz"));
         assert_eq!(cookie(&headers, "c"), None);

@@ -19,14 +19,23 @@ pub(crate) enum Section {
 impl Section {
     const ALL: [(Self, &'static str, &'static str); 4] = [
         (Self::Clusters, "Clusters", "/clusters"),
-        (Self::TaskDefinitions, "Task definitions", "/task-definitions"),
+        (
+            Self::TaskDefinitions,
+            "Task definitions",
+            "/task-definitions",
+        ),
         (Self::Repositories, "Repositories", "/repositories"),
         (Self::LoadBalancers, "Load balancers", "/load-balancers"),
     ];
 }
 
 /// A full page: `title`, the navigation with `section` current, and `body`.
-pub(crate) fn page(title: &str, section: Option<Section>, session: Option<&Session>, body: Markup) -> Markup {
+pub(crate) fn page(
+    title: &str,
+    section: Option<Section>,
+    session: Option<&Session>,
+    body: Markup,
+) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -141,7 +150,9 @@ pub(crate) fn list<'a>(v: &'a Value, key: &str) -> &'a [Value] {
 
 /// An epoch-seconds timestamp (as the JSON protocols send them), as UTC text.
 pub(crate) fn time(v: &Value, key: &str) -> String {
-    v.get(key).and_then(Value::as_f64).map_or_else(String::new, epoch_text)
+    v.get(key)
+        .and_then(Value::as_f64)
+        .map_or_else(String::new, epoch_text)
 }
 
 /// Seconds since the epoch as `YYYY-MM-DD HH:MM:SS UTC`.

@@ -4,7 +4,7 @@
 
 use super::{seg, Ctx};
 use crate::client::{ApiError, ECS};
-use crate::view::{self, empty, live, list, n, s, short_arn, status, url, Section};
+use crate::view::{self, empty, list, live, n, s, short_arn, status, url, Section};
 use axum::extract::{Path, Query};
 use axum::response::Response;
 use maud::{html, Markup};
@@ -15,14 +15,20 @@ use std::collections::HashMap;
 const PAGE: i64 = 25;
 
 /// `GET /console/clusters?next=…`
-pub(crate) async fn list_page(ctx: &Ctx, next: Option<&str>) -> Result<(Vec<Value>, Option<String>), ApiError> {
+pub(crate) async fn list_page(
+    ctx: &Ctx,
+    next: Option<&str>,
+) -> Result<(Vec<Value>, Option<String>), ApiError> {
     let mut input = json!({"maxResults": PAGE});
     if let Some(t) = next {
         input["nextToken"] = json!(t);
     }
     let listed = ctx.call(ECS, "ListClusters", input).await?;
     let arns = list(&listed, "clusterArns");
-    let next = listed.get("nextToken").and_then(Value::as_str).map(str::to_owned);
+    let next = listed
+        .get("nextToken")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
     if arns.is_empty() {
         return Ok((Vec::new(), next));
     }
@@ -84,7 +90,14 @@ pub(crate) async fn show(
         Some("STOPPED") => "STOPPED",
         _ => "RUNNING",
     };
-    let body = cluster_body(&ctx, &cluster, desired, q.get("next").map(String::as_str), None).await;
+    let body = cluster_body(
+        &ctx,
+        &cluster,
+        desired,
+        q.get("next").map(String::as_str),
+        None,
+    )
+    .await;
     ctx.page(&cluster, Section::Clusters, body)
 }
 
@@ -99,7 +112,11 @@ pub(crate) async fn cluster_body(
 ) -> Markup {
     let here = url(&format!("/clusters/{}?status={desired}", seg(cluster)));
     let described = ctx
-        .call(ECS, "DescribeClusters", json!({"clusters": [cluster], "include": ["STATISTICS"]}))
+        .call(
+            ECS,
+            "DescribeClusters",
+            json!({"clusters": [cluster], "include": ["STATISTICS"]}),
+        )
         .await;
     let summary = match described {
         Ok(d) => match list(&d, "clusters").first() {
@@ -112,7 +129,10 @@ pub(crate) async fn cluster_body(
                 }
             },
             None => {
-                let reason = list(&d, "failures").first().map_or("MISSING", |f| s(f, "reason")).to_owned();
+                let reason = list(&d, "failures")
+                    .first()
+                    .map_or("MISSING", |f| s(f, "reason"))
+                    .to_owned();
                 html! { div.error role="alert" { "Cluster " code { (cluster) } ": " (reason) } }
             }
         },
@@ -146,7 +166,11 @@ pub(crate) async fn cluster_body(
 /// The container instances of `cluster`, with what is left of each.
 async fn instances(ctx: &Ctx, cluster: &str) -> Markup {
     let listed = match ctx
-        .call(ECS, "ListContainerInstances", json!({"cluster": cluster, "maxResults": 100}))
+        .call(
+            ECS,
+            "ListContainerInstances",
+            json!({"cluster": cluster, "maxResults": 100}),
+        )
         .await
     {
         Ok(l) => l,
@@ -160,7 +184,11 @@ async fn instances(ctx: &Ctx, cluster: &str) -> Markup {
         );
     }
     let described = match ctx
-        .call(ECS, "DescribeContainerInstances", json!({"cluster": cluster, "containerInstances": arns}))
+        .call(
+            ECS,
+            "DescribeContainerInstances",
+            json!({"cluster": cluster, "containerInstances": arns}),
+        )
         .await
     {
         Ok(d) => d,

@@ -95,13 +95,20 @@ async fn findings(ctx: &Ctx, repo: &str, img: &Value) -> Markup {
     let input = json!({"repositoryName": repo, "imageId": {"imageDigest": s(img, "imageDigest")}, "maxResults": 100});
     match ctx.call(ECR, "DescribeImageScanFindings", input).await {
         Ok(d) => {
-            let state = d.pointer("/imageScanStatus/status").and_then(Value::as_str).unwrap_or("");
+            let state = d
+                .pointer("/imageScanStatus/status")
+                .and_then(Value::as_str)
+                .unwrap_or("");
             let counts = d
                 .pointer("/imageScanFindings/findingSeverityCounts")
                 .and_then(Value::as_object)
                 .cloned()
                 .unwrap_or_default();
-            let found = d.pointer("/imageScanFindings/findings").and_then(Value::as_array).cloned().unwrap_or_default();
+            let found = d
+                .pointer("/imageScanFindings/findings")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
             html! {
                 (status(state))
                 @for (sev, count) in &counts { " " span class=(sev) { (sev) ": " (count) } }

@@ -75,7 +75,10 @@ pub(crate) async fn show(ctx: Ctx, Query(q): Query<HashMap<String, String>>) -> 
 }
 
 async fn listeners(ctx: &Ctx, lb: &str) -> Markup {
-    let text = match ctx.query(ELBV2, "DescribeListeners", &[("LoadBalancerArn", lb)]).await {
+    let text = match ctx
+        .query(ELBV2, "DescribeListeners", &[("LoadBalancerArn", lb)])
+        .await
+    {
         Ok(t) => t,
         Err(e) => return view::error(&e),
     };
@@ -101,7 +104,10 @@ async fn listeners(ctx: &Ctx, lb: &str) -> Markup {
 }
 
 async fn target_groups(ctx: &Ctx, lb: &str) -> Markup {
-    let text = match ctx.query(ELBV2, "DescribeTargetGroups", &[("LoadBalancerArn", lb)]).await {
+    let text = match ctx
+        .query(ELBV2, "DescribeTargetGroups", &[("LoadBalancerArn", lb)])
+        .await
+    {
         Ok(t) => t,
         Err(e) => return view::error(&e),
     };
@@ -122,7 +128,10 @@ async fn target_groups(ctx: &Ctx, lb: &str) -> Markup {
 }
 
 async fn health(ctx: &Ctx, tg: &str) -> Markup {
-    let text = match ctx.query(ELBV2, "DescribeTargetHealth", &[("TargetGroupArn", tg)]).await {
+    let text = match ctx
+        .query(ELBV2, "DescribeTargetHealth", &[("TargetGroupArn", tg)])
+        .await
+    {
         Ok(t) => t,
         Err(e) => return view::error(&e),
     };

@@ -35,19 +35,28 @@ pub(crate) fn routes() -> Router<Arc<Console>> {
         .route(&m("/clusters"), get(clusters::list_handler))
         .route(&m("/clusters/{cluster}"), get(clusters::show))
         .route(&m("/clusters/{cluster}/services"), post(services::create))
-        .route(&m("/clusters/{cluster}/services/{service}"), get(services::show))
+        .route(
+            &m("/clusters/{cluster}/services/{service}"),
+            get(services::show),
+        )
         .route(
             &m("/clusters/{cluster}/services/{service}/{action}"),
             post(services::act),
         )
         .route(&m("/clusters/{cluster}/tasks/{task}"), get(tasks::show))
-        .route(&m("/clusters/{cluster}/tasks/{task}/stop"), post(tasks::stop))
+        .route(
+            &m("/clusters/{cluster}/tasks/{task}/stop"),
+            post(tasks::stop),
+        )
         .route(
             &m("/clusters/{cluster}/tasks/{task}/logs/{container}"),
             get(tasks::logs),
         )
         .route(&m("/task-definitions"), get(task_definitions::families))
-        .route(&m("/task-definitions/{family}"), get(task_definitions::revisions))
+        .route(
+            &m("/task-definitions/{family}"),
+            get(task_definitions::revisions),
+        )
         .route(
             &m("/task-definitions/{family}/{revision}"),
             get(task_definitions::show),
@@ -106,7 +115,12 @@ impl Ctx {
 
     /// Calls a JSON-protocol operation as the signed-in principal. Credentials the API no
     /// longer takes end the session (the next page asks to sign in again).
-    pub async fn call(&self, service: JsonService, op: &str, input: Value) -> Result<Value, ApiError> {
+    pub async fn call(
+        &self,
+        service: JsonService,
+        op: &str,
+        input: Value,
+    ) -> Result<Value, ApiError> {
         let result = self.client().json(service, op, &input).await;
         self.note(result)
     }
@@ -138,13 +152,20 @@ impl Ctx {
         if session::tokens_match(form.get("csrf"), &self.session.csrf) {
             Ok(form)
         } else {
-            Err(forbidden("The form's CSRF token is missing or stale: reload the page and try again."))
+            Err(forbidden(
+                "The form's CSRF token is missing or stale: reload the page and try again.",
+            ))
         }
     }
 
     /// A full page of this session.
     pub fn page(&self, title: &str, section: crate::view::Section, body: Markup) -> Response {
-        html(crate::view::page(title, Some(section), Some(&self.session), body))
+        html(crate::view::page(
+            title,
+            Some(section),
+            Some(&self.session),
+            body,
+        ))
     }
 }
 
@@ -170,7 +191,10 @@ fn to_signin(parts: &http::request::Parts) -> Response {
 /// Whether a POST came from this site: browsers send `Origin` on every POST, and it must
 /// name the host the request was sent to (a second line behind SameSite and the token).
 fn same_origin(headers: &http::HeaderMap) -> bool {
-    let Some(origin) = headers.get(http::header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+    let Some(origin) = headers
+        .get(http::header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+    else {
         return true;
     };
     let host = headers
@@ -269,11 +293,20 @@ mod tests {
     #[test]
     fn a_post_from_another_origin_is_refused() {
         let mut h = http::HeaderMap::new();
-        h.insert(http::header::HOST, "127.0.0.1:4747".parse().expect("header"));
+        h.insert(
+            http::header::HOST,
+            "127.0.0.1:4747".parse().expect("header"),
+        );
         assert!(same_origin(&h));
-        h.insert(http::header::ORIGIN, "http://127.0.0.1:4747".parse().expect("header"));
+        h.insert(
+            http::header::ORIGIN,
+            "http://127.0.0.1:4747".parse().expect("header"),
+        );
         assert!(same_origin(&h));
-        h.insert(http::header::ORIGIN, "https://evil.example".parse().expect("header"));
+        h.insert(
+            http::header::ORIGIN,
+            "https://evil.example".parse().expect("header"),
+        );
         assert!(!same_origin(&h));
     }
 }

@@ -13,7 +13,11 @@ use serde_json::{json, Value};
 /// The services of `cluster` (first 100), with their counts.
 pub(crate) async fn table(ctx: &Ctx, cluster: &str) -> Markup {
     let listed = match ctx
-        .call(ECS, "ListServices", json!({"cluster": cluster, "maxResults": 100}))
+        .call(
+            ECS,
+            "ListServices",
+            json!({"cluster": cluster, "maxResults": 100}),
+        )
         .await
     {
         Ok(l) => l,
@@ -30,7 +34,11 @@ pub(crate) async fn table(ctx: &Ctx, cluster: &str) -> Markup {
     // DescribeServices takes at most 10 services per call.
     for chunk in arns.chunks(10) {
         match ctx
-            .call(ECS, "DescribeServices", json!({"cluster": cluster, "services": chunk}))
+            .call(
+                ECS,
+                "DescribeServices",
+                json!({"cluster": cluster, "services": chunk}),
+            )
             .await
         {
             Ok(d) => services.extend(list(&d, "services").iter().cloned()),
@@ -58,7 +66,10 @@ pub(crate) async fn table(ctx: &Ctx, cluster: &str) -> Markup {
 /// The form that creates a service in `cluster`, with the error of a failed attempt.
 pub(crate) fn create_form(ctx: &Ctx, cluster: &str, notice: Option<(&ApiError, &Form)>) -> Markup {
     let field = |k: &str| notice.map_or("", |(_, f)| f.get(k)).to_owned();
-    let count = notice.map_or_else(|| "1".to_owned(), |(_, f)| f.get("desired_count").to_owned());
+    let count = notice.map_or_else(
+        || "1".to_owned(),
+        |(_, f)| f.get("desired_count").to_owned(),
+    );
     html! {
         h2 #create { "Create a service" }
         form.inline method="post" action=(url(&format!("/clusters/{}/services", seg(cluster)))) {
@@ -88,9 +99,15 @@ pub(crate) async fn create(ctx: Ctx, Path(cluster): Path<String>, body: bytes::B
         "desiredCount": count(form.get("desired_count")),
     });
     match ctx.call(ECS, "CreateService", input).await {
-        Ok(_) => see_other(&format!("/clusters/{}/services/{}", seg(&cluster), seg(form.get("service_name")))),
+        Ok(_) => see_other(&format!(
+            "/clusters/{}/services/{}",
+            seg(&cluster),
+            seg(form.get("service_name"))
+        )),
         Err(e) => {
-            let body = super::clusters::cluster_body(&ctx, &cluster, "RUNNING", None, Some((&e, &form))).await;
+            let body =
+                super::clusters::cluster_body(&ctx, &cluster, "RUNNING", None, Some((&e, &form)))
+                    .await;
             with_status(ctx.page(&cluster, Section::Clusters, body))
         }
     }
@@ -116,15 +133,28 @@ enum Control {
     Delete,
 }
 
-async fn service_body(ctx: &Ctx, cluster: &str, service: &str, notice: Option<(Control, &ApiError)>) -> Markup {
-    let here = url(&format!("/clusters/{}/services/{}", seg(cluster), seg(service)));
+async fn service_body(
+    ctx: &Ctx,
+    cluster: &str,
+    service: &str,
+    notice: Option<(Control, &ApiError)>,
+) -> Markup {
+    let here = url(&format!(
+        "/clusters/{}/services/{}",
+        seg(cluster),
+        seg(service)
+    ));
     let crumbs = html! {
         p.crumbs { a href=(url("/clusters")) { "Clusters" } " / "
             a href=(url(&format!("/clusters/{}", seg(cluster)))) { (cluster) } " / " (service) }
         h1 { "Service " (service) }
     };
     let described = ctx
-        .call(ECS, "DescribeServices", json!({"cluster": cluster, "services": [service]}))
+        .call(
+            ECS,
+            "DescribeServices",
+            json!({"cluster": cluster, "services": [service]}),
+        )
         .await;
     let svc = match described {
         Ok(d) => match list(&d, "services").first() {
@@ -135,7 +165,11 @@ async fn service_body(ctx: &Ctx, cluster: &str, service: &str, notice: Option<(C
         },
         Err(e) => return html! { (crumbs) (view::error(&e)) },
     };
-    let error_at = |c: Control| notice.filter(|(at, _)| *at == c).map(|(_, e)| view::error(e));
+    let error_at = |c: Control| {
+        notice
+            .filter(|(at, _)| *at == c)
+            .map(|(_, e)| view::error(e))
+    };
     let action = |a: &str| format!("{here}/{a}");
     let tasks = super::tasks::table(ctx, cluster, Some(service), "RUNNING", None).await;
     html! {
@@ -236,7 +270,11 @@ pub(crate) async fn act(
     };
     match ctx.call(ECS, op, input).await {
         Ok(_) if control == Control::Delete => see_other(&format!("/clusters/{}", seg(&cluster))),
-        Ok(_) => see_other(&format!("/clusters/{}/services/{}", seg(&cluster), seg(&service))),
+        Ok(_) => see_other(&format!(
+            "/clusters/{}/services/{}",
+            seg(&cluster),
+            seg(&service)
+        )),
         Err(e) => {
             let body = service_body(&ctx, &cluster, &service, Some((control, &e))).await;
             with_status(ctx.page(&service, Section::Clusters, body))

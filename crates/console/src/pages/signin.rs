@@ -24,7 +24,12 @@ pub(crate) async fn form(
     render(&console, next, "", None)
 }
 
-fn render(console: &crate::Console, next: &str, key_id: &str, error: Option<&ApiError>) -> Response {
+fn render(
+    console: &crate::Console,
+    next: &str,
+    key_id: &str,
+    error: Option<&ApiError>,
+) -> Response {
     let token = session::random_token();
     let body = html! {
         form.signin method="post" action=(url("/signin")) {
@@ -46,7 +51,12 @@ fn render(console: &crate::Console, next: &str, key_id: &str, error: Option<&Api
         }
     };
     let mut resp = html(view::page("Sign in", None, None, body));
-    let cookie = session::set_cookie(session::SIGNIN_COOKIE, &token, FORM_TTL, console.options.tls);
+    let cookie = session::set_cookie(
+        session::SIGNIN_COOKIE,
+        &token,
+        FORM_TTL,
+        console.options.tls,
+    );
     if let Ok(v) = http::HeaderValue::from_str(&cookie) {
         resp.headers_mut().append(http::header::SET_COOKIE, v);
     }
@@ -131,7 +141,9 @@ pub(crate) async fn submit(
 /// Only console paths are followed after sign-in (an open redirect would otherwise send
 /// a fresh session's browser anywhere).
 fn safe_next(next: &str) -> String {
-    let inside = next.starts_with(&format!("{}/", crate::MOUNT)) && !next.contains("//") && !next.contains('\\');
+    let inside = next.starts_with(&format!("{}/", crate::MOUNT))
+        && !next.contains("//")
+        && !next.contains('\\');
     if inside {
         next.to_owned()
     } else {
@@ -157,9 +169,18 @@ pub(crate) async fn signout(ctx: Ctx, body: bytes::Bytes) -> Response {
 mod tests {
     #[test]
     fn only_console_paths_are_followed_after_sign_in() {
-        assert_eq!(super::safe_next("/console/clusters/x"), "/console/clusters/x");
-        assert_eq!(super::safe_next("https://evil.example/"), "/console/clusters");
-        assert_eq!(super::safe_next("/console//evil.example"), "/console/clusters");
+        assert_eq!(
+            super::safe_next("/console/clusters/x"),
+            "/console/clusters/x"
+        );
+        assert_eq!(
+            super::safe_next("https://evil.example/"),
+            "/console/clusters"
+        );
+        assert_eq!(
+            super::safe_next("/console//evil.example"),
+            "/console/clusters"
+        );
         assert_eq!(super::safe_next(""), "/console/clusters");
     }
 }

@@ -39,7 +39,11 @@ pub(crate) async fn table(
         );
     }
     let described = match ctx
-        .call(ECS, "DescribeTasks", json!({"cluster": cluster, "tasks": arns}))
+        .call(
+            ECS,
+            "DescribeTasks",
+            json!({"cluster": cluster, "tasks": arns}),
+        )
         .await
     {
         Ok(d) => d,
@@ -76,7 +80,11 @@ pub(crate) async fn show(ctx: Ctx, Path((cluster, task)): Path<(String, String)>
 
 async fn describe(ctx: &Ctx, cluster: &str, task: &str) -> Result<Option<Value>, ApiError> {
     let d = ctx
-        .call(ECS, "DescribeTasks", json!({"cluster": cluster, "tasks": [task]}))
+        .call(
+            ECS,
+            "DescribeTasks",
+            json!({"cluster": cluster, "tasks": [task]}),
+        )
         .await?;
     Ok(list(&d, "tasks").first().cloned())
 }
@@ -90,7 +98,9 @@ async fn task_body(ctx: &Ctx, cluster: &str, task: &str, notice: Option<&ApiErro
     };
     let t = match describe(ctx, cluster, task).await {
         Ok(Some(t)) => t,
-        Ok(None) => return html! { (crumbs) div.error role="alert" { "Task " code { (task) } " was not found (stopped tasks leave after a while)." } },
+        Ok(None) => {
+            return html! { (crumbs) div.error role="alert" { "Task " code { (task) } " was not found (stopped tasks leave after a while)." } }
+        }
         Err(e) => return html! { (crumbs) (view::error(&e)) },
     };
     let streams = log_streams(ctx, &t).await;
@@ -163,7 +173,11 @@ fn details(t: &Value) -> Markup {
 /// The awslogs stream of each container of `task` that has one: (container, (group, stream)).
 async fn log_streams(ctx: &Ctx, task: &Value) -> Vec<(String, (String, String))> {
     let Ok(def) = ctx
-        .call(ECS, "DescribeTaskDefinition", json!({"taskDefinition": s(task, "taskDefinitionArn")}))
+        .call(
+            ECS,
+            "DescribeTaskDefinition",
+            json!({"taskDefinition": s(task, "taskDefinitionArn")}),
+        )
         .await
     else {
         return Vec::new();
@@ -181,7 +195,10 @@ async fn log_streams(ctx: &Ctx, task: &Value) -> Vec<(String, (String, String))>
             // no stream name the console can know.
             (!group.is_empty() && !prefix.is_empty()).then(|| {
                 let name = s(c, "name");
-                (name.to_owned(), (group.to_owned(), format!("{prefix}/{name}/{id}")))
+                (
+                    name.to_owned(),
+                    (group.to_owned(), format!("{prefix}/{name}/{id}")),
+                )
             })
         })
         .collect()
@@ -189,7 +206,10 @@ async fn log_streams(ctx: &Ctx, task: &Value) -> Vec<(String, (String, String))>
 
 /// `GET /console/clusters/{cluster}/tasks/{task}/logs/{container}`: the newest lines of
 /// one container's stream (a fragment the task page polls).
-pub(crate) async fn logs(ctx: Ctx, Path((cluster, task, container)): Path<(String, String, String)>) -> Response {
+pub(crate) async fn logs(
+    ctx: Ctx,
+    Path((cluster, task, container)): Path<(String, String, String)>,
+) -> Response {
     let fragment = match describe(&ctx, &cluster, &task).await {
         Ok(Some(t)) => {
             let streams = log_streams(&ctx, &t).await;
@@ -208,7 +228,9 @@ pub(crate) async fn logs(ctx: Ctx, Path((cluster, task, container)): Path<(Strin
                         Err(e) => view::error(&e),
                     }
                 }
-                None => html! { p.muted { "Container " (container) " does not log with awslogs." } },
+                None => {
+                    html! { p.muted { "Container " (container) " does not log with awslogs." } }
+                }
             }
         }
         Ok(None) => html! { p.muted { "The task is gone." } },
@@ -218,7 +240,11 @@ pub(crate) async fn logs(ctx: Ctx, Path((cluster, task, container)): Path<(Strin
 }
 
 /// `POST /console/clusters/{cluster}/tasks/{task}/stop`.
-pub(crate) async fn stop(ctx: Ctx, Path((cluster, task)): Path<(String, String)>, body: bytes::Bytes) -> Response {
+pub(crate) async fn stop(
+    ctx: Ctx,
+    Path((cluster, task)): Path<(String, String)>,
+    body: bytes::Bytes,
+) -> Response {
     let form = match ctx.form(&body) {
         Ok(f) => f,
         Err(refused) => return refused,
