@@ -29,7 +29,15 @@ from agent_fixtures import (
     require_docker,
     wait_for,
 )
-from conftest import ARN_PREFIX, REPO_ROOT, StevedoreServer, make_client, missing, unique
+from conftest import (
+    ARN_PREFIX,
+    REPO_ROOT,
+    StevedoreServer,
+    free_port,
+    make_client,
+    missing,
+    unique,
+)
 
 SHOTS = REPO_ROOT / "target" / "console-screenshots"
 CLUSTER = "default"
@@ -247,7 +255,20 @@ def test_task_definition_repository_and_load_balancer_pages(env, page):
     shot(page, "08-repositories")
     page.goto(console(env, "/load-balancers"))
     page.get_by_text("aws elbv2 create-load-balancer").wait_for()
-    shot(page, "09-load-balancers")
+    elbv2 = make_client(env["cfg"], "elbv2")
+    lb = elbv2.create_load_balancer(Name=unique("lb"), Type="application")["LoadBalancers"][0]
+    tg = elbv2.create_target_group(Name=unique("tg"), Protocol="HTTP", Port=8080, VpcId="vpc-1",
+                                   TargetType="ip")["TargetGroups"][0]
+    elbv2.register_targets(TargetGroupArn=tg["TargetGroupArn"], Targets=[{"Id": "127.0.0.1", "Port": 9}])
+    port = free_port()
+    elbv2.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP", Port=port,
+                          DefaultActions=[{"Type": "forward", "TargetGroupArn": tg["TargetGroupArn"]}])
+    page.reload()
+    page.click(f"text={lb['LoadBalancerName']}")
+    page.get_by_text(tg["TargetGroupName"]).wait_for()
+    assert str(port) in page.locator("table").first.inner_text()
+    page.locator("td", has_text="127.0.0.1").wait_for()
+    shot(page, "09-load-balancer")
 
 
 def test_posts_without_the_csrf_token_are_refused(env, page):

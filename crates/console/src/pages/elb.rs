@@ -74,28 +74,57 @@ pub(crate) async fn show(ctx: Ctx, Query(q): Query<HashMap<String, String>>) -> 
     ctx.page(&name, Section::LoadBalancers, body)
 }
 
+/// The members of list `list` in the answer to `action`, each as its elements' texts by
+/// tag name (the first of each name: the shapes shown here repeat none that matter).
+async fn members(
+    ctx: &Ctx,
+    action: &str,
+    params: &[(&str, &str)],
+    list: &str,
+) -> Result<Vec<HashMap<String, String>>, ApiError> {
+    let text = ctx.query(ELBV2, action, params).await?;
+    let doc = parse(&text)?;
+    Ok(xml_members(&doc, list)
+        .into_iter()
+        .map(|m| {
+            let mut fields = HashMap::new();
+            for n in m.descendants().filter(roxmltree::Node::is_element) {
+                if let Some(t) = n.text() {
+                    fields
+                        .entry(n.tag_name().name().to_owned())
+                        .or_insert_with(|| t.to_owned());
+                }
+            }
+            fields
+        })
+        .collect())
+}
+
+fn field<'a>(m: &'a HashMap<String, String>, name: &str) -> &'a str {
+    m.get(name).map_or("", String::as_str)
+}
+
 async fn listeners(ctx: &Ctx, lb: &str) -> Markup {
-    let text = match ctx
-        .query(ELBV2, "DescribeListeners", &[("LoadBalancerArn", lb)])
-        .await
+    let listeners = match members(
+        ctx,
+        "DescribeListeners",
+        &[("LoadBalancerArn", lb)],
+        "Listeners",
+    )
+    .await
     {
-        Ok(t) => t,
+        Ok(l) => l,
         Err(e) => return view::error(&e),
     };
-    let doc = match parse(&text) {
-        Ok(d) => d,
-        Err(e) => return view::error(&e),
-    };
-    let listeners = xml_members(&doc, "Listeners");
     html! {
         @if listeners.is_empty() { p.muted { "No listener." } } @else {
             table {
                 thead { tr { th { "Protocol" } th.num { "Port" } th { "Default action" } } }
                 tbody { @for l in &listeners {
                     tr {
-                        td { (xml_text(*l, "Protocol").unwrap_or("")) }
-                        td.num { (xml_text(*l, "Port").unwrap_or("")) }
-                        td { (xml_text(*l, "Type").unwrap_or("")) " " span.muted { (view::short_arn(xml_text(*l, "TargetGroupArn").unwrap_or(""))) } }
+                        td { (field(l, "Protocol")) }
+                        td.num { (field(l, "Port")) }
+                        td { (field(l, "Type")) " " span.muted { (view::short_arn(field(l, "TargetGroupArn"))) } }
                     }
                 } }
             }
@@ -104,22 +133,23 @@ async fn listeners(ctx: &Ctx, lb: &str) -> Markup {
 }
 
 async fn target_groups(ctx: &Ctx, lb: &str) -> Markup {
-    let text = match ctx
-        .query(ELBV2, "DescribeTargetGroups", &[("LoadBalancerArn", lb)])
-        .await
+    let groups = match members(
+        ctx,
+        "DescribeTargetGroups",
+        &[("LoadBalancerArn", lb)],
+        "TargetGroups",
+    )
+    .await
     {
-        Ok(t) => t,
-        Err(e) => return view::error(&e),
-    };
-    let doc = match parse(&text) {
-        Ok(d) => d,
+        Ok(g) => g,
         Err(e) => return view::error(&e),
     };
     let mut out = Vec::new();
-    for tg in xml_members(&doc, "TargetGroups") {
-        let arn = xml_text(tg, "TargetGroupArn").unwrap_or("").to_owned();
-        let name = xml_text(tg, "TargetGroupName").unwrap_or("").to_owned();
-        out.push((name, health(ctx, &arn).await));
+    for tg in &groups {
+        out.push((
+            field(tg, "TargetGroupName"),
+            health(ctx, field(tg, "TargetGroupArn")).await,
+        ));
     }
     html! {
         @if out.is_empty() { p.muted { "No target group forwards from this load balancer." } }
@@ -128,28 +158,27 @@ async fn target_groups(ctx: &Ctx, lb: &str) -> Markup {
 }
 
 async fn health(ctx: &Ctx, tg: &str) -> Markup {
-    let text = match ctx
-        .query(ELBV2, "DescribeTargetHealth", &[("TargetGroupArn", tg)])
-        .await
+    let targets = match members(
+        ctx,
+        "DescribeTargetHealth",
+        &[("TargetGroupArn", tg)],
+        "TargetHealthDescriptions",
+    )
+    .await
     {
         Ok(t) => t,
         Err(e) => return view::error(&e),
     };
-    let doc = match parse(&text) {
-        Ok(d) => d,
-        Err(e) => return view::error(&e),
-    };
-    let targets = xml_members(&doc, "TargetHealthDescriptions");
     html! {
         @if targets.is_empty() { p.muted { "No registered target." } } @else {
             table {
                 thead { tr { th { "Target" } th.num { "Port" } th { "State" } th { "Reason" } } }
                 tbody { @for t in &targets {
                     tr {
-                        td { (xml_text(*t, "Id").unwrap_or("")) }
-                        td.num { (xml_text(*t, "Port").unwrap_or("")) }
-                        td { (status(xml_text(*t, "State").unwrap_or(""))) }
-                        td { (xml_text(*t, "Description").or_else(|| xml_text(*t, "Reason")).unwrap_or("")) }
+                        td { (field(t, "Id")) }
+                        td.num { (field(t, "Port")) }
+                        td { (status(field(t, "State"))) }
+                        td { (t.get("Description").or_else(|| t.get("Reason")).map_or("", String::as_str)) }
                     }
                 } }
             }

@@ -147,14 +147,14 @@ impl Ctx {
     }
 
     /// A form posted by a page, once its CSRF token proved it came from one.
-    pub fn form(&self, body: &[u8]) -> Result<Form, Response> {
+    pub fn form(&self, body: &[u8]) -> Result<Form, Box<Response>> {
         let form = Form::parse(body);
         if session::tokens_match(form.get("csrf"), &self.session.csrf) {
             Ok(form)
         } else {
-            Err(forbidden(
+            Err(Box::new(forbidden(
                 "The form's CSRF token is missing or stale: reload the page and try again.",
-            ))
+            )))
         }
     }
 

@@ -90,7 +90,7 @@ pub(crate) fn create_form(ctx: &Ctx, cluster: &str, notice: Option<(&ApiError, &
 pub(crate) async fn create(ctx: Ctx, Path(cluster): Path<String>, body: bytes::Bytes) -> Response {
     let form = match ctx.form(&body) {
         Ok(f) => f,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let input = json!({
         "cluster": cluster,
@@ -248,7 +248,7 @@ pub(crate) async fn act(
 ) -> Response {
     let form = match ctx.form(&body) {
         Ok(f) => f,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let (control, op, input) = match action.as_str() {
         "scale" => (

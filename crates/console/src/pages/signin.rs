@@ -111,7 +111,7 @@ pub(crate) async fn submit(
         }
         Err(e) => {
             tracing::info!(code = %e.code, "Console sign-in refused.");
-            return render(&console, &next, &credentials.access_key_id, Some(&e));
+            return render(&console, &next, &credentials.access_key_id, Some(e));
         }
     };
     tracing::info!(principal = %principal_arn, "Console sign-in.");
@@ -154,7 +154,7 @@ fn safe_next(next: &str) -> String {
 /// `POST /console/signout`.
 pub(crate) async fn signout(ctx: Ctx, body: bytes::Bytes) -> Response {
     if let Err(refused) = ctx.form(&body) {
-        return refused;
+        return *refused;
     }
     ctx.console.sessions.remove(&ctx.cookie);
     let mut resp = axum::response::Redirect::to(&url("/signin")).into_response();

@@ -247,7 +247,7 @@ pub(crate) async fn stop(
 ) -> Response {
     let form = match ctx.form(&body) {
         Ok(f) => f,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let input = json!({"cluster": cluster, "task": task, "reason": form.get("reason")});
     match ctx.call(ECS, "StopTask", input).await {
