@@ -156,7 +156,7 @@ async fn health() -> impl IntoResponse {
     )
 }
 
-async fn api(State(app): State<Arc<App>>, mut req: Request) -> Response {
+pub(crate) async fn api(State(app): State<Arc<App>>, mut req: Request) -> Response {
     // The peer address fills `aws:SourceIp` (present when the server was started with
     // connect info, as `server` does).
     let peer = req

@@ -7,6 +7,7 @@ mod admin_client;
 mod agent;
 mod capacity_wiring;
 mod channel;
+mod console_wiring;
 mod credentials;
 mod ec2_launch_templates;
 mod fargate;

@@ -69,6 +69,10 @@ pub struct ServerArgs {
     /// Do not serve the ELBv2 listeners from this process (run `stevedore lb` instead).
     #[arg(long, env = "STEVEDORE_NO_LB", value_parser = clap::builder::BoolishValueParser::new())]
     no_lb: bool,
+    /// How long a web console session lasts after sign-in (`12h`, `30m`, `5s`, plain seconds).
+    #[arg(long, env = "STEVEDORE_CONSOLE_SESSION_TTL", default_value = "12h",
+          value_parser = parse_retention)]
+    console_session_ttl: Duration,
     /// Serve TLS (`--tls` or `--tls=true`); the default is on for a non-loopback listen
     /// address and off on loopback. `--tls=false` off a loopback address also needs
     /// `--insecure-http`.
@@ -167,6 +171,10 @@ pub async fn run(args: ServerArgs, quick_start: bool) -> anyhow::Result<()> {
         // This process's own clients (the quick-start agent, Fargate's agents) trust it.
         agent::tls::trust_ca_file(ca).context("trusting the server's own CA")?;
     }
+    let console = console::Options {
+        tls: server_tls.is_some(),
+        session_ttl: args.console_session_ttl,
+    };
     let scheme = if server_tls.is_some() {
         "https"
     } else {
@@ -269,7 +277,7 @@ pub async fn run(args: ServerArgs, quick_start: bool) -> anyhow::Result<()> {
     crate::listener::serve(
         listener,
         server_tls.map(|tls| tls.config),
-        router(app.clone()),
+        router(app.clone()).merge(crate::console_wiring::routes(app.clone(), console)),
         &args.limits,
         shutdown.clone(),
     )

@@ -1,0 +1,187 @@
+//! Load balancers: the list, and one load balancer with its listeners and the health of
+//! every target of the target groups they forward to (ELBv2 speaks the query protocol,
+//! so answers are XML).
+
+use super::{seg, Ctx};
+use crate::client::{xml_members, xml_text, ApiError, ELBV2};
+use crate::view::{self, empty, status, url, Section};
+use axum::extract::Query;
+use axum::response::Response;
+use maud::{html, Markup};
+use std::collections::HashMap;
+
+fn parse(text: &str) -> Result<roxmltree::Document<'_>, ApiError> {
+    roxmltree::Document::parse(text).map_err(|e| ApiError {
+        code: "InternalFailure".into(),
+        message: format!("ELBv2 answered a document that does not parse: {e}"),
+    })
+}
+
+/// `GET /console/load-balancers`.
+pub(crate) async fn list(ctx: Ctx, Query(q): Query<HashMap<String, String>>) -> Response {
+    let mut params = vec![("PageSize", "50")];
+    if let Some(m) = q.get("next") {
+        params.push(("Marker", m.as_str()));
+    }
+    let body = match ctx.query(ELBV2, "DescribeLoadBalancers", &params).await {
+        Ok(text) => match parse(&text) {
+            Ok(doc) => {
+                let lbs = xml_members(&doc, "LoadBalancers");
+                let next = xml_text(doc.root(), "NextMarker");
+                html! {
+                    h1 { "Load balancers" }
+                    @if lbs.is_empty() {
+                        (empty("No load balancer yet.", "aws elbv2 create-load-balancer --name web --subnets subnet-1"))
+                    } @else {
+                        div.scroll { table {
+                            thead { tr { th { "Name" } th { "Type" } th { "State" } th { "DNS name" } } }
+                            tbody { @for lb in &lbs {
+                                @let arn = xml_text(*lb, "LoadBalancerArn").unwrap_or("");
+                                tr {
+                                    td { a href=(url(&format!("/load-balancers/view?arn={}", seg(arn)))) { (xml_text(*lb, "LoadBalancerName").unwrap_or("")) } }
+                                    td { (xml_text(*lb, "Type").unwrap_or("")) }
+                                    td { (status(xml_text(*lb, "Code").unwrap_or(""))) }
+                                    td { code { (xml_text(*lb, "DNSName").unwrap_or("")) } }
+                                }
+                            } }
+                        } }
+                    }
+                    (super::clusters::pager("/load-balancers?", next))
+                }
+            }
+            Err(e) => view::error(&e),
+        },
+        Err(e) => html! { h1 { "Load balancers" } (view::error(&e)) },
+    };
+    ctx.page("Load balancers", Section::LoadBalancers, body)
+}
+
+/// `GET /console/load-balancers/view?arn=…`.
+pub(crate) async fn show(ctx: Ctx, Query(q): Query<HashMap<String, String>>) -> Response {
+    let arn = q.get("arn").cloned().unwrap_or_default();
+    let name = arn.split('/').nth(2).unwrap_or(&arn).to_owned();
+    let here = url(&format!("/load-balancers/view?arn={}", seg(&arn)));
+    let listeners = listeners(&ctx, &arn).await;
+    let groups = target_groups(&ctx, &arn).await;
+    let body = html! {
+        p.crumbs { a href=(url("/load-balancers")) { "Load balancers" } " / " (name) }
+        h1 { (name) }
+        (view::live(&here, html! {
+            h2 { "Listeners" } (listeners)
+            h2 { "Target groups and target health" } (groups)
+        }))
+    };
+    ctx.page(&name, Section::LoadBalancers, body)
+}
+
+/// The members of list `list` in the answer to `action`, each as its elements' texts by
+/// tag name (the first of each name: the shapes shown here repeat none that matter).
+async fn members(
+    ctx: &Ctx,
+    action: &str,
+    params: &[(&str, &str)],
+    list: &str,
+) -> Result<Vec<HashMap<String, String>>, ApiError> {
+    let text = ctx.query(ELBV2, action, params).await?;
+    let doc = parse(&text)?;
+    Ok(xml_members(&doc, list)
+        .into_iter()
+        .map(|m| {
+            let mut fields = HashMap::new();
+            for n in m.descendants().filter(roxmltree::Node::is_element) {
+                if let Some(t) = n.text() {
+                    fields
+                        .entry(n.tag_name().name().to_owned())
+                        .or_insert_with(|| t.to_owned());
+                }
+            }
+            fields
+        })
+        .collect())
+}
+
+fn field<'a>(m: &'a HashMap<String, String>, name: &str) -> &'a str {
+    m.get(name).map_or("", String::as_str)
+}
+
+async fn listeners(ctx: &Ctx, lb: &str) -> Markup {
+    let listeners = match members(
+        ctx,
+        "DescribeListeners",
+        &[("LoadBalancerArn", lb)],
+        "Listeners",
+    )
+    .await
+    {
+        Ok(l) => l,
+        Err(e) => return view::error(&e),
+    };
+    html! {
+        @if listeners.is_empty() { p.muted { "No listener." } } @else {
+            table {
+                thead { tr { th { "Protocol" } th.num { "Port" } th { "Default action" } } }
+                tbody { @for l in &listeners {
+                    tr {
+                        td { (field(l, "Protocol")) }
+                        td.num { (field(l, "Port")) }
+                        td { (field(l, "Type")) " " span.muted { (view::short_arn(field(l, "TargetGroupArn"))) } }
+                    }
+                } }
+            }
+        }
+    }
+}
+
+async fn target_groups(ctx: &Ctx, lb: &str) -> Markup {
+    let groups = match members(
+        ctx,
+        "DescribeTargetGroups",
+        &[("LoadBalancerArn", lb)],
+        "TargetGroups",
+    )
+    .await
+    {
+        Ok(g) => g,
+        Err(e) => return view::error(&e),
+    };
+    let mut out = Vec::new();
+    for tg in &groups {
+        out.push((
+            field(tg, "TargetGroupName"),
+            health(ctx, field(tg, "TargetGroupArn")).await,
+        ));
+    }
+    html! {
+        @if out.is_empty() { p.muted { "No target group forwards from this load balancer." } }
+        @for (name, health) in &out { h3 { (name) } (health) }
+    }
+}
+
+async fn health(ctx: &Ctx, tg: &str) -> Markup {
+    let targets = match members(
+        ctx,
+        "DescribeTargetHealth",
+        &[("TargetGroupArn", tg)],
+        "TargetHealthDescriptions",
+    )
+    .await
+    {
+        Ok(t) => t,
+        Err(e) => return view::error(&e),
+    };
+    html! {
+        @if targets.is_empty() { p.muted { "No registered target." } } @else {
+            table {
+                thead { tr { th { "Target" } th.num { "Port" } th { "State" } th { "Reason" } } }
+                tbody { @for t in &targets {
+                    tr {
+                        td { (field(t, "Id")) }
+                        td.num { (field(t, "Port")) }
+                        td { (status(field(t, "State"))) }
+                        td { (t.get("Description").or_else(|| t.get("Reason")).map_or("", String::as_str)) }
+                    }
+                } }
+            }
+        }
+    }
+}
