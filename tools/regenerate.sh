@@ -25,7 +25,8 @@ ecs_ops=(CreateCluster CreateService DeleteAttributes DeleteCluster DeleteServic
   SubmitContainerStateChange SubmitTaskStateChange TagResource UntagResource UpdateCluster
   UpdateClusterSettings UpdateContainerInstancesState UpdateService GetTaskProtection
   UpdateTaskProtection ListServiceDeployments DescribeServiceDeployments
-  DescribeServiceRevisions StopServiceDeployment)
+  DescribeServiceRevisions StopServiceDeployment CreateTaskSet DescribeTaskSets UpdateTaskSet
+  DeleteTaskSet UpdateServicePrimaryTaskSet)
 ecr_ops=(BatchCheckLayerAvailability BatchDeleteImage BatchGetImage CompleteLayerUpload
   CreateRepository DeleteLifecyclePolicy DeleteRepository DeleteRepositoryPolicy DescribeImages
   DescribeRegistry DescribeRepositories GetAuthorizationToken GetDownloadUrlForLayer
