@@ -54,7 +54,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, ConfigFileError> {
             num.push(ch);
             continue;
         }
-        let n: u64 = num.parse().map_err(|_| bad("expected a number before each unit"))?;
+        let n: u64 = num
+            .parse()
+            .map_err(|_| bad("expected a number before each unit"))?;
         num.clear();
         let unit = match ch {
             'h' => 3600,
@@ -99,6 +101,9 @@ mod tests {
         let m = parse_config_file("# c\n\n ECS_CLUSTER = \"prod\" \nX=a=b\n").expect("parses");
         assert_eq!(m.get("ECS_CLUSTER").map(String::as_str), Some("prod"));
         assert_eq!(m.get("X").map(String::as_str), Some("a=b"));
-        assert_eq!(parse_config_file("ok=1\nnope\n"), Err(ConfigFileError::NotKeyValue(2)));
+        assert_eq!(
+            parse_config_file("ok=1\nnope\n"),
+            Err(ConfigFileError::NotKeyValue(2))
+        );
     }
 }

@@ -325,12 +325,10 @@ pub(crate) async fn create_service(
     // An EXTERNAL service has no task definition of its own: its task sets name theirs.
     let td = match req.task_definition.as_deref() {
         None if external => String::new(),
-        None => {
-            return invalid(format!(
-                "taskDefinition must be specified for a service using the {} deployment controller.",
-                controller.as_str()
-            ))
-        }
+        None => return invalid(format!(
+            "taskDefinition must be specified for a service using the {} deployment controller.",
+            controller.as_str()
+        )),
         Some(td_ref) => {
             let td = ecs
                 .service_task_definition(td_ref, req.network_configuration.as_ref())
@@ -430,9 +428,7 @@ pub(crate) async fn create_service(
                 network_configuration: req.network_configuration.clone(),
                 health_check_grace_period_seconds: req.health_check_grace_period_seconds,
                 scheduling_strategy: Some(scheduling),
-                deployment_controller: Some(DeploymentController {
-                    type_: controller,
-                }),
+                deployment_controller: Some(DeploymentController { type_: controller }),
                 tags: Some(tags.clone()),
                 created_by: Some(caller.principal_arn().to_owned()),
                 enable_ecs_managed_tags: Some(req.enable_ecs_managed_tags.unwrap_or(false)),
@@ -456,7 +452,12 @@ pub(crate) async fn create_service(
             match controller {
                 DeploymentControllerType::Ecs => stored.deploy(&ecs.scope, d, at),
                 _ => super::task_sets::api::apply_initial_task_sets(
-                    ecs, &cluster, &mut stored, &td, &capacity, at,
+                    ecs,
+                    &cluster,
+                    &mut stored,
+                    &td,
+                    &capacity,
+                    at,
                 ),
             }
             save(&key, rev, &stored)
@@ -465,6 +466,33 @@ pub(crate) async fn create_service(
     ecs.wake_services();
     tracing::info!(cluster = %cluster, service = %req.service_name, "Service created.");
     Ok(CreateServiceResponse { service: Some(svc) })
+}
+
+/// The UpdateService members that change the service itself and never start a
+/// deployment (also those of a service driven by task sets): tasks started from now on
+/// follow them.
+pub(crate) fn apply_service_settings(s: &mut Service, req: &UpdateServiceRequest) {
+    if let Some(c) = &req.placement_constraints {
+        s.placement_constraints = Some(c.clone());
+    }
+    if let Some(p) = &req.placement_strategy {
+        s.placement_strategy = Some(p.clone());
+    }
+    if let Some(g) = req.health_check_grace_period_seconds {
+        s.health_check_grace_period_seconds = Some(g);
+    }
+    if let Some(e) = req.enable_execute_command {
+        s.enable_execute_command = Some(e);
+    }
+    if let Some(p) = req.propagate_tags {
+        s.propagate_tags = Some(p);
+    }
+    if let Some(m) = req.enable_ecs_managed_tags {
+        s.enable_ecs_managed_tags = Some(m);
+    }
+    if let Some(a) = req.availability_zone_rebalancing {
+        s.availability_zone_rebalancing = Some(a);
+    }
 }
 
 pub(crate) async fn update_service(
@@ -540,31 +568,10 @@ pub(crate) async fn update_service(
                 s.deployment_configuration.as_ref(),
                 daemon,
             )?);
-            if let Some(c) = &req.placement_constraints {
-                s.placement_constraints = Some(c.clone());
-            }
-            if let Some(p) = &req.placement_strategy {
-                s.placement_strategy = Some(p.clone());
-            }
-            if let Some(g) = req.health_check_grace_period_seconds {
-                s.health_check_grace_period_seconds = Some(g);
-            }
+            apply_service_settings(s, &req);
             if let Some(lbs) = &req.load_balancers {
                 ecs.check_load_balancers(lbs).await?;
                 s.load_balancers = Some(lbs.clone());
-            }
-            if let Some(e) = req.enable_execute_command {
-                s.enable_execute_command = Some(e);
-            }
-            // Neither triggers a deployment: tasks started from now on carry the tags.
-            if let Some(p) = req.propagate_tags {
-                s.propagate_tags = Some(p);
-            }
-            if let Some(m) = req.enable_ecs_managed_tags {
-                s.enable_ecs_managed_tags = Some(m);
-            }
-            if let Some(a) = req.availability_zone_rebalancing {
-                s.availability_zone_rebalancing = Some(a);
             }
             let mut redeploy = req.force_new_deployment.unwrap_or(false);
             if let Some(v) = req.platform_version.as_deref() {

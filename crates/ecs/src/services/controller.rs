@@ -572,6 +572,18 @@ impl Ecs {
         a: &Actions,
         notes: &RoundReport,
     ) -> Result<(), EcsError> {
+        self.rewrite_service(cluster, name, |st| apply_outcome(st, a, notes, now()))
+            .await
+    }
+
+    /// Applies `change` to the stored service and writes it back when it changed,
+    /// retrying on races with the API; a service that is gone is left alone.
+    pub(super) async fn rewrite_service(
+        &self,
+        cluster: &str,
+        name: &str,
+        change: impl Fn(&mut StoredService),
+    ) -> Result<(), EcsError> {
         let key = service_key(cluster, name);
         self.objects
             .retry(&key, || async {
@@ -579,7 +591,7 @@ impl Ecs {
                     return Ok(Step::Done(()));
                 };
                 let before = encode(&st)?;
-                apply_outcome(&mut st, a, notes, now());
+                change(&mut st);
                 let after = encode(&st)?;
                 if before == after {
                     return Ok(Step::Done(()));

@@ -8,7 +8,7 @@ use super::{
 };
 use crate::error::{invalid, EcsError};
 use crate::objects::{encode, Step};
-use crate::services::api::{deployment_config, ACTIVE};
+use crate::services::api::{apply_service_settings, deployment_config, ACTIVE};
 use crate::services::unsupported::{check_unhonoured, Unhonoured};
 use crate::services::{deployment_id, service_key, StoredService};
 use crate::tasks::fargate::{resolve_capacity, Capacity};
@@ -17,8 +17,8 @@ use model::ecs::shapes::{
     CreateTaskSetRequest, CreateTaskSetResponse, DeleteTaskSetRequest, DeleteTaskSetResponse,
     DeploymentControllerType, DescribeTaskSetsRequest, DescribeTaskSetsResponse, Failure,
     LaunchType, Scale, Service, StabilityStatus, TaskSet, TaskSetField,
-    UpdateServicePrimaryTaskSetRequest, UpdateServicePrimaryTaskSetResponse,
-    UpdateServiceRequest, UpdateTaskSetRequest, UpdateTaskSetResponse,
+    UpdateServicePrimaryTaskSetRequest, UpdateServicePrimaryTaskSetResponse, UpdateServiceRequest,
+    UpdateTaskSetRequest, UpdateTaskSetResponse,
 };
 
 /// The write of one attempt (the record at `key`, if still at `rev`), answering `answer`.
@@ -76,12 +76,7 @@ pub(crate) struct NewTaskSet<'a> {
 }
 
 /// Builds the stored task set of a CreateTaskSet (or of CreateService for CODE_DEPLOY).
-pub(crate) fn new_task_set(
-    ecs: &Ecs,
-    svc: &Service,
-    n: &NewTaskSet<'_>,
-    at: f64,
-) -> TaskSet {
+pub(crate) fn new_task_set(ecs: &Ecs, svc: &Service, n: &NewTaskSet<'_>, at: f64) -> TaskSet {
     let name = svc.service_name.as_deref().unwrap_or_default();
     let id = deployment_id();
     let strategy = n
@@ -133,13 +128,7 @@ pub(crate) async fn check_launch(
 ) -> Result<(String, Capacity), EcsError> {
     check_unhonoured(&Unhonoured {
         service_registries: req.service_registries.as_deref(),
-        service_connect: None,
-        volume_configurations: None,
-        vpc_lattice: None,
-        gateway_connectors: None,
-        monitoring: None,
-        az_rebalancing: None,
-        deployment_controller: None,
+        ..Default::default()
     })?;
     // Neither given: the task set runs where the service does.
     let (launch_type, strategy) =
@@ -300,9 +289,7 @@ where
     let ts = ecs
         .objects
         .retry(&key, || async {
-            let (mut st, rev) = ecs
-                .task_set_service(cluster, &name, Access::Write)
-                .await?;
+            let (mut st, rev) = ecs.task_set_service(cluster, &name, Access::Write).await?;
             let Some(i) = position_of(&st.service, reference) else {
                 return Err(EcsError::TaskSetNotFound);
             };
@@ -453,7 +440,10 @@ pub(crate) fn apply_task_set_service_update(
             req.capacity_provider_strategy.is_some(),
             "capacity provider strategy",
         ),
-        (req.force_new_deployment == Some(true), "force new deployment"),
+        (
+            req.force_new_deployment == Some(true),
+            "force new deployment",
+        ),
     ]
     .into_iter()
     .find_map(|(given, what)| given.then_some(what));
@@ -475,24 +465,7 @@ pub(crate) fn apply_task_set_service_update(
         svc.deployment_configuration.as_ref(),
         false,
     )?);
-    if let Some(g) = req.health_check_grace_period_seconds {
-        svc.health_check_grace_period_seconds = Some(g);
-    }
-    if let Some(c) = &req.placement_constraints {
-        svc.placement_constraints = Some(c.clone());
-    }
-    if let Some(p) = &req.placement_strategy {
-        svc.placement_strategy = Some(p.clone());
-    }
-    if let Some(e) = req.enable_execute_command {
-        svc.enable_execute_command = Some(e);
-    }
-    if let Some(p) = req.propagate_tags {
-        svc.propagate_tags = Some(p);
-    }
-    if let Some(m) = req.enable_ecs_managed_tags {
-        svc.enable_ecs_managed_tags = Some(m);
-    }
+    apply_service_settings(svc, req);
     apply_desired_counts(svc);
     Ok(())
 }

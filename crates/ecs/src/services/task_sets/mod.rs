@@ -96,8 +96,7 @@ pub(crate) fn apply_desired_counts(svc: &mut Service) {
 /// `steady` covers health checks and draining), STABILIZING otherwise.
 pub(crate) fn compute_stability(ts: &TaskSet, scheduler_steady: bool) -> StabilityStatus {
     let wanted = ts.computed_desired_count.unwrap_or(0);
-    if scheduler_steady && ts.running_count == Some(wanted) && ts.pending_count.unwrap_or(0) == 0
-    {
+    if scheduler_steady && ts.running_count == Some(wanted) && ts.pending_count.unwrap_or(0) == 0 {
         StabilityStatus::SteadyState
     } else {
         StabilityStatus::Stabilizing

@@ -5,23 +5,19 @@
 //! set's counts and stability, the service's totals and events, retires DRAINING task sets
 //! whose tasks are gone, and ends a deleted service ([`apply_task_set_outcomes`], pure).
 
-use super::{
-    compute_desired_count, compute_stability, apply_stability, DRAINING as TS_DRAINING,
-};
+use super::{apply_stability, compute_desired_count, compute_stability, DRAINING as TS_DRAINING};
 use crate::error::EcsError;
-use crate::objects::{encode, Step};
 use crate::services::api::INACTIVE;
 use crate::services::plan::{is_draining, plan_round, seed_of, Observed, RoundPlan};
 use crate::services::record::apply_outcome;
 use crate::services::targets::TaskAddress;
-use crate::services::{service_key, StoredService};
+use crate::services::StoredService;
 use crate::{now, Ecs};
 use model::ecs::shapes::{
     Deployment, DeploymentRolloutState, SchedulingStrategy, ServiceEvent, TaskSet,
 };
 use model::ecs::status::DeploymentStatus;
 use reconcile::Phase;
-use store::Txn;
 
 /// What one round did for one task set.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -94,7 +90,11 @@ pub(crate) fn compute_task_set_view(st: &StoredService, ts: &TaskSet) -> StoredS
 /// Writes a round's outcomes into the service record: each task set's counts and
 /// stability, the service's totals and new events; DRAINING task sets whose tasks have all
 /// stopped leave; a DRAINING service whose task sets have no task left becomes INACTIVE.
-pub(crate) fn apply_task_set_outcomes(st: &mut StoredService, outcomes: &[TaskSetOutcome], at: f64) {
+pub(crate) fn apply_task_set_outcomes(
+    st: &mut StoredService,
+    outcomes: &[TaskSetOutcome],
+    at: f64,
+) {
     let desired = st.service.desired_count.unwrap_or(0);
     let (mut running, mut pending, mut live) = (0i32, 0i32, false);
     let mut all_steady = true;
@@ -102,7 +102,10 @@ pub(crate) fn apply_task_set_outcomes(st: &mut StoredService, outcomes: &[TaskSe
     for ts in st.service.task_sets.iter_mut().flatten() {
         let computed = compute_desired_count(desired, ts);
         ts.computed_desired_count = Some(computed);
-        let Some(o) = outcomes.iter().find(|o| ts.id.as_deref() == Some(o.id.as_str())) else {
+        let Some(o) = outcomes
+            .iter()
+            .find(|o| ts.id.as_deref() == Some(o.id.as_str()))
+        else {
             // Created after the round observed the service: the next round runs it.
             all_steady = false;
             continue;
@@ -193,7 +196,12 @@ impl Ecs {
                 tasks: &mine,
                 instances,
                 groups,
-                launch: Some(prepared.as_ref().map(|(_, i)| i.clone()).map_err(|e| e.to_string())),
+                launch: Some(
+                    prepared
+                        .as_ref()
+                        .map(|(_, i)| i.clone())
+                        .map_err(|e| e.to_string()),
+                ),
                 disconnect_timeout_seconds: self.disconnect_timeout(),
             };
             let seed = seed_of(st.service.service_arn.as_deref().unwrap_or(name), &id);
@@ -239,23 +247,9 @@ impl Ecs {
         name: &str,
         outcomes: &[TaskSetOutcome],
     ) -> Result<(), EcsError> {
-        let key = service_key(cluster, name);
-        self.objects
-            .retry(&key, || async {
-                let Some((mut st, rev)) = self.load_service(cluster, name).await? else {
-                    return Ok(Step::Done(()));
-                };
-                let before = encode(&st)?;
-                apply_task_set_outcomes(&mut st, outcomes, now());
-                let after = encode(&st)?;
-                if before == after {
-                    return Ok(Step::Done(()));
-                }
-                Ok(Step::Commit(
-                    Txn::new().when(key.clone(), rev).put(key.clone(), after),
-                    (),
-                ))
-            })
-            .await
+        self.rewrite_service(cluster, name, |st| {
+            apply_task_set_outcomes(st, outcomes, now())
+        })
+        .await
     }
 }

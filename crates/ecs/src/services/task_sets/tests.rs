@@ -9,7 +9,9 @@ fn task_set(id: &str, status: &str, percent: f64) -> TaskSet {
     TaskSet {
         id: Some(id.into()),
         status: Some(status.into()),
-        task_definition: Some(format!("arn:aws:ecs:us-east-1:000000000000:task-definition/{id}:1")),
+        task_definition: Some(format!(
+            "arn:aws:ecs:us-east-1:000000000000:task-definition/{id}:1"
+        )),
         scale: Some(Scale {
             value: Some(percent),
             unit: Some(ScaleUnit::Percent),
@@ -106,7 +108,10 @@ fn scale_outside_zero_to_hundred_is_refused_and_missing_scale_is_zero() {
 fn primary_switch_demotes_the_old_primary_and_the_service_follows() {
     let mut st = external(
         2,
-        vec![task_set("ecs-svc/1", PRIMARY, 100.0), task_set("ecs-svc/2", ACTIVE, 100.0)],
+        vec![
+            task_set("ecs-svc/1", PRIMARY, 100.0),
+            task_set("ecs-svc/2", ACTIVE, 100.0),
+        ],
     );
     apply_primary(&mut st.service, 1, 10.0);
     let sets = st.service.task_sets.clone().expect("task sets");
@@ -149,24 +154,39 @@ fn task_set_is_steady_only_at_its_computed_count() {
 fn draining_task_set_leaves_once_its_tasks_are_gone() {
     let mut st = external(
         2,
-        vec![task_set("ecs-svc/1", DRAINING, 0.0), task_set("ecs-svc/2", PRIMARY, 100.0)],
+        vec![
+            task_set("ecs-svc/1", DRAINING, 0.0),
+            task_set("ecs-svc/2", PRIMARY, 100.0),
+        ],
     );
-    st.task_set_tokens = vec![("t1".into(), "ecs-svc/1".into()), ("t2".into(), "ecs-svc/2".into())];
+    st.task_set_tokens = vec![
+        ("t1".into(), "ecs-svc/1".into()),
+        ("t2".into(), "ecs-svc/2".into()),
+    ];
     apply_task_set_outcomes(
         &mut st,
-        &[outcome("ecs-svc/1", 1, 0, false), outcome("ecs-svc/2", 2, 0, true)],
+        &[
+            outcome("ecs-svc/1", 1, 0, false),
+            outcome("ecs-svc/2", 2, 0, true),
+        ],
         1.0,
     );
     assert_eq!(st.service.task_sets.as_ref().map(Vec::len), Some(2));
     apply_task_set_outcomes(
         &mut st,
-        &[outcome("ecs-svc/1", 0, 0, true), outcome("ecs-svc/2", 2, 0, true)],
+        &[
+            outcome("ecs-svc/1", 0, 0, true),
+            outcome("ecs-svc/2", 2, 0, true),
+        ],
         2.0,
     );
     let sets = st.service.task_sets.clone().expect("sets");
     assert_eq!(sets.len(), 1);
     assert_eq!(sets[0].id.as_deref(), Some("ecs-svc/2"));
-    assert_eq!(st.task_set_tokens, vec![("t2".to_owned(), "ecs-svc/2".to_owned())]);
+    assert_eq!(
+        st.task_set_tokens,
+        vec![("t2".to_owned(), "ecs-svc/2".to_owned())]
+    );
 }
 
 #[test]
