@@ -15,6 +15,7 @@
 
 pub mod api;
 pub mod channel;
+pub mod config_file;
 pub mod credentials;
 pub mod credentials_nat;
 pub mod engine;

@@ -248,8 +248,9 @@ pub(crate) fn map(
             }
             vec![a]
         }
-        // Listing names the service; the others name their deployment or revision ARN.
-        Op::ListServiceDeployments => {
+        // Listing deployments, DescribeTaskSets and UpdateServicePrimaryTaskSet name the
+        // service; the others name their deployment or revision ARN.
+        Op::ListServiceDeployments | Op::DescribeTaskSets | Op::UpdateServicePrimaryTaskSet => {
             let name = f.service.as_deref().unwrap_or("");
             vec![in_cluster(arn_or(name, |n| scope.service(cluster_name, n)))]
         }

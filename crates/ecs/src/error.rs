@@ -44,6 +44,9 @@ pub enum EcsError {
     /// The service deployment ARN names no deployment this service keeps.
     #[error("Service deployment not found.")]
     ServiceDeploymentNotFound,
+    /// The named task set does not exist in the service.
+    #[error("The specified task set does not exist.")]
+    TaskSetNotFound,
     /// The service exists but is DRAINING or INACTIVE.
     #[error("Service was not ACTIVE.")]
     ServiceNotActive,
@@ -94,6 +97,7 @@ impl EcsError {
             Self::TargetNotFound(_) => "TargetNotFoundException",
             Self::ServiceNotFound => "ServiceNotFoundException",
             Self::ServiceNotActive => "ServiceNotActiveException",
+            Self::TaskSetNotFound => "TaskSetNotFoundException",
             Self::ServiceDeploymentNotFound => "ServiceDeploymentNotFoundException",
             Self::AttributeLimitExceeded(_) => "AttributeLimitExceededException",
             Self::ResourceNotFound(_) => "ResourceNotFoundException",

@@ -87,18 +87,23 @@ impl Ecs {
             }
             Op::DescribeServiceRevisions => run!(services::history_api::describe_service_revisions),
             Op::StopServiceDeployment => run!(services::history_api::stop_service_deployment),
+            Op::CreateTaskSet => run!(services::task_sets::api::create_task_set),
+            Op::DescribeTaskSets => run!(services::task_sets::api::describe_task_sets),
+            Op::UpdateTaskSet => run!(services::task_sets::api::update_task_set),
+            Op::DeleteTaskSet => run!(services::task_sets::api::delete_task_set),
+            Op::UpdateServicePrimaryTaskSet => {
+                run!(services::task_sets::api::update_service_primary_task_set)
+            }
             Op::AssociateGatewayWithCluster
             | Op::ContinueServiceDeployment
             | Op::CreateDaemon
             | Op::CreateExpressGatewayService
             | Op::CreateGateway
-            | Op::CreateTaskSet
             | Op::DeleteAccountSetting
             | Op::DeleteDaemon
             | Op::DeleteDaemonTaskDefinition
             | Op::DeleteExpressGatewayService
             | Op::DeleteGateway
-            | Op::DeleteTaskSet
             | Op::DescribeDaemon
             | Op::DescribeDaemonDeployments
             | Op::DescribeDaemonRevisions
@@ -107,7 +112,6 @@ impl Ecs {
             | Op::DescribeGateway
             | Op::DescribeGatewayResources
             | Op::DescribeGatewayRoute
-            | Op::DescribeTaskSets
             | Op::DisassociateGatewayFromCluster
             | Op::ExecuteCommand
             | Op::ListDaemonDeployments
@@ -123,8 +127,7 @@ impl Ecs {
             | Op::UpdateDaemon
             | Op::UpdateExpressGatewayService
             | Op::UpdateGateway
-            | Op::UpdateServicePrimaryTaskSet
-            | Op::UpdateTaskSet => Err(EcsError::NotImplemented(op)),
+            => Err(EcsError::NotImplemented(op)),
         }
     }
 }

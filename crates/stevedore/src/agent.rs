@@ -128,56 +128,8 @@ pub struct Resolved {
     pub declared: Option<::agent::instance::DeclaredIdentity>,
 }
 
-/// Parses a `KEY=VALUE` file: blank lines and `#` comments are skipped, values may be
-/// quoted.
-pub fn parse_config_file(text: &str) -> anyhow::Result<BTreeMap<String, String>> {
-    let mut out = BTreeMap::new();
-    for (n, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let (k, v) = line
-            .split_once('=')
-            .with_context(|| format!("line {}: expected KEY=VALUE", n + 1))?;
-        let v = v.trim();
-        let v = v
-            .strip_prefix('"')
-            .and_then(|s| s.strip_suffix('"'))
-            .unwrap_or(v);
-        out.insert(k.trim().to_owned(), v.to_owned());
-    }
-    Ok(out)
-}
-
-/// `3h`, `10m`, `30s`, `1h30m` or plain seconds.
-pub fn parse_duration(s: &str) -> anyhow::Result<Duration> {
-    let s = s.trim();
-    if let Ok(secs) = s.parse::<u64>() {
-        return Ok(Duration::from_secs(secs));
-    }
-    let mut total = 0u64;
-    let mut num = String::new();
-    for ch in s.chars() {
-        if ch.is_ascii_digit() {
-            num.push(ch);
-            continue;
-        }
-        let n: u64 = num.parse().with_context(|| format!("bad duration '{s}'"))?;
-        num.clear();
-        total += n * match ch {
-            'h' => 3600,
-            'm' => 60,
-            's' => 1,
-            _ => anyhow::bail!("bad duration '{s}': unit must be h, m or s"),
-        };
-    }
-    anyhow::ensure!(
-        num.is_empty(),
-        "bad duration '{s}': a unit (h, m, s) is missing"
-    );
-    Ok(Duration::from_secs(total))
-}
+// The config file and duration parsers are the agent crate's (fuzzed there).
+pub use ::agent::config_file::{parse_config_file, parse_duration};
 
 /// Merges flags/environment (`args`) over the config file (`file`) over defaults.
 pub fn resolve(args: &AgentArgs, file: &BTreeMap<String, String>) -> anyhow::Result<Resolved> {

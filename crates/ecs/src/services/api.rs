@@ -37,7 +37,7 @@ fn check_name(name: &str) -> Result<(), EcsError> {
 }
 
 /// The deployment configuration with ECS's defaults filled in, validated.
-fn deployment_config(
+pub(crate) fn deployment_config(
     given: Option<&DeploymentConfiguration>,
     base: Option<&DeploymentConfiguration>,
     daemon: bool,
@@ -119,7 +119,7 @@ fn check_desired(n: i32) -> Result<(), EcsError> {
 impl Ecs {
     /// Resolves a task definition reference to the ARN of an ACTIVE revision, checking the
     /// network configuration against its network mode as RunTask does.
-    async fn service_task_definition(
+    pub(crate) async fn service_task_definition(
         &self,
         reference: &str,
         network: Option<&NetworkConfiguration>,
@@ -147,7 +147,7 @@ impl Ecs {
 
     /// Each `loadBalancers` entry names a container and port, and a target group that
     /// exists (when a load balancer service is wired in).
-    async fn check_load_balancers(
+    pub(crate) async fn check_load_balancers(
         &self,
         lbs: &[model::ecs::shapes::LoadBalancer],
     ) -> Result<(), EcsError> {
@@ -287,7 +287,18 @@ pub(crate) async fn create_service(
             "The daemon scheduling strategy is not supported with the FARGATE launch type.",
         );
     }
-    check_unhonoured(&unhonoured_of!(req))?;
+    let controller = req
+        .deployment_controller
+        .as_ref()
+        .map_or(DeploymentControllerType::Ecs, |c| c.type_);
+    let external = controller == DeploymentControllerType::External;
+    let mut unhonoured = unhonoured_of!(req);
+    if controller != DeploymentControllerType::Ecs {
+        // Task-set driven: see `task_sets`.
+        super::task_sets::check_service_controller(controller, daemon, &req)?;
+        unhonoured.deployment_controller = None;
+    }
+    check_unhonoured(&unhonoured)?;
     let desired = match (daemon, req.desired_count) {
         (true, Some(_)) => {
             return invalid("The DAEMON scheduling strategy does not support a desired count; it runs one task on each instance.")
@@ -311,21 +322,27 @@ pub(crate) async fn create_service(
             "Placement strategies are not supported with the DAEMON scheduling strategy.",
         );
     }
-    let Some(td_ref) = req.task_definition.as_deref() else {
-        return invalid(
-            "taskDefinition must be specified for a service using the ECS deployment controller.",
-        );
+    // An EXTERNAL service has no task definition of its own: its task sets name theirs.
+    let td = match req.task_definition.as_deref() {
+        None if external => String::new(),
+        None => return invalid(format!(
+            "taskDefinition must be specified for a service using the {} deployment controller.",
+            controller.as_str()
+        )),
+        Some(td_ref) => {
+            let td = ecs
+                .service_task_definition(td_ref, req.network_configuration.as_ref())
+                .await?;
+            ecs.check_service_definition(
+                &capacity,
+                &td,
+                req.placement_constraints.as_deref(),
+                req.placement_strategy.as_deref(),
+            )
+            .await?;
+            td
+        }
     };
-    let td = ecs
-        .service_task_definition(td_ref, req.network_configuration.as_ref())
-        .await?;
-    ecs.check_service_definition(
-        &capacity,
-        &td,
-        req.placement_constraints.as_deref(),
-        req.placement_strategy.as_deref(),
-    )
-    .await?;
     // Validate placement now so a bad expression is refused here, not in every round.
     crate::tasks::launch::parse_placement(
         &Default::default(),
@@ -402,7 +419,7 @@ pub(crate) async fn create_service(
                 capacity_provider_strategy: (!strategy.is_empty()).then(|| strategy.clone()),
                 platform_version: capacity.fargate().map(|f| f.platform_version.clone()),
                 platform_family: capacity.fargate().map(|_| "Linux".to_owned()),
-                task_definition: Some(td.clone()),
+                task_definition: (!external).then(|| td.clone()),
                 deployment_configuration: Some(config.clone()),
                 events: Some(Vec::new()),
                 created_at: Some(at),
@@ -411,9 +428,7 @@ pub(crate) async fn create_service(
                 network_configuration: req.network_configuration.clone(),
                 health_check_grace_period_seconds: req.health_check_grace_period_seconds,
                 scheduling_strategy: Some(scheduling),
-                deployment_controller: Some(DeploymentController {
-                    type_: DeploymentControllerType::Ecs,
-                }),
+                deployment_controller: Some(DeploymentController { type_: controller }),
                 tags: Some(tags.clone()),
                 created_by: Some(caller.principal_arn().to_owned()),
                 enable_ecs_managed_tags: Some(req.enable_ecs_managed_tags.unwrap_or(false)),
@@ -432,14 +447,52 @@ pub(crate) async fn create_service(
                 steady: false,
                 inactive_at: None,
                 history: Default::default(),
+                task_set_tokens: Vec::new(),
             };
-            stored.deploy(&ecs.scope, d, at);
+            match controller {
+                DeploymentControllerType::Ecs => stored.deploy(&ecs.scope, d, at),
+                _ => super::task_sets::api::apply_initial_task_sets(
+                    ecs,
+                    &cluster,
+                    &mut stored,
+                    &td,
+                    &capacity,
+                    at,
+                ),
+            }
             save(&key, rev, &stored)
         })
         .await?;
     ecs.wake_services();
     tracing::info!(cluster = %cluster, service = %req.service_name, "Service created.");
     Ok(CreateServiceResponse { service: Some(svc) })
+}
+
+/// The UpdateService members that change the service itself and never start a
+/// deployment (also those of a service driven by task sets): tasks started from now on
+/// follow them.
+pub(crate) fn apply_service_settings(s: &mut Service, req: &UpdateServiceRequest) {
+    if let Some(c) = &req.placement_constraints {
+        s.placement_constraints = Some(c.clone());
+    }
+    if let Some(p) = &req.placement_strategy {
+        s.placement_strategy = Some(p.clone());
+    }
+    if let Some(g) = req.health_check_grace_period_seconds {
+        s.health_check_grace_period_seconds = Some(g);
+    }
+    if let Some(e) = req.enable_execute_command {
+        s.enable_execute_command = Some(e);
+    }
+    if let Some(p) = req.propagate_tags {
+        s.propagate_tags = Some(p);
+    }
+    if let Some(m) = req.enable_ecs_managed_tags {
+        s.enable_ecs_managed_tags = Some(m);
+    }
+    if let Some(a) = req.availability_zone_rebalancing {
+        s.availability_zone_rebalancing = Some(a);
+    }
 }
 
 pub(crate) async fn update_service(
@@ -477,6 +530,11 @@ pub(crate) async fn update_service(
             if st.service.status != Some(ACTIVE) {
                 return Err(EcsError::ServiceNotActive);
             }
+            if super::task_sets::is_task_set_driven(&st.service) {
+                super::task_sets::api::apply_task_set_service_update(&mut st.service, &req)?;
+                st.steady = false;
+                return save(&key, rev, &st);
+            }
             let s = &mut st.service;
             let daemon = s.scheduling_strategy == Some(SchedulingStrategy::Daemon);
             if let Some(n) = req.desired_count {
@@ -510,31 +568,10 @@ pub(crate) async fn update_service(
                 s.deployment_configuration.as_ref(),
                 daemon,
             )?);
-            if let Some(c) = &req.placement_constraints {
-                s.placement_constraints = Some(c.clone());
-            }
-            if let Some(p) = &req.placement_strategy {
-                s.placement_strategy = Some(p.clone());
-            }
-            if let Some(g) = req.health_check_grace_period_seconds {
-                s.health_check_grace_period_seconds = Some(g);
-            }
+            apply_service_settings(s, &req);
             if let Some(lbs) = &req.load_balancers {
                 ecs.check_load_balancers(lbs).await?;
                 s.load_balancers = Some(lbs.clone());
-            }
-            if let Some(e) = req.enable_execute_command {
-                s.enable_execute_command = Some(e);
-            }
-            // Neither triggers a deployment: tasks started from now on carry the tags.
-            if let Some(p) = req.propagate_tags {
-                s.propagate_tags = Some(p);
-            }
-            if let Some(m) = req.enable_ecs_managed_tags {
-                s.enable_ecs_managed_tags = Some(m);
-            }
-            if let Some(a) = req.availability_zone_rebalancing {
-                s.availability_zone_rebalancing = Some(a);
             }
             let mut redeploy = req.force_new_deployment.unwrap_or(false);
             if let Some(v) = req.platform_version.as_deref() {

@@ -294,6 +294,11 @@ impl Ecs {
         if is_inactive(svc) {
             return Ok(());
         }
+        if super::task_sets::is_task_set_driven(svc) {
+            return self
+                .reconcile_task_sets(cluster, name, &st, tasks, instances)
+                .await;
+        }
         let groups = self.observe_groups(svc).await;
         // The record lists the PRIMARY first.
         let primary = svc.deployments.iter().flatten().next();
@@ -344,7 +349,7 @@ impl Ecs {
         Ok(())
     }
 
-    fn disconnect_timeout(&self) -> f64 {
+    pub(super) fn disconnect_timeout(&self) -> f64 {
         *self
             .controller
             .disconnect_timeout
@@ -354,7 +359,7 @@ impl Ecs {
 
     /// The service's target groups as the balancer describes them. A group that cannot be
     /// read makes the whole view unreadable; a group that does not exist is left out.
-    async fn observe_groups(&self, svc: &model::ecs::shapes::Service) -> Groups {
+    pub(super) async fn observe_groups(&self, svc: &model::ecs::shapes::Service) -> Groups {
         let Some(b) = &self.balancers else {
             return Groups::None;
         };
@@ -389,6 +394,19 @@ impl Ecs {
         act: Act,
         launch: Option<&(Launch, LaunchInputs)>,
     ) -> Result<RoundReport, EcsError> {
+        let (actions, notes) = self.execute_plan(cluster, act, launch).await?;
+        self.record(cluster, name, &actions, &notes).await?;
+        Ok(notes)
+    }
+
+    /// The effects of a round's plan, in order (deactivations, target changes, stops,
+    /// starts); answers with the scheduler's actions and what was done, for the record.
+    pub(super) async fn execute_plan(
+        &self,
+        cluster: &str,
+        act: Act,
+        launch: Option<&(Launch, LaunchInputs)>,
+    ) -> Result<(Actions, RoundReport), EcsError> {
         let Act {
             actions,
             deactivate,
@@ -453,13 +471,12 @@ impl Ecs {
         if let (Some(s), Some((l, inputs))) = (&start, launch) {
             self.start_service_tasks(l, inputs, s, &mut notes).await?;
         }
-        self.record(cluster, name, &actions, &notes).await?;
-        Ok(notes)
+        Ok((actions, notes))
     }
 
     /// Resolves the PRIMARY deployment's launch (task definition, overrides, tags) and
     /// what placement needs for it.
-    async fn prepare_service_launch(
+    pub(super) async fn prepare_service_launch(
         &self,
         cluster: &str,
         name: &str,
@@ -555,6 +572,18 @@ impl Ecs {
         a: &Actions,
         notes: &RoundReport,
     ) -> Result<(), EcsError> {
+        self.rewrite_service(cluster, name, |st| apply_outcome(st, a, notes, now()))
+            .await
+    }
+
+    /// Applies `change` to the stored service and writes it back when it changed,
+    /// retrying on races with the API; a service that is gone is left alone.
+    pub(super) async fn rewrite_service(
+        &self,
+        cluster: &str,
+        name: &str,
+        change: impl Fn(&mut StoredService),
+    ) -> Result<(), EcsError> {
         let key = service_key(cluster, name);
         self.objects
             .retry(&key, || async {
@@ -562,7 +591,7 @@ impl Ecs {
                     return Ok(Step::Done(()));
                 };
                 let before = encode(&st)?;
-                apply_outcome(&mut st, a, notes, now());
+                change(&mut st);
                 let after = encode(&st)?;
                 if before == after {
                     return Ok(Step::Done(()));

@@ -17,6 +17,7 @@ pub(crate) mod record;
 #[cfg(test)]
 mod scenarios;
 mod target_plan;
+pub(crate) mod task_sets;
 pub mod targets;
 pub(crate) mod unsupported;
 
@@ -59,6 +60,9 @@ pub(crate) struct StoredService {
     /// Service deployments and revisions (ListServiceDeployments and friends).
     #[serde(default)]
     pub history: history::History,
+    /// CreateTaskSet client tokens and the task set each created (idempotent retries).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub task_set_tokens: Vec<(String, String)>,
 }
 
 impl StoredService {

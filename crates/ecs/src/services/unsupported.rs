@@ -14,6 +14,7 @@ use model::ecs::shapes::{
 };
 
 /// Borrowed view of the members CreateService and UpdateService share.
+#[derive(Default)]
 pub(crate) struct Unhonoured<'a> {
     pub service_registries: Option<&'a [ServiceRegistry]>,
     pub service_connect: Option<&'a ServiceConnectConfiguration>,

@@ -96,6 +96,11 @@ impl ArnScope {
     pub fn service(&self, cluster: &str, name: &str) -> String {
         format!("{}service/{cluster}/{name}", self.prefix())
     }
+    /// ARN of a task set (`id` is `ecs-svc/` and digits, so the ARN has two more
+    /// path elements than the service's).
+    pub fn task_set(&self, cluster: &str, service: &str, id: &str) -> String {
+        format!("{}task-set/{cluster}/{service}/{id}", self.prefix())
+    }
     /// ARN of a service deployment (one UpdateService's rollout, as history).
     pub fn service_deployment(&self, cluster: &str, service: &str, id: &str) -> String {
         format!(

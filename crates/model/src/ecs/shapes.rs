@@ -1746,6 +1746,74 @@ pub struct CreateServiceResponse {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct CreateTaskSetRequest {
+    #[serde(rename = "service")]
+    pub service: String,
+    #[serde(rename = "cluster")]
+    pub cluster: String,
+    #[serde(
+        rename = "externalId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub external_id: Option<String>,
+    #[serde(rename = "taskDefinition")]
+    pub task_definition: String,
+    #[serde(
+        rename = "networkConfiguration",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub network_configuration: Option<NetworkConfiguration>,
+    #[serde(
+        rename = "loadBalancers",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub load_balancers: Option<Vec<LoadBalancer>>,
+    #[serde(
+        rename = "serviceRegistries",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub service_registries: Option<Vec<ServiceRegistry>>,
+    #[serde(
+        rename = "launchType",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub launch_type: Option<LaunchType>,
+    #[serde(
+        rename = "capacityProviderStrategy",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub capacity_provider_strategy: Option<Vec<CapacityProviderStrategyItem>>,
+    #[serde(
+        rename = "platformVersion",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub platform_version: Option<String>,
+    #[serde(rename = "scale", default, skip_serializing_if = "Option::is_none")]
+    pub scale: Option<Scale>,
+    #[serde(
+        rename = "clientToken",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub client_token: Option<String>,
+    #[serde(rename = "tags", default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<Tag>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct CreateTaskSetResponse {
+    #[serde(rename = "taskSet", default, skip_serializing_if = "Option::is_none")]
+    pub task_set: Option<TaskSet>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
 pub struct CreatedAt {
     #[serde(rename = "before", default, skip_serializing_if = "Option::is_none")]
     pub before: Option<f64>,
@@ -1833,6 +1901,24 @@ pub struct DeleteTaskDefinitionsResponse {
     pub task_definitions: Option<Vec<TaskDefinition>>,
     #[serde(rename = "failures", default, skip_serializing_if = "Option::is_none")]
     pub failures: Option<Vec<Failure>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct DeleteTaskSetRequest {
+    #[serde(rename = "cluster")]
+    pub cluster: String,
+    #[serde(rename = "service")]
+    pub service: String,
+    #[serde(rename = "taskSet")]
+    pub task_set: String,
+    #[serde(rename = "force", default, skip_serializing_if = "Option::is_none")]
+    pub force: Option<bool>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct DeleteTaskSetResponse {
+    #[serde(rename = "taskSet", default, skip_serializing_if = "Option::is_none")]
+    pub task_set: Option<TaskSet>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
@@ -2477,6 +2563,26 @@ pub struct DescribeTaskDefinitionResponse {
     pub task_definition: Option<TaskDefinition>,
     #[serde(rename = "tags", default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<Vec<Tag>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct DescribeTaskSetsRequest {
+    #[serde(rename = "cluster")]
+    pub cluster: String,
+    #[serde(rename = "service")]
+    pub service: String,
+    #[serde(rename = "taskSets", default, skip_serializing_if = "Option::is_none")]
+    pub task_sets: Option<Vec<String>>,
+    #[serde(rename = "include", default, skip_serializing_if = "Option::is_none")]
+    pub include: Option<Vec<TaskSetField>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct DescribeTaskSetsResponse {
+    #[serde(rename = "taskSets", default, skip_serializing_if = "Option::is_none")]
+    pub task_sets: Option<Vec<TaskSet>>,
+    #[serde(rename = "failures", default, skip_serializing_if = "Option::is_none")]
+    pub failures: Option<Vec<Failure>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
@@ -7726,6 +7832,20 @@ pub struct TaskSet {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum TaskSetField {
+    #[serde(rename = "TAGS")]
+    Tags,
+}
+impl TaskSetField {
+    /// The AWS string for this value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Tags => "TAGS",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum TaskStopCode {
     #[serde(rename = "TaskFailedToStart")]
     TaskFailedToStart,
@@ -8072,6 +8192,22 @@ pub struct UpdateManagedInstancesProviderConfiguration {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct UpdateServicePrimaryTaskSetRequest {
+    #[serde(rename = "cluster")]
+    pub cluster: String,
+    #[serde(rename = "service")]
+    pub service: String,
+    #[serde(rename = "primaryTaskSet")]
+    pub primary_task_set: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct UpdateServicePrimaryTaskSetResponse {
+    #[serde(rename = "taskSet", default, skip_serializing_if = "Option::is_none")]
+    pub task_set: Option<TaskSet>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
 pub struct UpdateServiceRequest {
     #[serde(rename = "cluster", default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<String>,
@@ -8243,6 +8379,24 @@ pub struct UpdateTaskProtectionResponse {
     pub protected_tasks: Option<Vec<ProtectedTask>>,
     #[serde(rename = "failures", default, skip_serializing_if = "Option::is_none")]
     pub failures: Option<Vec<Failure>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct UpdateTaskSetRequest {
+    #[serde(rename = "cluster")]
+    pub cluster: String,
+    #[serde(rename = "service")]
+    pub service: String,
+    #[serde(rename = "taskSet")]
+    pub task_set: String,
+    #[serde(rename = "scale")]
+    pub scale: Scale,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct UpdateTaskSetResponse {
+    #[serde(rename = "taskSet", default, skip_serializing_if = "Option::is_none")]
+    pub task_set: Option<TaskSet>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]

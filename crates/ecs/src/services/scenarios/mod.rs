@@ -118,6 +118,7 @@ fn service(desired: i32, min: i32, max: i32) -> StoredService {
         steady: false,
         inactive_at: None,
         history: Default::default(),
+        task_set_tokens: Vec::new(),
     }
 }
 
