@@ -64,6 +64,7 @@ operations cloudwatch cloudwatch
 operations elbv2 elbv2
 operations iam iam
 operations sts sts
+operations application-autoscaling appscaling
 
 rustfmt --edition 2021 --config-path rustfmt.toml "${generated[@]}"
 printf '%s\n' "${generated[@]}"

@@ -207,6 +207,32 @@ impl CloudWatch {
         Ok(())
     }
 
+    /// PutMetricAlarm for another service (Application Auto Scaling's target tracking
+    /// alarms): `request` is the operation's input as JSON, validated as the API does.
+    pub async fn put_alarm(&self, request: serde_json::Value) -> Result<(), CloudWatchError> {
+        let alarms = self.alarms.as_ref().ok_or_else(|| {
+            CloudWatchError::Internal("this CloudWatch keeps no alarms".into())
+        })?;
+        let input = serde_json::from_value(request)
+            .map_err(|e| CloudWatchError::InvalidParameterValue(e.to_string()))?;
+        alarms.put(input, self.now_ms()).await
+    }
+
+    /// DeleteAlarms for another service (the alarms a scaling policy owns); one that is
+    /// already gone is not an error.
+    pub async fn delete_alarms(&self, names: Vec<String>) -> Result<(), CloudWatchError> {
+        let Some(alarms) = &self.alarms else {
+            return Ok(());
+        };
+        for name in names {
+            match alarms.delete(Some(vec![name])).await {
+                Ok(()) | Err(CloudWatchError::ResourceNotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
     /// The same service reading time from `clock` (tests move time with it).
     #[must_use]
     pub fn with_clock(mut self, clock: Clock) -> Self {
