@@ -350,7 +350,7 @@ impl AppScaling {
     }
 
     /// Fires every scheduled action due at `now`.
-    async fn fire_scheduled(&self, now: i64) -> Result<(), AppScalingError> {
+    pub(crate) async fn fire_scheduled(&self, now: i64) -> Result<(), AppScalingError> {
         for (key, action, _) in self.objects.list::<ScheduledRecord>(SCHEDULED_PREFIX).await? {
             let Some(due) = self.due(&action, now) else {
                 continue;

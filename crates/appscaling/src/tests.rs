@@ -2,7 +2,7 @@
 //! CloudWatch replaced by small fakes that record what they were asked.
 
 use super::*;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Mutex;
 
