@@ -122,6 +122,11 @@ impl CloudWatch {
         self
     }
 
+    /// How many times faster than AWS alarm periods run (1: AWS's timing).
+    pub fn time_scale(&self) -> f64 {
+        self.time_scale
+    }
+
     /// An alarm period as evaluated: `period` divided by the time scale, whole seconds,
     /// at least 1.
     #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
