@@ -210,9 +210,9 @@ mod tests {
     fn gaps_overlaps_and_two_open_ends_are_refused() {
         let kind = AdjustmentType::ChangeInCapacity;
         let gap = [step(Some(0.0), Some(10.0), 1), step(Some(15.0), None, 2)];
-        assert!(check_steps(&gap, kind).unwrap_err().contains("gaps"));
+        assert!(check_steps(&gap, kind).expect_err("gap").contains("gaps"));
         let overlap = [step(Some(0.0), Some(10.0), 1), step(Some(5.0), None, 2)];
-        assert!(check_steps(&overlap, kind).unwrap_err().contains("overlap"));
+        assert!(check_steps(&overlap, kind).expect_err("overlap").contains("overlap"));
         let open = [step(Some(0.0), None, 1), step(Some(5.0), None, 2)];
         assert!(check_steps(&open, kind).is_err());
         assert!(check_steps(&[], kind).is_err());
