@@ -249,8 +249,10 @@ def test_target_tracking_on_cpu_scales_out_and_back_in(env):
         try:
             wait_for(lambda: counts(ecs, cluster, service)[0] == 1, 150, "a scale-in to 1", why)
         except AssertionError as e:
-            # Known gap (see the README): in the runs so far AlarmLow never reached ALARM
-            # after the load stopped; the scale-in path itself is covered by unit tests.
+            # Known gap: on the loaded test machine the agent's reports arrive every ~4 s,
+            # not every 1 s, so some 3-second periods have no datapoint and AlarmLow
+            # (15 of 15, TreatMissingData missing) never reaches ALARM although CPU is at
+            # 0 %. The scale-in path itself is covered by the crate's unit tests.
             pytest.xfail(f"no scale-in after the load stopped: {e}")
         ins = [a for a in activities(aas, rid) if names[1] in a["Cause"]]
         assert ins and ins[0]["Description"] == "Setting desired count to 1."
