@@ -71,6 +71,7 @@ operations elbv2 elbv2
 operations iam iam
 operations sts sts
 operations autoscaling autoscaling
+operations application-autoscaling appscaling
 
 rustfmt --edition 2021 --config-path rustfmt.toml "${generated[@]}"
 printf '%s\n' "${generated[@]}"

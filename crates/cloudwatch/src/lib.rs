@@ -122,6 +122,11 @@ impl CloudWatch {
         self
     }
 
+    /// How many times faster than AWS alarm periods run (1: AWS's timing).
+    pub fn time_scale(&self) -> f64 {
+        self.time_scale
+    }
+
     /// An alarm period as evaluated: `period` divided by the time scale, whole seconds,
     /// at least 1.
     #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
@@ -203,6 +208,33 @@ impl CloudWatch {
             done.lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .insert(alarm.name.clone(), end);
+        }
+        Ok(())
+    }
+
+    /// PutMetricAlarm for another service (Application Auto Scaling's target tracking
+    /// alarms): `request` is the operation's input as JSON, validated as the API does.
+    pub async fn put_alarm(&self, request: serde_json::Value) -> Result<(), CloudWatchError> {
+        let alarms = self
+            .alarms
+            .as_ref()
+            .ok_or_else(|| CloudWatchError::Internal("this CloudWatch keeps no alarms".into()))?;
+        let input = serde_json::from_value(request)
+            .map_err(|e| CloudWatchError::InvalidParameterValue(e.to_string()))?;
+        alarms.put(input, self.now_ms()).await
+    }
+
+    /// DeleteAlarms for another service (the alarms a scaling policy owns); one that is
+    /// already gone is not an error.
+    pub async fn delete_alarms(&self, names: Vec<String>) -> Result<(), CloudWatchError> {
+        let Some(alarms) = &self.alarms else {
+            return Ok(());
+        };
+        for name in names {
+            match alarms.delete(Some(vec![name])).await {
+                Ok(()) | Err(CloudWatchError::ResourceNotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
         }
         Ok(())
     }

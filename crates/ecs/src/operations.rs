@@ -126,8 +126,7 @@ impl Ecs {
             | Op::UpdateContainerAgent
             | Op::UpdateDaemon
             | Op::UpdateExpressGatewayService
-            | Op::UpdateGateway
-            => Err(EcsError::NotImplemented(op)),
+            | Op::UpdateGateway => Err(EcsError::NotImplemented(op)),
         }
     }
 }

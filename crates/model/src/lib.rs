@@ -6,6 +6,7 @@
 //! arguments.
 
 pub mod acs;
+pub mod appscaling;
 pub mod autoscaling;
 pub mod cloudwatch;
 pub mod ecr;

@@ -5,6 +5,7 @@ mod account_command;
 mod accounts;
 mod admin_client;
 mod agent;
+mod appscaling_wiring;
 mod capacity_wiring;
 mod channel;
 mod console_wiring;

@@ -56,6 +56,8 @@ pub struct Regional {
     pub elb: elbv2::Elbv2,
     /// EC2 Auto Scaling, and the EC2 launch templates its groups launch from.
     pub autoscaling: autoscaling::AutoScaling,
+    /// Application Auto Scaling.
+    pub appscaling: appscaling::AppScaling,
     /// The registry (ECR API and `/v2/`), with the region's own blobs and token key.
     pub registry: Option<registry::Registry>,
     /// The registry's `/v2/` routes, built once.
@@ -304,8 +306,11 @@ impl Factory {
         .with_context(|| format!("opening the log event and metric stores of {region}"))?;
         let (events, metrics) = events;
         // Alarms are configuration: they live in the region's state store.
+        // Alarm actions naming scaling policies go to Application Auto Scaling's loop.
+        let (triggers, trigger_rx) = appscaling::trigger_channel();
         let cloudwatch = cloudwatch::CloudWatch::new(Arc::new(metrics), scope.clone())
             .with_alarms(store.clone())
+            .with_actions(Arc::new(crate::appscaling_wiring::ScalingActions(triggers)))
             .with_time_scale(self.kit.as_ref().map_or(1.0, |k| k.time_scale));
         let elb = elbv2::Elbv2::new(store.clone(), scope.clone(), None);
         let mut autoscaling = autoscaling::AutoScaling::new(store.clone(), scope.clone());
@@ -388,6 +393,18 @@ impl Factory {
         // Managed draining: Auto Scaling asks ECS before a group instance goes.
         let autoscaling =
             autoscaling.with_gate(Arc::new(crate::capacity_wiring::EcsDraining(ecs.clone())));
+        let appscaling = appscaling::AppScaling::new(
+            store.clone(),
+            scope.clone(),
+            (
+                Arc::new(crate::appscaling_wiring::EcsCapacity(ecs.clone())),
+                Arc::new(crate::appscaling_wiring::CloudWatchAlarms(
+                    cloudwatch.clone(),
+                )),
+            ),
+            trigger_rx,
+        )
+        .with_time_scale(self.kit.as_ref().map_or(1.0, |k| k.time_scale));
         let dispatch = Dispatch::new(self.keys.clone())
             .with_observer(Arc::new(crate::metrics::RequestMetrics))
             .register(ecs.clone())
@@ -397,7 +414,8 @@ impl Factory {
             .register(autoscaling.clone())
             .register(crate::ec2_launch_templates::LaunchTemplates(
                 autoscaling.clone(),
-            ));
+            ))
+            .register(appscaling.clone());
         let dispatch = match &registry {
             Some(reg) => dispatch.register(reg.clone()),
             None => dispatch,
@@ -413,6 +431,7 @@ impl Factory {
             cloudwatch,
             elb,
             autoscaling,
+            appscaling,
             registry_routes: registry.as_ref().map(registry::Registry::router),
             registry,
             dispatch,
@@ -493,6 +512,10 @@ fn start_controllers(
     // with compare-and-swap, so stopping mid-round loses nothing.
     let (alarms, stop) = (region.cloudwatch.clone(), shutdown.clone());
     loops.spawn(async move { alarms.run_alarms(stop).await });
+    // Application Auto Scaling: policies run when their alarms fire, scheduled actions
+    // when due; each change is a compare-and-swap write, so stopping loses nothing.
+    let (scaling, stop) = (region.appscaling.clone(), shutdown.clone());
+    loops.spawn(async move { scaling.run(stop).await });
     // ELBv2: ends target draining on time (a committed write the data plane hears of).
     let (elb, stop) = (region.elb.clone(), shutdown.clone());
     loops.spawn(async move { elb.run_sweeper(stop).await });

@@ -46,7 +46,17 @@ pub fn put_in_background(store: &CloudWatch, samples: Vec<Sample>, namespace: &'
 
 impl UsageSink for CloudWatchUsage {
     fn publish(&self, points: Vec<UsagePoint>) {
-        let samples: Vec<Sample> = points.into_iter().map(sample_of).collect();
+        // With a time scale, alarm periods shrink below a minute and read the 1-second
+        // tier, which keeps only high-resolution data: the services' own metrics go there
+        // too, or no scaled alarm (target tracking's) could ever see them.
+        let high_resolution = self.0.time_scale() > 1.0;
+        let samples: Vec<Sample> = points
+            .into_iter()
+            .map(|p| Sample {
+                high_resolution,
+                ..sample_of(p)
+            })
+            .collect();
         put_in_background(&self.0, samples, NAMESPACE);
     }
 }

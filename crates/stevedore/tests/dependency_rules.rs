@@ -50,6 +50,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("cloudwatch", &["wire", "model", "store", "telemetry"]),
     ("iam", &["wire", "model", "policy", "store", "telemetry"]),
     ("autoscaling", &["wire", "model", "store", "telemetry"]),
+    ("appscaling", &["wire", "model", "store", "telemetry"]),
     ("agent", &["model", "lifecycle", "oci", "wire"]),
     (
         "testkit",

@@ -186,6 +186,8 @@ pub enum LoopName {
     LbConfigPoller,
     /// `stevedore lb` sending its health verdicts to the server.
     LbHealthReporter,
+    /// Application Auto Scaling: alarm-triggered policies and scheduled actions.
+    AppScaling,
     /// A loop started by a test.
     Test,
 }
@@ -210,6 +212,7 @@ impl LoopName {
             LoopName::LocalAgent => "local_agent",
             LoopName::LbConfigPoller => "lb_config_poller",
             LoopName::LbHealthReporter => "lb_health_reporter",
+            LoopName::AppScaling => "app_scaling",
             LoopName::Test => "test",
         }
     }

@@ -325,10 +325,12 @@ pub(crate) async fn create_service(
     // An EXTERNAL service has no task definition of its own: its task sets name theirs.
     let td = match req.task_definition.as_deref() {
         None if external => String::new(),
-        None => return invalid(format!(
+        None => {
+            return invalid(format!(
             "taskDefinition must be specified for a service using the {} deployment controller.",
             controller.as_str()
-        )),
+        ))
+        }
         Some(td_ref) => {
             let td = ecs
                 .service_task_definition(td_ref, req.network_configuration.as_ref())

@@ -17,8 +17,8 @@ pub(crate) mod record;
 #[cfg(test)]
 mod scenarios;
 mod target_plan;
-pub(crate) mod task_sets;
 pub mod targets;
+pub(crate) mod task_sets;
 pub(crate) mod unsupported;
 
 use model::ecs::shapes::{Deployment, Service, ServiceEvent};
