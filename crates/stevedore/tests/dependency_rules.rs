@@ -62,6 +62,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "telemetry",
         ],
     ),
+    ("netfilter", &[]),
+    ("ec2", &["wire", "model", "policy", "store", "telemetry"]),
     ("loadgen", &[]),
 ];
 
