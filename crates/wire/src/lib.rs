@@ -8,6 +8,7 @@
 #[cfg(feature = "testing")]
 pub mod conformance;
 pub mod dispatch;
+pub mod ec2;
 pub mod envelope;
 pub mod error;
 pub mod json;
