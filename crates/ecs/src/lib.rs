@@ -30,6 +30,8 @@ pub use operations::Operation;
 pub use retention::{Retention, Swept, DEFAULT_STOPPED_TASK_RETENTION};
 pub use services::targets::{Registration, TargetGroupView, TargetGroups, TargetState};
 pub use tasks::fargate::{FargateCapacity, TaskUsage, MARKER_ATTRIBUTE, SANDBOX_ATTRIBUTE};
+pub use tasks::awsvpc::{Network, Networks, TaskEni};
+pub use tasks::enis::InterfaceInUse;
 pub use tasks::usage;
 pub use wire::Caller;
 
@@ -55,6 +57,9 @@ pub struct Ecs {
     channels: Arc<channel::Channels>,
     controller: Arc<services::controller::ControllerState>,
     balancers: Option<Arc<dyn services::targets::TargetGroups>>,
+    /// EC2's subnets and groups, which awsvpc launches are checked against (none: the
+    /// server-wide address pool, groups unchecked).
+    networks: Option<Arc<dyn tasks::awsvpc::Networks>>,
     /// The source of hidden Fargate capacity (none: Fargate launches are refused).
     fargate: Option<Arc<dyn tasks::fargate::FargateCapacity>>,
     /// Each task's last status as of the last `/metrics` scrape (see `tasks::counts`).
@@ -78,6 +83,7 @@ impl Ecs {
             channels: Arc::default(),
             controller: Arc::default(),
             balancers: None,
+            networks: None,
             fargate: None,
             task_statuses: Arc::default(),
             #[cfg(any(test, feature = "fault-injection"))]
@@ -148,6 +154,12 @@ impl Ecs {
     pub fn with_target_groups(mut self, groups: Arc<dyn TargetGroups>) -> Self {
         self.balancers = Some(groups);
         self
+    }
+
+    /// Checks awsvpc launches against EC2 and gives their interfaces addresses of their
+    /// subnets.
+    pub fn set_networks(&mut self, networks: Arc<dyn tasks::awsvpc::Networks>) {
+        self.networks = Some(networks);
     }
 
     /// Runs Fargate tasks on the hidden capacity `provisioner` supplies.
