@@ -8,8 +8,11 @@
 //! - per interface, `out_<eni>` (egress: allow rules `return`, the last rule drops) and
 //!   `in_<eni>` (ingress: allow rules `accept`, the last rule drops), holding the union of
 //!   the rules of all its groups, since AWS unions them unordered;
-//! - three base chains (`forward`, `input`, `output`) that pass established flows and
-//!   send the rest through the maps.
+//! - two base chains (`forward`, `input`) that pass established flows and send the rest
+//!   through the maps. Traffic the host itself opens to a task (the load balancer's data
+//!   plane, its health checks, an operator's curl) is not filtered: no `output` chain,
+//!   since load balancer security groups are not modelled yet and the host stands in
+//!   for them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -129,7 +132,6 @@ pub fn compile(rs: &Ruleset) -> String {
     for (hook, maps) in [
         ("forward", &["ip saddr vmap @egress", "ip daddr vmap @ingress"][..]),
         ("input", &["ip saddr vmap @egress"][..]),
-        ("output", &["ip daddr vmap @ingress"][..]),
     ] {
         let _ = write!(
             out,

@@ -12,8 +12,10 @@
 //! How traffic is matched (the host has `br_netfilter`: bridged IPv4 frames traverse
 //! the `inet` hooks, with conntrack):
 //! - `forward`: task to task (same bridge or routed) and task to the outside;
-//! - `input`: a task to the host itself; `output`: the host (load balancer, health
-//!   checks) to a task.
+//! - `input`: a task to the host itself.
+//!
+//! What the host itself opens to a task (the load balancer, health checks) is not
+//! filtered yet: load balancer security groups are not modelled.
 //!
 //! In each hook, established and related flows pass (groups are stateful), then the
 //! sender's egress chain runs (its allow rules `return`, anything else is dropped), then

@@ -25,6 +25,7 @@ mod sim;
 mod task_roles;
 mod tls;
 mod usage_wiring;
+mod vpc_wiring;
 
 use clap::{Parser, Subcommand};
 

@@ -54,6 +54,8 @@ pub struct Regional {
     pub cloudwatch: cloudwatch::CloudWatch,
     /// ELBv2 (control side).
     pub elb: elbv2::Elbv2,
+    /// EC2 networking (VPCs, subnets, security groups).
+    pub ec2: ec2::Ec2,
     /// The registry (ECR API and `/v2/`), with the region's own blobs and token key.
     pub registry: Option<registry::Registry>,
     /// The registry's `/v2/` routes, built once.
@@ -369,12 +371,14 @@ impl Factory {
                 fargate = Some(provisioner);
             }
         }
+        let ec2 = crate::vpc_wiring::wire_region(&mut ecs, store.clone(), &scope);
         let dispatch = Dispatch::new(self.keys.clone())
             .with_observer(Arc::new(crate::metrics::RequestMetrics))
             .register(ecs.clone())
             .register(logs.clone())
             .register(cloudwatch.clone())
-            .register(elb.clone());
+            .register(elb.clone())
+            .register(ec2.clone());
         let dispatch = match &registry {
             Some(reg) => dispatch.register(reg.clone()),
             None => dispatch,
@@ -389,6 +393,7 @@ impl Factory {
             logs,
             cloudwatch,
             elb,
+            ec2,
             registry_routes: registry.as_ref().map(registry::Registry::router),
             registry,
             dispatch,

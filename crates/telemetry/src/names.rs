@@ -186,6 +186,8 @@ pub enum LoopName {
     LbConfigPoller,
     /// `stevedore lb` sending its health verdicts to the server.
     LbHealthReporter,
+    /// The packet filter following security groups and task interfaces.
+    PacketFilter,
     /// A loop started by a test.
     Test,
 }
@@ -210,6 +212,7 @@ impl LoopName {
             LoopName::LocalAgent => "local_agent",
             LoopName::LbConfigPoller => "lb_config_poller",
             LoopName::LbHealthReporter => "lb_health_reporter",
+            LoopName::PacketFilter => "packet_filter",
             LoopName::Test => "test",
         }
     }
