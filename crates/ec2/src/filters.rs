@@ -36,7 +36,11 @@ impl Filters {
                     "The filter '{fname}' is invalid"
                 )));
             }
-            let values = f.flat_list("Value").into_iter().map(str::to_owned).collect();
+            let values = f
+                .flat_list("Value")
+                .into_iter()
+                .map(str::to_owned)
+                .collect();
             filters.push((fname.to_owned(), values));
         }
         Ok(Self { filters })

@@ -248,9 +248,14 @@ fn parse_permission(
             .get("CidrIpv6")
             .ok_or_else(|| Ec2Error::MissingParameter("Ipv6Ranges.CidrIpv6".into()))?;
         if !c.contains(':') || !c.contains('/') {
-            return Err(Ec2Error::InvalidParameterValue(format!("CIDR block {c} is malformed")));
+            return Err(Ec2Error::InvalidParameterValue(format!(
+                "CIDR block {c} is malformed"
+            )));
         }
-        rules.push(rule(Peer::Cidr6(c.to_ascii_lowercase()), r.get("Description")));
+        rules.push(rule(
+            Peer::Cidr6(c.to_ascii_lowercase()),
+            r.get("Description"),
+        ));
     }
     for g in view.flat_members("Groups") {
         let group = match (g.get("GroupId"), g.get("GroupName")) {
@@ -346,8 +351,7 @@ impl Ec2 {
                         .map(|v| v.id.clone())
                         .ok_or_else(|| Ec2Error::VpcNotFound("default".into()))?,
                 };
-                if s
-                    .groups
+                if s.groups
                     .values()
                     .any(|g| g.vpc_id == vpc_id && g.name.eq_ignore_ascii_case(&name))
                 {
@@ -381,21 +385,42 @@ impl Ec2 {
 
     /// `arn:aws:ec2:<region>:<account>:security-group/<id>`.
     pub(crate) fn group_arn(&self, id: &str) -> String {
-        format!("arn:aws:ec2:{}:{}:security-group/{id}", self.region, self.account)
+        format!(
+            "arn:aws:ec2:{}:{}:security-group/{id}",
+            self.region, self.account
+        )
     }
 
-    pub(crate) async fn describe_security_groups(&self, q: &QueryParams) -> Result<String, Ec2Error> {
+    pub(crate) async fn describe_security_groups(
+        &self,
+        q: &QueryParams,
+    ) -> Result<String, Ec2Error> {
         let v = q.view();
         let ids = v.flat_list("GroupId");
         let names = v.flat_list("GroupName");
-        let filters = Filters::parse(&v, "Filter", &[
-            "group-id", "group-name", "vpc-id", "description", "owner-id",
-            "ip-permission.cidr", "ip-permission.ipv6-cidr", "ip-permission.group-id",
-            "ip-permission.protocol", "ip-permission.from-port", "ip-permission.to-port",
-            "egress.ip-permission.cidr", "egress.ip-permission.ipv6-cidr",
-            "egress.ip-permission.group-id", "egress.ip-permission.protocol",
-            "egress.ip-permission.from-port", "egress.ip-permission.to-port",
-        ])?;
+        let filters = Filters::parse(
+            &v,
+            "Filter",
+            &[
+                "group-id",
+                "group-name",
+                "vpc-id",
+                "description",
+                "owner-id",
+                "ip-permission.cidr",
+                "ip-permission.ipv6-cidr",
+                "ip-permission.group-id",
+                "ip-permission.protocol",
+                "ip-permission.from-port",
+                "ip-permission.to-port",
+                "egress.ip-permission.cidr",
+                "egress.ip-permission.ipv6-cidr",
+                "egress.ip-permission.group-id",
+                "egress.ip-permission.protocol",
+                "egress.ip-permission.from-port",
+                "egress.ip-permission.to-port",
+            ],
+        )?;
         let state = self.snapshot().await?;
         let mut wanted: Vec<&str> = Vec::new();
         for id in &ids {
@@ -429,9 +454,10 @@ impl Ec2 {
                     return Err(Ec2Error::CannotDelete { id });
                 }
                 let referenced = s.groups.values().filter(|o| o.id != id).any(|o| {
-                    o.ingress.iter().chain(&o.egress).any(|r| {
-                        matches!(&r.peer, Peer::Group { group_id, .. } if *group_id == id)
-                    })
+                    o.ingress
+                        .iter()
+                        .chain(&o.egress)
+                        .any(|r| matches!(&r.peer, Peer::Group { group_id, .. } if *group_id == id))
                 });
                 let in_use = interfaces.iter().any(|i| i.groups.contains(&id));
                 if referenced || in_use {
@@ -448,7 +474,11 @@ impl Ec2 {
         Ok(x.finish())
     }
 
-    pub(crate) async fn authorize(&self, q: &QueryParams, dir: Direction) -> Result<String, Ec2Error> {
+    pub(crate) async fn authorize(
+        &self,
+        q: &QueryParams,
+        dir: Direction,
+    ) -> Result<String, Ec2Error> {
         let account = self.account.clone();
         let (_, (group_id, added)) = self
             .update(|s| {
@@ -479,14 +509,24 @@ impl Ec2 {
         let mut x = Xml::new();
         x.leaf("return", "true");
         wire::ec2::items(&mut x, "securityGroupRuleSet", &added, |x, r| {
-            render::rule(x, &group_id, &self.account, r, dir == Direction::Egress, &self.rule_arn(&r.id));
+            render::rule(
+                x,
+                &group_id,
+                &self.account,
+                r,
+                dir == Direction::Egress,
+                &self.rule_arn(&r.id),
+            );
         });
         Ok(x.finish())
     }
 
     /// `arn:aws:ec2:<region>:<account>:security-group-rule/<id>`.
     pub(crate) fn rule_arn(&self, id: &str) -> String {
-        format!("arn:aws:ec2:{}:{}:security-group-rule/{id}", self.region, self.account)
+        format!(
+            "arn:aws:ec2:{}:{}:security-group-rule/{id}",
+            self.region, self.account
+        )
     }
 
     pub(crate) async fn revoke(&self, q: &QueryParams, dir: Direction) -> Result<String, Ec2Error> {
@@ -553,7 +593,10 @@ impl Ec2 {
         Ok(x.finish())
     }
 
-    pub(crate) async fn describe_security_group_rules(&self, q: &QueryParams) -> Result<String, Ec2Error> {
+    pub(crate) async fn describe_security_group_rules(
+        &self,
+        q: &QueryParams,
+    ) -> Result<String, Ec2Error> {
         let v = q.view();
         let ids = v.flat_list("SecurityGroupRuleId");
         let filters = Filters::parse(&v, "Filter", &["group-id", "security-group-rule-id"])?;
@@ -578,9 +621,14 @@ impl Ec2 {
             }
         }
         let mut x = Xml::new();
-        wire::ec2::items(&mut x, "securityGroupRuleSet", chosen, |x, (g, r, egress)| {
-            render::rule(x, &g.id, &self.account, r, egress, &self.rule_arn(&r.id));
-        });
+        wire::ec2::items(
+            &mut x,
+            "securityGroupRuleSet",
+            chosen,
+            |x, (g, r, egress)| {
+                render::rule(x, &g.id, &self.account, r, egress, &self.rule_arn(&r.id));
+            },
+        );
         Ok(x.finish())
     }
 }

@@ -69,21 +69,25 @@ impl Ec2 {
     ) -> Result<String, Ec2Error> {
         let v = q.view();
         let ids = v.flat_list("NetworkInterfaceId");
-        let filters = Filters::parse(&v, "Filter", &[
-            "network-interface-id",
-            "subnet-id",
-            "vpc-id",
-            "availability-zone",
-            "private-ip-address",
-            "addresses.private-ip-address",
-            "group-id",
-            "group-name",
-            "mac-address",
-            "status",
-            "description",
-            "interface-type",
-            "requester-managed",
-        ])?;
+        let filters = Filters::parse(
+            &v,
+            "Filter",
+            &[
+                "network-interface-id",
+                "subnet-id",
+                "vpc-id",
+                "availability-zone",
+                "private-ip-address",
+                "addresses.private-ip-address",
+                "group-id",
+                "group-name",
+                "mac-address",
+                "status",
+                "description",
+                "interface-type",
+                "requester-managed",
+            ],
+        )?;
         let state = self.snapshot().await?;
         let all = self.list_interfaces().await?;
         for id in &ids {

@@ -85,8 +85,16 @@ impl Operation {
                 &["InvalidGroup.NotFound", "InvalidPermission.NotFound"]
             }
             Self::CreateSecurityGroup => &["InvalidGroup.Duplicate", "InvalidVpcID.NotFound"],
-            Self::DeleteSecurityGroup => &["InvalidGroup.NotFound", "DependencyViolation", "CannotDelete"],
-            Self::CreateSubnet => &["InvalidSubnet.Range", "InvalidSubnet.Conflict", "InvalidVpcID.NotFound"],
+            Self::DeleteSecurityGroup => &[
+                "InvalidGroup.NotFound",
+                "DependencyViolation",
+                "CannotDelete",
+            ],
+            Self::CreateSubnet => &[
+                "InvalidSubnet.Range",
+                "InvalidSubnet.Conflict",
+                "InvalidVpcID.NotFound",
+            ],
             Self::DeleteSubnet => &["InvalidSubnetID.NotFound", "DependencyViolation"],
             Self::DeleteVpc => &["InvalidVpcID.NotFound", "DependencyViolation"],
             Self::CreateVpc => &["InvalidVpc.Range"],

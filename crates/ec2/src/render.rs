@@ -14,7 +14,8 @@ fn tag_set(x: &mut Xml, t: &crate::state::Tags) {
 /// A `Vpc`.
 pub fn vpc(x: &mut Xml, v: &Vpc, account: &str) {
     let cidr = v.cidr.to_string();
-    x.leaf("ownerId", account).leaf("instanceTenancy", "default");
+    x.leaf("ownerId", account)
+        .leaf("instanceTenancy", "default");
     items(x, "cidrBlockAssociationSet", [()], |x, ()| {
         x.leaf("associationId", &v.association_id)
             .leaf("cidrBlock", &cidr)
@@ -34,17 +35,27 @@ pub fn vpc(x: &mut Xml, v: &Vpc, account: &str) {
 pub fn subnet(x: &mut Xml, s: &Subnet, account: &str, used: usize) {
     // AWS reserves five addresses of every subnet (network, router, DNS, future, broadcast).
     let free = s.cidr.size().saturating_sub(5).saturating_sub(used as u64);
-    let zone_index = s.availability_zone.chars().last().map_or(1, |c| {
-        u32::from(c).saturating_sub(u32::from('a')) + 1
-    });
+    let zone_index = s
+        .availability_zone
+        .chars()
+        .last()
+        .map_or(1, |c| u32::from(c).saturating_sub(u32::from('a')) + 1);
     let region = s
         .availability_zone
         .get(..s.availability_zone.len().saturating_sub(1))
         .unwrap_or("");
-    x.leaf("availabilityZoneId", &format!("{}-az{zone_index}", zone_id_prefix(region)))
-        .leaf("ownerId", account)
-        .leaf("assignIpv6AddressOnCreation", "false");
-    items(x, "ipv6CidrBlockAssociationSet", Vec::<()>::new(), |_, ()| {});
+    x.leaf(
+        "availabilityZoneId",
+        &format!("{}-az{zone_index}", zone_id_prefix(region)),
+    )
+    .leaf("ownerId", account)
+    .leaf("assignIpv6AddressOnCreation", "false");
+    items(
+        x,
+        "ipv6CidrBlockAssociationSet",
+        Vec::<()>::new(),
+        |_, ()| {},
+    );
     tag_set(x, &s.tags);
     x.leaf(
         "subnetArn",
@@ -63,8 +74,14 @@ pub fn subnet(x: &mut Xml, s: &Subnet, account: &str, used: usize) {
     .leaf("cidrBlock", &s.cidr.to_string())
     .leaf("availableIpAddressCount", &free.to_string())
     .leaf("availabilityZone", &s.availability_zone)
-    .leaf("defaultForAz", if s.default_for_az { "true" } else { "false" })
-    .leaf("mapPublicIpOnLaunch", if s.default_for_az { "true" } else { "false" });
+    .leaf(
+        "defaultForAz",
+        if s.default_for_az { "true" } else { "false" },
+    )
+    .leaf(
+        "mapPublicIpOnLaunch",
+        if s.default_for_az { "true" } else { "false" },
+    );
 }
 
 /// `use1` for `us-east-1`: AWS's zone id prefix (geography, first letter of the
@@ -229,18 +246,26 @@ pub fn interface(x: &mut Xml, i: &NetworkInterface, state: &State, account: &str
     let zone = subnet.map_or("", |s| s.availability_zone.as_str());
     let vpc = subnet.map_or("", |s| s.vpc_id.as_str());
     x.el("attachment", |x| {
-        x.leaf("attachmentId", &format!("ela-attach-{}", i.attachment_id.replace('-', "").get(..17).unwrap_or("")))
-            .leaf("deleteOnTermination", "true")
-            .leaf("deviceIndex", "1")
-            .leaf("networkCardIndex", "0")
-            .leaf("instanceOwnerId", "amazon-aws")
-            .leaf("status", "attached");
+        x.leaf(
+            "attachmentId",
+            &format!(
+                "ela-attach-{}",
+                i.attachment_id.replace('-', "").get(..17).unwrap_or("")
+            ),
+        )
+        .leaf("deleteOnTermination", "true")
+        .leaf("deviceIndex", "1")
+        .leaf("networkCardIndex", "0")
+        .leaf("instanceOwnerId", "amazon-aws")
+        .leaf("status", "attached");
     })
     .leaf("availabilityZone", zone)
     .leaf("description", &i.description);
     items(x, "groupSet", &i.groups, |x, g| {
-        x.leaf("groupId", g)
-            .leaf("groupName", state.groups.get(g).map_or("", |g| g.name.as_str()));
+        x.leaf("groupId", g).leaf(
+            "groupName",
+            state.groups.get(g).map_or("", |g| g.name.as_str()),
+        );
     });
     x.leaf("interfaceType", "interface");
     items(x, "ipv6AddressesSet", Vec::<()>::new(), |_, ()| {});

@@ -220,7 +220,8 @@ impl State {
         };
         let vpc_id = self.add_vpc(cidr, true, account);
         for (i, zone) in ZONE_SUFFIXES.iter().enumerate() {
-            let base = u32::from(Ipv4Addr::new(172, 31, 0, 0)) + (u32::try_from(i).unwrap_or(0) << 12);
+            let base =
+                u32::from(Ipv4Addr::new(172, 31, 0, 0)) + (u32::try_from(i).unwrap_or(0) << 12);
             let subnet = Subnet {
                 id: new_id("subnet"),
                 vpc_id: vpc_id.clone(),
@@ -248,24 +249,23 @@ pub fn all_egress() -> SgRule {
 }
 
 /// Reads the state (with the defaults written on first access) and its revision.
-pub async fn load(
-    store: &dyn Store,
-    region: &str,
-    account: &str,
-) -> Result<State, Ec2Error> {
+pub async fn load(store: &dyn Store, region: &str, account: &str) -> Result<State, Ec2Error> {
     let (state, _) = read(store).await?;
     if state.default_vpc().is_some() {
         return Ok(state);
     }
-    update(store, region, account, |_| Ok(())).await.map(|(s, ())| s)
+    update(store, region, account, |_| Ok(()))
+        .await
+        .map(|(s, ())| s)
 }
 
 async fn read(store: &dyn Store) -> Result<(State, u64), Ec2Error> {
     match store.get(STATE_KEY).await? {
         None => Ok((State::default(), 0)),
         Some(kv) => {
-            let state = serde_json::from_slice(&kv.value)
-                .map_err(|e| Ec2Error::Internal(format!("the stored EC2 state does not decode: {e}")))?;
+            let state = serde_json::from_slice(&kv.value).map_err(|e| {
+                Ec2Error::Internal(format!("the stored EC2 state does not decode: {e}"))
+            })?;
             Ok((state, kv.mod_revision))
         }
     }

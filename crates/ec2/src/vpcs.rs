@@ -64,7 +64,9 @@ impl Matcher for Vpc {
     fn values(&self, name: &str) -> Vec<String> {
         match name {
             "vpc-id" => vec![self.id.clone()],
-            "cidr" | "cidr-block-association.cidr-block" | "cidrBlock" => vec![self.cidr.to_string()],
+            "cidr" | "cidr-block-association.cidr-block" | "cidrBlock" => {
+                vec![self.cidr.to_string()]
+            }
             "is-default" | "isDefault" => vec![self.is_default.to_string()],
             "state" => vec!["available".into()],
             _ => Vec::new(),
@@ -95,9 +97,11 @@ impl Matcher for Subnet {
 impl Ec2 {
     pub(crate) async fn create_vpc(&self, q: &QueryParams) -> Result<String, Ec2Error> {
         let raw = required(q, "CidrBlock")?;
-        let cidr: Cidr = raw
-            .parse()
-            .map_err(|_| Ec2Error::InvalidParameterValue(format!("Value ({raw}) for parameter cidrBlock is invalid. This is not a valid CIDR block.")))?;
+        let cidr: Cidr = raw.parse().map_err(|_| {
+            Ec2Error::InvalidParameterValue(format!(
+                "Value ({raw}) for parameter cidrBlock is invalid. This is not a valid CIDR block."
+            ))
+        })?;
         if !(16..=28).contains(&cidr.len()) {
             return Err(Ec2Error::VpcRange(raw.to_owned()));
         }
@@ -122,7 +126,18 @@ impl Ec2 {
     pub(crate) async fn describe_vpcs(&self, q: &QueryParams) -> Result<String, Ec2Error> {
         let v = q.view();
         let ids = v.flat_list("VpcId");
-        let filters = Filters::parse(&v, "Filter", &["vpc-id", "cidr", "cidr-block-association.cidr-block", "is-default", "state", "owner-id"])?;
+        let filters = Filters::parse(
+            &v,
+            "Filter",
+            &[
+                "vpc-id",
+                "cidr",
+                "cidr-block-association.cidr-block",
+                "is-default",
+                "state",
+                "owner-id",
+            ],
+        )?;
         let state = self.snapshot().await?;
         for id in &ids {
             if !state.vpcs.contains_key(*id) {
@@ -148,7 +163,9 @@ impl Ec2 {
                 return Err(Ec2Error::VpcNotFound(id.clone()));
             }
             let has_dependent = s.subnets.values().any(|n| n.vpc_id == id)
-                || s.groups.values().any(|g| g.vpc_id == id && g.name != "default");
+                || s.groups
+                    .values()
+                    .any(|g| g.vpc_id == id && g.name != "default");
             if has_dependent {
                 return Err(Ec2Error::DependencyViolation(format!(
                     "The vpc '{id}' has dependencies and cannot be deleted."
@@ -165,9 +182,11 @@ impl Ec2 {
     pub(crate) async fn create_subnet(&self, q: &QueryParams) -> Result<String, Ec2Error> {
         let vpc_id = required(q, "VpcId")?.to_owned();
         let raw = required(q, "CidrBlock")?.to_owned();
-        let cidr: Cidr = raw
-            .parse()
-            .map_err(|_| Ec2Error::InvalidParameterValue(format!("Value ({raw}) for parameter cidrBlock is invalid. This is not a valid CIDR block.")))?;
+        let cidr: Cidr = raw.parse().map_err(|_| {
+            Ec2Error::InvalidParameterValue(format!(
+                "Value ({raw}) for parameter cidrBlock is invalid. This is not a valid CIDR block."
+            ))
+        })?;
         let tags = parse_tag_specs(q, "subnet")?;
         let zones: Vec<String> = ZONE_SUFFIXES
             .iter()
@@ -192,8 +211,7 @@ impl Ec2 {
                 if !(16..=28).contains(&cidr.len()) || !vpc.cidr.contains(cidr) {
                     return Err(Ec2Error::SubnetRange(raw.clone()));
                 }
-                if s
-                    .subnets
+                if s.subnets
                     .values()
                     .any(|n| n.vpc_id == vpc_id && n.cidr.overlaps(cidr))
                 {
@@ -222,7 +240,20 @@ impl Ec2 {
     pub(crate) async fn describe_subnets(&self, q: &QueryParams) -> Result<String, Ec2Error> {
         let v = q.view();
         let ids = v.flat_list("SubnetId");
-        let filters = Filters::parse(&v, "Filter", &["subnet-id", "vpc-id", "cidr-block", "cidr", "availability-zone", "default-for-az", "state", "owner-id"])?;
+        let filters = Filters::parse(
+            &v,
+            "Filter",
+            &[
+                "subnet-id",
+                "vpc-id",
+                "cidr-block",
+                "cidr",
+                "availability-zone",
+                "default-for-az",
+                "state",
+                "owner-id",
+            ],
+        )?;
         let state = self.snapshot().await?;
         for id in &ids {
             if !state.subnets.contains_key(*id) {
@@ -265,7 +296,19 @@ impl Ec2 {
         let v = q.view();
         let names = v.flat_list("ZoneName");
         let ids = v.flat_list("ZoneId");
-        let filters = Filters::parse(&v, "Filter", &["zone-name", "zone-id", "region-name", "state", "zone-type", "group-name", "opt-in-status"])?;
+        let filters = Filters::parse(
+            &v,
+            "Filter",
+            &[
+                "zone-name",
+                "zone-id",
+                "region-name",
+                "state",
+                "zone-type",
+                "group-name",
+                "opt-in-status",
+            ],
+        )?;
         let zones: Vec<Zone> = ZONE_SUFFIXES
             .iter()
             .enumerate()
@@ -302,9 +345,17 @@ impl Ec2 {
         Ok(x.finish())
     }
 
-    pub(crate) async fn create_tags(&self, q: &QueryParams, delete: bool) -> Result<String, Ec2Error> {
+    pub(crate) async fn create_tags(
+        &self,
+        q: &QueryParams,
+        delete: bool,
+    ) -> Result<String, Ec2Error> {
         let v = q.view();
-        let ids: Vec<String> = v.flat_list("ResourceId").into_iter().map(str::to_owned).collect();
+        let ids: Vec<String> = v
+            .flat_list("ResourceId")
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
         if ids.is_empty() {
             return Err(Ec2Error::MissingParameter("ResourceId".into()));
         }
@@ -316,7 +367,11 @@ impl Ec2 {
                 .ok_or_else(|| Ec2Error::MissingParameter("Tag.Key".into()))?;
             pairs.push((key.to_owned(), t.get("Value").map(str::to_owned)));
         }
-        let new = if delete { Tags::new() } else { parse_tags(&v, "Tag")? };
+        let new = if delete {
+            Tags::new()
+        } else {
+            parse_tags(&v, "Tag")?
+        };
         self.update(|s| {
             for id in &ids {
                 let tags = tags_of(s, id).ok_or_else(|| Ec2Error::InvalidId(id.clone()))?;

@@ -130,7 +130,10 @@ pub fn compile(rs: &Ruleset) -> String {
         write_chain(&mut out, rs, i, Direction::Ingress);
     }
     for (hook, maps) in [
-        ("forward", &["ip saddr vmap @egress", "ip daddr vmap @ingress"][..]),
+        (
+            "forward",
+            &["ip saddr vmap @egress", "ip daddr vmap @ingress"][..],
+        ),
         ("input", &["ip saddr vmap @egress"][..]),
     ] {
         let _ = write!(
@@ -167,9 +170,7 @@ enum Direction {
 /// address on one host, and a map with a duplicate key would fail the whole batch).
 fn interfaces(rs: &Ruleset) -> impl Iterator<Item = &Interface> {
     let mut seen = BTreeSet::new();
-    rs.interfaces
-        .iter()
-        .filter(move |i| seen.insert(i.address))
+    rs.interfaces.iter().filter(move |i| seen.insert(i.address))
 }
 
 /// The addresses of each group named as a peer by a rule of an enforced interface's

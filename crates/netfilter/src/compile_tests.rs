@@ -56,10 +56,7 @@ fn default_group_members_admit_each_other_through_a_set_of_their_addresses() {
         text.contains("set sg_a {\n\t\ttype ipv4_addr\n\t\telements = { 172.31.0.5, 172.31.0.6 }"),
         "{text}"
     );
-    assert_eq!(
-        chain(&text, "in_eni_a1"),
-        ["ip saddr @sg_a accept", "drop"]
-    );
+    assert_eq!(chain(&text, "in_eni_a1"), ["ip saddr @sg_a accept", "drop"]);
     assert_eq!(
         chain(&text, "out_eni_a1"),
         ["ip daddr 169.254.0.0/16 return", "return", "drop"]
@@ -98,7 +95,10 @@ fn protocols_ports_and_cidrs_become_nft_matches() {
             peer: Peer::Cidr(ip("10.1.0.0"), 16),
         },
         Rule {
-            protocol: Protocol::Tcp { from: 8000, to: 8100 },
+            protocol: Protocol::Tcp {
+                from: 8000,
+                to: 8100,
+            },
             peer: Peer::Cidr(Ipv4Addr::UNSPECIFIED, 0),
         },
         Rule {
@@ -210,9 +210,14 @@ fn the_script_replaces_the_table_atomically_and_removes_it_when_nothing_is_enfor
         groups: [("sg-a".to_owned(), default_group("sg-a"))].into(),
     };
     let script = compile_script(&rs);
-    assert!(script.starts_with("table inet stevedore {}\ndelete table inet stevedore\ntable inet stevedore {\n"));
+    assert!(script.starts_with(
+        "table inet stevedore {}\ndelete table inet stevedore\ntable inet stevedore {\n"
+    ));
     // Nothing outside Stevedore's table is named.
-    for line in script.lines().filter(|l| l.starts_with("table") || l.starts_with("delete")) {
+    for line in script
+        .lines()
+        .filter(|l| l.starts_with("table") || l.starts_with("delete"))
+    {
         assert!(line.contains("inet stevedore"), "{line}");
     }
 }
@@ -282,7 +287,10 @@ fn the_script_passes_nft_check_mode_where_nft_runs() {
         .spawn()
         .and_then(|mut c| {
             use std::io::Write as _;
-            c.stdin.take().expect("stdin").write_all(script.as_bytes())?;
+            c.stdin
+                .take()
+                .expect("stdin")
+                .write_all(script.as_bytes())?;
             c.wait_with_output()
         })
         .expect("nft runs");

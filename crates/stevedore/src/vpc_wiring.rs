@@ -124,9 +124,11 @@ pub async fn start_packet_filter(
         }
     }
     let stop = shutdown.clone();
-    loops.spawn(supervise_task(LoopName::PacketFilter, shutdown.clone(), move || {
-        run_filter(accounts.clone(), stop.clone())
-    }));
+    loops.spawn(supervise_task(
+        LoopName::PacketFilter,
+        shutdown.clone(),
+        move || run_filter(accounts.clone(), stop.clone()),
+    ));
 }
 
 /// Recomputes and applies the rule set until `shutdown`.
@@ -143,17 +145,24 @@ async fn run_filter(accounts: Arc<crate::accounts::Accounts>, shutdown: Cancella
                         Ok(Ok(())) => {
                             tracing::info!(
                                 interfaces = rules.interfaces.len(),
-                                elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                                elapsed_ms = u64::try_from(started.elapsed().as_millis())
+                                    .unwrap_or(u64::MAX),
                                 "Packet filter applied."
                             );
                             applied = Some(script);
                         }
-                        Ok(Err(error)) => tracing::warn!(%error, "Packet filter could not be applied; retrying."),
-                        Err(error) => tracing::warn!(%error, "Packet filter apply did not finish; retrying."),
+                        Ok(Err(error)) => {
+                            tracing::warn!(%error, "Packet filter could not be applied; retrying.")
+                        }
+                        Err(error) => {
+                            tracing::warn!(%error, "Packet filter apply did not finish; retrying.")
+                        }
                     }
                 }
             }
-            Err(error) => tracing::warn!(%error, "Packet filter rules could not be computed; retrying."),
+            Err(error) => {
+                tracing::warn!(%error, "Packet filter rules could not be computed; retrying.")
+            }
         }
         tokio::select! {
             () = shutdown.cancelled() => return,
@@ -164,7 +173,9 @@ async fn run_filter(accounts: Arc<crate::accounts::Accounts>, shutdown: Cancella
 
 /// Every enforced interface (awsvpc tasks whose groups EC2 resolved) and every group,
 /// across all accounts and regions of this server.
-async fn compute_ruleset(accounts: &crate::accounts::Accounts) -> Result<netfilter::Ruleset, String> {
+async fn compute_ruleset(
+    accounts: &crate::accounts::Accounts,
+) -> Result<netfilter::Ruleset, String> {
     let mut rules = netfilter::Ruleset::default();
     for region in accounts.regions() {
         let enis = region

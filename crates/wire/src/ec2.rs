@@ -65,7 +65,10 @@ mod tests {
     #[test]
     fn errors_use_the_ec2_document_with_request_id_spelled_as_ec2_spells_it() {
         let body = error_body(
-            &AwsError::client("InvalidGroup.NotFound", "The security group 'sg-1' does not exist"),
+            &AwsError::client(
+                "InvalidGroup.NotFound",
+                "The security group 'sg-1' does not exist",
+            ),
             "r-1",
         );
         assert!(body.ends_with("<Response><Errors><Error><Code>InvalidGroup.NotFound</Code><Message>The security group 'sg-1' does not exist</Message></Error></Errors><RequestID>r-1</RequestID></Response>"), "{body}");

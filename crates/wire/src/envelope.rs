@@ -74,11 +74,7 @@ pub fn error(envelope: Envelope, err: &AwsError, request_id: &str) -> Response<B
     if let Ok(v) = HeaderValue::from_str(&err.code) {
         resp.headers_mut().insert("x-amzn-ErrorType", v);
     }
-    if let Some(code) = err
-        .query_code
-        .as_deref()
-        .filter(|_| !envelope.is_xml())
-    {
+    if let Some(code) = err.query_code.as_deref().filter(|_| !envelope.is_xml()) {
         let value = format!("{code};{}", query_fault(err.status));
         if let Ok(v) = HeaderValue::from_str(&value) {
             resp.headers_mut().insert("x-amzn-query-error", v);
