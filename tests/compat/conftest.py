@@ -459,3 +459,26 @@ def paginate_all(ecs_client, operation: str, key: str, **kw) -> list:
 
 def tmpdir() -> Path:
     return Path(tempfile.mkdtemp(prefix="stevedore-compat-"))
+
+
+def default_subnet(aws, region: str = REGION) -> str:
+    """The default VPC's subnet in `region`'s first zone (EC2 creates it on first use),
+    through the aws CLI `aws` (an AwsCli)."""
+    out = aws.run("--region", region, "ec2", "describe-subnets", "--filters",
+                  "Name=default-for-az,Values=true", f"Name=availability-zone,Values={region}a")
+    return out["Subnets"][0]["SubnetId"]
+
+
+def awsvpc_network(aws, region: str = REGION) -> str:
+    """An awsvpcConfiguration in the CLI's shorthand: the default subnet, the VPC's
+    default security group."""
+    return (f"awsvpcConfiguration={{subnets=[{default_subnet(aws, region)}],"
+            "assignPublicIp=DISABLED}")
+
+
+def default_subnet_id(cfg: ServerConfig) -> str:
+    """The default VPC's subnet in the first zone, through boto3."""
+    ec2 = make_client(cfg, "ec2")
+    return ec2.describe_subnets(Filters=[
+        {"Name": "default-for-az", "Values": ["true"]},
+        {"Name": "availability-zone", "Values": [f"{cfg.region}a"]}])["Subnets"][0]["SubnetId"]

@@ -18,7 +18,7 @@ from agent_fixtures import (
     http_body,
     wait_for,
 )
-from conftest import unique
+from conftest import awsvpc_network, default_subnet, unique
 
 PAUSE = "~internal~ecs~pause"
 
@@ -49,7 +49,7 @@ def details(task: dict) -> dict:
 def run_awsvpc(aws, cluster: str, family: str) -> dict:
     out = aws.run("ecs", "run-task", "--cluster", cluster, "--task-definition", family,
                   "--network-configuration",
-                  "awsvpcConfiguration={subnets=[subnet-0abc],securityGroups=[sg-1]}")
+                  awsvpc_network(aws).replace(",assignPublicIp=DISABLED", ""))
     assert out["tasks"], out
     return out["tasks"][0]
 
@@ -70,7 +70,7 @@ def test_awsvpc_task_has_its_own_address_survives_an_agent_restart_and_cleans_up
     placed = run_awsvpc(aws, cluster, family)
     arn = placed["taskArn"]
     d0 = details(placed)
-    assert d0["subnetId"] == "subnet-0abc"
+    assert d0["subnetId"] == default_subnet(aws)
     assert d0["networkInterfaceId"].startswith("eni-") and len(d0["networkInterfaceId"]) == 21
 
     task = wait_for(lambda: (t := describe_task(aws, cluster, arn))["lastStatus"] == "RUNNING" and t,

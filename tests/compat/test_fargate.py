@@ -15,9 +15,8 @@ from botocore.awsrequest import AWSRequest
 
 from agent_fixtures import (SH_IMAGE as IMAGE, agent_env, build_sh_image, docker_offers_runsc,
                             http_body, remove_cluster_containers, wait_for)
-from conftest import ACCOUNT_ID, unique
+from conftest import ACCOUNT_ID, awsvpc_network, unique
 
-NETWORK = "awsvpcConfiguration={subnets=[subnet-0abc],securityGroups=[sg-1],assignPublicIp=DISABLED}"
 
 # No agent: the server's Fargate provisioner runs the tasks, in gVisor where Docker offers
 # runsc; elsewhere the server must be told to use runc (without the flag it refuses Fargate
@@ -73,7 +72,7 @@ def test_fargate_task_is_reachable_limited_and_on_no_visible_instance(env):
                           "exec /bin/busybox httpd -f -p 8080 -h /www")
     out = aws.run("ecs", "run-task", "--cluster", cluster, "--task-definition", family,
                   "--launch-type", "FARGATE", "--platform-version", "LATEST",
-                  "--network-configuration", NETWORK)
+                  "--network-configuration", awsvpc_network(env["aws"]))
     assert not out["failures"], out
     task = out["tasks"][0]
     arn = task["taskArn"]
@@ -114,7 +113,7 @@ def test_a_task_beyond_its_memory_is_oom_killed(env):
     register(aws, family, "x=aaaaaaaaaaaaaaaa; i=0; while [ $i -lt 26 ]; do x=\"$x$x\"; "
                           "i=$((i+1)); done; echo survived; sleep 60")
     out = aws.run("ecs", "run-task", "--cluster", cluster, "--task-definition", family,
-                  "--launch-type", "FARGATE", "--network-configuration", NETWORK)
+                  "--launch-type", "FARGATE", "--network-configuration", awsvpc_network(env["aws"]))
     arn = out["tasks"][0]["taskArn"]
     t = wait_for(lambda: (t := describe(aws, cluster, arn))["lastStatus"] == "STOPPED" and t,
                  120, "the task to be OOM-killed", env["srv"].log_tail)
@@ -140,7 +139,7 @@ def test_invalid_sizes_and_missing_network_are_refused_with_aws_messages(env):
     assert "Network Configuration must be provided when networkMode 'awsvpc' is specified." \
         in proc.stderr
     proc = aws.run("ecs", "run-task", "--cluster", cluster, "--task-definition", family,
-                   "--launch-type", "FARGATE", "--network-configuration", NETWORK,
+                   "--launch-type", "FARGATE", "--network-configuration", awsvpc_network(env["aws"]),
                    "--overrides", json.dumps({"cpu": "256", "memory": "4096"}), check=False)
     assert "No Fargate configuration exists for given values: 256 CPU, 4096 memory" in proc.stderr
 
@@ -153,7 +152,7 @@ def test_a_fargate_spot_service_reaches_steady_state_and_replaces_an_interruptio
     svc = aws.run("ecs", "create-service", "--cluster", cluster, "--service-name", name,
                   "--task-definition", family, "--desired-count", "2",
                   "--capacity-provider-strategy", "capacityProvider=FARGATE_SPOT,weight=1",
-                  "--network-configuration", NETWORK)["service"]
+                  "--network-configuration", awsvpc_network(env["aws"]))["service"]
     assert svc["platformVersion"] == "1.4.0"
 
     def running_tasks():
@@ -198,7 +197,8 @@ def test_fargate_runs_in_another_region_on_that_regions_hidden_capacity(env):
                "command": ["/bin/sh", "-c", "exec sleep 600"]}]))
     try:
         out = east2("ecs", "run-task", "--cluster", cluster, "--task-definition", family,
-                    "--launch-type", "FARGATE", "--network-configuration", NETWORK)
+                    "--launch-type", "FARGATE", "--network-configuration",
+                    awsvpc_network(aws, "us-east-2"))
         assert not out["failures"], out
         arn = out["tasks"][0]["taskArn"]
         assert arn.startswith("arn:aws:ecs:us-east-2:")
@@ -222,7 +222,7 @@ def test_cluster_statistics_count_fargate_tasks_and_delete_cluster_refuses_while
     family = unique("sleep")
     register(aws, family, "exec sleep 600")
     out = aws.run("ecs", "run-task", "--cluster", cluster, "--task-definition", family,
-                  "--launch-type", "FARGATE", "--network-configuration", NETWORK)
+                  "--launch-type", "FARGATE", "--network-configuration", awsvpc_network(env["aws"]))
     assert not out["failures"], out
     arn = out["tasks"][0]["taskArn"]
     wait_for(lambda: describe(aws, cluster, arn)["lastStatus"] == "RUNNING", 60,

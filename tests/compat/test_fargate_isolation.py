@@ -10,9 +10,14 @@ import botocore.exceptions
 import pytest
 
 from agent_fixtures import docker_offers_runsc
-from conftest import StevedoreServer, make_client, unique
+from conftest import StevedoreServer, default_subnet_id, make_client, unique
 
-NETWORK = {"awsvpcConfiguration": {"subnets": ["subnet-0abc"], "assignPublicIp": "DISABLED"}}
+
+
+def network(srv) -> dict:
+    """The default subnet, the VPC's default group."""
+    return {"awsvpcConfiguration": {"subnets": [default_subnet_id(srv.config())],
+                                    "assignPublicIp": "DISABLED"}}
 
 
 @pytest.fixture(scope="module")
@@ -55,14 +60,14 @@ def test_without_runsc_a_fargate_launch_is_refused_naming_the_flag(srv, ecs):
     family = unique("web")
     ecs.register_task_definition(**fargate_definition(family, {}))
     code, message = refused(ecs.run_task, cluster=cluster, taskDefinition=family,
-                            launchType="FARGATE", networkConfiguration=NETWORK)
+                            launchType="FARGATE", networkConfiguration=network(srv))
     assert code == "ClientException"
     assert message.startswith("Capacity is unavailable at this time: "), message
     assert "--fargate-sandbox runc" in message, message
     assert ecs.list_tasks(cluster=cluster)["taskArns"] == []
 
 
-def test_only_sys_ptrace_may_be_added_and_privileged_and_host_paths_are_refused(ecs):
+def test_only_sys_ptrace_may_be_added_and_privileged_and_host_paths_are_refused(srv, ecs):
     caps = lambda *add: {"linuxParameters": {"capabilities": {"add": list(add)}}}  # noqa: E731
     code, message = refused(ecs.register_task_definition,
                             **fargate_definition(unique("caps"), caps("SYS_PTRACE", "NET_ADMIN")))
@@ -87,6 +92,6 @@ def test_only_sys_ptrace_may_be_added_and_privileged_and_host_paths_are_refused(
     family = unique("admin")
     ecs.register_task_definition(**fargate_definition(family, caps("SYS_ADMIN"), compat="EC2"))
     code, message = refused(ecs.run_task, cluster=cluster, taskDefinition=family,
-                            launchType="FARGATE", networkConfiguration=NETWORK)
+                            launchType="FARGATE", networkConfiguration=network(srv))
     assert code == "InvalidParameterException"
     assert "only support adding the 'SYS_PTRACE' kernel capability" in message, message

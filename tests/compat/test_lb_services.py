@@ -16,7 +16,7 @@ import urllib.error
 import urllib.request
 
 from agent_fixtures import agent_env, build_image, wait_for
-from conftest import free_port, make_client, unique
+from conftest import default_subnet_id, free_port, make_client, unique
 
 IMAGE = "stevedore-lb-test:busybox"
 INTERVAL, HEALTHY, UNHEALTHY = 5, 2, 2
@@ -250,7 +250,7 @@ def test_awsvpc_tasks_register_as_ip_targets(env):
     }])["taskDefinition"]["taskDefinitionArn"]
     name = unique("vpc")
     ecs.create_service(cluster=env["cluster"], serviceName=name, taskDefinition=td, desiredCount=2,
-                       networkConfiguration={"awsvpcConfiguration": {"subnets": ["subnet-a"]}},
+                       networkConfiguration={"awsvpcConfiguration": {"subnets": [default_subnet_id(env["cfg"])]}},
                        loadBalancers=[{"targetGroupArn": tg, "containerName": "web", "containerPort": 80}])
     wait_for(lambda: steady(describe(env, name)), 120, "steady with 2 healthy ip targets",
              lambda: json.dumps(describe(env, name)["events"][:5]) + str(health(env, tg)))

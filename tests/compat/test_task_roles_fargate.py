@@ -19,9 +19,8 @@ import pytest
 
 from agent_fixtures import (SH_IMAGE as IMAGE, build_sh_image, make_cli,
                             remove_cluster_containers, require_docker, wait_for)
-from conftest import ACCOUNT_ID, ARN_PREFIX, StevedoreServer, make_client, unique
+from conftest import ACCOUNT_ID, ARN_PREFIX, StevedoreServer, awsvpc_network, make_client, unique
 
-NETWORK = "awsvpcConfiguration={subnets=[subnet-0abc],securityGroups=[sg-1],assignPublicIp=DISABLED}"
 MARKER = "CREDS="
 
 
@@ -69,7 +68,7 @@ def test_a_fargate_task_reads_its_role_credentials(env):
     out = wait_for(lambda: not (o := aws.run("ecs", "run-task", "--cluster", cluster,
                                              "--task-definition", family, "--launch-type",
                                              "FARGATE", "--network-configuration",
-                                             NETWORK))["failures"] and o,
+                                             awsvpc_network(aws)))["failures"] and o,
                    60, "a Fargate launch", env["srv"].log_tail)
     arn = out["tasks"][0]["taskArn"]
     task = wait_for(lambda: (t := aws.run("ecs", "describe-tasks", "--cluster", cluster,

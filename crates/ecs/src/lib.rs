@@ -31,6 +31,8 @@ pub use error::EcsError;
 pub use operations::Operation;
 pub use retention::{Retention, Swept, DEFAULT_STOPPED_TASK_RETENTION};
 pub use services::targets::{Registration, TargetGroupView, TargetGroups, TargetState};
+pub use tasks::awsvpc::{Network, Networks, TaskEni};
+pub use tasks::enis::InterfaceInUse;
 pub use tasks::fargate::{FargateCapacity, TaskUsage, MARKER_ATTRIBUTE, SANDBOX_ATTRIBUTE};
 pub use tasks::usage;
 pub use wire::Caller;
@@ -59,6 +61,9 @@ pub struct Ecs {
     balancers: Option<Arc<dyn services::targets::TargetGroups>>,
     /// The Auto Scaling groups capacity providers name (none: no such providers).
     groups: Option<Arc<dyn capacity_providers::AutoScalingGroups>>,
+    /// EC2's subnets and groups, which awsvpc launches are checked against (none: the
+    /// server-wide address pool, groups unchecked).
+    networks: Option<Arc<dyn tasks::awsvpc::Networks>>,
     /// The source of hidden Fargate capacity (none: Fargate launches are refused).
     fargate: Option<Arc<dyn tasks::fargate::FargateCapacity>>,
     /// Each task's last status as of the last `/metrics` scrape (see `tasks::counts`).
@@ -83,6 +88,7 @@ impl Ecs {
             controller: Arc::default(),
             balancers: None,
             groups: None,
+            networks: None,
             fargate: None,
             task_statuses: Arc::default(),
             #[cfg(any(test, feature = "fault-injection"))]
@@ -163,6 +169,12 @@ impl Ecs {
     ) -> Self {
         self.groups = Some(groups);
         self
+    }
+
+    /// Checks awsvpc launches against EC2 and gives their interfaces addresses of their
+    /// subnets.
+    pub fn set_networks(&mut self, networks: Arc<dyn tasks::awsvpc::Networks>) {
+        self.networks = Some(networks);
     }
 
     /// Runs Fargate tasks on the hidden capacity `provisioner` supplies.

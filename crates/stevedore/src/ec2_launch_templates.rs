@@ -1,87 +1,25 @@
-//! The EC2 API's launch template operations, served by `autoscaling::launch_templates`
-//! (SigV4 service `ec2`, query `Version=2016-11-15`). This file only adapts them to the
-//! dispatch; when the EC2 API (VPCs, subnets, security groups) is served by its own
-//! crate, its dispatcher falls through to [`autoscaling::AutoScaling::serve_ec2_action`]
-//! instead and this file goes.
+//! The EC2 API's launch template operations, served by `autoscaling::launch_templates`:
+//! the `ec2` crate serves VPCs, subnets and security groups and hands every other EC2
+//! action to this fallback.
 
-use wire::{Access, Call, Input, OperationTable, Protocol, Service, ServiceError, ServiceSpec};
+use wire::query::QueryParams;
 
-/// The launch template operations of EC2.
+/// The launch template operations of EC2, as the `ec2` service's fallback.
 pub struct LaunchTemplates(pub autoscaling::AutoScaling);
 
-/// One of [`autoscaling::launch_templates::ACTIONS`], by index.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LaunchTemplateOp(usize);
-
-const ALL: [LaunchTemplateOp; 4] = [
-    LaunchTemplateOp(0),
-    LaunchTemplateOp(1),
-    LaunchTemplateOp(2),
-    LaunchTemplateOp(3),
-];
-
-fn from_name(name: &str) -> Option<LaunchTemplateOp> {
-    autoscaling::launch_templates::ACTIONS
-        .iter()
-        .position(|a| *a == name)
-        .map(LaunchTemplateOp)
-}
-
-fn name(op: LaunchTemplateOp) -> &'static str {
-    autoscaling::launch_templates::ACTIONS
-        .get(op.0)
-        .copied()
-        .unwrap_or("")
-}
-
-fn errors(_op: LaunchTemplateOp) -> &'static [&'static str] {
-    &[]
-}
-
-impl Service for LaunchTemplates {
-    type Operation = LaunchTemplateOp;
-
-    const SPEC: ServiceSpec = ServiceSpec {
-        name: "ec2",
-        title: "Amazon EC2 2016-11-15",
-        signing_name: "ec2",
-        protocols: &[Protocol::AwsQuery {
-            version: "2016-11-15",
-        }],
-    };
-
-    const OPERATIONS: OperationTable<LaunchTemplateOp> = OperationTable {
-        all: &ALL,
-        from_name,
-        name,
-        errors,
-    };
-
-    async fn authorize(
+#[async_trait::async_trait]
+impl ec2::Fallback for LaunchTemplates {
+    async fn serve(
         &self,
-        op: LaunchTemplateOp,
-        _call: Call<'_>,
-    ) -> Result<Vec<Access>, ServiceError> {
-        Ok(vec![Access::any("ec2", name(op))])
-    }
-
-    async fn handle(&self, op: LaunchTemplateOp, call: Call<'_>) -> Result<Vec<u8>, ServiceError> {
-        let Input::Query(params) = call.input else {
-            return Err(ServiceError::NotImplemented);
-        };
-        match self
+        action: &str,
+        params: &QueryParams,
+        caller_arn: &str,
+        request_id: &str,
+    ) -> Option<Result<Vec<u8>, wire::AwsError>> {
+        let answer = self
             .0
-            .serve_ec2_action(
-                name(op),
-                params,
-                call.caller.principal_arn(),
-                call.request_id,
-            )
-            .await
-        {
-            Some(Ok(xml)) => Ok(xml.into_bytes()),
-            Some(Err(e)) => Err(ServiceError::Aws(e.to_aws())),
-            None => Err(ServiceError::NotImplemented),
-        }
+            .serve_ec2_action(action, params, caller_arn, request_id)
+            .await?;
+        Some(answer.map(String::into_bytes).map_err(|e| e.to_aws()))
     }
 }

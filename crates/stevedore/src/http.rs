@@ -203,7 +203,7 @@ async fn first_in_region(
     let (parts, body) = req.into_parts();
     let addressed = wire::dispatch::route::classify(parts.uri.path(), &parts.headers);
     let envelope = addressed.envelope();
-    let query = envelope == Envelope::Query;
+    let query = envelope.is_xml();
     let refuse = |err: &AwsError| {
         let request_id = uuid::Uuid::new_v4().to_string();
         envelope::error(envelope, err, &request_id).map(Body::from)

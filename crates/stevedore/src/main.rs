@@ -33,6 +33,7 @@ mod store_choice;
 mod task_roles;
 mod tls;
 mod usage_wiring;
+mod vpc_wiring;
 
 use clap::{Parser, Subcommand};
 

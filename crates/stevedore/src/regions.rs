@@ -58,6 +58,8 @@ pub struct Regional {
     pub autoscaling: autoscaling::AutoScaling,
     /// Application Auto Scaling.
     pub appscaling: appscaling::AppScaling,
+    /// EC2 networking (VPCs, subnets, security groups).
+    pub ec2: ec2::Ec2,
     /// The registry (ECR API and `/v2/`), with the region's own blobs and token key.
     pub registry: Option<registry::Registry>,
     /// The registry's `/v2/` routes, built once.
@@ -322,6 +324,13 @@ impl Factory {
             .with_auto_scaling_groups(Arc::new(crate::capacity_wiring::EcsGroups(
                 autoscaling.clone(),
             )));
+        // Before any clone of `ecs` is handed out: they all check awsvpc launches
+        // against EC2. EC2 actions it does not serve (launch templates) go to Auto Scaling.
+        let ec2 = crate::vpc_wiring::wire_region(&mut ecs, store.clone(), &scope).with_fallback(
+            Arc::new(crate::ec2_launch_templates::LaunchTemplates(
+                autoscaling.clone(),
+            )),
+        );
         let logs = logs::Logs::new(store.clone(), Arc::new(events), scope.clone())
             .with_metric_sink(Arc::new(crate::logs_metrics_wiring::CloudWatchLogMetrics(
                 cloudwatch.clone(),
@@ -412,10 +421,8 @@ impl Factory {
             .register(cloudwatch.clone())
             .register(elb.clone())
             .register(autoscaling.clone())
-            .register(crate::ec2_launch_templates::LaunchTemplates(
-                autoscaling.clone(),
-            ))
-            .register(appscaling.clone());
+            .register(appscaling.clone())
+            .register(ec2.clone());
         let dispatch = match &registry {
             Some(reg) => dispatch.register(reg.clone()),
             None => dispatch,
@@ -432,6 +439,7 @@ impl Factory {
             elb,
             autoscaling,
             appscaling,
+            ec2,
             registry_routes: registry.as_ref().map(registry::Registry::router),
             registry,
             dispatch,

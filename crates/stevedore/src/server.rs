@@ -242,7 +242,8 @@ pub async fn run(args: ServerArgs, quick_start: bool) -> anyhow::Result<()> {
     let ca_cert_hash = server_tls.as_ref().and_then(|t| t.ca_cert_hash.clone());
     let accounts = Arc::new(accounts);
     accounts.bind();
-    let app = Arc::new(App::new(accounts, ca_cert_hash));
+    let app = Arc::new(App::new(accounts.clone(), ca_cert_hash));
+    crate::vpc_wiring::start_packet_filter(&mut loops, accounts, &shutdown).await;
     loops.spawn(supervise(
         LoopName::MetricsUpkeep,
         shutdown.clone(),

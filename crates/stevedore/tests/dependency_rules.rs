@@ -63,6 +63,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "telemetry",
         ],
     ),
+    ("netfilter", &[]),
+    ("ec2", &["wire", "model", "policy", "store", "telemetry"]),
     ("loadgen", &[]),
     // The web console reaches every service through the public API only (SigV4 as the
     // signed-in principal), never through their crates or the store.

@@ -188,6 +188,8 @@ pub enum LoopName {
     LbHealthReporter,
     /// Application Auto Scaling: alarm-triggered policies and scheduled actions.
     AppScaling,
+    /// The packet filter following security groups and task interfaces.
+    PacketFilter,
     /// A loop started by a test.
     Test,
 }
@@ -213,6 +215,7 @@ impl LoopName {
             LoopName::LbConfigPoller => "lb_config_poller",
             LoopName::LbHealthReporter => "lb_health_reporter",
             LoopName::AppScaling => "app_scaling",
+            LoopName::PacketFilter => "packet_filter",
             LoopName::Test => "test",
         }
     }

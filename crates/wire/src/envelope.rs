@@ -23,6 +23,8 @@ pub enum Envelope {
     Json(JsonVersion),
     /// AWS query (XML answers).
     Query,
+    /// EC2's query dialect (XML answers, its own error document).
+    Ec2,
     /// Smithy RPC v2 CBOR.
     Cbor,
 }
@@ -32,17 +34,23 @@ impl From<Protocol> for Envelope {
         match p {
             Protocol::AwsJson { version, .. } => Self::Json(version),
             Protocol::AwsQuery { .. } => Self::Query,
+            Protocol::Ec2Query { .. } => Self::Ec2,
             Protocol::RpcV2Cbor { .. } => Self::Cbor,
         }
     }
 }
 
 impl Envelope {
+    /// Whether answers are XML (the query protocol and EC2's dialect of it).
+    pub fn is_xml(self) -> bool {
+        matches!(self, Self::Query | Self::Ec2)
+    }
+
     /// The `Content-Type` of answers.
     pub fn content_type(self) -> &'static str {
         match self {
             Self::Json(v) => v.content_type(),
-            Self::Query => "text/xml",
+            Self::Query | Self::Ec2 => "text/xml",
             Self::Cbor => "application/cbor",
         }
     }
@@ -59,17 +67,14 @@ pub fn error(envelope: Envelope, err: &AwsError, request_id: &str) -> Response<B
     let body = match envelope {
         Envelope::Json(_) => err.json_body(),
         Envelope::Query => query_error_body(err, request_id).into_bytes(),
+        Envelope::Ec2 => crate::ec2::error_body(err, request_id).into_bytes(),
         Envelope::Cbor => cbor_error_body(err),
     };
     let mut resp = respond(envelope, status, Bytes::from(body), request_id);
     if let Ok(v) = HeaderValue::from_str(&err.code) {
         resp.headers_mut().insert("x-amzn-ErrorType", v);
     }
-    if let Some(code) = err
-        .query_code
-        .as_deref()
-        .filter(|_| envelope != Envelope::Query)
-    {
+    if let Some(code) = err.query_code.as_deref().filter(|_| !envelope.is_xml()) {
         let value = format!("{code};{}", query_fault(err.status));
         if let Ok(v) = HeaderValue::from_str(&value) {
             resp.headers_mut().insert("x-amzn-query-error", v);

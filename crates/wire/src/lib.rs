@@ -9,6 +9,7 @@ mod allowed;
 #[cfg(feature = "testing")]
 pub mod conformance;
 pub mod dispatch;
+pub mod ec2;
 pub mod envelope;
 pub mod error;
 pub mod json;

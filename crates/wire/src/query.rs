@@ -305,6 +305,39 @@ impl<'a> QueryView<'a> {
             .collect()
     }
 
+    /// A flattened scalar list, as the EC2 protocol sends every list (`name.1=a&name.2=b`,
+    /// no `.member`), values in numeric N order; deeper names (`name.1.Field`) are left out.
+    pub fn flat_list(&self, name: &str) -> Vec<&'a str> {
+        let prefix = self.full(&format!("{name}."));
+        let mut items: Vec<(u64, &'a str)> = self
+            .params
+            .with_prefix(&prefix)
+            .filter_map(|(k, v)| index(&k[prefix.len()..]).map(|n| (n, v)))
+            .collect();
+        items.sort_unstable_by_key(|&(n, _)| n);
+        items.into_iter().map(|(_, v)| v).collect()
+    }
+
+    /// A flattened list of structures, as the EC2 protocol sends them
+    /// (`name.N.Field=...`): one view per N, in numeric N order.
+    pub fn flat_members(&self, name: &str) -> Vec<QueryView<'a>> {
+        let prefix = self.full(&format!("{name}."));
+        let mut indexes: Vec<u64> = self
+            .params
+            .with_prefix(&prefix)
+            .filter_map(|(k, _)| index(k[prefix.len()..].split_once('.')?.0))
+            .collect();
+        indexes.sort_unstable();
+        indexes.dedup();
+        indexes
+            .into_iter()
+            .map(|n| QueryView {
+                params: self.params,
+                prefix: format!("{prefix}{n}."),
+            })
+            .collect()
+    }
+
     fn members_named(&self, name: &str, member: &str) -> Vec<QueryView<'a>> {
         let prefix = self.full(&format!("{name}.{member}."));
         let mut indexes: Vec<u64> = self

@@ -27,6 +27,13 @@ pub enum Protocol {
         /// The API version that names the service, e.g. `2015-12-01`.
         version: &'static str,
     },
+    /// EC2's own query dialect (botocore's `ec2` protocol): the same form body as
+    /// [`Protocol::AwsQuery`], lists flattened as `Name.N`, answers without a Result
+    /// wrapper and errors as `<Response><Errors><Error>…</Errors><RequestID>`.
+    Ec2Query {
+        /// The API version that names the service (`2016-11-15`).
+        version: &'static str,
+    },
     /// Smithy RPC v2 CBOR: `POST /service/<service>/operation/<Operation>`, CBOR bodies
     /// (one of the ways clients speak CloudWatch).
     RpcV2Cbor {

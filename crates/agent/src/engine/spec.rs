@@ -77,6 +77,23 @@ pub fn parse_gateway_cidr(cidr: &str) -> Option<(String, String)> {
     ))
 }
 
+/// The Docker network of the subnet an interface sits in: one per subnet block
+/// (`stevedore-awsvpc-172.31.0.0-20`), named from its `subnetGatewayIpv4Address`;
+/// [`AWSVPC_NETWORK`] for the server-wide pool's block (10.200.0.0/16) and for an
+/// interface that names no valid block.
+pub fn compute_network_name(eni: &acs::ElasticNetworkInterface) -> String {
+    match eni
+        .subnet_gateway_ipv4_address
+        .as_deref()
+        .and_then(parse_gateway_cidr)
+    {
+        Some((subnet, _)) if subnet != "10.200.0.0/16" => {
+            format!("{AWSVPC_NETWORK}-{}", subnet.replace('/', "-"))
+        }
+        _ => AWSVPC_NETWORK.to_owned(),
+    }
+}
+
 /// The interface an awsvpc task's pause container gets, with its address.
 pub fn compute_task_eni(task: &acs::Task) -> Result<(&acs::ElasticNetworkInterface, &str), String> {
     let eni = task
@@ -125,6 +142,7 @@ pub fn apply_fargate_limits(body: &mut Value, task: &acs::Task, runtime: Option<
 /// the task's address and MAC; the task's containers share its namespace.
 pub fn compute_pause_body(cluster: &str, task: &acs::Task, image: &str) -> Result<Value, String> {
     let (eni, address) = compute_task_eni(task)?;
+    let network = compute_network_name(eni);
     let mut labels = Map::new();
     labels.insert(LABEL_CLUSTER.into(), json!(cluster));
     labels.insert(LABEL_TASK_ARN.into(), json!(task.arn));
@@ -134,8 +152,8 @@ pub fn compute_pause_body(cluster: &str, task: &acs::Task, image: &str) -> Resul
     let mut body = json!({
         "Image": image,
         "Labels": labels,
-        "HostConfig": {"NetworkMode": AWSVPC_NETWORK, "CpuShares": 2},
-        "NetworkingConfig": {"EndpointsConfig": {AWSVPC_NETWORK: {
+        "HostConfig": {"NetworkMode": network, "CpuShares": 2},
+        "NetworkingConfig": {"EndpointsConfig": {network.as_str(): {
             "IPAMConfig": {"IPv4Address": address},
         }}},
     });

@@ -19,8 +19,8 @@ use rand::Rng;
 use tokio::sync::mpsc;
 
 use super::spec::{
-    compute_create_body, compute_docker_name, compute_pause_body, compute_task_eni,
-    parse_gateway_cidr, AWSVPC_NETWORK, LABEL_NETWORK, PAUSE_CONTAINER_NAME,
+    compute_create_body, compute_docker_name, compute_network_name, compute_pause_body,
+    compute_task_eni, parse_gateway_cidr, LABEL_NETWORK, PAUSE_CONTAINER_NAME,
 };
 use super::{Shared, SubmitError};
 use crate::metadata::types::format_timestamp;
@@ -209,7 +209,7 @@ impl<R: Runtime> TaskActor<R> {
                 )
             })?;
         rt.ensure_network(&NetworkSpec {
-            name: AWSVPC_NETWORK.to_owned(),
+            name: compute_network_name(eni),
             subnet,
             gateway,
             labels: [(LABEL_NETWORK.to_owned(), "awsvpc".to_owned())].into(),

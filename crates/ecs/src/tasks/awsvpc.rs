@@ -1,7 +1,9 @@
-//! `awsvpc` tasks' network interfaces: a server-wide pool of private IPv4 addresses (one
-//! subnet, [`SUBNET`]) from which each awsvpc task gets its own address and MAC at
-//! placement, recorded the way AWS shows an ENI (`attachments[]` of type
-//! `ElasticNetworkInterface`, `containers[].networkInterfaces`).
+//! `awsvpc` tasks' network interfaces: each awsvpc task gets its own address and MAC at
+//! placement, from its subnet's block when the binary wired EC2 in ([`Networks`]: the
+//! subnets and security groups of `awsvpcConfiguration` are checked against EC2's state
+//! and the interface carries the groups), else from one server-wide pool ([`SUBNET`]);
+//! recorded the way AWS shows an ENI (`attachments[]` of type `ElasticNetworkInterface`,
+//! `containers[].networkInterfaces`).
 //!
 //! Each taken address is a store key ([`address_key`]) written with a "must not exist"
 //! compare in the same transaction that creates the task, and deleted in the one that
@@ -18,6 +20,28 @@ use serde::{Deserialize, Serialize};
 /// The subnet every awsvpc task's address comes from (agents build their Docker network
 /// from the gateway sent with each interface, so this is the only place it is set).
 pub const SUBNET: (Ipv4Addr, u8) = (Ipv4Addr::new(10, 200, 0, 0), 16);
+
+/// Where an awsvpc task's interface goes, as EC2 resolved its `awsvpcConfiguration`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Network {
+    /// The subnet (the first named).
+    pub subnet_id: String,
+    /// Its VPC.
+    pub vpc_id: String,
+    /// Its block: network address and prefix length.
+    pub cidr: (Ipv4Addr, u8),
+    /// The security groups the interface carries (the VPC's default when none named).
+    pub security_groups: Vec<String>,
+}
+
+/// EC2's view of subnets and groups, as RunTask and CreateService check them.
+#[async_trait::async_trait]
+pub trait Networks: Send + Sync {
+    /// Resolves `subnets` and `groups`; `Err` carries the message of the
+    /// `InvalidParameterException` to answer (an unknown subnet or group, groups of
+    /// another VPC, a host that cannot enforce groups).
+    async fn resolve(&self, subnets: &[String], groups: &[String]) -> Result<Network, String>;
+}
 
 /// Prefix of the taken-address keys.
 pub const ADDRESS_PREFIX: &str = "ecs/awsvpc-address/";
@@ -42,11 +66,27 @@ pub struct TaskEni {
     pub subnet_id: String,
     /// `ip-10-200-0-9.ec2.internal`.
     pub private_dns_name: String,
+    /// The subnet's gateway with its prefix length (`172.31.0.1/20`); absent for
+    /// interfaces of the server-wide pool ([`compute_gateway_cidr`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_cidr: Option<String>,
+    /// Its security groups (none for interfaces of the server-wide pool).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub security_groups: Vec<String>,
 }
 
 fn network_u32() -> u32 {
-    let (net, len) = SUBNET;
-    u32::from(net) & (u32::MAX << (32 - u32::from(len)))
+    block_network(SUBNET)
+}
+
+fn block_network((net, len): (Ipv4Addr, u8)) -> u32 {
+    let len = u32::from(len.clamp(1, 32));
+    u32::from(net) & (u32::MAX << (32 - len))
+}
+
+/// `block`'s gateway (its first address) with the prefix length, as ACS carries it.
+pub fn compute_block_gateway_cidr(block: (Ipv4Addr, u8)) -> String {
+    format!("{}/{}", Ipv4Addr::from(block_network(block) + 1), block.1)
 }
 
 /// The subnet's gateway (its first address), which the pool never hands out.
@@ -61,16 +101,35 @@ pub fn compute_gateway_cidr() -> String {
 
 /// The first address after the gateway, and how many usable addresses follow it
 /// (network, gateway and broadcast excluded).
+#[cfg(test)]
 fn usable() -> (u32, u32) {
-    let size = 1u32 << (32 - u32::from(SUBNET.1));
-    (network_u32() + 2, size.saturating_sub(3))
+    usable_in(SUBNET)
+}
+
+/// The usable addresses of `block`: AWS reserves the first four and the last of every
+/// subnet; here the network, the gateway (the Docker bridge) and the broadcast address
+/// are what cannot be handed out.
+fn usable_in(block: (Ipv4Addr, u8)) -> (u32, u32) {
+    let len = u32::from(block.1.clamp(1, 30));
+    let size = 1u32 << (32 - len);
+    (block_network(block) + 2, size.saturating_sub(3))
 }
 
 /// A free address of the subnet, searching from `seed` (any number: it spreads
 /// allocations so a released address is not handed out again at once, which gives the
 /// agent time to free it in Docker). `None` when every address is taken.
+#[cfg(test)]
 pub fn plan_address(taken: &BTreeSet<Ipv4Addr>, seed: u64) -> Option<Ipv4Addr> {
-    let (first, count) = usable();
+    plan_address_in(SUBNET, taken, seed)
+}
+
+/// [`plan_address`] in `block` (a subnet's network address and prefix length).
+pub fn plan_address_in(
+    block: (Ipv4Addr, u8),
+    taken: &BTreeSet<Ipv4Addr>,
+    seed: u64,
+) -> Option<Ipv4Addr> {
+    let (first, count) = usable_in(block);
     if count == 0 {
         return None;
     }
@@ -104,6 +163,15 @@ pub fn compute_private_dns_name(address: Ipv4Addr, region: &str) -> String {
     }
 }
 
+/// A new interface at `address` in `network`'s subnet, carrying its groups.
+pub fn compute_network_eni(address: Ipv4Addr, network: &Network, region: &str) -> TaskEni {
+    TaskEni {
+        gateway_cidr: Some(compute_block_gateway_cidr(network.cidr)),
+        security_groups: network.security_groups.clone(),
+        ..compute_eni(address, &network.subnet_id, region)
+    }
+}
+
 /// A new interface at `address` in `subnet_id`.
 pub fn compute_eni(address: Ipv4Addr, subnet_id: &str, region: &str) -> TaskEni {
     let hex = uuid::Uuid::new_v4().simple().to_string();
@@ -114,6 +182,8 @@ pub fn compute_eni(address: Ipv4Addr, subnet_id: &str, region: &str) -> TaskEni 
         mac: compute_mac(address),
         subnet_id: subnet_id.to_owned(),
         private_dns_name: compute_private_dns_name(address, region),
+        gateway_cidr: None,
+        security_groups: Vec::new(),
     }
 }
 
@@ -165,7 +235,11 @@ pub fn compute_acs_eni(eni: &TaskEni) -> acs::ElasticNetworkInterface {
             primary: Some(true),
         }],
         private_dns_name: Some(eni.private_dns_name.clone()),
-        subnet_gateway_ipv4_address: Some(compute_gateway_cidr()),
+        subnet_gateway_ipv4_address: Some(
+            eni.gateway_cidr
+                .clone()
+                .unwrap_or_else(compute_gateway_cidr),
+        ),
     }
 }
 

@@ -47,6 +47,8 @@ pub(crate) struct Launch {
     pub enable_execute_command: bool,
     /// awsvpc tasks: the first subnet of `networkConfiguration` (shown on the ENI).
     pub subnet: Option<String>,
+    /// awsvpc tasks, with EC2 wired in: the subnet, block and groups EC2 resolved.
+    pub network: Option<awsvpc::Network>,
     /// EC2 or Fargate (hidden capacity).
     pub capacity: Capacity,
 }
@@ -250,6 +252,7 @@ impl Ecs {
             }
             _ => {}
         }
+        let network = self.resolve_network(mode, p).await?;
         if let Some(s) = p.started_by {
             check_started_by(s)?;
         }
@@ -339,9 +342,43 @@ impl Ecs {
                 .network_configuration
                 .and_then(|n| n.awsvpc_configuration.as_ref())
                 .and_then(|a| a.subnets.first().cloned()),
+            network,
             td,
             capacity: p.capacity.clone(),
         })
+    }
+
+    /// An awsvpc launch's subnets and groups, checked against EC2 when the binary wired
+    /// it in (`None` otherwise, and for other network modes). `assignPublicIp` ENABLED is
+    /// refused outside Fargate, as ECS refuses it; on Fargate it is accepted and changes
+    /// nothing here: no public address exists, and tasks reach outside through the host's
+    /// NAT either way.
+    async fn resolve_network(
+        &self,
+        mode: NetworkMode,
+        p: &LaunchParams<'_>,
+    ) -> Result<Option<awsvpc::Network>, EcsError> {
+        let Some(vpc) = p
+            .network_configuration
+            .and_then(|n| n.awsvpc_configuration.as_ref())
+            .filter(|_| mode == NetworkMode::Awsvpc)
+        else {
+            return Ok(None);
+        };
+        if vpc.assign_public_ip == Some(model::ecs::shapes::AssignPublicIp::Enabled)
+            && p.capacity.fargate().is_none()
+        {
+            return invalid("Assign public IP is not supported for this launch type.");
+        }
+        let Some(networks) = &self.networks else {
+            return Ok(None);
+        };
+        let groups = vpc.security_groups.clone().unwrap_or_default();
+        networks
+            .resolve(&vpc.subnets, &groups)
+            .await
+            .map(Some)
+            .map_err(EcsError::InvalidParameter)
     }
 
     /// The task record for one placement of `l` on `inst`.
@@ -463,15 +500,18 @@ impl Ecs {
         for t in tasks.iter_mut() {
             let seed =
                 u64::try_from(uuid::Uuid::new_v4().as_u128() & u128::from(u64::MAX)).unwrap_or(0);
-            let Some(address) = awsvpc::plan_address(&taken, seed) else {
+            let block = l.network.as_ref().map_or(awsvpc::SUBNET, |n| n.cidr);
+            let Some(address) = awsvpc::plan_address_in(block, &taken, seed) else {
                 return Err(EcsError::Client(format!(
                     "No free address is left in the awsvpc subnet {}/{}.",
-                    awsvpc::SUBNET.0,
-                    awsvpc::SUBNET.1
+                    block.0, block.1
                 )));
             };
             taken.insert(address);
-            let eni = awsvpc::compute_eni(address, &subnet, &self.scope.region);
+            let eni = match &l.network {
+                Some(n) => awsvpc::compute_network_eni(address, n, &self.scope.region),
+                None => awsvpc::compute_eni(address, &subnet, &self.scope.region),
+            };
             awsvpc::apply_eni(&mut t.task, &eni, "ATTACHED");
             let key = awsvpc::address_key(&eni.address);
             let arn = t.task.task_arn.clone().unwrap_or_default();

@@ -8,6 +8,7 @@
 
 pub(crate) mod awsvpc;
 pub(crate) mod counts;
+pub(crate) mod enis;
 pub(crate) mod fargate;
 pub(crate) mod health;
 pub(crate) mod launch;

@@ -228,7 +228,7 @@ impl Dispatch {
             result,
         };
         let limit = resolved.operation.map_or(DEFAULT_BODY_LIMIT, |(_, l)| l);
-        let query = envelope == Envelope::Query;
+        let query = envelope.is_xml();
         let transport = Transport {
             peer: parts.extensions.get::<PeerAddr>().map(|p| p.0.ip()),
             secure: false,
@@ -461,9 +461,13 @@ impl Dispatch {
             }
         };
         let version = params.version();
-        let Some(service) =
-            self.find(|p| matches!(p, Protocol::AwsQuery { version: v } if Some(v) == version))
-        else {
+        let named = |p: Protocol| match p {
+            Protocol::AwsQuery { version: v } | Protocol::Ec2Query { version: v } => {
+                Some(v) == version
+            }
+            _ => false,
+        };
+        let Some(service) = self.find(named) else {
             served.result = Err(AwsError::client(
                 "InvalidAction",
                 "This endpoint does not serve that query-protocol action yet.",
@@ -472,6 +476,9 @@ impl Dispatch {
         };
         let spec = service.spec();
         served.service = Some(spec.name);
+        if let Some(p) = spec.protocols.iter().copied().find(|p| named(*p)) {
+            served.envelope = Envelope::from(p);
+        }
         let action = params.action().unwrap_or("");
         served.result = match (
             check_scope(verified, spec.signing_name),
@@ -587,6 +594,7 @@ fn protocol_for(spec: &ServiceSpec, addressed: Addressed<'_>) -> Option<Protocol
             (p, addressed),
             (Protocol::AwsJson { .. }, Addressed::Json { .. })
                 | (Protocol::AwsQuery { .. }, Addressed::Query)
+                | (Protocol::Ec2Query { .. }, Addressed::Query)
                 | (Protocol::RpcV2Cbor { .. }, Addressed::Cbor { .. })
         )
     })
@@ -622,7 +630,7 @@ pub fn wrong_service(expected: &str) -> AwsError {
 fn uses_query(spec: &ServiceSpec) -> bool {
     spec.protocols
         .iter()
-        .all(|p| matches!(p, Protocol::AwsQuery { .. }))
+        .all(|p| matches!(p, Protocol::AwsQuery { .. } | Protocol::Ec2Query { .. }))
 }
 
 /// A name the service's model does not have: `InvalidAction` for query services,

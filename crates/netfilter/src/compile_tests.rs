@@ -1,0 +1,302 @@
+use super::*;
+
+fn ip(s: &str) -> Ipv4Addr {
+    s.parse().expect("address")
+}
+
+fn eni(id: &str, address: &str, groups: &[&str]) -> Interface {
+    Interface {
+        id: id.into(),
+        address: ip(address),
+        groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+    }
+}
+
+fn all_egress() -> Rule {
+    Rule {
+        protocol: Protocol::All,
+        peer: Peer::Cidr(Ipv4Addr::UNSPECIFIED, 0),
+    }
+}
+
+/// The default group as AWS creates it: all in from itself, all out.
+fn default_group(id: &str) -> Group {
+    Group {
+        ingress: vec![Rule {
+            protocol: Protocol::All,
+            peer: Peer::Group(id.into()),
+        }],
+        egress: vec![all_egress()],
+    }
+}
+
+fn chain<'a>(text: &'a str, name: &str) -> Vec<&'a str> {
+    let start = text
+        .find(&format!("chain {name} {{"))
+        .unwrap_or_else(|| panic!("no chain {name} in\n{text}"));
+    text[start..]
+        .lines()
+        .skip(1)
+        .take_while(|l| l.trim() != "}")
+        .map(str::trim)
+        .collect()
+}
+
+#[test]
+fn default_group_members_admit_each_other_through_a_set_of_their_addresses() {
+    let rs = Ruleset {
+        interfaces: vec![
+            eni("eni-a1", "172.31.0.5", &["sg-a"]),
+            eni("eni-a2", "172.31.0.6", &["sg-a"]),
+        ],
+        groups: [("sg-a".to_owned(), default_group("sg-a"))].into(),
+    };
+    let text = compile(&rs);
+    assert!(
+        text.contains("set sg_a {\n\t\ttype ipv4_addr\n\t\telements = { 172.31.0.5, 172.31.0.6 }"),
+        "{text}"
+    );
+    assert_eq!(chain(&text, "in_eni_a1"), ["ip saddr @sg_a accept", "drop"]);
+    assert_eq!(
+        chain(&text, "out_eni_a1"),
+        ["ip daddr 169.254.0.0/16 return", "return", "drop"]
+    );
+    assert!(text.contains("172.31.0.5 : jump in_eni_a1"), "{text}");
+    assert!(text.contains("172.31.0.6 : jump out_eni_a2"), "{text}");
+}
+
+#[test]
+fn a_group_without_rules_drops_everything_but_established_flows() {
+    let rs = Ruleset {
+        interfaces: vec![eni("eni-b", "10.0.0.9", &["sg-empty"])],
+        groups: [("sg-empty".to_owned(), Group::default())].into(),
+    };
+    let text = compile(&rs);
+    assert_eq!(chain(&text, "in_eni_b"), ["drop"]);
+    assert_eq!(
+        chain(&text, "out_eni_b"),
+        ["ip daddr 169.254.0.0/16 return", "drop"]
+    );
+    let forward = chain(&text, "forward");
+    assert_eq!(forward[1], "ct state established,related accept");
+    // A group the rule set does not know grants nothing either.
+    let rs = Ruleset {
+        interfaces: vec![eni("eni-c", "10.0.0.10", &["sg-gone"])],
+        groups: BTreeMap::new(),
+    };
+    assert_eq!(chain(&compile(&rs), "in_eni_c"), ["drop"]);
+}
+
+#[test]
+fn protocols_ports_and_cidrs_become_nft_matches() {
+    let rules = vec![
+        Rule {
+            protocol: Protocol::Tcp { from: 80, to: 80 },
+            peer: Peer::Cidr(ip("10.1.0.0"), 16),
+        },
+        Rule {
+            protocol: Protocol::Tcp {
+                from: 8000,
+                to: 8100,
+            },
+            peer: Peer::Cidr(Ipv4Addr::UNSPECIFIED, 0),
+        },
+        Rule {
+            protocol: Protocol::Udp { from: 0, to: 65535 },
+            peer: Peer::Group("sg-b".into()),
+        },
+        Rule {
+            protocol: Protocol::Icmp {
+                icmp_type: Some(8),
+                code: None,
+            },
+            peer: Peer::Cidr(ip("192.168.1.7"), 32),
+        },
+        Rule {
+            protocol: Protocol::Icmp {
+                icmp_type: Some(3),
+                code: Some(4),
+            },
+            peer: Peer::Cidr(Ipv4Addr::UNSPECIFIED, 0),
+        },
+        Rule {
+            protocol: Protocol::Icmp {
+                icmp_type: None,
+                code: None,
+            },
+            peer: Peer::Cidr(Ipv4Addr::UNSPECIFIED, 0),
+        },
+        Rule {
+            protocol: Protocol::Number(47),
+            peer: Peer::Cidr(Ipv4Addr::UNSPECIFIED, 0),
+        },
+    ];
+    let rs = Ruleset {
+        interfaces: vec![
+            eni("eni-x", "10.0.0.2", &["sg-x"]),
+            eni("eni-y", "10.0.0.3", &["sg-b"]),
+        ],
+        groups: [
+            (
+                "sg-x".to_owned(),
+                Group {
+                    ingress: rules,
+                    egress: vec![Rule {
+                        protocol: Protocol::Tcp { from: 443, to: 443 },
+                        peer: Peer::Cidr(Ipv4Addr::UNSPECIFIED, 0),
+                    }],
+                },
+            ),
+            ("sg-b".to_owned(), Group::default()),
+        ]
+        .into(),
+    };
+    let text = compile(&rs);
+    assert_eq!(
+        chain(&text, "in_eni_x"),
+        [
+            "ip saddr 10.1.0.0/16 tcp dport 80 accept",
+            "tcp dport 8000-8100 accept",
+            "ip saddr @sg_b meta l4proto udp accept",
+            "ip saddr 192.168.1.7/32 icmp type 8 accept",
+            "icmp type 3 icmp code 4 accept",
+            "meta l4proto icmp accept",
+            "meta l4proto 47 accept",
+            "drop",
+        ]
+    );
+    assert_eq!(
+        chain(&text, "out_eni_x"),
+        [
+            "ip daddr 169.254.0.0/16 return",
+            "tcp dport 443 return",
+            "drop"
+        ]
+    );
+    // sg-b is a peer: its set holds its member, eni-y.
+    assert!(text.contains("elements = { 10.0.0.3 }"), "{text}");
+}
+
+#[test]
+fn rules_of_several_groups_are_unioned_once() {
+    let rs = Ruleset {
+        interfaces: vec![eni("eni-u", "10.0.0.4", &["sg-1", "sg-2"])],
+        groups: [
+            ("sg-1".to_owned(), default_group("sg-1")),
+            ("sg-2".to_owned(), default_group("sg-2")),
+        ]
+        .into(),
+    };
+    let text = compile(&rs);
+    assert_eq!(
+        chain(&text, "in_eni_u"),
+        ["ip saddr @sg_1 accept", "ip saddr @sg_2 accept", "drop"]
+    );
+    assert_eq!(
+        chain(&text, "out_eni_u"),
+        ["ip daddr 169.254.0.0/16 return", "return", "drop"]
+    );
+}
+
+#[test]
+fn the_script_replaces_the_table_atomically_and_removes_it_when_nothing_is_enforced() {
+    let empty = compile_script(&Ruleset::default());
+    assert_eq!(
+        empty,
+        "table inet stevedore {}\ndelete table inet stevedore\n"
+    );
+    let rs = Ruleset {
+        interfaces: vec![eni("eni-a", "10.0.0.2", &["sg-a"])],
+        groups: [("sg-a".to_owned(), default_group("sg-a"))].into(),
+    };
+    let script = compile_script(&rs);
+    assert!(script.starts_with(
+        "table inet stevedore {}\ndelete table inet stevedore\ntable inet stevedore {\n"
+    ));
+    // Nothing outside Stevedore's table is named.
+    for line in script
+        .lines()
+        .filter(|l| l.starts_with("table") || l.starts_with("delete"))
+    {
+        assert!(line.contains("inet stevedore"), "{line}");
+    }
+}
+
+#[test]
+fn a_duplicate_address_is_enforced_once() {
+    let rs = Ruleset {
+        interfaces: vec![
+            eni("eni-1", "10.0.0.2", &["sg-a"]),
+            eni("eni-2", "10.0.0.2", &["sg-a"]),
+        ],
+        groups: [("sg-a".to_owned(), default_group("sg-a"))].into(),
+    };
+    let text = compile(&rs);
+    assert!(!text.contains("eni_2"), "{text}");
+}
+
+/// The compiled script is valid nft syntax: checked with `nft -c` (which changes
+/// nothing) where the tool can run.
+#[test]
+fn the_script_passes_nft_check_mode_where_nft_runs() {
+    if crate::probe().is_err() {
+        eprintln!("nft cannot run here; syntax not checked");
+        return;
+    }
+    let rs = Ruleset {
+        interfaces: vec![
+            eni("eni-a", "10.0.0.2", &["sg-a", "sg-b"]),
+            eni("eni-b", "10.0.0.3", &["sg-b"]),
+        ],
+        groups: [
+            ("sg-a".to_owned(), default_group("sg-a")),
+            (
+                "sg-b".to_owned(),
+                Group {
+                    ingress: vec![
+                        Rule {
+                            protocol: Protocol::Tcp { from: 80, to: 90 },
+                            peer: Peer::Group("sg-a".into()),
+                        },
+                        Rule {
+                            protocol: Protocol::Icmp {
+                                icmp_type: Some(8),
+                                code: Some(0),
+                            },
+                            peer: Peer::Cidr(ip("10.0.0.0"), 8),
+                        },
+                        Rule {
+                            protocol: Protocol::Number(47),
+                            peer: Peer::Cidr(Ipv4Addr::UNSPECIFIED, 0),
+                        },
+                    ],
+                    egress: vec![Rule {
+                        protocol: Protocol::Udp { from: 53, to: 53 },
+                        peer: Peer::Cidr(Ipv4Addr::UNSPECIFIED, 0),
+                    }],
+                },
+            ),
+        ]
+        .into(),
+    };
+    let script = compile_script(&rs);
+    let out = std::process::Command::new("nft")
+        .args(["-c", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write as _;
+            c.stdin
+                .take()
+                .expect("stdin")
+                .write_all(script.as_bytes())?;
+            c.wait_with_output()
+        })
+        .expect("nft runs");
+    assert!(
+        out.status.success(),
+        "{}\n{script}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -1,0 +1,32 @@
+//! `netfilter` owns security-group enforcement on a Linux host: the pure compilation of
+//! network interfaces (an address and its groups) and the groups' rules into one
+//! nftables table ([`compile`]), and applying that table with the `nft` tool
+//! ([`apply`]). It knows nothing of EC2's API or of ECS: the binary hands it plain
+//! [`Ruleset`]s.
+//!
+//! The table is Stevedore's own, `inet stevedore` ([`TABLE`]); nothing here reads or
+//! writes any other table. Each apply replaces the whole table in one `nft -f` batch
+//! (create, delete, recreate: one kernel transaction), so a change never shows a
+//! half-written rule set and stale rules cannot survive a rebuild.
+//!
+//! How traffic is matched (the host has `br_netfilter`: bridged IPv4 frames traverse
+//! the `inet` hooks, with conntrack):
+//! - `forward`: task to task (same bridge or routed) and task to the outside;
+//! - `input`: a task to the host itself.
+//!
+//! What the host itself opens to a task (the load balancer, health checks) is not
+//! filtered yet: load balancer security groups are not modelled.
+//!
+//! In each hook, established and related flows pass (groups are stateful), then the
+//! sender's egress chain runs (its allow rules `return`, anything else is dropped), then
+//! the receiver's ingress chain (allow rules `accept`, anything else dropped). Traffic
+//! between addresses that are no interface of the rule set is not touched.
+
+mod apply;
+mod compile;
+
+pub use apply::{apply, probe, ApplyError};
+pub use compile::{compile, compile_script, Group, Interface, Peer, Protocol, Rule, Ruleset};
+
+/// The nftables table Stevedore creates, owns and removes (family `inet`).
+pub const TABLE: &str = "stevedore";

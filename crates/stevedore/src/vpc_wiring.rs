@@ -1,0 +1,246 @@
+//! EC2 networking wired to ECS and to the host's packet filter.
+//!
+//! - Each region's ECS checks awsvpc launches against its EC2 ([`EcsNetworks`]), and
+//!   EC2 lists ECS's task interfaces ([`EcsInterfaces`]) for DescribeNetworkInterfaces
+//!   and for the dependency checks of DeleteSubnet and DeleteSecurityGroup.
+//! - One loop per server ([`start_packet_filter`]) keeps the nftables table
+//!   `inet stevedore` equal to what every account's and region's groups and task
+//!   interfaces say: it recomputes the rule set every [`FILTER_EVERY`] and applies it,
+//!   as one atomic batch, only when it changed. Its first round after a start rebuilds
+//!   the whole table from the state, so stale rules from an earlier run never survive.
+//!
+//! The filter runs where the server runs: it covers the tasks of agents on the server's
+//! own host (Fargate's hidden capacity, `stevedore up`, agents beside the server). Tasks
+//! of agents on other hosts are not filtered yet.
+
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use model::ecs::arn::ArnScope;
+use store::Store;
+use telemetry::{supervise_task, CancellationToken, LoopName};
+
+/// How often the packet filter loop recomputes the rule set: changes apply well within
+/// the second AWS users expect.
+const FILTER_EVERY: Duration = Duration::from_millis(200);
+
+/// Whether the host's packet filter can be used: unknown until the server probed it.
+static FILTER: AtomicU8 = AtomicU8::new(FILTER_UNKNOWN);
+const FILTER_UNKNOWN: u8 = 0;
+const FILTER_READY: u8 = 1;
+const FILTER_MISSING: u8 = 2;
+
+/// Builds a region's EC2 over its `store` and wires it both ways with its `ecs`.
+pub fn wire_region(ecs: &mut ecs::Ecs, store: Arc<dyn Store>, scope: &ArnScope) -> ec2::Ec2 {
+    let mut ec2 = ec2::Ec2::new(store, &scope.region, &scope.account_id);
+    ecs.set_networks(Arc::new(EcsNetworks(ec2.clone())));
+    ec2.set_interfaces(Arc::new(EcsInterfaces(ecs.clone())));
+    ec2
+}
+
+/// ECS's view of EC2's subnets and groups.
+struct EcsNetworks(ec2::Ec2);
+
+#[async_trait::async_trait]
+impl ecs::Networks for EcsNetworks {
+    async fn resolve(&self, subnets: &[String], groups: &[String]) -> Result<ecs::Network, String> {
+        if FILTER.load(Ordering::Relaxed) == FILTER_MISSING {
+            return Err("This host cannot enforce security groups (no usable nftables: see the server's log at start), so awsvpc tasks are refused rather than run unfiltered.".into());
+        }
+        let n = self.0.resolve_network(subnets, groups).await.map_err(|e| {
+            let (what, ids) = match &e {
+                ec2::Ec2Error::SubnetNotFound(_) => ("subnet", subnets),
+                _ => ("security group", groups),
+            };
+            format!(
+                "Error retrieving {what} information for [{}]: {e} (ErrorCode: {})",
+                ids.join(", "),
+                e.code()
+            )
+        })?;
+        Ok(ecs::Network {
+            subnet_id: n.subnet_id,
+            vpc_id: n.vpc_id,
+            cidr: (n.cidr.addr(), n.cidr.len()),
+            security_groups: n.security_groups,
+        })
+    }
+}
+
+/// EC2's view of ECS's task interfaces.
+struct EcsInterfaces(ecs::Ecs);
+
+#[async_trait::async_trait]
+impl ec2::Interfaces for EcsInterfaces {
+    async fn list(&self) -> Result<Vec<ec2::NetworkInterface>, String> {
+        let enis = self
+            .0
+            .network_interfaces()
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(enis
+            .into_iter()
+            .map(|i| ec2::NetworkInterface {
+                id: i.eni.eni_id,
+                subnet_id: i.eni.subnet_id,
+                address: i.eni.address,
+                mac: i.eni.mac,
+                private_dns_name: i.eni.private_dns_name,
+                groups: i.eni.security_groups,
+                description: format!("arn:aws:ecs:attachment/{}", i.eni.attachment_id),
+                attachment_id: i.eni.attachment_id,
+            })
+            .collect())
+    }
+}
+
+/// Probes the host's packet filter, says at start what it found, and starts the loop
+/// that keeps Stevedore's table equal to the state.
+pub async fn start_packet_filter(
+    loops: &mut tokio::task::JoinSet<()>,
+    accounts: Arc<crate::accounts::Accounts>,
+    shutdown: &CancellationToken,
+) {
+    let probed = tokio::task::spawn_blocking(netfilter::probe).await;
+    match probed {
+        Ok(Ok(())) => {
+            FILTER.store(FILTER_READY, Ordering::Relaxed);
+            tracing::info!(
+                table = %format!("inet {}", netfilter::TABLE),
+                "Security groups are enforced with nftables."
+            );
+        }
+        Ok(Err(error)) => {
+            FILTER.store(FILTER_MISSING, Ordering::Relaxed);
+            tracing::warn!(%error, "This host has no usable nftables: awsvpc tasks are refused, since their security groups could not be enforced.");
+            return;
+        }
+        Err(error) => {
+            FILTER.store(FILTER_MISSING, Ordering::Relaxed);
+            tracing::warn!(%error, "Probing nftables failed: awsvpc tasks are refused.");
+            return;
+        }
+    }
+    let stop = shutdown.clone();
+    loops.spawn(supervise_task(
+        LoopName::PacketFilter,
+        shutdown.clone(),
+        move || run_filter(accounts.clone(), stop.clone()),
+    ));
+}
+
+/// Recomputes and applies the rule set until `shutdown`.
+async fn run_filter(accounts: Arc<crate::accounts::Accounts>, shutdown: CancellationToken) {
+    let mut applied: Option<String> = None;
+    loop {
+        match compute_ruleset(&accounts).await {
+            Ok(rules) => {
+                let script = netfilter::compile_script(&rules);
+                if applied.as_deref() != Some(script.as_str()) {
+                    let started = std::time::Instant::now();
+                    let batch = script.clone();
+                    match tokio::task::spawn_blocking(move || netfilter::apply(&batch)).await {
+                        Ok(Ok(())) => {
+                            tracing::info!(
+                                interfaces = rules.interfaces.len(),
+                                elapsed_ms = u64::try_from(started.elapsed().as_millis())
+                                    .unwrap_or(u64::MAX),
+                                "Packet filter applied."
+                            );
+                            applied = Some(script);
+                        }
+                        Ok(Err(error)) => {
+                            tracing::warn!(%error, "Packet filter could not be applied; retrying.")
+                        }
+                        Err(error) => {
+                            tracing::warn!(%error, "Packet filter apply did not finish; retrying.")
+                        }
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "Packet filter rules could not be computed; retrying.")
+            }
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(FILTER_EVERY) => {}
+        }
+    }
+}
+
+/// Every enforced interface (awsvpc tasks whose groups EC2 resolved) and every group,
+/// across all accounts and regions of this server.
+async fn compute_ruleset(
+    accounts: &crate::accounts::Accounts,
+) -> Result<netfilter::Ruleset, String> {
+    let mut rules = netfilter::Ruleset::default();
+    for region in accounts.regions() {
+        let enis = region
+            .ecs
+            .network_interfaces()
+            .await
+            .map_err(|e| e.to_string())?;
+        let enforced: Vec<_> = enis
+            .into_iter()
+            .filter(|i| !i.eni.security_groups.is_empty())
+            .collect();
+        if enforced.is_empty() {
+            continue;
+        }
+        let state = region.ec2.snapshot().await.map_err(|e| e.to_string())?;
+        for g in state.groups.values() {
+            rules.groups.insert(g.id.clone(), compute_group(g));
+        }
+        for i in enforced {
+            let Ok(address) = i.eni.address.parse::<Ipv4Addr>() else {
+                continue;
+            };
+            rules.interfaces.push(netfilter::Interface {
+                id: i.eni.eni_id,
+                address,
+                groups: i.eni.security_groups,
+            });
+        }
+    }
+    Ok(rules)
+}
+
+fn compute_group(g: &ec2::SecurityGroup) -> netfilter::Group {
+    let convert = |rules: &[ec2::SgRule]| rules.iter().filter_map(compute_rule).collect();
+    netfilter::Group {
+        ingress: convert(&g.ingress),
+        egress: convert(&g.egress),
+    }
+}
+
+/// One EC2 rule as the filter takes it; IPv6 peers have nothing to match here (task
+/// interfaces are IPv4 only).
+fn compute_rule(r: &ec2::SgRule) -> Option<netfilter::Rule> {
+    let port = |p: Option<i32>| p.and_then(|p| u16::try_from(p).ok());
+    let icmp = |p: Option<i32>| p.and_then(|p| u8::try_from(p).ok());
+    let protocol = match r.protocol.as_str() {
+        "-1" => netfilter::Protocol::All,
+        "tcp" => netfilter::Protocol::Tcp {
+            from: port(r.from_port)?,
+            to: port(r.to_port)?,
+        },
+        "udp" => netfilter::Protocol::Udp {
+            from: port(r.from_port)?,
+            to: port(r.to_port)?,
+        },
+        "icmp" => netfilter::Protocol::Icmp {
+            icmp_type: icmp(r.from_port),
+            code: icmp(r.to_port),
+        },
+        n => netfilter::Protocol::Number(n.parse().ok()?),
+    };
+    let peer = match &r.peer {
+        ec2::Peer::Cidr(c) => netfilter::Peer::Cidr(c.addr(), c.len()),
+        ec2::Peer::Cidr6(_) => return None,
+        ec2::Peer::Group { group_id, .. } => netfilter::Peer::Group(group_id.clone()),
+    };
+    Some(netfilter::Rule { protocol, peer })
+}
