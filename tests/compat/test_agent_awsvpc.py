@@ -5,6 +5,7 @@ built-in pause container; health-check verdicts reach DescribeTasks. Needs Docke
 under CI=true when it is missing, skips otherwise)."""
 from __future__ import annotations
 
+import ipaddress
 import json
 import subprocess
 
@@ -78,7 +79,10 @@ def test_awsvpc_task_has_its_own_address_survives_an_agent_restart_and_cleans_up
     d = details(task)
     ip, mac = d["privateIPv4Address"], d["macAddress"]
     assert d["status"] == "ATTACHED"
-    assert ip.startswith("10.200.") and d["privateDNSName"] == f"ip-{ip.replace('.', '-')}.ec2.internal"
+    # The address comes from the task's subnet (the default VPC's first-zone subnet).
+    [subnet] = aws.run("ec2", "describe-subnets", "--subnet-ids", d0["subnetId"])["Subnets"]
+    assert ipaddress.ip_address(ip) in ipaddress.ip_network(subnet["CidrBlock"])
+    assert d["privateDNSName"] == f"ip-{ip.replace('.', '-')}.ec2.internal"
     for c in task["containers"]:
         assert c["networkInterfaces"] == [{"attachmentId": d["id"], "privateIpv4Address": ip}]
         assert not c.get("networkBindings")
@@ -87,7 +91,8 @@ def test_awsvpc_task_has_its_own_address_survives_an_agent_restart_and_cleans_up
     [pause] = pause_ids(arn, all_=False)
     info = json.loads(subprocess.run(["docker", "inspect", pause], capture_output=True, text=True,
                                      check=True).stdout)[0]
-    net = info["NetworkSettings"]["Networks"]["stevedore-awsvpc"]
+    [(name, net)] = info["NetworkSettings"]["Networks"].items()
+    assert name.startswith("stevedore-awsvpc-"), name
     assert net["IPAddress"] == ip and net["MacAddress"] == mac
     ids = {c["name"]: c["runtimeId"] for c in task["containers"]}
     for cid in ids.values():
