@@ -7,8 +7,8 @@
 use crate::error::AppScalingError;
 use crate::math::{check_steps, AdjustmentType, Step};
 use crate::records::{
-    alarms_json, check_namespace, check_target_names, no_target, page, paged, policy_key, required,
-    split_service, PolicyRecord, StepPolicy, TrackingPolicy, DIMENSION, NAMESPACE, POLICY_PREFIX,
+    alarms_json, check_target_names, no_target, policy_key, required, split_service, Listing,
+    PolicyRecord, StepPolicy, TrackingPolicy, DIMENSION, NAMESPACE, POLICY_PREFIX,
 };
 use crate::{AlarmSpec, AppScaling};
 use serde::Deserialize;
@@ -475,25 +475,17 @@ impl AppScaling {
         &self,
         input: DescribePoliciesInput,
     ) -> Result<Value, AppScalingError> {
-        check_namespace(input.service_namespace.as_deref())?;
-        if let Some(d) = &input.scalable_dimension {
-            crate::records::check_dimension(d)?;
-        }
-        let prefix = match &input.resource_id {
-            Some(rid) => format!("{POLICY_PREFIX}{rid}/"),
-            None => POLICY_PREFIX.to_owned(),
-        };
         let names = input.policy_names.unwrap_or_default();
-        let all: Vec<Value> = self
-            .objects
-            .list::<PolicyRecord>(&prefix)
-            .await?
-            .into_iter()
-            .filter(|(_, p, _)| names.is_empty() || names.contains(&p.name))
-            .map(|(_, p, _)| p.to_json())
-            .collect();
-        let (items, next) = page(all, input.next_token.as_deref(), input.max_results)?;
-        Ok(paged("ScalingPolicies", items, next))
+        let listing = Listing {
+            namespace: input.service_namespace.as_deref(),
+            dimension: input.scalable_dimension.as_deref(),
+            resource_id: input.resource_id.as_deref(),
+            names: &names,
+            next_token: input.next_token.as_deref(),
+            max_results: input.max_results,
+        };
+        self.describe_listed::<PolicyRecord>((POLICY_PREFIX, "ScalingPolicies"), listing)
+            .await
     }
 
     pub(crate) async fn delete_policy(

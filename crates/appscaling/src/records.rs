@@ -371,6 +371,73 @@ pub fn page<T>(
 }
 
 /// `{member: [...], "NextToken": ...}`.
+/// What a Describe call over policies or scheduled actions filters by.
+pub struct Listing<'a> {
+    pub namespace: Option<&'a str>,
+    pub dimension: Option<&'a str>,
+    pub resource_id: Option<&'a str>,
+    /// Only these names (all when empty).
+    pub names: &'a [String],
+    pub next_token: Option<&'a str>,
+    pub max_results: Option<i64>,
+}
+
+/// A record kept per (resource id, name) and listed by Describe calls.
+pub trait Listed: serde::de::DeserializeOwned {
+    /// Its name within its resource.
+    fn listed_name(&self) -> &str;
+    /// Its Describe shape.
+    fn listed_json(&self) -> Value;
+}
+
+impl Listed for PolicyRecord {
+    fn listed_name(&self) -> &str {
+        &self.name
+    }
+    fn listed_json(&self) -> Value {
+        self.to_json()
+    }
+}
+
+impl Listed for ScheduledRecord {
+    fn listed_name(&self) -> &str {
+        &self.name
+    }
+    fn listed_json(&self) -> Value {
+        self.to_json()
+    }
+}
+
+impl crate::AppScaling {
+    /// The records of kind `R` kept under `prefix` that `q` selects, one page of them,
+    /// as the Describe call's `member` list (DescribeScalingPolicies,
+    /// DescribeScheduledActions).
+    pub(crate) async fn describe_listed<R: Listed>(
+        &self,
+        (prefix, member): (&str, &str),
+        q: Listing<'_>,
+    ) -> Result<Value, AppScalingError> {
+        check_namespace(q.namespace)?;
+        if let Some(d) = q.dimension {
+            check_dimension(d)?;
+        }
+        let prefix = match q.resource_id {
+            Some(rid) => format!("{prefix}{rid}/"),
+            None => prefix.to_owned(),
+        };
+        let all: Vec<Value> = self
+            .objects
+            .list::<R>(&prefix)
+            .await?
+            .into_iter()
+            .filter(|(_, r, _)| q.names.is_empty() || q.names.iter().any(|n| n == r.listed_name()))
+            .map(|(_, r, _)| r.listed_json())
+            .collect();
+        let (items, next) = page(all, q.next_token, q.max_results)?;
+        Ok(paged(member, items, next))
+    }
+}
+
 pub fn paged(member: &str, items: Vec<Value>, next: Option<String>) -> Value {
     let mut v = json!({ member: items });
     if let Some(n) = next {

@@ -3,8 +3,8 @@
 
 use crate::error::AppScalingError;
 use crate::records::{
-    check_namespace, check_target_names, no_target, page, paged, required, scheduled_key,
-    ScheduledRecord, DIMENSION, NAMESPACE, SCHEDULED_PREFIX,
+    check_target_names, no_target, required, scheduled_key, Listing, ScheduledRecord, DIMENSION,
+    NAMESPACE, SCHEDULED_PREFIX,
 };
 use crate::schedule::{parse_schedule, parse_timezone};
 use crate::AppScaling;
@@ -177,25 +177,17 @@ impl AppScaling {
         &self,
         input: DescribeScheduledInput,
     ) -> Result<Value, AppScalingError> {
-        check_namespace(input.service_namespace.as_deref())?;
-        if let Some(d) = &input.scalable_dimension {
-            crate::records::check_dimension(d)?;
-        }
-        let prefix = match &input.resource_id {
-            Some(rid) => format!("{SCHEDULED_PREFIX}{rid}/"),
-            None => SCHEDULED_PREFIX.to_owned(),
-        };
         let names = input.scheduled_action_names.unwrap_or_default();
-        let all: Vec<Value> = self
-            .objects
-            .list::<ScheduledRecord>(&prefix)
-            .await?
-            .into_iter()
-            .filter(|(_, s, _)| names.is_empty() || names.contains(&s.name))
-            .map(|(_, s, _)| s.to_json())
-            .collect();
-        let (items, next) = page(all, input.next_token.as_deref(), input.max_results)?;
-        Ok(paged("ScheduledActions", items, next))
+        let listing = Listing {
+            namespace: input.service_namespace.as_deref(),
+            dimension: input.scalable_dimension.as_deref(),
+            resource_id: input.resource_id.as_deref(),
+            names: &names,
+            next_token: input.next_token.as_deref(),
+            max_results: input.max_results,
+        };
+        self.describe_listed::<ScheduledRecord>((SCHEDULED_PREFIX, "ScheduledActions"), listing)
+            .await
     }
 
     pub(crate) async fn delete_scheduled(
