@@ -154,3 +154,107 @@ def test_run_task_needs_pass_role_on_the_task_role(server, iam, ecs):
         f"User: {arn} is not authorized to perform: iam:PassRole on resource: {role} "
         "because no identity-based policy allows the iam:PassRole action"
     )
+
+
+def test_resource_tag_conditions_read_the_tags_of_the_resource_acted_on(server, iam, ecs):
+    """`aws:ResourceTag/KEY` (and ECS's own `ecs:ResourceTag/KEY`, with a principal-tag
+    variable) hold on the tags of the cluster, repository, log group or target group the
+    call acts on, read when the call is made: a resource re-tagged by the root is allowed on
+    the next call."""
+    ecr = make_client(server, "ecr")
+    logs = make_client(server, "logs")
+    elbv2 = make_client(server, "elbv2")
+    names = {team: unique(team) for team in ("blue", "red")}
+    clusters, repos, groups, tgs = {}, {}, {}, {}
+    for team, name in names.items():
+        clusters[team] = ecs.create_cluster(
+            clusterName=name, tags=[{"key": "team", "value": team}]
+        )["cluster"]["clusterArn"]
+        repos[team] = ecr.create_repository(
+            repositoryName=name, tags=[{"Key": "team", "Value": team}]
+        )["repository"]["repositoryArn"]
+        logs.create_log_group(logGroupName=name, tags={"team": team})
+        groups[team] = name
+        tgs[team] = elbv2.create_target_group(
+            Name=name[:32],
+            Protocol="HTTP",
+            Port=80,
+            VpcId="vpc-1",
+            Tags=[{"Key": "team", "Value": team}],
+        )["TargetGroups"][0]["TargetGroupArn"]
+
+    user = unique("tagged")
+    arn = iam.create_user(UserName=user, Tags=[{"Key": "team", "Value": "blue"}])["User"]["Arn"]
+    iam.put_user_policy(
+        UserName=user,
+        PolicyName="by-tag",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Action": "ecs:ListContainerInstances",
+                        "Resource": "*",
+                        "Condition": {
+                            "StringEquals": {"ecs:ResourceTag/team": "${aws:PrincipalTag/team}"}
+                        },
+                    },
+                    {
+                        "Effect": "Allow",
+                        "Action": [
+                            "ecr:DescribeImages",
+                            "logs:DescribeLogStreams",
+                            "elasticloadbalancing:ModifyTargetGroup",
+                        ],
+                        "Resource": "*",
+                        "Condition": {"StringEquals": {"aws:ResourceTag/team": "blue"}},
+                    },
+                ],
+            }
+        ),
+    )
+    key = iam.create_access_key(UserName=user)["AccessKey"]
+    as_user = {
+        s: client_as(server, s, key["AccessKeyId"], key["SecretAccessKey"])
+        for s in ("ecs", "ecr", "logs", "elbv2")
+    }
+
+    calls = {
+        "ecs": lambda team: as_user["ecs"].list_container_instances(cluster=clusters[team]),
+        "ecr": lambda team: as_user["ecr"].describe_images(repositoryName=names[team]),
+        "logs": lambda team: as_user["logs"].describe_log_streams(logGroupName=groups[team]),
+        "elbv2": lambda team: as_user["elbv2"].modify_target_group(
+            TargetGroupArn=tgs[team], HealthCheckIntervalSeconds=10
+        ),
+    }
+    resources = {
+        "ecs": clusters["red"],
+        "ecr": repos["red"],
+        "logs": f"arn:aws:logs:{REGION}:{ACCOUNT_ID}:log-group:{groups['red']}",
+        "elbv2": tgs["red"],
+    }
+    actions = {
+        "ecs": "ecs:ListContainerInstances",
+        "ecr": "ecr:DescribeImages",
+        "logs": "logs:DescribeLogStreams",
+        "elbv2": "elasticloadbalancing:ModifyTargetGroup",
+    }
+    for service, call in calls.items():
+        call("blue")
+        with pytest.raises(as_user[service].exceptions.ClientError) as info:
+            call("red")
+        status, code, message = error(info)
+        assert code in ("AccessDeniedException", "AccessDenied"), (service, code)
+        assert message.startswith(
+            f"User: {arn} is not authorized to perform: {actions[service]} on resource: "
+            f"{resources[service]}"
+        ), (service, message)
+
+    # Tags are read when the call is made: re-tagged by the root, red is allowed.
+    ecs.tag_resource(resourceArn=clusters["red"], tags=[{"key": "team", "value": "blue"}])
+    ecr.tag_resource(resourceArn=repos["red"], tags=[{"Key": "team", "Value": "blue"}])
+    logs.tag_log_group(logGroupName=groups["red"], tags={"team": "blue"})
+    elbv2.add_tags(ResourceArns=[tgs["red"]], Tags=[{"Key": "team", "Value": "blue"}])
+    for call in calls.values():
+        call("red")

@@ -168,6 +168,10 @@ impl Service for Ecs {
             .map_err(|e| ServiceError::Aws(e.to_aws()))
     }
 
+    async fn resource_tags(&self, resource: &str) -> Vec<(String, String)> {
+        crate::tags::resource_tags(self, resource).await
+    }
+
     async fn handle(&self, op: Operation, call: Call<'_>) -> Result<Vec<u8>, ServiceError> {
         let Input::Json(body) = call.input else {
             return Err(ServiceError::NotImplemented);

@@ -2,7 +2,10 @@
 
 use crate::container_instances::modify_instance;
 use crate::error::{invalid, EcsError};
-use crate::objects::{cluster_key, encode, taskdef_key, Step, StoredTaskDefinition};
+use crate::objects::{
+    cluster_key, encode, task_key, taskdef_key, Step, StoredTask, StoredTaskDefinition,
+};
+use crate::services::{service_key, StoredService};
 use crate::{Caller, Ecs};
 use model::ecs::arn::EcsResource;
 use model::ecs::names::{check_tags, merge_tags};
@@ -109,6 +112,35 @@ async fn with_tags(ecs: &Ecs, arn: &str, change: Option<Change<'_>>) -> Result<V
         | EcsResource::ServiceDeployment { .. }
         | EcsResource::ServiceRevision { .. } => Err(not_found(arn)),
     }
+}
+
+/// The tags of the resource `arn` names, for `aws:ResourceTag/KEY`: clusters, task
+/// definitions and container instances through [`with_tags`], services and tasks from the
+/// tags they were created with. Anything unknown or unreadable: no tags (the handler then
+/// answers the request's own error).
+pub(crate) async fn resource_tags(ecs: &Ecs, arn: &str) -> Vec<(String, String)> {
+    let tags = match ecs.scope.parse(arn) {
+        Ok(EcsResource::Service { cluster, name }) => ecs
+            .objects
+            .get::<StoredService>(&service_key(&cluster, &name))
+            .await
+            .ok()
+            .flatten()
+            .and_then(|(s, _)| s.service.tags),
+        Ok(EcsResource::Task { cluster, id }) => ecs
+            .objects
+            .get::<StoredTask>(&task_key(&cluster, &id))
+            .await
+            .ok()
+            .flatten()
+            .and_then(|(t, _)| t.task.tags),
+        Ok(_) => with_tags(ecs, arn, None).await.ok(),
+        Err(_) => None,
+    };
+    tags.unwrap_or_default()
+        .into_iter()
+        .filter_map(|t| Some((t.key?, t.value.unwrap_or_default())))
+        .collect()
 }
 
 pub(crate) async fn tag_resource(

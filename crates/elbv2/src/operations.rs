@@ -122,6 +122,10 @@ impl Service for Elbv2 {
         Ok(crate::authz::accesses(&self.scope, op, params))
     }
 
+    async fn resource_tags(&self, resource: &str) -> Vec<(String, String)> {
+        crate::tags::resource_tags(self, resource).await
+    }
+
     async fn handle(&self, op: Operation, call: Call<'_>) -> Result<Vec<u8>, ServiceError> {
         let Input::Query(params) = call.input else {
             return Err(ServiceError::NotImplemented);

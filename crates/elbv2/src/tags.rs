@@ -60,6 +60,17 @@ fn tags_mut<'w>(scope: &ArnScope, w: &'w mut State, arn: &str) -> Result<&'w mut
     }
 }
 
+/// The tags of the load balancer, target group, listener or rule `arn` names, for
+/// `aws:ResourceTag/KEY`; nothing for an ARN that names none.
+pub(crate) async fn resource_tags(elb: &Elbv2, arn: &str) -> Vec<(String, String)> {
+    let Ok((mut world, _, _)) = elb.objects.load().await else {
+        return Vec::new();
+    };
+    tags_mut(&elb.scope, &mut world, arn)
+        .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default()
+}
+
 pub(crate) async fn add_tags(elb: &Elbv2, q: &QueryView<'_>) -> Result<String, Elbv2Error> {
     let arns = resource_arns(q)?;
     let new = tags(q, "Tags")?;

@@ -188,6 +188,10 @@ impl Service for Logs {
         Ok(crate::authz::accesses(&self.scope, op, body))
     }
 
+    async fn resource_tags(&self, resource: &str) -> Vec<(String, String)> {
+        crate::tags::resource_tags(self, resource).await
+    }
+
     async fn handle(&self, op: Operation, call: Call<'_>) -> Result<Vec<u8>, ServiceError> {
         let Input::Json(body) = call.input else {
             return Err(ServiceError::NotImplemented);

@@ -56,6 +56,25 @@ async fn remove_tags(logs: &Logs, group: &str, keys: &[String]) -> Result<(), Lo
     .await
 }
 
+/// A log group's tags, for `aws:ResourceTag/KEY` (log streams carry none, as the
+/// Service Authorization Reference lists them): nothing for another scope's group or one
+/// that does not exist.
+pub(crate) async fn resource_tags(logs: &Logs, arn: &str) -> Vec<(String, String)> {
+    let mut parts = arn.splitn(6, ':');
+    let (region, account) = (parts.nth(3), parts.next());
+    if region != Some(logs.scope.region.as_str()) || account != Some(logs.scope.account_id.as_str())
+    {
+        return Vec::new();
+    }
+    match group_of_arn(arn) {
+        Ok(group) => tags_of(logs, &group)
+            .await
+            .map(|t| t.into_iter().collect())
+            .unwrap_or_default(),
+        Err(_) => Vec::new(),
+    }
+}
+
 async fn tags_of(logs: &Logs, group: &str) -> Result<BTreeMap<String, String>, LogsError> {
     Ok(logs.load_group(group).await?.0.tags)
 }

@@ -34,6 +34,20 @@ pub(crate) fn is_principal_key(key: &str) -> bool {
             .is_some_and(|p| p.eq_ignore_ascii_case(TAG))
 }
 
+/// Whether `key` is a resource tag key: `aws:ResourceTag/KEY`, or a service's own
+/// (`ecs:ResourceTag/KEY`), in any case.
+pub(crate) fn is_resource_tag_key(key: &str) -> bool {
+    const TAG: &str = "resourcetag/";
+    key.split_once(':').is_some_and(|(_, rest)| {
+        rest.get(..TAG.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(TAG))
+    })
+}
+
+/// Services whose authorization reference defines their own `<prefix>:ResourceTag/KEY`
+/// beside the global key, with the same value.
+const SERVICE_RESOURCE_TAGS: [&str; 3] = ["ecs", "ecr", "elasticloadbalancing"];
+
 /// What kind of principal makes the request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PrincipalKind {
@@ -371,10 +385,23 @@ impl Request {
         self.with("aws:TagKeys", ContextValue::strings(keys))
     }
 
-    /// Tags of the resource acted on: `aws:ResourceTag/KEY` each.
+    /// Tags of the resource acted on: `aws:ResourceTag/KEY` each, and the service's own
+    /// `<prefix>:ResourceTag/KEY` where it defines one (ECS, ECR, ELBv2).
     pub fn resource_tags<'a>(mut self, tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        let prefix = self
+            .action()
+            .split_once(':')
+            .map(|(p, _)| p.to_owned())
+            .filter(|p| {
+                SERVICE_RESOURCE_TAGS
+                    .iter()
+                    .any(|s| p.eq_ignore_ascii_case(s))
+            });
         for (k, v) in tags {
             self.set(&format!("aws:ResourceTag/{k}"), v);
+            if let Some(p) = &prefix {
+                self.set(&format!("{p}:ResourceTag/{k}"), v);
+            }
         }
         self
     }

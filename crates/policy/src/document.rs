@@ -114,6 +114,22 @@ impl Policy {
         })
     }
 
+    /// Whether a statement reads a tag of the resource acted on (`aws:ResourceTag/KEY`, or a
+    /// service's own `ecs:ResourceTag/KEY`), in a condition or a policy variable: the
+    /// dispatch then asks the service for the resource's tags, a store read it spares every
+    /// other call.
+    pub fn reads_resource_tags(&self) -> bool {
+        self.statements.iter().any(|st| {
+            let resources = st.resource.iter().flat_map(|m| &m.items);
+            st.action
+                .items
+                .variable_keys()
+                .chain(resources.flat_map(ArnPattern::variable_keys))
+                .chain(st.conditions.iter().flat_map(Condition::reads))
+                .any(crate::context::is_resource_tag_key)
+        })
+    }
+
     /// Parses and validates `text` as a policy of `kind`.
     pub fn parse(text: &str, kind: PolicyKind) -> Result<Self, PolicyError> {
         let root: Value =

@@ -787,3 +787,71 @@ fn decided_by_principal_only_when_no_request_key_is_read() {
         );
     }
 }
+
+/// The dispatch reads a resource's tags only for policies that read them, in a condition
+/// key or a variable, under `aws:` or a service's own prefix.
+#[test]
+fn reads_resource_tags_only_when_a_resource_tag_key_is_read() {
+    let cases: &[(&str, bool)] = &[
+        (
+            r#"{"Effect":"Allow","Action":"ecs:*","Resource":"*"}"#,
+            false,
+        ),
+        (
+            r#"{"Effect":"Allow","Action":"ecs:*","Resource":"*",
+               "Condition":{"StringEquals":{"aws:RequestTag/team":"web"}}}"#,
+            false,
+        ),
+        (
+            r#"{"Effect":"Allow","Action":"ecs:*","Resource":"*",
+               "Condition":{"StringEquals":{"aws:ResourceTag/team":"web"}}}"#,
+            true,
+        ),
+        (
+            r#"{"Effect":"Allow","Action":"ecs:*","Resource":"*",
+               "Condition":{"StringEquals":{"ECS:resourcetag/team":"web"}}}"#,
+            true,
+        ),
+        (
+            r#"{"Effect":"Allow","Action":"ecs:*","Resource":"*",
+               "Condition":{"StringEquals":{"aws:PrincipalTag/team":"${aws:ResourceTag/team}"}}}"#,
+            true,
+        ),
+    ];
+    for (statement, expected) in cases {
+        let p = identity(statement);
+        assert_eq!(p.reads_resource_tags(), *expected, "{statement}");
+        if *expected {
+            assert!(!p.decided_by_principal(), "{statement}");
+        }
+    }
+}
+
+/// ECS, ECR and ELBv2 define `<prefix>:ResourceTag/KEY` beside the global key; Logs does
+/// not, so a policy naming `logs:ResourceTag` finds no value.
+#[test]
+fn service_resource_tag_keys_carry_the_same_value() {
+    let service = identity(
+        r#"{"Effect":"Allow","Action":"*","Resource":"*",
+            "Condition":{"StringEquals":{"ecs:ResourceTag/team":"blue"}}}"#,
+    );
+    let elb = identity(
+        r#"{"Effect":"Allow","Action":"*","Resource":"*",
+            "Condition":{"StringEquals":{"elasticloadbalancing:ResourceTag/team":"blue"}}}"#,
+    );
+    let logs = identity(
+        r#"{"Effect":"Allow","Action":"*","Resource":"*",
+            "Condition":{"StringEquals":{"logs:ResourceTag/team":"blue"}}}"#,
+    );
+    let tagged = |action: &str, team: &str| alice(action, TD).resource_tags([("team", team)]);
+    assert!(allowed(&tagged("ecs:RunTask", "blue"), &[&service]));
+    assert!(!allowed(&tagged("ecs:RunTask", "red"), &[&service]));
+    assert!(allowed(
+        &tagged("elasticloadbalancing:ModifyTargetGroup", "blue"),
+        &[&elb]
+    ));
+    assert!(!allowed(
+        &tagged("logs:DescribeLogStreams", "blue"),
+        &[&logs]
+    ));
+}

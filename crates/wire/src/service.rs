@@ -209,6 +209,16 @@ impl Caller {
         }
     }
 
+    /// Whether a policy evaluated for this caller's calls reads a resource's tags
+    /// (`aws:ResourceTag/KEY`). Never true when allows are remembered: such policies are
+    /// decided by the principal alone, so the hot path pays nothing.
+    pub(crate) fn reads_resource_tags(&self) -> bool {
+        match &self.access {
+            Standing::Policies(None, p) => p.iter().any(policy::Policy::reads_resource_tags),
+            _ => false,
+        }
+    }
+
     /// The caller's remembered allows, when its policies let them be remembered.
     pub(crate) fn allowed(&self) -> Option<&Allowed> {
         match &self.access {
@@ -258,7 +268,8 @@ pub struct Access {
     /// Needs no permission at all (see [`Access::public`]).
     public: bool,
     request_tags: Vec<(String, String)>,
-    resource_tags: Vec<(String, String)>,
+    /// Filled by the service, or by the dispatch through [`Service::resource_tags`].
+    pub(crate) resource_tags: Vec<(String, String)>,
     resource_policy: Option<Arc<policy::Policy>>,
 }
 
@@ -365,6 +376,25 @@ impl Access {
         &self.request_tags
     }
 
+    /// The tags of the resource acted on, as the service filled them.
+    pub fn resource_tags(&self) -> &[(String, String)] {
+        &self.resource_tags
+    }
+
+    /// Whether the dispatch should ask the service for this access's resource tags: it
+    /// names one resource (not `*` or a pattern), the service has not filled them, and the
+    /// caller's policies or the resource's own read them.
+    pub(crate) fn wants_resource_tags(&self, caller_reads: bool) -> bool {
+        self.resource_tags.is_empty()
+            && !self.public
+            && !self.resource.contains('*')
+            && (caller_reads
+                || self
+                    .resource_policy
+                    .as_deref()
+                    .is_some_and(policy::Policy::reads_resource_tags))
+    }
+
     /// The resource's own policy, if any.
     pub fn resource_policy(&self) -> Option<&policy::Policy> {
         self.resource_policy.as_deref()
@@ -424,6 +454,18 @@ pub trait Service: Send + Sync + 'static {
         op: Self::Operation,
         call: Call<'a>,
     ) -> impl Future<Output = Result<Vec<Access>, ServiceError>> + Send + 'a;
+
+    /// The tags of `resource`, an ARN [`Service::authorize`] named, for the
+    /// `aws:ResourceTag/KEY` condition keys. The dispatch asks only when a policy evaluated
+    /// for the call reads a resource tag, so the store read is spared every other call. A
+    /// resource that does not exist (yet) or carries no tags: an empty list.
+    fn resource_tags<'a>(
+        &'a self,
+        resource: &'a str,
+    ) -> impl Future<Output = Vec<(String, String)>> + Send + 'a {
+        let _ = resource;
+        std::future::ready(Vec::new())
+    }
 
     /// Runs `op`; the answer is the response body in the call's protocol (JSON bytes or
     /// the query protocol's XML document).

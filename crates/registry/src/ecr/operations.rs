@@ -158,6 +158,30 @@ impl Service for Registry {
         })
     }
 
+    /// A repository's tags, in this registry or another account's of this server.
+    async fn resource_tags(&self, resource: &str) -> Vec<(String, String)> {
+        let account = resource.split(':').nth(4).unwrap_or_default();
+        let peer;
+        let reg = if account == self.registry_id() {
+            self
+        } else {
+            match self.peer(account) {
+                Some(p) => {
+                    peer = p;
+                    &peer
+                }
+                None => return Vec::new(),
+            }
+        };
+        let Ok(name) = super::name_from_arn(reg, resource) else {
+            return Vec::new();
+        };
+        match reg.repo(name).await {
+            Ok((rec, _)) => rec.tags.into_iter().map(|t| (t.key, t.value)).collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
     async fn handle(&self, op: Operation, call: Call<'_>) -> Result<Vec<u8>, ServiceError> {
         let Input::Json(body) = call.input else {
             return Err(ServiceError::NotImplemented);

@@ -104,7 +104,13 @@ impl<S: Service> Registered for S {
             Some(op) => Box::pin(async move {
                 // The root is unrestricted: no mapping, no evaluation, no allocation.
                 if !call.caller.is_root() {
-                    let needs = self.authorize(op, call).await?;
+                    let mut needs = self.authorize(op, call).await?;
+                    let caller_reads = call.caller.reads_resource_tags();
+                    for need in &mut needs {
+                        if need.wants_resource_tags(caller_reads) {
+                            need.resource_tags = self.resource_tags(need.resource()).await;
+                        }
+                    }
                     authorize::check(call.caller, needs, transport, authorize::now_millis())?;
                 }
                 self.handle(op, call).await
