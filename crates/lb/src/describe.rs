@@ -1,7 +1,9 @@
 //! Reads a [`Config`] through the ELBv2 API: which Describe* calls to make (following
 //! `NextMarker`), and how their XML answers map onto the data plane's shapes. The
-//! mapping mirrors `elbv2::snapshot::compute_config`, so a standalone data plane serves
-//! what the server's in-process one would (the tests check exactly that).
+//! mapping mirrors `elbv2::snapshot::compute_config`, so a standalone data plane
+//! (`stevedore lb`) serves what the server's in-process one would (the binary's tests
+//! check exactly that). It lives here, beside the data plane, rather than in the binary so
+//! that the fuzz target `lb_describe_xml` can feed it arbitrary answers.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -13,7 +15,33 @@ use model::lb::{
 };
 use roxmltree::{Document, Node};
 
-use super::LbRoleError;
+/// Why reading the configuration from the server failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LbRoleError {
+    /// The request did not get an answer (connection, timeout, signing).
+    #[error(transparent)]
+    Api(Box<dyn std::error::Error + Send + Sync>),
+    /// The server answered with an AWS error.
+    #[error("{operation}: {code} (HTTP {status}): {message}")]
+    Service {
+        /// The operation.
+        operation: &'static str,
+        /// HTTP status.
+        status: u16,
+        /// AWS error code.
+        code: String,
+        /// AWS error message.
+        message: String,
+    },
+    /// The answer is not the XML document the operation returns.
+    #[error("{operation}: unreadable response: {reason}")]
+    Decode {
+        /// The operation.
+        operation: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
 
 /// Where an instance target is reached when no agent registered an address for its
 /// instance (a target registered by hand): the server's own data plane does the same.
@@ -178,7 +206,7 @@ async fn paged<T>(
 }
 
 /// The AWS error of a failed call, from `<ErrorResponse><Error><Code>…`.
-pub(super) fn parse_error(operation: &'static str, status: u16, body: &str) -> LbRoleError {
+pub fn parse_error(operation: &'static str, status: u16, body: &str) -> LbRoleError {
     let parsed = Document::parse(body).ok().and_then(|doc| {
         let error = doc.descendants().find(|n| n.has_tag_name("Error"))?;
         Some((

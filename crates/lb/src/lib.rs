@@ -21,6 +21,7 @@
 
 pub mod alb_metrics;
 mod balance;
+pub mod describe;
 mod error;
 pub mod framing;
 pub mod health;

@@ -5,6 +5,8 @@
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
+pub mod health_reports;
+
 /// Everything the data plane serves, as one immutable snapshot. A new snapshot replaces
 /// the old one whole; the data plane diffs it (listeners to bind or close, targets to add
 /// or drain) so a change never drops established connections.

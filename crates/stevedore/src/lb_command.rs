@@ -12,7 +12,6 @@
 //! DescribeTargetHealth and ECS deployments read them. Run the server with `--no-lb` when
 //! this role serves the listeners, since both bind the same ports.
 
-mod describe;
 #[cfg(test)]
 mod tests;
 
@@ -29,12 +28,13 @@ use model::lb::{Config, Health, HealthReport, TargetKey};
 use telemetry::{supervise_task, CancellationToken, LoopName};
 use tokio::sync::{watch, Notify};
 
-use crate::health_reports::{Report, Reports};
+use model::lb::health_reports::{Report, Reports};
 
 /// How often every current verdict is sent again, changed or not.
 pub const RESEND: Duration = Duration::from_secs(10);
 
-pub use describe::{fetch_config, QueryApi};
+use ::lb::describe;
+pub use ::lb::describe::{fetch_config, QueryApi};
 
 /// Options of `stevedore lb`.
 #[derive(clap::Args, Debug)]
@@ -60,32 +60,11 @@ pub struct LbArgs {
     ca_file: Option<std::path::PathBuf>,
 }
 
-/// Why reading the configuration from the server failed.
-#[derive(Debug, thiserror::Error)]
-pub enum LbRoleError {
-    /// The request did not get an answer (connection, timeout, signing).
-    #[error(transparent)]
-    Api(#[from] ApiError),
-    /// The server answered with an AWS error.
-    #[error("{operation}: {code} (HTTP {status}): {message}")]
-    Service {
-        /// The operation.
-        operation: &'static str,
-        /// HTTP status.
-        status: u16,
-        /// AWS error code.
-        code: String,
-        /// AWS error message.
-        message: String,
-    },
-    /// The answer is not the XML document the operation returns.
-    #[error("{operation}: unreadable response: {reason}")]
-    Decode {
-        /// The operation.
-        operation: &'static str,
-        /// What is wrong with it.
-        reason: String,
-    },
+pub use ::lb::describe::LbRoleError;
+
+/// A call that got no answer (connection, timeout, signing).
+fn api_error(e: ApiError) -> LbRoleError {
+    LbRoleError::Api(Box::new(e))
 }
 
 /// `500ms`, `2s`, `1m`, or plain seconds; at least 100 ms, since every poll costs the
@@ -130,7 +109,8 @@ impl QueryApi for RemoteElb {
         let (status, body) = self
             .api
             .call_query(elbv2::SIGNING_NAME, operation, form)
-            .await?;
+            .await
+            .map_err(api_error)?;
         let text = String::from_utf8(body.to_vec()).map_err(|_| LbRoleError::Decode {
             operation,
             reason: "not UTF-8".to_owned(),
@@ -168,7 +148,8 @@ async fn instance_addresses(
                     max_results: Some(100),
                 },
             )
-            .await?;
+            .await
+            .map_err(api_error)?;
         clusters.extend(page.cluster_arns.unwrap_or_default());
         match page.next_token {
             Some(t) => token = Some(t),
@@ -189,7 +170,8 @@ async fn instance_addresses(
                         ..ListContainerInstancesRequest::default()
                     },
                 )
-                .await?;
+                .await
+                .map_err(api_error)?;
             let arns = page.container_instance_arns.unwrap_or_default();
             if !arns.is_empty() {
                 let described: DescribeContainerInstancesResponse = api
@@ -201,7 +183,8 @@ async fn instance_addresses(
                             include: None,
                         },
                     )
-                    .await?;
+                    .await
+                    .map_err(api_error)?;
                 for ci in described.container_instances.unwrap_or_default() {
                     let address = ci.attributes.iter().flatten().find_map(|a| {
                         (a.name == model::ecs::names::HOST_ADDRESS_ATTRIBUTE)
