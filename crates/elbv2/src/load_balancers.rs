@@ -359,6 +359,39 @@ fn check_lb_attribute(kind: LbType, key: &str, value: &str) -> Result<(), Elbv2E
     Ok(())
 }
 
+/// The load balancer attributes the data plane or the API acts on; every other one takes
+/// only its default (which describes what the data plane does), so that no setting is
+/// stored and silently ignored. Access logs' bucket and prefix are inert while access
+/// logs stay off.
+const ACTED_ON_LB_ATTRIBUTES: &[&str] = &[
+    "idle_timeout.timeout_seconds",
+    "deletion_protection.enabled",
+    "access_logs.s3.bucket",
+    "access_logs.s3.prefix",
+];
+
+/// Refuses a changed attribute the data plane would not honour (see
+/// [`ACTED_ON_LB_ATTRIBUTES`]).
+fn check_honoured(lb: &StoredLoadBalancer, changed: &[(String, String)]) -> Result<(), Elbv2Error> {
+    let defaults = default_attributes(lb.kind);
+    for (key, _) in changed {
+        if ACTED_ON_LB_ATTRIBUTES.contains(&key.as_str()) {
+            continue;
+        }
+        let value = attribute(lb, key);
+        let default = defaults
+            .iter()
+            .find(|(k, _)| k == key)
+            .map_or("", |(_, v)| *v);
+        if value != default {
+            return invalid(format!(
+                "Load balancer attribute '{key}' cannot be set to '{value}' on Stevedore: its load balancer does not act on it, so only the default '{default}' is accepted"
+            ));
+        }
+    }
+    Ok(())
+}
+
 pub(crate) async fn describe_load_balancer_attributes(
     elb: &Elbv2,
     q: &QueryView<'_>,
@@ -400,6 +433,7 @@ pub(crate) async fn modify_load_balancer_attributes(
                 };
                 lb.attributes.insert(k.clone(), v);
             }
+            check_honoured(lb, &changes)?;
             Ok(lb.clone())
         })
         .await?;

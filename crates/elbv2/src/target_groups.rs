@@ -496,6 +496,58 @@ fn check_tg_attribute(tg: &StoredTargetGroup, key: &str, value: &str) -> Result<
     Ok(())
 }
 
+/// Attributes the data plane does not act on (slow start, anomaly mitigation, proxy
+/// protocol, connection termination, DNS failover and unhealthy-state routing thresholds):
+/// only their default is accepted, so that no setting is stored and silently ignored
+/// (Terraform and the console send the defaults, which describe what the data plane does).
+const INERT_TG_ATTRIBUTES: &[&str] = &[
+    "load_balancing.algorithm.anomaly_mitigation",
+    "slow_start.duration_seconds",
+    "deregistration_delay.connection_termination.enabled",
+    "proxy_protocol_v2.enabled",
+    "target_health_state.unhealthy.connection_termination.enabled",
+    "target_health_state.unhealthy.draining_interval_seconds",
+    "target_group_health.dns_failover.minimum_healthy_targets.count",
+    "target_group_health.dns_failover.minimum_healthy_targets.percentage",
+    "target_group_health.unhealthy_state_routing.minimum_healthy_targets.count",
+    "target_group_health.unhealthy_state_routing.minimum_healthy_targets.percentage",
+];
+
+/// Refuses a changed attribute whose value the data plane would not honour: an inert
+/// attribute off its default, cross-zone load balancing turned off (one data plane node
+/// reaches every zone's targets), or stickiness enabled with a type other than
+/// `lb_cookie` (application-cookie and source-IP stickiness are not enforced).
+fn check_honoured(tg: &StoredTargetGroup, changed: &[(String, String)]) -> Result<(), Elbv2Error> {
+    let defaults = default_attributes(tg);
+    for (key, _) in changed {
+        let value = attribute(tg, key);
+        if INERT_TG_ATTRIBUTES.contains(&key.as_str()) {
+            let default = defaults
+                .iter()
+                .find(|(k, _)| k == key)
+                .map_or("", |(_, v)| *v);
+            if value != default {
+                return invalid(format!(
+                    "Target group attribute '{key}' cannot be set to '{value}' on Stevedore: its load balancer does not act on it, so only the default '{default}' is accepted"
+                ));
+            }
+        }
+        if key == "load_balancing.cross_zone.enabled" && value == "false" {
+            return invalid("Target group attribute 'load_balancing.cross_zone.enabled' cannot be set to 'false' on Stevedore: its single load balancer node reaches the targets of every zone");
+        }
+    }
+    let stickiness_changed = changed
+        .iter()
+        .any(|(k, _)| k == "stickiness.enabled" || k == "stickiness.type");
+    let kind = attribute(tg, "stickiness.type");
+    if stickiness_changed && attribute(tg, "stickiness.enabled") == "true" && kind != "lb_cookie" {
+        return invalid(format!(
+            "Stickiness type '{kind}' is not supported by Stevedore: its load balancer enforces duration-based 'lb_cookie' stickiness only (HTTP target groups)"
+        ));
+    }
+    Ok(())
+}
+
 fn render_tg_attributes(x: &mut Xml, tg: &StoredTargetGroup) {
     let keys: Vec<&str> = default_attributes(tg).into_iter().map(|(k, _)| k).collect();
     x.list("Attributes", keys, |m, k| {
@@ -552,6 +604,7 @@ pub(crate) async fn modify_target_group_attributes(
                 };
                 tg.attributes.insert(k.clone(), v);
             }
+            check_honoured(tg, &changes)?;
             Ok(tg.clone())
         })
         .await?;

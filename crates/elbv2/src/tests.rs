@@ -236,6 +236,32 @@ async fn describe_and_delete_load_balancers() {
             .await,
         "OperationNotPermitted"
     );
+    // An attribute the data plane does not act on takes only its default.
+    for (k, v) in [
+        ("access_logs.s3.enabled", "true"),
+        ("routing.http2.enabled", "false"),
+    ] {
+        let got = f
+            .code(
+                "ModifyLoadBalancerAttributes",
+                &[
+                    ("LoadBalancerArn", &web),
+                    ("Attributes.member.1.Key", k),
+                    ("Attributes.member.1.Value", v),
+                ],
+            )
+            .await;
+        assert_eq!(got, "ValidationError", "{k}={v}");
+    }
+    f.ok(
+        "ModifyLoadBalancerAttributes",
+        &[
+            ("LoadBalancerArn", &web),
+            ("Attributes.member.1.Key", "routing.http2.enabled"),
+            ("Attributes.member.1.Value", "true"),
+        ],
+    )
+    .await;
     f.ok("DeleteLoadBalancer", &[("LoadBalancerArn", &net)])
         .await;
     // Deleting again succeeds, as in AWS.
@@ -449,9 +475,36 @@ async fn lb_cookie_stickiness_reaches_the_data_plane_config() {
         sticky(&config, &api),
         Some(std::time::Duration::from_secs(600))
     );
-    // app_cookie is stored but not enforced by the data plane.
-    let config = set(api.clone(), &[("stickiness.type", "app_cookie")]).await;
-    assert_eq!(sticky(&config, &api), None);
+    // app_cookie and source_ip are not enforced by the data plane: refused while
+    // stickiness is on, and nothing changes.
+    let refused = |arn: String, k: &'static str, v: &'static str| {
+        let f = &f;
+        async move {
+            f.code(
+                "ModifyTargetGroupAttributes",
+                &[
+                    ("TargetGroupArn", &arn),
+                    ("Attributes.member.1.Key", k),
+                    ("Attributes.member.1.Value", v),
+                ],
+            )
+            .await
+        }
+    };
+    assert_eq!(
+        refused(api.clone(), "stickiness.type", "app_cookie").await,
+        "ValidationError"
+    );
+    assert_eq!(
+        sticky(&f.elb.lb_config().await.expect("config"), &api),
+        Some(std::time::Duration::from_secs(600))
+    );
+    // Attributes the data plane does not act on take only their default.
+    assert_eq!(
+        refused(api.clone(), "slow_start.duration_seconds", "30").await,
+        "ValidationError"
+    );
+    set(api.clone(), &[("slow_start.duration_seconds", "0")]).await;
     let config = set(
         api.clone(),
         &[
@@ -461,8 +514,13 @@ async fn lb_cookie_stickiness_reaches_the_data_plane_config() {
     )
     .await;
     assert_eq!(sticky(&config, &api), None);
-    // Network groups' stickiness is source_ip: not enforced either.
-    let config = set(db.clone(), &[("stickiness.enabled", "true")]).await;
+    // Network groups' stickiness is source_ip: not enforced either, so it cannot be
+    // turned on (turning it off, as Terraform does by default, is fine).
+    assert_eq!(
+        refused(db.clone(), "stickiness.enabled", "true").await,
+        "ValidationError"
+    );
+    let config = set(db.clone(), &[("stickiness.enabled", "false")]).await;
     assert_eq!(sticky(&config, &db), None);
 }
 

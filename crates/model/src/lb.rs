@@ -195,8 +195,8 @@ pub struct TargetGroup {
     pub deregistration_delay_seconds: u32,
     /// Duration-based stickiness: how long an `AWSALB` cookie binds a client to a target
     /// (`stickiness.lb_cookie.duration_seconds`). `Some` only when `stickiness.enabled`
-    /// is true and `stickiness.type` is `lb_cookie`; `app_cookie` and `source_ip` are
-    /// stored by the API but not enforced, so they are `None` here.
+    /// is true and `stickiness.type` is `lb_cookie`; the API refuses to enable `app_cookie`
+    /// and `source_ip` (not enforced), so they are `None` here.
     pub stickiness: Option<Duration>,
     /// Registered targets, including draining ones.
     pub targets: Vec<Target>,
