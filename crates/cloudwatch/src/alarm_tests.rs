@@ -14,7 +14,10 @@ const T0: i64 = 1_800_000_000;
 
 /// Records every action call (the port's consumer arrives later).
 #[derive(Default)]
-struct Recorded(Mutex<Vec<(String, String, State, Option<String>)>>);
+struct Recorded(Mutex<Vec<Call>>);
+
+/// One action call: alarm, action, state and the reason data it carried.
+type Call = (String, String, State, Option<String>);
 
 impl AlarmActions for Recorded {
     fn invoke(&self, alarm: &StoredAlarm, action: &str, state: State) -> Result<(), String> {
