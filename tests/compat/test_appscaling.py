@@ -3,7 +3,7 @@ and boto3, on a server started with --time-scale 20 (STEVEDORE_TIME_SCALE): a on
 alarm period is evaluated every 3 s, and cooldowns shrink likewise.
 
 - target tracking on ECSServiceAverageCPUUtilization at 50 %, min 1, max 4: tasks whose
-  container burns its quarter core for a while scale the service out to 4, the activities
+  container burns its quarter core for a while scale the service out to 3 or 4, the activities
   say why, and it scales back in once the burning stops; the reaction time (first
   breaching datapoint → new task RUNNING) is printed beside the issue's bound;
 - a step policy fired by SetAlarmState, held at max capacity; a scheduled action
@@ -28,7 +28,7 @@ env = agent_env("appscaling", "scale", agents=(("--metrics-interval", "1s"),),
 
 DIM = "ecs:service:DesiredCount"
 # Burns the task's CPU for BURN_SECS, then idles: load that stops by itself.
-BURN_SECS = 40
+BURN_SECS = 60
 BURN = ["/bin/busybox", "sh", "-c",
         "/bin/busybox sh -c 'while :; do :; done' & pid=$!; "
         f"/bin/busybox sleep {BURN_SECS}; kill $pid; exec /bin/busybox sleep 3600"]
@@ -212,14 +212,19 @@ def test_target_tracking_on_cpu_scales_out_and_back_in(env):
             return sorted(t["startedAt"] for t in ts if t.get("startedAt"))
 
         wait_for(lambda: counts(ecs, cluster, service)[0] >= 3, 150, "a scale-out to ≥ 3")
-        wait_for(lambda: counts(ecs, cluster, service) == (4, 4), 120, "four running tasks")
-        started = tasks_started()
+        # Each repeated ALARM invocation scales on the CPU as it is then (the first task
+        # stops burning after BURN_SECS), so the service settles at 3 or 4.
+        started = wait_for(lambda: (lambda t: t if len(t) >= 3 else None)(tasks_started()),
+                           120, "three running tasks")
         breach = first_breach(cw, cluster, service, start)
         assert breach is not None
         acts = activities(aas, rid)
         outs = [a for a in acts if a["Cause"].startswith(f"monitor alarm {names[0]} in state ALARM")]
         assert outs and all(a["Cause"].endswith("triggered policy cpu50") for a in outs)
-        assert outs[0]["Description"] == "Setting desired count to 4."
+        assert outs[-1]["Description"] in ("Setting desired count to 2.",
+                                           "Setting desired count to 3.",
+                                           "Setting desired count to 4.")
+        assert max(int(a["Description"].split()[-1].rstrip(".")) for a in outs) >= 3
         # The reaction (issue 16's number): first breaching datapoint → second task RUNNING,
         # against 1.2 × the AlarmHigh window (3 periods of 60 s ÷ SCALE) + one task launch.
         reaction = (started[1] - breach).total_seconds()
@@ -246,14 +251,9 @@ def test_target_tracking_on_cpu_scales_out_and_back_in(env):
                     f"history: {[h['HistorySummary'] for h in history]}\n"
                     f"deployments: {[(d['status'], d.get('rolloutState')) for d in svc['deployments']]}")
 
-        try:
-            wait_for(lambda: counts(ecs, cluster, service)[0] == 1, 150, "a scale-in to 1", why)
-        except AssertionError as e:
-            # Known gap: on the loaded test machine the agent's reports arrive every ~4 s,
-            # not every 1 s, so some 3-second periods have no datapoint and AlarmLow
-            # (15 of 15, TreatMissingData missing) never reaches ALARM although CPU is at
-            # 0 %. The scale-in path itself is covered by the crate's unit tests.
-            pytest.xfail(f"no scale-in after the load stopped: {e}")
+        # AlarmLow needs 15 of 15 three-second periods with a datapoint: the agent reads
+        # all its containers' stats at once each second, so none is missing.
+        wait_for(lambda: counts(ecs, cluster, service)[0] == 1, 150, "a scale-in to 1", why)
         ins = [a for a in activities(aas, rid) if names[1] in a["Cause"]]
         assert ins and ins[0]["Description"] == "Setting desired count to 1."
 

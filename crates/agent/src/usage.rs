@@ -104,6 +104,13 @@ fn memory_mib(stats: &serde_json::Value) -> Option<f64> {
 }
 
 /// Samples every `every` until `shutdown`, putting each report on `board`.
+///
+/// Rounds start at a fixed rate (a slow round delays the next one, it does not add to
+/// it) and every running container is read at once: Docker (20.10 at least) answers a
+/// one-shot stats read only at its collector's next tick, about a second away, so reading
+/// the containers one after the other made a round last about a second per container
+/// and an agent with four tasks asked for `1s` reported every ~4 s, leaving scaled
+/// one-period-of-3-s alarms without datapoints.
 pub async fn run_sampler<R: Runtime + ?Sized>(
     runtime: Arc<R>,
     index: Arc<MetadataIndex>,
@@ -112,57 +119,74 @@ pub async fn run_sampler<R: Runtime + ?Sized>(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut marks: HashMap<String, CpuMark> = HashMap::new();
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            () = tokio::time::sleep(every) => {}
+            _ = ticks.tick() => {}
             _ = shutdown.wait_for(|s| *s) => return,
         }
+        let tasks = index.running();
+        // (task, container name, Docker id) of every running container.
+        let targets: Vec<(usize, &str, &str)> = tasks
+            .iter()
+            .enumerate()
+            .flat_map(|(i, task)| {
+                task.containers.iter().filter_map(move |c| {
+                    let id = c
+                        .docker_id
+                        .as_deref()
+                        .filter(|_| c.known_status == "RUNNING")?;
+                    Some((i, c.name.as_str(), id))
+                })
+            })
+            .collect();
+        let reads = futures_util::future::join_all(targets.iter().map(|&(_, _, id)| {
+            let runtime = Arc::clone(&runtime);
+            async move {
+                let stats = runtime.stats(id).await;
+                (stats, Instant::now())
+            }
+        }))
+        .await;
         let mut seen = Vec::new();
-        let mut report = Vec::new();
-        for task in index.running() {
-            let mut containers = Vec::new();
-            for c in &task.containers {
-                let Some(id) = c
-                    .docker_id
-                    .as_deref()
-                    .filter(|_| c.known_status == "RUNNING")
-                else {
+        let mut per_task: Vec<Vec<ContainerMetric>> = vec![Vec::new(); tasks.len()];
+        for (&(task, name, id), (stats, now)) in targets.iter().zip(reads) {
+            let stats = match stats {
+                Ok(s) => s,
+                Err(error) => {
+                    tracing::debug!(container = id, %error, "No stats for a running container.");
                     continue;
-                };
-                let stats = match runtime.stats(id).await {
-                    Ok(s) => s,
-                    Err(error) => {
-                        tracing::debug!(container = id, %error, "No stats for a running container.");
-                        continue;
-                    }
-                };
-                let now = Instant::now();
-                seen.push(id.to_owned());
-                let cpu = cpu_total_ns(&stats).and_then(|total| {
-                    let before = marks.insert(
-                        id.to_owned(),
-                        CpuMark {
-                            total_ns: total,
-                            at: now,
-                        },
-                    );
-                    before.and_then(|b| cpu_units(b, total, now))
-                });
-                containers.push(ContainerMetric {
-                    container_name: c.name.clone(),
-                    cpu_stats_set: cpu.map(StatsSet::of),
-                    memory_stats_set: memory_mib(&stats).map(StatsSet::of),
-                });
-            }
-            if !containers.is_empty() {
-                report.push(TaskMetric {
-                    task_arn: task.arn.clone(),
-                    task_definition_family: Some(task.family.clone()),
-                    task_definition_version: Some(task.revision.clone()),
-                    container_metrics: containers,
-                });
-            }
+                }
+            };
+            seen.push(id.to_owned());
+            let cpu = cpu_total_ns(&stats).and_then(|total| {
+                let before = marks.insert(
+                    id.to_owned(),
+                    CpuMark {
+                        total_ns: total,
+                        at: now,
+                    },
+                );
+                before.and_then(|b| cpu_units(b, total, now))
+            });
+            per_task[task].push(ContainerMetric {
+                container_name: name.to_owned(),
+                cpu_stats_set: cpu.map(StatsSet::of),
+                memory_stats_set: memory_mib(&stats).map(StatsSet::of),
+            });
         }
+        let report: Vec<TaskMetric> = tasks
+            .iter()
+            .zip(per_task)
+            .filter(|(_, containers)| !containers.is_empty())
+            .map(|(task, containers)| TaskMetric {
+                task_arn: task.arn.clone(),
+                task_definition_family: Some(task.family.clone()),
+                task_definition_version: Some(task.revision.clone()),
+                container_metrics: containers,
+            })
+            .collect();
         // Containers gone since: their marks go too.
         marks.retain(|id, _| seen.contains(id));
         if !report.is_empty() {
@@ -174,6 +198,8 @@ pub async fn run_sampler<R: Runtime + ?Sized>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metadata::{ContainerView, TaskView};
+    use crate::runtime::{ContainerInfo, LogLine, NetworkSpec, RegistryAuth, RuntimeError};
     use serde_json::json;
 
     #[test]
@@ -201,6 +227,134 @@ mod tests {
             cpu_total_ns(&json!({"cpu_stats": {"cpu_usage": {"total_usage": 42}}})),
             Some(42)
         );
+    }
+
+    /// A runtime whose stats reads all wait for one another (a barrier of `n`), as
+    /// Docker's one-shot reads all wait for its next collection; anything else is absent.
+    struct GatedStats(tokio::sync::Barrier);
+
+    #[async_trait::async_trait]
+    impl Runtime for GatedStats {
+        async fn version(&self) -> Result<String, RuntimeError> {
+            Ok("test".into())
+        }
+        async fn ensure_image(
+            &self,
+            image: &str,
+            _: Option<&RegistryAuth>,
+        ) -> Result<(), RuntimeError> {
+            Err(RuntimeError::NotFound(image.into()))
+        }
+        async fn create(&self, name: &str, _: serde_json::Value) -> Result<String, RuntimeError> {
+            Err(RuntimeError::NotFound(name.into()))
+        }
+        async fn start(&self, id: &str) -> Result<(), RuntimeError> {
+            Err(RuntimeError::NotFound(id.into()))
+        }
+        async fn stop(&self, id: &str, _: Duration) -> Result<(), RuntimeError> {
+            Err(RuntimeError::NotFound(id.into()))
+        }
+        async fn remove(&self, id: &str) -> Result<(), RuntimeError> {
+            Err(RuntimeError::NotFound(id.into()))
+        }
+        async fn inspect(&self, id: &str) -> Result<ContainerInfo, RuntimeError> {
+            Err(RuntimeError::NotFound(id.into()))
+        }
+        async fn stats(&self, _: &str) -> Result<serde_json::Value, RuntimeError> {
+            self.0.wait().await;
+            Ok(json!({"cpu_stats": {"cpu_usage": {"total_usage": 1}},
+                      "memory_stats": {"usage": 1024 * 1024}}))
+        }
+        async fn bridge_gateway(&self) -> Result<Option<String>, RuntimeError> {
+            Ok(None)
+        }
+        async fn ensure_network(&self, spec: &NetworkSpec) -> Result<(), RuntimeError> {
+            Err(RuntimeError::NotFound(spec.name.clone()))
+        }
+        async fn has_image(&self, _: &str) -> Result<bool, RuntimeError> {
+            Ok(false)
+        }
+        async fn import_image(
+            &self,
+            reference: &str,
+            _: Vec<u8>,
+            _: &[&str],
+        ) -> Result<(), RuntimeError> {
+            Err(RuntimeError::NotFound(reference.into()))
+        }
+        async fn list_by_label(
+            &self,
+            _: &str,
+            _: &str,
+        ) -> Result<Vec<ContainerInfo>, RuntimeError> {
+            Ok(Vec::new())
+        }
+        fn follow_logs(
+            &self,
+            _: &str,
+            _: i64,
+        ) -> tokio::sync::mpsc::Receiver<Result<LogLine, RuntimeError>> {
+            tokio::sync::mpsc::channel(1).1
+        }
+    }
+
+    #[tokio::test]
+    async fn a_round_reads_every_running_container_at_once() {
+        // Two tasks of two running containers (and one stopped, never read).
+        let index = Arc::new(MetadataIndex::default());
+        for t in 0..2 {
+            let container = |name: &str, status: &str| ContainerView {
+                name: name.into(),
+                docker_id: Some(format!("{t}-{name}")),
+                known_status: status.into(),
+                ..ContainerView::default()
+            };
+            index.publish(TaskView {
+                arn: format!("task-{t}"),
+                known_status: "RUNNING".into(),
+                containers: vec![
+                    container("a", "RUNNING"),
+                    container("b", "RUNNING"),
+                    container("c", "STOPPED"),
+                ],
+                ..TaskView::default()
+            });
+        }
+        // Read one after the other, the first read would wait forever for the others.
+        let runtime = Arc::new(GatedStats(tokio::sync::Barrier::new(4)));
+        let board = Arc::new(UsageBoard::new());
+        let mut changed = board.subscribe();
+        let (stop, shutdown) = watch::channel(false);
+        let sampler = tokio::spawn(run_sampler(
+            runtime,
+            index,
+            Arc::clone(&board),
+            Duration::from_millis(10),
+            shutdown,
+        ));
+        let round = tokio::time::timeout(Duration::from_secs(10), changed.changed()).await;
+        assert!(
+            matches!(round, Ok(Ok(()))),
+            "no report: the reads were not concurrent"
+        );
+        let mut report = board.take().unwrap_or_default();
+        report.sort_by(|a, b| a.task_arn.cmp(&b.task_arn));
+        let names: Vec<(String, Vec<String>)> = report
+            .iter()
+            .map(|t| {
+                let c = t.container_metrics.iter().map(|c| c.container_name.clone());
+                (t.task_arn.clone(), c.collect())
+            })
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("task-0".to_owned(), vec!["a".to_owned(), "b".to_owned()]),
+                ("task-1".to_owned(), vec!["a".to_owned(), "b".to_owned()]),
+            ]
+        );
+        let _ = stop.send(true);
+        assert!(sampler.await.is_ok());
     }
 
     #[test]

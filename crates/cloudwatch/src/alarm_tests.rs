@@ -14,14 +14,19 @@ const T0: i64 = 1_800_000_000;
 
 /// Records every action call (the port's consumer arrives later).
 #[derive(Default)]
-struct Recorded(Mutex<Vec<(String, String, State)>>);
+struct Recorded(Mutex<Vec<Call>>);
+
+/// One action call: alarm, action, state and the reason data it carried.
+type Call = (String, String, State, Option<String>);
 
 impl AlarmActions for Recorded {
     fn invoke(&self, alarm: &StoredAlarm, action: &str, state: State) -> Result<(), String> {
-        self.0
-            .lock()
-            .unwrap()
-            .push((alarm.name.clone(), action.to_owned(), state));
+        self.0.lock().unwrap().push((
+            alarm.name.clone(),
+            action.to_owned(),
+            state,
+            alarm.state_reason_data.clone(),
+        ));
         Ok(())
     }
 }
@@ -135,6 +140,10 @@ async fn alarm_transitions_repeat_scaling_actions_and_record_history() {
     f.now.store(T0 + 60, Ordering::SeqCst);
     round(&f, &done).await;
     assert_eq!(f.calls.0.lock().unwrap().len(), 2);
+    // With this period's datapoints, not those of the transition.
+    let data = f.calls.0.lock().unwrap()[1].3.clone().unwrap_or_default();
+    let data: serde_json::Value = serde_json::from_str(&data).unwrap();
+    assert_eq!(data["recentDatapoints"][0], 95.0, "{data}");
     // Recovery: OK; SNS is recorded as a failed action, the policy not called.
     put_point(&f.cw, T0 + 60, 10.0).await;
     put_point(&f.cw, T0 + 120, 10.0).await;

@@ -932,8 +932,13 @@ impl Alarms {
         match changed {
             Some(alarm) => self.fire(&alarm, actions, true, now_ms).await,
             None if verdict.state == State::Alarm && evaluated.state == State::Alarm => {
-                // Still in ALARM: scaling policies are invoked again every period.
-                self.fire(evaluated, actions, false, now_ms).await
+                // Still in ALARM: scaling policies are invoked again every period, with
+                // this evaluation's datapoints (the stored reason keeps the transition's,
+                // as AWS's does): a target tracking policy scales on the metric as it is
+                // now, not as it was when the alarm fired, or a scale-in would stop short.
+                let mut current = evaluated.clone();
+                current.state_reason_data = Some(verdict.reason_data);
+                self.fire(&current, actions, false, now_ms).await
             }
             None => Ok(()),
         }

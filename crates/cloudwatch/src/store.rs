@@ -4,11 +4,17 @@
 //!
 //! Data is kept per resolution tier, each with AWS's retention: 1-second buckets (only
 //! for series put with StorageResolution 1) for 3 hours, 1-minute for 15 days, 5-minute
-//! for 63 days and 1-hour for 455 days. Every put is aggregated into all its tiers at
-//! once (a bucket holds a [`StatisticSet`] and a percentile [`Sketch`]), so "rolling up as
-//! data ages" needs no rewrite: a fine tier's rows simply expire while the coarser
-//! buckets that already contain them live on. Reads pick the finest tier that divides
-//! the period and still covers the start time, as AWS's retention rules say.
+//! for 63 days and 1-hour for 455 days (a bucket holds a [`StatisticSet`] and a
+//! percentile [`Sketch`]). A put writes only the fine tiers (1-second when asked, and
+//! 1-minute): the 5-minute and 1-hour buckets are rolled up from the 1-minute ones by
+//! the retention sweep, for whole buckets only, up to a per-tier watermark kept in the
+//! database. A read of a rolled-up tier takes its rows below the watermark and the
+//! 1-minute rows above it (they nest exactly), so answers are exact before the sweep
+//! caught up; a put older than the watermark (PutMetricData accepts two weeks back) is
+//! written into the rolled-up tiers directly. Writing one row per datapoint instead of
+//! three is what lets ingestion reach its target (bench/README.md). Reads pick the
+//! finest tier that divides the period and still covers the start time, as AWS's
+//! retention rules say.
 //!
 //! Memory holds only the series index (key → row id and when it was last put, for
 //! ListMetrics and RecentlyActive); datapoints are read from disk on demand, so memory
@@ -38,6 +44,13 @@ pub const TIERS: [(i64, i64); 4] = [
     (3600, 455 * 86_400),
 ];
 
+/// The tiers the retention sweep rolls up from the 1-minute tier (not written at ingest
+/// while their buckets are newer than the watermark).
+pub const ROLLED_UP: [i64; 2] = [300, 3600];
+
+/// The tier the rolled-up tiers are made of.
+const BASE_TIER: i64 = 60;
+
 /// How long a series is listed after its last put (ListMetrics: two weeks).
 pub const LISTED_FOR_SECS: i64 = 14 * 86_400;
 
@@ -63,7 +76,24 @@ const SCHEMA: &str = "
         PRIMARY KEY (sid, res, ts, unit)
     ) WITHOUT ROWID;
     CREATE INDEX IF NOT EXISTS points_by_age ON points (res, ts);
+    CREATE TABLE IF NOT EXISTS rollup (
+        res  INTEGER PRIMARY KEY,
+        upto INTEGER NOT NULL
+    );
 ";
+
+/// One bucket merged in: a new one is inserted, a known one merged in place (count and
+/// sum add up, min and max widen, the sketches merge through `sketch_merge`), which
+/// spares a read and the delete-and-insert a REPLACE would cost in both the table and
+/// its age index.
+const UPSERT: &str = "INSERT INTO points (sid, res, ts, unit, count, sum, min, max, sketch)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+     ON CONFLICT (sid, res, ts, unit) DO UPDATE SET
+       count = count + excluded.count,
+       sum = sum + excluded.sum,
+       min = min(min, excluded.min),
+       max = max(max, excluded.max),
+       sketch = sketch_merge(sketch, excluded.sketch)";
 
 /// Why the store could not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -145,6 +175,10 @@ pub struct MetricStore {
     writer: Mutex<Connection>,
     reader: Mutex<Connection>,
     index: RwLock<HashMap<SeriesKey, SeriesMeta>>,
+    /// Per [`ROLLED_UP`] tier, the watermark: its buckets before it are complete in the
+    /// table, its data from it on is in the 1-minute tier only. Changed only with the
+    /// writer held, after the commit that made it true.
+    rolled: RwLock<[i64; ROLLED_UP.len()]>,
 }
 
 impl std::fmt::Debug for MetricStore {
@@ -214,19 +248,31 @@ impl MetricStore {
         writer
             .execute_batch(SCHEMA)
             .map_err(backend("create the schema"))?;
+        let rolled = load_watermarks(&writer)?;
         let reader = open_connection(path)?;
         let index = load_index(&reader)?;
         Ok(Self {
             writer: Mutex::new(writer),
             reader: Mutex::new(reader),
             index: RwLock::new(index),
+            rolled: RwLock::new(rolled),
         })
+    }
+
+    fn watermarks(&self) -> [i64; ROLLED_UP.len()] {
+        *self
+            .rolled
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Stores `samples` in one transaction: durable when this returns. Samples that fall
     /// in the same bucket are merged first, so a batch costs one row write per bucket.
     pub fn put(&self, samples: &[Sample]) -> Result<(), MetricStoreError> {
         type BucketKey<'a> = (&'a SeriesKey, &'a str, i64, i64);
+        // The writer first: the watermarks cannot move until this put is committed.
+        let mut conn = lock(&self.writer);
+        let rolled = self.watermarks();
         let mut buckets: BTreeMap<BucketKey<'_>, (StatisticSet, Sketch)> = BTreeMap::new();
         let mut last_put: HashMap<&SeriesKey, i64> = HashMap::new();
         for s in samples {
@@ -235,6 +281,12 @@ impl MetricStore {
                     continue;
                 }
                 let ts = s.timestamp.div_euclid(res) * res;
+                // A rolled-up tier's bucket from the watermark on is made by the sweep.
+                if let Some(i) = ROLLED_UP.iter().position(|&r| r == res) {
+                    if ts >= rolled[i] {
+                        continue;
+                    }
+                }
                 match buckets.entry((&s.key, s.unit.as_str(), res, ts)) {
                     Entry::Vacant(v) => {
                         v.insert((s.set, s.sketch.clone()));
@@ -249,7 +301,6 @@ impl MetricStore {
             let last = last_put.entry(&s.key).or_insert(s.timestamp);
             *last = (*last).max(s.timestamp);
         }
-        let mut conn = lock(&self.writer);
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(backend("begin a write"))?;
@@ -282,40 +333,17 @@ impl MetricStore {
             }
         }
         {
-            // One statement per bucket: a new bucket is inserted, a known one merged in
-            // place (count and sum add up, min and max widen, the sketches merge through
-            // `sketch_merge`), which spares a read and the delete-and-insert a REPLACE
-            // would cost in both the table and its age index.
+            // One statement per bucket (see UPSERT).
             let mut upsert = tx
-                .prepare_cached(
-                    "INSERT INTO points (sid, res, ts, unit, count, sum, min, max, sketch)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-                     ON CONFLICT (sid, res, ts, unit) DO UPDATE SET
-                       count = count + excluded.count,
-                       sum = sum + excluded.sum,
-                       min = min(min, excluded.min),
-                       max = max(max, excluded.max),
-                       sketch = sketch_merge(sketch, excluded.sketch)",
-                )
+                .prepare_cached(UPSERT)
                 .map_err(backend("prepare the bucket write"))?;
             for ((key, unit, res, ts), (set, sketch)) in buckets {
                 let sid = ids.get(key).copied().unwrap_or_default();
-                upsert
-                    .execute(params![
-                        sid,
-                        res,
-                        ts,
-                        unit,
-                        set.sample_count,
-                        set.sum,
-                        set.minimum,
-                        set.maximum,
-                        sketch.encode()
-                    ])
-                    .map_err(backend("write a bucket"))?;
+                upsert_bucket(&mut upsert, sid, res, ts, unit, &set, &sketch)?;
             }
         }
         tx.commit().map_err(backend("commit a put"))?;
+        drop(conn);
         // The index learns of new series only once they are durable.
         let mut index = self
             .index
@@ -352,6 +380,17 @@ impl MetricStore {
         };
         let (start, res) = (plan.start, plan.resolution);
         let floor = start.max(now.saturating_sub(plan.retention));
+        // A rolled-up tier holds whole buckets below its watermark; the rest of the range
+        // is read from the 1-minute rows, which nest in its buckets exactly. The
+        // watermark is read before the rows: one that moves meanwhile only rolled up rows
+        // this read takes from the 1-minute tier, which keeps them.
+        let split = ROLLED_UP
+            .iter()
+            .position(|&r| r == res)
+            .map_or(range.end, |i| {
+                self.watermarks()[i].clamp(floor, range.end.max(floor))
+            });
+        let parts = [(res, floor, split), (BASE_TIER, split, range.end)];
         let conn = lock(&self.reader);
         let mut stmt = conn
             .prepare_cached(
@@ -359,47 +398,50 @@ impl MetricStore {
                  FROM points WHERE sid = ?1 AND res = ?2 AND ts >= ?3 AND ts < ?4 ORDER BY ts",
             )
             .map_err(backend("prepare a read"))?;
-        let rows = stmt
-            .query_map(params![sid, res, floor, range.end, sketches], |row| {
-                Ok((
-                    row.get::<_, i64>(0)?,
-                    row.get::<_, String>(1)?,
-                    StatisticSet {
-                        sample_count: row.get(2)?,
-                        sum: row.get(3)?,
-                        minimum: row.get(4)?,
-                        maximum: row.get(5)?,
-                    },
-                    row.get::<_, Vec<u8>>(6)?,
-                ))
-            })
-            .map_err(backend("read points"))?;
         let mut out: Vec<Bucket> = Vec::new();
-        for row in rows {
-            let (ts, row_unit, set, sketch) = row.map_err(backend("read a point"))?;
-            if unit.is_some_and(|u| u != row_unit) {
-                continue;
-            }
-            let bucket_ts = start + (ts - start).div_euclid(range.period) * range.period;
-            let sketch = if sketches {
-                Sketch::decode(&sketch)
-            } else {
-                Sketch::default()
-            };
-            match out.last_mut() {
-                Some(b) if b.timestamp == bucket_ts => {
-                    b.set.merge(&set);
-                    b.sketch.merge(&sketch);
-                    if b.unit != row_unit {
-                        "None".clone_into(&mut b.unit);
-                    }
+        // The coarse part's rows all come before the 1-minute part's: one ordered pass.
+        for (res, from, to) in parts.into_iter().filter(|(_, from, to)| from < to) {
+            let rows = stmt
+                .query_map(params![sid, res, from, to, sketches], |row| {
+                    Ok((
+                        row.get::<_, i64>(0)?,
+                        row.get::<_, String>(1)?,
+                        StatisticSet {
+                            sample_count: row.get(2)?,
+                            sum: row.get(3)?,
+                            minimum: row.get(4)?,
+                            maximum: row.get(5)?,
+                        },
+                        row.get::<_, Vec<u8>>(6)?,
+                    ))
+                })
+                .map_err(backend("read points"))?;
+            for row in rows {
+                let (ts, row_unit, set, sketch) = row.map_err(backend("read a point"))?;
+                if unit.is_some_and(|u| u != row_unit) {
+                    continue;
                 }
-                _ => out.push(Bucket {
-                    timestamp: bucket_ts,
-                    unit: row_unit,
-                    set,
-                    sketch,
-                }),
+                let bucket_ts = start + (ts - start).div_euclid(range.period) * range.period;
+                let sketch = if sketches {
+                    Sketch::decode(&sketch)
+                } else {
+                    Sketch::default()
+                };
+                match out.last_mut() {
+                    Some(b) if b.timestamp == bucket_ts => {
+                        b.set.merge(&set);
+                        b.sketch.merge(&sketch);
+                        if b.unit != row_unit {
+                            "None".clone_into(&mut b.unit);
+                        }
+                    }
+                    _ => out.push(Bucket {
+                        timestamp: bucket_ts,
+                        unit: row_unit,
+                        set,
+                        sketch,
+                    }),
+                }
             }
         }
         Ok(out)
@@ -436,13 +478,23 @@ impl MetricStore {
         index.capacity() * slot + index.keys().map(SeriesKey::heap_bytes).sum::<usize>()
     }
 
-    /// Deletes every bucket past its tier's retention at `now`, and forgets series with
-    /// no data left in any tier; returns how many buckets went.
+    /// Rolls the 1-minute tier up into the [`ROLLED_UP`] tiers for every whole bucket
+    /// ended by `now`, deletes every bucket past its tier's retention, and forgets series
+    /// with no data left in any tier; returns how many buckets were deleted. One
+    /// transaction: a crash leaves the watermarks and the rows they describe together.
     pub fn sweep(&self, now: i64) -> Result<u64, MetricStoreError> {
         let mut conn = lock(&self.writer);
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(backend("begin a sweep"))?;
+        let mut rolled = self.watermarks();
+        for (i, &res) in ROLLED_UP.iter().enumerate() {
+            let upto = now.div_euclid(res) * res;
+            if upto > rolled[i] {
+                roll_up(&tx, res, rolled[i], upto)?;
+                rolled[i] = upto;
+            }
+        }
         let mut deleted = 0u64;
         for (res, retention) in TIERS {
             let n = tx
@@ -460,6 +512,10 @@ impl MetricStore {
         )
         .map_err(backend("delete expired series"))?;
         tx.commit().map_err(backend("commit a sweep"))?;
+        *self
+            .rolled
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = rolled;
         self.index
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -525,6 +581,136 @@ pub fn tier_for(range: Range, now: i64) -> Option<Plan> {
             resolution,
             retention,
         })
+}
+
+/// Merges one bucket into the table (inserted when new, merged in place otherwise).
+fn upsert_bucket(
+    upsert: &mut rusqlite::CachedStatement<'_>,
+    sid: i64,
+    res: i64,
+    ts: i64,
+    unit: &str,
+    set: &StatisticSet,
+    sketch: &Sketch,
+) -> Result<(), MetricStoreError> {
+    upsert
+        .execute(params![
+            sid,
+            res,
+            ts,
+            unit,
+            set.sample_count,
+            set.sum,
+            set.minimum,
+            set.maximum,
+            sketch.encode()
+        ])
+        .map_err(backend("write a bucket"))?;
+    Ok(())
+}
+
+/// Aggregates the 1-minute rows of `[from, to)` (whole `res` buckets) into tier `res`
+/// and moves its watermark to `to`.
+fn roll_up(
+    tx: &rusqlite::Transaction<'_>,
+    res: i64,
+    from: i64,
+    to: i64,
+) -> Result<(), MetricStoreError> {
+    let mut buckets: BTreeMap<(i64, String, i64), (StatisticSet, Sketch)> = BTreeMap::new();
+    {
+        let mut read = tx
+            .prepare_cached(
+                "SELECT sid, unit, ts, count, sum, min, max, sketch FROM points
+                 WHERE res = ?1 AND ts >= ?2 AND ts < ?3",
+            )
+            .map_err(backend("prepare a roll-up read"))?;
+        let rows = read
+            .query_map(params![BASE_TIER, from, to], |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, i64>(2)?,
+                    StatisticSet {
+                        sample_count: row.get(3)?,
+                        sum: row.get(4)?,
+                        minimum: row.get(5)?,
+                        maximum: row.get(6)?,
+                    },
+                    Sketch::decode(row.get_ref(7)?.as_blob().unwrap_or_default()),
+                ))
+            })
+            .map_err(backend("read rows to roll up"))?;
+        for row in rows {
+            let (sid, unit, ts, set, sketch) = row.map_err(backend("read a row to roll up"))?;
+            match buckets.entry((sid, unit, ts.div_euclid(res) * res)) {
+                Entry::Vacant(v) => {
+                    v.insert((set, sketch));
+                }
+                Entry::Occupied(mut o) => {
+                    let (s, k) = o.get_mut();
+                    s.merge(&set);
+                    k.merge(&sketch);
+                }
+            }
+        }
+    }
+    let mut upsert = tx
+        .prepare_cached(UPSERT)
+        .map_err(backend("prepare the roll-up write"))?;
+    for ((sid, unit, ts), (set, sketch)) in buckets {
+        upsert_bucket(&mut upsert, sid, res, ts, &unit, &set, &sketch)?;
+    }
+    tx.execute(
+        "INSERT INTO rollup (res, upto) VALUES (?1, ?2)
+         ON CONFLICT (res) DO UPDATE SET upto = excluded.upto",
+        params![res, to],
+    )
+    .map_err(backend("move a roll-up watermark"))?;
+    Ok(())
+}
+
+/// The rolled-up tiers' watermarks, recording them on first open. A database that has
+/// none yet was either just created (nothing to roll up: from the start of time) or
+/// written by a version that filled every tier at ingest: its buckets up to the end of
+/// the current one are then complete, and later ones are rolled up.
+fn load_watermarks(conn: &Connection) -> Result<[i64; ROLLED_UP.len()], MetricStoreError> {
+    let has_points: bool = conn
+        .query_row("SELECT EXISTS (SELECT 1 FROM points)", [], |row| row.get(0))
+        .map_err(backend("look for stored points"))?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let mut out = [0; ROLLED_UP.len()];
+    for (i, &res) in ROLLED_UP.iter().enumerate() {
+        let stored: Option<i64> = conn
+            .query_row("SELECT upto FROM rollup WHERE res = ?1", [res], |row| {
+                row.get(0)
+            })
+            .map(Some)
+            .or_else(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                e => Err(e),
+            })
+            .map_err(backend("read a roll-up watermark"))?;
+        out[i] = match stored {
+            Some(upto) => upto,
+            None => {
+                let upto = if has_points {
+                    (now.div_euclid(res) + 1) * res
+                } else {
+                    i64::MIN / 2
+                };
+                conn.execute(
+                    "INSERT INTO rollup (res, upto) VALUES (?1, ?2)",
+                    params![res, upto],
+                )
+                .map_err(backend("record a roll-up watermark"))?;
+                upto
+            }
+        };
+    }
+    Ok(out)
 }
 
 fn load_index(conn: &Connection) -> Result<HashMap<SeriesKey, SeriesMeta>, MetricStoreError> {

@@ -126,6 +126,58 @@ fn buckets_roll_up_across_periods_and_tiers() {
 }
 
 #[test]
+fn coarse_tiers_are_rolled_up_by_the_sweep_and_read_exactly_before_and_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("metrics.db");
+    let store = MetricStore::open(&path).unwrap();
+    // Two hours of one value a minute, then ten minutes of the third hour.
+    let samples: Vec<Sample> = (0..130)
+        .map(|m| sample("m", T0 + m * 60 + 5, 1.0, false))
+        .collect();
+    store.put(&samples).unwrap();
+    let now = T0 + 2 * 3600 + 630;
+    let hourly = |store: &MetricStore| sums(store, "m", T0, T0 + 3 * 3600, 3600, now);
+    let five = |store: &MetricStore| sums(store, "m", T0 + 6600, T0 + 7800, 300, now);
+    let expected_hourly = vec![(T0, 60.0), (T0 + 3600, 60.0), (T0 + 7200, 10.0)];
+    let expected_five = vec![
+        (T0 + 6600, 5.0),
+        (T0 + 6900, 5.0),
+        (T0 + 7200, 5.0),
+        (T0 + 7500, 5.0),
+    ];
+    // Nothing rolled up yet: the 1-minute rows answer.
+    assert_eq!(hourly(&store), expected_hourly);
+    assert_eq!(five(&store), expected_five);
+    // The sweep rolls up the whole buckets (two hours; 5-minute ones up to 2 h 10 min);
+    // the same answers, now from the coarse rows and the recent 1-minute ones.
+    store.sweep(now).unwrap();
+    assert_eq!(hourly(&store), expected_hourly);
+    assert_eq!(five(&store), expected_five);
+    // A late put into a rolled-up hour goes into the coarse tiers directly.
+    store.put(&[sample("m", T0 + 30, 4.0, false)]).unwrap();
+    assert_eq!(
+        hourly(&store),
+        vec![(T0, 64.0), (T0 + 3600, 60.0), (T0 + 7200, 10.0)]
+    );
+    assert_eq!(sums(&store, "m", T0, T0 + 300, 300, now), vec![(T0, 9.0)]);
+    // The watermarks survive reopening: nothing is rolled up twice.
+    drop(store);
+    let store = MetricStore::open(&path).unwrap();
+    store.sweep(now + 3600).unwrap();
+    assert_eq!(
+        sums(&store, "m", T0, T0 + 3 * 3600, 3600, now + 3600),
+        vec![(T0, 64.0), (T0 + 3600, 60.0), (T0 + 7200, 10.0)]
+    );
+    // Past the 1-minute tier's retention only the rolled-up rows answer.
+    let later = T0 + 16 * 86_400;
+    store.sweep(later).unwrap();
+    assert_eq!(
+        sums(&store, "m", T0, T0 + 3 * 3600, 3600, later),
+        vec![(T0, 64.0), (T0 + 3600, 60.0), (T0 + 7200, 10.0)]
+    );
+}
+
+#[test]
 fn retention_follows_aws_tiers_as_data_ages() {
     let (_d, store) = open();
     store
