@@ -5,6 +5,7 @@
 //! (retry) and terminal ([`ApiError::is_transient`]). It does not retry by itself: the
 //! caller decides how long a call is worth retrying.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -72,6 +73,10 @@ const MAX_RESPONSE_BYTES: usize = 4 << 20;
 pub struct ApiConfig {
     /// Base URL, e.g. `http://127.0.0.1:4747`. Only `http` is supported.
     pub endpoint: String,
+    /// Other replicas of the same control plane (several `stevedore server`s on one
+    /// etcd). A call that cannot reach the current endpoint moves the client on to the
+    /// next, so the caller's retry reaches a live replica.
+    pub fallback_endpoints: Vec<String>,
     /// Signing region.
     pub region: String,
     /// Signing credentials.
@@ -91,6 +96,7 @@ impl ApiConfig {
     ) -> Self {
         Self {
             endpoint: endpoint.into(),
+            fallback_endpoints: Vec::new(),
             region: region.into(),
             credentials,
             timeout: DEFAULT_TIMEOUT,
@@ -108,19 +114,31 @@ pub struct ApiClient {
 #[derive(Debug)]
 struct Inner {
     http: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
-    /// Absolute URI requests are posted to.
-    uri: http::Uri,
-    /// The `host` header value (the URI's authority).
-    host: String,
+    /// The endpoint and its fallbacks, in the order they are tried (never empty).
+    targets: Arc<[Target]>,
+    /// Index in `targets` of the endpoint calls go to now (shared by clones).
+    current: Arc<AtomicUsize>,
     region: String,
     credentials: Credentials,
     timeout: Duration,
 }
 
+/// One endpoint requests can be posted to.
+#[derive(Debug)]
+struct Target {
+    /// Absolute URI requests are posted to.
+    uri: http::Uri,
+    /// The `host` header value (the URI's authority).
+    host: String,
+}
+
 impl ApiClient {
     /// A client for `config`; fails only on an unusable endpoint.
     pub fn new(config: ApiConfig) -> Result<Self, ApiError> {
-        let (uri, host) = parse_endpoint(&config.endpoint)?;
+        let targets = std::iter::once(&config.endpoint)
+            .chain(&config.fallback_endpoints)
+            .map(|e| parse_endpoint(e).map(|(uri, host)| Target { uri, host }))
+            .collect::<Result<Vec<_>, _>>()?;
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(config.timeout));
@@ -138,8 +156,8 @@ impl ApiClient {
         Ok(Self {
             inner: Arc::new(Inner {
                 http,
-                uri,
-                host,
+                targets: targets.into(),
+                current: Arc::new(AtomicUsize::new(0)),
                 region: config.region,
                 credentials: config.credentials,
                 timeout: config.timeout,
@@ -154,8 +172,8 @@ impl ApiClient {
         Self {
             inner: Arc::new(Inner {
                 http: i.http.clone(),
-                uri: i.uri.clone(),
-                host: i.host.clone(),
+                targets: i.targets.clone(),
+                current: i.current.clone(),
                 region: i.region.clone(),
                 credentials,
                 timeout: i.timeout,
@@ -173,9 +191,19 @@ impl ApiClient {
         &self.inner.credentials
     }
 
-    /// The endpoint's `host:port` (its URI authority), e.g. `127.0.0.1:4747`.
+    /// The current endpoint's `host:port` (its URI authority), e.g. `127.0.0.1:4747`.
     pub fn host(&self) -> &str {
-        &self.inner.host
+        &self.inner.target().1.host
+    }
+
+    /// Every endpoint this client may call (the first is the configured one), as
+    /// `scheme://host:port/path`.
+    pub fn endpoints(&self) -> Vec<String> {
+        self.inner
+            .targets
+            .iter()
+            .map(|t| t.uri.to_string())
+            .collect()
     }
 
     /// `RegisterContainerInstance`.
@@ -366,9 +394,25 @@ impl ApiClient {
     async fn exchange(
         &self,
         operation: &'static str,
+        (req, target): (http::Request<Full<Bytes>>, usize),
+    ) -> Result<(u16, Option<String>, Bytes), ApiError> {
+        let result = self.exchange_with(operation, req).await;
+        if matches!(
+            result,
+            Err(ApiError::Transport { .. } | ApiError::Timeout { .. })
+        ) {
+            self.inner.move_on(target);
+        }
+        result
+    }
+
+    async fn exchange_with(
+        &self,
+        operation: &'static str,
         req: http::Request<Full<Bytes>>,
     ) -> Result<(u16, Option<String>, Bytes), ApiError> {
         let timeout = self.inner.timeout;
+        let req_uri = req.uri().clone();
         let exchange = async {
             let response = self
                 .inner
@@ -378,7 +422,7 @@ impl ApiClient {
                 .map_err(|e| ApiError::Transport {
                     operation,
                     // Names the endpoint: a TLS refusal is only actionable with it.
-                    error: format!("{}: {}", self.inner.uri, error_chain(&e)),
+                    error: format!("{}: {}", req_uri, error_chain(&e)),
                 })?;
             let status = response.status().as_u16();
             let header_type = response
@@ -404,17 +448,19 @@ impl ApiClient {
             })?
     }
 
+    /// The request for the current endpoint, and that endpoint's index.
     fn build_request(
         &self,
         signing: &Signing<'_>,
         body: Vec<u8>,
         now: SystemTime,
-    ) -> Result<http::Request<Full<Bytes>>, ApiError> {
+    ) -> Result<(http::Request<Full<Bytes>>, usize), ApiError> {
         let inner = &*self.inner;
+        let (index, target) = inner.target();
         let uri = match signing.path {
-            None => inner.uri.clone(),
+            None => target.uri.clone(),
             Some(path) => {
-                let mut parts = inner.uri.clone().into_parts();
+                let mut parts = target.uri.clone().into_parts();
                 parts.path_and_query = Some(
                     path.parse()
                         .map_err(|e: http::uri::InvalidUri| ApiError::Signing(e.to_string()))?,
@@ -424,7 +470,7 @@ impl ApiClient {
         };
         let uri_text = uri.to_string();
         let mut base: Vec<(&str, &str)> = vec![
-            ("host", &inner.host),
+            ("host", &target.host),
             ("content-type", signing.content_type),
         ];
         if let Some(target) = signing.target {
@@ -456,7 +502,37 @@ impl ApiClient {
         }
         builder
             .body(Full::new(Bytes::from(body)))
+            .map(|req| (req, index))
             .map_err(|e| ApiError::Signing(e.to_string()))
+    }
+}
+
+impl Inner {
+    /// The endpoint calls go to now, with its index.
+    fn target(&self) -> (usize, &Target) {
+        let index = self.current.load(Ordering::Relaxed) % self.targets.len();
+        (index, &self.targets[index])
+    }
+
+    /// After a call to `failed` could not reach it: later calls go to the next endpoint
+    /// (unless another call has moved on already).
+    fn move_on(&self, failed: usize) {
+        let len = self.targets.len();
+        if len < 2 {
+            return;
+        }
+        let next = (failed + 1) % len;
+        if self
+            .current
+            .compare_exchange(failed, next, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+        {
+            tracing::warn!(
+                unreachable = %self.targets[failed].uri,
+                next = %self.targets[next].uri,
+                "The control plane endpoint cannot be reached; trying the next replica."
+            );
+        }
     }
 }
 

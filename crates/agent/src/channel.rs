@@ -46,6 +46,11 @@ const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
 pub struct ChannelConfig {
     /// The `endpoint` from `DiscoverPollEndpoint`, e.g. `http://127.0.0.1:4747/`.
     pub endpoint: String,
+    /// Other replicas' endpoints: when a connect fails (the replica died), the next
+    /// attempt goes to the next endpoint, round the list, so the channel fails over.
+    /// Every replica serves the channel from the shared store, and delivery is at least
+    /// once, so a task pending on the dead replica is sent again by the next.
+    pub fallback_endpoints: Vec<String>,
     /// The instance's cluster ARN.
     pub cluster_arn: String,
     /// The instance's ARN.
@@ -95,6 +100,7 @@ impl ChannelConfig {
     ) -> Self {
         Self {
             endpoint: endpoint.into(),
+            fallback_endpoints: Vec::new(),
             cluster_arn: cluster_arn.into(),
             container_instance_arn: container_instance_arn.into(),
             agent_version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -231,11 +237,15 @@ enum SessionEnd {
 
 /// The connection loop: connect, run a session, back off, repeat.
 async fn run(
-    config: ChannelConfig,
+    mut config: ChannelConfig,
     deliveries: mpsc::Sender<Delivery>,
     state: watch::Sender<ChannelState>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let endpoints: Vec<String> = std::iter::once(config.endpoint.clone())
+        .chain(config.fallback_endpoints.iter().cloned())
+        .collect();
+    let mut which = 0;
     let (outbound_tx, mut outbound_rx) = mpsc::unbounded_channel();
     let mut backoff = config.backoff_min;
     let mut session: u64 = 0;
@@ -277,6 +287,14 @@ async fn run(
                     tracing::warn!(instance = %config.container_instance_arn, %error, "Channel connect failed; retrying.");
                 } else {
                     tracing::debug!(instance = %config.container_instance_arn, %error, failures, "Channel connect failed again.");
+                }
+                // The next attempt goes to the next replica, if there is another.
+                if endpoints.len() > 1 {
+                    which = (which + 1) % endpoints.len();
+                    if let Some(next) = endpoints.get(which) {
+                        tracing::info!(instance = %config.container_instance_arn, endpoint = %next, "Channel fails over to another replica.");
+                        config.endpoint.clone_from(next);
+                    }
                 }
             }
         }

@@ -313,6 +313,13 @@ pub async fn run(
         api.credentials().clone(),
         api.region().to_owned(),
     );
+    // The other replicas the agent was given: the channel fails over to them when the
+    // replica that answered DiscoverPollEndpoint dies.
+    channel_config.fallback_endpoints = api
+        .endpoints()
+        .into_iter()
+        .filter(|e| !same_authority(e, &channel_config.endpoint))
+        .collect();
     channel_config.agent_version = AGENT_VERSION.to_owned();
     channel_config.docker_version = docker_version;
     channel_config.health = Some(health);
@@ -388,4 +395,14 @@ async fn start_metadata(
 
 async fn shutdown_requested(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|s| *s).await;
+}
+
+/// Whether two endpoint URLs name the same `host:port`.
+fn same_authority(a: &str, b: &str) -> bool {
+    let authority = |u: &str| {
+        u.parse::<http::Uri>()
+            .ok()
+            .and_then(|u| u.authority().map(|a| a.as_str().to_owned()))
+    };
+    authority(a).is_some_and(|x| Some(x) == authority(b))
 }

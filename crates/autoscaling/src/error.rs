@@ -39,6 +39,15 @@ impl AutoScalingError {
             Self::ResourceInUse(_) => AwsError::client("ResourceInUse", message),
             Self::NotImplemented(_) => AwsError::client("InvalidAction", message),
             Self::Ec2(code, _) => AwsError::client(*code, message),
+            // AWS's common 503 for a temporary failure (the state store is unreachable);
+            // the store logs the outage once, not per request.
+            Self::Store(ObjectsError::Store(store::StoreError::Unavailable(_))) => {
+                AwsError::server(
+                    "ServiceUnavailable",
+                    "The service is unavailable: its state store cannot be reached. Retry the request.",
+                )
+                .with_status(503)
+            }
             Self::Store(error) => {
                 tracing::error!(%error, "Auto Scaling could not reach its state.");
                 AwsError::server("InternalFailure", "The state store failed; retry.")

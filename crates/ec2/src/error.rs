@@ -104,6 +104,8 @@ impl Ec2Error {
             Self::InterfaceNotFound(_) => "InvalidNetworkInterfaceID.NotFound",
             Self::InvalidId(_) => "InvalidID",
             Self::DryRun => "DryRunOperation",
+            // EC2's documented 503 for a temporary failure of the server (etcd down).
+            Self::Store(store::StoreError::Unavailable(_)) => "ServiceUnavailable",
             Self::Store(_) | Self::Internal(_) => "InternalError",
         }
     }
@@ -118,6 +120,7 @@ impl From<Ec2Error> for wire::AwsError {
     fn from(e: Ec2Error) -> Self {
         let status = match &e {
             Ec2Error::DryRun => 412,
+            Ec2Error::Store(store::StoreError::Unavailable(_)) => 503,
             Ec2Error::Store(_) | Ec2Error::Internal(_) => 500,
             _ => 400,
         };

@@ -51,9 +51,18 @@ impl IamError {
             Self::Validation(_) => ("ValidationError", 400),
             Self::InvalidInput(_) => ("InvalidInput", 400),
             Self::AccessDenied(_) => ("AccessDenied", 403),
+            // The state store cannot be reached now (etcd down): AWS's common 503,
+            // which SDKs retry, rather than a failure of the request itself.
+            Self::Store(store::ObjectsError::Store(store::StoreError::Unavailable(_))) => {
+                ("ServiceUnavailable", 503)
+            }
             Self::Store(_) | Self::Internal(_) => ("ServiceFailure", 500),
         };
         let message = match self {
+            Self::Store(store::ObjectsError::Store(store::StoreError::Unavailable(_))) => {
+                "The service is unavailable: its state store cannot be reached. Retry the request."
+                    .to_owned()
+            }
             Self::Store(_) => "The service failed to store the request; retry it.".to_owned(),
             other => other.to_string(),
         };

@@ -30,6 +30,8 @@ pub struct AgentArgs {
     #[arg(long, env = "STEVEDORE_AGENT_CLUSTER")]
     cluster: Option<String>,
     /// The control plane, e.g. http://127.0.0.1:4747 (config file: STEVEDORE_ENDPOINT).
+    /// Several replicas on one etcd: a comma-separated list; the agent uses the first
+    /// and fails over to the next when the one it talks to cannot be reached.
     #[arg(long, env = "STEVEDORE_AGENT_ENDPOINT")]
     endpoint: Option<String>,
     /// Region of the cluster to join: the agent signs for it, and the server serves each
@@ -105,6 +107,9 @@ pub struct AgentArgs {
 pub struct Resolved {
     pub cluster: String,
     pub endpoint: String,
+    /// The other replicas of the control plane, tried in turn when `endpoint` (or the
+    /// one in use) cannot be reached.
+    pub fallback_endpoints: Vec<String>,
     pub state_dir: PathBuf,
     pub availability_zone: String,
     pub attributes: Vec<(String, String)>,
@@ -139,11 +144,18 @@ pub fn resolve(args: &AgentArgs, file: &BTreeMap<String, String>) -> anyhow::Res
         .clone()
         .or_else(|| get("ECS_CLUSTER"))
         .unwrap_or_else(|| "default".to_owned());
-    let endpoint = args
+    let endpoints = args
         .endpoint
         .clone()
         .or_else(|| get("STEVEDORE_ENDPOINT"))
         .context("--endpoint (or STEVEDORE_AGENT_ENDPOINT, or STEVEDORE_ENDPOINT in the config file) is required")?;
+    let mut endpoints = endpoints
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(str::to_owned);
+    let endpoint = endpoints.next().context("--endpoint names no endpoint")?;
+    let fallback_endpoints: Vec<String> = endpoints.collect();
     let state_dir = args
         .state_dir
         .clone()
@@ -254,6 +266,7 @@ pub fn resolve(args: &AgentArgs, file: &BTreeMap<String, String>) -> anyhow::Res
         host_address,
         cluster,
         endpoint,
+        fallback_endpoints,
         state_dir,
         availability_zone,
         attributes,
@@ -349,8 +362,11 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let (tx, shutdown) = watch::channel(false);
     let credentials = agent_credentials(&resolved, &region, shutdown.clone()).await?;
-    let api = ApiClient::new(ApiConfig::new(&resolved.endpoint, &region, credentials))
-        .context("building the ECS client")?;
+    let mut api_config = ApiConfig::new(&resolved.endpoint, &region, credentials);
+    api_config
+        .fallback_endpoints
+        .clone_from(&resolved.fallback_endpoints);
+    let api = ApiClient::new(api_config).context("building the ECS client")?;
     let runtime = connect_docker()
         .await
         .map_err(|e| anyhow::anyhow!("{DOCKER_HINT} ({e})"))?;
@@ -375,12 +391,15 @@ async fn agent_credentials(
     use ::agent::instance_identity::{compute_backoff, establish, fetch_credentials, keep_fresh};
     // Redemption and instance credentials are authenticated by their bodies, so this
     // client never signs; its placeholder key is never used.
-    let bootstrap = ApiClient::new(ApiConfig::new(
+    let mut bootstrap = ApiConfig::new(
         &resolved.endpoint,
         region,
         Credentials::new("ANONYMOUS", "-", None),
-    ))
-    .context("building the client")?;
+    );
+    bootstrap
+        .fallback_endpoints
+        .clone_from(&resolved.fallback_endpoints);
+    let bootstrap = ApiClient::new(bootstrap).context("building the client")?;
     tracing::debug!(
         has_join_token = resolved.join_token.is_some(),
         "Looking for an instance identity."
@@ -449,6 +468,7 @@ pub async fn spawn_local(
     let resolved = Resolved {
         cluster,
         endpoint,
+        fallback_endpoints: Vec::new(),
         state_dir: state_dir.to_owned(),
         availability_zone: "a".into(),
         attributes: Vec::new(),

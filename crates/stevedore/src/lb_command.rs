@@ -40,6 +40,8 @@ pub use ::lb::describe::{fetch_config, QueryApi};
 #[derive(clap::Args, Debug)]
 pub struct LbArgs {
     /// The server whose ELBv2 API describes what to serve, e.g. http://127.0.0.1:4747.
+    /// Several replicas on one etcd: a comma-separated list; a poll that cannot reach
+    /// one replica moves on to the next (every replica serves the same state).
     #[arg(long, env = "STEVEDORE_LB_ENDPOINT")]
     endpoint: String,
     /// Signing region (default: AWS_REGION, then AWS_DEFAULT_REGION, then us-east-1).
@@ -408,11 +410,19 @@ pub async fn run(args: LbArgs) -> anyhow::Result<()> {
     if let Some(ca) = &args.ca_file {
         ::agent::tls::trust_ca_file(ca).context("--ca-file")?;
     }
-    ::agent::tls::verify_endpoint(&args.endpoint)
+    let mut endpoints = args
+        .endpoint
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(str::to_owned);
+    let first = endpoints.next().context("--endpoint names no endpoint")?;
+    ::agent::tls::verify_endpoint(&first)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let api = ApiClient::new(ApiConfig::new(&args.endpoint, &region, credentials))
-        .context("configuring the ELBv2 client")?;
+    let mut config = ApiConfig::new(&first, &region, credentials);
+    config.fallback_endpoints = endpoints.collect();
+    let api = ApiClient::new(config).context("configuring the ELBv2 client")?;
     let remote = RemoteElb::new(api.clone());
     let source = PolledSource::new();
     let plane = ::lb::DataPlane::new(::lb::Options {

@@ -10,6 +10,7 @@
 
 use std::time::Duration;
 
+use store::leader::Term;
 use store::Leadership;
 use telemetry::CancellationToken;
 use tokio::task::JoinSet;
@@ -18,6 +19,20 @@ use tokio::task::JoinSet;
 /// lease margin (a third of the TTL, at least 2/3 s).
 const STOP_GRACE: Duration = Duration::from_millis(500);
 
+/// The loops of one term: each runs as the term's leader ([`store::as_leader`]), so
+/// its writes are fenced by the term and refused once another replica leads.
+pub(crate) struct TermLoops {
+    term: Term,
+    set: JoinSet<()>,
+}
+
+impl TermLoops {
+    /// Spawns `work` as one of the term's loops.
+    pub(crate) fn spawn(&mut self, work: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.set.spawn(store::as_leader(self.term, work));
+    }
+}
+
 /// Spawns into `loops` a supervisor that calls `start` at the beginning of every term
 /// this replica leads, with the term's stop token, and stops what it started when the
 /// term ends or `shutdown` fires.
@@ -25,7 +40,7 @@ pub(crate) fn while_leader(
     loops: &mut JoinSet<()>,
     mut leadership: Leadership,
     shutdown: CancellationToken,
-    start: impl Fn(&mut JoinSet<()>, &CancellationToken) + Send + 'static,
+    start: impl Fn(&mut TermLoops, &CancellationToken) + Send + 'static,
 ) {
     loops.spawn(async move {
         loop {
@@ -37,8 +52,12 @@ pub(crate) fn while_leader(
                 },
             };
             let stop = shutdown.child_token();
-            let mut running = JoinSet::new();
-            start(&mut running, &stop);
+            let mut term_loops = TermLoops {
+                term,
+                set: JoinSet::new(),
+            };
+            start(&mut term_loops, &stop);
+            let mut running = term_loops.set;
             tokio::select! {
                 () = shutdown.cancelled() => {}
                 () = leadership.lost(term) => {
@@ -78,16 +97,19 @@ mod tests {
         let shutdown = CancellationToken::new();
         let running = Arc::new(AtomicUsize::new(0));
         let started = Arc::new(AtomicUsize::new(0));
+        let in_term = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let mut loops = JoinSet::new();
-        let (r, s) = (running.clone(), started.clone());
+        let (r, s, t) = (running.clone(), started.clone(), in_term.clone());
         while_leader(
             &mut loops,
             leadership,
             shutdown.clone(),
             move |set, stop| {
-                let (r, stop) = (r.clone(), stop.clone());
+                let (r, t, stop) = (r.clone(), t.clone(), stop.clone());
                 s.fetch_add(1, Ordering::SeqCst);
                 set.spawn(async move {
+                    // The loop's writes are fenced by the term it was started in.
+                    t.store(store::fence::current_term().unwrap_or(0), Ordering::SeqCst);
                     r.fetch_add(1, Ordering::SeqCst);
                     stop.cancelled().await;
                     r.fetch_sub(1, Ordering::SeqCst);
@@ -100,6 +122,7 @@ mod tests {
         tx.send_replace(Some(1));
         settle().await;
         assert_eq!(running.load(Ordering::SeqCst), 1);
+        assert_eq!(in_term.load(Ordering::SeqCst), 1, "loops run as term 1");
         tx.send_replace(None);
         settle().await;
         assert_eq!(
@@ -110,6 +133,7 @@ mod tests {
         tx.send_replace(Some(2));
         settle().await;
         assert_eq!(started.load(Ordering::SeqCst), 2);
+        assert_eq!(in_term.load(Ordering::SeqCst), 2, "loops run as term 2");
         shutdown.cancel();
         while loops.join_next().await.is_some() {}
         assert_eq!(running.load(Ordering::SeqCst), 0);

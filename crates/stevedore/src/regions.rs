@@ -494,7 +494,7 @@ impl Factory {
 fn start_controllers(
     region: &Regional,
     (retention, time_scale): (ecs::Retention, f64),
-    loops: &mut tokio::task::JoinSet<()>,
+    loops: &mut crate::leader_wiring::TermLoops,
     shutdown: &CancellationToken,
 ) {
     if let Some(registry) = &region.registry {

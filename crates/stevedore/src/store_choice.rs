@@ -116,19 +116,23 @@ impl StoreArgs {
             .await
             .with_context(|| format!("connecting to etcd at {}", config.endpoints.join(",")))?;
         let identity = format!("{}@{listen} pid {}", hostname(), std::process::id());
+        // Outside the state prefix's keyspace that services lay out.
+        let election_key = format!("{prefix}_leader");
         let leadership = campaign(
             etcd.client(),
             ElectionConfig {
-                // Outside the state prefix's keyspace that services lay out.
-                key: format!("{prefix}_leader"),
+                key: election_key.clone(),
                 identity,
                 ttl: Duration::from_secs(self.leader_lease_ttl),
             },
             shutdown.clone(),
         );
         let describe = format!("etcd {} (prefix {prefix})", config.endpoints.join(","));
+        // Controller writes carry their term and etcd refuses those of an ended one
+        // (store::fence), so a deposed leader that has not yet noticed commits nothing.
+        let fenced = store::Fenced::new(Arc::new(etcd) as Arc<dyn Store>, election_key);
         let state: Arc<dyn Store> = Arc::new(store::Prefixed::new(
-            Arc::new(etcd) as Arc<dyn Store>,
+            Arc::new(fenced) as Arc<dyn Store>,
             format!("{prefix}state/"),
         ));
         Ok(Opened {

@@ -28,11 +28,13 @@ use bytes::Bytes;
 
 #[cfg(feature = "etcd")]
 pub mod etcd;
+pub mod fence;
 pub mod leader;
 pub mod objects;
 mod prefixed;
 pub mod retry;
 mod sqlite;
+pub use fence::{as_leader, Fenced};
 pub use leader::Leadership;
 pub use objects::{CommitHook, ObjectPage, Objects, ObjectsError, Step};
 pub use prefixed::Prefixed;
@@ -170,6 +172,15 @@ pub enum StoreError {
         found: u32,
         /// Highest version this binary knows.
         supported: u32,
+    },
+    /// A controller's write was made in a term of leadership that has ended (its lease
+    /// expired and another replica may lead): it was not applied. See [`fence`].
+    #[error(
+        "this replica's term {term} as leader has ended; the controller write was not applied"
+    )]
+    NotLeader {
+        /// The ended term the write was made in.
+        term: Revision,
     },
     /// The store has been closed (shutdown in progress).
     #[error("the state store is shut down")]

@@ -366,3 +366,73 @@ async fn one_leader_at_a_time_and_the_other_takes_over() {
     assert_eq!(a.term(), None);
     stop_b.cancel();
 }
+
+/// Fencing: a write made in a term that has ended is refused by etcd itself, both while
+/// no one leads and after another replica took over, whatever the deposed leader still
+/// believes; the current leader's writes and unfenced (API) writes commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deposed_leaders_write_is_refused() {
+    let Some(binary) = etcd_binary() else { return };
+    let etcd = Etcd::start(&binary);
+    let raw = etcd.store().await;
+    let key = "stevedore/_leader";
+    let fenced = store::Fenced::new(Arc::new(raw.clone()) as Arc<dyn Store>, key);
+    let config = |who: &str| ElectionConfig {
+        key: key.to_owned(),
+        identity: who.to_owned(),
+        ttl: Duration::from_secs(2),
+    };
+    let stop_a = telemetry::CancellationToken::new();
+    let mut a = campaign(raw.client(), config("a"), stop_a.clone());
+    let first = match tokio::time::timeout(Duration::from_secs(10), a.acquired()).await {
+        Ok(Some(term)) => term,
+        other => panic!("a never led: {other:?}"),
+    };
+    let wrote = store::as_leader(first, fenced.txn(Txn::new().put("s/x", "a1"))).await;
+    assert!(
+        matches!(wrote, Ok(TxnOutcome::Committed { .. })),
+        "{wrote:?}"
+    );
+
+    // a's lease ends (here given back; a paused process's would expire).
+    stop_a.cancel();
+    let mut gone = false;
+    for _ in 0..40 {
+        if matches!(raw.get(key).await, Ok(None)) {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(gone, "the election key outlived a's lease");
+    let between = store::as_leader(first, fenced.txn(Txn::new().put("s/x", "a2"))).await;
+    assert!(
+        matches!(between, Err(StoreError::NotLeader { term }) if term == first),
+        "a write of an ended term must be refused while no one leads: {between:?}"
+    );
+
+    let stop_b = telemetry::CancellationToken::new();
+    let mut b = campaign(raw.client(), config("b"), stop_b.clone());
+    let second = match tokio::time::timeout(Duration::from_secs(10), b.acquired()).await {
+        Ok(Some(term)) => term,
+        other => panic!("b never led: {other:?}"),
+    };
+    assert!(second > first);
+    let stale = store::as_leader(first, fenced.txn(Txn::new().put("s/x", "a3"))).await;
+    assert!(
+        matches!(stale, Err(StoreError::NotLeader { term }) if term == first),
+        "a deposed leader's write must be refused once another leads: {stale:?}"
+    );
+    let current = store::as_leader(second, fenced.txn(Txn::new().put("s/x", "b1"))).await;
+    assert!(
+        matches!(current, Ok(TxnOutcome::Committed { .. })),
+        "{current:?}"
+    );
+    let api = fenced.txn(Txn::new().put("s/y", "api")).await;
+    assert!(matches!(api, Ok(TxnOutcome::Committed { .. })), "{api:?}");
+    match raw.get("s/x").await {
+        Ok(Some(kv)) => assert_eq!(&kv.value[..], b"b1", "no stale write applied"),
+        other => panic!("expected s/x, got {other:?}"),
+    }
+    stop_b.cancel();
+}

@@ -303,3 +303,37 @@ fn state_change_shapes_round_trip_with_aws_member_names() {
     let back: SubmitTaskStateChangeRequest = serde_json::from_value(v).expect("parses");
     assert_eq!(back, req);
 }
+
+/// With a dead replica first: the call that cannot reach it fails as transient (the
+/// caller retries), and the retry goes to the live replica, signed for its host.
+#[tokio::test]
+async fn a_call_that_cannot_reach_a_replica_moves_the_client_to_the_next() {
+    let (live, seen) = fake_ecs(canned).await;
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        format!("http://{}", l.local_addr().expect("addr"))
+    };
+    let mut config = ApiConfig::new(&dead, "us-east-1", Credentials::new(AKID, SECRET, None));
+    config.timeout = Duration::from_secs(2);
+    config.fallback_endpoints = vec![live.clone()];
+    let api = ApiClient::new(config).expect("client");
+    let request = SubmitTaskStateChangeRequest::default();
+    let first = api.submit_task_state_change(&request).await;
+    assert!(
+        first.as_ref().is_err_and(ApiError::is_transient),
+        "{first:?}"
+    );
+    let again = api
+        .submit_task_state_change(&request)
+        .await
+        .expect("the retry reaches the live replica");
+    assert_eq!(again.acknowledgment.as_deref(), Some("ACK"));
+    let seen = seen.lock().expect("lock");
+    assert_eq!(seen.len(), 1);
+    assert!(seen[0].verified.is_ok(), "{:?}", seen[0].verified);
+    assert!(
+        live.contains(api.host()),
+        "{} is now the current host",
+        api.host()
+    );
+}

@@ -263,6 +263,33 @@ async fn reconnects_after_close_and_drops_acks_of_the_old_session() {
         .any(|f| matches!(f, Frame::AckRequest(a) if a.message_id == "p1")));
 }
 
+/// An address nothing listens on (a port bound, then released).
+async fn dead_endpoint() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    drop(listener);
+    format!("http://{addr}/")
+}
+
+#[tokio::test]
+async fn a_dead_replica_fails_over_to_the_next_endpoint() {
+    let (live, log) = fake_acs(Script::PayloadAndHeartbeat).await;
+    let mut c = config(&dead_endpoint().await);
+    c.fallback_endpoints = vec![live];
+    let (_shutdown_tx, shutdown) = watch::channel(false);
+    let (_channel, mut deliveries) = Channel::spawn(c, shutdown);
+    let delivered = tokio::time::timeout(Duration::from_secs(5), deliveries.recv())
+        .await
+        .expect("a delivery from the live replica in time")
+        .expect("delivery");
+    assert_eq!(delivered.payload.message_id, "p1");
+    assert_eq!(
+        log.lock().expect("lock").len(),
+        1,
+        "one session, on the live replica"
+    );
+}
+
 #[tokio::test]
 async fn a_burst_of_payloads_is_delivered_and_acked_without_stalling() {
     let (endpoint, log) = fake_acs(Script::Burst).await;

@@ -20,6 +20,8 @@
 mod election;
 mod watch;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -136,6 +138,9 @@ impl EtcdConfig {
 pub struct EtcdStore {
     client: Client,
     deadline: Duration,
+    /// Whether the last call reached etcd, so that an outage is logged once when it
+    /// starts and once when it ends, not once per failing request.
+    reachable: Arc<AtomicBool>,
 }
 
 impl EtcdStore {
@@ -149,6 +154,7 @@ impl EtcdStore {
         let store = Self {
             client,
             deadline: config.deadline(),
+            reachable: Arc::new(AtomicBool::new(true)),
         };
         store.revision().await?;
         Ok(store)
@@ -165,7 +171,28 @@ impl EtcdStore {
         options: GetOptions,
     ) -> Result<etcd_client::GetResponse, StoreError> {
         let mut kv = self.client.kv_client();
-        bounded(self.deadline, kv.get(key, Some(options))).await
+        self.observe(bounded(self.deadline, kv.get(key, Some(options))).await)
+    }
+
+    /// Logs when etcd stops answering and when it answers again.
+    fn observe<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        match &result {
+            Err(StoreError::Unavailable(error)) => {
+                if self.reachable.swap(false, Ordering::Relaxed) {
+                    tracing::error!(
+                        %error,
+                        "etcd cannot be reached: API calls answer 503 ServiceUnavailable and controllers pause until it answers again."
+                    );
+                }
+            }
+            Ok(_) => {
+                if !self.reachable.swap(true, Ordering::Relaxed) {
+                    tracing::info!("etcd answers again; requests are served.");
+                }
+            }
+            Err(_) => {}
+        }
+        result
     }
 }
 
@@ -350,7 +377,7 @@ impl Store for EtcdStore {
             .collect();
         let request = EtcdTxn::new().when(compares).and_then(ops).or_else(reads);
         let mut kv = self.client.kv_client();
-        let resp = bounded(self.deadline, kv.txn(request)).await?;
+        let resp = self.observe(bounded(self.deadline, kv.txn(request)).await)?;
         let revision = header_revision(resp.header());
         if resp.succeeded() {
             return Ok(TxnOutcome::Committed { revision });
