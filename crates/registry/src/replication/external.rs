@@ -168,9 +168,11 @@ fn parse_endpoint(url: &str) -> Result<(&'static str, String), String> {
     let (scheme, rest) = match url.split_once("://") {
         Some(("https", rest)) => ("https", rest),
         Some(("http", rest)) => ("http", rest),
-        _ => return Err(format!(
+        _ => {
+            return Err(format!(
             "the endpoint '{url}' must be https://host[:port] (or http:// for a loopback host)."
-        )),
+        ))
+        }
     };
     let host = rest.trim_end_matches('/');
     let parsed: Option<http::uri::Authority> = host.parse().ok();
