@@ -141,8 +141,7 @@ impl Registry {
                 .objects()
                 .commit(store::Txn::new().put(key(&rec.id), v))
                 .await
-                .map(|_| ())
-                .map_err(RegistryError::from),
+                .map(|_| ()),
             Err(e) => Err(e),
         };
         if let Err(error) = written {

@@ -526,13 +526,13 @@ mod tests {
         let d = compute_destination(
             br#"{"endpoint":"https://b.example:4747/","accessKeyId":"AK","secretAccessKey":"S"}"#,
         )
-        .unwrap();
+        .expect("ok");
         assert_eq!((d.scheme, d.host.as_str()), ("https", "b.example:4747"));
         assert!(d.session_token.is_none());
         let local = compute_destination(
             br#"{"endpoint":"http://127.0.0.1:5000","accessKeyId":"AK","secretAccessKey":"S","sessionToken":"T"}"#,
         )
-        .unwrap();
+        .expect("ok");
         assert_eq!(
             (local.scheme, local.session_token.as_deref()),
             ("http", Some("T"))
@@ -544,7 +544,7 @@ mod tests {
         let remote_http = compute_destination(
             br#"{"endpoint":"http://b.example:4747","accessKeyId":"AK","secretAccessKey":"S"}"#,
         );
-        assert!(remote_http.unwrap_err().contains("plain HTTP"));
+        assert!(remote_http.expect_err("refused").contains("plain HTTP"));
         for bad in [
             &br#"{"endpoint":"ftp://x","accessKeyId":"AK","secretAccessKey":"S"}"#[..],
             br#"{"endpoint":"https://u@x","accessKeyId":"AK","secretAccessKey":"S"}"#,
@@ -565,20 +565,26 @@ mod tests {
     #[tokio::test]
     async fn only_owner_readable_files_are_used_and_absent_ones_mean_local() {
         use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        assert!(load(dir.path(), "444455556666").await.unwrap().is_none());
-        assert!(load(dir.path(), "../../etc/x").await.unwrap().is_none());
+        let dir = tempfile::tempdir().expect("ok");
+        assert!(load(dir.path(), "444455556666")
+            .await
+            .expect("ok")
+            .is_none());
+        assert!(load(dir.path(), "../../etc/x").await.expect("ok").is_none());
         let path = dir.path().join("444455556666.json");
         std::fs::write(
             &path,
             br#"{"endpoint":"http://127.0.0.1:1","accessKeyId":"AK","secretAccessKey":"S"}"#,
         )
-        .unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let open = load(dir.path(), "444455556666").await.unwrap_err();
+        .expect("ok");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("ok");
+        let open = load(dir.path(), "444455556666").await.expect_err("refused");
         assert!(open.contains("chmod 600"), "{open}");
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-        let d = load(dir.path(), "444455556666").await.unwrap().unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("ok");
+        let d = load(dir.path(), "444455556666")
+            .await
+            .expect("ok")
+            .expect("ok");
         assert_eq!(d.host, "127.0.0.1:1");
     }
 }
