@@ -114,7 +114,9 @@ class ServerConfig:
 class StevedoreServer:
     """A `stevedore server` child process on a free port with its own data dir."""
 
-    def __init__(self, data_dir: Path, port: int | None = None, extra_env: dict | None = None):
+    def __init__(self, data_dir: Path, port: int | None = None, extra_env: dict | None = None,
+                 account_id: str = ACCOUNT_ID):
+        self.account_id = account_id
         self.data_dir = Path(data_dir)
         self.port = port or free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
@@ -144,7 +146,7 @@ class StevedoreServer:
                 "--region",
                 REGION,
                 "--account-id",
-                ACCOUNT_ID,
+                self.account_id,
             ],
             stdout=self._log,
             stderr=self._log,

@@ -134,3 +134,70 @@ def test_repositories_outside_the_filters_are_not_replicated(setup):
     with pytest.raises(botocore.exceptions.ClientError) as err:
         ecr.describe_image_replication_status(repositoryName=repo, imageId={"imageTag": "nope"})
     assert err.value.response["Error"]["Code"] == "ImageNotFoundException"
+
+
+def test_images_pushed_before_the_rule_replicate_only_through_a_backfill(setup):
+    first, _ = setup
+    ecr = make_client(first, "ecr")
+    repo = f"legacy/{unique('app')}"
+    ecr.create_repository(repositoryName=repo)
+    v2 = V2(first.endpoint, password(ecr))
+    # "v1" moves to a second image: the first stays, untagged.
+    untagged, _ = v2.push_image(repo, "v1", [b"an image that loses its tag"])
+    tagged, _ = v2.push_image(repo, "v1", [b"pushed before any rule"])
+    assert {(i["imageDigest"], i.get("imageTag")) for i in ecr.list_images(repositoryName=repo)["imageIds"]} == {
+        (tagged, "v1"), (untagged, None)}
+
+    ecr.put_replication_configuration(replicationConfiguration={"rules": [{
+        "destinations": [{"region": WEST, "registryId": ACCOUNT_ID}],
+        "repositoryFilters": [{"filter": "legacy", "filterType": "PREFIX_MATCH"}]}]})
+    # As on AWS, the rule alone does not send what was there before it.
+    time.sleep(1)
+    assert statuses(ecr, repo, "v1") == {}
+
+    with pytest.raises(botocore.exceptions.ClientError) as err:
+        ecr.start_replication_backfill(destination={"region": "ap-south-1", "registryId": ACCOUNT_ID})
+    assert err.value.response["Error"]["Code"] == "ValidationException"
+    started = ecr.start_replication_backfill(destination={"region": WEST, "registryId": ACCOUNT_ID})
+    assert started["status"] == "PREPARING" and started["registryId"] == ACCOUNT_ID
+    bid = started["replicationBackfillId"]
+
+    deadline = time.monotonic() + 60
+    while True:
+        found = [b for b in ecr.list_replication_backfills()["backfills"] if b["replicationBackfillId"] == bid]
+        assert len(found) == 1
+        if found[0]["status"] not in ("PREPARING", "IN_PROGRESS") or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    summary = found[0]
+    assert summary["status"] == "COMPLETE", summary
+    assert summary["progress"] == {"totalReplicationCount": 2, "completedReplicationCount": 2,
+                                   "failedReplicationCount": 0, "failureCodes": []}
+    assert "endedAt" in summary
+
+    results = ecr.describe_replication_backfill_results(replicationBackfillId=bid)
+    assert results["destination"] == {"region": WEST, "registryId": ACCOUNT_ID}
+    assert sorted((r["imageId"]["imageDigest"], r["imageId"].get("imageTag"), r["status"])
+                  for r in results["results"]) == sorted(
+        [(tagged, "v1", "COMPLETE"), (untagged, None, "COMPLETE")])
+    assert ecr.describe_replication_backfill_results(
+        replicationBackfillId=bid, resultStatusFilter="FAILED")["results"] == []
+    page = ecr.describe_replication_backfill_results(replicationBackfillId=bid, maxResults=1)
+    assert len(page["results"]) == 1 and "nextToken" in page
+
+    assert statuses(ecr, repo, "v1")[(WEST, ACCOUNT_ID)]["status"] == "COMPLETE"
+    west = dataclasses.replace(first, region=WEST)
+    assert sorted(i["imageDigest"] for i in make_client(west, "ecr").list_images(
+        repositoryName=repo)["imageIds"]) == sorted([tagged, untagged])
+
+    for call, kwargs, code in [
+        (ecr.stop_replication_backfill, {"replicationBackfillId": bid},
+         "ReplicationBackfillInvalidStatusException"),
+        (ecr.stop_replication_backfill, {"replicationBackfillId": "0b5a8f8e-0000-4000-8000-000000000000"},
+         "ReplicationBackfillNotFoundException"),
+        (ecr.describe_replication_backfill_results, {"replicationBackfillId": "not-a-uuid"},
+         "InvalidParameterException"),
+    ]:
+        with pytest.raises(botocore.exceptions.ClientError) as err:
+            call(**kwargs)
+        assert err.value.response["Error"]["Code"] == code, kwargs

@@ -149,6 +149,15 @@ pub enum RegistryError {
     /// No scan exists for the image.
     #[error("{0}")]
     ScanNotFound(String),
+    /// No replication backfill has the id.
+    #[error("{0}")]
+    ReplicationBackfillNotFound(String),
+    /// A replication backfill to the destination region is already running.
+    #[error("{0}")]
+    ReplicationBackfillInProgress(String),
+    /// The replication backfill's status does not allow the request.
+    #[error("{0}")]
+    ReplicationBackfillInvalidStatus(String),
     /// A quota was reached (an image's scans per 24 hours).
     #[error("{0}")]
     LimitExceeded(String),
@@ -234,6 +243,10 @@ impl RegistryError {
             Self::ImageDigestDoesNotMatch(_) => ErrorCode::DigestInvalid,
             Self::TooManyTags(_) | Self::InvalidTagParameter(_) => ErrorCode::Denied,
             Self::ScanNotFound(_) => ErrorCode::ManifestUnknown,
+            Self::ReplicationBackfillNotFound(_) => ErrorCode::NameUnknown,
+            Self::ReplicationBackfillInProgress(_) | Self::ReplicationBackfillInvalidStatus(_) => {
+                ErrorCode::Denied
+            }
             Self::LimitExceeded(_) => ErrorCode::TooManyRequests,
             Self::PullThroughCacheRuleAlreadyExists(_)
             | Self::UnsupportedUpstreamRegistry(_)
@@ -306,6 +319,11 @@ impl RegistryError {
             Self::ScanNotFound(_) => "ScanNotFoundException",
             Self::Validation(_) => "ValidationException",
             Self::LimitExceeded(_) => "LimitExceededException",
+            Self::ReplicationBackfillNotFound(_) => "ReplicationBackfillNotFoundException",
+            Self::ReplicationBackfillInProgress(_) => "ReplicationBackfillInProgressException",
+            Self::ReplicationBackfillInvalidStatus(_) => {
+                "ReplicationBackfillInvalidStatusException"
+            }
             Self::PullThroughCacheRuleAlreadyExists(_) => {
                 "PullThroughCacheRuleAlreadyExistsException"
             }

@@ -77,13 +77,18 @@ pub struct RegistryConfig {
     /// Where the secrets pull-through cache rules name are read from (the local stand-in
     /// for Secrets Manager); none: rules with a `credentialArn` are refused.
     pub pull_through_secrets: Option<std::path::PathBuf>,
+    /// Where replication destinations served by other Stevedore servers are described
+    /// (`<registryId>.json`, owner-only files holding an endpoint and credentials); none:
+    /// every destination is an account and region of this server.
+    pub replication_destinations: Option<std::path::PathBuf>,
 }
 
 impl RegistryConfig {
     /// Defaults for a registry at `host` (`127.0.0.1:4747`), overridable through
     /// `STEVEDORE_REGISTRY_GC_INTERVAL_SECS` and `STEVEDORE_REGISTRY_GC_GRACE_SECS`; `STEVEDORE_REGISTRY_CHALLENGE=bearer`
     /// selects the bearer-token challenge. `STEVEDORE_PULL_THROUGH_REFRESH_SECS` (default
-    /// 86400) and `STEVEDORE_PULL_THROUGH_SECRETS_DIR` configure the pull-through cache.
+    /// 86400) and `STEVEDORE_PULL_THROUGH_SECRETS_DIR` configure the pull-through cache;
+    /// `STEVEDORE_REPLICATION_DESTINATIONS_DIR` names the external replication destinations.
     pub fn new(host: String, region: String, account_id: String) -> Self {
         let secs = |var: &str, default: u64| {
             std::env::var(var)
@@ -108,6 +113,9 @@ impl RegistryConfig {
                 24 * 3600,
             )),
             pull_through_secrets: std::env::var_os("STEVEDORE_PULL_THROUGH_SECRETS_DIR")
+                .filter(|v| !v.is_empty())
+                .map(std::path::PathBuf::from),
+            replication_destinations: std::env::var_os("STEVEDORE_REPLICATION_DESTINATIONS_DIR")
                 .filter(|v| !v.is_empty())
                 .map(std::path::PathBuf::from),
         }
@@ -143,6 +151,8 @@ struct Inner {
     pull_locks: Vec<tokio::sync::Mutex<()>>,
     /// The vulnerability scanner (set once by the binary with its database).
     scanner: std::sync::OnceLock<scanning::Scanner>,
+    /// The replication backfills this process runs (their stop flags).
+    backfills: replication::Running,
 }
 
 impl Registry {
@@ -161,6 +171,7 @@ impl Registry {
                 blob_locks: (0..64).map(|_| tokio::sync::Mutex::new(())).collect(),
                 pull_locks: (0..16).map(|_| tokio::sync::Mutex::new(())).collect(),
                 scanner: std::sync::OnceLock::new(),
+                backfills: replication::Running::default(),
             }),
         }
     }
@@ -274,6 +285,16 @@ impl Registry {
             Ok(n) => tracing::info!(scans = n, "Interrupted image scans queued again."),
             Err(error) => tracing::warn!(%error, "Could not resume interrupted image scans."),
         }
+        match self.end_interrupted_backfills().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                backfills = n,
+                "Interrupted replication backfills ended FAILED."
+            ),
+            Err(error) => {
+                tracing::warn!(%error, "Could not end interrupted replication backfills.")
+            }
+        }
         let every = self.inner.config.gc_interval;
         let wait = || tokio::time::sleep(every);
         let round = || self.maintain();
@@ -333,6 +354,9 @@ impl Registry {
             .hash_one(name);
         let i = usize::try_from(h % self.inner.pull_locks.len() as u64).unwrap_or(0);
         &self.inner.pull_locks[i]
+    }
+    pub(crate) fn inner_backfills(&self) -> &replication::Running {
+        &self.inner.backfills
     }
     pub(crate) fn registry_id(&self) -> &str {
         &self.inner.config.account_id

@@ -256,9 +256,10 @@ async fn every_modelled_ecr_operation_runs_a_handler_or_answers_not_implemented(
         &["SerializationException", "InvalidParameterException"],
     )
     .await;
-    assert_eq!(answered.served, 43, "operations served");
+    assert_eq!(answered.served, 47, "operations served");
 }
 
 mod access;
 mod errors;
+mod replication;
 mod scanning;

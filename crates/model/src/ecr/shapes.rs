@@ -751,6 +751,72 @@ pub struct DescribeRegistryResponse {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct DescribeReplicationBackfillResultsRequest {
+    #[serde(
+        rename = "registryId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub registry_id: Option<String>,
+    #[serde(rename = "replicationBackfillId")]
+    pub replication_backfill_id: String,
+    #[serde(
+        rename = "resultStatusFilter",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub result_status_filter: Option<ReplicationBackfillResultStatus>,
+    #[serde(
+        rename = "maxResults",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_results: Option<i32>,
+    #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct DescribeReplicationBackfillResultsResponse {
+    #[serde(
+        rename = "registryId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub registry_id: Option<String>,
+    #[serde(
+        rename = "replicationBackfillId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub replication_backfill_id: Option<String>,
+    #[serde(
+        rename = "destination",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub destination: Option<ReplicationDestination>,
+    #[serde(rename = "status", default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<ReplicationBackfillStatus>,
+    #[serde(
+        rename = "failureCode",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub failure_code: Option<String>,
+    #[serde(rename = "progress", default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<ReplicationBackfillProgress>,
+    #[serde(rename = "results", default, skip_serializing_if = "Option::is_none")]
+    pub results: Option<Vec<ReplicationBackfillResult>>,
+    #[serde(rename = "startedAt", default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<f64>,
+    #[serde(rename = "endedAt", default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<f64>,
+    #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
 pub struct DescribeRepositoriesRequest {
     #[serde(
         rename = "registryId",
@@ -1818,6 +1884,38 @@ pub struct ListImagesResponse {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct ListReplicationBackfillsRequest {
+    #[serde(
+        rename = "registryId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub registry_id: Option<String>,
+    #[serde(
+        rename = "maxResults",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_results: Option<i32>,
+    #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct ListReplicationBackfillsResponse {
+    #[serde(
+        rename = "registryId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub registry_id: Option<String>,
+    #[serde(rename = "backfills", default, skip_serializing_if = "Option::is_none")]
+    pub backfills: Option<Vec<ReplicationBackfillSummary>>,
+    #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
 pub struct ListTagsForResourceRequest {
     #[serde(rename = "resourceArn")]
     pub resource_arn: String,
@@ -2173,6 +2271,108 @@ pub struct Remediation {
         skip_serializing_if = "Option::is_none"
     )]
     pub recommendation: Option<Recommendation>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct ReplicationBackfillProgress {
+    #[serde(rename = "totalReplicationCount")]
+    pub total_replication_count: i32,
+    #[serde(rename = "completedReplicationCount")]
+    pub completed_replication_count: i32,
+    #[serde(rename = "failedReplicationCount")]
+    pub failed_replication_count: i32,
+    #[serde(rename = "failureCodes")]
+    pub failure_codes: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReplicationBackfillResult {
+    #[serde(rename = "repositoryName")]
+    pub repository_name: String,
+    #[serde(rename = "imageId")]
+    pub image_id: ImageIdentifier,
+    #[serde(rename = "status")]
+    pub status: ReplicationBackfillResultStatus,
+    #[serde(
+        rename = "failureCode",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub failure_code: Option<String>,
+    #[serde(
+        rename = "subImageFailureCodes",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub sub_image_failure_codes: Option<Vec<String>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum ReplicationBackfillResultStatus {
+    #[serde(rename = "COMPLETE")]
+    Complete,
+    #[serde(rename = "FAILED")]
+    Failed,
+}
+impl ReplicationBackfillResultStatus {
+    /// The AWS string for this value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Complete => "COMPLETE",
+            Self::Failed => "FAILED",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum ReplicationBackfillStatus {
+    #[serde(rename = "PREPARING")]
+    Preparing,
+    #[serde(rename = "IN_PROGRESS")]
+    InProgress,
+    #[serde(rename = "COMPLETE")]
+    Complete,
+    #[serde(rename = "FAILED")]
+    Failed,
+    #[serde(rename = "STOPPING")]
+    Stopping,
+    #[serde(rename = "STOPPED")]
+    Stopped,
+}
+impl ReplicationBackfillStatus {
+    /// The AWS string for this value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Preparing => "PREPARING",
+            Self::InProgress => "IN_PROGRESS",
+            Self::Complete => "COMPLETE",
+            Self::Failed => "FAILED",
+            Self::Stopping => "STOPPING",
+            Self::Stopped => "STOPPED",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReplicationBackfillSummary {
+    #[serde(rename = "replicationBackfillId")]
+    pub replication_backfill_id: String,
+    #[serde(rename = "destination")]
+    pub destination: ReplicationDestination,
+    #[serde(rename = "status")]
+    pub status: ReplicationBackfillStatus,
+    #[serde(
+        rename = "failureCode",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub failure_code: Option<String>,
+    #[serde(rename = "progress", default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<ReplicationBackfillProgress>,
+    #[serde(rename = "startedAt")]
+    pub started_at: f64,
+    #[serde(rename = "endedAt", default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<f64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
@@ -2620,6 +2820,82 @@ pub struct StartLifecyclePolicyPreviewResponse {
     pub lifecycle_policy_text: Option<String>,
     #[serde(rename = "status", default, skip_serializing_if = "Option::is_none")]
     pub status: Option<LifecyclePolicyPreviewStatus>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct StartReplicationBackfillRequest {
+    #[serde(
+        rename = "registryId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub registry_id: Option<String>,
+    #[serde(rename = "destination")]
+    pub destination: ReplicationDestination,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct StartReplicationBackfillResponse {
+    #[serde(
+        rename = "replicationBackfillId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub replication_backfill_id: Option<String>,
+    #[serde(
+        rename = "registryId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub registry_id: Option<String>,
+    #[serde(
+        rename = "destination",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub destination: Option<ReplicationDestination>,
+    #[serde(rename = "status", default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<ReplicationBackfillStatus>,
+    #[serde(rename = "startedAt", default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<f64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct StopReplicationBackfillRequest {
+    #[serde(
+        rename = "registryId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub registry_id: Option<String>,
+    #[serde(rename = "replicationBackfillId")]
+    pub replication_backfill_id: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct StopReplicationBackfillResponse {
+    #[serde(
+        rename = "registryId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub registry_id: Option<String>,
+    #[serde(
+        rename = "replicationBackfillId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub replication_backfill_id: Option<String>,
+    #[serde(
+        rename = "destination",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub destination: Option<ReplicationDestination>,
+    #[serde(rename = "status", default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<ReplicationBackfillStatus>,
+    #[serde(rename = "startedAt", default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<f64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]

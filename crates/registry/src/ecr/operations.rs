@@ -74,6 +74,12 @@ pub(crate) async fn execute(
         Op::DescribeImageReplicationStatus => {
             run!(crate::replication::describe_image_replication_status)
         }
+        Op::StartReplicationBackfill => run!(crate::replication::start_replication_backfill),
+        Op::StopReplicationBackfill => run!(crate::replication::stop_replication_backfill),
+        Op::ListReplicationBackfills => run!(crate::replication::list_replication_backfills),
+        Op::DescribeReplicationBackfillResults => {
+            run!(crate::replication::describe_replication_backfill_results)
+        }
         Op::StartImageScan => run!(crate::scanning::start_image_scan),
         Op::DescribeImageScanFindings => run!(crate::scanning::describe_image_scan_findings),
         Op::PutRegistryScanningConfiguration => {
@@ -99,18 +105,14 @@ pub(crate) async fn execute(
         | Op::DeleteSigningConfiguration
         | Op::DeregisterPullTimeUpdateExclusion
         | Op::DescribeImageSigningStatus
-        | Op::DescribeReplicationBackfillResults
         | Op::DescribeRepositoryCreationTemplates
         | Op::GetAccountSetting
         | Op::GetSigningConfiguration
         | Op::ListImageReferrers
         | Op::ListPullTimeUpdateExclusions
-        | Op::ListReplicationBackfills
         | Op::PutAccountSetting
         | Op::PutSigningConfiguration
         | Op::RegisterPullTimeUpdateExclusion
-        | Op::StartReplicationBackfill
-        | Op::StopReplicationBackfill
         | Op::UpdateImageStorageClass
         | Op::UpdateRepositoryCreationTemplate => Err(RegistryError::NotImplemented(op)),
     }

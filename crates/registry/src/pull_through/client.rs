@@ -74,7 +74,7 @@ fn http() -> &'static HttpClient {
 
 /// Upstreams are verified against the system's CA certificates.
 #[allow(deprecated)]
-fn tls_config() -> rustls::ClientConfig {
+pub(crate) fn tls_config() -> rustls::ClientConfig {
     let found = rustls_native_certs::load_native_certs();
     for error in &found.errors {
         tracing::warn!(%error, "Could not load a system CA certificate.");
@@ -467,7 +467,7 @@ fn encode_query(s: &str) -> String {
 }
 
 /// `location` resolved against `base` (absolute, or an absolute path on its host).
-fn absolute(base: &str, location: &str) -> String {
+pub(crate) fn absolute(base: &str, location: &str) -> String {
     if location.contains("://") {
         return location.to_owned();
     }

@@ -26,12 +26,16 @@ mod secrets;
 mod tests;
 mod validate;
 
+// The replication client to other Stevedore servers shares the upstream client's TLS
+// roots, redirect resolution and loopback rule.
+pub(crate) use client::{absolute, tls_config};
 pub(crate) use fetch::{before_pull, forget_repository};
 pub(crate) use rules::{
     create_pull_through_cache_rule, delete_pull_through_cache_rule,
     describe_pull_through_cache_rules, update_pull_through_cache_rule,
     validate_pull_through_cache_rule,
 };
+pub(crate) use validate::is_loopback;
 
 use model::ecr::shapes::PullThroughCacheRule;
 

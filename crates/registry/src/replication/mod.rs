@@ -7,7 +7,20 @@
 //! through [`Replicas`] (the binary builds a region on first use). Across accounts the
 //! destination's registry policy must allow the source account `ecr:ReplicateImage`
 //! (and `ecr:CreateRepository` when the repository does not exist there yet), as AWS
-//! requires; a replicated image is not replicated again.
+//! requires; a replicated image is not replicated again. A destination whose registry
+//! id the destinations directory names is another Stevedore server (`external.rs`).
+//!
+//! As on AWS, only pushes made while a rule selects the repository replicate (images
+//! already there stay where they are until a backfill sends them, `backfill.rs`), and
+//! deleting an image is not replicated.
+
+mod backfill;
+mod external;
+
+pub(crate) use backfill::{
+    describe_replication_backfill_results, list_replication_backfills, start_replication_backfill,
+    stop_replication_backfill, Running,
+};
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -159,9 +172,9 @@ impl Registry {
 
     /// Starts replicating a pushed manifest to every destination that selects `name`.
     pub(crate) fn replicate(&self, name: &str, record: &ManifestRecord) {
-        let Some(replicas) = self.replicas().cloned() else {
+        if self.replicas().is_none() && self.config().replication_destinations.is_none() {
             return;
-        };
+        }
         let (reg, name, digest) = (self.clone(), name.to_owned(), record.digest.clone());
         tokio::spawn(async move {
             let cfg = match reg.replication_config().await {
@@ -172,24 +185,23 @@ impl Registry {
                 }
             };
             for (region, registry) in destinations_for(&cfg, &name) {
-                let (reg, name, digest, replicas) =
-                    (reg.clone(), name.clone(), digest.clone(), replicas.clone());
+                let (reg, name, digest) = (reg.clone(), name.clone(), digest.clone());
                 tokio::spawn(async move {
-                    reg.replicate_to(&replicas, &name, &digest, &region, &registry)
-                        .await;
+                    let _ = reg.replicate_to(&name, &digest, &region, &registry).await;
                 });
             }
         });
     }
 
+    /// Copies one image to one destination, retrying with backoff, and records its
+    /// status; the reason when it failed.
     async fn replicate_to(
         &self,
-        replicas: &Replicas,
         name: &str,
         digest: &Digest,
         region: &str,
         registry: &str,
-    ) {
+    ) -> Result<(), String> {
         self.set_status(
             name,
             digest,
@@ -202,12 +214,7 @@ impl Registry {
         let mut wait = FIRST_WAIT;
         let mut outcome = Err("not attempted".to_owned());
         for attempt in 1..=ATTEMPTS {
-            outcome = match replicas(registry.to_owned(), region.to_owned()).await {
-                None => Err(format!(
-                    "The destination registry {registry} in {region} is not served by this server."
-                )),
-                Some(dst) => self.copy_image(&dst, name, digest).await,
-            };
+            outcome = self.attempt(name, digest, region, registry).await;
             match &outcome {
                 Ok(()) => break,
                 Err(reason) if attempt < ATTEMPTS => {
@@ -218,7 +225,7 @@ impl Registry {
                 Err(_) => {}
             }
         }
-        match outcome {
+        match &outcome {
             Ok(()) => {
                 tracing::info!(repository = name, %digest, region, registry, "Image replicated.");
                 self.set_status(
@@ -239,11 +246,113 @@ impl Registry {
                     region,
                     registry,
                     ReplicationStatus::Failed,
-                    Some(reason),
+                    Some(reason.clone()),
                 )
                 .await;
             }
         }
+        outcome
+    }
+
+    /// One try at copying image `digest` of `name` to (`region`, `registry`): another
+    /// Stevedore server when the destinations directory names the registry, else an
+    /// account and region of this server.
+    async fn attempt(
+        &self,
+        name: &str,
+        digest: &Digest,
+        region: &str,
+        registry: &str,
+    ) -> Result<(), String> {
+        if let Some(dir) = &self.config().replication_destinations {
+            if let Some(dest) = external::load(dir, registry).await? {
+                return self.copy_image_external(&dest, region, name, digest).await;
+            }
+        }
+        let found = match self.replicas() {
+            Some(replicas) => replicas(registry.to_owned(), region.to_owned()).await,
+            None => None,
+        };
+        match found {
+            Some(dst) => self.copy_image(&dst, name, digest).await,
+            None => Err(format!(
+                "The destination registry {registry} in {region} is not served by this server, and no destination file names it."
+            )),
+        }
+    }
+
+    /// Copies image `digest` of `name` (blobs the destination lacks, child manifests,
+    /// the manifest and the tags pointing at it) to another Stevedore server.
+    async fn copy_image_external(
+        &self,
+        dest: &external::Destination,
+        region: &str,
+        name: &str,
+        digest: &Digest,
+    ) -> Result<(), String> {
+        let mut remote = external::Remote::new(dest, region);
+        remote.ensure_repository(name).await?;
+        remote.login().await?;
+        let media_type = self
+            .copy_manifest_external(&remote, name, digest, 0)
+            .await?;
+        let bytes = self
+            .manifest_bytes(name, digest)
+            .await
+            .map_err(|e| e.to_string())?;
+        for (tag, t) in self.tags(name).await.map_err(|e| e.to_string())? {
+            if &t.digest == digest {
+                remote
+                    .put_manifest(name, &tag, bytes.clone(), &media_type)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Copies manifest `digest` (children first, then the blobs the destination lacks)
+    /// to another server; its media type.
+    fn copy_manifest_external<'a>(
+        &'a self,
+        remote: &'a external::Remote<'a>,
+        name: &'a str,
+        digest: &'a Digest,
+        depth: u32,
+    ) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send + 'a>> {
+        Box::pin(async move {
+            if depth > MAX_DEPTH {
+                return Err(format!(
+                    "manifest {digest} nests indexes deeper than {MAX_DEPTH}"
+                ));
+            }
+            let record = self
+                .resolve(name, &Reference::Digest(digest.clone()))
+                .await
+                .map_err(|e| e.to_string())?;
+            for child in &record.children {
+                self.copy_manifest_external(remote, name, child, depth + 1)
+                    .await?;
+            }
+            for blob in &record.blobs {
+                if remote.has_blob(name, blob).await? {
+                    continue;
+                }
+                let read = self
+                    .blobs()
+                    .read(blob, None)
+                    .await
+                    .map_err(|e| format!("reading blob {blob}: {e}"))?;
+                remote.put_blob(name, blob, read).await?;
+            }
+            let bytes = self
+                .manifest_bytes(name, digest)
+                .await
+                .map_err(|e| e.to_string())?;
+            remote
+                .put_manifest(name, &digest.to_string(), bytes, &record.media_type)
+                .await?;
+            Ok(record.media_type)
+        })
     }
 
     async fn set_status(
