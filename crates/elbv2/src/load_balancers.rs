@@ -222,7 +222,11 @@ pub(crate) async fn set_security_groups(
     let arn = required(q, "LoadBalancerArn")?;
     let name = arn::load_balancer_name(&elb.scope, arn)?;
     let groups = parse_security_groups(q);
-    let enforce = one_of(q, "EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic", &["on", "off"])?;
+    let enforce = one_of(
+        q,
+        "EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic",
+        &["on", "off"],
+    )?;
     if enforce == Some("off") {
         return Err(Elbv2Error::InvalidConfigurationRequest(
             "EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic 'off' is not supported: Stevedore has no PrivateLink, and inbound rules apply to all traffic".into(),

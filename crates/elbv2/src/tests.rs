@@ -1032,7 +1032,12 @@ async fn security_groups_are_refused_when_nothing_could_enforce_them() {
         )
         .await;
     assert_eq!(code, "InvalidSecurityGroup");
-    assert!(f.elb.guarded_listeners().await.expect("listeners").is_empty());
+    assert!(f
+        .elb
+        .guarded_listeners()
+        .await
+        .expect("listeners")
+        .is_empty());
 }
 
 #[tokio::test]
@@ -1059,13 +1064,20 @@ async fn set_security_groups_replaces_the_groups_that_guard_the_listeners() {
     let guarded = f.elb.guarded_listeners().await.expect("listeners");
     assert_eq!(guarded.len(), 1);
     assert_eq!(
-        (guarded[0].port, &guarded[0].security_groups, &guarded[0].target_groups),
+        (
+            guarded[0].port,
+            &guarded[0].security_groups,
+            &guarded[0].target_groups
+        ),
         (8080, &vec!["sg-known".to_owned()], &vec![tg.clone()])
     );
     let out = f
         .ok(
             "SetSecurityGroups",
-            &[("LoadBalancerArn", &lb), ("SecurityGroups.member.1", "sg-other")],
+            &[
+                ("LoadBalancerArn", &lb),
+                ("SecurityGroups.member.1", "sg-other"),
+            ],
         )
         .await;
     assert_eq!(all(&out, "member"), ["sg-other"]);
@@ -1074,7 +1086,10 @@ async fn set_security_groups_replaces_the_groups_that_guard_the_listeners() {
     let code = f
         .code(
             "SetSecurityGroups",
-            &[("LoadBalancerArn", &lb), ("SecurityGroups.member.1", "sg-missing")],
+            &[
+                ("LoadBalancerArn", &lb),
+                ("SecurityGroups.member.1", "sg-missing"),
+            ],
         )
         .await;
     assert_eq!(code, "InvalidSecurityGroup");
@@ -1083,7 +1098,10 @@ async fn set_security_groups_replaces_the_groups_that_guard_the_listeners() {
     let code = f
         .code(
             "SetSecurityGroups",
-            &[("LoadBalancerArn", &nlb), ("SecurityGroups.member.1", "sg-known")],
+            &[
+                ("LoadBalancerArn", &nlb),
+                ("SecurityGroups.member.1", "sg-known"),
+            ],
         )
         .await;
     assert_eq!(code, "InvalidConfigurationRequest");

@@ -396,7 +396,10 @@ mod tests {
         let a = socket_mark("arn:aws:elasticloadbalancing:us-east-1:000000000000:targetgroup/a/1");
         let b = socket_mark("arn:aws:elasticloadbalancing:us-east-1:000000000000:targetgroup/b/1");
         assert_ne!(a, b);
-        assert_eq!(a, socket_mark("arn:aws:elasticloadbalancing:us-east-1:000000000000:targetgroup/a/1"));
+        assert_eq!(
+            a,
+            socket_mark("arn:aws:elasticloadbalancing:us-east-1:000000000000:targetgroup/a/1")
+        );
         assert_eq!(a >> 24, 0x5E);
         assert_eq!(b >> 24, 0x5E);
     }

@@ -86,7 +86,10 @@ fn main() {
     let base = compile(&ruleset(INTERFACES, false));
     let with_rule = compile(&ruleset(INTERFACES, true));
     let with_eni = compile(&ruleset(INTERFACES + 1, false));
-    let rules: usize = base.lines().filter(|l| l.starts_with("\t\t") && !l.contains("type ")).count();
+    let rules: usize = base
+        .lines()
+        .filter(|l| l.starts_with("\t\t") && !l.contains("type "))
+        .count();
     println!("rule set: {INTERFACES} interfaces x {RULES} rules ({} table lines, {rules} rules and elements)", base.lines().count());
     let mut whole = Vec::new();
     let mut compile_times = Vec::new();
@@ -97,8 +100,14 @@ fn main() {
         whole.push(apply(&format!("{reset}{text}")));
     }
     println!("compile whole rule set: {}", ms(median(compile_times)));
-    println!("apply whole rule set (nft -f, one transaction): {}", ms(median(whole)));
-    for (what, next) in [("one rule added to a group of 10 members", &with_rule), ("one interface added", &with_eni)] {
+    println!(
+        "apply whole rule set (nft -f, one transaction): {}",
+        ms(median(whole))
+    );
+    for (what, next) in [
+        ("one rule added to a group of 10 members", &with_rule),
+        ("one interface added", &with_eni),
+    ] {
         let mut times = Vec::new();
         for _ in 0..RUNS {
             apply(&format!("{reset}{base}"));

@@ -199,7 +199,11 @@ fn write_elements<S: AsRef<str>>(
         return;
     }
     let joined: Vec<&str> = list.iter().map(AsRef::as_ref).collect();
-    let _ = writeln!(out, "{verb} element {table} {name} {{ {} }}", joined.join(", "));
+    let _ = writeln!(
+        out,
+        "{verb} element {table} {name} {{ {} }}",
+        joined.join(", ")
+    );
 }
 
 #[cfg(test)]

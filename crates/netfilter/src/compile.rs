@@ -174,7 +174,9 @@ pub fn compile(rs: &Ruleset) -> String {
             list.join(", ")
         );
     }
-    let all_marks: BTreeSet<u32> = listeners(rs).flat_map(|l| l.marks.iter().copied()).collect();
+    let all_marks: BTreeSet<u32> = listeners(rs)
+        .flat_map(|l| l.marks.iter().copied())
+        .collect();
     if !all_marks.is_empty() {
         let list: Vec<String> = all_marks.iter().map(|m| format!("{m:#010x}")).collect();
         let _ = write!(
@@ -230,10 +232,13 @@ pub fn compile(rs: &Ruleset) -> String {
             None => format!("tcp dport {} jump lb_{}", l.port, l.port),
         })
         .collect();
-    let forward: Vec<String> = ["ip saddr vmap @egress".to_owned(), "ip daddr vmap @ingress".to_owned()]
-        .into_iter()
-        .chain(host_forward)
-        .collect();
+    let forward: Vec<String> = [
+        "ip saddr vmap @egress".to_owned(),
+        "ip daddr vmap @ingress".to_owned(),
+    ]
+    .into_iter()
+    .chain(host_forward)
+    .collect();
     let input: Vec<String> = std::iter::once("ip saddr vmap @egress".to_owned())
         .chain(guards)
         .chain(host_input)
@@ -444,7 +449,10 @@ fn set_name(group: &str) -> String {
 
 /// `sgm_0123abcd` for `sg-0123abcd`: the set of load balancer marks.
 fn mark_set_name(group: &str) -> String {
-    format!("sgm_{}", sanitize(group.strip_prefix("sg-").unwrap_or(group)))
+    format!(
+        "sgm_{}",
+        sanitize(group.strip_prefix("sg-").unwrap_or(group))
+    )
 }
 
 /// `in_eni_0123` for `eni-0123`.

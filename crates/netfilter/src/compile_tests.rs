@@ -340,7 +340,10 @@ fn listener(port: u16, groups: &[&str]) -> Listener {
 fn a_target_admitting_the_load_balancers_group_admits_its_marked_connections() {
     let target = Group {
         ingress: vec![Rule {
-            protocol: Protocol::Tcp { from: 8080, to: 8080 },
+            protocol: Protocol::Tcp {
+                from: 8080,
+                to: 8080,
+            },
             peer: Peer::Group("sg-lb".into()),
         }],
         egress: vec![all_egress()],
@@ -486,7 +489,10 @@ fn an_instances_published_ports_admit_only_its_groups_and_the_load_balancers_mar
         ]
     );
     let input = chain(&text, "input");
-    assert!(input.contains(&"tcp dport { 32768, 32769 } jump host_0123abcd"), "{text}");
+    assert!(
+        input.contains(&"tcp dport { 32768, 32769 } jump host_0123abcd"),
+        "{text}"
+    );
     let forward = chain(&text, "forward");
     assert!(
         forward.contains(

@@ -34,8 +34,7 @@ mod compile;
 pub use apply::{apply, probe, ApplyError};
 pub use change::{compile_change, compile_update};
 pub use compile::{
-    compile, compile_script, Group, HostPorts, Interface, Listener, Peer, Protocol, Rule,
-    Ruleset,
+    compile, compile_script, Group, HostPorts, Interface, Listener, Peer, Protocol, Rule, Ruleset,
 };
 
 /// The nftables table Stevedore creates, owns and removes (family `inet`).

@@ -46,7 +46,11 @@ fn ruleset(enis: usize, rule: bool, lb: bool) -> Ruleset {
                 groups: vec!["sg-a".into()],
             })
             .collect(),
-        groups: [("sg-a".to_owned(), g), ("sg-lb".to_owned(), Group::default())].into(),
+        groups: [
+            ("sg-a".to_owned(), g),
+            ("sg-lb".to_owned(), Group::default()),
+        ]
+        .into(),
         listeners: lb_listeners,
         hosts: if lb {
             vec![HostPorts {
@@ -95,7 +99,8 @@ fn a_change_batch_leaves_the_table_a_whole_write_would() {
     }
     let pid = std::process::id();
     let (stepped, whole) = (format!("stevedore_t{pid}_s"), format!("stevedore_t{pid}_w"));
-    let rename = |script: &str, table: &str| script.replace("inet stevedore", &format!("inet {table}"));
+    let rename =
+        |script: &str, table: &str| script.replace("inet stevedore", &format!("inet {table}"));
     let steps = [
         ruleset(2, false, false),
         ruleset(3, false, false),

@@ -74,8 +74,7 @@ impl Ecs {
         let instances = store.range("ecs/instance/", None, usize::MAX).await?;
         let mut out = Vec::new();
         for kv in instances.items {
-            let Ok(si) = serde_json::from_slice::<crate::objects::StoredInstance>(&kv.value)
-            else {
+            let Ok(si) = serde_json::from_slice::<crate::objects::StoredInstance>(&kv.value) else {
                 continue;
             };
             let groups: Vec<String> = si
@@ -124,7 +123,11 @@ impl Ecs {
             ports.sort();
             ports.dedup();
             out.push(GuardedInstance {
-                container_instance_arn: si.instance.container_instance_arn.clone().unwrap_or_default(),
+                container_instance_arn: si
+                    .instance
+                    .container_instance_arn
+                    .clone()
+                    .unwrap_or_default(),
                 security_groups: groups,
                 ports,
             });
@@ -136,8 +139,7 @@ impl Ecs {
 /// The host ports a task's containers publish, as reported (awsvpc tasks publish none:
 /// their interface is filtered instead).
 fn compute_published_ports(task: &StoredTask, ports: &mut Vec<(String, u16)>) {
-    if task.eni.is_some()
-        || task.task.last_status == Some(model::ecs::status::TaskStatus::Stopped)
+    if task.eni.is_some() || task.task.last_status == Some(model::ecs::status::TaskStatus::Stopped)
     {
         return;
     }
