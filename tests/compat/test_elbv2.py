@@ -56,12 +56,18 @@ def new_listener(elbv2, lb: dict, tg: dict, protocol: str = "HTTP") -> dict:
     )["Listeners"][0]
 
 
-def test_load_balancer_lifecycle_with_waiters(elbv2):
+def test_load_balancer_lifecycle_with_waiters(server, elbv2):
     name = unique("lb")
+    ec2 = make_client(server, "ec2")
+    sg = ec2.create_security_group(GroupName=unique("lbsg"), Description="lb")["GroupId"]
+    # A group that does not exist is refused, never stored (it could not act).
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        elbv2.create_load_balancer(Name=name, SecurityGroups=["sg-0123456789abcdef0"])
+    assert code_of(exc) == "InvalidSecurityGroup"
     lb = elbv2.create_load_balancer(
         Name=name,
         Subnets=["subnet-a", "subnet-b"],
-        SecurityGroups=["sg-1"],
+        SecurityGroups=[sg],
         Scheme="internal",
         Tags=[{"Key": "team", "Value": "core"}],
     )["LoadBalancers"][0]
@@ -72,11 +78,11 @@ def test_load_balancer_lifecycle_with_waiters(elbv2):
     assert lb["Type"] == "application" and lb["Scheme"] == "internal"
     assert [z["SubnetId"] for z in lb["AvailabilityZones"]] == ["subnet-a", "subnet-b"]
     assert lb["AvailabilityZones"][0]["ZoneName"] == f"{REGION}a"
-    assert lb["SecurityGroups"] == ["sg-1"]
+    assert lb["SecurityGroups"] == [sg]
     assert lb["CanonicalHostedZoneId"] and lb["VpcId"]
     assert lb["CreatedTime"].year >= 2024
     # Same name and settings: the same load balancer back.
-    again = elbv2.create_load_balancer(Name=name, Subnets=["subnet-a", "subnet-b"], SecurityGroups=["sg-1"], Scheme="internal")
+    again = elbv2.create_load_balancer(Name=name, Subnets=["subnet-a", "subnet-b"], SecurityGroups=[sg], Scheme="internal")
     assert again["LoadBalancers"][0]["LoadBalancerArn"] == lb["LoadBalancerArn"]
     elbv2.get_waiter("load_balancer_exists").wait(Names=[name], WaiterConfig=FAST)
     elbv2.get_waiter("load_balancer_available").wait(LoadBalancerArns=[lb["LoadBalancerArn"]], WaiterConfig=FAST)

@@ -16,10 +16,11 @@ import time
 
 import botocore.exceptions
 import pytest
+import requests
 
 from agent_fixtures import (SH_IMAGE as IMAGE, agent_env, build_sh_image, docker_offers_runsc,
                             http_body, wait_for)
-from conftest import make_client, missing, unique
+from conftest import free_port, make_client, missing, unique
 
 SANDBOX = "runsc" if docker_offers_runsc() else "runc"
 env = agent_env("sg", "sg", image=build_sh_image, agents=(),
@@ -205,5 +206,182 @@ def test_groups_filter_real_traffic_and_changes_apply_within_a_second(env, ec2, 
             aws.run("ecs", "stop-task", "--cluster", cluster, "--task", t["arn"])
     # Once no task needs it, Stevedore's table goes; nothing else was touched.
     wait_for(lambda: "table inet stevedore" not in nft_tables(), 90,
+             "Stevedore's nftables table to be removed", env["srv"].log_tail)
+    assert nft_tables() == tables_before
+
+
+def listener_answers(port: int) -> bool:
+    """Whether the listener on 127.0.0.1:`port` answers (a dropped SYN times out)."""
+    try:
+        return requests.get(f"http://127.0.0.1:{port}/", timeout=1).text == "lb-ok"
+    except requests.RequestException:
+        return False
+
+
+def test_load_balancer_groups_guard_its_listeners_on_loopback(env, ec2, tables_before):
+    elbv2 = make_client(env["cfg"], "elbv2")
+    closed = ec2.create_security_group(GroupName=unique("lbc"), Description="no ingress")["GroupId"]
+    opened = ec2.create_security_group(GroupName=unique("lbo"), Description="loopback")["GroupId"]
+    port = free_port()
+    ec2.authorize_security_group_ingress(GroupId=opened, IpPermissions=[{
+        "IpProtocol": "tcp", "FromPort": port, "ToPort": port,
+        "IpRanges": [{"CidrIp": "127.0.0.1/32"}]}])
+    # A group that does not exist is refused, not stored.
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        elbv2.create_load_balancer(Name=unique("lb"), SecurityGroups=["sg-0123456789abcdef0"])
+    assert e.value.response["Error"]["Code"] == "InvalidSecurityGroup"
+    lb = elbv2.create_load_balancer(Name=unique("lb"), SecurityGroups=[closed])["LoadBalancers"][0]
+    arn = lb["LoadBalancerArn"]
+    assert lb["SecurityGroups"] == [closed]
+    try:
+        elbv2.create_listener(LoadBalancerArn=arn, Protocol="HTTP", Port=port, DefaultActions=[{
+            "Type": "fixed-response", "FixedResponseConfig": {
+                "StatusCode": "200", "ContentType": "text/plain", "MessageBody": "lb-ok"}}])
+        # The group admits nothing: the listener's port is guarded in Stevedore's table.
+        within(5, lambda: subprocess.run(
+            ["nft", "list", "chain", "inet", "stevedore", f"lb_{port}"],
+            capture_output=True, timeout=10).returncode == 0)
+        assert not listener_answers(port)
+        # Ingress on the listener's port from the loopback address: admitted.
+        ec2.authorize_security_group_ingress(GroupId=closed, IpPermissions=[{
+            "IpProtocol": "tcp", "FromPort": port, "ToPort": port,
+            "IpRanges": [{"CidrIp": "127.0.0.0/8"}]}])
+        within(1.5, lambda: listener_answers(port))
+        ec2.revoke_security_group_ingress(GroupId=closed, IpPermissions=[{
+            "IpProtocol": "tcp", "FromPort": port, "ToPort": port,
+            "IpRanges": [{"CidrIp": "127.0.0.0/8"}]}])
+        within(1.5, lambda: not listener_answers(port))
+        # SetSecurityGroups replaces the groups: the other group's rule now decides.
+        out = elbv2.set_security_groups(LoadBalancerArn=arn, SecurityGroups=[opened])
+        assert out["SecurityGroupIds"] == [opened]
+        within(1.5, lambda: listener_answers(port))
+        assert elbv2.describe_load_balancers(LoadBalancerArns=[arn])[
+            "LoadBalancers"][0]["SecurityGroups"] == [opened]
+        elbv2.set_security_groups(LoadBalancerArn=arn, SecurityGroups=[closed])
+        within(1.5, lambda: not listener_answers(port))
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            elbv2.set_security_groups(LoadBalancerArn=arn, SecurityGroups=["sg-0123456789abcdef0"])
+        assert e.value.response["Error"]["Code"] == "InvalidSecurityGroup"
+        # A network load balancer created without groups cannot get them (as in AWS).
+        nlb = elbv2.create_load_balancer(Name=unique("nlb"), Type="network")["LoadBalancers"][0]
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            elbv2.set_security_groups(LoadBalancerArn=nlb["LoadBalancerArn"], SecurityGroups=[opened])
+        assert e.value.response["Error"]["Code"] == "InvalidConfigurationRequest"
+        elbv2.delete_load_balancer(LoadBalancerArn=nlb["LoadBalancerArn"])
+    finally:
+        elbv2.delete_load_balancer(LoadBalancerArn=arn)
+    # The guard goes with the load balancer; nothing else on the host was touched.
+    wait_for(lambda: "table inet stevedore" not in nft_tables(), 30,
+             "Stevedore's nftables table to be removed", env["srv"].log_tail)
+    assert nft_tables() == tables_before
+
+
+def through(port: int) -> str | None:
+    try:
+        return requests.get(f"http://127.0.0.1:{port}/", timeout=2).text.strip()
+    except requests.RequestException:
+        return None
+
+
+def test_targets_admit_the_load_balancers_group_and_nobody_else(env, ec2, tables_before):
+    """An ALB in group L; targets in group T admit L on their port, one target in group O
+    admits nobody. The ALB's health checks and requests (marked by the data plane) reach
+    T's task, not O's; a task outside L cannot reach T's task straight; revoking L on T
+    cuts the load balancer off too."""
+    aws, cluster = env["aws"], env["cluster"]
+    elbv2 = make_client(env["cfg"], "elbv2")
+    subnet, port = default_subnet(ec2), free_port()
+    lb_group = ec2.create_security_group(GroupName=unique("l"), Description="alb")["GroupId"]
+    ec2.authorize_security_group_ingress(GroupId=lb_group, IpPermissions=[{
+        "IpProtocol": "tcp", "FromPort": port, "ToPort": port,
+        "IpRanges": [{"CidrIp": "127.0.0.1/32"}]}])
+    targets = ec2.create_security_group(GroupName=unique("t"), Description="targets")["GroupId"]
+    from_lb = [{"IpProtocol": "tcp", "FromPort": PORT, "ToPort": PORT,
+                "UserIdGroupPairs": [{"GroupId": lb_group}]}]
+    ec2.authorize_security_group_ingress(GroupId=targets, IpPermissions=from_lb)
+    others = ec2.create_security_group(GroupName=unique("o"), Description="others")["GroupId"]
+    family = unique("sgt")
+    register(aws, family)
+    admitted, shut = run(env, family, subnet, [targets]), run(env, family, subnet, [others])
+    lb_arn = elbv2.create_load_balancer(Name=unique("lb"), SecurityGroups=[lb_group])[
+        "LoadBalancers"][0]["LoadBalancerArn"]
+    tg_arn = elbv2.create_target_group(
+        Name=unique("tg"), Protocol="HTTP", Port=PORT, VpcId="vpc-1", TargetType="ip",
+        HealthCheckIntervalSeconds=5, HealthCheckTimeoutSeconds=2, HealthyThresholdCount=2,
+        UnhealthyThresholdCount=2)["TargetGroups"][0]["TargetGroupArn"]
+
+    def health() -> dict:
+        out = elbv2.describe_target_health(TargetGroupArn=tg_arn)["TargetHealthDescriptions"]
+        return {d["Target"]["Id"]: d["TargetHealth"]["State"] for d in out}
+
+    try:
+        elbv2.register_targets(TargetGroupArn=tg_arn, Targets=[
+            {"Id": admitted["ip"], "Port": PORT}, {"Id": shut["ip"], "Port": PORT}])
+        elbv2.create_listener(LoadBalancerArn=lb_arn, Protocol="HTTP", Port=port,
+                              DefaultActions=[{"Type": "forward", "TargetGroupArn": tg_arn}])
+        # Health checks come from the load balancer: only the target admitting its group
+        # passes them.
+        wait_for(lambda: health() == {admitted["ip"]: "healthy", shut["ip"]: "unhealthy"}, 90,
+                 "health checks to pass on T's target only", env["srv"].log_tail)
+        assert [through(port) for _ in range(4)] == ["sg-ok"] * 4
+        # Straight to the target from a task outside the load balancer's group: refused.
+        assert not reaches(shut, admitted)
+        # Revoked: the load balancer's own traffic is refused too.
+        ec2.revoke_security_group_ingress(GroupId=targets, IpPermissions=from_lb)
+        wait_for(lambda: health()[admitted["ip"]] == "unhealthy", 60,
+                 "the target to fail the load balancer's checks", env["srv"].log_tail)
+    finally:
+        elbv2.delete_load_balancer(LoadBalancerArn=lb_arn)
+        for t in (admitted, shut):
+            aws.run("ecs", "stop-task", "--cluster", cluster, "--task", t["arn"])
+    wait_for(lambda: "table inet stevedore" not in nft_tables(), 90,
+             "Stevedore's nftables table to be removed", env["srv"].log_tail)
+    elbv2.delete_target_group(TargetGroupArn=tg_arn)
+    assert nft_tables() == tables_before
+
+
+def stevedore_table() -> str:
+    """Stevedore's table as listed, its blocks (sets, maps, chains) sorted: nft lists them
+    in creation order, which a change batch does not keep and which means nothing."""
+    out = subprocess.run(["nft", "list", "table", "inet", "stevedore"], capture_output=True,
+                         text=True, timeout=10)
+    if out.returncode != 0:
+        return ""
+    body = out.stdout.strip().removeprefix("table inet stevedore {").removesuffix("}")
+    return "\n\n".join(sorted(b.strip() for b in body.split("\n\n")))
+
+
+def test_restart_after_kill_rebuilds_exactly_the_stated_rules(env, ec2, tables_before):
+    """kill -9 the server, inject a stale chain and rule into Stevedore's table, restart:
+    the table is exactly what the state describes again, other tables untouched."""
+    elbv2 = make_client(env["cfg"], "elbv2")
+    port = free_port()
+    group = ec2.create_security_group(GroupName=unique("rs"), Description="restart")["GroupId"]
+    ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=[{
+        "IpProtocol": "tcp", "FromPort": port, "ToPort": port,
+        "IpRanges": [{"CidrIp": "127.0.0.1/32"}]}])
+    arn = elbv2.create_load_balancer(Name=unique("lb"), SecurityGroups=[group])[
+        "LoadBalancers"][0]["LoadBalancerArn"]
+    try:
+        elbv2.create_listener(LoadBalancerArn=arn, Protocol="HTTP", Port=port, DefaultActions=[{
+            "Type": "fixed-response", "FixedResponseConfig": {
+                "StatusCode": "200", "ContentType": "text/plain", "MessageBody": "lb-ok"}}])
+        within(10, lambda: f"chain lb_{port}" in stevedore_table() and listener_answers(port))
+        expected = stevedore_table()
+        srv = env["srv"]
+        srv.kill()  # SIGKILL: nothing is cleaned up on the way out
+        for stale in (["add", "chain", "inet", "stevedore", "stale"],
+                      ["insert", "rule", "inet", "stevedore", "input", "tcp", "dport", str(port),
+                       "drop"]):
+            subprocess.run(["nft", *stale], check=True, capture_output=True, timeout=10)
+        assert stevedore_table() != expected
+        srv.start()
+        wait_for(lambda: stevedore_table() == expected, 30,
+                 "the table to equal the state's rules again", srv.log_tail)
+        assert listener_answers(port)
+        assert [t for t in nft_tables() if t != "table inet stevedore"] == tables_before
+    finally:
+        elbv2.delete_load_balancer(LoadBalancerArn=arn)
+    wait_for(lambda: "table inet stevedore" not in nft_tables(), 30,
              "Stevedore's nftables table to be removed", env["srv"].log_tail)
     assert nft_tables() == tables_before

@@ -32,7 +32,7 @@ pub use operations::Operation;
 pub use retention::{Retention, Swept, DEFAULT_STOPPED_TASK_RETENTION};
 pub use services::targets::{Registration, TargetGroupView, TargetGroups, TargetState};
 pub use tasks::awsvpc::{Network, Networks, TaskEni};
-pub use tasks::enis::InterfaceInUse;
+pub use tasks::enis::{GuardedInstance, InterfaceInUse, SECURITY_GROUPS_ATTRIBUTE};
 pub use tasks::fargate::{FargateCapacity, TaskUsage, MARKER_ATTRIBUTE, SANDBOX_ATTRIBUTE};
 pub use tasks::usage;
 pub use wire::Caller;

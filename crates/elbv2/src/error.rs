@@ -90,6 +90,9 @@ pub enum Elbv2Error {
     /// An action forwards to more target groups than allowed.
     #[error("{0}")]
     TooManyTargetGroups(String),
+    /// A security group does not exist (or cannot be enforced here).
+    #[error("{0}")]
+    InvalidSecurityGroup(String),
     /// The state store failed.
     #[error("The state store failed: {0}")]
     Store(#[from] StoreError),
@@ -139,6 +142,7 @@ impl Elbv2Error {
             Self::TooManyRules(_) => "TooManyRules",
             Self::TooManyTargets(_) => "TooManyTargets",
             Self::TooManyTargetGroups(_) => "TooManyTargetGroups",
+            Self::InvalidSecurityGroup(_) => "InvalidSecurityGroup",
             // Unmodeled server faults; botocore retries `ServiceUnavailable`.
             Self::Store(_) | Self::Contention(_) => "ServiceUnavailable",
         }

@@ -60,6 +60,31 @@ pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 /// to; `None` falls back to 127.0.0.1.
 pub type Resolver = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
+/// Checks security group ids against EC2 (wired by the binary: this crate depends on no
+/// other service). `Err` carries the ids that do not exist.
+#[async_trait::async_trait]
+pub trait SecurityGroups: Send + Sync {
+    /// `Ok` when every id in `ids` names an existing group of this account and region.
+    async fn check(&self, ids: &[String]) -> Result<(), Vec<String>>;
+}
+
+/// A listener whose load balancer has security groups: the packet filter admits new
+/// connections to it by those groups' ingress rules only.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GuardedListener {
+    /// The load balancer's ARN.
+    pub load_balancer_arn: String,
+    /// The address the listener binds.
+    pub address: IpAddr,
+    /// Its port.
+    pub port: u16,
+    /// The load balancer's groups.
+    pub security_groups: Vec<String>,
+    /// The target groups its actions forward to (default actions and rules): the data
+    /// plane marks their connections ([`model::lb::socket_mark`]).
+    pub target_groups: Vec<String>,
+}
+
 /// The health the data plane last reported, by target group ARN and target.
 type HealthTable = HashMap<(String, TargetKey), model::lb::Health>;
 
@@ -73,6 +98,9 @@ pub struct Elbv2 {
     bind_address: IpAddr,
     changes: Arc<tokio::sync::watch::Sender<u64>>,
     health: Arc<Mutex<HealthTable>>,
+    /// Set once, after EC2 exists (it is built after this service); unset, security
+    /// groups are refused since nothing could enforce them.
+    groups: Arc<std::sync::OnceLock<Arc<dyn SecurityGroups>>>,
 }
 
 impl Elbv2 {
@@ -89,7 +117,44 @@ impl Elbv2 {
             bind_address: IpAddr::from([127, 0, 0, 1]),
             changes,
             health: Arc::new(Mutex::new(HashMap::new())),
+            groups: Arc::new(std::sync::OnceLock::new()),
         }
+    }
+
+    /// Wires the security group check (every clone of this service sees it). A second
+    /// call is ignored.
+    pub fn set_security_groups(&self, groups: Arc<dyn SecurityGroups>) {
+        let _ = self.groups.set(groups);
+    }
+
+    /// Every listener of a load balancer that has security groups.
+    pub async fn guarded_listeners(&self) -> Result<Vec<GuardedListener>, Elbv2Error> {
+        let (world, _, _) = self.objects.load().await?;
+        Ok(world
+            .lbs
+            .values()
+            .filter(|lb| !lb.security_groups.is_empty())
+            .flat_map(|lb| {
+                lb.listeners.iter().map(|l| {
+                    let mut target_groups: Vec<String> = l
+                        .default_actions
+                        .iter()
+                        .chain(l.rules.iter().flat_map(|r| &r.actions))
+                        .flat_map(|a| a.target_group_arns())
+                        .map(str::to_owned)
+                        .collect();
+                    target_groups.sort();
+                    target_groups.dedup();
+                    GuardedListener {
+                        load_balancer_arn: lb.arn.clone(),
+                        address: self.bind_address,
+                        port: l.port,
+                        security_groups: lb.security_groups.clone(),
+                        target_groups,
+                    }
+                })
+            })
+            .collect())
     }
 
     /// The same service reading time from `clock` (tests move time forward with it).

@@ -79,11 +79,7 @@ fn parse_create(q: &QueryView<'_>) -> Result<NewLoadBalancer, Elbv2Error> {
     for m in q.members("SubnetMappings") {
         subnets.push(required(&m, "SubnetId")?.to_owned());
     }
-    let security_groups = q
-        .list("SecurityGroups")
-        .into_iter()
-        .map(str::to_owned)
-        .collect();
+    let security_groups = parse_security_groups(q);
     Ok(NewLoadBalancer {
         name: name.to_owned(),
         kind,
@@ -95,11 +91,42 @@ fn parse_create(q: &QueryView<'_>) -> Result<NewLoadBalancer, Elbv2Error> {
     })
 }
 
+/// Refuses groups that do not exist, or any group when nothing could enforce them
+/// (no EC2 wired): a group we accepted would have to act.
+async fn check_security_groups(elb: &Elbv2, ids: &[String]) -> Result<(), Elbv2Error> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let Some(groups) = elb.groups.get() else {
+        return Err(Elbv2Error::InvalidSecurityGroup(
+            "Security groups cannot be enforced by this Stevedore (no EC2 networking is wired to its load balancers)".into(),
+        ));
+    };
+    groups.check(ids).await.map_err(|missing| {
+        Elbv2Error::InvalidSecurityGroup(format!(
+            "One or more security groups are invalid: {}",
+            missing.join(", ")
+        ))
+    })
+}
+
+/// The `SecurityGroups` list, each id once, in the order given.
+fn parse_security_groups(q: &QueryView<'_>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for id in q.list("SecurityGroups") {
+        if !out.iter().any(|g| g == id) {
+            out.push(id.to_owned());
+        }
+    }
+    out
+}
+
 pub(crate) async fn create_load_balancer(
     elb: &Elbv2,
     q: &QueryView<'_>,
 ) -> Result<String, Elbv2Error> {
     let new = parse_create(q)?;
+    check_security_groups(elb, &new.security_groups).await?;
     let arn = arn::load_balancer(&elb.scope, new.kind.arn_kind(), &new.name, &arn::new_id());
     let now = elb.now_ms();
     let lb = elb
@@ -183,6 +210,52 @@ fn render_lb(elb: &Elbv2, x: &mut Xml, lb: &StoredLoadBalancer) {
         x.strings("SecurityGroups", &lb.security_groups);
     }
     x.leaf("IpAddressType", &lb.ip_address_type);
+}
+
+/// SetSecurityGroups: replaces the load balancer's groups; the packet filter follows
+/// within its next round. A network load balancer created without groups cannot get
+/// any, as in AWS.
+pub(crate) async fn set_security_groups(
+    elb: &Elbv2,
+    q: &QueryView<'_>,
+) -> Result<String, Elbv2Error> {
+    let arn = required(q, "LoadBalancerArn")?;
+    let name = arn::load_balancer_name(&elb.scope, arn)?;
+    let groups = parse_security_groups(q);
+    let enforce = one_of(
+        q,
+        "EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic",
+        &["on", "off"],
+    )?;
+    if enforce == Some("off") {
+        return Err(Elbv2Error::InvalidConfigurationRequest(
+            "EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic 'off' is not supported: Stevedore has no PrivateLink, and inbound rules apply to all traffic".into(),
+        ));
+    }
+    check_security_groups(elb, &groups).await?;
+    let lb = elb
+        .objects
+        .write("load balancer", |w| {
+            let lb = w.lb_mut(&name, arn)?;
+            if lb.kind == LbType::Network && lb.security_groups.is_empty() {
+                return Err(Elbv2Error::InvalidConfigurationRequest(format!(
+                    "Load balancer '{arn}' was created without security groups; a network load balancer cannot get them later"
+                )));
+            }
+            if lb.kind == LbType::Application && groups.is_empty() {
+                return invalid("An application load balancer needs at least one security group");
+            }
+            lb.security_groups = groups.clone();
+            Ok(lb.clone())
+        })
+        .await?;
+    tracing::info!(load_balancer = %lb.arn, groups = ?lb.security_groups, "Load balancer security groups set.");
+    let mut x = Xml::new();
+    x.strings("SecurityGroupIds", &lb.security_groups);
+    if lb.kind == LbType::Network {
+        x.leaf("EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic", "on");
+    }
+    Ok(x.finish())
 }
 
 pub(crate) async fn describe_load_balancers(

@@ -25,6 +25,7 @@ impl Elbv2 {
             Op::ModifyLoadBalancerAttributes => {
                 load_balancers::modify_load_balancer_attributes(self, q).await
             }
+            Op::SetSecurityGroups => load_balancers::set_security_groups(self, q).await,
             Op::DescribeAccountLimits => load_balancers::describe_account_limits(self, q).await,
             Op::CreateTargetGroup => target_groups::create_target_group(self, q).await,
             Op::DescribeTargetGroups => target_groups::describe_target_groups(self, q).await,
@@ -73,7 +74,6 @@ impl Elbv2 {
             | Op::RemoveListenerCertificates
             | Op::RemoveTrustStoreRevocations
             | Op::SetIpAddressType
-            | Op::SetSecurityGroups
             | Op::SetSubnets => Err(Elbv2Error::NotImplemented(op)),
         }
     }

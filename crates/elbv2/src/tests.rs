@@ -1043,7 +1043,7 @@ async fn every_modelled_operation_runs_a_handler_or_answers_not_implemented() {
         &["ValidationError"],
     )
     .await;
-    assert_eq!(answered.served, 27, "operations served");
+    assert_eq!(answered.served, 28, "operations served");
 }
 
 #[tokio::test]
@@ -1059,4 +1059,108 @@ async fn every_elbv2_operation_needs_an_elasticloadbalancing_action() {
     )
     .await;
     assert!(n >= Operation::ALL.len());
+}
+
+/// A fake EC2 that knows the groups `sg-known` and `sg-other`.
+struct KnownGroups;
+
+#[async_trait::async_trait]
+impl SecurityGroups for KnownGroups {
+    async fn check(&self, ids: &[String]) -> Result<(), Vec<String>> {
+        let missing: Vec<String> = ids
+            .iter()
+            .filter(|id| !matches!(id.as_str(), "sg-known" | "sg-other"))
+            .cloned()
+            .collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(missing)
+        }
+    }
+}
+
+#[tokio::test]
+async fn security_groups_are_refused_when_nothing_could_enforce_them() {
+    let f = fixture();
+    let code = f
+        .code(
+            "CreateLoadBalancer",
+            &[("Name", "web"), ("SecurityGroups.member.1", "sg-known")],
+        )
+        .await;
+    assert_eq!(code, "InvalidSecurityGroup");
+    assert!(f
+        .elb
+        .guarded_listeners()
+        .await
+        .expect("listeners")
+        .is_empty());
+}
+
+#[tokio::test]
+async fn set_security_groups_replaces_the_groups_that_guard_the_listeners() {
+    let f = fixture();
+    f.elb.set_security_groups(Arc::new(KnownGroups));
+    let code = f
+        .code(
+            "CreateLoadBalancer",
+            &[("Name", "web"), ("SecurityGroups.member.1", "sg-missing")],
+        )
+        .await;
+    assert_eq!(code, "InvalidSecurityGroup");
+    let lb = first(
+        &f.ok(
+            "CreateLoadBalancer",
+            &[("Name", "web"), ("SecurityGroups.member.1", "sg-known")],
+        )
+        .await,
+        "LoadBalancerArn",
+    );
+    let tg = f.tg("tg", "HTTP", "ip").await;
+    f.listener(&lb, "8080", &tg).await;
+    let guarded = f.elb.guarded_listeners().await.expect("listeners");
+    assert_eq!(guarded.len(), 1);
+    assert_eq!(
+        (
+            guarded[0].port,
+            &guarded[0].security_groups,
+            &guarded[0].target_groups
+        ),
+        (8080, &vec!["sg-known".to_owned()], &vec![tg.clone()])
+    );
+    let out = f
+        .ok(
+            "SetSecurityGroups",
+            &[
+                ("LoadBalancerArn", &lb),
+                ("SecurityGroups.member.1", "sg-other"),
+            ],
+        )
+        .await;
+    assert_eq!(all(&out, "member"), ["sg-other"]);
+    let guarded = f.elb.guarded_listeners().await.expect("listeners");
+    assert_eq!(guarded[0].security_groups, ["sg-other"]);
+    let code = f
+        .code(
+            "SetSecurityGroups",
+            &[
+                ("LoadBalancerArn", &lb),
+                ("SecurityGroups.member.1", "sg-missing"),
+            ],
+        )
+        .await;
+    assert_eq!(code, "InvalidSecurityGroup");
+    // A network load balancer made without groups cannot get them later.
+    let nlb = f.lb("net", "network").await;
+    let code = f
+        .code(
+            "SetSecurityGroups",
+            &[
+                ("LoadBalancerArn", &nlb),
+                ("SecurityGroups.member.1", "sg-known"),
+            ],
+        )
+        .await;
+    assert_eq!(code, "InvalidConfigurationRequest");
 }

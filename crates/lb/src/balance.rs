@@ -74,6 +74,8 @@ pub(crate) struct Backend {
     pub(crate) authority: http::uri::Authority,
     /// Deregistered: no new requests.
     pub(crate) draining: bool,
+    /// The socket mark of its target group's connections ([`model::lb::socket_mark`]).
+    pub(crate) mark: u32,
     /// How stickiness cookies name this target (see [`crate::sticky`]).
     pub(crate) cookie_id: u64,
     /// Health and load, shared with the checker and with later snapshots.
@@ -289,6 +291,7 @@ mod tests {
             },
             authority: http::uri::Authority::from_static("127.0.0.1:80"),
             draining,
+            mark: 0,
             cookie_id: crate::sticky::compute_cookie_id(
                 "tg",
                 &TargetKey {

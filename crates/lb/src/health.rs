@@ -196,7 +196,10 @@ async fn probe(spec: &CheckSpec) -> Probe {
     let port = spec.check.port.unwrap_or(spec.target.port);
     let timeout = Duration::from_secs(u64::from(spec.check.timeout_seconds.max(1)));
     let attempt = async {
-        let mut stream = match TcpStream::connect((spec.host.as_str(), port)).await {
+        // Marked like proxied traffic: health checks come from the load balancer, so a
+        // target admitting the load balancer's group admits them too.
+        let mark = model::lb::socket_mark(&spec.target_group_arn);
+        let mut stream = match crate::pool::open_marked(&spec.host, port, mark).await {
             Ok(s) => s,
             Err(_) => return Probe::Failed,
         };

@@ -247,7 +247,8 @@ impl Exchange<'_> {
         let (mut upstream, head) = loop {
             let (mut upstream, reused) = match pools.checkout(self.conn.worker) {
                 Some(upstream) => (upstream, true),
-                None => match connect_raw(&backend.authority, timeouts.connect).await {
+                None => match connect_raw(&backend.authority, timeouts.connect, backend.mark).await
+                {
                     Ok(upstream) => (upstream, false),
                     Err(ConnectError::Timeout) => {
                         return self.fail(client, StatusCode::GATEWAY_TIMEOUT).await

@@ -103,14 +103,35 @@ pub(crate) enum ConnectError {
     Failed(String),
 }
 
-/// Opens a TCP connection to `host:port`.
+/// Opens a TCP connection to `host:port` carrying the socket mark `mark`
+/// ([`model::lb::socket_mark`]), so that targets' security groups can recognise the load
+/// balancer. Setting a mark needs CAP_NET_ADMIN: without it the connection is opened
+/// unmarked (the packet filter, which needs the same privilege, is then not running
+/// either). A host that is a name, not an address, is resolved and connected unmarked.
+pub(crate) async fn open_marked(host: &str, port: u16, mark: u32) -> std::io::Result<TcpStream> {
+    let Ok(ip) = host.parse::<std::net::IpAddr>() else {
+        return TcpStream::connect((host, port)).await;
+    };
+    let socket = if ip.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    if let Err(error) = socket2::SockRef::from(&socket).set_mark(mark) {
+        tracing::trace!(%error, "The connection to a target is not marked.");
+    }
+    socket.connect(std::net::SocketAddr::new(ip, port)).await
+}
+
+/// Opens a TCP connection to `host:port` with the socket mark `mark`.
 async fn dial(
     authority: &http::uri::Authority,
     timeout: Duration,
+    mark: u32,
 ) -> Result<TcpStream, ConnectError> {
     let host = authority.host().trim_matches(['[', ']']);
     let port = authority.port_u16().unwrap_or(80);
-    let stream = match tokio::time::timeout(timeout, TcpStream::connect((host, port))).await {
+    let stream = match tokio::time::timeout(timeout, open_marked(host, port, mark)).await {
         Err(_) => return Err(ConnectError::Timeout),
         Ok(Err(error)) if error.kind() == std::io::ErrorKind::TimedOut => {
             return Err(ConnectError::Timeout)
@@ -126,9 +147,10 @@ async fn dial(
 pub(crate) async fn connect_raw(
     authority: &http::uri::Authority,
     timeout: Duration,
+    mark: u32,
 ) -> Result<Upstream, ConnectError> {
     Ok(Upstream {
-        stream: dial(authority, timeout).await?,
+        stream: dial(authority, timeout, mark).await?,
         buf: BytesMut::new(),
     })
 }
@@ -137,8 +159,9 @@ pub(crate) async fn connect_raw(
 pub(crate) async fn connect(
     authority: &http::uri::Authority,
     timeout: Duration,
+    mark: u32,
 ) -> Result<Sender, ConnectError> {
-    let stream = dial(authority, timeout).await?;
+    let stream = dial(authority, timeout, mark).await?;
     let (sender, conn) = hyper::client::conn::http1::Builder::new()
         .writev(false)
         .handshake(TokioIo::new(stream))

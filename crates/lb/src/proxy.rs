@@ -334,6 +334,7 @@ impl Conn {
                 None => match Box::pin(connect(
                     &in_flight.backend().authority,
                     self.timeouts.connect,
+                    in_flight.backend().mark,
                 ))
                 .await
                 {

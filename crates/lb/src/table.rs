@@ -220,6 +220,7 @@ impl Targets {
                     key: target.key.clone(),
                     authority,
                     draining: target.draining,
+                    mark: model::lb::socket_mark(&tg.arn),
                     cookie_id: compute_cookie_id(&tg.arn, &target.key),
                     state: entry.state.clone(),
                     requests: requests.clone(),

@@ -55,10 +55,11 @@ async fn splice(
     flows: CancellationToken,
 ) {
     let authority = &in_flight.backend().authority;
-    let connect = TcpStream::connect((
+    let connect = crate::pool::open_marked(
         authority.host().trim_matches(['[', ']']),
         authority.port_u16().unwrap_or(0),
-    ));
+        in_flight.backend().mark,
+    );
     let mut upstream = match tokio::time::timeout(connect_timeout, connect).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(error)) => {

@@ -27,6 +27,21 @@ impl Config {
     }
 }
 
+/// The socket mark (`SO_MARK`) the data plane puts on every connection it opens for a
+/// target group (proxied requests, TCP flows, health checks): the host's packet filter
+/// recognises a load balancer's traffic by it, so a target's security group can admit
+/// "the load balancer's group" (a target group belongs to one load balancer). A fixed
+/// high byte (`0x5E`) keeps it apart from the low bits other tools mark with; the rest is
+/// the FNV-1a hash of the ARN. Marks never leave the host.
+pub fn socket_mark(target_group_arn: &str) -> u32 {
+    let mut hash: u32 = 0x811c_9dc5;
+    for byte in target_group_arn.bytes() {
+        hash ^= u32::from(byte);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    0x5E00_0000 | (hash & 0x00FF_FFFF)
+}
+
 /// `application` (HTTP, layer 7) or `network` (TCP pass-through, layer 4).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LoadBalancerKind {
@@ -377,6 +392,19 @@ pub struct HealthReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn socket_marks_are_stable_distinct_and_carry_the_fixed_high_byte() {
+        let a = socket_mark("arn:aws:elasticloadbalancing:us-east-1:000000000000:targetgroup/a/1");
+        let b = socket_mark("arn:aws:elasticloadbalancing:us-east-1:000000000000:targetgroup/b/1");
+        assert_ne!(a, b);
+        assert_eq!(
+            a,
+            socket_mark("arn:aws:elasticloadbalancing:us-east-1:000000000000:targetgroup/a/1")
+        );
+        assert_eq!(a >> 24, 0x5E);
+        assert_eq!(b >> 24, 0x5E);
+    }
 
     #[test]
     fn target_health_states_round_trip_through_their_aws_strings() {

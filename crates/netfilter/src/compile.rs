@@ -8,11 +8,24 @@
 //! - per interface, `out_<eni>` (egress: allow rules `return`, the last rule drops) and
 //!   `in_<eni>` (ingress: allow rules `accept`, the last rule drops), holding the union of
 //!   the rules of all its groups, since AWS unions them unordered;
+//! - per guarded listener (a load balancer port whose load balancer has groups),
+//!   `lb_<port>` with the union of the load balancer's groups' ingress rules (allow
+//!   rules `accept`, the last rule drops);
+//! - per group named as a peer and carried by a guarded load balancer, a set `sgm_<id>`
+//!   of that load balancer's socket marks: the load balancer's own connections to its
+//!   targets (it marks them), which a target's rule naming the group admits;
+//! - per guarded container instance, `host_<id>` with the union of its groups' ingress
+//!   rules, which new connections to its tasks' published host ports go through: in
+//!   `input` (loopback clients, and Docker's userland proxy) and in `forward` (Docker's
+//!   DNAT to the container: matched on the connection's original destination port);
 //! - two base chains (`forward`, `input`) that pass established flows and send the rest
-//!   through the maps. Traffic the host itself opens to a task (the load balancer's data
-//!   plane, its health checks, an operator's curl) is not filtered: no `output` chain,
-//!   since load balancer security groups are not modelled yet and the host stands in
-//!   for them.
+//!   through the maps; `input` also sends new connections to a guarded listener's
+//!   address and port through its chain (loopback clients included: packets on `lo`
+//!   traverse `input` too);
+//! - when a guarded load balancer exists, an `output` chain that sends its marked
+//!   connections to an interface through that interface's ingress chain. Other traffic
+//!   the host opens to a task (a load balancer without groups, an operator's curl) is
+//!   not filtered.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -28,6 +41,39 @@ pub struct Ruleset {
     /// Groups by id (`sg-…`). A group an interface names but this map lacks grants
     /// nothing (no rule, no traffic).
     pub groups: BTreeMap<String, Group>,
+    /// The guarded load balancer listeners.
+    pub listeners: Vec<Listener>,
+    /// The guarded container instances (their published host ports).
+    pub hosts: Vec<HostPorts>,
+}
+
+/// A container instance on this host with security groups: new connections to the host
+/// ports its bridge and host tasks publish are admitted by its groups' ingress rules.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostPorts {
+    /// A stable id for its chain (the container instance id).
+    pub id: String,
+    /// Its groups.
+    pub groups: Vec<String>,
+    /// Published TCP host ports.
+    pub tcp: Vec<u16>,
+    /// Published UDP host ports.
+    pub udp: Vec<u16>,
+}
+
+/// One load balancer listener whose load balancer carries security groups: new
+/// connections to it are admitted by its groups' ingress rules only.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listener {
+    /// The address it binds; `None` (bound on every address) matches any destination.
+    pub address: Option<Ipv4Addr>,
+    /// Its TCP port.
+    pub port: u16,
+    /// Its load balancer's groups.
+    pub groups: Vec<String>,
+    /// The socket marks of the load balancer's connections to its targets: a target
+    /// whose rule names one of `groups` as the source admits traffic with these marks.
+    pub marks: Vec<u32>,
 }
 
 /// One network interface (a task's ENI).
@@ -115,6 +161,30 @@ pub fn compile(rs: &Ruleset) -> String {
         }
         out.push_str("\t}\n");
     }
+    let cx = Context {
+        rs,
+        marks: compute_marks(rs),
+    };
+    for (group, marks) in &cx.marks {
+        let list: Vec<String> = marks.iter().map(|m| format!("{m:#010x}")).collect();
+        let _ = write!(
+            out,
+            "\tset {} {{\n\t\ttype mark\n\t\telements = {{ {} }}\n\t}}\n",
+            mark_set_name(group),
+            list.join(", ")
+        );
+    }
+    let all_marks: BTreeSet<u32> = listeners(rs)
+        .flat_map(|l| l.marks.iter().copied())
+        .collect();
+    if !all_marks.is_empty() {
+        let list: Vec<String> = all_marks.iter().map(|m| format!("{m:#010x}")).collect();
+        let _ = write!(
+            out,
+            "\tset lb_marks {{\n\t\ttype mark\n\t\telements = {{ {} }}\n\t}}\n",
+            list.join(", ")
+        );
+    }
     for (map, prefix) in [("egress", "out"), ("ingress", "in")] {
         let _ = write!(out, "\tmap {map} {{\n\t\ttype ipv4_addr : verdict\n");
         let elements: Vec<String> = interfaces(rs)
@@ -126,21 +196,69 @@ pub fn compile(rs: &Ruleset) -> String {
         out.push_str("\t}\n");
     }
     for i in interfaces(rs) {
-        write_chain(&mut out, rs, i, Direction::Egress);
-        write_chain(&mut out, rs, i, Direction::Ingress);
+        write_chain(&mut out, &cx, i, Direction::Egress);
+        write_chain(&mut out, &cx, i, Direction::Ingress);
     }
-    for (hook, maps) in [
-        (
-            "forward",
-            &["ip saddr vmap @egress", "ip daddr vmap @ingress"][..],
-        ),
-        ("input", &["ip saddr vmap @egress"][..]),
-    ] {
+    let listeners: Vec<&Listener> = listeners(rs).collect();
+    for l in &listeners {
+        let _ = writeln!(out, "\tchain lb_{} {{", l.port);
+        write_rules(&mut out, &cx, &l.groups, Direction::Ingress);
+        out.push_str("\t\tdrop\n\t}\n");
+    }
+    for h in hosts(rs) {
+        let _ = writeln!(out, "\tchain {} {{", chain_name("host", &h.id));
+        write_rules(&mut out, &cx, &h.groups, Direction::Ingress);
+        out.push_str("\t\tdrop\n\t}\n");
+    }
+    let mut host_input = Vec::new();
+    let mut host_forward = Vec::new();
+    for h in hosts(rs) {
+        let chain = chain_name("host", &h.id);
+        for (proto, ports) in [("tcp", &h.tcp), ("udp", &h.udp)] {
+            if ports.is_empty() {
+                continue;
+            }
+            let list = port_set(ports);
+            host_input.push(format!("{proto} dport {list} jump {chain}"));
+            host_forward.push(format!(
+                "meta l4proto {proto} ct status dnat ct original proto-dst {list} jump {chain}"
+            ));
+        }
+    }
+    let guards: Vec<String> = listeners
+        .iter()
+        .map(|l| match l.address {
+            Some(a) => format!("ip daddr {a} tcp dport {} jump lb_{}", l.port, l.port),
+            None => format!("tcp dport {} jump lb_{}", l.port, l.port),
+        })
+        .collect();
+    let forward: Vec<String> = [
+        "ip saddr vmap @egress".to_owned(),
+        "ip daddr vmap @ingress".to_owned(),
+    ]
+    .into_iter()
+    .chain(host_forward)
+    .collect();
+    let input: Vec<String> = std::iter::once("ip saddr vmap @egress".to_owned())
+        .chain(guards)
+        .chain(host_input)
+        .collect();
+    let output: Vec<String> = if all_marks.is_empty() {
+        Vec::new()
+    } else {
+        vec!["meta mark @lb_marks ip daddr vmap @ingress".to_owned()]
+    };
+    let hooks = [
+        ("forward", &forward[..]),
+        ("input", &input[..]),
+        ("output", &output[..]),
+    ];
+    for (hook, lines) in hooks.into_iter().filter(|(_, l)| !l.is_empty()) {
         let _ = write!(
             out,
             "\tchain {hook} {{\n\t\ttype filter hook {hook} priority filter; policy accept;\n\t\tct state established,related accept\n"
         );
-        for m in maps {
+        for m in lines {
             let _ = writeln!(out, "\t\t{m}");
         }
         out.push_str("\t}\n");
@@ -154,10 +272,17 @@ pub fn compile(rs: &Ruleset) -> String {
 /// interface to enforce, the table is only removed: Stevedore leaves nothing behind.
 pub fn compile_script(rs: &Ruleset) -> String {
     let mut out = format!("table inet {TABLE} {{}}\ndelete table inet {TABLE}\n");
-    if interfaces(rs).next().is_some() {
+    if interfaces(rs).next().is_some() || !rs.listeners.is_empty() || hosts(rs).next().is_some() {
         out.push_str(&compile(rs));
     }
     out
+}
+
+/// What every chain's rules are written from: the rule set and, computed once, the
+/// marks of the load balancers carrying each group.
+struct Context<'a> {
+    rs: &'a Ruleset,
+    marks: BTreeMap<String, BTreeSet<u32>>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -173,12 +298,39 @@ fn interfaces(rs: &Ruleset) -> impl Iterator<Item = &Interface> {
     rs.interfaces.iter().filter(move |i| seen.insert(i.address))
 }
 
-/// The addresses of each group named as a peer by a rule of an enforced interface's
-/// groups.
+/// The guarded instances that publish a port, each id once.
+fn hosts(rs: &Ruleset) -> impl Iterator<Item = &HostPorts> {
+    let mut seen = BTreeSet::new();
+    rs.hosts
+        .iter()
+        .filter(|h| !h.tcp.is_empty() || !h.udp.is_empty())
+        .filter(move |h| seen.insert(h.id.clone()))
+}
+
+/// `{ 32768, 32769 }`: ports sorted, each once.
+fn port_set(ports: &[u16]) -> String {
+    let set: BTreeSet<u16> = ports.iter().copied().collect();
+    let list: Vec<String> = set.iter().map(u16::to_string).collect();
+    format!("{{ {} }}", list.join(", "))
+}
+
+/// The listeners, each port once (the first wins: one port has one listener, and a
+/// duplicate chain would fail the whole batch).
+fn listeners(rs: &Ruleset) -> impl Iterator<Item = &Listener> {
+    let mut seen = BTreeSet::new();
+    rs.listeners.iter().filter(move |l| seen.insert(l.port))
+}
+
+/// The addresses of each group named as a peer by a rule of an enforced interface's or
+/// a guarded listener's groups.
 fn compute_members(rs: &Ruleset) -> BTreeMap<String, BTreeSet<Ipv4Addr>> {
     let mut members: BTreeMap<String, BTreeSet<Ipv4Addr>> = BTreeMap::new();
-    for i in interfaces(rs) {
-        for g in i.groups.iter().filter_map(|id| rs.groups.get(id)) {
+    let carriers = interfaces(rs)
+        .map(|i| &i.groups)
+        .chain(listeners(rs).map(|l| &l.groups))
+        .chain(rs.hosts.iter().map(|h| &h.groups));
+    for groups in carriers {
+        for g in groups.iter().filter_map(|id| rs.groups.get(id)) {
             for rule in g.ingress.iter().chain(&g.egress) {
                 if let Peer::Group(peer) = &rule.peer {
                     members.entry(peer.clone()).or_default();
@@ -196,30 +348,67 @@ fn compute_members(rs: &Ruleset) -> BTreeMap<String, BTreeSet<Ipv4Addr>> {
     members
 }
 
-fn write_chain(out: &mut String, rs: &Ruleset, i: &Interface, dir: Direction) {
-    let (prefix, field, verdict) = match dir {
-        Direction::Egress => ("out", "daddr", "return"),
-        Direction::Ingress => ("in", "saddr", "accept"),
+/// The socket marks of the load balancers carrying each group that some rule names as
+/// a peer (groups no guarded load balancer carries are absent).
+fn compute_marks(rs: &Ruleset) -> BTreeMap<String, BTreeSet<u32>> {
+    let named = compute_members(rs);
+    let mut marks: BTreeMap<String, BTreeSet<u32>> = BTreeMap::new();
+    for l in listeners(rs).filter(|l| !l.marks.is_empty()) {
+        for g in l.groups.iter().filter(|g| named.contains_key(*g)) {
+            marks.entry(g.clone()).or_default().extend(&l.marks);
+        }
+    }
+    marks
+}
+
+fn write_chain(out: &mut String, cx: &Context<'_>, i: &Interface, dir: Direction) {
+    let prefix = match dir {
+        Direction::Egress => "out",
+        Direction::Ingress => "in",
     };
     let _ = writeln!(out, "\tchain {} {{", chain_name(prefix, &i.id));
     if dir == Direction::Egress {
         let _ = writeln!(out, "\t\tip daddr {ALWAYS_EGRESS} return");
     }
+    write_rules(out, cx, &i.groups, dir);
+    out.push_str("\t\tdrop\n\t}\n");
+}
+
+/// The union of `groups`' rules in direction `dir`, each line once.
+fn write_rules(out: &mut String, cx: &Context<'_>, groups: &[String], dir: Direction) {
+    let (rs, marks) = (cx.rs, &cx.marks);
+    let (field, verdict) = match dir {
+        Direction::Egress => ("daddr", "return"),
+        Direction::Ingress => ("saddr", "accept"),
+    };
     let mut written = BTreeSet::new();
-    for g in i.groups.iter().filter_map(|id| rs.groups.get(id)) {
+    for g in groups.iter().filter_map(|id| rs.groups.get(id)) {
         let rules = match dir {
             Direction::Egress => &g.egress,
             Direction::Ingress => &g.ingress,
         };
         for rule in rules {
-            let line = compute_rule(rule, field, verdict);
-            // Two groups often share a rule (both allow all egress): write it once.
-            if written.insert(line.clone()) {
-                let _ = writeln!(out, "\t\t{line}");
+            let mut lines = vec![compute_rule(rule, field, verdict)];
+            // A source group a load balancer carries also matches that load balancer's
+            // marked connections (its source address is the host's, in no set).
+            if let (Direction::Ingress, Peer::Group(id)) = (dir, &rule.peer) {
+                if marks.contains_key(id) {
+                    let by_mark = Rule {
+                        protocol: rule.protocol,
+                        peer: Peer::Cidr(Ipv4Addr::UNSPECIFIED, 0),
+                    };
+                    let line = compute_rule(&by_mark, field, verdict);
+                    lines.push(format!("meta mark @{} {line}", mark_set_name(id)));
+                }
+            }
+            for line in lines {
+                // Two groups often share a rule (both allow all egress): write it once.
+                if written.insert(line.clone()) {
+                    let _ = writeln!(out, "\t\t{line}");
+                }
             }
         }
     }
-    out.push_str("\t\tdrop\n\t}\n");
 }
 
 /// One rule as an nft statement: the peer match, the protocol match, the verdict.
@@ -256,6 +445,14 @@ fn port_match(proto: &str, from: u16, to: u16) -> String {
 /// `sg_0123abcd` for `sg-0123abcd`: nft identifiers take no `-`.
 fn set_name(group: &str) -> String {
     sanitize(group)
+}
+
+/// `sgm_0123abcd` for `sg-0123abcd`: the set of load balancer marks.
+fn mark_set_name(group: &str) -> String {
+    format!(
+        "sgm_{}",
+        sanitize(group.strip_prefix("sg-").unwrap_or(group))
+    )
 }
 
 /// `in_eni_0123` for `eni-0123`.

@@ -50,6 +50,8 @@ fn default_group_members_admit_each_other_through_a_set_of_their_addresses() {
             eni("eni-a2", "172.31.0.6", &["sg-a"]),
         ],
         groups: [("sg-a".to_owned(), default_group("sg-a"))].into(),
+        listeners: Vec::new(),
+        hosts: Vec::new(),
     };
     let text = compile(&rs);
     assert!(
@@ -70,6 +72,8 @@ fn a_group_without_rules_drops_everything_but_established_flows() {
     let rs = Ruleset {
         interfaces: vec![eni("eni-b", "10.0.0.9", &["sg-empty"])],
         groups: [("sg-empty".to_owned(), Group::default())].into(),
+        listeners: Vec::new(),
+        hosts: Vec::new(),
     };
     let text = compile(&rs);
     assert_eq!(chain(&text, "in_eni_b"), ["drop"]);
@@ -83,6 +87,8 @@ fn a_group_without_rules_drops_everything_but_established_flows() {
     let rs = Ruleset {
         interfaces: vec![eni("eni-c", "10.0.0.10", &["sg-gone"])],
         groups: BTreeMap::new(),
+        listeners: Vec::new(),
+        hosts: Vec::new(),
     };
     assert_eq!(chain(&compile(&rs), "in_eni_c"), ["drop"]);
 }
@@ -150,6 +156,8 @@ fn protocols_ports_and_cidrs_become_nft_matches() {
             ("sg-b".to_owned(), Group::default()),
         ]
         .into(),
+        listeners: Vec::new(),
+        hosts: Vec::new(),
     };
     let text = compile(&rs);
     assert_eq!(
@@ -186,6 +194,8 @@ fn rules_of_several_groups_are_unioned_once() {
             ("sg-2".to_owned(), default_group("sg-2")),
         ]
         .into(),
+        listeners: Vec::new(),
+        hosts: Vec::new(),
     };
     let text = compile(&rs);
     assert_eq!(
@@ -208,6 +218,8 @@ fn the_script_replaces_the_table_atomically_and_removes_it_when_nothing_is_enfor
     let rs = Ruleset {
         interfaces: vec![eni("eni-a", "10.0.0.2", &["sg-a"])],
         groups: [("sg-a".to_owned(), default_group("sg-a"))].into(),
+        listeners: Vec::new(),
+        hosts: Vec::new(),
     };
     let script = compile_script(&rs);
     assert!(script.starts_with(
@@ -230,6 +242,8 @@ fn a_duplicate_address_is_enforced_once() {
             eni("eni-2", "10.0.0.2", &["sg-a"]),
         ],
         groups: [("sg-a".to_owned(), default_group("sg-a"))].into(),
+        listeners: Vec::new(),
+        hosts: Vec::new(),
     };
     let text = compile(&rs);
     assert!(!text.contains("eni_2"), "{text}");
@@ -278,6 +292,18 @@ fn the_script_passes_nft_check_mode_where_nft_runs() {
             ),
         ]
         .into(),
+        listeners: vec![Listener {
+            address: Some(ip("127.0.0.1")),
+            port: 8080,
+            groups: vec!["sg-a".into()],
+            marks: vec![0x5E00_0001, 0x5E00_0002],
+        }],
+        hosts: vec![HostPorts {
+            id: "abc".into(),
+            groups: vec!["sg-b".into()],
+            tcp: vec![32768, 32770],
+            udp: vec![5353],
+        }],
     };
     let script = compile_script(&rs);
     let out = std::process::Command::new("nft")
@@ -298,5 +324,180 @@ fn the_script_passes_nft_check_mode_where_nft_runs() {
         out.status.success(),
         "{}\n{script}",
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn listener(port: u16, groups: &[&str]) -> Listener {
+    Listener {
+        address: Some(ip("127.0.0.1")),
+        port,
+        groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+        marks: Vec::new(),
+    }
+}
+
+#[test]
+fn a_target_admitting_the_load_balancers_group_admits_its_marked_connections() {
+    let target = Group {
+        ingress: vec![Rule {
+            protocol: Protocol::Tcp {
+                from: 8080,
+                to: 8080,
+            },
+            peer: Peer::Group("sg-lb".into()),
+        }],
+        egress: vec![all_egress()],
+    };
+    let mut lb = listener(80, &["sg-lb"]);
+    lb.marks = vec![0x5E00_0001];
+    let rs = Ruleset {
+        interfaces: vec![eni("eni-t", "172.31.0.7", &["sg-t"])],
+        groups: [
+            ("sg-t".to_owned(), target),
+            ("sg-lb".to_owned(), Group::default()),
+        ]
+        .into(),
+        listeners: vec![lb],
+        hosts: Vec::new(),
+    };
+    let text = compile(&rs);
+    assert_eq!(
+        chain(&text, "in_eni_t"),
+        [
+            "ip saddr @sg_lb tcp dport 8080 accept",
+            "meta mark @sgm_lb tcp dport 8080 accept",
+            "drop"
+        ]
+    );
+    assert!(
+        text.contains("set sgm_lb {\n\t\ttype mark\n\t\telements = { 0x5e000001 }"),
+        "{text}"
+    );
+    assert_eq!(
+        chain(&text, "output")[2..],
+        ["meta mark @lb_marks ip daddr vmap @ingress"]
+    );
+}
+
+#[test]
+fn without_a_marking_load_balancer_the_host_stays_unfiltered() {
+    let rs = Ruleset {
+        interfaces: vec![eni("eni-a", "172.31.0.5", &["sg-a"])],
+        groups: [("sg-a".to_owned(), default_group("sg-a"))].into(),
+        listeners: Vec::new(),
+        hosts: Vec::new(),
+    };
+    let text = compile(&rs);
+    assert!(!text.contains("chain output"), "{text}");
+    assert!(!text.contains("sgm_"), "{text}");
+}
+
+#[test]
+fn a_guarded_listener_admits_only_its_groups_ingress_rules() {
+    let web = Group {
+        ingress: vec![
+            Rule {
+                protocol: Protocol::Tcp { from: 80, to: 80 },
+                peer: Peer::Cidr(ip("127.0.0.0"), 8),
+            },
+            Rule {
+                protocol: Protocol::All,
+                peer: Peer::Group("sg-clients".into()),
+            },
+        ],
+        egress: vec![all_egress()],
+    };
+    let rs = Ruleset {
+        interfaces: vec![eni("eni-c", "172.31.0.9", &["sg-clients"])],
+        groups: [
+            ("sg-web".to_owned(), web),
+            ("sg-clients".to_owned(), Group::default()),
+        ]
+        .into(),
+        listeners: vec![listener(80, &["sg-web"])],
+        hosts: Vec::new(),
+    };
+    let text = compile(&rs);
+    assert_eq!(
+        chain(&text, "lb_80"),
+        [
+            "ip saddr 127.0.0.0/8 tcp dport 80 accept",
+            "ip saddr @sg_clients accept",
+            "drop"
+        ]
+    );
+    assert!(
+        chain(&text, "input").contains(&"ip daddr 127.0.0.1 tcp dport 80 jump lb_80"),
+        "{text}"
+    );
+    assert!(
+        text.contains("set sg_clients {\n\t\ttype ipv4_addr\n\t\telements = { 172.31.0.9 }"),
+        "{text}"
+    );
+}
+
+#[test]
+fn listeners_alone_keep_the_table_and_a_port_is_guarded_once() {
+    let rs = Ruleset {
+        interfaces: Vec::new(),
+        groups: [("sg-web".to_owned(), Group::default())].into(),
+        listeners: vec![listener(81, &["sg-web"]), listener(81, &["sg-other"])],
+        hosts: Vec::new(),
+    };
+    let script = compile_script(&rs);
+    assert!(script.contains("table inet stevedore {\n"), "{script}");
+    assert_eq!(chain(&script, "lb_81"), ["drop"]);
+    assert_eq!(script.matches("chain lb_81 {").count(), 1, "{script}");
+}
+
+#[test]
+fn an_instances_published_ports_admit_only_its_groups_and_the_load_balancers_marks() {
+    let instance = Group {
+        ingress: vec![Rule {
+            protocol: Protocol::Tcp {
+                from: 32768,
+                to: 61000,
+            },
+            peer: Peer::Group("sg-lb".into()),
+        }],
+        egress: vec![all_egress()],
+    };
+    let mut lb = listener(80, &["sg-lb"]);
+    lb.marks = vec![0x5E00_0002];
+    let rs = Ruleset {
+        interfaces: Vec::new(),
+        groups: [
+            ("sg-i".to_owned(), instance),
+            ("sg-lb".to_owned(), Group::default()),
+        ]
+        .into(),
+        listeners: vec![lb],
+        hosts: vec![HostPorts {
+            id: "0123abcd".into(),
+            groups: vec!["sg-i".into()],
+            tcp: vec![32769, 32768, 32769],
+            udp: Vec::new(),
+        }],
+    };
+    let text = compile(&rs);
+    assert_eq!(
+        chain(&text, "host_0123abcd"),
+        [
+            "ip saddr @sg_lb tcp dport 32768-61000 accept",
+            "meta mark @sgm_lb tcp dport 32768-61000 accept",
+            "drop"
+        ]
+    );
+    let input = chain(&text, "input");
+    assert!(
+        input.contains(&"tcp dport { 32768, 32769 } jump host_0123abcd"),
+        "{text}"
+    );
+    let forward = chain(&text, "forward");
+    assert!(
+        forward.contains(
+            &"meta l4proto tcp ct status dnat ct original proto-dst { 32768, 32769 } jump host_0123abcd"
+        ),
+        "{text}"
     );
 }

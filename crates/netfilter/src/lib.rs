@@ -5,17 +5,22 @@
 //! [`Ruleset`]s.
 //!
 //! The table is Stevedore's own, `inet stevedore` ([`TABLE`]); nothing here reads or
-//! writes any other table. Each apply replaces the whole table in one `nft -f` batch
-//! (create, delete, recreate: one kernel transaction), so a change never shows a
-//! half-written rule set and stale rules cannot survive a rebuild.
+//! writes any other table. A rebuild replaces the whole table in one `nft -f` batch
+//! (create, delete, recreate: one kernel transaction), so stale rules cannot survive
+//! it; a change to a table already written is the smaller batch of what differs
+//! ([`compile_change`]), also one transaction, so a change never shows a half-written
+//! rule set.
 //!
 //! How traffic is matched (the host has `br_netfilter`: bridged IPv4 frames traverse
 //! the `inet` hooks, with conntrack):
 //! - `forward`: task to task (same bridge or routed) and task to the outside;
 //! - `input`: a task to the host itself.
 //!
+//! - `input` also guards load balancer listeners: a new connection to a listener whose
+//!   load balancer has groups must be admitted by their ingress rules.
+//!
 //! What the host itself opens to a task (the load balancer, health checks) is not
-//! filtered yet: load balancer security groups are not modelled.
+//! filtered yet.
 //!
 //! In each hook, established and related flows pass (groups are stateful), then the
 //! sender's egress chain runs (its allow rules `return`, anything else is dropped), then
@@ -23,10 +28,14 @@
 //! between addresses that are no interface of the rule set is not touched.
 
 mod apply;
+mod change;
 mod compile;
 
 pub use apply::{apply, probe, ApplyError};
-pub use compile::{compile, compile_script, Group, Interface, Peer, Protocol, Rule, Ruleset};
+pub use change::{compile_change, compile_update};
+pub use compile::{
+    compile, compile_script, Group, HostPorts, Interface, Listener, Peer, Protocol, Rule, Ruleset,
+};
 
 /// The nftables table Stevedore creates, owns and removes (family `inet`).
 pub const TABLE: &str = "stevedore";

@@ -331,6 +331,7 @@ impl Factory {
                 autoscaling.clone(),
             )),
         );
+        elb.set_security_groups(Arc::new(crate::vpc_wiring::Elbv2Groups(ec2.clone())));
         let logs = logs::Logs::new(store.clone(), Arc::new(events), scope.clone())
             .with_metric_sink(Arc::new(crate::logs_metrics_wiring::CloudWatchLogMetrics(
                 cloudwatch.clone(),

@@ -5,9 +5,10 @@
 //!   and for the dependency checks of DeleteSubnet and DeleteSecurityGroup.
 //! - One loop per server ([`start_packet_filter`]) keeps the nftables table
 //!   `inet stevedore` equal to what every account's and region's groups and task
-//!   interfaces say: it recomputes the rule set every [`FILTER_EVERY`] and applies it,
-//!   as one atomic batch, only when it changed. Its first round after a start rebuilds
-//!   the whole table from the state, so stale rules from an earlier run never survive.
+//!   interfaces and guarded load balancer listeners say: it recomputes the rule set
+//!   every [`FILTER_EVERY`] and, when it changed, applies the difference as one atomic
+//!   batch. Its first round after a start rebuilds the whole table from the state, so
+//!   stale rules from an earlier run never survive.
 //!
 //! The filter runs where the server runs: it covers the tasks of agents on the server's
 //! own host (Fargate's hidden capacity, `stevedore up`, agents beside the server). Tasks
@@ -38,6 +39,30 @@ pub fn wire_region(ecs: &mut ecs::Ecs, store: Arc<dyn Store>, scope: &ArnScope) 
     ecs.set_networks(Arc::new(EcsNetworks(ec2.clone())));
     ec2.set_interfaces(Arc::new(EcsInterfaces(ecs.clone())));
     ec2
+}
+
+/// ELBv2's check of load balancers' security groups against the region's EC2.
+pub struct Elbv2Groups(pub ec2::Ec2);
+
+#[async_trait::async_trait]
+impl elbv2::SecurityGroups for Elbv2Groups {
+    async fn check(&self, ids: &[String]) -> Result<(), Vec<String>> {
+        if FILTER.load(Ordering::Relaxed) == FILTER_MISSING {
+            // Nothing could enforce them: refuse rather than store them.
+            return Err(ids.to_vec());
+        }
+        let state = self.0.snapshot().await.map_err(|_| ids.to_vec())?;
+        let missing: Vec<String> = ids
+            .iter()
+            .filter(|id| !state.groups.contains_key(*id))
+            .cloned()
+            .collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(missing)
+        }
+    }
 }
 
 /// ECS's view of EC2's subnets and groups.
@@ -131,7 +156,9 @@ pub async fn start_packet_filter(
     ));
 }
 
-/// Recomputes and applies the rule set until `shutdown`.
+/// Recomputes and applies the rule set until `shutdown`. The first round (and any
+/// round after a failed change) rebuilds the whole table, which removes whatever the
+/// state no longer describes; later rounds apply only what changed.
 async fn run_filter(accounts: Arc<crate::accounts::Accounts>, shutdown: CancellationToken) {
     let mut applied: Option<String> = None;
     loop {
@@ -140,11 +167,18 @@ async fn run_filter(accounts: Arc<crate::accounts::Accounts>, shutdown: Cancella
                 let script = netfilter::compile_script(&rules);
                 if applied.as_deref() != Some(script.as_str()) {
                     let started = std::time::Instant::now();
-                    let batch = script.clone();
+                    let change = applied
+                        .as_deref()
+                        .and_then(|old| netfilter::compile_update(old, &script));
+                    let whole = change.is_none();
+                    let batch = change.unwrap_or_else(|| script.clone());
                     match tokio::task::spawn_blocking(move || netfilter::apply(&batch)).await {
                         Ok(Ok(())) => {
                             tracing::info!(
                                 interfaces = rules.interfaces.len(),
+                                listeners = rules.listeners.len(),
+                                instances = rules.hosts.len(),
+                                whole,
                                 elapsed_ms = u64::try_from(started.elapsed().as_millis())
                                     .unwrap_or(u64::MAX),
                                 "Packet filter applied."
@@ -152,9 +186,12 @@ async fn run_filter(accounts: Arc<crate::accounts::Accounts>, shutdown: Cancella
                             applied = Some(script);
                         }
                         Ok(Err(error)) => {
-                            tracing::warn!(%error, "Packet filter could not be applied; retrying.")
+                            // The table is not what we last wrote: rebuild it next round.
+                            applied = None;
+                            tracing::warn!(%error, whole, "Packet filter could not be applied; retrying.")
                         }
                         Err(error) => {
+                            applied = None;
                             tracing::warn!(%error, "Packet filter apply did not finish; retrying.")
                         }
                     }
@@ -171,8 +208,9 @@ async fn run_filter(accounts: Arc<crate::accounts::Accounts>, shutdown: Cancella
     }
 }
 
-/// Every enforced interface (awsvpc tasks whose groups EC2 resolved) and every group,
-/// across all accounts and regions of this server.
+/// Every enforced interface (awsvpc tasks whose groups EC2 resolved), every guarded
+/// load balancer listener, every container instance with groups (its published ports)
+/// and every group, across all accounts and regions of this server.
 async fn compute_ruleset(
     accounts: &crate::accounts::Accounts,
 ) -> Result<netfilter::Ruleset, String> {
@@ -187,8 +225,55 @@ async fn compute_ruleset(
             .into_iter()
             .filter(|i| !i.eni.security_groups.is_empty())
             .collect();
-        if enforced.is_empty() {
+        let guarded = region
+            .elb
+            .guarded_listeners()
+            .await
+            .map_err(|e| e.to_string())?;
+        let instances = region
+            .ecs
+            .guarded_instances()
+            .await
+            .map_err(|e| e.to_string())?;
+        if enforced.is_empty() && guarded.is_empty() && instances.is_empty() {
             continue;
+        }
+        for i in instances {
+            let port = |proto: &str| -> Vec<u16> {
+                i.ports
+                    .iter()
+                    .filter(|(p, _)| p == proto)
+                    .map(|(_, n)| *n)
+                    .collect()
+            };
+            rules.hosts.push(netfilter::HostPorts {
+                // The instance id (the ARN's last part): random, so unique across
+                // clusters, regions and accounts, and short enough for a chain name.
+                id: i
+                    .container_instance_arn
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned(),
+                groups: i.security_groups.clone(),
+                tcp: port("tcp"),
+                udp: port("udp"),
+            });
+        }
+        for l in guarded {
+            rules.listeners.push(netfilter::Listener {
+                address: match l.address {
+                    std::net::IpAddr::V4(a) if !a.is_unspecified() => Some(a),
+                    _ => None,
+                },
+                port: l.port,
+                groups: l.security_groups,
+                marks: l
+                    .target_groups
+                    .iter()
+                    .map(|tg| model::lb::socket_mark(tg))
+                    .collect(),
+            });
         }
         let state = region.ec2.snapshot().await.map_err(|e| e.to_string())?;
         for g in state.groups.values() {

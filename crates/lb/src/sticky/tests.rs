@@ -23,6 +23,7 @@ fn group(arn: &str, ids: &[&str]) -> Group {
                 key: key(id),
                 authority: http::uri::Authority::from_static("127.0.0.1:80"),
                 draining: false,
+                mark: 0,
                 cookie_id: compute_cookie_id(arn, &key(id)),
                 state: Arc::new(TargetState::new(Routable::Healthy, 1)),
                 requests: Arc::new(telemetry::LbRequests::for_target_group(arn)),
