@@ -8,6 +8,7 @@ after ECS's timeout (30 minutes, 30 s here). The server runs 60× faster
 from __future__ import annotations
 
 import base64
+import time
 
 import botocore.exceptions
 import pytest
@@ -166,6 +167,7 @@ def test_tasks_wait_in_provisioning_while_the_group_grows_from_zero(env):
     ecs.create_capacity_provider(name=cp, autoScalingGroupProvider={
         "autoScalingGroupArn": arn, "managedTerminationProtection": "ENABLED",
         "managedScaling": {"status": "ENABLED", "targetCapacity": 100, "instanceWarmupPeriod": 0}})
+    arns: list[str] = []
     try:
         ecs.put_cluster_capacity_providers(cluster=cluster, capacityProviders=[cp],
                                            defaultCapacityProviderStrategy=[{"capacityProvider": cp, "weight": 1}])
@@ -173,10 +175,11 @@ def test_tasks_wait_in_provisioning_while_the_group_grows_from_zero(env):
         # 1,500 MiB each: a t3.small (2,048 MiB) holds one, so two tasks need two instances.
         register_family(aws, family, [{"name": "app", "image": IMAGE, "memoryReservation": 1500,
                                        "essential": True}])
+        started = time.time()
         run = ecs.run_task(cluster=cluster, taskDefinition=family, count=2,
                            capacityProviderStrategy=[{"capacityProvider": cp, "weight": 1}])
         assert run["failures"] == []
-        arns = [t["taskArn"] for t in run["tasks"]]
+        arns[:] = [t["taskArn"] for t in run["tasks"]]
         assert len(arns) == 2
         for t in run["tasks"]:
             assert t["lastStatus"] == "PROVISIONING" and t["desiredStatus"] == "RUNNING"
@@ -193,13 +196,16 @@ def test_tasks_wait_in_provisioning_while_the_group_grows_from_zero(env):
         stats = cw.get_metric_statistics(
             Namespace="AWS/ECS/ManagedScaling", MetricName="CapacityProviderReservation",
             Dimensions=[{"Name": "CapacityProviderName", "Value": cp}, {"Name": "ClusterName", "Value": cluster}],
-            StartTime=tasks[0]["createdAt"].timestamp() - 120, EndTime=tasks[0]["createdAt"].timestamp() + 600,
+            StartTime=started - 120, EndTime=time.time() + 60,
             Period=60, Statistics=["Maximum"])["Datapoints"]
         assert max(d["Maximum"] for d in stats) == 200.0
         for a in arns:
             ecs.stop_task(cluster=cluster, task=a)
         wait_for(lambda: group_instances(asg, name) == [], 90, "the group to shrink to 0")
     finally:
+        # Draining moves no standalone task: stop them before the group goes.
+        for a in arns:
+            ecs.stop_task(cluster=cluster, task=a)
         ecs.put_cluster_capacity_providers(cluster=cluster, capacityProviders=[],
                                            defaultCapacityProviderStrategy=[])
         asg.delete_auto_scaling_group(AutoScalingGroupName=name, ForceDelete=True)

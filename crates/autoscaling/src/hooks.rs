@@ -210,7 +210,9 @@ impl AutoScaling {
             });
             let Some(i) = found else {
                 return invalid(match (&instance, &token) {
-                    (Some(id), _) => format!("No active Lifecycle Action found with instance ID {id}"),
+                    (Some(id), _) => {
+                        format!("No active Lifecycle Action found with instance ID {id}")
+                    }
                     (None, Some(t)) => format!("No active Lifecycle Action found with token {t}"),
                     (None, None) => "No active Lifecycle Action found".to_owned(),
                 });
@@ -224,8 +226,8 @@ impl AutoScaling {
                 Some(_) => action.pending.retain(|p| p.hook != hook),
                 None => {
                     for p in action.pending.iter_mut().filter(|p| p.hook == hook) {
-                        p.deadline_ms = (now + i64::from(h.heartbeat_timeout) * 1000)
-                            .min(p.global_deadline_ms);
+                        p.deadline_ms =
+                            (now + i64::from(h.heartbeat_timeout) * 1000).min(p.global_deadline_ms);
                     }
                 }
             }

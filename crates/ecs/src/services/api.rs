@@ -378,6 +378,7 @@ pub(crate) async fn create_service(
     let strategy = capacity
         .fargate()
         .map(|f| f.strategy.clone())
+        .or_else(|| capacity.groups().map(<[_]>::to_vec))
         .unwrap_or_default();
     let hash = request_hash(&req);
     let key = service_key(&cluster, &req.service_name);
@@ -415,7 +416,8 @@ pub(crate) async fn create_service(
                 pending_count: Some(0),
                 launch_type: match &capacity {
                     _ if !strategy.is_empty() => None,
-                    crate::tasks::fargate::Capacity::Ec2 | crate::tasks::fargate::Capacity::Groups(_) => Some(LaunchType::Ec2),
+                    crate::tasks::fargate::Capacity::Ec2
+                    | crate::tasks::fargate::Capacity::Groups(_) => Some(LaunchType::Ec2),
                     crate::tasks::fargate::Capacity::Fargate(_) => Some(LaunchType::Fargate),
                 },
                 capacity_provider_strategy: (!strategy.is_empty()).then(|| strategy.clone()),

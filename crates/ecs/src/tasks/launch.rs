@@ -660,9 +660,10 @@ impl Ecs {
                         .find(|r| *r != placement::Reason::Missing)
                         .map(|r| r.as_str().to_owned()),
                 };
-                txn = txn
-                    .put(task_key(&l.cluster, id), encode(t)?)
-                    .put(provisioning::provisioning_key(&l.cluster, id), encode(&record)?);
+                txn = txn.put(task_key(&l.cluster, id), encode(t)?).put(
+                    provisioning::provisioning_key(&l.cluster, id),
+                    encode(&record)?,
+                );
                 tasks.push(t.task.clone());
             }
             let mut written = Vec::new();

@@ -170,8 +170,8 @@ impl Ecs {
         let shared = self.view_for(cluster);
         let mut view = shared.lock().await;
         self.refresh_view(cluster, &mut view, false).await?;
-        let seed = u64::try_from(uuid::Uuid::new_v4().as_u128() & u128::from(u64::MAX))
-            .unwrap_or(0);
+        let seed =
+            u64::try_from(uuid::Uuid::new_v4().as_u128() & u128::from(u64::MAX)).unwrap_or(0);
         let choose = |v: &crate::view::ClusterView| {
             placement::place(&v.instances, &request, 1, &constraints, &strategies, seed)
         };
