@@ -142,7 +142,16 @@ impl AutoScaling {
         request_id: &str,
     ) -> Result<String, AutoScalingError> {
         let result = self.execute(op, params).await?;
-        let result = (!result.is_empty()).then_some(result.as_str());
+        // Operations whose model has an (empty) output structure answer an empty result
+        // element: botocore's parser requires it for them.
+        let empty_output = matches!(
+            op,
+            Operation::PutLifecycleHook
+                | Operation::DeleteLifecycleHook
+                | Operation::CompleteLifecycleAction
+                | Operation::RecordLifecycleActionHeartbeat
+        );
+        let result = (!result.is_empty() || empty_output).then_some(result.as_str());
         Ok(wire::xml::envelope(
             XML_NAMESPACE,
             op.name(),
