@@ -5,6 +5,7 @@ instance type. Needs Docker (fails under CI=true when it is missing, skips other
 from __future__ import annotations
 
 import base64
+import time
 
 import botocore.exceptions
 import pytest
@@ -138,3 +139,60 @@ def test_group_instances_are_agents_that_join_the_cluster_from_user_data(env):
         asg.delete_auto_scaling_group(AutoScalingGroupName=name, ForceDelete=True)
         wait_for(lambda: asg.describe_auto_scaling_groups(AutoScalingGroupNames=[name])
                  ["AutoScalingGroups"] == [], 60, "the group to be deleted")
+
+
+def lifecycle_states(asg, name: str) -> dict[str, str]:
+    groups = asg.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"]
+    return {i["InstanceId"]: i["LifecycleState"] for g in groups for i in g["Instances"]}
+
+
+def test_termination_lifecycle_hooks_hold_instances_until_completed(env):
+    asg, ec2 = clients(env)
+    lt = launch_template(ec2, env["cluster"], "t3.micro")
+    name = unique("hooked")
+    asg.create_auto_scaling_group(AutoScalingGroupName=name, MinSize=0, MaxSize=2, DesiredCapacity=1,
+                                  LaunchTemplate={"LaunchTemplateName": lt}, AvailabilityZones=["us-east-1a"])
+    try:
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            asg.put_lifecycle_hook(LifecycleHookName="h", AutoScalingGroupName=name,
+                                   LifecycleTransition="autoscaling:EC2_INSTANCE_TERMINATING",
+                                   HeartbeatTimeout=10)
+        assert code(e) == "ValidationError"
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            asg.put_lifecycle_hook(LifecycleHookName="h", AutoScalingGroupName=name,
+                                   LifecycleTransition="autoscaling:EC2_INSTANCE_TERMINATING",
+                                   DefaultResult="MAYBE")
+        assert code(e) == "ValidationError"
+        asg.put_lifecycle_hook(LifecycleHookName="drain", AutoScalingGroupName=name,
+                               LifecycleTransition="autoscaling:EC2_INSTANCE_TERMINATING",
+                               HeartbeatTimeout=300, DefaultResult="CONTINUE", NotificationMetadata="m")
+        hooks = asg.describe_lifecycle_hooks(AutoScalingGroupName=name)["LifecycleHooks"]
+        assert hooks == [{"LifecycleHookName": "drain", "AutoScalingGroupName": name,
+                          "LifecycleTransition": "autoscaling:EC2_INSTANCE_TERMINATING",
+                          "NotificationMetadata": "m", "HeartbeatTimeout": 300, "GlobalTimeout": 30000,
+                          "DefaultResult": "CONTINUE"}]
+        instance = wait_for(lambda: in_service(asg, name), 60, "one InService instance")[0]["InstanceId"]
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            asg.complete_lifecycle_action(LifecycleHookName="drain", AutoScalingGroupName=name,
+                                          LifecycleActionResult="CONTINUE", InstanceId=instance)
+        assert "No active Lifecycle Action found with instance ID" in str(e.value)
+        asg.set_desired_capacity(AutoScalingGroupName=name, DesiredCapacity=0)
+        wait_for(lambda: lifecycle_states(asg, name).get(instance) == "Terminating:Wait", 30,
+                 "the instance held in Terminating:Wait")
+        asg.record_lifecycle_action_heartbeat(LifecycleHookName="drain", AutoScalingGroupName=name,
+                                              InstanceId=instance)
+        # Held: its agent still runs and the instance stays in the group.
+        time.sleep(2)
+        assert lifecycle_states(asg, name) == {instance: "Terminating:Wait"}
+        asg.complete_lifecycle_action(LifecycleHookName="drain", AutoScalingGroupName=name,
+                                      LifecycleActionResult="CONTINUE", InstanceId=instance)
+        wait_for(lambda: lifecycle_states(asg, name) == {}, 60, "the instance to be terminated")
+        asg.delete_lifecycle_hook(LifecycleHookName="drain", AutoScalingGroupName=name)
+        assert asg.describe_lifecycle_hooks(AutoScalingGroupName=name)["LifecycleHooks"] == []
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            asg.delete_lifecycle_hook(LifecycleHookName="drain", AutoScalingGroupName=name)
+        assert code(e) == "ValidationError"
+    finally:
+        asg.delete_auto_scaling_group(AutoScalingGroupName=name, ForceDelete=True)
+        wait_for(lambda: asg.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"] == [],
+                 60, "the group to be deleted")

@@ -8,7 +8,12 @@
 
 use crate::groups::new_activity;
 use crate::provider::{InstanceSpec, MachineState};
-use crate::state::{group_key, GroupInstance, Lifecycle, StoredGroup};
+use crate::state::{
+    group_key, GroupInstance, Lifecycle, LifecycleAction, LifecycleHook, PendingHook, StoredGroup,
+};
+
+/// The lifecycle transition of termination hooks.
+pub(crate) const TERMINATING: &str = "autoscaling:EC2_INSTANCE_TERMINATING";
 use crate::{AutoScaling, AutoScalingError};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use store::Txn;
@@ -59,6 +64,17 @@ pub fn plan_group(
 ) -> Vec<String> {
     let at = wire::xml::iso8601_secs(now_ms / 1000);
     let mut finished: Vec<(String, &'static str, Option<String>)> = Vec::new();
+    let deleting = g.deleting;
+    // A forced delete drops outstanding lifecycle actions, as AWS does.
+    let hooks: Vec<LifecycleHook> = if g.deleting {
+        Vec::new()
+    } else {
+        g.hooks
+            .iter()
+            .filter(|h| h.transition == TERMINATING)
+            .cloned()
+            .collect()
+    };
     for i in &mut g.instances {
         let state = seen.states.get(&i.id).copied();
         match i.lifecycle {
@@ -89,10 +105,50 @@ pub fn plan_group(
                 ));
                 i.activity = Some(id);
             }
-            Lifecycle::Terminating if seen.terminated.contains(&i.id) => {
+            Lifecycle::Terminating | Lifecycle::TerminatingProceed
+                if seen.terminated.contains(&i.id) =>
+            {
                 i.lifecycle = Lifecycle::Terminated;
                 if let Some(a) = i.activity.take() {
                     finished.push((a, "Successful", None));
+                }
+            }
+            Lifecycle::Terminating if !hooks.is_empty() => {
+                // The termination hooks hold it until each completes or times out.
+                i.lifecycle = Lifecycle::TerminatingWait;
+                i.action = Some(LifecycleAction {
+                    token: new_id("token"),
+                    pending: hooks
+                        .iter()
+                        .map(|h| PendingHook {
+                            hook: h.name.clone(),
+                            deadline_ms: now_ms + i64::from(h.heartbeat_timeout) * 1000,
+                            global_deadline_ms: now_ms + i64::from(h.global_timeout()) * 1000,
+                        })
+                        .collect(),
+                });
+            }
+            Lifecycle::TerminatingWait => {
+                let action = i.action.get_or_insert_with(|| LifecycleAction {
+                    token: String::new(),
+                    pending: Vec::new(),
+                });
+                // A hook that timed out takes its default result: CONTINUE releases it,
+                // ABANDON releases it from every hook (both terminate the instance).
+                let mut abandon = deleting;
+                action.pending.retain(|p| {
+                    let live = now_ms < p.deadline_ms.min(p.global_deadline_ms)
+                        && hooks.iter().any(|h| h.name == p.hook);
+                    if !live {
+                        abandon |= hooks
+                            .iter()
+                            .any(|h| h.name == p.hook && h.default_result == "ABANDON");
+                    }
+                    live
+                });
+                if abandon || action.pending.is_empty() {
+                    i.lifecycle = Lifecycle::TerminatingProceed;
+                    i.action = None;
                 }
             }
             _ => {}
@@ -131,6 +187,7 @@ pub fn plan_group(
                 template: Some(g.template.clone()),
                 launched_ms: now_ms,
                 activity: Some(activity),
+                action: None,
             });
             launched.push(id);
         }
@@ -274,7 +331,25 @@ impl AutoScaling {
                         seen.start_failed.insert(i.id.clone(), e.to_string());
                     }
                 }
-                Lifecycle::Terminating => {
+                // Held by termination hooks until it is Terminating:Proceed.
+                Lifecycle::Terminating
+                    if group.deleting
+                        || !group.hooks.iter().any(|h| h.transition == TERMINATING) =>
+                {
+                    if !self.gate.ready(group, &i.id).await {
+                        continue;
+                    }
+                    match self.provider.terminate(&i.id).await {
+                        Ok(()) => {
+                            self.gate.terminated(group, &i.id).await;
+                            seen.terminated.insert(i.id.clone());
+                        }
+                        Err(error) => {
+                            tracing::warn!(instance = %i.id, %error, "Instance not terminated yet.")
+                        }
+                    }
+                }
+                Lifecycle::TerminatingProceed => {
                     if !self.gate.ready(group, &i.id).await {
                         continue;
                     }

@@ -18,6 +18,9 @@ pub enum AutoScalingError {
     /// The group still has instances (DeleteAutoScalingGroup without ForceDelete).
     #[error("{0}")]
     ResourceInUse(String),
+    /// A quota is reached (lifecycle hooks per group).
+    #[error("{0}")]
+    LimitExceeded(String),
     /// An operation of the model Stevedore does not serve (yet).
     #[error("Operation {0} of Auto Scaling is not implemented by Stevedore yet.")]
     NotImplemented(&'static str),
@@ -37,6 +40,7 @@ impl AutoScalingError {
             Self::Validation(_) => AwsError::client("ValidationError", message),
             Self::AlreadyExists(_) => AwsError::client("AlreadyExists", message),
             Self::ResourceInUse(_) => AwsError::client("ResourceInUse", message),
+            Self::LimitExceeded(_) => AwsError::client("LimitExceeded", message),
             Self::NotImplemented(_) => AwsError::client("InvalidAction", message),
             Self::Ec2(code, _) => AwsError::client(*code, message),
             // AWS's common 503 for a temporary failure (the state store is unreachable);

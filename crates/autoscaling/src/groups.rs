@@ -37,7 +37,7 @@ fn boolean(q: &QueryView<'_>, name: &str) -> Option<bool> {
     q.get(name).map(|v| v.eq_ignore_ascii_case("true"))
 }
 
-fn not_found(name: &str) -> AutoScalingError {
+pub(crate) fn not_found(name: &str) -> AutoScalingError {
     AutoScalingError::Validation(format!(
         "AutoScalingGroup name not found - AutoScalingGroup '{name}' not found"
     ))
@@ -292,6 +292,7 @@ impl AutoScaling {
             deleting: false,
             instances: Vec::new(),
             activities: Vec::new(),
+            hooks: Vec::new(),
             pending_cause: (desired > 0).then(|| {
                 format!(
                     "At {} a user request created an AutoScalingGroup changing the desired capacity from 0 to {desired}.",
@@ -506,7 +507,7 @@ impl AutoScaling {
                 let Some(i) = g.instances.iter_mut().find(|i| i.id == id) else {
                     return invalid(format!("Instance Id not found - No managed instance found for instance ID: {id}"));
                 };
-                if i.lifecycle != Lifecycle::Terminating && i.lifecycle != Lifecycle::Terminated {
+                if matches!(i.lifecycle, Lifecycle::Pending | Lifecycle::InService) {
                     i.lifecycle = Lifecycle::Terminating;
                     i.activity = Some(activity_id.clone());
                     let cause = if decrement {

@@ -10,7 +10,7 @@
 //! action).
 
 use crate::error::AutoScalingError;
-use crate::state::TEMPLATE_PREFIX;
+use crate::state::{StoredGroup, TEMPLATE_PREFIX};
 use crate::AutoScaling;
 use serde::{Deserialize, Serialize};
 use store::{Step, Txn};
@@ -169,6 +169,18 @@ impl AutoScaling {
             .into_iter()
             .map(|(_, t, _)| t)
             .collect())
+    }
+
+    /// The instance type `group` launches: its launch template version's, if set.
+    pub async fn group_instance_type(
+        &self,
+        group: &StoredGroup,
+    ) -> Result<Option<String>, AutoScalingError> {
+        let template = self.find_template(Some(&group.template.id), None).await?;
+        Ok(template
+            .as_ref()
+            .and_then(|t| t.version(Some(&group.template.version)))
+            .and_then(|v| v.instance_type.clone()))
     }
 
     /// The template with `id` or `name` (the id wins when both are given).

@@ -16,6 +16,7 @@
 pub mod controller;
 mod error;
 mod groups;
+mod hooks;
 pub mod launch_templates;
 pub mod provider;
 mod state;
@@ -24,7 +25,10 @@ pub use controller::{NoGate, TerminationGate};
 pub use error::AutoScalingError;
 pub use model::autoscaling::operations::Operation;
 pub use provider::{InstanceProvider, InstanceSpec, MachineState, ProviderError, RecordOnly};
-pub use state::{Activity, GroupInstance, GroupTag, Lifecycle, StoredGroup, TemplateRef};
+pub use state::{
+    Activity, GroupInstance, GroupTag, Lifecycle, LifecycleAction, LifecycleHook, PendingHook,
+    StoredGroup, TemplateRef,
+};
 
 use model::ecs::arn::ArnScope;
 use std::sync::Arc;
@@ -119,6 +123,11 @@ impl AutoScaling {
             Op::TerminateInstanceInAutoScalingGroup => self.terminate_instance_op(&v).await,
             Op::SetInstanceProtection => self.set_instance_protection_op(&v).await,
             Op::DescribeScalingActivities => self.describe_scaling_activities(&v).await,
+            Op::PutLifecycleHook => self.put_lifecycle_hook(&v).await,
+            Op::DescribeLifecycleHooks => self.describe_lifecycle_hooks(&v).await,
+            Op::DeleteLifecycleHook => self.delete_lifecycle_hook(&v).await,
+            Op::CompleteLifecycleAction => self.lifecycle_action(&v, true).await,
+            Op::RecordLifecycleActionHeartbeat => self.lifecycle_action(&v, false).await,
             other => Err(AutoScalingError::NotImplemented(other.name())),
         }
     }
@@ -133,7 +142,16 @@ impl AutoScaling {
         request_id: &str,
     ) -> Result<String, AutoScalingError> {
         let result = self.execute(op, params).await?;
-        let result = (!result.is_empty()).then_some(result.as_str());
+        // Operations whose model has an (empty) output structure answer an empty result
+        // element: botocore's parser requires it for them.
+        let empty_output = matches!(
+            op,
+            Operation::PutLifecycleHook
+                | Operation::DeleteLifecycleHook
+                | Operation::CompleteLifecycleAction
+                | Operation::RecordLifecycleActionHeartbeat
+        );
+        let result = (!result.is_empty() || empty_output).then_some(result.as_str());
         Ok(wire::xml::envelope(
             XML_NAMESPACE,
             op.name(),

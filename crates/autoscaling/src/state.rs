@@ -49,6 +49,11 @@ pub enum Lifecycle {
     InService,
     /// Chosen for termination; its machine is being stopped.
     Terminating,
+    /// Chosen for termination and held by the group's termination lifecycle hooks until
+    /// each is completed or times out.
+    TerminatingWait,
+    /// Released by its lifecycle hooks; its machine is being stopped.
+    TerminatingProceed,
     /// Gone (kept only until the next write leaves it out).
     Terminated,
 }
@@ -60,6 +65,8 @@ impl Lifecycle {
             Self::Pending => "Pending",
             Self::InService => "InService",
             Self::Terminating => "Terminating",
+            Self::TerminatingWait => "Terminating:Wait",
+            Self::TerminatingProceed => "Terminating:Proceed",
             Self::Terminated => "Terminated",
         }
     }
@@ -86,6 +93,52 @@ pub struct GroupInstance {
     pub launched_ms: i64,
     /// The activity that launched or is terminating it (ended when the step is done).
     pub activity: Option<String>,
+    /// Its lifecycle action while in `Terminating:Wait`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<LifecycleAction>,
+}
+
+/// A lifecycle hook of a group (PutLifecycleHook).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LifecycleHook {
+    /// Its name.
+    pub name: String,
+    /// `autoscaling:EC2_INSTANCE_TERMINATING`.
+    pub transition: String,
+    /// Seconds an action waits without a heartbeat before its default result applies.
+    pub heartbeat_timeout: i32,
+    /// `CONTINUE` or `ABANDON`.
+    pub default_result: String,
+    /// Given back in DescribeLifecycleHooks.
+    pub metadata: Option<String>,
+}
+
+impl LifecycleHook {
+    /// AWS's bound on one action: 100 heartbeat timeouts or 48 hours, whichever is less.
+    pub fn global_timeout(&self) -> i32 {
+        (self.heartbeat_timeout.saturating_mul(100)).min(172_800)
+    }
+}
+
+/// An instance's lifecycle action: the hooks that still hold it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LifecycleAction {
+    /// `LifecycleActionToken` (a UUID).
+    pub token: String,
+    /// The hooks not completed yet, each with its deadlines (epoch ms): the heartbeat
+    /// one (moved by RecordLifecycleActionHeartbeat) and the global one.
+    pub pending: Vec<PendingHook>,
+}
+
+/// One hook holding an instance.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingHook {
+    /// The hook's name.
+    pub hook: String,
+    /// When its default result applies unless a heartbeat comes.
+    pub deadline_ms: i64,
+    /// When its default result applies regardless.
+    pub global_deadline_ms: i64,
 }
 
 /// A scaling activity.
@@ -156,6 +209,9 @@ pub struct StoredGroup {
     /// until the controller has acted on it.
     #[serde(default)]
     pub pending_cause: Option<String>,
+    /// Lifecycle hooks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<LifecycleHook>,
 }
 
 impl StoredGroup {

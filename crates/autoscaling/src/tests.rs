@@ -178,10 +178,12 @@ fn group_with(instances: &[(&str, &str, bool)]) -> StoredGroup {
                 template: None,
                 launched_ms: n as i64,
                 activity: None,
+                action: None,
             })
             .collect(),
         activities: Vec::new(),
         pending_cause: None,
+        hooks: Vec::new(),
     }
 }
 
@@ -229,4 +231,52 @@ fn a_gone_machine_is_replaced_and_a_terminated_one_leaves() {
     plan_group(&mut g, &seen, 20, &mut ids());
     assert_eq!(g.instances.len(), 1);
     assert_eq!(g.instances[0].lifecycle, Lifecycle::Pending);
+}
+
+#[test]
+fn termination_hooks_hold_an_instance_until_completed_or_timed_out() {
+    let hook = |name: &str, result: &str| crate::LifecycleHook {
+        name: name.into(),
+        transition: "autoscaling:EC2_INSTANCE_TERMINATING".into(),
+        heartbeat_timeout: 30,
+        default_result: result.into(),
+        metadata: None,
+    };
+    let mut g = group_with(&[("i-1", "z-a", false)]);
+    g.hooks = vec![hook("drain", "CONTINUE"), hook("audit", "CONTINUE")];
+    g.desired = 0;
+    plan_group(&mut g, &Observed::default(), 1_000, &mut ids());
+    assert_eq!(g.instances[0].lifecycle, Lifecycle::Terminating);
+    // The next round holds it for both hooks.
+    plan_group(&mut g, &Observed::default(), 2_000, &mut ids());
+    assert_eq!(g.instances[0].lifecycle, Lifecycle::TerminatingWait);
+    let action = g.instances[0].action.clone().expect("a lifecycle action");
+    assert_eq!(action.pending.len(), 2);
+    assert_eq!(action.pending[0].deadline_ms, 32_000);
+    assert_eq!(action.pending[0].global_deadline_ms, 2_000 + 3_000_000);
+    // One completed: still held by the other until its heartbeat timeout passes.
+    if let Some(a) = g.instances[0].action.as_mut() {
+        a.pending.retain(|p| p.hook != "drain");
+    }
+    plan_group(&mut g, &Observed::default(), 31_000, &mut ids());
+    assert_eq!(g.instances[0].lifecycle, Lifecycle::TerminatingWait);
+    plan_group(&mut g, &Observed::default(), 32_000, &mut ids());
+    assert_eq!(g.instances[0].lifecycle, Lifecycle::TerminatingProceed);
+    assert_eq!(g.instances[0].action, None);
+    let mut seen = Observed::default();
+    seen.terminated.insert("i-1".into());
+    plan_group(&mut g, &seen, 33_000, &mut ids());
+    assert!(g.instances.is_empty());
+    // ABANDON on timeout releases the instance from every hook at once.
+    let mut g = group_with(&[("i-2", "z-a", false)]);
+    g.hooks = vec![hook("a", "ABANDON"), {
+        let mut h = hook("b", "CONTINUE");
+        h.heartbeat_timeout = 7200;
+        h
+    }];
+    g.desired = 0;
+    plan_group(&mut g, &Observed::default(), 0, &mut ids());
+    plan_group(&mut g, &Observed::default(), 0, &mut ids());
+    plan_group(&mut g, &Observed::default(), 30_000, &mut ids());
+    assert_eq!(g.instances[0].lifecycle, Lifecycle::TerminatingProceed);
 }

@@ -39,6 +39,9 @@ pub struct GroupFacts {
     pub new_instances_protected: bool,
     /// Its instances that count toward capacity (Pending and InService), by EC2 id.
     pub instances: Vec<String>,
+    /// The instance type it launches (from its launch template), if known: managed
+    /// scaling sizes the instances waiting tasks need with it.
+    pub instance_type: Option<String>,
 }
 
 /// The Auto Scaling groups capacity providers name, as the binary wires them.

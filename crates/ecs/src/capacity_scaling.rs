@@ -4,9 +4,9 @@
 //! draining (an instance leaving its group is set DRAINING and deregistered only once
 //! its tasks are gone). The binary's loop feeds these to Auto Scaling and CloudWatch.
 //!
-//! Not yet: tasks waiting in PROVISIONING for capacity. M therefore counts the
-//! instances that run (or are starting) non-Fargate tasks, and a strategy whose tasks fit
-//! nowhere fails placement at once, as before.
+//! Tasks waiting in PROVISIONING for a provider count in its M: the instances of the
+//! group's instance type they need (first-fit over their reservations), beyond those
+//! already launching.
 
 use crate::capacity_providers::{stored, GroupFacts};
 use crate::error::EcsError;
@@ -35,6 +35,59 @@ pub struct ScalingInput {
     pub busy: Vec<String>,
     /// Group instances registered in the cluster that run nothing.
     pub idle: Vec<String>,
+    /// Tasks waiting in PROVISIONING for this provider.
+    pub waiting: Vec<crate::WaitingTask>,
+}
+
+impl ScalingInput {
+    /// M of `CapacityProviderReservation`: the instances the provider's tasks need. With
+    /// no task waiting, the instances that run (or start) tasks; with tasks waiting, every
+    /// instance of the group plus the new ones the waiting tasks need beyond those
+    /// already launching (ECS's definition: M > N while tasks wait).
+    pub fn compute_m(&self) -> usize {
+        if self.waiting.is_empty() {
+            return self.busy.len();
+        }
+        let n = self.group.instances.len();
+        let registered = self.busy.len() + self.idle.len();
+        let launching = n.saturating_sub(registered);
+        let capacity = self
+            .group
+            .instance_type
+            .as_deref()
+            .and_then(crate::instance_types::compute_instance_resources)
+            .map(|(cpu, mem)| (i64::from(cpu), i64::from(mem)));
+        let needed = compute_instances_needed(&self.waiting, capacity);
+        n + needed.saturating_sub(launching)
+    }
+}
+
+/// How many new instances of `capacity` (CPU units, MiB) the waiting tasks need, first
+/// fit in decreasing order of memory; one each when the instance type is unknown, and
+/// one for a task larger than an instance (ECS scales out by at least one for it).
+pub fn compute_instances_needed(
+    waiting: &[crate::WaitingTask],
+    capacity: Option<(i64, i64)>,
+) -> usize {
+    let Some((cpu, mem)) = capacity else {
+        return waiting.len();
+    };
+    let mut sizes: Vec<(i64, i64)> = waiting.iter().map(|w| (w.memory, w.cpu)).collect();
+    sizes.sort_unstable_by(|a, b| b.cmp(a));
+    let mut bins: Vec<(i64, i64)> = Vec::new();
+    for (m, c) in sizes {
+        match bins
+            .iter_mut()
+            .find(|(bm, bc)| *bm + m <= mem && *bc + c <= cpu)
+        {
+            Some(b) => {
+                b.0 += m;
+                b.1 += c;
+            }
+            None => bins.push((m, c)),
+        }
+    }
+    bins.len()
 }
 
 /// `CapacityProviderReservation`: M/N×100, where N is the group's instances and M the
@@ -87,6 +140,7 @@ impl Ecs {
                 .objects
                 .list::<StoredInstance>(&instance_prefix(&name))
                 .await?;
+            let waiting = self.waiting_tasks(&name).await?;
             for p in providers
                 .iter()
                 .filter(|p| p.name.as_ref().is_some_and(|n| associated.contains(n)))
@@ -118,6 +172,11 @@ impl Ecs {
                     }
                 }
                 out.push(ScalingInput {
+                    waiting: waiting
+                        .iter()
+                        .filter(|w| w.provider.is_some() && w.provider == p.name)
+                        .cloned()
+                        .collect(),
                     cluster: name.clone(),
                     provider: p.name.clone().unwrap_or_default(),
                     protection: asg.managed_termination_protection
@@ -212,6 +271,7 @@ mod tests {
             max,
             new_instances_protected: true,
             instances: Vec::new(),
+            instance_type: Some("t3.medium".into()),
         }
     }
 
@@ -223,6 +283,53 @@ mod tests {
             maximum_scaling_step_size: Some(max_step),
             instance_warmup_period: Some(300),
         }
+    }
+
+    fn waiting(cpu: i64, memory: i64) -> crate::WaitingTask {
+        crate::WaitingTask {
+            provider: Some("cp".into()),
+            cpu,
+            memory,
+        }
+    }
+
+    #[test]
+    fn waiting_tasks_need_instances_of_the_group_type() {
+        let cap = Some((2048, 4096));
+        // Two tasks of 3,000 MiB: one t3.medium each; four of 1,000 MiB share one.
+        assert_eq!(
+            compute_instances_needed(&[waiting(0, 3000), waiting(0, 3000)], cap),
+            2
+        );
+        let many = |n, cpu, mem| std::iter::repeat_n(waiting(cpu, mem), n).collect::<Vec<_>>();
+        assert_eq!(compute_instances_needed(&many(4, 0, 1000), cap), 1);
+        // CPU binds too; unknown type: one instance per task.
+        assert_eq!(compute_instances_needed(&many(3, 1024, 10), cap), 2);
+        assert_eq!(compute_instances_needed(&many(3, 1, 1), None), 3);
+    }
+
+    #[test]
+    fn m_counts_waiting_tasks_beyond_the_instances_already_launching() {
+        let mut input = ScalingInput {
+            cluster: "c".into(),
+            provider: "cp".into(),
+            group: group(0, 3),
+            scaling: scaling(100, 1, 10_000),
+            protection: false,
+            busy: Vec::new(),
+            idle: Vec::new(),
+            waiting: vec![waiting(0, 3000), waiting(0, 3000)],
+        };
+        // An empty group with two tasks needing an instance each: M 2, N 0 (200%).
+        assert_eq!(input.compute_m(), 2);
+        assert_eq!(compute_reservation(input.compute_m(), 0), 200.0);
+        // Both instances launching, not registered yet: M stays at N (no second step).
+        input.group.instances = vec!["i-1".into(), "i-2".into()];
+        assert_eq!(input.compute_m(), 2);
+        // Placed: nothing waits, both busy.
+        input.waiting.clear();
+        input.busy = vec!["i-1".into(), "i-2".into()];
+        assert_eq!(input.compute_m(), 2);
     }
 
     #[test]

@@ -34,6 +34,7 @@ pub use services::targets::{Registration, TargetGroupView, TargetGroups, TargetS
 pub use tasks::awsvpc::{Network, Networks, TaskEni};
 pub use tasks::enis::{GuardedInstance, InterfaceInUse, SECURITY_GROUPS_ATTRIBUTE};
 pub use tasks::fargate::{FargateCapacity, TaskUsage, MARKER_ATTRIBUTE, SANDBOX_ATTRIBUTE};
+pub use tasks::provisioning::{WaitingTask, PROVISIONING_TIMEOUT};
 pub use tasks::usage;
 pub use wire::Caller;
 

@@ -119,7 +119,8 @@ pub struct Task {
     pub id: String,
     /// The deployment that started it (its `startedBy`).
     pub deployment: String,
-    /// The container instance it is on.
+    /// The container instance it is on; empty while it waits in PROVISIONING for
+    /// capacity (placed later, so not lost).
     pub instance: String,
     /// Its phase.
     pub phase: Phase,

@@ -28,7 +28,8 @@ pub(crate) fn compute(spec: &Spec, observed: &Observed) -> Actions {
         .count();
     for t in observed.tasks.iter().filter(|t| live(t)) {
         let inst = status.get(t.instance.as_str()).copied();
-        if matches!(inst, None | Some(InstanceStatus::Lost)) {
+        // A task waiting for capacity is on no instance yet; it is not lost.
+        if !t.instance.is_empty() && matches!(inst, None | Some(InstanceStatus::Lost)) {
             a.stop.push(stop(t, StopReason::InstanceLost));
             continue;
         }

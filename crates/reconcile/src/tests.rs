@@ -539,3 +539,19 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_task_waiting_for_capacity_is_pending_not_lost() {
+    let o = Observed {
+        deployments: deployments(&["d1"]),
+        tasks: vec![
+            task("t0", "d1", "i0", Phase::Running),
+            task("t1", "d1", "", Phase::Pending),
+        ],
+        instances: instances(1),
+        now: 10.0,
+    };
+    let a = compute(&spec(2, 100, 200), &o);
+    assert!(a.stop.is_empty() && a.start.is_empty());
+    assert!(!a.steady);
+}

@@ -23,7 +23,12 @@ impl AutoScalingGroups for EcsGroups {
         if arn.starts_with("arn:") && arn != g.arn {
             return None;
         }
+        let instance_type = match g.instances.iter().find(|i| !i.instance_type.is_empty()) {
+            Some(i) => Some(i.instance_type.clone()),
+            None => self.0.group_instance_type(&g).await.ok().flatten(),
+        };
         Some(GroupFacts {
+            instance_type,
             instances: g
                 .instances
                 .iter()
@@ -92,7 +97,12 @@ pub async fn run_managed_scaling(
     let scale = if time_scale > 0.0 { time_scale } else { 1.0 };
     let period = std::time::Duration::from_secs_f64((60.0 / scale).max(0.5));
     let mut scaled_out: HashMap<String, tokio::time::Instant> = HashMap::new();
+    // ECS's wait for capacity, in scaled time.
+    let provisioning_timeout = ecs::PROVISIONING_TIMEOUT.div_f64(scale);
     loop {
+        if let Err(error) = ecs.expire_provisioning(provisioning_timeout).await {
+            tracing::warn!(%error, "Tasks waiting too long for capacity could not be stopped.");
+        }
         match ecs.managed_scaling_inputs().await {
             Ok(inputs) => {
                 for input in inputs {
@@ -116,7 +126,7 @@ async fn apply_managed_scaling(
     scaled_out: &mut std::collections::HashMap<String, tokio::time::Instant>,
 ) {
     use cloudwatch::{Dimension, Sample, SeriesKey, Sketch, StatisticSet};
-    let (m, n) = (input.busy.len(), input.group.instances.len());
+    let (m, n) = (input.compute_m(), input.group.instances.len());
     let reservation = ecs::capacity_scaling::compute_reservation(m, n);
     let mut sketch = Sketch::default();
     sketch.add(reservation, 1.0);

@@ -378,6 +378,7 @@ pub(crate) async fn create_service(
     let strategy = capacity
         .fargate()
         .map(|f| f.strategy.clone())
+        .or_else(|| capacity.groups().map(<[_]>::to_vec))
         .unwrap_or_default();
     let hash = request_hash(&req);
     let key = service_key(&cluster, &req.service_name);
@@ -415,7 +416,8 @@ pub(crate) async fn create_service(
                 pending_count: Some(0),
                 launch_type: match &capacity {
                     _ if !strategy.is_empty() => None,
-                    crate::tasks::fargate::Capacity::Ec2 => Some(LaunchType::Ec2),
+                    crate::tasks::fargate::Capacity::Ec2
+                    | crate::tasks::fargate::Capacity::Groups(_) => Some(LaunchType::Ec2),
                     crate::tasks::fargate::Capacity::Fargate(_) => Some(LaunchType::Fargate),
                 },
                 capacity_provider_strategy: (!strategy.is_empty()).then(|| strategy.clone()),
@@ -442,6 +444,7 @@ pub(crate) async fn create_service(
                 ..Default::default()
             };
             let d = new_deployment(&service, &td, at);
+            let created_launch_type = service.launch_type;
             let mut stored = StoredService {
                 service,
                 request_hash: hash.clone(),
@@ -450,6 +453,7 @@ pub(crate) async fn create_service(
                 inactive_at: None,
                 history: Default::default(),
                 task_set_tokens: Vec::new(),
+                created_launch_type,
             };
             match controller {
                 DeploymentControllerType::Ecs => stored.deploy(&ecs.scope, d, at),
@@ -497,23 +501,97 @@ pub(crate) fn apply_service_settings(s: &mut Service, req: &UpdateServiceRequest
     }
 }
 
+/// What UpdateService's `capacityProviderStrategy` moves the service to, or `None` when
+/// it is what the service has. AWS's transitions: a launch type to a strategy, a strategy
+/// to another (Fargate and group providers either way), and an empty list back to the
+/// launch type the service was created with (or the cluster's default strategy when it
+/// had none); each change needs `forceNewDeployment`.
+fn compute_capacity_update(
+    s: &Service,
+    given: &[model::ecs::shapes::CapacityProviderStrategyItem],
+    created_launch_type: Option<LaunchType>,
+    cluster: &model::ecs::shapes::Cluster,
+    forced: bool,
+    platform_version: Option<&str>,
+) -> Result<Option<crate::tasks::fargate::Capacity>, EcsError> {
+    let current = s.capacity_provider_strategy.clone().unwrap_or_default();
+    let (launch_type, strategy) = if given.is_empty() {
+        if current.is_empty() {
+            return Ok(None);
+        }
+        match created_launch_type {
+            Some(lt) => (Some(lt), Vec::new()),
+            None => {
+                let default = cluster
+                    .default_capacity_provider_strategy
+                    .clone()
+                    .unwrap_or_default();
+                if default.is_empty() {
+                    return invalid("No launch type to fall back to for empty capacity provider strategy. Your service was not created with a launch type.");
+                }
+                (None, default)
+            }
+        }
+    } else {
+        (None, given.to_vec())
+    };
+    if launch_type.is_none() && strategy == current {
+        return Ok(None);
+    }
+    if !forced {
+        return invalid("When switching from launch type to capacity provider strategy on an existing service, or making a change to a capacity provider strategy on a service that is already using one, you must force a new deployment.");
+    }
+    // A Fargate service keeps its platform version unless the request names another.
+    let version = platform_version.or(s.platform_version.as_deref());
+    let strategy_is_fargate =
+        !strategy.is_empty() && !crate::tasks::fargate::uses_groups(&strategy)?;
+    let version = match launch_type {
+        Some(LaunchType::Fargate) => version,
+        None if strategy_is_fargate => version,
+        _ => platform_version,
+    };
+    crate::tasks::fargate::resolve_capacity(
+        launch_type,
+        (!strategy.is_empty()).then_some(strategy.as_slice()),
+        version,
+        cluster,
+    )
+    .map(Some)
+}
+
+/// Shows `capacity` on the service: a launch type or a strategy, never both.
+fn apply_capacity(s: &mut Service, capacity: &crate::tasks::fargate::Capacity) {
+    use crate::tasks::fargate::Capacity;
+    match capacity {
+        Capacity::Ec2 => {
+            s.launch_type = Some(LaunchType::Ec2);
+            s.capacity_provider_strategy = None;
+        }
+        Capacity::Groups(strategy) => {
+            s.launch_type = None;
+            s.capacity_provider_strategy = Some(strategy.clone());
+        }
+        Capacity::Fargate(f) if f.strategy.is_empty() => {
+            s.launch_type = Some(LaunchType::Fargate);
+            s.capacity_provider_strategy = None;
+        }
+        Capacity::Fargate(f) => {
+            s.launch_type = None;
+            s.capacity_provider_strategy = Some(f.strategy.clone());
+        }
+    }
+    s.platform_version = capacity.fargate().map(|f| f.platform_version.clone());
+    s.platform_family = capacity.fargate().map(|_| "Linux".to_owned());
+}
+
 pub(crate) async fn update_service(
     ecs: &Ecs,
     req: UpdateServiceRequest,
     _: &Caller,
 ) -> Result<UpdateServiceResponse, EcsError> {
-    let (cluster, _, _) = ecs.active_cluster(req.cluster.as_deref()).await?;
+    let (cluster, cluster_record, _) = ecs.active_cluster(req.cluster.as_deref()).await?;
     if let Some(n) = req.desired_count {
         check_desired(n)?;
-    }
-    if req
-        .capacity_provider_strategy
-        .as_ref()
-        .is_some_and(|c| !c.is_empty())
-    {
-        return invalid(
-            "capacityProviderStrategy is not supported by Stevedore yet; use launchType EC2.",
-        );
     }
     check_unhonoured(&unhonoured_of!(req))?;
     crate::tasks::launch::parse_placement(
@@ -576,6 +654,30 @@ pub(crate) async fn update_service(
                 s.load_balancers = Some(lbs.clone());
             }
             let mut redeploy = req.force_new_deployment.unwrap_or(false);
+            if let Some(given) = &req.capacity_provider_strategy {
+                let launch_type = st.created_launch_type;
+                let s = &mut st.service;
+                let td = s.task_definition.clone().unwrap_or_default();
+                let capacity = compute_capacity_update(
+                    s,
+                    given,
+                    launch_type,
+                    &cluster_record,
+                    redeploy,
+                    req.platform_version.as_deref(),
+                )?;
+                if let Some(capacity) = capacity {
+                    if daemon && capacity.fargate().is_some() {
+                        return invalid(
+                            "The daemon scheduling strategy is not supported with the FARGATE launch type.",
+                        );
+                    }
+                    ecs.check_service_definition(&capacity, &td, None, None)
+                        .await?;
+                    apply_capacity(s, &capacity);
+                }
+            }
+            let s = &mut st.service;
             if let Some(v) = req.platform_version.as_deref() {
                 let Some(f) = crate::tasks::fargate::Capacity::of_service(s)
                     .fargate()

@@ -147,6 +147,10 @@ impl Ecs {
         };
         let round = || async {
             self.controller_fault_point();
+            // Tasks waiting for capacity first: those placed now count as pending.
+            if let Err(e) = self.place_provisioning().await {
+                tracing::warn!(error = %e, "Placing tasks waiting for capacity failed; retrying.");
+            }
             if let Err(e) = self.reconcile_all().await {
                 tracing::warn!(error = %e, "Service controller round failed; retrying.");
             }
@@ -518,6 +522,10 @@ impl Ecs {
             request: l.request.clone(),
             constraints,
             strategies,
+            given: (
+                svc.placement_constraints.clone().unwrap_or_default(),
+                svc.placement_strategy.clone().unwrap_or_default(),
+            ),
         };
         Ok((l, inputs))
     }
@@ -532,7 +540,14 @@ impl Ecs {
         notes: &mut RoundReport,
     ) -> Result<(), EcsError> {
         let (tasks, failures) = if s.on_instances.is_empty() {
-            self.launch(l, None, |view| {
+            // Through group providers, what fits nowhere waits in PROVISIONING (and
+            // counts as pending, so the next round does not start it again).
+            let wait = crate::tasks::provisioning::WaitSpec {
+                count: s.count,
+                constraints: inputs.given.0.clone(),
+                strategies: inputs.given.1.clone(),
+            };
+            self.launch(l, None, Some(&wait), |view| {
                 placement::place(
                     &view.instances,
                     &l.request,
@@ -549,7 +564,7 @@ impl Ecs {
                 .iter()
                 .map(|t| (t.clone(), t.clone()))
                 .collect();
-            self.launch(l, None, |view| {
+            self.launch(l, None, None, |view| {
                 crate::tasks::launch::place_on_named(view, &wanted, &l.request)
             })
             .await?

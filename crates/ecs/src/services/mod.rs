@@ -63,6 +63,10 @@ pub(crate) struct StoredService {
     /// CreateTaskSet client tokens and the task set each created (idempotent retries).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub task_set_tokens: Vec<(String, String)>,
+    /// The launch type it was created with (none when created with a capacity provider
+    /// strategy): what an UpdateService with an empty strategy returns it to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_launch_type: Option<model::ecs::shapes::LaunchType>,
 }
 
 impl StoredService {

@@ -51,6 +51,12 @@ pub(crate) struct LaunchInputs {
     pub constraints: Vec<placement::Constraint>,
     /// The service's placement strategies (empty: ECS's REPLICA default).
     pub strategies: Vec<Strategy>,
+    /// The service's placement constraints and strategies as given, for its tasks that
+    /// wait for capacity (placed later, on their own).
+    pub given: (
+        Vec<model::ecs::shapes::PlacementConstraint>,
+        Vec<model::ecs::shapes::PlacementStrategy>,
+    ),
 }
 
 /// Everything one round knows about one service.

@@ -66,6 +66,9 @@ pub(crate) enum Capacity {
     Ec2,
     /// On hidden capacity.
     Fargate(FargateLaunch),
+    /// On the cluster's instances, through Auto Scaling group capacity providers: tasks
+    /// that fit nowhere wait in PROVISIONING for their group to grow.
+    Groups(Vec<CapacityProviderStrategyItem>),
 }
 
 /// A Fargate launch's platform and capacity providers.
@@ -81,14 +84,26 @@ impl Capacity {
     /// The Fargate part, if any.
     pub fn fargate(&self) -> Option<&FargateLaunch> {
         match self {
-            Capacity::Ec2 => None,
+            Capacity::Ec2 | Capacity::Groups(_) => None,
             Capacity::Fargate(f) => Some(f),
+        }
+    }
+
+    /// The Auto Scaling group providers' strategy, if the tasks run through them.
+    pub fn groups(&self) -> Option<&[CapacityProviderStrategyItem]> {
+        match self {
+            Capacity::Groups(s) => Some(s),
+            _ => None,
         }
     }
 
     /// What a service's tasks run on, as its record says.
     pub fn of_service(svc: &Service) -> Self {
         let strategy = svc.capacity_provider_strategy.clone().unwrap_or_default();
+        // A stored strategy was checked when it was set: it is all Fargate or all groups.
+        if !strategy.is_empty() && uses_groups(&strategy).unwrap_or(false) {
+            return Capacity::Groups(strategy);
+        }
         if svc.launch_type == Some(LaunchType::Fargate) || !strategy.is_empty() {
             Capacity::Fargate(FargateLaunch {
                 platform_version: svc
@@ -154,7 +169,12 @@ pub(crate) fn resolve_capacity(
         check_strategy(&strategy, cluster)?;
         if uses_groups(&strategy)? {
             // Auto Scaling group providers: the tasks run on the cluster's instances.
-            return Ok(Capacity::Ec2);
+            if platform_version.is_some() {
+                return invalid(
+                    "The platform version must be null when specifying an EC2 launch type.",
+                );
+            }
+            return Ok(Capacity::Groups(strategy));
         }
     }
     Ok(Capacity::Fargate(FargateLaunch {

@@ -3,6 +3,7 @@
 //! tasks and instance bookings in one compare-and-swap transaction.
 
 use super::fargate::{self, Capacity};
+use super::provisioning::{self, WaitSpec};
 use super::{awsvpc, book};
 use crate::error::{invalid, EcsError};
 use crate::objects::{
@@ -463,6 +464,8 @@ impl Ecs {
         };
         if let Some(f) = l.capacity.fargate() {
             fargate::apply_to_task(&mut task, f, provider, self.fargate_sandbox());
+        } else if l.capacity.groups().is_some() {
+            task.capacity_provider_name = provider;
         }
         StoredTask {
             task,
@@ -565,12 +568,16 @@ impl Ecs {
     }
 
     /// Places and commits: the heart of RunTask. `choose` turns the fresh view into a plan.
+    /// With `wait` (a launch through Auto Scaling group providers), the tasks the plan
+    /// could not place are created PROVISIONING and wait for capacity instead of failing.
     pub(crate) async fn launch(
         &self,
         l: &Launch,
         token: Option<(&str, &str)>,
+        wait: Option<&WaitSpec>,
         choose: impl Fn(&ClusterView) -> Plan,
     ) -> Result<(Vec<Task>, Vec<Failure>), EcsError> {
+        let wait = wait.filter(|_| l.capacity.groups().is_some());
         let shared = self.view_for(&l.cluster);
         let fargate = l.capacity.fargate();
         if fargate.is_some() {
@@ -594,13 +601,18 @@ impl Ecs {
                 None => choose(&view),
             };
             let now = crate::now();
-            let providers = fargate::split(
-                fargate.map(|f| f.strategy.as_slice()).unwrap_or_default(),
+            let waiting = wait.map_or(0, |w| w.count.saturating_sub(plan.placements.len()));
+            let mut providers = fargate::split(
+                fargate
+                    .map(|f| f.strategy.as_slice())
+                    .or(l.capacity.groups())
+                    .unwrap_or_default(),
                 &[],
-                plan.placements.len(),
-            );
+                plan.placements.len() + waiting,
+            )
+            .into_iter();
             let mut per_instance: BTreeMap<usize, Vec<StoredTask>> = BTreeMap::new();
-            for (&idx, provider) in plan.placements.iter().zip(providers) {
+            for (&idx, provider) in plan.placements.iter().zip(providers.by_ref()) {
                 let Some(inst) = view.instances.get(idx) else {
                     continue;
                 };
@@ -609,11 +621,51 @@ impl Ecs {
                     .or_default()
                     .push(self.build_task(l, inst, now, provider));
             }
+            let mut unplaced: Vec<(StoredTask, Option<String>)> = providers
+                .take(waiting)
+                .map(|provider| {
+                    let mut t =
+                        self.build_task(l, &placement::Instance::default(), now, provider.clone());
+                    provisioning::make_waiting(&mut t);
+                    (t, provider)
+                })
+                .collect();
             let mut txn = {
-                let mut all: Vec<&mut StoredTask> = per_instance.values_mut().flatten().collect();
+                let mut all: Vec<&mut StoredTask> = per_instance
+                    .values_mut()
+                    .flatten()
+                    .chain(unplaced.iter_mut().map(|(t, _)| t))
+                    .collect();
                 self.allocate_enis(l, &mut all, Txn::new()).await?
             };
             let mut tasks = Vec::new();
+            for (t, provider) in &unplaced {
+                let id = t
+                    .task
+                    .task_arn
+                    .as_deref()
+                    .and_then(|a| a.rsplit('/').next())
+                    .unwrap_or_default();
+                let record = provisioning::Waiting {
+                    provider: provider.clone(),
+                    cpu: t.reservation.cpu,
+                    memory: t.reservation.memory,
+                    constraints: wait.map(|w| w.constraints.clone()).unwrap_or_default(),
+                    strategies: wait.map(|w| w.strategies.clone()).unwrap_or_default(),
+                    since: now,
+                    reason: plan
+                        .failures
+                        .iter()
+                        .map(|f| f.reason)
+                        .find(|r| *r != placement::Reason::Missing)
+                        .map(|r| r.as_str().to_owned()),
+                };
+                txn = txn.put(task_key(&l.cluster, id), encode(t)?).put(
+                    provisioning::provisioning_key(&l.cluster, id),
+                    encode(&record)?,
+                );
+                tasks.push(t.task.clone());
+            }
             let mut written = Vec::new();
             for (idx, list) in &mut per_instance {
                 // The stored value is what the store holds: bookings of other in-flight
@@ -701,10 +753,15 @@ impl Ecs {
             for id in instance_ids {
                 self.channels.notify(&l.cluster, &id);
             }
+            if !unplaced.is_empty() {
+                tracing::info!(cluster = %l.cluster, waiting = unplaced.len(), "Tasks wait in PROVISIONING for capacity.");
+            }
             // A failed placement names every instance it tried; a few are enough to act on.
+            // Tasks that wait for capacity did not fail.
             let failures = plan
                 .failures
                 .iter()
+                .filter(|_| unplaced.is_empty())
                 .take(MAX_FAILURES)
                 .map(|f| Failure {
                     // Hidden capacity has no ARN the user may see.
@@ -760,7 +817,7 @@ impl Ecs {
 
 /// Gives a task the specific GPU ids it needs from the instance's free ones (placement
 /// has already checked there are enough), and shows them on its containers.
-fn assign_gpus(t: &mut StoredTask, inst: &placement::Instance) {
+pub(crate) fn assign_gpus(t: &mut StoredTask, inst: &placement::Instance) {
     let n = usize::try_from(t.reservation.gpu_count).unwrap_or(0);
     if n == 0 {
         return;
@@ -802,7 +859,7 @@ fn container_gpus(c: &ContainerDefinition) -> u32 {
 }
 
 /// Records a booking in the engine's view (not in the store).
-fn book_engine(inst: &mut placement::Instance, r: &Reservation, group: &str) {
+pub(crate) fn book_engine(inst: &mut placement::Instance, r: &Reservation, group: &str) {
     inst.used_gpus.extend(r.gpus.iter().cloned());
     inst.used_cpu += r.cpu;
     inst.used_memory += r.memory;
@@ -930,8 +987,13 @@ pub(crate) async fn run_task(
     let token = req.client_token.as_deref().zip(hash.as_deref());
     let seed = seed_of(req.client_token.as_deref());
     let count = usize::try_from(count).unwrap_or(1);
+    let wait = WaitSpec {
+        count,
+        constraints: req.placement_constraints.clone().unwrap_or_default(),
+        strategies: req.placement_strategy.clone().unwrap_or_default(),
+    };
     let (tasks, failures) = ecs
-        .launch(&l, token, |view| {
+        .launch(&l, token, Some(&wait), |view| {
             placement::place(
                 &view.instances,
                 &l.request,
@@ -989,7 +1051,9 @@ pub(crate) async fn start_task(
         }
     }
     let (tasks, more) = ecs
-        .launch(&l, None, |view| place_on_named(view, &wanted, &l.request))
+        .launch(&l, None, None, |view| {
+            place_on_named(view, &wanted, &l.request)
+        })
         .await?;
     failures.extend(more);
     Ok(StartTaskResponse {

@@ -13,6 +13,7 @@ pub(crate) mod fargate;
 pub(crate) mod health;
 pub(crate) mod launch;
 pub(crate) mod protection;
+pub mod provisioning;
 pub(crate) mod query;
 pub(crate) mod report;
 pub(crate) mod roles;

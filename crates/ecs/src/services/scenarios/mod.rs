@@ -119,6 +119,7 @@ fn service(desired: i32, min: i32, max: i32) -> StoredService {
         inactive_at: None,
         history: Default::default(),
         task_set_tokens: Vec::new(),
+        created_launch_type: None,
     }
 }
 
@@ -134,6 +135,7 @@ fn launch_inputs() -> LaunchInputs {
         },
         constraints: Vec::new(),
         strategies: Vec::new(),
+        given: Default::default(),
     }
 }
 

@@ -99,7 +99,7 @@ pub(crate) fn new_task_set(ecs: &Ecs, svc: &Service, n: &NewTaskSet<'_>, at: f64
         // As for services: a capacity provider strategy replaces the launch type.
         launch_type: match n.capacity {
             _ if !strategy.is_empty() => None,
-            Capacity::Ec2 => Some(LaunchType::Ec2),
+            Capacity::Ec2 | crate::tasks::fargate::Capacity::Groups(_) => Some(LaunchType::Ec2),
             Capacity::Fargate(_) => Some(LaunchType::Fargate),
         },
         capacity_provider_strategy: (!strategy.is_empty()).then_some(strategy),

@@ -84,6 +84,7 @@ pub(crate) fn compute_task_set_view(st: &StoredService, ts: &TaskSet) -> StoredS
         inactive_at: None,
         history: Default::default(),
         task_set_tokens: Vec::new(),
+        created_launch_type: st.created_launch_type,
     }
 }
 

@@ -38,6 +38,7 @@ fn external(desired: i32, sets: Vec<TaskSet>) -> StoredService {
         inactive_at: None,
         history: Default::default(),
         task_set_tokens: Vec::new(),
+        created_launch_type: None,
     }
 }
 
