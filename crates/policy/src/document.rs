@@ -103,15 +103,7 @@ impl Policy {
     /// request sets (time, source address, TLS, tags, service keys). The dispatch may
     /// then remember a caller's allowed (action, resource) pairs.
     pub fn decided_by_principal(&self) -> bool {
-        self.statements.iter().all(|st| {
-            let resources = st.resource.iter().flat_map(|m| &m.items);
-            st.action
-                .items
-                .variable_keys()
-                .chain(resources.flat_map(ArnPattern::variable_keys))
-                .chain(st.conditions.iter().flat_map(Condition::reads))
-                .all(crate::context::is_principal_key)
-        })
+        self.keys_read().all(crate::context::is_principal_key)
     }
 
     /// Whether a statement reads a tag of the resource acted on (`aws:ResourceTag/KEY`, or a
@@ -119,14 +111,19 @@ impl Policy {
     /// dispatch then asks the service for the resource's tags, a store read it spares every
     /// other call.
     pub fn reads_resource_tags(&self) -> bool {
-        self.statements.iter().any(|st| {
+        self.keys_read().any(crate::context::is_resource_tag_key)
+    }
+
+    /// Every context key a statement reads: in its conditions, and as policy variables in
+    /// its actions and resources.
+    fn keys_read(&self) -> impl Iterator<Item = &str> {
+        self.statements.iter().flat_map(|st| {
             let resources = st.resource.iter().flat_map(|m| &m.items);
             st.action
                 .items
                 .variable_keys()
                 .chain(resources.flat_map(ArnPattern::variable_keys))
                 .chain(st.conditions.iter().flat_map(Condition::reads))
-                .any(crate::context::is_resource_tag_key)
         })
     }
 
