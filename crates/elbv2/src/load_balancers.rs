@@ -3,7 +3,7 @@
 
 use crate::arn;
 use crate::error::{invalid, Elbv2Error};
-use crate::params::{one_of, page, paginate, parse_bool, required, tags};
+use crate::params::{default_only, one_of, page, paginate, parse_bool, required, tags};
 use crate::state::{LbType, StoredLoadBalancer, Tags};
 use crate::Elbv2;
 use std::collections::BTreeMap;
@@ -451,16 +451,7 @@ fn check_honoured(lb: &StoredLoadBalancer, changed: &[(String, String)]) -> Resu
         if ACTED_ON_LB_ATTRIBUTES.contains(&key.as_str()) {
             continue;
         }
-        let value = attribute(lb, key);
-        let default = defaults
-            .iter()
-            .find(|(k, _)| k == key)
-            .map_or("", |(_, v)| *v);
-        if value != default {
-            return invalid(format!(
-                "Load balancer attribute '{key}' cannot be set to '{value}' on Stevedore: its load balancer does not act on it, so only the default '{default}' is accepted"
-            ));
-        }
+        default_only("Load balancer", &defaults, key, &attribute(lb, key))?;
     }
     Ok(())
 }

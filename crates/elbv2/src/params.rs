@@ -184,6 +184,28 @@ pub fn paginate<T>(
     (page.items, page.next_token)
 }
 
+/// Refuses `value` for the attribute `key` of a `what` ("Load balancer", "Target group")
+/// unless it is the key's default in `defaults`: for attributes the data plane does not
+/// act on, whose default describes what it does, so that no setting is stored and
+/// silently ignored.
+pub fn default_only(
+    what: &str,
+    defaults: &[(&str, &str)],
+    key: &str,
+    value: &str,
+) -> Result<(), Elbv2Error> {
+    let default = defaults
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map_or("", |(_, v)| *v);
+    if value == default {
+        return Ok(());
+    }
+    invalid(format!(
+        "{what} attribute '{key}' cannot be set to '{value}' on Stevedore: its load balancer does not act on it, so only the default '{default}' is accepted"
+    ))
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // tests may unwrap
 mod tests {

@@ -5,7 +5,9 @@
 use crate::arn;
 use crate::error::{invalid, Elbv2Error};
 use crate::load_balancers::DEFAULT_VPC;
-use crate::params::{boolean, one_of, page, paginate, parse_bool, port, required, tags, uint};
+use crate::params::{
+    boolean, default_only, one_of, page, paginate, parse_bool, port, required, tags, uint,
+};
 use crate::state::{tg_not_found, HealthCheckSpec, State, StoredTargetGroup, Tags};
 use crate::Elbv2;
 use std::collections::BTreeMap;
@@ -522,15 +524,7 @@ fn check_honoured(tg: &StoredTargetGroup, changed: &[(String, String)]) -> Resul
     for (key, _) in changed {
         let value = attribute(tg, key);
         if INERT_TG_ATTRIBUTES.contains(&key.as_str()) {
-            let default = defaults
-                .iter()
-                .find(|(k, _)| k == key)
-                .map_or("", |(_, v)| *v);
-            if value != default {
-                return invalid(format!(
-                    "Target group attribute '{key}' cannot be set to '{value}' on Stevedore: its load balancer does not act on it, so only the default '{default}' is accepted"
-                ));
-            }
+            default_only("Target group", &defaults, key, &value)?;
         }
         if key == "load_balancing.cross_zone.enabled" && value == "false" {
             return invalid("Target group attribute 'load_balancing.cross_zone.enabled' cannot be set to 'false' on Stevedore: its single load balancer node reaches the targets of every zone");
