@@ -158,7 +158,7 @@ pub(crate) fn map(
             .as_deref()
             .map_or_else(any, |r| unresolved_task_definition(scope, r)),
     };
-    let tags = || request_tags(f.tags.as_deref());
+    let tags = || tag_pairs(f.tags.as_deref());
     let mut out = match op {
         Op::CreateCluster => vec![
             on(scope.cluster(f.cluster_name.as_deref().unwrap_or("default")))
@@ -352,7 +352,9 @@ fn unresolved_task_definition(scope: &ArnScope, r: &str) -> String {
     })
 }
 
-fn request_tags(tags: Option<&[Tag]>) -> Vec<(String, String)> {
+/// ECS tags as (key, value) pairs for condition keys (request or resource tags); a tag
+/// without a key has none to set.
+pub(crate) fn tag_pairs(tags: Option<&[Tag]>) -> Vec<(String, String)> {
     tags.unwrap_or_default()
         .iter()
         .filter_map(|t| Some((t.key.clone()?, t.value.clone().unwrap_or_default())))

@@ -137,10 +137,7 @@ pub(crate) async fn resource_tags(ecs: &Ecs, arn: &str) -> Vec<(String, String)>
         Ok(_) => with_tags(ecs, arn, None).await.ok(),
         Err(_) => None,
     };
-    tags.unwrap_or_default()
-        .into_iter()
-        .filter_map(|t| Some((t.key?, t.value.unwrap_or_default())))
-        .collect()
+    crate::authz::tag_pairs(tags.as_deref())
 }
 
 pub(crate) async fn tag_resource(
