@@ -222,7 +222,8 @@ impl AppScaling {
             |since: Option<i64>, secs: i64| since.is_some_and(|t| now - t < self.scaled_ms(secs));
         let last_out_ms = cooldown.last_out.map(|(t, _)| t);
         if let Some(t) = &policy.tracking {
-            let metric = points.last().copied().unwrap_or(threshold);
+            // The alarm lists its datapoints newest first, as AWS does: track the newest.
+            let metric = points.first().copied().unwrap_or(threshold);
             let wanted = compute_tracking(counts.running, metric, t.target)?;
             let out = trigger.comparison.starts_with("Greater");
             if out {

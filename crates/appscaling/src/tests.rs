@@ -302,6 +302,25 @@ async fn target_tracking_owns_its_alarms_until_deleted() {
 }
 
 #[tokio::test]
+async fn target_tracking_follows_the_newest_datapoint() {
+    let h = harness();
+    h.register(1, 10).await;
+    let out = h.tracking_policy(50.0, false).await;
+    let arn = out["PolicyARN"].as_str().expect("arn").to_owned();
+    let action = format!("{arn}:createdBy/x");
+    // Newest first, as CloudWatch's evaluator lists them: 150 now, 60 and 55 before.
+    h.fire(
+        "High",
+        &action,
+        "GreaterThanThreshold",
+        &[150.0, 60.0, 55.0],
+        50.0,
+    )
+    .await;
+    assert_eq!(h.desired(), 3, "1 task at 150 % of a 50 target wants 3");
+}
+
+#[tokio::test]
 async fn target_tracking_scales_out_proportionally_within_max_and_in_after_cooldown() {
     let h = harness();
     h.register(1, 4).await;
