@@ -30,7 +30,7 @@ mod streams;
 mod tags;
 
 pub use error::LogsError;
-pub use event_store::{EventStore, SqliteEventStore};
+pub use event_store::{EventStore, EventView, SqliteEventStore};
 pub use metric_filters::{MetricPoint, MetricSink};
 pub use operations::Operation;
 

@@ -317,8 +317,44 @@ struct Cursor {
     done: bool,
 }
 
-/// The scan: events of every stream in `[lower, upper]`, merged in timestamp order,
-/// pushed through the query; sets the run's final state.
+/// Events scanned between two looks at the outside world (cancel, timeout, progress)
+/// when a scan reads streams one after another.
+const CHECK_EVERY: u64 = 16 * 1024;
+
+/// A run's scan so far, and the looks it takes at the outside world.
+struct Progress<'a> {
+    run: &'a Run,
+    started: i64,
+    clock: crate::Clock,
+    scanned: u64,
+    bytes: u64,
+}
+
+impl Progress<'_> {
+    fn count(&mut self, message: &str) {
+        self.scanned += 1;
+        self.bytes += message.len() as u64;
+    }
+
+    /// Whether the run must end now (cancelled, or past AWS's time limit); publishes the
+    /// statistics so far otherwise.
+    fn interrupted(&self, matched: u64) -> Option<QueryStatus> {
+        if self.run.cancel.load(Ordering::Relaxed) {
+            return Some(QueryStatus::Cancelled);
+        }
+        if (self.clock)().saturating_sub(self.started) > TIMEOUT_MS {
+            return Some(QueryStatus::Timeout);
+        }
+        let mut s = self.run.state();
+        (s.scanned, s.bytes, s.matched) = (self.scanned, self.bytes, matched);
+        None
+    }
+}
+
+/// The scan: events of every stream in `[lower, upper]` pushed through the query; sets
+/// the run's final state. A query whose result does not depend on arrival order reads
+/// each stream straight through, without copying events; any other gets them merged in
+/// timestamp order.
 fn execute(
     run: &Run,
     events: &dyn EventStore,
@@ -328,9 +364,82 @@ fn execute(
     mut exec: Execution,
     clock: crate::Clock,
 ) -> Result<(), store::StoreError> {
-    let started = clock();
-    let chunk = (READ_BUDGET / streams.len().max(1)).clamp(16, 1024);
+    let logs_of: HashMap<&str, String> = streams
+        .iter()
+        .map(|(id, _)| (id.group.as_str(), format!("{account}:{}", id.group)))
+        .collect();
+    let mut progress = Progress {
+        run,
+        started: clock(),
+        clock: Arc::clone(&clock),
+        scanned: 0,
+        bytes: 0,
+    };
     let before = Some((upper.saturating_add(1), 0));
+    let mut outcome = QueryStatus::Complete;
+    if exec.order_free() {
+        for (id, lower) in streams {
+            let log = logs_of.get(id.group.as_str()).map_or("", String::as_str);
+            let mut stop = false;
+            events.scan(
+                id,
+                Some((lower.saturating_sub(1), LAST_SEQ)),
+                before,
+                &mut |e| {
+                    progress.count(e.message);
+                    let flow = exec.push(EventRef {
+                        timestamp: e.timestamp,
+                        ingestion_time: e.ingestion_time,
+                        message: e.message,
+                        log_stream: &id.stream,
+                        log,
+                        seq: e.seq,
+                    });
+                    if flow == Flow::Stop {
+                        stop = true;
+                    } else if progress.scanned % CHECK_EVERY == 0 {
+                        if let Some(o) = progress.interrupted(exec.matched()) {
+                            (outcome, stop) = (o, true);
+                        }
+                    }
+                    !stop
+                },
+            )?;
+            if stop {
+                break;
+            }
+        }
+    } else {
+        outcome = merge(&mut progress, events, streams, before, &logs_of, &mut exec)?;
+    }
+    let matched = exec.matched();
+    let results = if outcome == QueryStatus::Complete {
+        exec.finish()
+    } else {
+        Vec::new()
+    };
+    let mut s = run.state();
+    if s.status == QueryStatus::Cancelled {
+        outcome = QueryStatus::Cancelled;
+    }
+    s.status = outcome;
+    s.results = Arc::new(results);
+    (s.scanned, s.bytes, s.matched) = (progress.scanned, progress.bytes, matched);
+    s.finished = Some(clock());
+    Ok(())
+}
+
+/// Pushes the events of every stream through `exec` in timestamp order, reading a chunk
+/// per stream at a time; how the scan ended.
+fn merge(
+    progress: &mut Progress<'_>,
+    events: &dyn EventStore,
+    streams: &[(StreamId, i64)],
+    before: Option<(i64, u64)>,
+    logs_of: &HashMap<&str, String>,
+    exec: &mut Execution,
+) -> Result<QueryStatus, store::StoreError> {
+    let chunk = (READ_BUDGET / streams.len().max(1)).clamp(16, 1024);
     let mut cursors: Vec<Cursor> = streams
         .iter()
         .map(|(id, lower)| Cursor {
@@ -339,10 +448,6 @@ fn execute(
             buf: VecDeque::new(),
             done: false,
         })
-        .collect();
-    let logs_of: HashMap<&str, String> = streams
-        .iter()
-        .map(|(id, _)| (id.group.as_str(), format!("{account}:{}", id.group)))
         .collect();
     let fill = |c: &mut Cursor| -> Result<(), store::StoreError> {
         if c.buf.is_empty() && !c.done {
@@ -362,13 +467,10 @@ fn execute(
             heap.push(Reverse((e.timestamp, i, e.seq)));
         }
     }
-    let (mut scanned, mut bytes) = (0u64, 0u64);
-    let mut outcome = QueryStatus::Complete;
     while let Some(Reverse((_, i, _))) = heap.pop() {
         let Some(c) = cursors.get_mut(i) else { break };
         let Some(e) = c.buf.pop_front() else { continue };
-        scanned += 1;
-        bytes += e.message.len() as u64;
+        progress.count(&e.message);
         let flow = exec.push(EventRef {
             timestamp: e.timestamp,
             ingestion_time: e.ingestion_time,
@@ -382,37 +484,16 @@ fn execute(
         }
         if c.buf.is_empty() {
             // Between chunks: look at the outside world.
-            if run.cancel.load(Ordering::Relaxed) {
-                outcome = QueryStatus::Cancelled;
-                break;
+            if let Some(outcome) = progress.interrupted(exec.matched()) {
+                return Ok(outcome);
             }
-            if clock().saturating_sub(started) > TIMEOUT_MS {
-                outcome = QueryStatus::Timeout;
-                break;
-            }
-            let mut s = run.state();
-            (s.scanned, s.bytes, s.matched) = (scanned, bytes, exec.matched());
         }
         fill(c)?;
         if let Some(next) = c.buf.front() {
             heap.push(Reverse((next.timestamp, i, next.seq)));
         }
     }
-    let matched = exec.matched();
-    let results = if outcome == QueryStatus::Complete {
-        exec.finish()
-    } else {
-        Vec::new()
-    };
-    let mut s = run.state();
-    if s.status == QueryStatus::Cancelled {
-        outcome = QueryStatus::Cancelled;
-    }
-    s.status = outcome;
-    s.results = Arc::new(results);
-    (s.scanned, s.bytes, s.matched) = (scanned, bytes, matched);
-    s.finished = Some(clock());
-    Ok(())
+    Ok(QueryStatus::Complete)
 }
 
 pub(crate) async fn get_query_results(

@@ -775,6 +775,56 @@ async fn the_event_database_is_owner_only() {
     }
 }
 
+#[test]
+fn a_scan_visits_the_range_in_order_and_stops_when_asked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SqliteEventStore::open(dir.path().join("logs.db")).expect("opens");
+    let id = event_store::StreamId::new("g", "s", 1);
+    let other = event_store::StreamId::new("g", "t", 1);
+    let batch: Vec<(i64, String)> = (0..5).map(|i| (T0 + i, format!("m{i}"))).collect();
+    store.append(&id, 0, T0, &batch).expect("append");
+    store
+        .append(&other, 0, T0, &[(T0 + 2, "other".to_owned())])
+        .expect("append");
+    // Out of order in time: a later batch with an earlier timestamp.
+    store
+        .append(&id, 0, T0, &[(T0 + 1, "late".to_owned())])
+        .expect("append");
+    let scan = |after, before, stop_after: usize| {
+        let mut seen = Vec::new();
+        store
+            .scan(&id, after, before, &mut |e| {
+                seen.push((e.timestamp - T0, e.seq, e.message.to_owned()));
+                seen.len() < stop_after
+            })
+            .expect("scan");
+        seen
+    };
+    let all = scan(None, None, usize::MAX);
+    let order: Vec<&str> = all.iter().map(|(_, _, m)| m.as_str()).collect();
+    assert_eq!(order, ["m0", "m1", "late", "m2", "m3", "m4"]);
+    // Strictly between the bounds, as `read` takes them.
+    let middle = scan(Some((T0 + 1, 1)), Some((T0 + 3, 3)), usize::MAX);
+    let order: Vec<&str> = middle.iter().map(|(_, _, m)| m.as_str()).collect();
+    assert_eq!(order, ["late", "m2"]);
+    assert_eq!(
+        scan(None, None, 2).len(),
+        2,
+        "stops when the visitor says so"
+    );
+    // The same events `read` returns.
+    let read = store.read(&id, None, None, false, 100).expect("read");
+    let read: Vec<(i64, u64, String)> = read
+        .into_iter()
+        .map(|e| (e.timestamp - T0, e.seq, e.message))
+        .collect();
+    assert_eq!(all, read);
+    let missing = event_store::StreamId::new("g", "none", 1);
+    store
+        .scan(&missing, None, None, &mut |_| panic!("no events"))
+        .expect("an unknown stream scans nothing");
+}
+
 #[tokio::test]
 async fn an_orphaned_incarnation_is_purged_by_the_sweep() {
     let f = fixture();

@@ -96,6 +96,20 @@ pub struct Event {
     pub message: String,
 }
 
+/// One stored event lent to an [`EventStore::scan`] visitor, its message borrowed from
+/// the store's read buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EventView<'a> {
+    /// Timestamp, epoch milliseconds.
+    pub timestamp: i64,
+    /// Ingestion sequence within the stream incarnation.
+    pub seq: u64,
+    /// When it was ingested, epoch milliseconds.
+    pub ingestion_time: i64,
+    /// The message.
+    pub message: &'a str,
+}
+
 /// What [`EventStore::append`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Appended {
@@ -143,6 +157,38 @@ pub trait EventStore: Send + Sync + 'static {
         newest: bool,
         limit: usize,
     ) -> Result<Vec<Event>, StoreError>;
+
+    /// Visits `stream`'s events strictly between `after` and `before` in ascending order
+    /// until `visit` returns false. Unlike [`EventStore::read`] nothing is copied, which
+    /// is what a long scan (a Logs Insights query) wants. This default reads chunks.
+    fn scan(
+        &self,
+        stream: &StreamId,
+        after: Option<Place>,
+        before: Option<Place>,
+        visit: &mut dyn FnMut(EventView<'_>) -> bool,
+    ) -> Result<(), StoreError> {
+        const CHUNK: usize = 1024;
+        let mut after = after;
+        loop {
+            let got = self.read(stream, after, before, false, CHUNK)?;
+            for e in &got {
+                let view = EventView {
+                    timestamp: e.timestamp,
+                    seq: e.seq,
+                    ingestion_time: e.ingestion_time,
+                    message: &e.message,
+                };
+                if !visit(view) {
+                    return Ok(());
+                }
+            }
+            match got.last() {
+                Some(last) if got.len() == CHUNK => after = Some((last.timestamp, last.seq)),
+                _ => return Ok(()),
+            }
+        }
+    }
 
     /// Deletes up to `batch` of `stream`'s events with timestamps below `floor`
     /// (oldest first); every event when `floor` is `None`.

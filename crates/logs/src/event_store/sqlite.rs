@@ -11,7 +11,7 @@
 //! and the merge of many streams (one index range per stream), and retention deletes
 //! (a prefix of that index).
 
-use super::{Appended, Event, EventStore, Place, Removed, StreamId};
+use super::{Appended, Event, EventStore, EventView, Place, Removed, StreamId};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -45,7 +45,13 @@ pub struct SqliteEventStore {
     path: PathBuf,
     writer: Mutex<Connection>,
     reader: Mutex<Connection>,
+    /// Idle connections for [`EventStore::scan`]: a long scan has its own, so it never
+    /// holds up the short reads of GetLogEvents and FilterLogEvents on `reader`.
+    scanners: Mutex<Vec<Connection>>,
 }
+
+/// Idle scan connections kept (one per Logs Insights worker is enough).
+const IDLE_SCANNERS: usize = 4;
 
 impl std::fmt::Debug for SqliteEventStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -83,7 +89,7 @@ fn from_sql_seq(seq: i64) -> Result<u64, StoreError> {
     })
 }
 
-fn lock(conn: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+fn lock<T>(conn: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic mid-call leaves at most an open SQLite transaction, which the next
     // `transaction_with_behavior` refuses loudly rather than corrupting anything.
     conn.lock()
@@ -125,18 +131,13 @@ impl SqliteEventStore {
         writer
             .execute_batch(SCHEMA)
             .map_err(backend("create the schema"))?;
-        let reader = Connection::open(&path).map_err(backend("open a reader"))?;
-        reader
-            .busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(backend("set the busy timeout"))?;
-        reader
-            .pragma_update(None, "query_only", true)
-            .map_err(backend("make the reader read-only"))?;
+        let reader = open_reader(&path)?;
         tracing::info!(path = %path.display(), "Log event store opened.");
         Ok(Self {
             path,
             writer: Mutex::new(writer),
             reader: Mutex::new(reader),
+            scanners: Mutex::new(Vec::new()),
         })
     }
 
@@ -144,6 +145,74 @@ impl SqliteEventStore {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// A read-only connection to the database at `path`.
+fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let reader = Connection::open(path).map_err(backend("open a reader"))?;
+    reader
+        .busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(backend("set the busy timeout"))?;
+    reader
+        .pragma_update(None, "query_only", true)
+        .map_err(backend("make the reader read-only"))?;
+    Ok(reader)
+}
+
+/// SQL bounds of the places strictly between `after` and `before`:
+/// (after ts, after seq, before ts, before seq).
+fn bounds(after: Option<Place>, before: Option<Place>) -> Result<[i64; 4], StoreError> {
+    let (after_ts, after_seq) = match after {
+        Some((ts, seq)) => (ts, sql_seq(seq)?),
+        // Every stored sequence number is at least 0.
+        None => (i64::MIN, -1),
+    };
+    let (before_ts, before_seq) = match before {
+        Some((ts, seq)) => (ts, sql_seq(seq)?),
+        None => (i64::MAX, i64::MAX),
+    };
+    Ok([after_ts, after_seq, before_ts, before_seq])
+}
+
+/// Visits the events of `stream` between `after` and `before` on `conn` (one statement,
+/// one read snapshot, messages borrowed from SQLite's row buffer).
+fn scan_on(
+    conn: &Connection,
+    stream: &StreamId,
+    after: Option<Place>,
+    before: Option<Place>,
+    visit: &mut dyn FnMut(EventView<'_>) -> bool,
+) -> Result<(), StoreError> {
+    let Some((sid, _)) = stream_row(conn, stream)? else {
+        return Ok(());
+    };
+    let [after_ts, after_seq, before_ts, before_seq] = bounds(after, before)?;
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT ts, seq, ingested, message FROM events
+             WHERE sid = ?1 AND (ts, seq) > (?2, ?3) AND (ts, seq) < (?4, ?5)
+             ORDER BY ts, seq",
+        )
+        .map_err(backend("prepare a scan"))?;
+    let mut rows = stmt
+        .query(params![sid, after_ts, after_seq, before_ts, before_seq])
+        .map_err(backend("scan events"))?;
+    while let Some(row) = rows.next().map_err(backend("scan an event"))? {
+        let message = row
+            .get_ref(3)
+            .and_then(|v| v.as_str().map_err(rusqlite::Error::from))
+            .map_err(backend("read a scanned message"))?;
+        let view = EventView {
+            timestamp: row.get(0).map_err(backend("read a scanned event"))?,
+            seq: from_sql_seq(row.get(1).map_err(backend("read a scanned event"))?)?,
+            ingestion_time: row.get(2).map_err(backend("read a scanned event"))?,
+            message,
+        };
+        if !visit(view) {
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// The id of `stream`'s row, if it has one.
@@ -239,15 +308,7 @@ impl EventStore for SqliteEventStore {
         let Some((sid, _)) = stream_row(&conn, stream)? else {
             return Ok(Vec::new());
         };
-        let (after_ts, after_seq) = match after {
-            Some((ts, seq)) => (ts, sql_seq(seq)?),
-            // Every stored sequence number is at least 0.
-            None => (i64::MIN, -1),
-        };
-        let (before_ts, before_seq) = match before {
-            Some((ts, seq)) => (ts, sql_seq(seq)?),
-            None => (i64::MAX, i64::MAX),
-        };
+        let [after_ts, after_seq, before_ts, before_seq] = bounds(after, before)?;
         let sql = if newest {
             "SELECT ts, seq, ingested, message FROM events
              WHERE sid = ?1 AND (ts, seq) > (?2, ?3) AND (ts, seq) < (?4, ?5)
@@ -289,6 +350,26 @@ impl EventStore for SqliteEventStore {
             out.reverse();
         }
         Ok(out)
+    }
+
+    fn scan(
+        &self,
+        stream: &StreamId,
+        after: Option<Place>,
+        before: Option<Place>,
+        visit: &mut dyn FnMut(EventView<'_>) -> bool,
+    ) -> Result<(), StoreError> {
+        let idle = lock(&self.scanners).pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => open_reader(&self.path)?,
+        };
+        let scanned = scan_on(&conn, stream, after, before, visit);
+        let mut idle = lock(&self.scanners);
+        if idle.len() < IDLE_SCANNERS {
+            idle.push(conn);
+        }
+        scanned
     }
 
     fn remove(

@@ -392,6 +392,23 @@ impl Execution {
         self.matched
     }
 
+    /// Whether the result is the same whatever order the events come in: a `stats` comes
+    /// before anything that keeps or drops rows by arrival (`limit`, `dedup`) or lists
+    /// them (`sort` ties, plain rows). A scan may then read streams one after another
+    /// instead of merging them by time.
+    pub fn order_free(&self) -> bool {
+        self.plan
+            .query
+            .commands
+            .iter()
+            .find_map(|c| match c {
+                Command::Stats { .. } => Some(true),
+                Command::Sort(_) | Command::Limit(_) | Command::Dedup(_) => Some(false),
+                _ => None,
+            })
+            .unwrap_or(false)
+    }
+
     /// Runs the per-event commands on one event.
     pub fn push(&mut self, event: EventRef<'_>) -> Flow {
         let plan = Arc::clone(&self.plan);

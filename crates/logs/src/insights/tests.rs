@@ -138,6 +138,25 @@ fn queries_give_the_rows_aws_would() {
 }
 
 #[test]
+fn only_queries_that_aggregate_before_keeping_rows_are_order_free() {
+    let free = |q: &str| Execution::new(parse_query(q).expect("parses"), 100).order_free();
+    assert!(free(
+        "filter @message like /ERROR/ | stats count(*) by bin(5m)"
+    ));
+    assert!(free(
+        "parse @message 'id=*' as id | stats count_distinct(id) | limit 1"
+    ));
+    assert!(free(
+        "fields @timestamp | stats max(@timestamp) | sort @timestamp"
+    ));
+    assert!(!free("fields @timestamp, @message | limit 20"));
+    assert!(!free("filter @message like /x/"));
+    assert!(!free("limit 10 | stats count(*)"));
+    assert!(!free("dedup @logStream | stats count(*)"));
+    assert!(!free("sort @timestamp desc | stats count(*)"));
+}
+
+#[test]
 fn rows_without_fields_carry_every_field_and_a_ptr() {
     let rows = run_with("filter status = 200", &events(), 100);
     assert_eq!(rows.len(), 1);
