@@ -776,6 +776,66 @@ async fn the_event_database_is_owner_only() {
 }
 
 #[test]
+fn an_event_database_of_the_first_layout_is_clustered_when_opened() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("logs.db");
+    {
+        // What the first release wrote: a rowid table and an index on the place.
+        let old = rusqlite::Connection::open(&path).expect("opens");
+        old.execute_batch(
+            "CREATE TABLE streams (id INTEGER PRIMARY KEY, grp TEXT NOT NULL, stream TEXT NOT NULL,
+                 incarnation INTEGER NOT NULL, next_seq INTEGER NOT NULL, UNIQUE (grp, stream, incarnation));
+             CREATE TABLE events (sid INTEGER NOT NULL, ts INTEGER NOT NULL, seq INTEGER NOT NULL,
+                 ingested INTEGER NOT NULL, message TEXT NOT NULL);
+             CREATE UNIQUE INDEX events_by_place ON events (sid, ts, seq);
+             INSERT INTO streams VALUES (1, 'g', 's', 1, 3);
+             INSERT INTO events VALUES (1, 20, 1, 5, 'second'), (1, 10, 0, 5, 'first'), (1, 30, 2, 6, 'third');",
+        )
+        .expect("old layout");
+    }
+    let store = SqliteEventStore::open(&path).expect("opens and converts");
+    let id = event_store::StreamId::new("g", "s", 1);
+    let got: Vec<String> = store
+        .read(&id, None, None, false, 10)
+        .expect("read")
+        .into_iter()
+        .map(|e| e.message)
+        .collect();
+    assert_eq!(got, ["first", "second", "third"]);
+    let next = store
+        .append(&id, 0, 7, &[(40, "fourth".to_owned())])
+        .expect("append");
+    assert_eq!(next.first_seq, 3, "the sequence carries on");
+    let removed = store.remove(&id, Some(25), 10).expect("retention delete");
+    assert_eq!((removed.events, removed.bytes), (2, 11));
+    drop(store);
+    let conn = rusqlite::Connection::open(&path).expect("opens");
+    let sql: String = conn
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE name = 'events'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("events table");
+    assert!(sql.contains("WITHOUT ROWID"), "{sql}");
+    let indexes: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'events_by_place'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert_eq!(indexes, 0, "the old index went with the old table");
+    // Opening again converts nothing more.
+    drop(conn);
+    let store = SqliteEventStore::open(&path).expect("opens again");
+    assert_eq!(
+        store.read(&id, None, None, false, 10).expect("read").len(),
+        2
+    );
+}
+
+#[test]
 fn a_scan_visits_the_range_in_order_and_stops_when_asked() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = SqliteEventStore::open(dir.path().join("logs.db")).expect("opens");
