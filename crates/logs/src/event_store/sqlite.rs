@@ -63,8 +63,10 @@ const CLUSTER_EVENTS: &str = "
     ALTER TABLE events_clustered RENAME TO events;
 ";
 
-/// How much of the database a scan connection maps (address space, not memory).
-const SCAN_MMAP_BYTES: i64 = 1 << 30;
+/// How much of the database a scan connection maps. Mapped pages are the kernel's page
+/// cache, shared and reclaimable, but they count in the server's RSS once touched, so
+/// the map is bounded.
+const SCAN_MMAP_BYTES: i64 = 256 << 20;
 
 /// The SQLite-backed [`EventStore`] (see the module docs).
 pub struct SqliteEventStore {
