@@ -22,7 +22,10 @@
 //! manifests, the manifest, its tags). The destination authorizes the credentials'
 //! principal with its own IAM policies; it cannot know this server's accounts, so its
 //! registry policy is not what admits the copy (unlike a destination of this server).
-//! Blob bodies stream from the blob store to the socket, never through memory.
+//! Each manifest carries [`super::REPLICA_HEADER`], so the destination stores it
+//! without replicating it again (one hop, as on AWS); it takes that mark only from a
+//! principal allowed `ecr:ReplicateImage`. Blob bodies stream from the blob store to
+//! the socket, never through memory, each in one monolithic upload, several at once.
 //!
 //! Plain `http://` is accepted only for a loopback endpoint (the registry token travels
 //! in a Basic header); `https://` is verified against the system's CA certificates.
