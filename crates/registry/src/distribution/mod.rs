@@ -253,7 +253,9 @@ async fn serve(reg: &Registry, req: Request) -> Result<Response, RegistryError> 
             reg.authorize(&caller, n, repo_policy.as_deref(), *action)?;
         }
         if matches!((&route, &method), (Route::Manifest(..), &Method::PUT))
-            && req.headers().contains_key(crate::replication::REPLICA_HEADER)
+            && req
+                .headers()
+                .contains_key(crate::replication::REPLICA_HEADER)
         {
             // Marking a push as a replica exempts it from this registry's own
             // replication rules (AWS replicates one hop): only a principal allowed to

@@ -245,8 +245,12 @@ impl<'a> Remote<'a> {
         source_region: &str,
         source_registry: &str,
     ) -> Result<Self, String> {
-        let source = HeaderValue::from_str(&format!("{source_region}/{source_registry}"))
-            .map_err(|_| format!("the source registry {source_region}/{source_registry} is not a header value"))?;
+        let source =
+            HeaderValue::from_str(&format!("{source_region}/{source_registry}")).map_err(|_| {
+                format!(
+                    "the source registry {source_region}/{source_registry} is not a header value"
+                )
+            })?;
         Ok(Self {
             dest,
             region,
@@ -452,10 +456,7 @@ impl<'a> Remote<'a> {
         digest: &oci::Digest,
         read: blobstore::BlobRead,
     ) -> Result<(), String> {
-        let url = format!(
-            "{}/v2/{name}/blobs/uploads/?digest={digest}",
-            self.origin()
-        );
+        let url = format!("{}/v2/{name}/blobs/uploads/?digest={digest}", self.origin());
         // Large frames: the blob store's file reads hop to tokio's blocking pool once
         // per frame, and a 4 KiB default would make that 65,536 hops per 256 MiB.
         let stream = tokio_util::io::ReaderStream::with_capacity(read.reader, UPLOAD_CHUNK)

@@ -301,12 +301,8 @@ impl Registry {
         name: &str,
         digest: &Digest,
     ) -> Result<(), String> {
-        let mut remote = external::Remote::new(
-            dest,
-            region,
-            &self.config().region,
-            self.registry_id(),
-        )?;
+        let mut remote =
+            external::Remote::new(dest, region, &self.config().region, self.registry_id())?;
         remote.ensure_repository(name).await?;
         remote.login().await?;
         let media_type = self
