@@ -5,7 +5,10 @@ registry id; A finds B's endpoint and keys in its destinations directory
 copied to B in both regions the rule names (repository created there, blobs, manifest,
 tags) and docker pulls it from B; statuses go COMPLETE, or FAILED with the reason for an
 unreachable server, refused keys and a file others may read. As on AWS, images pushed
-before the rule are not replicated and deleting an image is not replicated."""
+before the rule are not replicated and deleting an image is not replicated, and
+replication is one hop: a third server C is B's destination, and an image A copies to B
+is not sent on to C by B's rule, while an image pushed to B is. The copy marks its
+manifests as replicas, which B honours only for a principal allowed ecr:ReplicateImage."""
 from __future__ import annotations
 
 import base64
@@ -20,6 +23,9 @@ from conftest import ACCOUNT_ID, StevedoreServer, free_port, make_client, unique
 from registry_fixtures import V2, docker  # noqa: F401
 
 B_ID = "444455556666"
+C_ID = "222233334444"
+# B again, through the keys of a user there who may push but not ecr:ReplicateImage.
+NO_REPLICATE_ID = "888899990000"
 UNREACHABLE_ID = "555566667777"
 OPEN_FILE_ID = "666677778888"
 BAD_KEYS_ID = "777788889999"
@@ -36,7 +42,14 @@ def write_destination(folder, registry_id: str, body: dict, mode: int = 0o600) -
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("replication-external")
-    b_srv = StevedoreServer(tmp / "b", account_id=B_ID)
+    c_srv = StevedoreServer(tmp / "c", account_id=C_ID)
+    c = c_srv.start()
+    b_folder = tmp / "b-destinations"
+    b_folder.mkdir()
+    write_destination(b_folder, C_ID, {"endpoint": c.endpoint, "accessKeyId": c.access_key,
+                                       "secretAccessKey": c.secret_key})
+    b_srv = StevedoreServer(tmp / "b", account_id=B_ID, extra_env={
+        "STEVEDORE_LOG": "info", "STEVEDORE_REPLICATION_DESTINATIONS_DIR": str(b_folder)})
     b = b_srv.start()
     folder = tmp / "destinations"
     folder.mkdir()
@@ -50,9 +63,10 @@ def servers(tmp_path_factory):
     a_srv = StevedoreServer(tmp / "a", extra_env={
         "STEVEDORE_LOG": "info", "STEVEDORE_REPLICATION_DESTINATIONS_DIR": str(folder)})
     a = a_srv.start()
-    yield a, b
+    yield a, b, c, folder
     a_srv.stop()
     b_srv.stop()
+    c_srv.stop()
 
 
 def password(ecr) -> str:
@@ -83,7 +97,7 @@ def rule(*destinations: tuple[str, str], prefix: str) -> dict:
 
 
 def test_pushes_reach_the_other_server_in_each_region_and_docker_pulls_them(servers, docker, tmp_path):
-    a, b = servers
+    a, b, _, _ = servers
     ecr = make_client(a, "ecr")
     repo = f"ext/{unique('app')}"
     ecr.create_repository(repositoryName=repo)
@@ -137,7 +151,7 @@ def test_pushes_reach_the_other_server_in_each_region_and_docker_pulls_them(serv
 
 
 def test_failures_say_why(servers):
-    a, _ = servers
+    a, *_ = servers
     ecr = make_client(a, "ecr")
     config = rule((a.region, UNREACHABLE_ID), (a.region, OPEN_FILE_ID), (a.region, BAD_KEYS_ID),
                   prefix="broken/")
@@ -154,8 +168,62 @@ def test_failures_say_why(servers):
 
 
 def test_the_source_registry_is_still_refused_as_a_destination(servers):
-    a, _ = servers
+    a, *_ = servers
     ecr = make_client(a, "ecr")
     with pytest.raises(Exception) as err:
         ecr.put_replication_configuration(replicationConfiguration=rule((a.region, ACCOUNT_ID), prefix="x/"))
     assert err.value.response["Error"]["Code"] == "ValidationException"
+
+
+def test_replication_is_one_hop_a_copy_is_not_sent_on_by_the_destination(servers):
+    a, b, c, _ = servers
+    ecr, ecr_b, ecr_c = make_client(a, "ecr"), make_client(b, "ecr"), make_client(c, "ecr")
+    # A -> B and B -> C, each selecting the same repository.
+    ecr.put_replication_configuration(replicationConfiguration=rule((a.region, B_ID), prefix="chain/"))
+    ecr_b.put_replication_configuration(replicationConfiguration=rule((b.region, C_ID), prefix="chain/"))
+    repo = f"chain/{unique('app')}"
+    ecr.create_repository(repositoryName=repo)
+
+    from_a, _ = V2(a.endpoint, password(ecr)).push_image(repo, "from-a", [b"pushed to A"])
+    found = settle(ecr, repo, "from-a", 1)
+    assert found[(a.region, B_ID)]["status"] == "COMPLETE", found
+    assert [i["imageDigest"] for i in ecr_b.list_images(repositoryName=repo)["imageIds"]] == [from_a]
+
+    # Pushed to B itself: B's rule sends it to C. Its replication starts after the copy
+    # from A was stored, so once it is COMPLETE a copy sent on would have shown too.
+    from_b, _ = V2(b.endpoint, password(ecr_b)).push_image(repo, "from-b", [b"pushed to B"])
+    found = settle(ecr_b, repo, "from-b", 1)
+    assert found[(b.region, C_ID)]["status"] == "COMPLETE", found
+    assert statuses(ecr_b, repo, "from-a") == {}
+    ids = ecr_c.list_images(repositoryName=repo)["imageIds"]
+    assert ids == [{"imageDigest": from_b, "imageTag": "from-b"}], ids
+
+
+def test_only_a_principal_allowed_to_replicate_may_mark_a_push_as_a_replica(servers):
+    a, b, _, folder = servers
+    iam_b = make_client(b, "iam")
+    user = unique("replicator")
+    iam_b.create_user(UserName=user)
+    # Everything in ECR but ecr:ReplicateImage.
+    iam_b.put_user_policy(UserName=user, PolicyName="p", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "ecr:*", "Resource": "*"},
+            {"Effect": "Deny", "Action": "ecr:ReplicateImage", "Resource": "*"}]}))
+    key = iam_b.create_access_key(UserName=user)["AccessKey"]
+    # The destination file is read on every attempt: no restart needed.
+    write_destination(folder, NO_REPLICATE_ID, {"endpoint": b.endpoint, "accessKeyId": key["AccessKeyId"],
+                                                "secretAccessKey": key["SecretAccessKey"]})
+    ecr = make_client(a, "ecr")
+    ecr.put_replication_configuration(replicationConfiguration=rule((a.region, NO_REPLICATE_ID), prefix="gate/"))
+    repo = f"gate/{unique('app')}"
+    ecr.create_repository(repositoryName=repo)
+    V2(a.endpoint, password(ecr)).push_image(repo, "v1", [b"needs ReplicateImage"])
+    found = settle(ecr, repo, "v1", 1)
+    st = found[(a.region, NO_REPLICATE_ID)]
+    assert st["status"] == "FAILED" and "ecr:ReplicateImage" in st["failureCode"], found
+
+    # The same user's own push (no replica mark) is an ordinary push.
+    ecr_user = make_client(b, "ecr", access_key=key["AccessKeyId"], secret_key=key["SecretAccessKey"])
+    digest, _ = V2(b.endpoint, password(ecr_user)).push_image(repo, "own", [b"an ordinary push"])
+    assert ecr_user.batch_get_image(repositoryName=repo, imageIds=[{"imageTag": "own"}])[
+        "images"][0]["imageId"]["imageDigest"] == digest

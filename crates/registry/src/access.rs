@@ -46,6 +46,8 @@ pub(crate) enum Action {
     BatchImportUpstreamImage,
     /// Creating a repository (a pull-through cache's first pull).
     CreateRepository,
+    /// Storing a manifest as a replica of another server's image (not replicated on).
+    ReplicateImage,
 }
 
 impl Action {
@@ -64,6 +66,7 @@ impl Action {
             Self::DescribeRepositories => "ecr:DescribeRepositories",
             Self::BatchImportUpstreamImage => "ecr:BatchImportUpstreamImage",
             Self::CreateRepository => "ecr:CreateRepository",
+            Self::ReplicateImage => "ecr:ReplicateImage",
         }
     }
 }

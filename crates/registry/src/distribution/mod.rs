@@ -252,6 +252,16 @@ async fn serve(reg: &Registry, req: Request) -> Result<Response, RegistryError> 
         for action in route_actions(&route, &method, q.contains_key("digest")) {
             reg.authorize(&caller, n, repo_policy.as_deref(), *action)?;
         }
+        if matches!((&route, &method), (Route::Manifest(..), &Method::PUT))
+            && req
+                .headers()
+                .contains_key(crate::replication::REPLICA_HEADER)
+        {
+            // Marking a push as a replica exempts it from this registry's own
+            // replication rules (AWS replicates one hop): only a principal allowed to
+            // replicate into the repository may claim it.
+            reg.authorize(&caller, n, repo_policy.as_deref(), Action::ReplicateImage)?;
+        }
     }
     if matches!(route, Route::UploadStart(_)) && !may_mount(reg, &caller, &q).await {
         // A mount from a repository the caller may not pull is an ordinary upload, as
@@ -479,6 +489,10 @@ async fn put_manifest(
 ) -> Result<Response, RegistryError> {
     let reference = parse_reference(r)?;
     let content_type = header_str(req.headers(), header::CONTENT_TYPE).map(str::to_owned);
+    let replica_of = req
+        .headers()
+        .get(crate::replication::REPLICA_HEADER)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
     let bytes = axum::body::to_bytes(req.into_body(), oci::manifest::MAX_MANIFEST_BYTES)
         .await
         .map_err(|_| {
@@ -488,15 +502,26 @@ async fn put_manifest(
             ))
         })?;
     telemetry::RegistryBytes::Received(bytes.len()).emit();
-    let rec = reg
-        .put_manifest(
-            name,
-            &reference,
-            bytes,
-            content_type.as_deref(),
-            PutMode::Distribution,
-        )
-        .await?;
+    let rec = match replica_of {
+        // Authorized for ecr:ReplicateImage in `serve`.
+        Some(source) => {
+            let rec = reg
+                .put_manifest_quietly(name, &reference, bytes, content_type.as_deref())
+                .await?;
+            tracing::info!(repository = name, digest = %rec.digest, reference = %reference, source = %source, "Replicated manifest stored; not replicated again.");
+            rec
+        }
+        None => {
+            reg.put_manifest(
+                name,
+                &reference,
+                bytes,
+                content_type.as_deref(),
+                PutMode::Distribution,
+            )
+            .await?
+        }
+    };
     let mut hdrs = vec![
         ("location", format!("/v2/{name}/manifests/{}", rec.digest)),
         ("docker-content-digest", rec.digest.to_string()),

@@ -27,8 +27,8 @@ mod tests;
 mod validate;
 
 // The replication client to other Stevedore servers shares the upstream client's TLS
-// roots, redirect resolution and loopback rule.
-pub(crate) use client::{absolute, tls_config};
+// roots and loopback rule.
+pub(crate) use client::tls_config;
 pub(crate) use fetch::{before_pull, forget_repository};
 pub(crate) use rules::{
     create_pull_through_cache_rule, delete_pull_through_cache_rule,

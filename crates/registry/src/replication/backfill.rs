@@ -7,7 +7,8 @@
 //! destination) → IN_PROGRESS (one image after another, each copied as a push would be,
 //! with the same retries, and its DescribeImageReplicationStatus recorded) → COMPLETE,
 //! or STOPPING → STOPPED when asked to stop, or FAILED when it could not list the
-//! images or the server stopped under it. Each image-and-tag pair is one replication,
+//! images, the server stopped under it, or (AWS's rule) half or more of its
+//! replications failed once at least 100 were processed. Each image-and-tag pair is one replication,
 //! an untagged image one more, as AWS counts them; a manifest an index of the same
 //! repository lists travels with its index and is not counted alone.
 //!
@@ -31,6 +32,8 @@ use crate::Registry;
 const PREFIX: &str = "ecr/replication-backfill/";
 /// AWS's quota: backfills in progress at once per registry.
 const MAX_RUNNING: usize = 10;
+/// Replications a backfill processes before its failure rate can fail it (AWS's).
+const FAIL_AFTER: i64 = 100;
 /// AWS's page sizes.
 const MAX_LIST_PAGE: i32 = 50;
 const MAX_RESULTS_PAGE: i32 = 1000;
@@ -263,9 +266,22 @@ impl Registry {
             }
             progress.failure_codes = codes.iter().cloned().collect();
             rec.progress = Some(progress.clone());
+            if fails_backfill(
+                progress.completed_replication_count,
+                progress.failed_replication_count,
+            ) {
+                rec.failure_code = Some(format!(
+                    "{} of the {} replications processed failed (a backfill fails once half or more of at least {FAIL_AFTER} have).",
+                    progress.failed_replication_count,
+                    progress.completed_replication_count + progress.failed_replication_count
+                ));
+                break;
+            }
             self.save_backfill(&rec).await;
         }
-        rec.status = if stop.load(Ordering::SeqCst) {
+        rec.status = if rec.failure_code.is_some() {
+            ReplicationBackfillStatus::Failed
+        } else if stop.load(Ordering::SeqCst) {
             ReplicationBackfillStatus::Stopped
         } else {
             ReplicationBackfillStatus::Complete
@@ -274,6 +290,13 @@ impl Registry {
         self.save_backfill(&rec).await;
         tracing::info!(backfill = %rec.id, region, registry, status = %status_name(rec.status), completed = progress.completed_replication_count, failed = progress.failed_replication_count, "Replication backfill ended.");
     }
+}
+
+/// AWS's rule: a backfill fails on its own once 50 % or more of its replications have
+/// failed, judged only when at least [`FAIL_AFTER`] have been processed.
+fn fails_backfill(completed: i32, failed: i32) -> bool {
+    let processed = i64::from(completed) + i64::from(failed);
+    processed >= FAIL_AFTER && 2 * i64::from(failed) >= processed
 }
 
 fn summary(rec: &BackfillRecord) -> ReplicationBackfillSummary {
@@ -461,4 +484,22 @@ pub(crate) async fn describe_replication_backfill_results(
         ended_at: rec.ended_at,
         next_token: next,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fails_backfill;
+
+    #[test]
+    fn a_backfill_fails_at_half_its_replications_failed_once_a_hundred_are_done() {
+        // Judged only from the hundredth replication on.
+        assert!(!fails_backfill(0, 99));
+        assert!(fails_backfill(0, 100));
+        assert!(fails_backfill(50, 50));
+        assert!(!fails_backfill(51, 49));
+        assert!(fails_backfill(100, 100));
+        assert!(!fails_backfill(1000, 999));
+        assert!(!fails_backfill(i32::MAX, 0));
+        assert!(fails_backfill(i32::MAX, i32::MAX));
+    }
 }

@@ -22,7 +22,10 @@
 //! manifests, the manifest, its tags). The destination authorizes the credentials'
 //! principal with its own IAM policies; it cannot know this server's accounts, so its
 //! registry policy is not what admits the copy (unlike a destination of this server).
-//! Blob bodies stream from the blob store to the socket, never through memory.
+//! Each manifest carries [`super::REPLICA_HEADER`], so the destination stores it
+//! without replicating it again (one hop, as on AWS); it takes that mark only from a
+//! principal allowed `ecr:ReplicateImage`. Blob bodies stream from the blob store to
+//! the socket, never through memory, each in one monolithic upload, several at once.
 //!
 //! Plain `http://` is accepted only for a loopback endpoint (the registry token travels
 //! in a Basic header); `https://` is verified against the system's CA certificates.
@@ -49,6 +52,8 @@ const MAX_FILE_BYTES: u64 = 64 * 1024;
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest API response read.
 const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
+/// Bytes per frame of a blob upload.
+const UPLOAD_CHUNK: usize = 256 * 1024;
 /// ECR's JSON 1.1 target prefix.
 const TARGET_PREFIX: &str = "AmazonEC2ContainerRegistry_V20150921";
 
@@ -226,15 +231,32 @@ pub(crate) struct Remote<'a> {
     dest: &'a Destination,
     region: &'a str,
     basic: Option<HeaderValue>,
+    /// `<region>/<registryId>` of this (the source) registry, sent with each manifest
+    /// as [`super::REPLICA_HEADER`] so the destination does not replicate it again.
+    source: HeaderValue,
 }
 
 impl<'a> Remote<'a> {
-    pub(crate) fn new(dest: &'a Destination, region: &'a str) -> Self {
-        Self {
+    /// A session with `dest` in `region` for copies from registry `source_registry` in
+    /// `source_region` (both validated names: a region and 12 digits).
+    pub(crate) fn new(
+        dest: &'a Destination,
+        region: &'a str,
+        source_region: &str,
+        source_registry: &str,
+    ) -> Result<Self, String> {
+        let source =
+            HeaderValue::from_str(&format!("{source_region}/{source_registry}")).map_err(|_| {
+                format!(
+                    "the source registry {source_region}/{source_registry} is not a header value"
+                )
+            })?;
+        Ok(Self {
             dest,
             region,
             basic: None,
-        }
+            source,
+        })
     }
 
     fn origin(&self) -> String {
@@ -425,39 +447,23 @@ impl<'a> Remote<'a> {
         }
     }
 
-    /// Uploads blob `digest` (streamed from `read`) into repository `name`.
+    /// Uploads blob `digest` (streamed from `read`) into repository `name`, in one
+    /// monolithic `POST …/blobs/uploads/?digest=` (the distribution spec's single-request
+    /// upload: one round trip, where a session and its closing `PUT` take two).
     pub(crate) async fn put_blob(
         &self,
         name: &str,
         digest: &oci::Digest,
         read: blobstore::BlobRead,
     ) -> Result<(), String> {
-        let url = format!("{}/v2/{name}/blobs/uploads/", self.origin());
-        let req = self
-            .v2(Method::POST, &url)
-            .header(header::CONTENT_LENGTH, "0")
-            .body(full(Bytes::new()))
-            .map_err(|e| e.to_string())?;
-        let resp = self.send(req, CALL_TIMEOUT).await?;
-        if resp.status() != StatusCode::ACCEPTED {
-            return Err(self.v2_failed(
-                &format!("starting the upload of blob {digest}"),
-                resp.status(),
-            ));
-        }
-        let location = resp
-            .headers()
-            .get(header::LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| format!("The destination server started the upload of blob {digest} without a Location."))?;
-        let target = crate::pull_through::absolute(&url, location);
-        let joiner = if target.contains('?') { '&' } else { '?' };
-        let target = format!("{target}{joiner}digest={digest}");
-        let stream =
-            tokio_util::io::ReaderStream::new(read.reader).map_ok(hyper::body::Frame::data);
+        let url = format!("{}/v2/{name}/blobs/uploads/?digest={digest}", self.origin());
+        // Large frames: the blob store's file reads hop to tokio's blocking pool once
+        // per frame, and a 4 KiB default would make that 65,536 hops per 256 MiB.
+        let stream = tokio_util::io::ReaderStream::with_capacity(read.reader, UPLOAD_CHUNK)
+            .map_ok(hyper::body::Frame::data);
         let body: Body = BodyExt::boxed_unsync(StreamBody::new(stream));
         let req = self
-            .v2(Method::PUT, &target)
+            .v2(Method::POST, &url)
             .header(header::CONTENT_LENGTH, read.len)
             .header(header::CONTENT_TYPE, "application/octet-stream")
             .body(body)
@@ -483,6 +489,7 @@ impl<'a> Remote<'a> {
         let req = self
             .v2(Method::PUT, &url)
             .header(header::CONTENT_TYPE, media_type)
+            .header(super::REPLICA_HEADER, self.source.clone())
             .body(full(bytes))
             .map_err(|e| e.to_string())?;
         let resp = self.send(req, CALL_TIMEOUT).await?;

@@ -28,6 +28,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::TryStreamExt;
+
 use model::ecr::shapes::*;
 use oci::reference::Reference;
 use oci::Digest;
@@ -36,6 +38,13 @@ use serde::{Deserialize, Serialize};
 use crate::error::RegistryError;
 use crate::objects::{encode, now, ManifestRecord};
 use crate::Registry;
+
+/// The header a replication copy to another Stevedore server sends with each manifest
+/// (its value: `<region>/<registryId>` of the source). The receiving server stores such
+/// a manifest without replicating it again — AWS replicates one hop, so an image that
+/// arrived by replication is not sent on by the destination's own rules — and accepts
+/// the header only from a principal allowed `ecr:ReplicateImage` on the repository.
+pub(crate) const REPLICA_HEADER: &str = "x-stevedore-replicated-from";
 
 /// Finds (building it if needed) the registry of an account and region of this server.
 pub type Replicas = Arc<
@@ -52,6 +61,8 @@ const MAX_DESTINATIONS: usize = 25;
 /// Tries per destination before it is FAILED; the wait doubles from the first.
 const ATTEMPTS: u32 = 5;
 const FIRST_WAIT: Duration = Duration::from_millis(200);
+/// Blobs of one manifest uploaded at once to another server.
+const PARALLEL_UPLOADS: usize = 4;
 /// How deep an index of indexes is followed.
 const MAX_DEPTH: u32 = 4;
 
@@ -290,7 +301,8 @@ impl Registry {
         name: &str,
         digest: &Digest,
     ) -> Result<(), String> {
-        let mut remote = external::Remote::new(dest, region);
+        let mut remote =
+            external::Remote::new(dest, region, &self.config().region, self.registry_id())?;
         remote.ensure_repository(name).await?;
         remote.login().await?;
         let media_type = self
@@ -333,17 +345,21 @@ impl Registry {
                 self.copy_manifest_external(remote, name, child, depth + 1)
                     .await?;
             }
-            for blob in &record.blobs {
-                if remote.has_blob(name, blob).await? {
-                    continue;
-                }
-                let read = self
-                    .blobs()
-                    .read(blob, None)
-                    .await
-                    .map_err(|e| format!("reading blob {blob}: {e}"))?;
-                remote.put_blob(name, blob, read).await?;
-            }
+            // Layers go up side by side over the one connection pool, each skipped when
+            // the destination already has it (a HEAD).
+            futures_util::stream::iter(record.blobs.iter().map(Ok))
+                .try_for_each_concurrent(PARALLEL_UPLOADS, |blob| async move {
+                    if remote.has_blob(name, blob).await? {
+                        return Ok(());
+                    }
+                    let read = self
+                        .blobs()
+                        .read(blob, None)
+                        .await
+                        .map_err(|e| format!("reading blob {blob}: {e}"))?;
+                    remote.put_blob(name, blob, read).await
+                })
+                .await?;
             let bytes = self
                 .manifest_bytes(name, digest)
                 .await
