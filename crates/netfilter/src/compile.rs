@@ -4,10 +4,15 @@
 //! - one set `sg_<id>` per group named as a peer, holding the current addresses of
 //!   every interface that carries it (a group reference matches its members' private
 //!   addresses, never imports their rules);
-//! - two verdict maps, `egress` and `ingress`, from an interface's address to its chain;
-//! - per interface, `out_<eni>` (egress: allow rules `return`, the last rule drops) and
-//!   `in_<eni>` (ingress: allow rules `accept`, the last rule drops), holding the union of
-//!   the rules of all its groups, since AWS unions them unordered;
+//! - two verdict maps, `egress` and `ingress`, from an interface's address to the chains
+//!   of its set of groups;
+//! - per distinct set of groups carried by an interface (not per interface: the tasks of
+//!   a service share their groups, so a thousand interfaces may need ten chains),
+//!   `out_<groups>` (egress: allow rules `return`, the last rule drops) and
+//!   `in_<groups>` (ingress: allow rules `accept`, the last rule drops), holding the
+//!   union of the rules of all the set's groups, since AWS unions them unordered. An
+//!   interface that comes or goes with a set already present is then only map and set
+//!   elements, and a rule added to a group rewrites the chains of the sets holding it;
 //! - per guarded listener (a load balancer port whose load balancer has groups),
 //!   `lb_<port>` with the union of the load balancer's groups' ingress rules (allow
 //!   rules `accept`, the last rule drops);
@@ -188,16 +193,16 @@ pub fn compile(rs: &Ruleset) -> String {
     for (map, prefix) in [("egress", "out"), ("ingress", "in")] {
         let _ = write!(out, "\tmap {map} {{\n\t\ttype ipv4_addr : verdict\n");
         let elements: Vec<String> = interfaces(rs)
-            .map(|i| format!("{} : jump {}", i.address, chain_name(prefix, &i.id)))
+            .map(|i| format!("{} : jump {}", i.address, set_chain(prefix, &i.groups)))
             .collect();
         if !elements.is_empty() {
             let _ = writeln!(out, "\t\telements = {{ {} }}", elements.join(", "));
         }
         out.push_str("\t}\n");
     }
-    for i in interfaces(rs) {
-        write_chain(&mut out, &cx, i, Direction::Egress);
-        write_chain(&mut out, &cx, i, Direction::Ingress);
+    for groups in group_sets(rs) {
+        write_chain(&mut out, &cx, &groups, Direction::Egress);
+        write_chain(&mut out, &cx, &groups, Direction::Ingress);
     }
     let listeners: Vec<&Listener> = listeners(rs).collect();
     for l in &listeners {
@@ -361,16 +366,28 @@ fn compute_marks(rs: &Ruleset) -> BTreeMap<String, BTreeSet<u32>> {
     marks
 }
 
-fn write_chain(out: &mut String, cx: &Context<'_>, i: &Interface, dir: Direction) {
+/// The distinct sets of groups the interfaces carry, each sorted and without repeats.
+fn group_sets(rs: &Ruleset) -> BTreeSet<Vec<String>> {
+    interfaces(rs).map(|i| canonical(&i.groups)).collect()
+}
+
+/// A set of groups in one spelling: sorted, each once (AWS unions a set's rules
+/// unordered, so two interfaces listing the same groups in another order share chains).
+fn canonical(groups: &[String]) -> Vec<String> {
+    let set: BTreeSet<&String> = groups.iter().collect();
+    set.into_iter().cloned().collect()
+}
+
+fn write_chain(out: &mut String, cx: &Context<'_>, groups: &[String], dir: Direction) {
     let prefix = match dir {
         Direction::Egress => "out",
         Direction::Ingress => "in",
     };
-    let _ = writeln!(out, "\tchain {} {{", chain_name(prefix, &i.id));
+    let _ = writeln!(out, "\tchain {} {{", set_chain(prefix, groups));
     if dir == Direction::Egress {
         let _ = writeln!(out, "\t\tip daddr {ALWAYS_EGRESS} return");
     }
-    write_rules(out, cx, &i.groups, dir);
+    write_rules(out, cx, groups, dir);
     out.push_str("\t\tdrop\n\t}\n");
 }
 
@@ -455,9 +472,27 @@ fn mark_set_name(group: &str) -> String {
     )
 }
 
-/// `in_eni_0123` for `eni-0123`.
-fn chain_name(prefix: &str, eni: &str) -> String {
-    format!("{prefix}_{}", sanitize(eni))
+/// `host_0123` for instance `0123`.
+fn chain_name(prefix: &str, id: &str) -> String {
+    format!("{prefix}_{}", sanitize(id))
+}
+
+/// The chain of a set of groups: `in_sg_0a_sg_0b` for `sg-0a` and `sg-0b`, readable in
+/// `nft list`; a set whose name would pass nft's 256-byte limit for chain names is named
+/// by a 64-bit FNV-1a hash of its ids instead (`in_h0123456789abcdef`), stable from one
+/// run to the next as the incremental changes need.
+pub(crate) fn set_chain(prefix: &str, groups: &[String]) -> String {
+    let groups = canonical(groups);
+    let name = format!("{prefix}_{}", sanitize(&groups.join("_")));
+    if name.len() <= 200 {
+        return name;
+    }
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in groups.join(",").bytes() {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{prefix}_h{hash:016x}")
 }
 
 /// Letters, digits and `_` only.
