@@ -1,6 +1,6 @@
-//! Applying a compiled script with the `nft` tool (the effect half of this crate): one
-//! `nft -f -` run per change, the script on its standard input, so the kernel takes the
-//! whole batch in one transaction or none of it.
+//! Applying a compiled script (the effect half of this crate): one transaction per
+//! change, so the kernel takes the whole batch or none of it: element-only batches over
+//! netlink, anything else through one `nft -f -` run, the script on its standard input.
 
 use std::io::Write as _;
 use std::process::{Command, Stdio};
@@ -24,8 +24,27 @@ pub enum ApplyError {
     },
 }
 
-/// Runs `nft -f -` with `script`. Blocking: call it off the async runtime's threads.
+/// Applies `script` in one transaction. Blocking: call it off the async runtime's
+/// threads. A batch of element statements only (a task came or went) is sent over
+/// netlink ([`crate::netlink`]), anything else (or an element batch netlink could not
+/// send) is run by `nft -f -`.
 pub fn apply(script: &str) -> Result<(), ApplyError> {
+    if let Some(changes) = crate::netlink::parse_elements(script) {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        match crate::netlink::apply_elements(&changes) {
+            Ok(()) => return Ok(()),
+            // nft says the same or better (its message names the statement), and a
+            // kernel that takes nft's batch but not ours still gets its change.
+            Err(error) => tracing::debug!(%error, "Element batch over netlink failed; running nft."),
+        }
+    }
+    run_nft(script)
+}
+
+/// Runs `nft -f -` with `script`.
+fn run_nft(script: &str) -> Result<(), ApplyError> {
     let mut child = Command::new(NFT)
         .args(["-f", "-"])
         .stdin(Stdio::piped())

@@ -30,9 +30,11 @@
 mod apply;
 mod change;
 mod compile;
+mod netlink;
 
 pub use apply::{apply, probe, ApplyError};
 pub use change::{compile_change, compile_update};
+pub use netlink::{apply_elements, parse_elements, Element, NetlinkError, SetChange};
 pub use compile::{
     compile, compile_script, Group, HostPorts, Interface, Listener, Peer, Protocol, Rule, Ruleset,
 };
