@@ -1,6 +1,7 @@
 //! Applying a compiled script (the effect half of this crate): one transaction per
-//! change, so the kernel takes the whole batch or none of it: element-only batches over
-//! netlink, anything else through one `nft -f -` run, the script on its standard input.
+//! change, so the kernel takes the whole batch or none of it: change batches over
+//! netlink where it can carry them, anything else through one `nft -f -` run, the
+//! script on its standard input.
 
 use std::io::Write as _;
 use std::process::{Command, Stdio};
@@ -25,19 +26,20 @@ pub enum ApplyError {
 }
 
 /// Applies `script` in one transaction. Blocking: call it off the async runtime's
-/// threads. A batch of element statements only (a task came or went) is sent over
-/// netlink ([`crate::netlink`]), anything else (or an element batch netlink could not
-/// send) is run by `nft -f -`.
+/// threads. A change batch netlink can carry (elements, regular chains, group rules: a
+/// task came or went, a rule changed) is sent over netlink ([`crate::netlink`]);
+/// anything else (a whole table, or a batch netlink could not send) is run by
+/// `nft -f -`.
 pub fn apply(script: &str) -> Result<(), ApplyError> {
-    if let Some(changes) = crate::netlink::parse_elements(script) {
-        if changes.is_empty() {
+    if let Some(statements) = crate::netlink::parse_batch(script) {
+        if statements.is_empty() {
             return Ok(());
         }
-        match crate::netlink::apply_elements(&changes) {
+        match crate::netlink::apply_batch(&statements) {
             Ok(()) => return Ok(()),
             // nft says the same or better (its message names the statement), and a
             // kernel that takes nft's batch but not ours still gets its change.
-            Err(error) => tracing::debug!(%error, "Element batch over netlink failed; running nft."),
+            Err(error) => tracing::debug!(%error, "Change batch over netlink failed; running nft."),
         }
     }
     run_nft(script)

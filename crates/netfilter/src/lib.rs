@@ -34,9 +34,12 @@ mod netlink;
 
 pub use apply::{apply, probe, ApplyError};
 pub use change::{compile_change, compile_update};
-pub use netlink::{apply_elements, parse_elements, Element, NetlinkError, SetChange};
 pub use compile::{
     compile, compile_script, Group, HostPorts, Interface, Listener, Peer, Protocol, Rule, Ruleset,
+};
+pub use netlink::{
+    apply_batch, apply_elements, parse_batch, parse_elements, Element, Expr, NetlinkError,
+    SetChange, Statement,
 };
 
 /// The nftables table Stevedore creates, owns and removes (family `inet`).
