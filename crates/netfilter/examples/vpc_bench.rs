@@ -1,8 +1,10 @@
 //! `bench/vpc.sh`'s measurement: 1,000 task interfaces × 10 rules each, applied through
 //! the real `nft` into a throwaway table (`inet stevedore_bench`, removed at the end,
 //! never Stevedore's own): the whole rule set, then one change of each common kind,
-//! each applied as the server's filter loop applies it. Prints one line per figure
-//! (median of the runs). Needs root (or CAP_NET_ADMIN) and nft.
+//! each applied as the server's filter loop applies it (`netfilter::apply`: netlink for
+//! a change batch it can carry, `nft -f` for the whole table), and which way each change
+//! went. Prints one line per figure (median of the runs). Needs root (or CAP_NET_ADMIN)
+//! and nft.
 
 use netfilter::{compile, compile_change, Group, Interface, Peer, Protocol, Rule, Ruleset};
 use std::net::Ipv4Addr;
@@ -109,6 +111,8 @@ fn main() {
         ("one interface added", &with_eni),
     ] {
         let mut times = Vec::new();
+        let mut diffs = Vec::new();
+        let mut path = "";
         for _ in 0..RUNS {
             apply(&format!("{reset}{base}"));
             let started = Instant::now();
@@ -117,9 +121,20 @@ fn main() {
                 std::process::exit(1);
             };
             let diffed = started.elapsed();
+            // Which way `netfilter::apply` sends it (it falls back to nft on a failure).
+            path = if netfilter::parse_batch(&rename(&batch)).is_some() {
+                "netlink"
+            } else {
+                "nft -f"
+            };
+            diffs.push(diffed);
             times.push(diffed + apply(&batch));
         }
-        println!("one change ({what}): {} (diff + nft -f)", ms(median(times)));
+        println!(
+            "one change ({what}): {} (diff {} + apply, {path})",
+            ms(median(times)),
+            ms(median(diffs))
+        );
     }
     let _ = netfilter::apply(&reset);
 }
