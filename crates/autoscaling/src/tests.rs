@@ -285,7 +285,7 @@ fn termination_hooks_hold_an_instance_until_completed_or_timed_out() {
 async fn a_templates_security_group_ids_are_kept_and_described() {
     let (_d, a) = service();
     let params = parse_form(
-        b"Action=CreateLaunchTemplate&Version=2016-11-15&LaunchTemplateName=sg&LaunchTemplateData.InstanceType=t3.micro&LaunchTemplateData.SecurityGroupId.1=sg-0a&LaunchTemplateData.SecurityGroupId.2=sg-0b",
+        b"Action=CreateLaunchTemplate&Version=2016-11-15&LaunchTemplateName=ltsg&LaunchTemplateData.InstanceType=t3.micro&LaunchTemplateData.SecurityGroupId.1=sg-0a&LaunchTemplateData.SecurityGroupId.2=sg-0b",
     )
     .expect("form");
     a.serve_ec2_action(
@@ -298,7 +298,7 @@ async fn a_templates_security_group_ids_are_kept_and_described() {
     .expect("a launch template action")
     .expect("created");
     let params = parse_form(
-        b"Action=DescribeLaunchTemplateVersions&Version=2016-11-15&LaunchTemplateName=sg",
+        b"Action=DescribeLaunchTemplateVersions&Version=2016-11-15&LaunchTemplateName=ltsg",
     )
     .expect("form");
     let out = a
