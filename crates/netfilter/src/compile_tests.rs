@@ -30,9 +30,21 @@ fn default_group(id: &str) -> Group {
     }
 }
 
+/// The rules of chain `name`, or of the set of groups' chain whose name is `name` and a
+/// hash of its rules.
 fn chain<'a>(text: &'a str, name: &str) -> Vec<&'a str> {
     let start = text
         .find(&format!("chain {name} {{"))
+        .or_else(|| {
+            text.match_indices(&format!("chain {name}_"))
+                .find_map(|(at, m)| {
+                    let rest = &text[at + m.len()..];
+                    (rest.len() > 14
+                        && rest[..12].bytes().all(|b| b.is_ascii_hexdigit())
+                        && rest[12..].starts_with(" {"))
+                    .then_some(at)
+                })
+        })
         .unwrap_or_else(|| panic!("no chain {name} in\n{text}"));
     text[start..]
         .lines()
@@ -267,6 +279,33 @@ fn interfaces_with_the_same_groups_share_one_pair_of_chains() {
     };
     let text = compile(&rs);
     assert_eq!(text.matches("\tchain in_").count(), 2, "{text}");
+    // A rule change renames the chain (a hash of its rules ends the name).
+    let mut changed = rs.clone();
+    changed
+        .groups
+        .get_mut("sg-b")
+        .expect("sg-b")
+        .ingress
+        .push(Rule {
+            protocol: Protocol::Tcp { from: 1, to: 1 },
+            peer: Peer::Cidr(Ipv4Addr::new(10, 0, 0, 0), 8),
+        });
+    let again = compile(&changed);
+    let name = |t: &str| {
+        let ingress = &t[t.find("map ingress").expect("map")..];
+        let at = ingress.find("10.0.0.4 : jump ").expect("element") + 16;
+        ingress[at..]
+            .split([',', ' ', '\n'])
+            .next()
+            .expect("name")
+            .to_owned()
+    };
+    assert_ne!(name(&text), name(&again));
+    assert_eq!(
+        name(&text),
+        name(&compile(&rs)),
+        "stable from one compile to the next"
+    );
     assert_eq!(text.matches("\tchain out_").count(), 2, "{text}");
     assert!(text.contains("10.0.0.2 : jump in_sg_a_sg_b"), "{text}");
     assert!(text.contains("10.0.0.3 : jump in_sg_a_sg_b"), "{text}");

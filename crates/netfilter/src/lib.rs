@@ -35,7 +35,7 @@ mod compile;
 mod netlink;
 
 pub use apply::{apply, probe, ApplyError};
-pub use change::{compile_change, compile_update};
+pub use change::{compile_change, compile_change_parts, compile_update, compile_update_parts};
 pub use compile::{
     compile, compile_script, Group, HostPorts, Interface, Listener, Peer, Protocol, Rule, Ruleset,
 };

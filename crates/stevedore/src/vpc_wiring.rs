@@ -204,10 +204,17 @@ async fn run_filter(accounts: Arc<crate::accounts::Accounts>, shutdown: Cancella
                     let started = std::time::Instant::now();
                     let change = applied
                         .as_deref()
-                        .and_then(|old| netfilter::compile_update(old, &script));
+                        .and_then(|old| netfilter::compile_update_parts(old, &script));
                     let whole = change.is_none();
-                    let batch = change.unwrap_or_else(|| script.clone());
-                    match tokio::task::spawn_blocking(move || netfilter::apply(&batch)).await {
+                    let (batch, cleanup) =
+                        change.unwrap_or_else(|| (script.clone(), String::new()));
+                    // The change first (the new rules are in force when it returns), then
+                    // the removal of what nothing uses any more, a second transaction.
+                    let apply = move || {
+                        netfilter::apply(&batch)?;
+                        netfilter::apply(&cleanup)
+                    };
+                    match tokio::task::spawn_blocking(apply).await {
                         Ok(Ok(())) => {
                             tracing::info!(
                                 interfaces = rules.interfaces.len(),
