@@ -398,8 +398,8 @@ fn canonical(groups: &[String]) -> Vec<String> {
 /// A set of groups' chain in direction `dir`: its name and its rule lines. The name is
 /// the set's ([`set_chain`]) and a hash of the rules: a rule change makes a new chain
 /// that the maps' elements are pointed at, and the old one is deleted afterwards, so
-/// the change itself deletes no rule (the kernel waits a grace period for every rule
-/// deletion, 10–25 ms here, more than a change may take).
+/// the change itself deletes no rule (a transaction deleting any rule took 10–25 ms on
+/// the development VM, more than a change may take).
 fn set_chain_text(cx: &Context<'_>, groups: &[String], dir: Direction) -> (String, String) {
     let prefix = match dir {
         Direction::Egress => "out",
