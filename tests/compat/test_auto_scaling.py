@@ -21,17 +21,18 @@ def clients(env):
     return make_client(cfg, "autoscaling"), make_client(cfg, "ec2")
 
 
-def launch_template(ec2, cluster: str, instance_type: str = "t3.medium") -> str:
+def launch_template(ec2, cluster: str, instance_type: str = "t3.medium",
+                    groups: list[str] | None = None) -> str:
     user_data = f"#!/bin/bash\necho ECS_CLUSTER={cluster} >> /etc/ecs/ecs.config\n"
     name = unique("lt")
-    out = ec2.create_launch_template(
-        LaunchTemplateName=name,
-        LaunchTemplateData={
-            "InstanceType": instance_type,
-            "ImageId": "ami-ecs-optimized",
-            "UserData": base64.b64encode(user_data.encode()).decode(),
-        },
-    )
+    data = {
+        "InstanceType": instance_type,
+        "ImageId": "ami-ecs-optimized",
+        "UserData": base64.b64encode(user_data.encode()).decode(),
+    }
+    if groups:
+        data["SecurityGroupIds"] = groups
+    out = ec2.create_launch_template(LaunchTemplateName=name, LaunchTemplateData=data)
     assert out["LaunchTemplate"]["LaunchTemplateName"] == name
     assert out["LaunchTemplate"]["LaunchTemplateId"].startswith("lt-")
     return name
@@ -91,7 +92,11 @@ def in_service(asg, name: str) -> list[dict]:
 def test_group_instances_are_agents_that_join_the_cluster_from_user_data(env):
     aws, cluster = env["aws"], env["cluster"]
     asg, ec2 = clients(env)
-    lt = launch_template(ec2, cluster)
+    # The template's security groups reach its instances (the attribute ECS reads).
+    group = ec2.create_security_group(GroupName=unique("inst"), Description="instances")["GroupId"]
+    lt = launch_template(ec2, cluster, groups=[group])
+    version = ec2.describe_launch_template_versions(LaunchTemplateName=lt)["LaunchTemplateVersions"][0]
+    assert version["LaunchTemplateData"]["SecurityGroupIds"] == [group]
     name = unique("g")
     aws.run("autoscaling", "create-auto-scaling-group", "--auto-scaling-group-name", name,
             "--launch-template", f"LaunchTemplateName={lt}", "--min-size", "0", "--max-size", "3",
@@ -116,8 +121,13 @@ def test_group_instances_are_agents_that_join_the_cluster_from_user_data(env):
         for c in cis:
             attrs = {a["name"]: a.get("value") for a in c["attributes"]}
             assert attrs["ecs.instance-type"] == "t3.medium"
+            assert attrs["stevedore.security-groups"] == group
             res = {r["name"]: r.get("integerValue") for r in c["registeredResources"]}
             assert (res["CPU"], res["MEMORY"]) == (2048, 4096)
+        # Instances hold the group: it cannot be deleted under them.
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            ec2.delete_security_group(GroupId=group)
+        assert code(e) == "DependencyViolation"
 
         family = unique("sleep")
         register_family(aws, family, [{"name": "app", "image": IMAGE, "memory": 32, "essential": True}])

@@ -234,6 +234,11 @@ def test_load_balancer_groups_guard_its_listeners_on_loopback(env, ec2, tables_b
     arn = lb["LoadBalancerArn"]
     assert lb["SecurityGroups"] == [closed]
     try:
+        # A group a load balancer holds cannot be deleted (AWS's code and message).
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            ec2.delete_security_group(GroupId=closed)
+        assert e.value.response["Error"]["Code"] == "DependencyViolation"
+        assert e.value.response["Error"]["Message"] == f"resource {closed} has a dependent object"
         elbv2.create_listener(LoadBalancerArn=arn, Protocol="HTTP", Port=port, DefaultActions=[{
             "Type": "fixed-response", "FixedResponseConfig": {
                 "StatusCode": "200", "ContentType": "text/plain", "MessageBody": "lb-ok"}}])
@@ -274,6 +279,9 @@ def test_load_balancer_groups_guard_its_listeners_on_loopback(env, ec2, tables_b
     wait_for(lambda: "table inet stevedore" not in nft_tables(), 30,
              "Stevedore's nftables table to be removed", env["srv"].log_tail)
     assert nft_tables() == tables_before
+    # With the load balancer gone, its groups can go.
+    for group in (closed, opened):
+        ec2.delete_security_group(GroupId=group)
 
 
 def through(port: int) -> str | None:

@@ -13,6 +13,7 @@ import subprocess
 import time
 import urllib.request
 
+import botocore.exceptions
 import pytest
 
 from agent_fixtures import agent_env, build_image, wait_for
@@ -76,6 +77,11 @@ def test_dynamic_host_ports_are_reachable_only_from_the_load_balancer(env, table
     ecs.put_attributes(cluster=cluster, attributes=[{
         "name": "stevedore.security-groups", "value": hosts, "targetType": "container-instance",
         "targetId": instance}])
+    # A group an instance holds cannot be deleted (AWS's code and message).
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        ec2.delete_security_group(GroupId=hosts)
+    assert e.value.response["Error"]["Code"] == "DependencyViolation"
+    assert e.value.response["Error"]["Message"] == f"resource {hosts} has a dependent object"
     family = unique("web")
     td = ecs.register_task_definition(family=family, containerDefinitions=[{
         "name": "web", "image": IMAGE, "memory": 32, "essential": True, "stopTimeout": 2,
@@ -125,3 +131,5 @@ def test_dynamic_host_ports_are_reachable_only_from_the_load_balancer(env, table
     if tg:
         elbv2.delete_target_group(TargetGroupArn=tg)
     assert nft_tables() == tables_before
+    # Its attribute gone, the instance no longer holds the group.
+    ec2.delete_security_group(GroupId=hosts)

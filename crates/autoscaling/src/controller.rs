@@ -310,6 +310,9 @@ impl AutoScaling {
             },
             availability_zone: i.zone.clone(),
             user_data,
+            security_groups: version
+                .map(|v| v.security_group_ids.clone())
+                .unwrap_or_default(),
             tags: g
                 .tags
                 .iter()

@@ -43,6 +43,10 @@ pub struct TemplateVersion {
     pub user_data: Option<String>,
     /// `IamInstanceProfile.Name` or `.Arn`.
     pub iam_instance_profile: Option<String>,
+    /// `SecurityGroupIds`: the instances' security groups (their published host ports
+    /// are filtered by them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub security_group_ids: Vec<String>,
     /// Created, epoch milliseconds.
     pub created_ms: i64,
 }
@@ -248,6 +252,11 @@ impl AutoScaling {
                     .get("Name")
                     .or_else(|| profile.get("Arn"))
                     .map(str::to_owned),
+                security_group_ids: data
+                    .flat_list("SecurityGroupId")
+                    .into_iter()
+                    .map(str::to_owned)
+                    .collect(),
                 created_ms: now,
             }],
         };
@@ -363,6 +372,13 @@ impl AutoScaling {
                                 x.el("iamInstanceProfile", |x| {
                                     let tag = if p.starts_with("arn:") { "arn" } else { "name" };
                                     x.leaf(tag, p);
+                                });
+                            }
+                            if !ver.security_group_ids.is_empty() {
+                                x.el("securityGroupIdSet", |x| {
+                                    for id in &ver.security_group_ids {
+                                        x.leaf("item", id);
+                                    }
                                 });
                             }
                         });

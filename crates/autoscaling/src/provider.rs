@@ -35,6 +35,10 @@ pub struct InstanceSpec {
     pub user_data: String,
     /// The group's tags that propagate at launch.
     pub tags: BTreeMap<String, String>,
+    /// The launch template's `SecurityGroupIds`: the provider registers the instance
+    /// with them (the `stevedore.security-groups` attribute), so its tasks' published
+    /// host ports are filtered by them.
+    pub security_groups: Vec<String>,
 }
 
 impl InstanceSpec {

@@ -280,3 +280,41 @@ fn termination_hooks_hold_an_instance_until_completed_or_timed_out() {
     plan_group(&mut g, &Observed::default(), 30_000, &mut ids());
     assert_eq!(g.instances[0].lifecycle, Lifecycle::TerminatingProceed);
 }
+
+#[tokio::test]
+async fn a_templates_security_group_ids_are_kept_and_described() {
+    let (_d, a) = service();
+    let params = parse_form(
+        b"Action=CreateLaunchTemplate&Version=2016-11-15&LaunchTemplateName=ltsg&LaunchTemplateData.InstanceType=t3.micro&LaunchTemplateData.SecurityGroupId.1=sg-0a&LaunchTemplateData.SecurityGroupId.2=sg-0b",
+    )
+    .expect("form");
+    a.serve_ec2_action(
+        "CreateLaunchTemplate",
+        &params,
+        "arn:aws:iam::000000000000:root",
+        "r",
+    )
+    .await
+    .expect("a launch template action")
+    .expect("created");
+    let params = parse_form(
+        b"Action=DescribeLaunchTemplateVersions&Version=2016-11-15&LaunchTemplateName=ltsg",
+    )
+    .expect("form");
+    let out = a
+        .serve_ec2_action(
+            "DescribeLaunchTemplateVersions",
+            &params,
+            "arn:aws:iam::000000000000:root",
+            "r",
+        )
+        .await
+        .expect("a launch template action")
+        .expect("described");
+    assert!(
+        out.contains(
+            "<securityGroupIdSet><item>sg-0a</item><item>sg-0b</item></securityGroupIdSet>"
+        ),
+        "{out}"
+    );
+}

@@ -446,6 +446,7 @@ impl Ec2 {
 
     pub(crate) async fn delete_security_group(&self, q: &QueryParams) -> Result<String, Ec2Error> {
         let interfaces = self.list_interfaces().await?;
+        let held = self.groups_in_use().await?;
         let (_, id) = self
             .update(|s| {
                 let g = find_group(s, q)?;
@@ -459,7 +460,9 @@ impl Ec2 {
                         .chain(&o.egress)
                         .any(|r| matches!(&r.peer, Peer::Group { group_id, .. } if *group_id == id))
                 });
-                let in_use = interfaces.iter().any(|i| i.groups.contains(&id));
+                // A task's interface, a load balancer or an instance holding it.
+                let in_use = interfaces.iter().any(|i| i.groups.contains(&id))
+                    || held.iter().any(|groups| groups.contains(&id));
                 if referenced || in_use {
                     return Err(Ec2Error::DependencyViolation(format!(
                         "resource {id} has a dependent object"

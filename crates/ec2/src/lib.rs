@@ -43,6 +43,14 @@ pub trait Interfaces: Send + Sync {
     async fn list(&self) -> Result<Vec<NetworkInterface>, String>;
 }
 
+/// Who else holds security groups (load balancers, container instances): DeleteSecurityGroup
+/// refuses a group any of them still names. The binary implements it over ELBv2 and ECS.
+#[async_trait::async_trait]
+pub trait GroupUsers: Send + Sync {
+    /// The group ids each user holds, as they stand.
+    async fn groups_in_use(&self) -> Result<Vec<Vec<String>>, String>;
+}
+
 /// What serves the EC2 actions this crate does not (launch templates live with auto
 /// scaling): given the action, the parameters and the request id, `Some` answer (the
 /// response document, or an error) or `None` when it does not serve the action either.
@@ -65,6 +73,7 @@ pub struct Ec2 {
     region: String,
     account: String,
     interfaces: Option<Arc<dyn Interfaces>>,
+    users: Option<Arc<dyn GroupUsers>>,
     fallback: Option<Arc<dyn Fallback>>,
     changes: Arc<tokio::sync::watch::Sender<u64>>,
 }
@@ -77,6 +86,7 @@ impl Ec2 {
             region: region.to_owned(),
             account: account.to_owned(),
             interfaces: None,
+            users: None,
             fallback: None,
             changes: Arc::new(tokio::sync::watch::channel(0).0),
         }
@@ -85,6 +95,11 @@ impl Ec2 {
     /// Reads network interfaces from `source`.
     pub fn set_interfaces(&mut self, source: Arc<dyn Interfaces>) {
         self.interfaces = Some(source);
+    }
+
+    /// Asks `users` which groups load balancers and instances hold.
+    pub fn set_group_users(&mut self, users: Arc<dyn GroupUsers>) {
+        self.users = Some(users);
     }
 
     /// Sends the actions this crate does not serve to `fallback`.
@@ -130,6 +145,13 @@ impl Ec2 {
         match &self.interfaces {
             None => Ok(Vec::new()),
             Some(source) => source.list().await.map_err(Ec2Error::Internal),
+        }
+    }
+    /// The groups load balancers and instances hold (none without a source).
+    async fn groups_in_use(&self) -> Result<Vec<Vec<String>>, Ec2Error> {
+        match &self.users {
+            None => Ok(Vec::new()),
+            Some(source) => source.groups_in_use().await.map_err(Ec2Error::Internal),
         }
     }
 }

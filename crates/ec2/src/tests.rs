@@ -208,6 +208,51 @@ async fn group_names_are_unique_per_vpc_and_default_cannot_go() {
     assert_eq!(err.code(), "CannotDelete");
 }
 
+/// Groups held by a load balancer or an instance, as the binary reports them.
+struct Held(Vec<Vec<String>>);
+
+#[async_trait::async_trait]
+impl GroupUsers for Held {
+    async fn groups_in_use(&self) -> Result<Vec<Vec<String>>, String> {
+        Ok(self.0.clone())
+    }
+}
+
+#[tokio::test]
+async fn a_group_a_load_balancer_or_instance_holds_cannot_be_deleted() {
+    let mut f = fixture();
+    let id = |xml: &str| {
+        let start = xml.find("<groupId>").unwrap() + "<groupId>".len();
+        xml[start..start + xml[start..].find('<').unwrap()].to_owned()
+    };
+    let held = id(&f
+        .ec2
+        .create_security_group(&q(&[("GroupName", "lb"), ("GroupDescription", "l")]))
+        .await
+        .unwrap());
+    let free = id(&f
+        .ec2
+        .create_security_group(&q(&[("GroupName", "free"), ("GroupDescription", "f")]))
+        .await
+        .unwrap());
+    f.ec2
+        .set_group_users(Arc::new(Held(vec![vec!["sg-other".into(), held.clone()]])));
+    let err = f
+        .ec2
+        .delete_security_group(&q(&[("GroupId", &held)]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "DependencyViolation");
+    assert_eq!(
+        err.to_string(),
+        format!("resource {held} has a dependent object")
+    );
+    f.ec2
+        .delete_security_group(&q(&[("GroupId", &free)]))
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn ports_are_checked_and_all_traffic_rules_show_no_ports() {
     let f = fixture();

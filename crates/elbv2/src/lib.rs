@@ -127,6 +127,18 @@ impl Elbv2 {
         let _ = self.groups.set(groups);
     }
 
+    /// The security groups of each load balancer that has some (EC2 refuses to delete
+    /// a group a load balancer holds).
+    pub async fn load_balancer_groups(&self) -> Result<Vec<Vec<String>>, Elbv2Error> {
+        let (world, _, _) = self.objects.load().await?;
+        Ok(world
+            .lbs
+            .values()
+            .filter(|lb| !lb.security_groups.is_empty())
+            .map(|lb| lb.security_groups.clone())
+            .collect())
+    }
+
     /// Every listener of a load balancer that has security groups.
     pub async fn guarded_listeners(&self) -> Result<Vec<GuardedListener>, Elbv2Error> {
         let (world, _, _) = self.objects.load().await?;

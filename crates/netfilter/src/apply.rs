@@ -1,6 +1,7 @@
-//! Applying a compiled script with the `nft` tool (the effect half of this crate): one
-//! `nft -f -` run per change, the script on its standard input, so the kernel takes the
-//! whole batch in one transaction or none of it.
+//! Applying a compiled script (the effect half of this crate): one transaction per
+//! change, so the kernel takes the whole batch or none of it: change batches over
+//! netlink where it can carry them, anything else through one `nft -f -` run, the
+//! script on its standard input.
 
 use std::io::Write as _;
 use std::process::{Command, Stdio};
@@ -24,8 +25,28 @@ pub enum ApplyError {
     },
 }
 
-/// Runs `nft -f -` with `script`. Blocking: call it off the async runtime's threads.
+/// Applies `script` in one transaction. Blocking: call it off the async runtime's
+/// threads. A change batch netlink can carry (elements, regular chains, group rules: a
+/// task came or went, a rule changed) is sent over netlink ([`crate::netlink`]);
+/// anything else (a whole table, or a batch netlink could not send) is run by
+/// `nft -f -`.
 pub fn apply(script: &str) -> Result<(), ApplyError> {
+    if let Some(statements) = crate::netlink::parse_batch(script) {
+        if statements.is_empty() {
+            return Ok(());
+        }
+        match crate::netlink::apply_batch(&statements) {
+            Ok(()) => return Ok(()),
+            // nft says the same or better (its message names the statement), and a
+            // kernel that takes nft's batch but not ours still gets its change.
+            Err(error) => tracing::debug!(%error, "Change batch over netlink failed; running nft."),
+        }
+    }
+    run_nft(script)
+}
+
+/// Runs `nft -f -` with `script`.
+fn run_nft(script: &str) -> Result<(), ApplyError> {
     let mut child = Command::new(NFT)
         .args(["-f", "-"])
         .stdin(Stdio::piped())

@@ -87,6 +87,14 @@ fn key(element: &str) -> &str {
 /// or declaration, or a text is not [`compile`](crate::compile)'s): rebuild the table
 /// whole then. An empty batch means nothing changed.
 pub fn compile_change(old: &str, new: &str) -> Option<String> {
+    compile_change_parts(old, new).map(|(change, cleanup)| change + &cleanup)
+}
+
+/// [`compile_change`]'s batch in two: the change itself, after which the table enforces
+/// the new rule set, and the cleanup (chains, sets and maps nothing uses any more,
+/// flushed and deleted), to apply right after as a second transaction. A transaction
+/// that deletes rules took 10–25 ms on a loaded host: the change does without.
+pub fn compile_change_parts(old: &str, new: &str) -> Option<(String, String)> {
     let old: BTreeMap<String, Block> = parse(old)?.into_iter().collect();
     let new_list = parse(new)?;
     let mut out = String::new();
@@ -150,8 +158,10 @@ pub fn compile_change(old: &str, new: &str) -> Option<String> {
     }
     out.push_str(&map_changes);
     out.push_str(&removals);
-    // 5. What is gone: chains flushed before any is deleted (one may jump to another),
-    //    sets and maps after the chains that used them.
+    // 5. What is gone, in the cleanup: chains flushed before any is deleted (one may
+    //    jump to another), sets and maps after the chains that used them.
+    let change = out;
+    let mut out = String::new();
     let new_names: BTreeSet<&String> = new_list.iter().map(|(n, _)| n).collect();
     let gone: Vec<(&String, &Block)> = old.iter().filter(|(n, _)| !new_names.contains(n)).collect();
     for (name, _) in gone.iter().filter(|(_, b)| b.kind == Kind::Chain) {
@@ -171,20 +181,25 @@ pub fn compile_change(old: &str, new: &str) -> Option<String> {
             Kind::Chain => {}
         }
     }
-    Some(out)
+    Some((change, out))
 }
 
 /// The batch from the table one [`compile_script`](crate::compile_script) made to the
 /// one another makes: a change when both keep the table, `None` when the table must be
 /// written whole (it appears, goes, or cannot be bridged).
 pub fn compile_update(old_script: &str, new_script: &str) -> Option<String> {
+    compile_update_parts(old_script, new_script).map(|(change, cleanup)| change + &cleanup)
+}
+
+/// [`compile_update`] as [`compile_change_parts`]: the change, then the cleanup.
+pub fn compile_update_parts(old_script: &str, new_script: &str) -> Option<(String, String)> {
     let prefix = format!("table inet {TABLE} {{}}\ndelete table inet {TABLE}\n");
     let old = old_script.strip_prefix(&prefix)?;
     let new = new_script.strip_prefix(&prefix)?;
     if old.is_empty() || new.is_empty() {
         return None;
     }
-    compile_change(old, new)
+    compile_change_parts(old, new)
 }
 
 fn write_elements<S: AsRef<str>>(

@@ -4,10 +4,17 @@
 //! - one set `sg_<id>` per group named as a peer, holding the current addresses of
 //!   every interface that carries it (a group reference matches its members' private
 //!   addresses, never imports their rules);
-//! - two verdict maps, `egress` and `ingress`, from an interface's address to its chain;
-//! - per interface, `out_<eni>` (egress: allow rules `return`, the last rule drops) and
-//!   `in_<eni>` (ingress: allow rules `accept`, the last rule drops), holding the union of
-//!   the rules of all its groups, since AWS unions them unordered;
+//! - two verdict maps, `egress` and `ingress`, from an interface's address to the chains
+//!   of its set of groups;
+//! - per distinct set of groups carried by an interface (not per interface: the tasks of
+//!   a service share their groups, so a thousand interfaces may need ten chains),
+//!   `out_<groups>` (egress: allow rules `return`, the last rule drops) and
+//!   `in_<groups>` (ingress: allow rules `accept`, the last rule drops), holding the
+//!   union of the rules of all the set's groups, since AWS unions them unordered; the
+//!   name ends with a hash of the rules. An interface that comes or goes with a set
+//!   already present is then only map and set elements, and a rule added to a group
+//!   makes new chains for the sets holding it, which their members' map elements are
+//!   pointed at;
 //! - per guarded listener (a load balancer port whose load balancer has groups),
 //!   `lb_<port>` with the union of the load balancer's groups' ingress rules (allow
 //!   rules `accept`, the last rule drops);
@@ -185,19 +192,34 @@ pub fn compile(rs: &Ruleset) -> String {
             list.join(", ")
         );
     }
-    for (map, prefix) in [("egress", "out"), ("ingress", "in")] {
+    // Each set's chains, egress then ingress, named before the maps that jump to them.
+    let chains: BTreeMap<Vec<String>, [(String, String); 2]> = group_sets(rs)
+        .into_iter()
+        .map(|groups| {
+            let pair = [
+                set_chain_text(&cx, &groups, Direction::Egress),
+                set_chain_text(&cx, &groups, Direction::Ingress),
+            ];
+            (groups, pair)
+        })
+        .collect();
+    for (map, side) in [("egress", 0), ("ingress", 1)] {
         let _ = write!(out, "\tmap {map} {{\n\t\ttype ipv4_addr : verdict\n");
         let elements: Vec<String> = interfaces(rs)
-            .map(|i| format!("{} : jump {}", i.address, chain_name(prefix, &i.id)))
+            .filter_map(|i| {
+                let name = &chains.get(&canonical(&i.groups))?[side].0;
+                Some(format!("{} : jump {name}", i.address))
+            })
             .collect();
         if !elements.is_empty() {
             let _ = writeln!(out, "\t\telements = {{ {} }}", elements.join(", "));
         }
         out.push_str("\t}\n");
     }
-    for i in interfaces(rs) {
-        write_chain(&mut out, &cx, i, Direction::Egress);
-        write_chain(&mut out, &cx, i, Direction::Ingress);
+    for pair in chains.values() {
+        for (name, body) in pair {
+            let _ = write!(out, "\tchain {name} {{\n{body}\t}}\n");
+        }
     }
     let listeners: Vec<&Listener> = listeners(rs).collect();
     for l in &listeners {
@@ -361,17 +383,50 @@ fn compute_marks(rs: &Ruleset) -> BTreeMap<String, BTreeSet<u32>> {
     marks
 }
 
-fn write_chain(out: &mut String, cx: &Context<'_>, i: &Interface, dir: Direction) {
+/// The distinct sets of groups the interfaces carry, each sorted and without repeats.
+fn group_sets(rs: &Ruleset) -> BTreeSet<Vec<String>> {
+    interfaces(rs).map(|i| canonical(&i.groups)).collect()
+}
+
+/// A set of groups in one spelling: sorted, each once (AWS unions a set's rules
+/// unordered, so two interfaces listing the same groups in another order share chains).
+fn canonical(groups: &[String]) -> Vec<String> {
+    let set: BTreeSet<&String> = groups.iter().collect();
+    set.into_iter().cloned().collect()
+}
+
+/// A set of groups' chain in direction `dir`: its name and its rule lines. The name is
+/// the set's ([`set_chain`]) and a hash of the rules: a rule change makes a new chain
+/// that the maps' elements are pointed at, and the old one is deleted afterwards, so
+/// the change itself deletes no rule (a transaction deleting any rule took 10–25 ms on
+/// the development VM, more than a change may take).
+fn set_chain_text(cx: &Context<'_>, groups: &[String], dir: Direction) -> (String, String) {
     let prefix = match dir {
         Direction::Egress => "out",
         Direction::Ingress => "in",
     };
-    let _ = writeln!(out, "\tchain {} {{", chain_name(prefix, &i.id));
+    let mut body = String::new();
     if dir == Direction::Egress {
-        let _ = writeln!(out, "\t\tip daddr {ALWAYS_EGRESS} return");
+        let _ = writeln!(body, "\t\tip daddr {ALWAYS_EGRESS} return");
     }
-    write_rules(out, cx, &i.groups, dir);
-    out.push_str("\t\tdrop\n\t}\n");
+    write_rules(&mut body, cx, groups, dir);
+    body.push_str("\t\tdrop\n");
+    let name = format!(
+        "{}_{:012x}",
+        set_chain(prefix, groups),
+        fnv1a(&body) & 0xffff_ffff_ffff
+    );
+    (name, body)
+}
+
+/// 64-bit FNV-1a: a stable hash (the same from one run to the next, unlike std's).
+fn fnv1a(text: &str) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
 }
 
 /// The union of `groups`' rules in direction `dir`, each line once.
@@ -455,9 +510,22 @@ fn mark_set_name(group: &str) -> String {
     )
 }
 
-/// `in_eni_0123` for `eni-0123`.
-fn chain_name(prefix: &str, eni: &str) -> String {
-    format!("{prefix}_{}", sanitize(eni))
+/// `host_0123` for instance `0123`.
+fn chain_name(prefix: &str, id: &str) -> String {
+    format!("{prefix}_{}", sanitize(id))
+}
+
+/// The name stem of a set of groups' chains: `in_sg_0a_sg_0b` for `sg-0a` and `sg-0b`,
+/// readable in `nft list`; a set whose name would pass nft's 256-byte limit for chain
+/// names is named by a 64-bit FNV-1a hash of its ids instead (`in_h0123456789abcdef`),
+/// stable from one run to the next as the incremental changes need.
+pub(crate) fn set_chain(prefix: &str, groups: &[String]) -> String {
+    let groups = canonical(groups);
+    let name = format!("{prefix}_{}", sanitize(&groups.join("_")));
+    if name.len() <= 200 {
+        return name;
+    }
+    format!("{prefix}_h{:016x}", fnv1a(&groups.join(",")))
 }
 
 /// Letters, digits and `_` only.

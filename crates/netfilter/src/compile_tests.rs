@@ -30,9 +30,21 @@ fn default_group(id: &str) -> Group {
     }
 }
 
+/// The rules of chain `name`, or of the set of groups' chain whose name is `name` and a
+/// hash of its rules.
 fn chain<'a>(text: &'a str, name: &str) -> Vec<&'a str> {
     let start = text
         .find(&format!("chain {name} {{"))
+        .or_else(|| {
+            text.match_indices(&format!("chain {name}_"))
+                .find_map(|(at, m)| {
+                    let rest = &text[at + m.len()..];
+                    (rest.len() > 14
+                        && rest[..12].bytes().all(|b| b.is_ascii_hexdigit())
+                        && rest[12..].starts_with(" {"))
+                    .then_some(at)
+                })
+        })
         .unwrap_or_else(|| panic!("no chain {name} in\n{text}"));
     text[start..]
         .lines()
@@ -58,13 +70,13 @@ fn default_group_members_admit_each_other_through_a_set_of_their_addresses() {
         text.contains("set sg_a {\n\t\ttype ipv4_addr\n\t\telements = { 172.31.0.5, 172.31.0.6 }"),
         "{text}"
     );
-    assert_eq!(chain(&text, "in_eni_a1"), ["ip saddr @sg_a accept", "drop"]);
+    assert_eq!(chain(&text, "in_sg_a"), ["ip saddr @sg_a accept", "drop"]);
     assert_eq!(
-        chain(&text, "out_eni_a1"),
+        chain(&text, "out_sg_a"),
         ["ip daddr 169.254.0.0/16 return", "return", "drop"]
     );
-    assert!(text.contains("172.31.0.5 : jump in_eni_a1"), "{text}");
-    assert!(text.contains("172.31.0.6 : jump out_eni_a2"), "{text}");
+    assert!(text.contains("172.31.0.5 : jump in_sg_a"), "{text}");
+    assert!(text.contains("172.31.0.6 : jump out_sg_a"), "{text}");
 }
 
 #[test]
@@ -76,9 +88,9 @@ fn a_group_without_rules_drops_everything_but_established_flows() {
         hosts: Vec::new(),
     };
     let text = compile(&rs);
-    assert_eq!(chain(&text, "in_eni_b"), ["drop"]);
+    assert_eq!(chain(&text, "in_sg_empty"), ["drop"]);
     assert_eq!(
-        chain(&text, "out_eni_b"),
+        chain(&text, "out_sg_empty"),
         ["ip daddr 169.254.0.0/16 return", "drop"]
     );
     let forward = chain(&text, "forward");
@@ -90,7 +102,7 @@ fn a_group_without_rules_drops_everything_but_established_flows() {
         listeners: Vec::new(),
         hosts: Vec::new(),
     };
-    assert_eq!(chain(&compile(&rs), "in_eni_c"), ["drop"]);
+    assert_eq!(chain(&compile(&rs), "in_sg_gone"), ["drop"]);
 }
 
 #[test]
@@ -161,7 +173,7 @@ fn protocols_ports_and_cidrs_become_nft_matches() {
     };
     let text = compile(&rs);
     assert_eq!(
-        chain(&text, "in_eni_x"),
+        chain(&text, "in_sg_x"),
         [
             "ip saddr 10.1.0.0/16 tcp dport 80 accept",
             "tcp dport 8000-8100 accept",
@@ -174,7 +186,7 @@ fn protocols_ports_and_cidrs_become_nft_matches() {
         ]
     );
     assert_eq!(
-        chain(&text, "out_eni_x"),
+        chain(&text, "out_sg_x"),
         [
             "ip daddr 169.254.0.0/16 return",
             "tcp dport 443 return",
@@ -199,11 +211,11 @@ fn rules_of_several_groups_are_unioned_once() {
     };
     let text = compile(&rs);
     assert_eq!(
-        chain(&text, "in_eni_u"),
+        chain(&text, "in_sg_1_sg_2"),
         ["ip saddr @sg_1 accept", "ip saddr @sg_2 accept", "drop"]
     );
     assert_eq!(
-        chain(&text, "out_eni_u"),
+        chain(&text, "out_sg_1_sg_2"),
         ["ip daddr 169.254.0.0/16 return", "return", "drop"]
     );
 }
@@ -246,7 +258,73 @@ fn a_duplicate_address_is_enforced_once() {
         hosts: Vec::new(),
     };
     let text = compile(&rs);
-    assert!(!text.contains("eni_2"), "{text}");
+    assert_eq!(text.matches("10.0.0.2 : jump in_sg_a").count(), 1, "{text}");
+}
+
+#[test]
+fn interfaces_with_the_same_groups_share_one_pair_of_chains() {
+    let rs = Ruleset {
+        interfaces: vec![
+            eni("eni-1", "10.0.0.2", &["sg-a", "sg-b"]),
+            eni("eni-2", "10.0.0.3", &["sg-b", "sg-a", "sg-b"]),
+            eni("eni-3", "10.0.0.4", &["sg-b"]),
+        ],
+        groups: [
+            ("sg-a".to_owned(), default_group("sg-a")),
+            ("sg-b".to_owned(), default_group("sg-b")),
+        ]
+        .into(),
+        listeners: Vec::new(),
+        hosts: Vec::new(),
+    };
+    let text = compile(&rs);
+    assert_eq!(text.matches("\tchain in_").count(), 2, "{text}");
+    // A rule change renames the chain (a hash of its rules ends the name).
+    let mut changed = rs.clone();
+    changed
+        .groups
+        .get_mut("sg-b")
+        .expect("sg-b")
+        .ingress
+        .push(Rule {
+            protocol: Protocol::Tcp { from: 1, to: 1 },
+            peer: Peer::Cidr(Ipv4Addr::new(10, 0, 0, 0), 8),
+        });
+    let again = compile(&changed);
+    let name = |t: &str| {
+        let ingress = &t[t.find("map ingress").expect("map")..];
+        let at = ingress.find("10.0.0.4 : jump ").expect("element") + 16;
+        ingress[at..]
+            .split([',', ' ', '\n'])
+            .next()
+            .expect("name")
+            .to_owned()
+    };
+    assert_ne!(name(&text), name(&again));
+    assert_eq!(
+        name(&text),
+        name(&compile(&rs)),
+        "stable from one compile to the next"
+    );
+    assert_eq!(text.matches("\tchain out_").count(), 2, "{text}");
+    assert!(text.contains("10.0.0.2 : jump in_sg_a_sg_b"), "{text}");
+    assert!(text.contains("10.0.0.3 : jump in_sg_a_sg_b"), "{text}");
+    assert!(text.contains("10.0.0.4 : jump in_sg_b"), "{text}");
+    assert_eq!(
+        chain(&text, "in_sg_a_sg_b"),
+        ["ip saddr @sg_a accept", "ip saddr @sg_b accept", "drop"]
+    );
+}
+
+#[test]
+fn a_set_of_many_groups_is_named_by_a_stable_hash() {
+    let groups: Vec<String> = (0..16).map(|i| format!("sg-{i:017x}")).collect();
+    let name = set_chain("in", &groups);
+    assert!(name.len() < 64 && name.starts_with("in_h"), "{name}");
+    let mut reversed = groups.clone();
+    reversed.reverse();
+    assert_eq!(set_chain("in", &reversed), name);
+    assert_ne!(set_chain("in", &groups[1..]), name);
 }
 
 /// The compiled script is valid nft syntax: checked with `nft -c` (which changes
@@ -362,7 +440,7 @@ fn a_target_admitting_the_load_balancers_group_admits_its_marked_connections() {
     };
     let text = compile(&rs);
     assert_eq!(
-        chain(&text, "in_eni_t"),
+        chain(&text, "in_sg_t"),
         [
             "ip saddr @sg_lb tcp dport 8080 accept",
             "meta mark @sgm_lb tcp dport 8080 accept",

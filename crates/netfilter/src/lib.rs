@@ -1,7 +1,7 @@
 //! `netfilter` owns security-group enforcement on a Linux host: the pure compilation of
 //! network interfaces (an address and its groups) and the groups' rules into one
-//! nftables table ([`compile`]), and applying that table with the `nft` tool
-//! ([`apply`]). It knows nothing of EC2's API or of ECS: the binary hands it plain
+//! nftables table ([`compile`]), and applying that table with the `nft` tool or its
+//! changes over netlink ([`apply`]). It knows nothing of EC2's API or of ECS: the binary hands it plain
 //! [`Ruleset`]s.
 //!
 //! The table is Stevedore's own, `inet stevedore` ([`TABLE`]); nothing here reads or
@@ -9,7 +9,9 @@
 //! (create, delete, recreate: one kernel transaction), so stale rules cannot survive
 //! it; a change to a table already written is the smaller batch of what differs
 //! ([`compile_change`]), also one transaction, so a change never shows a half-written
-//! rule set.
+//! rule set. Change batches of elements, regular chains and group rules go to the kernel
+//! over netlink ([`apply_batch`]) instead of through `nft`, whose start alone costs
+//! more than a change may take.
 //!
 //! How traffic is matched (the host has `br_netfilter`: bridged IPv4 frames traverse
 //! the `inet` hooks, with conntrack):
@@ -30,11 +32,16 @@
 mod apply;
 mod change;
 mod compile;
+mod netlink;
 
 pub use apply::{apply, probe, ApplyError};
-pub use change::{compile_change, compile_update};
+pub use change::{compile_change, compile_change_parts, compile_update, compile_update_parts};
 pub use compile::{
     compile, compile_script, Group, HostPorts, Interface, Listener, Peer, Protocol, Rule, Ruleset,
+};
+pub use netlink::{
+    apply_batch, apply_elements, parse_batch, parse_elements, Element, Expr, NetlinkError,
+    SetChange, Statement,
 };
 
 /// The nftables table Stevedore creates, owns and removes (family `inet`).

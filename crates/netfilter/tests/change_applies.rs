@@ -132,3 +132,175 @@ fn a_change_batch_leaves_the_table_a_whole_write_would() {
         panic!("{e}");
     }
 }
+
+/// Interfaces coming and going with groups already present are element-only batches:
+/// sent over netlink (not through `nft`, which `apply` would fall back to), they leave
+/// the table as a whole write would.
+#[test]
+fn element_batches_over_netlink_leave_the_table_a_whole_write_would() {
+    if netfilter::probe().is_err() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "nft is required under CI=true"
+        );
+        eprintln!("nft cannot run here; not checked");
+        return;
+    }
+    let pid = std::process::id();
+    let (stepped, whole) = (
+        format!("stevedore_t{pid}_ns"),
+        format!("stevedore_t{pid}_nw"),
+    );
+    let rename =
+        |script: &str, table: &str| script.replace("inet stevedore", &format!("inet {table}"));
+    let steps = [
+        ruleset(2, true, true),
+        ruleset(5, true, true),
+        ruleset(3, true, true),
+        ruleset(4, true, true),
+    ];
+    let mut result = nft(&rename(&compile_script(&steps[0]), &stepped));
+    for pair in steps.windows(2) {
+        if result.is_err() {
+            break;
+        }
+        let (old, new) = (compile_script(&pair[0]), compile_script(&pair[1]));
+        let batch = rename(&compile_update(&old, &new).expect("bridgeable"), &stepped);
+        let Some(changes) = netfilter::parse_elements(&batch) else {
+            result = Err(format!("not an element batch:\n{batch}"));
+            break;
+        };
+        result = netfilter::apply_elements(&changes)
+            .map_err(|e| e.to_string())
+            .and_then(|()| nft(&rename(&new, &whole)))
+            .map_err(|e| format!("{e}\nbatch:\n{batch}"));
+        if result.is_err() {
+            break;
+        }
+        let (a, b) = (listing(&stepped), listing(&whole));
+        if a != b {
+            result = Err(format!("stepped:\n{a}\nwhole:\n{b}\nbatch:\n{batch}"));
+        }
+    }
+    // A refused batch (an element of a set that does not exist) changes nothing.
+    if result.is_ok() {
+        let before = listing(&stepped);
+        let bad = format!(
+            "add element inet {stepped} sg_a {{ 10.99.9.9 }}\nadd element inet {stepped} no_such_set {{ 10.99.9.9 }}\n"
+        );
+        let changes = netfilter::parse_elements(&bad).expect("elements");
+        if netfilter::apply_elements(&changes).is_ok() {
+            result = Err("a batch naming a missing set was taken".into());
+        } else if listing(&stepped) != before {
+            result = Err("a refused batch changed the table".into());
+        }
+    }
+    for t in [&stepped, &whole] {
+        let _ = nft(&format!("table inet {t} {{}}\ndelete table inet {t}\n"));
+    }
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}
+
+/// Rules added to and removed from a group rewrite its set's chain over netlink: the
+/// rules of every shape a group chain holds list exactly as nft's own.
+#[test]
+fn rule_changes_over_netlink_list_as_nfts_own() {
+    if netfilter::probe().is_err() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "nft is required under CI=true"
+        );
+        eprintln!("nft cannot run here; not checked");
+        return;
+    }
+    let pid = std::process::id();
+    let (stepped, whole) = (
+        format!("stevedore_t{pid}_rs"),
+        format!("stevedore_t{pid}_rw"),
+    );
+    let rename =
+        |script: &str, table: &str| script.replace("inet stevedore", &format!("inet {table}"));
+    let base = ruleset(3, true, true);
+    let mut more = base.clone();
+    let cidr = |a: [u8; 4], len| Peer::Cidr(Ipv4Addr::from(a), len);
+    let shapes = [
+        (Protocol::Tcp { from: 80, to: 90 }, cidr([10, 1, 0, 0], 16)),
+        (
+            Protocol::Udp { from: 53, to: 53 },
+            cidr([192, 168, 1, 7], 32),
+        ),
+        (
+            Protocol::Tcp { from: 0, to: 65535 },
+            Peer::Group("sg-lb".into()),
+        ),
+        (
+            Protocol::Icmp {
+                icmp_type: Some(8),
+                code: Some(0),
+            },
+            cidr([172, 16, 0, 0], 12),
+        ),
+        (
+            Protocol::Icmp {
+                icmp_type: Some(3),
+                code: None,
+            },
+            cidr([0, 0, 0, 0], 0),
+        ),
+        (
+            Protocol::Icmp {
+                icmp_type: None,
+                code: None,
+            },
+            Peer::Group("sg-a".into()),
+        ),
+        (Protocol::Number(47), cidr([10, 2, 3, 0], 24)),
+        (
+            Protocol::Udp {
+                from: 1000,
+                to: 2000,
+            },
+            Peer::Group("sg-lb".into()),
+        ),
+    ];
+    let group = more.groups.get_mut("sg-a").expect("sg-a");
+    for (protocol, peer) in shapes {
+        group.ingress.push(Rule {
+            protocol,
+            peer: peer.clone(),
+        });
+        group.egress.push(Rule { protocol, peer });
+    }
+    let steps = [base.clone(), more, base];
+    let mut result = nft(&rename(&compile_script(&steps[0]), &stepped));
+    for pair in steps.windows(2) {
+        if result.is_err() {
+            break;
+        }
+        let (old, new) = (compile_script(&pair[0]), compile_script(&pair[1]));
+        let batch = rename(&compile_update(&old, &new).expect("bridgeable"), &stepped);
+        let Some(statements) = netfilter::parse_batch(&batch) else {
+            result = Err(format!("netlink cannot carry:\n{batch}"));
+            break;
+        };
+        result = netfilter::apply_batch(&statements)
+            .map_err(|e| e.to_string())
+            .and_then(|()| nft(&rename(&new, &whole)))
+            .map_err(|e| format!("{e}\nbatch:\n{batch}"));
+        if result.is_err() {
+            break;
+        }
+        let (a, b) = (listing(&stepped), listing(&whole));
+        if a != b {
+            result = Err(format!("stepped:\n{a}\nwhole:\n{b}\nbatch:\n{batch}"));
+        }
+    }
+    for t in [&stepped, &whole] {
+        let _ = nft(&format!("table inet {t} {{}}\ndelete table inet {t}\n"));
+    }
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}

@@ -99,12 +99,23 @@ impl InstanceProvider for LocalInstances {
         let err = log
             .try_clone()
             .map_err(|e| ProviderError(format!("creating the agent log: {e}")))?;
-        let child = Command::new(&self.exe)
+        let mut command = Command::new(&self.exe);
+        command
             .arg("agent")
             .arg("--config")
             .arg(&config)
             .arg("--region")
-            .arg(&self.region)
+            .arg(&self.region);
+        if !spec.security_groups.is_empty() {
+            // The launch template's groups: ECS reads them from this attribute, and the
+            // packet filter guards the instance's published host ports with them.
+            command.arg("--attribute").arg(format!(
+                "{}={}",
+                ecs::SECURITY_GROUPS_ATTRIBUTE,
+                spec.security_groups.join(",")
+            ));
+        }
+        let child = command
             .env("AWS_ACCESS_KEY_ID", &self.key.access_key_id)
             .env("AWS_SECRET_ACCESS_KEY", &self.key.secret_access_key)
             .env_remove("AWS_SESSION_TOKEN")

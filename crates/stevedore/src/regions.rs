@@ -326,11 +326,10 @@ impl Factory {
             )));
         // Before any clone of `ecs` is handed out: they all check awsvpc launches
         // against EC2. EC2 actions it does not serve (launch templates) go to Auto Scaling.
-        let ec2 = crate::vpc_wiring::wire_region(&mut ecs, store.clone(), &scope).with_fallback(
-            Arc::new(crate::ec2_launch_templates::LaunchTemplates(
+        let ec2 = crate::vpc_wiring::wire_region(&mut ecs, &elb, store.clone(), &scope)
+            .with_fallback(Arc::new(crate::ec2_launch_templates::LaunchTemplates(
                 autoscaling.clone(),
-            )),
-        );
+            )));
         elb.set_security_groups(Arc::new(crate::vpc_wiring::Elbv2Groups(ec2.clone())));
         let logs = logs::Logs::new(store.clone(), Arc::new(events), scope.clone())
             .with_metric_sink(Arc::new(crate::logs_metrics_wiring::CloudWatchLogMetrics(

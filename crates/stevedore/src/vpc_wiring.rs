@@ -33,12 +33,47 @@ const FILTER_UNKNOWN: u8 = 0;
 const FILTER_READY: u8 = 1;
 const FILTER_MISSING: u8 = 2;
 
-/// Builds a region's EC2 over its `store` and wires it both ways with its `ecs`.
-pub fn wire_region(ecs: &mut ecs::Ecs, store: Arc<dyn Store>, scope: &ArnScope) -> ec2::Ec2 {
+/// Builds a region's EC2 over its `store` and wires it both ways with its `ecs`, and
+/// to its `elb` and `ecs` for the groups their load balancers and instances hold.
+pub fn wire_region(
+    ecs: &mut ecs::Ecs,
+    elb: &elbv2::Elbv2,
+    store: Arc<dyn Store>,
+    scope: &ArnScope,
+) -> ec2::Ec2 {
     let mut ec2 = ec2::Ec2::new(store, &scope.region, &scope.account_id);
     ecs.set_networks(Arc::new(EcsNetworks(ec2.clone())));
     ec2.set_interfaces(Arc::new(EcsInterfaces(ecs.clone())));
+    ec2.set_group_users(Arc::new(GroupHolders {
+        ecs: ecs.clone(),
+        elb: elb.clone(),
+    }));
     ec2
+}
+
+/// The groups load balancers (ELBv2) and container instances (ECS's
+/// `stevedore.security-groups` attribute) hold, for DeleteSecurityGroup's check.
+struct GroupHolders {
+    ecs: ecs::Ecs,
+    elb: elbv2::Elbv2,
+}
+
+#[async_trait::async_trait]
+impl ec2::GroupUsers for GroupHolders {
+    async fn groups_in_use(&self) -> Result<Vec<Vec<String>>, String> {
+        let mut held = self
+            .elb
+            .load_balancer_groups()
+            .await
+            .map_err(|e| e.to_string())?;
+        let instances = self
+            .ecs
+            .guarded_instances()
+            .await
+            .map_err(|e| e.to_string())?;
+        held.extend(instances.into_iter().map(|i| i.security_groups));
+        Ok(held)
+    }
 }
 
 /// ELBv2's check of load balancers' security groups against the region's EC2.
@@ -169,10 +204,17 @@ async fn run_filter(accounts: Arc<crate::accounts::Accounts>, shutdown: Cancella
                     let started = std::time::Instant::now();
                     let change = applied
                         .as_deref()
-                        .and_then(|old| netfilter::compile_update(old, &script));
+                        .and_then(|old| netfilter::compile_update_parts(old, &script));
                     let whole = change.is_none();
-                    let batch = change.unwrap_or_else(|| script.clone());
-                    match tokio::task::spawn_blocking(move || netfilter::apply(&batch)).await {
+                    let (batch, cleanup) =
+                        change.unwrap_or_else(|| (script.clone(), String::new()));
+                    // The change first (the new rules are in force when it returns), then
+                    // the removal of what nothing uses any more, a second transaction.
+                    let apply = move || {
+                        netfilter::apply(&batch)?;
+                        netfilter::apply(&cleanup)
+                    };
+                    match tokio::task::spawn_blocking(apply).await {
                         Ok(Ok(())) => {
                             tracing::info!(
                                 interfaces = rules.interfaces.len(),
