@@ -50,6 +50,11 @@ def test_group_validation_is_aws_shaped(env):
     with pytest.raises(botocore.exceptions.ClientError) as e:
         ec2.create_launch_template(LaunchTemplateName=lt, LaunchTemplateData={"InstanceType": "t3.micro"})
     assert code(e) == "InvalidLaunchTemplateName.AlreadyExistsException"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        ec2.create_launch_template(LaunchTemplateName=unique("lt"),
+                                   LaunchTemplateData={"SecurityGroups": ["default"]})
+    assert code(e) == "InvalidParameterValue"
+    assert "SecurityGroupIds" in str(e.value)
     zones = ["us-east-1a"]
     with pytest.raises(botocore.exceptions.ClientError) as e:
         asg.create_auto_scaling_group(AutoScalingGroupName=unique("g"), MinSize=2, MaxSize=1,

@@ -233,6 +233,14 @@ impl AutoScaling {
                 ));
             }
         }
+        // Groups by name would need the EC2 API's names resolved at launch; refused
+        // rather than stored and never applied.
+        if data.has("SecurityGroup") {
+            return Err(AutoScalingError::Ec2(
+                "InvalidParameterValue",
+                "LaunchTemplateData.SecurityGroups (group names) is not supported by Stevedore: give the groups' IDs in SecurityGroupIds.".into(),
+            ));
+        }
         let now = self.now_ms();
         let id = format!("lt-{}", &uuid::Uuid::new_v4().simple().to_string()[..17]);
         let profile = data.structure("IamInstanceProfile");
