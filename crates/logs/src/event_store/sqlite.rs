@@ -64,9 +64,10 @@ const CLUSTER_EVENTS: &str = "
 ";
 
 /// How much of the database a scan connection maps. Mapped pages are the kernel's page
-/// cache, shared and reclaimable, but they count in the server's RSS once touched, so
-/// the map is bounded.
-const SCAN_MMAP_BYTES: i64 = 256 << 20;
+/// cache, shared and reclaimable, but they count in the server's RSS (as file pages)
+/// once touched, so the map is bounded. Over 10 million events (1.2 GiB) a 4 GiB map
+/// scanned 1.4x faster than a 256 MiB one; 1 GiB covers about 8 million events.
+const SCAN_MMAP_BYTES: i64 = 1 << 30;
 
 /// The SQLite-backed [`EventStore`] (see the module docs).
 pub struct SqliteEventStore {
