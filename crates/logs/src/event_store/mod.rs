@@ -160,35 +160,14 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// Visits `stream`'s events strictly between `after` and `before` in ascending order
     /// until `visit` returns false. Unlike [`EventStore::read`] nothing is copied, which
-    /// is what a long scan (a Logs Insights query) wants. This default reads chunks.
+    /// is what a long scan (a Logs Insights query) wants.
     fn scan(
         &self,
         stream: &StreamId,
         after: Option<Place>,
         before: Option<Place>,
         visit: &mut dyn FnMut(EventView<'_>) -> bool,
-    ) -> Result<(), StoreError> {
-        const CHUNK: usize = 1024;
-        let mut after = after;
-        loop {
-            let got = self.read(stream, after, before, false, CHUNK)?;
-            for e in &got {
-                let view = EventView {
-                    timestamp: e.timestamp,
-                    seq: e.seq,
-                    ingestion_time: e.ingestion_time,
-                    message: &e.message,
-                };
-                if !visit(view) {
-                    return Ok(());
-                }
-            }
-            match got.last() {
-                Some(last) if got.len() == CHUNK => after = Some((last.timestamp, last.seq)),
-                _ => return Ok(()),
-            }
-        }
-    }
+    ) -> Result<(), StoreError>;
 
     /// Deletes up to `batch` of `stream`'s events with timestamps below `floor`
     /// (oldest first); every event when `floor` is `None`.

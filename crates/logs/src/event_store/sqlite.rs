@@ -36,27 +36,23 @@ const SCHEMA: &str = "
         next_seq    INTEGER NOT NULL,
         UNIQUE (grp, stream, incarnation)
     );
-    CREATE TABLE IF NOT EXISTS events (
-        sid      INTEGER NOT NULL,
-        ts       INTEGER NOT NULL,
-        seq      INTEGER NOT NULL,
-        ingested INTEGER NOT NULL,
-        message  TEXT    NOT NULL,
-        PRIMARY KEY (sid, ts, seq)
-    ) WITHOUT ROWID;
 ";
 
-/// Converts an `events` table of the first layout (rowid table + unique index on the
-/// place) to the clustered one. One transaction: a crash leaves the old table whole.
-const CLUSTER_EVENTS: &str = "
-    CREATE TABLE events_clustered (
+/// The columns and key of the `events` table (created under two names, see
+/// [`CLUSTER_EVENTS`]).
+const EVENTS_TABLE: &str = "(
         sid      INTEGER NOT NULL,
         ts       INTEGER NOT NULL,
         seq      INTEGER NOT NULL,
         ingested INTEGER NOT NULL,
         message  TEXT    NOT NULL,
         PRIMARY KEY (sid, ts, seq)
-    ) WITHOUT ROWID;
+    ) WITHOUT ROWID";
+
+/// Converts an `events` table of the first layout (rowid table + unique index on the
+/// place) into `events_clustered` (created first, as [`EVENTS_TABLE`]), which then takes
+/// its name. One transaction: a crash leaves the old table whole.
+const CLUSTER_EVENTS: &str = "
     INSERT INTO events_clustered (sid, ts, seq, ingested, message)
         SELECT sid, ts, seq, ingested, message FROM events ORDER BY sid, ts, seq;
     DROP TABLE events;
@@ -158,7 +154,9 @@ impl SqliteEventStore {
             .pragma_update(None, "synchronous", "FULL")
             .map_err(backend("set synchronous=FULL"))?;
         writer
-            .execute_batch(SCHEMA)
+            .execute_batch(&format!(
+                "{SCHEMA} CREATE TABLE IF NOT EXISTS events {EVENTS_TABLE};"
+            ))
             .map_err(backend("create the schema"))?;
         cluster_events(&mut writer)?;
         let reader = open_reader(&path)?;
@@ -193,8 +191,10 @@ fn cluster_events(conn: &mut Connection) -> Result<(), StoreError> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(backend("begin the events table's conversion"))?;
-    tx.execute_batch(CLUSTER_EVENTS)
-        .map_err(backend("convert the events table"))?;
+    tx.execute_batch(&format!(
+        "CREATE TABLE events_clustered {EVENTS_TABLE}; {CLUSTER_EVENTS}"
+    ))
+    .map_err(backend("convert the events table"))?;
     tx.commit()
         .map_err(backend("commit the events table's conversion"))?;
     tracing::info!(
