@@ -397,7 +397,7 @@ fn execute(
                     });
                     if flow == Flow::Stop {
                         stop = true;
-                    } else if progress.scanned % CHECK_EVERY == 0 {
+                    } else if progress.scanned.is_multiple_of(CHECK_EVERY) {
                         if let Some(o) = progress.interrupted(exec.matched()) {
                             (outcome, stop) = (o, true);
                         }
