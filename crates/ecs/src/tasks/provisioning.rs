@@ -167,6 +167,11 @@ impl Ecs {
                 .map(|a| (a.name.clone(), a.value.clone()))
                 .collect(),
         };
+        // Only the instances of the provider's own group are eligible (as on ECS).
+        let members = match w.provider.as_deref() {
+            Some(p) => self.provider_members([p]).await?.remove(p),
+            None => None,
+        };
         let shared = self.view_for(cluster);
         let mut view = shared.lock().await;
         self.refresh_view(cluster, &mut view, false).await?;
@@ -175,10 +180,15 @@ impl Ecs {
         let choose = |v: &crate::view::ClusterView| {
             placement::place(&v.instances, &request, 1, &constraints, &strategies, seed)
         };
-        // Tasks of group providers run on the user's instances, never on hidden capacity.
-        let plan = match fargate::restrict(&view, false) {
-            Some((sub, map)) => fargate::widen(choose(&sub), &map),
-            None => choose(&view),
+        // Tasks of group providers run on their group's instances, never on hidden
+        // capacity (a record without a provider: on any of the user's instances).
+        let plan = match (&members, fargate::restrict(&view, false)) {
+            (Some(members), _) => {
+                let (sub, map) = super::group_capacity::restrict_to_members(&view, members);
+                fargate::widen(choose(&sub), &map)
+            }
+            (None, Some((sub, map))) => fargate::widen(choose(&sub), &map),
+            (None, None) => choose(&view),
         };
         let Some(&idx) = plan.placements.first() else {
             let reason = plan
