@@ -298,10 +298,7 @@ impl Ecs {
             }
             for instance in &group.held {
                 let drained = self.drain_for_termination(&group.arn, instance).await?;
-                match groups
-                    .draining_action(&group.arn, instance, drained)
-                    .await
-                {
+                match groups.draining_action(&group.arn, instance, drained).await {
                     Ok(()) if drained => {
                         released += 1;
                         tracing::info!(group = %group.name, instance = %instance, "Managed draining: the instance drained; its termination proceeds.");
@@ -340,7 +337,8 @@ impl Ecs {
                 let Some(arn) = si.instance.container_instance_arn.clone() else {
                     continue;
                 };
-                if si.instance.status != Some(model::ecs::status::ContainerInstanceStatus::Inactive) {
+                if si.instance.status != Some(model::ecs::status::ContainerInstanceStatus::Inactive)
+                {
                     crate::container_instances::deregister_container_instance(
                         self,
                         DeregisterContainerInstanceRequest {
@@ -356,7 +354,11 @@ impl Ecs {
                 let on_it = self
                     .objects
                     .store()
-                    .range(&crate::objects::instance_task_prefix(&name, id), None, usize::MAX)
+                    .range(
+                        &crate::objects::instance_task_prefix(&name, id),
+                        None,
+                        usize::MAX,
+                    )
                     .await?;
                 for entry in on_it.items {
                     let Some(task) = entry.key.rsplit('/').next() else {

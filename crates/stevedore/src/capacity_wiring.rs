@@ -73,7 +73,13 @@ impl AutoScalingGroups for EcsGroups {
     async fn set_draining_hook(&self, arn: &str, present: bool) -> Result<(), String> {
         let name = self.name_of(arn).await?;
         self.0
-            .ensure_termination_hook(&name, DRAINING_HOOK, DRAINING_HOOK_HEARTBEAT, "CONTINUE", present)
+            .ensure_termination_hook(
+                &name,
+                DRAINING_HOOK,
+                DRAINING_HOOK_HEARTBEAT,
+                "CONTINUE",
+                present,
+            )
             .await
             .map_err(|e| e.to_string())
     }
@@ -86,7 +92,12 @@ impl AutoScalingGroups for EcsGroups {
     ) -> Result<(), String> {
         let name = self.name_of(arn).await?;
         self.0
-            .lifecycle_action_for(&name, DRAINING_HOOK, instance_id, complete.then_some("CONTINUE"))
+            .lifecycle_action_for(
+                &name,
+                DRAINING_HOOK,
+                instance_id,
+                complete.then_some("CONTINUE"),
+            )
             .await
             .map_err(|e| e.to_string())
     }
@@ -130,7 +141,11 @@ impl autoscaling::TerminationGate for EcsDraining {
         match self.0.instance_terminated(instance_id).await {
             Ok(0) => {}
             Ok(stopped) => {
-                tracing::info!(instance = instance_id, stopped, "Tasks of a terminated instance stopped.");
+                tracing::info!(
+                    instance = instance_id,
+                    stopped,
+                    "Tasks of a terminated instance stopped."
+                );
             }
             Err(error) => {
                 tracing::warn!(%error, instance = instance_id, "The tasks of a terminated instance could not be stopped.");

@@ -606,9 +606,13 @@ impl Ecs {
             self.refresh_view(&l.cluster, &mut view, attempt > 0)
                 .await?;
             let (plan, placed_providers, waiting_providers) = match (wait, &members) {
-                (Some(w), Some(members)) => {
-                    split_over_groups(&view, l.capacity.groups().unwrap_or_default(), members, w.count, &choose)
-                }
+                (Some(w), Some(members)) => split_over_groups(
+                    &view,
+                    l.capacity.groups().unwrap_or_default(),
+                    members,
+                    w.count,
+                    &choose,
+                ),
                 _ => {
                     // Hidden Fargate capacity and the user's instances never mix.
                     let plan = match fargate::restrict(&view, fargate.is_some()) {
@@ -1140,7 +1144,8 @@ fn split_over_groups(
         let fitted = part.placements.len().min(n);
         placed.extend(std::iter::repeat_n(provider.clone(), fitted));
         waiting.extend(std::iter::repeat_n(provider, n - fitted));
-        plan.placements.extend(part.placements.into_iter().take(fitted));
+        plan.placements
+            .extend(part.placements.into_iter().take(fitted));
         plan.failures.extend(part.failures);
         plan.explanations.extend(part.explanations);
     }

@@ -143,7 +143,7 @@ impl Ecs {
                 // before its agent reported it stopped: then no report will come.
                 if st.task.desired_status == Some(TaskStatus::Stopped)
                     && !deactivating
-                    && !(gone && !st.released)
+                    && (!gone || st.released)
                 {
                     return Ok(Step::Done((st.task, st.instance_id)));
                 }
