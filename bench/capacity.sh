@@ -30,6 +30,9 @@ bench_workdir capacity
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 AGENT_CLUSTERS=(caplocal)
 start_server --time-scale "$TIME_SCALE"
+# The server's `local` instances are agent processes of their own: stop them with it
+# (matched by this run's own data directory).
+EXTRA_CLEANUP='for p in $(pgrep -f -- "$WORK/data/instances/"); do kill "$p"; done'
 
 mkdir -p "$WORK/img" && cp /bin/busybox "$WORK/img/busybox"
 printf 'FROM scratch\nCOPY busybox /bin/busybox\nCMD ["/bin/busybox","sh","-c","sleep 3600"]\n' > "$WORK/img/Dockerfile"
