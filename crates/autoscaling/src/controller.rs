@@ -24,9 +24,10 @@ use telemetry::CancellationToken;
 #[async_trait::async_trait]
 pub trait TerminationGate: Send + Sync + 'static {
     /// Whether the machine of `instance_id` in `group` may be terminated now (e.g. its
-    /// container instance has drained). Called every round until it says yes.
+    /// container instance has drained). Called every round until it says yes; not asked
+    /// while the group is being force-deleted (AWS terminates without waiting then).
     async fn ready(&self, group: &StoredGroup, instance_id: &str) -> bool;
-    /// The machine of `instance_id` is gone.
+    /// The machine of `instance_id` is gone (whatever it still ran went with it).
     async fn terminated(&self, group: &StoredGroup, instance_id: &str);
 }
 
@@ -339,7 +340,8 @@ impl AutoScaling {
                     if group.deleting
                         || !group.hooks.iter().any(|h| h.transition == TERMINATING) =>
                 {
-                    if !self.gate.ready(group, &i.id).await {
+                    // A forced delete terminates "without waiting": no drain holds it.
+                    if !group.deleting && !self.gate.ready(group, &i.id).await {
                         continue;
                     }
                     match self.provider.terminate(&i.id).await {
@@ -353,7 +355,7 @@ impl AutoScaling {
                     }
                 }
                 Lifecycle::TerminatingProceed => {
-                    if !self.gate.ready(group, &i.id).await {
+                    if !group.deleting && !self.gate.ready(group, &i.id).await {
                         continue;
                     }
                     match self.provider.terminate(&i.id).await {

@@ -192,8 +192,89 @@ impl AutoScaling {
         if token.is_none() && instance.is_none() {
             return invalid("Either LifecycleActionToken or InstanceId must be specified.");
         }
+        self.apply_lifecycle_action(&group, &hook, token, instance, result)
+            .await?;
+        Ok(String::new())
+    }
+
+    /// Completes (`result` CONTINUE or ABANDON) or, with no result, heartbeats the
+    /// lifecycle action of `hook` on `instance_id`: what ECS managed draining does with
+    /// the hook it owns.
+    pub async fn lifecycle_action_for(
+        &self,
+        group: &str,
+        hook: &str,
+        instance_id: &str,
+        result: Option<&str>,
+    ) -> Result<(), AutoScalingError> {
+        if let Some(r) = result {
+            check_result(r)?;
+        }
+        self.apply_lifecycle_action(
+            group,
+            hook,
+            None,
+            Some(instance_id.to_owned()),
+            result.map(str::to_owned),
+        )
+        .await
+    }
+
+    /// Adds (`present`) or removes the termination hook `hook` of `group`, as a service
+    /// that owns it does (ECS managed draining); nothing when it is already so.
+    pub async fn ensure_termination_hook(
+        &self,
+        group: &str,
+        hook: &str,
+        heartbeat_timeout: i32,
+        default_result: &str,
+        present: bool,
+    ) -> Result<(), AutoScalingError> {
+        let has = self
+            .group(group)
+            .await?
+            .ok_or_else(|| crate::groups::not_found(group))?
+            .hooks
+            .iter()
+            .any(|h| h.name == hook);
+        if has == present {
+            return Ok(());
+        }
+        self.update_group(group, |g| {
+            g.hooks.retain(|h| h.name != hook);
+            if present {
+                g.hooks.push(LifecycleHook {
+                    name: hook.to_owned(),
+                    transition: TERMINATING.to_owned(),
+                    heartbeat_timeout,
+                    default_result: default_result.to_owned(),
+                    metadata: None,
+                });
+            } else {
+                for i in &mut g.instances {
+                    if let Some(a) = &mut i.action {
+                        a.pending.retain(|p| p.hook != hook);
+                    }
+                }
+            }
+            Ok(())
+        })
+        .await?;
+        self.wake();
+        Ok(())
+    }
+
+    async fn apply_lifecycle_action(
+        &self,
+        group: &str,
+        hook: &str,
+        token: Option<String>,
+        instance: Option<String>,
+        result: Option<String>,
+    ) -> Result<(), AutoScalingError> {
+        let complete = result.is_some();
         let now = self.now_ms();
-        self.update_group(&group, |g| {
+        self.update_group(group, |g| {
             let Some(h) = g.hooks.iter().find(|h| h.name == hook).cloned() else {
                 return invalid(format!(
                     "No Lifecycle Hook found with name {hook} for group {}",
@@ -237,6 +318,6 @@ impl AutoScaling {
         if complete {
             self.wake();
         }
-        Ok(String::new())
+        Ok(())
     }
 }

@@ -42,6 +42,11 @@ pub struct GroupFacts {
     /// The instance type it launches (from its launch template), if known: managed
     /// scaling sizes the instances waiting tasks need with it.
     pub instance_type: Option<String>,
+    /// Whether it has ECS's managed draining termination hook
+    /// ([`crate::capacity_scaling::DRAINING_HOOK`]).
+    pub draining_hook: bool,
+    /// Its instances in `Terminating:Wait` that the draining hook still holds.
+    pub held: Vec<String>,
 }
 
 /// The Auto Scaling groups capacity providers name, as the binary wires them.
@@ -56,6 +61,33 @@ pub trait AutoScalingGroups: Send + Sync + 'static {
         desired: i32,
         cause: &str,
     ) -> Result<(), String>;
+    /// Adds (`present`) or removes ECS's managed draining termination hook on the group.
+    async fn set_draining_hook(&self, arn: &str, present: bool) -> Result<(), String>;
+    /// Completes with CONTINUE (`complete`) or heartbeats the draining hook's lifecycle
+    /// action on `instance_id`.
+    async fn draining_action(
+        &self,
+        arn: &str,
+        instance_id: &str,
+        complete: bool,
+    ) -> Result<(), String>;
+}
+
+/// Puts ECS's draining hook on the group of `asg` when its managed draining is on,
+/// removes it when off (as ECS does on CreateCapacityProvider / UpdateCapacityProvider /
+/// DeleteCapacityProvider).
+/// A failure is logged: the managed draining round sets the hook again (level-triggered).
+pub(crate) async fn sync_draining_hook(ecs: &Ecs, asg: &AutoScalingGroupProvider, present: bool) {
+    let Some(groups) = ecs.groups.clone() else {
+        return;
+    };
+    let on = present && asg.managed_draining != Some(ManagedDraining::Disabled);
+    if let Err(error) = groups
+        .set_draining_hook(&asg.auto_scaling_group_arn, on)
+        .await
+    {
+        tracing::warn!(%error, group = %asg.auto_scaling_group_arn, "The managed draining hook was not set; the next round retries.");
+    }
 }
 
 /// A capacity provider's ARN.
@@ -234,6 +266,9 @@ pub(crate) async fn create_capacity_provider(
             ))
         })
         .await?;
+    if let Some(asg) = &provider.auto_scaling_group_provider {
+        sync_draining_hook(ecs, asg, true).await;
+    }
     Ok(CreateCapacityProviderResponse {
         capacity_provider: Some(provider),
     })
@@ -345,6 +380,9 @@ pub(crate) async fn update_capacity_provider(
             ))
         })
         .await?;
+    if let Some(asg) = &updated.auto_scaling_group_provider {
+        sync_draining_hook(ecs, asg, true).await;
+    }
     Ok(UpdateCapacityProviderResponse {
         capacity_provider: Some(updated),
     })
@@ -366,10 +404,12 @@ pub(crate) async fn delete_capacity_provider(
         .objects
         .list::<model::ecs::shapes::Cluster>(&crate::objects::cluster_key(""))
         .await?;
+    // A deleted (INACTIVE) cluster keeps its record, not its providers.
     if let Some((_, c, _)) = clusters.iter().find(|(_, c, _)| {
-        c.capacity_providers
-            .as_ref()
-            .is_some_and(|ps| ps.contains(&name))
+        c.status.as_deref() != Some("INACTIVE")
+            && c.capacity_providers
+                .as_ref()
+                .is_some_and(|ps| ps.contains(&name))
     }) {
         return Err(EcsError::Client(format!(
             "The specified capacity provider is in use and cannot be removed. The capacity provider is associated with cluster {}. Remove it from the cluster and try again.",
@@ -382,6 +422,9 @@ pub(crate) async fn delete_capacity_provider(
     ecs.objects
         .commit(Txn::new().when(key.clone(), rev).delete(key))
         .await?;
+    if let Some(asg) = &p.auto_scaling_group_provider {
+        sync_draining_hook(ecs, asg, false).await;
+    }
     p.status = Some(CapacityProviderStatus::Inactive);
     p.update_status = Some(CapacityProviderUpdateStatus::DeleteComplete);
     Ok(DeleteCapacityProviderResponse {

@@ -14,7 +14,7 @@ use crate::objects::{instance_prefix, StoredInstance};
 use crate::{Caller, Ecs};
 use model::ecs::shapes::{
     Cluster, ContainerInstanceStatus, DeregisterContainerInstanceRequest, ManagedDraining,
-    ManagedScaling, ManagedScalingStatus, ManagedTerminationProtection,
+    ManagedScaling, ManagedScalingStatus, ManagedTerminationProtection, TaskStopCode,
     UpdateContainerInstancesStateRequest,
 };
 
@@ -258,6 +258,130 @@ impl Ecs {
     }
 }
 
+/// How many evaluations in a row must ask for fewer instances before managed scaling
+/// scales in (the low alarm of ECS's target tracking policy: 15 of 15 datapoints).
+pub const SCALE_IN_EVALUATIONS: u32 = 15;
+
+/// The termination lifecycle hook ECS owns on the group of every provider with managed
+/// draining on (AWS's name): it holds an instance leaving the group in
+/// `Terminating:Wait` while ECS drains it.
+pub const DRAINING_HOOK: &str = "ecs-managed-draining-termination-hook";
+/// Its heartbeat timeout, seconds; ECS heartbeats while tasks remain, so an instance
+/// waits at most the hook's global timeout (48 hours) for standalone tasks.
+pub const DRAINING_HOOK_HEARTBEAT: i32 = 3600;
+
+impl Ecs {
+    /// One round of managed draining over every provider with it on: its group has
+    /// [`DRAINING_HOOK`] (put back if removed); each instance the hook holds in
+    /// `Terminating:Wait` is set DRAINING (services move their tasks), heartbeated while
+    /// tasks remain on it, and once none remains deregistered, its lifecycle action
+    /// completed with CONTINUE (so the group terminates it). Returns the instances
+    /// released.
+    pub async fn managed_draining_round(&self) -> Result<usize, EcsError> {
+        let Some(groups) = self.groups.clone() else {
+            return Ok(0);
+        };
+        let mut released = 0;
+        for p in stored(self).await? {
+            let Some(asg) = &p.auto_scaling_group_provider else {
+                continue;
+            };
+            if asg.managed_draining == Some(ManagedDraining::Disabled) {
+                continue;
+            }
+            let Some(group) = groups.group(&asg.auto_scaling_group_arn).await else {
+                continue;
+            };
+            if !group.draining_hook {
+                crate::capacity_providers::sync_draining_hook(self, asg, true).await;
+                continue;
+            }
+            for instance in &group.held {
+                let drained = self.drain_for_termination(&group.arn, instance).await?;
+                match groups.draining_action(&group.arn, instance, drained).await {
+                    Ok(()) if drained => {
+                        released += 1;
+                        tracing::info!(group = %group.name, instance = %instance, "Managed draining: the instance drained; its termination proceeds.");
+                    }
+                    Ok(()) => {}
+                    Err(error) => {
+                        tracing::warn!(%error, group = %group.name, instance = %instance, "Managed draining could not act on the lifecycle action.");
+                    }
+                }
+            }
+        }
+        Ok(released)
+    }
+
+    /// The machine of the group instance `ec2_instance_id` is gone (scale-in after its
+    /// drain, or a forced group delete that did not wait): as ECS does when a container
+    /// instance's host terminates, its container instance is deregistered and every task
+    /// still on it stops, with the reason ECS gives. Returns how many tasks stopped.
+    pub async fn instance_terminated(&self, ec2_instance_id: &str) -> Result<usize, EcsError> {
+        let clusters = self.objects.list::<Cluster>("ecs/cluster/").await?;
+        let root = Caller::root(&self.scope.account_id);
+        let reason = format!("Host EC2 (instance {ec2_instance_id}) stopped/terminated.");
+        let mut stopped = 0;
+        for (_, cluster, _) in clusters {
+            let Some(name) = cluster.cluster_name.clone() else {
+                continue;
+            };
+            for (_, si, _) in self
+                .objects
+                .list::<StoredInstance>(&instance_prefix(&name))
+                .await?
+            {
+                if si.fargate || si.instance.ec2_instance_id.as_deref() != Some(ec2_instance_id) {
+                    continue;
+                }
+                let Some(arn) = si.instance.container_instance_arn.clone() else {
+                    continue;
+                };
+                if si.instance.status != Some(model::ecs::status::ContainerInstanceStatus::Inactive)
+                {
+                    crate::container_instances::deregister_container_instance(
+                        self,
+                        DeregisterContainerInstanceRequest {
+                            cluster: Some(name.clone()),
+                            container_instance: arn.clone(),
+                            force: Some(true),
+                        },
+                        &root,
+                    )
+                    .await?;
+                }
+                let id = arn.rsplit('/').next().unwrap_or_default();
+                let on_it = self
+                    .objects
+                    .store()
+                    .range(
+                        &crate::objects::instance_task_prefix(&name, id),
+                        None,
+                        usize::MAX,
+                    )
+                    .await?;
+                for entry in on_it.items {
+                    let Some(task) = entry.key.rsplit('/').next() else {
+                        continue;
+                    };
+                    // Its instance is INACTIVE now: the task is STOPPED at once.
+                    let (t, _) = self
+                        .request_stop(&name, task, TaskStopCode::TerminationNotice, &reason)
+                        .await?;
+                    if t.stopped_at.is_some() {
+                        stopped += 1;
+                    }
+                }
+            }
+        }
+        if stopped > 0 {
+            // Their services start replacements.
+            self.controller.wake.notify_one();
+        }
+        Ok(stopped)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -272,6 +396,8 @@ mod tests {
             new_instances_protected: true,
             instances: Vec::new(),
             instance_type: Some("t3.medium".into()),
+            draining_hook: false,
+            held: Vec::new(),
         }
     }
 

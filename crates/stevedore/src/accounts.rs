@@ -127,13 +127,22 @@ impl Template {
             lb_metrics_interval: self.lb_metrics_interval,
             shutdown: self.shutdown.clone(),
             instances: self.instances_endpoint.as_ref().and_then(|endpoint| {
-                crate::local_instances::LocalInstances::new(
+                // `local` agents, or hollow instances when the launch template says so.
+                let local = crate::local_instances::LocalInstances::new(
                     endpoint.clone(),
                     region.to_owned(),
                     key.clone(),
                     dir.join("instances"),
-                )
-                .map(|p| Arc::new(p) as Arc<dyn autoscaling::InstanceProvider>)
+                );
+                let sim = crate::sim_instances::SimInstances::new(endpoint, region, key);
+                local
+                    .and_then(|local| Ok((local, sim?)))
+                    .map(|(local, sim)| {
+                        Arc::new(crate::sim_instances::ByLaunchTemplate {
+                            default: Arc::new(local),
+                            sim: Arc::new(sim),
+                        }) as Arc<dyn autoscaling::InstanceProvider>
+                    })
                 .map_err(
                     |error| tracing::warn!(%error, "Auto Scaling instances will be records only."),
                 )

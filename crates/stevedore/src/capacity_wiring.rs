@@ -4,6 +4,7 @@
 
 use autoscaling::{AutoScaling, Lifecycle};
 use ecs::capacity_providers::{AutoScalingGroups, GroupFacts};
+use ecs::capacity_scaling::{DRAINING_HOOK, DRAINING_HOOK_HEARTBEAT};
 
 /// The region's Auto Scaling groups, as ECS sees them.
 pub struct EcsGroups(pub AutoScaling);
@@ -35,6 +36,18 @@ impl AutoScalingGroups for EcsGroups {
                 .filter(|i| matches!(i.lifecycle, Lifecycle::Pending | Lifecycle::InService))
                 .map(|i| i.id.clone())
                 .collect(),
+            draining_hook: g.hooks.iter().any(|h| h.name == DRAINING_HOOK),
+            held: g
+                .instances
+                .iter()
+                .filter(|i| {
+                    i.lifecycle == Lifecycle::TerminatingWait
+                        && i.action
+                            .as_ref()
+                            .is_some_and(|a| a.pending.iter().any(|p| p.hook == DRAINING_HOOK))
+                })
+                .map(|i| i.id.clone())
+                .collect(),
             name: g.name,
             arn: g.arn,
             desired: g.desired,
@@ -56,6 +69,49 @@ impl AutoScalingGroups for EcsGroups {
             .map(|_| self.0.wake())
             .map_err(|e| e.to_string())
     }
+
+    async fn set_draining_hook(&self, arn: &str, present: bool) -> Result<(), String> {
+        let name = self.name_of(arn).await?;
+        self.0
+            .ensure_termination_hook(
+                &name,
+                DRAINING_HOOK,
+                DRAINING_HOOK_HEARTBEAT,
+                "CONTINUE",
+                present,
+            )
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn draining_action(
+        &self,
+        arn: &str,
+        instance_id: &str,
+        complete: bool,
+    ) -> Result<(), String> {
+        let name = self.name_of(arn).await?;
+        self.0
+            .lifecycle_action_for(
+                &name,
+                DRAINING_HOOK,
+                instance_id,
+                complete.then_some("CONTINUE"),
+            )
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+impl EcsGroups {
+    /// The name of the group `arn` (or name) names.
+    async fn name_of(&self, arn: &str) -> Result<String, String> {
+        match self.0.group(arn).await {
+            Ok(Some(g)) => Ok(g.name),
+            Ok(None) => Err(format!("Auto Scaling group {arn} not found")),
+            Err(e) => Err(e.to_string()),
+        }
+    }
 }
 
 /// Managed draining as Auto Scaling's termination gate: a group instance's machine goes
@@ -66,6 +122,12 @@ pub struct EcsDraining(pub ecs::Ecs);
 #[async_trait::async_trait]
 impl autoscaling::TerminationGate for EcsDraining {
     async fn ready(&self, group: &autoscaling::StoredGroup, instance_id: &str) -> bool {
+        // With ECS's hook on the group, draining happened in Terminating:Wait (the hook
+        // was completed, or timed out): the machine goes, and whatever still runs on
+        // it stops with it (see `terminated`).
+        if group.hooks.iter().any(|h| h.name == DRAINING_HOOK) {
+            return true;
+        }
         match self.0.drain_for_termination(&group.arn, instance_id).await {
             Ok(ready) => ready,
             Err(error) => {
@@ -75,7 +137,21 @@ impl autoscaling::TerminationGate for EcsDraining {
         }
     }
 
-    async fn terminated(&self, _group: &autoscaling::StoredGroup, _instance_id: &str) {}
+    async fn terminated(&self, _group: &autoscaling::StoredGroup, instance_id: &str) {
+        match self.0.instance_terminated(instance_id).await {
+            Ok(0) => {}
+            Ok(stopped) => {
+                tracing::info!(
+                    instance = instance_id,
+                    stopped,
+                    "Tasks of a terminated instance stopped."
+                );
+            }
+            Err(error) => {
+                tracing::warn!(%error, instance = instance_id, "The tasks of a terminated instance could not be stopped.");
+            }
+        }
+    }
 }
 
 /// The namespace of `CapacityProviderReservation`.
@@ -97,16 +173,28 @@ pub async fn run_managed_scaling(
     let scale = if time_scale > 0.0 { time_scale } else { 1.0 };
     let period = std::time::Duration::from_secs_f64((60.0 / scale).max(0.5));
     let mut scaled_out: HashMap<String, tokio::time::Instant> = HashMap::new();
+    let mut low_rounds: HashMap<String, u32> = HashMap::new();
     // ECS's wait for capacity, in scaled time.
     let provisioning_timeout = ecs::PROVISIONING_TIMEOUT.div_f64(scale);
     loop {
+        if let Err(error) = ecs.managed_draining_round().await {
+            tracing::warn!(%error, "Managed draining round failed.");
+        }
         if let Err(error) = ecs.expire_provisioning(provisioning_timeout).await {
             tracing::warn!(%error, "Tasks waiting too long for capacity could not be stopped.");
         }
         match ecs.managed_scaling_inputs().await {
             Ok(inputs) => {
                 for input in inputs {
-                    apply_managed_scaling(&groups, &metrics, &input, scale, &mut scaled_out).await;
+                    apply_managed_scaling(
+                        &groups,
+                        &metrics,
+                        &input,
+                        scale,
+                        &mut scaled_out,
+                        &mut low_rounds,
+                    )
+                    .await;
                 }
             }
             Err(error) => tracing::warn!(%error, "Managed scaling could not read the providers."),
@@ -124,6 +212,7 @@ async fn apply_managed_scaling(
     input: &ecs::capacity_scaling::ScalingInput,
     scale: f64,
     scaled_out: &mut std::collections::HashMap<String, tokio::time::Instant>,
+    low_rounds: &mut std::collections::HashMap<String, u32>,
 ) {
     use cloudwatch::{Dimension, Sample, SeriesKey, Sketch, StatisticSet};
     let (m, n) = (input.compute_m(), input.group.instances.len());
@@ -171,10 +260,22 @@ async fn apply_managed_scaling(
         }
     }
     let desired = ecs::capacity_scaling::plan_desired(m, n, &input.scaling, &input.group);
+    let key = format!("{}/{}", input.cluster, input.provider);
+    // Scale-in waits for the target tracking policy's low alarm: 15 evaluations in a
+    // row below target (AWS's AlarmLow, 15 of 15 one-minute datapoints), so a task
+    // being placed right now does not see its instance released under it.
+    let low = low_rounds.entry(key.clone()).or_default();
+    if desired < input.group.desired {
+        *low += 1;
+        if *low < ecs::capacity_scaling::SCALE_IN_EVALUATIONS {
+            return;
+        }
+    } else {
+        *low = 0;
+    }
     if desired == input.group.desired {
         return;
     }
-    let key = format!("{}/{}", input.cluster, input.provider);
     if desired > input.group.desired {
         let warmup = f64::from(input.scaling.instance_warmup_period.unwrap_or(300)) / scale;
         if scaled_out

@@ -7,9 +7,10 @@
 //! sign with the account's root key, passed in their environment as the Fargate
 //! provisioner's in-process agents sign with it.
 //!
-//! Terminating stops the agent with SIGTERM (its containers keep running, as after any
-//! agent stop: ECS's managed draining is what moves tasks off an instance first) and
-//! removes its state directory.
+//! Terminating stops the agent with SIGTERM, then removes the containers of every task
+//! its state file records (the machine is gone, and what it ran with it: ECS's managed
+//! draining is what moves service tasks off an instance first; a forced group delete
+//! does not wait for that), then its state directory.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -177,6 +178,7 @@ impl InstanceProvider for LocalInstances {
             }
         }
         let dir = self.root.join(instance_id);
+        remove_task_containers(&dir.join("state"), instance_id).await?;
         if let Err(error) = std::fs::remove_dir_all(&dir) {
             if error.kind() != std::io::ErrorKind::NotFound {
                 tracing::warn!(instance = instance_id, %error, "Local instance's directory not removed.");
@@ -185,6 +187,43 @@ impl InstanceProvider for LocalInstances {
         tracing::info!(instance = instance_id, "Local instance terminated.");
         Ok(())
     }
+}
+
+/// Removes (forcibly) every container of the tasks the agent state in `state_dir`
+/// records, found by their task ARN label (so pause containers go too). An error leaves
+/// the instance for the next round to finish.
+async fn remove_task_containers(
+    state_dir: &std::path::Path,
+    instance_id: &str,
+) -> Result<(), ProviderError> {
+    use ::agent::runtime::Runtime;
+    let bytes = match std::fs::read(state_dir.join("state.json")) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(ProviderError(format!("reading the agent state: {e}"))),
+    };
+    let doc: ::agent::state::StateDoc = serde_json::from_slice(&bytes)
+        .map_err(|e| ProviderError(format!("the agent state is corrupt: {e}")))?;
+    if doc.tasks.is_empty() {
+        return Ok(());
+    }
+    let docker = ::agent::runtime::DockerRuntime::connect()
+        .await
+        .map_err(|e| ProviderError(format!("Docker: {e}")))?;
+    for arn in doc.tasks.keys() {
+        let found = docker
+            .list_by_label(::agent::engine::spec::LABEL_TASK_ARN, arn)
+            .await
+            .map_err(|e| ProviderError(format!("listing the containers of {arn}: {e}")))?;
+        for c in found {
+            docker
+                .remove(&c.id)
+                .await
+                .map_err(|e| ProviderError(format!("removing container {}: {e}", c.id)))?;
+            tracing::info!(instance = instance_id, task = %arn, container = %c.name, "A terminated instance's container was removed.");
+        }
+    }
+    Ok(())
 }
 
 impl Drop for LocalInstances {

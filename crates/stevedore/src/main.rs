@@ -29,6 +29,7 @@ mod registry_identity;
 mod scan_db;
 mod server;
 mod sim;
+mod sim_instances;
 mod store_choice;
 mod task_roles;
 mod tls;

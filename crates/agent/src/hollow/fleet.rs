@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use model::ecs::shapes::DiscoverPollEndpointRequest;
+use model::ecs::shapes::{DiscoverPollEndpointRequest, RegisterContainerInstanceRequest};
 use rand::Rng;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
@@ -158,15 +158,49 @@ async fn run_instance(
     serve(&config, registered, &counters, shutdown).await;
 }
 
+/// Runs one hollow instance registering with `request` (its own shape: e.g. an Auto
+/// Scaling instance's, with an instance identity document naming its id, type and zone)
+/// into `config.cluster` until `shutdown` turns true. `config.instances`, `zones`, `cpu`,
+/// `memory` and `instance_type` are not used. Returns false when it never registered.
+pub async fn run_registered(
+    config: Arc<FleetConfig>,
+    request: RegisterContainerInstanceRequest,
+    counters: Arc<Counters>,
+    mut shutdown: watch::Receiver<bool>,
+) -> bool {
+    let registered = match register_with(&request, &config, &mut shutdown).await {
+        Ok(r) => r,
+        Err(error) => {
+            if !*shutdown.borrow() {
+                counters.registration_failed.fetch_add(1, Ordering::Relaxed);
+                counters.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(%error, "Hollow instance could not register.");
+            }
+            return false;
+        }
+    };
+    counters.registered.fetch_add(1, Ordering::Relaxed);
+    serve(&config, registered, &counters, shutdown).await;
+    true
+}
+
 async fn register_instance(
     index: usize,
     config: &FleetConfig,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<Registered, ApiError> {
     let request = compute_registration(&config.instance_spec(index));
+    register_with(&request, config, shutdown).await
+}
+
+async fn register_with(
+    request: &RegisterContainerInstanceRequest,
+    config: &FleetConfig,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<Registered, ApiError> {
     let api = &config.api;
     let response = with_retries(config.max_attempts, shutdown, || {
-        api.register_container_instance(&request)
+        api.register_container_instance(request)
     })
     .await?;
     let instance_arn = response

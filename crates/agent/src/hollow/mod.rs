@@ -12,7 +12,7 @@ pub mod fleet;
 pub mod register;
 pub mod report;
 
-pub use fleet::{run_fleet, Counters, CountersSnapshot, FleetConfig};
+pub use fleet::{run_fleet, run_registered, Counters, CountersSnapshot, FleetConfig};
 pub use register::{compute_availability_zone, compute_registration, InstanceSpec};
 pub use report::{Reporter, TaskReport};
 

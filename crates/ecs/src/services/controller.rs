@@ -547,11 +547,11 @@ impl Ecs {
                 constraints: inputs.given.0.clone(),
                 strategies: inputs.given.1.clone(),
             };
-            self.launch(l, None, Some(&wait), |view| {
+            self.launch(l, None, Some(&wait), |view, count| {
                 placement::place(
                     &view.instances,
                     &l.request,
-                    s.count,
+                    count,
                     &inputs.constraints,
                     &s.strategies,
                     s.seed,
@@ -564,7 +564,7 @@ impl Ecs {
                 .iter()
                 .map(|t| (t.clone(), t.clone()))
                 .collect();
-            self.launch(l, None, None, |view| {
+            self.launch(l, None, None, |view, _| {
                 crate::tasks::launch::place_on_named(view, &wanted, &l.request)
             })
             .await?

@@ -567,17 +567,27 @@ impl Ecs {
         views.entry(cluster.to_owned()).or_default().clone()
     }
 
-    /// Places and commits: the heart of RunTask. `choose` turns the fresh view into a plan.
-    /// With `wait` (a launch through Auto Scaling group providers), the tasks the plan
-    /// could not place are created PROVISIONING and wait for capacity instead of failing.
+    /// Places and commits: the heart of RunTask. `choose` turns a fresh view into a plan
+    /// for a number of tasks (`wait`'s count, or each provider's share of it; named
+    /// placements ignore it). With `wait` (a launch through Auto Scaling group
+    /// providers), each provider's share is placed on its own group's instances only,
+    /// and what fits nowhere there is created PROVISIONING and waits for that provider.
     pub(crate) async fn launch(
         &self,
         l: &Launch,
         token: Option<(&str, &str)>,
         wait: Option<&WaitSpec>,
-        choose: impl Fn(&ClusterView) -> Plan,
+        choose: impl Fn(&ClusterView, usize) -> Plan,
     ) -> Result<(Vec<Task>, Vec<Failure>), EcsError> {
+        let asked = wait.map_or(0, |w| w.count);
         let wait = wait.filter(|_| l.capacity.groups().is_some());
+        let members = match (wait, l.capacity.groups()) {
+            (Some(_), Some(strategy)) => Some(
+                self.provider_members(strategy.iter().map(|i| i.capacity_provider.as_str()))
+                    .await?,
+            ),
+            _ => None,
+        };
         let shared = self.view_for(&l.cluster);
         let fargate = l.capacity.fargate();
         if fargate.is_some() {
@@ -595,24 +605,34 @@ impl Ecs {
             let mut view = shared.lock().await;
             self.refresh_view(&l.cluster, &mut view, attempt > 0)
                 .await?;
-            // Hidden Fargate capacity and the user's instances never mix.
-            let plan = match fargate::restrict(&view, fargate.is_some()) {
-                Some((sub, map)) => fargate::widen(choose(&sub), &map),
-                None => choose(&view),
+            let (plan, placed_providers, waiting_providers) = match (wait, &members) {
+                (Some(w), Some(members)) => split_over_groups(
+                    &view,
+                    l.capacity.groups().unwrap_or_default(),
+                    members,
+                    w.count,
+                    &choose,
+                ),
+                _ => {
+                    // Hidden Fargate capacity and the user's instances never mix.
+                    let plan = match fargate::restrict(&view, fargate.is_some()) {
+                        Some((sub, map)) => fargate::widen(choose(&sub, asked), &map),
+                        None => choose(&view, asked),
+                    };
+                    let providers = fargate::split(
+                        fargate
+                            .map(|f| f.strategy.as_slice())
+                            .or(l.capacity.groups())
+                            .unwrap_or_default(),
+                        &[],
+                        plan.placements.len(),
+                    );
+                    (plan, providers, Vec::new())
+                }
             };
             let now = crate::now();
-            let waiting = wait.map_or(0, |w| w.count.saturating_sub(plan.placements.len()));
-            let mut providers = fargate::split(
-                fargate
-                    .map(|f| f.strategy.as_slice())
-                    .or(l.capacity.groups())
-                    .unwrap_or_default(),
-                &[],
-                plan.placements.len() + waiting,
-            )
-            .into_iter();
             let mut per_instance: BTreeMap<usize, Vec<StoredTask>> = BTreeMap::new();
-            for (&idx, provider) in plan.placements.iter().zip(providers.by_ref()) {
+            for (&idx, provider) in plan.placements.iter().zip(placed_providers) {
                 let Some(inst) = view.instances.get(idx) else {
                     continue;
                 };
@@ -621,8 +641,8 @@ impl Ecs {
                     .or_default()
                     .push(self.build_task(l, inst, now, provider));
             }
-            let mut unplaced: Vec<(StoredTask, Option<String>)> = providers
-                .take(waiting)
+            let mut unplaced: Vec<(StoredTask, Option<String>)> = waiting_providers
+                .into_iter()
                 .map(|provider| {
                     let mut t =
                         self.build_task(l, &placement::Instance::default(), now, provider.clone());
@@ -993,7 +1013,7 @@ pub(crate) async fn run_task(
         strategies: req.placement_strategy.clone().unwrap_or_default(),
     };
     let (tasks, failures) = ecs
-        .launch(&l, token, Some(&wait), |view| {
+        .launch(&l, token, Some(&wait), |view, count| {
             placement::place(
                 &view.instances,
                 &l.request,
@@ -1051,7 +1071,7 @@ pub(crate) async fn start_task(
         }
     }
     let (tasks, more) = ecs
-        .launch(&l, None, None, |view| {
+        .launch(&l, None, None, |view, _| {
             place_on_named(view, &wanted, &l.request)
         })
         .await?;
@@ -1096,4 +1116,38 @@ pub(crate) fn env_map(env: Option<&[KeyValuePair]>) -> BTreeMap<String, String> 
         .iter()
         .filter_map(|e| Some((e.name.clone()?, e.value.clone().unwrap_or_default())))
         .collect()
+}
+
+/// The plan of a launch through Auto Scaling group providers: the strategy splits the
+/// `count` tasks over its providers; each provider's share is placed over its own
+/// group's instances (`members`). Returns the plan (placements in the full view's
+/// indices), the provider of each placement, and the provider of each task that fits
+/// nowhere and waits.
+fn split_over_groups(
+    view: &ClusterView,
+    strategy: &[model::ecs::shapes::CapacityProviderStrategyItem],
+    members: &super::group_capacity::Members,
+    count: usize,
+    choose: &impl Fn(&ClusterView, usize) -> Plan,
+) -> (Plan, Vec<Option<String>>, Vec<Option<String>>) {
+    let split = fargate::split(strategy, &[], count);
+    let none = std::collections::HashSet::new();
+    let mut plan = Plan::default();
+    let (mut placed, mut waiting) = (Vec::new(), Vec::new());
+    for (provider, n) in super::group_capacity::compute_shares(&split) {
+        let own = provider
+            .as_deref()
+            .and_then(|p| members.get(p))
+            .unwrap_or(&none);
+        let (sub, map) = super::group_capacity::restrict_to_members(view, own);
+        let part = fargate::widen(choose(&sub, n), &map);
+        let fitted = part.placements.len().min(n);
+        placed.extend(std::iter::repeat_n(provider.clone(), fitted));
+        waiting.extend(std::iter::repeat_n(provider, n - fitted));
+        plan.placements
+            .extend(part.placements.into_iter().take(fitted));
+        plan.failures.extend(part.failures);
+        plan.explanations.extend(part.explanations);
+    }
+    (plan, placed, waiting)
 }

@@ -10,6 +10,7 @@ pub(crate) mod awsvpc;
 pub(crate) mod counts;
 pub(crate) mod enis;
 pub(crate) mod fargate;
+pub(crate) mod group_capacity;
 pub(crate) mod health;
 pub(crate) mod launch;
 pub(crate) mod protection;

@@ -99,6 +99,13 @@ impl Ecs {
     /// the records of tasks stopped meanwhile are dropped.
     pub(crate) async fn place_provisioning(&self) -> Result<(), EcsError> {
         let records = self.objects.list::<Waiting>(PROVISIONING_PREFIX).await?;
+        if records.is_empty() {
+            return Ok(());
+        }
+        // Each provider's group instances, read once per pass (not once per task).
+        let members = self
+            .provider_members(records.iter().filter_map(|(_, w, _)| w.provider.as_deref()))
+            .await?;
         for (key, w, rev) in records {
             let Some((cluster, id)) = key
                 .strip_prefix(PROVISIONING_PREFIX)
@@ -106,7 +113,8 @@ impl Ecs {
             else {
                 continue;
             };
-            if let Err(error) = self.place_waiting(cluster, id, &key, rev, &w).await {
+            let own = w.provider.as_deref().and_then(|p| members.get(p));
+            if let Err(error) = self.place_waiting(cluster, id, &key, rev, &w, own).await {
                 tracing::warn!(%error, cluster, task = id, "A task waiting for capacity could not be placed.");
             }
         }
@@ -120,6 +128,7 @@ impl Ecs {
         wkey: &str,
         wrev: u64,
         w: &Waiting,
+        members: Option<&std::collections::HashSet<String>>,
     ) -> Result<(), EcsError> {
         let tkey = task_key(cluster, id);
         let found = self.objects.get::<StoredTask>(&tkey).await?;
@@ -175,10 +184,16 @@ impl Ecs {
         let choose = |v: &crate::view::ClusterView| {
             placement::place(&v.instances, &request, 1, &constraints, &strategies, seed)
         };
-        // Tasks of group providers run on the user's instances, never on hidden capacity.
-        let plan = match fargate::restrict(&view, false) {
-            Some((sub, map)) => fargate::widen(choose(&sub), &map),
-            None => choose(&view),
+        // Tasks of group providers run on their group's instances, never on hidden
+        // capacity (a record without a provider: on any of the user's instances).
+        // Only the instances of the provider's own group are eligible (as on ECS).
+        let plan = match (members, fargate::restrict(&view, false)) {
+            (Some(members), _) => {
+                let (sub, map) = super::group_capacity::restrict_to_members(&view, members);
+                fargate::widen(choose(&sub), &map)
+            }
+            (None, Some((sub, map))) => fargate::widen(choose(&sub), &map),
+            (None, None) => choose(&view),
         };
         let Some(&idx) = plan.placements.first() else {
             let reason = plan

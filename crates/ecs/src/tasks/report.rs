@@ -135,13 +135,18 @@ impl Ecs {
                 let (mut st, rev, key) = self.load_task(cluster, reference).await?;
                 // A deactivating task already has its stop code and reason.
                 let deactivating = std::mem::take(&mut st.deactivating);
-                if st.task.desired_status == Some(TaskStatus::Stopped) && !deactivating {
-                    return Ok(Step::Done((st.task, st.instance_id)));
-                }
                 let instance = self.load_stored_instance(cluster, &st.instance_id).await?;
                 let gone = instance.as_ref().is_none_or(|(si, _)| {
                     si.instance.status == Some(ContainerInstanceStatus::Inactive)
                 });
+                // A task already asked to stop is done, unless its instance is gone
+                // before its agent reported it stopped: then no report will come.
+                if st.task.desired_status == Some(TaskStatus::Stopped)
+                    && !deactivating
+                    && (!gone || st.released)
+                {
+                    return Ok(Step::Done((st.task, st.instance_id)));
+                }
                 let mut txn = Txn::new().when(key.clone(), rev);
                 if gone {
                     // No agent will ever stop it: the task is stopped here and now.
