@@ -202,7 +202,10 @@ mod tests {
             matches!(wrote, Err(StoreError::NotLeader { term: t }) if t == term),
             "{wrote:?}"
         );
-        assert!(raw.get("x").await.expect("get").is_none(), "nothing applied");
+        assert!(
+            raw.get("x").await.expect("get").is_none(),
+            "nothing applied"
+        );
 
         // Spawned outside any term (an API request), the task is not fenced.
         let store = fenced.clone();
