@@ -170,8 +170,14 @@ impl EtcdStore {
         key: Vec<u8>,
         options: GetOptions,
     ) -> Result<etcd_client::GetResponse, StoreError> {
-        let mut kv = self.client.kv_client();
-        self.observe(bounded(self.deadline, kv.get(key, Some(options))).await)
+        let kv = self.client.kv_client();
+        self.observe(
+            bounded_retry(self.deadline, || {
+                let (mut kv, key, options) = (kv.clone(), key.clone(), options.clone());
+                async move { kv.get(key, Some(options)).await }
+            })
+            .await,
+        )
     }
 
     /// Logs when etcd stops answering and when it answers again.
@@ -209,6 +215,45 @@ pub(crate) async fn bounded<T>(
             deadline.as_millis()
         ))),
     }
+}
+
+/// Runs an etcd call under `deadline` like [`bounded`], and again (until the deadline)
+/// when it failed before reaching a member that could act on it: the connection to the
+/// member the client picked was refused (a dead member stays in the client's balance,
+/// so every few calls would fail while two of three members serve), or that member has
+/// no etcd leader (it applied nothing). Nothing else is retried: a failure after the
+/// request reached the cluster may have committed, and a txn sent twice could apply
+/// twice.
+pub(crate) async fn bounded_retry<T, F, Fut>(
+    deadline: Duration,
+    mut call: F,
+) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, etcd_client::Error>>,
+{
+    let until = tokio::time::Instant::now() + deadline;
+    loop {
+        let left = until.saturating_duration_since(tokio::time::Instant::now());
+        let outcome = bounded(left, call()).await;
+        match &outcome {
+            Err(StoreError::Unavailable(msg))
+                if unsent(msg) && tokio::time::Instant::now() + RETRY_PAUSE < until =>
+            {
+                tokio::time::sleep(RETRY_PAUSE).await;
+            }
+            _ => return outcome,
+        }
+    }
+}
+
+/// Between two attempts of [`bounded_retry`].
+const RETRY_PAUSE: Duration = Duration::from_millis(20);
+
+/// Whether an unavailable call certainly applied nothing (see [`bounded_retry`]).
+fn unsent(msg: &str) -> bool {
+    let msg = msg.to_ascii_lowercase();
+    msg.contains("connect error") || msg.contains("connection refused") || msg.contains("no leader")
 }
 
 /// Transport failures and etcd's "no leader"/timeouts are transient (unavailable);
@@ -376,8 +421,14 @@ impl Store for EtcdStore {
             })
             .collect();
         let request = EtcdTxn::new().when(compares).and_then(ops).or_else(reads);
-        let mut kv = self.client.kv_client();
-        let resp = self.observe(bounded(self.deadline, kv.txn(request)).await)?;
+        let kv = self.client.kv_client();
+        let resp = self.observe(
+            bounded_retry(self.deadline, || {
+                let (mut kv, request) = (kv.clone(), request.clone());
+                async move { kv.txn(request).await }
+            })
+            .await,
+        )?;
         let revision = header_revision(resp.header());
         if resp.succeeded() {
             return Ok(TxnOutcome::Committed { revision });
