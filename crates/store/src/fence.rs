@@ -186,13 +186,13 @@ mod tests {
 
         let (go, wait) = tokio::sync::oneshot::channel::<()>();
         let store = fenced.clone();
-        let pending = as_leader(term, async move {
+        // Spawned while acting in `term` (what a controller's loop does).
+        let pending = TERM.sync_scope(term, || {
             spawn(async move {
                 let _ = wait.await;
                 store.txn(Txn::new().put("x", "stale")).await
             })
-        })
-        .await;
+        });
         // The term ends and another begins before the spawned task writes.
         committed(&*raw, Txn::new().delete("_leader")).await;
         committed(&*raw, Txn::new().when("_leader", 0).put("_leader", "b")).await;

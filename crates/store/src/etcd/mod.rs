@@ -217,8 +217,9 @@ pub(crate) async fn bounded<T>(
     }
 }
 
-/// Runs an etcd call under `deadline` like [`bounded`], and again (until the deadline)
-/// when it failed before reaching a member that could act on it: the connection to the
+/// Runs an etcd call under `deadline` like [`bounded`], and again (up to
+/// [`UNSENT_ATTEMPTS`] times, within the deadline) when it failed before reaching a
+/// member that could act on it: the connection to the
 /// member the client picked was refused (a dead member stays in the client's balance,
 /// so every few calls would fail while two of three members serve), or that member has
 /// no etcd leader (it applied nothing). Nothing else is retried: a failure after the
@@ -233,13 +234,17 @@ where
     Fut: std::future::Future<Output = Result<T, etcd_client::Error>>,
 {
     let until = tokio::time::Instant::now() + deadline;
+    let mut attempt = 1;
     loop {
         let left = until.saturating_duration_since(tokio::time::Instant::now());
         let outcome = bounded(left, call()).await;
         match &outcome {
             Err(StoreError::Unavailable(msg))
-                if unsent(msg) && tokio::time::Instant::now() + RETRY_PAUSE < until =>
+                if unsent(msg)
+                    && attempt < UNSENT_ATTEMPTS
+                    && tokio::time::Instant::now() + RETRY_PAUSE < until =>
             {
+                attempt += 1;
                 tokio::time::sleep(RETRY_PAUSE).await;
             }
             _ => return outcome,
@@ -249,6 +254,10 @@ where
 
 /// Between two attempts of [`bounded_retry`].
 const RETRY_PAUSE: Duration = Duration::from_millis(20);
+/// Attempts of [`bounded_retry`]: enough that a live member is almost surely picked
+/// when one of three is dead, few enough (under 200 ms) that calls still fail fast
+/// when etcd is down as a whole.
+const UNSENT_ATTEMPTS: u32 = 8;
 
 /// Whether an unavailable call certainly applied nothing (see [`bounded_retry`]).
 fn unsent(msg: &str) -> bool {
