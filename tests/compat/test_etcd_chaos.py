@@ -3,11 +3,13 @@ two real `stevedore agent`s (real Docker) configured with both replicas' endpoin
 
 A service of 4 is in a rolling update (one task at a time) and RunTask and
 RegisterTaskDefinition calls stream in when the leader replica, which the agents are
-connected to, is `kill -9`'d. The test proves the kill hit while the deployment was
-IN_PROGRESS (read from the surviving replica right after the kill, before any controller
-could have run again), then checks: the surviving replica takes the lease, the agents
-fail over to it, the deployment completes, every acknowledged write is there, and no
-task runs twice (containers counted by their task-ARN label).
+connected to, is `kill -9`'d; once the other replica leads, the etcd member that leads
+the etcd cluster is `kill -9`'d too, the rollout and the stream still going. The test
+proves each fault hit while the deployment was IN_PROGRESS (read from the surviving
+replica right after the kill), then checks: the surviving replica takes the lease, the
+agents fail over to it, the deployment completes on two etcd members, every
+acknowledged write is there, and no task runs twice (containers counted by their
+task-ARN label).
 """
 from __future__ import annotations
 
@@ -78,6 +80,23 @@ class EtcdCluster:
                     pass
                 time.sleep(0.2)
         return self
+
+    def leader(self) -> int:
+        """Index of the member that leads the etcd cluster (asked through the gateway)."""
+        for i, (_, client, _) in enumerate(self.members):
+            if self.procs[i].poll() is not None:
+                continue
+            req = urllib.request.Request(f"http://127.0.0.1:{client}/v3/maintenance/status", data=b"{}",
+                                         headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(req, timeout=2) as r:
+                status = json.load(r)
+            if status["header"]["member_id"] == status["leader"]:
+                return i
+        raise AssertionError("no etcd member says it leads")
+
+    def kill(self, i: int) -> None:
+        self.procs[i].kill()
+        self.procs[i].wait(timeout=10)
 
     def stop(self) -> None:
         for p in self.procs:
@@ -157,7 +176,7 @@ def world(tmp_path):
             agents.append(agent)
         wait_for(lambda: connected(ecs_b, cluster) == 2, 60, "both agents to connect",
                  lambda: "".join(x.log_tail() for x in agents))
-        yield {"a": a, "b": b, "ecs_a": ecs_a, "ecs_b": ecs_b, "cluster": cluster,
+        yield {"a": a, "b": b, "ecs_a": ecs_a, "ecs_b": ecs_b, "cluster": cluster, "etcd": etcd,
                "cluster_arn": cluster_arn, "agents": agents}
     finally:
         try:
@@ -190,7 +209,8 @@ def test_killing_the_leader_mid_deployment_loses_nothing_and_runs_nothing_twice(
 
     def stream():
         i = 0
-        while not stop.is_set() and i < 24:
+        # Bounded: every acknowledged task must run on the two agents afterwards.
+        while not stop.is_set() and i < 36:
             client = ecs_a if i % 2 else ecs_b
             i += 1
             try:
@@ -218,11 +238,25 @@ def test_killing_the_leader_mid_deployment_loses_nothing_and_runs_nothing_twice(
 
     wait_for(lambda: leads(b), LEASE_TTL_S + 10, "the surviving replica to lead", logs)
     assert time.monotonic() - killed_at <= LEASE_TTL_S + 8
+    # Then one etcd member of three, the one leading etcd, as soon as the new leader took
+    # over, the rollout (one task at a time) and the stream still going: the two members
+    # left must carry everything.
+    etcd = world["etcd"]
+    member = etcd.leader()
+    at_etcd_kill = primary(service(ecs_b, cluster, name))
+    etcd.kill(member)
+    assert at_etcd_kill["rolloutState"] == "IN_PROGRESS", \
+        f"the etcd member must die mid-deployment: {at_etcd_kill}"
+    # The survivor keeps serving (its etcd client moves to another member).
+    wait_for(lambda: ecs_b.describe_services(cluster=cluster, services=[name])["services"], 30,
+             "the surviving replica to serve on two etcd members", logs)
     # The agents fail over to b, and the new leader finishes the rollout.
-    # (a's sessions left agentConnected=true behind, so the agents' own logs tell.)
+    # (a's sessions stay recorded until the agents open theirs on b, or until the
+    # presence sweep ends them; the agents' own logs tell the failover.)
     wait_for(lambda: all("Channel fails over to another replica." in x.log_path.read_text(errors="replace")
                          for x in agents), 60, "both agents to fail over to the surviving replica", logs)
     wait_for(lambda: connected(ecs_b, cluster) == 2, 60, "both agents connected", logs)
+
     done = wait_for(lambda: (lambda s: s if len(s["deployments"]) == 1 and primary(s)["rolloutState"] == "COMPLETED"
                              and s["runningCount"] == 4 else None)(service(ecs_b, cluster, name)),
                     90, "the deployment to complete on the new leader", logs)
@@ -248,7 +282,11 @@ def test_killing_the_leader_mid_deployment_loses_nothing_and_runs_nothing_twice(
         out = subprocess.run(["docker", "inspect", *ids], capture_output=True, text=True, timeout=60, check=True)
         for c in json.loads(out.stdout):
             per_task[c["Config"]["Labels"].get(TASK_LABEL)] += 1
-    print(f"kill at rollout {at_kill['rolloutState']} ({at_kill['runningCount']} of td2 running); "
+    # The agents are still (or again) connected once etcd lost a member.
+    wait_for(lambda: connected(ecs_b, cluster) == 2, 60, "both agents connected after the etcd kill", logs)
+    print(f"replica kill at rollout {at_kill['rolloutState']} ({at_kill['runningCount']} of td2 running); "
+          f"etcd member m{member} (the etcd leader) killed at {at_etcd_kill['rolloutState']} "
+          f"({at_etcd_kill['runningCount']} running); "
           f"{len(acked_tasks)} RunTask and {len(acked_defs)} RegisterTaskDefinition acknowledged; "
           f"{sum(per_task.values())} containers for {len(per_task)} tasks")
     twice = {arn: n for arn, n in per_task.items() if n > 1}

@@ -11,6 +11,7 @@ lease TTL and its controller acts. etcd going away turns calls into fast 503
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -214,3 +215,71 @@ def _try(call):
         return call()
     except botocore.exceptions.ClientError:
         return None
+
+
+def _connected_by_arn(ecs, cluster: str) -> dict[str, bool]:
+    arns = ecs.list_container_instances(cluster=cluster)["containerInstanceArns"]
+    if not arns:
+        return {}
+    got = ecs.describe_container_instances(cluster=cluster, containerInstances=arns)["containerInstances"]
+    return {ci["containerInstanceArn"]: ci["agentConnected"] for ci in got}
+
+
+def _all(ecs, cluster: str, connected: bool, n: int) -> bool:
+    seen = _try(lambda: _connected_by_arn(ecs, cluster))
+    return bool(seen) and len(seen) == n and all(v is connected for v in seen.values())
+
+
+# The presence sweep ends a gone replica's sessions after GONE_AFTER (8 s) of silence,
+# judged every 2 s: allow that plus the lease TTL (the sweep runs on the leader).
+GONE_WITHIN_S = 8 + 2 + LEASE_TTL_S + 10
+
+
+def test_agent_connected_is_shared_state_that_follows_the_agent(pair, monkeypatch):
+    """`agentConnected` reads the same on every replica and follows the agent: hollow
+    instances given both replicas (`stevedore sim --endpoint b,a`) spread over them;
+    when one replica is killed its agents reconnect to the other and every replica,
+    the restarted one too, shows them connected; when the agents are gone for good
+    with their replica, the leader ends their sessions and every replica shows them
+    disconnected."""
+    (a, cfg_a), (b, cfg_b) = pair
+    monkeypatch.setenv("STEVEDORE_LOG", "info")  # the sim logs its failovers
+    ecs_a, ecs_b = make_client(cfg_a), make_client(cfg_b)
+    for cfg in (cfg_a, cfg_b):
+        cfg.credentials_file.write_text(
+            "[default]\naws_access_key_id = {STEVEDORE_ADMIN_ACCESS_KEY_ID}\n"
+            "aws_secret_access_key = {STEVEDORE_ADMIN_SECRET_ACCESS_KEY}\n".format(**KEYS))
+    both = dataclasses.replace(cfg_b, endpoint=f"{cfg_b.endpoint},{cfg_a.endpoint}")
+    with Sim(both, ecs_b, instances=4) as sim:
+        for ecs in (ecs_a, ecs_b):
+            wait_for(lambda ecs=ecs: _all(ecs, sim.cluster, True, 4), 30, "all 4 connected on both replicas")
+        # b (not the leader) holds some of the sessions; kill it: its agents move to a.
+        b.kill()
+        wait_for(lambda: "Channel fails over to another replica." in Path(sim.log.name).read_text(errors="replace"),
+                 60, "hollow instances to fail over to a")
+        # Whatever b recorded, the records now name a's sessions: connected, and no
+        # replica's memory is asked. A restarted b reads the same.
+        cfg_b = b.start()
+        ecs_b = make_client(cfg_b)
+        for ecs in (ecs_a, ecs_b):
+            wait_for(lambda ecs=ecs: _all(ecs, sim.cluster, True, 4), 60,
+                     "all 4 connected on both replicas after the failover")
+        time.sleep(12)  # longer than GONE_AFTER: the leader must not end live sessions
+        for ecs in (ecs_a, ecs_b):
+            assert _all(ecs, sim.cluster, True, 4), _connected_by_arn(ecs, sim.cluster)
+        cluster = sim.cluster
+    # The sim stopped: its sessions closed on a; both replicas show them disconnected.
+    for ecs in (ecs_a, ecs_b):
+        wait_for(lambda ecs=ecs: _all(ecs, cluster, False, 4), 30, "all 4 disconnected on both replicas")
+
+    # Agents that go away with their replica (no close is ever written): the leader (a)
+    # ends their sessions once b is silent, and both replicas say so.
+    with Sim(cfg_b, ecs_b, instances=2) as gone:
+        wait_for(lambda: _all(ecs_a, gone.cluster, True, 2), 30, "b's 2 agents connected, seen from a")
+        b.kill()
+        gone.proc.kill()
+        gone.proc.wait(timeout=10)
+        wait_for(lambda: _all(ecs_a, gone.cluster, False, 2), GONE_WITHIN_S,
+                 "the leader to end the sessions of the killed replica")
+        cfg_b = b.start()
+        assert _all(make_client(cfg_b), gone.cluster, False, 2)

@@ -398,7 +398,7 @@ async fn shutdown_requested(shutdown: &mut watch::Receiver<bool>) {
 }
 
 /// Whether two endpoint URLs name the same `host:port`.
-fn same_authority(a: &str, b: &str) -> bool {
+pub(crate) fn same_authority(a: &str, b: &str) -> bool {
     let authority = |u: &str| {
         u.parse::<http::Uri>()
             .ok()

@@ -175,6 +175,7 @@ async fn hollow_instances_register_report_each_status_once_and_ack() {
     .expect("client");
     let config = FleetConfig {
         api,
+        spread: Vec::new(),
         cluster: "sim".into(),
         instances: 3,
         zones: vec!["us-east-1a".into(), "us-east-1b".into()],

@@ -11,9 +11,11 @@
 //! ([`crate::tasks::roles`]); the session remembers when each must be refreshed and
 //! [`Session::due_credentials`] produces the `IAMRoleCredentialsMessage`s.
 
-use crate::container_instances::modify_instance;
 use crate::error::EcsError;
-use crate::objects::{instance_task_prefix, task_key, StoredTask};
+use crate::objects::{
+    encode, instance_key, instance_task_prefix, task_key, StoredInstance, StoredTask,
+};
+use crate::presence::AgentSession;
 pub use crate::tasks::roles::{
     cannot_assume_message, MintedCredentials, RoleSessionError, RoleSessions, SESSION_DURATION,
     TASKS_SERVICE,
@@ -29,6 +31,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant, SystemTime};
+use store::{Step, Txn};
 use tokio::sync::Notify;
 
 /// How long a payload may stay unacknowledged before its tasks are sent again.
@@ -94,6 +97,8 @@ pub struct Session {
     instance_arn: String,
     entry: Arc<Entry>,
     generation: u64,
+    /// This session as the instance's record names it.
+    session: AgentSession,
     /// Task id → desired status the agent has acknowledged.
     delivered: HashMap<String, TaskStatus>,
     /// Message id → (when sent, [(task id, desired status)]).
@@ -167,17 +172,34 @@ impl Ecs {
                 )?;
             }
         }
-        let found = modify_instance(self, &name, &id, |i| {
-            if i.status == Some(ContainerInstanceStatus::Inactive) {
-                return Err(EcsError::Client(
-                    "The container instance is deregistered; register it again.".into(),
-                ));
-            }
-            i.agent_connected = Some(true);
-            Ok(())
-        })
-        .await?;
-        if found.is_none() {
+        // The record names this session, so that only its own close (or the leader,
+        // once this replica is gone) marks the agent disconnected (crate::presence).
+        let session = AgentSession::open_here();
+        let key = instance_key(&name, &id);
+        let found = self
+            .objects
+            .retry(&key, || async {
+                let Some((mut si, rev)) = self.objects.get::<StoredInstance>(&key).await? else {
+                    return Ok(Step::Done(false));
+                };
+                if si.instance.status == Some(ContainerInstanceStatus::Inactive) {
+                    return Err(EcsError::Client(
+                        "The container instance is deregistered; register it again.".into(),
+                    ));
+                }
+                si.instance.agent_connected = Some(true);
+                si.instance.version = Some(si.instance.version.unwrap_or(0) + 1);
+                si.agent_session = Some(session.clone());
+                let txn = Txn::new()
+                    .when(key.clone(), rev)
+                    .put(key.clone(), encode(&si)?);
+                Ok(Step::Commit(crate::presence::mark_present(txn)?, true))
+            })
+            .await?;
+        if found {
+            self.presence.opened(&key, &session);
+        }
+        if !found {
             return Err(EcsError::InvalidParameter(format!(
                 "Container instance '{instance}' not found in cluster '{name}'."
             )));
@@ -195,6 +217,7 @@ impl Ecs {
             instance_id: id,
             entry,
             generation,
+            session,
             delivered: HashMap::new(),
             in_flight: HashMap::new(),
             seq: 0,
@@ -490,13 +513,15 @@ impl Session {
         if self.entry.generation.load(Ordering::SeqCst) != self.generation {
             return;
         }
-        let result = modify_instance(&self.ecs, &self.cluster, &self.instance_id, |i| {
-            i.agent_connected = Some(false);
-            Ok(())
-        })
-        .await;
-        match result {
-            Ok(_) => {
+        // Only if the record still names this session: the agent may have reconnected
+        // to another replica meanwhile.
+        let key = instance_key(&self.cluster, &self.instance_id);
+        self.ecs.presence.closed(&key, &self.session);
+        match self.ecs.end_session(&key, &self.session).await {
+            Ok(false) => {
+                tracing::info!(cluster = %self.cluster, instance = %self.instance_id, "Agent left; it holds a newer session (on another replica).")
+            }
+            Ok(true) => {
                 tracing::info!(cluster = %self.cluster, instance = %self.instance_id, "Agent disconnected.")
             }
             Err(error) => {

@@ -332,6 +332,7 @@ pub(crate) async fn register_container_instance(
                 usage: usage.clone(),
                 fargate,
                 owner: Some(owner),
+                agent_session: None,
             };
             Ok(Step::Commit(
                 Txn::new()

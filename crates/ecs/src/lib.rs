@@ -19,6 +19,7 @@ mod objects;
 mod operations;
 pub mod ownership;
 mod pagination;
+pub mod presence;
 mod retention;
 mod services;
 mod tags;
@@ -58,6 +59,7 @@ pub struct Ecs {
         >,
     >,
     channels: Arc<channel::Channels>,
+    presence: Arc<presence::PresenceState>,
     controller: Arc<services::controller::ControllerState>,
     balancers: Option<Arc<dyn services::targets::TargetGroups>>,
     /// The Auto Scaling groups capacity providers name (none: no such providers).
@@ -86,6 +88,7 @@ impl Ecs {
             endpoint,
             views: Arc::default(),
             channels: Arc::default(),
+            presence: Arc::default(),
             controller: Arc::default(),
             balancers: None,
             groups: None,

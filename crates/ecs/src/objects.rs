@@ -44,6 +44,8 @@ pub fn taskdef_key(family: &str, revision: i32) -> String {
 pub fn instance_prefix(cluster: &str) -> String {
     format!("ecs/instance/{cluster}/")
 }
+/// Prefix of every cluster's container instances.
+pub const ALL_INSTANCES: &str = "ecs/instance/";
 /// Key of a container instance.
 pub fn instance_key(cluster: &str, id: &str) -> String {
     format!("ecs/instance/{cluster}/{id}")
@@ -116,6 +118,10 @@ pub struct StoredInstance {
     /// Who registered it (`None`: registered before owners were recorded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<crate::ownership::InstanceOwner>,
+    /// The replica and session holding its agent's channel while `agentConnected`
+    /// (see [`crate::presence`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_session: Option<crate::presence::AgentSession>,
 }
 
 /// What a task reserves on its instance.

@@ -84,7 +84,10 @@ pub(crate) async fn collect(reg: &Registry) -> Result<GcReport, RegistryError> {
             continue;
         }
         let _guard = reg.blob_lock(&d).lock().await;
-        if reg.objects().get_raw(&blob_key(&d)).await?.is_none() {
+        // "Still no key" is checked in a transaction, not a read: it carries the
+        // leader's term (store::fence), so a deposed leader's sweep deletes nothing.
+        let absent = Txn::new().when(blob_key(&d), 0).delete(blob_key(&d));
+        if reg.objects().commit(absent).await? {
             reg.blobs().delete(&d).await?;
             report.blobs_deleted += 1;
         }
@@ -104,10 +107,12 @@ pub(crate) async fn collect(reg: &Registry) -> Result<GcReport, RegistryError> {
             .map(|d| d.as_secs_f64() < upload_cutoff)
             .unwrap_or(true);
         if age_ok {
-            reg.blobs().remove_upload(&id).await?;
+            // The record first: its commit is fenced by the leader's term, so a deposed
+            // leader's sweep fails there and leaves the staged file alone.
             reg.objects()
                 .commit(Txn::new().delete(upload_key(&id)))
                 .await?;
+            reg.blobs().remove_upload(&id).await?;
             report.uploads_deleted += 1;
         }
     }

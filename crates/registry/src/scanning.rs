@@ -269,7 +269,8 @@ impl Registry {
             .map(|queued| {
                 if queued {
                     let (reg, name, digest) = (self.clone(), name.to_owned(), digest.clone());
-                    tokio::spawn(async move { reg.run_scan(name, digest, started).await });
+                    // Fenced like its caller: resumed by a leader, a scan writes only in its term.
+                    store::fence::spawn(async move { reg.run_scan(name, digest, started).await });
                 }
             })?;
         Ok(record)
@@ -387,7 +388,8 @@ impl Registry {
                 continue;
             };
             let reg = self.clone();
-            tokio::spawn(async move { reg.run_scan(name, digest, rec.started_at).await });
+            // The leader resumes scans: each writes only while its term holds.
+            store::fence::spawn(async move { reg.run_scan(name, digest, rec.started_at).await });
             resumed += 1;
         }
         Ok(resumed)

@@ -479,6 +479,9 @@ impl Factory {
             );
         }
         region.ecs.set_disconnect_timeout(kit.disconnect_timeout);
+        // Every replica shows it is alive while it holds agent sessions (ecs::presence).
+        let (ecs, stop) = (region.ecs.clone(), shutdown.clone());
+        loops.spawn(async move { ecs.run_presence(stop).await });
         let (region, retention, time_scale) = (Arc::clone(region), kit.retention, kit.time_scale);
         crate::leader_wiring::while_leader(
             &mut loops,
@@ -543,6 +546,9 @@ fn start_controllers(
     // The service controller is level-triggered: stopping it mid-round loses nothing.
     let (ecs, stop) = (region.ecs.clone(), shutdown.clone());
     loops.spawn(async move { ecs.run_services(stop).await });
+    // Agents whose replica is gone show disconnected on every replica.
+    let (ecs, stop) = (region.ecs.clone(), shutdown.clone());
+    loops.spawn(async move { ecs.run_presence_sweep(stop).await });
     // Finished records leave the store after their window, so state stops growing.
     let (ecs, stop) = (region.ecs.clone(), shutdown.clone());
     loops.spawn(async move { ecs.run_retention(retention, stop).await });

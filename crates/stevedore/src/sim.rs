@@ -17,7 +17,8 @@ pub struct SimArgs {
     /// Cluster the instances join (name or ARN).
     #[arg(long, env = "STEVEDORE_SIM_CLUSTER", default_value = "default")]
     cluster: String,
-    /// The ECS endpoint, e.g. http://127.0.0.1:4747.
+    /// The ECS endpoint, e.g. http://127.0.0.1:4747; with several replicas, all of them
+    /// comma-separated: the instances spread over them and fail over among them.
     #[arg(
         long,
         env = "STEVEDORE_SIM_ENDPOINT",
@@ -71,9 +72,34 @@ pub async fn run(args: SimArgs) -> anyhow::Result<()> {
     }
     let credentials = Credentials::from_environment().context("loading AWS credentials")?;
     let region = region_from_environment();
-    let mut api_config = ApiConfig::new(&args.endpoint, &region, credentials);
-    api_config.max_idle_connections = args.registration_concurrency.max(1);
-    let api = ApiClient::new(api_config).context("building the ECS client")?;
+    let endpoints: Vec<&str> = args
+        .endpoint
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .collect();
+    if endpoints.is_empty() {
+        anyhow::bail!("--endpoint names no endpoint");
+    }
+    // One client per replica, each starting at its own and failing over to the others
+    // in turn.
+    let client_from = |first: usize| {
+        let rotated: Vec<String> = (0..endpoints.len())
+            .map(|k| endpoints[(first + k) % endpoints.len()].to_owned())
+            .collect();
+        let mut api_config = ApiConfig::new(&rotated[0], &region, credentials.clone());
+        api_config.fallback_endpoints = rotated[1..].to_vec();
+        api_config.max_idle_connections = args.registration_concurrency.max(1);
+        ApiClient::new(api_config).context("building the ECS client")
+    };
+    let api = client_from(0)?;
+    let spread = if endpoints.len() > 1 {
+        (0..endpoints.len())
+            .map(client_from)
+            .collect::<anyhow::Result<Vec<_>>>()?
+    } else {
+        Vec::new()
+    };
     let zones: Vec<String> = args
         .zones
         .iter()
@@ -83,6 +109,7 @@ pub async fn run(args: SimArgs) -> anyhow::Result<()> {
         .collect();
     let config = FleetConfig {
         api,
+        spread,
         cluster: args.cluster.clone(),
         instances: args.instances,
         zones,

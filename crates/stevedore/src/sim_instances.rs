@@ -111,6 +111,7 @@ impl InstanceProvider for SimInstances {
         let request = compute_sim_registration(spec, &self.region);
         let config = Arc::new(FleetConfig {
             api: self.api.clone(),
+            spread: Vec::new(),
             cluster: request.cluster.clone().unwrap_or_default(),
             instances: 1,
             zones: Vec::new(),

@@ -15,7 +15,9 @@
 //! The term travels with the controller's task ([`as_leader`], a tokio task-local), so
 //! the API requests the same replica serves (on other tasks) are never fenced: any
 //! replica serves the APIs whether or not it leads. A task a controller spawns does not
-//! inherit the term; it must be wrapped in [`as_leader`] again to be fenced.
+//! inherit a task-local, so controllers spawn with [`spawn`], which carries the term
+//! into the new task (a scan a leader resumes, a replication it starts): such a task
+//! outlives its spawner and may still be writing after the term ended.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -38,6 +40,20 @@ pub async fn as_leader<F: Future>(term: Term, work: F) -> F::Output {
 /// The term the current task acts in, if it runs under [`as_leader`].
 pub fn current_term() -> Option<Term> {
     TERM.try_with(|term| *term).ok()
+}
+
+/// `tokio::spawn` for code that controllers may call: the new task acts in the term of
+/// the task that spawns it (when there is one), so its writes are fenced like its
+/// spawner's. Spawned from an API request (no term), it runs unfenced, as the request.
+pub fn spawn<F>(work: F) -> tokio::task::JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    match current_term() {
+        Some(term) => tokio::spawn(as_leader(term, work)),
+        None => tokio::spawn(work),
+    }
 }
 
 /// A store whose transactions made under [`as_leader`] also require the election key
@@ -156,6 +172,47 @@ mod tests {
         assert!(matches!(api, Ok(TxnOutcome::Committed { .. })), "{api:?}");
         let x = raw.get("x").await.expect("get").expect("x");
         assert_eq!(&x.value[..], b"3", "the stale write must not have applied");
+    }
+
+    /// A task a controller spawned is still pending when the term ends (the replica was
+    /// deposed): its write must be refused, as the controller's own would be.
+    #[tokio::test]
+    async fn a_task_spawned_by_a_controller_is_fenced_by_its_term() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let raw: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(SqliteConfig::new(dir.path().join("s.db"))).expect("open"));
+        let fenced: Arc<dyn Store> = Arc::new(Fenced::new(raw.clone(), "_leader"));
+        let term = committed(&*raw, Txn::new().when("_leader", 0).put("_leader", "a")).await;
+
+        let (go, wait) = tokio::sync::oneshot::channel::<()>();
+        let store = fenced.clone();
+        // Spawned while acting in `term` (what a controller's loop does).
+        let pending = TERM.sync_scope(term, || {
+            spawn(async move {
+                let _ = wait.await;
+                store.txn(Txn::new().put("x", "stale")).await
+            })
+        });
+        // The term ends and another begins before the spawned task writes.
+        committed(&*raw, Txn::new().delete("_leader")).await;
+        committed(&*raw, Txn::new().when("_leader", 0).put("_leader", "b")).await;
+        let _ = go.send(());
+        let wrote = pending.await.expect("the spawned task ran");
+        assert!(
+            matches!(wrote, Err(StoreError::NotLeader { term: t }) if t == term),
+            "{wrote:?}"
+        );
+        assert!(
+            raw.get("x").await.expect("get").is_none(),
+            "nothing applied"
+        );
+
+        // Spawned outside any term (an API request), the task is not fenced.
+        let store = fenced.clone();
+        let api = spawn(async move { store.txn(Txn::new().put("y", "1")).await })
+            .await
+            .expect("the spawned task ran");
+        assert!(matches!(api, Ok(TxnOutcome::Committed { .. })), "{api:?}");
     }
 
     #[tokio::test]

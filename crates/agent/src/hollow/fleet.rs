@@ -21,6 +21,11 @@ use crate::hollow::report::Reporter;
 pub struct FleetConfig {
     /// The signed API client all instances share (and its connection pool).
     pub api: ApiClient,
+    /// With several replicas: one client per replica, each starting at its own and
+    /// failing over to the others. Instance `i` uses `spread[i % len]`, so instances
+    /// (and the channels DiscoverPollEndpoint sends them to) spread over the replicas.
+    /// Empty: every instance uses `api`.
+    pub spread: Vec<ApiClient>,
     /// Cluster name or ARN.
     pub cluster: String,
     /// How many instances.
@@ -42,6 +47,15 @@ pub struct FleetConfig {
 }
 
 impl FleetConfig {
+    /// The client instance number `index` calls through.
+    pub fn api_for(&self, index: usize) -> &ApiClient {
+        if self.spread.is_empty() {
+            &self.api
+        } else {
+            &self.spread[index % self.spread.len()]
+        }
+    }
+
     /// The spec of instance number `index`.
     pub fn instance_spec(&self, index: usize) -> InstanceSpec {
         let zone = if self.zones.is_empty() {
@@ -155,7 +169,14 @@ async fn run_instance(
         }
     };
     counters.registered.fetch_add(1, Ordering::Relaxed);
-    serve(&config, registered, &counters, shutdown).await;
+    serve(
+        &config,
+        config.api_for(index),
+        registered,
+        &counters,
+        shutdown,
+    )
+    .await;
 }
 
 /// Runs one hollow instance registering with `request` (its own shape: e.g. an Auto
@@ -168,7 +189,7 @@ pub async fn run_registered(
     counters: Arc<Counters>,
     mut shutdown: watch::Receiver<bool>,
 ) -> bool {
-    let registered = match register_with(&request, &config, &mut shutdown).await {
+    let registered = match register_with(&request, &config.api, &config, &mut shutdown).await {
         Ok(r) => r,
         Err(error) => {
             if !*shutdown.borrow() {
@@ -180,7 +201,7 @@ pub async fn run_registered(
         }
     };
     counters.registered.fetch_add(1, Ordering::Relaxed);
-    serve(&config, registered, &counters, shutdown).await;
+    serve(&config, &config.api, registered, &counters, shutdown).await;
     true
 }
 
@@ -190,15 +211,15 @@ async fn register_instance(
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<Registered, ApiError> {
     let request = compute_registration(&config.instance_spec(index));
-    register_with(&request, config, shutdown).await
+    register_with(&request, config.api_for(index), config, shutdown).await
 }
 
 async fn register_with(
     request: &RegisterContainerInstanceRequest,
+    api: &ApiClient,
     config: &FleetConfig,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<Registered, ApiError> {
-    let api = &config.api;
     let response = with_retries(config.max_attempts, shutdown, || {
         api.register_container_instance(request)
     })
@@ -248,11 +269,17 @@ pub fn compute_cluster_arn(cluster: &str, instance_arn: &str) -> String {
 /// Holds the channel and answers payloads until shutdown.
 async fn serve(
     config: &FleetConfig,
+    api: &ApiClient,
     registered: Registered,
     counters: &Counters,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let api = &config.api;
+    // The other replicas this client knows: the channel fails over to them.
+    let fallback_endpoints: Vec<String> = api
+        .endpoints()
+        .into_iter()
+        .filter(|e| !crate::instance::same_authority(e, &registered.endpoint))
+        .collect();
     let mut channel_config = ChannelConfig::new(
         registered.endpoint,
         registered.cluster_arn.clone(),
@@ -260,6 +287,7 @@ async fn serve(
         api.credentials().clone(),
         api.region().to_owned(),
     );
+    channel_config.fallback_endpoints = fallback_endpoints;
     channel_config.agent_version = SIM_AGENT_VERSION.to_owned();
     channel_config.idle_timeout = config.idle_timeout;
     channel_config.idle_jitter = config.idle_timeout / 2;

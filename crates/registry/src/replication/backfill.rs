@@ -390,7 +390,7 @@ pub(crate) async fn start_replication_backfill(
     tracing::info!(backfill = %rec.id, region = %rec.destination.region, registry = %rec.destination.registry_id, "Replication backfill started.");
     let stop = reg.inner_backfills().start(&rec.id);
     let (worker, started) = (reg.clone(), rec.clone());
-    tokio::spawn(async move {
+    store::fence::spawn(async move {
         let id = started.id.clone();
         worker.run_backfill(started, stop).await;
         worker.inner_backfills().end(&id);

@@ -187,7 +187,8 @@ impl Registry {
             return;
         }
         let (reg, name, digest) = (self.clone(), name.to_owned(), record.digest.clone());
-        tokio::spawn(async move {
+        // Fenced like the caller (a controller's term carries over; a push has none).
+        store::fence::spawn(async move {
             let cfg = match reg.replication_config().await {
                 Ok(cfg) => cfg,
                 Err(error) => {
@@ -197,7 +198,7 @@ impl Registry {
             };
             for (region, registry) in destinations_for(&cfg, &name) {
                 let (reg, name, digest) = (reg.clone(), name.clone(), digest.clone());
-                tokio::spawn(async move {
+                store::fence::spawn(async move {
                     let _ = reg.replicate_to(&name, &digest, &region, &registry).await;
                 });
             }

@@ -16,7 +16,7 @@ use etcd_client::{Client, Compare, CompareOp, GetOptions, PutOptions, Txn, TxnOp
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::{bounded, from_etcd};
+use super::{bounded, bounded_retry, from_etcd};
 use crate::leader::{Leadership, Term};
 use crate::StoreError;
 
@@ -130,8 +130,12 @@ impl Campaign {
                 Some(PutOptions::new().with_lease(lease)),
             )])
             .or_else([TxnOp::get(key, Some(GetOptions::new()))]);
-        let mut kv = self.client.kv_client();
-        let resp = bounded(self.step, kv.txn(create)).await?;
+        let kv = self.client.kv_client();
+        let resp = bounded_retry(self.step, || {
+            let (mut kv, create) = (kv.clone(), create.clone());
+            async move { kv.txn(create).await }
+        })
+        .await?;
         if resp.succeeded() {
             self.term = resp.header().map(|h| from_etcd(h.revision()));
             return Ok(());
@@ -154,15 +158,19 @@ impl Campaign {
     /// Keeps the lease alive, or grants a new one when there is none or it ran out.
     async fn renew(&mut self) -> Result<(), StoreError> {
         let ttl = i64::try_from(self.config.ttl.as_secs().max(1)).unwrap_or(10);
-        let mut leases = self.client.lease_client();
+        let leases = self.client.lease_client();
         let sent = Instant::now();
         let granted_ttl = match &self.lease {
             Some(lease) => {
                 let id = lease.id;
-                let renewed = bounded(self.step, async {
-                    let (mut keeper, mut answers) = leases.keep_alive(id).await?;
-                    keeper.keep_alive().await?;
-                    answers.message().await
+                // A renewal is idempotent: retried when the member picked was dead.
+                let renewed = bounded_retry(self.step, || {
+                    let mut leases = leases.clone();
+                    async move {
+                        let (mut keeper, mut answers) = leases.keep_alive(id).await?;
+                        keeper.keep_alive().await?;
+                        answers.message().await
+                    }
                 })
                 .await?;
                 match renewed {
@@ -176,7 +184,11 @@ impl Campaign {
                 }
             }
             None => {
-                let granted = bounded(self.step, leases.grant(ttl, None)).await?;
+                let granted = bounded_retry(self.step, || {
+                    let mut leases = leases.clone();
+                    async move { leases.grant(ttl, None).await }
+                })
+                .await?;
                 self.lease = Some(Lease {
                     id: granted.id(),
                     valid_until: sent,

@@ -170,8 +170,14 @@ impl EtcdStore {
         key: Vec<u8>,
         options: GetOptions,
     ) -> Result<etcd_client::GetResponse, StoreError> {
-        let mut kv = self.client.kv_client();
-        self.observe(bounded(self.deadline, kv.get(key, Some(options))).await)
+        let kv = self.client.kv_client();
+        self.observe(
+            bounded_retry(self.deadline, || {
+                let (mut kv, key, options) = (kv.clone(), key.clone(), options.clone());
+                async move { kv.get(key, Some(options)).await }
+            })
+            .await,
+        )
     }
 
     /// Logs when etcd stops answering and when it answers again.
@@ -209,6 +215,54 @@ pub(crate) async fn bounded<T>(
             deadline.as_millis()
         ))),
     }
+}
+
+/// Runs an etcd call under `deadline` like [`bounded`], and again (up to
+/// [`UNSENT_ATTEMPTS`] times, within the deadline) when it failed before reaching a
+/// member that could act on it: the connection to the
+/// member the client picked was refused (a dead member stays in the client's balance,
+/// so every few calls would fail while two of three members serve), or that member has
+/// no etcd leader (it applied nothing). Nothing else is retried: a failure after the
+/// request reached the cluster may have committed, and a txn sent twice could apply
+/// twice.
+pub(crate) async fn bounded_retry<T, F, Fut>(
+    deadline: Duration,
+    mut call: F,
+) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, etcd_client::Error>>,
+{
+    let until = tokio::time::Instant::now() + deadline;
+    let mut attempt = 1;
+    loop {
+        let left = until.saturating_duration_since(tokio::time::Instant::now());
+        let outcome = bounded(left, call()).await;
+        match &outcome {
+            Err(StoreError::Unavailable(msg))
+                if unsent(msg)
+                    && attempt < UNSENT_ATTEMPTS
+                    && tokio::time::Instant::now() + RETRY_PAUSE < until =>
+            {
+                attempt += 1;
+                tokio::time::sleep(RETRY_PAUSE).await;
+            }
+            _ => return outcome,
+        }
+    }
+}
+
+/// Between two attempts of [`bounded_retry`].
+const RETRY_PAUSE: Duration = Duration::from_millis(20);
+/// Attempts of [`bounded_retry`]: enough that a live member is almost surely picked
+/// when one of three is dead, few enough (under 200 ms) that calls still fail fast
+/// when etcd is down as a whole.
+const UNSENT_ATTEMPTS: u32 = 8;
+
+/// Whether an unavailable call certainly applied nothing (see [`bounded_retry`]).
+fn unsent(msg: &str) -> bool {
+    let msg = msg.to_ascii_lowercase();
+    msg.contains("connect error") || msg.contains("connection refused") || msg.contains("no leader")
 }
 
 /// Transport failures and etcd's "no leader"/timeouts are transient (unavailable);
@@ -376,8 +430,14 @@ impl Store for EtcdStore {
             })
             .collect();
         let request = EtcdTxn::new().when(compares).and_then(ops).or_else(reads);
-        let mut kv = self.client.kv_client();
-        let resp = self.observe(bounded(self.deadline, kv.txn(request)).await)?;
+        let kv = self.client.kv_client();
+        let resp = self.observe(
+            bounded_retry(self.deadline, || {
+                let (mut kv, request) = (kv.clone(), request.clone());
+                async move { kv.txn(request).await }
+            })
+            .await,
+        )?;
         let revision = header_revision(resp.header());
         if resp.succeeded() {
             return Ok(TxnOutcome::Committed { revision });
