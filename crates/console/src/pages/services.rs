@@ -1,6 +1,6 @@
 //! Services: the cluster's table, the create form, and one service's page with its
-//! deployments, events and tasks, and its actions (desired count, force new deployment,
-//! delete). A refused action shows AWS's error beside its control.
+//! deployments, events and tasks, and its actions (desired count, a new revision of its
+//! task definition, force new deployment, delete). A refused action shows AWS's error beside its control.
 
 use super::{see_other, seg, Ctx, Form};
 use crate::client::{ApiError, ECS};
@@ -129,6 +129,7 @@ pub(crate) async fn show(ctx: Ctx, Path((cluster, service)): Path<(String, Strin
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Control {
     Scale,
+    Revision,
     Redeploy,
     Delete,
 }
@@ -172,6 +173,8 @@ async fn service_body(
     };
     let action = |a: &str| format!("{here}/{a}");
     let tasks = super::tasks::table(ctx, cluster, Some(service), "RUNNING", None).await;
+    let current = s(&svc, "taskDefinition");
+    let revisions = family_revisions(ctx, current).await;
     html! {
         (crumbs)
         div.actions {
@@ -181,6 +184,22 @@ async fn service_body(
                 input #desired_count name="desired_count" type="number" min="0" value=(n(&svc, "desiredCount")) required;
                 button type="submit" { "Update" }
                 @if let Some(e) = error_at(Control::Scale) { (e) }
+            }
+            form.inline method="post" action=(action("revision")) {
+                (csrf(&ctx.session))
+                label for="task_definition" { "Revision" }
+                @match &revisions {
+                    Ok(revs) => {
+                        select #task_definition name="task_definition" {
+                            @for arn in revs {
+                                option value=(arn) selected[arn == current] { (view::short_arn(arn)) }
+                            }
+                        }
+                        button type="submit" { "Deploy revision" }
+                    }
+                    Err(e) => (view::error(e)),
+                }
+                @if let Some(e) = error_at(Control::Revision) { (e) }
             }
             form.inline method="post" action=(action("redeploy")) {
                 (csrf(&ctx.session))
@@ -226,6 +245,32 @@ async fn service_body(
     }
 }
 
+/// The ACTIVE revisions of the family of `task_definition` (an ARN), newest first: what
+/// the service may be updated to.
+async fn family_revisions(ctx: &Ctx, task_definition: &str) -> Result<Vec<String>, ApiError> {
+    let family = family_of(task_definition);
+    let listed = ctx
+        .call(
+            ECS,
+            "ListTaskDefinitions",
+            json!({"familyPrefix": family, "status": "ACTIVE", "sort": "DESC", "maxResults": 100}),
+        )
+        .await?;
+    Ok(list(&listed, "taskDefinitionArns")
+        .iter()
+        .filter_map(Value::as_str)
+        // familyPrefix also matches longer families that start with this one.
+        .filter(|arn| family_of(arn) == family)
+        .map(str::to_owned)
+        .collect())
+}
+
+/// The family of a task definition ARN or `family:revision`.
+pub(crate) fn family_of(task_definition: &str) -> &str {
+    let name = view::short_arn(task_definition);
+    name.rsplit_once(':').map_or(name, |(family, _)| family)
+}
+
 fn events(svc: &Value) -> Markup {
     let events = list(svc, "events");
     html! {
@@ -240,7 +285,7 @@ fn events(svc: &Value) -> Markup {
     }
 }
 
-/// `POST /console/clusters/{cluster}/services/{service}/{scale|redeploy|delete}`.
+/// `POST /console/clusters/{cluster}/services/{service}/{scale|revision|redeploy|delete}`.
 pub(crate) async fn act(
     ctx: Ctx,
     Path((cluster, service, action)): Path<(String, String, String)>,
@@ -255,6 +300,11 @@ pub(crate) async fn act(
             Control::Scale,
             "UpdateService",
             json!({"cluster": cluster, "service": service, "desiredCount": count(form.get("desired_count"))}),
+        ),
+        "revision" => (
+            Control::Revision,
+            "UpdateService",
+            json!({"cluster": cluster, "service": service, "taskDefinition": form.get("task_definition")}),
         ),
         "redeploy" => (
             Control::Redeploy,
