@@ -5,10 +5,11 @@
 use super::{see_other, seg, Ctx, Form};
 use crate::client::{ApiError, ECS};
 use crate::view::{self, csrf, empty, list, live, n, s, status, time, url, Section};
-use axum::extract::Path;
+use axum::extract::{Path, Query};
 use axum::response::Response;
 use maud::{html, Markup};
 use serde_json::{json, Value};
+use std::collections::HashMap;
 
 /// The services of `cluster` (first 100), with their counts.
 pub(crate) async fn table(ctx: &Ctx, cluster: &str) -> Markup {
@@ -119,9 +120,14 @@ fn count(text: &str) -> i64 {
     text.trim().parse().unwrap_or(-1)
 }
 
-/// `GET /console/clusters/{cluster}/services/{service}`.
-pub(crate) async fn show(ctx: Ctx, Path((cluster, service)): Path<(String, String)>) -> Response {
-    let body = service_body(&ctx, &cluster, &service, None).await;
+/// `GET /console/clusters/{cluster}/services/{service}?next=…` (`next` pages its tasks).
+pub(crate) async fn show(
+    ctx: Ctx,
+    Path((cluster, service)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let next = q.get("next").map(String::as_str);
+    let body = service_body(&ctx, &cluster, &service, next, None).await;
     ctx.page(&service, Section::Clusters, body)
 }
 
@@ -138,13 +144,19 @@ async fn service_body(
     ctx: &Ctx,
     cluster: &str,
     service: &str,
+    next: Option<&str>,
     notice: Option<(Control, &ApiError)>,
 ) -> Markup {
-    let here = url(&format!(
+    let path = url(&format!(
         "/clusters/{}/services/{}",
         seg(cluster),
         seg(service)
     ));
+    // The live region polls the page of tasks it shows.
+    let here = match next {
+        Some(t) => format!("{path}?next={}", seg(t)),
+        None => path.clone(),
+    };
     let crumbs = html! {
         p.crumbs { a href=(url("/clusters")) { "Clusters" } " / "
             a href=(url(&format!("/clusters/{}", seg(cluster)))) { (cluster) } " / " (service) }
@@ -171,8 +183,8 @@ async fn service_body(
             .filter(|(at, _)| *at == c)
             .map(|(_, e)| view::error(e))
     };
-    let action = |a: &str| format!("{here}/{a}");
-    let tasks = super::tasks::table(ctx, cluster, Some(service), "RUNNING", None).await;
+    let action = |a: &str| format!("{path}/{a}");
+    let tasks = super::tasks::table(ctx, cluster, Some(service), "RUNNING", next).await;
     let current = s(&svc, "taskDefinition");
     let revisions = family_revisions(ctx, current).await;
     html! {
@@ -326,7 +338,7 @@ pub(crate) async fn act(
             seg(&service)
         )),
         Err(e) => {
-            let body = service_body(&ctx, &cluster, &service, Some((control, &e))).await;
+            let body = service_body(&ctx, &cluster, &service, None, Some((control, &e))).await;
             with_status(ctx.page(&service, Section::Clusters, body))
         }
     }
