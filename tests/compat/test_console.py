@@ -236,7 +236,8 @@ def test_create_a_new_revision_in_the_editor_with_errors_where_they_occur(env, p
     page.click("text=Register new revision")
     alert = page.locator("#definition-error", has_text="ClientException")
     alert.wait_for()
-    assert "container 'app'" in alert.inner_text() and "\"name\": \"app\"" in alert.inner_text()
+    # The line of the member the message names, in the container it names.
+    assert "container 'app'" in alert.inner_text() and "\"memory\": 2" in alert.inner_text()
     shot(page, "10-editor-error")
     good = json.loads(text)
     good["containerDefinitions"][0]["command"][-1] = f"echo {LOG_LINE}-v2; sleep 3600"

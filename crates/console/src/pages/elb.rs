@@ -128,7 +128,7 @@ async fn listeners(ctx: &Ctx, lb: &str) -> Markup {
                     tr {
                         td { (field(l, "Protocol")) }
                         td.num { (field(l, "Port")) }
-                        td { (field(l, "Type")) " " span.muted { (view::short_arn(field(l, "TargetGroupArn"))) } }
+                        td { (field(l, "Type")) " " span.muted { (target_group_name(field(l, "TargetGroupArn"))) } }
                     }
                 } }
             }
@@ -138,6 +138,11 @@ async fn listeners(ctx: &Ctx, lb: &str) -> Markup {
             }
         }
     }
+}
+
+/// A target group's name, from its ARN (`…:targetgroup/NAME/ID`).
+fn target_group_name(arn: &str) -> &str {
+    arn.split('/').nth(1).unwrap_or(arn)
 }
 
 /// One rule as the page shows it: priority, conditions and actions in words.
@@ -178,9 +183,15 @@ fn parse_rules(doc: &roxmltree::Document<'_>) -> Vec<Rule> {
 /// `forward: TargetGroupArn=api`).
 fn describe_item(node: roxmltree::Node<'_, '_>, head: &str) -> String {
     let mut seen: Vec<String> = Vec::new();
+    // Stickiness that is off is every forward's default: not worth a word.
+    let sticky_off = |n: &roxmltree::Node<'_, '_>| {
+        n.ancestors().any(|a| {
+            a.has_tag_name("TargetGroupStickinessConfig") && xml_text(a, "Enabled") != Some("true")
+        })
+    };
     for leaf in node
         .descendants()
-        .filter(|n| n.is_element() && !n.children().any(|c| c.is_element()))
+        .filter(|n| n.is_element() && !n.children().any(|c| c.is_element()) && !sticky_off(n))
     {
         let name = leaf.tag_name().name();
         let Some(text) = leaf.text() else { continue };
@@ -189,7 +200,7 @@ fn describe_item(node: roxmltree::Node<'_, '_>, head: &str) -> String {
         }
         let shown = match name {
             // …:targetgroup/NAME/ID
-            "TargetGroupArn" => format!("{name}={}", text.split('/').nth(1).unwrap_or(text)),
+            "TargetGroupArn" => format!("{name}={}", target_group_name(text)),
             "member" => text.to_owned(),
             _ => format!("{name}={text}"),
         };
@@ -297,7 +308,9 @@ mod tests {
 <Values><member>/api/*</member></Values><PathPatternConfig><Values><member>/api/*</member></Values></PathPatternConfig></member></Conditions>
 <Actions><member><Type>forward</Type><Order>1</Order><TargetGroupArn>arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/api/abc</TargetGroupArn></member></Actions><IsDefault>false</IsDefault></member>
 <member><RuleArn>r2</RuleArn><Priority>default</Priority><Conditions/><Actions><member><Type>fixed-response</Type>
-<FixedResponseConfig><StatusCode>404</StatusCode></FixedResponseConfig></member></Actions><IsDefault>true</IsDefault></member>
+<FixedResponseConfig><StatusCode>404</StatusCode></FixedResponseConfig></member><member><Type>forward</Type>
+<ForwardConfig><TargetGroups><member><TargetGroupArn>arn:x:targetgroup/web/1</TargetGroupArn><Weight>1</Weight></member></TargetGroups>
+<TargetGroupStickinessConfig><Enabled>false</Enabled></TargetGroupStickinessConfig></ForwardConfig></member></Actions><IsDefault>true</IsDefault></member>
 </Rules></DescribeRulesResult></DescribeRulesResponse>"#;
         let doc = roxmltree::Document::parse(xml).expect("xml");
         assert_eq!(
@@ -311,7 +324,10 @@ mod tests {
                 Rule {
                     priority: "default".into(),
                     conditions: vec![],
-                    actions: vec!["fixed-response: StatusCode=404".into()],
+                    actions: vec![
+                        "fixed-response: StatusCode=404".into(),
+                        "forward: TargetGroupArn=web, Weight=1".into()
+                    ],
                 },
             ]
         );

@@ -447,14 +447,42 @@ fn editor_body(
     }
 }
 
-/// The line of `text` an API validation message points at: the `"name": "…"` line of the
-/// container it names in quotes, when there is one.
+/// The line of `text` an API validation message points at, from the names it quotes
+/// (`Invalid 'memory' setting for container 'app'`): the member it names inside the
+/// container it names (a line `"memory": …` indented as that container's `"name"` line,
+/// in the same object), else the container's `"name"` line, else the least indented
+/// line of a member it names (`Invalid 'cpu' setting for task`).
 fn line_of(text: &str, message: &str) -> Option<usize> {
     let quoted: Vec<&str> = message.split('\'').skip(1).step_by(2).collect();
-    quoted.iter().find_map(|q| {
+    let lines: Vec<&str> = text.lines().collect();
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let is_member = |l: &str, name: &str| l.trim_start().starts_with(&format!("\"{name}\""));
+    let container = quoted.iter().find_map(|q| {
         let needle = format!("\"{q}\"");
-        text.lines()
-            .position(|l| l.contains("\"name\"") && l.contains(&needle))
+        lines
+            .iter()
+            .position(|l| is_member(l, "name") && l.contains(&needle))
+            .map(|i| (i, *q))
+    });
+    if let Some((at, name)) = container {
+        let depth = indent(lines[at]);
+        // The container's object: the lines around its name not less indented than it.
+        let first = (0..at)
+            .rev()
+            .find(|&i| indent(lines[i]) < depth)
+            .map_or(0, |i| i + 1);
+        let last = (at..lines.len())
+            .find(|&i| indent(lines[i]) < depth)
+            .unwrap_or(lines.len());
+        let member = quoted.iter().filter(|q| **q != name).find_map(|q| {
+            (first..last).find(|&i| indent(lines[i]) == depth && is_member(lines[i], q))
+        });
+        return Some(member.unwrap_or(at) + 1);
+    }
+    quoted.iter().find_map(|q| {
+        (0..lines.len())
+            .filter(|&i| is_member(lines[i], q))
+            .min_by_key(|&i| indent(lines[i]))
             .map(|i| i + 1)
     })
 }
@@ -552,11 +580,22 @@ mod tests {
     }
 
     #[test]
-    fn a_message_naming_a_container_points_at_its_line() {
-        let text = "{\n  \"containerDefinitions\": [\n    {\n      \"name\": \"app\",\n      \"image\": \"\"\n    }\n  ]\n}";
+    fn a_message_points_at_the_member_it_names_in_the_container_it_names() {
+        let text = "{\n  \"containerDefinitions\": [\n    {\n      \"memory\": 2,\n      \"name\": \"side\"\n    },\n    {\n      \"memory\": 2,\n      \"name\": \"app\",\n      \"cpu\": 1\n    }\n  ],\n  \"cpu\": \"9\"\n}";
         assert_eq!(
-            line_of(text, "Invalid setting for container 'app'. At least one of 'memory' or 'memoryReservation' must be specified."),
-            Some(4)
+            line_of(
+                text,
+                "Invalid 'memory' setting for container 'app': 2 MiB. The minimum is 6 MiB."
+            ),
+            Some(8)
+        );
+        assert_eq!(
+            line_of(text, "Invalid setting for container 'app'. At least one of 'memoryReservation' must be specified."),
+            Some(9)
+        );
+        assert_eq!(
+            line_of(text, "Invalid 'cpu' setting for task: '9'."),
+            Some(13)
         );
         assert_eq!(line_of(text, "Container list cannot be empty."), None);
     }
