@@ -3,7 +3,9 @@
 
 The tests run in file order and share one signed-in page: sign in, see the cluster and
 its instance, create a service of 2 from the console and watch both tasks reach RUNNING,
-scale to 3, follow a task's logs, stop a task and see the service replace it. Then a
+scale to 3, follow a task's logs, stop a task and see the service replace it; register a
+new revision in the editor (its errors shown where they occur), update the service to it,
+see the polling answered 304 while nothing changes, and run a task with overrides. Then a
 read-only user is denied an action with AWS's AccessDenied text, and signed-out,
 forged and expired sessions lead back to sign-in. Screenshots of each page go to
 target/console-screenshots/ (printed). Under CI=true a missing Chromium or Playwright
@@ -209,6 +211,102 @@ def test_stop_a_task_and_see_the_service_replace_it(env, page):
     wait_for(replaced, 90, "the service to replace the stopped task")
 
 
+def test_create_a_new_revision_in_the_editor_with_errors_where_they_occur(env, page):
+    family = env["family"]
+    page.goto(console(env, f"/task-definitions/{family}"))
+    page.click("text=Create new revision")
+    page.wait_for_url(f"**/task-definitions/{family}/new")
+    editor = page.locator("#definition")
+    text = editor.input_value()
+    prefilled = json.loads(text)
+    # Prefilled with the latest revision's registrable fields only.
+    assert prefilled["family"] == family and "revision" not in prefilled
+    assert prefilled["containerDefinitions"][0]["command"][-1].startswith(f"echo {LOG_LINE}")
+    # Not JSON: the parse error names its line.
+    family_line = next(i for i, line in enumerate(text.splitlines(), 1) if '"family"' in line)
+    editor.fill(text.replace('"family"', '"family" "oops"', 1))
+    page.click("text=Register new revision")
+    alert = page.locator("#definition-error")
+    assert "does not parse" in alert.inner_text(), alert.inner_text()
+    assert f"At line {family_line}" in alert.inner_text(), alert.inner_text()
+    # RegisterTaskDefinition's own refusal, pointed at the container it names.
+    bad = json.loads(text)
+    bad["containerDefinitions"][0]["memory"] = 2
+    page.locator("#definition").fill(json.dumps(bad, indent=2))
+    page.click("text=Register new revision")
+    alert = page.locator("#definition-error", has_text="ClientException")
+    alert.wait_for()
+    # The line of the member the message names, in the container it names.
+    assert "container 'app'" in alert.inner_text() and "\"memory\": 2" in alert.inner_text()
+    shot(page, "10-editor-error")
+    good = json.loads(text)
+    good["containerDefinitions"][0]["command"][-1] = f"echo {LOG_LINE}-v2; sleep 3600"
+    page.locator("#definition").fill(json.dumps(good, indent=2))
+    submit(page, "text=Register new revision", f"**/task-definitions/{family}/2")
+    assert f"{LOG_LINE}-v2" in page.locator("pre").inner_text()
+    described = env["aws"].run("ecs", "describe-task-definition", "--task-definition", f"{family}:2")
+    assert described["taskDefinition"]["containerDefinitions"][0]["command"] == good["containerDefinitions"][0]["command"]
+
+
+def test_update_the_service_to_the_new_revision(env, page):
+    aws, family, service = env["aws"], env["family"], env["service"]
+    page.goto(console(env, f"/clusters/{CLUSTER}/services/{service}"))
+    select = page.locator("select#task_definition")
+    assert select.locator("option").count() == 2
+    select.select_option(label=f"{family}:2")
+    submit(page, "text=Deploy revision", f"**/services/{service}")
+
+    def rolled():
+        svc = aws.run("ecs", "describe-services", "--cluster", CLUSTER, "--services", service)["services"][0]
+        deps = svc["deployments"]
+        return (len(deps) == 1 and deps[0]["taskDefinition"].endswith(f"{family}:2")
+                and svc["runningCount"] == 3)
+
+    wait_for(rolled, 120, "the service to roll to revision 2")
+    # The page follows without a reload.
+    page.locator("#live td", has_text=f"{family}:2").first.wait_for()
+    wait_for(lambda: page.locator("#live td .status.RUNNING").count() == 3, 60, "3 RUNNING rows")
+    shot(page, "11-service-revision-2")
+
+
+def test_polled_pages_answer_304_while_nothing_changes(env, page):
+    # The live region polls every 2 s with If-None-Match; a steady service answers 304.
+    statuses = []
+
+    def polled(r) -> bool:
+        if "/services/" not in r.url:
+            return False
+        statuses.append(r.status)
+        return r.status == 304
+
+    try:
+        page.wait_for_event("response", predicate=polled, timeout=20_000)
+    except Exception as e:
+        raise AssertionError(f"no 304 among the polls' answers {statuses}") from e
+    assert page.locator("#live td .status.RUNNING").count() == 3
+
+
+def test_run_task_with_overrides(env, page):
+    family = env["family"]
+    page.goto(console(env, f"/task-definitions/{family}/2"))
+    page.select_option("#run_cluster", CLUSTER)
+    page.fill("#environment_app", "GREETING")
+    page.click("button:has-text('Run task')")
+    page.locator(".error", has_text="is not NAME=value").wait_for()
+    page.fill("#command_app", '["/bin/busybox", "sh", "-c", "echo $GREETING-from-overrides; sleep 3600"]')
+    page.fill("#environment_app", "GREETING=hello")
+    submit(page, "button:has-text('Run task')", f"**/clusters/{CLUSTER}/tasks/*")
+    page.locator("#log-lines", has_text="hello-from-overrides").wait_for()
+    task_id = page.url.rsplit("/", 1)[1]
+    task = env["aws"].run("ecs", "describe-tasks", "--cluster", CLUSTER, "--tasks", task_id)["tasks"][0]
+    override = task["overrides"]["containerOverrides"][0]
+    assert override["environment"] == [{"name": "GREETING", "value": "hello"}]
+    assert task["startedBy"] == "stevedore-console"
+    shot(page, "12-run-task-overrides")
+    page.click("text=Stop task")
+    page.locator(".card", has_text="last status").locator(".status.STOPPED").wait_for()
+
+
 def test_a_denied_action_shows_aws_access_denied(env, page, playwright_browser):
     iam = make_client(env["cfg"], "iam")
     name = unique("reader")
@@ -265,10 +363,60 @@ def test_task_definition_repository_and_load_balancer_pages(env, page):
                           DefaultActions=[{"Type": "forward", "TargetGroupArn": tg["TargetGroupArn"]}])
     page.reload()
     page.click(f"text={lb['LoadBalancerName']}")
-    page.get_by_text(tg["TargetGroupName"]).wait_for()
+    page.locator("h3", has_text=tg["TargetGroupName"]).wait_for()
     assert str(port) in page.locator("table").first.inner_text()
     page.locator("td", has_text="127.0.0.1").wait_for()
+    listener = elbv2.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"][0]
+    elbv2.create_rule(ListenerArn=listener["ListenerArn"], Priority=10,
+                      Conditions=[{"Field": "path-pattern", "Values": ["/api/*"]}],
+                      Actions=[{"Type": "fixed-response",
+                                "FixedResponseConfig": {"StatusCode": "404"}}])
+    # The live region picks the new rule up without a reload.
+    rule = page.locator("table.rules tr", has_text="path-pattern: /api/*")
+    rule.wait_for()
+    assert "10" in rule.inner_text() and "fixed-response" in rule.inner_text()
+    assert "default" in page.locator("table.rules").inner_text()
     shot(page, "09-load-balancer")
+
+
+def test_repository_lifecycle_policy_and_etags(env, page):
+    ecr = make_client(env["cfg"], "ecr")
+    repo = unique("team/lifecycle")
+    ecr.create_repository(repositoryName=repo)
+    page.goto(console(env, "/repositories"))
+    page.click(f"text={repo}")
+    page.get_by_text("aws ecr put-lifecycle-policy").wait_for()
+    page.fill("#policy", '{"rules": [{"rulePriority": 0}]}')
+    page.click("text=Save lifecycle policy")
+    alert = page.locator("form .error")
+    alert.wait_for()
+    refused = alert.inner_text()
+    assert "InvalidParameterException" in refused, refused
+    # What was typed stays to be fixed.
+    assert "rulePriority" in page.locator("#policy").input_value()
+    policy = {"rules": [{"rulePriority": 1, "description": "keep 5",
+                         "selection": {"tagStatus": "any", "countType": "imageCountMoreThan",
+                                       "countNumber": 5}, "action": {"type": "expire"}}]}
+    page.fill("#policy", json.dumps(policy))
+    submit(page, "text=Save lifecycle policy", "**/repositories/view?name=*")
+    assert "imageCountMoreThan" in page.locator("#policy").input_value()
+    got = json.loads(ecr.get_lifecycle_policy(repositoryName=repo)["lifecyclePolicyText"])
+    assert got == policy
+    shot(page, "13-lifecycle-policy")
+
+    # ETags, with raw HTTP: the same page answers 304 to its own tag until it changes.
+    cookies = {c["name"]: c["value"] for c in page.context.cookies()}
+    url = page.url.split("#")[0]
+    first = requests.get(url, cookies=cookies, headers={"HX-Request": "true"}, timeout=10)
+    assert first.status_code == 200, first.text
+    tag = first.headers["ETag"]
+    again = requests.get(url, cookies=cookies, headers={"If-None-Match": tag}, timeout=10)
+    assert again.status_code == 304 and again.content == b"" and again.headers["ETag"] == tag
+    policy["rules"][0]["selection"]["countNumber"] = 7
+    ecr.put_lifecycle_policy(repositoryName=repo, lifecyclePolicyText=json.dumps(policy))
+    changed = requests.get(url, cookies=cookies, headers={"If-None-Match": tag}, timeout=10)
+    assert changed.status_code == 200 and changed.headers["ETag"] != tag
+    assert "7" in changed.text
 
 
 def test_posts_without_the_csrf_token_are_refused(env, page):

@@ -18,6 +18,7 @@
 
 mod assets;
 mod client;
+mod etag;
 mod pages;
 mod session;
 mod view;
@@ -79,5 +80,7 @@ pub fn router(api: Arc<dyn Api>, options: Options) -> axum::Router {
         sessions: session::Sessions::default(),
         options,
     });
-    pages::routes().with_state(console)
+    pages::routes()
+        .layer(axum::middleware::from_fn(etag::layer))
+        .with_state(console)
 }

@@ -42,8 +42,9 @@ pub(crate) fn page(
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
-                // Inline indicator styles would need 'unsafe-inline' under the CSP.
-                meta name="htmx-config" content=r#"{"includeIndicatorStyles":false}"#;
+                // Inline indicator styles would need 'unsafe-inline' under the CSP. A
+                // poll answered 304 (its ETag still current, see console.js) swaps nothing.
+                meta name="htmx-config" content=r#"{"includeIndicatorStyles":false,"responseHandling":[{"code":"204","swap":false},{"code":"304","swap":false},{"code":"[23]..","swap":true},{"code":"[45]..","swap":false,"error":true},{"code":"...","swap":false}]}"#;
                 title { (title) " · Stevedore" }
                 // No icon: without this line browsers ask the API for /favicon.ico.
                 link rel="icon" href="data:,";

@@ -1,9 +1,10 @@
 //! ECR: repositories, and one repository's images (tags, size, push time) with each
-//! image's scan findings by severity.
+//! image's scan findings by severity, and its lifecycle policy (shown, and put from a
+//! JSON editor whose refusal is shown under it).
 
-use super::{seg, Ctx};
-use crate::client::ECR;
-use crate::view::{self, empty, list, n, s, status, time, url, Section};
+use super::{see_other, seg, Ctx};
+use crate::client::{ApiError, ECR};
+use crate::view::{self, csrf, empty, list, n, s, status, time, url, Section};
 use axum::extract::Query;
 use axum::response::Response;
 use maud::{html, Markup};
@@ -48,6 +49,18 @@ pub(crate) async fn list_page(ctx: Ctx, Query(q): Query<HashMap<String, String>>
 /// `GET /console/repositories/view?name=…` (names hold slashes, so not a path segment).
 pub(crate) async fn show(ctx: Ctx, Query(q): Query<HashMap<String, String>>) -> Response {
     let name = q.get("name").cloned().unwrap_or_default();
+    let body = repository_body(&ctx, &name, None).await;
+    ctx.page(&name, Section::Repositories, body)
+}
+
+/// A refused PutLifecyclePolicy: the text as typed and AWS's error.
+struct PolicyNotice<'a> {
+    text: &'a str,
+    error: ApiError,
+}
+
+async fn repository_body(ctx: &Ctx, name: &str, notice: Option<&PolicyNotice<'_>>) -> Markup {
+    let name = name.to_owned();
     let crumbs = html! {
         p.crumbs { a href=(url("/repositories")) { "Repositories" } " / " (name) }
         h1 { (name) }
@@ -58,7 +71,7 @@ pub(crate) async fn show(ctx: Ctx, Query(q): Query<HashMap<String, String>>) -> 
             let images = list(&d, "imageDetails");
             let mut rows = Vec::new();
             for img in images {
-                rows.push((img, findings(&ctx, &name, img).await));
+                rows.push((img, findings(ctx, &name, img).await));
             }
             html! {
                 (crumbs)
@@ -82,7 +95,73 @@ pub(crate) async fn show(ctx: Ctx, Query(q): Query<HashMap<String, String>>) -> 
         }
         Err(e) => html! { (crumbs) (view::error(&e)) },
     };
-    ctx.page(&name, Section::Repositories, body)
+    let policy = lifecycle_policy(ctx, &name, notice).await;
+    html! { (body) (policy) }
+}
+
+/// The repository's lifecycle policy and the editor that puts a new one.
+async fn lifecycle_policy(ctx: &Ctx, name: &str, notice: Option<&PolicyNotice<'_>>) -> Markup {
+    let got = ctx
+        .call(ECR, "GetLifecyclePolicy", json!({"repositoryName": name}))
+        .await;
+    let (current, shown) = match &got {
+        Ok(p) => {
+            let text = s(p, "lifecyclePolicyText");
+            // Shown pretty when it parses (it was stored as the caller sent it).
+            let pretty = serde_json::from_str::<Value>(text)
+                .ok()
+                .and_then(|v| serde_json::to_string_pretty(&v).ok())
+                .unwrap_or_else(|| text.to_owned());
+            (
+                pretty,
+                html! { @if p.get("lastEvaluatedAt").is_some() { p.muted { "Last evaluated " (time(p, "lastEvaluatedAt")) } } },
+            )
+        }
+        Err(e) if e.code == "LifecyclePolicyNotFoundException" => (
+            String::new(),
+            empty(
+                "This repository has no lifecycle policy: images stay until deleted. Write one below, or:",
+                &format!("aws ecr put-lifecycle-policy --repository-name {name} --lifecycle-policy-text file://policy.json"),
+            ),
+        ),
+        Err(e) => (String::new(), view::error(e)),
+    };
+    let text = notice.map_or(current.as_str(), |n| n.text);
+    let example = r#"{"rules":[{"rulePriority":1,"description":"keep 10 images","selection":{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":10},"action":{"type":"expire"}}]}"#;
+    html! {
+        h2 #lifecycle { "Lifecycle policy" }
+        (shown)
+        form method="post" action=(url("/repositories/lifecycle-policy")) {
+            (csrf(&ctx.session))
+            input type="hidden" name="name" value=(name);
+            label for="policy" { "Policy JSON" }
+            textarea.code #policy name="policy" rows="14" spellcheck="false" placeholder=(example)
+                aria-invalid=[notice.map(|_| "true")] { (text) }
+            @if let Some(n) = notice { (view::error(&n.error)) }
+            p { button type="submit" { "Save lifecycle policy" } }
+        }
+    }
+}
+
+/// `POST /console/repositories/lifecycle-policy` (name in the form: it holds slashes).
+pub(crate) async fn put_lifecycle_policy(ctx: Ctx, body: bytes::Bytes) -> Response {
+    let form = match ctx.form(&body) {
+        Ok(f) => f,
+        Err(refused) => return *refused,
+    };
+    let name = form.get("name");
+    let input = json!({"repositoryName": name, "lifecyclePolicyText": form.get("policy")});
+    match ctx.call(ECR, "PutLifecyclePolicy", input).await {
+        Ok(_) => see_other(&format!("/repositories/view?name={}#lifecycle", seg(name))),
+        Err(error) => {
+            let notice = PolicyNotice {
+                text: form.get("policy"),
+                error,
+            };
+            let body = repository_body(&ctx, name, Some(&notice)).await;
+            super::services::with_status(ctx.page(name, Section::Repositories, body))
+        }
+    }
 }
 
 #[allow(clippy::cast_precision_loss)]

@@ -1,6 +1,6 @@
-//! Load balancers: the list, and one load balancer with its listeners and the health of
-//! every target of the target groups they forward to (ELBv2 speaks the query protocol,
-//! so answers are XML).
+//! Load balancers: the list, and one load balancer with its listeners, each listener's
+//! rules in evaluation order, and the health of every target of the target groups they
+//! forward to (ELBv2 speaks the query protocol, so answers are XML).
 
 use super::{seg, Ctx};
 use crate::client::{xml_members, xml_text, ApiError, ELBV2};
@@ -116,6 +116,10 @@ async fn listeners(ctx: &Ctx, lb: &str) -> Markup {
         Ok(l) => l,
         Err(e) => return view::error(&e),
     };
+    let mut rules = Vec::new();
+    for l in &listeners {
+        rules.push(listener_rules(ctx, field(l, "ListenerArn")).await);
+    }
     html! {
         @if listeners.is_empty() { p.muted { "No listener." } } @else {
             table {
@@ -124,10 +128,117 @@ async fn listeners(ctx: &Ctx, lb: &str) -> Markup {
                     tr {
                         td { (field(l, "Protocol")) }
                         td.num { (field(l, "Port")) }
-                        td { (field(l, "Type")) " " span.muted { (view::short_arn(field(l, "TargetGroupArn"))) } }
+                        td { (field(l, "Type")) " " span.muted { (target_group_name(field(l, "TargetGroupArn"))) } }
                     }
                 } }
             }
+            @for (l, r) in listeners.iter().zip(&rules) {
+                h3 { "Rules of " (field(l, "Protocol")) ":" (field(l, "Port")) }
+                (r)
+            }
+        }
+    }
+}
+
+/// A target group's name, from its ARN (`…:targetgroup/NAME/ID`).
+fn target_group_name(arn: &str) -> &str {
+    arn.split('/').nth(1).unwrap_or(arn)
+}
+
+/// One rule as the page shows it: priority, conditions and actions in words.
+#[derive(Debug, PartialEq, Eq)]
+struct Rule {
+    priority: String,
+    conditions: Vec<String>,
+    actions: Vec<String>,
+}
+
+/// The rules of a DescribeRules answer.
+fn parse_rules(doc: &roxmltree::Document<'_>) -> Vec<Rule> {
+    xml_members(doc, "Rules")
+        .into_iter()
+        .map(|rule| {
+            let items = |list: &str, head: &str| -> Vec<String> {
+                rule.children()
+                    .find(|n| n.has_tag_name(list))
+                    .map(|l| {
+                        l.children()
+                            .filter(|n| n.has_tag_name("member"))
+                            .map(|m| describe_item(m, head))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            Rule {
+                priority: xml_text(rule, "Priority").unwrap_or("").to_owned(),
+                conditions: items("Conditions", "Field"),
+                actions: items("Actions", "Type"),
+            }
+        })
+        .collect()
+}
+
+/// A condition or action in words: its `head` element (Field, Type), then every other
+/// leaf's text once, target group ARNs by name (`path-pattern: /api/*`,
+/// `forward: TargetGroupArn=api`).
+fn describe_item(node: roxmltree::Node<'_, '_>, head: &str) -> String {
+    let mut seen: Vec<String> = Vec::new();
+    // Stickiness that is off is every forward's default: not worth a word.
+    let sticky_off = |n: &roxmltree::Node<'_, '_>| {
+        n.ancestors().any(|a| {
+            a.has_tag_name("TargetGroupStickinessConfig") && xml_text(a, "Enabled") != Some("true")
+        })
+    };
+    for leaf in node
+        .descendants()
+        .filter(|n| n.is_element() && !n.children().any(|c| c.is_element()) && !sticky_off(n))
+    {
+        let name = leaf.tag_name().name();
+        let Some(text) = leaf.text() else { continue };
+        if name == head || name == "Order" {
+            continue;
+        }
+        let shown = match name {
+            // …:targetgroup/NAME/ID
+            "TargetGroupArn" => format!("{name}={}", target_group_name(text)),
+            "member" => text.to_owned(),
+            _ => format!("{name}={text}"),
+        };
+        if !seen.contains(&shown) {
+            seen.push(shown);
+        }
+    }
+    let head = xml_text(node, head).unwrap_or("");
+    if seen.is_empty() {
+        head.to_owned()
+    } else {
+        format!("{head}: {}", seen.join(", "))
+    }
+}
+
+async fn listener_rules(ctx: &Ctx, listener: &str) -> Markup {
+    let text = match ctx
+        .query(ELBV2, "DescribeRules", &[("ListenerArn", listener)])
+        .await
+    {
+        Ok(t) => t,
+        Err(e) => return view::error(&e),
+    };
+    let rules = match parse(&text) {
+        Ok(doc) => parse_rules(&doc),
+        Err(e) => return view::error(&e),
+    };
+    html! {
+        table.rules {
+            thead { tr { th.num { "Priority" } th { "Conditions" } th { "Actions" } } }
+            tbody { @for r in &rules {
+                tr {
+                    td.num { (r.priority) }
+                    td { @if r.conditions.is_empty() { span.muted { "(every request not matched above)" } }
+                        @for c in &r.conditions { code { (c) } br; } }
+                    td { @for a in &r.actions { code { (a) } br; } }
+                }
+            } }
         }
     }
 }
@@ -183,5 +294,42 @@ async fn health(ctx: &Ctx, tg: &str) -> Markup {
                 } }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules_read_as_priority_conditions_and_actions_in_words() {
+        let xml = r#"<DescribeRulesResponse><DescribeRulesResult><Rules>
+<member><RuleArn>r1</RuleArn><Priority>10</Priority><Conditions><member><Field>path-pattern</Field>
+<Values><member>/api/*</member></Values><PathPatternConfig><Values><member>/api/*</member></Values></PathPatternConfig></member></Conditions>
+<Actions><member><Type>forward</Type><Order>1</Order><TargetGroupArn>arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/api/abc</TargetGroupArn></member></Actions><IsDefault>false</IsDefault></member>
+<member><RuleArn>r2</RuleArn><Priority>default</Priority><Conditions/><Actions><member><Type>fixed-response</Type>
+<FixedResponseConfig><StatusCode>404</StatusCode></FixedResponseConfig></member><member><Type>forward</Type>
+<ForwardConfig><TargetGroups><member><TargetGroupArn>arn:x:targetgroup/web/1</TargetGroupArn><Weight>1</Weight></member></TargetGroups>
+<TargetGroupStickinessConfig><Enabled>false</Enabled></TargetGroupStickinessConfig></ForwardConfig></member></Actions><IsDefault>true</IsDefault></member>
+</Rules></DescribeRulesResult></DescribeRulesResponse>"#;
+        let doc = roxmltree::Document::parse(xml).expect("xml");
+        assert_eq!(
+            parse_rules(&doc),
+            vec![
+                Rule {
+                    priority: "10".into(),
+                    conditions: vec!["path-pattern: /api/*".into()],
+                    actions: vec!["forward: TargetGroupArn=api".into()],
+                },
+                Rule {
+                    priority: "default".into(),
+                    conditions: vec![],
+                    actions: vec![
+                        "fixed-response: StatusCode=404".into(),
+                        "forward: TargetGroupArn=web, Weight=1".into()
+                    ],
+                },
+            ]
+        );
     }
 }

@@ -58,11 +58,23 @@ pub(crate) fn routes() -> Router<Arc<Console>> {
             get(task_definitions::revisions),
         )
         .route(
+            &m("/task-definitions/{family}/new"),
+            get(task_definitions::editor).post(task_definitions::register),
+        )
+        .route(
             &m("/task-definitions/{family}/{revision}"),
             get(task_definitions::show),
         )
+        .route(
+            &m("/task-definitions/{family}/{revision}/run"),
+            post(task_definitions::run),
+        )
         .route(&m("/repositories"), get(ecr::list_page))
         .route(&m("/repositories/view"), get(ecr::show))
+        .route(
+            &m("/repositories/lifecycle-policy"),
+            post(ecr::put_lifecycle_policy),
+        )
         .route(&m("/load-balancers"), get(elb::list))
         .route(&m("/load-balancers/view"), get(elb::show))
 }

@@ -1,14 +1,15 @@
 //! Services: the cluster's table, the create form, and one service's page with its
-//! deployments, events and tasks, and its actions (desired count, force new deployment,
-//! delete). A refused action shows AWS's error beside its control.
+//! deployments, events and tasks, and its actions (desired count, a new revision of its
+//! task definition, force new deployment, delete). A refused action shows AWS's error beside its control.
 
 use super::{see_other, seg, Ctx, Form};
 use crate::client::{ApiError, ECS};
 use crate::view::{self, csrf, empty, list, live, n, s, status, time, url, Section};
-use axum::extract::Path;
+use axum::extract::{Path, Query};
 use axum::response::Response;
 use maud::{html, Markup};
 use serde_json::{json, Value};
+use std::collections::HashMap;
 
 /// The services of `cluster` (first 100), with their counts.
 pub(crate) async fn table(ctx: &Ctx, cluster: &str) -> Markup {
@@ -119,9 +120,14 @@ fn count(text: &str) -> i64 {
     text.trim().parse().unwrap_or(-1)
 }
 
-/// `GET /console/clusters/{cluster}/services/{service}`.
-pub(crate) async fn show(ctx: Ctx, Path((cluster, service)): Path<(String, String)>) -> Response {
-    let body = service_body(&ctx, &cluster, &service, None).await;
+/// `GET /console/clusters/{cluster}/services/{service}?next=…` (`next` pages its tasks).
+pub(crate) async fn show(
+    ctx: Ctx,
+    Path((cluster, service)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let next = q.get("next").map(String::as_str);
+    let body = service_body(&ctx, &cluster, &service, next, None).await;
     ctx.page(&service, Section::Clusters, body)
 }
 
@@ -129,6 +135,7 @@ pub(crate) async fn show(ctx: Ctx, Path((cluster, service)): Path<(String, Strin
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Control {
     Scale,
+    Revision,
     Redeploy,
     Delete,
 }
@@ -137,13 +144,19 @@ async fn service_body(
     ctx: &Ctx,
     cluster: &str,
     service: &str,
+    next: Option<&str>,
     notice: Option<(Control, &ApiError)>,
 ) -> Markup {
-    let here = url(&format!(
+    let path = url(&format!(
         "/clusters/{}/services/{}",
         seg(cluster),
         seg(service)
     ));
+    // The live region polls the page of tasks it shows.
+    let here = match next {
+        Some(t) => format!("{path}?next={}", seg(t)),
+        None => path.clone(),
+    };
     let crumbs = html! {
         p.crumbs { a href=(url("/clusters")) { "Clusters" } " / "
             a href=(url(&format!("/clusters/{}", seg(cluster)))) { (cluster) } " / " (service) }
@@ -170,8 +183,10 @@ async fn service_body(
             .filter(|(at, _)| *at == c)
             .map(|(_, e)| view::error(e))
     };
-    let action = |a: &str| format!("{here}/{a}");
-    let tasks = super::tasks::table(ctx, cluster, Some(service), "RUNNING", None).await;
+    let action = |a: &str| format!("{path}/{a}");
+    let tasks = super::tasks::table(ctx, cluster, Some(service), "RUNNING", next).await;
+    let current = s(&svc, "taskDefinition");
+    let revisions = family_revisions(ctx, current).await;
     html! {
         (crumbs)
         div.actions {
@@ -181,6 +196,22 @@ async fn service_body(
                 input #desired_count name="desired_count" type="number" min="0" value=(n(&svc, "desiredCount")) required;
                 button type="submit" { "Update" }
                 @if let Some(e) = error_at(Control::Scale) { (e) }
+            }
+            form.inline method="post" action=(action("revision")) {
+                (csrf(&ctx.session))
+                label for="task_definition" { "Revision" }
+                @match &revisions {
+                    Ok(revs) => {
+                        select #task_definition name="task_definition" {
+                            @for arn in revs {
+                                option value=(arn) selected[arn == current] { (view::short_arn(arn)) }
+                            }
+                        }
+                        button type="submit" { "Deploy revision" }
+                    }
+                    Err(e) => (view::error(e)),
+                }
+                @if let Some(e) = error_at(Control::Revision) { (e) }
             }
             form.inline method="post" action=(action("redeploy")) {
                 (csrf(&ctx.session))
@@ -226,6 +257,32 @@ async fn service_body(
     }
 }
 
+/// The ACTIVE revisions of the family of `task_definition` (an ARN), newest first: what
+/// the service may be updated to.
+async fn family_revisions(ctx: &Ctx, task_definition: &str) -> Result<Vec<String>, ApiError> {
+    let family = family_of(task_definition);
+    let listed = ctx
+        .call(
+            ECS,
+            "ListTaskDefinitions",
+            json!({"familyPrefix": family, "status": "ACTIVE", "sort": "DESC", "maxResults": 100}),
+        )
+        .await?;
+    Ok(list(&listed, "taskDefinitionArns")
+        .iter()
+        .filter_map(Value::as_str)
+        // familyPrefix also matches longer families that start with this one.
+        .filter(|arn| family_of(arn) == family)
+        .map(str::to_owned)
+        .collect())
+}
+
+/// The family of a task definition ARN or `family:revision`.
+pub(crate) fn family_of(task_definition: &str) -> &str {
+    let name = view::short_arn(task_definition);
+    name.rsplit_once(':').map_or(name, |(family, _)| family)
+}
+
 fn events(svc: &Value) -> Markup {
     let events = list(svc, "events");
     html! {
@@ -240,7 +297,7 @@ fn events(svc: &Value) -> Markup {
     }
 }
 
-/// `POST /console/clusters/{cluster}/services/{service}/{scale|redeploy|delete}`.
+/// `POST /console/clusters/{cluster}/services/{service}/{scale|revision|redeploy|delete}`.
 pub(crate) async fn act(
     ctx: Ctx,
     Path((cluster, service, action)): Path<(String, String, String)>,
@@ -255,6 +312,11 @@ pub(crate) async fn act(
             Control::Scale,
             "UpdateService",
             json!({"cluster": cluster, "service": service, "desiredCount": count(form.get("desired_count"))}),
+        ),
+        "revision" => (
+            Control::Revision,
+            "UpdateService",
+            json!({"cluster": cluster, "service": service, "taskDefinition": form.get("task_definition")}),
         ),
         "redeploy" => (
             Control::Redeploy,
@@ -276,7 +338,7 @@ pub(crate) async fn act(
             seg(&service)
         )),
         Err(e) => {
-            let body = service_body(&ctx, &cluster, &service, Some((control, &e))).await;
+            let body = service_body(&ctx, &cluster, &service, None, Some((control, &e))).await;
             with_status(ctx.page(&service, Section::Clusters, body))
         }
     }

@@ -67,7 +67,11 @@ pub(crate) async fn table(
             } }
         } }
         @if let Some(t) = next {
-            (super::clusters::pager(&format!("/clusters/{}?status={desired}&", seg(cluster)), Some(t)))
+            @if let Some(svc) = service {
+                (super::clusters::pager(&format!("/clusters/{}/services/{}?", seg(cluster), seg(svc)), Some(t)))
+            } @else {
+                (super::clusters::pager(&format!("/clusters/{}?status={desired}&", seg(cluster)), Some(t)))
+            }
         }
     }
 }
