@@ -95,6 +95,17 @@ pub fn compute_sim_registration(
         })
         .to_string(),
     );
+    if !spec.security_groups.is_empty() {
+        // As the `local` provider does: the launch template's groups, which
+        // DeleteSecurityGroup's dependency check reads (a hollow instance publishes no ports).
+        req.attributes
+            .get_or_insert_with(Vec::new)
+            .push(model::ecs::shapes::Attribute {
+                name: ecs::SECURITY_GROUPS_ATTRIBUTE.to_owned(),
+                value: Some(spec.security_groups.join(",")),
+                ..Default::default()
+            });
+    }
     req
 }
 
@@ -231,6 +242,7 @@ mod tests {
             availability_zone: "us-east-1b".into(),
             user_data: user_data.into(),
             tags: Default::default(),
+            security_groups: Vec::new(),
         }
     }
 

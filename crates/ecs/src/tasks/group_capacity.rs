@@ -93,6 +93,7 @@ mod tests {
             usage: Default::default(),
             fargate,
             owner: None,
+            agent_session: None,
         }
     }
 
