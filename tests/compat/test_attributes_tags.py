@@ -2,6 +2,7 @@
 
 import pytest
 from conftest import ARN_PREFIX, register, register_instance, unique
+from sim_fixtures import Sim, wait_tasks
 
 
 @pytest.fixture
@@ -128,6 +129,42 @@ def test_tag_container_instance(ecs, instance):
     assert tags_of(ecs, arn) == [("rack", "r1")]
     ecs.untag_resource(resourceArn=arn, tagKeys=["rack"])
     assert tags_of(ecs, arn) == []
+
+
+def test_tag_and_untag_service(ecs, instance):
+    cluster, _ = instance
+    td = register(ecs)["taskDefinitionArn"]
+    svc = ecs.create_service(cluster=cluster, serviceName=unique("svc"), taskDefinition=td, desiredCount=0,
+                             tags=[{"key": "team", "value": "blue"}])["service"]
+    arn = svc["serviceArn"]
+    ecs.tag_resource(resourceArn=arn, tags=[{"key": "env", "value": "prod"}, {"key": "team", "value": "red"}])
+    assert tags_of(ecs, arn) == [("env", "prod"), ("team", "red")]
+    ecs.untag_resource(resourceArn=arn, tagKeys=["env"])
+    assert tags_of(ecs, arn) == [("team", "red")]
+    desc = ecs.describe_services(cluster=cluster, services=[arn], include=["TAGS"])["services"][0]
+    assert desc["tags"] == [{"key": "team", "value": "red"}]
+
+
+def test_tag_and_untag_task_kept_through_its_state_changes(server, ecs):
+    with Sim(server, ecs, instances=1) as sim:
+        td = register(ecs, containerDefinitions=[
+            {"name": "app", "image": "busybox", "memory": 64, "essential": True}])["taskDefinitionArn"]
+        task = ecs.run_task(cluster=sim.cluster, taskDefinition=td,
+                            tags=[{"key": "owner", "value": "ci"}])["tasks"][0]["taskArn"]
+        # Tagged while PENDING: the agent's state changes that follow keep the tags.
+        ecs.tag_resource(resourceArn=task, tags=[{"key": "batch", "value": "7"}])
+        wait_tasks(ecs, sim.cluster, [task], "RUNNING")
+        assert tags_of(ecs, task) == [("batch", "7"), ("owner", "ci")]
+        got = ecs.describe_tasks(cluster=sim.cluster, tasks=[task], include=["TAGS"])["tasks"][0]
+        assert sorted((t["key"], t["value"]) for t in got["tags"]) == [("batch", "7"), ("owner", "ci")]
+        ecs.untag_resource(resourceArn=task, tagKeys=["owner"])
+        assert tags_of(ecs, task) == [("batch", "7")]
+        ecs.stop_task(cluster=sim.cluster, task=task)
+        wait_tasks(ecs, sim.cluster, [task], "STOPPED")
+        assert tags_of(ecs, task) == [("batch", "7")]
+        gone = task.rsplit("/", 1)[0] + "/0123456789abcdef0123456789abcdef"
+        with pytest.raises(ecs.exceptions.ResourceNotFoundException):
+            ecs.tag_resource(resourceArn=gone, tags=[{"key": "a", "value": "b"}])
 
 
 def test_register_container_instance_with_tags(ecs):

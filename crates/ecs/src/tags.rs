@@ -107,36 +107,71 @@ async fn with_tags(ecs: &Ecs, arn: &str, change: Option<Change<'_>>) -> Result<V
                 .map(|i| i.tags.unwrap_or_default())
                 .ok_or_else(|| not_found(arn))
         }
-        EcsResource::Task { .. }
-        | EcsResource::Service { .. }
-        | EcsResource::ServiceDeployment { .. }
-        | EcsResource::ServiceRevision { .. } => Err(not_found(arn)),
+        EcsResource::Service { cluster, name } => {
+            record_tags(
+                ecs,
+                &service_key(&cluster, &name),
+                arn,
+                change,
+                |s: &mut StoredService| &mut s.service.tags,
+            )
+            .await
+        }
+        EcsResource::Task { cluster, id } => {
+            record_tags(
+                ecs,
+                &task_key(&cluster, &id),
+                arn,
+                change,
+                |t: &mut StoredTask| &mut t.task.tags,
+            )
+            .await
+        }
+        EcsResource::ServiceDeployment { .. } | EcsResource::ServiceRevision { .. } => {
+            Err(not_found(arn))
+        }
     }
 }
 
-/// The tags of the resource `arn` names, for `aws:ResourceTag/KEY`: clusters, task
-/// definitions and container instances through [`with_tags`], services and tasks from the
-/// tags they were created with. Anything unknown or unreadable: no tags (the handler then
-/// answers the request's own error).
+/// Reads or changes the tags of the record at `key` (a service or a task), which
+/// `tags_of` finds in it; a compare-and-swap against the controllers and agents that
+/// write the same record.
+async fn record_tags<T>(
+    ecs: &Ecs,
+    key: &str,
+    arn: &str,
+    change: Option<Change<'_>>,
+    tags_of: fn(&mut T) -> &mut Option<Vec<Tag>>,
+) -> Result<Vec<Tag>, EcsError>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned,
+{
+    ecs.objects
+        .retry(key, || async {
+            let Some((mut record, rev)) = ecs.objects.get::<T>(key).await? else {
+                return Err(not_found(arn));
+            };
+            let slot = tags_of(&mut record);
+            let mut tags = slot.clone().unwrap_or_default();
+            let Some(change) = &change else {
+                return Ok(Step::Done(tags));
+            };
+            change.apply(&mut tags)?;
+            *slot = Some(tags.clone());
+            Ok(Step::Commit(
+                Txn::new()
+                    .when(key.to_owned(), rev)
+                    .put(key.to_owned(), encode(&record)?),
+                tags,
+            ))
+        })
+        .await
+}
+
+/// The tags of the resource `arn` names, for `aws:ResourceTag/KEY`. Anything unknown or
+/// unreadable: no tags (the handler then answers the request's own error).
 pub(crate) async fn resource_tags(ecs: &Ecs, arn: &str) -> Vec<(String, String)> {
-    let tags = match ecs.scope.parse(arn) {
-        Ok(EcsResource::Service { cluster, name }) => ecs
-            .objects
-            .get::<StoredService>(&service_key(&cluster, &name))
-            .await
-            .ok()
-            .flatten()
-            .and_then(|(s, _)| s.service.tags),
-        Ok(EcsResource::Task { cluster, id }) => ecs
-            .objects
-            .get::<StoredTask>(&task_key(&cluster, &id))
-            .await
-            .ok()
-            .flatten()
-            .and_then(|(t, _)| t.task.tags),
-        Ok(_) => with_tags(ecs, arn, None).await.ok(),
-        Err(_) => None,
-    };
+    let tags = with_tags(ecs, arn, None).await.ok();
     crate::authz::tag_pairs(tags.as_deref())
 }
 
