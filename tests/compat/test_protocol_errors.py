@@ -7,10 +7,13 @@ import socket
 import time
 import urllib.parse
 
+import botocore.exceptions
 import pytest
 import requests
 from botocore.credentials import Credentials
-from conftest import TARGET_PREFIX, error_code, error_message, raw_call, signed_headers, signing_clock, unique
+from conftest import (
+    TARGET_PREFIX, error_code, error_message, make_client, raw_call, signed_headers, signing_clock, unique,
+)
 
 
 def assert_error(resp, code, status=400):
@@ -57,6 +60,20 @@ def test_wrong_secret_is_invalid_signature(server):
     resp = raw_call(server, "ListClusters", {}, credentials=Credentials(server.access_key, server.secret_key + "x"))
     assert resp.status_code in (400, 403), resp.text
     assert error_code(resp) == "InvalidSignatureException"
+
+
+@pytest.mark.parametrize("service,call", [
+    ("sts", lambda c: c.get_caller_identity()),
+    ("iam", lambda c: c.list_users()),
+    ("elbv2", lambda c: c.describe_load_balancers()),
+])
+def test_wrong_secret_on_a_query_service_is_signature_does_not_match(server, service, call):
+    # Query services name a signature that does not match SignatureDoesNotMatch, with 403.
+    client = make_client(server, service, secret_key=server.secret_key + "x")
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        call(client)
+    assert e.value.response["Error"]["Code"] == "SignatureDoesNotMatch"
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
 
 
 def test_tampered_body_is_invalid_signature(server):

@@ -220,6 +220,15 @@ impl SigV4Error {
                 "InvalidClientTokenId"
             }
             SigV4Error::ExpiredSecurityToken => "ExpiredToken",
+            // Query services (STS, IAM, EC2, ELB, Auto Scaling, CloudWatch) name every
+            // failure to match the signature so, with 403, as a wrong region already is.
+            SigV4Error::HostNotSigned
+            | SigV4Error::HeaderNotSigned { .. }
+            | SigV4Error::InvalidContentSha256 { .. }
+            | SigV4Error::ContentSha256Mismatch { .. }
+            | SigV4Error::SignatureMismatch
+            | SigV4Error::SignatureExpired { .. }
+            | SigV4Error::SignatureNotYetCurrent { .. } => "SignatureDoesNotMatch",
             other => other.aws_code(),
         }
     }
@@ -230,6 +239,7 @@ impl SigV4Error {
         match self {
             SigV4Error::MissingAuthenticationToken | SigV4Error::InvalidSecurityToken => 403,
             SigV4Error::UnrecognizedClient | SigV4Error::ExpiredSecurityToken if query => 403,
+            _ if query && self.aws_query_code() == "SignatureDoesNotMatch" => 403,
             _ => 400,
         }
     }

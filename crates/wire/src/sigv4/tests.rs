@@ -149,6 +149,9 @@ fn tampering_fails() {
         )
         .unwrap_err();
         assert_eq!(err.aws_code(), "InvalidSignatureException");
+        assert_eq!(err.status(false), 400);
+        assert_eq!(err.aws_query_code(), "SignatureDoesNotMatch");
+        assert_eq!(err.status(true), 403);
     }
 }
 
