@@ -221,14 +221,9 @@ impl SigV4Error {
             }
             SigV4Error::ExpiredSecurityToken => "ExpiredToken",
             // Query services (STS, IAM, EC2, ELB, Auto Scaling, CloudWatch) name every
-            // failure to match the signature so, with 403, as a wrong region already is.
-            SigV4Error::HostNotSigned
-            | SigV4Error::HeaderNotSigned { .. }
-            | SigV4Error::InvalidContentSha256 { .. }
-            | SigV4Error::ContentSha256Mismatch { .. }
-            | SigV4Error::SignatureMismatch
-            | SigV4Error::SignatureExpired { .. }
-            | SigV4Error::SignatureNotYetCurrent { .. } => "SignatureDoesNotMatch",
+            // failure to match the signature (what JSON services call
+            // InvalidSignatureException) so, with 403, as a wrong region already is.
+            other if other.aws_code() == "InvalidSignatureException" => "SignatureDoesNotMatch",
             other => other.aws_code(),
         }
     }
