@@ -191,6 +191,30 @@ impl Ecs {
         Ok(out)
     }
 
+    /// The container instances (with their cluster's name), in any cluster, that run on
+    /// the machine `ec2_instance_id`.
+    async fn on_host(
+        &self,
+        ec2_instance_id: &str,
+    ) -> Result<Vec<(String, StoredInstance)>, EcsError> {
+        let mut out = Vec::new();
+        for (_, cluster, _) in self.objects.list::<Cluster>("ecs/cluster/").await? {
+            let Some(name) = cluster.cluster_name else {
+                continue;
+            };
+            for (_, si, _) in self
+                .objects
+                .list::<StoredInstance>(&instance_prefix(&name))
+                .await?
+            {
+                if si.instance.ec2_instance_id.as_deref() == Some(ec2_instance_id) {
+                    out.push((name.clone(), si));
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Managed draining for the group instance `ec2_instance_id` about to be terminated:
     /// its container instance (in any cluster) is set DRAINING so services move their
     /// tasks, and deregistered once it runs none. True when the machine may go (no
@@ -206,53 +230,39 @@ impl Ecs {
                     && a.managed_draining != Some(ManagedDraining::Disabled)
             })
         });
-        let clusters = self.objects.list::<Cluster>("ecs/cluster/").await?;
         let root = Caller::root(&self.scope.account_id);
-        for (_, cluster, _) in clusters {
-            let Some(name) = cluster.cluster_name.clone() else {
+        for (name, si) in self.on_host(ec2_instance_id).await? {
+            let Some(arn) = si.instance.container_instance_arn.clone() else {
                 continue;
             };
-            for (_, si, _) in self
-                .objects
-                .list::<StoredInstance>(&instance_prefix(&name))
-                .await?
-            {
-                if si.instance.ec2_instance_id.as_deref() != Some(ec2_instance_id) {
-                    continue;
+            let tasks = si.usage.running + si.usage.pending;
+            if draining && tasks > 0 {
+                if si.instance.status != Some(model::ecs::status::ContainerInstanceStatus::Draining)
+                {
+                    tracing::info!(cluster = %name, instance = ec2_instance_id, "Managed draining: the instance drains before it is terminated.");
+                    crate::container_instances::update_container_instances_state(
+                        self,
+                        UpdateContainerInstancesStateRequest {
+                            cluster: Some(name.clone()),
+                            container_instances: vec![arn],
+                            status: ContainerInstanceStatus::Draining,
+                        },
+                        &root,
+                    )
+                    .await?;
                 }
-                let Some(arn) = si.instance.container_instance_arn.clone() else {
-                    continue;
-                };
-                let tasks = si.usage.running + si.usage.pending;
-                if draining && tasks > 0 {
-                    if si.instance.status
-                        != Some(model::ecs::status::ContainerInstanceStatus::Draining)
-                    {
-                        tracing::info!(cluster = %name, instance = ec2_instance_id, "Managed draining: the instance drains before it is terminated.");
-                        crate::container_instances::update_container_instances_state(
-                            self,
-                            UpdateContainerInstancesStateRequest {
-                                cluster: Some(name.clone()),
-                                container_instances: vec![arn],
-                                status: ContainerInstanceStatus::Draining,
-                            },
-                            &root,
-                        )
-                        .await?;
-                    }
-                    return Ok(false);
-                }
-                crate::container_instances::deregister_container_instance(
-                    self,
-                    DeregisterContainerInstanceRequest {
-                        cluster: Some(name.clone()),
-                        container_instance: arn,
-                        force: Some(true),
-                    },
-                    &root,
-                )
-                .await?;
+                return Ok(false);
             }
+            crate::container_instances::deregister_container_instance(
+                self,
+                DeregisterContainerInstanceRequest {
+                    cluster: Some(name.clone()),
+                    container_instance: arn,
+                    force: Some(true),
+                },
+                &root,
+            )
+            .await?;
         }
         Ok(true)
     }
@@ -318,59 +328,48 @@ impl Ecs {
     /// instance's host terminates, its container instance is deregistered and every task
     /// still on it stops, with the reason ECS gives. Returns how many tasks stopped.
     pub async fn instance_terminated(&self, ec2_instance_id: &str) -> Result<usize, EcsError> {
-        let clusters = self.objects.list::<Cluster>("ecs/cluster/").await?;
         let root = Caller::root(&self.scope.account_id);
         let reason = format!("Host EC2 (instance {ec2_instance_id}) stopped/terminated.");
         let mut stopped = 0;
-        for (_, cluster, _) in clusters {
-            let Some(name) = cluster.cluster_name.clone() else {
+        for (name, si) in self.on_host(ec2_instance_id).await? {
+            if si.fargate {
+                continue;
+            }
+            let Some(arn) = si.instance.container_instance_arn.clone() else {
                 continue;
             };
-            for (_, si, _) in self
+            if si.instance.status != Some(model::ecs::status::ContainerInstanceStatus::Inactive) {
+                crate::container_instances::deregister_container_instance(
+                    self,
+                    DeregisterContainerInstanceRequest {
+                        cluster: Some(name.clone()),
+                        container_instance: arn.clone(),
+                        force: Some(true),
+                    },
+                    &root,
+                )
+                .await?;
+            }
+            let id = arn.rsplit('/').next().unwrap_or_default();
+            let on_it = self
                 .objects
-                .list::<StoredInstance>(&instance_prefix(&name))
-                .await?
-            {
-                if si.fargate || si.instance.ec2_instance_id.as_deref() != Some(ec2_instance_id) {
-                    continue;
-                }
-                let Some(arn) = si.instance.container_instance_arn.clone() else {
+                .store()
+                .range(
+                    &crate::objects::instance_task_prefix(&name, id),
+                    None,
+                    usize::MAX,
+                )
+                .await?;
+            for entry in on_it.items {
+                let Some(task) = entry.key.rsplit('/').next() else {
                     continue;
                 };
-                if si.instance.status != Some(model::ecs::status::ContainerInstanceStatus::Inactive)
-                {
-                    crate::container_instances::deregister_container_instance(
-                        self,
-                        DeregisterContainerInstanceRequest {
-                            cluster: Some(name.clone()),
-                            container_instance: arn.clone(),
-                            force: Some(true),
-                        },
-                        &root,
-                    )
+                // Its instance is INACTIVE now: the task is STOPPED at once.
+                let (t, _) = self
+                    .request_stop(&name, task, TaskStopCode::TerminationNotice, &reason)
                     .await?;
-                }
-                let id = arn.rsplit('/').next().unwrap_or_default();
-                let on_it = self
-                    .objects
-                    .store()
-                    .range(
-                        &crate::objects::instance_task_prefix(&name, id),
-                        None,
-                        usize::MAX,
-                    )
-                    .await?;
-                for entry in on_it.items {
-                    let Some(task) = entry.key.rsplit('/').next() else {
-                        continue;
-                    };
-                    // Its instance is INACTIVE now: the task is STOPPED at once.
-                    let (t, _) = self
-                        .request_stop(&name, task, TaskStopCode::TerminationNotice, &reason)
-                        .await?;
-                    if t.stopped_at.is_some() {
-                        stopped += 1;
-                    }
+                if t.stopped_at.is_some() {
+                    stopped += 1;
                 }
             }
         }
