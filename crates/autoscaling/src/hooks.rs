@@ -152,19 +152,13 @@ impl AutoScaling {
         let hook = required(q, "LifecycleHookName", "lifecycleHookName")?.to_owned();
         let group = required(q, "AutoScalingGroupName", "autoScalingGroupName")?.to_owned();
         self.update_group(&group, |g| {
-            let Some(pos) = g.hooks.iter().position(|h| h.name == hook) else {
+            if !g.hooks.iter().any(|h| h.name == hook) {
                 return invalid(format!(
                     "No Lifecycle Hook found with name {hook} for group {}",
                     g.name
                 ));
-            };
-            g.hooks.remove(pos);
-            // Instances it held go on once no other hook holds them (the controller).
-            for i in &mut g.instances {
-                if let Some(a) = &mut i.action {
-                    a.pending.retain(|p| p.hook != hook);
-                }
             }
+            g.remove_hook(&hook);
             Ok(())
         })
         .await?;
@@ -241,8 +235,8 @@ impl AutoScaling {
             return Ok(());
         }
         self.update_group(group, |g| {
-            g.hooks.retain(|h| h.name != hook);
             if present {
+                g.hooks.retain(|h| h.name != hook);
                 g.hooks.push(LifecycleHook {
                     name: hook.to_owned(),
                     transition: TERMINATING.to_owned(),
@@ -251,11 +245,7 @@ impl AutoScaling {
                     metadata: None,
                 });
             } else {
-                for i in &mut g.instances {
-                    if let Some(a) = &mut i.action {
-                        a.pending.retain(|p| p.hook != hook);
-                    }
-                }
+                g.remove_hook(hook);
             }
             Ok(())
         })

@@ -215,6 +215,17 @@ pub struct StoredGroup {
 }
 
 impl StoredGroup {
+    /// Removes the hook `hook` and lets go of the instances it held: they go on once no
+    /// other hook holds them (the controller moves them).
+    pub fn remove_hook(&mut self, hook: &str) {
+        self.hooks.retain(|h| h.name != hook);
+        for i in &mut self.instances {
+            if let Some(a) = &mut i.action {
+                a.pending.retain(|p| p.hook != hook);
+            }
+        }
+    }
+
     /// Instances counted toward capacity (not leaving).
     pub fn live(&self) -> impl Iterator<Item = &GroupInstance> {
         self.instances
