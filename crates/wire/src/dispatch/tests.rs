@@ -763,7 +763,9 @@ async fn an_unsigned_target_or_content_type_is_refused_before_the_body_is_read()
         "application/x-www-form-urlencoded".parse().unwrap(),
     );
     let r = dispatch().serve(unread(req, 30)).await;
-    assert_eq!(r.status(), 400);
+    // A query service reports a signature failure as SignatureDoesNotMatch, with 403.
+    assert_eq!(r.status(), 403);
+    assert!(text(&r).contains("SignatureDoesNotMatch"), "{}", text(&r));
     assert!(
         text(&r).contains("'Content-Type' must be a 'SignedHeader'"),
         "{}",
