@@ -22,6 +22,8 @@ pub use fs::FsBlobStore;
 pub use memory::MemoryBlobStore;
 
 use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::Stream;
 use oci::{ByteRange, Digest};
 use std::pin::Pin;
 use std::time::SystemTime;
@@ -29,6 +31,19 @@ use tokio::io::AsyncRead;
 
 /// A stream of bytes read from or written to a blob.
 pub type BlobReader = Pin<Box<dyn AsyncRead + Send>>;
+
+/// A blob's bytes as owned chunks, ready to hand to an HTTP body without another copy.
+pub type BlobChunks = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
+
+/// An open blob (or a range of it), read as chunks.
+pub struct BlobStream {
+    /// Size of the whole blob.
+    pub size: u64,
+    /// Bytes the chunks add up to.
+    pub len: u64,
+    /// The content.
+    pub chunks: BlobChunks,
+}
 
 /// An open blob (or a range of it).
 pub struct BlobRead {
@@ -99,6 +114,25 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn stat(&self, digest: &Digest) -> Result<Option<u64>, BlobError>;
     /// Opens the blob, or the inclusive `range` of it.
     async fn read(&self, digest: &Digest, range: Option<ByteRange>) -> Result<BlobRead, BlobError>;
+    /// Opens the blob, or the inclusive `range` of it, as chunks of at most `chunk`
+    /// bytes: what a server sends. The default wraps [`BlobStore::read`]; a backend
+    /// overrides it when it can fill each chunk directly.
+    async fn read_chunks(
+        &self,
+        digest: &Digest,
+        range: Option<ByteRange>,
+        chunk: usize,
+    ) -> Result<BlobStream, BlobError> {
+        let read = self.read(digest, range).await?;
+        Ok(BlobStream {
+            size: read.size,
+            len: read.len,
+            chunks: Box::pin(tokio_util::io::ReaderStream::with_capacity(
+                read.reader,
+                chunk.max(1),
+            )),
+        })
+    }
     /// Removes a blob; `false` when it was absent.
     async fn delete(&self, digest: &Digest) -> Result<bool, BlobError>;
     /// Every stored blob's digest (for garbage collection).

@@ -2,6 +2,7 @@
 //! store as it found it (no blobs, no uploads), and [`run_all`] asserts that.
 
 use crate::{BlobError, BlobReader, BlobStore};
+use futures_util::TryStreamExt;
 use oci::{ByteRange, Digest};
 use tokio::io::AsyncReadExt;
 
@@ -17,6 +18,18 @@ async fn read_all(store: &dyn BlobStore, d: &Digest, range: Option<ByteRange>) -
         .await
         .expect("blob reads to the end");
     assert_eq!(out.len() as u64, r.len, "reader yields exactly len bytes");
+    // The chunked read yields the same bytes, in chunks no larger than asked.
+    let mut s = store
+        .read_chunks(d, range, 7)
+        .await
+        .expect("blob readable as chunks");
+    assert_eq!((s.size, s.len), (r.size, r.len), "chunked read sizes");
+    let mut chunked = Vec::new();
+    while let Some(c) = s.chunks.try_next().await.expect("chunk reads") {
+        assert!(!c.is_empty() && c.len() <= 7, "chunk of {} bytes", c.len());
+        chunked.extend_from_slice(&c);
+    }
+    assert_eq!(chunked, out, "chunked read matches the reader");
     out
 }
 
@@ -186,6 +199,10 @@ pub async fn unknown_uploads_and_blobs_are_reported(store: &dyn BlobStore) {
     let d = Digest::sha256_of(b"never stored");
     assert!(matches!(
         store.read(&d, None).await,
+        Err(BlobError::NotFound(_))
+    ));
+    assert!(matches!(
+        store.read_chunks(&d, None, 1024).await,
         Err(BlobError::NotFound(_))
     ));
     assert!(!store.delete(&d).await.expect("delete absent"));

@@ -52,8 +52,9 @@ const MAX_FILE_BYTES: u64 = 64 * 1024;
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest API response read.
 const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
-/// Bytes per frame of a blob upload.
-const UPLOAD_CHUNK: usize = 256 * 1024;
+/// Bytes per frame of a blob upload: large, since each is one file read on tokio's
+/// blocking pool.
+pub(crate) const UPLOAD_CHUNK: usize = 1024 * 1024;
 /// ECR's JSON 1.1 target prefix.
 const TARGET_PREFIX: &str = "AmazonEC2ContainerRegistry_V20150921";
 
@@ -454,13 +455,10 @@ impl<'a> Remote<'a> {
         &self,
         name: &str,
         digest: &oci::Digest,
-        read: blobstore::BlobRead,
+        read: blobstore::BlobStream,
     ) -> Result<(), String> {
         let url = format!("{}/v2/{name}/blobs/uploads/?digest={digest}", self.origin());
-        // Large frames: the blob store's file reads hop to tokio's blocking pool once
-        // per frame, and a 4 KiB default would make that 65,536 hops per 256 MiB.
-        let stream = tokio_util::io::ReaderStream::with_capacity(read.reader, UPLOAD_CHUNK)
-            .map_ok(hyper::body::Frame::data);
+        let stream = read.chunks.map_ok(hyper::body::Frame::data);
         let body: Body = BodyExt::boxed_unsync(StreamBody::new(stream));
         let req = self
             .v2(Method::POST, &url)

@@ -355,7 +355,7 @@ impl Registry {
                     }
                     let read = self
                         .blobs()
-                        .read(blob, None)
+                        .read_chunks(blob, None, external::UPLOAD_CHUNK)
                         .await
                         .map_err(|e| format!("reading blob {blob}: {e}"))?;
                     remote.put_blob(name, blob, read).await
