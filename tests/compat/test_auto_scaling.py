@@ -55,6 +55,12 @@ def test_group_validation_is_aws_shaped(env):
                                    LaunchTemplateData={"SecurityGroups": ["default"]})
     assert code(e) == "InvalidParameterValue"
     assert "SecurityGroupIds" in str(e.value)
+    # A member no instance here acts on is refused, not stored and ignored.
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        ec2.create_launch_template(LaunchTemplateName=unique("lt"),
+                                   LaunchTemplateData={"InstanceType": "t3.micro", "KeyName": "mine"})
+    assert code(e) == "InvalidParameterValue"
+    assert "LaunchTemplateData.KeyName is not supported" in str(e.value)
     zones = ["us-east-1a"]
     with pytest.raises(botocore.exceptions.ClientError) as e:
         asg.create_auto_scaling_group(AutoScalingGroupName=unique("g"), MinSize=2, MaxSize=1,

@@ -99,6 +99,26 @@ pub(crate) fn ec2_list<'a>(params: &'a QueryParams, name: &str) -> Vec<&'a str> 
     items.into_iter().map(|(_, v)| v).collect()
 }
 
+/// The members of `LaunchTemplateData` an instance provider acts on (query names: the
+/// EC2 protocol sends `SecurityGroupIds` as flat `SecurityGroupId.N`). Any other member
+/// would be stored and never applied, so it is refused.
+const SUPPORTED_DATA: [&str; 5] = [
+    "InstanceType",
+    "ImageId",
+    "UserData",
+    "IamInstanceProfile",
+    "SecurityGroupId",
+];
+
+/// The first `LaunchTemplateData` member sent that no instance provider acts on.
+fn unsupported_member(params: &QueryParams) -> Option<&str> {
+    params.iter().find_map(|(key, _)| {
+        let member = key.strip_prefix("LaunchTemplateData.")?;
+        let top = member.split('.').next().unwrap_or(member);
+        (!SUPPORTED_DATA.contains(&top)).then_some(top)
+    })
+}
+
 fn not_found() -> AutoScalingError {
     AutoScalingError::Ec2(
         "InvalidLaunchTemplateName.NotFoundException",
@@ -239,6 +259,15 @@ impl AutoScaling {
             return Err(AutoScalingError::Ec2(
                 "InvalidParameterValue",
                 "LaunchTemplateData.SecurityGroups (group names) is not supported by Stevedore: give the groups' IDs in SecurityGroupIds.".into(),
+            ));
+        }
+        if let Some(member) = unsupported_member(params) {
+            return Err(AutoScalingError::Ec2(
+                "InvalidParameterValue",
+                format!(
+                    "LaunchTemplateData.{member} is not supported by Stevedore, whose instances take only {}: remove it from the template.",
+                    SUPPORTED_DATA.join(", ")
+                ),
             ));
         }
         let now = self.now_ms();

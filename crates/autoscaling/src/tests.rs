@@ -282,6 +282,28 @@ fn termination_hooks_hold_an_instance_until_completed_or_timed_out() {
 }
 
 #[tokio::test]
+async fn template_members_no_instance_acts_on_are_refused() {
+    let (_d, a) = service();
+    for (body, member) in [
+        (&b"Action=CreateLaunchTemplate&Version=2016-11-15&LaunchTemplateName=ltk&LaunchTemplateData.InstanceType=t3.micro&LaunchTemplateData.KeyName=mine"[..], "KeyName"),
+        (&b"Action=CreateLaunchTemplate&Version=2016-11-15&LaunchTemplateName=ltb&LaunchTemplateData.BlockDeviceMapping.1.DeviceName=%2Fdev%2Fxvda"[..], "BlockDeviceMapping"),
+    ] {
+        let params = parse_form(body).expect("form");
+        let err = a
+            .serve_ec2_action("CreateLaunchTemplate", &params, "arn:aws:iam::000000000000:root", "r")
+            .await
+            .expect("a launch template action")
+            .expect_err("refused");
+        assert!(
+            matches!(&err, AutoScalingError::Ec2("InvalidParameterValue", m) if m.contains(&format!("LaunchTemplateData.{member} is not supported"))),
+            "{err:?}"
+        );
+    }
+    let listed = a.templates().await.expect("templates");
+    assert!(listed.is_empty(), "nothing stored: {listed:?}");
+}
+
+#[tokio::test]
 async fn a_templates_security_group_ids_are_kept_and_described() {
     let (_d, a) = service();
     let params = parse_form(
