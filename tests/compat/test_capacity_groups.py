@@ -73,6 +73,7 @@ def test_a_strategys_tasks_run_only_on_its_providers_group_instances(env):
     for k, (_, arn) in groups.items():
         ecs.create_capacity_provider(name=providers[k], autoScalingGroupProvider={"autoScalingGroupArn": arn})
     arns: list[str] = []
+    services: list[str] = []
     try:
         ecs.put_cluster_capacity_providers(cluster=cluster, capacityProviders=list(providers.values()),
                                            defaultCapacityProviderStrategy=[])
@@ -117,6 +118,23 @@ def test_a_strategys_tasks_run_only_on_its_providers_group_instances(env):
         assert shares["a"] >= 2 and shares["b"] >= 1
         wait_for(lambda: all(describe_task(aws, cluster, a)["lastStatus"] == "RUNNING" for a in arns),
                  90, "every placed task RUNNING")
+        # A service scaled out one task at a time still follows its weights: the split
+        # counts the tasks each provider already runs for it.
+        svc = unique("split")
+        services.append(svc)
+        ecs.create_service(cluster=cluster, serviceName=svc, taskDefinition=family, desiredCount=1,
+                           capacityProviderStrategy=[{"capacityProvider": providers["a"], "weight": 1},
+                                                     {"capacityProvider": providers["b"], "weight": 1}])
+
+        def service_providers() -> list[str]:
+            listed = ecs.list_tasks(cluster=cluster, serviceName=svc)["taskArns"]
+            tasks = ecs.describe_tasks(cluster=cluster, tasks=listed)["tasks"] if listed else []
+            return sorted(t["capacityProviderName"] for t in tasks if t.get("containerInstanceArn"))
+
+        wait_for(lambda: len(service_providers()) == 1, 60, "the service's first task placed")
+        ecs.update_service(cluster=cluster, service=svc, desiredCount=2)
+        wait_for(lambda: len(service_providers()) == 2, 60, "the service's second task placed")
+        assert service_providers() == sorted([providers["a"], providers["b"]])
         # A provider whose group has no instance: its task waits, though the instance
         # registered by hand (and the other groups' instances) have room.
         run = ecs.run_task(cluster=cluster, taskDefinition=family,
@@ -132,6 +150,8 @@ def test_a_strategys_tasks_run_only_on_its_providers_group_instances(env):
         # The hand-registered instance ran none of them.
         assert ecs.list_tasks(cluster=cluster, containerInstance=hand_arn)["taskArns"] == []
     finally:
+        for svc in services:
+            ecs.delete_service(cluster=cluster, service=svc, force=True)
         for a in arns:
             ecs.stop_task(cluster=cluster, task=a)
         ecs.put_cluster_capacity_providers(cluster=cluster, capacityProviders=[],

@@ -610,7 +610,15 @@ impl Ecs {
                     &view,
                     l.capacity.groups().unwrap_or_default(),
                     members,
-                    w.count,
+                    // A service's deployment converges on the strategy over all its
+                    // tasks; a RunTask splits only the tasks it starts, as on AWS.
+                    (
+                        l.started_by
+                            .as_deref()
+                            .is_some_and(|s| s.starts_with("ecs-svc/"))
+                            .then_some(l.group.as_str()),
+                        w.count,
+                    ),
                     &choose,
                 ),
                 _ => {
@@ -1119,7 +1127,9 @@ pub(crate) fn env_map(env: Option<&[KeyValuePair]>) -> BTreeMap<String, String> 
 }
 
 /// The plan of a launch through Auto Scaling group providers: the strategy splits the
-/// `count` tasks over its providers; each provider's share is placed over its own
+/// `count` new tasks over its providers, counting, for a service's task `group`, the
+/// tasks each provider already runs (so a service scaled out step by step converges on
+/// the strategy's base and weights, as on AWS); each provider's share is placed over its own
 /// group's instances (`members`). Returns the plan (placements in the full view's
 /// indices), the provider of each placement, and the provider of each task that fits
 /// nowhere and waits.
@@ -1127,10 +1137,13 @@ fn split_over_groups(
     view: &ClusterView,
     strategy: &[model::ecs::shapes::CapacityProviderStrategyItem],
     members: &super::group_capacity::Members,
-    count: usize,
+    (group, count): (Option<&str>, usize),
     choose: &impl Fn(&ClusterView, usize) -> Plan,
 ) -> (Plan, Vec<Option<String>>, Vec<Option<String>>) {
-    let split = fargate::split(strategy, &[], count);
+    let existing = group
+        .map(|g| running_per_provider(view, strategy, members, g))
+        .unwrap_or_default();
+    let split = fargate::split(strategy, &existing, count);
     let none = std::collections::HashSet::new();
     let mut plan = Plan::default();
     let (mut placed, mut waiting) = (Vec::new(), Vec::new());
@@ -1150,4 +1163,35 @@ fn split_over_groups(
         plan.explanations.extend(part.explanations);
     }
     (plan, placed, waiting)
+}
+
+/// How many tasks of `group` not yet stopped each provider of `strategy` runs on its
+/// group's instances (tasks still waiting in PROVISIONING hold no instance, so they are
+/// not counted).
+fn running_per_provider(
+    view: &ClusterView,
+    strategy: &[model::ecs::shapes::CapacityProviderStrategyItem],
+    members: &super::group_capacity::Members,
+    group: &str,
+) -> Vec<(String, u32)> {
+    strategy
+        .iter()
+        .map(|item| {
+            let own = members.get(&item.capacity_provider);
+            let n = view
+                .stored
+                .iter()
+                .zip(&view.instances)
+                .filter(|(s, _)| {
+                    !s.fargate
+                        && s.instance
+                            .ec2_instance_id
+                            .as_ref()
+                            .is_some_and(|id| own.is_some_and(|m| m.contains(id)))
+                })
+                .map(|(_, i)| i.groups.get(group).copied().unwrap_or(0))
+                .sum();
+            (item.capacity_provider.clone(), n)
+        })
+        .collect()
 }
