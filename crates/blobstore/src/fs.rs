@@ -245,6 +245,15 @@ impl BlobStore for FsBlobStore {
         }
     }
 
+    async fn modified(&self, digest: &Digest) -> Result<Option<SystemTime>, BlobError> {
+        // The rename into place keeps the staged file's mtime: the upload's last write.
+        match tokio::fs::metadata(self.blob_path(digest)).await {
+            Ok(m) => Ok(Some(m.modified()?)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     async fn list(&self) -> Result<Vec<Digest>, BlobError> {
         let mut out = Vec::new();
         for alg in [Algorithm::Sha256, Algorithm::Sha512] {

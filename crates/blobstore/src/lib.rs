@@ -137,6 +137,10 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn delete(&self, digest: &Digest) -> Result<bool, BlobError>;
     /// Every stored blob's digest (for garbage collection).
     async fn list(&self) -> Result<Vec<Digest>, BlobError>;
+    /// When the blob's content was last written (its upload's last byte), if present:
+    /// garbage collection leaves a blob with no record alone until it is older than its
+    /// grace period, since another server may have committed it and not recorded it yet.
+    async fn modified(&self, digest: &Digest) -> Result<Option<SystemTime>, BlobError>;
     /// Starts an empty staged upload named `id` (`[A-Za-z0-9-]{1,64}`).
     async fn begin_upload(&self, id: &str) -> Result<(), BlobError>;
     /// Bytes staged so far.

@@ -15,7 +15,7 @@ type Staged = (Vec<u8>, SystemTime, bool);
 /// Blobs and uploads in memory.
 #[derive(Default)]
 pub struct MemoryBlobStore {
-    blobs: Mutex<BTreeMap<Digest, Bytes>>,
+    blobs: Mutex<BTreeMap<Digest, (Bytes, SystemTime)>>,
     uploads: Mutex<HashMap<String, Staged>>,
 }
 
@@ -34,13 +34,13 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[async_trait]
 impl BlobStore for MemoryBlobStore {
     async fn stat(&self, digest: &Digest) -> Result<Option<u64>, BlobError> {
-        Ok(lock(&self.blobs).get(digest).map(|b| b.len() as u64))
+        Ok(lock(&self.blobs).get(digest).map(|(b, _)| b.len() as u64))
     }
 
     async fn read(&self, digest: &Digest, range: Option<ByteRange>) -> Result<BlobRead, BlobError> {
         let data = lock(&self.blobs)
             .get(digest)
-            .cloned()
+            .map(|(b, _)| b.clone())
             .ok_or_else(|| BlobError::NotFound(digest.clone()))?;
         let size = data.len() as u64;
         let slice = match range {
@@ -68,6 +68,10 @@ impl BlobStore for MemoryBlobStore {
 
     async fn list(&self) -> Result<Vec<Digest>, BlobError> {
         Ok(lock(&self.blobs).keys().cloned().collect())
+    }
+
+    async fn modified(&self, digest: &Digest) -> Result<Option<SystemTime>, BlobError> {
+        Ok(lock(&self.blobs).get(digest).map(|(_, t)| *t))
     }
 
     async fn begin_upload(&self, id: &str) -> Result<(), BlobError> {
@@ -161,7 +165,7 @@ impl BlobStore for MemoryBlobStore {
         let size = data.len() as u64;
         lock(&self.blobs)
             .entry(actual)
-            .or_insert_with(|| Bytes::from(data));
+            .or_insert_with(|| (Bytes::from(data), SystemTime::now()));
         lock(&self.uploads).remove(id);
         Ok(size)
     }

@@ -73,6 +73,15 @@ pub async fn monolithic_upload_commits_under_its_digest(store: &dyn BlobStore) {
     assert_eq!(store.stat(&d).await.expect("stat"), Some(data.len() as u64));
     assert_eq!(read_all(store, &d, None).await, data);
     assert!(store.list().await.expect("list").contains(&d));
+    let written = store
+        .modified(&d)
+        .await
+        .expect("modified")
+        .expect("a committed blob has a write time");
+    assert!(
+        written.elapsed().unwrap_or_default() < std::time::Duration::from_secs(60),
+        "the write time is the upload's"
+    );
     assert!(
         store.uploads().await.expect("uploads").is_empty(),
         "commit removes the upload"
@@ -205,6 +214,7 @@ pub async fn unknown_uploads_and_blobs_are_reported(store: &dyn BlobStore) {
         store.read_chunks(&d, None, 1024).await,
         Err(BlobError::NotFound(_))
     ));
+    assert!(store.modified(&d).await.expect("modified").is_none());
     assert!(!store.delete(&d).await.expect("delete absent"));
     assert!(matches!(
         store.upload_size("nope").await,

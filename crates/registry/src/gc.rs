@@ -7,8 +7,9 @@
 //!    it. Blobs touched within the grace period (a push uploads layers first and puts
 //!    its manifest last) are kept.
 //! 4. The file goes only after its key, under the digest's lock, which commits hold too.
-//! 5. Files with no key (a crash between commit and record) go as well, and uploads idle
-//!    for longer than the grace period (at least 15 minutes).
+//! 5. Files with no key (a crash between commit and record) go as well once older than
+//!    the grace period (another replica may be between the two), and uploads idle for
+//!    longer than the grace period (at least 15 minutes).
 
 use crate::error::RegistryError;
 use crate::objects::{
@@ -79,8 +80,22 @@ pub(crate) async fn collect(reg: &Registry) -> Result<GcReport, RegistryError> {
             tracing::debug!(digest = %d, "Unreferenced blob collected.");
         }
     }
+    let grace_start = std::time::SystemTime::now()
+        .checked_sub(reg.config().gc_grace)
+        .unwrap_or(std::time::UNIX_EPOCH);
     for d in reg.blobs().list().await? {
         if known.contains(&d) {
+            continue;
+        }
+        // Another replica moves a pushed blob into place and records it just after:
+        // the digest lock below is this process's only, so a file without a record is
+        // left alone until it is older than the grace period.
+        if reg
+            .blobs()
+            .modified(&d)
+            .await?
+            .is_none_or(|t| t > grace_start)
+        {
             continue;
         }
         let _guard = reg.blob_lock(&d).lock().await;

@@ -135,6 +135,36 @@ async fn blobs_within_the_grace_period_survive_collection() {
     assert!(f.blobs.stat(&young).await.expect("stat").is_some());
 }
 
+/// A blob committed to the blob store but not recorded yet: what another replica has
+/// between moving a pushed blob into place and writing its record.
+async fn unrecorded_blob(blobs: &MemoryBlobStore, data: &[u8]) -> Digest {
+    let d = Digest::sha256_of(data);
+    blobs.begin_upload("unrecorded").await.expect("begin");
+    blobs
+        .append(
+            "unrecorded",
+            0,
+            Box::pin(std::io::Cursor::new(data.to_vec())),
+            u64::MAX,
+        )
+        .await
+        .expect("append");
+    blobs.commit("unrecorded", &d).await.expect("commit");
+    d
+}
+
+#[tokio::test]
+async fn a_blob_without_a_record_goes_only_after_the_grace_period() {
+    let f = fixture(3600);
+    let d = unrecorded_blob(&f.blobs, b"another replica's push").await;
+    assert_eq!(f.reg.collect_garbage().await.expect("gc").blobs_deleted, 0);
+    assert!(f.blobs.stat(&d).await.expect("stat").is_some());
+    let f0 = fixture(0);
+    let d = unrecorded_blob(&f0.blobs, b"left by a crash").await;
+    assert_eq!(f0.reg.collect_garbage().await.expect("gc").blobs_deleted, 1);
+    assert!(f0.blobs.stat(&d).await.expect("stat").is_none());
+}
+
 #[tokio::test]
 async fn immutable_tags_refuse_to_move() {
     let f = fixture(0);
