@@ -6,6 +6,7 @@
 
 use crate::capacity_providers::stored;
 use crate::error::EcsError;
+use crate::objects::StoredInstance;
 use crate::view::ClusterView;
 use crate::Ecs;
 use std::collections::{BTreeMap, HashSet};
@@ -44,6 +45,16 @@ impl Ecs {
     }
 }
 
+/// Whether a container instance runs on one of a group's machines (`members`, by EC2
+/// instance id); hidden Fargate capacity never does.
+pub(crate) fn is_member(s: &StoredInstance, members: &HashSet<String>) -> bool {
+    !s.fargate
+        && s.instance
+            .ec2_instance_id
+            .as_ref()
+            .is_some_and(|id| members.contains(id))
+}
+
 /// The part of `view` whose container instances are in `members` (never hidden Fargate
 /// capacity), with each kept instance's index in `view`.
 pub(crate) fn restrict_to_members(
@@ -53,12 +64,7 @@ pub(crate) fn restrict_to_members(
     let mut sub = ClusterView::default();
     let mut map = Vec::new();
     for (k, s) in view.stored.iter().enumerate() {
-        let member = !s.fargate
-            && s.instance
-                .ec2_instance_id
-                .as_ref()
-                .is_some_and(|id| members.contains(id));
-        if member {
+        if is_member(s, members) {
             sub.instances.push(view.instances[k].clone());
             map.push(k);
         }

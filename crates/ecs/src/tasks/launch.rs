@@ -1177,20 +1177,14 @@ fn running_per_provider(
     strategy
         .iter()
         .map(|item| {
-            let own = members.get(&item.capacity_provider);
-            let n = view
-                .stored
-                .iter()
-                .zip(&view.instances)
-                .filter(|(s, _)| {
-                    !s.fargate
-                        && s.instance
-                            .ec2_instance_id
-                            .as_ref()
-                            .is_some_and(|id| own.is_some_and(|m| m.contains(id)))
-                })
-                .map(|(_, i)| i.groups.get(group).copied().unwrap_or(0))
-                .sum();
+            let n = members.get(&item.capacity_provider).map_or(0, |own| {
+                view.stored
+                    .iter()
+                    .zip(&view.instances)
+                    .filter(|(s, _)| super::group_capacity::is_member(s, own))
+                    .map(|(_, i)| i.groups.get(group).copied().unwrap_or(0))
+                    .sum()
+            });
             (item.capacity_provider.clone(), n)
         })
         .collect()
