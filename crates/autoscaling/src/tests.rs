@@ -28,21 +28,22 @@ async fn call(a: &AutoScaling, form: &str) -> Result<String, AutoScalingError> {
     a.run(op, &params, "req").await
 }
 
-async fn template(a: &AutoScaling) {
-    let params = parse_form(
-        b"Action=CreateLaunchTemplate&Version=2016-11-15&LaunchTemplateName=lt1&LaunchTemplateData.InstanceType=t3.micro&LaunchTemplateData.UserData=ZWNobyBFQ1NfQ0xVU1RFUj1wcm9k",
-    )
-    .expect("form");
-    let out = a
-        .serve_ec2_action(
-            "CreateLaunchTemplate",
-            &params,
-            "arn:aws:iam::000000000000:root",
-            "r",
-        )
+/// Calls the EC2 launch template action a form `body` names, as the account's root.
+async fn ec2(a: &AutoScaling, body: &[u8]) -> Result<String, AutoScalingError> {
+    let params = parse_form(body).expect("form");
+    let action = params.action().expect("an Action").to_owned();
+    a.serve_ec2_action(&action, &params, "arn:aws:iam::000000000000:root", "r")
         .await
         .expect("a launch template action")
-        .expect("created");
+}
+
+async fn template(a: &AutoScaling) {
+    let out = ec2(
+        a,
+        b"Action=CreateLaunchTemplate&Version=2016-11-15&LaunchTemplateName=lt1&LaunchTemplateData.InstanceType=t3.micro&LaunchTemplateData.UserData=ZWNobyBFQ1NfQ0xVU1RFUj1wcm9k",
+    )
+    .await
+    .expect("created");
     assert!(
         out.contains("<launchTemplateName>lt1</launchTemplateName>"),
         "{out}"
@@ -288,12 +289,7 @@ async fn template_members_no_instance_acts_on_are_refused() {
         (&b"Action=CreateLaunchTemplate&Version=2016-11-15&LaunchTemplateName=ltk&LaunchTemplateData.InstanceType=t3.micro&LaunchTemplateData.KeyName=mine"[..], "KeyName"),
         (&b"Action=CreateLaunchTemplate&Version=2016-11-15&LaunchTemplateName=ltb&LaunchTemplateData.BlockDeviceMapping.1.DeviceName=%2Fdev%2Fxvda"[..], "BlockDeviceMapping"),
     ] {
-        let params = parse_form(body).expect("form");
-        let err = a
-            .serve_ec2_action("CreateLaunchTemplate", &params, "arn:aws:iam::000000000000:root", "r")
-            .await
-            .expect("a launch template action")
-            .expect_err("refused");
+        let err = ec2(&a, body).await.expect_err("refused");
         assert!(
             matches!(&err, AutoScalingError::Ec2("InvalidParameterValue", m) if m.contains(&format!("LaunchTemplateData.{member} is not supported"))),
             "{err:?}"
@@ -306,33 +302,18 @@ async fn template_members_no_instance_acts_on_are_refused() {
 #[tokio::test]
 async fn a_templates_security_group_ids_are_kept_and_described() {
     let (_d, a) = service();
-    let params = parse_form(
+    ec2(
+        &a,
         b"Action=CreateLaunchTemplate&Version=2016-11-15&LaunchTemplateName=ltsg&LaunchTemplateData.InstanceType=t3.micro&LaunchTemplateData.SecurityGroupId.1=sg-0a&LaunchTemplateData.SecurityGroupId.2=sg-0b",
     )
-    .expect("form");
-    a.serve_ec2_action(
-        "CreateLaunchTemplate",
-        &params,
-        "arn:aws:iam::000000000000:root",
-        "r",
-    )
     .await
-    .expect("a launch template action")
     .expect("created");
-    let params = parse_form(
+    let out = ec2(
+        &a,
         b"Action=DescribeLaunchTemplateVersions&Version=2016-11-15&LaunchTemplateName=ltsg",
     )
-    .expect("form");
-    let out = a
-        .serve_ec2_action(
-            "DescribeLaunchTemplateVersions",
-            &params,
-            "arn:aws:iam::000000000000:root",
-            "r",
-        )
-        .await
-        .expect("a launch template action")
-        .expect("described");
+    .await
+    .expect("described");
     assert!(
         out.contains(
             "<securityGroupIdSet><item>sg-0a</item><item>sg-0b</item></securityGroupIdSet>"
